@@ -1,0 +1,255 @@
+package commands
+
+import (
+	_ "embed"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/metertrust/metertrust/smki"
+)
+
+// The catalogue's one source: the GBCS use-case table and the DUIS service
+// request table, embedded as copied from the project's GBCS notes (see the
+// header comments of each file for what was added).
+var (
+	//go:embed usecases.tsv
+	useCasesTSV string
+	//go:embed service-requests.tsv
+	serviceRequestsTSV string
+)
+
+// UseCase is one row of the GBCS use-case catalogue: a message code and what
+// it means.
+type UseCase struct {
+	// Code is the GBCS message code.
+	Code MessageCode
+	// Name is the GBCS use case name, such as "ECS04b".
+	Name string
+	// Category is the GBCS category as published, such as "SME.C.C"
+	// (critical command) or "SME.C.NC" (non-critical command).
+	Category string
+	// ServiceRefs are the DUIS service references the use case serves, such
+	// as "1.5"; empty when GBCS says "See GBCS" or "N/A".
+	ServiceRefs []string
+	// Title is the use case's title.
+	Title string
+}
+
+// Critical reports whether the use case is critical: a Remote Party signs the
+// command and the device signs its response. That is category SME.C.C and
+// critical alerts SME.A.C; CS02b (update security credentials), catalogued
+// "See GBCS", is critical too, since the authorising party signs it (GBCS
+// section 9).
+func (u UseCase) Critical() bool {
+	return strings.HasPrefix(u.Category, "SME.C.C") || strings.HasPrefix(u.Category, "SME.A.C") || u.Name == "CS02b"
+}
+
+// Alert reports whether the use case is a device alert (category SME.A.*).
+func (u UseCase) Alert() bool { return strings.HasPrefix(u.Category, "SME.A.") }
+
+// ServiceRequests returns the service request variants the use case serves:
+// those whose variant equals one of ServiceRefs or lies beneath one ("1.1"
+// covers 1.1.1 and 1.1.2).
+func (u UseCase) ServiceRequests() []ServiceRequest {
+	var out []ServiceRequest
+	for _, s := range cat.requests {
+		for _, ref := range u.ServiceRefs {
+			if refCovers(ref, s.Variant) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Eligible reports whether a DCC user of role r may send some service request
+// this use case serves. A use case without a DUIS service reference (one the
+// DCC itself originates, such as CS02b) is eligible for no user.
+func (u UseCase) Eligible(r smki.UserRole) bool {
+	for _, s := range u.ServiceRequests() {
+		if s.Eligible(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServiceRequest is one DUIS service request variant: who may send it and
+// whether it is critical.
+type ServiceRequest struct {
+	// Variant is the service reference variant, such as "4.8.1".
+	Variant string
+	// Critical reports whether the request is a critical one.
+	Critical bool
+	// Roles are the DCC user roles eligible to send it.
+	Roles []smki.UserRole
+	// Name is the variant's DUIS name.
+	Name string
+}
+
+// Eligible reports whether a DCC user of role r may send the request.
+func (s ServiceRequest) Eligible(r smki.UserRole) bool { return slices.Contains(s.Roles, r) }
+
+// refCovers reports whether service reference ref covers variant v.
+func refCovers(ref, v string) bool { return v == ref || strings.HasPrefix(v, ref+".") }
+
+type catalogue struct {
+	useCases []UseCase
+	byCode   map[MessageCode]int
+	requests []ServiceRequest
+	byVar    map[string]int
+}
+
+var cat = mustLoadCatalogue()
+
+func mustLoadCatalogue() *catalogue {
+	c, err := loadCatalogue(useCasesTSV, serviceRequestsTSV)
+	if err != nil {
+		panic(err) // the embedded tables are ours; TestCatalogue keeps them valid
+	}
+	return c
+}
+
+func loadCatalogue(uc, sr string) (*catalogue, error) {
+	c := &catalogue{byCode: map[MessageCode]int{}, byVar: map[string]int{}}
+	header := false
+	for i, line := range strings.Split(uc, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if !header {
+			if strings.Join(f, ",") != "code,usecase,category,service_ref,title" {
+				return nil, fmt.Errorf("commands: usecases.tsv line %d: unexpected header %q", i+1, line)
+			}
+			header = true
+			continue
+		}
+		if len(f) != 5 {
+			return nil, fmt.Errorf("commands: usecases.tsv line %d: %d fields, want 5", i+1, len(f))
+		}
+		code, err := strconv.ParseUint(strings.TrimPrefix(f[0], "0x"), 16, 16)
+		if err != nil || !strings.HasPrefix(f[0], "0x") {
+			return nil, fmt.Errorf("commands: usecases.tsv line %d: message code %q", i+1, f[0])
+		}
+		u := UseCase{Code: MessageCode(code), Name: f[1], Category: f[2], Title: f[4]}
+		for _, ref := range strings.Split(f[3], ",") {
+			ref = strings.TrimSpace(ref)
+			if ref != "" && (ref[0] >= '0' && ref[0] <= '9') {
+				u.ServiceRefs = append(u.ServiceRefs, ref)
+			}
+		}
+		if j, dup := c.byCode[u.Code]; dup {
+			// The published table repeats some rows verbatim; a repeat that
+			// disagrees is an error.
+			if p := c.useCases[j]; p.Name != u.Name || p.Category != u.Category || p.Title != u.Title || !slices.Equal(p.ServiceRefs, u.ServiceRefs) {
+				return nil, fmt.Errorf("commands: usecases.tsv line %d: message code %s repeated with different content", i+1, u.Code)
+			}
+			continue
+		}
+		c.byCode[u.Code] = len(c.useCases)
+		c.useCases = append(c.useCases, u)
+	}
+	header = false
+	for i, line := range strings.Split(sr, "\n") {
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if !header {
+			if strings.Join(f, ",") != "srv,critical,roles,name" {
+				return nil, fmt.Errorf("commands: service-requests.tsv line %d: unexpected header %q", i+1, line)
+			}
+			header = true
+			continue
+		}
+		if len(f) == 1 && len(c.requests) > 0 {
+			// A name broken over lines in the published table continues the
+			// previous row.
+			p := &c.requests[len(c.requests)-1]
+			p.Name = strings.TrimSpace(p.Name) + " " + strings.TrimSpace(line)
+			continue
+		}
+		if len(f) != 4 {
+			return nil, fmt.Errorf("commands: service-requests.tsv line %d: %d fields, want 4", i+1, len(f))
+		}
+		s := ServiceRequest{Variant: f[0], Name: strings.TrimSpace(f[3])}
+		switch f[1] {
+		case "Yes":
+			s.Critical = true
+		case "No":
+		default:
+			return nil, fmt.Errorf("commands: service-requests.tsv line %d: critical %q, want Yes or No", i+1, f[1])
+		}
+		if f[2] != "" {
+			for _, r := range strings.Split(f[2], ",") {
+				role, err := smki.ParseUserRole(r)
+				if err != nil {
+					return nil, fmt.Errorf("commands: service-requests.tsv line %d: %w", i+1, err)
+				}
+				s.Roles = append(s.Roles, role)
+			}
+		}
+		if _, dup := c.byVar[s.Variant]; dup {
+			return nil, fmt.Errorf("commands: service-requests.tsv line %d: variant %s repeated", i+1, s.Variant)
+		}
+		c.byVar[s.Variant] = len(c.requests)
+		c.requests = append(c.requests, s)
+	}
+	return c, nil
+}
+
+// LookupCode returns the use case of a message code.
+func LookupCode(code MessageCode) (UseCase, bool) {
+	i, ok := cat.byCode[code]
+	if !ok {
+		return UseCase{}, false
+	}
+	return cat.useCases[i], true
+}
+
+// LookupUseCase returns the use cases of a GBCS use case name, matched
+// without regard to case ("ECS04b"). Most names have one message code; CS02b
+// has one per replacement mode.
+func LookupUseCase(name string) []UseCase {
+	var out []UseCase
+	for _, u := range cat.useCases {
+		if strings.EqualFold(u.Name, name) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// LookupServiceRequest returns a DUIS service request variant ("4.8.1").
+func LookupServiceRequest(variant string) (ServiceRequest, bool) {
+	i, ok := cat.byVar[variant]
+	if !ok {
+		return ServiceRequest{}, false
+	}
+	return cat.requests[i], true
+}
+
+// UseCasesForService returns the use cases that serve a service request
+// variant ("1.1.1" gives ECS01a, ECS01c and GCS01a, catalogued under 1.1).
+func UseCasesForService(variant string) []UseCase {
+	var out []UseCase
+	for _, u := range cat.useCases {
+		for _, ref := range u.ServiceRefs {
+			if refCovers(ref, variant) {
+				out = append(out, u)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// UseCases returns every catalogued use case in table order.
+func UseCases() []UseCase { return slices.Clone(cat.useCases) }
+
+// ServiceRequests returns every service request variant in table order.
+func ServiceRequests() []ServiceRequest { return slices.Clone(cat.requests) }
