@@ -1,0 +1,695 @@
+package smki
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// ErrMalformed is wrapped by every error about bytes that are not the DER
+// structure expected; the message names the field.
+var ErrMalformed = errors.New("smki: malformed DER")
+
+func derErr(field string) error { return fmt.Errorf("%w: %s", ErrMalformed, field) }
+
+// Certificate is an SMKI certificate as read by ParseCertificate. The raw
+// slices alias one private copy of the input.
+type Certificate struct {
+	Raw                     []byte // the whole certificate, DER
+	RawTBS                  []byte // the signed TBSCertificate, DER
+	RawSubject              []byte // subject Name, DER
+	RawIssuer               []byte // issuer Name, DER
+	RawSubjectPublicKeyInfo []byte
+
+	Version      int // 3 for v3
+	SerialNumber *big.Int
+	// SignatureAlgorithm is the outer signature algorithm OID; the profile
+	// requires ecdsa-with-SHA256.
+	SignatureAlgorithm x509.OID
+	Signature          []byte // DER ECDSA-Sig-Value
+
+	Issuer    Name
+	Subject   Name
+	NotBefore time.Time
+	NotAfter  time.Time
+
+	// PublicKey is the P-256 subject key; RawPublicKey is the
+	// subjectPublicKey BIT STRING value (the uncompressed point).
+	PublicKey    *ecdsa.PublicKey
+	RawPublicKey []byte
+
+	Kind    Kind      // the place in the hierarchy
+	Profile ProfileID // the profile the certificate matched
+
+	// Role is the subject's Remote Party Role (from the OU) for root, OCA
+	// and organisation certificates.
+	Role Role
+	// EUI is the organisation EUI-64 (x500UniqueIdentifier) or the device
+	// EUI-64 (hwSerialNum).
+	EUI EUI
+
+	KeyUsage              x509.KeyUsage
+	BasicConstraintsValid bool
+	IsCA                  bool
+	// MaxPathLen is the pathLenConstraint, or -1 when absent.
+	MaxPathLen     int
+	SubjectKeyID   []byte
+	AuthorityKeyID []byte
+	Policies       []x509.OID
+	// HWType and HWSerial are the hardwareModuleName of a device
+	// certificate.
+	HWType   x509.OID
+	HWSerial []byte
+
+	// Extensions lists every extension in certificate order.
+	Extensions []Extension
+
+	sigAlgOK         bool
+	publicKeyProblem string
+	hasUniqueIDs     bool
+	hasHWModuleName  bool
+	sanOtherNames    int
+	notBeforeTag     timeTag
+	notAfterTag      timeTag
+}
+
+// Extension is one certificate extension.
+type Extension struct {
+	ID       x509.OID
+	Critical bool
+	Value    []byte // the extnValue OCTET STRING contents
+	oid      []byte
+}
+
+// Name returns the extension's short name (e.g. "keyUsage") or its OID.
+func (e Extension) Name() string { return oidName(e.ID) }
+
+// Name is a distinguished name as SMKI uses it.
+type Name struct {
+	CommonName string
+	// Role is the OU read as a Remote Party Role; HasRole says an OU held a
+	// valid role.
+	Role    Role
+	HasRole bool
+	// EUI is the x500UniqueIdentifier; HasEUI says one was present and valid.
+	EUI        EUI
+	HasEUI     bool
+	Attributes []Attribute // in DER order
+}
+
+// Attribute is one attribute of a Name.
+type Attribute struct {
+	Type x509.OID
+	// Value is the text of a string attribute, the EUI of an
+	// x500UniqueIdentifier, else the hex of the DER value.
+	Value string
+
+	oid         []byte
+	multiValued bool
+	problem     string
+}
+
+func (n *Name) find(oid string) *Attribute {
+	for i := range n.Attributes {
+		if string(n.Attributes[i].oid) == oid {
+			return &n.Attributes[i]
+		}
+	}
+	return nil
+}
+
+// String prints the name in DER order, e.g. "CN=Acme, OU=02,
+// x500UniqueIdentifier=90B3D51F30010000", or "" for an empty name.
+func (n Name) String() string {
+	var parts []string
+	for _, a := range n.Attributes {
+		k := oidName(a.Type)
+		switch string(a.oid) {
+		case derCommonName:
+			k = "CN"
+		case derOU:
+			k = "OU"
+		}
+		parts = append(parts, k+"="+a.Value)
+	}
+	return strings.Join(parts, ", ")
+}
+
+type timeTag int
+
+const (
+	tagUTCTime timeTag = iota + 1
+	tagGeneralizedTime
+)
+
+// ParseCertificate reads one DER certificate of any SMKI profile, including
+// the organisation and device forms crypto/x509 refuses, and checks it
+// against the profile it matches (MatchProfile, Profile.Check). Malformed
+// DER gives an error wrapping ErrMalformed naming the field; an off-profile
+// certificate a *ProfileError wrapping ErrProfile. The signature is not
+// checked here: Verify does that.
+func ParseCertificate(der []byte) (*Certificate, error) {
+	c, err := parseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	p, err := MatchProfile(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Check(c); err != nil {
+		return nil, err
+	}
+	c.Profile, c.Kind = p.ID, p.Kind
+	return c, nil
+}
+
+func parseCertificate(der []byte) (*Certificate, error) {
+	raw := bytes.Clone(der)
+	c := &Certificate{Raw: raw, MaxPathLen: -1}
+	in := cryptobyte.String(raw)
+	var cert cryptobyte.String
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) {
+		return nil, derErr("certificate: not a DER SEQUENCE")
+	}
+	if !in.Empty() {
+		return nil, derErr("certificate: trailing data")
+	}
+	var tbsRaw, tbs cryptobyte.String
+	if !cert.ReadASN1Element(&tbsRaw, cbasn1.SEQUENCE) {
+		return nil, derErr("tbsCertificate")
+	}
+	c.RawTBS = tbsRaw
+	tbs = tbsRaw
+	if !tbs.ReadASN1(&tbs, cbasn1.SEQUENCE) {
+		return nil, derErr("tbsCertificate")
+	}
+	var outerAlg cryptobyte.String
+	if !cert.ReadASN1Element(&outerAlg, cbasn1.SEQUENCE) {
+		return nil, derErr("signatureAlgorithm")
+	}
+	sig, err := readBitStringBytes(&cert, "signatureValue")
+	if err != nil {
+		return nil, err
+	}
+	c.Signature = sig
+	if !cert.Empty() {
+		return nil, derErr("certificate: data after signatureValue")
+	}
+
+	c.Version = 1
+	if tbs.PeekASN1Tag(cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		var v cryptobyte.String
+		var n int64
+		if !tbs.ReadASN1(&v, cbasn1.Tag(0).Constructed().ContextSpecific()) || !v.ReadASN1Integer(&n) || !v.Empty() || n < 0 || n > 2 {
+			return nil, derErr("version")
+		}
+		c.Version = int(n) + 1
+	}
+	c.SerialNumber = new(big.Int)
+	if !tbs.ReadASN1Integer(c.SerialNumber) {
+		return nil, derErr("serialNumber")
+	}
+	var innerAlg cryptobyte.String
+	if !tbs.ReadASN1Element(&innerAlg, cbasn1.SEQUENCE) {
+		return nil, derErr("signature (TBS algorithm)")
+	}
+	algOID, params, err := parseAlgorithm(outerAlg, "signatureAlgorithm")
+	if err != nil {
+		return nil, err
+	}
+	c.SignatureAlgorithm, _ = oidFromDER(algOID)
+	c.sigAlgOK = string(algOID) == derECDSAWithSHA256 && !params && bytes.Equal(outerAlg, innerAlg)
+
+	var issuer, subject cryptobyte.String
+	if !tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) {
+		return nil, derErr("issuer")
+	}
+	c.RawIssuer = issuer
+	if c.Issuer, err = parseName(issuer, "issuer"); err != nil {
+		return nil, err
+	}
+	var validity cryptobyte.String
+	if !tbs.ReadASN1(&validity, cbasn1.SEQUENCE) {
+		return nil, derErr("validity")
+	}
+	if c.NotBefore, c.notBeforeTag, err = readTime(&validity, "validity.notBefore"); err != nil {
+		return nil, err
+	}
+	if c.NotAfter, c.notAfterTag, err = readTime(&validity, "validity.notAfter"); err != nil {
+		return nil, err
+	}
+	if !validity.Empty() {
+		return nil, derErr("validity: trailing data")
+	}
+	if !tbs.ReadASN1Element(&subject, cbasn1.SEQUENCE) {
+		return nil, derErr("subject")
+	}
+	c.RawSubject = subject
+	if c.Subject, err = parseName(subject, "subject"); err != nil {
+		return nil, err
+	}
+	var spki cryptobyte.String
+	if !tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return nil, derErr("subjectPublicKeyInfo")
+	}
+	c.RawSubjectPublicKeyInfo = spki
+	if c.PublicKey, c.RawPublicKey, c.publicKeyProblem, err = parseSPKI(spki); err != nil {
+		return nil, err
+	}
+	for _, t := range []cbasn1.Tag{cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific()} {
+		for _, tt := range []cbasn1.Tag{t, t.Constructed()} {
+			if tbs.PeekASN1Tag(tt) {
+				if !tbs.SkipASN1(tt) {
+					return nil, derErr("uniqueIdentifier")
+				}
+				c.hasUniqueIDs = true
+			}
+		}
+	}
+	if tbs.PeekASN1Tag(cbasn1.Tag(3).Constructed().ContextSpecific()) {
+		var exts cryptobyte.String
+		if !tbs.ReadASN1(&exts, cbasn1.Tag(3).Constructed().ContextSpecific()) || !exts.ReadASN1(&exts, cbasn1.SEQUENCE) {
+			return nil, derErr("extensions")
+		}
+		if err := c.parseExtensions(exts); err != nil {
+			return nil, err
+		}
+	}
+	if !tbs.Empty() {
+		return nil, derErr("tbsCertificate: trailing data")
+	}
+	c.Role, c.EUI = c.Subject.Role, c.Subject.EUI
+	if c.hasHWModuleName && len(c.HWSerial) == 8 {
+		copy(c.EUI[:], c.HWSerial)
+	}
+	return c, nil
+}
+
+// parseAlgorithm reads an AlgorithmIdentifier element and returns its OID
+// (DER content) and whether parameters follow it.
+func parseAlgorithm(el cryptobyte.String, field string) ([]byte, bool, error) {
+	var seq, oid cryptobyte.String
+	if !el.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) {
+		return nil, false, derErr(field)
+	}
+	if _, err := oidFromDER(oid); err != nil {
+		return nil, false, derErr(field + ": object identifier")
+	}
+	return oid, !seq.Empty(), nil
+}
+
+func readBitStringBytes(s *cryptobyte.String, field string) ([]byte, error) {
+	var bs cryptobyte.String
+	if !s.ReadASN1(&bs, cbasn1.BIT_STRING) || len(bs) == 0 || bs[0] != 0 {
+		return nil, derErr(field + ": want a BIT STRING of whole octets")
+	}
+	return bs[1:], nil
+}
+
+func readTime(s *cryptobyte.String, field string) (time.Time, timeTag, error) {
+	var t time.Time
+	switch {
+	case s.PeekASN1Tag(cbasn1.UTCTime):
+		if !s.ReadASN1UTCTime(&t) {
+			return t, 0, derErr(field + ": UTCTime")
+		}
+		return t.UTC(), tagUTCTime, nil
+	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
+		if !s.ReadASN1GeneralizedTime(&t) {
+			return t, 0, derErr(field + ": GeneralizedTime")
+		}
+		return t.UTC(), tagGeneralizedTime, nil
+	}
+	return t, 0, derErr(field + ": want UTCTime or GeneralizedTime")
+}
+
+// parseName reads a Name element (SEQUENCE OF RDN). Unusual values do not
+// fail the parse; they mark the attribute for Profile.Check.
+func parseName(el cryptobyte.String, field string) (Name, error) {
+	var n Name
+	var rdns cryptobyte.String
+	if !el.ReadASN1(&rdns, cbasn1.SEQUENCE) {
+		return n, derErr(field)
+	}
+	for !rdns.Empty() {
+		var set cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) || set.Empty() {
+			return n, derErr(field + ": RelativeDistinguishedName")
+		}
+		first := len(n.Attributes)
+		for !set.Empty() {
+			var atv, oid, val cryptobyte.String
+			var tag cbasn1.Tag
+			if !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !atv.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) ||
+				!atv.ReadAnyASN1(&val, &tag) || !atv.Empty() {
+				return n, derErr(field + ": AttributeTypeAndValue")
+			}
+			typ, err := oidFromDER(oid)
+			if err != nil {
+				return n, derErr(field + ": attribute type")
+			}
+			a := Attribute{Type: typ, oid: oid}
+			switch string(oid) {
+			case derCommonName, derOU:
+				if tag != cbasn1.UTF8String && tag != cbasn1.PrintableString {
+					a.problem = fmt.Sprintf("%s has ASN.1 tag %d: want UTF8String or PrintableString", oidName(typ), tag)
+					a.Value = hex.EncodeToString(val)
+					break
+				}
+				if !utf8.Valid(val) || (tag == cbasn1.PrintableString && !printable(val)) {
+					a.problem = fmt.Sprintf("%s is not a valid string", oidName(typ))
+					a.Value = hex.EncodeToString(val)
+					break
+				}
+				a.Value = string(val)
+				if string(oid) == derCommonName {
+					n.CommonName = a.Value
+				} else if r, err := ParseRoleOU(a.Value); err == nil && a.Value == r.OU() {
+					n.Role, n.HasRole = r, true
+				} else {
+					a.problem = fmt.Sprintf("OU %q is not a Remote Party Role as two upper-case hex digits", a.Value)
+				}
+			case derX500UniqueID:
+				if tag != cbasn1.BIT_STRING || len(val) != 9 || val[0] != 0 {
+					a.problem = "x500UniqueIdentifier must be a 64-bit BIT STRING holding the EUI-64"
+					a.Value = hex.EncodeToString(val)
+					break
+				}
+				copy(n.EUI[:], val[1:])
+				n.HasEUI = true
+				a.Value = n.EUI.String()
+			default:
+				a.Value = "#" + hex.EncodeToString(val)
+			}
+			n.Attributes = append(n.Attributes, a)
+		}
+		if len(n.Attributes)-first > 1 {
+			for i := first; i < len(n.Attributes); i++ {
+				n.Attributes[i].multiValued = true
+			}
+		}
+	}
+	return n, nil
+}
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte(" '()+,-./:=?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseSPKI reads a SubjectPublicKeyInfo element. A well-formed key that is
+// not P-256 with an uncompressed point yields a nil key and a problem for
+// Profile.Check, not an error.
+func parseSPKI(el cryptobyte.String) (*ecdsa.PublicKey, []byte, string, error) {
+	var spki, alg cryptobyte.String
+	if !el.ReadASN1(&spki, cbasn1.SEQUENCE) || !spki.ReadASN1(&alg, cbasn1.SEQUENCE) {
+		return nil, nil, "", derErr("subjectPublicKeyInfo")
+	}
+	var algOID cryptobyte.String
+	if !alg.ReadASN1(&algOID, cbasn1.OBJECT_IDENTIFIER) {
+		return nil, nil, "", derErr("subjectPublicKeyInfo.algorithm")
+	}
+	pt, err := readBitStringBytes(&spki, "subjectPublicKeyInfo.subjectPublicKey")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if !spki.Empty() {
+		return nil, nil, "", derErr("subjectPublicKeyInfo: trailing data")
+	}
+	if string(algOID) != derECPublicKey {
+		return nil, pt, "algorithm is not id-ecPublicKey", nil
+	}
+	var curve cryptobyte.String
+	if !alg.ReadASN1(&curve, cbasn1.OBJECT_IDENTIFIER) || !alg.Empty() || string(curve) != derP256 {
+		return nil, pt, "curve is not namedCurve prime256v1 (P-256)", nil
+	}
+	if len(pt) != 65 || pt[0] != 4 {
+		return nil, pt, "point is not an uncompressed P-256 point (65 bytes starting 04)", nil
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt)
+	if err != nil {
+		return nil, pt, "point is not on P-256", nil
+	}
+	return pub, pt, "", nil
+}
+
+func (c *Certificate) parseExtensions(exts cryptobyte.String) error {
+	if exts.Empty() {
+		return derErr("extensions: empty SEQUENCE")
+	}
+	for !exts.Empty() {
+		var ext, oid, val cryptobyte.String
+		if !exts.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) {
+			return derErr("extension")
+		}
+		id, err := oidFromDER(oid)
+		if err != nil {
+			return derErr("extension: object identifier")
+		}
+		e := Extension{ID: id, oid: oid}
+		if ext.PeekASN1Tag(cbasn1.BOOLEAN) && !ext.ReadASN1Boolean(&e.Critical) {
+			return derErr("extension " + id.String() + ": critical")
+		}
+		if !ext.ReadASN1(&val, cbasn1.OCTET_STRING) || !ext.Empty() {
+			return derErr("extension " + id.String() + ": extnValue")
+		}
+		e.Value = val
+		c.Extensions = append(c.Extensions, e)
+		if err := c.parseExtension(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Certificate) parseExtension(e Extension) error {
+	v := cryptobyte.String(e.Value)
+	switch string(e.oid) {
+	case derKeyUsage:
+		ku, err := parseKeyUsage(v)
+		if err != nil {
+			return err
+		}
+		c.KeyUsage = ku
+	case derBasicConstr:
+		var seq cryptobyte.String
+		if !v.ReadASN1(&seq, cbasn1.SEQUENCE) || !v.Empty() {
+			return derErr("basicConstraints")
+		}
+		if seq.PeekASN1Tag(cbasn1.BOOLEAN) && !seq.ReadASN1Boolean(&c.IsCA) {
+			return derErr("basicConstraints.cA")
+		}
+		if seq.PeekASN1Tag(cbasn1.INTEGER) {
+			var n int64
+			if !seq.ReadASN1Integer(&n) || n < 0 || n > 1<<20 {
+				return derErr("basicConstraints.pathLenConstraint")
+			}
+			c.MaxPathLen = int(n)
+		}
+		if !seq.Empty() {
+			return derErr("basicConstraints: trailing data")
+		}
+		c.BasicConstraintsValid = true
+	case derSKI:
+		var id cryptobyte.String
+		if !v.ReadASN1(&id, cbasn1.OCTET_STRING) || !v.Empty() {
+			return derErr("subjectKeyIdentifier")
+		}
+		c.SubjectKeyID = id
+	case derAKI:
+		var seq, id cryptobyte.String
+		var has bool
+		if !v.ReadASN1(&seq, cbasn1.SEQUENCE) || !v.Empty() ||
+			!seq.ReadOptionalASN1(&id, &has, cbasn1.Tag(0).ContextSpecific()) {
+			return derErr("authorityKeyIdentifier")
+		}
+		if has {
+			c.AuthorityKeyID = append([]byte{}, id...)
+		}
+	case derPolicies:
+		var seq cryptobyte.String
+		if !v.ReadASN1(&seq, cbasn1.SEQUENCE) || !v.Empty() {
+			return derErr("certificatePolicies")
+		}
+		for !seq.Empty() {
+			var pi, oid cryptobyte.String
+			if !seq.ReadASN1(&pi, cbasn1.SEQUENCE) || !pi.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) {
+				return derErr("certificatePolicies.policyIdentifier")
+			}
+			if !pi.Empty() && (!pi.SkipASN1(cbasn1.SEQUENCE) || !pi.Empty()) {
+				return derErr("certificatePolicies.policyQualifiers")
+			}
+			o, err := oidFromDER(oid)
+			if err != nil {
+				return derErr("certificatePolicies.policyIdentifier")
+			}
+			c.Policies = append(c.Policies, o)
+		}
+	case derSAN:
+		typ, serial, others, err := parseSAN(v)
+		if err != nil {
+			return err
+		}
+		c.sanOtherNames = others
+		if serial != nil {
+			c.HWType, c.HWSerial, c.hasHWModuleName = typ, serial, true
+		}
+	}
+	return nil
+}
+
+func parseKeyUsage(v cryptobyte.String) (x509.KeyUsage, error) {
+	var bs cryptobyte.String
+	if !v.ReadASN1(&bs, cbasn1.BIT_STRING) || !v.Empty() || len(bs) < 1 || bs[0] > 7 || (len(bs) == 1 && bs[0] != 0) {
+		return 0, derErr("keyUsage")
+	}
+	var ku x509.KeyUsage
+	for i, b := range bs[1:] {
+		for j := 0; j < 8; j++ {
+			if b&(0x80>>j) != 0 {
+				if i*8+j > 8 {
+					return 0, derErr("keyUsage: unknown bit")
+				}
+				ku |= 1 << (i*8 + j)
+			}
+		}
+	}
+	return ku, nil
+}
+
+// parseSAN reads GeneralNames and returns the hardwareModuleName, if any,
+// and the count of other names.
+func parseSAN(v cryptobyte.String) (x509.OID, []byte, int, error) {
+	var names cryptobyte.String
+	var typ x509.OID
+	var serial []byte
+	others := 0
+	if !v.ReadASN1(&names, cbasn1.SEQUENCE) || !v.Empty() || names.Empty() {
+		return typ, nil, 0, derErr("subjectAltName")
+	}
+	otherName := cbasn1.Tag(0).Constructed().ContextSpecific()
+	for !names.Empty() {
+		var gn cryptobyte.String
+		var tag cbasn1.Tag
+		if !names.ReadAnyASN1(&gn, &tag) {
+			return typ, nil, 0, derErr("subjectAltName.GeneralName")
+		}
+		if tag != otherName {
+			others++
+			continue
+		}
+		var typeID, val cryptobyte.String
+		if !gn.ReadASN1(&typeID, cbasn1.OBJECT_IDENTIFIER) || !gn.ReadASN1(&val, cbasn1.Tag(0).Constructed().ContextSpecific()) || !gn.Empty() {
+			return typ, nil, 0, derErr("subjectAltName.otherName")
+		}
+		if string(typeID) != derHWModuleName || serial != nil {
+			others++
+			continue
+		}
+		var hmn, hwType, hwSerial cryptobyte.String
+		if !val.ReadASN1(&hmn, cbasn1.SEQUENCE) || !val.Empty() ||
+			!hmn.ReadASN1(&hwType, cbasn1.OBJECT_IDENTIFIER) || !hmn.ReadASN1(&hwSerial, cbasn1.OCTET_STRING) || !hmn.Empty() {
+			return typ, nil, 0, derErr("subjectAltName.hardwareModuleName")
+		}
+		t, err := oidFromDER(hwType)
+		if err != nil {
+			return typ, nil, 0, derErr("subjectAltName.hardwareModuleName.hwType")
+		}
+		typ, serial = t, append([]byte{}, hwSerial...)
+	}
+	return typ, serial, others, nil
+}
+
+// CheckSignatureFrom reports whether parent's key signed c (ECDSA P-256 with
+// SHA-256 over the TBSCertificate).
+func (c *Certificate) CheckSignatureFrom(parent *Certificate) error {
+	if parent == nil || parent.PublicKey == nil {
+		return fmt.Errorf("%w: issuer has no P-256 key", ErrSignature)
+	}
+	if !c.sigAlgOK {
+		return fmt.Errorf("%w: algorithm %s is not ecdsa-with-SHA256", ErrSignature, c.SignatureAlgorithm)
+	}
+	h := sha256.Sum256(c.RawTBS)
+	if !ecdsa.VerifyASN1(parent.PublicKey, h[:], c.Signature) {
+		return fmt.Errorf("%w: certificate serial %X is not signed by %q", ErrSignature, c.SerialNumber, parent.Subject.String())
+	}
+	return nil
+}
+
+// ParseCertificates reads certificates from PEM ("CERTIFICATE" blocks) or
+// from one or more concatenated DER certificates.
+func ParseCertificates(data []byte) ([]*Certificate, error) {
+	if bytes.Contains(data, []byte("-----BEGIN")) {
+		var out []*Certificate
+		rest := data
+		for i := 1; ; i++ {
+			var b *pem.Block
+			b, rest = pem.Decode(rest)
+			if b == nil {
+				break
+			}
+			if b.Type != "CERTIFICATE" {
+				return nil, fmt.Errorf("smki: PEM block %d is %q, not CERTIFICATE", i, b.Type)
+			}
+			c, err := ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("PEM block %d: %w", i, err)
+			}
+			out = append(out, c)
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: no PEM CERTIFICATE block", ErrMalformed)
+		}
+		return out, nil
+	}
+	ders, err := splitDER(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Certificate, 0, len(ders))
+	for i, d := range ders {
+		c, err := ParseCertificate(d)
+		if err != nil {
+			return nil, fmt.Errorf("DER certificate %d: %w", i+1, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func splitDER(data []byte) ([][]byte, error) {
+	s := cryptobyte.String(data)
+	var out [][]byte
+	for !s.Empty() {
+		var el cryptobyte.String
+		if !s.ReadASN1Element(&el, cbasn1.SEQUENCE) {
+			return nil, derErr(fmt.Sprintf("object %d: not a DER SEQUENCE (nor PEM)", len(out)+1))
+		}
+		out = append(out, el)
+	}
+	if len(out) == 0 {
+		return nil, derErr("empty input")
+	}
+	return out, nil
+}
