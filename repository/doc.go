@@ -1,0 +1,24 @@
+// Package repository is the SMKI certificate repository service: an HTTP
+// API, in the manner of the SMKI Repository Interface Design Specification
+// (SMKI RID) of the GB Smart Energy Code, through which anyone may find the
+// certificates of GB smart metering by EUI-64, Remote Party Role, DCC User
+// Role, key usage, kind and serial (GBCS section 2; the project's GBCS
+// security notes, sections 1 and 2), fetch CA certificates and the latest
+// CRLs (RFC 5280 section 5), and ask for certificate status by OCSP
+// (RFC 6960, with the caching profile of RFC 5019).
+//
+// Reads are open. Writes (publishing a certificate issued elsewhere, and
+// revoking one) need an operator bearer token; the server keeps only the
+// SHA-256 of each token and compares digests in constant time. Every write
+// is written to the audit log before it is attempted and after it ends, and
+// every refused write is audited.
+//
+// Errors are answered with RFC 9457 problem details
+// (application/problem+json) by one error handler that maps each error Kind
+// to its HTTP status. The OpenAPI 3.1 description of the API is
+// docs/api/repository.yaml in the source tree.
+//
+// The package declares the small interfaces it consumes (CertificateFinder,
+// CAFinder, CRLFinder, Auditor, Publisher, Revoker, Responder); the store
+// and the CA packages satisfy them.
+package repository

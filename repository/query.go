@@ -1,0 +1,196 @@
+package repository
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/metertrust/metertrust/smki"
+)
+
+// Key usages of SMKI organisation and device certificates, as searched for
+// with the usage parameter: exactly one per certificate (GBCS section 2).
+const (
+	UsageDigitalSignature = "digitalSignature"
+	UsageKeyAgreement     = "keyAgreement"
+)
+
+var usageNames = map[string]string{
+	"digitalsignature": UsageDigitalSignature,
+	"ds":               UsageDigitalSignature,
+	"keyagreement":     UsageKeyAgreement,
+	"ka":               UsageKeyAgreement,
+}
+
+// Certificate kinds, as searched for with the kind parameter: the SMKI
+// certificate profiles.
+var kindNames = map[string]string{
+	"root":         "root",
+	"oca":          "oca",
+	"dca":          "dca",
+	"organisation": "organisation",
+	"organization": "organisation",
+	"org":          "organisation",
+	"device":       "device",
+}
+
+// queryParams lists the parameters GET /v1/certificates accepts.
+var queryParams = []string{"eui", "role", "userRole", "usage", "kind", "serial", "ca", "after", "limit"}
+
+// ParseCertQuery reads the query parameters of a certificate search:
+// eui (16 hex digits, optionally hyphen-grouped), role (a Remote Party Role
+// name or code), userRole (a DCC User Role), usage (digitalSignature or
+// keyAgreement), kind, serial (hex), ca (a CA name), after (a paging cursor)
+// and limit (1 to maxLimit, defaultLimit when absent). Unknown or repeated
+// parameters are errors. Every error is a *Error of KindBadRequest naming the
+// parameter.
+func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (CertQuery, error) {
+	q := CertQuery{Limit: defaultLimit}
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !contains(queryParams, k) {
+			return CertQuery{}, newError(KindBadRequest, k, "unknown query parameter %q (known: %s)", k, strings.Join(queryParams, ", "))
+		}
+		if len(v[k]) != 1 {
+			return CertQuery{}, newError(KindBadRequest, k, "query parameter %q given %d times, want once", k, len(v[k]))
+		}
+	}
+	if s := v.Get("eui"); s != "" {
+		e, err := smki.ParseEUI(s)
+		if err != nil {
+			return CertQuery{}, wrapError(KindBadRequest, err, "eui", "%q is not an EUI-64: want 16 hex digits, optionally grouped as 90-B3-D5-1F-30-01-00-00", s)
+		}
+		q.EUI = e.String()
+	}
+	if s := v.Get("role"); s != "" {
+		r, err := smki.ParseRole(s)
+		if err != nil {
+			return CertQuery{}, wrapError(KindBadRequest, err, "role", "%q is not a Remote Party Role name or code", s)
+		}
+		code := int(r)
+		q.Role = &code
+	}
+	if s := v.Get("userRole"); s != "" {
+		u, err := smki.ParseUserRole(s)
+		if err != nil {
+			return CertQuery{}, wrapError(KindBadRequest, err, "userRole", "%q is not a DCC User Role (IS, ES, GS, ED, GT, OU, RSA)", s)
+		}
+		q.UserRole = string(u)
+	}
+	if s := v.Get("usage"); s != "" {
+		u, ok := usageNames[strings.ToLower(s)]
+		if !ok {
+			return CertQuery{}, newError(KindBadRequest, "usage", "%q is not a key usage (want %s or %s)", s, UsageDigitalSignature, UsageKeyAgreement)
+		}
+		q.Usage = u
+	}
+	if s := v.Get("kind"); s != "" {
+		k, ok := kindNames[strings.ToLower(s)]
+		if !ok {
+			return CertQuery{}, newError(KindBadRequest, "kind", "%q is not a certificate kind (want root, oca, dca, organisation or device)", s)
+		}
+		q.Kind = k
+	}
+	if s := v.Get("serial"); s != "" {
+		b, err := ParseSerial(s)
+		if err != nil {
+			return CertQuery{}, wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits, optionally colon-separated", s)
+		}
+		q.Serial = b
+	}
+	if s := v.Get("ca"); s != "" {
+		if err := checkCAName(s); err != nil {
+			return CertQuery{}, wrapError(KindBadRequest, err, "ca", "%q is not a CA name", s)
+		}
+		q.CA = s
+	}
+	if s := v.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return CertQuery{}, newError(KindBadRequest, "after", "%q is not a paging cursor: want the non-negative integer from a previous page's next link", s)
+		}
+		q.AfterID = n
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			return CertQuery{}, newError(KindBadRequest, "limit", "%q is not a page size: want an integer from 1 to %d", s, maxLimit)
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+// maxSerialBytes is the longest serial number RFC 5280 section 4.1.2.2 allows.
+const maxSerialBytes = 20
+
+// ParseSerial reads a certificate serial number written in hex, with or
+// without colons between byte pairs and an optional 0x prefix, and returns
+// its minimal big-endian magnitude (as big.Int.Bytes, one zero byte for
+// zero). It refuses serials longer than the 20 octets of RFC 5280.
+func ParseSerial(s string) ([]byte, error) {
+	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	h = strings.ReplaceAll(h, ":", "")
+	if h == "" {
+		return nil, fmt.Errorf("%w: empty serial", ErrBadRequest)
+	}
+	if len(h) > 2*maxSerialBytes+2 {
+		return nil, fmt.Errorf("%w: serial longer than %d octets", ErrBadRequest, maxSerialBytes)
+	}
+	if len(h)%2 == 1 {
+		h = "0" + h
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	n := new(big.Int).SetBytes(b)
+	out := n.Bytes()
+	if len(out) == 0 {
+		out = []byte{0}
+	}
+	if len(out) > maxSerialBytes {
+		return nil, fmt.Errorf("%w: serial longer than %d octets", ErrBadRequest, maxSerialBytes)
+	}
+	return out, nil
+}
+
+// FormatSerial prints a serial number as upper-case hex, the form used in
+// repository URLs.
+func FormatSerial(b []byte) string {
+	if len(b) == 0 {
+		return "00"
+	}
+	return strings.ToUpper(hex.EncodeToString(b))
+}
+
+// checkCAName accepts the CA names used in URLs: 1 to 64 letters, digits and
+// ._- characters.
+func checkCAName(s string) error {
+	if len(s) == 0 || len(s) > 64 {
+		return fmt.Errorf("%w: CA name must be 1 to 64 characters", ErrBadRequest)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%w: CA name may hold only letters, digits and ._-", ErrBadRequest)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
