@@ -1,0 +1,280 @@
+package device
+
+import (
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/metertrust/metertrust/smki"
+)
+
+// KeyUsage is what a trust-anchor cell's key may be used for: exactly one of
+// digital signature or key agreement, as in SMKI organisation certificates.
+type KeyUsage uint8
+
+// Key usages of a trust-anchor cell.
+const (
+	DigitalSignature KeyUsage = 1
+	KeyAgreement     KeyUsage = 2
+)
+
+func (u KeyUsage) String() string {
+	switch u {
+	case DigitalSignature:
+		return "digitalSignature"
+	case KeyAgreement:
+		return "keyAgreement"
+	}
+	return fmt.Sprintf("keyUsage(%d)", uint8(u))
+}
+
+// CellUsage says which duty a cell serves within its role (GBCS cellUsage).
+type CellUsage uint8
+
+// Cell usages: management (every key but one) and prepayment top-up (the
+// supplier's second key-agreement key).
+const (
+	Management      CellUsage = 0
+	PrepaymentTopUp CellUsage = 1
+)
+
+func (u CellUsage) String() string {
+	switch u {
+	case Management:
+		return "management"
+	case PrepaymentTopUp:
+		return "prepaymentTopUp"
+	}
+	return fmt.Sprintf("cellUsage(%d)", uint8(u))
+}
+
+// AnchorStatus is the status of a role's trust anchor.
+type AnchorStatus uint8
+
+// Anchor statuses.
+const (
+	// AnchorEmpty: the role has no cells; nothing from it is accepted.
+	AnchorEmpty AnchorStatus = 0
+	// AnchorInstalled: the role's cells are in use.
+	AnchorInstalled AnchorStatus = 1
+)
+
+func (s AnchorStatus) String() string {
+	switch s {
+	case AnchorEmpty:
+		return "empty"
+	case AnchorInstalled:
+		return "installed"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// ErrAnchor is wrapped by errors about unusable trust-anchor cells.
+var ErrAnchor = errors.New("device: invalid trust anchor")
+
+// Cell is one trust-anchor cell (GBCS section 9): a remote party's public key
+// with the facts a device keeps about it. Cells are immutable once built and
+// shared between meters.
+type Cell struct {
+	// KeyUsage is DigitalSignature or KeyAgreement.
+	KeyUsage KeyUsage
+	// Usage is Management or PrepaymentTopUp.
+	Usage CellUsage
+	// Subject is the EUI-64 of the party that holds the key.
+	Subject smki.EUI
+	// SubjectKeyID is the 8-byte subject key identifier of the key's
+	// certificate (RFC 5280 4.2.1.2 method 2, as SMKI uses).
+	SubjectKeyID [8]byte
+
+	sig *ecdsa.PublicKey // set for DigitalSignature
+	ka  *ecdh.PublicKey  // set for KeyAgreement
+}
+
+// NewCell builds a cell for a P-256 public key. The subject key identifier
+// is computed as SMKI does (see SubjectKeyID).
+func NewCell(usage KeyUsage, cellUsage CellUsage, subject smki.EUI, pub *ecdsa.PublicKey) (*Cell, error) {
+	if pub == nil || pub.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%w: cell for %s: want a P-256 public key", ErrAnchor, subject)
+	}
+	if cellUsage != Management && cellUsage != PrepaymentTopUp {
+		return nil, fmt.Errorf("%w: cell for %s: unknown cell usage %d", ErrAnchor, subject, cellUsage)
+	}
+	c := &Cell{KeyUsage: usage, Usage: cellUsage, Subject: subject}
+	switch usage {
+	case DigitalSignature:
+		c.sig = pub
+	case KeyAgreement:
+		k, err := pub.ECDH()
+		if err != nil {
+			return nil, fmt.Errorf("%w: cell for %s: %v", ErrAnchor, subject, err)
+		}
+		c.ka = k
+	default:
+		return nil, fmt.Errorf("%w: cell for %s: unknown key usage %d", ErrAnchor, subject, usage)
+	}
+	pt, err := pub.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("%w: cell for %s: %v", ErrAnchor, subject, err)
+	}
+	c.SubjectKeyID = SubjectKeyID(pt)
+	return c, nil
+}
+
+// SubjectKeyID computes the 8-byte SMKI subject key identifier of an
+// uncompressed P-256 point: the four bits 0100, then the last 60 bits of the
+// point's SHA-1 (RFC 5280 section 4.2.1.2, method 2).
+func SubjectKeyID(uncompressedPoint []byte) [8]byte {
+	h := sha1.Sum(uncompressedPoint)
+	var id [8]byte
+	copy(id[:], h[12:])
+	id[0] = 0x40 | id[0]&0x0F
+	return id
+}
+
+// SignatureKey returns the cell's ECDSA public key, or nil for a
+// key-agreement cell.
+func (c *Cell) SignatureKey() *ecdsa.PublicKey { return c.sig }
+
+// AgreementKey returns the cell's ECDH public key, or nil for a
+// digital-signature cell.
+func (c *Cell) AgreementKey() *ecdh.PublicKey { return c.ka }
+
+// PublicKeyBytes returns the cell's key as an uncompressed point.
+func (c *Cell) PublicKeyBytes() []byte {
+	if c.ka != nil {
+		return c.ka.Bytes()
+	}
+	b, _ := c.sig.Bytes()
+	return b
+}
+
+// Anchor is one role's trust anchor: its status, the sequence number that
+// CS02b updates must exceed, and its cells.
+type Anchor struct {
+	Status   AnchorStatus
+	Sequence uint64
+	Cells    []*Cell
+}
+
+// find returns the cell of the given usages held by subject, or nil.
+func (a *Anchor) find(subject smki.EUI, ku KeyUsage, cu CellUsage) *Cell {
+	for _, c := range a.Cells {
+		if c.Subject == subject && c.KeyUsage == ku && c.Usage == cu {
+			return c
+		}
+	}
+	return nil
+}
+
+// holds reports whether any cell of the anchor belongs to subject.
+func (a *Anchor) holds(subject smki.EUI) bool {
+	for _, c := range a.Cells {
+		if c.Subject == subject {
+			return true
+		}
+	}
+	return false
+}
+
+// first returns the first cell with the given usages, whoever holds it.
+func (a *Anchor) first(ku KeyUsage, cu CellUsage) *Cell {
+	for _, c := range a.Cells {
+		if c.KeyUsage == ku && c.Usage == cu {
+			return c
+		}
+	}
+	return nil
+}
+
+// anchorRoles are the roles a device keeps anchors for, indexed by their
+// GBCS code (0 to 6).
+var anchorRoles = [...]smki.Role{smki.RoleRoot, smki.RoleRecovery, smki.RoleSupplier,
+	smki.RoleNetworkOperator, smki.RoleAccessControlBroker, smki.RoleTransitionalCoS, smki.RoleWANProvider}
+
+// AnchorRoles returns the roles a device keeps trust anchors for, in GBCS
+// code order: root, recovery, supplier, network operator, access control
+// broker, transitional change of supplier, WAN provider.
+func AnchorRoles() []smki.Role { return slices.Clone(anchorRoles[:]) }
+
+func anchorIndex(r smki.Role) (int, bool) {
+	if int(r) < len(anchorRoles) {
+		return int(r), true
+	}
+	return 0, false
+}
+
+// Anchors is the full set of a device's trust anchors, one per role. An
+// Anchors value is never modified once a meter uses it: updates build a new
+// one (With), so one set is shared by every meter of a fleet until a meter's
+// credentials diverge.
+type Anchors struct {
+	roles [len(anchorRoles)]Anchor
+}
+
+// NewAnchors returns an empty set: every role AnchorEmpty.
+func NewAnchors() *Anchors { return &Anchors{} }
+
+// Role returns a copy of the anchor of role r (its cells are shared,
+// immutable values), and false if devices keep no anchor for r.
+func (a *Anchors) Role(r smki.Role) (Anchor, bool) {
+	i, ok := anchorIndex(r)
+	if !ok {
+		return Anchor{}, false
+	}
+	an := a.roles[i]
+	an.Cells = slices.Clone(an.Cells)
+	return an, true
+}
+
+func (a *Anchors) anchor(r smki.Role) *Anchor {
+	i, ok := anchorIndex(r)
+	if !ok {
+		return nil
+	}
+	return &a.roles[i]
+}
+
+// With returns a new set equal to a with role r's cells replaced by cells
+// (status installed, or empty if cells is empty) and its sequence number set
+// to seq. a is not changed.
+func (a *Anchors) With(r smki.Role, seq uint64, cells ...*Cell) (*Anchors, error) {
+	i, ok := anchorIndex(r)
+	if !ok {
+		return nil, fmt.Errorf("%w: devices keep no anchor for role %s", ErrAnchor, r)
+	}
+	for _, c := range cells {
+		if c == nil || (c.sig == nil && c.ka == nil) {
+			return nil, fmt.Errorf("%w: role %s: cell without a key", ErrAnchor, r)
+		}
+	}
+	n := *a
+	n.roles[i] = Anchor{Status: AnchorEmpty, Sequence: seq, Cells: slices.Clone(cells)}
+	if len(cells) > 0 {
+		n.roles[i].Status = AnchorInstalled
+	}
+	return &n, nil
+}
+
+// withSequence returns a copy of a with role r's sequence number set.
+func (a *Anchors) withSequence(r smki.Role, seq uint64) *Anchors {
+	n := *a
+	if i, ok := anchorIndex(r); ok {
+		n.roles[i].Sequence = seq
+	}
+	return &n
+}
+
+// roleOf returns the first anchor role (in code order) one of whose cells
+// belongs to subject.
+func (a *Anchors) roleOf(subject smki.EUI) (smki.Role, bool) {
+	for i := range a.roles {
+		if a.roles[i].holds(subject) {
+			return anchorRoles[i], true
+		}
+	}
+	return 0, false
+}
