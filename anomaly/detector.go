@@ -1,0 +1,485 @@
+package anomaly
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/metertrust/metertrust/smki"
+)
+
+// Request is what the router tells the detector about a command that passed
+// every earlier check (authentication, eligibility, ownership, certificate
+// path, signature, counter).
+type Request struct {
+	// ID is the router's ID of the command.
+	ID string
+	// User is the DCC user sending it, and UserRole the role it acts in.
+	User     smki.EUI
+	UserRole smki.UserRole
+	// ServiceRef is the DUIS service reference variant ("7.2").
+	ServiceRef string
+	// Target is the device the command is for.
+	Target smki.EUI
+	// Attributes are values inside the command that attribute limits
+	// check, by name ("price", "debt"). May be nil.
+	Attributes map[string]int64
+	// Command is the command as submitted, kept if it is quarantined.
+	Command []byte
+	// At is when the router received the command; zero for the
+	// detector's clock.
+	At time.Time
+}
+
+// MaxCommand bounds the size of a command the detector keeps.
+const MaxCommand = 1 << 20
+
+func (r Request) validate() error {
+	switch {
+	case r.ID == "" || len(r.ID) > 128:
+		return fmt.Errorf("%w: request ID must be 1-128 bytes", ErrInvalid)
+	case r.User.IsZero():
+		return fmt.Errorf("%w: request %s has no user", ErrInvalid, r.ID)
+	case !ValidServiceRef(r.ServiceRef):
+		return fmt.Errorf("%w: request %s: service reference %q is not like \"7.2\"", ErrInvalid, r.ID, r.ServiceRef)
+	case r.Target.IsZero():
+		return fmt.Errorf("%w: request %s has no target device", ErrInvalid, r.ID)
+	case len(r.Command) == 0:
+		return fmt.Errorf("%w: request %s carries no command bytes", ErrInvalid, r.ID)
+	case len(r.Command) > MaxCommand:
+		return fmt.Errorf("%w: request %s: command of %d bytes exceeds %d", ErrInvalid, r.ID, len(r.Command), MaxCommand)
+	}
+	return nil
+}
+
+// Decision is the detector's verdict on a request: pass, or quarantined.
+type Decision struct {
+	// Quarantined is true when a threshold was breached: the command is
+	// held and must be neither MAC'd nor forwarded.
+	Quarantined bool
+	// Ref is the quarantine event reference.
+	Ref string
+	// Kind is the kind of breach.
+	Kind Kind
+	// Threshold is the threshold breached.
+	Threshold Threshold
+	// Count is the number of commands already counted in the window (for
+	// attribute limits, the offending value), and Limit the threshold's
+	// limit (for attribute limits, 0).
+	Count, Limit int64
+	// Detail describes the breach for people.
+	Detail string
+}
+
+// Pass reports whether the request passed (and was counted).
+func (d Decision) Pass() bool { return !d.Quarantined }
+
+// Config configures a Detector.
+type Config struct {
+	// Store persists counts, thresholds and quarantine records. Required.
+	Store Store
+	// Notifier, optional, carries alerts to the Detectors of other
+	// processes sharing Store.
+	Notifier Notifier
+	// Broker receives alerts for in-process subscribers; nil for a new one.
+	Broker *Broker
+	// Now is the clock; nil for time.Now.
+	Now func() time.Time
+	// Rand is the source of quarantine references, threshold IDs and the
+	// instance ID; nil for crypto/rand.
+	Rand io.Reader
+	// Logger is the logger; nil for slog.Default().
+	Logger *slog.Logger
+	// Refresh is how often Run reloads thresholds, so that changes made
+	// through another process take effect; 0 for one second.
+	Refresh time.Duration
+	// PruneEvery is how often Run prunes old events; 0 for one minute.
+	PruneEvery time.Duration
+	// Retention is how long events are kept; 0 for the longest window in
+	// use plus one hour. Events older than every window are never needed.
+	Retention time.Duration
+}
+
+// Detector decides on commands, counts them, and manages quarantine and
+// thresholds. It is safe for concurrent use; any number of Detectors, in any
+// number of processes, may share one Store.
+type Detector struct {
+	store      Store
+	notifier   Notifier
+	broker     *Broker
+	now        func() time.Time
+	rand       io.Reader
+	randMu     sync.Mutex
+	log        *slog.Logger
+	refresh    time.Duration
+	pruneEvery time.Duration
+	retention  time.Duration
+	instance   string
+	set        atomic.Pointer[thresholdSet]
+}
+
+// New returns a Detector with the thresholds in cfg.Store loaded.
+func New(ctx context.Context, cfg Config) (*Detector, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("%w: config has no store", ErrInvalid)
+	}
+	d := &Detector{
+		store: cfg.Store, notifier: cfg.Notifier, broker: cfg.Broker, now: cfg.Now, rand: cfg.Rand,
+		log: cfg.Logger, refresh: cfg.Refresh, pruneEvery: cfg.PruneEvery, retention: cfg.Retention,
+	}
+	if d.broker == nil {
+		d.broker = NewBroker(0)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.rand == nil {
+		d.rand = rand.Reader
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.log = d.log.With("component", "anomaly")
+	if d.refresh <= 0 {
+		d.refresh = time.Second
+	}
+	if d.pruneEvery <= 0 {
+		d.pruneEvery = time.Minute
+	}
+	id, err := d.randomID(8)
+	if err != nil {
+		return nil, err
+	}
+	d.instance = id
+	if err := d.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Broker returns the Detector's alert broker.
+func (d *Detector) Broker() *Broker { return d.broker }
+
+// Reload reloads the thresholds from the store. Run calls it every Refresh;
+// the Detector calls it after its own threshold changes.
+func (d *Detector) Reload(ctx context.Context) error {
+	ts, err := d.store.Thresholds(ctx)
+	if err != nil {
+		return fmt.Errorf("anomaly: loading thresholds: %w", err)
+	}
+	d.set.Store(newThresholdSet(ts))
+	return nil
+}
+
+// crockford is Crockford's base32 alphabet: no I, L, O or U to misread.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// randomID returns chars random characters of Crockford base32 (5 bits
+// each, at most 12 characters) read from the Detector's randomness.
+func (d *Detector) randomID(chars int) (string, error) {
+	var b [8]byte
+	d.randMu.Lock()
+	_, err := io.ReadFull(d.rand, b[:])
+	d.randMu.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("anomaly: reading randomness: %w", err)
+	}
+	v := binary.BigEndian.Uint64(b[:])
+	out := make([]byte, chars)
+	for i := range out {
+		out[i] = crockford[v&31]
+		v >>= 5
+	}
+	return string(out), nil
+}
+
+// newRef returns a quarantine event reference for a breach at at:
+// "Q-YYYYMMDD-" and ten random base32 characters (50 bits).
+func (d *Detector) newRef(at time.Time) (string, error) {
+	r, err := d.randomID(10)
+	if err != nil {
+		return "", err
+	}
+	return "Q-" + at.UTC().Format("20060102") + "-" + r, nil
+}
+
+// Counter keys: one per scope, so that every threshold of a scope shares
+// the events of its key.
+func keyUserService(u smki.EUI, srv string) string { return "us/" + u.String() + "/" + srv }
+func keyUserTotal(u smki.EUI) string               { return "ut/" + u.String() }
+func keyDCCService(srv string) string              { return "ds/" + srv }
+
+// eventKeys are the keys every request is recorded under, whether or not a
+// threshold counts them yet, so a new threshold sees the recent past.
+func eventKeys(u smki.EUI, srv string) []string {
+	return []string{keyUserService(u, srv), keyUserTotal(u), keyDCCService(srv)}
+}
+
+func (t Threshold) counterKey(u smki.EUI, srv string) string {
+	switch t.Scope {
+	case ScopeUserService:
+		return keyUserService(u, srv)
+	case ScopeUserTotal:
+		return keyUserTotal(u)
+	default:
+		return keyDCCService(srv)
+	}
+}
+
+// thresholdSet is the loaded thresholds, in the order a breach is looked
+// for: DCC thresholds first (a DCC breach is reported even when the user's
+// own threshold is breached too), then the user's.
+type thresholdSet struct {
+	all       []Threshold
+	maxWindow time.Duration
+}
+
+func scopeRank(s Scope) int {
+	return map[Scope]int{ScopeAttribute: 0, ScopeDCCService: 1, ScopeUserService: 2, ScopeUserTotal: 3}[s]
+}
+
+func newThresholdSet(ts []Threshold) *thresholdSet {
+	all := slices.Clone(ts)
+	slices.SortStableFunc(all, func(a, b Threshold) int {
+		if a.IsDCC() != b.IsDCC() {
+			if a.IsDCC() {
+				return -1
+			}
+			return 1
+		}
+		if c := scopeRank(a.Scope) - scopeRank(b.Scope); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Window, b.Window); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	s := &thresholdSet{all: all}
+	for _, t := range all {
+		s.maxWindow = max(s.maxWindow, t.Window)
+	}
+	return s
+}
+
+// applies reports whether t governs a request of user u for service srv.
+func (t Threshold) applies(u smki.EUI, srv string) bool {
+	if !t.IsDCC() && t.User != u {
+		return false
+	}
+	switch t.Scope {
+	case ScopeUserTotal:
+		return true
+	case ScopeAttribute:
+		return t.ServiceRef == "" || t.ServiceRef == srv
+	default:
+		return t.ServiceRef == srv
+	}
+}
+
+// Check decides on req. If req breaches no threshold it is counted, in the
+// same atomic step as the decision, and Check returns a passing Decision;
+// the router then goes on to the MAC. Otherwise the command is stored in
+// quarantine (not counted), the user and operators are alerted, and Check
+// returns the quarantine Decision. On error (an invalid request, a store
+// failure) nothing is counted and the command must not be forwarded.
+func (d *Detector) Check(ctx context.Context, req Request) (Decision, error) {
+	if err := req.validate(); err != nil {
+		return Decision{}, err
+	}
+	at := req.At
+	if at.IsZero() {
+		at = d.now()
+	}
+	at = at.UTC().Truncate(time.Microsecond)
+	set := d.set.Load()
+
+	var counted []Threshold
+	var counters []Counter
+	for _, t := range set.all {
+		if !t.applies(req.User, req.ServiceRef) {
+			continue
+		}
+		if t.Scope == ScopeAttribute {
+			v, ok := req.Attributes[t.Attribute]
+			if ok && (v < t.Min || v > t.Max) {
+				detail := fmt.Sprintf("attribute %s = %d outside [%d, %d] (%s)", t.Attribute, v, t.Min, t.Max, t)
+				return d.quarantine(ctx, req, at, t, v, 0, detail)
+			}
+			continue
+		}
+		counted = append(counted, t)
+		counters = append(counters, Counter{Key: t.counterKey(req.User, req.ServiceRef), Window: t.Window, Limit: t.Limit})
+	}
+	ev := Event{RequestID: req.ID, Keys: eventKeys(req.User, req.ServiceRef), At: at}
+	out, err := d.store.CheckAndRecord(ctx, ev, counters)
+	if err != nil {
+		return Decision{}, fmt.Errorf("anomaly: checking request %s: %w", req.ID, err)
+	}
+	if out.Passed() {
+		return Decision{}, nil
+	}
+	if out.Breached >= len(counted) {
+		return Decision{}, fmt.Errorf("anomaly: checking request %s: store reported counter %d of %d", req.ID, out.Breached, len(counted))
+	}
+	t := counted[out.Breached]
+	detail := fmt.Sprintf("%d commands in the last %s reached the limit of %d (%s)", out.Count, t.Window, t.Limit, t)
+	return d.quarantine(ctx, req, at, t, out.Count, t.Limit, detail)
+}
+
+// quarantine stores req in quarantine for breaching t, alerts, and returns
+// the Decision.
+func (d *Detector) quarantine(ctx context.Context, req Request, at time.Time, t Threshold, count, limit int64, detail string) (Decision, error) {
+	ref, err := d.newRef(at)
+	if err != nil {
+		return Decision{}, err
+	}
+	q := Quarantine{
+		Ref: ref, CommandID: req.ID, User: req.User, UserRole: req.UserRole, ServiceRef: req.ServiceRef,
+		Target: req.Target, Kind: t.Kind(), ThresholdID: t.ID, Detail: detail,
+		Command: slices.Clone(req.Command), Attributes: maps.Clone(req.Attributes), At: at,
+		State: StateQuarantined, CreatedAt: d.now().UTC().Truncate(time.Microsecond),
+	}
+	entry := AuditEntry{
+		Time: q.CreatedAt, Actor: "anomaly-detector", Action: "anomaly.quarantine", Object: ref, Outcome: "success",
+		Details: map[string]string{
+			"command": req.ID, "user": req.User.String(), "serviceRef": req.ServiceRef,
+			"target": req.Target.String(), "kind": string(q.Kind), "threshold": t.ID,
+			"count": strconv.FormatInt(count, 10), "limit": strconv.FormatInt(limit, 10), "detail": detail,
+		},
+	}
+	if err := d.store.AddQuarantine(ctx, q, entry); err != nil {
+		return Decision{}, fmt.Errorf("anomaly: quarantining request %s: %w", req.ID, err)
+	}
+	d.log.WarnContext(ctx, "command quarantined", "ref", ref, "command", req.ID, "user", req.User.String(),
+		"serviceRef", req.ServiceRef, "target", req.Target.String(), "kind", q.Kind, "threshold", t.ID,
+		"count", count, "limit", limit)
+	d.alert(ctx, Alert{State: StateQuarantined, Ref: ref, User: q.User, ServiceRef: q.ServiceRef, Target: q.Target,
+		Kind: q.Kind, ThresholdID: t.ID, Detail: detail, At: q.CreatedAt})
+	return Decision{Quarantined: true, Ref: ref, Kind: q.Kind, Threshold: t, Count: count, Limit: limit, Detail: detail}, nil
+}
+
+// alert publishes a to local subscribers at once, then to other processes.
+// A failure to notify is logged, not returned: the record is already
+// durable and the other processes' subscribers can re-read it.
+func (d *Detector) alert(ctx context.Context, a Alert) {
+	a.Origin = d.instance
+	d.broker.Publish(a)
+	if d.notifier == nil {
+		return
+	}
+	p, err := json.Marshal(a)
+	if err == nil && len(p) > MaxNotifyPayload {
+		a.Detail, a.Reason = truncate(a.Detail, 200), truncate(a.Reason, 200)
+		p, err = json.Marshal(a)
+	}
+	if err == nil {
+		err = d.notifier.Notify(context.WithoutCancel(ctx), p)
+	}
+	if err != nil {
+		d.log.ErrorContext(ctx, "notifying other instances of an alert", "ref", a.Ref, "state", a.State, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// receive handles a payload from the Notifier.
+func (d *Detector) receive(p []byte) {
+	a, err := ParseAlert(p)
+	if err != nil {
+		d.log.Error("ignoring a malformed alert notification", "err", err)
+		return
+	}
+	if a.Origin == d.instance {
+		return
+	}
+	d.broker.Publish(a)
+}
+
+// Run does the Detector's background work until ctx is done: it reloads
+// thresholds every Refresh, prunes events older than the retention every
+// PruneEvery, and, with a Notifier, listens for other processes' alerts
+// (reconnecting after a failure). It returns nil when ctx is done.
+func (d *Detector) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if d.notifier != nil {
+		wg.Go(func() {
+			backoff := 100 * time.Millisecond
+			for ctx.Err() == nil {
+				err := d.notifier.Listen(ctx, d.receive)
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.ErrorContext(ctx, "alert listener failed; retrying", "err", err, "backoff", backoff)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 10*time.Second)
+			}
+		})
+	}
+	refresh := time.NewTicker(d.refresh)
+	defer refresh.Stop()
+	prune := time.NewTicker(d.pruneEvery)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-refresh.C:
+			if err := d.Reload(ctx); err != nil && ctx.Err() == nil {
+				d.log.ErrorContext(ctx, "reloading thresholds", "err", err)
+			}
+		case <-prune.C:
+			if _, err := d.Prune(ctx); err != nil && ctx.Err() == nil {
+				d.log.ErrorContext(ctx, "pruning events", "err", err)
+			}
+		}
+	}
+}
+
+// Prune deletes the events older than the retention (Config.Retention, or
+// the longest window in use plus one hour) and returns how many it deleted.
+func (d *Detector) Prune(ctx context.Context) (int64, error) {
+	keep := d.retention
+	if keep <= 0 {
+		keep = d.set.Load().maxWindow + time.Hour
+	}
+	n, err := d.store.PruneEvents(ctx, d.now().Add(-keep))
+	if err != nil {
+		return 0, fmt.Errorf("anomaly: pruning events: %w", err)
+	}
+	return n, nil
+}
+
+// refuse appends an audit entry for a refused action and returns err.
+func (d *Detector) refuse(ctx context.Context, e AuditEntry, err error) error {
+	e.Time = d.now().UTC()
+	e.Outcome = "refused: " + err.Error()
+	if aerr := d.store.AppendAudit(ctx, e); aerr != nil {
+		d.log.ErrorContext(ctx, "auditing a refused action", "action", e.Action, "object", e.Object, "err", aerr)
+		return errors.Join(err, fmt.Errorf("anomaly: auditing refusal: %w", aerr))
+	}
+	return err
+}
