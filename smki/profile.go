@@ -439,11 +439,14 @@ func (p *Profile) checkValidity(c *Certificate) error {
 	return nil
 }
 
-func (p *Profile) checkSubject(c *Certificate) error {
+func (p *Profile) checkSubject(c *Certificate) error { return p.checkName(&c.Subject) }
+
+// checkName checks a subject name against the profile's subject form.
+func (p *Profile) checkName(n *Name) error {
 	id := p.ID
 	f := p.Subject
 	seen := map[string]bool{}
-	for _, a := range c.Subject.Attributes {
+	for _, a := range n.Attributes {
 		if a.multiValued {
 			return perr(id, "subject.singleValuedRDN", "subject has a multi-valued RDN")
 		}
@@ -477,8 +480,8 @@ func (p *Profile) checkSubject(c *Certificate) error {
 			return perr(id, "subject.form", "subject lacks %s", need.name)
 		}
 	}
-	if f.OU != Forbidden && c.Subject.HasRole {
-		r := c.Subject.Role
+	if f.OU != Forbidden && n.HasRole {
+		r := n.Role
 		if f.RoleFixed && r != f.Role {
 			return perr(id, "subject.role", "OU %s: want %s", r.OU(), f.Role.OU())
 		}
@@ -486,7 +489,7 @@ func (p *Profile) checkSubject(c *Certificate) error {
 			return perr(id, "subject.role", "role %s (OU %s) not allowed in a %s certificate", r, r.OU(), p.ID)
 		}
 	}
-	if f.CommonName != Forbidden && seen[derCommonName] && strings.TrimSpace(c.Subject.CommonName) == "" {
+	if f.CommonName != Forbidden && seen[derCommonName] && strings.TrimSpace(n.CommonName) == "" {
 		return perr(id, "subject.commonName", "empty commonName")
 	}
 	return nil
