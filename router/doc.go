@@ -1,0 +1,33 @@
+// Package router is the DCC-like router of metertrust: it receives GBCS
+// commands from DCC users over mutually authenticated TLS, checks them in the
+// order of the project's principle of least trust per transaction, records
+// them durably, adds the access control broker's MAC and forwards them to the
+// target device through a transport, then correlates the device's response
+// and delivers it to the caller alone.
+//
+// It follows the GB Companion Specification (GBCS) as summarised in the
+// project's GBCS security notes: the message layout of section 3, Remote Party
+// signatures on critical commands (section 4, the DUIS two-step of
+// pre-command and signed pre-command), the access control broker's MAC by
+// static-static ECDH and the NIST SP 800-56A KDF (section 5, with Z cached
+// per device in memory and never stored), the originator counter rule of
+// section 7, unknown remote parties (section 8), the anomaly detection
+// thresholds of section 10 and third-party consent of section 11. The
+// eligibility of each DCC User Role for each service request is the DUIS
+// matrix of service-requests.tsv.
+//
+// A command passes, in exactly this order: caller authentication, message
+// well-formed, business originator equal to the caller, role eligible for the
+// service request, target device known and owned by the caller for its role
+// (or live consent for an other user), organisation certificate path and
+// revocation, signature for critical commands, counter strictly greater than
+// the last forwarded for (originator, target), anomaly thresholds; only then
+// is the MAC computed, the command recorded together with its outbox row in
+// one transaction, and the caller told "accepted". Every refusal has its own
+// error kind (see Kind), usable with errors.Is, mapped to an HTTP status and
+// error code in one place, and lands in the audit log.
+//
+// Every dependency (the codec, the device registry, certificates, the
+// anomaly detector, the key-agreement key, the ledger, the transport) is a
+// small interface declared here by the consumer.
+package router
