@@ -1,0 +1,331 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/metertrust/metertrust/store"
+)
+
+// InitRequest names the CAs the init ceremony creates. Empty names get the
+// defaults shown.
+type InitRequest struct {
+	RootName      string // CN of the SMKI Root CA (default "ZA")
+	OCAName       string // CN of the Organisation CA (default "Z1")
+	DCCKIRootName string // CN of the DCCKI root (default "metertrust DCCKI root")
+	DCCKITLSName  string // CN of the DCCKI TLS issuing CA (default "metertrust DCCKI TLS CA")
+}
+
+// CAInfo describes one CA, as ceremonies and "batch show" report it.
+type CAInfo struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	Parent    string    `json:"parent,omitempty"`
+	Subject   string    `json:"subject"`
+	Serial    string    `json:"serial"`
+	NotAfter  time.Time `json:"not_after"`
+	Quota     int64     `json:"quota,omitempty"`
+	Issued    int64     `json:"issued"`
+	State     string    `json:"state"`
+	Key       string    `json:"key"` // "present" or "destroyed"
+	CreatedAt time.Time `json:"created_at"`
+	ClosedAt  time.Time `json:"closed_at,omitzero"`
+	CertDER   []byte    `json:"-"`
+}
+
+var batchNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+
+// Init runs the init ceremony: the SMKI Root CA (self-signed, OU=00), the
+// Organisation CA (OU=07, pathLen 0, signed by the root), the DCCKI root and
+// its TLS issuing CA, and a first (empty) CRL for each root, which signs
+// nothing else outside ceremonies. It refuses to run if any of these CAs
+// exists. Every step is audited before and after.
+func (a *Authority) Init(ctx context.Context, req InitRequest) ([]CAInfo, error) {
+	def := func(s *string, d string) {
+		if *s == "" {
+			*s = d
+		}
+	}
+	def(&req.RootName, "ZA")
+	def(&req.OCAName, "Z1")
+	def(&req.DCCKIRootName, "metertrust DCCKI root")
+	def(&req.DCCKITLSName, "metertrust DCCKI TLS CA")
+	for _, n := range []string{NameRoot, NameOCA, NameDCCKIRoot, NameDCCKITLS} {
+		_, err := a.st.CA(ctx, n)
+		switch {
+		case err == nil:
+			return nil, fmt.Errorf("%w: CA %s: the init ceremony has already run", ErrExists, n)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("ca: init: %w", err)
+		}
+	}
+	var out []CAInfo
+	err := a.step(ctx, "ca.init", "smki+dccki", map[string]any{"root": req.RootName, "oca": req.OCAName,
+		"dccki_root": req.DCCKIRootName, "dccki_tls": req.DCCKITLSName}, func() (map[string]any, error) {
+		now := a.now()
+		// SMKI root and OCA.
+		root, rootKey, err := a.createRoot(ctx, NameRoot, store.CAKindRoot, func(pub crypto.PublicKey) (*template, error) {
+			return rootTemplate(pub, req.RootName, now)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, root)
+		oca, err := a.createSubCA(ctx, NameOCA, store.CAKindOCA, 0, NameRoot, rootKey, func(pub crypto.PublicKey) (*template, error) {
+			return ocaTemplate(pub, req.OCAName, now)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, oca)
+		// DCCKI root and TLS CA.
+		troot, trootKey, err := a.createRoot(ctx, NameDCCKIRoot, store.CAKindDCCKIRoot, func(pub crypto.PublicKey) (*template, error) {
+			return tlsCATemplate(KindTLSRoot, pub, req.DCCKIRootName, now)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, troot)
+		tca, err := a.createSubCA(ctx, NameDCCKITLS, store.CAKindDCCKITLS, 0, NameDCCKIRoot, trootKey, func(pub crypto.PublicKey) (*template, error) {
+			return tlsCATemplate(KindTLSCA, pub, req.DCCKITLSName, now)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tca)
+		for _, r := range []struct {
+			name string
+			key  crypto.Signer
+		}{{NameRoot, rootKey}, {NameDCCKIRoot, trootKey}} {
+			rec, err := a.st.CA(ctx, r.name)
+			if err != nil {
+				return nil, fmt.Errorf("ca: init: %w", err)
+			}
+			iss, err := a.newIssuer(rec, r.key)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := a.signCRL(ctx, iss, rootCRLValidity); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]any{"cas": len(out)}, nil
+	})
+	return out, err
+}
+
+// rootCRLValidity is the nextUpdate of a root's CRL: roots sign only in
+// ceremonies, so their CRLs are long-lived (our rule).
+const rootCRLValidity = 365 * 24 * time.Hour
+
+func (a *Authority) createRoot(ctx context.Context, name, kind string, mk func(crypto.PublicKey) (*template, error)) (CAInfo, crypto.Signer, error) {
+	var info CAInfo
+	var key crypto.Signer
+	err := a.step(ctx, "ca.ceremony."+kind, name, nil, func() (map[string]any, error) {
+		uri, k, err := a.keys.CreateKey(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		t, err := mk(k.Public())
+		if err != nil {
+			return nil, err
+		}
+		is, err := a.sign(ctx, nil, k, t)
+		if err != nil {
+			return nil, err
+		}
+		is.record.CA = name
+		rec := store.CA{Name: name, Kind: kind, CertDER: is.der, KeyURI: uri, State: store.CAStateActive, CreatedAt: a.now().UTC()}
+		if err := a.st.CreateCA(ctx, rec); err != nil {
+			return nil, fmt.Errorf("ca: recording CA %s: %w", name, err)
+		}
+		if err := a.st.PutCertificates(ctx, is.record); err != nil {
+			return nil, fmt.Errorf("ca: recording certificate of CA %s: %w", name, err)
+		}
+		key = k
+		info = caInfo(rec, is.cert, "present")
+		return map[string]any{"serial": info.Serial, "key_uri": uri, "subject": info.Subject}, nil
+	})
+	return info, key, err
+}
+
+func (a *Authority) createSubCA(ctx context.Context, name, kind string, quota int64, parent string, parentKey crypto.Signer, mk func(crypto.PublicKey) (*template, error)) (CAInfo, error) {
+	var info CAInfo
+	err := a.step(ctx, "ca.ceremony."+kind, name, map[string]any{"parent": parent, "quota": quota}, func() (map[string]any, error) {
+		prec, err := a.st.CA(ctx, parent)
+		if err != nil {
+			return nil, fmt.Errorf("ca: loading parent %s: %w", parent, err)
+		}
+		piss, err := a.newIssuer(prec, parentKey)
+		if err != nil {
+			return nil, err
+		}
+		label := name
+		if kind == store.CAKindDCA {
+			label = "dca-" + name
+		}
+		uri, k, err := a.keys.CreateKey(ctx, label)
+		if err != nil {
+			return nil, err
+		}
+		t, err := mk(k.Public())
+		if err != nil {
+			return nil, err
+		}
+		is, err := a.sign(ctx, piss, nil, t)
+		if err != nil {
+			return nil, err
+		}
+		rec := store.CA{Name: name, Kind: kind, Parent: parent, CertDER: is.der, KeyURI: uri, Quota: quota,
+			State: store.CAStateActive, CreatedAt: a.now().UTC()}
+		if err := a.st.CreateCA(ctx, rec); err != nil {
+			if errors.Is(err, store.ErrExists) {
+				return nil, fmt.Errorf("%w: CA %s", ErrExists, name)
+			}
+			return nil, fmt.Errorf("ca: recording CA %s: %w", name, err)
+		}
+		if err := a.st.PutCertificates(ctx, is.record); err != nil {
+			return nil, fmt.Errorf("ca: recording certificate of CA %s: %w", name, err)
+		}
+		info = caInfo(rec, is.cert, "present")
+		return map[string]any{"serial": info.Serial, "key_uri": uri, "subject": info.Subject}, nil
+	})
+	return info, err
+}
+
+func caInfo(rec store.CA, c *x509.Certificate, key string) CAInfo {
+	info := CAInfo{Name: rec.Name, Kind: rec.Kind, Parent: rec.Parent, Quota: rec.Quota, Issued: rec.Issued,
+		State: rec.State, Key: key, CreatedAt: rec.CreatedAt, ClosedAt: rec.ClosedAt, CertDER: rec.CertDER}
+	if c == nil {
+		c, _ = x509.ParseCertificate(rec.CertDER)
+	}
+	if c != nil {
+		info.Subject = c.Subject.String()
+		info.Serial = fmt.Sprintf("%X", c.SerialNumber.Bytes())
+		info.NotAfter = c.NotAfter
+	}
+	return info
+}
+
+// OpenBatch runs the batch ceremony: a new Device CA named name (CN=name),
+// signed by the root, allowed to issue quota device certificates. It loads
+// the root key for this ceremony only.
+func (a *Authority) OpenBatch(ctx context.Context, name string, quota int64) (CAInfo, error) {
+	switch {
+	case !batchNameRE.MatchString(name):
+		return CAInfo{}, fmt.Errorf("%w: batch name %q: want 1-32 letters, digits, '_' or '-'", ErrRequest, name)
+	case name == NameRoot || name == NameOCA || name == NameDCCKIRoot || name == NameDCCKITLS:
+		return CAInfo{}, fmt.Errorf("%w: batch name %q is reserved", ErrRequest, name)
+	case quota <= 0:
+		return CAInfo{}, fmt.Errorf("%w: batch quota %d: must be positive", ErrRequest, quota)
+	}
+	if _, err := a.st.CA(ctx, name); err == nil {
+		return CAInfo{}, fmt.Errorf("%w: CA %s", ErrExists, name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return CAInfo{}, fmt.Errorf("ca: opening batch %s: %w", name, err)
+	}
+	root, err := a.st.CA(ctx, NameRoot)
+	if err != nil {
+		return CAInfo{}, fmt.Errorf("%w: root CA (run ca init first): %v", ErrNotFound, err)
+	}
+	rootKey, err := a.keys.Signer(ctx, root.KeyURI)
+	if err != nil {
+		return CAInfo{}, fmt.Errorf("ca: loading the root key for the batch ceremony: %w", err)
+	}
+	now := a.now()
+	return a.createSubCA(ctx, name, store.CAKindDCA, quota, NameRoot, rootKey, func(pub crypto.PublicKey) (*template, error) {
+		return dcaTemplate(pub, name, now)
+	})
+}
+
+// Batch reports a batch Device CA: quota, issued, state and whether its key
+// is present in the key store or destroyed.
+func (a *Authority) Batch(ctx context.Context, name string) (CAInfo, error) {
+	rec, err := a.st.CA(ctx, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return CAInfo{}, fmt.Errorf("%w: batch %q", ErrNotFound, name)
+		}
+		return CAInfo{}, fmt.Errorf("ca: batch %s: %w", name, err)
+	}
+	if rec.Kind != store.CAKindDCA {
+		return CAInfo{}, fmt.Errorf("%w: %s is a %s CA, not a batch", ErrRequest, name, rec.Kind)
+	}
+	key := "destroyed"
+	if rec.KeyURI != "" {
+		if _, err := a.keys.Signer(ctx, rec.KeyURI); err == nil {
+			key = "present"
+		} else {
+			key = "missing"
+		}
+	}
+	return caInfo(rec, nil, key), nil
+}
+
+// CA returns the record of the named CA.
+func (a *Authority) CA(ctx context.Context, name string) (CAInfo, error) {
+	rec, err := a.st.CA(ctx, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return CAInfo{}, fmt.Errorf("%w: CA %q", ErrNotFound, name)
+		}
+		return CAInfo{}, fmt.Errorf("ca: CA %s: %w", name, err)
+	}
+	key := "destroyed"
+	if rec.KeyURI != "" {
+		key = "present"
+	}
+	return caInfo(rec, nil, key), nil
+}
+
+// CloseBatch closes a batch Device CA: its key is destroyed in the key store
+// (and checked to no longer load), the destruction audited, and the CA
+// marked closed. Its certificate stays published. Closing a closed batch
+// fails with ErrBatchClosed.
+func (a *Authority) CloseBatch(ctx context.Context, name, reason string) error {
+	if reason == "" {
+		reason = "closed by operator"
+	}
+	rec, err := a.st.CA(ctx, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: batch %q", ErrNotFound, name)
+		}
+		return fmt.Errorf("ca: closing batch %s: %w", name, err)
+	}
+	if rec.Kind != store.CAKindDCA {
+		return fmt.Errorf("%w: %s is a %s CA, not a batch", ErrRequest, name, rec.Kind)
+	}
+	if rec.State != store.CAStateActive {
+		return fmt.Errorf("%w: %s already closed", ErrBatchClosed, name)
+	}
+	a.forget(name)
+	return a.step(ctx, "ca.batch.close", name, map[string]any{"reason": reason, "issued": rec.Issued, "quota": rec.Quota}, func() (map[string]any, error) {
+		err := a.step(ctx, "ca.batch.key-destroy", name, map[string]any{"key_uri": rec.KeyURI}, func() (map[string]any, error) {
+			if _, err := a.keys.Signer(ctx, rec.KeyURI); err != nil {
+				// Already gone (an earlier close destroyed it, then failed
+				// to record): nothing left to destroy.
+				return map[string]any{"verified": "key does not load", "already_absent": true}, nil
+			}
+			if err := a.keys.Destroy(ctx, rec.KeyURI); err != nil {
+				return nil, err
+			}
+			return map[string]any{"verified": "key does not load"}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := a.st.CloseCA(ctx, name, a.now().UTC()); err != nil {
+			if errors.Is(err, store.ErrClosed) {
+				return nil, fmt.Errorf("%w: %s: %v", ErrBatchClosed, name, err)
+			}
+			return nil, fmt.Errorf("ca: recording close of %s: %w", name, err)
+		}
+		return map[string]any{"state": store.CAStateClosed}, nil
+	})
+}

@@ -1,0 +1,30 @@
+// Package ca is the issuing side of the metertrust SMKI: key custody through
+// go.step.sm/crypto/kms (software key files or PKCS#11), the ceremonies that
+// create the Root, Organisation CA (OCA), batch Device CAs (DCA) and the
+// separate DCCKI hierarchy for the router's mutual TLS, issuance of
+// organisation and device certificates from PKCS#10 requests with
+// pre-issuance linting, bulk device issuance for simulations, revocation,
+// CRLs and an OCSP responder.
+//
+// Certificates follow the SMKI certificate profiles of the GB Smart Metering
+// Key Infrastructure Certificate Policy and GBCS (Great Britain Companion
+// Specification) section 4.3, as summarised in the project's GBCS security
+// notes, section 2: X.509 v3, P-256 keys, ecdsa-with-SHA256, critical key
+// usage and certificate policies, 8-byte key identifiers (RFC 5280 section
+// 4.2.1.2 method 2), organisation subjects carrying the EUI-64 as an
+// x500UniqueIdentifier BIT STRING and device certificates with an empty
+// subject and a critical hardwareModuleName subject alternative name (RFC
+// 4108). CRLs follow RFC 5280 section 5, OCSP responses RFC 6960.
+//
+// Issuance runs in two steps, as Let's Encrypt Boulder's issuance package
+// does: the certificate is first built and signed with a throwaway key of the
+// same algorithm and linted (zlint's RFC 5280 and RFC 5480 lints plus the
+// SMKI profile lints of this package); only then is it signed with the CA key,
+// and the result is read back with the SMKI reader and its signature checked
+// before it is stored.
+//
+// Batch Device CAs (a project rule): a DCA is opened for a fixed quota of
+// devices; when the quota is used up, or when the batch is closed, its private
+// key is destroyed in the key store and the destruction audited, while the CA
+// certificate stays published so device certificates keep validating.
+package ca

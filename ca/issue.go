@@ -1,0 +1,272 @@
+package ca
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// OrgRequest asks for an organisation certificate. The CSR proves
+// possession of the key; the role, EUI, name and usage come from the
+// registration (the DCC's SMKI registration authority), and a CSR subject,
+// when present, must agree with them.
+type OrgRequest struct {
+	CSR   []byte // PKCS#10, DER or PEM
+	Role  smki.Role
+	EUI   smki.EUI
+	Name  string // optional CN
+	Usage Usage
+}
+
+// IssueOrg issues an organisation certificate from the OCA.
+func (a *Authority) IssueOrg(ctx context.Context, req OrgRequest) (store.Certificate, error) {
+	if _, err := ParseUsage(string(req.Usage)); err != nil {
+		return store.Certificate{}, err
+	}
+	switch {
+	case !req.Role.Valid() || req.Role == smki.RoleRoot || req.Role == smki.RoleIssuingAuthority:
+		return store.Certificate{}, fmt.Errorf("%w: role %s is not an organisation role", ErrRequest, req.Role)
+	case req.Usage == UsagePPKA && req.Role != smki.RoleSupplier:
+		return store.Certificate{}, fmt.Errorf("%w: a prepayment top-up key-agreement certificate is for suppliers only", ErrRequest)
+	case req.EUI.IsZero():
+		return store.Certificate{}, fmt.Errorf("%w: organisation EUI-64 is required", ErrRequest)
+	}
+	der, err := DecodePEMOrDER(req.CSR, "CERTIFICATE REQUEST")
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("%w: %v", ErrCSR, err)
+	}
+	r, err := parseCSR(der)
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	u, err := r.checkUsage(false)
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	if u != "" && u.keyUsage() != req.Usage.keyUsage() {
+		return store.Certificate{}, fmt.Errorf("%w: request asks for %s, registration says %s", ErrCSR, u, req.Usage)
+	}
+	if r.hasHW {
+		return store.Certificate{}, fmt.Errorf("%w: organisation request carries a hardwareModuleName", ErrCSR)
+	}
+	if err := checkOrgCSRSubject(r.rawSubject, req); err != nil {
+		return store.Certificate{}, err
+	}
+	var rec store.Certificate
+	err = a.step(ctx, "ca.issue.org", req.EUI.String(), map[string]any{"role": req.Role.OU(), "usage": string(req.Usage), "name": req.Name}, func() (map[string]any, error) {
+		iss, err := a.onlineIssuer(ctx, NameOCA)
+		if err != nil {
+			return nil, err
+		}
+		t, err := orgTemplate(r.pub, req.Name, req.Role, req.EUI, req.Usage, a.now())
+		if err != nil {
+			return nil, err
+		}
+		rec, err = a.signAndStore(ctx, iss, t)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"serial": fmt.Sprintf("%X", rec.Serial)}, nil
+	})
+	return rec, err
+}
+
+// signAndStore signs t with iss and stores it, drawing a fresh serial if the
+// store reports the serial taken (ErrExists).
+func (a *Authority) signAndStore(ctx context.Context, iss *issuer, t *template) (store.Certificate, error) {
+	for range 3 {
+		is, err := a.sign(ctx, iss, nil, t)
+		if err != nil {
+			return store.Certificate{}, err
+		}
+		err = a.st.PutCertificates(ctx, is.record)
+		if errors.Is(err, store.ErrExists) {
+			continue
+		}
+		if err != nil {
+			return store.Certificate{}, fmt.Errorf("ca: storing %s certificate: %w", t.kind, err)
+		}
+		return is.record, nil
+	}
+	return store.Certificate{}, fmt.Errorf("ca: storing %s certificate: serial collided three times: %w", t.kind, store.ErrExists)
+}
+
+// checkOrgCSRSubject accepts an empty subject, or one whose CN, OU and
+// x500UniqueIdentifier agree with the registration.
+func checkOrgCSRSubject(raw []byte, req OrgRequest) error {
+	s := cryptobyte.String(raw)
+	var rdns cryptobyte.String
+	if !s.ReadASN1(&rdns, cbasn1.SEQUENCE) || !s.Empty() {
+		return fmt.Errorf("%w: malformed subject", ErrCSR)
+	}
+	for !rdns.Empty() {
+		var set, atv cryptobyte.String
+		var typ asn1.ObjectIdentifier
+		var tag cbasn1.Tag
+		var val cryptobyte.String
+		if !rdns.ReadASN1(&set, cbasn1.SET) || !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !set.Empty() ||
+			!atv.ReadASN1ObjectIdentifier(&typ) || !atv.ReadAnyASN1(&val, &tag) || !atv.Empty() {
+			return fmt.Errorf("%w: malformed subject attribute", ErrCSR)
+		}
+		switch {
+		case typ.Equal(oidX500UniqueIdentifier):
+			if tag != cbasn1.BIT_STRING || len(val) != 9 || val[0] != 0 || string(val[1:]) != string(req.EUI[:]) {
+				return fmt.Errorf("%w: subject x500UniqueIdentifier does not hold EUI %s as a 64-bit BIT STRING", ErrCSR, req.EUI)
+			}
+		case typ.Equal(oidOrgUnit):
+			if string(val) != req.Role.OU() {
+				return fmt.Errorf("%w: subject OU %q, registration says role %s (%s)", ErrCSR, val, req.Role, req.Role.OU())
+			}
+		case typ.Equal(oidCommonName):
+			if req.Name != "" && string(val) != req.Name {
+				return fmt.Errorf("%w: subject CN %q, registration says %q", ErrCSR, val, req.Name)
+			}
+		default:
+			return fmt.Errorf("%w: subject attribute %v is not in the SMKI organisation profile", ErrCSR, typ)
+		}
+	}
+	return nil
+}
+
+// IssueDevice issues a device certificate from a batch Device CA for a GB
+// device CSR (empty subject, critical keyUsage, critical hardwareModuleName
+// SAN). Each certificate reserves one unit of the batch's quota before it
+// is signed; the certificate that uses up the quota closes the batch, which
+// destroys its key. A closed batch gives ErrBatchClosed.
+func (a *Authority) IssueDevice(ctx context.Context, batch string, csr []byte) (store.Certificate, error) {
+	der, err := DecodePEMOrDER(csr, "CERTIFICATE REQUEST")
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("%w: %v", ErrCSR, err)
+	}
+	r, err := parseCSR(der)
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	u, err := r.checkDevice()
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	var rec store.Certificate
+	var full bool
+	err = a.step(ctx, "ca.issue.device", r.hwSerial.String(), map[string]any{"batch": batch, "usage": string(u)}, func() (map[string]any, error) {
+		iss, err := a.onlineIssuer(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		if iss.rec.Kind != store.CAKindDCA {
+			return nil, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, batch)
+		}
+		n, err := a.reserve(ctx, iss, 1)
+		if err != nil {
+			return nil, err
+		}
+		full = n == iss.rec.Quota
+		t, err := deviceTemplate(r.pub, r.hwType, r.hwSerial, u, a.now())
+		if err != nil {
+			return nil, err
+		}
+		rec, err = a.signAndStore(ctx, iss, t)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"serial": fmt.Sprintf("%X", rec.Serial), "issued": n}, nil
+	})
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	if full {
+		if err := a.CloseBatch(ctx, batch, "quota reached"); err != nil && !errors.Is(err, ErrBatchClosed) {
+			return rec, fmt.Errorf("ca: closing batch %s at its quota: %w", batch, err)
+		}
+	}
+	return rec, nil
+}
+
+// reserve reserves n units of a batch's quota, mapping the store's closed
+// and exhausted states to ErrBatchClosed.
+func (a *Authority) reserve(ctx context.Context, iss *issuer, n int64) (int64, error) {
+	got, err := a.st.ReserveDevices(ctx, iss.rec.Name, n)
+	switch {
+	case errors.Is(err, store.ErrClosed):
+		a.forget(iss.rec.Name)
+		return 0, fmt.Errorf("%w: %s: %v", ErrBatchClosed, iss.rec.Name, err)
+	case errors.Is(err, store.ErrQuotaExhausted):
+		return 0, fmt.Errorf("%w: %s: quota of %d used up: %v", ErrBatchClosed, iss.rec.Name, iss.rec.Quota, err)
+	case err != nil:
+		return 0, fmt.Errorf("ca: reserving quota of %s: %w", iss.rec.Name, err)
+	}
+	return got, nil
+}
+
+// TLSIssued is a DCCKI certificate with the private key the CA generated
+// for it (PKCS#8 PEM); the caller writes the key to a 0600 file and drops
+// it.
+type TLSIssued struct {
+	Record store.Certificate
+	KeyPEM []byte
+}
+
+// IssueTLSClient issues a DCCKI client certificate for a DCC user, with a
+// fresh P-256 key: subject O=metertrust DCCKI users, OU=<user role>,
+// CN=<EUI>, and the URI SAN urn:metertrust:user:<EUI>:<role> (see TLSUser).
+func (a *Authority) IssueTLSClient(ctx context.Context, eui smki.EUI, role smki.UserRole) (TLSIssued, error) {
+	if eui.IsZero() {
+		return TLSIssued{}, fmt.Errorf("%w: user EUI-64 is required", ErrRequest)
+	}
+	if _, err := smki.ParseUserRole(string(role)); err != nil {
+		return TLSIssued{}, fmt.Errorf("%w: %v", ErrRequest, err)
+	}
+	return a.issueTLS(ctx, "ca.issue.tls-client", eui.String()+"/"+string(role), func(k *ecdsa.PrivateKey) (*template, error) {
+		return tlsClientTemplate(k.Public(), eui, role, a.now())
+	})
+}
+
+// IssueTLSServer issues a DCCKI server certificate for a service with the
+// given DNS names and IP addresses, with a fresh P-256 key.
+func (a *Authority) IssueTLSServer(ctx context.Context, dns []string, ips []net.IP) (TLSIssued, error) {
+	obj := fmt.Sprint(dns, ips)
+	return a.issueTLS(ctx, "ca.issue.tls-server", obj, func(k *ecdsa.PrivateKey) (*template, error) {
+		return tlsServerTemplate(k.Public(), dns, ips, a.now())
+	})
+}
+
+func (a *Authority) issueTLS(ctx context.Context, action, object string, mk func(*ecdsa.PrivateKey) (*template, error)) (TLSIssued, error) {
+	var out TLSIssued
+	err := a.step(ctx, action, object, nil, func() (map[string]any, error) {
+		iss, err := a.onlineIssuer(ctx, NameDCCKITLS)
+		if err != nil {
+			return nil, err
+		}
+		k, err := ecdsa.GenerateKey(elliptic.P256(), a.rand)
+		if err != nil {
+			return nil, fmt.Errorf("ca: generating TLS key: %w", err)
+		}
+		t, err := mk(k)
+		if err != nil {
+			return nil, err
+		}
+		out.Record, err = a.signAndStore(ctx, iss, t)
+		if err != nil {
+			return nil, err
+		}
+		p8, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("ca: encoding TLS key: %w", err)
+		}
+		out.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
+		clear(p8)
+		return map[string]any{"serial": fmt.Sprintf("%X", out.Record.Serial)}, nil
+	})
+	return out, err
+}
