@@ -91,6 +91,9 @@ func Verify(leaf *Certificate, opts VerifyOptions) ([]*Certificate, error) {
 		if depth >= 2 {
 			return nil, fmt.Errorf("%w: no trusted root within three certificates of %s", ErrUntrustedRoot, describe(leaf))
 		}
+		if cur.Kind == KindRoot || bytes.Equal(cur.RawIssuer, cur.RawSubject) {
+			return nil, fmt.Errorf("%w: self-signed %s is not among the roots", ErrUntrustedRoot, describe(cur))
+		}
 		parent, err := findIssuer(cur, opts)
 		if err != nil {
 			return nil, err
@@ -144,9 +147,6 @@ func findIssuer(c *Certificate, opts VerifyOptions) (*Certificate, error) {
 	if nameMatch != nil {
 		return nil, fmt.Errorf("%w: %s has authority key id %X, issuer %q has subject key id %X",
 			ErrKeyID, describe(c), c.AuthorityKeyID, nameMatch.Subject.String(), nameMatch.SubjectKeyID)
-	}
-	if bytes.Equal(c.RawIssuer, c.RawSubject) {
-		return nil, fmt.Errorf("%w: self-signed %s is not among the roots", ErrUntrustedRoot, describe(c))
 	}
 	return nil, fmt.Errorf("%w: no certificate with subject %q for %s", ErrUnknownIssuer, c.Issuer.String(), describe(c))
 }
