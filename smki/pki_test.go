@@ -14,8 +14,8 @@ import (
 // certificate of every end-entity profile, built from the package's own
 // profiles and templates with crypto/x509.CreateCertificate.
 type testPKI struct {
-	now                                  time.Time
-	root, oca, dca                       *issued
+	now                                   time.Time
+	root, oca, dca                        *issued
 	orgDS, orgKA, orgPrepay, devDS, devKA *issued
 }
 

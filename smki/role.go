@@ -123,6 +123,9 @@ const (
 var UserRoles = []UserRole{UserImportSupplier, UserExportSupplier, UserGasSupplier,
 	UserElectricityDistributor, UserGasTransporter, UserOther, UserRegisteredSupplierAgent}
 
+// ErrUserRole is wrapped by every DCC User Role parsing error.
+var ErrUserRole = errors.New("smki: unknown DCC user role")
+
 // ParseUserRole accepts the two- or three-letter code, in either case.
 func ParseUserRole(s string) (UserRole, error) {
 	u := UserRole(strings.ToUpper(strings.TrimSpace(s)))
@@ -131,7 +134,7 @@ func ParseUserRole(s string) (UserRole, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("smki: unknown DCC user role %q (want one of IS, ES, GS, ED, GT, OU, RSA)", s)
+	return "", fmt.Errorf("%w %q (want one of IS, ES, GS, ED, GT, OU, RSA)", ErrUserRole, s)
 }
 
 // RemoteParty returns the GBCS Remote Party Role under which a DCC User of

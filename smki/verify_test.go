@@ -251,4 +251,3 @@ func (p *testPKI) byCert(c *Certificate) *issued {
 	}
 	return nil
 }
-
