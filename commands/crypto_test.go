@@ -1,0 +1,335 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"io"
+	"math/big"
+	"testing"
+)
+
+func genECDSA(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func genKA(t testing.TB) *ECDHKey {
+	t.Helper()
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewECDHKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// badSigner returns fixed bytes as its "signature".
+type badSigner struct {
+	pub crypto.PublicKey
+	out []byte
+	err error
+}
+
+func (b badSigner) Public() crypto.PublicKey { return b.pub }
+func (b badSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return b.out, b.err
+}
+
+func TestSignVerify(t *testing.T) {
+	k := genECDSA(t)
+	other := genECDSA(t)
+	pre := func() *Message {
+		return &Message{CRA: Command, Counter: 42, Originator: testSupplier, Recipient: testDevice, Code: 0x00B3, Payload: []byte{1, 2, 3}}
+	}
+	t.Run("pre-command signed then verified", func(t *testing.T) {
+		m := pre()
+		if !m.IsPreCommand() {
+			t.Fatal("IsPreCommand = false for an unsigned critical command")
+		}
+		if err := SignPreCommand(rand.Reader, k, m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Signature) != 64 || m.IsPreCommand() {
+			t.Fatalf("signature %d bytes, IsPreCommand %t", len(m.Signature), m.IsPreCommand())
+		}
+		b, _ := m.Marshal()
+		p, err := Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := VerifySignature(&k.PublicKey, p); err != nil {
+			t.Errorf("VerifySignature: %v", err)
+		}
+		if err := VerifySignature(&other.PublicKey, p); !errors.Is(err, ErrSignature) {
+			t.Errorf("wrong key: %v, want ErrSignature", err)
+		}
+		p.Payload = []byte{1, 2, 4}
+		if err := VerifySignature(&k.PublicKey, p); !errors.Is(err, ErrSignature) {
+			t.Errorf("tampered payload: %v, want ErrSignature", err)
+		}
+	})
+	t.Run("high S accepted", func(t *testing.T) {
+		m := pre()
+		if err := Sign(rand.Reader, k, m); err != nil {
+			t.Fatal(err)
+		}
+		n := elliptic.P256().Params().N
+		s := new(big.Int).SetBytes(m.Signature[32:])
+		s.Sub(n, s)
+		s.FillBytes(m.Signature[32:])
+		if err := VerifySignature(&k.PublicKey, m); err != nil {
+			t.Errorf("n-s signature: %v, want valid", err)
+		}
+	})
+	refuse := []struct {
+		name string
+		m    func() *Message
+	}{
+		{"non-critical", func() *Message { m := pre(); m.Code = 0x0027; return m }},
+		{"response", func() *Message { m := pre(); m.CRA = Response; return m }},
+		{"already signed", func() *Message { m := pre(); m.Signature = make([]byte, 64); return m }},
+		{"maced", func() *Message { m := pre(); m.MAC = make([]byte, 12); return m }},
+		{"unknown code", func() *Message { m := pre(); m.Code = 0xFFFF; return m }},
+	}
+	for _, tt := range refuse {
+		t.Run("SignPreCommand refuses "+tt.name, func(t *testing.T) {
+			if err := SignPreCommand(rand.Reader, k, tt.m()); !errors.Is(err, ErrNotPreCommand) {
+				t.Errorf("error %v, want ErrNotPreCommand", err)
+			}
+		})
+	}
+	bad := []struct {
+		name   string
+		signer crypto.Signer
+		is     error
+	}{
+		{"P-384 key", func() crypto.Signer { k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader); return k }(), ErrKey},
+		{"garbage signature", badSigner{pub: &k.PublicKey, out: []byte{1, 2, 3}}, ErrSignature},
+		{"zero r", badSigner{pub: &k.PublicKey, out: []byte{0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x01}}, ErrSignature},
+		{"signer fails", badSigner{pub: &k.PublicKey, err: io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range bad {
+		t.Run("Sign with "+tt.name, func(t *testing.T) {
+			if err := Sign(rand.Reader, tt.signer, pre()); !errors.Is(err, tt.is) {
+				t.Errorf("error %v, want %v", err, tt.is)
+			}
+		})
+	}
+	t.Run("unsigned", func(t *testing.T) {
+		if err := VerifySignature(&k.PublicKey, pre()); !errors.Is(err, ErrNoSignature) {
+			t.Errorf("error %v, want ErrNoSignature", err)
+		}
+	})
+	t.Run("VerifyData short signature", func(t *testing.T) {
+		if err := VerifyData(&k.PublicKey, []byte{1}, make([]byte, 63)); !errors.Is(err, ErrSignature) {
+			t.Errorf("error %v, want ErrSignature", err)
+		}
+		if err := VerifyData(nil, []byte{1}, make([]byte, 64)); !errors.Is(err, ErrKey) {
+			t.Errorf("nil key: %v, want ErrKey", err)
+		}
+	})
+}
+
+func TestMACDirections(t *testing.T) {
+	ctx := context.Background()
+	acb, device, supplier := genKA(t), genKA(t), genKA(t)
+	tests := []struct {
+		name         string
+		m            *Message
+		sender, recv KeyAgreement
+		senderPeer   *ecdh.PublicKey
+		recvPeer     *ecdh.PublicKey
+	}{
+		{"command: ACB x device", &Message{CRA: Command, Counter: 7, Originator: testSupplier, Recipient: testDevice, Code: 0x0027, Payload: []byte{1}},
+			acb, device, device.PublicKey(), acb.PublicKey()},
+		{"response: device x recipient", &Message{CRA: Response, Counter: 7, Originator: testDevice, Recipient: testSupplier, Code: 0x0027, Payload: []byte{2}},
+			device, supplier, supplier.PublicKey(), device.PublicKey()},
+		{"alert: device x recipient", &Message{CRA: Alert, Counter: 8, Originator: testDevice, Recipient: testSupplier, Code: 0x0067, Payload: []byte{3}},
+			device, supplier, supplier.PublicKey(), device.PublicKey()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if info := tt.m.MACInfo(); info[16] != byte(tt.m.CRA) {
+				t.Errorf("OtherInfo mode byte %d, want CRA %d", info[16], tt.m.CRA)
+			}
+			if err := AddMAC(ctx, tt.sender, tt.senderPeer, tt.m); err != nil {
+				t.Fatal(err)
+			}
+			b, err := tt.m.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckMAC(ctx, tt.recv, tt.recvPeer, p); err != nil {
+				t.Errorf("receiver CheckMAC: %v", err)
+			}
+			p.Counter++
+			if err := CheckMAC(ctx, tt.recv, tt.recvPeer, p); !errors.Is(err, ErrMAC) {
+				t.Errorf("changed counter: %v, want ErrMAC", err)
+			}
+			p.Counter--
+			p.MAC[0] ^= 1
+			if err := CheckMAC(ctx, tt.recv, tt.recvPeer, p); !errors.Is(err, ErrMAC) {
+				t.Errorf("flipped MAC bit: %v, want ErrMAC", err)
+			}
+		})
+	}
+	t.Run("no MAC", func(t *testing.T) {
+		m := &Message{CRA: Command, Originator: testSupplier, Recipient: testDevice}
+		if err := CheckMAC(ctx, acb, device.PublicKey(), m); !errors.Is(err, ErrNoMAC) {
+			t.Errorf("error %v, want ErrNoMAC", err)
+		}
+		if err := VerifyMAC(make([]byte, 16), m); !errors.Is(err, ErrNoMAC) {
+			t.Errorf("error %v, want ErrNoMAC", err)
+		}
+	})
+	t.Run("bad key length", func(t *testing.T) {
+		m := &Message{CRA: Command, Originator: testSupplier, Recipient: testDevice}
+		if _, err := MAC(make([]byte, 15), m); !errors.Is(err, ErrKey) {
+			t.Errorf("error %v, want ErrKey", err)
+		}
+	})
+	t.Run("nil peer", func(t *testing.T) {
+		m := &Message{CRA: Command, Originator: testSupplier, Recipient: testDevice}
+		if err := AddMAC(ctx, acb, nil, m); !errors.Is(err, ErrKey) {
+			t.Errorf("error %v, want ErrKey", err)
+		}
+	})
+	t.Run("cancelled context", func(t *testing.T) {
+		c, cancel := context.WithCancel(ctx)
+		cancel()
+		m := &Message{CRA: Command, Originator: testSupplier, Recipient: testDevice}
+		if err := AddMAC(c, acb, device.PublicKey(), m); !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestEncryption(t *testing.T) {
+	ctx := context.Background()
+	device, supplier, third := genKA(t), genKA(t), genKA(t)
+	plain := []byte("daily consumption log: 12.5 kWh")
+	tests := []struct {
+		name      string
+		m         *Message
+		recipient *ECDHKey
+	}{
+		{"to the recipient", &Message{CRA: Response, Counter: 9, Originator: testDevice, Recipient: testSupplier, Code: 0x0060}, supplier},
+		{"to an unknown remote party", &Message{CRA: Response, Counter: 10, Originator: testDevice, Recipient: testACB, Code: 0x0060,
+			URP: &UnknownRemoteParty{EUI: testOther, Counter: 5}}, third},
+		{"empty plaintext", &Message{CRA: Alert, Counter: 11, Originator: testDevice, Recipient: testSupplier, Code: 0x0061}, supplier},
+		{"long plaintext", &Message{CRA: Response, Counter: 12, Originator: testDevice, Recipient: testSupplier, Code: 0x0060}, supplier},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := plain
+			switch i {
+			case 2:
+				p = []byte{}
+			case 3:
+				p = bytes.Repeat(plain, 40)
+			}
+			tt.m.Payload = bytes.Clone(p)
+			if info := tt.m.EncryptionInfo(); info[16] != ModeEncryption {
+				t.Errorf("mode byte %d, want 4", info[16])
+			}
+			if err := EncryptPayload(ctx, device, tt.recipient.PublicKey(), tt.m); err != nil {
+				t.Fatal(err)
+			}
+			if !IsProtected(tt.m.Payload) || bytes.Contains(tt.m.Payload, []byte("kWh")) {
+				t.Fatalf("payload not protected: %X", tt.m.Payload)
+			}
+			b, _ := tt.m.Marshal()
+			m, err := Parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecryptPayload(ctx, tt.recipient, device.PublicKey(), m)
+			if err != nil {
+				t.Fatalf("DecryptPayload: %v", err)
+			}
+			if !bytes.Equal(got, p) {
+				t.Errorf("plaintext %q, want %q", got, p)
+			}
+			if _, err := DecryptPayload(ctx, genKA(t), device.PublicKey(), m); !errors.Is(err, ErrDecrypt) {
+				t.Errorf("wrong key: %v, want ErrDecrypt", err)
+			}
+		})
+	}
+	t.Run("malformed protected structures", func(t *testing.T) {
+		key := make([]byte, 16)
+		good, err := Seal(key, testDevice, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Open(key, testDevice, good); err != nil || string(got) != "x" {
+			t.Fatalf("Open(Seal) = %q, %v", got, err)
+		}
+		for name, in := range map[string][]byte{
+			"empty":              {},
+			"wrong tag":          append([]byte{0x0A}, good[1:]...),
+			"wrong header":       func() []byte { b := bytes.Clone(good); b[2] = 0x30; return b }(),
+			"invocation counter": func() []byte { b := bytes.Clone(good); b[5] = 1; return b }(),
+			"truncated":          good[:len(good)-1],
+			"no tag":             {0x09, 0x05, 0x31, 0, 0, 0, 0},
+			"trailing":           append(bytes.Clone(good), 0),
+		} {
+			t.Run(name, func(t *testing.T) {
+				if IsProtected(in) {
+					t.Error("IsProtected = true")
+				}
+				if _, err := Open(key, testDevice, in); !errors.Is(err, ErrMalformed) {
+					t.Errorf("Open error %v, want ErrMalformed", err)
+				}
+			})
+		}
+		m := &Message{CRA: Response, Originator: testDevice, Recipient: testSupplier, Payload: []byte{1}}
+		if _, err := DecryptPayload(ctx, device, supplier.PublicKey(), m); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecryptPayload of clear payload: %v, want ErrMalformed", err)
+		}
+	})
+}
+
+func TestKeys(t *testing.T) {
+	if _, err := ParseRawPublicKey(make([]byte, 64)); !errors.Is(err, ErrKey) {
+		t.Errorf("zero point: %v, want ErrKey", err)
+	}
+	if _, err := ParseRawPrivateKey(make([]byte, 31)); !errors.Is(err, ErrKey) {
+		t.Errorf("short scalar: %v, want ErrKey", err)
+	}
+	if _, err := NewECDHKey(nil); !errors.Is(err, ErrKey) {
+		t.Errorf("nil: %v, want ErrKey", err)
+	}
+	x, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	if _, err := NewECDHKey(x); !errors.Is(err, ErrKey) {
+		t.Errorf("X25519: %v, want ErrKey", err)
+	}
+	k := genECDSA(t)
+	e, err := NewECDHKeyFromECDSA(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ECDHPublicKey(&k.PublicKey)
+	if err != nil || !pub.Equal(e.PublicKey()) {
+		t.Errorf("ECDHPublicKey = %v, %v", pub, err)
+	}
+	if _, err := ECDHPublicKey(nil); !errors.Is(err, ErrKey) {
+		t.Errorf("nil: %v, want ErrKey", err)
+	}
+}
