@@ -21,12 +21,12 @@ import (
 
 type fakeCatalogue map[commands.MessageCode]ServiceRequest
 
-func (c fakeCatalogue) Lookup(code commands.MessageCode) (ServiceRequest, error) {
+func (c fakeCatalogue) Lookup(code commands.MessageCode) ([]ServiceRequest, error) {
 	sr, ok := c[code]
 	if !ok {
-		return ServiceRequest{}, fmt.Errorf("fake catalogue: %w", commands.ErrUnknownCode)
+		return nil, fmt.Errorf("fake catalogue: %w", commands.ErrUnknownCode)
 	}
-	return sr, nil
+	return []ServiceRequest{sr}, nil
 }
 
 type fakeRegistry struct {
@@ -255,7 +255,7 @@ func newWorld(t testing.TB) *world {
 	w.cat = fakeCatalogue{
 		codeDisable: {Ref: "7.2", Critical: true, Roles: []smki.UserRole{"IS", "GS"}},
 		codeRead:    {Ref: "4.1.1", Roles: []smki.UserRole{"IS", "GS", "ED", "GT"}},
-		codeProfile: {Ref: "4.8.1", Roles: []smki.UserRole{"IS", "GS", "ED", "GT", "OU"}, ConsentScoped: true},
+		codeProfile: {Ref: "4.8.1", Roles: []smki.UserRole{"IS", "GS", "ED", "GT", "OU"}},
 	}
 	w.reg = &fakeRegistry{
 		devices: map[smki.EUI]Device{

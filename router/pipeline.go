@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
@@ -159,6 +160,10 @@ type submission struct {
 	forward  []byte
 	record   Record
 	received time.Time
+	id       string
+	// skipAnomaly is set for a command released from quarantine: it was
+	// screened (and counted) once already.
+	skipAnomaly bool
 }
 
 // Submit puts one GBCS command through the pipeline. On success the command
@@ -166,7 +171,28 @@ type submission struct {
 // "accepted". On refusal the error wraps exactly one Kind, nothing is
 // stored (no counter advanced), and an audit entry is written.
 func (r *Router) Submit(ctx context.Context, caller Caller, msg []byte) (Receipt, error) {
-	s := &submission{caller: caller, raw: msg, received: r.now()}
+	return r.run(ctx, &submission{caller: caller, raw: msg})
+}
+
+// SubmitReleased puts a command released from quarantine through the
+// remaining pipeline: every check again except the anomaly thresholds (it
+// was screened and counted when first submitted), then the MAC, the durable
+// record and forwarding. A counter overtaken while it was held is refused
+// as a replay.
+func (r *Router) SubmitReleased(ctx context.Context, caller Caller, msg []byte) (Receipt, error) {
+	return r.run(ctx, &submission{caller: caller, raw: msg, skipAnomaly: true})
+}
+
+func (r *Router) run(ctx context.Context, s *submission) (Receipt, error) {
+	caller := s.caller
+	s.received = r.now()
+	id, err := r.newID()
+	if err != nil {
+		err = fmt.Errorf("%w: command id: %w", ErrUnavailable, err)
+		r.refused(ctx, s, "id", err)
+		return Receipt{}, err
+	}
+	s.id = id
 	stages := []struct {
 		name string
 		run  func(context.Context, *submission) error
@@ -285,15 +311,19 @@ func (r *Router) originator(_ context.Context, s *submission) error {
 }
 
 func (r *Router) eligibility(_ context.Context, s *submission) error {
-	sr, err := r.cfg.Catalogue.Lookup(s.msg.Code)
+	srs, err := r.cfg.Catalogue.Lookup(s.msg.Code)
 	if err != nil {
-		return fmt.Errorf("%w: message code %s: %w", ErrNotEligible, s.msg.Code, err)
+		return fmt.Errorf("%w: %w", ErrNotEligible, err)
 	}
-	if !slices.Contains(sr.Roles, s.caller.Role) {
-		return fmt.Errorf("%w: role %s may not send service request %s (message code %s)", ErrNotEligible, s.caller.Role, sr.Ref, s.msg.Code)
+	var refs []string
+	for _, sr := range srs {
+		if slices.Contains(sr.Roles, s.caller.Role) {
+			s.sr = sr
+			return nil
+		}
+		refs = append(refs, sr.Ref)
 	}
-	s.sr = sr
-	return nil
+	return fmt.Errorf("%w: role %s may not send service request %s (message code %s)", ErrNotEligible, s.caller.Role, strings.Join(refs, ", "), s.msg.Code)
 }
 
 func (r *Router) ownership(ctx context.Context, s *submission) error {
@@ -368,8 +398,8 @@ func (r *Router) signature(_ context.Context, s *submission) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if !verifyRaw(s.signer, data, s.msg.Signature) {
-		return fmt.Errorf("%w: signature does not verify with the digital-signing certificate of %s", ErrSignature, s.caller.EUI)
+	if err := commands.VerifyData(s.signer, data, s.msg.Signature); err != nil {
+		return fmt.Errorf("%w: signature does not verify with the digital-signing certificate of %s: %w", ErrSignature, s.caller.EUI, err)
 	}
 	return nil
 }
@@ -386,7 +416,10 @@ func (r *Router) counterCheck(ctx context.Context, s *submission) error {
 }
 
 func (r *Router) anomaly(ctx context.Context, s *submission) error {
-	v, err := r.cfg.Detector.Check(ctx, Screening{Caller: s.caller, Target: s.msg.Recipient, Ref: s.sr.Ref,
+	if s.skipAnomaly {
+		return nil
+	}
+	v, err := r.cfg.Detector.Check(ctx, Screening{ID: s.id, Caller: s.caller, Target: s.msg.Recipient, Ref: s.sr.Ref,
 		Code: s.msg.Code, Counter: s.counter, Message: s.raw, At: s.received})
 	if err != nil {
 		return fmt.Errorf("%w: anomaly detection: %w", ErrUnavailable, err)
@@ -435,11 +468,7 @@ func (r *Router) sharedSecret(ctx context.Context, d Device) ([]byte, error) {
 }
 
 func (r *Router) recordCommand(ctx context.Context, s *submission) error {
-	id, err := r.newID()
-	if err != nil {
-		return fmt.Errorf("%w: command id: %w", ErrUnavailable, err)
-	}
-	s.record = Record{ID: id, Caller: s.caller, Originator: s.origin, Target: s.msg.Recipient, Counter: s.counter,
+	s.record = Record{ID: s.id, Caller: s.caller, Originator: s.origin, Target: s.msg.Recipient, Counter: s.counter,
 		Code: s.msg.Code, Ref: s.sr.Ref, Critical: s.sr.Critical, Message: s.forward, Accepted: r.now()}
 	if err := r.cfg.Ledger.Record(ctx, s.record); err != nil {
 		if errors.Is(err, ErrReplay) {

@@ -33,9 +33,6 @@ type ServiceRequest struct {
 	Critical bool
 	// Roles lists the DCC User Roles eligible to send the request.
 	Roles []smki.UserRole
-	// ConsentScoped is true for requests an other user (OU) may only send
-	// under a live consent record (spec section 11).
-	ConsentScoped bool
 }
 
 // Device is the router's registry entry for a device: its key-agreement
@@ -81,6 +78,8 @@ type Verdict struct {
 // Screening is what the router tells the anomaly detector about a command
 // that passed every earlier check.
 type Screening struct {
+	// ID is the router's identifier of the command.
+	ID      string
 	Caller  Caller
 	Target  smki.EUI
 	Ref     string
@@ -123,10 +122,11 @@ type Receipt struct {
 	Accepted time.Time `json:"accepted"`
 }
 
-// Catalogue maps message codes to service requests. Package commands'
-// catalogue, adapted, satisfies it.
+// Catalogue maps message codes to the service request variants they serve
+// (one GBCS use case may serve several variants, such as 4.8.1 to 4.8.3).
+// GBCSCatalogue is the implementation over package commands.
 type Catalogue interface {
-	Lookup(code commands.MessageCode) (ServiceRequest, error)
+	Lookup(code commands.MessageCode) ([]ServiceRequest, error)
 }
 
 // Registry is the device registry and the consent records.
