@@ -1,10 +1,11 @@
 package device
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha1"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,15 +19,15 @@ type KeyUsage uint8
 
 // Key usages of a trust-anchor cell.
 const (
-	DigitalSignature KeyUsage = 1
-	KeyAgreement     KeyUsage = 2
+	UsageDigitalSignature KeyUsage = 1
+	UsageKeyAgreement     KeyUsage = 2
 )
 
 func (u KeyUsage) String() string {
 	switch u {
-	case DigitalSignature:
+	case UsageDigitalSignature:
 		return "digitalSignature"
-	case KeyAgreement:
+	case UsageKeyAgreement:
 		return "keyAgreement"
 	}
 	return fmt.Sprintf("keyUsage(%d)", uint8(u))
@@ -80,7 +81,7 @@ var ErrAnchor = errors.New("device: invalid trust anchor")
 // with the facts a device keeps about it. Cells are immutable once built and
 // shared between meters.
 type Cell struct {
-	// KeyUsage is DigitalSignature or KeyAgreement.
+	// KeyUsage is UsageDigitalSignature or UsageKeyAgreement.
 	KeyUsage KeyUsage
 	// Usage is Management or PrepaymentTopUp.
 	Usage CellUsage
@@ -90,8 +91,8 @@ type Cell struct {
 	// certificate (RFC 5280 4.2.1.2 method 2, as SMKI uses).
 	SubjectKeyID [8]byte
 
-	sig *ecdsa.PublicKey // set for DigitalSignature
-	ka  *ecdh.PublicKey  // set for KeyAgreement
+	sig *ecdsa.PublicKey // set for UsageDigitalSignature
+	ka  *ecdh.PublicKey  // set for UsageKeyAgreement
 }
 
 // NewCell builds a cell for a P-256 public key. The subject key identifier
@@ -105,9 +106,9 @@ func NewCell(usage KeyUsage, cellUsage CellUsage, subject smki.EUI, pub *ecdsa.P
 	}
 	c := &Cell{KeyUsage: usage, Usage: cellUsage, Subject: subject}
 	switch usage {
-	case DigitalSignature:
+	case UsageDigitalSignature:
 		c.sig = pub
-	case KeyAgreement:
+	case UsageKeyAgreement:
 		k, err := pub.ECDH()
 		if err != nil {
 			return nil, fmt.Errorf("%w: cell for %s: %v", ErrAnchor, subject, err)
@@ -116,23 +117,42 @@ func NewCell(usage KeyUsage, cellUsage CellUsage, subject smki.EUI, pub *ecdsa.P
 	default:
 		return nil, fmt.Errorf("%w: cell for %s: unknown key usage %d", ErrAnchor, subject, usage)
 	}
-	pt, err := pub.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("%w: cell for %s: %v", ErrAnchor, subject, err)
+	id := smki.KeyID(pub)
+	if len(id) != 8 {
+		return nil, fmt.Errorf("%w: cell for %s: not a valid P-256 point", ErrAnchor, subject)
 	}
-	c.SubjectKeyID = SubjectKeyID(pt)
+	copy(c.SubjectKeyID[:], id)
 	return c, nil
 }
 
-// SubjectKeyID computes the 8-byte SMKI subject key identifier of an
-// uncompressed P-256 point: the four bits 0100, then the last 60 bits of the
-// point's SHA-1 (RFC 5280 section 4.2.1.2, method 2).
-func SubjectKeyID(uncompressedPoint []byte) [8]byte {
-	h := sha1.Sum(uncompressedPoint)
-	var id [8]byte
-	copy(id[:], h[12:])
-	id[0] = 0x40 | id[0]&0x0F
-	return id
+// NewCellFromCertificate builds a cell from an SMKI organisation
+// certificate read by smki.ParseCertificate: its key usage (exactly one of
+// digitalSignature or keyAgreement), its subject EUI and its key. The
+// certificate's own subject key identifier must match its key.
+func NewCellFromCertificate(c *smki.Certificate, cellUsage CellUsage) (*Cell, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: nil certificate", ErrAnchor)
+	}
+	var ku KeyUsage
+	switch c.KeyUsage {
+	case x509.KeyUsageDigitalSignature:
+		ku = UsageDigitalSignature
+	case x509.KeyUsageKeyAgreement:
+		ku = UsageKeyAgreement
+	default:
+		return nil, fmt.Errorf("%w: certificate of %s has key usage %s, want exactly one of digitalSignature or keyAgreement", ErrAnchor, c.EUI, smki.KeyUsageString(c.KeyUsage))
+	}
+	if cellUsage == PrepaymentTopUp && ku != UsageKeyAgreement {
+		return nil, fmt.Errorf("%w: certificate of %s: a prepayment top-up cell needs a key-agreement key", ErrAnchor, c.EUI)
+	}
+	cell, err := NewCell(ku, cellUsage, c.EUI, c.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.SubjectKeyID) != 0 && !bytes.Equal(c.SubjectKeyID, cell.SubjectKeyID[:]) {
+		return nil, fmt.Errorf("%w: certificate of %s: subject key identifier %X does not match its key (%X)", ErrAnchor, c.EUI, c.SubjectKeyID, cell.SubjectKeyID)
+	}
+	return cell, nil
 }
 
 // SignatureKey returns the cell's ECDSA public key, or nil for a

@@ -138,3 +138,39 @@ func profileWindow(now time.Time) (first, end uint64) {
 	}
 	return first, end
 }
+
+// profile returns the slots starting in [from, to) that the log holds at
+// time now.
+func (c *consumption) profile(now, from, to time.Time) ProfileLog {
+	first, end := profileWindow(now)
+	lo, into := slotOf(from)
+	if into > 0 {
+		lo++
+	}
+	hi, into := slotOf(to)
+	if into > 0 {
+		hi++
+	}
+	lo, hi = max(lo, first), min(hi, end)
+	l := ProfileLog{Start: slotStart(lo), Values: []uint32{}}
+	for n := lo; n < hi; n++ {
+		l.Values = append(l.Values, uint32(min(c.slot(n), 1<<32-1)))
+	}
+	return l
+}
+
+// dailyLog returns the consumption of the last days completed UTC days
+// before now.
+func (c *consumption) dailyLog(now time.Time, days int) DailyLog {
+	today, _ := slotOf(now)
+	today -= today % slotsPerDay
+	start := today - uint64(days)*slotsPerDay
+	if days*slotsPerDay > int(today) {
+		start = 0
+	}
+	l := DailyLog{Start: slotStart(start), Values: make([]uint32, 0, days)}
+	for d := start; d < today; d += slotsPerDay {
+		l.Values = append(l.Values, uint32(min(c.register(d+slotsPerDay)-c.register(d), 1<<32-1)))
+	}
+	return l
+}

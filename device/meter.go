@@ -1,0 +1,323 @@
+package device
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// KeyAgreement is a meter's static ECDH key-agreement private key: a key in
+// memory or an HSM object. ECDH returns the shared secret Z, which callers
+// must neither log nor keep. *commands.ECDHKey satisfies it, and a
+// KeyAgreement satisfies commands.KeyAgreement.
+type KeyAgreement interface {
+	ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error)
+	PublicKey() *ecdh.PublicKey
+}
+
+// ErrConfig is wrapped by errors about a meter's identity or configuration.
+var ErrConfig = errors.New("device: invalid configuration")
+
+// Identity is what makes one meter: its EUI-64, its kind and its two
+// private keys, the digital-signature key (DS) that signs responses to
+// critical commands and the key-agreement key (KA) behind every MAC and
+// every encrypted payload.
+type Identity struct {
+	EUI  smki.EUI
+	Kind Kind
+	// Signer is the DS key: ECDSA P-256.
+	Signer crypto.Signer
+	// KeyAgreement is the KA key: ECDH P-256.
+	KeyAgreement KeyAgreement
+}
+
+func (id Identity) validate() error {
+	if id.EUI.IsZero() {
+		return fmt.Errorf("%w: zero EUI", ErrConfig)
+	}
+	if id.Kind != Electricity && id.Kind != Gas {
+		return fmt.Errorf("%w: meter %s: unknown kind %d", ErrConfig, id.EUI, id.Kind)
+	}
+	if id.Signer == nil {
+		return fmt.Errorf("%w: meter %s: no digital-signature key", ErrConfig, id.EUI)
+	}
+	if pub, ok := id.Signer.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		return fmt.Errorf("%w: meter %s: digital-signature key must be ECDSA P-256, have %T", ErrConfig, id.EUI, id.Signer.Public())
+	}
+	if id.KeyAgreement == nil {
+		return fmt.Errorf("%w: meter %s: no key-agreement key", ErrConfig, id.EUI)
+	}
+	if pub := id.KeyAgreement.PublicKey(); pub == nil || pub.Curve() != ecdh.P256() {
+		return fmt.Errorf("%w: meter %s: key-agreement key must be P-256", ErrConfig, id.EUI)
+	}
+	return nil
+}
+
+// KeyGenerator makes the new key pairs a meter needs when CS02c asks it to
+// re-key. The default makes software P-256 keys; an HSM-backed meter
+// supplies its own.
+type KeyGenerator interface {
+	GenerateSigner(ctx context.Context) (crypto.Signer, error)
+	GenerateKeyAgreement(ctx context.Context) (KeyAgreement, error)
+}
+
+// Config is what meters share: clock, randomness, logger and key
+// generation. One Config serves a whole fleet; its zero value is usable.
+type Config struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Rand is passed to signing and key generation; crypto/rand when nil.
+	Rand io.Reader
+	// Logger receives one debug record per discarded message (EUI,
+	// reason, message code) and info records for credential changes; no
+	// key material is ever logged. Nothing is logged when nil.
+	Logger *slog.Logger
+	// Keys makes re-key key pairs; software P-256 keys from Rand when nil.
+	Keys KeyGenerator
+}
+
+// env is a Config with its defaults filled in, shared by pointer.
+type env struct {
+	now  func() time.Time
+	rand io.Reader
+	log  *slog.Logger
+	keys KeyGenerator
+}
+
+func newEnv(c Config) *env {
+	e := &env{now: c.Now, rand: c.Rand, log: c.Logger, keys: c.Keys}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.rand == nil {
+		e.rand = rand.Reader
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.log = e.log.With("component", "device")
+	if e.keys == nil {
+		e.keys = softwareKeys{rand: e.rand}
+	}
+	return e
+}
+
+// originCounter is the last counter accepted from one originator.
+type originCounter struct {
+	eui  smki.EUI
+	last uint64
+}
+
+// Meter is one reference meter. Its methods are safe for concurrent use;
+// messages to one meter are handled one at a time.
+//
+// The state is kept small for fleets of many meters: the trust anchors are
+// shared with other meters until a credential update gives this meter its
+// own, and the consumption it reports is computed from the EUI on demand.
+type Meter struct {
+	mu       sync.Mutex
+	env      *env
+	eui      smki.EUI
+	kind     Kind
+	supply   SupplyState
+	hasCIN   bool
+	cin      uint32
+	ds       crypto.Signer
+	ka       KeyAgreement
+	anchors  *Anchors
+	counters []originCounter
+	model    consumption // includes the live balance
+	tariff   *Tariff
+	pending  *rekey
+	certs    *installedCerts
+	accepted uint32
+	discards [numReasons]uint32
+}
+
+// New returns a meter with identity id and trust anchors anchors (which it
+// shares, never modifies), its supply enabled.
+func New(id Identity, anchors *Anchors, cfg Config) (*Meter, error) {
+	return newMeter(id, anchors, newEnv(cfg))
+}
+
+func newMeter(id Identity, anchors *Anchors, e *env) (*Meter, error) {
+	if err := id.validate(); err != nil {
+		return nil, err
+	}
+	if anchors == nil {
+		return nil, fmt.Errorf("%w: meter %s: nil trust anchors", ErrConfig, id.EUI)
+	}
+	return &Meter{
+		env:     e,
+		eui:     id.EUI,
+		kind:    id.Kind,
+		supply:  SupplyEnabled,
+		ds:      id.Signer,
+		ka:      id.KeyAgreement,
+		anchors: anchors,
+		model:   newConsumption(id.EUI),
+	}, nil
+}
+
+// EUI returns the meter's EUI-64.
+func (m *Meter) EUI() smki.EUI { return m.eui }
+
+// Kind returns whether the meter is an ESME or a GSME.
+func (m *Meter) Kind() Kind { return m.kind }
+
+// Anchors returns the meter's current trust anchors (immutable).
+func (m *Meter) Anchors() *Anchors {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.anchors
+}
+
+// Supply returns the state of the supply switch.
+func (m *Meter) Supply() SupplyState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.supply
+}
+
+// PressButton is the consumer pressing the meter's button: an armed supply
+// closes; otherwise nothing changes. It reports whether the supply was
+// restored.
+func (m *Meter) PressButton() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.supply == SupplyArmed {
+		m.supply = SupplyEnabled
+		return true
+	}
+	return false
+}
+
+// CIN returns the customer identification number the meter displays, and
+// false if it has received none.
+func (m *Meter) CIN() (uint32, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cin, m.hasCIN
+}
+
+// Tariff returns a copy of the tariff last set, and false if none was.
+func (m *Meter) Tariff() (Tariff, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tariff == nil {
+		return Tariff{}, false
+	}
+	t := *m.tariff
+	t.Rates = slices.Clone(t.Rates)
+	return t, true
+}
+
+// Balance returns the meter balance.
+func (m *Meter) Balance() Balance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Balance{MilliPence: m.model.balance}
+}
+
+// LastCounter returns the last counter the meter accepted from originator,
+// and false if it has accepted none.
+func (m *Meter) LastCounter(originator smki.EUI) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.counters {
+		if c.eui == originator {
+			return c.last, true
+		}
+	}
+	return 0, false
+}
+
+// Stats returns what the meter did with the messages it received.
+func (m *Meter) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Stats{Accepted: uint64(m.accepted)}
+	for i, c := range m.discards {
+		s.Discarded[i] = uint64(c)
+	}
+	return s
+}
+
+// SignaturePublicKey returns the public half of the meter's current DS key.
+func (m *Meter) SignaturePublicKey() *ecdsa.PublicKey {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pub, _ := m.ds.Public().(*ecdsa.PublicKey)
+	return pub
+}
+
+// AgreementPublicKey returns the public half of the meter's current KA key.
+func (m *Meter) AgreementPublicKey() *ecdh.PublicKey {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ka.PublicKey()
+}
+
+// Register returns the active import register at time t (Wh). It is the
+// same value a register read at t answers.
+func (m *Meter) Register(t time.Time) uint64 { return m.model.registerAt(t) }
+
+// Profile returns the consumption of the half-hour slots starting in
+// [from, to) that the meter's 13-month log holds at time now: the same
+// values a profile read answers.
+func (m *Meter) Profile(now, from, to time.Time) ProfileLog {
+	return m.model.profile(now, from, to)
+}
+
+// lastCounter and accept keep the per-originator counters; the caller holds
+// m.mu.
+func (m *Meter) lastCounter(o smki.EUI) (uint64, bool) {
+	for _, c := range m.counters {
+		if c.eui == o {
+			return c.last, true
+		}
+	}
+	return 0, false
+}
+
+func (m *Meter) recordCounter(o smki.EUI, n uint64) {
+	for i := range m.counters {
+		if m.counters[i].eui == o {
+			m.counters[i].last = n
+			return
+		}
+	}
+	m.counters = append(m.counters, originCounter{eui: o, last: n})
+}
+
+// softwareKeys is the default KeyGenerator: P-256 keys in memory.
+type softwareKeys struct{ rand io.Reader }
+
+func (s softwareKeys) GenerateSigner(context.Context) (crypto.Signer, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), s.rand)
+	if err != nil {
+		return nil, fmt.Errorf("device: generating digital-signature key: %w", err)
+	}
+	return k, nil
+}
+
+func (s softwareKeys) GenerateKeyAgreement(context.Context) (KeyAgreement, error) {
+	k, err := ecdh.P256().GenerateKey(s.rand)
+	if err != nil {
+		return nil, fmt.Errorf("device: generating key-agreement key: %w", err)
+	}
+	return commands.NewECDHKey(k)
+}
