@@ -305,15 +305,31 @@ func (a *Authority) sign(ctx context.Context, iss *issuer, selfKey crypto.Signer
 	}
 	var lintTBS []byte
 	if a.lint != nil {
-		// Step 1: sign with the throwaway key and lint.
-		pre, err := x509.CreateCertificate(a.rand, &tmpl, lintParent, tmpl.PublicKey, a.lintKey)
+		// Step 1: sign with the throwaway key and lint. zcrypto, the parser
+		// zlint runs on, cannot read OIDs with arcs beyond 63 bits, such as
+		// the metertrust policies under 2.25.<UUID>; the copy zlint sees
+		// carries anyPolicy (2.5.29.32.0) in their place, with the same
+		// criticality. Everything else is byte for byte what will be
+		// signed.
+		zt := tmpl
+		zt.ExtraExtensions = standInPolicies(t.extraExts)
+		pre, err := x509.CreateCertificate(a.rand, &zt, lintParent, tmpl.PublicKey, a.lintKey)
 		if err != nil {
 			return nil, fmt.Errorf("ca: preparing %s certificate: %w", t.kind, err)
 		}
 		if err := a.lint.check(pre, t, now); err != nil {
 			return nil, fmt.Errorf("issuing %s certificate: %w", t.kind, err)
 		}
-		if lintTBS, err = tbsOf(pre); err != nil {
+		// The exact certificate, signed with the throwaway key, must pass
+		// the SMKI reader and its profile check before the CA key signs it.
+		exact, err := x509.CreateCertificate(a.rand, &tmpl, lintParent, tmpl.PublicKey, a.lintKey)
+		if err != nil {
+			return nil, fmt.Errorf("ca: preparing %s certificate: %w", t.kind, err)
+		}
+		if err := smkiLint(exact, t); err != nil {
+			return nil, fmt.Errorf("issuing %s certificate: %w", t.kind, err)
+		}
+		if lintTBS, err = tbsOf(exact); err != nil {
 			return nil, err
 		}
 	}

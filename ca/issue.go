@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // OrgRequest asks for an organisation certificate. The CSR proves
@@ -50,18 +47,20 @@ func (a *Authority) IssueOrg(ctx context.Context, req OrgRequest) (store.Certifi
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	u, err := r.checkUsage(false)
-	if err != nil {
-		return store.Certificate{}, err
+	switch {
+	case r.Kind != smki.KindOrganisation:
+		return store.Certificate{}, fmt.Errorf("%w: not an organisation request (empty subject)", ErrCSR)
+	case r.KeyUsage != req.Usage.keyUsage():
+		return store.Certificate{}, fmt.Errorf("%w: request asks for %s, registration says %s", ErrCSR, smki.KeyUsageString(r.KeyUsage), req.Usage)
+	case r.EUI != req.EUI:
+		return store.Certificate{}, fmt.Errorf("%w: request subject EUI %s, registration says %s", ErrCSR, r.EUI, req.EUI)
+	case r.Role != req.Role:
+		return store.Certificate{}, fmt.Errorf("%w: request subject role %s (OU %s), registration says %s (OU %s)", ErrCSR, r.Role, r.Role.OU(), req.Role, req.Role.OU())
+	case req.Name != "" && r.CommonName != "" && r.CommonName != req.Name:
+		return store.Certificate{}, fmt.Errorf("%w: request subject CN %q, registration says %q", ErrCSR, r.CommonName, req.Name)
 	}
-	if u != "" && u.keyUsage() != req.Usage.keyUsage() {
-		return store.Certificate{}, fmt.Errorf("%w: request asks for %s, registration says %s", ErrCSR, u, req.Usage)
-	}
-	if r.hasHW {
-		return store.Certificate{}, fmt.Errorf("%w: organisation request carries a hardwareModuleName", ErrCSR)
-	}
-	if err := checkOrgCSRSubject(r.rawSubject, req); err != nil {
-		return store.Certificate{}, err
+	if req.Name == "" {
+		req.Name = r.CommonName
 	}
 	var rec store.Certificate
 	err = a.step(ctx, "ca.issue.org", req.EUI.String(), map[string]any{"role": req.Role.OU(), "usage": string(req.Usage), "name": req.Name}, func() (map[string]any, error) {
@@ -69,7 +68,7 @@ func (a *Authority) IssueOrg(ctx context.Context, req OrgRequest) (store.Certifi
 		if err != nil {
 			return nil, err
 		}
-		t, err := orgTemplate(r.pub, req.Name, req.Role, req.EUI, req.Usage, a.now())
+		t, err := orgTemplate(r.PublicKey, req.Name, req.Role, req.EUI, req.Usage, a.now())
 		if err != nil {
 			return nil, err
 		}
@@ -102,43 +101,6 @@ func (a *Authority) signAndStore(ctx context.Context, iss *issuer, t *template) 
 	return store.Certificate{}, fmt.Errorf("ca: storing %s certificate: serial collided three times: %w", t.kind, store.ErrExists)
 }
 
-// checkOrgCSRSubject accepts an empty subject, or one whose CN, OU and
-// x500UniqueIdentifier agree with the registration.
-func checkOrgCSRSubject(raw []byte, req OrgRequest) error {
-	s := cryptobyte.String(raw)
-	var rdns cryptobyte.String
-	if !s.ReadASN1(&rdns, cbasn1.SEQUENCE) || !s.Empty() {
-		return fmt.Errorf("%w: malformed subject", ErrCSR)
-	}
-	for !rdns.Empty() {
-		var set, atv cryptobyte.String
-		var typ asn1.ObjectIdentifier
-		var tag cbasn1.Tag
-		var val cryptobyte.String
-		if !rdns.ReadASN1(&set, cbasn1.SET) || !set.ReadASN1(&atv, cbasn1.SEQUENCE) || !set.Empty() ||
-			!atv.ReadASN1ObjectIdentifier(&typ) || !atv.ReadAnyASN1(&val, &tag) || !atv.Empty() {
-			return fmt.Errorf("%w: malformed subject attribute", ErrCSR)
-		}
-		switch {
-		case typ.Equal(oidX500UniqueIdentifier):
-			if tag != cbasn1.BIT_STRING || len(val) != 9 || val[0] != 0 || string(val[1:]) != string(req.EUI[:]) {
-				return fmt.Errorf("%w: subject x500UniqueIdentifier does not hold EUI %s as a 64-bit BIT STRING", ErrCSR, req.EUI)
-			}
-		case typ.Equal(oidOrgUnit):
-			if string(val) != req.Role.OU() {
-				return fmt.Errorf("%w: subject OU %q, registration says role %s (%s)", ErrCSR, val, req.Role, req.Role.OU())
-			}
-		case typ.Equal(oidCommonName):
-			if req.Name != "" && string(val) != req.Name {
-				return fmt.Errorf("%w: subject CN %q, registration says %q", ErrCSR, val, req.Name)
-			}
-		default:
-			return fmt.Errorf("%w: subject attribute %v is not in the SMKI organisation profile", ErrCSR, typ)
-		}
-	}
-	return nil
-}
-
 // IssueDevice issues a device certificate from a batch Device CA for a GB
 // device CSR (empty subject, critical keyUsage, critical hardwareModuleName
 // SAN). Each certificate reserves one unit of the batch's quota before it
@@ -153,13 +115,13 @@ func (a *Authority) IssueDevice(ctx context.Context, batch string, csr []byte) (
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	u, err := r.checkDevice()
-	if err != nil {
-		return store.Certificate{}, err
+	if r.Kind != smki.KindDevice {
+		return store.Certificate{}, fmt.Errorf("%w: not a device request (the subject must be empty)", ErrCSR)
 	}
+	u := usageOf(r.KeyUsage)
 	var rec store.Certificate
 	var full bool
-	err = a.step(ctx, "ca.issue.device", r.hwSerial.String(), map[string]any{"batch": batch, "usage": string(u)}, func() (map[string]any, error) {
+	err = a.step(ctx, "ca.issue.device", r.EUI.String(), map[string]any{"batch": batch, "usage": string(u)}, func() (map[string]any, error) {
 		iss, err := a.onlineIssuer(ctx, batch)
 		if err != nil {
 			return nil, err
@@ -172,7 +134,7 @@ func (a *Authority) IssueDevice(ctx context.Context, batch string, csr []byte) (
 			return nil, err
 		}
 		full = n == iss.rec.Quota
-		t, err := deviceTemplate(r.pub, r.hwType, r.hwSerial, u, a.now())
+		t, err := deviceTemplate(r.PublicKey, r.HWType, r.EUI, u, a.now())
 		if err != nil {
 			return nil, err
 		}

@@ -2,12 +2,14 @@ package ca
 
 import (
 	"bytes"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/metertrust/metertrust/smki"
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
@@ -22,12 +24,23 @@ var zlintSources = lint.SourceList{lint.RFC5280, lint.RFC5480}
 // excusedLints lists zlint lints that do not apply to a profile, each with
 // the reason. A lint is excused only for the profiles listed.
 var excusedLints = map[Kind]map[string]string{
+	KindRoot:    rootExcuses,
+	KindTLSRoot: rootExcuses,
 	KindOrg: {
 		// GBCS and the SMKI organisation certificate profile put the EUI-64
 		// in the subject as x500UniqueIdentifier, a BIT STRING (RFC 4519
 		// section 2.39); the lint expects only string types in a DN.
 		"e_subject_dn_not_printable_characters": "SMKI org subject carries x500UniqueIdentifier as a BIT STRING",
 	},
+}
+
+// rootExcuses apply to self-signed roots. RFC 5280 4.2.1.1 lets a
+// self-signed root omit the AKI, and the SMKI root profile does. zlint
+// decides "self-signed" by verifying the signature with the subject key,
+// which the copy signed with the throwaway key cannot pass, so the lint
+// would fire on every root.
+var rootExcuses = map[string]string{
+	"e_ext_authority_key_identifier_no_key_identifier": "self-signed root omits the AKI (RFC 5280 4.2.1.1); the lint copy is signed by the throwaway key",
 }
 
 // linter runs zlint (RFC 5280 and RFC 5480 sources) and the SMKI profile
@@ -233,12 +246,12 @@ var profileLints = []profileLint{
 			}
 			for _, e := range c.Extensions {
 				if e.Id.String() == oidExtSubjectAltName.String() {
-					var r request
-					if err := r.readHWName(e.Value); err != nil {
+					_, serial, err := readHWName(e.Value)
+					if err != nil {
 						return err
 					}
-					if r.hwSerial != t.eui {
-						return fmt.Errorf("hwSerialNum %s, want %s", r.hwSerial, t.eui)
+					if serial != t.eui {
+						return fmt.Errorf("hwSerialNum %s, want %s", serial, t.eui)
 					}
 				}
 			}
@@ -260,4 +273,50 @@ var profileLints = []profileLint{
 			}
 			return nil
 		}},
+}
+
+// oidAnyPolicy is anyPolicy (RFC 5280 section 4.2.1.4), the stand-in policy
+// in the copy zlint sees.
+var oidAnyPolicy = mustOID("2.5.29.32.0")
+
+// standInPolicies returns exts with every certificatePolicies extension
+// replaced by one holding anyPolicy, with the same criticality.
+func standInPolicies(exts []pkix.Extension) []pkix.Extension {
+	out := make([]pkix.Extension, len(exts))
+	for i, e := range exts {
+		out[i] = e
+		if e.Id.Equal(oidExtCertPolicies) {
+			if pe, err := policiesExt(oidAnyPolicy); err == nil {
+				pe.Critical = e.Critical
+				out[i] = pe
+			}
+		}
+	}
+	return out
+}
+
+// smkiLint reads an SMKI certificate signed with the throwaway key through
+// smki.ParseCertificate, which applies the SMKI profile check (smki.Profile:
+// the one definition of "on profile"), and requires the profile intended.
+// DCCKI certificates are not SMKI and are skipped.
+func smkiLint(der []byte, t *template) error {
+	switch t.kind {
+	case KindTLSRoot, KindTLSCA, KindTLSClient, KindTLSServer:
+		return nil
+	}
+	sc, err := smki.ParseCertificate(der)
+	if err != nil {
+		return fmt.Errorf("%w: e_smki_profile (%v)", ErrLint, err)
+	}
+	want := wantProfile(t)
+	if sc.Profile == want {
+		return nil
+	}
+	if p := smki.Profiles[want]; p != nil && want == smki.ProfileOrgPrepaymentKA && sc.Profile == smki.ProfileOrgKA {
+		if err := p.Check(sc); err != nil {
+			return fmt.Errorf("%w: e_smki_profile (%v)", ErrLint, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: e_smki_profile (matches %s, want %s)", ErrLint, sc.Profile, want)
 }
