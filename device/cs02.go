@@ -41,9 +41,6 @@ type credentialUpdate struct {
 // rekey is a CS02c in progress: the new key waiting for its certificate.
 type rekey struct{}
 
-// installedCerts are the device certificates installed by CS02d.
-type installedCerts struct{}
-
 func (m *Meter) checkCredentialUpdate(ctx context.Context, an *Anchors, cmd *command) error {
 	return discard(ReasonUnsupported, "CS02b is not executed yet")
 }

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdh"
@@ -66,12 +67,14 @@ func (id Identity) validate() error {
 	return nil
 }
 
-// KeyGenerator makes the new key pairs a meter needs when CS02c asks it to
-// re-key. The default makes software P-256 keys; an HSM-backed meter
-// supplies its own.
+// KeyGenerator makes the new P-256 key pairs a meter needs when CS02c asks
+// it to re-key, and that Fleet.Generate gives new meters. The key signs its
+// own certificate request, so it is a crypto.Signer even for key agreement;
+// a key-agreement key must also implement KeyAgreement, unless it is an
+// *ecdsa.PrivateKey (converted for ECDH). The default makes software keys;
+// an HSM-backed meter supplies its own.
 type KeyGenerator interface {
-	GenerateSigner(ctx context.Context) (crypto.Signer, error)
-	GenerateKeyAgreement(ctx context.Context) (KeyAgreement, error)
+	GenerateKey(ctx context.Context, usage KeyUsage) (crypto.Signer, error)
 }
 
 // Config is what meters share: clock, randomness, logger and key
@@ -306,18 +309,40 @@ func (m *Meter) recordCounter(o smki.EUI, n uint64) {
 // softwareKeys is the default KeyGenerator: P-256 keys in memory.
 type softwareKeys struct{ rand io.Reader }
 
-func (s softwareKeys) GenerateSigner(context.Context) (crypto.Signer, error) {
+func (s softwareKeys) GenerateKey(ctx context.Context, usage KeyUsage) (crypto.Signer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	k, err := ecdsa.GenerateKey(elliptic.P256(), s.rand)
 	if err != nil {
-		return nil, fmt.Errorf("device: generating digital-signature key: %w", err)
+		return nil, fmt.Errorf("device: generating %s key: %w", usage, err)
 	}
 	return k, nil
 }
 
-func (s softwareKeys) GenerateKeyAgreement(context.Context) (KeyAgreement, error) {
-	k, err := ecdh.P256().GenerateKey(s.rand)
-	if err != nil {
-		return nil, fmt.Errorf("device: generating key-agreement key: %w", err)
+// agreementKey returns the KeyAgreement form of a generated key.
+func agreementKey(s crypto.Signer) (KeyAgreement, error) {
+	switch k := s.(type) {
+	case KeyAgreement:
+		return k, nil
+	case *ecdsa.PrivateKey:
+		ka, err := commands.NewECDHKeyFromECDSA(k)
+		if err != nil {
+			return nil, fmt.Errorf("device: key-agreement key: %w", err)
+		}
+		return ka, nil
 	}
-	return commands.NewECDHKey(k)
+	return nil, fmt.Errorf("%w: generated key-agreement key %T can do no ECDH", ErrConfig, s)
+}
+
+// Certificates returns the meter's device certificates (DER), digital
+// signature then key agreement, and false if it holds none (a meter made
+// without them that CS02d has not given any).
+func (m *Meter) Certificates() (ds, ka []byte, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.certs == nil {
+		return nil, nil, false
+	}
+	return bytes.Clone(m.certs.ds), bytes.Clone(m.certs.ka), true
 }
