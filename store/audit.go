@@ -1,0 +1,269 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Audit outcomes: an action is logged as an attempt before it is tried and
+// as a success or failure after; a refusal is a decision not to try.
+const (
+	OutcomeAttempt = "attempt"
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeRefused = "refused"
+)
+
+// auditHashDomain starts every hashed encoding, so that a chain hash can
+// never be mistaken for the hash of anything else.
+const auditHashDomain = "metertrust audit log v1\x00"
+
+// genesisHash is the PrevHash of the first entry.
+var genesisHash = make([]byte, sha256.Size)
+
+// AuditEvent is one entry of the audit log.
+type AuditEvent struct {
+	Seq      int64          // assigned: 1, 2, 3...
+	Time     time.Time      // set by the caller (injected clock); stored UTC, microsecond precision
+	Actor    string         // who: an operator name, a user EUI, "system"
+	Action   string         // e.g. "ca.batch.key-destroy"
+	Object   string         // what: a CA name, a serial, a command id
+	Outcome  string         // "attempt", "success", "failure", "refused"
+	Details  map[string]any // stored as JSON; read back with numbers as json.Number
+	PrevHash []byte         // Hash of the entry before; 32 zero bytes for the first
+	Hash     []byte         // SHA-256 over the canonical encoding of the fields above
+}
+
+// AuditBreak describes where the audit chain first fails to verify. Errors
+// from VerifyAudit wrap one (find it with errors.As) and ErrAuditBroken.
+type AuditBreak struct {
+	Seq    int64  // the first entry that is missing, altered or out of place
+	Reason string // what is wrong with it
+}
+
+func (b *AuditBreak) Error() string {
+	return fmt.Sprintf("audit entry %d: %s", b.Seq, b.Reason)
+}
+
+// Unwrap makes errors.Is(b, ErrAuditBroken) true.
+func (b *AuditBreak) Unwrap() error { return ErrAuditBroken }
+
+// auditHash computes an entry's hash: SHA-256 over the domain string, then
+// Seq (8 bytes big-endian), Time as Unix microseconds (8 bytes, two's
+// complement), and Actor, Action, Object, Outcome, the details JSON and
+// PrevHash, each as a 4-byte big-endian length followed by its bytes. Every
+// field has a fixed size or a length prefix, so no two different entries
+// share an encoding.
+func auditHash(seq int64, at time.Time, actor, action, object, outcome string, details, prev []byte) []byte {
+	return sha256Sum(auditEncoding(seq, at, actor, action, object, outcome, details, prev))
+}
+
+func auditEncoding(seq int64, at time.Time, actor, action, object, outcome string, details, prev []byte) []byte {
+	b := make([]byte, 0, len(auditHashDomain)+16+6*4+len(actor)+len(action)+len(object)+len(outcome)+len(details)+len(prev))
+	b = append(b, auditHashDomain...)
+	b = binary.BigEndian.AppendUint64(b, uint64(seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixMicro()))
+	for _, f := range [][]byte{[]byte(actor), []byte(action), []byte(object), []byte(outcome), details, prev} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+func sha256Sum(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// maxAuditField bounds each text field, and maxAuditDetails the details JSON.
+const (
+	maxAuditField   = 1024
+	maxAuditDetails = 64 << 10
+)
+
+func validOutcome(o string) bool {
+	switch o {
+	case OutcomeAttempt, OutcomeSuccess, OutcomeFailure, OutcomeRefused:
+		return true
+	}
+	return false
+}
+
+// AppendAudit appends e to the audit log, chained to the entry before it,
+// and returns it as stored (Seq, PrevHash and Hash filled in, Time in UTC
+// at microsecond precision). Seq, PrevHash and Hash in e are ignored. Many
+// goroutines and several processes sharing one PostgreSQL database may
+// append at once: the one-row chain head is locked by the same transaction
+// that appends. There is deliberately no way to change or delete an entry.
+func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+	switch {
+	case e.Time.IsZero():
+		return AuditEvent{}, fmt.Errorf("%w: audit event %s: no time", ErrInvalid, e.Action)
+	case e.Actor == "" || len(e.Actor) > maxAuditField:
+		return AuditEvent{}, fmt.Errorf("%w: audit event %s: actor must be 1-%d bytes", ErrInvalid, e.Action, maxAuditField)
+	case e.Action == "" || len(e.Action) > maxAuditField:
+		return AuditEvent{}, fmt.Errorf("%w: audit event: action must be 1-%d bytes", ErrInvalid, maxAuditField)
+	case len(e.Object) > maxAuditField:
+		return AuditEvent{}, fmt.Errorf("%w: audit event %s: object longer than %d bytes", ErrInvalid, e.Action, maxAuditField)
+	case !validOutcome(e.Outcome):
+		return AuditEvent{}, fmt.Errorf("%w: audit event %s: outcome %q must be attempt, success, failure or refused", ErrInvalid, e.Action, e.Outcome)
+	}
+	details := []byte("{}")
+	if e.Details != nil {
+		var err error
+		if details, err = json.Marshal(e.Details); err != nil {
+			return AuditEvent{}, fmt.Errorf("%w: audit event %s: details are not JSON: %v", ErrInvalid, e.Action, err)
+		}
+		if len(details) > maxAuditDetails {
+			return AuditEvent{}, fmt.Errorf("%w: audit event %s: details JSON is %d bytes, over %d", ErrInvalid, e.Action, len(details), maxAuditDetails)
+		}
+	}
+	e.Time = dbTime(e.Time)
+	err := db.inTx(ctx, func(tx dbtx) error {
+		// Claiming the next seq locks the head row until commit, so
+		// appenders queue here and each sees its predecessor's hash.
+		if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
+			Scan(&e.Seq, &e.PrevHash); err != nil {
+			return fmt.Errorf("store: appending audit event %s: claiming chain head: %w", e.Action, err)
+		}
+		e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details, e.PrevHash)
+		if _, err := tx.exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash); err != nil {
+			return fmt.Errorf("store: appending audit event %d %s: %w", e.Seq, e.Action, err)
+		}
+		if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, e.Hash); err != nil {
+			return fmt.Errorf("store: appending audit event %d %s: moving chain head: %w", e.Seq, e.Action, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	return e, nil
+}
+
+// rawAudit is an audit row as stored, details still as JSON text.
+type rawAudit struct {
+	AuditEvent
+	details []byte
+}
+
+func rawAuditPage(ctx context.Context, q dbtx, afterSeq int64, limit int) ([]rawAudit, error) {
+	rs, err := q.query(ctx, `SELECT seq, at, actor, action, object, outcome, details, prev_hash, hash
+		FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading audit log: %w", err)
+	}
+	defer rs.Close()
+	var out []rawAudit
+	for rs.Next() {
+		var r rawAudit
+		var at timeCol
+		var details string
+		if err := rs.Scan(&r.Seq, &at, &r.Actor, &r.Action, &r.Object, &r.Outcome, &details, &r.PrevHash, &r.Hash); err != nil {
+			return nil, fmt.Errorf("store: reading audit log: %w", err)
+		}
+		r.Time, r.details = at.t, []byte(details)
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: reading audit log: %w", err)
+	}
+	return out, nil
+}
+
+// AuditEvents returns up to limit entries with Seq greater than afterSeq,
+// in order (limit 0 means DefaultLimit; at most MaxLimit). It does not
+// verify the chain; VerifyAudit does.
+func (db *DB) AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]AuditEvent, error) {
+	limit, err := pageLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rawAuditPage(ctx, db.read(), afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AuditEvent, len(raw))
+	for i, r := range raw {
+		d := json.NewDecoder(bytes.NewReader(r.details))
+		d.UseNumber()
+		if err := d.Decode(&r.Details); err != nil {
+			return nil, fmt.Errorf("reading audit entry %d: details are not a JSON object: %v: %w", r.Seq, err, ErrAuditBroken)
+		}
+		if r.Details == nil {
+			r.Details = map[string]any{}
+		}
+		out[i] = r.AuditEvent
+	}
+	return out, nil
+}
+
+// VerifyAudit recomputes the whole hash chain, in one consistent snapshot,
+// and checks it against the chain head. It returns the number of entries
+// checked; if the chain is broken the error wraps ErrAuditBroken and an
+// *AuditBreak naming the first entry that is missing, altered or out of
+// place.
+func (db *DB) VerifyAudit(ctx context.Context) (int64, error) {
+	var checked int64
+	err := db.inSnapshot(ctx, func(tx dbtx) error {
+		var err error
+		checked, err = verifyAudit(ctx, tx)
+		return err
+	})
+	return checked, err
+}
+
+func verifyAudit(ctx context.Context, tx dbtx) (int64, error) {
+	broken := func(seq int64, reason string, args ...any) error {
+		return fmt.Errorf("verifying audit log: %w", &AuditBreak{Seq: seq, Reason: fmt.Sprintf(reason, args...)})
+	}
+	var checked int64
+	prev := genesisHash
+	for {
+		page, err := rawAuditPage(ctx, tx, checked, MaxLimit)
+		if err != nil {
+			return checked, err
+		}
+		for _, r := range page {
+			want := checked + 1
+			switch {
+			case r.Seq != want:
+				return checked, broken(want, "missing (the next stored entry is %d)", r.Seq)
+			case !bytes.Equal(r.PrevHash, prev):
+				return checked, broken(r.Seq, "its previous-hash link does not match the entry before it")
+			case !bytes.Equal(auditHash(r.Seq, r.Time, r.Actor, r.Action, r.Object, r.Outcome, r.details, r.PrevHash), r.Hash):
+				return checked, broken(r.Seq, "its contents do not match its hash (altered)")
+			}
+			prev = r.Hash
+			checked++
+		}
+		if len(page) < MaxLimit {
+			break
+		}
+	}
+	var headSeq int64
+	var headHash []byte
+	if err := tx.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&headSeq, &headHash); err != nil {
+		if errors.Is(err, errNoRows) {
+			return checked, broken(checked+1, "the chain head row is missing")
+		}
+		return checked, fmt.Errorf("store: reading audit chain head: %w", err)
+	}
+	switch {
+	case headSeq > checked:
+		return checked, broken(checked+1, "missing (the chain head says the log ends at %d)", headSeq)
+	case headSeq < checked:
+		return checked, broken(headSeq+1, "beyond the chain head at %d (written outside the store)", headSeq)
+	case !bytes.Equal(headHash, prev):
+		return checked, broken(checked, "its hash does not match the chain head")
+	}
+	return checked, nil
+}

@@ -1,0 +1,579 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// This file holds the router's persistence: the device registry, consent
+// records, the per (originator, target) counters, accepted commands with
+// their outbox, and the per-caller delivery queue of responses (GBCS
+// sections 5, 7 and 11 as summarised in the project's GBCS notes).
+
+// ErrStaleCounter means a command's originator counter is not above the last
+// one recorded for its (originator, target) pair: a replay, or a race lost
+// to a concurrent command with a higher or equal counter. Nothing is stored.
+var ErrStaleCounter = errors.New("store: counter not above the last recorded")
+
+// RouterDevice is one device in the router's registry.
+type RouterDevice struct {
+	EUI string // 16 upper-case hex digits
+	// KAPublic is the device's key-agreement public key, an uncompressed
+	// P-256 point (65 bytes).
+	KAPublic []byte
+	// DSPublic is the device's digital-signing public key, an uncompressed
+	// P-256 point; nil when unknown.
+	DSPublic []byte
+	// Supplier and NetworkOperator are the EUIs of the organisations whose
+	// trust anchors the device holds; "" when none.
+	Supplier, NetworkOperator string
+	UpdatedAt                 time.Time
+}
+
+func (d *RouterDevice) validate() error {
+	switch {
+	case !euiPattern.MatchString(d.EUI):
+		return fmt.Errorf("%w: device EUI %q is not 16 upper-case hex digits", ErrInvalid, d.EUI)
+	case len(d.KAPublic) != 65 || d.KAPublic[0] != 4:
+		return fmt.Errorf("%w: device %s: key-agreement key must be a 65-byte uncompressed point", ErrInvalid, d.EUI)
+	case d.DSPublic != nil && (len(d.DSPublic) != 65 || d.DSPublic[0] != 4):
+		return fmt.Errorf("%w: device %s: digital-signing key must be a 65-byte uncompressed point", ErrInvalid, d.EUI)
+	case d.Supplier != "" && !euiPattern.MatchString(d.Supplier):
+		return fmt.Errorf("%w: device %s: supplier EUI %q is not 16 upper-case hex digits", ErrInvalid, d.EUI, d.Supplier)
+	case d.NetworkOperator != "" && !euiPattern.MatchString(d.NetworkOperator):
+		return fmt.Errorf("%w: device %s: network operator EUI %q is not 16 upper-case hex digits", ErrInvalid, d.EUI, d.NetworkOperator)
+	case d.UpdatedAt.IsZero():
+		return fmt.Errorf("%w: device %s: no update time", ErrInvalid, d.EUI)
+	}
+	return nil
+}
+
+// PutRouterDevices adds or replaces devices in the registry, in one
+// transaction (a change of supplier replaces the row).
+func (db *DB) PutRouterDevices(ctx context.Context, devices ...RouterDevice) error {
+	for i := range devices {
+		if err := devices[i].validate(); err != nil {
+			return err
+		}
+	}
+	return db.inTx(ctx, func(tx dbtx) error {
+		for _, d := range devices {
+			if _, err := tx.exec(ctx, `INSERT INTO router_devices (eui, ka_public, ds_public, supplier, network_operator, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (eui) DO UPDATE SET ka_public = excluded.ka_public, ds_public = excluded.ds_public,
+					supplier = excluded.supplier, network_operator = excluded.network_operator, updated_at = excluded.updated_at`,
+				d.EUI, d.KAPublic, d.DSPublic, d.Supplier, d.NetworkOperator, d.UpdatedAt); err != nil {
+				return fmt.Errorf("store: putting device %s: %w", d.EUI, err)
+			}
+		}
+		return nil
+	})
+}
+
+// RouterDevice returns the registry entry of the device, or an error
+// wrapping ErrNotFound.
+func (db *DB) RouterDevice(ctx context.Context, eui string) (RouterDevice, error) {
+	var d RouterDevice
+	var at timeCol
+	err := db.read().queryRow(ctx, `SELECT eui, ka_public, ds_public, supplier, network_operator, updated_at
+		FROM router_devices WHERE eui = $1`, eui).Scan(&d.EUI, &d.KAPublic, &d.DSPublic, &d.Supplier, &d.NetworkOperator, &at)
+	if errors.Is(err, errNoRows) {
+		return RouterDevice{}, fmt.Errorf("device %s: %w", eui, ErrNotFound)
+	}
+	if err != nil {
+		return RouterDevice{}, fmt.Errorf("store: reading device %s: %w", eui, err)
+	}
+	d.UpdatedAt = at.t
+	return d, nil
+}
+
+// Consent is a consent record: a consumer's agreement that an other user
+// (OU) may send the listed service requests to the consumer's device
+// (spec section 11).
+type Consent struct {
+	ID     string
+	Device string // device EUI
+	User   string // the other user's EUI
+	// Scope lists the service reference variants consented to ("4.8.1").
+	Scope []string
+	// DataFrom is the oldest data the user may read; zero for no limit.
+	DataFrom time.Time
+	// NotBefore and ExpiresAt bound when the consent is live.
+	NotBefore, ExpiresAt time.Time
+	// Evidence describes how consent was given (for example "CIN read back
+	// on 2026-11-23"); never a PIN or secret.
+	Evidence  string
+	CreatedBy string
+	CreatedAt time.Time
+	RevokedAt time.Time // zero while live
+}
+
+func (c *Consent) validate() error {
+	switch {
+	case c.ID == "" || len(c.ID) > 64:
+		return fmt.Errorf("%w: consent id must be 1-64 bytes", ErrInvalid)
+	case !euiPattern.MatchString(c.Device):
+		return fmt.Errorf("%w: consent %s: device EUI %q is not 16 upper-case hex digits", ErrInvalid, c.ID, c.Device)
+	case !euiPattern.MatchString(c.User):
+		return fmt.Errorf("%w: consent %s: user EUI %q is not 16 upper-case hex digits", ErrInvalid, c.ID, c.User)
+	case len(c.Scope) == 0:
+		return fmt.Errorf("%w: consent %s: empty scope", ErrInvalid, c.ID)
+	case c.NotBefore.IsZero() || c.ExpiresAt.IsZero() || !c.ExpiresAt.After(c.NotBefore):
+		return fmt.Errorf("%w: consent %s: expiry must follow the start", ErrInvalid, c.ID)
+	case strings.TrimSpace(c.Evidence) == "":
+		return fmt.Errorf("%w: consent %s: evidence is required", ErrInvalid, c.ID)
+	case c.CreatedBy == "" || c.CreatedAt.IsZero():
+		return fmt.Errorf("%w: consent %s: creator and creation time are required", ErrInvalid, c.ID)
+	}
+	for _, s := range c.Scope {
+		if s == "" || strings.ContainsAny(s, " ,") {
+			return fmt.Errorf("%w: consent %s: scope entry %q is not a service reference", ErrInvalid, c.ID, s)
+		}
+	}
+	return nil
+}
+
+// PutConsent stores a new consent record; an existing ID gives ErrExists.
+func (db *DB) PutConsent(ctx context.Context, c Consent) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := db.write().exec(ctx, `INSERT INTO router_consents
+		(id, device, user_eui, scope, data_from, not_before, expires_at, evidence, created_by, created_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)`,
+		c.ID, c.Device, c.User, strings.Join(c.Scope, " "), c.DataFrom, c.NotBefore, c.ExpiresAt, c.Evidence, c.CreatedBy, c.CreatedAt)
+	if err = classify(err); errors.Is(err, errUnique) {
+		return fmt.Errorf("consent %s: %w", c.ID, ErrExists)
+	} else if err != nil {
+		return fmt.Errorf("store: putting consent %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// RevokeConsent ends a consent record at the given time. An unknown ID gives
+// ErrNotFound, an already revoked one ErrConflict.
+func (db *DB) RevokeConsent(ctx context.Context, id string, at time.Time) error {
+	return db.inTx(ctx, func(tx dbtx) error {
+		var revoked timeCol
+		err := tx.queryRow(ctx, `SELECT revoked_at FROM router_consents WHERE id = $1`, id).Scan(&revoked)
+		if errors.Is(err, errNoRows) {
+			return fmt.Errorf("consent %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: revoking consent %s: %w", id, err)
+		}
+		if !revoked.t.IsZero() {
+			return fmt.Errorf("consent %s already revoked: %w", id, ErrConflict)
+		}
+		if _, err := tx.exec(ctx, `UPDATE router_consents SET revoked_at = $1 WHERE id = $2`, at, id); err != nil {
+			return fmt.Errorf("store: revoking consent %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// LiveConsent returns a consent record for device and user that covers the
+// service reference ref and is live at the given time.
+func (db *DB) LiveConsent(ctx context.Context, device, user, ref string, at time.Time) (Consent, bool, error) {
+	rs, err := db.read().query(ctx, `SELECT id, device, user_eui, scope, data_from, not_before, expires_at, evidence, created_by, created_at
+		FROM router_consents WHERE device = $1 AND user_eui = $2 AND revoked_at IS NULL AND not_before <= $3 AND expires_at > $3
+		ORDER BY created_at`, device, user, at)
+	if err != nil {
+		return Consent{}, false, fmt.Errorf("store: reading consent: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var c Consent
+		var scope string
+		var from, nb, exp, created timeCol
+		if err := rs.Scan(&c.ID, &c.Device, &c.User, &scope, &from, &nb, &exp, &c.Evidence, &c.CreatedBy, &created); err != nil {
+			return Consent{}, false, fmt.Errorf("store: reading consent: %w", err)
+		}
+		c.Scope = strings.Fields(scope)
+		c.DataFrom, c.NotBefore, c.ExpiresAt, c.CreatedAt = from.t, nb.t, exp.t, created.t
+		if slices.Contains(c.Scope, ref) {
+			return c, true, nil
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return Consent{}, false, fmt.Errorf("store: reading consent: %w", err)
+	}
+	return Consent{}, false, nil
+}
+
+// LastCounter returns the last originator counter recorded for (originator,
+// target), and false when none is.
+func (db *DB) LastCounter(ctx context.Context, originator, target string) (uint64, bool, error) {
+	var last int64
+	err := db.read().queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`, originator, target).Scan(&last)
+	if errors.Is(err, errNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: reading counter %s/%s: %w", originator, target, err)
+	}
+	return uint64(last), true, nil
+}
+
+// Command states.
+const (
+	CommandAccepted  = "accepted"  // durable, in the outbox
+	CommandForwarded = "forwarded" // handed to the transport, no response yet
+	CommandResponded = "responded" // the device's response is stored
+	CommandFailed    = "failed"    // forwarding gave up, or the response was refused
+)
+
+// RouterCommand is one accepted command.
+type RouterCommand struct {
+	ID                 string
+	Caller, CallerRole string // the DCC user who submitted it
+	Originator, Target string // business originator and target device EUIs
+	Counter            uint64
+	Code               uint16
+	ServiceRef         string
+	Critical           bool
+	Message            []byte // as forwarded, MAC'd
+	State              string
+	AcceptedAt         time.Time
+	UpdatedAt          time.Time
+	Response           []byte // the device's response, once received
+	Error              string // why it failed, for CommandFailed
+}
+
+// RecordCommand stores an accepted command and its outbox row, and advances
+// the counter of (Originator, Target) to Counter, in one transaction. When
+// the stored counter is not below Counter (a replay, or a concurrent command
+// won), nothing is stored and the error wraps ErrStaleCounter. It is exact
+// under concurrency, across processes on PostgreSQL.
+func (db *DB) RecordCommand(ctx context.Context, c RouterCommand) error {
+	switch {
+	case c.ID == "" || len(c.ID) > 64:
+		return fmt.Errorf("%w: command id must be 1-64 bytes", ErrInvalid)
+	case !euiPattern.MatchString(c.Caller) || !euiPattern.MatchString(c.Originator) || !euiPattern.MatchString(c.Target):
+		return fmt.Errorf("%w: command %s: caller, originator and target must be 16 upper-case hex digits", ErrInvalid, c.ID)
+	case len(c.Message) == 0:
+		return fmt.Errorf("%w: command %s: no message", ErrInvalid, c.ID)
+	case c.AcceptedAt.IsZero():
+		return fmt.Errorf("%w: command %s: no acceptance time", ErrInvalid, c.ID)
+	}
+	forUpdate := ""
+	if db.dialect == DialectPostgres {
+		forUpdate = " FOR UPDATE"
+	}
+	return db.inTx(ctx, func(tx dbtx) error {
+		n, err := tx.exec(ctx, `INSERT INTO router_counters (originator, target, last) VALUES ($1, $2, $3)
+			ON CONFLICT (originator, target) DO NOTHING`, c.Originator, c.Target, int64(c.Counter))
+		if err != nil {
+			return fmt.Errorf("store: recording command %s: counter: %w", c.ID, err)
+		}
+		if n == 0 {
+			var last int64
+			if err := tx.queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`+forUpdate,
+				c.Originator, c.Target).Scan(&last); err != nil {
+				return fmt.Errorf("store: recording command %s: reading counter: %w", c.ID, err)
+			}
+			if c.Counter <= uint64(last) {
+				return fmt.Errorf("command %s: counter %d, last recorded %d: %w", c.ID, c.Counter, uint64(last), ErrStaleCounter)
+			}
+			if _, err := tx.exec(ctx, `UPDATE router_counters SET last = $1 WHERE originator = $2 AND target = $3`,
+				int64(c.Counter), c.Originator, c.Target); err != nil {
+				return fmt.Errorf("store: recording command %s: advancing counter: %w", c.ID, err)
+			}
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO router_commands
+			(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+			c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code), c.ServiceRef, c.Critical,
+			c.Message, CommandAccepted, c.AcceptedAt); err != nil {
+			if errors.Is(classify(err), errUnique) {
+				return fmt.Errorf("command %s: %w", c.ID, ErrExists)
+			}
+			return fmt.Errorf("store: recording command %s: %w", c.ID, err)
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt) VALUES ($1, $2, 0, $3)`,
+			c.ID, c.Target, c.AcceptedAt); err != nil {
+			return fmt.Errorf("store: recording command %s: outbox: %w", c.ID, err)
+		}
+		return nil
+	})
+}
+
+const routerCommandColumns = `id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state,
+	accepted_at, updated_at, response, error`
+
+func scanRouterCommand(r interface{ Scan(...any) error }) (RouterCommand, error) {
+	var c RouterCommand
+	var counter, code int64
+	var acc, upd timeCol
+	err := r.Scan(&c.ID, &c.Caller, &c.CallerRole, &c.Originator, &c.Target, &counter, &code, &c.ServiceRef, &c.Critical,
+		&c.Message, &c.State, &acc, &upd, &c.Response, &c.Error)
+	c.Counter, c.Code, c.AcceptedAt, c.UpdatedAt = uint64(counter), uint16(code), acc.t, upd.t
+	return c, err
+}
+
+// RouterCommand returns the command with the given ID, or an error wrapping
+// ErrNotFound.
+func (db *DB) RouterCommand(ctx context.Context, id string) (RouterCommand, error) {
+	c, err := scanRouterCommand(db.read().queryRow(ctx, `SELECT `+routerCommandColumns+` FROM router_commands WHERE id = $1`, id))
+	if errors.Is(err, errNoRows) {
+		return RouterCommand{}, fmt.Errorf("command %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return RouterCommand{}, fmt.Errorf("store: reading command %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// OutboxItem is a command due for forwarding, leased to one worker.
+type OutboxItem struct {
+	Command  RouterCommand
+	Attempts int // attempts made before this one
+}
+
+// ClaimOutbox leases up to limit commands due at now to the caller until
+// now+lease: a worker that dies loses its lease and another picks the
+// command up (at-least-once). On PostgreSQL concurrent claimers skip each
+// other's rows.
+func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
+	if limit <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("%w: outbox claim needs a positive limit and lease", ErrInvalid)
+	}
+	skip := ""
+	if db.dialect == DialectPostgres {
+		skip = " FOR UPDATE SKIP LOCKED"
+	}
+	var out []OutboxItem
+	err := db.inTx(ctx, func(tx dbtx) error {
+		rs, err := tx.query(ctx, `SELECT command_id, attempts FROM router_outbox
+			WHERE next_attempt <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+			ORDER BY next_attempt LIMIT $2`+skip, now, limit)
+		if err != nil {
+			return fmt.Errorf("store: claiming outbox: %w", err)
+		}
+		type claim struct {
+			id       string
+			attempts int
+		}
+		var claims []claim
+		for rs.Next() {
+			var c claim
+			var a int64
+			if err := rs.Scan(&c.id, &a); err != nil {
+				rs.Close()
+				return fmt.Errorf("store: claiming outbox: %w", err)
+			}
+			c.attempts = int(a)
+			claims = append(claims, c)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return fmt.Errorf("store: claiming outbox: %w", err)
+		}
+		for _, c := range claims {
+			if _, err := tx.exec(ctx, `UPDATE router_outbox SET lease_until = $1 WHERE command_id = $2`, now.Add(lease), c.id); err != nil {
+				return fmt.Errorf("store: leasing %s: %w", c.id, err)
+			}
+			cmd, err := scanRouterCommand(tx.queryRow(ctx, `SELECT `+routerCommandColumns+` FROM router_commands WHERE id = $1`, c.id))
+			if err != nil {
+				return fmt.Errorf("store: reading outbox command %s: %w", c.id, err)
+			}
+			out = append(out, OutboxItem{Command: cmd, Attempts: c.attempts})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MarkForwarded records that the transport took the command and a response
+// is awaited: the outbox row goes, the command's state becomes forwarded.
+// It returns ErrNotFound when the row is gone (another worker finished it).
+func (db *DB) MarkForwarded(ctx context.Context, id string, at time.Time) error {
+	return db.inTx(ctx, func(tx dbtx) error {
+		n, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("store: marking %s forwarded: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("outbox row of command %s: %w", id, ErrNotFound)
+		}
+		if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+			CommandForwarded, at, id, CommandAccepted); err != nil {
+			return fmt.Errorf("store: marking %s forwarded: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// RetryOutbox releases the lease after a failed attempt and schedules the
+// next one, recording why the attempt failed.
+func (db *DB) RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error {
+	n, err := db.write().exec(ctx, `UPDATE router_outbox SET attempts = attempts + 1, next_attempt = $1, lease_until = NULL,
+		last_error = $2 WHERE command_id = $3`, next, truncate(reason, 1000), id)
+	if err != nil {
+		return fmt.Errorf("store: rescheduling %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("outbox row of command %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// OutboxDepth counts commands not yet handed to a transport.
+func (db *DB) OutboxDepth(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.read().queryRow(ctx, `SELECT COUNT(*) FROM router_outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: counting outbox: %w", err)
+	}
+	return n, nil
+}
+
+// Delivery kinds.
+const (
+	DeliveryResponse = "response" // a device's response to the caller's command
+	DeliveryFailure  = "failure"  // the command could not be delivered or its response was refused
+	DeliveryAlert    = "alert"    // a device or anomaly alert for the caller
+)
+
+// Delivery is one item queued for a caller: a response, a failure or an
+// alert. Seq numbers a caller's deliveries 1, 2, 3... in commit order.
+type Delivery struct {
+	Caller    string
+	Seq       int64
+	CommandID string
+	Kind      string
+	Body      []byte
+	Detail    string
+	At        time.Time
+}
+
+// CompleteCommand ends a command: its state becomes state (responded or
+// failed) with the response or error text, its outbox row (if any) goes,
+// and d is queued for the caller, all in one transaction. The delivery with
+// its assigned Seq is returned. A command already responded or failed gives
+// ErrConflict and changes nothing, so a duplicate response is delivered once.
+func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery) (Delivery, error) {
+	if state != CommandResponded && state != CommandFailed {
+		return Delivery{}, fmt.Errorf("%w: command %s: final state %q", ErrInvalid, id, state)
+	}
+	err := db.inTx(ctx, func(tx dbtx) error {
+		n, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, response = $2, error = $3, updated_at = $4
+			WHERE id = $5 AND state IN ($6, $7)`, state, response, truncate(errText, 1000), d.At, id, CommandAccepted, CommandForwarded)
+		if err != nil {
+			return fmt.Errorf("store: completing command %s: %w", id, err)
+		}
+		if n == 0 {
+			if _, err := getRouterCommandState(ctx, tx, id); err != nil {
+				return err
+			}
+			return fmt.Errorf("command %s already completed: %w", id, ErrConflict)
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, id); err != nil {
+			return fmt.Errorf("store: completing command %s: %w", id, err)
+		}
+		d.CommandID = id
+		d, err = addDelivery(ctx, tx, d)
+		return err
+	})
+	return d, err
+}
+
+func getRouterCommandState(ctx context.Context, tx dbtx, id string) (string, error) {
+	var s string
+	err := tx.queryRow(ctx, `SELECT state FROM router_commands WHERE id = $1`, id).Scan(&s)
+	if errors.Is(err, errNoRows) {
+		return "", fmt.Errorf("command %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: reading command %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// AddDelivery queues d (an alert, typically) for its caller and returns it
+// with its Seq.
+func (db *DB) AddDelivery(ctx context.Context, d Delivery) (Delivery, error) {
+	err := db.inTx(ctx, func(tx dbtx) error {
+		var err error
+		d, err = addDelivery(ctx, tx, d)
+		return err
+	})
+	return d, err
+}
+
+func addDelivery(ctx context.Context, tx dbtx, d Delivery) (Delivery, error) {
+	switch {
+	case !euiPattern.MatchString(d.Caller):
+		return Delivery{}, fmt.Errorf("%w: delivery caller %q is not 16 upper-case hex digits", ErrInvalid, d.Caller)
+	case d.Kind != DeliveryResponse && d.Kind != DeliveryFailure && d.Kind != DeliveryAlert:
+		return Delivery{}, fmt.Errorf("%w: delivery kind %q", ErrInvalid, d.Kind)
+	case d.At.IsZero():
+		return Delivery{}, fmt.Errorf("%w: delivery without a time", ErrInvalid)
+	}
+	// The head row, locked until commit, numbers the caller's deliveries in
+	// commit order.
+	if err := tx.queryRow(ctx, `INSERT INTO router_delivery_heads (caller, seq) VALUES ($1, 1)
+		ON CONFLICT (caller) DO UPDATE SET seq = router_delivery_heads.seq + 1 RETURNING seq`, d.Caller).Scan(&d.Seq); err != nil {
+		return Delivery{}, fmt.Errorf("store: numbering delivery for %s: %w", d.Caller, err)
+	}
+	d.At = dbTime(d.At)
+	if _, err := tx.exec(ctx, `INSERT INTO router_deliveries (caller, seq, command_id, kind, body, detail, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.Caller, d.Seq, d.CommandID, d.Kind, d.Body, truncate(d.Detail, 1000), d.At); err != nil {
+		return Delivery{}, fmt.Errorf("store: queueing delivery for %s: %w", d.Caller, err)
+	}
+	return d, nil
+}
+
+// Deliveries returns the caller's deliveries with Seq above after, oldest
+// first, at most limit (0 for DefaultLimit).
+func (db *DB) Deliveries(ctx context.Context, caller string, after int64, limit int) ([]Delivery, error) {
+	limit, err := pageLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := db.read().query(ctx, `SELECT caller, seq, command_id, kind, body, detail, at FROM router_deliveries
+		WHERE caller = $1 AND seq > $2 ORDER BY seq LIMIT $3`, caller, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading deliveries for %s: %w", caller, err)
+	}
+	defer rs.Close()
+	var out []Delivery
+	for rs.Next() {
+		var d Delivery
+		var at timeCol
+		if err := rs.Scan(&d.Caller, &d.Seq, &d.CommandID, &d.Kind, &d.Body, &d.Detail, &at); err != nil {
+			return nil, fmt.Errorf("store: reading deliveries for %s: %w", caller, err)
+		}
+		d.At = at.t
+		out = append(out, d)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: reading deliveries for %s: %w", caller, err)
+	}
+	return out, nil
+}
+
+// FindForwardedCommand finds the command a response answers: the one to
+// target from originator with the given counter (the response repeats the
+// command's counter, GBCS section 3). It returns ErrNotFound if none.
+func (db *DB) FindForwardedCommand(ctx context.Context, target, originator string, counter uint64) (RouterCommand, error) {
+	c, err := scanRouterCommand(db.read().queryRow(ctx, `SELECT `+routerCommandColumns+` FROM router_commands
+		WHERE target = $1 AND originator = $2 AND counter = $3`, target, originator, int64(counter)))
+	if errors.Is(err, errNoRows) {
+		return RouterCommand{}, fmt.Errorf("command from %s to %s with counter %d: %w", originator, target, counter, ErrNotFound)
+	}
+	if err != nil {
+		return RouterCommand{}, fmt.Errorf("store: correlating response: %w", err)
+	}
+	return c, nil
+}

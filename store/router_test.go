@@ -1,0 +1,329 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	rtT0       = time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
+	rtSupplier = "1111111111111111"
+	rtDevice   = "AAAAAAAAAAAAAAAA"
+)
+
+func rtKey(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.PublicKey().Bytes()
+}
+
+func rtCommand(id string, counter uint64) RouterCommand {
+	return RouterCommand{ID: id, Caller: rtSupplier, CallerRole: "IS", Originator: rtSupplier, Target: rtDevice,
+		Counter: counter, Code: 0x0050, ServiceRef: "7.2", Critical: true, Message: []byte{0xDD, 1, 2, 3}, AcceptedAt: rtT0}
+}
+
+func TestRouterDevices(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.newOpener(t)(t)
+			ctx := context.Background()
+			ka := rtKey(t)
+			d := RouterDevice{EUI: rtDevice, KAPublic: ka, Supplier: rtSupplier, NetworkOperator: "3333333333333333", UpdatedAt: rtT0}
+			if err := db.PutRouterDevices(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.RouterDevice(ctx, rtDevice)
+			if err != nil || !bytes.Equal(got.KAPublic, ka) || got.Supplier != rtSupplier || got.DSPublic != nil || !got.UpdatedAt.Equal(rtT0) {
+				t.Fatalf("RouterDevice = %+v, %v", got, err)
+			}
+			// A change of supplier replaces the row.
+			d.Supplier, d.DSPublic, d.UpdatedAt = "2222222222222222", rtKey(t), rtT0.Add(time.Hour)
+			if err := db.PutRouterDevices(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := db.RouterDevice(ctx, rtDevice); got.Supplier != "2222222222222222" || got.DSPublic == nil {
+				t.Fatalf("after change of supplier: %+v", got)
+			}
+			if _, err := db.RouterDevice(ctx, "0000000000000001"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown device: %v", err)
+			}
+			bad := []RouterDevice{
+				{EUI: "xyz", KAPublic: ka, UpdatedAt: rtT0},
+				{EUI: rtDevice, KAPublic: ka[:64], UpdatedAt: rtT0},
+				{EUI: rtDevice, KAPublic: ka, DSPublic: []byte{4}, UpdatedAt: rtT0},
+				{EUI: rtDevice, KAPublic: ka, Supplier: "not-an-eui", UpdatedAt: rtT0},
+				{EUI: rtDevice, KAPublic: ka},
+			}
+			for i, d := range bad {
+				if err := db.PutRouterDevices(ctx, d); !errors.Is(err, ErrInvalid) {
+					t.Errorf("bad device %d: %v, want ErrInvalid", i, err)
+				}
+			}
+		})
+	}
+}
+
+func TestConsents(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.newOpener(t)(t)
+			ctx := context.Background()
+			c := Consent{ID: "c1", Device: rtDevice, User: "4444444444444444", Scope: []string{"4.8.1", "4.17"},
+				NotBefore: rtT0, ExpiresAt: rtT0.Add(24 * time.Hour), Evidence: "CIN read back", CreatedBy: "4444444444444444", CreatedAt: rtT0}
+			if err := db.PutConsent(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.PutConsent(ctx, c); !errors.Is(err, ErrExists) {
+				t.Fatalf("duplicate consent: %v", err)
+			}
+			tests := []struct {
+				name   string
+				device string
+				user   string
+				ref    string
+				at     time.Time
+				want   bool
+			}{
+				{"in scope and live", rtDevice, c.User, "4.17", rtT0.Add(time.Hour), true},
+				{"out of scope", rtDevice, c.User, "4.8.2", rtT0.Add(time.Hour), false},
+				{"before start", rtDevice, c.User, "4.17", rtT0.Add(-time.Second), false},
+				{"expired", rtDevice, c.User, "4.17", rtT0.Add(24 * time.Hour), false},
+				{"another user", rtDevice, "5555555555555555", "4.17", rtT0.Add(time.Hour), false},
+				{"another device", "BBBBBBBBBBBBBBBB", c.User, "4.17", rtT0.Add(time.Hour), false},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					got, ok, err := db.LiveConsent(ctx, tt.device, tt.user, tt.ref, tt.at)
+					if err != nil || ok != tt.want || (ok && got.ID != "c1") {
+						t.Fatalf("LiveConsent = %+v, %t, %v; want %t", got, ok, err, tt.want)
+					}
+				})
+			}
+			if err := db.RevokeConsent(ctx, "c1", rtT0.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := db.LiveConsent(ctx, rtDevice, c.User, "4.17", rtT0.Add(3*time.Hour)); ok {
+				t.Fatal("revoked consent still live")
+			}
+			if err := db.RevokeConsent(ctx, "c1", rtT0); !errors.Is(err, ErrConflict) {
+				t.Fatalf("second revocation: %v", err)
+			}
+			if err := db.RevokeConsent(ctx, "nope", rtT0); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown consent: %v", err)
+			}
+			if err := db.PutConsent(ctx, Consent{ID: "c2", Device: rtDevice, User: c.User, Scope: []string{"4.17"},
+				NotBefore: rtT0, ExpiresAt: rtT0.Add(time.Hour), CreatedBy: "x", CreatedAt: rtT0}); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("consent without evidence: %v", err)
+			}
+		})
+	}
+}
+
+func TestRecordCommandCounters(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.newOpener(t)(t)
+			ctx := context.Background()
+			if _, ok, err := db.LastCounter(ctx, rtSupplier, rtDevice); ok || err != nil {
+				t.Fatalf("LastCounter on empty store: %t, %v", ok, err)
+			}
+			// A counter above 2^63 must order correctly too.
+			big := uint64(1)<<63 + 5
+			steps := []struct {
+				id      string
+				counter uint64
+				wantErr error
+			}{
+				{"a", 10, nil},
+				{"b", 10, ErrStaleCounter},
+				{"c", 9, ErrStaleCounter},
+				{"d", 11, nil},
+				{"e", big, nil},
+				{"f", 12, ErrStaleCounter},
+				{"g", big + 1, nil},
+				{"d", 1 << 40, ErrExists},
+			}
+			for _, s := range steps {
+				err := db.RecordCommand(ctx, rtCommand(s.id, s.counter))
+				if !errors.Is(err, s.wantErr) || (s.wantErr == nil && err != nil) {
+					t.Fatalf("RecordCommand(%s, %d) = %v, want %v", s.id, s.counter, err, s.wantErr)
+				}
+			}
+			last, ok, err := db.LastCounter(ctx, rtSupplier, rtDevice)
+			if err != nil || !ok || last != big+1 {
+				t.Fatalf("LastCounter = %d, %t, %v; want %d", last, ok, err, big+1)
+			}
+			c, err := db.RouterCommand(ctx, "e")
+			if err != nil || c.Counter != big || c.State != CommandAccepted || !c.Critical || c.Code != 0x0050 || !c.AcceptedAt.Equal(rtT0) {
+				t.Fatalf("RouterCommand = %+v, %v", c, err)
+			}
+			if _, err := db.RouterCommand(ctx, "b"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("refused command stored: %v", err)
+			}
+			if n, err := db.OutboxDepth(ctx); err != nil || n != 4 {
+				t.Fatalf("OutboxDepth = %d, %v; want 4", n, err)
+			}
+			if err := db.RecordCommand(ctx, RouterCommand{ID: "x", Caller: "bad"}); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("invalid command: %v", err)
+			}
+		})
+	}
+}
+
+// TestRecordCommandConcurrent races many writers, some through separate
+// handles (separate processes on PostgreSQL), on one (originator, target):
+// the counter ends at the maximum and exactly one command per counter value
+// is stored.
+func TestRecordCommandConcurrent(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			open := b.newOpener(t)
+			dbs := []*DB{open(t), open(t)}
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			accepted := map[uint64]int{}
+			for i := range 40 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					counter := uint64(i%10 + 1)
+					err := dbs[i%2].RecordCommand(ctx, rtCommand(fmt.Sprintf("cmd-%d", i), counter))
+					if err != nil && !errors.Is(err, ErrStaleCounter) {
+						t.Errorf("RecordCommand: %v", err)
+						return
+					}
+					if err == nil {
+						mu.Lock()
+						accepted[counter]++
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			for c, n := range accepted {
+				if n != 1 {
+					t.Errorf("counter %d accepted %d times", c, n)
+				}
+			}
+			if accepted[10] != 1 {
+				t.Errorf("the highest counter was not accepted: %v", accepted)
+			}
+			last, _, _ := dbs[0].LastCounter(ctx, rtSupplier, rtDevice)
+			if last != 10 {
+				t.Fatalf("last counter %d, want 10", last)
+			}
+			n, _ := dbs[0].OutboxDepth(ctx)
+			if n != int64(len(accepted)) {
+				t.Fatalf("outbox %d rows, %d accepted", n, len(accepted))
+			}
+		})
+	}
+}
+
+func TestOutboxAndDeliveries(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			open := b.newOpener(t)
+			db := open(t)
+			ctx := context.Background()
+			for i := range 3 {
+				if err := db.RecordCommand(ctx, rtCommand(fmt.Sprintf("c%d", i), uint64(i+1))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lease := time.Minute
+			// Two workers claim: they never get the same row.
+			got1, err := db.ClaimOutbox(ctx, rtT0, lease, 2)
+			if err != nil || len(got1) != 2 {
+				t.Fatalf("claim 1: %d, %v", len(got1), err)
+			}
+			got2, err := open(t).ClaimOutbox(ctx, rtT0, lease, 10)
+			if err != nil || len(got2) != 1 {
+				t.Fatalf("claim 2: %d, %v", len(got2), err)
+			}
+			if got2[0].Command.ID == got1[0].Command.ID || got2[0].Command.ID == got1[1].Command.ID {
+				t.Fatal("one row claimed twice")
+			}
+			if got, _ := db.ClaimOutbox(ctx, rtT0.Add(time.Second), lease, 10); len(got) != 0 {
+				t.Fatalf("leased rows claimed again: %d", len(got))
+			}
+			// A failed attempt is retried later; an expired lease is claimable.
+			id := got1[0].Command.ID
+			if err := db.RetryOutbox(ctx, id, rtT0.Add(10*time.Second), "connection refused"); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := db.ClaimOutbox(ctx, rtT0.Add(5*time.Second), lease, 10); len(got) != 0 {
+				t.Fatalf("claimed before its retry time: %d", len(got))
+			}
+			again, err := db.ClaimOutbox(ctx, rtT0.Add(2*lease), lease, 10)
+			if err != nil || len(again) != 3 {
+				t.Fatalf("after lease expiry: %d, %v; want 3", len(again), err)
+			}
+			for _, it := range again {
+				if it.Command.ID == id && it.Attempts != 1 {
+					t.Fatalf("attempts %d, want 1", it.Attempts)
+				}
+			}
+			// Forwarded, then responded: the outbox empties and the caller
+			// gets deliveries numbered 1, 2.
+			if err := db.MarkForwarded(ctx, "c0", rtT0); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.MarkForwarded(ctx, "c0", rtT0); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("second MarkForwarded: %v", err)
+			}
+			d1, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{0xDD, 9}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, Body: []byte{0xDD, 9}, At: rtT0})
+			if err != nil || d1.Seq != 1 || d1.CommandID != "c0" {
+				t.Fatalf("CompleteCommand = %+v, %v", d1, err)
+			}
+			if _, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{1}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, At: rtT0}); !errors.Is(err, ErrConflict) {
+				t.Fatalf("duplicate response: %v", err)
+			}
+			d2, err := db.CompleteCommand(ctx, "c1", CommandFailed, nil, "gave up", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, Detail: "gave up", At: rtT0})
+			if err != nil || d2.Seq != 2 {
+				t.Fatalf("CompleteCommand(failed) = %+v, %v", d2, err)
+			}
+			if _, err := db.CompleteCommand(ctx, "nope", CommandFailed, nil, "", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, At: rtT0}); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown command: %v", err)
+			}
+			if n, _ := db.OutboxDepth(ctx); n != 1 {
+				t.Fatalf("outbox depth %d, want 1", n)
+			}
+			c0, _ := db.RouterCommand(ctx, "c0")
+			if c0.State != CommandResponded || !bytes.Equal(c0.Response, []byte{0xDD, 9}) {
+				t.Fatalf("command after response: %+v", c0)
+			}
+			ds, err := db.Deliveries(ctx, rtSupplier, 0, 0)
+			if err != nil || len(ds) != 2 || ds[0].Seq != 1 || ds[1].Kind != DeliveryFailure {
+				t.Fatalf("Deliveries = %+v, %v", ds, err)
+			}
+			if ds, _ := db.Deliveries(ctx, rtSupplier, 1, 0); len(ds) != 1 || ds[0].Seq != 2 {
+				t.Fatalf("Deliveries after 1 = %+v", ds)
+			}
+			if ds, _ := db.Deliveries(ctx, "9999999999999999", 0, 0); len(ds) != 0 {
+				t.Fatalf("another caller sees %d deliveries", len(ds))
+			}
+			found, err := db.FindForwardedCommand(ctx, rtDevice, rtSupplier, 3)
+			if err != nil || found.ID != "c2" {
+				t.Fatalf("FindForwardedCommand = %+v, %v", found, err)
+			}
+			if _, err := db.FindForwardedCommand(ctx, rtDevice, rtSupplier, 99); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("uncorrelated response: %v", err)
+			}
+			if _, err := db.AddDelivery(ctx, Delivery{Caller: rtSupplier, Kind: "gossip", At: rtT0}); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("bad delivery kind: %v", err)
+			}
+		})
+	}
+}

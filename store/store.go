@@ -1,0 +1,171 @@
+// Package store is the persistence layer of metertrust: the certificate
+// authorities and their device quotas, every certificate issued (the SMKI
+// repository of GBCS section 2 and the SMKI Repository Interface Design
+// Specification, looked up by EUI-64, remote party role and key usage), the
+// revocation state and CRLs (RFC 5280 section 5), and the hash-chained,
+// append-only audit log that the SMKI Certificate Policies ask of a CA
+// (audit logging procedures, section 5.4 in their RFC 3647 layout).
+//
+// One API has two implementations chosen by the DSN given to [Open]: SQLite
+// (modernc.org/sqlite, pure Go, one file in the data directory; the default)
+// and PostgreSQL (github.com/jackc/pgx/v5 with pgxpool), for running the same
+// binary as several processes. Migrations are embedded and applied by [Open];
+// on PostgreSQL they run under an advisory lock so that two processes starting
+// together do not race.
+//
+// Private keys are never stored here: a CA row holds only the kms URI naming
+// its key (DESIGN.md principle 2).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Sentinel errors. Every error returned by this package that has one of these
+// causes wraps it, so callers test with errors.Is.
+var (
+	// ErrNotFound means the CA, certificate, CRL or other row asked for does
+	// not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists means a row with the same unique key (a CA name, a
+	// certificate's issuer and serial, a CRL number) is already stored.
+	ErrExists = errors.New("store: already exists")
+	// ErrQuotaExhausted means a batch device CA has no room left for the
+	// devices asked for.
+	ErrQuotaExhausted = errors.New("store: device quota exhausted")
+	// ErrClosed means the CA is closed: its key is destroyed and nothing more
+	// may be issued from it or done to it.
+	ErrClosed = errors.New("store: CA closed")
+	// ErrConflict means the change contradicts the stored state, such as
+	// revoking a certificate that is already revoked.
+	ErrConflict = errors.New("store: conflicting state")
+	// ErrAuditBroken means the audit log's hash chain does not verify: an
+	// entry was altered, removed or inserted outside AppendAudit.
+	ErrAuditBroken = errors.New("store: audit chain broken")
+	// ErrInvalid means an argument is malformed: a missing name, a bad EUI-64,
+	// a negative count and the like. The error text names the field.
+	ErrInvalid = errors.New("store: invalid argument")
+)
+
+// Dialects returned by [DB.Dialect].
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// DataFile is the name of the SQLite database inside a data directory.
+const DataFile = "metertrust.db"
+
+// DB is a handle on the store. It is safe for concurrent use by many
+// goroutines; on PostgreSQL several processes may share one database.
+type DB struct {
+	dialect string
+
+	// SQLite: one writer connection (so writers queue in Go instead of
+	// failing with SQLITE_BUSY) and a pool of read-only connections.
+	writer *sql.DB
+	reader *sql.DB
+
+	// PostgreSQL.
+	pool *pgxpool.Pool
+}
+
+// Open opens the store named by dsn and applies any pending migrations.
+// A dsn beginning "postgres://" or "postgresql://" selects PostgreSQL (the
+// usual libpq URL with pgx's pool_* parameters); "sqlite:/path/x.db",
+// "sqlite:///path/x.db" or a plain file path selects SQLite, creating the
+// file (mode 0600) if needed.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	dialect, target, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	var db *DB
+	switch dialect {
+	case DialectPostgres:
+		db, err = openPostgres(ctx, target)
+	default:
+		db, err = openSQLite(ctx, target)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// OpenDataDir opens (creating if needed) the SQLite store at
+// dir/metertrust.db. The directory is created with mode 0700.
+func OpenDataDir(ctx context.Context, dir string) (*DB, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: empty data directory", ErrInvalid)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: creating data directory: %w", err)
+	}
+	return Open(ctx, filepath.Join(dir, DataFile))
+}
+
+// parseDSN splits a DSN into its dialect and the target: the PostgreSQL URL
+// unchanged, or the SQLite file path.
+func parseDSN(dsn string) (dialect, target string, err error) {
+	switch {
+	case strings.TrimSpace(dsn) == "":
+		return "", "", fmt.Errorf("%w: empty store DSN", ErrInvalid)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return DialectPostgres, dsn, nil
+	}
+	path := dsn
+	if rest, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		path = rest
+		if p, ok := strings.CutPrefix(rest, "//"); ok {
+			// sqlite:///abs/path or sqlite://relative/path
+			path = p
+		}
+	} else if i := strings.Index(dsn, "://"); i > 0 {
+		return "", "", fmt.Errorf("%w: unsupported store DSN scheme %q (want postgres://, postgresql://, sqlite: or a file path)", ErrInvalid, dsn[:i])
+	}
+	switch {
+	case path == "":
+		return "", "", fmt.Errorf("%w: SQLite DSN %q has no file path", ErrInvalid, dsn)
+	case strings.ContainsAny(path, "?#\x00"):
+		return "", "", fmt.Errorf("%w: SQLite file path %q must not contain '?', '#' or NUL", ErrInvalid, path)
+	case path == ":memory:" || strings.HasPrefix(path, "file:"):
+		return "", "", fmt.Errorf("%w: SQLite DSN %q must name a plain file (the store opens it with several connections)", ErrInvalid, dsn)
+	}
+	return DialectSQLite, path, nil
+}
+
+// Close releases the store's connections.
+func (db *DB) Close() error {
+	if db.pool != nil {
+		db.pool.Close()
+		return nil
+	}
+	var errs []error
+	if db.reader != nil {
+		errs = append(errs, db.reader.Close())
+	}
+	if db.writer != nil {
+		errs = append(errs, db.writer.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: closing: %w", err)
+	}
+	return nil
+}
+
+// Dialect reports the backend: "sqlite" or "postgres".
+func (db *DB) Dialect() string { return db.dialect }
