@@ -151,7 +151,7 @@ func TestRecordCommandCounters(t *testing.T) {
 				{"e", big, nil},
 				{"f", 12, ErrStaleCounter},
 				{"g", big + 1, nil},
-				{"d", 1 << 40, ErrExists},
+				{"d", big + 2, ErrExists},
 			}
 			for _, s := range steps {
 				err := db.RecordCommand(ctx, rtCommand(s.id, s.counter))
