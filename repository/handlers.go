@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/metertrust/metertrust/store"
 )
 
 // listCertificates answers GET /v1/certificates: one page of a search by
@@ -67,7 +69,7 @@ func (s *Server) getCertificate(c echo.Context) error {
 		return wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits", serialText)
 	}
 	cert, err := s.deps.Certs.Certificate(c.Request().Context(), ca, serial)
-	if isStoreNotFound(err) {
+	if isNotFound(err) {
 		return wrapError(KindNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(serial), ca)
 	}
 	if err != nil {
@@ -92,19 +94,19 @@ func (s *Server) listCAs(c echo.Context) error {
 	return c.JSON(http.StatusOK, list)
 }
 
-func (s *Server) findCA(c echo.Context, name string) (CA, error) {
+func (s *Server) findCA(c echo.Context, name string) (store.CA, error) {
 	if s.deps.CAs == nil {
-		return CA{}, newError(KindUnavailable, "", "CA store not configured")
+		return store.CA{}, newError(KindUnavailable, "", "CA store not configured")
 	}
 	if err := checkCAName(name); err != nil {
-		return CA{}, wrapError(KindBadRequest, err, "name", "%q is not a CA name", name)
+		return store.CA{}, wrapError(KindBadRequest, err, "name", "%q is not a CA name", name)
 	}
 	ca, err := s.deps.CAs.CA(c.Request().Context(), name)
-	if isStoreNotFound(err) {
-		return CA{}, wrapError(KindNotFound, err, "name", "no CA named %q", name)
+	if isNotFound(err) {
+		return store.CA{}, wrapError(KindNotFound, err, "name", "no CA named %q", name)
 	}
 	if err != nil {
-		return CA{}, wrapError(KindInternal, err, "", "reading CA")
+		return store.CA{}, wrapError(KindInternal, err, "", "reading CA")
 	}
 	return ca, nil
 }
@@ -144,7 +146,7 @@ func (s *Server) getCRL(c echo.Context) error {
 		return wrapError(KindBadRequest, err, "ca", "%q is not a CA name", name)
 	}
 	crl, err := s.deps.CRLs.LatestCRL(c.Request().Context(), name)
-	if isStoreNotFound(err) {
+	if isNotFound(err) {
 		return wrapError(KindNotFound, err, "ca", "no CRL published for CA %q", name)
 	}
 	if err != nil {

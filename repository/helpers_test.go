@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 // testPKI is a small SMKI hierarchy made at test time with crypto/x509 in
@@ -236,32 +238,32 @@ func (p *testPKI) deviceCert(t testing.TB, ca *testCA, eui string, ku x509.KeyUs
 }
 
 // storeCA is the store row of a test CA.
-func (c *testCA) storeCA(kind, parent string) CA {
-	return CA{Name: c.name, Kind: kind, Parent: parent, CertDER: c.der, KeyURI: "pkcs11:token=secret;object=" + c.name + "?pin-value=1234",
-		State: "active", CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+func (c *testCA) storeCA(kind, parent string) store.CA {
+	return store.CA{Name: c.name, Kind: kind, Parent: parent, CertDER: c.der, KeyURI: "pkcs11:token=secret;object=" + c.name + "?pin-value=1234",
+		State: store.CAStateActive, CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 // fakeStore is an in-memory CertificateFinder, CAFinder, CRLFinder,
 // Auditor and Publisher.
 type fakeStore struct {
 	mu       sync.Mutex
-	certs    []Certificate
-	cas      []CA
-	crls     map[string]CRL
-	audit    []AuditEvent
+	certs    []store.Certificate
+	cas      []store.CA
+	crls     map[string]store.CRL
+	audit    []store.AuditEvent
 	failWith error // returned by every call when set
 	auditErr error // returned by AppendAudit when set
-	lastQ    CertQuery
+	lastQ    store.CertQuery
 }
 
-func (f *fakeStore) FindCertificates(_ context.Context, q CertQuery) ([]Certificate, error) {
+func (f *fakeStore) FindCertificates(_ context.Context, q store.CertQuery) ([]store.Certificate, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastQ = q
 	if f.failWith != nil {
 		return nil, f.failWith
 	}
-	var out []Certificate
+	var out []store.Certificate
 	for _, c := range f.certs {
 		switch {
 		case c.ID <= q.AfterID,
@@ -282,35 +284,35 @@ func (f *fakeStore) FindCertificates(_ context.Context, q CertQuery) ([]Certific
 	return out, nil
 }
 
-func (f *fakeStore) Certificate(_ context.Context, ca string, serial []byte) (Certificate, error) {
+func (f *fakeStore) Certificate(_ context.Context, ca string, serial []byte) (store.Certificate, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failWith != nil {
-		return Certificate{}, f.failWith
+		return store.Certificate{}, f.failWith
 	}
 	for _, c := range f.certs {
 		if c.CA == ca && bytes.Equal(c.Serial, serial) {
 			return c, nil
 		}
 	}
-	return Certificate{}, errStoreNotFound
+	return store.Certificate{}, store.ErrNotFound
 }
 
-func (f *fakeStore) CA(_ context.Context, name string) (CA, error) {
+func (f *fakeStore) CA(_ context.Context, name string) (store.CA, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failWith != nil {
-		return CA{}, f.failWith
+		return store.CA{}, f.failWith
 	}
 	for _, c := range f.cas {
 		if c.Name == name {
 			return c, nil
 		}
 	}
-	return CA{}, errStoreNotFound
+	return store.CA{}, store.ErrNotFound
 }
 
-func (f *fakeStore) CAs(context.Context) ([]CA, error) {
+func (f *fakeStore) CAs(context.Context) ([]store.CA, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failWith != nil {
@@ -319,46 +321,51 @@ func (f *fakeStore) CAs(context.Context) ([]CA, error) {
 	return slices.Clone(f.cas), nil
 }
 
-func (f *fakeStore) LatestCRL(_ context.Context, ca string) (CRL, error) {
+func (f *fakeStore) LatestCRL(_ context.Context, ca string) (store.CRL, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failWith != nil {
-		return CRL{}, f.failWith
+		return store.CRL{}, f.failWith
 	}
 	c, ok := f.crls[ca]
 	if !ok {
-		return CRL{}, errStoreNotFound
+		return store.CRL{}, store.ErrNotFound
 	}
 	return c, nil
 }
 
-func (f *fakeStore) AppendAudit(_ context.Context, e AuditEvent) error {
+func (f *fakeStore) AppendAudit(_ context.Context, e store.AuditEvent) (store.AuditEvent, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.auditErr != nil {
-		return f.auditErr
+		return store.AuditEvent{}, f.auditErr
 	}
+	e.Seq = int64(len(f.audit) + 1)
 	f.audit = append(f.audit, e)
-	return nil
+	return e, nil
 }
 
-func (f *fakeStore) PutCertificate(_ context.Context, c Certificate) (Certificate, error) {
+func (f *fakeStore) PutCertificates(_ context.Context, certs ...store.Certificate) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failWith != nil {
-		return Certificate{}, f.failWith
+		return f.failWith
 	}
-	for _, o := range f.certs {
-		if o.CA == c.CA && bytes.Equal(o.Serial, c.Serial) {
-			return Certificate{}, errStoreDuplicate
+	for _, c := range certs {
+		for _, o := range f.certs {
+			if o.CA == c.CA && bytes.Equal(o.Serial, c.Serial) {
+				return fmt.Errorf("storing certificate %s/%X: %w", c.CA, c.Serial, store.ErrExists)
+			}
 		}
 	}
-	c.ID = int64(len(f.certs) + 1)
-	f.certs = append(f.certs, c)
-	return c, nil
+	for _, c := range certs {
+		c.ID = int64(len(f.certs) + 1)
+		f.certs = append(f.certs, c)
+	}
+	return nil
 }
 
-func (f *fakeStore) events() []AuditEvent {
+func (f *fakeStore) events() []store.AuditEvent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.audit)
@@ -371,23 +378,23 @@ type fakeRevoker struct {
 	err error
 }
 
-func (r *fakeRevoker) Revoke(_ context.Context, ca string, serial []byte, reason int) error {
+func (r *fakeRevoker) Revoke(_ context.Context, ca string, serial []byte, reason int) (store.Certificate, error) {
 	if r.err != nil {
-		return r.err
+		return store.Certificate{}, r.err
 	}
 	r.st.mu.Lock()
 	defer r.st.mu.Unlock()
 	for i, c := range r.st.certs {
 		if c.CA == ca && bytes.Equal(c.Serial, serial) {
 			if !c.RevokedAt.IsZero() {
-				return errStoreConflict
+				return store.Certificate{}, store.ErrConflict
 			}
 			r.st.certs[i].RevokedAt = r.now
 			r.st.certs[i].Reason = reason
-			return nil
+			return r.st.certs[i], nil
 		}
 	}
-	return errStoreNotFound
+	return store.Certificate{}, store.ErrNotFound
 }
 
 // fakeResponder answers OCSP requests with a fixed response, or an error.
@@ -407,9 +414,9 @@ func (r *fakeResponder) Respond(_ context.Context, der []byte) ([]byte, error) {
 
 var errBoom = errors.New("disk on fire")
 
-func hasAudit(events []AuditEvent, actor, action, outcome, detailPart string) bool {
+func hasAudit(events []store.AuditEvent, actor, action, outcome, detailPart string) bool {
 	for _, e := range events {
-		if e.Actor == actor && e.Action == action && e.Outcome == outcome && strings.Contains(e.Details, detailPart) {
+		if e.Actor == actor && e.Action == action && e.Outcome == outcome && strings.Contains(fmt.Sprint(e.Details), detailPart) {
 			return true
 		}
 	}

@@ -78,12 +78,18 @@ func (s *Server) answerOCSP(c echo.Context, der []byte, cacheable bool) error {
 	}
 	resp, err := s.deps.OCSP.Respond(ctx, der)
 	if err != nil {
-		if isStoreNotFound(err) {
-			s.log.InfoContext(ctx, "OCSP request for an unknown issuer or certificate", "err", err)
-			return c.Blob(http.StatusOK, MediaOCSPResponse, ocsp.UnauthorizedErrorResponse)
+		// A responder that cannot answer hands back the OCSP error
+		// response to send (unauthorized for an unknown or offline issuer);
+		// without one, say internalError, or unauthorized when the cause is
+		// an unknown CA or certificate.
+		if len(resp) == 0 {
+			resp = ocsp.InternalErrorErrorResponse
+			if isNotFound(err) {
+				resp = ocsp.UnauthorizedErrorResponse
+			}
 		}
-		s.log.ErrorContext(ctx, "OCSP responder failed", "err", err)
-		return c.Blob(http.StatusOK, MediaOCSPResponse, ocsp.InternalErrorErrorResponse)
+		s.log.InfoContext(ctx, "OCSP request not answered", "err", err)
+		return c.Blob(http.StatusOK, MediaOCSPResponse, resp)
 	}
 	h := c.Response().Header()
 	if cacheable {

@@ -10,46 +10,56 @@ import (
 	"strings"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
-// Key usages of SMKI organisation and device certificates, as searched for
-// with the usage parameter: exactly one per certificate (GBCS section 2).
-const (
-	UsageDigitalSignature = "digitalSignature"
-	UsageKeyAgreement     = "keyAgreement"
-)
-
+// usageNames maps the key usages a search may name to the store's tokens:
+// ds (digitalSignature), ka (keyAgreement), pp-ka (a supplier's prepayment
+// top-up keyAgreement), ca (keyCertSign and cRLSign) and tls (DCCKI).
 var usageNames = map[string]string{
-	"digitalsignature": UsageDigitalSignature,
-	"ds":               UsageDigitalSignature,
-	"keyagreement":     UsageKeyAgreement,
-	"ka":               UsageKeyAgreement,
+	"ds":                     store.UsageDS,
+	"digitalsignature":       store.UsageDS,
+	"ka":                     store.UsageKA,
+	"keyagreement":           store.UsageKA,
+	"pp-ka":                  store.UsagePPKA,
+	"prepaymentkeyagreement": store.UsagePPKA,
+	"ca":                     store.UsageCA,
+	"tls":                    store.UsageTLS,
 }
 
-// Certificate kinds, as searched for with the kind parameter: the SMKI
-// certificate profiles.
+// kindNames maps the certificate kinds a search may name to the store's
+// tokens: org (SMKI organisation), device, ca, and the DCCKI tls-client and
+// tls-server.
 var kindNames = map[string]string{
-	"root":         "root",
-	"oca":          "oca",
-	"dca":          "dca",
-	"organisation": "organisation",
-	"organization": "organisation",
-	"org":          "organisation",
-	"device":       "device",
+	"org":          store.KindOrg,
+	"organisation": store.KindOrg,
+	"organization": store.KindOrg,
+	"device":       store.KindDevice,
+	"ca":           store.KindCA,
+	"tls-client":   store.KindTLSClient,
+	"tls-server":   store.KindTLSServer,
 }
+
+// Values of the status search parameter.
+const (
+	// StatusAll, the default, returns good and revoked certificates.
+	StatusAll = "all"
+)
 
 // queryParams lists the parameters GET /v1/certificates accepts.
-var queryParams = []string{"eui", "role", "userRole", "usage", "kind", "serial", "ca", "after", "limit"}
+var queryParams = []string{"eui", "role", "userRole", "usage", "kind", "serial", "ca", "status", "after", "limit"}
 
 // ParseCertQuery reads the query parameters of a certificate search:
 // eui (16 hex digits, optionally hyphen-grouped), role (a Remote Party Role
-// name or code), userRole (a DCC User Role), usage (digitalSignature or
-// keyAgreement), kind, serial (hex), ca (a CA name), after (a paging cursor)
-// and limit (1 to maxLimit, defaultLimit when absent). Unknown or repeated
+// name or code), userRole (a DCC User Role), usage (ds, ka, pp-ka, ca, tls,
+// or digitalSignature, keyAgreement), kind (org, device, ca, tls-client,
+// tls-server), serial (hex), ca (a CA name), status (all, the default, or
+// good to leave revoked certificates out), after (a paging cursor) and limit
+// (1 to maxLimit, defaultLimit when absent). Unknown or repeated
 // parameters are errors. Every error is a *Error of KindBadRequest naming the
 // parameter.
-func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (CertQuery, error) {
-	q := CertQuery{Limit: defaultLimit}
+func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, error) {
+	q := store.CertQuery{Limit: defaultLimit, IncludeRevoked: true}
 	keys := make([]string, 0, len(v))
 	for k := range v {
 		keys = append(keys, k)
@@ -57,23 +67,23 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (CertQuery, error)
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !contains(queryParams, k) {
-			return CertQuery{}, newError(KindBadRequest, k, "unknown query parameter %q (known: %s)", k, strings.Join(queryParams, ", "))
+			return store.CertQuery{}, newError(KindBadRequest, k, "unknown query parameter %q (known: %s)", k, strings.Join(queryParams, ", "))
 		}
 		if len(v[k]) != 1 {
-			return CertQuery{}, newError(KindBadRequest, k, "query parameter %q given %d times, want once", k, len(v[k]))
+			return store.CertQuery{}, newError(KindBadRequest, k, "query parameter %q given %d times, want once", k, len(v[k]))
 		}
 	}
 	if s := v.Get("eui"); s != "" {
 		e, err := smki.ParseEUI(s)
 		if err != nil {
-			return CertQuery{}, wrapError(KindBadRequest, err, "eui", "%q is not an EUI-64: want 16 hex digits, optionally grouped as 90-B3-D5-1F-30-01-00-00", s)
+			return store.CertQuery{}, wrapError(KindBadRequest, err, "eui", "%q is not an EUI-64: want 16 hex digits, optionally grouped as 90-B3-D5-1F-30-01-00-00", s)
 		}
 		q.EUI = e.String()
 	}
 	if s := v.Get("role"); s != "" {
 		r, err := smki.ParseRole(s)
 		if err != nil {
-			return CertQuery{}, wrapError(KindBadRequest, err, "role", "%q is not a Remote Party Role name or code", s)
+			return store.CertQuery{}, wrapError(KindBadRequest, err, "role", "%q is not a Remote Party Role name or code", s)
 		}
 		code := int(r)
 		q.Role = &code
@@ -81,48 +91,55 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (CertQuery, error)
 	if s := v.Get("userRole"); s != "" {
 		u, err := smki.ParseUserRole(s)
 		if err != nil {
-			return CertQuery{}, wrapError(KindBadRequest, err, "userRole", "%q is not a DCC User Role (IS, ES, GS, ED, GT, OU, RSA)", s)
+			return store.CertQuery{}, wrapError(KindBadRequest, err, "userRole", "%q is not a DCC User Role (IS, ES, GS, ED, GT, OU, RSA)", s)
 		}
 		q.UserRole = string(u)
 	}
 	if s := v.Get("usage"); s != "" {
 		u, ok := usageNames[strings.ToLower(s)]
 		if !ok {
-			return CertQuery{}, newError(KindBadRequest, "usage", "%q is not a key usage (want %s or %s)", s, UsageDigitalSignature, UsageKeyAgreement)
+			return store.CertQuery{}, newError(KindBadRequest, "usage", "%q is not a key usage (want ds, ka, pp-ka, ca or tls)", s)
 		}
 		q.Usage = u
 	}
 	if s := v.Get("kind"); s != "" {
 		k, ok := kindNames[strings.ToLower(s)]
 		if !ok {
-			return CertQuery{}, newError(KindBadRequest, "kind", "%q is not a certificate kind (want root, oca, dca, organisation or device)", s)
+			return store.CertQuery{}, newError(KindBadRequest, "kind", "%q is not a certificate kind (want org, device, ca, tls-client or tls-server)", s)
 		}
 		q.Kind = k
 	}
 	if s := v.Get("serial"); s != "" {
 		b, err := ParseSerial(s)
 		if err != nil {
-			return CertQuery{}, wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits, optionally colon-separated", s)
+			return store.CertQuery{}, wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits, optionally colon-separated", s)
 		}
 		q.Serial = b
 	}
 	if s := v.Get("ca"); s != "" {
 		if err := checkCAName(s); err != nil {
-			return CertQuery{}, wrapError(KindBadRequest, err, "ca", "%q is not a CA name", s)
+			return store.CertQuery{}, wrapError(KindBadRequest, err, "ca", "%q is not a CA name", s)
 		}
 		q.CA = s
+	}
+	switch s := v.Get("status"); s {
+	case "", StatusAll:
+	case StatusGood:
+		q.IncludeRevoked = false
+	default:
+		return store.CertQuery{}, newError(KindBadRequest, "status", "%q is not a status filter (want all or good)", s)
 	}
 	if s := v.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return CertQuery{}, newError(KindBadRequest, "after", "%q is not a paging cursor: want the non-negative integer from a previous page's next link", s)
+			return store.CertQuery{}, newError(KindBadRequest, "after", "%q is not a paging cursor: want the non-negative integer from a previous page's next link", s)
 		}
 		q.AfterID = n
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
-			return CertQuery{}, newError(KindBadRequest, "limit", "%q is not a page size: want an integer from 1 to %d", s, maxLimit)
+			return store.CertQuery{}, newError(KindBadRequest, "limit", "%q is not a page size: want an integer from 1 to %d", s, maxLimit)
 		}
 		q.Limit = n
 	}

@@ -12,44 +12,49 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/metertrust/metertrust/store"
 )
 
 // CertificateFinder looks published certificates up; the store satisfies it.
 type CertificateFinder interface {
-	FindCertificates(ctx context.Context, q CertQuery) ([]Certificate, error)
-	Certificate(ctx context.Context, ca string, serial []byte) (Certificate, error)
+	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
+	Certificate(ctx context.Context, ca string, serial []byte) (store.Certificate, error)
 }
 
 // CAFinder looks certificate authorities up; the store satisfies it.
 type CAFinder interface {
-	CA(ctx context.Context, name string) (CA, error)
-	CAs(ctx context.Context) ([]CA, error)
+	CA(ctx context.Context, name string) (store.CA, error)
+	CAs(ctx context.Context) ([]store.CA, error)
 }
 
 // CRLFinder returns the latest CRL a CA has issued; the store satisfies it.
 type CRLFinder interface {
-	LatestCRL(ctx context.Context, ca string) (CRL, error)
+	LatestCRL(ctx context.Context, ca string) (store.CRL, error)
 }
 
 // Auditor appends events to the audit log; the store satisfies it.
 type Auditor interface {
-	AppendAudit(ctx context.Context, e AuditEvent) error
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
 
-// Publisher stores a certificate issued elsewhere, after the server has read
-// it and checked that it chains to a known CA.
+// Publisher stores certificates issued elsewhere, after the server has read
+// them and checked that they chain to a known CA; the store satisfies it.
+// A certificate already stored gives an error wrapping store.ErrExists.
 type Publisher interface {
-	PutCertificate(ctx context.Context, c Certificate) (Certificate, error)
+	PutCertificates(ctx context.Context, certs ...store.Certificate) error
 }
 
 // Revoker revokes a certificate of one of the CAs with an RFC 5280 CRLReason
-// code; the CA package implements it.
+// code and returns it as revoked; *ca.Authority implements it. Unknown
+// certificates give an error wrapping ca.ErrNotFound or store.ErrNotFound.
 type Revoker interface {
-	Revoke(ctx context.Context, ca string, serial []byte, reason int) error
+	Revoke(ctx context.Context, ca string, serial []byte, reason int) (store.Certificate, error)
 }
 
 // Responder answers a DER OCSP request (RFC 6960) with a DER OCSP response;
-// the CA package implements it.
+// *ca.OCSPResponder implements it. When it returns an error together with
+// a response, the response is an OCSP error response ready to send.
 type Responder interface {
 	Respond(ctx context.Context, der []byte) ([]byte, error)
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 const (
@@ -43,26 +45,23 @@ type fixture struct {
 	srv    *Server
 	h      http.Handler
 	logs   *bytes.Buffer
-	orgDS  Certificate // supplier DS from the OCA
-	orgKA  Certificate // supplier KA from the OCA
-	devKA  Certificate // device KA from the DCA
+	orgDS  store.Certificate // supplier DS from the OCA
+	orgKA  store.Certificate // supplier KA from the OCA
+	devKA  store.Certificate // device KA from the DCA
 	ocspRq []byte      // a well-formed OCSP request for orgDS
 }
 
 // certRow is the store row for a certificate, read with smki.
-func certRow(t testing.TB, id int64, ca string, der []byte) Certificate {
+func certRow(t testing.TB, id int64, ca string, der []byte) store.Certificate {
 	t.Helper()
 	sc, err := smki.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := Certificate{ID: id, CA: ca, Serial: sc.SerialNumber.Bytes(), Kind: sc.Kind.String(), Role: -1,
-		Usage: usageName(sc.KeyUsage), NotBefore: sc.NotBefore, NotAfter: sc.NotAfter, DER: der}
+	c := store.Certificate{ID: id, CA: ca, Serial: sc.SerialNumber.Bytes(), Kind: storeKind(sc.Kind), Role: storeRole(sc),
+		Usage: storeUsage(sc), NotBefore: sc.NotBefore, NotAfter: sc.NotAfter, DER: der}
 	if !sc.EUI.IsZero() {
 		c.EUI = sc.EUI.String()
-	}
-	if sc.Kind == smki.KindOrganisation {
-		c.Role = int(sc.Role)
 	}
 	return c
 }
@@ -70,16 +69,15 @@ func certRow(t testing.TB, id int64, ca string, der []byte) Certificate {
 func newFixture(t *testing.T, mutate ...func(*Config, *Deps)) *fixture {
 	t.Helper()
 	p := newTestPKI(t)
-	f := &fixture{pki: p, st: &fakeStore{crls: map[string]CRL{}}, logs: &bytes.Buffer{}}
-	f.st.cas = []CA{p.root.storeCA("root", ""), p.oca.storeCA("oca", "root"), p.dca.storeCA("dca", "root")}
+	f := &fixture{pki: p, st: &fakeStore{crls: map[string]store.CRL{}}, logs: &bytes.Buffer{}}
+	f.st.cas = []store.CA{p.root.storeCA("root", ""), p.oca.storeCA("oca", "root"), p.dca.storeCA("dca", "root")}
 	f.orgDS = certRow(t, 1, "oca", p.orgCert(t, p.oca, supplierEUI, smki.RoleSupplier, x509.KeyUsageDigitalSignature))
-	f.orgDS.UserRole = "IS"
-	f.orgKA = certRow(t, 2, "oca", p.orgCert(t, p.oca, supplierEUI, smki.RoleSupplier, x509.KeyUsageKeyAgreement))
+		f.orgKA = certRow(t, 2, "oca", p.orgCert(t, p.oca, supplierEUI, smki.RoleSupplier, x509.KeyUsageKeyAgreement))
 	f.devKA = certRow(t, 3, "E357", p.deviceCert(t, p.dca, deviceEUI, x509.KeyUsageKeyAgreement))
-	f.st.certs = []Certificate{f.orgDS, f.orgKA, f.devKA,
+	f.st.certs = []store.Certificate{f.orgDS, f.orgKA, f.devKA,
 		certRow(t, 4, "oca", p.orgCert(t, p.oca, networkEUI, smki.RoleNetworkOperator, x509.KeyUsageDigitalSignature))}
-	f.st.crls["oca"] = CRL{CA: "oca", Number: 7, ThisUpdate: testNow.Add(-time.Hour), NextUpdate: testNow.Add(23 * time.Hour), DER: []byte("crl-der-oca")}
-	f.st.crls["E357"] = CRL{CA: "E357", Number: 2, ThisUpdate: testNow.Add(-48 * time.Hour), NextUpdate: testNow.Add(-24 * time.Hour), DER: []byte("crl-der-dca")}
+	f.st.crls["oca"] = store.CRL{CA: "oca", Number: 7, ThisUpdate: testNow.Add(-time.Hour), NextUpdate: testNow.Add(23 * time.Hour), DER: []byte("crl-der-oca")}
+	f.st.crls["E357"] = store.CRL{CA: "E357", Number: 2, ThisUpdate: testNow.Add(-48 * time.Hour), NextUpdate: testNow.Add(-24 * time.Hour), DER: []byte("crl-der-dca")}
 	f.rev = &fakeRevoker{st: f.st, now: testNow}
 
 	leaf := &x509.Certificate{SerialNumber: new(big.Int).SetBytes(f.orgDS.Serial)}
@@ -159,7 +157,7 @@ func problemOf(t *testing.T, w *httptest.ResponseRecorder) Problem {
 	return p
 }
 
-func serialOf(c Certificate) string { return FormatSerial(c.Serial) }
+func serialOf(c store.Certificate) string { return FormatSerial(c.Serial) }
 
 // TestReadRoutes exercises every read route with good and bad input.
 func TestReadRoutes(t *testing.T) {
@@ -172,7 +170,7 @@ func TestReadRoutes(t *testing.T) {
 		ctype     string
 		param     string // for problems: the parameter named
 		check     func(t *testing.T, w *httptest.ResponseRecorder)
-		wantQuery func(t *testing.T, q CertQuery)
+		wantQuery func(t *testing.T, q store.CertQuery)
 	}{
 		{name: "healthz", req: req{method: "GET", target: "/healthz"}, status: 200, ctype: MediaJSON},
 		{name: "all certificates", req: req{method: "GET", target: "/v1/certificates"}, status: 200, ctype: MediaJSON,
@@ -182,7 +180,7 @@ func TestReadRoutes(t *testing.T) {
 					t.Errorf("got %d certificates, next %q; want 4, none", len(l.Certificates), l.Next)
 				}
 			},
-			wantQuery: func(t *testing.T, q CertQuery) {
+			wantQuery: func(t *testing.T, q store.CertQuery) {
 				if q.Limit != DefaultPageSize+1 {
 					t.Errorf("store asked for %d, want default page size + 1 = %d", q.Limit, DefaultPageSize+1)
 				}
@@ -195,19 +193,19 @@ func TestReadRoutes(t *testing.T) {
 				}
 				c := l.Certificates[0]
 				if c.Serial != serialOf(f.orgDS) || c.EUI != supplierEUI || c.Role == nil || c.Role.Code != 2 || c.Role.Name != "supplier" ||
-					c.Usage != UsageDigitalSignature || c.Status != StatusGood || c.UserRole != "IS" || c.Kind != "organisation" {
+					c.Usage != store.UsageDS || c.Status != StatusGood || c.Kind != store.KindOrg {
 					t.Errorf("unexpected view %+v", c)
 				}
 				if c.Links.Self != dsPath || c.Links.DER != dsPath+".der" || c.Links.CA != "/v1/cas/oca" || c.Links.CRL != "/v1/crl/oca" {
 					t.Errorf("links %+v", c.Links)
 				}
 			},
-			wantQuery: func(t *testing.T, q CertQuery) {
-				if q.EUI != supplierEUI || q.Role == nil || *q.Role != 2 || q.Usage != UsageDigitalSignature {
+			wantQuery: func(t *testing.T, q store.CertQuery) {
+				if q.EUI != supplierEUI || q.Role == nil || *q.Role != 2 || q.Usage != store.UsageDS || !q.IncludeRevoked {
 					t.Errorf("query %+v", q)
 				}
 			}},
-		{name: "by role code and kind", req: req{method: "GET", target: "/v1/certificates?role=3&kind=organisation"}, status: 200, ctype: MediaJSON,
+		{name: "by role code and kind", req: req{method: "GET", target: "/v1/certificates?role=3&kind=org"}, status: 200, ctype: MediaJSON,
 			check: func(t *testing.T, w *httptest.ResponseRecorder) {
 				if l := decodeJSON[CertificateList](t, w); len(l.Certificates) != 1 || l.Certificates[0].EUI != networkEUI {
 					t.Errorf("got %+v", l)
@@ -222,16 +220,23 @@ func TestReadRoutes(t *testing.T) {
 			}},
 		{name: "by serial and CA", req: req{method: "GET", target: "/v1/certificates?ca=oca&serial=" + strings.ToLower(serialOf(f.orgKA))}, status: 200, ctype: MediaJSON,
 			check: func(t *testing.T, w *httptest.ResponseRecorder) {
-				if l := decodeJSON[CertificateList](t, w); len(l.Certificates) != 1 || l.Certificates[0].Usage != UsageKeyAgreement {
+				if l := decodeJSON[CertificateList](t, w); len(l.Certificates) != 1 || l.Certificates[0].Usage != store.UsageKA {
 					t.Errorf("got %+v", l)
 				}
 			}},
 		{name: "by user role", req: req{method: "GET", target: "/v1/certificates?userRole=is"}, status: 200, ctype: MediaJSON,
-			check: func(t *testing.T, w *httptest.ResponseRecorder) {
-				if l := decodeJSON[CertificateList](t, w); len(l.Certificates) != 1 {
-					t.Errorf("got %+v", l)
+			wantQuery: func(t *testing.T, q store.CertQuery) {
+				if q.UserRole != "IS" {
+					t.Errorf("query %+v", q)
 				}
 			}},
+		{name: "good only", req: req{method: "GET", target: "/v1/certificates?status=good&kind=organisation&usage=keyAgreement"}, status: 200, ctype: MediaJSON,
+			wantQuery: func(t *testing.T, q store.CertQuery) {
+				if q.IncludeRevoked || q.Kind != store.KindOrg || q.Usage != store.UsageKA {
+					t.Errorf("query %+v", q)
+				}
+			}},
+		{name: "bad status", req: req{method: "GET", target: "/v1/certificates?status=revoked"}, status: 400, param: "status"},
 		{name: "no match is an empty list", req: req{method: "GET", target: "/v1/certificates?eui=0000000000000001"}, status: 200, ctype: MediaJSON,
 			check: func(t *testing.T, w *httptest.ResponseRecorder) {
 				if !strings.Contains(w.Body.String(), `"certificates":[]`) {
@@ -390,7 +395,7 @@ func TestPaging(t *testing.T) {
 		wantTotal int
 	}{
 		{"pages of three", "/v1/certificates?usage=ka&limit=3", []int{3, 3, 3}, 9},
-		{"exact fit", "/v1/certificates?usage=ka&kind=organisation&limit=4", []int{4, 4}, 8},
+		{"exact fit", "/v1/certificates?usage=ka&kind=org&limit=4", []int{4, 4}, 8},
 		{"remainder", "/v1/certificates?usage=ka&limit=4", []int{4, 4, 1}, 9},
 		{"one page", "/v1/certificates?usage=ka", []int{9}, 9},
 		{"filter kept across pages", "/v1/certificates?eui=" + supplierEUI + "&usage=ds&limit=1", []int{1}, 1},
@@ -537,7 +542,9 @@ func TestOCSP(t *testing.T) {
 		{name: "responder fails", req: req{method: "POST", target: "/ocsp", headers: map[string]string{"Content-Type": MediaOCSPRequest}, body: f.ocspRq},
 			responder: &fakeResponder{err: errBoom}, status: 200, want: ocsp.InternalErrorErrorResponse},
 		{name: "unknown issuer", req: req{method: "POST", target: "/ocsp", headers: map[string]string{"Content-Type": MediaOCSPRequest}, body: f.ocspRq},
-			responder: &fakeResponder{err: errStoreNotFound}, status: 200, want: ocsp.UnauthorizedErrorResponse},
+			responder: &fakeResponder{err: store.ErrNotFound}, status: 200, want: ocsp.UnauthorizedErrorResponse},
+		{name: "responder's own error response", req: req{method: "GET", target: "/ocsp/" + b64},
+			responder: &fakeResponder{resp: ocsp.TryLaterErrorResponse, err: errBoom}, status: 200, want: ocsp.TryLaterErrorResponse},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -607,7 +614,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	for _, e := range f.st.events() {
 		for _, secret := range []string{adminToken, publishToken, "wrong-token-xyz"} {
-			if strings.Contains(e.Details+e.Object+e.Actor, secret) {
+			if strings.Contains(fmt.Sprint(e.Details)+e.Object+e.Actor, secret) {
 				t.Errorf("audit event %+v holds a token", e)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 // Media types the repository serves and reads.
@@ -54,15 +55,17 @@ type CertificateView struct {
 	Serial string `json:"serial"`
 	// CA names the issuing certificate authority.
 	CA string `json:"ca"`
-	// Kind is the SMKI profile: root, oca, dca, organisation or device.
+	// Kind is org, device or ca for SMKI certificates, tls-client or
+	// tls-server for DCCKI ones.
 	Kind string `json:"kind"`
 	// EUI is the subject's EUI-64 (16 upper-case hex digits), if it has one.
 	EUI string `json:"eui,omitempty"`
 	// Role is the subject's Remote Party Role, if it has one.
 	Role *RoleView `json:"role,omitempty"`
-	// UserRole is the DCC User Role of the certificate's holder, if known.
+	// UserRole is the DCC User Role of a DCCKI client certificate.
 	UserRole string `json:"userRole,omitempty"`
-	// Usage is digitalSignature or keyAgreement for end-entity certificates.
+	// Usage is the key usage: ds (digitalSignature), ka (keyAgreement),
+	// pp-ka (a supplier's prepayment top-up keyAgreement), ca or tls.
 	Usage string `json:"usage,omitempty"`
 	// NotBefore and NotAfter bound the validity period.
 	NotBefore time.Time `json:"notBefore"`
@@ -115,7 +118,7 @@ type CAList struct {
 
 func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
 
-func (s *Server) certView(c Certificate) CertificateView {
+func (s *Server) certView(c store.Certificate) CertificateView {
 	serial := FormatSerial(c.Serial)
 	self := s.url("/v1/certificates/" + c.CA + "/" + serial)
 	v := CertificateView{
@@ -143,12 +146,12 @@ func (s *Server) certView(c Certificate) CertificateView {
 		v.Status = StatusRevoked
 		t := revokedAt.UTC()
 		v.RevokedAt = &t
-		v.RevocationReason = reasonName(revocationReason(c))
+		v.RevocationReason = reasonName(c.Reason)
 	}
 	return v
 }
 
-func (s *Server) caView(ca CA) CAView {
+func (s *Server) caView(ca store.CA) CAView {
 	self := s.url("/v1/cas/" + ca.Name)
 	v := CAView{
 		Name:      ca.Name,

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 // Audit actions and outcomes written by the repository. Every write is
@@ -40,16 +41,16 @@ const (
 type PublishRequest struct {
 	// Certificate is the certificate as PEM or as base64 of its DER.
 	Certificate string `json:"certificate"`
-	// UserRole is the DCC User Role of the organisation holding the
-	// certificate (IS, ES, GS, ED, GT, OU, RSA); organisation certificates
-	// only, and it must agree with the certificate's Remote Party Role.
-	UserRole string `json:"userRole,omitempty"`
+	// PrepaymentTopUp marks a supplier's key-agreement certificate as its
+	// prepayment top-up certificate (usage pp-ka), which has the same shape
+	// as its management key-agreement certificate (GBCS section 2).
+	PrepaymentTopUp bool `json:"prepaymentTopUp,omitempty"`
 }
 
 // publication is a checked publish request.
 type publication struct {
-	der      []byte
-	userRole smki.UserRole
+	der   []byte
+	topUp bool
 }
 
 // parsePublishBody reads the body of POST /v1/certificates according to its
@@ -66,7 +67,7 @@ func parsePublishBody(contentType string, body []byte) (publication, error) {
 	case MediaPKIXCert:
 		return publication{der: body}, nil
 	case MediaPEM, MediaPEMChain:
-		der, err := onePEMCertificate(body)
+		der, err := onePEMCertificate(body, "body")
 		if err != nil {
 			return publication{}, err
 		}
@@ -74,16 +75,15 @@ func parsePublishBody(contentType string, body []byte) (publication, error) {
 	case MediaJSON:
 		var r PublishRequest
 		if err := decodeStrict(body, &r); err != nil {
-			return publication{}, wrapError(KindBadRequest, err, "body", "not a publish request: want a JSON object {certificate, userRole} and nothing else (%v)", err)
+			return publication{}, wrapError(KindBadRequest, err, "body", "not a publish request: want a JSON object {certificate, prepaymentTopUp} and nothing else (%v)", err)
 		}
 		if r.Certificate == "" {
 			return publication{}, newError(KindBadRequest, "certificate", "missing: give the certificate as PEM or base64 DER")
 		}
-		var p publication
+		p := publication{topUp: r.PrepaymentTopUp}
 		if strings.Contains(r.Certificate, "-----BEGIN") {
-			der, err := onePEMCertificate([]byte(r.Certificate))
+			der, err := onePEMCertificate([]byte(r.Certificate), "certificate")
 			if err != nil {
-				err.(*Error).Param = "certificate"
 				return publication{}, err
 			}
 			p.der = der
@@ -94,29 +94,22 @@ func parsePublishBody(contentType string, body []byte) (publication, error) {
 			}
 			p.der = der
 		}
-		if r.UserRole != "" {
-			u, err := smki.ParseUserRole(r.UserRole)
-			if err != nil {
-				return publication{}, wrapError(KindBadRequest, err, "userRole", "%q is not a DCC User Role (IS, ES, GS, ED, GT, OU, RSA)", r.UserRole)
-			}
-			p.userRole = u
-		}
 		return p, nil
 	}
 	return publication{}, newError(KindUnsupportedMediaType, "Content-Type", "%q: want %s, %s or %s", mt, MediaPKIXCert, MediaPEM, MediaJSON)
 }
 
 // onePEMCertificate returns the DER of the single CERTIFICATE block in b.
-func onePEMCertificate(b []byte) ([]byte, error) {
+func onePEMCertificate(b []byte, param string) ([]byte, error) {
 	block, rest := pem.Decode(b)
 	if block == nil {
-		return nil, newError(KindBadRequest, "body", "no PEM block found")
+		return nil, newError(KindBadRequest, param, "no PEM block found")
 	}
 	if block.Type != "CERTIFICATE" {
-		return nil, newError(KindBadRequest, "body", "PEM block is %q, want CERTIFICATE", block.Type)
+		return nil, newError(KindBadRequest, param, "PEM block is %q, want CERTIFICATE", block.Type)
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, newError(KindBadRequest, "body", "more than one PEM block: publish one certificate per request")
+		return nil, newError(KindBadRequest, param, "more than one PEM block: publish one certificate per request")
 	}
 	return block.Bytes, nil
 }
@@ -131,20 +124,20 @@ func (s *Server) authorize(c echo.Context, perm Permission, action string) (Oper
 	object := c.Request().URL.Path
 	token, present, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 	if !present {
-		s.audit(ctx, ActorAnonymous, action, object, OutcomeRefused, "no operator credential")
+		s.audit(ctx, ActorAnonymous, action, object, OutcomeRefused, map[string]any{"refusal": "no operator credential"})
 		return Operator{}, newError(KindUnauthenticated, "Authorization", "writes need an operator bearer token")
 	}
 	if !ok {
-		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, "malformed Authorization header")
+		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, map[string]any{"refusal": "malformed Authorization header"})
 		return Operator{}, newError(KindUnauthenticated, "Authorization", "want \"Authorization: Bearer <token>\"")
 	}
 	op, found := s.auth.authenticate(token)
 	if !found {
-		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, "unknown operator credential")
+		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, map[string]any{"refusal": "unknown operator credential"})
 		return Operator{}, newError(KindUnauthenticated, "Authorization", "operator token not recognised")
 	}
 	if !op.Can(perm) {
-		s.audit(ctx, op.Name, action, object, OutcomeRefused, fmt.Sprintf("operator lacks the %s permission", perm))
+		s.audit(ctx, op.Name, action, object, OutcomeRefused, map[string]any{"refusal": fmt.Sprintf("operator lacks the %s permission", perm)})
 		return Operator{}, newError(KindForbidden, "", "operator %q may not %s", op.Name, perm)
 	}
 	c.Set(operatorKey, op.Name)
@@ -153,7 +146,7 @@ func (s *Server) authorize(c echo.Context, perm Permission, action string) (Oper
 
 // audit appends one event, logging (not returning) a failure: it is used
 // for refusals, which are answered whatever the audit log does.
-func (s *Server) audit(ctx context.Context, actor, action, object, outcome, details string) {
+func (s *Server) audit(ctx context.Context, actor, action, object, outcome string, details map[string]any) {
 	if err := s.auditStrict(ctx, actor, action, object, outcome, details); err != nil {
 		s.log.ErrorContext(ctx, "audit log write failed", "action", action, "outcome", outcome, "err", err)
 	}
@@ -161,11 +154,11 @@ func (s *Server) audit(ctx context.Context, actor, action, object, outcome, deta
 
 // auditStrict appends one event and reports failure, for the events that
 // must be durable before an action goes ahead.
-func (s *Server) auditStrict(ctx context.Context, actor, action, object, outcome, details string) error {
+func (s *Server) auditStrict(ctx context.Context, actor, action, object, outcome string, details map[string]any) error {
 	if s.deps.Audit == nil {
 		return errors.New("repository: no audit log configured")
 	}
-	return s.deps.Audit.AppendAudit(ctx, AuditEvent{
+	_, err := s.deps.Audit.AppendAudit(ctx, store.AuditEvent{
 		Time:    s.now().UTC(),
 		Actor:   actor,
 		Action:  action,
@@ -173,6 +166,7 @@ func (s *Server) auditStrict(ctx context.Context, actor, action, object, outcome
 		Outcome: outcome,
 		Details: details,
 	})
+	return err
 }
 
 // refuse audits a refusal of an authenticated operator's request and
@@ -186,7 +180,7 @@ func (s *Server) refuse(ctx context.Context, op Operator, action, object string,
 			detail = re.Param + ": " + detail
 		}
 	}
-	s.audit(ctx, op.Name, action, object, OutcomeRefused, detail)
+	s.audit(ctx, op.Name, action, object, OutcomeRefused, map[string]any{"refusal": detail})
 	return err
 }
 
@@ -194,7 +188,7 @@ func (s *Server) refuse(ctx context.Context, op Operator, action, object string,
 // issued elsewhere with smki.ParseCertificate, checks that it was signed by
 // a CA the repository knows, and stores it.
 func (s *Server) publishCertificate(c echo.Context) error {
-	if s.deps.Publisher == nil || s.deps.Audit == nil || s.deps.CAs == nil {
+	if s.deps.Publisher == nil || s.deps.Audit == nil || s.deps.CAs == nil || s.deps.Certs == nil {
 		return newError(KindUnavailable, "", "publishing not configured")
 	}
 	op, err := s.authorize(c, PermPublish, ActionPublish)
@@ -215,53 +209,71 @@ func (s *Server) publishCertificate(c echo.Context) error {
 	if err != nil {
 		return s.refuse(ctx, op, ActionPublish, object, err)
 	}
-	object = "certificate " + cert.CA + "/" + FormatSerial(cert.Serial)
-	details := fmt.Sprintf("kind=%s eui=%s role=%d usage=%s", cert.Kind, cert.EUI, cert.Role, cert.Usage)
+	object = cert.CA + "/" + FormatSerial(cert.Serial)
+	details := map[string]any{"kind": cert.Kind, "eui": cert.EUI, "role": cert.Role, "usage": cert.Usage}
 	if err := s.auditStrict(ctx, op.Name, ActionPublish, object, OutcomeAttempt, details); err != nil {
 		return wrapError(KindInternal, err, "", "writing audit log")
 	}
-	stored, err := s.deps.Publisher.PutCertificate(ctx, cert)
-	if err != nil {
-		s.audit(ctx, op.Name, ActionPublish, object, OutcomeFailure, err.Error())
-		if isStoreDuplicate(err) {
+	if err := s.deps.Publisher.PutCertificates(ctx, cert); err != nil {
+		s.audit(ctx, op.Name, ActionPublish, object, OutcomeFailure, withError(details, err))
+		switch {
+		case isDuplicate(err):
 			return wrapError(KindConflict, err, "certificate", "CA %q already has a certificate with serial %s", cert.CA, FormatSerial(cert.Serial))
+		case isNotFound(err):
+			return wrapError(KindConflict, err, "certificate", "CA %q is no longer in the repository", cert.CA)
+		case isInvalid(err):
+			return wrapError(KindBadRequest, err, "certificate", "the repository refuses this certificate: %v", err)
 		}
 		return wrapError(KindInternal, err, "", "storing certificate")
 	}
 	s.audit(ctx, op.Name, ActionPublish, object, OutcomeSuccess, details)
-	s.log.InfoContext(ctx, "certificate published", "operator", op.Name, "ca", stored.CA, "serial", FormatSerial(stored.Serial))
+	s.log.InfoContext(ctx, "certificate published", "operator", op.Name, "ca", cert.CA, "serial", FormatSerial(cert.Serial))
+	stored, err := s.deps.Certs.Certificate(ctx, cert.CA, cert.Serial)
+	if err != nil {
+		return wrapError(KindInternal, err, "", "reading the published certificate back")
+	}
 	v := s.certView(stored)
 	c.Response().Header().Set(echo.HeaderLocation, v.Links.Self)
 	return c.JSON(http.StatusCreated, v)
 }
 
+// withError returns a copy of details with the error's text added.
+func withError(details map[string]any, err error) map[string]any {
+	d := make(map[string]any, len(details)+1)
+	for k, v := range details {
+		d[k] = v
+	}
+	d["error"] = err.Error()
+	return d
+}
+
 // checkPublication parses the certificate and finds the known CA that
 // signed it.
-func (s *Server) checkPublication(ctx context.Context, pub publication) (Certificate, error) {
+func (s *Server) checkPublication(ctx context.Context, pub publication) (store.Certificate, error) {
 	sc, err := smki.ParseCertificate(pub.der)
 	if err != nil {
-		return Certificate{}, wrapError(KindBadRequest, err, "certificate", "not an SMKI certificate: %v", err)
+		return store.Certificate{}, wrapError(KindBadRequest, err, "certificate", "not an SMKI certificate: %v", err)
 	}
 	if sc.Kind == smki.KindRoot {
-		return Certificate{}, newError(KindBadRequest, "certificate", "a root certificate cannot be published here: roots are created by a key ceremony")
+		return store.Certificate{}, newError(KindBadRequest, "certificate", "a root certificate cannot be published here: roots are created by a key ceremony")
 	}
 	cas, err := s.deps.CAs.CAs(ctx)
 	if err != nil {
-		return Certificate{}, wrapError(KindInternal, err, "", "listing CAs")
+		return store.Certificate{}, wrapError(KindInternal, err, "", "listing CAs")
 	}
 	issuer, err := findIssuer(sc, cas)
 	if err != nil {
-		return Certificate{}, err
+		return store.Certificate{}, err
 	}
 	if t, closed := caClosedAt(issuer); closed && sc.NotBefore.After(t) {
-		return Certificate{}, newError(KindBadRequest, "certificate", "CA %q was closed at %s, before the certificate's notBefore %s", issuer.Name, t.UTC().Format("2006-01-02T15:04:05Z"), sc.NotBefore.UTC().Format("2006-01-02T15:04:05Z"))
+		return store.Certificate{}, newError(KindBadRequest, "certificate", "CA %q was closed at %s, before the certificate's notBefore %s", issuer.Name, t.UTC().Format("2006-01-02T15:04:05Z"), sc.NotBefore.UTC().Format("2006-01-02T15:04:05Z"))
 	}
-	cert := Certificate{
+	cert := store.Certificate{
 		CA:        issuer.Name,
 		Serial:    sc.SerialNumber.Bytes(),
-		Kind:      sc.Kind.String(),
-		Role:      -1,
-		Usage:     certUsage(sc),
+		Kind:      storeKind(sc.Kind),
+		Role:      storeRole(sc),
+		Usage:     storeUsage(sc),
 		NotBefore: sc.NotBefore,
 		NotAfter:  sc.NotAfter,
 		DER:       sc.Raw,
@@ -269,18 +281,14 @@ func (s *Server) checkPublication(ctx context.Context, pub publication) (Certifi
 	if !sc.EUI.IsZero() {
 		cert.EUI = sc.EUI.String()
 	}
-	switch sc.Kind {
-	case smki.KindOrganisation, smki.KindOCA:
-		cert.Role = int(sc.Role)
-	}
-	if pub.userRole != "" {
-		if sc.Kind != smki.KindOrganisation {
-			return Certificate{}, newError(KindBadRequest, "userRole", "only organisation certificates carry a DCC User Role, this is a %s certificate", sc.Kind)
+	if pub.topUp {
+		if sc.Kind != smki.KindOrganisation || sc.Role != smki.RoleSupplier || cert.Usage != store.UsageKA {
+			return store.Certificate{}, newError(KindBadRequest, "prepaymentTopUp", "only a supplier's key-agreement organisation certificate can be its prepayment top-up certificate")
 		}
-		if want := pub.userRole.RemoteParty(); want != sc.Role {
-			return Certificate{}, newError(KindBadRequest, "userRole", "user role %s acts as remote party %s, but the certificate's role is %s", pub.userRole, want, sc.Role)
+		if err := smki.Profiles[smki.ProfileOrgPrepaymentKA].Check(sc); err != nil {
+			return store.Certificate{}, wrapError(KindBadRequest, err, "prepaymentTopUp", "off the prepayment top-up profile: %v", err)
 		}
-		cert.UserRole = string(pub.userRole)
+		cert.Usage = store.UsagePPKA
 	}
 	return cert, nil
 }
@@ -288,7 +296,7 @@ func (s *Server) checkPublication(ctx context.Context, pub publication) (Certifi
 // findIssuer returns the CA among cas whose certificate issued sc: the
 // issuer name and authority key identifier match the CA's subject and
 // subject key identifier, and the CA's key verifies the signature.
-func findIssuer(sc *smki.Certificate, cas []CA) (CA, error) {
+func findIssuer(sc *smki.Certificate, cas []store.CA) (store.CA, error) {
 	var lastErr error
 	for _, ca := range cas {
 		parent, err := smki.ParseCertificate(ca.CertDER)
@@ -308,15 +316,9 @@ func findIssuer(sc *smki.Certificate, cas []CA) (CA, error) {
 		return ca, nil
 	}
 	if lastErr != nil {
-		return CA{}, wrapError(KindBadRequest, lastErr, "certificate", "issuer %q is known but its key did not sign this certificate", sc.Issuer.String())
+		return store.CA{}, wrapError(KindBadRequest, lastErr, "certificate", "issuer %q is known but its key did not sign this certificate", sc.Issuer.String())
 	}
-	return CA{}, newError(KindBadRequest, "certificate", "issuer %q is not a CA this repository knows", sc.Issuer.String())
-}
-
-// certUsage names the single key usage of an end-entity certificate, or the
-// CA usages of a CA certificate, in the store's vocabulary.
-func certUsage(sc *smki.Certificate) string {
-	return usageName(sc.KeyUsage)
+	return store.CA{}, newError(KindBadRequest, "certificate", "issuer %q is not a CA this repository knows", sc.Issuer.String())
 }
 
 // revoke answers POST /v1/revocations: after checking the certificate is
@@ -343,9 +345,9 @@ func (s *Server) revoke(c echo.Context) error {
 	if err != nil {
 		return s.refuse(ctx, op, ActionRevoke, object, err)
 	}
-	object = "certificate " + r.ca + "/" + FormatSerial(r.serial)
+	object = r.ca + "/" + FormatSerial(r.serial)
 	cert, err := s.deps.Certs.Certificate(ctx, r.ca, r.serial)
-	if isStoreNotFound(err) {
+	if isNotFound(err) {
 		return s.refuse(ctx, op, ActionRevoke, object, wrapError(KindNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca))
 	}
 	if err != nil {
@@ -354,25 +356,26 @@ func (s *Server) revoke(c echo.Context) error {
 	if _, revoked := revocationTime(cert); revoked {
 		return s.refuse(ctx, op, ActionRevoke, object, newError(KindConflict, "serial", "certificate %s from CA %q is already revoked", FormatSerial(r.serial), r.ca))
 	}
-	details := "reason=" + reasonName(r.reason)
+	details := map[string]any{"reason": reasonName(r.reason), "kind": cert.Kind, "eui": cert.EUI}
 	if err := s.auditStrict(ctx, op.Name, ActionRevoke, object, OutcomeAttempt, details); err != nil {
 		return wrapError(KindInternal, err, "", "writing audit log")
 	}
-	if err := s.deps.Revoker.Revoke(ctx, r.ca, r.serial, r.reason); err != nil {
-		s.audit(ctx, op.Name, ActionRevoke, object, OutcomeFailure, err.Error())
+	revoked, err := s.deps.Revoker.Revoke(ctx, r.ca, r.serial, r.reason)
+	if err != nil {
+		s.audit(ctx, op.Name, ActionRevoke, object, OutcomeFailure, withError(details, err))
 		switch {
-		case isStoreNotFound(err):
+		case isNotFound(err):
 			return wrapError(KindNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca)
-		case isStoreConflict(err):
-			return wrapError(KindConflict, err, "serial", "certificate %s from CA %q cannot be revoked in its current state", FormatSerial(r.serial), r.ca)
+		case isConflict(err):
+			return wrapError(KindConflict, err, "serial", "the CA refused to revoke certificate %s: %v", FormatSerial(r.serial), err)
 		}
 		return wrapError(KindInternal, err, "", "revoking certificate")
 	}
 	s.audit(ctx, op.Name, ActionRevoke, object, OutcomeSuccess, details)
 	s.log.InfoContext(ctx, "certificate revoked", "operator", op.Name, "ca", r.ca, "serial", FormatSerial(r.serial), "reason", reasonName(r.reason))
-	updated, err := s.deps.Certs.Certificate(ctx, r.ca, r.serial)
-	if err != nil {
-		return wrapError(KindInternal, err, "", "reading revoked certificate")
+	if revoked.CA == "" {
+		revoked = cert
+		revoked.RevokedAt, revoked.Reason = s.now().UTC(), r.reason
 	}
-	return c.JSON(http.StatusOK, s.certView(updated))
+	return c.JSON(http.StatusOK, s.certView(revoked))
 }
