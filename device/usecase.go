@@ -126,6 +126,9 @@ var useCases = map[uint16]useCase{
 	CodeGCS39:  {"GCS39", Gas, opSupplyArm, true, false, supplierOnly},             // SR 7.3
 	CodeGCS60:  {"GCS60", Gas, opBalanceRead, false, true, supplierOnly},           // SR 4.18
 	CodeGCS61:  {"GCS61", Gas, opDailyLog, false, true, readersAll},                // SR 4.17
+	CodeCS02a:  {"CS02a", anyKind, opCredentialsList, false, false, credListRoles}, // SR 6.24.1, and the ACB
+	CodeCS02c:  {"CS02c", anyKind, opRekey, true, false, supplierOnly},             // SR 6.17: IS, GS
+	CodeCS02d:  {"CS02d", anyKind, opInstallCert, true, false, supplierOnly},       // SR 6.15.2: IS, GS
 }
 
 // anyKind marks use cases both fuels execute.
