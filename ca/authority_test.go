@@ -3,7 +3,10 @@ package ca
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/metertrust/metertrust/smki"
@@ -74,5 +77,57 @@ func TestIssueDeviceBatch(t *testing.T) {
 	}
 	if info.State != "closed" || info.Key != "destroyed" || info.Issued != 2 {
 		t.Errorf("batch after quota: %+v", info)
+	}
+}
+
+func TestIssueDevicesBulk(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	if _, err := e.a.OpenBatch(ctx, "B1", 20); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var calls int
+	sum, err := e.a.IssueDevices(ctx, BulkRequest{Batch: "B1", Count: 7, OutDir: out, Chunk: 3, Workers: 2,
+		FirstEUI: smki.MustParseEUI("F000000000000010"), Progress: func(done, total int) { calls++ }})
+	if err != nil {
+		t.Fatalf("IssueDevices: %v", err)
+	}
+	if sum.Devices != 7 || sum.Certificates != 14 || sum.LastEUI != "F000000000000016" || calls != 3 || sum.BatchClosed {
+		t.Errorf("summary %+v, progress calls %d", sum, calls)
+	}
+	for i := range 7 {
+		eui := euiAdd(smki.MustParseEUI("F000000000000010"), uint64(i))
+		for _, u := range []string{"ds", "ka"} {
+			b, err := os.ReadFile(filepath.Join(out, eui.String()+"-"+u+".pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			blk, rest := pem.Decode(b)
+			if blk == nil || blk.Type != "PRIVATE KEY" {
+				t.Fatalf("%s-%s: no key", eui, u)
+			}
+			cb, _ := pem.Decode(rest)
+			c, err := smki.ParseCertificate(cb.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.EUI != eui {
+				t.Errorf("file %s-%s holds EUI %s", eui, u, c.EUI)
+			}
+		}
+	}
+	// The next run uses up the quota exactly (6 more certificates) and
+	// closes the batch.
+	sum, err = e.a.IssueDevices(ctx, BulkRequest{Batch: "B1", Count: 3, OutDir: out})
+	if err != nil {
+		t.Fatalf("IssueDevices to quota: %v", err)
+	}
+	if !sum.BatchClosed || sum.FirstEUI != "F000000000000008" {
+		t.Errorf("summary at quota %+v", sum)
+	}
+	if _, err := e.a.IssueDevices(ctx, BulkRequest{Batch: "B1", Count: 1, OutDir: out}); !errors.Is(err, ErrBatchClosed) {
+		t.Errorf("after quota: %v, want ErrBatchClosed", err)
 	}
 }

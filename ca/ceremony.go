@@ -192,6 +192,15 @@ func (a *Authority) createSubCA(ctx context.Context, name, kind string, quota in
 		if err := a.st.PutCertificates(ctx, is.record); err != nil {
 			return nil, fmt.Errorf("ca: recording certificate of CA %s: %w", name, err)
 		}
+		// A first, empty CRL, so relying parties find revocation information
+		// for the new CA from the start.
+		niss, err := a.newIssuer(rec, k)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := a.signCRL(ctx, niss, a.crlTTL); err != nil {
+			return nil, err
+		}
 		info = caInfo(rec, is.cert, "present")
 		return map[string]any{"serial": info.Serial, "key_uri": uri, "subject": info.Subject}, nil
 	})

@@ -85,4 +85,3 @@ func uncompressedPoint(spki []byte) bool {
 	}
 	return len(bits) == 66 && bits[0] == 0 && bits[1] == 0x04
 }
-

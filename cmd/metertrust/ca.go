@@ -1,12 +1,502 @@
 package main
 
 import (
-	"errors"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
-// newCACmd is a placeholder until its package lands.
+// newCACmd is "metertrust ca": the SMKI and DCCKI certificate authorities.
 func newCACmd() *cobra.Command {
-	return &cobra.Command{Use: "ca", RunE: func(*cobra.Command, []string) error { return errors.New("not yet implemented") }}
+	c := &cobra.Command{Use: "ca", Short: "SMKI and DCCKI certificate authorities: ceremonies, batches, issuance, revocation"}
+	batch := &cobra.Command{Use: "batch", Short: "Batch Device CAs with a quota"}
+	batch.AddCommand(newCABatchOpenCmd(), newCABatchShowCmd(), newCABatchCloseCmd())
+	issue := &cobra.Command{Use: "issue", Short: "Issue certificates"}
+	issue.AddCommand(newCAIssueOrgCmd(), newCAIssueDeviceCmd(), newCAIssueDevicesCmd(),
+		newCAIssueTLSClientCmd(), newCAIssueTLSServerCmd())
+	c.AddCommand(newCAInitCmd(), batch, issue, newCARevokeCmd(), newCACRLCmd())
+	return c
+}
+
+func newCAInitCmd() *cobra.Command {
+	var f caFlags
+	var req ca.InitRequest
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Init ceremony: SMKI root and OCA, DCCKI root and TLS CA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e, err := openCAEnv(ctx, cmd, &f, true)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			cas, err := e.auth.Init(ctx, req)
+			if err != nil {
+				return err
+			}
+			if err := writeCAConfig(f.data, e.cfg); err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"cas": cas, "kms": e.keys.Kind()})
+			}
+			for _, info := range cas {
+				fmt.Fprintf(cmd.OutOrStdout(), "%-11s %-10s %s serial %s\n", info.Name, info.Kind, info.Subject, info.Serial)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "keys in %s; settings recorded in %s\n", e.keys.Kind(), caConfigFile)
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&req.RootName, "root-name", "ZA", "CN of the SMKI Root CA")
+	c.Flags().StringVar(&req.OCAName, "oca-name", "Z1", "CN of the Organisation CA")
+	c.Flags().StringVar(&req.DCCKIRootName, "dccki-root-name", "metertrust DCCKI root", "CN of the DCCKI root")
+	c.Flags().StringVar(&req.DCCKITLSName, "dccki-tls-name", "metertrust DCCKI TLS CA", "CN of the DCCKI TLS issuing CA")
+	return c
+}
+
+func newCABatchOpenCmd() *cobra.Command {
+	var f caFlags
+	var name string
+	var quota int64
+	c := &cobra.Command{
+		Use:   "open",
+		Short: "Batch ceremony: open a Device CA for a quota of device certificates; prints the batch id",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			info, err := e.auth.OpenBatch(ctx, name, quota)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), info)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), info.Name)
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&name, "name", "", "batch name, also the Device CA's CN and the batch id (required)")
+	c.Flags().Int64Var(&quota, "quota", 0, "device certificates the batch may issue (required)")
+	c.MarkFlagRequired("name")
+	c.MarkFlagRequired("quota")
+	return c
+}
+
+func newCABatchShowCmd() *cobra.Command {
+	var f caFlags
+	c := &cobra.Command{
+		Use:   "show BATCH",
+		Short: "Show a batch: quota, issued, state, key present or destroyed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			info, err := e.auth.Batch(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), info)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "batch   %s\nsubject %s\nserial  %s\nquota   %d\nissued  %d\nstate   %s\nkey     %s\n",
+				info.Name, info.Subject, info.Serial, info.Quota, info.Issued, info.State, info.Key)
+			return nil
+		},
+	}
+	f.register(c)
+	return c
+}
+
+func newCABatchCloseCmd() *cobra.Command {
+	var f caFlags
+	var reason string
+	c := &cobra.Command{
+		Use:   "close BATCH",
+		Short: "Close a batch: destroy its key (audited); its certificate stays published",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			if err := e.auth.CloseBatch(ctx, args[0], reason); err != nil {
+				return err
+			}
+			info, err := e.auth.Batch(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), info)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "batch %s closed after %d of %d certificates; key %s\n", info.Name, info.Issued, info.Quota, info.Key)
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&reason, "reason", "closed by operator", "reason recorded in the audit log")
+	return c
+}
+
+// certOutput is what issue commands print with --json.
+type certOutput struct {
+	CA       string `json:"ca"`
+	Serial   string `json:"serial"`
+	Kind     string `json:"kind"`
+	EUI      string `json:"eui,omitempty"`
+	Role     int    `json:"role"`
+	UserRole string `json:"user_role,omitempty"`
+	Usage    string `json:"usage"`
+	NotAfter string `json:"not_after"`
+	Out      string `json:"out,omitempty"`
+	KeyOut   string `json:"key_out,omitempty"`
+}
+
+func newCertOutput(r store.Certificate, out string) certOutput {
+	return certOutput{CA: r.CA, Serial: strings.ToUpper(hex.EncodeToString(r.Serial)), Kind: r.Kind, EUI: r.EUI,
+		Role: r.Role, UserRole: r.UserRole, Usage: r.Usage, NotAfter: r.NotAfter.UTC().Format("2006-01-02T15:04:05Z"), Out: out}
+}
+
+func printCert(cmd *cobra.Command, asJSON bool, o certOutput) error {
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), o)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "issued %s certificate serial %s by %s", o.Kind, o.Serial, o.CA)
+	if o.EUI != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), " for %s", o.EUI)
+	}
+	if o.Out != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), " -> %s", o.Out)
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
+	return nil
+}
+
+func writeCertPEM(path string, der []byte) error {
+	return ca.WriteNewFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// checkNew refuses an output path that exists, before any work is done.
+func checkNew(paths ...string) error {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("%w: %s", ca.ErrExists, p)
+		}
+	}
+	return nil
+}
+
+func newCAIssueOrgCmd() *cobra.Command {
+	var f caFlags
+	var csrPath, role, eui, name, usage, out string
+	c := &cobra.Command{
+		Use:   "org",
+		Short: "Issue an organisation certificate from a PKCS#10 request (by the OCA)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			r, err := smki.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			e64, err := smki.ParseEUI(eui)
+			if err != nil {
+				return err
+			}
+			u, err := ca.ParseUsage(usage)
+			if err != nil {
+				return err
+			}
+			if err := checkNew(out); err != nil {
+				return err
+			}
+			csr, err := os.ReadFile(csrPath)
+			if err != nil {
+				return err
+			}
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			rec, err := e.auth.IssueOrg(ctx, ca.OrgRequest{CSR: csr, Role: r, EUI: e64, Name: name, Usage: u})
+			if err != nil {
+				return err
+			}
+			if err := writeCertPEM(out, rec.DER); err != nil {
+				return err
+			}
+			return printCert(cmd, f.json, newCertOutput(rec, out))
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&csrPath, "csr", "", "PKCS#10 request, PEM or DER (required)")
+	c.Flags().StringVar(&role, "role", "", "remote party role: supplier, networkOperator, acb, tcos, wanProvider, other, ... (required)")
+	c.Flags().StringVar(&eui, "eui", "", "organisation EUI-64 (required)")
+	c.Flags().StringVar(&name, "name", "", "organisation name (subject CN)")
+	c.Flags().StringVar(&usage, "usage", "", "ds, ka or pp-ka (required)")
+	c.Flags().StringVar(&out, "out", "", "certificate output, PEM (required)")
+	for _, n := range []string{"csr", "role", "eui", "usage", "out"} {
+		c.MarkFlagRequired(n)
+	}
+	return c
+}
+
+func newCAIssueDeviceCmd() *cobra.Command {
+	var f caFlags
+	var batch, csrPath, out string
+	c := &cobra.Command{
+		Use:   "device",
+		Short: "Issue a device certificate from a GB device request (by a batch Device CA)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if err := checkNew(out); err != nil {
+				return err
+			}
+			csr, err := os.ReadFile(csrPath)
+			if err != nil {
+				return err
+			}
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			rec, err := e.auth.IssueDevice(ctx, batch, csr)
+			if err != nil {
+				return err
+			}
+			if err := writeCertPEM(out, rec.DER); err != nil {
+				return err
+			}
+			return printCert(cmd, f.json, newCertOutput(rec, out))
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&batch, "batch", "", "batch id (required)")
+	c.Flags().StringVar(&csrPath, "csr", "", "device PKCS#10 request, PEM or DER (required)")
+	c.Flags().StringVar(&out, "out", "", "certificate output, PEM (required)")
+	for _, n := range []string{"batch", "csr", "out"} {
+		c.MarkFlagRequired(n)
+	}
+	return c
+}
+
+func newCAIssueTLSClientCmd() *cobra.Command {
+	var f caFlags
+	var eui, userRole, keyOut, out string
+	c := &cobra.Command{
+		Use:   "tls-client",
+		Short: "Issue a DCCKI client certificate (and key) for a DCC user's mutual TLS to the router",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e64, err := smki.ParseEUI(eui)
+			if err != nil {
+				return err
+			}
+			ur, err := smki.ParseUserRole(userRole)
+			if err != nil {
+				return err
+			}
+			if err := checkNew(keyOut, out); err != nil {
+				return err
+			}
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			is, err := e.auth.IssueTLSClient(ctx, e64, ur)
+			if err != nil {
+				return err
+			}
+			return writeTLSOutputs(cmd, f.json, is, keyOut, out)
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&eui, "eui", "", "the DCC user's EUI-64 (required)")
+	c.Flags().StringVar(&userRole, "user-role", "", "DCC user role: IS, ES, GS, ED, GT, OU or RSA (required)")
+	c.Flags().StringVar(&keyOut, "key-out", "", "private key output, PKCS#8 PEM, mode 0600 (required)")
+	c.Flags().StringVar(&out, "out", "", "certificate output, PEM (required)")
+	for _, n := range []string{"eui", "user-role", "key-out", "out"} {
+		c.MarkFlagRequired(n)
+	}
+	return c
+}
+
+func newCAIssueTLSServerCmd() *cobra.Command {
+	var f caFlags
+	var dns []string
+	var ipStrs []string
+	var keyOut, out string
+	c := &cobra.Command{
+		Use:   "tls-server",
+		Short: "Issue a DCCKI server certificate (and key) for a service",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			var ips []net.IP
+			for _, s := range ipStrs {
+				ip := net.ParseIP(s)
+				if ip == nil {
+					return fmt.Errorf("--ip %q is not an IP address", s)
+				}
+				ips = append(ips, ip)
+			}
+			if err := checkNew(keyOut, out); err != nil {
+				return err
+			}
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			is, err := e.auth.IssueTLSServer(ctx, dns, ips)
+			if err != nil {
+				return err
+			}
+			return writeTLSOutputs(cmd, f.json, is, keyOut, out)
+		},
+	}
+	f.register(c)
+	c.Flags().StringSliceVar(&dns, "dns", nil, "DNS name (repeatable)")
+	c.Flags().StringSliceVar(&ipStrs, "ip", nil, "IP address (repeatable)")
+	c.Flags().StringVar(&keyOut, "key-out", "", "private key output, PKCS#8 PEM, mode 0600 (required)")
+	c.Flags().StringVar(&out, "out", "", "certificate output, PEM (required)")
+	c.MarkFlagRequired("key-out")
+	c.MarkFlagRequired("out")
+	return c
+}
+
+func writeTLSOutputs(cmd *cobra.Command, asJSON bool, is ca.TLSIssued, keyOut, out string) error {
+	err := ca.WriteNewFile(keyOut, is.KeyPEM, 0o600)
+	clear(is.KeyPEM)
+	if err != nil {
+		return err
+	}
+	if err := writeCertPEM(out, is.Record.DER); err != nil {
+		return err
+	}
+	o := newCertOutput(is.Record, out)
+	o.KeyOut = keyOut
+	return printCert(cmd, asJSON, o)
+}
+
+func newCARevokeCmd() *cobra.Command {
+	var f caFlags
+	var serialHex, reasonName, caName string
+	c := &cobra.Command{
+		Use:   "revoke",
+		Short: "Revoke a certificate by serial number with an RFC 5280 reason",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			serial, err := hex.DecodeString(strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(serialHex), "0x"), ":", ""))
+			if err != nil || len(serial) == 0 {
+				return fmt.Errorf("--serial %q: want hex digits", serialHex)
+			}
+			reason, err := ca.ParseReason(reasonName)
+			if err != nil {
+				return err
+			}
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			rec, err := e.auth.Revoke(ctx, caName, serial, reason)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				o := newCertOutput(rec, "")
+				return printJSON(cmd.OutOrStdout(), map[string]any{"certificate": o, "reason": ca.ReasonName(reason),
+					"revoked_at": rec.RevokedAt.UTC().Format("2006-01-02T15:04:05Z")})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s certificate %X of %s (%s); publish a new CRL with: metertrust ca crl --ca %s\n",
+				rec.Kind, rec.Serial, rec.CA, ca.ReasonName(reason), rec.CA)
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&serialHex, "serial", "", "serial number, hex (required)")
+	c.Flags().StringVar(&reasonName, "reason", "unspecified", "RFC 5280 reason: keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, ...")
+	c.Flags().StringVar(&caName, "ca", "", "issuing CA name, when the serial is not unique")
+	c.MarkFlagRequired("serial")
+	return c
+}
+
+func newCACRLCmd() *cobra.Command {
+	var f caFlags
+	var caName, out string
+	c := &cobra.Command{
+		Use:   "crl",
+		Short: "Sign and publish a new CRL for a CA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if err := checkNew(out); err != nil {
+				return err
+			}
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			crl, err := e.auth.CRL(ctx, caName)
+			if err != nil {
+				return err
+			}
+			if out != "" {
+				if err := ca.WriteNewFile(out, crl.DER, 0o644); err != nil {
+					return err
+				}
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"ca": crl.CA, "number": crl.Number,
+					"this_update": crl.ThisUpdate, "next_update": crl.NextUpdate, "out": out})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "CRL %d of %s, next update %s", crl.Number, crl.CA, crl.NextUpdate.UTC().Format("2006-01-02T15:04:05Z"))
+			if out != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), " -> %s", out)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&caName, "ca", "", "CA name: root, oca, dccki-root, dccki-tls or a batch id (required)")
+	c.Flags().StringVar(&out, "out", "", "CRL output, DER")
+	c.MarkFlagRequired("ca")
+	return c
 }

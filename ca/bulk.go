@@ -1,0 +1,216 @@
+package ca
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// BulkRequest asks for simulated devices: for each, a DS and a KA key pair
+// and their device certificates from a batch Device CA.
+type BulkRequest struct {
+	Batch string
+	Count int
+	// OutDir receives one file per device and usage, <EUI>-ds.pem and
+	// <EUI>-ka.pem, each holding the PKCS#8 private key and the certificate
+	// (mode 0600; existing files are never overwritten). Empty: keys are
+	// not kept (certificates are still stored).
+	OutDir string
+	// FirstEUI is the EUI-64 of the first device; the others follow
+	// consecutively. Zero: F0-00-00-00-00-00-00-01 plus the devices the
+	// batch already issued, so repeated runs do not collide.
+	FirstEUI smki.EUI
+	// HWType is the hwType of the hardwareModuleName (default: the
+	// metertrust reference meter).
+	HWType x509.OID
+	// Workers is the number of signing goroutines (default GOMAXPROCS).
+	Workers int
+	// Chunk is the number of devices reserved, signed and stored together
+	// (default 256). Memory use is bounded by it, not by Count.
+	Chunk int
+	// Progress, when set, is called after each chunk with the devices done.
+	Progress func(done, total int)
+}
+
+// BulkSummary reports a bulk run.
+type BulkSummary struct {
+	Batch        string        `json:"batch"`
+	Devices      int           `json:"devices"`
+	Certificates int           `json:"certificates"`
+	FirstEUI     string        `json:"first_eui,omitempty"`
+	LastEUI      string        `json:"last_eui,omitempty"`
+	OutDir       string        `json:"out_dir,omitempty"`
+	Elapsed      time.Duration `json:"elapsed_ns"`
+	BatchClosed  bool          `json:"batch_closed"`
+}
+
+// IssueDevices issues req.Count simulated devices (two certificates each)
+// from a batch, streaming: each chunk reserves its quota, is signed by a
+// small worker pool, written to the out directory and stored in one
+// transaction before the next starts. Device i always gets EUI FirstEUI+i
+// and its files, whatever the scheduling. When the batch's quota is used up
+// the batch is closed and its key destroyed. On error the summary says how
+// many devices were completed.
+func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSummary, error) {
+	start := time.Now()
+	sum := BulkSummary{Batch: req.Batch, OutDir: req.OutDir}
+	if req.Count <= 0 {
+		return sum, fmt.Errorf("%w: device count %d: must be positive", ErrRequest, req.Count)
+	}
+	if req.Workers <= 0 {
+		req.Workers = runtime.GOMAXPROCS(0)
+	}
+	if req.Chunk <= 0 {
+		req.Chunk = 256
+	}
+	if b, _ := req.HWType.MarshalBinary(); len(b) == 0 {
+		req.HWType = smki.OIDHWTypeReferenceMeter
+	}
+	iss, err := a.onlineIssuer(ctx, req.Batch)
+	if err != nil {
+		return sum, err
+	}
+	if iss.rec.Kind != store.CAKindDCA {
+		return sum, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, req.Batch)
+	}
+	if req.FirstEUI.IsZero() {
+		rec, err := a.st.CA(ctx, req.Batch)
+		if err != nil {
+			return sum, fmt.Errorf("ca: batch %s: %w", req.Batch, err)
+		}
+		req.FirstEUI = euiAdd(smki.EUI{0xF0, 0, 0, 0, 0, 0, 0, 1}, uint64(rec.Issued/2))
+	}
+	if req.OutDir != "" {
+		if err := os.MkdirAll(req.OutDir, 0o700); err != nil {
+			return sum, fmt.Errorf("ca: creating %s: %w", req.OutDir, err)
+		}
+	}
+	sum.FirstEUI = req.FirstEUI.String()
+	var full bool
+	err = a.step(ctx, "ca.issue.devices", req.Batch, map[string]any{"count": req.Count, "first_eui": sum.FirstEUI}, func() (map[string]any, error) {
+		for done := 0; done < req.Count; {
+			n := min(req.Chunk, req.Count-done)
+			issued, err := a.reserve(ctx, iss, int64(2*n))
+			if err != nil {
+				return nil, err
+			}
+			full = iss.rec.Quota > 0 && issued == iss.rec.Quota
+			recs, err := a.bulkChunk(ctx, iss, req, done, n)
+			if err != nil {
+				return nil, err
+			}
+			if err := a.st.PutCertificates(ctx, recs...); err != nil {
+				return nil, fmt.Errorf("ca: storing devices %d-%d: %w", done, done+n-1, err)
+			}
+			done += n
+			sum.Devices, sum.Certificates = done, 2*done
+			sum.LastEUI = euiAdd(req.FirstEUI, uint64(done-1)).String()
+			if req.Progress != nil {
+				req.Progress(done, req.Count)
+			}
+		}
+		return map[string]any{"devices": sum.Devices, "certificates": sum.Certificates, "last_eui": sum.LastEUI}, nil
+	})
+	sum.Elapsed = time.Since(start)
+	if err != nil {
+		return sum, err
+	}
+	if full {
+		if err := a.CloseBatch(ctx, req.Batch, "quota reached"); err != nil && !errors.Is(err, ErrBatchClosed) {
+			return sum, fmt.Errorf("ca: closing batch %s at its quota: %w", req.Batch, err)
+		}
+		sum.BatchClosed = true
+	}
+	return sum, nil
+}
+
+// bulkChunk signs devices [first, first+n) with the worker pool and returns
+// their records in device order (DS then KA).
+func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest, first, n int) ([]store.Certificate, error) {
+	recs := make([]store.Certificate, 2*n)
+	errs := make([]error, n)
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for range min(req.Workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				eui := euiAdd(req.FirstEUI, uint64(first+i))
+				for j, u := range []Usage{UsageDS, UsageKA} {
+					rec, err := a.bulkOne(ctx, iss, req, eui, u)
+					if err != nil {
+						errs[i] = fmt.Errorf("device %s %s: %w", eui, u, err)
+						break
+					}
+					recs[2*i+j] = rec
+				}
+			}
+		}()
+	}
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+func (a *Authority) bulkOne(ctx context.Context, iss *issuer, req BulkRequest, eui smki.EUI, u Usage) (store.Certificate, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), a.rand)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("ca: generating device key: %w", err)
+	}
+	t, err := deviceTemplate(&k.PublicKey, req.HWType, eui, u, a.now())
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	is, err := a.sign(ctx, iss, nil, t)
+	if err != nil {
+		return store.Certificate{}, err
+	}
+	if req.OutDir != "" {
+		p8, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return store.Certificate{}, fmt.Errorf("ca: encoding device key: %w", err)
+		}
+		buf := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
+		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.der})...)
+		clear(p8)
+		err = WriteNewFile(filepath.Join(req.OutDir, eui.String()+"-"+string(u)+".pem"), buf, 0o600)
+		clear(buf)
+		if err != nil {
+			return store.Certificate{}, err
+		}
+	}
+	return is.record, nil
+}
+
+// euiAdd returns e + n, as a 64-bit big-endian number.
+func euiAdd(e smki.EUI, n uint64) smki.EUI {
+	var out smki.EUI
+	binary.BigEndian.PutUint64(out[:], binary.BigEndian.Uint64(e[:])+n)
+	return out
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/store"
+)
+
+// caConfigFile is the file in the data directory where "ca init" records
+// the key manager and store choices, so later commands find them.
+const caConfigFile = "config.json"
+
+// caConfig is the content of DATA/config.json. Unknown fields are errors.
+type caConfig struct {
+	// KMS is the key manager URI: "softkms" (key files under DATA/keys) or a
+	// PKCS#11 URI; prefer pin-source= to pin-value= so no PIN is written here.
+	KMS string `json:"kms"`
+	// Store is the store DSN; empty means DATA/metertrust.db (SQLite).
+	Store string `json:"store,omitempty"`
+}
+
+// caFlags are the flags every CA command shares.
+type caFlags struct {
+	data      string
+	kms       string
+	storeDSN  string
+	json      bool
+	noLint    bool
+	actor     string
+	verbosity bool
+}
+
+func (f *caFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.data, "data", "", "data directory (SQLite store, softkms keys, config.json)")
+	c.Flags().StringVar(&f.kms, "kms", "", "key manager URI (default: from DATA/config.json, else softkms)")
+	c.Flags().StringVar(&f.storeDSN, "store", "", "store DSN (default: from DATA/config.json, else DATA/metertrust.db)")
+	c.Flags().BoolVar(&f.json, "json", false, "machine-readable JSON output")
+	c.Flags().BoolVar(&f.noLint, "no-lint", false, "skip pre-issuance linting (benchmarks only)")
+	c.Flags().StringVar(&f.actor, "actor", "", "operator name recorded in the audit log (default $USER)")
+	c.Flags().BoolVarP(&f.verbosity, "verbose", "v", false, "log every step to stderr")
+}
+
+// caEnv holds what a CA command wires together.
+type caEnv struct {
+	db   *store.DB
+	keys *ca.Custody
+	auth *ca.Authority
+	cfg  caConfig
+}
+
+func (e *caEnv) Close() {
+	if e.keys != nil {
+		e.keys.Close()
+	}
+	if e.db != nil {
+		e.db.Close()
+	}
+}
+
+func readCAConfig(dir string) (caConfig, bool, error) {
+	var cfg caConfig
+	b, err := os.ReadFile(filepath.Join(dir, caConfigFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, false, nil
+	}
+	if err != nil {
+		return cfg, false, fmt.Errorf("reading %s: %w", caConfigFile, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, false, fmt.Errorf("reading %s: %w", filepath.Join(dir, caConfigFile), err)
+	}
+	return cfg, true, nil
+}
+
+// openCAEnv opens the store, the key custody and the Authority for a CA
+// command. Without init (when DATA/config.json must not exist yet) it
+// requires the config written by "ca init".
+func openCAEnv(ctx context.Context, cmd *cobra.Command, f *caFlags, forInit bool) (*caEnv, error) {
+	if f.data == "" {
+		return nil, fmt.Errorf("--data is required")
+	}
+	cfg, found, err := readCAConfig(f.data)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case forInit && found:
+		return nil, fmt.Errorf("%w: %s (the init ceremony has already run in %s)", ca.ErrExists, caConfigFile, f.data)
+	case !forInit && !found && f.kms == "":
+		return nil, fmt.Errorf("%s has no %s: run metertrust ca init --data %s first", f.data, caConfigFile, f.data)
+	}
+	if f.kms != "" {
+		cfg.KMS = f.kms
+	}
+	if cfg.KMS == "" {
+		cfg.KMS = "softkms"
+	}
+	if f.storeDSN != "" {
+		cfg.Store = f.storeDSN
+	}
+	if err := os.MkdirAll(f.data, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	e := &caEnv{cfg: cfg}
+	if cfg.Store != "" {
+		e.db, err = store.Open(ctx, cfg.Store)
+	} else {
+		e.db, err = store.OpenDataDir(ctx, f.data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.keys, err = ca.OpenCustody(ctx, cfg.KMS, f.data, rand.Reader)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if f.verbosity {
+		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	}
+	actor := f.actor
+	if actor == "" {
+		actor = os.Getenv("USER")
+	}
+	if actor == "" {
+		actor = "operator"
+	}
+	e.auth, err = ca.New(ca.Config{Store: e.db, Keys: e.keys, Logger: logger, Actor: actor, DisableLint: f.noLint})
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// writeCAConfig records the init choices (mode 0600, never overwriting).
+func writeCAConfig(dir string, cfg caConfig) error {
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	return ca.WriteNewFile(filepath.Join(dir, caConfigFile), append(b, '\n'), 0o600)
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// openStoreFor opens only the store named by the flags or DATA/config.json
+// (no key manager: verification needs no keys).
+func openStoreFor(ctx context.Context, f *caFlags) (*store.DB, error) {
+	if f.data == "" && f.storeDSN == "" {
+		return nil, fmt.Errorf("--data or --store is required")
+	}
+	dsn := f.storeDSN
+	if dsn == "" {
+		cfg, _, err := readCAConfig(f.data)
+		if err != nil {
+			return nil, err
+		}
+		dsn = cfg.Store
+	}
+	if dsn != "" {
+		return store.Open(ctx, dsn)
+	}
+	if _, err := os.Stat(f.data); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return store.OpenDataDir(ctx, f.data)
+}
