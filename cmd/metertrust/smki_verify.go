@@ -120,7 +120,6 @@ func describeCert(c *smki.Certificate) string {
 	return fmt.Sprintf("%s %s", c.Kind, c.Subject.CommonName)
 }
 
-
 // readCertificates reads the certificates of a file: DER, or every
 // CERTIFICATE block of a PEM file (other blocks, such as the private keys in
 // bulk output files, are skipped).
