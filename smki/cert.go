@@ -55,7 +55,9 @@ type Certificate struct {
 	Profile ProfileID // the profile the certificate matched
 
 	// Role is the subject's Remote Party Role (from the OU) for root, OCA
-	// and organisation certificates.
+	// and organisation certificates; it is meaningful only when
+	// Subject.HasRole (a DCA or device certificate has no role, and Role 0
+	// is the root role).
 	Role Role
 	// EUI is the organisation EUI-64 (x500UniqueIdentifier) or the device
 	// EUI-64 (hwSerialNum).

@@ -118,7 +118,11 @@ func CreateCSR(rand io.Reader, tmpl *CSRTemplate, key crypto.Signer) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
-		exts = append(exts, extensionDER(OIDExtSubjectAltName, true, san))
+		sanExt, err := extensionDER(OIDExtSubjectAltName, true, san)
+		if err != nil {
+			return nil, err
+		}
+		exts = append(exts, sanExt)
 	default:
 		return nil, fmt.Errorf("%w: kind %s: want organisation or device", ErrCSR, tmpl.Kind)
 	}
@@ -166,7 +170,7 @@ func CreateCSR(rand io.Reader, tmpl *CSRTemplate, key crypto.Signer) ([]byte, er
 	return ob.Bytes()
 }
 
-func extensionDER(oid []int, critical bool, value []byte) []byte {
+func extensionDER(oid []int, critical bool, value []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(oid)
@@ -175,7 +179,11 @@ func extensionDER(oid []int, critical bool, value []byte) []byte {
 		}
 		b.AddASN1OctetString(value)
 	})
-	return b.BytesOrPanic()
+	v, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encoding extension %v: %w", oid, err)
+	}
+	return v, nil
 }
 
 // keyUsageExtension encodes a critical keyUsage extension in minimal DER.
@@ -202,7 +210,7 @@ func keyUsageExtension(ku x509.KeyUsage) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return extensionDER(OIDExtKeyUsage, true, v), nil
+	return extensionDER(OIDExtKeyUsage, true, v)
 }
 
 // ParseCSR reads a DER PKCS#10 request of either SMKI form, checks its

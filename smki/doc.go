@@ -1,10 +1,20 @@
 // Package smki reads and checks certificates of the GB Smart Metering Key
 // Infrastructure (SMKI): EUI-64 identities, Remote Party Roles and DCC User
-// Roles, the certificate profiles of the SMKI Certificate Policy (root, OCA,
-// DCA, organisation and device certificates), a DER reader for the forms
-// crypto/x509 refuses, and profile-aware path validation.
+// Roles, the certificate profiles of the SMKI Certificate Policies (root,
+// OCA, DCA, organisation and device certificates) as data, a DER reader
+// built on cryptobyte for the forms crypto/x509 refuses, PKCS#10 requests
+// in the organisation and device forms, and profile-aware path validation
+// with CRL and OCSP revocation.
 //
 // It follows the GB Companion Specification (GBCS) and the SMKI Interface
 // Design Specification as summarised in the project's GBCS security notes,
-// sections 1 and 2.
+// sections 1 and 2, with RFC 5280 (certificates, method-2 key
+// identifiers), RFC 5480 (P-256 keys), RFC 4108 (hardwareModuleName) and
+// RFC 2986 (PKCS#10).
+//
+// The profiles are the one definition of "on profile": ParseCertificate
+// applies Profile.Check to every certificate it reads, and the CA builds its
+// templates with Profile.Template and lints what it signs with
+// Profile.Check. Policy OIDs are under the metertrust arc described with
+// OIDPolicyOrganisation; other issuers' policies are accepted.
 package smki
