@@ -86,6 +86,9 @@ type ExtensionRule struct {
 	OID      string // DER content octets of the extension's OID
 	Presence Presence
 	Critical bool
+	// AnyCriticality lets the extension be critical or not (basicConstraints
+	// on an end-entity certificate, RFC 5280 4.2.1.9).
+	AnyCriticality bool
 }
 
 // Profile is one SMKI certificate profile as data: the CA builds templates
@@ -153,12 +156,12 @@ func extRules(kind Kind) []ExtensionRule {
 			ExtensionRule{Name: "subjectAltName", OID: derSAN, Presence: Forbidden})
 	case KindOrganisation:
 		r = append(r,
-			ExtensionRule{Name: "basicConstraints", OID: derBasicConstr, Presence: Optional, Critical: true},
+			ExtensionRule{Name: "basicConstraints", OID: derBasicConstr, Presence: Optional, AnyCriticality: true},
 			ExtensionRule{Name: "authorityKeyIdentifier", OID: derAKI, Presence: Required},
 			ExtensionRule{Name: "subjectAltName", OID: derSAN, Presence: Forbidden})
 	case KindDevice:
 		r = append(r,
-			ExtensionRule{Name: "basicConstraints", OID: derBasicConstr, Presence: Optional, Critical: true},
+			ExtensionRule{Name: "basicConstraints", OID: derBasicConstr, Presence: Optional, AnyCriticality: true},
 			ExtensionRule{Name: "authorityKeyIdentifier", OID: derAKI, Presence: Required},
 			ExtensionRule{Name: "subjectAltName", OID: derSAN, Presence: Required, Critical: true})
 	}
@@ -527,7 +530,7 @@ func (p *Profile) checkExtensions(c *Certificate) error {
 		if r.Presence == Forbidden {
 			return perr(id, "extensions."+r.Name+".forbidden", "%s not allowed in a %s certificate", r.Name, p.Kind)
 		}
-		if e.Critical != r.Critical {
+		if e.Critical != r.Critical && !r.AnyCriticality {
 			return perr(id, "extensions."+r.Name+".critical", "%s critical is %t: want %t", r.Name, e.Critical, r.Critical)
 		}
 	}

@@ -275,6 +275,15 @@ func checkOCSP(raw []byte, c, issuer *Certificate, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("%w: for %s: %w", ErrOCSP, describe(c), err)
 	}
+	if rc := resp.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
+		delegated := false
+		for _, u := range rc.ExtKeyUsage {
+			delegated = delegated || u == x509.ExtKeyUsageOCSPSigning
+		}
+		if !delegated || at.Before(rc.NotBefore) || at.After(rc.NotAfter) {
+			return fmt.Errorf("%w: responder %q for %s is not a current delegated OCSP signer (RFC 6960 4.2.2.2)", ErrOCSP, rc.Subject, describe(c))
+		}
+	}
 	if at.Before(resp.ThisUpdate) || (!resp.NextUpdate.IsZero() && !at.Before(resp.NextUpdate)) {
 		return fmt.Errorf("%w: response for %s current from %s to %s, checked at %s", ErrOCSP, describe(c),
 			resp.ThisUpdate.UTC().Format(time.RFC3339), resp.NextUpdate.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))

@@ -1,8 +1,10 @@
 package smki
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"math/big"
 	"testing"
@@ -250,4 +252,55 @@ func (p *testPKI) byCert(c *Certificate) *issued {
 		}
 	}
 	return nil
+}
+
+func TestVerifyOCSPDelegatedResponder(t *testing.T) {
+	p := newTestPKI(t)
+	tu := p.now.Add(-time.Hour)
+	responder := func(t *testing.T, eku []x509.ExtKeyUsage) (*x509.Certificate, any) {
+		key := newKey(t)
+		der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+			SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "ocsp responder"},
+			NotBefore: tu, NotAfter: tu.Add(24 * time.Hour), ExtKeyUsage: eku, KeyUsage: x509.KeyUsageDigitalSignature,
+		}, p.dca.x509, &key.PublicKey, p.dca.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, key
+	}
+	tests := []struct {
+		name string
+		eku  []x509.ExtKeyUsage
+		want error
+	}{
+		{"OCSP signing", []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}, nil},
+		{"no OCSP signing", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, ErrOCSP},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc, rkey := responder(t, tt.eku)
+			raw, err := ocsp.CreateResponse(p.dca.x509, rc, ocsp.Response{
+				Status: ocsp.Good, SerialNumber: p.devDS.cert.SerialNumber, ThisUpdate: tu, NextUpdate: tu.Add(2 * time.Hour),
+				Certificate: rc,
+			}, rkey.(crypto.Signer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := p.opts()
+			o.OCSP = func(c, is *Certificate) ([]byte, error) {
+				if c == p.devDS.cert {
+					return raw, nil
+				}
+				return nil, nil
+			}
+			_, err = Verify(p.devDS.cert, o)
+			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
+				t.Errorf("error %v, want %v", err, tt.want)
+			}
+		})
+	}
 }
