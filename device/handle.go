@@ -226,12 +226,23 @@ func (m *Meter) respond(ctx context.Context, cmd *command, payload []byte) ([]by
 	if in.URP != nil {
 		out.URP = &commands.UnknownRemoteParty{EUI: in.URP.EUI, Counter: in.URP.Counter}
 	}
+	var peer *ecdh.PublicKey
 	if cmd.uc.sensitive {
-		peer, err := m.encryptionPeer(cmd)
-		if err != nil {
+		var err error
+		if peer, err = m.encryptionPeer(cmd); err != nil {
 			return nil, err
 		}
-		if err := commands.EncryptPayload(ctx, m.ka, peer, out); err != nil {
+	}
+	// One key agreement serves both the transport key and the MAC key when
+	// the payload is encrypted to the party the response is MAC'd for (every
+	// case but an unknown remote party). Z never leaves this function.
+	z, err := m.ka.ECDH(ctx, cmd.replyKA)
+	if err != nil {
+		return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("key agreement for %s response: %w", cmd.uc.name, err)}
+	}
+	defer clear(z)
+	if peer != nil {
+		if err := m.encrypt(ctx, out, peer, cmd.replyKA, z); err != nil {
 			return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("encrypting %s response: %w", cmd.uc.name, err)}
 		}
 	}
@@ -240,7 +251,9 @@ func (m *Meter) respond(ctx context.Context, cmd *command, payload []byte) ([]by
 			return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("signing %s response: %w", cmd.uc.name, err)}
 		}
 	}
-	if err := commands.AddMAC(ctx, m.ka, cmd.replyKA, out); err != nil {
+	key := commands.DeriveKey(z, out.MACInfo())
+	defer clear(key)
+	if out.MAC, err = commands.MAC(key, out); err != nil {
 		return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("MAC on %s response: %w", cmd.uc.name, err)}
 	}
 	b, err := out.Marshal()
@@ -248,6 +261,22 @@ func (m *Meter) respond(ctx context.Context, cmd *command, payload []byte) ([]by
 		return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("encoding %s response: %w", cmd.uc.name, err)}
 	}
 	return b, nil
+}
+
+// encrypt replaces out's payload by its protected form, encrypted to peer;
+// z is the shared secret with replyKA, reused when peer is that key.
+func (m *Meter) encrypt(ctx context.Context, out *commands.Message, peer, replyKA *ecdh.PublicKey, z []byte) error {
+	if !peer.Equal(replyKA) {
+		return commands.EncryptPayload(ctx, m.ka, peer, out)
+	}
+	key := commands.DeriveKey(z, out.EncryptionInfo())
+	defer clear(key)
+	p, err := commands.Seal(key, out.Originator, out.Payload)
+	if err != nil {
+		return err
+	}
+	out.Payload = p
+	return nil
 }
 
 // encryptionPeer returns the key a sensitive response is encrypted to: the

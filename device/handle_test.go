@@ -270,6 +270,12 @@ func TestHandleAcceptsReadsAndSettings(t *testing.T) {
 		if !l.Start.Equal(want.Start) || !equalU32(l.Values, want.Values) {
 			t.Fatalf("profile differs from the model")
 		}
+		// The router (the access control broker) MACs the traffic but cannot
+		// read the supplier's consumption.
+		r, _ := commands.Parse(resp)
+		if _, err := commands.DecryptPayload(w.ctx, w.acb.ka, w.meter.AgreementPublicKey(), r); !errors.Is(err, commands.ErrDecrypt) {
+			t.Errorf("the ACB decrypted the supplier's profile: err = %v", err)
+		}
 	})
 	t.Run("ECS66 daily log", func(t *testing.T) {
 		b, cmd := w.command(CodeECS66, must(EncodeDailyLogRequest(7)), cmdOpts{from: w.netop})

@@ -1,0 +1,110 @@
+package device
+
+import (
+	"context"
+	"crypto/rand"
+	"sync/atomic"
+	"testing"
+
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// BenchmarkHandleCritical measures one critical command (ECS45's critical
+// sibling ECS43, disable supply) end to end: parse, MAC check, counter,
+// signature check, execution, then a signed and MAC'd response.
+func BenchmarkHandleCritical(b *testing.B) {
+	w := newWorld(b, Electricity)
+	payload := must(EncodeSupplyCommand(CodeECS43))
+	msgs := make([][]byte, b.N)
+	for i := range msgs {
+		msgs[i], _ = w.command(CodeECS43, payload, cmdOpts{})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := w.meter.Handle(w.ctx, msgs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawCryptoCritical is the cryptography BenchmarkHandleCritical
+// cannot avoid, done directly with package commands: the command's MAC
+// (ECDH, KDF, GMAC), its signature (ECDSA verify), and the response's
+// signature (ECDSA sign) and MAC (ECDH, KDF, GMAC).
+func BenchmarkRawCryptoCritical(b *testing.B) {
+	w := newWorld(b, Electricity)
+	_, cmd := w.command(CodeECS43, must(EncodeSupplyCommand(CodeECS43)), cmdOpts{})
+	resp := &commands.Message{CRA: commands.Response, Counter: cmd.Counter, Originator: w.meter.EUI(), Recipient: cmd.Originator,
+		Code: cmd.Code, Payload: EncodeSupplyResponse(SupplyResponse{InvokeID: 1, OK: true})}
+	acbKA := w.acb.ka.PublicKey()
+	supKA := w.supplier.ka.PublicKey()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := commands.CheckMAC(w.ctx, w.dev.ka, acbKA, cmd); err != nil {
+			b.Fatal(err)
+		}
+		if err := commands.VerifySignature(&w.supplier.ds.PublicKey, cmd); err != nil {
+			b.Fatal(err)
+		}
+		if err := commands.Sign(rand.Reader, w.dev.ds, resp); err != nil {
+			b.Fatal(err)
+		}
+		if err := commands.AddMAC(w.ctx, w.dev.ka, supKA, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHandleSensitiveRead measures a non-critical register read whose
+// response is encrypted: MAC check, execution, encryption and MAC.
+func BenchmarkHandleSensitiveRead(b *testing.B) {
+	w := newWorld(b, Electricity)
+	msgs := make([][]byte, b.N)
+	for i := range msgs {
+		msgs[i], _ = w.command(CodeECS17b, EncodeReadRequest(), cmdOpts{})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := w.meter.Handle(w.ctx, msgs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFleetDeliverParallel delivers non-critical status reads to 64
+// meters of a fleet from GOMAXPROCS goroutines, as the router's in-process
+// transport does.
+func BenchmarkFleetDeliverParallel(b *testing.B) {
+	w := newWorld(b, Electricity)
+	f := NewFleet(Config{})
+	euis, err := f.Generate(context.Background(), 64, smki.MustParseEUI("0012A3FFFE400000"), Electricity, w.anchors)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type item struct {
+		eui smki.EUI
+		msg []byte
+	}
+	payload := must(EncodeSupplyCommand(CodeECS45))
+	items := make([]item, b.N)
+	for i := range items {
+		eui := euis[i%len(euis)]
+		m, _ := f.Meter(eui)
+		items[i] = item{eui, buildFor(b, w, m, CodeECS45, payload, uint64(i+1))}
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			it := items[next.Add(1)-1]
+			// Counters rise per meter but goroutines may deliver out of
+			// order; a replay refusal is a valid outcome here.
+			_, _ = f.Deliver(context.Background(), it.eui, it.msg)
+		}
+	})
+}
