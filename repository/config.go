@@ -39,7 +39,7 @@ type Config struct {
 	BaseURL string `json:"baseURL,omitempty"`
 
 	// DefaultLimit is the page size of certificate searches when the caller
-	// gives no limit; zero means DefaultPageSize.
+	// gives no limit; zero means DefaultPageSize, or MaxLimit if smaller.
 	DefaultLimit int `json:"defaultLimit,omitempty"`
 
 	// MaxLimit is the largest page size a caller may ask for; zero means
@@ -85,11 +85,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // withDefaults returns c with zero limits replaced by their defaults.
 func (c Config) withDefaults() Config {
-	if c.DefaultLimit == 0 {
-		c.DefaultLimit = DefaultPageSize
-	}
 	if c.MaxLimit == 0 {
 		c.MaxLimit = MaxPageSize
+	}
+	if c.DefaultLimit == 0 {
+		c.DefaultLimit = min(DefaultPageSize, c.MaxLimit)
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes

@@ -1,0 +1,260 @@
+package repository
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	good := HashToken("t")
+	tests := []struct {
+		name    string
+		json    string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "empty object", json: `{}`, check: func(t *testing.T, c Config) {
+			d := c.withDefaults()
+			if d.DefaultLimit != 100 || d.MaxLimit != 1000 || d.MaxBodyBytes != DefaultMaxBodyBytes || time.Duration(d.ShutdownTimeout) != DefaultShutdown {
+				t.Errorf("defaults %+v", d)
+			}
+		}},
+		{name: "full", json: `{"listen":"127.0.0.1:8443","baseURL":"https://smki.example.org","defaultLimit":50,"maxLimit":500,"maxBodyBytes":4096,"shutdownTimeout":"3s",
+			"operators":[{"name":"alice","tokenSHA256":"` + good + `","permissions":["publish","revoke"]}]}`,
+			check: func(t *testing.T, c Config) {
+				if c.MaxLimit != 500 || time.Duration(c.ShutdownTimeout) != 3*time.Second || len(c.Operators) != 1 {
+					t.Errorf("config %+v", c)
+				}
+			}},
+		{name: "unknown field", json: `{"listen":"x","colour":"red"}`, wantErr: `unknown field "colour"`},
+		{name: "trailing data", json: `{} {}`, wantErr: "trailing data"},
+		{name: "not an object", json: `[]`, wantErr: "cannot unmarshal"},
+		{name: "limit too high", json: `{"maxLimit":1001}`, wantErr: "maxLimit 1001"},
+		{name: "default above max", json: `{"defaultLimit":600,"maxLimit":500}`, wantErr: "exceeds maxLimit"},
+		{name: "negative body", json: `{"maxBodyBytes":-1}`, wantErr: "maxBodyBytes"},
+		{name: "bad duration", json: `{"shutdownTimeout":"soon"}`, wantErr: "duration"},
+		{name: "numeric duration", json: `{"shutdownTimeout":5}`, wantErr: "duration must be a string"},
+		{name: "negative duration", json: `{"shutdownTimeout":"-1s"}`, wantErr: "negative"},
+		{name: "relative base URL", json: `{"baseURL":"/smki"}`, wantErr: "baseURL"},
+		{name: "base URL with query", json: `{"baseURL":"https://x.org/?a=b"}`, wantErr: "baseURL"},
+		{name: "operator without permissions", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":[]}]}`, wantErr: "no permissions"},
+		{name: "duplicate operator", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]},{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]}]}`, wantErr: "duplicate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.json))
+			if tc.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want ErrConfig mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, c)
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	if err := os.WriteFile(good, []byte(`{"listen":"127.0.0.1:0","maxLimit":10}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"listen":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := LoadConfig(good); err != nil || c.MaxLimit != 10 {
+		t.Errorf("LoadConfig(good) = %+v, %v", c, err)
+	}
+	for _, p := range []string{bad, filepath.Join(dir, "missing.json")} {
+		if _, err := LoadConfig(p); !errors.Is(err, ErrConfig) {
+			t.Errorf("LoadConfig(%s) = %v, want ErrConfig", p, err)
+		}
+	}
+}
+
+func TestOperators(t *testing.T) {
+	h := HashToken("s3cret")
+	tests := []struct {
+		name    string
+		json    string
+		wantErr string
+		want    int
+	}{
+		{name: "two", json: `{"operators":[{"name":"alice","tokenSHA256":"` + h + `","permissions":["publish"]},{"name":"bob@dcc","tokenSHA256":"` + strings.ToUpper(h) + `","permissions":["revoke","publish"]}]}`, want: 2},
+		{name: "none", json: `{"operators":[]}`, want: 0},
+		{name: "short digest", json: `{"operators":[{"name":"a","tokenSHA256":"abcd","permissions":["publish"]}]}`, wantErr: "64 hex digits"},
+		{name: "raw token instead of digest", json: `{"operators":[{"name":"a","tokenSHA256":"` + strings.Repeat("z", 64) + `","permissions":["publish"]}]}`, wantErr: "not hex"},
+		{name: "unknown permission", json: `{"operators":[{"name":"a","tokenSHA256":"` + h + `","permissions":["root"]}]}`, wantErr: "unknown permission"},
+		{name: "bad name", json: `{"operators":[{"name":"a b","tokenSHA256":"` + h + `","permissions":["publish"]}]}`, wantErr: "operator name"},
+		{name: "plain token field", json: `{"operators":[{"name":"a","token":"s3cret","permissions":["publish"]}]}`, wantErr: `unknown field "token"`},
+		{name: "duplicate", json: `{"operators":[{"name":"a","tokenSHA256":"` + h + `","permissions":["publish"]},{"name":"a","tokenSHA256":"` + h + `","permissions":["publish"]}]}`, wantErr: "duplicate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ops, err := ParseOperators([]byte(tc.json))
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrOperators) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want ErrOperators mentioning %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Error("error echoes a token")
+				}
+				return
+			}
+			if err != nil || len(ops) != tc.want {
+				t.Fatalf("got %d operators, %v; want %d", len(ops), err, tc.want)
+			}
+		})
+	}
+	path := filepath.Join(t.TempDir(), "operators.json")
+	if err := os.WriteFile(path, []byte(`{"operators":[{"name":"alice","tokenSHA256":"`+h+`","permissions":["revoke"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := LoadOperators(path)
+	if err != nil || len(ops) != 1 || !ops[0].Can(PermRevoke) || ops[0].Can(PermPublish) {
+		t.Fatalf("LoadOperators = %+v, %v", ops, err)
+	}
+	a := newAuthenticator(ops)
+	if op, ok := a.authenticate("s3cret"); !ok || op.Name != "alice" {
+		t.Errorf("authenticate(right token) = %v, %t", op, ok)
+	}
+	for _, wrong := range []string{"", "s3cre", "s3cret ", "S3CRET", h} {
+		if _, ok := a.authenticate(wrong); ok {
+			t.Errorf("authenticate(%q) succeeded", wrong)
+		}
+	}
+	if _, err := LoadOperators(filepath.Join(t.TempDir(), "none.json")); !errors.Is(err, ErrOperators) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct {
+		header           string
+		tok              string
+		present, wellFmt bool
+	}{
+		{"", "", false, false},
+		{"Bearer abc", "abc", true, true},
+		{"bearer  abc ", "abc", true, true},
+		{"Bearer", "", true, false},
+		{"Bearer ", "", true, false},
+		{"Basic abc", "", true, false},
+		{"abc", "", true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.header, func(t *testing.T) {
+			tok, present, ok := bearerToken(tc.header)
+			if tok != tc.tok || present != tc.present || ok != tc.wellFmt {
+				t.Errorf("bearerToken(%q) = %q, %t, %t", tc.header, tok, present, ok)
+			}
+		})
+	}
+}
+
+func TestParseSerial(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"01", "01", true},
+		{"1", "01", true},
+		{"0x0A:BC", "0ABC", true},
+		{"00ff", "FF", true},
+		{"0", "00", true},
+		{strings.Repeat("7f", 20), strings.Repeat("7F", 20), true},
+		{"00" + strings.Repeat("7f", 20), strings.Repeat("7F", 20), true},
+		{strings.Repeat("7f", 21), "", false},
+		{"", "", false},
+		{"0x", "", false},
+		{"g1", "", false},
+		{"-1", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			b, err := ParseSerial(tc.in)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseSerial(%q) err = %v", tc.in, err)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrBadRequest) {
+					t.Errorf("error %v does not wrap ErrBadRequest", err)
+				}
+				return
+			}
+			if got := FormatSerial(b); got != tc.want {
+				t.Errorf("ParseSerial(%q) = %s, want %s", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseReason(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"keyCompromise", 1, true},
+		{"KEYCOMPROMISE", 1, true},
+		{"0", 0, true},
+		{"9", 9, true},
+		{"privilegeWithdrawn", 9, true},
+		{"certificateHold", 0, false},
+		{"6", 0, false},
+		{"7", 0, false},
+		{"8", 0, false},
+		{"aACompromise", 0, false},
+		{"11", 0, false},
+		{"-1", 0, false},
+		{"bored", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseReason(tc.in)
+			if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+				t.Errorf("ParseReason(%q) = %d, %v", tc.in, got, err)
+			}
+		})
+	}
+}
+
+func TestNegotiate(t *testing.T) {
+	tests := []struct {
+		accept    string
+		allowJSON bool
+		want      certFormat
+	}{
+		{"", true, formatJSON},
+		{"", false, formatDER},
+		{"*/*", true, formatJSON},
+		{MediaPKIXCert, true, formatDER},
+		{MediaPEM, true, formatPEM},
+		{MediaPEMChain, false, formatPEM},
+		{"application/json, application/pkix-cert", true, formatJSON},
+		{"application/json;q=0.2, application/x-pem-file;q=0.9", true, formatPEM},
+		{"application/pkix-cert;q=0", true, formatJSON},
+		{"application/pkix-cert;q=abc", true, formatJSON},
+		{MediaJSON, false, formatDER},
+		{"text/html", true, formatJSON},
+		{";;;", true, formatJSON},
+	}
+	for _, tc := range tests {
+		t.Run(tc.accept, func(t *testing.T) {
+			if got := negotiate(tc.accept, tc.allowJSON); got != tc.want {
+				t.Errorf("negotiate(%q, %t) = %d, want %d", tc.accept, tc.allowJSON, got, tc.want)
+			}
+		})
+	}
+}
