@@ -1,0 +1,369 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// Pending is a recorded command due for forwarding.
+type Pending struct {
+	Record Record
+	// Attempts is the number of attempts made before this one.
+	Attempts int
+}
+
+// Delivery is a result queued for one caller: a device response, a failure
+// or an alert. Seq numbers a caller's deliveries 1, 2, 3...
+type Delivery struct {
+	Caller    smki.EUI  `json:"-"`
+	Seq       int64     `json:"seq"`
+	CommandID string    `json:"commandId,omitempty"`
+	Kind      string    `json:"kind"`
+	Body      []byte    `json:"body,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// The delivery kinds.
+const (
+	DeliveryResponse = "response"
+	DeliveryFailure  = "failure"
+	DeliveryAlert    = "alert"
+)
+
+// Outbox is the durable forwarding queue (the store's router tables).
+type Outbox interface {
+	// Claim leases up to limit due commands until now+lease.
+	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Pending, error)
+	// Forwarded records that the transport took the command and its
+	// response will come later.
+	Forwarded(ctx context.Context, id string, at time.Time) error
+	// Retry releases the lease and schedules the next attempt.
+	Retry(ctx context.Context, id string, next time.Time, reason string) error
+	// Complete ends the command (responded with the response, or failed
+	// with the reason) and queues d for its caller, in one transaction,
+	// returning d with its Seq. A command already completed gives an error
+	// wrapping ErrAlreadyComplete.
+	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery) (Delivery, error)
+	// Correlate finds the command a response answers: to target, from
+	// originator, with counter.
+	Correlate(ctx context.Context, target, originator smki.EUI, counter uint64) (Record, error)
+	// Depth counts commands still in the outbox.
+	Depth(ctx context.Context) (int64, error)
+}
+
+// ErrAlreadyComplete is wrapped by Outbox.Complete for a command that
+// already has its response or failure (a duplicate response).
+var ErrAlreadyComplete = errors.New("router: command already complete")
+
+// ErrUncorrelated is returned for a response that answers no forwarded
+// command.
+var ErrUncorrelated = errors.New("router: response matches no forwarded command")
+
+// Publisher tells live subscribers (the server-sent event streams) about a
+// new delivery. The Hub implements it.
+type Publisher interface {
+	Publish(d Delivery)
+}
+
+// ForwarderConfig configures a Forwarder.
+type ForwarderConfig struct {
+	Outbox    Outbox
+	Transport Transport
+	// Registry gives devices' signing keys, to check signed responses.
+	Registry Registry
+	// ACB is the access control broker's EUI: responses to unknown remote
+	// parties' commands are addressed to it.
+	ACB smki.EUI
+	// Auditor records forwarding and responses.
+	Auditor Auditor
+	// Publisher, when set, is told about each new delivery.
+	Publisher Publisher
+	Metrics   *Metrics
+	Logger    *slog.Logger
+	Clock     func() time.Time
+	// Jitter returns a uniform value in [0, 1) for backoff jitter; nil for
+	// math/rand/v2.
+	Jitter func() float64
+	// Batch is how many commands one claim takes (default 64); Workers how
+	// many are sent at once (default 16).
+	Batch, Workers int
+	// Lease bounds one attempt; a worker that dies loses its lease after
+	// this and another worker retries (default 30s).
+	Lease time.Duration
+	// Poll is how often the outbox is checked when nobody wakes the
+	// forwarder (default 1s).
+	Poll time.Duration
+	// BackoffBase and BackoffMax shape the exponential backoff between
+	// attempts (defaults 1s and 5m); MaxAttempts, when reached, fails the
+	// command for good (default 20).
+	BackoffBase, BackoffMax time.Duration
+	MaxAttempts             int
+}
+
+// Forwarder drains the outbox to the transport: at least once, with
+// exponential backoff and jitter between attempts; it correlates responses
+// with their commands, checks the device's signature on responses to
+// critical commands, and queues them for the caller alone.
+type Forwarder struct {
+	cfg  ForwarderConfig
+	log  *slog.Logger
+	now  func() time.Time
+	wake chan struct{}
+}
+
+// NewForwarder checks cfg and returns a Forwarder.
+func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
+	if cfg.Outbox == nil || cfg.Transport == nil || cfg.Registry == nil || cfg.Auditor == nil {
+		return nil, fmt.Errorf("%w: forwarder needs Outbox, Transport, Registry and Auditor", ErrConfig)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Lease, 30*time.Second)
+	def(&cfg.Poll, time.Second)
+	def(&cfg.BackoffBase, time.Second)
+	def(&cfg.BackoffMax, 5*time.Minute)
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 20
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = rand.Float64
+	}
+	f := &Forwarder{cfg: cfg, log: cfg.Logger, now: cfg.Clock, wake: make(chan struct{}, 1)}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.log = f.log.With("component", "router.forwarder")
+	if f.now == nil {
+		f.now = time.Now
+	}
+	return f, nil
+}
+
+// Notify wakes the forwarder: a command was recorded. It never blocks.
+func (f *Forwarder) Notify() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run forwards until ctx ends. On start it picks up whatever an earlier
+// process left undone.
+func (f *Forwarder) Run(ctx context.Context) error {
+	t := time.NewTicker(f.cfg.Poll)
+	defer t.Stop()
+	for {
+		n, err := f.Drain(ctx)
+		if err != nil && ctx.Err() == nil {
+			f.log.ErrorContext(ctx, "draining outbox", "err", err)
+		}
+		if n == f.cfg.Batch {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Drain claims one batch of due commands and attempts each once; it returns
+// how many it claimed.
+func (f *Forwarder) Drain(ctx context.Context) (int, error) {
+	items, err := f.cfg.Outbox.Claim(ctx, f.now(), f.cfg.Lease, f.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("claiming outbox: %w", err)
+	}
+	sem := make(chan struct{}, f.cfg.Workers)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f.attempt(ctx, it)
+		}()
+	}
+	wg.Wait()
+	if d, err := f.cfg.Outbox.Depth(ctx); err == nil {
+		f.cfg.Metrics.SetOutboxDepth(int(d))
+	}
+	return len(items), nil
+}
+
+// attempt sends one command once and records the outcome.
+func (f *Forwarder) attempt(ctx context.Context, it Pending) {
+	rec := it.Record
+	sctx, cancel := context.WithTimeout(ctx, f.cfg.Lease)
+	resp, err := f.cfg.Transport.Send(sctx, rec.Target, rec.Message)
+	cancel()
+	switch {
+	case err == nil && resp != nil:
+		f.cfg.Metrics.forward("delivered")
+		f.audit(ctx, "command.forwarded", rec, "")
+		if err := f.respond(ctx, rec, resp, true); err != nil {
+			f.log.WarnContext(ctx, "response refused", "id", rec.ID, "err", err)
+		}
+	case err == nil:
+		f.cfg.Metrics.forward("delivered")
+		f.audit(ctx, "command.forwarded", rec, "awaiting response")
+		if err := f.cfg.Outbox.Forwarded(ctx, rec.ID, f.now()); err != nil {
+			f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", err)
+		}
+	case errors.Is(err, ErrDeviceRefused) || it.Attempts+1 >= f.cfg.MaxAttempts:
+		f.cfg.Metrics.forward("failed")
+		reason := fmt.Sprintf("forwarding failed after %d attempts: %v", it.Attempts+1, err)
+		f.fail(ctx, rec, reason)
+	default:
+		f.cfg.Metrics.forward("retry")
+		next := f.now().Add(f.backoff(it.Attempts))
+		f.log.InfoContext(ctx, "forwarding failed, will retry", "id", rec.ID, "attempt", it.Attempts+1, "next", next, "err", err)
+		if err := f.cfg.Outbox.Retry(ctx, rec.ID, next, err.Error()); err != nil {
+			f.log.ErrorContext(ctx, "rescheduling", "id", rec.ID, "err", err)
+		}
+	}
+}
+
+// backoff returns the wait before attempt n+1: base*2^n capped at max, with
+// "equal jitter" (half fixed, half random) so retries from many commands
+// spread out.
+func (f *Forwarder) backoff(n int) time.Duration {
+	d := f.cfg.BackoffBase
+	for range min(n, 40) {
+		d *= 2
+		if d >= f.cfg.BackoffMax {
+			d = f.cfg.BackoffMax
+			break
+		}
+	}
+	half := d / 2
+	return half + time.Duration(f.cfg.Jitter()*float64(half))
+}
+
+func (f *Forwarder) fail(ctx context.Context, rec Record, reason string) {
+	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, true, nil, reason,
+		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryFailure, Detail: reason, At: f.now()})
+	if err != nil {
+		f.log.ErrorContext(ctx, "recording failure", "id", rec.ID, "err", err)
+		return
+	}
+	f.audit(ctx, "command.failed", rec, reason)
+	f.publish(d)
+}
+
+// Response takes a device response that arrived asynchronously (from a
+// communications service provider), correlates it with its command and
+// queues it for the command's caller.
+func (f *Forwarder) Response(ctx context.Context, resp []byte) error {
+	m, err := commands.Parse(resp)
+	if err != nil {
+		return fmt.Errorf("%w: response: %w", ErrMalformed, err)
+	}
+	if m.CRA != commands.Response {
+		return fmt.Errorf("%w: CRA flag %s, want response", ErrMalformed, m.CRA)
+	}
+	rec, err := f.cfg.Outbox.Correlate(ctx, m.Originator, m.Recipient, m.Counter)
+	if err != nil && m.Recipient == f.cfg.ACB && m.URP != nil {
+		rec, err = f.cfg.Outbox.Correlate(ctx, m.Originator, m.URP.EUI, m.URP.Counter)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: from %s to %s, counter %d: %w", ErrUncorrelated, m.Originator, m.Recipient, m.Counter, err)
+	}
+	return f.respond(ctx, rec, resp, false)
+}
+
+// respond checks a response against its command and completes the command.
+// A response that does not belong or whose signature does not verify never
+// reaches the caller: when it came back synchronously from the transport
+// (failOnBad) the command fails; when it arrived on its own it is refused
+// and the command keeps waiting, so a forged response cannot cancel it.
+func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOnBad bool) error {
+	if err := f.checkResponse(ctx, rec, resp); err != nil {
+		if failOnBad {
+			f.fail(ctx, rec, "response refused: "+err.Error())
+		}
+		return err
+	}
+	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, false, resp, "",
+		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryResponse, Body: resp, At: f.now()})
+	if errors.Is(err, ErrAlreadyComplete) {
+		f.log.InfoContext(ctx, "duplicate response ignored", "id", rec.ID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storing response to %s: %w", rec.ID, err)
+	}
+	f.audit(ctx, "response.received", rec, "")
+	f.publish(d)
+	return nil
+}
+
+func (f *Forwarder) checkResponse(ctx context.Context, rec Record, resp []byte) error {
+	m, err := commands.Parse(resp)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	cmd, err := commands.Parse(rec.Message)
+	if err != nil {
+		return fmt.Errorf("stored command %s: %w", rec.ID, err)
+	}
+	switch {
+	case m.CRA != commands.Response:
+		return fmt.Errorf("%w: CRA flag %s, want response", ErrMalformed, m.CRA)
+	case m.Originator != rec.Target:
+		return fmt.Errorf("response from %s to a command for %s", m.Originator, rec.Target)
+	case m.Recipient != cmd.Originator:
+		return fmt.Errorf("response addressed to %s, the command came from %s", m.Recipient, cmd.Originator)
+	case m.Counter != cmd.Counter:
+		return fmt.Errorf("response counter %d, the command's %d", m.Counter, cmd.Counter)
+	case m.Code != cmd.Code:
+		return fmt.Errorf("response message code %s, the command's %s", m.Code, cmd.Code)
+	}
+	if !rec.Critical {
+		return nil
+	}
+	d, err := f.cfg.Registry.Device(ctx, rec.Target)
+	if err != nil {
+		return fmt.Errorf("device %s: %w", rec.Target, err)
+	}
+	if d.Signing == nil {
+		return fmt.Errorf("%w: device %s has no digital-signing key in the registry", ErrSignature, rec.Target)
+	}
+	if err := commands.VerifySignature(d.Signing, m); err != nil {
+		return fmt.Errorf("%w: response to critical command: %w", ErrSignature, err)
+	}
+	return nil
+}
+
+func (f *Forwarder) publish(d Delivery) {
+	if f.cfg.Publisher != nil {
+		f.cfg.Publisher.Publish(d)
+	}
+}
+
+func (f *Forwarder) audit(ctx context.Context, action string, rec Record, detail string) {
+	if err := f.cfg.Auditor.Audit(ctx, AuditEvent{Action: action, Caller: rec.Caller, Target: rec.Target, Counter: rec.Counter,
+		Code: rec.Code, CommandID: rec.ID, Detail: detail, At: f.now()}); err != nil {
+		f.log.ErrorContext(ctx, "audit write failed", "action", action, "err", err)
+	}
+}

@@ -1,0 +1,123 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// Transport carries a MAC'd command to its target device. Send returns the
+// device's response when the transport is synchronous, or nil when the
+// response will arrive later (through Forwarder.Response). An error
+// wrapping ErrDeviceRefused is final: the command is not retried.
+type Transport interface {
+	Send(ctx context.Context, target smki.EUI, msg []byte) ([]byte, error)
+}
+
+// ErrDeviceRefused is wrapped by transport errors that retrying cannot cure:
+// the device (or the communications service provider) refused the command.
+var ErrDeviceRefused = errors.New("router: device refused the command")
+
+// deliverer is what FleetTransport needs of device.Fleet.
+type deliverer interface {
+	Deliver(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error)
+}
+
+// FleetTransport delivers commands to the in-process reference-meter fleet
+// (package device). A meter's discard (which a real meter signals by
+// silence) and an unknown meter are final refusals.
+type FleetTransport struct {
+	fleet deliverer
+}
+
+// NewFleetTransport returns a transport to f, normally a *device.Fleet.
+func NewFleetTransport(f deliverer) *FleetTransport { return &FleetTransport{fleet: f} }
+
+// Send delivers msg to the meter and returns its response.
+func (t *FleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) ([]byte, error) {
+	resp, err := t.fleet.Deliver(ctx, target, msg)
+	if err != nil {
+		var d *device.DiscardError
+		if errors.As(err, &d) || errors.Is(err, device.ErrNoMeter) {
+			return nil, fmt.Errorf("%w: %w", ErrDeviceRefused, err)
+		}
+		return nil, fmt.Errorf("fleet delivery to %s: %w", target, err)
+	}
+	return resp, nil
+}
+
+// MaxResponseBytes bounds a device response read from an HTTP transport.
+const MaxResponseBytes = 1 << 20
+
+// HTTPTransport posts commands to a communications service provider's
+// endpoint: POST {base}/v1/devices/{EUI}/commands with the GBCS bytes as
+// application/octet-stream. 200 carries the device's response in the body;
+// 202 means the response will come later; 4xx other than 408 and 429 are
+// final refusals; anything else is retried.
+type HTTPTransport struct {
+	base   *url.URL
+	client *http.Client
+}
+
+// NewHTTPTransport returns a transport to the endpoint at base, using
+// client (which carries the router's TLS client certificate).
+func NewHTTPTransport(base string, client *http.Client) (*HTTPTransport, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%w: transport endpoint %q is not an http(s) URL", ErrConfig, base)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return &HTTPTransport{base: u, client: client}, nil
+}
+
+// Send posts msg for target.
+func (t *HTTPTransport) Send(ctx context.Context, target smki.EUI, msg []byte) ([]byte, error) {
+	u := t.base.JoinPath("v1", "devices", target.String(), "commands")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(msg))
+	if err != nil {
+		return nil, fmt.Errorf("building request to %s: %w", u.Redacted(), err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	res, err := t.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("posting to %s: %w", u.Redacted(), err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading response from %s: %w", u.Redacted(), err)
+	}
+	switch {
+	case res.StatusCode == http.StatusOK:
+		if len(body) > MaxResponseBytes {
+			return nil, fmt.Errorf("%w: response from %s exceeds %d bytes", ErrDeviceRefused, u.Redacted(), MaxResponseBytes)
+		}
+		if len(body) == 0 {
+			return nil, nil
+		}
+		return body, nil
+	case res.StatusCode == http.StatusAccepted || res.StatusCode == http.StatusNoContent:
+		return nil, nil
+	case res.StatusCode >= 400 && res.StatusCode < 500 && res.StatusCode != http.StatusRequestTimeout && res.StatusCode != http.StatusTooManyRequests:
+		return nil, fmt.Errorf("%w: %s answered %s: %s", ErrDeviceRefused, u.Redacted(), res.Status, snippet(body))
+	}
+	return nil, fmt.Errorf("%s answered %s: %s", u.Redacted(), res.Status, snippet(body))
+}
+
+func snippet(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return strings.TrimSpace(s)
+}
