@@ -354,7 +354,7 @@ func (d *Detector) quarantine(ctx context.Context, req Request, at time.Time, t 
 		State: StateQuarantined, CreatedAt: d.now().UTC().Truncate(time.Microsecond),
 	}
 	entry := AuditEntry{
-		Time: q.CreatedAt, Actor: "anomaly-detector", Action: "anomaly.quarantine", Object: ref, Outcome: "success",
+		Time: q.CreatedAt, Actor: "anomaly-detector", Action: "anomaly.quarantine", Object: ref, Outcome: OutcomeSuccess,
 		Details: map[string]string{
 			"command": req.ID, "user": req.User.String(), "serviceRef": req.ServiceRef,
 			"target": req.Target.String(), "kind": string(q.Kind), "threshold": t.ID,
@@ -476,7 +476,11 @@ func (d *Detector) Prune(ctx context.Context) (int64, error) {
 // refuse appends an audit entry for a refused action and returns err.
 func (d *Detector) refuse(ctx context.Context, e AuditEntry, err error) error {
 	e.Time = d.now().UTC()
-	e.Outcome = "refused: " + err.Error()
+	e.Outcome = OutcomeRefused
+	if e.Details == nil {
+		e.Details = map[string]string{}
+	}
+	e.Details["error"] = err.Error()
 	if aerr := d.store.AppendAudit(ctx, e); aerr != nil {
 		d.log.ErrorContext(ctx, "auditing a refused action", "action", e.Action, "object", e.Object, "err", aerr)
 		return errors.Join(err, fmt.Errorf("anomaly: auditing refusal: %w", aerr))

@@ -342,8 +342,8 @@ func TestSetThresholdRules(t *testing.T) {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("SetThreshold = %v, want %v", err, tc.wantErr)
 				}
-				if !strings.HasPrefix(last.Outcome, "refused: ") {
-					t.Errorf("audit outcome %q, want refused", last.Outcome)
+				if last.Outcome != anomaly.OutcomeRefused || last.Details["error"] != err.Error() {
+					t.Errorf("audit entry %+v, want refused with the error", last)
 				}
 				return
 			}
@@ -461,8 +461,8 @@ func TestReleaseDeleteStateMachine(t *testing.T) {
 					if !errors.Is(err, s.wantErr) {
 						t.Fatalf("step %d: %v, want %v", i, err, s.wantErr)
 					}
-					if !strings.HasPrefix(last.Outcome, "refused: ") {
-						t.Errorf("step %d: audit outcome %q, want refused", i, last.Outcome)
+					if last.Outcome != anomaly.OutcomeRefused || last.Details["error"] != err.Error() {
+						t.Errorf("step %d: audit entry %+v, want refused with the error", i, last)
 					}
 					continue
 				}

@@ -115,7 +115,7 @@ func (d *Detector) decide(ctx context.Context, ref string, actor Actor, reason s
 	if to == StateReleased {
 		dec.Record = &Event{RequestID: q.CommandID, Keys: eventKeys(q.User, q.ServiceRef), At: now}
 	}
-	entry.Time, entry.Outcome = now, "success"
+	entry.Time, entry.Outcome = now, OutcomeSuccess
 	entry.Details = map[string]string{"reason": reason, "command": q.CommandID, "user": q.User.String(),
 		"serviceRef": q.ServiceRef, "kind": string(q.Kind), "state": string(to)}
 	q, err = d.store.DecideQuarantine(ctx, dec, entry)
@@ -202,7 +202,7 @@ func (d *Detector) SetThreshold(ctx context.Context, actor Actor, t Threshold) (
 	}
 	t.SetBy = actor.String()
 	t.SetAt = d.now().UTC().Truncate(time.Microsecond)
-	entry.Object, entry.Time, entry.Outcome = t.ID, t.SetAt, "success"
+	entry.Object, entry.Time, entry.Outcome = t.ID, t.SetAt, OutcomeSuccess
 	entry.Details = map[string]string{"threshold": t.String()}
 	if err := d.store.PutThreshold(ctx, t, entry); err != nil {
 		return Threshold{}, fmt.Errorf("anomaly: storing threshold %s: %w", t.ID, err)
@@ -240,7 +240,7 @@ func (d *Detector) DeleteThreshold(ctx context.Context, id string, actor Actor, 
 	if found == nil || !sc.may(found.User) {
 		return d.refuse(ctx, entry, fmt.Errorf("anomaly: threshold %q: %w", id, ErrNotFound))
 	}
-	entry.Time, entry.Outcome = d.now().UTC(), "success"
+	entry.Time, entry.Outcome = d.now().UTC(), OutcomeSuccess
 	entry.Details["threshold"] = found.String()
 	if err := d.store.DeleteThreshold(ctx, id, entry); err != nil {
 		return fmt.Errorf("anomaly: deleting threshold %s: %w", id, err)

@@ -119,7 +119,10 @@ type Outcome struct {
 	// had reached its limit, or -1 when the request passed and was
 	// recorded.
 	Breached int
-	// Count is the breached counter's count of events in its window.
+	// Count is the breached counter's count of events in its window. A
+	// store may stop counting at the limit (all a check needs to know), so
+	// Count is at least the limit and may equal it when the true count is
+	// higher (after a release, or a lowered limit).
 	Count int64
 }
 
@@ -146,9 +149,15 @@ type AuditEntry struct {
 	Actor   string
 	Action  string // "anomaly.quarantine", "anomaly.release", ...
 	Object  string // the quarantine reference or threshold ID
-	Outcome string // "success" or "refused: ..."
+	Outcome string // OutcomeSuccess, or OutcomeRefused with the error in Details["error"]
 	Details map[string]string
 }
+
+// Audit outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeRefused = "refused"
+)
 
 // Store is what the Detector needs from persistence. Package store
 // implements it on SQLite and PostgreSQL; anomalytest has an in-memory

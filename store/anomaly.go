@@ -1,0 +1,652 @@
+package store
+
+// This file is the persistence of package anomaly (threshold anomaly
+// detection and quarantine, GBCS section 10): anomaly.Store on both
+// backends, and anomaly.Notifier (LISTEN/NOTIFY) on PostgreSQL.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// AnomalyStore keeps anomaly detection's counted events, thresholds and
+// quarantine records in a DB. It implements anomaly.Store on SQLite and
+// PostgreSQL, and anomaly.Notifier on PostgreSQL. Get one with DB.Anomaly.
+//
+// Check-and-record is atomic across every process sharing the database: on
+// PostgreSQL one implicit transaction (one round trip) takes transaction
+// advisory locks on the counter keys, in ascending order, then counts and
+// conditionally inserts in a single statement; on SQLite the single writer
+// connection runs it in a BEGIN IMMEDIATE transaction.
+type AnomalyStore struct {
+	db *DB
+
+	chanOnce sync.Once
+	channel  string
+	chanErr  error
+
+	listening atomic.Int64
+}
+
+var (
+	_ anomaly.Store    = (*AnomalyStore)(nil)
+	_ anomaly.Notifier = (*AnomalyStore)(nil)
+)
+
+// Anomaly returns the anomaly detection store on db. Each call returns a
+// new handle; they share the database.
+func (db *DB) Anomaly() *AnomalyStore { return &AnomalyStore{db: db} }
+
+// Notifier returns s as an anomaly.Notifier on PostgreSQL, and nil on
+// SQLite, whose single process needs none.
+func (s *AnomalyStore) Notifier() anomaly.Notifier {
+	if s.db.pool == nil {
+		return nil
+	}
+	return s
+}
+
+// advisoryLockID maps a counter key to a PostgreSQL advisory lock ID. Two
+// keys sharing an ID only serialise more than needed.
+func advisoryLockID(key string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("metertrust.anomaly."))
+	h.Write([]byte(key))
+	return int64(h.Sum64())
+}
+
+// lockIDs returns the sorted, distinct lock IDs of the keys, so that every
+// transaction takes its locks in the same order and none can deadlock.
+func lockIDs(keys []string) []int64 {
+	ids := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		ids = append(ids, advisoryLockID(k))
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func counterKeys(cs []anomaly.Counter) []string {
+	keys := make([]string, len(cs))
+	for i, c := range cs {
+		keys[i] = c.Key
+	}
+	return keys
+}
+
+func validEvent(ev anomaly.Event) error {
+	if ev.RequestID == "" || len(ev.Keys) == 0 || ev.At.IsZero() {
+		return fmt.Errorf("%w: anomaly event needs a request ID, keys and a time", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckAndRecord implements anomaly.Store.
+func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, counters []anomaly.Counter) (anomaly.Outcome, error) {
+	if err := validEvent(ev); err != nil {
+		return anomaly.Outcome{}, err
+	}
+	if s.db.pool != nil {
+		return s.checkPostgres(ctx, ev, counters)
+	}
+	var out anomaly.Outcome
+	err := s.db.inTx(ctx, func(tx dbtx) error {
+		counts, err := countEvents(ctx, tx, counters, ev.At, true)
+		if err != nil {
+			return err
+		}
+		out = outcome(counters, counts)
+		if !out.Passed() {
+			return nil
+		}
+		return insertEvents(ctx, tx, ev)
+	})
+	if err != nil {
+		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, err)
+	}
+	return out, nil
+}
+
+// outcome returns the first counter whose count reached its limit.
+func outcome(counters []anomaly.Counter, counts []int64) anomaly.Outcome {
+	for i, c := range counters {
+		if counts[i] >= c.Limit {
+			return anomaly.Outcome{Breached: i, Count: counts[i]}
+		}
+	}
+	return anomaly.Outcome{Breached: -1}
+}
+
+// checkPostgres sends, in one batch and so one implicit transaction and one
+// round trip, the advisory locks and then one statement that counts every
+// window and inserts the event rows only if every count is below its limit.
+// The counting statement starts after the locks are held, so under READ
+// COMMITTED its snapshot includes every event committed by the previous
+// holder.
+func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, counters []anomaly.Counter) (anomaly.Outcome, error) {
+	at := ev.At.UnixMicro()
+	b := &pgx.Batch{}
+	locks := lockIDs(counterKeys(counters))
+	if len(locks) > 0 {
+		var q strings.Builder
+		args := make([]any, len(locks))
+		q.WriteString("SELECT ")
+		for i, id := range locks {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "pg_advisory_xact_lock($%d)", i+1)
+			args[i] = id
+		}
+		b.Queue(q.String(), args...)
+	}
+	var q strings.Builder
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	q.WriteString("WITH c AS (SELECT 0 AS none")
+	for i, c := range counters {
+		fmt.Fprintf(&q, ", (SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = %s::text AND at_us > %s::bigint LIMIT %s::bigint) s) AS c%d",
+			arg(c.Key), arg(at-c.Window.Microseconds()), arg(c.Limit), i)
+	}
+	fmt.Fprintf(&q, "), ins AS (INSERT INTO anomaly_events (counter_key, at_us, request_id) SELECT k, %s::bigint, %s::text FROM unnest(%s::text[]) AS k, c WHERE true",
+		arg(at), arg(ev.RequestID), arg(ev.Keys))
+	for i, c := range counters {
+		fmt.Fprintf(&q, " AND c.c%d < %s::bigint", i, arg(c.Limit))
+	}
+	q.WriteString(" RETURNING 1) SELECT (SELECT count(*) FROM ins)")
+	for i := range counters {
+		fmt.Fprintf(&q, ", c%d", i)
+	}
+	q.WriteString(" FROM c")
+	b.Queue(q.String(), args...)
+
+	br := s.db.pool.SendBatch(ctx, b)
+	counts := make([]int64, len(counters))
+	var inserted int64
+	err := func() error {
+		if len(locks) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("taking counter locks: %w", err)
+			}
+		}
+		dest := []any{&inserted}
+		for i := range counts {
+			dest = append(dest, &counts[i])
+		}
+		if err := br.QueryRow().Scan(dest...); err != nil {
+			return fmt.Errorf("counting: %w", err)
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, err)
+	}
+	out := outcome(counters, counts)
+	if out.Passed() != (inserted > 0) {
+		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: inserted %d rows for outcome %+v", ev.RequestID, inserted, out)
+	}
+	return out, nil
+}
+
+// countEvents counts the events in each counter's window; capped, it stops
+// counting at the counter's limit, which is all a check needs to know, so a
+// check reads at most Limit index entries per counter.
+func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, at time.Time, capped bool) ([]int64, error) {
+	counts := make([]int64, len(counters))
+	for i, c := range counters {
+		query := `SELECT count(*) FROM anomaly_events WHERE counter_key = $1 AND at_us > $2`
+		args := []any{c.Key, at.UnixMicro() - c.Window.Microseconds()}
+		if capped {
+			query = `SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = $1 AND at_us > $2 LIMIT $3) s`
+			args = append(args, c.Limit)
+		}
+		if err := q.queryRow(ctx, query, args...).Scan(&counts[i]); err != nil {
+			return nil, fmt.Errorf("counting %s: %w", c.Key, err)
+		}
+	}
+	return counts, nil
+}
+
+func insertEvents(ctx context.Context, q dbtx, ev anomaly.Event) error {
+	var sb strings.Builder
+	args := []any{ev.At.UnixMicro(), ev.RequestID}
+	sb.WriteString(`INSERT INTO anomaly_events (counter_key, at_us, request_id) VALUES `)
+	for i, k := range ev.Keys {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		args = append(args, k)
+		fmt.Fprintf(&sb, "($%d, $1, $2)", len(args))
+	}
+	if _, err := q.exec(ctx, sb.String(), args...); err != nil {
+		return fmt.Errorf("recording event %s: %w", ev.RequestID, err)
+	}
+	return nil
+}
+
+// CountEvents implements anomaly.Store.
+func (s *AnomalyStore) CountEvents(ctx context.Context, counters []anomaly.Counter, at time.Time) ([]int64, error) {
+	counts, err := countEvents(ctx, s.db.read(), counters, at, false)
+	if err != nil {
+		return nil, fmt.Errorf("store: anomaly counts: %w", err)
+	}
+	return counts, nil
+}
+
+// PruneEvents implements anomaly.Store.
+func (s *AnomalyStore) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	n, err := s.db.write().exec(ctx, `DELETE FROM anomaly_events WHERE at_us < $1`, before.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("store: pruning anomaly events: %w", err)
+	}
+	return n, nil
+}
+
+func euiText(e smki.EUI) string {
+	if e.IsZero() {
+		return ""
+	}
+	return e.String()
+}
+
+func parseEUIText(s string) (smki.EUI, error) {
+	if s == "" {
+		return smki.EUI{}, nil
+	}
+	return smki.ParseEUI(s)
+}
+
+// Thresholds implements anomaly.Store.
+func (s *AnomalyStore) Thresholds(ctx context.Context) ([]anomaly.Threshold, error) {
+	rs, err := s.db.read().query(ctx, `SELECT id, scope, user_eui, service_ref, limit_count, window_us, attribute,
+		min_value, max_value, set_by, set_at FROM anomaly_thresholds ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading anomaly thresholds: %w", err)
+	}
+	defer rs.Close()
+	var out []anomaly.Threshold
+	for rs.Next() {
+		var t anomaly.Threshold
+		var scope, user string
+		var window int64
+		var setAt timeCol
+		if err := rs.Scan(&t.ID, &scope, &user, &t.ServiceRef, &t.Limit, &window, &t.Attribute, &t.Min, &t.Max, &t.SetBy, &setAt); err != nil {
+			return nil, fmt.Errorf("store: reading anomaly thresholds: %w", err)
+		}
+		t.Scope, t.Window, t.SetAt = anomaly.Scope(scope), time.Duration(window)*time.Microsecond, setAt.t
+		if t.User, err = parseEUIText(user); err != nil {
+			return nil, fmt.Errorf("store: anomaly threshold %s: %w", t.ID, err)
+		}
+		out = append(out, t)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: reading anomaly thresholds: %w", err)
+	}
+	return out, nil
+}
+
+// PutThreshold implements anomaly.Store.
+func (s *AnomalyStore) PutThreshold(ctx context.Context, t anomaly.Threshold, a anomaly.AuditEntry) error {
+	if t.ID == "" || t.SetAt.IsZero() {
+		return fmt.Errorf("%w: anomaly threshold needs an ID and a time set", ErrInvalid)
+	}
+	err := s.db.inTx(ctx, func(tx dbtx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO anomaly_thresholds (id, scope, user_eui, service_ref, limit_count,
+			window_us, attribute, min_value, max_value, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, user_eui = excluded.user_eui,
+			service_ref = excluded.service_ref, limit_count = excluded.limit_count, window_us = excluded.window_us,
+			attribute = excluded.attribute, min_value = excluded.min_value, max_value = excluded.max_value,
+			set_by = excluded.set_by, set_at = excluded.set_at`,
+			t.ID, string(t.Scope), euiText(t.User), t.ServiceRef, t.Limit, t.Window.Microseconds(), t.Attribute,
+			t.Min, t.Max, t.SetBy, t.SetAt); err != nil {
+			return fmt.Errorf("writing: %w", err)
+		}
+		return appendAuditTx(ctx, tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("store: putting anomaly threshold %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// DeleteThreshold implements anomaly.Store.
+func (s *AnomalyStore) DeleteThreshold(ctx context.Context, id string, a anomaly.AuditEntry) error {
+	err := s.db.inTx(ctx, func(tx dbtx) error {
+		n, err := tx.exec(ctx, `DELETE FROM anomaly_thresholds WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return anomaly.ErrNotFound
+		}
+		return appendAuditTx(ctx, tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("store: deleting anomaly threshold %s: %w", id, err)
+	}
+	return nil
+}
+
+// AddQuarantine implements anomaly.Store.
+func (s *AnomalyStore) AddQuarantine(ctx context.Context, q anomaly.Quarantine, a anomaly.AuditEntry) error {
+	attrs, err := json.Marshal(q.Attributes)
+	if err != nil {
+		return fmt.Errorf("%w: quarantine %s attributes: %v", ErrInvalid, q.Ref, err)
+	}
+	if q.Attributes == nil {
+		attrs = []byte("{}")
+	}
+	err = s.db.inTx(ctx, func(tx dbtx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO anomaly_quarantine (ref, command_id, user_eui, user_role, service_ref,
+			target, kind, threshold_id, detail, command, attributes, at, state, created_at, decided_by, decided_at, reason)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+			q.Ref, q.CommandID, euiText(q.User), string(q.UserRole), q.ServiceRef, euiText(q.Target), string(q.Kind),
+			q.ThresholdID, q.Detail, q.Command, string(attrs), q.At, string(q.State), q.CreatedAt, q.DecidedBy,
+			q.DecidedAt, q.Reason); err != nil {
+			if errors.Is(classify(err), errUnique) {
+				return anomaly.ErrConflict
+			}
+			return err
+		}
+		return appendAuditTx(ctx, tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("store: adding quarantine %s: %w", q.Ref, err)
+	}
+	return nil
+}
+
+const quarantineColumns = `ref, command_id, user_eui, user_role, service_ref, target, kind, threshold_id, detail,
+	command, attributes, at, state, created_at, decided_by, decided_at, reason`
+
+func scanQuarantine(r interface{ Scan(...any) error }) (anomaly.Quarantine, error) {
+	var q anomaly.Quarantine
+	var user, role, target, kind, attrs, state string
+	var at, created, decided timeCol
+	if err := r.Scan(&q.Ref, &q.CommandID, &user, &role, &q.ServiceRef, &target, &kind, &q.ThresholdID, &q.Detail,
+		&q.Command, &attrs, &at, &state, &created, &q.DecidedBy, &decided, &q.Reason); err != nil {
+		return q, err
+	}
+	q.UserRole, q.Kind, q.State = smki.UserRole(role), anomaly.Kind(kind), anomaly.State(state)
+	q.At, q.CreatedAt, q.DecidedAt = at.t, created.t, decided.t
+	var err error
+	if q.User, err = parseEUIText(user); err != nil {
+		return q, fmt.Errorf("quarantine %s user: %w", q.Ref, err)
+	}
+	if q.Target, err = parseEUIText(target); err != nil {
+		return q, fmt.Errorf("quarantine %s target: %w", q.Ref, err)
+	}
+	if err := json.Unmarshal([]byte(attrs), &q.Attributes); err != nil {
+		return q, fmt.Errorf("quarantine %s attributes: %w", q.Ref, err)
+	}
+	if len(q.Attributes) == 0 {
+		q.Attributes = nil
+	}
+	return q, nil
+}
+
+// Quarantine implements anomaly.Store.
+func (s *AnomalyStore) Quarantine(ctx context.Context, ref string) (anomaly.Quarantine, error) {
+	return getQuarantine(ctx, s.db.read(), ref)
+}
+
+func getQuarantine(ctx context.Context, q dbtx, ref string) (anomaly.Quarantine, error) {
+	rec, err := scanQuarantine(q.queryRow(ctx, `SELECT `+quarantineColumns+` FROM anomaly_quarantine WHERE ref = $1`, ref))
+	if errors.Is(err, errNoRows) {
+		return anomaly.Quarantine{}, fmt.Errorf("quarantine %s: %w", ref, anomaly.ErrNotFound)
+	}
+	if err != nil {
+		return anomaly.Quarantine{}, fmt.Errorf("store: reading quarantine %s: %w", ref, err)
+	}
+	return rec, nil
+}
+
+// ListQuarantine implements anomaly.Store.
+func (s *AnomalyStore) ListQuarantine(ctx context.Context, f anomaly.Filter) ([]anomaly.Quarantine, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if !f.User.IsZero() {
+		add("user_eui = $%d", f.User.String())
+	}
+	if f.State != "" {
+		add("state = $%d", string(f.State))
+	}
+	if !f.Before.IsZero() {
+		add("created_at < $%d", f.Before)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > anomaly.MaxList {
+		limit = anomaly.DefaultList
+	}
+	q := `SELECT ` + quarantineColumns + ` FROM anomaly_quarantine`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(` ORDER BY created_at DESC, ref DESC LIMIT $%d`, len(args))
+	rs, err := s.db.read().query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: listing quarantine: %w", err)
+	}
+	defer rs.Close()
+	var out []anomaly.Quarantine
+	for rs.Next() {
+		rec, err := scanQuarantine(rs)
+		if err != nil {
+			return nil, fmt.Errorf("store: listing quarantine: %w", err)
+		}
+		out = append(out, rec)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: listing quarantine: %w", err)
+	}
+	return out, nil
+}
+
+// DecideQuarantine implements anomaly.Store. The conditional UPDATE locks
+// the row; a concurrent decision waits for it and then finds the state
+// changed, so exactly one decision wins.
+func (s *AnomalyStore) DecideQuarantine(ctx context.Context, d anomaly.Decide, a anomaly.AuditEntry) (anomaly.Quarantine, error) {
+	if d.To != anomaly.StateReleased && d.To != anomaly.StateDeleted {
+		return anomaly.Quarantine{}, fmt.Errorf("%w: quarantine %s cannot move to state %q", ErrInvalid, d.Ref, d.To)
+	}
+	var rec anomaly.Quarantine
+	err := s.db.inTx(ctx, func(tx dbtx) error {
+		n, err := tx.exec(ctx, `UPDATE anomaly_quarantine SET state = $2, decided_by = $3, decided_at = $4, reason = $5
+			WHERE ref = $1 AND state = 'quarantined'`, d.Ref, string(d.To), d.By, d.At, d.Reason)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			cur, err := getQuarantine(ctx, tx, d.Ref)
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("quarantine %s is already %s: %w", d.Ref, cur.State, anomaly.ErrConflict)
+		}
+		if d.Record != nil {
+			if s.db.pool != nil {
+				// Record under the same locks as check-and-record.
+				for _, id := range lockIDs(d.Record.Keys) {
+					if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock($1)`, id); err != nil {
+						return fmt.Errorf("taking counter lock: %w", err)
+					}
+				}
+			}
+			if err := insertEvents(ctx, tx, *d.Record); err != nil {
+				return err
+			}
+		}
+		if err := appendAuditTx(ctx, tx, a); err != nil {
+			return err
+		}
+		rec, err = getQuarantine(ctx, tx, d.Ref)
+		return err
+	})
+	if err != nil {
+		return anomaly.Quarantine{}, fmt.Errorf("store: deciding quarantine %s: %w", d.Ref, err)
+	}
+	return rec, nil
+}
+
+func auditEvent(a anomaly.AuditEntry) AuditEvent {
+	e := AuditEvent{Time: a.Time, Actor: a.Actor, Action: a.Action, Object: a.Object, Outcome: a.Outcome}
+	if a.Details != nil {
+		e.Details = make(map[string]any, len(a.Details))
+		for k, v := range a.Details {
+			e.Details[k] = v
+		}
+	}
+	return e
+}
+
+// AppendAudit implements anomaly.Store with DB.AppendAudit.
+func (s *AnomalyStore) AppendAudit(ctx context.Context, a anomaly.AuditEntry) error {
+	if _, err := s.db.AppendAudit(ctx, auditEvent(a)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// appendAuditTx appends a to the audit log inside tx, chained exactly as
+// DB.AppendAudit chains (same head row, same hash), so that a change and its
+// audit entry commit together.
+func appendAuditTx(ctx context.Context, tx dbtx, a anomaly.AuditEntry) error {
+	e := auditEvent(a)
+	switch {
+	case e.Time.IsZero():
+		return fmt.Errorf("%w: audit event %s: no time", ErrInvalid, e.Action)
+	case e.Actor == "" || len(e.Actor) > maxAuditField:
+		return fmt.Errorf("%w: audit event %s: actor must be 1-%d bytes", ErrInvalid, e.Action, maxAuditField)
+	case e.Action == "" || len(e.Action) > maxAuditField:
+		return fmt.Errorf("%w: audit event: action must be 1-%d bytes", ErrInvalid, maxAuditField)
+	case len(e.Object) > maxAuditField:
+		return fmt.Errorf("%w: audit event %s: object longer than %d bytes", ErrInvalid, e.Action, maxAuditField)
+	case !validOutcome(e.Outcome):
+		return fmt.Errorf("%w: audit event %s: outcome %q", ErrInvalid, e.Action, e.Outcome)
+	}
+	details := []byte("{}")
+	if e.Details != nil {
+		var err error
+		if details, err = json.Marshal(e.Details); err != nil {
+			return fmt.Errorf("%w: audit event %s: details are not JSON: %v", ErrInvalid, e.Action, err)
+		}
+		if len(details) > maxAuditDetails {
+			return fmt.Errorf("%w: audit event %s: details JSON is %d bytes, over %d", ErrInvalid, e.Action, len(details), maxAuditDetails)
+		}
+	}
+	e.Time = dbTime(e.Time)
+	if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
+		Scan(&e.Seq, &e.PrevHash); err != nil {
+		return fmt.Errorf("appending audit event %s: claiming chain head: %w", e.Action, err)
+	}
+	e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details, e.PrevHash)
+	if _, err := tx.exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash); err != nil {
+		return fmt.Errorf("appending audit event %d %s: %w", e.Seq, e.Action, err)
+	}
+	if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, e.Hash); err != nil {
+		return fmt.Errorf("appending audit event %d %s: moving chain head: %w", e.Seq, e.Action, err)
+	}
+	return nil
+}
+
+// notifyChannel returns the NOTIFY channel of this database schema:
+// "metertrust_anomaly_" and a hash of current_schema(), so that stores in
+// different schemas of one database do not hear each other.
+func (s *AnomalyStore) notifyChannel(ctx context.Context) (string, error) {
+	s.chanOnce.Do(func() {
+		var schema string
+		if err := s.db.pool.QueryRow(ctx, `SELECT coalesce(current_schema(), '')`).Scan(&schema); err != nil {
+			s.chanErr = fmt.Errorf("store: reading the current schema: %w", err)
+			return
+		}
+		h := sha256.Sum256([]byte(schema))
+		s.channel = "metertrust_anomaly_" + hex.EncodeToString(h[:8])
+	})
+	return s.channel, s.chanErr
+}
+
+var errNoNotify = fmt.Errorf("%w: anomaly notifications need PostgreSQL", ErrInvalid)
+
+// Notify implements anomaly.Notifier with pg_notify: every process
+// listening on this database schema receives payload once committed.
+func (s *AnomalyStore) Notify(ctx context.Context, payload []byte) error {
+	if s.db.pool == nil {
+		return errNoNotify
+	}
+	if len(payload) > anomaly.MaxNotifyPayload {
+		return fmt.Errorf("%w: notification of %d bytes exceeds %d", ErrInvalid, len(payload), anomaly.MaxNotifyPayload)
+	}
+	ch, err := s.notifyChannel(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, ch, string(payload)); err != nil {
+		return fmt.Errorf("store: notifying anomaly alert: %w", err)
+	}
+	return nil
+}
+
+// Listen implements anomaly.Notifier on a dedicated connection (outside the
+// pool) with LISTEN and pgx's WaitForNotification. It returns when ctx is
+// done or the connection fails.
+func (s *AnomalyStore) Listen(ctx context.Context, fn func(payload []byte)) error {
+	if s.db.pool == nil {
+		return errNoNotify
+	}
+	ch, err := s.notifyChannel(ctx)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, s.db.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("store: connecting to listen for anomaly alerts: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+		return fmt.Errorf("store: listening for anomaly alerts: %w", err)
+	}
+	s.listening.Add(1)
+	defer s.listening.Add(-1)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("store: waiting for anomaly alerts: %w", err)
+		}
+		fn([]byte(n.Payload))
+	}
+}
+
+// Listening returns the number of Listen calls currently listening, so that
+// tests can wait until notifications will be heard.
+func (s *AnomalyStore) Listening() int { return int(s.listening.Load()) }

@@ -1,0 +1,290 @@
+package store
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/anomaly/anomalytest"
+	"github.com/metertrust/metertrust/smki"
+)
+
+func TestAnomalyStoreConformance(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			anomalytest.TestStore(t, func(t *testing.T) anomaly.Store { return b.newOpener(t)(t).Anomaly() })
+		})
+	}
+}
+
+// TestAnomalyExact is the exactness test across instances: two DB handles
+// on one database, each with its own Detector, 8 goroutines each, a burst of
+// 500 checks each against a limit of 200: exactly 200 pass.
+func TestAnomalyExact(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			open := b.newOpener(t)
+			db1, db2 := open(t), open(t)
+			anomalytest.TestExact(t, db1.Anomaly(), db2.Anomaly())
+			if n, err := db1.VerifyAudit(t.Context()); err != nil || n < 801 {
+				t.Errorf("audit chain: %d entries, %v; want 800 quarantines and a threshold change, verified", n, err)
+			}
+		})
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestAnomalyAudit checks that threshold changes, quarantines and decisions
+// land in the hash-chained audit log with who and why, and that the chain
+// still verifies.
+func TestAnomalyAudit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+		d, err := anomaly.New(ctx, anomaly.Config{Store: db.Anomaly(), Now: func() time.Time { return now },
+			Rand: mrand.NewChaCha8([32]byte{7}), Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin := anomaly.Actor{ID: "ada", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
+		officer := anomaly.Actor{ID: "otto", Roles: []anomaly.Role{anomaly.RoleQuarantineOfficer}}
+		if _, err := d.SetThreshold(ctx, admin, anomaly.Threshold{ID: "dcc-72", Scope: anomaly.ScopeUserService,
+			ServiceRef: "7.2", Limit: 1, Window: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		user := smki.MustParseEUI("90B3D51F3001000A")
+		req := func(id string) anomaly.Request {
+			return anomaly.Request{ID: id, User: user, ServiceRef: "7.2", Target: smki.MustParseEUI("00DB1234567890A0"), Command: []byte{0xDD, 1}}
+		}
+		if dec, err := d.Check(ctx, req("c1")); err != nil || !dec.Pass() {
+			t.Fatalf("c1: %+v %v", dec, err)
+		}
+		dec, err := d.Check(ctx, req("c2"))
+		if err != nil || dec.Pass() {
+			t.Fatalf("c2: %+v %v", dec, err)
+		}
+		if _, err := d.Release(ctx, dec.Ref, officer, "customer confirmed by phone"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Delete(ctx, dec.Ref, officer, "changed my mind"); err == nil {
+			t.Fatal("deleting a released command succeeded")
+		}
+		evs, err := db.AuditEvents(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []struct{ action, actor, object, outcome, reason string }{
+			{"anomaly.threshold.set", admin.String(), "dcc-72", OutcomeSuccess, ""},
+			{"anomaly.quarantine", "anomaly-detector", dec.Ref, OutcomeSuccess, ""},
+			{"anomaly.release", officer.String(), dec.Ref, OutcomeSuccess, "customer confirmed by phone"},
+			{"anomaly.delete", officer.String(), dec.Ref, OutcomeRefused, "changed my mind"},
+		}
+		if len(evs) != len(want) {
+			t.Fatalf("%d audit entries, want %d: %+v", len(evs), len(want), evs)
+		}
+		for i, w := range want {
+			e := evs[i]
+			if e.Action != w.action || e.Actor != w.actor || e.Object != w.object || e.Outcome != w.outcome ||
+				(w.reason != "" && e.Details["reason"] != w.reason) {
+				t.Errorf("audit entry %d = %+v, want %+v", i, e, w)
+			}
+		}
+		if n, err := db.VerifyAudit(ctx); err != nil || n != int64(len(want)) {
+			t.Errorf("VerifyAudit = %d, %v", n, err)
+		}
+		if db.Anomaly().Notifier() != nil && db.Dialect() == DialectSQLite {
+			t.Error("SQLite offers a notifier")
+		}
+	})
+}
+
+// TestAnomalyAlertLatency checks that an alert raised by one router instance
+// reaches a subscriber on another instance within one second, through
+// PostgreSQL LISTEN/NOTIFY, and that the raising instance's own subscriber
+// gets it exactly once.
+func TestAnomalyAlertLatency(t *testing.T) {
+	open := postgresOpener(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var ds []*anomaly.Detector
+	var stores []*AnomalyStore
+	for i := range 2 {
+		s := open(t).Anomaly()
+		d, err := anomaly.New(ctx, anomaly.Config{Store: s, Notifier: s.Notifier(),
+			Rand: mrand.NewChaCha8([32]byte{byte(i), 9}), Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, stores = append(ds, d), append(stores, s)
+		wg.Go(func() { _ = d.Run(ctx) })
+	}
+	for stores[0].Listening() == 0 || stores[1].Listening() == 0 {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	admin := anomaly.Actor{ID: "ada", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
+	if _, err := ds[0].SetThreshold(ctx, admin, anomaly.Threshold{ID: "t", Scope: anomaly.ScopeUserTotal, Limit: 1, Window: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds[1].Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	viewer := anomaly.Actor{ID: "vic", Roles: []anomaly.Role{anomaly.RoleViewer}}
+	onA, _ := ds[0].Subscribe(ctx, viewer, anomaly.AlertFilter{})
+	onB, _ := ds[1].Subscribe(ctx, viewer, anomaly.AlertFilter{})
+	user := smki.MustParseEUI("90B3D51F3001000A")
+	req := func(id string) anomaly.Request {
+		return anomaly.Request{ID: id, User: user, ServiceRef: "7.2", Target: smki.MustParseEUI("00DB1234567890A0"), Command: []byte{1}}
+	}
+	if dec, err := ds[1].Check(ctx, req("1")); err != nil || !dec.Pass() {
+		t.Fatalf("first: %+v %v", dec, err)
+	}
+	for round := range 5 {
+		start := time.Now()
+		dec, err := ds[0].Check(ctx, req(fmt.Sprint("q", round)))
+		if err != nil || dec.Pass() {
+			t.Fatalf("round %d: %+v %v", round, dec, err)
+		}
+		for name, ch := range map[string]<-chan anomaly.Alert{"A (raiser)": onA, "B (other instance)": onB} {
+			select {
+			case a := <-ch:
+				if a.Ref != dec.Ref || a.State != anomaly.StateQuarantined || a.User != user {
+					t.Errorf("round %d: instance %s got %+v", round, name, a)
+				}
+			case <-time.After(time.Second):
+				t.Fatalf("round %d: no alert on instance %s within one second", round, name)
+			}
+		}
+		t.Logf("round %d: alert on the other instance %s after the check began", round, time.Since(start))
+	}
+	select {
+	case a := <-onA:
+		t.Errorf("instance A got an extra alert (its own echo?): %+v", a)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// benchmarkCheck measures Detector.Check with one DCC per-user-per-service
+// and one DCC per-user-total threshold in force, requests spread over 1000
+// users, on db.
+func benchmarkCheck(b *testing.B, db *DB) {
+	ctx := context.Background()
+	d, err := anomaly.New(ctx, anomaly.Config{Store: db.Anomaly(), Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	admin := anomaly.Actor{ID: "ada", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
+	for _, th := range []anomaly.Threshold{
+		{ID: "dcc-72", Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: 1_000_000, Window: 24 * time.Hour},
+		{ID: "dcc-total", Scope: anomaly.ScopeUserTotal, Limit: 1_000_000, Window: time.Hour},
+	} {
+		if _, err := d.SetThreshold(ctx, admin, th); err != nil {
+			b.Fatal(err)
+		}
+	}
+	target := smki.MustParseEUI("00DB1234567890A0")
+	i := 0
+	for b.Loop() {
+		i++
+		u := smki.EUI{0x90, 0xB3, 0, 0, 0, 0, byte(i % 1000 >> 8), byte(i % 1000)}
+		dec, err := d.Check(ctx, anomaly.Request{ID: fmt.Sprint(i), User: u, ServiceRef: "7.2", Target: target, Command: []byte{0xDD}})
+		if err != nil || !dec.Pass() {
+			b.Fatalf("check %d: %+v %v", i, dec, err)
+		}
+	}
+}
+
+func BenchmarkAnomalyCheck(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		db, err := Open(context.Background(), "sqlite:"+b.TempDir()+"/bench.db")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		benchmarkCheck(b, db)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		benchmarkCheck(b, postgresBenchDB(b))
+	})
+}
+
+// postgresBenchDB opens a store in a fresh schema of METERTRUST_TEST_PG,
+// dropped when the benchmark ends; it skips without the variable.
+func postgresBenchDB(b *testing.B) *DB {
+	dsn := os.Getenv("METERTRUST_TEST_PG")
+	if dsn == "" {
+		b.Skip("METERTRUST_TEST_PG is unset")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("anomaly_bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			b.Error(err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := Open(ctx, u.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// BenchmarkECDSAP256Verify is the router's per-command budget to compare
+// Check with: one ECDSA P-256 signature verification.
+func BenchmarkECDSAP256Verify(b *testing.B) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("a GBCS command"))
+	sig, err := ecdsa.SignASN1(rand.Reader, k, digest[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !ecdsa.VerifyASN1(&k.PublicKey, digest[:], sig) {
+			b.Fatal("verify failed")
+		}
+	}
+}
