@@ -415,8 +415,12 @@ func TestReleaseDeleteStateMachine(t *testing.T) {
 		reason  string
 		wantErr error
 	}
-	rel := func(a anomaly.Actor, err error) step { return step{anomaly.StateReleased, a, "customer confirmed", err} }
-	del := func(a anomaly.Actor, err error) step { return step{anomaly.StateDeleted, a, "looks like an attack", err} }
+	rel := func(a anomaly.Actor, err error) step {
+		return step{anomaly.StateReleased, a, "customer confirmed", err}
+	}
+	del := func(a anomaly.Actor, err error) step {
+		return step{anomaly.StateDeleted, a, "looks like an attack", err}
+	}
 	ua, ub := userActor(userA), userActor(userB)
 	tests := []struct {
 		name  string
