@@ -1,0 +1,263 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/metertrust/metertrust/store"
+)
+
+// serviceVar returns the value of a test service variable; the test skips
+// when it is unset, unless CI is set, when it fails.
+func serviceVar(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set but CI is: the test must run in CI", name)
+		}
+		t.Skipf("%s not set", name)
+	}
+	return v
+}
+
+func checkSigns(t *testing.T, s crypto.Signer) {
+	t.Helper()
+	h := sha256.Sum256([]byte("metertrust"))
+	sig, err := s.Sign(rand.Reader, h[:], crypto.SHA256)
+	if err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	if !ecdsa.VerifyASN1(s.Public().(*ecdsa.PublicKey), h[:], sig) {
+		t.Fatal("signature does not verify")
+	}
+}
+
+func TestCustodySoftKMS(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := OpenCustody(ctx, "softkms", dir, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	uri, s, err := c.CreateKey(ctx, "dca-B1")
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if uri != "softkms:path=keys/dca-B1.key" {
+		t.Errorf("key URI %q", uri)
+	}
+	checkSigns(t, s)
+	path := filepath.Join(dir, "keys", "dca-B1.key")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v", err, fi.Mode())
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(b), "-----BEGIN PRIVATE KEY-----") {
+		t.Errorf("key file is not PKCS#8 PEM")
+	}
+	loaded, err := c.Signer(ctx, uri)
+	if err != nil {
+		t.Fatalf("Signer: %v", err)
+	}
+	if !loaded.Public().(*ecdsa.PublicKey).Equal(s.Public()) {
+		t.Error("loaded a different key")
+	}
+	if _, _, err := c.CreateKey(ctx, "dca-B1"); !errors.Is(err, ErrExists) {
+		t.Errorf("CreateKey over an existing key: %v, want ErrExists", err)
+	}
+	if err := c.Destroy(ctx, uri); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("key file still there: %v", err)
+	}
+	if _, err := c.Signer(ctx, uri); !errors.Is(err, ErrKey) {
+		t.Errorf("Signer after Destroy: %v, want ErrKey", err)
+	}
+	for _, bad := range []string{"", "../escape", "a/b", strings.Repeat("x", 65)} {
+		if _, _, err := c.CreateKey(ctx, bad); !errors.Is(err, ErrKey) {
+			t.Errorf("CreateKey(%q): %v, want ErrKey", bad, err)
+		}
+	}
+	if _, err := OpenCustody(ctx, "awskms:region=eu", dir, rand.Reader); !errors.Is(err, ErrKey) {
+		t.Errorf("unsupported kms: %v", err)
+	}
+}
+
+func TestRedactPIN(t *testing.T) {
+	got := redactPIN("login failed for pin 98765", "pkcs11:token=x?pin-value=98765")
+	if strings.Contains(got, "98765") {
+		t.Errorf("PIN not redacted: %q", got)
+	}
+}
+
+// TestCeremonyOnSoftHSM runs the whole ceremony, a batch to its quota, and a
+// batch closed by hand, with every CA key on a SoftHSM2 token
+// (METERTRUST_TEST_PKCS11), then checks the batch keys are gone from the
+// token.
+func TestCeremonyOnSoftHSM(t *testing.T) {
+	kmsURI := serviceVar(t, "METERTRUST_TEST_PKCS11")
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.OpenDataDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, err := OpenCustody(ctx, kmsURI, dir, rand.Reader)
+	if err != nil {
+		t.Fatalf("OpenCustody(SoftHSM2): %v", err)
+	}
+	defer keys.Close()
+	if keys.Kind() != "pkcs11" {
+		t.Fatalf("kind %s", keys.Kind())
+	}
+	e := newEnvWith(t, db, keys, dir)
+	ceremonyAndBatches(t, e)
+	// Leave the shared token as it was: destroy the keys of the CAs that
+	// are still open.
+	cas, err := db.CAs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cas {
+		if c.KeyURI != "" {
+			if err := keys.Destroy(ctx, c.KeyURI); err != nil {
+				t.Errorf("destroying %s key: %v", c.Name, err)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, KeyDirName)); len(entries) != 0 {
+		t.Errorf("key files written although keys are on the token: %v", entries)
+	}
+}
+
+// TestCeremonyOnPostgres runs the same on the PostgreSQL store
+// (METERTRUST_TEST_PG) with softkms keys.
+func TestCeremonyOnPostgres(t *testing.T) {
+	dsn := serviceVar(t, "METERTRUST_TEST_PG")
+	ctx := context.Background()
+	db, err := store.Open(ctx, scratchDatabase(t, dsn))
+	if err != nil {
+		t.Fatalf("store.Open(PostgreSQL): %v", err)
+	}
+	defer db.Close()
+	dir := t.TempDir()
+	keys, err := OpenCustody(ctx, "", dir, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	ceremonyAndBatches(t, newEnvWith(t, db, keys, dir))
+}
+
+// scratchDatabase creates a database of its own next to the one dsn names
+// (other packages' tests share that one) and drops it when the test ends.
+func scratchDatabase(t *testing.T, dsn string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connecting to PostgreSQL: %v", err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "metertrust_ca_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("creating %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		conn.Close(context.Background())
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("METERTRUST_TEST_PG: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func ceremonyAndBatches(t *testing.T, e *testEnv) {
+	t.Helper()
+	ctx := context.Background()
+	e.init(t)
+	if _, err := e.a.Init(ctx, InitRequest{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Init: %v, want ErrExists", err)
+	}
+	// A batch used up by bulk issuance closes itself.
+	if _, err := e.a.OpenBatch(ctx, "Q1", 4); err != nil {
+		t.Fatalf("OpenBatch: %v", err)
+	}
+	rec, err := e.db.CA(ctx, "Q1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := rec.KeyURI
+	sum, err := e.a.IssueDevices(ctx, BulkRequest{Batch: "Q1", Count: 2, OutDir: t.TempDir()})
+	if err != nil || !sum.BatchClosed {
+		t.Fatalf("IssueDevices to the quota: %+v, %v", sum, err)
+	}
+	if _, err := e.keys.Signer(ctx, uri); !errors.Is(err, ErrKey) {
+		t.Errorf("batch key still loads after the quota closed the batch: %v", err)
+	}
+	if _, err := e.a.IssueDevice(ctx, "Q1", deviceCSR(t, newKey(t), deviceEUI, 1)); !errors.Is(err, ErrBatchClosed) {
+		t.Errorf("issuing from Q1 after its quota: %v, want ErrBatchClosed", err)
+	}
+	// A batch closed by hand.
+	if _, err := e.a.OpenBatch(ctx, "Q2", 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.a.IssueDevice(ctx, "Q2", deviceCSR(t, newKey(t), deviceEUI, 1)); err != nil {
+		t.Fatalf("IssueDevice: %v", err)
+	}
+	if err := e.a.CloseBatch(ctx, "Q2", "test"); err != nil {
+		t.Fatalf("CloseBatch: %v", err)
+	}
+	info, err := e.a.Batch(ctx, "Q2")
+	if err != nil || info.Key != "destroyed" || info.State != "closed" || len(info.CertDER) == 0 {
+		t.Errorf("Batch after close: %+v, %v", info, err)
+	}
+	if _, err := e.a.IssueDevice(ctx, "Q2", deviceCSR(t, newKey(t), deviceEUI, 1)); !errors.Is(err, ErrBatchClosed) {
+		t.Errorf("issuing from a closed batch: %v, want ErrBatchClosed", err)
+	}
+	// Organisation issuance and the OCA's CRL still work.
+	if _, err := e.a.IssueOrg(ctx, OrgRequest{CSR: orgCSR(t, newKey(t), 2, supplierEUI, "S", 1<<4), Role: 2, EUI: supplierEUI, Usage: UsageKA}); err != nil {
+		t.Errorf("IssueOrg: %v", err)
+	}
+	if _, err := e.a.CRL(ctx, NameOCA); err != nil {
+		t.Errorf("CRL: %v", err)
+	}
+	// The destruction is in the audit log, and the chain verifies.
+	ev, err := e.db.AuditEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroyed := 0
+	for _, x := range ev {
+		if x.Action == "ca.batch.key-destroy" && x.Outcome == store.OutcomeSuccess {
+			destroyed++
+		}
+	}
+	if destroyed != 2 {
+		t.Errorf("%d audited key destructions, want 2", destroyed)
+	}
+	if _, err := e.db.VerifyAudit(ctx); err != nil {
+		t.Errorf("VerifyAudit: %v", err)
+	}
+}
