@@ -1,0 +1,396 @@
+package ca
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+func TestIssueOrgRefusals(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	good := orgCSR(t, newKey(t), smki.RoleSupplier, supplierEUI, "Supplier A", x509.KeyUsageDigitalSignature)
+	badSig := append([]byte(nil), good...)
+	badSig[len(badSig)-3] ^= 0xff
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p384CSR, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}, p384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request crypto/x509 writes with an off-profile subject attribute.
+	offProfile, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:         pkix.Name{CommonName: "Supplier A", OrganizationalUnit: []string{"02"}, Country: []string{"GB"}},
+		ExtraExtensions: []pkix.Extension{{Id: oidExtKeyUsage, Critical: true, Value: []byte{3, 2, 7, 0x80}}},
+	}, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := deviceCSR(t, newKey(t), deviceEUI, x509.KeyUsageDigitalSignature)
+	base := OrgRequest{CSR: good, Role: smki.RoleSupplier, EUI: supplierEUI, Name: "Supplier A", Usage: UsageDS}
+	tests := []struct {
+		name   string
+		change func(*OrgRequest)
+		want   error
+	}{
+		{"bad signature", func(r *OrgRequest) { r.CSR = badSig }, ErrCSR},
+		{"P-384 key", func(r *OrgRequest) { r.CSR = p384CSR }, ErrCSR},
+		{"off-profile subject", func(r *OrgRequest) { r.CSR = offProfile }, ErrCSR},
+		{"device request", func(r *OrgRequest) { r.CSR = device }, ErrCSR},
+		{"garbage", func(r *OrgRequest) { r.CSR = []byte("not a request") }, ErrCSR},
+		{"usage disagrees", func(r *OrgRequest) { r.Usage = UsageKA }, ErrCSR},
+		{"EUI disagrees", func(r *OrgRequest) { r.EUI = deviceEUI }, ErrCSR},
+		{"role disagrees", func(r *OrgRequest) { r.Role = smki.RoleNetworkOperator }, ErrCSR},
+		{"name disagrees", func(r *OrgRequest) { r.Name = "Someone Else" }, ErrCSR},
+		{"root role", func(r *OrgRequest) { r.Role = smki.RoleRoot }, ErrRequest},
+		{"pp-ka for a network operator", func(r *OrgRequest) { r.Role, r.Usage = smki.RoleNetworkOperator, UsagePPKA }, ErrRequest},
+		{"no EUI", func(r *OrgRequest) { r.EUI = smki.EUI{} }, ErrRequest},
+		{"bad usage", func(r *OrgRequest) { r.Usage = "sign" }, ErrRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base
+			tc.change(&r)
+			_, err := e.a.IssueOrg(ctx, r)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// Nothing above reached the store.
+	certs, err := e.db.FindCertificates(ctx, store.CertQuery{Kind: store.KindOrg, IncludeRevoked: true})
+	if err != nil || len(certs) != 0 {
+		t.Errorf("refused requests stored %d certificates (%v)", len(certs), err)
+	}
+}
+
+func TestLintRefusesOffProfile(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	iss, err := e.a.onlineIssuer(ctx, NameOCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKey(t)
+	tests := []struct {
+		name  string
+		bend  func(*template)
+		lints []string
+	}{
+		{"two key usages", func(tp *template) { tp.cert.KeyUsage |= x509.KeyUsageKeyAgreement }, []string{"e_smki_ee_one_key_usage"}},
+		{"short key identifier", func(tp *template) { tp.cert.SubjectKeyId = tp.cert.SubjectKeyId[:4] }, []string{"e_smki_ski_method2"}},
+		{"policies dropped", func(tp *template) { tp.extraExts = nil }, []string{"e_smki_policies_critical"}},
+		{"expired before issue", func(tp *template) { tp.cert.NotAfter = tp.cert.NotBefore.Add(-time.Hour) }, []string{"e_smki_validity_current"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tp, err := orgTemplate(&k.PublicKey, "S", smki.RoleSupplier, supplierEUI, UsageDS, e.clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.bend(tp)
+			_, err = e.a.sign(ctx, iss, nil, tp)
+			if !errors.Is(err, ErrLint) {
+				t.Fatalf("got %v, want ErrLint", err)
+			}
+			for _, l := range tc.lints {
+				if !strings.Contains(err.Error(), l) {
+					t.Errorf("refusal %q does not name %s", err, l)
+				}
+			}
+		})
+	}
+}
+
+func TestIssueWithoutLint(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.DisableLint = true })
+	e.init(t)
+	ctx := context.Background()
+	if _, err := e.a.OpenBatch(ctx, "NL", 10); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.a.IssueDevice(ctx, "NL", deviceCSR(t, newKey(t), deviceEUI, x509.KeyUsageKeyAgreement))
+	if err != nil {
+		t.Fatalf("IssueDevice without lint: %v", err)
+	}
+	c, err := smki.ParseCertificate(rec.DER)
+	if err != nil || c.Profile != smki.ProfileDeviceKA || !c.NotAfter.Equal(smki.NeverExpires) {
+		t.Errorf("read back %v, %v", c, err)
+	}
+}
+
+func TestDeviceCertificateValidates(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	if _, err := e.a.OpenBatch(ctx, "V1", 10); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := e.a.IssueDevice(ctx, "V1", deviceCSR(t, newKey(t), deviceEUI, x509.KeyUsageDigitalSignature))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, err := e.a.IssueOrg(ctx, OrgRequest{CSR: orgCSR(t, newKey(t), smki.RoleSupplier, supplierEUI, "", x509.KeyUsageKeyAgreement),
+		Role: smki.RoleSupplier, EUI: supplierEUI, Usage: UsageKA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.a.CloseBatch(ctx, "V1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	// Years later, with the batch key long destroyed, the device path is
+	// still valid: the DCA certificate stays published.
+	opts, err := VerifyOptions(ctx, e.db, e.clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, der := range [][]byte{dev.DER, org.DER} {
+		c, err := smki.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, err := smki.Verify(c, opts)
+		if err != nil || len(path) != 3 {
+			t.Errorf("Verify %s: path of %d, %v", c.Kind, len(path), err)
+		}
+	}
+	if dev.NotAfter.Year() != 9999 {
+		t.Errorf("device notAfter %s", dev.NotAfter)
+	}
+}
+
+func TestCRLAndOCSP(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	if _, err := e.a.OpenBatch(ctx, "R1", 10); err != nil {
+		t.Fatal(err)
+	}
+	var recs []store.Certificate
+	for i := range 3 {
+		r, err := e.a.IssueDevice(ctx, "R1", deviceCSR(t, newKey(t), euiAdd(deviceEUI, uint64(i)), x509.KeyUsageDigitalSignature))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	e.clock.t = e.clock.t.Add(time.Hour)
+	if _, err := e.a.Revoke(ctx, "", recs[0].Serial, 1); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if _, err := e.a.Revoke(ctx, "", []byte{1, 2, 3}, 1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("revoking an unknown serial: %v", err)
+	}
+	crl, err := e.a.CRL(ctx, "R1")
+	if err != nil {
+		t.Fatalf("CRL: %v", err)
+	}
+	rl, err := x509.ParseRevocationList(crl.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crl.Number != 2 || rl.Number.Int64() != 2 || !rl.NextUpdate.Equal(e.clock.t.Add(7*24*time.Hour)) ||
+		len(rl.RevokedCertificateEntries) != 1 || rl.RevokedCertificateEntries[0].ReasonCode != 1 {
+		t.Errorf("CRL number %d, nextUpdate %s, entries %+v", rl.Number, rl.NextUpdate, rl.RevokedCertificateEntries)
+	}
+	if latest, err := e.a.LatestCRL(ctx, "R1"); err != nil || latest.Number != 2 {
+		t.Errorf("LatestCRL: %d %v", latest.Number, err)
+	}
+
+	info, err := e.a.CA(ctx, "R1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(info.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := e.a.OCSPResponder()
+	request := func(serial *big.Int) []byte {
+		leaf := &x509.Certificate{SerialNumber: serial}
+		req, err := ocsp.CreateRequest(leaf, issuer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	tests := []struct {
+		name   string
+		serial *big.Int
+		status int
+	}{
+		{"revoked", new(big.Int).SetBytes(recs[0].Serial), ocsp.Revoked},
+		{"good", new(big.Int).SetBytes(recs[1].Serial), ocsp.Good},
+		{"unknown", big.NewInt(424242), ocsp.Unknown},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			der, err := resp.Respond(ctx, request(tc.serial))
+			if err != nil {
+				t.Fatalf("Respond: %v", err)
+			}
+			r, err := ocsp.ParseResponse(der, issuer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != tc.status || r.SerialNumber.Cmp(tc.serial) != 0 || !r.NextUpdate.Equal(e.clock.t.Add(24*time.Hour)) {
+				t.Errorf("status %d serial %X nextUpdate %s", r.Status, r.SerialNumber, r.NextUpdate)
+			}
+			if tc.status == ocsp.Revoked && r.RevocationReason != 1 {
+				t.Errorf("reason %d", r.RevocationReason)
+			}
+		})
+	}
+	der, err := resp.Respond(ctx, []byte("garbage"))
+	if !errors.Is(err, ErrOCSP) || string(der) != string(ocsp.MalformedRequestErrorResponse) {
+		t.Errorf("malformed request: %v", err)
+	}
+	if err := e.a.CloseBatch(ctx, "R1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	der, err = resp.Respond(ctx, request(new(big.Int).SetBytes(recs[1].Serial)))
+	if !errors.Is(err, ErrOCSP) || string(der) != string(ocsp.UnauthorizedErrorResponse) {
+		t.Errorf("closed batch: %v", err)
+	}
+	if _, err := e.a.CRL(ctx, "R1"); !errors.Is(err, ErrBatchClosed) {
+		t.Errorf("CRL of a closed batch: %v, want ErrBatchClosed", err)
+	}
+}
+
+func TestParseReason(t *testing.T) {
+	tests := []struct {
+		in   string
+		code int
+		ok   bool
+	}{
+		{"keyCompromise", 1, true},
+		{"KEYCOMPROMISE", 1, true},
+		{"cACompromise", 2, true},
+		{"affiliationChanged", 3, true},
+		{"superseded", 4, true},
+		{"cessationOfOperation", 5, true},
+		{"privilegeWithdrawn", 9, true},
+		{"certificateHold", 0, false},
+		{"removeFromCRL", 0, false},
+		{"nonsense", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseReason(tc.in)
+			if (err == nil) != tc.ok || got != tc.code {
+				t.Fatalf("ParseReason(%q) = %d, %v", tc.in, got, err)
+			}
+			if tc.ok && !strings.EqualFold(ReasonName(got), tc.in) {
+				t.Errorf("ReasonName(%d) = %s", got, ReasonName(got))
+			}
+		})
+	}
+}
+
+func TestKeyIDMatchesSMKI(t *testing.T) {
+	for range 20 {
+		k := newKey(t)
+		got, err := KeyID(&k.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := smki.KeyID(&k.PublicKey); string(got) != string(want) || len(got) != 8 || got[0]>>4 != 4 {
+			t.Fatalf("KeyID %X, smki.KeyID %X", got, want)
+		}
+	}
+}
+
+func TestTLSUser(t *testing.T) {
+	good := &x509.Certificate{Subject: pkix.Name{CommonName: supplierEUI.String(), OrganizationalUnit: []string{"IS"}},
+		URIs: []*url.URL{TLSUserURI(supplierEUI, smki.UserImportSupplier)}}
+	tests := []struct {
+		name string
+		c    *x509.Certificate
+		ok   bool
+	}{
+		{"good", good, true},
+		{"no URI", &x509.Certificate{Subject: good.Subject}, false},
+		{"subject disagrees", &x509.Certificate{Subject: pkix.Name{CommonName: deviceEUI.String(), OrganizationalUnit: []string{"IS"}}, URIs: good.URIs}, false},
+		{"bad role", &x509.Certificate{Subject: good.Subject, URIs: []*url.URL{{Scheme: "urn", Opaque: "metertrust:user:" + supplierEUI.String() + ":XX"}}}, false},
+		{"bad EUI", &x509.Certificate{Subject: good.Subject, URIs: []*url.URL{{Scheme: "urn", Opaque: "metertrust:user:ZZZZZZZZZZZZZZZZ:IS"}}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			eui, role, err := TLSUser(tc.c)
+			if (err == nil) != tc.ok {
+				t.Fatalf("TLSUser: %v", err)
+			}
+			if tc.ok && (eui != supplierEUI || role != smki.UserImportSupplier) {
+				t.Errorf("got %s %s", eui, role)
+			}
+			if !tc.ok && !errors.Is(err, ErrRequest) {
+				t.Errorf("error %v does not wrap ErrRequest", err)
+			}
+		})
+	}
+}
+
+func TestOpenBatchRefusals(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	if _, err := e.a.OpenBatch(ctx, "B", 1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("batch before init: %v, want ErrNotFound", err)
+	}
+	e.init(t)
+	if _, err := e.a.OpenBatch(ctx, "B", 1); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		quota int64
+		want  error
+	}{
+		{"B", 1, ErrExists},
+		{"root", 1, ErrRequest},
+		{"bad/name", 1, ErrRequest},
+		{"", 1, ErrRequest},
+		{"C", 0, ErrRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := e.a.OpenBatch(ctx, tc.name, tc.quota); !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := e.a.onlineIssuer(ctx, NameRoot); !errors.Is(err, ErrRequest) {
+		t.Errorf("the root as an online issuer: %v, want ErrRequest", err)
+	}
+}
+
+func TestHardwareModuleNameRoundTrip(t *testing.T) {
+	ext, err := hardwareModuleNameSAN(smki.OIDHWTypeReferenceMeter, deviceEUI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, eui, err := readHWName(ext.Value)
+	if err != nil || eui != deviceEUI || !typ.Equal(smki.OIDHWTypeReferenceMeter) || !ext.Critical {
+		t.Errorf("round trip: %v %s %v", typ, eui, err)
+	}
+	if _, _, err := readHWName([]byte{0x30, 0x00}); err == nil {
+		t.Error("empty GeneralNames accepted")
+	}
+}
