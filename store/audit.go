@@ -102,6 +102,22 @@ func validOutcome(o string) bool {
 // append at once: the one-row chain head is locked by the same transaction
 // that appends. There is deliberately no way to change or delete an entry.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+	var out AuditEvent
+	err := db.inTx(ctx, func(tx dbtx) error {
+		var err error
+		out, err = appendAuditIn(ctx, tx, e)
+		return err
+	})
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	return out, nil
+}
+
+// appendAuditIn appends e inside the caller's transaction tx, so that a
+// change and the audit entry recording it commit or roll back together.
+// Every append to the log goes through here.
+func appendAuditIn(ctx context.Context, tx dbtx, e AuditEvent) (AuditEvent, error) {
 	switch {
 	case e.Time.IsZero():
 		return AuditEvent{}, fmt.Errorf("%w: audit event %s: no time", ErrInvalid, e.Action)
@@ -125,26 +141,20 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 		}
 	}
 	e.Time = dbTime(e.Time)
-	err := db.inTx(ctx, func(tx dbtx) error {
-		// Claiming the next seq locks the head row until commit, so
-		// appenders queue here and each sees its predecessor's hash.
-		if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
-			Scan(&e.Seq, &e.PrevHash); err != nil {
-			return fmt.Errorf("store: appending audit event %s: claiming chain head: %w", e.Action, err)
-		}
-		e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details, e.PrevHash)
-		if _, err := tx.exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash); err != nil {
-			return fmt.Errorf("store: appending audit event %d %s: %w", e.Seq, e.Action, err)
-		}
-		if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, e.Hash); err != nil {
-			return fmt.Errorf("store: appending audit event %d %s: moving chain head: %w", e.Seq, e.Action, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return AuditEvent{}, err
+	// Claiming the next seq locks the head row until commit, so appenders
+	// queue here and each sees its predecessor's hash.
+	if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
+		Scan(&e.Seq, &e.PrevHash); err != nil {
+		return AuditEvent{}, fmt.Errorf("store: appending audit event %s: claiming chain head: %w", e.Action, err)
+	}
+	e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details, e.PrevHash)
+	if _, err := tx.exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash); err != nil {
+		return AuditEvent{}, fmt.Errorf("store: appending audit event %d %s: %w", e.Seq, e.Action, err)
+	}
+	if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, e.Hash); err != nil {
+		return AuditEvent{}, fmt.Errorf("store: appending audit event %d %s: moving chain head: %w", e.Seq, e.Action, err)
 	}
 	return e, nil
 }
