@@ -209,21 +209,34 @@ func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, coun
 	return out, nil
 }
 
-// countEvents counts the events in each counter's window; capped, it stops
-// counting at the counter's limit, which is all a check needs to know, so a
-// check reads at most Limit index entries per counter.
+// countEvents counts the events in each counter's window, in one query;
+// capped, it stops counting at the counter's limit, which is all a check
+// needs to know, so a check reads at most Limit index entries per counter.
 func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, at time.Time, capped bool) ([]int64, error) {
 	counts := make([]int64, len(counters))
+	if len(counters) == 0 {
+		return counts, nil
+	}
+	var sb strings.Builder
+	var args []any
+	dest := make([]any, len(counters))
+	sb.WriteString("SELECT ")
 	for i, c := range counters {
-		query := `SELECT count(*) FROM anomaly_events WHERE counter_key = $1 AND at_us > $2`
-		args := []any{c.Key, at.UnixMicro() - c.Window.Microseconds()}
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		args = append(args, c.Key, at.UnixMicro()-c.Window.Microseconds())
 		if capped {
-			query = `SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = $1 AND at_us > $2 LIMIT $3) s`
 			args = append(args, c.Limit)
+			fmt.Fprintf(&sb, "(SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = $%d AND at_us > $%d LIMIT $%d) s)",
+				len(args)-2, len(args)-1, len(args))
+		} else {
+			fmt.Fprintf(&sb, "(SELECT count(*) FROM anomaly_events WHERE counter_key = $%d AND at_us > $%d)", len(args)-1, len(args))
 		}
-		if err := q.queryRow(ctx, query, args...).Scan(&counts[i]); err != nil {
-			return nil, fmt.Errorf("counting %s: %w", c.Key, err)
-		}
+		dest[i] = &counts[i]
+	}
+	if err := q.queryRow(ctx, sb.String(), args...).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("counting: %w", err)
 	}
 	return counts, nil
 }
