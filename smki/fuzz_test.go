@@ -50,6 +50,9 @@ func FuzzParseCertificate(f *testing.F) {
 		if c.PublicKey == nil || len(c.SubjectKeyID) != 8 {
 			t.Fatal("accepted certificate without key or key id")
 		}
+		if x, err := x509.ParseCertificate(der); err == nil {
+			compareWithX509(t, c, x)
+		}
 		_ = c.Summary()
 		_, _ = Verify(c, p.opts())
 	})
@@ -83,5 +86,25 @@ func FuzzParseCSR(f *testing.F) {
 			t.Fatal("accepted device request without an 8-byte hwSerialNum")
 		}
 		_ = r.Summary()
+	})
+}
+
+// FuzzParseEUI checks that every accepted EUI prints back to a form that
+// parses to the same value.
+func FuzzParseEUI(f *testing.F) {
+	for _, s := range []string{"90B3D51F30010000", "90-B3-D5-1F-30-01-00-00", "90b3d51f30010000", "", "90-B3", "XX-B3-D5-1F-30-01-00-00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := ParseEUI(s)
+		if err != nil {
+			return
+		}
+		for _, form := range []string{e.String(), e.Grouped()} {
+			back, err := ParseEUI(form)
+			if err != nil || back != e {
+				t.Fatalf("%q -> %s -> %v, %v", s, form, back, err)
+			}
+		}
 	})
 }
