@@ -24,13 +24,13 @@ func (m *Meter) execute(ctx context.Context, cmd *command) ([]byte, error) {
 		if err != nil {
 			return nil, bad(err)
 		}
-		m.model.balance = 0
+		m.balance = 0
 		return EncodeBalanceResetResponse(id, true), nil
 	case opBalanceRead:
 		if err := DecodeReadRequest(p); err != nil {
 			return nil, bad(err)
 		}
-		return EncodeBalance(Balance{MilliPence: m.model.balance}), nil
+		return EncodeBalance(Balance{MilliPence: m.balance}), nil
 	case opRegisters:
 		if err := DecodeReadRequest(p); err != nil {
 			return nil, bad(err)

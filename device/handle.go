@@ -57,6 +57,8 @@ type command struct {
 	role smki.Role
 	// replyKA is the recipient's key-agreement key, for the response MAC.
 	replyKA *ecdh.PublicKey
+	// encryptTo is the key a sensitive response payload is encrypted to.
+	encryptTo *ecdh.PublicKey
 	// cs02b is the decoded credential update, for CS02b.
 	cs02b *credentialUpdate
 }
@@ -197,6 +199,13 @@ func (m *Meter) authorise(ctx context.Context, an *Anchors, cmd *command) error 
 		return discard(ReasonRejected, "%s (%s) has no key-agreement anchor to answer to", msg.Originator, replyRole)
 	}
 	cmd.role, cmd.replyKA = role, ka.ka
+	if cmd.uc.sensitive {
+		peer, err := m.encryptionPeer(cmd)
+		if err != nil {
+			return err
+		}
+		cmd.encryptTo = peer
+	}
 	if cmd.uc.op == opCredentialsUpdate {
 		return m.checkCredentialUpdate(ctx, an, cmd)
 	}
@@ -226,13 +235,6 @@ func (m *Meter) respond(ctx context.Context, cmd *command, payload []byte) ([]by
 	if in.URP != nil {
 		out.URP = &commands.UnknownRemoteParty{EUI: in.URP.EUI, Counter: in.URP.Counter}
 	}
-	var peer *ecdh.PublicKey
-	if cmd.uc.sensitive {
-		var err error
-		if peer, err = m.encryptionPeer(cmd); err != nil {
-			return nil, err
-		}
-	}
 	// One key agreement serves both the transport key and the MAC key when
 	// the payload is encrypted to the party the response is MAC'd for (every
 	// case but an unknown remote party). Z never leaves this function.
@@ -241,8 +243,8 @@ func (m *Meter) respond(ctx context.Context, cmd *command, payload []byte) ([]by
 		return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("key agreement for %s response: %w", cmd.uc.name, err)}
 	}
 	defer clear(z)
-	if peer != nil {
-		if err := m.encrypt(ctx, out, peer, cmd.replyKA, z); err != nil {
+	if cmd.encryptTo != nil {
+		if err := m.encrypt(ctx, out, cmd.encryptTo, cmd.replyKA, z); err != nil {
 			return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("encrypting %s response: %w", cmd.uc.name, err)}
 		}
 	}

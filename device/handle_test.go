@@ -334,9 +334,13 @@ func TestUnknownRemoteParty(t *testing.T) {
 		}
 	})
 	t.Run("sensitive read without a certificate is refused", func(t *testing.T) {
+		before, _ := w.meter.LastCounter(w.acb.eui)
 		b, _ := w.command(CodeECS22b, req, cmdOpts{from: w.acb, urp: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: 101}})
 		if _, err := w.meter.Handle(w.ctx, b); !errors.Is(err, ErrRejected) {
 			t.Fatalf("err = %v, want ErrRejected", err)
+		}
+		if after, _ := w.meter.LastCounter(w.acb.eui); after != before {
+			t.Errorf("refused read spent its counter: %d -> %d", before, after)
 		}
 	})
 	t.Run("certificate of another party is refused", func(t *testing.T) {

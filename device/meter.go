@@ -142,7 +142,8 @@ type Meter struct {
 	ka       KeyAgreement
 	anchors  *Anchors
 	counters []originCounter
-	model    consumption // includes the live balance
+	model    consumption // immutable once made
+	balance  int64       // milli-pence
 	tariff   *Tariff
 	pending  *rekey
 	certs    *installedCerts
@@ -163,6 +164,7 @@ func newMeter(id Identity, anchors *Anchors, e *env) (*Meter, error) {
 	if anchors == nil {
 		return nil, fmt.Errorf("%w: meter %s: nil trust anchors", ErrConfig, id.EUI)
 	}
+	model := newConsumption(id.EUI)
 	return &Meter{
 		env:     e,
 		eui:     id.EUI,
@@ -171,7 +173,8 @@ func newMeter(id Identity, anchors *Anchors, e *env) (*Meter, error) {
 		ds:      id.Signer,
 		ka:      id.KeyAgreement,
 		anchors: anchors,
-		model:   newConsumption(id.EUI),
+		model:   model,
+		balance: model.openingBalance,
 	}, nil
 }
 
@@ -232,7 +235,7 @@ func (m *Meter) Tariff() (Tariff, bool) {
 func (m *Meter) Balance() Balance {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Balance{MilliPence: m.model.balance}
+	return Balance{MilliPence: m.balance}
 }
 
 // LastCounter returns the last counter the meter accepted from originator,

@@ -51,8 +51,8 @@ type consumption struct {
 	base   uint64 // register offset in Wh
 	daily  uint64 // mean daily consumption in Wh
 	jitter uint64 // jitter amplitude in Wh
-	// balance is the meter's opening balance in milli-pence.
-	balance int64
+	// openingBalance is the meter's balance when made, in milli-pence.
+	openingBalance int64
 }
 
 func newConsumption(eui smki.EUI) consumption {
@@ -61,11 +61,11 @@ func newConsumption(eui smki.EUI) consumption {
 	daily := 5000 + r(0)%8000 // 5 to 13 kWh a day: 1.8 to 4.7 MWh a year
 	minMean := daily * 11 / 1000
 	return consumption{
-		key:     r(1),
-		base:    1_000_000 + r(2)%50_000_000, // 1 to 51 MWh already on the register
-		daily:   daily,
-		jitter:  minMean / 2,
-		balance: 100_000 + int64(r(3)%5_000_000), // 1 to 51 pounds, in milli-pence
+		key:            r(1),
+		base:           1_000_000 + r(2)%50_000_000, // 1 to 51 MWh already on the register
+		daily:          daily,
+		jitter:         minMean / 2,
+		openingBalance: 100_000 + int64(r(3)%5_000_000), // 1 to 51 pounds, in milli-pence
 	}
 }
 
