@@ -49,20 +49,22 @@ func (r *reader) expect(field string, want byte) error {
 // bytes.
 func (r *reader) length(field string) (int, error) {
 	at := r.off()
-	c, err := r.byte(field + ".length")
-	if err != nil {
-		return 0, err
+	if r.remaining() < 1 {
+		return 0, parseErr(field+".length", at, "truncated: need 1 byte, have 0")
 	}
+	c := r.b[r.pos]
+	r.pos++
 	n := int(c)
 	if c&0x80 != 0 {
 		k := int(c & 0x7f)
 		if k == 0 || k > 3 {
 			return 0, parseErr(field+".length", at, "unsupported length form 0x%02X", c)
 		}
-		v, err := r.bytes(field+".length", k)
-		if err != nil {
-			return 0, err
+		if r.remaining() < k {
+			return 0, parseErr(field+".length", r.off(), "truncated: need %d bytes, have %d", k, r.remaining())
 		}
+		v := r.b[r.pos : r.pos+k]
+		r.pos += k
 		n = 0
 		for _, d := range v {
 			n = n<<8 | int(d)

@@ -134,9 +134,10 @@ func Parse(b []byte) (*Message, error) {
 	case tagGeneralCiphering:
 		r.pos = 1
 		for i := 1; i < macHeaderFixedLen; i++ {
-			if err := r.expect(fmt.Sprintf("mac-header.field%d", i), 0x00); err != nil {
-				return nil, err
+			if r.remaining() < 1 || b[i] != 0 {
+				return nil, r.expect(fmt.Sprintf("mac-header.field%d", i), 0x00)
 			}
+			r.pos++
 		}
 		n, err := r.length("mac-header")
 		if err != nil {
@@ -194,19 +195,21 @@ func parseBlock(r *reader, m *Message) error {
 		return err
 	}
 	m.Counter = binary.BigEndian.Uint64(ctr)
-	for _, f := range []struct {
-		name string
-		dst  *smki.EUI
-	}{{"general-signing.originator", &m.Originator}, {"general-signing.recipient", &m.Recipient}} {
-		if err := r.expect(f.name+".length", 8); err != nil {
-			return err
-		}
-		v, err := r.bytes(f.name, 8)
-		if err != nil {
-			return err
-		}
-		copy(f.dst[:], v)
+	if err := r.expect("general-signing.originator.length", 8); err != nil {
+		return err
 	}
+	v, err := r.bytes("general-signing.originator", 8)
+	if err != nil {
+		return err
+	}
+	copy(m.Originator[:], v)
+	if err := r.expect("general-signing.recipient.length", 8); err != nil {
+		return err
+	}
+	if v, err = r.bytes("general-signing.recipient", 8); err != nil {
+		return err
+	}
+	copy(m.Recipient[:], v)
 	at = r.off()
 	n, err := r.length("general-signing.date-time")
 	if err != nil {
