@@ -231,6 +231,9 @@ func (db *DB) VerifyAudit(ctx context.Context) (int64, error) {
 	return checked, err
 }
 
+// verifyPage is how many entries VerifyAudit reads at a time.
+var verifyPage = MaxLimit
+
 func verifyAudit(ctx context.Context, tx dbtx) (int64, error) {
 	broken := func(seq int64, reason string, args ...any) error {
 		return fmt.Errorf("verifying audit log: %w", &AuditBreak{Seq: seq, Reason: fmt.Sprintf(reason, args...)})
@@ -238,7 +241,7 @@ func verifyAudit(ctx context.Context, tx dbtx) (int64, error) {
 	var checked int64
 	prev := genesisHash
 	for {
-		page, err := rawAuditPage(ctx, tx, checked, MaxLimit)
+		page, err := rawAuditPage(ctx, tx, checked, verifyPage)
 		if err != nil {
 			return checked, err
 		}
@@ -255,7 +258,7 @@ func verifyAudit(ctx context.Context, tx dbtx) (int64, error) {
 			prev = r.Hash
 			checked++
 		}
-		if len(page) < MaxLimit {
+		if len(page) < verifyPage {
 			break
 		}
 	}

@@ -209,28 +209,71 @@ func TestAppendAuditConcurrent(t *testing.T) {
 }
 
 func TestVerifyAuditManyPages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long log")
+	// More entries than one page of VerifyAudit, with breaks on a page
+	// boundary and inside a later page.
+	defer func(n int) { verifyPage = n }(verifyPage)
+	verifyPage = 7
+	const entries = 30
+	tests := []struct {
+		name    string
+		tamper  string
+		wantSeq int64
+	}{
+		{"intact", "", 0},
+		{"first of second page", `UPDATE audit_log SET object = 'x' WHERE seq = 8`, 8},
+		{"last of a page", `UPDATE audit_log SET object = 'x' WHERE seq = 14`, 14},
+		{"deep", `UPDATE audit_log SET object = 'x' WHERE seq = 26`, 26},
+		{"gap on a page boundary", `DELETE FROM audit_log WHERE seq = 22`, 22},
 	}
-	// More entries than one page of VerifyAudit, with the break on the
-	// second page.
-	db := sqliteOpener(t)(t)
-	ctx := context.Background()
-	for i := range MaxLimit + 50 {
-		if _, err := db.AppendAudit(ctx, AuditEvent{Time: t0, Actor: "system", Action: "test.bulk", Object: fmt.Sprint(i), Outcome: OutcomeSuccess}); err != nil {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := sqliteOpener(t)(t)
+			appendN(t, db, entries)
+			if tt.tamper == "" {
+				if n, err := db.VerifyAudit(ctx); err != nil || n != entries {
+					t.Errorf("VerifyAudit = %d, %v; want %d, nil", n, err, entries)
+				}
+				return
+			}
+			if _, err := db.write().exec(ctx, tt.tamper); err != nil {
+				t.Fatal(err)
+			}
+			var br *AuditBreak
+			n, err := db.VerifyAudit(ctx)
+			if !errors.As(err, &br) || br.Seq != tt.wantSeq {
+				t.Errorf("VerifyAudit error = %v, want a break at %d", err, tt.wantSeq)
+			}
+			if n != tt.wantSeq-1 {
+				t.Errorf("VerifyAudit checked %d, want %d (the entries before the break)", n, tt.wantSeq-1)
+			}
+		})
+	}
+}
+
+// TestVerifyAuditEntryBeyondHead forges a correctly hashed and linked entry
+// written straight into the table: only the chain head reveals it.
+func TestVerifyAuditEntryBeyondHead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		evs := appendN(t, db, 3)
+		last := evs[2]
+		at := dbTime(t0.Add(time.Hour))
+		h := auditHash(4, at, "mallory", "ca.issue", "x", OutcomeSuccess, []byte("{}"), last.Hash)
+		if _, err := db.write().exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash)
+			VALUES (4, $1, 'mallory', 'ca.issue', 'x', 'success', '{}', $2, $3)`, at, last.Hash, h); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if n, err := db.VerifyAudit(ctx); err != nil || n != MaxLimit+50 {
-		t.Fatalf("VerifyAudit = %d, %v", n, err)
-	}
-	if _, err := db.write().exec(ctx, `UPDATE audit_log SET object = 'x' WHERE seq = $1`, MaxLimit+7); err != nil {
-		t.Fatal(err)
-	}
-	var br *AuditBreak
-	if _, err := db.VerifyAudit(ctx); !errors.As(err, &br) || br.Seq != MaxLimit+7 {
-		t.Errorf("VerifyAudit error = %v, want a break at %d", err, MaxLimit+7)
-	}
+		var br *AuditBreak
+		if _, err := db.VerifyAudit(ctx); !errors.As(err, &br) || br.Seq != 4 || !errors.Is(err, ErrAuditBroken) {
+			t.Errorf("VerifyAudit error = %v, want a break at 4", err)
+		}
+		// And the store refuses to append over the forged entry rather
+		// than fork the chain.
+		if _, err := db.AppendAudit(ctx, AuditEvent{Time: t0, Actor: "system", Action: "x", Outcome: OutcomeSuccess}); err == nil {
+			t.Error("AppendAudit over a forged entry succeeded")
+		}
+	})
 }
 
 func TestAuditor(t *testing.T) {

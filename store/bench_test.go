@@ -59,9 +59,9 @@ func TestPutCertificatesBulk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bulk load")
 	}
-	total, limit := 200000, 30*time.Second
+	total, limit := 200000, 50*time.Second
 	if raceEnabled {
-		total, limit = 20000, 60*time.Second
+		total, limit = 5000, 60*time.Second
 	}
 	ctx := context.Background()
 	db := sqliteOpener(t)(t)
