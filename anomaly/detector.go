@@ -244,7 +244,19 @@ func (t Threshold) counterKey(u smki.EUI, srv string) string {
 // own threshold is breached too), then the user's.
 type thresholdSet struct {
 	all       []Threshold
+	dcc       []Threshold              // DCC thresholds, in order
+	byUser    map[smki.EUI][]Threshold // each user's own, in order
 	maxWindow time.Duration
+}
+
+// forUser returns the thresholds that may apply to a request of user u, in
+// the order a breach is looked for.
+func (s *thresholdSet) forUser(u smki.EUI) []Threshold {
+	own := s.byUser[u]
+	if len(own) == 0 {
+		return s.dcc
+	}
+	return append(slices.Clip(s.dcc), own...)
 }
 
 func scopeRank(s Scope) int {
@@ -268,9 +280,14 @@ func newThresholdSet(ts []Threshold) *thresholdSet {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	s := &thresholdSet{all: all}
+	s := &thresholdSet{all: all, byUser: map[smki.EUI][]Threshold{}}
 	for _, t := range all {
 		s.maxWindow = max(s.maxWindow, t.Window)
+		if t.IsDCC() {
+			s.dcc = append(s.dcc, t)
+		} else {
+			s.byUser[t.User] = append(s.byUser[t.User], t)
+		}
 	}
 	return s
 }
@@ -309,7 +326,7 @@ func (d *Detector) Check(ctx context.Context, req Request) (Decision, error) {
 
 	var counted []Threshold
 	var counters []Counter
-	for _, t := range set.all {
+	for _, t := range set.forUser(req.User) {
 		if !t.applies(req.User, req.ServiceRef) {
 			continue
 		}

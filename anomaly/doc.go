@@ -28,7 +28,15 @@
 // when the oldest event leaves the window. Quarantined requests do not count:
 // the breach stops the flood without the quarantined commands pushing the
 // user further over. A released command counts from the moment of its
-// release, since it is then forwarded.
+// release, since it is then forwarded. When Check returns an error (the
+// store is unreachable) nothing was counted and the router must refuse the
+// command: detection fails closed.
+//
+// Thresholds are cached in each Detector and reloaded every second by
+// [Detector.Run] (at once after a change through the same Detector), so a
+// change made through one instance governs every instance within a second.
+// Exactness holds for every counter whose threshold all instances have
+// loaded: each instance locks the keys of the thresholds it applies.
 //
 // # Roles
 //
