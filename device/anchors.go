@@ -23,6 +23,7 @@ const (
 	UsageKeyAgreement     KeyUsage = 2
 )
 
+// String names the key usage as X.509 does.
 func (u KeyUsage) String() string {
 	switch u {
 	case UsageDigitalSignature:
@@ -43,6 +44,7 @@ const (
 	PrepaymentTopUp CellUsage = 1
 )
 
+// String names the cell usage as GBCS does.
 func (u CellUsage) String() string {
 	switch u {
 	case Management:
@@ -64,6 +66,7 @@ const (
 	AnchorInstalled AnchorStatus = 1
 )
 
+// String names the status.
 func (s AnchorStatus) String() string {
 	switch s {
 	case AnchorEmpty:

@@ -312,6 +312,7 @@ func (m *Meter) recordCounter(o smki.EUI, n uint64) {
 // softwareKeys is the default KeyGenerator: P-256 keys in memory.
 type softwareKeys struct{ rand io.Reader }
 
+// GenerateKey implements KeyGenerator with a fresh in-memory ECDSA P-256 key.
 func (s softwareKeys) GenerateKey(ctx context.Context, usage KeyUsage) (crypto.Signer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

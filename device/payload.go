@@ -23,6 +23,7 @@ const (
 	SupplyArmed SupplyState = 2
 )
 
+// String names the state.
 func (s SupplyState) String() string {
 	switch s {
 	case SupplyDisabled:

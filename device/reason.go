@@ -56,20 +56,37 @@ const (
 // Sentinel errors, one per Reason, wrapped by the *DiscardError Handle
 // returns.
 var (
-	ErrMalformed      = errors.New("device: malformed message")
+	// ErrMalformed is the sentinel of ReasonMalformed.
+	ErrMalformed = errors.New("device: malformed message")
+	// ErrWrongRecipient is the sentinel of ReasonWrongRecipient.
 	ErrWrongRecipient = errors.New("device: message is for another device")
-	ErrNotCommand     = errors.New("device: not a MAC'd command")
-	ErrBadMAC         = errors.New("device: bad MAC")
-	ErrReplay         = errors.New("device: replayed counter")
-	ErrUnsupported    = errors.New("device: unsupported use case")
-	ErrUnknownSigner  = errors.New("device: originator not in trust anchors")
+	// ErrNotCommand is the sentinel of ReasonNotCommand.
+	ErrNotCommand = errors.New("device: not a MAC'd command")
+	// ErrBadMAC is the sentinel of ReasonBadMAC.
+	ErrBadMAC = errors.New("device: bad MAC")
+	// ErrReplay is the sentinel of ReasonReplay.
+	ErrReplay = errors.New("device: replayed counter")
+	// ErrUnsupported is the sentinel of ReasonUnsupported.
+	ErrUnsupported = errors.New("device: unsupported use case")
+	// ErrUnknownSigner is the sentinel of ReasonUnknownSigner.
+	ErrUnknownSigner = errors.New("device: originator not in trust anchors")
+	// ErrRoleNotAllowed is the sentinel of ReasonRoleNotAllowed.
 	ErrRoleNotAllowed = errors.New("device: role not allowed for this command")
-	ErrBadSignature   = errors.New("device: bad signature")
-	ErrStaleSequence  = errors.New("device: stale credential sequence number")
-	ErrRejected       = errors.New("device: command rejected")
-	ErrInternal       = errors.New("device: internal error")
-	errByReason       = [numReasons]error{ErrMalformed, ErrWrongRecipient, ErrNotCommand, ErrBadMAC, ErrReplay, ErrUnsupported, ErrUnknownSigner, ErrRoleNotAllowed, ErrBadSignature, ErrStaleSequence, ErrRejected, ErrInternal}
-	reasonNames       = [numReasons]string{"malformed", "wrong-recipient", "not-command", "bad-mac", "replay", "unsupported", "unknown-signer", "role-not-allowed", "bad-signature", "stale-sequence", "rejected", "internal"}
+	// ErrBadSignature is the sentinel of ReasonBadSignature.
+	ErrBadSignature = errors.New("device: bad signature")
+	// ErrStaleSequence is the sentinel of ReasonStaleSequence.
+	ErrStaleSequence = errors.New("device: stale credential sequence number")
+	// ErrRejected is the sentinel of ReasonRejected.
+	ErrRejected = errors.New("device: command rejected")
+	// ErrInternal is the sentinel of ReasonInternal.
+	ErrInternal = errors.New("device: internal error")
+)
+
+var (
+	errByReason = [numReasons]error{ErrMalformed, ErrWrongRecipient, ErrNotCommand, ErrBadMAC, ErrReplay,
+		ErrUnsupported, ErrUnknownSigner, ErrRoleNotAllowed, ErrBadSignature, ErrStaleSequence, ErrRejected, ErrInternal}
+	reasonNames = [numReasons]string{"malformed", "wrong-recipient", "not-command", "bad-mac", "replay",
+		"unsupported", "unknown-signer", "role-not-allowed", "bad-signature", "stale-sequence", "rejected", "internal"}
 )
 
 // Reasons lists every Reason, in order.
@@ -106,6 +123,7 @@ type DiscardError struct {
 	Err error
 }
 
+// Error says why the message was discarded.
 func (e *DiscardError) Error() string {
 	if e.Err == nil {
 		return e.Reason.Err().Error()

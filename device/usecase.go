@@ -48,6 +48,7 @@ const (
 	Gas         Kind = 1
 )
 
+// String returns "ESME" or "GSME".
 func (k Kind) String() string {
 	switch k {
 	case Electricity:
