@@ -82,7 +82,10 @@ type KeyGenerator interface {
 type Config struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// Rand is passed to signing and key generation; crypto/rand when nil.
+	// Rand is passed to signing, key generation and CSR creation;
+	// crypto/rand when nil. Since Go 1.26 crypto/ecdsa ignores it and always
+	// uses a secure source (tests that need determinism use
+	// testing/cryptotest.SetGlobalRandom); an HSM KeyGenerator may use it.
 	Rand io.Reader
 	// Logger receives one debug record per discarded message (EUI,
 	// reason, message code) and info records for credential changes; no
