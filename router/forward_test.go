@@ -111,7 +111,7 @@ func newStoreEnv(t *testing.T, dsn string) *storeEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.router, err = New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: e.cat, Registry: e.st, Certificates: e.certs,
+	e.router, err = New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: e.st, Certificates: e.certs,
 		Detector: e.det, Ledger: e.st, Auditor: e.st, Notify: e.fwd.Notify, Clock: e.now})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/big"
 	"sync"
 	"time"
 
@@ -405,4 +406,53 @@ func (c *StoreCertificates) trust(ctx context.Context) (smki.VerifyOptions, erro
 	}
 	c.opts, c.loaded = opts, now
 	return opts, nil
+}
+
+// revokedLister is what StoreRevocations needs of *store.DB.
+type revokedLister interface {
+	Revoked(ctx context.Context, ca string) ([]store.Certificate, error)
+}
+
+// StoreRevocations implements RevocationChecker over the certificates the
+// DCCKI TLS issuing CA has revoked in the store, re-read at most every TTL.
+type StoreRevocations struct {
+	db  revokedLister
+	ca  string
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	loaded  time.Time
+	serials map[string]bool
+}
+
+// NewStoreRevocations returns a checker for certificates issued by the CA
+// named ca (store.CAKindDCCKITLS's CA, "dccki-tls"), caching the revoked
+// set for ttl (default 10s).
+func NewStoreRevocations(db revokedLister, ca string, ttl time.Duration, now func() time.Time) *StoreRevocations {
+	if ttl <= 0 {
+		ttl = 10 * time.Second
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &StoreRevocations{db: db, ca: ca, ttl: ttl, now: now}
+}
+
+// Revoked implements RevocationChecker.
+func (r *StoreRevocations) Revoked(ctx context.Context, cert *x509.Certificate) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := r.now(); r.serials == nil || now.Sub(r.loaded) >= r.ttl {
+		certs, err := r.db.Revoked(ctx, r.ca)
+		if err != nil {
+			return false, fmt.Errorf("loading revoked certificates of %s: %w", r.ca, err)
+		}
+		m := make(map[string]bool, len(certs))
+		for _, c := range certs {
+			m[new(big.Int).SetBytes(c.Serial).String()] = true
+		}
+		r.serials, r.loaded = m, now
+	}
+	return r.serials[cert.SerialNumber.String()], nil
 }

@@ -1,0 +1,485 @@
+package router
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// OpenAPI is the router API's OpenAPI 3.1 document, served at
+// GET /openapi.json; docs/api/router.json is the same file.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// commandReader is what the API needs to show callers their commands and
+// deliveries (Storage implements it).
+type commandReader interface {
+	Command(ctx context.Context, id string) (Command, error)
+	Deliveries(ctx context.Context, caller smki.EUI, after int64, limit int) ([]Delivery, error)
+}
+
+// alertSource streams anomaly alerts (package anomaly's Broker).
+type alertSource interface {
+	Subscribe(ctx context.Context, f anomaly.AlertFilter) <-chan anomaly.Alert
+}
+
+// RevocationChecker reports whether a DCCKI client certificate is revoked.
+type RevocationChecker interface {
+	Revoked(ctx context.Context, cert *x509.Certificate) (bool, error)
+}
+
+// ServerConfig configures the HTTP API.
+type ServerConfig struct {
+	Router   *Router
+	Commands commandReader
+	// Hub wakes event streams when a delivery is queued.
+	Hub *Hub
+	// Alerts, when set, streams anomaly alerts to their user's events.
+	Alerts alertSource
+	// Identify reads the caller from a verified DCCKI client certificate
+	// (package ca's TLSUser).
+	Identify func(*x509.Certificate) (smki.EUI, smki.UserRole, error)
+	// Revocations checks client certificates on every request, so that a
+	// revocation takes effect on open connections too.
+	Revocations RevocationChecker
+	// Gatherer serves GET /metrics; nil leaves it out.
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// Poll is how often an event stream re-reads the store when nothing
+	// wakes it (responses forwarded by another instance); default 1s.
+	Poll time.Duration
+	// Heartbeat is how often an idle event stream sends a comment; default
+	// 15s.
+	Heartbeat time.Duration
+}
+
+// Server is the router's HTTP API.
+type Server struct {
+	cfg ServerConfig
+	log *slog.Logger
+	e   *echo.Echo
+}
+
+const callerKey = "metertrust.caller"
+
+// NewServer builds the API.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Router == nil || cfg.Commands == nil || cfg.Hub == nil || cfg.Identify == nil || cfg.Revocations == nil {
+		return nil, fmt.Errorf("%w: server needs Router, Commands, Hub, Identify and Revocations", ErrConfig)
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "router.api")
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.GET("/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", OpenAPI) })
+	if cfg.Gatherer != nil {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
+	}
+	v1 := e.Group("/v1", s.authenticate)
+	v1.POST("/commands", s.postCommand)
+	v1.GET("/commands/:id", s.getCommand)
+	v1.GET("/responses", s.getResponses)
+	v1.GET("/events", s.getEvents)
+	v1.POST("/service-requests", s.postServiceRequest)
+	s.e = e
+	return s, nil
+}
+
+// Handler returns the API's http.Handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// TLSConfig returns the server TLS configuration of the API: TLS 1.2 or
+// later, a client certificate required and verified against the DCCKI
+// roots, and revoked client certificates refused at the handshake.
+func TLSConfig(clientCAs *x509.CertPool, cert tls.Certificate, rev RevocationChecker) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    clientCAs,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("router: no client certificate")
+			}
+			revoked, err := rev.Revoked(context.Background(), cs.PeerCertificates[0])
+			if err != nil {
+				return fmt.Errorf("router: checking client certificate revocation: %w", err)
+			}
+			if revoked {
+				return errors.New("router: client certificate revoked")
+			}
+			return nil
+		},
+	}
+}
+
+// authenticate establishes the caller from the verified client certificate.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		caller, err := s.callerOf(req)
+		if err != nil {
+			s.cfg.Router.audit(req.Context(), AuditEvent{Action: "api.refused", Caller: caller, Kind: KindOf(err).Code(),
+				Detail: err.Error(), At: s.cfg.Router.now()})
+			return err
+		}
+		c.Set(callerKey, caller)
+		return next(c)
+	}
+}
+
+func (s *Server) callerOf(req *http.Request) (Caller, error) {
+	if req.TLS == nil || len(req.TLS.VerifiedChains) == 0 || len(req.TLS.PeerCertificates) == 0 {
+		return Caller{}, fmt.Errorf("%w: no verified DCCKI client certificate", ErrUnauthenticated)
+	}
+	cert := req.TLS.PeerCertificates[0]
+	eui, role, err := s.cfg.Identify(cert)
+	if err != nil {
+		return Caller{}, fmt.Errorf("%w: client certificate: %w", ErrUnauthenticated, err)
+	}
+	caller := Caller{EUI: eui, Role: role}
+	revoked, err := s.cfg.Revocations.Revoked(req.Context(), cert)
+	if err != nil {
+		return caller, fmt.Errorf("%w: checking revocation: %w", ErrUnavailable, err)
+	}
+	if revoked {
+		return caller, fmt.Errorf("%w: client certificate %X is revoked", ErrUnauthenticated, cert.SerialNumber)
+	}
+	return caller, nil
+}
+
+func callerFrom(c echo.Context) Caller {
+	v, _ := c.Get(callerKey).(Caller)
+	return v
+}
+
+// maxBody bounds request bodies: a command in hex, with room to spare.
+func (s *Server) maxBody() int64 { return int64(2*s.cfg.Router.cfg.MaxMessageBytes + 1024) }
+
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	req := c.Request()
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.maxBody()))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("%w: request body over %d bytes", ErrMalformed, mbe.Limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading request body: %v", ErrBadRequest, err)
+	}
+	return b, nil
+}
+
+// postCommand: POST /v1/commands with GBCS bytes (application/octet-stream)
+// or their hex (text/plain).
+func (s *Server) postCommand(c echo.Context) error {
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
+	if err != nil {
+		return fmt.Errorf("%w: Content-Type must be application/octet-stream or text/plain (hex)", ErrBadRequest)
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var msg []byte
+	switch mt {
+	case "application/octet-stream":
+		msg = body
+	case "text/plain":
+		h := strings.Join(strings.Fields(string(body)), "")
+		if msg, err = hex.DecodeString(h); err != nil {
+			return fmt.Errorf("%w: body is not hex: %v", ErrMalformed, err)
+		}
+	default:
+		return fmt.Errorf("%w: Content-Type %q (want application/octet-stream or text/plain hex)", ErrBadRequest, mt)
+	}
+	rc, err := s.cfg.Router.Submit(c.Request().Context(), callerFrom(c), msg)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Location", "/v1/commands/"+rc.ID)
+	return c.JSON(http.StatusAccepted, rc)
+}
+
+// commandView is a command as GET /v1/commands/{id} shows it.
+type commandView struct {
+	Command
+	Response HexBytes `json:"response,omitempty"`
+}
+
+// HexBytes marshals as a hex string in JSON.
+type HexBytes []byte
+
+// MarshalText implements encoding.TextMarshaler.
+func (h HexBytes) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(h)), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (h *HexBytes) UnmarshalText(b []byte) error {
+	v, err := hex.DecodeString(string(b))
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+func (s *Server) getCommand(c echo.Context) error {
+	id := c.Param("id")
+	cmd, err := s.cfg.Commands.Command(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	// Another caller's command is reported as absent: its existence is not
+	// the caller's business.
+	if cmd.Caller.EUI != callerFrom(c).EUI {
+		return fmt.Errorf("%w: command %q", ErrNotFound, id)
+	}
+	return c.JSON(http.StatusOK, commandView{Command: cmd, Response: cmd.Response})
+}
+
+// deliveryView is a delivery as the API shows it.
+type deliveryView struct {
+	Seq       int64     `json:"seq"`
+	CommandID string    `json:"commandId,omitempty"`
+	Kind      string    `json:"kind"`
+	Body      HexBytes  `json:"body,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+func viewOf(d Delivery) deliveryView {
+	return deliveryView{Seq: d.Seq, CommandID: d.CommandID, Kind: d.Kind, Body: d.Body, Detail: d.Detail, At: d.At}
+}
+
+func parseCursor(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: cursor %q is not a non-negative integer", ErrBadRequest, s)
+	}
+	return n, nil
+}
+
+// getResponses: GET /v1/responses?after=N&limit=M polls the caller's
+// deliveries.
+func (s *Server) getResponses(c echo.Context) error {
+	after, err := parseCursor(c.QueryParam("after"))
+	if err != nil {
+		return err
+	}
+	limit := 100
+	if l := c.QueryParam("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 1000 {
+			return fmt.Errorf("%w: limit %q must be 1 to 1000", ErrBadRequest, l)
+		}
+	}
+	ds, err := s.cfg.Commands.Deliveries(c.Request().Context(), callerFrom(c).EUI, after, limit)
+	if err != nil {
+		return fmt.Errorf("%w: reading deliveries: %w", ErrUnavailable, err)
+	}
+	out := struct {
+		Deliveries []deliveryView `json:"deliveries"`
+		Next       int64          `json:"next"`
+	}{Deliveries: []deliveryView{}, Next: after}
+	for _, d := range ds {
+		out.Deliveries = append(out.Deliveries, viewOf(d))
+		out.Next = d.Seq
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getEvents: GET /v1/events streams the caller's deliveries (event types
+// response, failure) and anomaly alerts (event type alert) as server-sent
+// events. Deliveries carry their seq as the event id, so a client resumes
+// with Last-Event-ID.
+func (s *Server) getEvents(c echo.Context) error {
+	caller := callerFrom(c)
+	cursor, err := parseCursor(c.Request().Header.Get("Last-Event-ID"))
+	if err != nil {
+		return err
+	}
+	if q := c.QueryParam("after"); q != "" {
+		if cursor, err = parseCursor(q); err != nil {
+			return err
+		}
+	}
+	ctx := c.Request().Context()
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
+
+	wake := s.cfg.Hub.Subscribe(ctx, caller.EUI)
+	var alerts <-chan anomaly.Alert
+	if s.cfg.Alerts != nil {
+		alerts = s.cfg.Alerts.Subscribe(ctx, anomaly.AlertFilter{User: caller.EUI})
+	}
+	poll := time.NewTicker(s.cfg.Poll)
+	defer poll.Stop()
+	beat := time.NewTicker(s.cfg.Heartbeat)
+	defer beat.Stop()
+	var mu sync.Mutex // one writer at a time
+	write := func(format string, args ...any) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return err
+		}
+		w.Flush()
+		return nil
+	}
+	for {
+		ds, err := s.cfg.Commands.Deliveries(ctx, caller.EUI, cursor, 100)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.WarnContext(ctx, "event stream: reading deliveries", "caller", caller.String(), "err", err)
+		}
+		for _, d := range ds {
+			b, err := json.Marshal(viewOf(d))
+			if err != nil {
+				return err
+			}
+			if err := write("id: %d\nevent: %s\ndata: %s\n\n", d.Seq, d.Kind, b); err != nil {
+				return nil
+			}
+			cursor = d.Seq
+		}
+		if len(ds) == 100 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-poll.C:
+		case <-beat.C:
+			if err := write(": keep-alive\n\n"); err != nil {
+				return nil
+			}
+		case a, ok := <-alerts:
+			if !ok {
+				alerts = s.cfg.Alerts.Subscribe(ctx, anomaly.AlertFilter{User: caller.EUI})
+				continue
+			}
+			b, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			if err := write("event: alert\ndata: %s\n\n", b); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// postServiceRequest: POST /v1/service-requests turns a JSON service
+// request into the command to sign or submit.
+func (s *Server) postServiceRequest(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var in ServiceRequestInput
+	d := json.NewDecoder(strings.NewReader(string(body)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&in); err != nil {
+		return fmt.Errorf("%w: service request JSON: %v", ErrBadRequest, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%w: service request JSON: trailing data", ErrBadRequest)
+	}
+	pc, err := s.cfg.Router.BuildServiceRequest(c.Request().Context(), callerFrom(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pc)
+}
+
+// Problem is an RFC 9457 problem details body, with the router's stable
+// error code.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Code   string `json:"code"`
+}
+
+// ProblemTypeBase prefixes the type URI of every problem.
+const ProblemTypeBase = "urn:metertrust:router:error:"
+
+// problemFor maps an error to its problem: the one place error kinds meet
+// HTTP statuses.
+func problemFor(err error) Problem {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code := map[int]string{
+			http.StatusNotFound: "not-found", http.StatusMethodNotAllowed: "method-not-allowed",
+			http.StatusRequestEntityTooLarge: "too-large", http.StatusUnsupportedMediaType: "unsupported-media-type",
+		}[he.Code]
+		if code == "" {
+			code = "http-" + strconv.Itoa(he.Code)
+		}
+		return Problem{Type: ProblemTypeBase + code, Title: http.StatusText(he.Code), Status: he.Code, Code: code,
+			Detail: fmt.Sprint(he.Message)}
+	}
+	k := KindOf(err)
+	p := Problem{Type: ProblemTypeBase + k.Code(), Title: k.Title(), Status: k.Status(), Code: k.Code(), Detail: err.Error()}
+	if k == ErrUnavailable {
+		p.Detail = "a dependency failed; nothing was accepted; try again later"
+	}
+	return p
+}
+
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := problemFor(err)
+	if p.Status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Path(), "err", err)
+	}
+	b, merr := json.Marshal(p)
+	if merr != nil {
+		b = []byte(`{"type":"` + ProblemTypeBase + `unavailable","title":"internal error","status":500,"code":"unavailable"}`)
+	}
+	if err := c.Blob(p.Status, "application/problem+json", b); err != nil {
+		s.log.WarnContext(c.Request().Context(), "writing problem", "err", err)
+	}
+}

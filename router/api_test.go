@@ -1,0 +1,478 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// apiEnv is the router API over httptest's TLS server, with DCCKI
+// certificates issued by package ca on the same store.
+type apiEnv struct {
+	*storeEnv
+	auth    *ca.Authority
+	srv     *httptest.Server
+	roots   *x509.CertPool
+	chain   []byte // the DCCKI TLS issuing CA certificate
+	clients map[string]*http.Client
+	certs   map[string]ca.TLSIssued
+	reg     *prometheus.Registry
+}
+
+func newAPIEnv(t *testing.T) *apiEnv {
+	t.Helper()
+	ctx := context.Background()
+	e := &apiEnv{storeEnv: newStoreEnv(t, ""), clients: map[string]*http.Client{}, certs: map[string]ca.TLSIssued{}}
+	dir := t.TempDir()
+	keys, err := ca.OpenCustody(ctx, "", dir, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	// The CA runs on the real clock: crypto/tls checks certificate validity
+	// against it.
+	e.auth, err = ca.New(ca.Config{Store: e.db, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.auth.Init(ctx, ca.InitRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	root, err := e.db.CA(ctx, ca.NameDCCKIRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := x509.ParseCertificate(root.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.roots = x509.NewCertPool()
+	e.roots.AddCert(rc)
+	issuing, err := e.db.CA(ctx, ca.NameDCCKITLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.chain = issuing.CertDER
+	server, err := e.auth.IssueTLSServer(ctx, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert := e.keyPair(t, server)
+
+	e.reg = prometheus.NewRegistry()
+	m, err := NewMetrics(e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.router.cfg.Metrics = m
+	rev := NewStoreRevocations(e.db, ca.NameDCCKITLS, time.Nanosecond, nil)
+	s, err := NewServer(ServerConfig{Router: e.router, Commands: e.st, Hub: e.hub, Identify: ca.TLSUser, Revocations: rev,
+		Gatherer: e.reg, Poll: 50 * time.Millisecond, Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewUnstartedServer(s.Handler())
+	e.srv.TLS = TLSConfig(e.roots, srvCert, rev)
+	e.srv.StartTLS()
+	t.Cleanup(e.srv.Close)
+
+	for name, p := range map[string]party{"supplier": e.supplier, "stranger": e.stranger, "other": e.other, "revoked": e.gasSupplier} {
+		iss, err := e.auth.IssueTLSClient(ctx, p.eui, p.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.certs[name] = iss
+		e.clients[name] = e.client(t, []tls.Certificate{e.keyPair(t, iss)})
+	}
+	e.clients["none"] = e.client(t, nil)
+	e.clients["foreign"] = e.client(t, []tls.Certificate{selfSigned(t, e.supplier.eui)})
+	if _, err := e.auth.Revoke(ctx, ca.NameDCCKITLS, e.certs["revoked"].Record.Serial, 1); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// keyPair is an issued certificate with its key and the issuing CA's
+// certificate, to complete the chain to the DCCKI root.
+func (e *apiEnv) keyPair(t *testing.T, iss ca.TLSIssued) tls.Certificate {
+	t.Helper()
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Record.DER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.chain})...)
+	kp, err := tls.X509KeyPair(chain, iss.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// selfSigned makes a client certificate of the right shape from another CA.
+func selfSigned(t *testing.T, eui smki.EUI) tls.Certificate {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: eui.String(), OrganizationalUnit: []string{"IS"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs: []*neturl.URL{ca.TLSUserURI(eui, smki.UserImportSupplier)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+}
+
+func (e *apiEnv) client(t *testing.T, certs []tls.Certificate) *http.Client {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.roots, Certificates: certs, ServerName: "localhost"}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+type apiResult struct {
+	status  int
+	header  http.Header
+	body    []byte
+	problem Problem
+}
+
+func (e *apiEnv) do(t *testing.T, who, method, path, ctype string, body []byte) (apiResult, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	res, err := e.clients[who].Do(req)
+	if err != nil {
+		return apiResult{}, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	r := apiResult{status: res.StatusCode, header: res.Header, body: b}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
+		if err := json.Unmarshal(b, &r.problem); err != nil {
+			t.Fatalf("problem body %q: %v", b, err)
+		}
+	}
+	return r, nil
+}
+
+func TestAPIRefusesBadClients(t *testing.T) {
+	e := newAPIEnv(t)
+	msg := command(t, e.supplier, e.device, codeDisable, 1, true)
+	for _, who := range []string{"none", "foreign", "revoked"} {
+		t.Run(who, func(t *testing.T) {
+			if r, err := e.do(t, who, "POST", "/v1/commands", "application/octet-stream", msg); err == nil {
+				t.Fatalf("request accepted with status %d", r.status)
+			}
+		})
+	}
+	if n, _ := e.st.Depth(context.Background()); n != 0 {
+		t.Fatalf("%d commands stored", n)
+	}
+}
+
+func TestAPICommands(t *testing.T) {
+	e := newAPIEnv(t)
+	signed := command(t, e.supplier, e.device, codeDisable, 10, true)
+	tests := []struct {
+		name       string
+		who        string
+		ctype      string
+		body       []byte
+		wantStatus int
+		wantCode   string
+	}{
+		{"signed command as bytes", "supplier", "application/octet-stream", signed, http.StatusAccepted, ""},
+		{"replay", "supplier", "application/octet-stream", signed, http.StatusConflict, "replay"},
+		{"command as hex", "supplier", "text/plain; charset=utf-8", []byte(hex.EncodeToString(command(t, e.supplier, e.device, codeRead, 11, false)) + "\n"), http.StatusAccepted, ""},
+		{"bad hex", "supplier", "text/plain", []byte("DF0Z"), http.StatusBadRequest, "malformed"},
+		{"truncated", "supplier", "application/octet-stream", signed[:20], http.StatusBadRequest, "malformed"},
+		{"oversized body", "supplier", "application/octet-stream", make([]byte, 3*DefaultMaxMessageBytes), http.StatusBadRequest, "malformed"},
+		{"wrong content type", "supplier", "application/json", []byte(`{}`), http.StatusBadRequest, "bad-request"},
+		{"someone else's command", "stranger", "application/octet-stream", command(t, e.supplier, e.device, codeDisable, 12, true), http.StatusForbidden, "originator-mismatch"},
+		{"not the owner", "stranger", "application/octet-stream", command(t, e.stranger, e.device, codeDisable, 12, true), http.StatusForbidden, "not-owner"},
+		{"pre-command", "supplier", "application/octet-stream", command(t, e.supplier, e.device, codeDisable, 13, false), http.StatusForbidden, "signature"},
+		{"unknown device", "supplier", "application/octet-stream", command(t, e.supplier, smki.MustParseEUI("0102030405060708"), codeDisable, 13, true), http.StatusNotFound, "unknown-device"},
+	}
+	var firstID string
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := e.do(t, tt.who, "POST", "/v1/commands", tt.ctype, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.status != tt.wantStatus || r.problem.Code != tt.wantCode {
+				t.Fatalf("status %d code %q (%s), want %d %q", r.status, r.problem.Code, r.body, tt.wantStatus, tt.wantCode)
+			}
+			if tt.wantCode != "" && (r.problem.Type != ProblemTypeBase+tt.wantCode || r.problem.Status != tt.wantStatus || r.problem.Title == "") {
+				t.Fatalf("problem %+v", r.problem)
+			}
+			if tt.wantStatus == http.StatusAccepted {
+				var rc Receipt
+				if err := json.Unmarshal(r.body, &rc); err != nil || rc.Status != "accepted" || r.header.Get("Location") != "/v1/commands/"+rc.ID {
+					t.Fatalf("receipt %s, %v, Location %q", r.body, err, r.header.Get("Location"))
+				}
+				if firstID == "" {
+					firstID = rc.ID
+				}
+			}
+		})
+	}
+
+	// The forwarder delivers; the response reaches its caller only.
+	e.tr.answers = append(e.tr.answers, respondAs(t, e.devDS, nil), respondAs(t, e.devDS, nil)) // sent concurrently: either order
+	if n, err := e.fwd.Drain(context.Background()); n != 2 || err != nil {
+		t.Fatalf("drain: %d, %v", n, err)
+	}
+	t.Run("own command", func(t *testing.T) {
+		r, _ := e.do(t, "supplier", "GET", "/v1/commands/"+firstID, "", nil)
+		var v struct {
+			State    string `json:"state"`
+			Response string `json:"response"`
+		}
+		if r.status != 200 || json.Unmarshal(r.body, &v) != nil || v.State != "responded" || v.Response == "" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("another caller's command is not found", func(t *testing.T) {
+		r, _ := e.do(t, "stranger", "GET", "/v1/commands/"+firstID, "", nil)
+		if r.status != 404 || r.problem.Code != "not-found" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("poll responses", func(t *testing.T) {
+		r, _ := e.do(t, "supplier", "GET", "/v1/responses?after=0", "", nil)
+		var v struct {
+			Deliveries []deliveryView `json:"deliveries"`
+			Next       int64          `json:"next"`
+		}
+		if r.status != 200 || json.Unmarshal(r.body, &v) != nil || len(v.Deliveries) != 2 || v.Next != 2 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		r, _ = e.do(t, "supplier", "GET", "/v1/responses?after=2", "", nil)
+		if json.Unmarshal(r.body, &v) != nil || len(v.Deliveries) != 0 || v.Next != 2 {
+			t.Fatalf("after cursor: %s", r.body)
+		}
+		r, _ = e.do(t, "stranger", "GET", "/v1/responses", "", nil)
+		if json.Unmarshal(r.body, &v) != nil || len(v.Deliveries) != 0 {
+			t.Fatalf("stranger sees %s", r.body)
+		}
+		r, _ = e.do(t, "supplier", "GET", "/v1/responses?after=-1", "", nil)
+		if r.status != 400 || r.problem.Code != "bad-request" {
+			t.Fatalf("bad cursor: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("unknown route", func(t *testing.T) {
+		r, _ := e.do(t, "supplier", "GET", "/v1/nothing", "", nil)
+		if r.status != 404 || r.problem.Code != "not-found" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		r, _ := e.do(t, "supplier", "GET", "/metrics", "", nil)
+		if r.status != 200 || !strings.Contains(string(r.body), `metertrust_router_stage_total{outcome="replay",stage="counter"} 1`) {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("openapi", func(t *testing.T) {
+		r, _ := e.do(t, "supplier", "GET", "/openapi.json", "", nil)
+		var doc map[string]any
+		if r.status != 200 || json.Unmarshal(r.body, &doc) != nil {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+}
+
+func TestAPIRevocationOnOpenConnection(t *testing.T) {
+	e := newAPIEnv(t)
+	if r, err := e.do(t, "stranger", "GET", "/v1/responses", "", nil); err != nil || r.status != 200 {
+		t.Fatalf("before revocation: %v %d", err, r.status)
+	}
+	if _, err := e.auth.Revoke(context.Background(), ca.NameDCCKITLS, e.certs["stranger"].Record.Serial, 1); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.do(t, "stranger", "GET", "/v1/responses", "", nil)
+	if err != nil {
+		t.Fatalf("kept-alive connection: %v", err)
+	}
+	if r.status != http.StatusUnauthorized || r.problem.Code != "unauthenticated" {
+		t.Fatalf("after revocation: %d %s", r.status, r.body)
+	}
+}
+
+func TestAPIServiceRequests(t *testing.T) {
+	e := newAPIEnv(t)
+	tests := []struct {
+		name       string
+		who        string
+		body       string
+		wantStatus int
+		wantCode   string
+		critical   bool
+	}{
+		{"disable supply", "supplier", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`, 200, "", true},
+		{"register read", "supplier", `{"serviceReference":"4.1.1","target":"AAAAAAAAAAAAAAAA"}`, 200, "", false},
+		{"profile read by other user", "other", `{"serviceReference":"4.8.1","target":"AAAAAAAAAAAAAAAA","parameters":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"}}`, 200, "", false},
+		{"tariff", "supplier", `{"serviceReference":"1.1.1","target":"AAAAAAAAAAAAAAAA","parameters":{"standingChargeMilliPence":50000,"rates":[{"fromSlot":0,"priceMilliPence":24500}]}}`, 200, "", true},
+		{"tariff with a bad rate", "supplier", `{"serviceReference":"1.1.1","target":"AAAAAAAAAAAAAAAA","parameters":{"rates":[{"fromSlot":3,"priceMilliPence":1}]}}`, 400, "bad-request", false},
+		{"unknown parameter", "supplier", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA","parameters":{"now":true}}`, 400, "bad-request", false},
+		{"unknown field", "supplier", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA","colour":"red"}`, 400, "bad-request", false},
+		{"bad target", "supplier", `{"serviceReference":"7.2","target":"AAAA"}`, 400, "bad-request", false},
+		{"unsupported", "supplier", `{"serviceReference":"11.1","target":"AAAAAAAAAAAAAAAA"}`, 400, "bad-request", false},
+		{"not eligible", "other", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`, 403, "role-not-eligible", false},
+		{"no gas enable", "supplier", `{"serviceReference":"7.1","target":"AAAAAAAAAAAAAAAA","fuel":"gas"}`, 400, "bad-request", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := e.do(t, tt.who, "POST", "/v1/service-requests", "application/json", []byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.status != tt.wantStatus || r.problem.Code != tt.wantCode {
+				t.Fatalf("status %d code %q (%s), want %d %q", r.status, r.problem.Code, r.body, tt.wantStatus, tt.wantCode)
+			}
+			if r.status != 200 {
+				return
+			}
+			var pc PreCommand
+			if err := json.Unmarshal(r.body, &pc); err != nil || pc.Critical != tt.critical {
+				t.Fatalf("pre-command %s: %v", r.body, err)
+			}
+			raw, _ := hex.DecodeString(pc.Message)
+			m, err := commands.Parse(raw)
+			if err != nil {
+				t.Fatalf("pre-command does not parse: %v", err)
+			}
+			if tt.critical && !m.IsPreCommand() {
+				t.Fatal("critical request did not give a pre-command")
+			}
+			// The second step: sign (when critical) and submit.
+			p := map[string]party{"supplier": e.supplier, "other": e.other}[tt.who]
+			msg := marshal(t, m, p.ds, tt.critical)
+			r, err = e.do(t, tt.who, "POST", "/v1/commands", "application/octet-stream", msg)
+			if err != nil || r.status != http.StatusAccepted {
+				t.Fatalf("submitting the signed pre-command: %v %d %s", err, r.status, r.body)
+			}
+		})
+	}
+}
+
+// TestAPIEvents reads a response from the server-sent event stream.
+func TestAPIEvents(t *testing.T) {
+	e := newAPIEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/v1/events", nil)
+	res, err := e.clients["supplier"].Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	rc := e.submit(t, 5, codeDisable, true)
+	e.tr.answers = append(e.tr.answers, respondAs(t, e.devDS, nil))
+	if _, err := e.fwd.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(res.Body)
+	var lines []string
+	for sc.Scan() {
+		if sc.Text() == "" && len(lines) > 0 {
+			break
+		}
+		if sc.Text() != "" {
+			lines = append(lines, sc.Text())
+		}
+	}
+	if len(lines) != 3 || lines[0] != "id: 1" || lines[1] != "event: response" || !strings.Contains(lines[2], rc.ID) {
+		t.Fatalf("event %q", lines)
+	}
+}
+
+// TestOpenAPIDocument checks that the served document is the one in docs/,
+// and that it describes every route and every error code.
+func TestOpenAPIDocument(t *testing.T) {
+	docs, err := os.ReadFile("../docs/api/router.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(docs) != string(OpenAPI) {
+		t.Fatal("docs/api/router.json differs from router/openapi.json: copy one to the other")
+	}
+	var doc struct {
+		Paths      map[string]map[string]any `json:"paths"`
+		Components struct {
+			Schemas struct {
+				Problem struct {
+					Properties struct {
+						Code struct {
+							Enum []string `json:"enum"`
+						} `json:"code"`
+					} `json:"properties"`
+				} `json:"Problem"`
+				ServiceRequest struct {
+					Properties struct {
+						Ref struct {
+							Enum []string `json:"enum"`
+						} `json:"serviceReference"`
+					} `json:"properties"`
+				} `json:"ServiceRequest"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServer(ServerConfig{Router: &Router{cfg: Config{MaxMessageBytes: 1}}, Commands: &Storage{}, Hub: NewHub(),
+		Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.e.Routes() {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		path := strings.ReplaceAll(r.Path, ":id", "{id}")
+		if _, ok := doc.Paths[path][strings.ToLower(r.Method)]; !ok {
+			t.Errorf("route %s %s is not in the OpenAPI document", r.Method, path)
+		}
+	}
+	for _, k := range Kinds() {
+		if !slices.Contains(doc.Components.Schemas.Problem.Properties.Code.Enum, k.Code()) {
+			t.Errorf("error code %s is not in the OpenAPI document", k.Code())
+		}
+	}
+	if got := doc.Components.Schemas.ServiceRequest.Properties.Ref.Enum; !slices.Equal(got, SupportedServiceRequests()) {
+		t.Errorf("documented service requests %v, supported %v", got, SupportedServiceRequests())
+	}
+}
