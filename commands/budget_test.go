@@ -5,46 +5,50 @@ package commands
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // TestPerformanceBudget holds the codec to its budget: parsing a message and
 // checking its MAC with a cached Z must cost under 5% of one ECDSA P-256
 // verification, so the router's cost per command is the signature check.
-// It does not run under the race detector, which distorts the ratio.
+// Each side is timed in five rounds and the fastest round counts, so a
+// loaded machine does not make the ratio flap. It does not run under the
+// race detector, which distorts the ratio; METERTRUST_SKIP_TIMING=1 reports
+// without failing.
 func TestPerformanceBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures timings; skipped with -short")
 	}
 	f := newBenchFixture(t)
-	// The fastest of three runs of each, so a loaded machine does not make
-	// the ratio flap.
-	fastest := func(fn func(b *testing.B)) int64 {
-		best := int64(0)
-		for range 3 {
-			if ns := testing.Benchmark(fn).NsPerOp(); best == 0 || ns < best {
-				best = ns
+	fastest := func(n int, fn func()) time.Duration {
+		best := time.Duration(0)
+		for range 5 {
+			start := time.Now()
+			for range n {
+				fn()
+			}
+			if d := time.Since(start) / time.Duration(n); best == 0 || d < best {
+				best = d
 			}
 		}
 		return best
 	}
-	verify := fastest(func(b *testing.B) {
-		for b.Loop() {
-			_ = VerifySignature(f.supPub, f.m)
+	verify := fastest(50, func() {
+		if err := VerifySignature(f.supPub, f.m); err != nil {
+			t.Fatal(err)
 		}
 	})
-	cheap := fastest(func(b *testing.B) {
-		for b.Loop() {
-			m, err := Parse(f.raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := VerifyMAC(DeriveKey(f.z, m.MACInfo()), m); err != nil {
-				b.Fatal(err)
-			}
+	cheap := fastest(2000, func() {
+		m, err := Parse(f.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := VerifyMAC(DeriveKey(f.z, m.MACInfo()), m); err != nil {
+			t.Fatal(err)
 		}
 	})
 	ratio := float64(cheap) / float64(verify)
-	t.Logf("parse + MAC with cached Z: %d ns/op; ECDSA verify: %d ns/op; ratio %.1f%%", cheap, verify, 100*ratio)
+	t.Logf("parse + MAC with cached Z: %v; ECDSA verify: %v; ratio %.1f%%", cheap, verify, 100*ratio)
 	if ratio >= 0.05 && os.Getenv("METERTRUST_SKIP_TIMING") == "" {
 		t.Errorf("parse + MAC with cached Z costs %.1f%% of an ECDSA verification, budget 5%%", 100*ratio)
 	}
