@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,6 +134,7 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 					ctx := context.Background()
 					db := b.newOpener(t)(t)
 					appendN(t, db, 5)
+					dropAuditGuards(t, db)
 					for _, q := range tt.tamper {
 						if _, err := db.write().exec(ctx, q); err != nil {
 							t.Fatalf("tampering: %v", err)
@@ -236,6 +238,7 @@ func TestVerifyAuditManyPages(t *testing.T) {
 				}
 				return
 			}
+			dropAuditGuards(t, db)
 			if _, err := db.write().exec(ctx, tt.tamper); err != nil {
 				t.Fatal(err)
 			}
@@ -272,6 +275,50 @@ func TestVerifyAuditEntryBeyondHead(t *testing.T) {
 		// than fork the chain.
 		if _, err := db.AppendAudit(ctx, AuditEvent{Time: t0, Actor: "system", Action: "x", Outcome: OutcomeSuccess}); err == nil {
 			t.Error("AppendAudit over a forged entry succeeded")
+		}
+	})
+}
+
+// dropAuditGuards removes the append-only triggers, as an attacker with
+// DDL rights would before rewriting the log.
+func dropAuditGuards(t *testing.T, db *DB) {
+	t.Helper()
+	stmts := []string{`DROP TRIGGER audit_log_no_update`, `DROP TRIGGER audit_log_no_delete`, `DROP TRIGGER audit_head_no_delete`}
+	if db.Dialect() == DialectPostgres {
+		stmts = []string{`DROP TRIGGER audit_log_no_update ON audit_log`, `DROP TRIGGER audit_log_no_truncate ON audit_log`,
+			`DROP TRIGGER audit_head_no_delete ON audit_head`}
+	}
+	for _, q := range stmts {
+		if _, err := db.write().exec(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestAuditAppendOnly checks the triggers that refuse changing or deleting
+// audit entries through the store's own connection.
+func TestAuditAppendOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		appendN(t, db, 3)
+		stmts := []string{
+			`UPDATE audit_log SET actor = 'mallory' WHERE seq = 2`,
+			`DELETE FROM audit_log WHERE seq = 3`,
+			`DELETE FROM audit_head`,
+		}
+		if db.Dialect() == DialectPostgres {
+			stmts = append(stmts, `TRUNCATE audit_log`, `TRUNCATE audit_head`)
+		}
+		for _, q := range stmts {
+			t.Run(q, func(t *testing.T) {
+				_, err := db.write().exec(ctx, q)
+				if err == nil || !strings.Contains(err.Error(), "append-only") && !strings.Contains(err.Error(), "cannot be deleted") {
+					t.Errorf("%s: error = %v, want the append-only refusal", q, err)
+				}
+			})
+		}
+		if n, err := db.VerifyAudit(ctx); err != nil || n != 3 {
+			t.Errorf("VerifyAudit = %d, %v; want 3, nil", n, err)
 		}
 	})
 }

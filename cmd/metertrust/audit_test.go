@@ -186,6 +186,12 @@ func tamperSQLite(t *testing.T, path, query string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// The attacker drops the append-only triggers first.
+	for _, trg := range []string{"audit_log_no_update", "audit_log_no_delete"} {
+		if _, err := db.Exec("DROP TRIGGER " + trg); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := db.Exec(query); err != nil {
 		t.Fatalf("tampering: %v", err)
 	}
