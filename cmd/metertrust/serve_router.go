@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/router"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// newServeRouterCmd is "metertrust serve router": the DCC-like router
+// service (package router) on mutual TLS, forwarding to a communications
+// service provider's HTTP endpoint.
+func newServeRouterCmd() *cobra.Command {
+	var f struct {
+		data, dsn, listen, acbKey, acbEUI, tlsCert, tlsKey, clientCA, csp, cspCA, cspCert, cspKey, logLevel string
+	}
+	c := &cobra.Command{
+		Use:   "router",
+		Short: "Run the router: signed GBCS commands in, checked, counted, MAC'd, forwarded",
+		Long: `Run the router service. Callers authenticate with DCCKI client certificates
+(metertrust ca tls-client); the server presents --tls-cert, a DCCKI server
+certificate chain. Commands are forwarded to the communications service
+provider endpoint --csp (POST {csp}/v1/devices/{EUI}/commands).
+
+The access control broker's key-agreement key (--acb-key) is a PEM EC
+private key file (PKCS#8 or SEC 1), or softkms:path=FILE; relative paths are
+resolved against --data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log, err := newServiceLogger(f.logLevel)
+			if err != nil {
+				return err
+			}
+			switch {
+			case f.acbEUI == "":
+				return errors.New("--acb-eui is required")
+			case f.acbKey == "":
+				return errors.New("--acb-key is required")
+			case f.tlsCert == "" || f.tlsKey == "":
+				return errors.New("--tls-cert and --tls-key are required")
+			case f.csp == "":
+				return errors.New("--csp is required (the in-process fleet runs under metertrust demo)")
+			}
+			acb, err := smki.ParseEUI(f.acbEUI)
+			if err != nil {
+				return fmt.Errorf("--acb-eui: %w", err)
+			}
+			acbKey, err := loadACBKey(f.data, f.acbKey)
+			if err != nil {
+				return err
+			}
+			serverCert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+			if err != nil {
+				return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			}
+			db, err := openStore(ctx, f.data, f.dsn)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			clientCAs, err := dcckiRoots(ctx, f.clientCA, func(ctx context.Context) ([]byte, error) {
+				c, err := db.CA(ctx, ca.NameDCCKIRoot)
+				return c.CertDER, err
+			})
+			if err != nil {
+				return err
+			}
+			transport, err := cspTransport(f.csp, f.cspCA, f.cspCert, f.cspKey)
+			if err != nil {
+				return err
+			}
+			as := db.Anomaly()
+			det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log})
+			if err != nil {
+				return err
+			}
+			svc, err := router.NewService(router.ServiceConfig{DB: db, Detector: det, ACB: acb, ACBKey: acbKey, Transport: transport,
+				ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", f.listen)
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx, ln)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.data, "data", "", "data directory (SQLite store, key files)")
+	fl.StringVar(&f.dsn, "store", "", "store DSN (postgres://... or a SQLite path); default the store in --data")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address to serve HTTPS on")
+	fl.StringVar(&f.acbKey, "acb-key", "", "the access control broker's key-agreement key: PEM file or softkms:path=FILE")
+	fl.StringVar(&f.acbEUI, "acb-eui", "", "the access control broker's EUI-64")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "DCCKI server certificate chain (PEM)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the server certificate's private key (PEM)")
+	fl.StringVar(&f.clientCA, "client-ca", "", "DCCKI root certificate (PEM); default the store's dccki-root")
+	fl.StringVar(&f.csp, "csp", "", "communications service provider endpoint (https://...)")
+	fl.StringVar(&f.cspCA, "csp-ca", "", "CA certificates (PEM) for the --csp endpoint; default the system pool")
+	fl.StringVar(&f.cspCert, "csp-cert", "", "client certificate chain (PEM) for the --csp endpoint")
+	fl.StringVar(&f.cspKey, "csp-key", "", "its private key (PEM)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return c
+}
+
+// newServiceLogger returns a JSON logger on stderr at the given level.
+func newServiceLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// loadACBKey reads the ACB key-agreement key named by uri.
+func loadACBKey(dataDir, uri string) (*commands.ECDHKey, error) {
+	path := uri
+	switch {
+	case strings.HasPrefix(uri, "softkms:"):
+		path = strings.TrimPrefix(strings.TrimPrefix(uri, "softkms:"), "path=")
+	case strings.HasPrefix(uri, "pkcs11:"):
+		return nil, errors.New("--acb-key: PKCS#11 key agreement is not supported yet; use a key file")
+	case strings.Contains(uri, ":") && !filepath.IsAbs(uri):
+		return nil, fmt.Errorf("--acb-key: unsupported key URI scheme in %q", strings.SplitN(uri, ":", 2)[0])
+	}
+	if !filepath.IsAbs(path) && dataDir != "" {
+		path = filepath.Join(dataDir, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--acb-key: %w", err)
+	}
+	defer clear(b)
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("--acb-key: %s holds no PEM block", path)
+	}
+	defer clear(blk.Bytes)
+	var key any
+	switch blk.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(blk.Bytes)
+	default:
+		return nil, fmt.Errorf("--acb-key: %s holds a %q block, want an EC private key", path, blk.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--acb-key: %s: not a readable private key", path)
+	}
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		return commands.NewECDHKeyFromECDSA(k)
+	case *ecdh.PrivateKey:
+		return commands.NewECDHKey(k)
+	}
+	return nil, fmt.Errorf("--acb-key: %s is a %T, want a P-256 key", path, key)
+}
+
+// dcckiRoots returns the pool of DCCKI roots: from the PEM file when given,
+// else the root the store holds.
+func dcckiRoots(ctx context.Context, file string, fromStore func(context.Context) ([]byte, error)) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--client-ca: %s holds no PEM certificate", file)
+		}
+		return pool, nil
+	}
+	der, err := fromStore(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("no --client-ca and no DCCKI root in the store (run metertrust ca init): %w", err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("the store's DCCKI root: %w", err)
+	}
+	pool.AddCert(c)
+	return pool, nil
+}
+
+// cspTransport builds the HTTP transport to a communications service
+// provider, with its own CA pool and client certificate when given.
+func cspTransport(endpoint, caFile, certFile, keyFile string) (*router.HTTPTransport, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--csp-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--csp-ca: %s holds no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--csp-cert and --csp-key go together")
+	}
+	if certFile != "" {
+		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--csp-cert/--csp-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64}}
+	return router.NewHTTPTransport(endpoint, client)
+}

@@ -1,0 +1,176 @@
+package router
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// ServiceConfig is everything "metertrust serve router" (and the demo, in
+// one process) hands to NewService. Every field is required unless its
+// comment says otherwise.
+type ServiceConfig struct {
+	// DB is the store: the router's tables, the SMKI repository, the audit
+	// log.
+	DB *store.DB
+	// Detector is the anomaly detector on the same store.
+	Detector *anomaly.Detector
+	// ACB is the access control broker's EUI and ACBKey its key-agreement
+	// key from the key store.
+	ACB    smki.EUI
+	ACBKey KeyAgreement
+	// Transport carries commands to devices.
+	Transport Transport
+	// ServerCertificate is the router's DCCKI server certificate chain and
+	// key; ClientCAs holds the DCCKI root that client certificates must
+	// chain to.
+	ServerCertificate tls.Certificate
+	ClientCAs         *x509.CertPool
+	// Identify reads the caller from a client certificate (ca.TLSUser).
+	Identify func(*x509.Certificate) (smki.EUI, smki.UserRole, error)
+	// DCCKIIssuer is the name of the CA issuing client certificates, whose
+	// revocations are honoured ("dccki-tls").
+	DCCKIIssuer string
+	// Logger is the service's logger; nil discards.
+	Logger *slog.Logger
+	// Clock is the clock; nil for time.Now.
+	Clock func() time.Time
+	// Registry receives the metrics; nil for a new registry with the Go and
+	// process collectors.
+	Registry *prometheus.Registry
+}
+
+// Service is the router service: pipeline, forwarder and HTTP API.
+type Service struct {
+	Router    *Router
+	Forwarder *Forwarder
+	Server    *Server
+	Storage   *Storage
+	Hub       *Hub
+	cfg       ServiceConfig
+	tls       *tls.Config
+	metrics   *Metrics
+	log       *slog.Logger
+}
+
+// NewService wires the router service from cfg.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	switch {
+	case cfg.DB == nil || cfg.Detector == nil || cfg.ACBKey == nil || cfg.Transport == nil || cfg.Identify == nil || cfg.ClientCAs == nil:
+		return nil, fmt.Errorf("%w: service needs DB, Detector, ACBKey, Transport, Identify and ClientCAs", ErrConfig)
+	case len(cfg.ServerCertificate.Certificate) == 0:
+		return nil, fmt.Errorf("%w: service needs a server certificate", ErrConfig)
+	case cfg.DCCKIIssuer == "":
+		return nil, fmt.Errorf("%w: service needs the DCCKI issuing CA's name", ErrConfig)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m, err := NewMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	st := NewStorage(cfg.DB)
+	hub := NewHub()
+	fwd, err := NewForwarder(ForwarderConfig{Outbox: st, Transport: cfg.Transport, Registry: st, ACB: cfg.ACB, Auditor: st,
+		Publisher: hub, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	r, err := New(Config{ACB: cfg.ACB, ACBKey: cfg.ACBKey, Catalogue: GBCSCatalogue{}, Registry: st,
+		Certificates: NewStoreCertificates(cfg.DB, time.Minute, cfg.Clock), Detector: NewAnomalyDetector(cfg.Detector),
+		Ledger: st, Auditor: st, Notify: fwd.Notify, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	rev := NewStoreRevocations(cfg.DB, cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
+	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Identify: cfg.Identify,
+		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Service{Router: r, Forwarder: fwd, Server: srv, Storage: st, Hub: hub, cfg: cfg, metrics: m,
+		tls: TLSConfig(cfg.ClientCAs, cfg.ServerCertificate, rev), log: cfg.Logger.With("component", "router.service")}, nil
+}
+
+// Run serves the API on ln with mutual TLS and runs the forwarder and the
+// anomaly detector's background work until ctx ends, then shuts the server
+// down gracefully.
+func (s *Service) Run(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hs := &http.Server{Handler: s.Server.Handler(), TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	run := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	run("forwarder", func() error { return s.Forwarder.Run(ctx) })
+	run("anomaly detector", func() error { return s.cfg.Detector.Run(ctx) })
+	run("quarantine gauge", func() error { return s.watchQuarantine(ctx) })
+	run("https", func() error { return hs.ServeTLS(ln, "", "") })
+	s.log.InfoContext(ctx, "router listening", "addr", ln.Addr().String())
+	<-ctx.Done()
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	shutErr := hs.Shutdown(sctx)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if shutErr != nil {
+		all = append(all, fmt.Errorf("shutting down: %w", shutErr))
+	}
+	return errors.Join(all...)
+}
+
+// watchQuarantine keeps the quarantine-size gauge current.
+func (s *Service) watchQuarantine(ctx context.Context) error {
+	viewer := anomaly.Actor{ID: "router", Roles: []anomaly.Role{anomaly.RoleViewer}}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		qs, err := s.cfg.Detector.List(ctx, viewer, anomaly.Filter{State: anomaly.StateQuarantined, Limit: anomaly.MaxList})
+		if err == nil {
+			s.metrics.SetQuarantineSize(len(qs))
+		} else if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "counting quarantine", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
