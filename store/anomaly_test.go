@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -180,6 +181,63 @@ func TestAnomalyAlertLatency(t *testing.T) {
 	case a := <-onA:
 		t.Errorf("instance A got an extra alert (its own echo?): %+v", a)
 	case <-time.After(100 * time.Millisecond):
+	}
+
+	// Kill instance B's listening connection: Run reconnects, and alerts
+	// flow again.
+	ch, err := stores[1].notifyChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenQuery := "LISTEN " + pgx.Identifier{ch}.Sanitize()
+	listeners := func() []int32 {
+		rows, err := stores[1].db.pool.Query(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND query = $1 ORDER BY pid`, listenQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+	old := listeners()
+	if len(old) != 2 {
+		t.Fatalf("%d listening connections, want 2", len(old))
+	}
+	for _, pid := range old {
+		if _, err := stores[1].db.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for two new listening connections, each Listen counting itself
+	// (a Listen decrements before Run starts the next, so 1 means the new).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cur := listeners()
+		if len(cur) == 2 && !slices.Contains(old, cur[0]) && !slices.Contains(old, cur[1]) &&
+			stores[0].Listening() == 1 && stores[1].Listening() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listeners did not reconnect within 5 s: %v (were %v)", cur, old)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	dec, err := ds[0].Check(ctx, req("after-reconnect"))
+	if err != nil || dec.Pass() {
+		t.Fatalf("after reconnect: %+v %v", dec, err)
+	}
+	for _, ch := range []<-chan anomaly.Alert{onA, onB} {
+		select {
+		case a := <-ch:
+			if a.Ref != dec.Ref {
+				t.Errorf("after reconnect: got %+v", a)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("no alert within one second after the listeners reconnected")
+		}
 	}
 }
 
