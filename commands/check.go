@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/metertrust/metertrust/smki"
 )
@@ -45,6 +46,7 @@ type Summary struct {
 	Originator  smki.EUI  `json:"originator"`
 	Recipient   smki.EUI  `json:"recipient"`
 	DateTime    string    `json:"date_time,omitempty"`
+	Time        string    `json:"time,omitempty"`
 	MessageCode string    `json:"message_code"`
 	UseCase     string    `json:"use_case,omitempty"`
 	Title       string    `json:"title,omitempty"`
@@ -77,6 +79,9 @@ func Summarize(m *Message) Summary {
 	}
 	if m.DateTime != nil {
 		s.DateTime = hex.EncodeToString(m.DateTime)
+		if t, err := DecodeDateTime(m.DateTime); err == nil {
+			s.Time = t.Format(time.RFC3339Nano)
+		}
 	}
 	if u, ok := LookupCode(m.Code); ok {
 		s.UseCase, s.Title, s.Critical = u.Name, u.Title, u.Critical()

@@ -95,7 +95,7 @@ func printSummary(out io.Writer, file string, s commands.Summary) {
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "  originator %s  recipient %s  counter %d\n", s.Originator, s.Recipient, s.Counter)
 	if s.DateTime != "" {
-		fmt.Fprintf(out, "  date-time %s\n", s.DateTime)
+		fmt.Fprintf(out, "  date-time %s %s\n", s.DateTime, s.Time)
 	}
 	if s.URP != nil {
 		fmt.Fprintf(out, "  unknown remote party %s counter %d", s.URP.EUI, s.URP.Counter)
