@@ -573,11 +573,34 @@ func TestListAndGet(t *testing.T) {
 			}
 		})
 	}
-	// Paging with Before.
-	page1, _ := e.d.List(t.Context(), viewer, anomaly.Filter{Limit: 4})
-	page2, err := e.d.List(t.Context(), viewer, anomaly.Filter{Limit: 4, Before: page1[3].CreatedAt})
-	if err != nil || len(page2) != 2 || page2[0].Ref != refsB[0] {
-		t.Errorf("page 2 = %d records (%v)", len(page2), err)
+	// Paging with Before and BeforeRef, also through records created in
+	// the same instant.
+	for range 3 {
+		breach(t, e, userA)
+	}
+	var paged []string
+	f := anomaly.Filter{Limit: 2}
+	for {
+		page, err := e.d.List(t.Context(), viewer, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, q := range page {
+			paged = append(paged, q.Ref)
+		}
+		f.Before, f.BeforeRef = page[len(page)-1].CreatedAt, page[len(page)-1].Ref
+	}
+	all, _ := e.d.List(t.Context(), viewer, anomaly.Filter{Limit: anomaly.MaxList})
+	if len(paged) != 9 || len(all) != 9 {
+		t.Errorf("paging gave %d records, one list %d; want 9", len(paged), len(all))
+	}
+	for i := range min(len(paged), len(all)) {
+		if paged[i] != all[i].Ref {
+			t.Errorf("paging order differs at %d: %s, want %s", i, paged[i], all[i].Ref)
+		}
 	}
 	if _, err := e.d.Get(t.Context(), refsA[1], userActor(userB)); !errors.Is(err, anomaly.ErrNotFound) {
 		t.Errorf("user B getting A's record: %v, want ErrNotFound", err)

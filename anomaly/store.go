@@ -82,9 +82,12 @@ type Filter struct {
 	User smki.EUI
 	// State selects one state; empty for all.
 	State State
-	// Before, when set, selects records created strictly before it, for
-	// paging: pass the CreatedAt of the last record of the previous page.
-	Before time.Time
+	// Before and BeforeRef page through the list: with Before set, only
+	// records created before Before, or at Before with a reference below
+	// BeforeRef, are selected. Pass the CreatedAt and Ref of the last record
+	// of the previous page.
+	Before    time.Time
+	BeforeRef string
 	// Limit is the most records returned: 1 to MaxList, 0 for DefaultList.
 	Limit int
 }

@@ -450,7 +450,8 @@ func (s *AnomalyStore) ListQuarantine(ctx context.Context, f anomaly.Filter) ([]
 		add("state = $%d", string(f.State))
 	}
 	if !f.Before.IsZero() {
-		add("created_at < $%d", f.Before)
+		args = append(args, f.Before, f.BeforeRef)
+		where = append(where, fmt.Sprintf("(created_at < $%d OR (created_at = $%d AND ref < $%d))", len(args)-1, len(args)-1, len(args)))
 	}
 	limit := f.Limit
 	if limit <= 0 || limit > anomaly.MaxList {

@@ -289,6 +289,8 @@ func TestStore(t *testing.T, open func(t *testing.T) anomaly.Store) {
 			{anomaly.Filter{User: userB, State: anomaly.StateDeleted, Limit: 100}, []int{3}},
 			{anomaly.Filter{Limit: 2}, []int{4, 3}},
 			{anomaly.Filter{Before: qs[3].CreatedAt, Limit: 2}, []int{2, 1}},
+			{anomaly.Filter{Before: qs[3].CreatedAt, BeforeRef: qs[3].Ref, Limit: 2}, []int{2, 1}},
+			{anomaly.Filter{Before: qs[3].CreatedAt, BeforeRef: "Q-99999999", Limit: 2}, []int{3, 2}},
 		}
 		for _, l := range lists {
 			got, err := s.ListQuarantine(ctx, l.f)

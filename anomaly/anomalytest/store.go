@@ -215,7 +215,7 @@ func (s *Store) ListQuarantine(_ context.Context, f anomaly.Filter) ([]anomaly.Q
 	var out []anomaly.Quarantine
 	for _, q := range s.quarantine {
 		if (!f.User.IsZero() && q.User != f.User) || (f.State != "" && q.State != f.State) ||
-			(!f.Before.IsZero() && !q.CreatedAt.Before(f.Before)) {
+			(!f.Before.IsZero() && !(q.CreatedAt.Before(f.Before) || (q.CreatedAt.Equal(f.Before) && q.Ref < f.BeforeRef))) {
 			continue
 		}
 		out = append(out, clone(q))
