@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -687,4 +688,34 @@ func TestSQLiteConcurrentWriters(t *testing.T) {
 	if n, err := db2.VerifyAudit(ctx); err != nil || n != writers*perWriter {
 		t.Errorf("VerifyAudit = %d, %v; want %d entries, no error", n, err, writers*perWriter)
 	}
+}
+
+// FuzzParseDSN checks that any operator-supplied DSN either parses to a
+// dialect and a usable target or is refused with ErrInvalid, never a panic.
+func FuzzParseDSN(f *testing.F) {
+	for _, s := range []string{"postgres://u@h/db?sslmode=disable", "postgresql://h/db", "sqlite:/x.db", "sqlite:///x.db",
+		"x.db", "", "sqlite:", "mysql://x", "a?b", "file:x.db", ":memory:", "sqlite://", "C:\\data\\x.db"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		d, target, err := parseDSN(dsn)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("parseDSN(%q) error %v does not wrap ErrInvalid", dsn, err)
+			}
+			return
+		}
+		switch d {
+		case DialectPostgres:
+			if target != dsn {
+				t.Errorf("parseDSN(%q) changed the PostgreSQL URL to %q", dsn, target)
+			}
+		case DialectSQLite:
+			if target == "" || strings.ContainsAny(target, "?#\x00") {
+				t.Errorf("parseDSN(%q) gave SQLite path %q", dsn, target)
+			}
+		default:
+			t.Errorf("parseDSN(%q) gave dialect %q", dsn, d)
+		}
+	})
 }
