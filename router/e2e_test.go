@@ -1,0 +1,409 @@
+package router
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// storeBackends opens a fresh store per backend: SQLite in a temporary
+// directory always, PostgreSQL in a fresh schema of METERTRUST_TEST_PG when
+// it is set (a test fails instead of skipping when CI is set without it).
+func storeBackends(t *testing.T) map[string]func(t *testing.T) *store.DB {
+	out := map[string]func(t *testing.T) *store.DB{
+		"sqlite": func(t *testing.T) *store.DB {
+			db, err := store.OpenDataDir(context.Background(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		},
+	}
+	out["postgres"] = func(t *testing.T) *store.DB {
+		dsn := os.Getenv("METERTRUST_TEST_PG")
+		if dsn == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatal("METERTRUST_TEST_PG is unset in CI")
+			}
+			t.Skip("METERTRUST_TEST_PG is unset")
+		}
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatalf("connecting to METERTRUST_TEST_PG: %v", err)
+		}
+		defer conn.Close(ctx)
+		b := make([]byte, 6)
+		rand.Read(b)
+		schema := "router_test_" + hex.EncodeToString(b)
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			c, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Errorf("dropping schema %s: %v", schema, err)
+				return
+			}
+			defer c.Close(ctx)
+			c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+		})
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		db, err := store.Open(ctx, u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	return out
+}
+
+// e2e is the whole system in one process: the SMKI and DCCKI CAs of
+// package ca, the reference-meter fleet of package device, the anomaly
+// detector, and the router service on a real mutual-TLS listener.
+type e2e struct {
+	db       *store.DB
+	auth     *ca.Authority
+	svc      *Service
+	fleet    *device.Fleet
+	meters   []smki.EUI
+	url      string
+	supplier struct {
+		eui    smki.EUI
+		ds, ka *ecdsa.PrivateKey
+		dsCert store.Certificate
+		client *http.Client
+	}
+	acb smki.EUI
+}
+
+func newE2E(t *testing.T, db *store.DB) *e2e {
+	t.Helper()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	e := &e2e{db: db, acb: smki.MustParseEUI("90B3D51F30000004")}
+	keys, err := ca.OpenCustody(ctx, "", t.TempDir(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	if e.auth, err = ca.New(ca.Config{Store: db, Keys: keys, Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.auth.Init(ctx, ca.InitRequest{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The supplier's organisation certificates, issued from CSRs.
+	e.supplier.eui = smki.MustParseEUI("90B3D51F30000002")
+	e.supplier.ds, e.supplier.ka = mustKey(t), mustKey(t)
+	org := func(k *ecdsa.PrivateKey, ku x509.KeyUsage, u ca.Usage) store.Certificate {
+		csr, err := smki.CreateCSR(rand.Reader, &smki.CSRTemplate{Kind: smki.KindOrganisation, Role: smki.RoleSupplier,
+			EUI: e.supplier.eui, CommonName: "Supplier A", KeyUsage: ku}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := e.auth.IssueOrg(ctx, ca.OrgRequest{CSR: csr, Role: smki.RoleSupplier, EUI: e.supplier.eui, Usage: u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	e.supplier.dsCert = org(e.supplier.ds, x509.KeyUsageDigitalSignature, ca.UsageDS)
+	org(e.supplier.ka, x509.KeyUsageKeyAgreement, ca.UsageKA)
+
+	// Meters trusting the ACB and the supplier.
+	acbKey := mustKey(t)
+	cell := func(u device.KeyUsage, eui smki.EUI, k *ecdsa.PrivateKey) *device.Cell {
+		c, err := device.NewCell(u, device.Management, eui, &k.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	anchors, err := device.NewAnchors().With(smki.RoleAccessControlBroker, 1, cell(device.UsageKeyAgreement, e.acb, acbKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anchors, err = anchors.With(smki.RoleSupplier, 1, cell(device.UsageDigitalSignature, e.supplier.eui, e.supplier.ds),
+		cell(device.UsageKeyAgreement, e.supplier.eui, e.supplier.ka)); err != nil {
+		t.Fatal(err)
+	}
+	e.fleet = device.NewFleet(device.Config{})
+	if e.meters, err = e.fleet.Generate(ctx, 3, smki.MustParseEUI("0012A3FFFE000001"), device.Electricity, anchors); err != nil {
+		t.Fatal(err)
+	}
+	var devs []store.RouterDevice
+	for _, eui := range e.meters {
+		m, _ := e.fleet.Meter(eui)
+		ds, err := m.SignaturePublicKey().Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, store.RouterDevice{EUI: eui.String(), KAPublic: m.AgreementPublicKey().Bytes(), DSPublic: ds,
+			Supplier: e.supplier.eui.String(), UpdatedAt: time.Now()})
+	}
+	if err := db.PutRouterDevices(ctx, devs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// Anomaly detection: two disconnects per supplier per hour.
+	as := db.Anomaly()
+	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := det.SetThreshold(ctx, anomaly.Actor{ID: "op", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}},
+		anomaly.Threshold{Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: 2, Window: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+
+	// DCCKI: the router's server certificate and the supplier's client
+	// certificate.
+	dccki := func(name string) []byte {
+		c, err := db.CA(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CertDER
+	}
+	rootDER, issuingDER := dccki(ca.NameDCCKIRoot), dccki(ca.NameDCCKITLS)
+	roots := x509.NewCertPool()
+	rc, _ := x509.ParseCertificate(rootDER)
+	roots.AddCert(rc)
+	pair := func(iss ca.TLSIssued) tls.Certificate {
+		chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Record.DER}),
+			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuingDER})...)
+		kp, err := tls.X509KeyPair(chain, iss.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp
+	}
+	srvIss, err := e.auth.IssueTLSServer(ctx, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliIss, err := e.auth.IssueTLSClient(ctx, e.supplier.eui, smki.UserImportSupplier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair(cliIss)}, ServerName: "localhost"}}
+	t.Cleanup(tr.CloseIdleConnections)
+	e.supplier.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	acb, err := commands.NewECDHKeyFromECDSA(acbKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc, err = NewService(ServiceConfig{DB: db, Detector: det, ACB: e.acb, ACBKey: acb, Transport: NewFleetTransport(e.fleet),
+		ServerCertificate: pair(srvIss), ClientCAs: roots, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.url = "https://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.svc.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("service: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *e2e) call(t *testing.T, method, path, ctype string, body []byte, out any) (int, Problem) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(string(body)))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	res, err := e.supplier.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var p Problem
+	if res.StatusCode >= 300 {
+		json.Unmarshal(b, &p)
+		return res.StatusCode, p
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %s: %v", method, path, b, err)
+		}
+	}
+	return res.StatusCode, p
+}
+
+// request runs the DUIS two-step over the API: service request, sign when
+// critical, submit. It returns the submitted bytes and the status.
+func (e *e2e) request(t *testing.T, ref string, target smki.EUI, params string) ([]byte, int, Problem) {
+	t.Helper()
+	body := `{"serviceReference":"` + ref + `","target":"` + target.String() + `"`
+	if params != "" {
+		body += `,"parameters":` + params
+	}
+	var pc PreCommand
+	if st, p := e.call(t, "POST", "/v1/service-requests", "application/json", []byte(body+"}"), &pc); st != 200 {
+		t.Fatalf("service request %s: %d %+v", ref, st, p)
+	}
+	raw, _ := hex.DecodeString(pc.Message)
+	if pc.Critical {
+		m, err := commands.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := commands.SignPreCommand(rand.Reader, e.supplier.ds, m); err != nil {
+			t.Fatal(err)
+		}
+		if raw, err = m.Marshal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rc Receipt
+	st, p := e.call(t, "POST", "/v1/commands", "application/octet-stream", raw, &rc)
+	return raw, st, p
+}
+
+// awaitResponses polls until the supplier has n deliveries.
+func (e *e2e) awaitResponses(t *testing.T, n int) []deliveryView {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var v struct {
+			Deliveries []deliveryView `json:"deliveries"`
+		}
+		e.call(t, "GET", "/v1/responses", "", nil, &v)
+		if len(v.Deliveries) >= n {
+			return v.Deliveries
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries after 15s, want %d: %+v", len(v.Deliveries), n, v.Deliveries)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEndToEnd runs the supplier's story over the real API, on both stores:
+// a register read decrypted by the supplier alone, a disconnect executed by
+// the meter with a signed response, a replay refused, the third disconnect
+// quarantined, and a revoked signing certificate refused.
+func TestEndToEnd(t *testing.T) {
+	for name, open := range storeBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newE2E(t, open(t))
+			ctx := context.Background()
+			m0, _ := e.fleet.Meter(e.meters[0])
+
+			// A register read: the response is encrypted to the supplier.
+			if _, st, p := e.request(t, "4.1.1", e.meters[0], ""); st != http.StatusAccepted {
+				t.Fatalf("register read: %d %+v", st, p)
+			}
+			ds := e.awaitResponses(t, 1)
+			if ds[0].Kind != DeliveryResponse {
+				t.Fatalf("delivery %+v", ds[0])
+			}
+			resp, err := commands.Parse(ds[0].Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ka, _ := commands.NewECDHKeyFromECDSA(e.supplier.ka)
+			if err := commands.CheckMAC(ctx, ka, m0.AgreementPublicKey(), resp); err != nil {
+				t.Fatalf("response MAC: %v", err)
+			}
+			plain, err := commands.DecryptPayload(ctx, ka, m0.AgreementPublicKey(), resp)
+			if err != nil {
+				t.Fatalf("decrypting: %v", err)
+			}
+			if _, err := device.DecodeRegisterReading(plain); err != nil {
+				t.Fatal(err)
+			}
+
+			// A disconnect: signed pre-command, executed, signed response.
+			signed, st, p := e.request(t, "7.2", e.meters[0], "")
+			if st != http.StatusAccepted {
+				t.Fatalf("disconnect: %d %+v", st, p)
+			}
+			ds = e.awaitResponses(t, 2)
+			if ds[1].Kind != DeliveryResponse || m0.Supply() != device.SupplyDisabled {
+				t.Fatalf("after disconnect: %+v, supply %v", ds[1], m0.Supply())
+			}
+			var cmd struct {
+				State string `json:"state"`
+			}
+			if st, _ := e.call(t, "GET", "/v1/commands/"+ds[1].CommandID, "", nil, &cmd); st != 200 || cmd.State != "responded" {
+				t.Fatalf("command state %d %q", st, cmd.State)
+			}
+
+			// The same signed bytes again: refused before any MAC.
+			if st, p := e.call(t, "POST", "/v1/commands", "application/octet-stream", signed, nil); st != http.StatusConflict || p.Code != "replay" {
+				t.Fatalf("replay: %d %+v", st, p)
+			}
+			// The second disconnect passes, the third is quarantined.
+			if _, st, p := e.request(t, "7.2", e.meters[1], ""); st != http.StatusAccepted {
+				t.Fatalf("second disconnect: %d %+v", st, p)
+			}
+			if _, st, p := e.request(t, "7.2", e.meters[2], ""); st != http.StatusTooManyRequests || p.Code != "quarantined" || !strings.Contains(p.Detail, "Q-") {
+				t.Fatalf("third disconnect: %d %+v", st, p)
+			}
+			e.awaitResponses(t, 3)
+			if m2, _ := e.fleet.Meter(e.meters[2]); m2.Supply() != device.SupplyEnabled {
+				t.Fatal("quarantined disconnect executed")
+			}
+
+			// The supplier's signing certificate revoked: its next critical
+			// command is refused at the certificate path stage.
+			if _, err := e.auth.Revoke(ctx, ca.NameOCA, e.supplier.dsCert.Serial, 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, st, p := e.request(t, "7.3", e.meters[1], ""); st != http.StatusForbidden || p.Code != "certificate-path" {
+				t.Fatalf("after revocation: %d %+v", st, p)
+			}
+			if n, _ := e.svc.Storage.Depth(ctx); n != 0 {
+				t.Fatalf("outbox depth %d", n)
+			}
+			if _, err := e.db.VerifyAudit(ctx); err != nil {
+				t.Fatalf("audit chain: %v", err)
+			}
+		})
+	}
+}
