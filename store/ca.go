@@ -138,14 +138,17 @@ func (db *DB) CAs(ctx context.Context) ([]CA, error) {
 	return out, nil
 }
 
+// MaxReserve is the most devices one ReserveDevices call may reserve.
+const MaxReserve = 1 << 32
+
 // ReserveDevices atomically adds n to the CA's Issued count if the CA is
 // active and Issued+n stays within its Quota (a Quota of 0 is unlimited), and
 // returns the new Issued. Otherwise nothing changes and the error wraps
 // ErrClosed, ErrQuotaExhausted or ErrNotFound. Callers reserve before
 // signing, so a crash between the two wastes quota but never exceeds it.
 func (db *DB) ReserveDevices(ctx context.Context, name string, n int64) (int64, error) {
-	if n <= 0 {
-		return 0, fmt.Errorf("%w: reserving %d devices from CA %s: count must be positive", ErrInvalid, n, name)
+	if n <= 0 || n > MaxReserve {
+		return 0, fmt.Errorf("%w: reserving %d devices from CA %s: count must be 1-%d", ErrInvalid, n, name, int64(MaxReserve))
 	}
 	var issued int64
 	err := db.inTx(ctx, func(tx dbtx) error {

@@ -202,6 +202,8 @@ func (db *DB) read() dbtx {
 // inTx runs fn in one transaction, committing if it returns nil and rolling
 // back otherwise. On SQLite the transaction starts with BEGIN IMMEDIATE on
 // the single writer connection, so it holds the write lock from the start.
+// fn must do all its work through tx: on SQLite, db.write() inside fn waits
+// for the connection fn itself holds, forever.
 func (db *DB) inTx(ctx context.Context, fn func(tx dbtx) error) error {
 	if db.pool != nil {
 		tx, err := db.pool.Begin(ctx)

@@ -719,3 +719,37 @@ func FuzzParseDSN(f *testing.F) {
 		}
 	})
 }
+
+// TestSQLitePragmas checks the connection settings the concurrency claims
+// rest on, on the writer and on the readers.
+func TestSQLitePragmas(t *testing.T) {
+	db := sqliteOpener(t)(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		q    dbtx
+		want map[string]string
+	}{
+		{"writer", sqliteTx{db.writer}, map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "query_only": "0"}},
+		{"reader", sqliteTx{db.reader}, map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "query_only": "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for pragma, want := range tt.want {
+				var got string
+				if err := tt.q.queryRow(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+					t.Fatalf("PRAGMA %s: %v", pragma, err)
+				}
+				if got != want {
+					t.Errorf("PRAGMA %s = %q, want %q", pragma, got, want)
+				}
+			}
+		})
+	}
+	if got := db.writer.Stats().MaxOpenConnections; got != 1 {
+		t.Errorf("writer MaxOpenConnections = %d, want 1", got)
+	}
+	if _, err := db.read().exec(ctx, `INSERT INTO audit_head (id, seq, hash) VALUES (2, 0, x'')`); err == nil {
+		t.Error("a reader connection accepted a write")
+	}
+}
