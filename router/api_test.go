@@ -49,7 +49,7 @@ type apiEnv struct {
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &apiEnv{storeEnv: newStoreEnv(t, ""), clients: map[string]*http.Client{}, certs: map[string]ca.TLSIssued{}}
+	e := &apiEnv{storeEnv: newStoreEnv(t, nil), clients: map[string]*http.Client{}, certs: map[string]ca.TLSIssued{}}
 	dir := t.TempDir()
 	keys, err := ca.OpenCustody(ctx, "", dir, rand.Reader)
 	if err != nil {

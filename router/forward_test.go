@@ -75,23 +75,19 @@ func (e *storeEnv) advance(d time.Duration) {
 	e.world.now = e.world.now.Add(d)
 }
 
-// newStoreEnv wires the router and forwarder on a real store (SQLite in a
-// temporary directory, or the given DSN) with the world's fake
-// certificates, catalogue and detector.
-func newStoreEnv(t *testing.T, dsn string) *storeEnv {
+// newStoreEnv wires the router and forwarder on a real store (db, or
+// SQLite in a temporary directory when db is nil) with the world's fake
+// certificates and detector and the GBCS catalogue.
+func newStoreEnv(t *testing.T, db *store.DB) *storeEnv {
 	t.Helper()
 	ctx := context.Background()
-	var db *store.DB
 	var err error
-	if dsn == "" {
-		db, err = store.OpenDataDir(ctx, t.TempDir())
-	} else {
-		db, err = store.Open(ctx, dsn)
+	if db == nil {
+		if db, err = store.OpenDataDir(ctx, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	e := &storeEnv{world: newWorld(t), db: db, st: NewStorage(db), tr: &scriptedTransport{}, hub: NewHub(), devDS: mustKey(t)}
 	var devs []store.RouterDevice
 	for _, d := range e.reg.devices {
@@ -183,7 +179,7 @@ func TestForwarder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newStoreEnv(t, "")
+			e := newStoreEnv(t, nil)
 			e.tr.answers = tt.answers(e)
 			sub := e.hub.Subscribe(t.Context(), e.supplier.eui)
 			rc := e.submit(t, 1, tt.code, tt.code == codeDisable)
@@ -234,7 +230,7 @@ func TestForwarder(t *testing.T) {
 // uncorrelated one is refused without cancelling the command.
 func TestForwarderAsyncResponse(t *testing.T) {
 	ctx := context.Background()
-	e := newStoreEnv(t, "")
+	e := newStoreEnv(t, nil)
 	e.tr.answers = []func([]byte) ([]byte, error){func([]byte) ([]byte, error) { return nil, nil }}
 	rc := e.submit(t, 7, codeDisable, true)
 	if _, err := e.fwd.Drain(ctx); err != nil {
@@ -280,7 +276,7 @@ func (e *storeEnv) mustMessage(t *testing.T, id string) []byte {
 // forwarded by the next, and a lease held by a dead worker expires.
 func TestForwarderRestart(t *testing.T) {
 	ctx := context.Background()
-	e := newStoreEnv(t, "")
+	e := newStoreEnv(t, nil)
 	for i := range uint64(5) {
 		e.submit(t, 10+i, codeRead, false)
 	}

@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"testing"
 
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 func TestSubmitAccepts(t *testing.T) {
@@ -75,19 +78,18 @@ func TestSubmitAccepts(t *testing.T) {
 	}
 }
 
-// TestSubmitRefuses proves that each stage refuses with its own kind,
-// writes an audit entry, and leaves no state: no record, no counter moved.
-func TestSubmitRefuses(t *testing.T) {
-	w := newWorld(t)
-	ctx := context.Background()
-	// Seed a forwarded counter for the replay cases.
-	if _, err := w.router(t).Submit(ctx, w.supplier.caller(), command(t, w.supplier, w.device, codeDisable, 100, true)); err != nil {
-		t.Fatal(err)
-	}
-	w.det.quarantine[555] = true
-	w.certs.revoked[string(w.certs.ders[w.gasSupplier.eui])] = true
-	delete(w.certs.ders, w.stranger.eui)
+type refusalCase struct {
+	name   string
+	caller Caller
+	msg    []byte
+	want   *Kind
+}
 
+// refusalCases is the corpus of malformed and hostile submissions, one or
+// more per pipeline stage. It expects the supplier's counter 100 to device
+// to be forwarded already, the detector to quarantine counter 555 and the
+// gas supplier's signing certificate to be revoked.
+func refusalCases(t *testing.T, w *world) []refusalCase {
 	valid := command(t, w.supplier, w.device, codeDisable, 200, true)
 	tamper := func(b []byte, i int) []byte { c := bytes.Clone(b); c[i] ^= 0x01; return c }
 	preCommand := command(t, w.supplier, w.device, codeDisable, 201, false)
@@ -105,21 +107,18 @@ func TestSubmitRefuses(t *testing.T) {
 		return b
 	}()
 	gasDevice2 := party{w.gasSupplier.eui, w.gasSupplier.role, w.gasSupplier.ds}
-
-	tests := []struct {
-		name   string
-		caller Caller
-		msg    []byte
-		want   *Kind
-	}{
+	return []refusalCase{
 		{"no caller", Caller{}, valid, ErrUnauthenticated},
 		{"caller without role", Caller{EUI: w.supplier.eui}, valid, ErrUnauthenticated},
 		{"caller with unknown role", Caller{EUI: w.supplier.eui, Role: "XX"}, valid, ErrUnauthenticated},
 		{"empty", w.supplier.caller(), nil, ErrMalformed},
 		{"truncated", w.supplier.caller(), valid[:len(valid)-5], ErrMalformed},
+		{"truncated header", w.supplier.caller(), valid[:3], ErrMalformed},
 		{"oversized", w.supplier.caller(), make([]byte, DefaultMaxMessageBytes+1), ErrMalformed},
 		{"wrong length byte", w.supplier.caller(), func() []byte { c := bytes.Clone(valid); c[1] = 8; return c }(), ErrMalformed},
+		{"signature length 0x41", w.supplier.caller(), func() []byte { c := bytes.Clone(valid); c[len(c)-65] = 0x41; return c }(), ErrMalformed},
 		{"trailing garbage", w.supplier.caller(), append(bytes.Clone(valid), 0), ErrMalformed},
+		{"block transfer segment", w.supplier.caller(), append([]byte{0xE0}, valid[1:]...), ErrMalformed},
 		{"already MAC'd (forged MAC)", w.supplier.caller(), macd, ErrMalformed},
 		{"a response, not a command", w.supplier.caller(), response, ErrMalformed},
 		{"wrong originator", w.stranger.caller(), valid, ErrOriginator},
@@ -137,12 +136,36 @@ func TestSubmitRefuses(t *testing.T) {
 		{"pre-command (unsigned critical)", w.supplier.caller(), preCommand, ErrSignature},
 		{"wrong-role key signature", w.supplier.caller(), command(t, wrongKey, w.device, codeDisable, 202, true), ErrSignature},
 		{"payload changed after signing", w.supplier.caller(), tamper(valid, len(valid)-66), ErrSignature},
+		{"counter changed after signing", w.supplier.caller(), tamper(valid, 10), ErrSignature},
 		{"signature bit flipped", w.supplier.caller(), tamper(valid, len(valid)-1), ErrSignature},
 		{"replay of the same counter", w.supplier.caller(), command(t, w.supplier, w.device, codeDisable, 100, true), ErrReplay},
 		{"older counter", w.supplier.caller(), command(t, w.supplier, w.device, codeDisable, 99, true), ErrReplay},
 		{"quarantined", w.supplier.caller(), command(t, w.supplier, w.device, codeDisable, 555, true), ErrQuarantined},
 	}
-	for _, tt := range tests {
+}
+
+// prepareRefusals sets up what refusalCases expects.
+func prepareRefusals(t *testing.T, w *world, r *Router) {
+	t.Helper()
+	if _, err := r.Submit(context.Background(), w.supplier.caller(), command(t, w.supplier, w.device, codeDisable, 100, true)); err != nil {
+		t.Fatal(err)
+	}
+	w.det.mu.Lock()
+	w.det.quarantine[555] = true
+	w.det.mu.Unlock()
+	w.certs.mu.Lock()
+	w.certs.revoked[string(w.certs.ders[w.gasSupplier.eui])] = true
+	delete(w.certs.ders, w.stranger.eui)
+	w.certs.mu.Unlock()
+}
+
+// TestSubmitRefuses proves that each stage refuses with its own kind,
+// writes an audit entry, and leaves no state: no record, no counter moved.
+func TestSubmitRefuses(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	prepareRefusals(t, w, w.router(t))
+	for _, tt := range refusalCases(t, w) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := w.router(t)
 			n0, c0 := w.ledger.state()
@@ -170,6 +193,56 @@ func TestSubmitRefuses(t *testing.T) {
 			}
 			if e := w.audit.last(); e.Kind != tt.want.Code() {
 				t.Fatalf("audit kind %q, want %q (%+v)", e.Kind, tt.want.Code(), e)
+			}
+		})
+	}
+}
+
+// TestSubmitRefusesOnStore runs the same corpus against the real store on
+// both backends: each refusal leaves the outbox and every counter as they
+// were, and lands in the audit log with its kind.
+func TestSubmitRefusesOnStore(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range storeBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newStoreEnv(t, open(t))
+			prepareRefusals(t, e.world, e.router)
+			parties := []party{e.supplier, e.gasSupplier, e.distributor, e.other, e.stranger}
+			snapshot := func() (int64, map[string]uint64) {
+				n, err := e.st.Depth(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := map[string]uint64{}
+				for _, p := range parties {
+					for _, d := range []smki.EUI{e.device, e.device2, e.device3} {
+						if c, ok, _ := e.st.LastCounter(ctx, p.eui, d); ok {
+							m[p.eui.String()+d.String()] = c
+						}
+					}
+				}
+				return n, m
+			}
+			for _, tt := range refusalCases(t, e.world) {
+				t.Run(tt.name, func(t *testing.T) {
+					n0, c0 := snapshot()
+					_, err := e.router.Submit(ctx, tt.caller, tt.msg)
+					if !errors.Is(err, tt.want) {
+						t.Fatalf("Submit: %v, want %v", err, tt.want)
+					}
+					n, c := snapshot()
+					if n != n0 || !maps.Equal(c, c0) {
+						t.Fatalf("state changed: outbox %d->%d, counters %v->%v", n0, n, c0, c)
+					}
+					evs, err := e.db.AuditEvents(ctx, 0, store.MaxLimit)
+					if err != nil || len(evs) == 0 {
+						t.Fatal(err)
+					}
+					last := evs[len(evs)-1]
+					if last.Outcome != store.OutcomeRefused || fmt.Sprint(last.Details["kind"]) != tt.want.Code() {
+						t.Fatalf("last audit entry %+v", last)
+					}
+				})
 			}
 		})
 	}
