@@ -339,7 +339,7 @@ func (d *Detector) Check(ctx context.Context, req Request) (Decision, error) {
 			continue
 		}
 		counted = append(counted, t)
-		counters = append(counters, Counter{Key: t.counterKey(req.User, req.ServiceRef), Window: t.Window, Limit: t.Limit})
+		counters = append(counters, Counter{Key: t.counterKey(req.User, req.ServiceRef), Since: t.Since(at), Limit: t.Limit})
 	}
 	ev := Event{RequestID: req.ID, Keys: eventKeys(req.User, req.ServiceRef), At: at}
 	out, err := d.store.CheckAndRecord(ctx, ev, counters)
@@ -353,7 +353,8 @@ func (d *Detector) Check(ctx context.Context, req Request) (Decision, error) {
 		return Decision{}, fmt.Errorf("anomaly: checking request %s: store reported counter %d of %d", req.ID, out.Breached, len(counted))
 	}
 	t := counted[out.Breached]
-	detail := fmt.Sprintf("%d commands in the last %s reached the limit of %d (%s)", out.Count, t.Window, t.Limit, t)
+	detail := fmt.Sprintf("%d commands since %s reached the limit of %d (%s)",
+		out.Count, t.Since(at).Add(time.Microsecond).Format(time.RFC3339), t.Limit, t)
 	return d.quarantine(ctx, req, at, t, out.Count, t.Limit, detail)
 }
 

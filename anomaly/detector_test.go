@@ -246,6 +246,32 @@ func TestSlidingWindowEdge(t *testing.T) {
 	}
 }
 
+func TestFixedWindowEdge(t *testing.T) {
+	e := newEnv(t, anomaly.Threshold{ID: "f", Scope: anomaly.ScopeUserTotal, Limit: 2, Window: 10 * time.Second, Fixed: true})
+	t0 := e.clock.Now() // 12:00:00, the start of a fixed 10 s window
+	steps := []struct {
+		at   time.Duration
+		pass bool
+		why  string
+	}{
+		{9 * time.Second, true, "1st in [0s, 10s)"},
+		{9*time.Second + 500*time.Millisecond, true, "2nd: the limit-th passes"},
+		{10*time.Second - time.Microsecond, false, "last microsecond of the window"},
+		{10 * time.Second, true, "a new window starts afresh (a sliding window would still hold two)"},
+		{10 * time.Second, true, "2nd in [10s, 20s)"},
+		{19 * time.Second, false, "full"},
+		{20 * time.Second, true, "next window"},
+	}
+	for i, s := range steps {
+		t.Run(fmt.Sprintf("%02d %s", i, s.why), func(t *testing.T) {
+			e.clock.Set(t0.Add(s.at))
+			if dec := e.check(e.req(userA, "7.2")); dec.Pass() != s.pass {
+				t.Fatalf("at t0+%s: pass = %v, want %v (%+v)", s.at, dec.Pass(), s.pass, dec)
+			}
+		})
+	}
+}
+
 func TestAttributeLimits(t *testing.T) {
 	e := newEnv(t,
 		anomaly.Threshold{ID: "dcc-price", Scope: anomaly.ScopeAttribute, Attribute: "price", Min: 0, Max: 5000},

@@ -274,6 +274,7 @@ func (d *Detector) Usage(ctx context.Context, actor Actor, u smki.EUI) ([]Usage,
 	}
 	var ts []Threshold
 	var counters []Counter
+	now := d.now().UTC().Truncate(time.Microsecond)
 	for _, t := range d.set.Load().all {
 		switch {
 		case t.Scope == ScopeAttribute:
@@ -284,12 +285,12 @@ func (d *Detector) Usage(ctx context.Context, actor Actor, u smki.EUI) ([]Usage,
 			continue
 		}
 		ts = append(ts, t)
-		counters = append(counters, Counter{Key: t.counterKey(u, t.ServiceRef), Window: t.Window, Limit: t.Limit})
+		counters = append(counters, Counter{Key: t.counterKey(u, t.ServiceRef), Since: t.Since(now), Limit: t.Limit})
 	}
 	if len(counters) == 0 {
 		return nil, nil
 	}
-	counts, err := d.store.CountEvents(ctx, counters, d.now().UTC().Truncate(time.Microsecond))
+	counts, err := d.store.CountEvents(ctx, counters)
 	if err != nil {
 		return nil, fmt.Errorf("anomaly: counting: %w", err)
 	}

@@ -98,14 +98,16 @@ const (
 	MaxList     = 1000
 )
 
-// Counter is one sliding-window count a Store evaluates: the events recorded
-// under Key at times strictly after at-Window (and not in the future of the
-// store's other writers: every recorded event with a later time counts too)
-// must number fewer than Limit for the request to pass.
+// Counter is one window count a Store evaluates: the events recorded under
+// Key at times strictly after Since (every one of them, including any with
+// a time later than the request's, recorded by an instance whose clock runs
+// ahead) must number fewer than Limit for the request to pass. For a
+// sliding window Since is the request time less the window; for a fixed
+// window, just before the window's start.
 type Counter struct {
-	Key    string
-	Window time.Duration
-	Limit  int64
+	Key   string
+	Since time.Time
+	Limit int64
 }
 
 // Event is a request to record under each of Keys at At. At is truncated to
@@ -174,8 +176,8 @@ type Store interface {
 	// reported.
 	CheckAndRecord(ctx context.Context, ev Event, counters []Counter) (Outcome, error)
 	// CountEvents returns, for each counter, the number of events in its
-	// window at at.
-	CountEvents(ctx context.Context, counters []Counter, at time.Time) ([]int64, error)
+	// window (Limit is ignored).
+	CountEvents(ctx context.Context, counters []Counter) ([]int64, error)
 	// PruneEvents deletes the events recorded strictly before before and
 	// returns how many it deleted.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)

@@ -50,9 +50,9 @@ const (
 const MaxLimit = 10_000_000
 
 // Threshold is one Anomaly Detection Threshold. Count thresholds (every
-// scope but attribute) allow at most Limit commands in any sliding Window;
-// attribute thresholds require the named attribute, when a command carries
-// it, to lie in [Min, Max].
+// scope but attribute) allow at most Limit commands in any sliding Window,
+// or in each fixed Window; attribute thresholds require the named
+// attribute, when a command carries it, to lie in [Min, Max].
 type Threshold struct {
 	// ID names the threshold; the Detector assigns one when it is empty.
 	ID string
@@ -67,9 +67,14 @@ type Threshold struct {
 	ServiceRef string
 	// Limit is the number of commands allowed in any Window (count scopes).
 	Limit int64
-	// Window is the length of the sliding window (count scopes), a whole
-	// number of seconds between MinWindow and MaxWindow.
+	// Window is the length of the window (count scopes), a whole number of
+	// seconds between MinWindow and MaxWindow.
 	Window time.Duration
+	// Fixed makes the window fixed: consecutive windows of length Window
+	// from the Unix epoch, in UTC (a 24h window is a UTC calendar day), the
+	// count starting afresh in each. Otherwise the window slides: any
+	// Window-long interval ending now.
+	Fixed bool
 	// Attribute, Min and Max define an attribute limit (ScopeAttribute).
 	Attribute string
 	Min, Max  int64
@@ -109,12 +114,33 @@ func (t Threshold) String() string {
 		}
 		return fmt.Sprintf("%s attribute limit %s: %s in [%d, %d] for service %s", owner, t.ID, t.Attribute, t.Min, t.Max, srv)
 	case ScopeUserTotal:
-		return fmt.Sprintf("%s threshold %s: %d per user per %s", owner, t.ID, t.Limit, t.Window)
+		return fmt.Sprintf("%s threshold %s: %d per user per %s", owner, t.ID, t.Limit, t.windowString())
 	case ScopeDCCService:
-		return fmt.Sprintf("%s threshold %s: %d of service %s DCC-wide per %s", owner, t.ID, t.Limit, t.ServiceRef, t.Window)
+		return fmt.Sprintf("%s threshold %s: %d of service %s DCC-wide per %s", owner, t.ID, t.Limit, t.ServiceRef, t.windowString())
 	default:
-		return fmt.Sprintf("%s threshold %s: %d of service %s per user per %s", owner, t.ID, t.Limit, t.ServiceRef, t.Window)
+		return fmt.Sprintf("%s threshold %s: %d of service %s per user per %s", owner, t.ID, t.Limit, t.ServiceRef, t.windowString())
 	}
+}
+
+func (t Threshold) windowString() string {
+	if t.Fixed {
+		return "fixed " + t.Window.String()
+	}
+	return "sliding " + t.Window.String()
+}
+
+// Since returns the bound of t's window for a request at at: the window
+// holds the events strictly after it.
+func (t Threshold) Since(at time.Time) time.Time {
+	if !t.Fixed {
+		return at.Add(-t.Window)
+	}
+	w := t.Window.Microseconds()
+	start := at.UnixMicro() / w * w
+	if at.UnixMicro() < 0 && at.UnixMicro()%w != 0 {
+		start -= w
+	}
+	return time.UnixMicro(start - 1).UTC()
 }
 
 var (
@@ -146,7 +172,7 @@ func (t Threshold) Validate() error {
 			return fmt.Errorf("%w: threshold %s: attribute name %q must be 1-64 letters, digits, '_', '.' or '-', starting with a letter", ErrInvalid, t.ID, t.Attribute)
 		case t.Min > t.Max:
 			return fmt.Errorf("%w: threshold %s: attribute %s minimum %d is above maximum %d", ErrInvalid, t.ID, t.Attribute, t.Min, t.Max)
-		case t.Limit != 0 || t.Window != 0:
+		case t.Limit != 0 || t.Window != 0 || t.Fixed:
 			return fmt.Errorf("%w: threshold %s: an attribute limit takes no limit or window", ErrInvalid, t.ID)
 		}
 		return nil
@@ -193,8 +219,12 @@ func sameRule(u, d Threshold) bool {
 // threshold in dcc that governs the same scope (and service reference, or
 // attribute). For counts, stricter means a limit no higher over a window no
 // shorter, and not both equal: a lower limit over the same or a longer
-// window, or the same limit over a longer window. For attribute limits it
-// means a range inside the DCC's. A DCC threshold (u.User zero) is always
+// window, or the same limit over a longer window. A sliding window is
+// stricter than a fixed one of the same length and limit, never the other
+// way (two fixed windows let through twice the limit across their
+// boundary), and a fixed window is comparable with a fixed DCC window only
+// if it is a whole multiple of it. For attribute limits stricter means a
+// range inside the DCC's. A DCC threshold (u.User zero) is always
 // accepted: the DCC sets its own. The error wraps ErrNotStricter and names
 // the DCC threshold.
 func CheckStricter(u Threshold, dcc []Threshold) error {
@@ -213,13 +243,19 @@ func CheckStricter(u Threshold, dcc []Threshold) error {
 			continue
 		}
 		switch {
+		case u.Fixed && !d.Fixed:
+			return fmt.Errorf("%w: a fixed window is not stricter than the DCC's sliding %s (threshold %s): it lets twice the limit through across a window boundary",
+				ErrNotStricter, d.Window, d.ID)
+		case u.Fixed && d.Fixed && u.Window%d.Window != 0:
+			return fmt.Errorf("%w: fixed window %s is not a whole multiple of the DCC's fixed %s (threshold %s)",
+				ErrNotStricter, u.Window, d.Window, d.ID)
 		case u.Window < d.Window:
 			return fmt.Errorf("%w: window %s is shorter than the DCC's %s (threshold %s); a user threshold needs the same or a longer window",
 				ErrNotStricter, u.Window, d.Window, d.ID)
 		case u.Limit > d.Limit:
 			return fmt.Errorf("%w: limit %d is higher than the DCC's %d per %s (threshold %s)",
 				ErrNotStricter, u.Limit, d.Limit, d.Window, d.ID)
-		case u.Limit == d.Limit && u.Window == d.Window:
+		case u.Limit == d.Limit && u.Window == d.Window && u.Fixed == d.Fixed:
 			return fmt.Errorf("%w: %d per %s equals the DCC's threshold %s; set a lower limit or a longer window",
 				ErrNotStricter, u.Limit, u.Window, d.ID)
 		}
@@ -236,6 +272,7 @@ type thresholdJSON struct {
 	ServiceRef string    `json:"serviceRef,omitempty"`
 	Limit      int64     `json:"limit,omitempty"`
 	Window     string    `json:"window,omitempty"`
+	Fixed      bool      `json:"fixed,omitempty"`
 	Attribute  string    `json:"attribute,omitempty"`
 	Min        int64     `json:"min,omitempty"`
 	Max        int64     `json:"max,omitempty"`
@@ -246,7 +283,7 @@ type thresholdJSON struct {
 // MarshalJSON writes the wire form: the window as a duration string, the
 // user as 16 hex digits (omitted for DCC thresholds).
 func (t Threshold) MarshalJSON() ([]byte, error) {
-	j := thresholdJSON{ID: t.ID, Scope: t.Scope, ServiceRef: t.ServiceRef, Limit: t.Limit,
+	j := thresholdJSON{ID: t.ID, Scope: t.Scope, ServiceRef: t.ServiceRef, Limit: t.Limit, Fixed: t.Fixed,
 		Attribute: t.Attribute, Min: t.Min, Max: t.Max, SetBy: t.SetBy, SetAt: t.SetAt}
 	if !t.IsDCC() {
 		j.User = t.User.String()
@@ -270,7 +307,7 @@ func (t *Threshold) UnmarshalJSON(b []byte) error {
 	if dec.More() {
 		return fmt.Errorf("%w: threshold JSON: trailing data", ErrInvalid)
 	}
-	v := Threshold{ID: j.ID, Scope: j.Scope, ServiceRef: j.ServiceRef, Limit: j.Limit,
+	v := Threshold{ID: j.ID, Scope: j.Scope, ServiceRef: j.ServiceRef, Limit: j.Limit, Fixed: j.Fixed,
 		Attribute: j.Attribute, Min: j.Min, Max: j.Max, SetBy: j.SetBy, SetAt: j.SetAt}
 	if j.User != "" {
 		u, err := smki.ParseEUI(j.User)

@@ -55,6 +55,8 @@ func TestThresholdValidate(t *testing.T) {
 		{"attribute min above max", anomaly.Threshold{Scope: anomaly.ScopeAttribute, Attribute: "price", Min: 5, Max: 4}, "above maximum"},
 		{"attribute without name", anomaly.Threshold{Scope: anomaly.ScopeAttribute, Max: 4}, "attribute name"},
 		{"attribute with limit", anomaly.Threshold{Scope: anomaly.ScopeAttribute, Attribute: "price", Max: 4, Limit: 3}, "no limit or window"},
+		{"attribute fixed", anomaly.Threshold{Scope: anomaly.ScopeAttribute, Attribute: "price", Max: 4, Fixed: true}, "no limit or window"},
+		{"fixed window", ok(func(t *anomaly.Threshold) { t.Fixed = true }), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +80,7 @@ func TestThresholdValidate(t *testing.T) {
 func TestCheckStricter(t *testing.T) {
 	dcc := []anomaly.Threshold{
 		{ID: "dcc-72", Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: 200, Window: 24 * time.Hour},
+		{ID: "dcc-71-daily", Scope: anomaly.ScopeUserService, ServiceRef: "7.1", Limit: 50, Window: 24 * time.Hour, Fixed: true},
 		{ID: "dcc-total", Scope: anomaly.ScopeUserTotal, Limit: 10000, Window: time.Hour},
 		{ID: "dcc-wide-72", Scope: anomaly.ScopeDCCService, ServiceRef: "7.2", Limit: 1e6, Window: time.Hour},
 		{ID: "dcc-price", Scope: anomaly.ScopeAttribute, Attribute: "price", Min: 0, Max: 5000},
@@ -89,6 +92,7 @@ func TestCheckStricter(t *testing.T) {
 	ut := func(limit int64, w time.Duration) anomaly.Threshold {
 		return anomaly.Threshold{ID: "u", Scope: anomaly.ScopeUserTotal, User: userA, Limit: limit, Window: w}
 	}
+	fixed := func(t anomaly.Threshold) anomaly.Threshold { t.Fixed = true; return t }
 	attr := func(srv, name string, lo, hi int64) anomaly.Threshold {
 		return anomaly.Threshold{ID: "u", Scope: anomaly.ScopeAttribute, User: userA, ServiceRef: srv, Attribute: name, Min: lo, Max: hi}
 	}
@@ -104,7 +108,7 @@ func TestCheckStricter(t *testing.T) {
 		{"higher limit", us("7.2", 201, 24*time.Hour), "limit 201 is higher than the DCC's 200"},
 		{"higher limit longer window", us("7.2", 300, 72*time.Hour), "higher"},
 		{"shorter window", us("7.2", 10, time.Hour), "window 1h0m0s is shorter than the DCC's 24h0m0s"},
-		{"other service, no DCC rule", us("7.1", 1e6, time.Second), ""},
+		{"other service, no DCC rule", us("7.3", 1e6, time.Second), ""},
 		{"user total lower", ut(9999, time.Hour), ""},
 		{"user total higher", ut(10001, time.Hour), "higher"},
 		{"attribute inside", attr("", "price", 10, 4000), ""},
@@ -115,6 +119,11 @@ func TestCheckStricter(t *testing.T) {
 		{"attribute for DCC's service", attr("2.3", "debt", -1000, 1000), "dcc-debt-23"},
 		{"attribute any service vs DCC one service", attr("", "debt", -1000, 1000), ""},
 		{"DCC threshold never compared", anomaly.Threshold{ID: "d", Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: 1e6, Window: time.Second}, ""},
+		{"fixed against the DCC's sliding", fixed(us("7.2", 100, 24*time.Hour)), "fixed window is not stricter"},
+		{"sliding against the DCC's fixed, same numbers", us("7.1", 50, 24*time.Hour), ""},
+		{"fixed against the DCC's fixed, longer multiple", fixed(us("7.1", 50, 48*time.Hour)), ""},
+		{"fixed against the DCC's fixed, not a multiple", fixed(us("7.1", 10, 36*time.Hour)), "not a whole multiple"},
+		{"fixed equal to the DCC's fixed", fixed(us("7.1", 50, 24*time.Hour)), "equals the DCC's"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,12 +143,12 @@ func TestCheckStricter(t *testing.T) {
 
 func TestThresholdJSON(t *testing.T) {
 	in := anomaly.Threshold{ID: "t-1", Scope: anomaly.ScopeUserService, User: userA, ServiceRef: "7.2",
-		Limit: 200, Window: 24 * time.Hour, SetBy: "alice", SetAt: time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)}
+		Limit: 200, Window: 24 * time.Hour, Fixed: true, SetBy: "alice", SetAt: time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"id":"t-1","scope":"user-srv","user":"90B3D51F3001000A","serviceRef":"7.2","limit":200,"window":"24h0m0s","setBy":"alice","setAt":"2026-11-23T18:00:00Z"}`
+	const want = `{"id":"t-1","scope":"user-srv","user":"90B3D51F3001000A","serviceRef":"7.2","limit":200,"window":"24h0m0s","fixed":true,"setBy":"alice","setAt":"2026-11-23T18:00:00Z"}`
 	if string(b) != want {
 		t.Errorf("Marshal = %s\nwant      %s", b, want)
 	}
@@ -176,6 +185,8 @@ func FuzzParseThreshold(f *testing.F) {
 	for _, s := range []string{
 		`{"id":"t-1","scope":"user-srv","user":"90B3D51F3001000A","serviceRef":"7.2","limit":200,"window":"24h"}`,
 		`{"scope":"user-total","limit":1,"window":"1h"}`,
+		`{"scope":"user-total","limit":3,"window":"24h","fixed":true}`,
+		`{"scope":"attribute","attribute":"price","max":3,"fixed":true}`,
 		`{"scope":"dcc-srv","serviceRef":"1.1.1","limit":10000000,"window":"744h"}`,
 		`{"scope":"attribute","attribute":"price","min":-5,"max":5}`,
 		`{"scope":"attribute","user":"90-B3-D5-1F-30-01-00-0A","attribute":"price","min":5,"max":-5}`,
@@ -262,5 +273,39 @@ func TestPermit(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestThresholdSince(t *testing.T) {
+	at := time.Date(2026, 11, 23, 15, 4, 5, 6000, time.UTC)
+	tests := []struct {
+		name   string
+		window time.Duration
+		fixed  bool
+		want   time.Time
+	}{
+		{"sliding hour", time.Hour, false, at.Add(-time.Hour)},
+		{"sliding day", 24 * time.Hour, false, at.Add(-24 * time.Hour)},
+		{"fixed day is the UTC calendar day", 24 * time.Hour, true, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).Add(-time.Microsecond)},
+		{"fixed hour", time.Hour, true, time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC).Add(-time.Microsecond)},
+		{"fixed 10s", 10 * time.Second, true, time.Date(2026, 11, 23, 15, 4, 0, 0, time.UTC).Add(-time.Microsecond)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			th := anomaly.Threshold{Scope: anomaly.ScopeUserTotal, Limit: 1, Window: tc.window, Fixed: tc.fixed}
+			if got := th.Since(at); !got.Equal(tc.want) {
+				t.Errorf("Since = %s, want %s", got, tc.want)
+			}
+		})
+	}
+	// At a window's first microsecond the new window holds nothing older.
+	th := anomaly.Threshold{Scope: anomaly.ScopeUserTotal, Limit: 1, Window: time.Hour, Fixed: true}
+	start := time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC)
+	if got := th.Since(start); !got.Equal(start.Add(-time.Microsecond)) {
+		t.Errorf("Since(window start) = %s", got)
+	}
+	before := time.Date(1969, 12, 31, 23, 30, 0, 0, time.UTC)
+	if got := th.Since(before); !got.Equal(time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC).Add(-time.Microsecond)) {
+		t.Errorf("Since before the epoch = %s", got)
 	}
 }

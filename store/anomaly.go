@@ -106,7 +106,7 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 	}
 	var out anomaly.Outcome
 	err := s.db.inTx(ctx, func(tx dbtx) error {
-		counts, err := countEvents(ctx, tx, counters, ev.At, true)
+		counts, err := countEvents(ctx, tx, counters, true)
 		if err != nil {
 			return err
 		}
@@ -139,7 +139,6 @@ func outcome(counters []anomaly.Counter, counts []int64) anomaly.Outcome {
 // COMMITTED its snapshot includes every event committed by the previous
 // holder.
 func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, counters []anomaly.Counter) (anomaly.Outcome, error) {
-	at := ev.At.UnixMicro()
 	b := &pgx.Batch{}
 	locks := lockIDs(counterKeys(counters))
 	if len(locks) > 0 {
@@ -164,10 +163,10 @@ func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, coun
 	q.WriteString("WITH c AS (SELECT 0 AS none")
 	for i, c := range counters {
 		fmt.Fprintf(&q, ", (SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = %s::text AND at_us > %s::bigint LIMIT %s::bigint) s) AS c%d",
-			arg(c.Key), arg(at-c.Window.Microseconds()), arg(c.Limit), i)
+			arg(c.Key), arg(c.Since.UnixMicro()), arg(c.Limit), i)
 	}
 	fmt.Fprintf(&q, "), ins AS (INSERT INTO anomaly_events (counter_key, at_us, request_id) SELECT k, %s::bigint, %s::text FROM unnest(%s::text[]) AS k, c WHERE true",
-		arg(at), arg(ev.RequestID), arg(ev.Keys))
+		arg(ev.At.UnixMicro()), arg(ev.RequestID), arg(ev.Keys))
 	for i, c := range counters {
 		fmt.Fprintf(&q, " AND c.c%d < %s::bigint", i, arg(c.Limit))
 	}
@@ -212,7 +211,7 @@ func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, coun
 // countEvents counts the events in each counter's window, in one query;
 // capped, it stops counting at the counter's limit, which is all a check
 // needs to know, so a check reads at most Limit index entries per counter.
-func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, at time.Time, capped bool) ([]int64, error) {
+func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, capped bool) ([]int64, error) {
 	counts := make([]int64, len(counters))
 	if len(counters) == 0 {
 		return counts, nil
@@ -225,7 +224,7 @@ func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, at tim
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		args = append(args, c.Key, at.UnixMicro()-c.Window.Microseconds())
+		args = append(args, c.Key, c.Since.UnixMicro())
 		if capped {
 			args = append(args, c.Limit)
 			fmt.Fprintf(&sb, "(SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = $%d AND at_us > $%d LIMIT $%d) s)",
@@ -259,8 +258,8 @@ func insertEvents(ctx context.Context, q dbtx, ev anomaly.Event) error {
 }
 
 // CountEvents implements anomaly.Store.
-func (s *AnomalyStore) CountEvents(ctx context.Context, counters []anomaly.Counter, at time.Time) ([]int64, error) {
-	counts, err := countEvents(ctx, s.db.read(), counters, at, false)
+func (s *AnomalyStore) CountEvents(ctx context.Context, counters []anomaly.Counter) ([]int64, error) {
+	counts, err := countEvents(ctx, s.db.read(), counters, false)
 	if err != nil {
 		return nil, fmt.Errorf("store: anomaly counts: %w", err)
 	}
@@ -292,7 +291,7 @@ func parseEUIText(s string) (smki.EUI, error) {
 
 // Thresholds implements anomaly.Store.
 func (s *AnomalyStore) Thresholds(ctx context.Context) ([]anomaly.Threshold, error) {
-	rs, err := s.db.read().query(ctx, `SELECT id, scope, user_eui, service_ref, limit_count, window_us, attribute,
+	rs, err := s.db.read().query(ctx, `SELECT id, scope, user_eui, service_ref, limit_count, window_us, fixed, attribute,
 		min_value, max_value, set_by, set_at FROM anomaly_thresholds ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading anomaly thresholds: %w", err)
@@ -304,10 +303,11 @@ func (s *AnomalyStore) Thresholds(ctx context.Context) ([]anomaly.Threshold, err
 		var scope, user string
 		var window int64
 		var setAt timeCol
-		if err := rs.Scan(&t.ID, &scope, &user, &t.ServiceRef, &t.Limit, &window, &t.Attribute, &t.Min, &t.Max, &t.SetBy, &setAt); err != nil {
+		var fixed int64
+		if err := rs.Scan(&t.ID, &scope, &user, &t.ServiceRef, &t.Limit, &window, &fixed, &t.Attribute, &t.Min, &t.Max, &t.SetBy, &setAt); err != nil {
 			return nil, fmt.Errorf("store: reading anomaly thresholds: %w", err)
 		}
-		t.Scope, t.Window, t.SetAt = anomaly.Scope(scope), time.Duration(window)*time.Microsecond, setAt.t
+		t.Scope, t.Window, t.Fixed, t.SetAt = anomaly.Scope(scope), time.Duration(window)*time.Microsecond, fixed != 0, setAt.t
 		if t.User, err = parseEUIText(user); err != nil {
 			return nil, fmt.Errorf("store: anomaly threshold %s: %w", t.ID, err)
 		}
@@ -325,14 +325,20 @@ func (s *AnomalyStore) PutThreshold(ctx context.Context, t anomaly.Threshold, a 
 		return fmt.Errorf("%w: anomaly threshold needs an ID and a time set", ErrInvalid)
 	}
 	err := s.db.inTx(ctx, func(tx dbtx) error {
+		var fixed int64
+		if t.Fixed {
+			fixed = 1
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO anomaly_thresholds (id, scope, user_eui, service_ref, limit_count,
-			window_us, attribute, min_value, max_value, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			window_us, attribute, min_value, max_value, set_by, set_at, fixed)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, user_eui = excluded.user_eui,
 			service_ref = excluded.service_ref, limit_count = excluded.limit_count, window_us = excluded.window_us,
+			fixed = excluded.fixed,
 			attribute = excluded.attribute, min_value = excluded.min_value, max_value = excluded.max_value,
 			set_by = excluded.set_by, set_at = excluded.set_at`,
 			t.ID, string(t.Scope), euiText(t.User), t.ServiceRef, t.Limit, t.Window.Microseconds(), t.Attribute,
-			t.Min, t.Max, t.SetBy, t.SetAt); err != nil {
+			t.Min, t.Max, t.SetBy, t.SetAt, fixed); err != nil {
 			return fmt.Errorf("writing: %w", err)
 		}
 		return appendAuditTx(ctx, tx, a)

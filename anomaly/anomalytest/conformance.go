@@ -94,7 +94,7 @@ func TestExact(t *testing.T, a, b anomaly.Store) {
 	if p, q := passed.Load(), quarantined.Load(); p != limit || q != 2*perBurst-limit {
 		t.Fatalf("%d passed and %d quarantined; want exactly %d and %d", p, q, limit, 2*perBurst-limit)
 	}
-	counts, err := a.CountEvents(ctx, []anomaly.Counter{{Key: "us/" + user.String() + "/7.2", Window: time.Hour, Limit: limit}}, at)
+	counts, err := a.CountEvents(ctx, []anomaly.Counter{{Key: "us/" + user.String() + "/7.2", Since: at.Add(-time.Hour)}})
 	if err != nil || len(counts) != 1 || counts[0] != limit {
 		t.Errorf("store counts %v (%v), want [%d]", counts, err, limit)
 	}
@@ -119,9 +119,12 @@ func TestStore(t *testing.T, open func(t *testing.T) anomaly.Store) {
 	t.Run("CheckAndRecord", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
-		c := []anomaly.Counter{
-			{Key: "k1", Window: 10 * time.Second, Limit: 2},
-			{Key: "k2", Window: time.Hour, Limit: 3},
+		// k1: 2 in a sliding 10 s; k2: 3 in a sliding hour.
+		c := func(at time.Time) []anomaly.Counter {
+			return []anomaly.Counter{
+				{Key: "k1", Since: at.Add(-10 * time.Second), Limit: 2},
+				{Key: "k2", Since: at.Add(-time.Hour), Limit: 3},
+			}
 		}
 		steps := []struct {
 			at       time.Duration
@@ -138,7 +141,7 @@ func TestStore(t *testing.T, open func(t *testing.T) anomaly.Store) {
 			{12 * time.Second, []string{"k3"}, 1, 3},
 		}
 		for i, st := range steps {
-			out, err := s.CheckAndRecord(ctx, anomaly.Event{RequestID: fmt.Sprint(i), Keys: st.keys, At: t0.Add(st.at)}, c)
+			out, err := s.CheckAndRecord(ctx, anomaly.Event{RequestID: fmt.Sprint(i), Keys: st.keys, At: t0.Add(st.at)}, c(t0.Add(st.at)))
 			if err != nil {
 				t.Fatalf("step %d: %v", i, err)
 			}
@@ -150,17 +153,20 @@ func TestStore(t *testing.T, open func(t *testing.T) anomaly.Store) {
 		if out, err := s.CheckAndRecord(ctx, anomaly.Event{RequestID: "x", Keys: []string{"k3"}, At: t0.Add(12 * time.Second)}, nil); err != nil || !out.Passed() {
 			t.Fatalf("without counters: %+v, %v", out, err)
 		}
+		now := t0.Add(12 * time.Second)
 		counts, err := s.CountEvents(ctx, []anomaly.Counter{
-			{Key: "k1", Window: 10 * time.Second}, {Key: "k2", Window: time.Hour}, {Key: "k3", Window: time.Hour}, {Key: "none", Window: time.Hour},
-		}, t0.Add(12*time.Second))
-		if err != nil || fmt.Sprint(counts) != "[1 3 1 0]" {
-			t.Fatalf("CountEvents = %v, %v; want [1 3 1 0]", counts, err)
+			{Key: "k1", Since: now.Add(-10 * time.Second)}, {Key: "k2", Since: now.Add(-time.Hour)},
+			{Key: "k3", Since: now.Add(-time.Hour)}, {Key: "none", Since: now.Add(-time.Hour)},
+			{Key: "k2", Since: t0.Add(time.Second)}, // strictly after: the event at +1s is out
+		})
+		if err != nil || fmt.Sprint(counts) != "[1 3 1 0 1]" {
+			t.Fatalf("CountEvents = %v, %v; want [1 3 1 0 1]", counts, err)
 		}
 		n, err := s.PruneEvents(ctx, t0.Add(10*time.Second))
 		if err != nil || n != 4 {
 			t.Fatalf("PruneEvents = %d, %v; want 4", n, err)
 		}
-		counts, _ = s.CountEvents(ctx, []anomaly.Counter{{Key: "k2", Window: time.Hour}}, t0.Add(12*time.Second))
+		counts, _ = s.CountEvents(ctx, []anomaly.Counter{{Key: "k2", Since: now.Add(-time.Hour)}})
 		if fmt.Sprint(counts) != "[1]" {
 			t.Fatalf("after pruning, CountEvents = %v, want [1]", counts)
 		}
@@ -171,7 +177,7 @@ func TestStore(t *testing.T, open func(t *testing.T) anomaly.Store) {
 		ctx := t.Context()
 		ts := []anomaly.Threshold{
 			{ID: "a", Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: 200, Window: 24 * time.Hour, SetBy: "ada", SetAt: t0},
-			{ID: "b", Scope: anomaly.ScopeUserTotal, User: userA, Limit: 5, Window: time.Second, SetBy: "user", SetAt: t0.Add(time.Microsecond)},
+			{ID: "b", Scope: anomaly.ScopeUserTotal, User: userA, Limit: 5, Window: time.Second, Fixed: true, SetBy: "user", SetAt: t0.Add(time.Microsecond)},
 			{ID: "c", Scope: anomaly.ScopeAttribute, ServiceRef: "1.2.1", Attribute: "price", Min: -7, Max: 1 << 40, SetBy: "ada", SetAt: t0},
 		}
 		for _, th := range ts {
@@ -260,7 +266,7 @@ func TestStore(t *testing.T, open func(t *testing.T) anomaly.Store) {
 			!bytes.Equal(got.Command, qs[2].Command) {
 			t.Errorf("released record %+v", got)
 		}
-		if counts, _ := s.CountEvents(ctx, []anomaly.Counter{{Key: "rel", Window: time.Hour}}, t0.Add(time.Minute)); fmt.Sprint(counts) != "[1]" {
+		if counts, _ := s.CountEvents(ctx, []anomaly.Counter{{Key: "rel", Since: t0}}); fmt.Sprint(counts) != "[1]" {
 			t.Errorf("release did not record its event: %v", counts)
 		}
 		for _, to := range []anomaly.State{anomaly.StateReleased, anomaly.StateDeleted} {

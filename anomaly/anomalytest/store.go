@@ -63,9 +63,8 @@ func (s *Store) CheckAndRecord(_ context.Context, ev anomaly.Event, counters []a
 		return anomaly.Outcome{}, s.Err
 	}
 	s.init()
-	at := ev.At.UnixMicro()
 	for i, c := range counters {
-		if n := s.count(c.Key, at-c.Window.Microseconds()); n >= c.Limit {
+		if n := s.count(c.Key, c.Since.UnixMicro()); n >= c.Limit {
 			return anomaly.Outcome{Breached: i, Count: n}, nil
 		}
 	}
@@ -74,7 +73,7 @@ func (s *Store) CheckAndRecord(_ context.Context, ev anomaly.Event, counters []a
 }
 
 // CountEvents implements anomaly.Store.
-func (s *Store) CountEvents(_ context.Context, counters []anomaly.Counter, at time.Time) ([]int64, error) {
+func (s *Store) CountEvents(_ context.Context, counters []anomaly.Counter) ([]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.Err != nil {
@@ -83,7 +82,7 @@ func (s *Store) CountEvents(_ context.Context, counters []anomaly.Counter, at ti
 	s.init()
 	out := make([]int64, len(counters))
 	for i, c := range counters {
-		out[i] = s.count(c.Key, at.UnixMicro()-c.Window.Microseconds())
+		out[i] = s.count(c.Key, c.Since.UnixMicro())
 	}
 	return out, nil
 }

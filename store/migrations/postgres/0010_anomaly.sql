@@ -22,6 +22,7 @@ CREATE TABLE anomaly_thresholds (
 	service_ref TEXT        NOT NULL DEFAULT '',
 	limit_count BIGINT      NOT NULL DEFAULT 0,
 	window_us   BIGINT      NOT NULL DEFAULT 0,
+	fixed       BIGINT      NOT NULL DEFAULT 0 CHECK (fixed IN (0, 1)),
 	attribute   TEXT        NOT NULL DEFAULT '',
 	min_value   BIGINT      NOT NULL DEFAULT 0,
 	max_value   BIGINT      NOT NULL DEFAULT 0,

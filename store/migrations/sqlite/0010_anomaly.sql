@@ -21,6 +21,7 @@ CREATE TABLE anomaly_thresholds (
 	service_ref TEXT        NOT NULL DEFAULT '',
 	limit_count INTEGER     NOT NULL DEFAULT 0,
 	window_us   INTEGER     NOT NULL DEFAULT 0,
+	fixed       INTEGER     NOT NULL DEFAULT 0 CHECK (fixed IN (0, 1)),
 	attribute   TEXT        NOT NULL DEFAULT '',
 	min_value   INTEGER     NOT NULL DEFAULT 0,
 	max_value   INTEGER     NOT NULL DEFAULT 0,
