@@ -60,7 +60,31 @@ func postgresDSN(t *testing.T) string {
 // end of the test, and returns an opener whose handles all use it.
 func postgresOpener(t *testing.T) func(t *testing.T) *DB {
 	t.Helper()
-	dsn := postgresDSN(t)
+	schemaDSN := freshSchema(t, postgresDSN(t))
+	return func(t *testing.T) *DB {
+		t.Helper()
+		db, err := Open(context.Background(), schemaDSN)
+		if err != nil {
+			t.Fatalf("Open(postgres): %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+}
+
+// benchPostgres opens a store in a fresh schema for a benchmark.
+func benchPostgres(b *testing.B) *DB {
+	db, err := Open(context.Background(), freshSchema(b, os.Getenv("METERTRUST_TEST_PG")))
+	if err != nil {
+		b.Fatalf("Open(postgres): %v", err)
+	}
+	return db
+}
+
+// freshSchema creates a schema in the database dsn names, dropped when the
+// test ends, and returns dsn with search_path set to it.
+func freshSchema(t testing.TB, dsn string) string {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -91,16 +115,7 @@ func postgresOpener(t *testing.T) func(t *testing.T) *DB {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	schemaDSN := u.String()
-	return func(t *testing.T) *DB {
-		t.Helper()
-		db, err := Open(context.Background(), schemaDSN)
-		if err != nil {
-			t.Fatalf("Open(postgres): %v", err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
+	return u.String()
 }
 
 // forEachBackend runs f as a subtest per backend with a fresh store.
