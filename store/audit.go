@@ -47,6 +47,7 @@ type AuditBreak struct {
 	Reason string // what is wrong with it
 }
 
+// Error reports the entry and what is wrong with it.
 func (b *AuditBreak) Error() string {
 	return fmt.Sprintf("audit entry %d: %s", b.Seq, b.Reason)
 }

@@ -120,10 +120,12 @@ func (s sqliteTx) queryRow(ctx context.Context, q string, args ...any) row {
 
 type sqlRows struct{ *sql.Rows }
 
+// Close closes the rows; the error, if any, also surfaces from Err.
 func (r sqlRows) Close() { r.Rows.Close() }
 
 type sqlRow struct{ r *sql.Row }
 
+// Scan scans the row, mapping sql.ErrNoRows to errNoRows.
 func (r sqlRow) Scan(dest ...any) error {
 	err := r.r.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -181,6 +183,7 @@ func (p pgTx) queryRow(ctx context.Context, q string, args ...any) row {
 
 type pgRow struct{ r pgx.Row }
 
+// Scan scans the row, mapping pgx.ErrNoRows to errNoRows.
 func (r pgRow) Scan(dest ...any) error {
 	err := r.r.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -13,8 +13,12 @@
 // on PostgreSQL they run under an advisory lock so that two processes starting
 // together do not race.
 //
+// The router's tables (device registry, consents, counters, the command
+// outbox; router.go) and the anomaly detector's (anomaly.go) live here too,
+// on the same connections, migrations and audit chain.
+//
 // Private keys are never stored here: a CA row holds only the kms URI naming
-// its key (DESIGN.md principle 2).
+// its key (DESIGN.md principle 2). Nor are Z values or derived keys.
 package store
 
 import (
