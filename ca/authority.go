@@ -421,7 +421,8 @@ func (a *Authority) readBack(iss *issuer, t *template, der, lintTBS []byte, out 
 	if t.hasEUI && sc.EUI != t.eui {
 		return fmt.Errorf("%w: %s certificate EUI %s, want %s", ErrReadBack, t.kind, sc.EUI, t.eui)
 	}
-	if t.kind != KindOrg {
+	if t.cert.IsCA {
+		// Ceremonies report on CA certificates, which crypto/x509 reads.
 		if out.cert, err = x509.ParseCertificate(der); err != nil {
 			return fmt.Errorf("%w: %s certificate: %v", ErrReadBack, t.kind, err)
 		}

@@ -2,9 +2,11 @@ package ca
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -129,5 +131,35 @@ func TestIssueDevicesBulk(t *testing.T) {
 	}
 	if _, err := e.a.IssueDevices(ctx, BulkRequest{Batch: "B1", Count: 1, OutDir: out}); !errors.Is(err, ErrBatchClosed) {
 		t.Errorf("after quota: %v, want ErrBatchClosed", err)
+	}
+}
+
+// TestMemStoreFake runs issuance, revocation and closing on the in-memory
+// fake the benchmarks use, so the fake stays faithful to the contract.
+func TestMemStoreFake(t *testing.T) {
+	ctx := context.Background()
+	keys, err := OpenCustody(ctx, "", t.TempDir(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Store: newMemStore(), Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Init(ctx, InitRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.OpenBatch(ctx, "M1", 1); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := a.IssueDevice(ctx, "M1", deviceCSR(t, newKey(t), deviceEUI, x509.KeyUsageDigitalSignature))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.IssueDevice(ctx, "M1", deviceCSR(t, newKey(t), deviceEUI, x509.KeyUsageDigitalSignature)); !errors.Is(err, ErrBatchClosed) {
+		t.Errorf("past the quota: %v", err)
+	}
+	if _, err := a.Revoke(ctx, "M1", rec.Serial, 4); err != nil {
+		t.Errorf("Revoke: %v", err)
 	}
 }

@@ -1,0 +1,199 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"log/slog"
+	"testing"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	"github.com/zmap/zlint/v3"
+
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// The benchmarks measure the raw cost of each cryptographic operation the
+// device issuance path performs, then the path itself, with and without
+// linting, on the in-memory store fake (memStore: the CA's own cost) and on
+// SQLite in a TempDir (the embedded store, as the CLI runs). See
+// docs/performance.md, section "SMKI issuance".
+
+type benchFixture struct {
+	a      *Authority
+	csr    []byte
+	device []byte // a device certificate DER
+	dca    *smki.Certificate
+	key    *ecdsa.PrivateKey
+}
+
+func newBenchFixture(b *testing.B, sqlite, lint bool) *benchFixture {
+	b.Helper()
+	ctx := context.Background()
+	dir := b.TempDir()
+	keys, err := OpenCustody(ctx, "", dir, rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st Store = newMemStore()
+	if sqlite {
+		db, err := store.OpenDataDir(ctx, dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		st = db
+	}
+	a, err := New(Config{Store: st, Keys: keys, Logger: slog.New(slog.DiscardHandler), DisableLint: !lint})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Init(ctx, InitRequest{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.OpenBatch(ctx, "BENCH", 1<<40); err != nil {
+		b.Fatal(err)
+	}
+	k := newKey(b)
+	f := &benchFixture{a: a, csr: deviceCSR(b, k, deviceEUI, x509.KeyUsageDigitalSignature), key: k}
+	rec, err := a.IssueDevice(ctx, "BENCH", f.csr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.device = rec.DER
+	info, err := a.CA(ctx, "BENCH")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if f.dca, err = smki.ParseCertificate(info.CertDER); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+func BenchmarkRaw(b *testing.B) {
+	f := newBenchFixture(b, false, false)
+	b.Run("CSRCheck", func(b *testing.B) { // smki.ParseCSR: parse + ECDSA verify
+		for b.Loop() {
+			if _, err := smki.ParseCSR(f.csr); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ECDSASign", func(b *testing.B) {
+		h := sha256.Sum256(f.device)
+		for b.Loop() {
+			if _, err := f.key.Sign(rand.Reader, h[:], crypto.SHA256); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ECDSAVerify", func(b *testing.B) {
+		h := sha256.Sum256(f.device)
+		sig, err := f.key.Sign(rand.Reader, h[:], crypto.SHA256)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if !ecdsa.VerifyASN1(&f.key.PublicKey, h[:], sig) {
+				b.Fatal("bad signature")
+			}
+		}
+	})
+	b.Run("ReadBack", func(b *testing.B) { // smki.ParseCertificate + profile + signature
+		for b.Loop() {
+			c, err := smki.ParseCertificate(f.device)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := c.CheckSignatureFrom(f.dca); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("KeyGen", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Zlint", func(b *testing.B) { // zcrypto parse + RFC 5280/5480 lints
+		l, err := newLinter()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			zc, err := zx509.ParseCertificate(standInCopy(b, f))
+			if err != nil {
+				b.Fatal(err)
+			}
+			zlint.LintCertificateEx(zc, l.reg)
+		}
+	})
+}
+
+// standInCopy returns a device certificate zcrypto can parse (the lint copy
+// carries anyPolicy).
+func standInCopy(b *testing.B, f *benchFixture) []byte {
+	b.Helper()
+	tp, err := deviceTemplate(&f.key.PublicKey, smki.OIDHWTypeReferenceMeter, deviceEUI, UsageDS, f.a.now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := *tp.cert
+	c.ExtraExtensions = standInPolicies(tp.extraExts)
+	der, err := x509.CreateCertificate(rand.Reader, &c, &c, &f.key.PublicKey, f.key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return der
+}
+
+func BenchmarkIssueDevice(b *testing.B) {
+	for _, tc := range []struct {
+		name         string
+		sqlite, lint bool
+	}{
+		{"mem/nolint", false, false},
+		{"mem/lint", false, true},
+		{"sqlite/nolint", true, false},
+		{"sqlite/lint", true, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newBenchFixture(b, tc.sqlite, tc.lint)
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := f.a.IssueDevice(ctx, "BENCH", f.csr); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+		})
+	}
+}
+
+// BenchmarkBulkDevices measures the bulk path per device (two key pairs,
+// two certificates), both cores, on SQLite.
+func BenchmarkBulkDevices(b *testing.B) {
+	for _, lint := range []bool{false, true} {
+		name := "nolint"
+		if lint {
+			name = "lint"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := newBenchFixture(b, true, lint)
+			n := b.N
+			b.ResetTimer()
+			if _, err := f.a.IssueDevices(context.Background(), BulkRequest{Batch: "BENCH", Count: n}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(2*n)/b.Elapsed().Seconds(), "certs/s")
+		})
+	}
+}

@@ -1,0 +1,187 @@
+package ca
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/metertrust/metertrust/store"
+)
+
+// memStore is an in-memory fake of Store for benchmarks and tests that
+// should not measure a database. It keeps the store's contract for the
+// calls the CA makes (quota, closed CAs, duplicate serials, CRL numbers).
+type memStore struct {
+	mu     sync.Mutex
+	cas    map[string]store.CA
+	certs  map[string]store.Certificate // key: ca + "/" + serial
+	crlNum map[string]int64
+	crls   map[string]store.CRL
+	audit  int64
+}
+
+func newMemStore() *memStore {
+	return &memStore{cas: map[string]store.CA{}, certs: map[string]store.Certificate{},
+		crlNum: map[string]int64{}, crls: map[string]store.CRL{}}
+}
+
+func certKey(ca string, serial []byte) string { return ca + "/" + string(serial) }
+
+func (m *memStore) CreateCA(_ context.Context, c store.CA) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.cas[c.Name]; ok {
+		return fmt.Errorf("CA %s: %w", c.Name, store.ErrExists)
+	}
+	m.cas[c.Name] = c
+	return nil
+}
+
+func (m *memStore) CA(_ context.Context, name string) (store.CA, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.cas[name]
+	if !ok {
+		return c, fmt.Errorf("CA %s: %w", name, store.ErrNotFound)
+	}
+	return c, nil
+}
+
+func (m *memStore) CAs(context.Context) ([]store.CA, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.CA
+	for _, c := range m.cas {
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (m *memStore) ReserveDevices(_ context.Context, name string, n int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.cas[name]
+	switch {
+	case !ok:
+		return 0, store.ErrNotFound
+	case c.State != store.CAStateActive:
+		return 0, store.ErrClosed
+	case c.Quota > 0 && c.Issued+n > c.Quota:
+		return 0, store.ErrQuotaExhausted
+	}
+	c.Issued += n
+	m.cas[name] = c
+	return c.Issued, nil
+}
+
+func (m *memStore) CloseCA(_ context.Context, name string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.cas[name]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if c.State != store.CAStateActive {
+		return store.ErrClosed
+	}
+	c.State, c.KeyURI, c.ClosedAt = store.CAStateClosed, "", at
+	m.cas[name] = c
+	return nil
+}
+
+func (m *memStore) PutCertificates(_ context.Context, certs ...store.Certificate) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range certs {
+		if _, ok := m.certs[certKey(c.CA, c.Serial)]; ok {
+			return store.ErrExists
+		}
+	}
+	for _, c := range certs {
+		m.certs[certKey(c.CA, c.Serial)] = c
+	}
+	return nil
+}
+
+func (m *memStore) FindCertificates(_ context.Context, q store.CertQuery) ([]store.Certificate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Certificate
+	for _, c := range m.certs {
+		if (q.CA == "" || c.CA == q.CA) && (q.Serial == nil || string(c.Serial) == string(q.Serial)) &&
+			(q.Kind == "" || c.Kind == q.Kind) && (q.IncludeRevoked || c.RevokedAt.IsZero()) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) Certificate(_ context.Context, ca string, serial []byte) (store.Certificate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.certs[certKey(ca, serial)]
+	if !ok {
+		return c, store.ErrNotFound
+	}
+	return c, nil
+}
+
+func (m *memStore) Revoke(_ context.Context, ca string, serial []byte, reason int, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.certs[certKey(ca, serial)]
+	switch {
+	case !ok:
+		return store.ErrNotFound
+	case !c.RevokedAt.IsZero():
+		return store.ErrConflict
+	}
+	c.RevokedAt, c.Reason = at, reason
+	m.certs[certKey(ca, serial)] = c
+	return nil
+}
+
+func (m *memStore) Revoked(_ context.Context, ca string) ([]store.Certificate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Certificate
+	for _, c := range m.certs {
+		if c.CA == ca && !c.RevokedAt.IsZero() {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) NextCRLNumber(_ context.Context, ca string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.crlNum[ca]++
+	return m.crlNum[ca], nil
+}
+
+func (m *memStore) PutCRL(_ context.Context, c store.CRL) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.crls[c.CA] = c
+	return nil
+}
+
+func (m *memStore) LatestCRL(_ context.Context, ca string) (store.CRL, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.crls[ca]
+	if !ok {
+		return c, store.ErrNotFound
+	}
+	return c, nil
+}
+
+func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent) (store.AuditEvent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.audit++
+	e.Seq = m.audit
+	return e, nil
+}
