@@ -60,6 +60,10 @@ type Summary struct {
 	Signature   string    `json:"signature,omitempty"`
 	MACed       bool      `json:"mac_header"`
 	MAC         string    `json:"mac,omitempty"`
+	// Decoded is the payload decoded by DecodePayload (CS02 payloads);
+	// DecodeError says why a payload that should decode did not.
+	Decoded     any    `json:"payload_decoded,omitempty"`
+	DecodeError string `json:"payload_decode_error,omitempty"`
 }
 
 // URPBrief summarises unknown-remote-party fields.
@@ -94,6 +98,11 @@ func Summarize(m *Message) Summary {
 	}
 	if m.MAC != nil {
 		s.MAC = hex.EncodeToString(m.MAC)
+	}
+	if d, err := DecodePayload(m); err != nil {
+		s.DecodeError = err.Error()
+	} else if d != nil {
+		s.Decoded = d
 	}
 	return s
 }

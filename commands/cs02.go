@@ -783,3 +783,55 @@ func ParseUpdateDeviceCertificateResponse(b []byte) (*UpdateDeviceCertificateRes
 	}
 	return r, nil
 }
+
+// CS02 message codes other than CS02b's, whose codes ReplacementModeOf
+// recognises.
+const (
+	CodeCS02a MessageCode = 0x0008 // provide security credentials details
+	CodeCS02c MessageCode = 0x000A // issue security credentials (device re-key)
+	CodeCS02d MessageCode = 0x000B // update device certificates on device
+)
+
+// DecodePayload decodes m's payload when its use case has a payload this
+// package knows (the CS02 family), choosing the command or response form by
+// m.CRA. It returns nil, nil for other use cases and for encrypted payloads.
+func DecodePayload(m *Message) (any, error) {
+	v, err := decodePayload(m)
+	if err != nil {
+		return nil, err // not a typed nil in an interface
+	}
+	return v, nil
+}
+
+func decodePayload(m *Message) (any, error) {
+	if IsProtected(m.Payload) {
+		return nil, nil
+	}
+	cmd := m.CRA == Command
+	switch {
+	case m.Code == CodeCS02a && cmd:
+		return ParseProvideCredentials(m.Payload)
+	case m.Code == CodeCS02a:
+		return ParseCredentialsDetails(m.Payload)
+	case m.Code == CodeCS02c && cmd:
+		return ParseIssueCredentials(m.Payload)
+	case m.Code == CodeCS02c:
+		return ParseIssueCredentialsResponse(m.Payload)
+	case m.Code == CodeCS02d && cmd:
+		return ParseUpdateDeviceCertificate(m.Payload)
+	case m.Code == CodeCS02d:
+		return ParseUpdateDeviceCertificateResponse(m.Payload)
+	}
+	if mode, ok := ReplacementModeOf(m.Code); ok {
+		if !cmd {
+			return ParseUpdateCredentialsResponse(m.Payload)
+		}
+		u, err := ParseUpdateCredentials(m.Payload)
+		if err == nil && u.Control.Mode != mode {
+			return nil, parseErr("cs02b.authorising-party-control.replacement-mode", 0,
+				"mode %s does not match message code %s", u.Control.Mode, m.Code)
+		}
+		return u, err
+	}
+	return nil, nil
+}

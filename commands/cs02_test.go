@@ -208,3 +208,53 @@ func FuzzCS02(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodePayload(t *testing.T) {
+	cert := testCertDER(t)
+	upd := &UpdateCredentials{Control: AuthorisingControl{Mode: SupplierBySupplier, AuthorisingSequence: 2, FloorSequence: 2},
+		Replacements: []Replacement{{Certificate: cert, Target: CellID{Role: smki.RoleSupplier, KeyUsage: x509.KeyUsageDigitalSignature}}}}
+	updDER, _ := upd.Marshal()
+	resp, _ := (&UpdateCredentialsResponse{Status: StatusSuccess}).Marshal()
+	prov, _ := (&ProvideCredentials{}).Marshal()
+	det, _ := (&CredentialsDetails{}).Marshal()
+	iss, _ := (&IssueCredentials{KeyUsage: x509.KeyUsageKeyAgreement}).Marshal()
+	issR, _ := (&IssueCredentialsResponse{Status: StatusResourcesBusy}).Marshal()
+	inst, _ := (&UpdateDeviceCertificate{Certificate: cert}).Marshal()
+	instR, _ := (&UpdateDeviceCertificateResponse{Status: StatusSuccess}).Marshal()
+	tests := []struct {
+		name    string
+		cra     CRA
+		code    MessageCode
+		payload []byte
+		want    any
+		err     bool
+	}{
+		{"CS02b command", Command, 0x0102, updDER, &UpdateCredentials{}, false},
+		{"CS02b command, code disagrees with mode", Command, 0x0107, updDER, nil, true},
+		{"CS02b response", Response, 0x0102, resp, &UpdateCredentialsResponse{}, false},
+		{"CS02a command", Command, CodeCS02a, prov, &ProvideCredentials{}, false},
+		{"CS02a response", Response, CodeCS02a, det, &CredentialsDetails{}, false},
+		{"CS02c command", Command, CodeCS02c, iss, &IssueCredentials{}, false},
+		{"CS02c response", Response, CodeCS02c, issR, &IssueCredentialsResponse{}, false},
+		{"CS02d command", Command, CodeCS02d, inst, &UpdateDeviceCertificate{}, false},
+		{"CS02d response", Response, CodeCS02d, instR, &UpdateDeviceCertificateResponse{}, false},
+		{"CS02d garbage", Command, CodeCS02d, []byte{1}, nil, true},
+		{"other use case", Command, 0x00B3, []byte{1}, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &Message{CRA: tt.cra, Code: tt.code, Payload: tt.payload}
+			got, err := DecodePayload(m)
+			if (err != nil) != tt.err {
+				t.Fatalf("error %v, want error %t", err, tt.err)
+			}
+			if reflect.TypeOf(got) != reflect.TypeOf(tt.want) {
+				t.Errorf("decoded %T, want %T", got, tt.want)
+			}
+			s := Summarize(m)
+			if (s.DecodeError != "") != tt.err || (s.Decoded != nil) != (tt.want != nil) {
+				t.Errorf("Summarize: decoded %v, error %q", s.Decoded, s.DecodeError)
+			}
+		})
+	}
+}

@@ -115,6 +115,7 @@ func (m *Message) Signed() bool { return m.Signature != nil }
 // length is bounded by what remains; malformed input gets a *ParseError
 // wrapping ErrMalformed, never a panic. A general block transfer segment
 // (tag 0xE0) is refused with ErrBlockTransfer: reassemble it first.
+// The returned message's byte slices alias b.
 func Parse(b []byte) (*Message, error) {
 	if len(b) == 0 {
 		return nil, parseErr("message", 0, "empty input")

@@ -109,6 +109,14 @@ func printSummary(out io.Writer, file string, s commands.Summary) {
 		fmt.Fprint(out, " (encrypted)")
 	}
 	fmt.Fprintln(out)
+	if s.Decoded != nil {
+		if b, err := json.Marshal(s.Decoded); err == nil {
+			fmt.Fprintf(out, "  payload decoded %s\n", b)
+		}
+	}
+	if s.DecodeError != "" {
+		fmt.Fprintf(out, "  payload does not decode: %s\n", s.DecodeError)
+	}
 }
 
 type inspected struct {
