@@ -405,12 +405,20 @@ func (d *Detector) alert(ctx context.Context, a Alert) {
 		p, err = json.Marshal(a)
 	}
 	if err == nil {
-		err = d.notifier.Notify(context.WithoutCancel(ctx), p)
+		// The record is committed: notify even if the caller has gone, but
+		// never hold the pipeline up for long.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+		err = d.notifier.Notify(nctx, p)
+		cancel()
 	}
 	if err != nil {
 		d.log.ErrorContext(ctx, "notifying other instances of an alert", "ref", a.Ref, "state", a.State, "err", err)
 	}
 }
+
+// notifyTimeout bounds how long raising an alert to other instances may
+// delay the caller.
+const notifyTimeout = 2 * time.Second
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

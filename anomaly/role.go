@@ -99,6 +99,9 @@ func (a Actor) String() string {
 	return a.ID + " (" + strings.Join(rs, ",") + ")"
 }
 
+// maxActorID bounds an actor's ID, which every audit entry carries.
+const maxActorID = 256
+
 // scope tells what an actor may do for an action: everything (an operator
 // role permits it), only its own user's records (RoleUser permits it), or
 // nothing (the error).
@@ -112,8 +115,8 @@ type scope struct {
 func (s scope) may(u smki.EUI) bool { return s.all || (!u.IsZero() && u == s.user) }
 
 func (a Actor) authorize(action Action) (scope, error) {
-	if strings.TrimSpace(a.ID) == "" {
-		return scope{}, fmt.Errorf("%w: actor has no ID", ErrForbidden)
+	if strings.TrimSpace(a.ID) == "" || len(a.ID) > maxActorID {
+		return scope{}, fmt.Errorf("%w: actor ID must be 1-%d bytes", ErrForbidden, maxActorID)
 	}
 	var own bool
 	for _, r := range a.Roles {
