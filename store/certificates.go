@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Certificate kinds, key usages and DCC user roles.
@@ -114,7 +114,7 @@ func (db *DB) PutCertificates(ctx context.Context, certs ...Certificate) error {
 		return fmt.Errorf("store: storing certificate %s/%X: %w", c.CA, c.Serial, err)
 	}
 	if db.pool != nil {
-		return db.putCertificatesPG(ctx, certs, failed)
+		return db.putCertificatesPG(ctx, certs)
 	}
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -137,27 +137,51 @@ func (db *DB) PutCertificates(ctx context.Context, certs ...Certificate) error {
 	return nil
 }
 
-// putCertificatesPG sends the inserts as one pipelined batch in a
-// transaction; the first failing insert names the culprit.
-func (db *DB) putCertificatesPG(ctx context.Context, certs []Certificate, failed func(*Certificate, error) error) error {
-	return db.inTx(ctx, func(q dbtx) error {
-		tx := q.(pgTx).c.(pgx.Tx)
-		b := &pgx.Batch{}
-		for i := range certs {
-			b.Queue(certInsert, pgArgs(certArgs(&certs[i]))...)
+// certInsertPG inserts a whole batch in one statement from column arrays,
+// about ten times faster than row-by-row inserts, pipelined or not.
+const certInsertPG = `INSERT INTO certificates
+	(ca, serial, kind, eui, role, user_role, key_usage, not_before, not_after, der, revoked_at, reason)
+	SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
+		$8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::timestamptz[], $12::int4[])`
+
+// putCertificatesPG inserts the batch with one statement. PostgreSQL checks
+// every row, so a constraint violation names the offending key in its
+// detail, which the error carries.
+func (db *DB) putCertificatesPG(ctx context.Context, certs []Certificate) error {
+	n := len(certs)
+	var (
+		cas, kinds, euis, userRoles, usages = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		serials, ders                       = make([][]byte, n), make([][]byte, n)
+		roles, reasons                      = make([]int32, n), make([]int32, n)
+		notBefore, notAfter                 = make([]time.Time, n), make([]time.Time, n)
+		revokedAt                           = make([]*time.Time, n)
+	)
+	for i := range certs {
+		c := &certs[i]
+		cas[i], serials[i], kinds[i], euis[i], roles[i] = c.CA, c.Serial, c.Kind, c.EUI, int32(c.Role)
+		userRoles[i], usages[i], ders[i], reasons[i] = c.UserRole, c.Usage, c.DER, int32(c.Reason)
+		notBefore[i], notAfter[i] = dbTime(c.NotBefore), dbTime(c.NotAfter)
+		if !c.RevokedAt.IsZero() {
+			t := dbTime(c.RevokedAt)
+			revokedAt[i] = &t
 		}
-		br := tx.SendBatch(ctx, b)
-		for i := range certs {
-			if _, err := br.Exec(); err != nil {
-				br.Close()
-				return failed(&certs[i], err)
-			}
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("store: storing certificates: %w", err)
-		}
+	}
+	_, err := db.pool.Exec(ctx, certInsertPG, cas, serials, kinds, euis, roles, userRoles, usages, notBefore, notAfter, ders, revokedAt, reasons)
+	if err == nil {
 		return nil
-	})
+	}
+	detail := ""
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Detail != "" {
+		detail = " (" + pe.Detail + ")"
+	}
+	switch err = classify(err); {
+	case errors.Is(err, errUnique):
+		return fmt.Errorf("storing %d certificates%s: %w", n, detail, ErrExists)
+	case errors.Is(err, errForeignKey):
+		return fmt.Errorf("storing %d certificates: issuing CA%s: %w", n, detail, ErrNotFound)
+	}
+	return fmt.Errorf("store: storing %d certificates: %w", n, err)
 }
 
 const certColumns = `id, ca, serial, kind, eui, role, user_role, key_usage, not_before, not_after, der, revoked_at, reason`

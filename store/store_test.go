@@ -389,6 +389,11 @@ func TestPutCertificates(t *testing.T) {
 				}
 			})
 		}
+		// The duplicate is named.
+		err := db.PutCertificates(ctx, testCert("E4", 20, eui, UsageDS), testCert("E4", 1, eui, UsageDS))
+		if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "0100000001") {
+			t.Errorf("PutCertificates with a duplicate: error %v does not name serial 0100000001", err)
+		}
 		// Nothing from the failed calls was written.
 		all, err := db.FindCertificates(ctx, CertQuery{CA: "E4", IncludeRevoked: true})
 		if err != nil {
