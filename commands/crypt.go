@@ -111,10 +111,10 @@ func Open(key []byte, originator smki.EUI, protected []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// EncryptionKey derives m's transport key by ECDH between ka and peer: on the
+// encryptionKey derives m's transport key by ECDH between ka and peer: on the
 // device, its KA key and the recipient user's KA public key; at the user, the
 // mirror.
-func EncryptionKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([]byte, error) {
+func encryptionKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([]byte, error) {
 	if peer == nil || peer.Curve() != ecdh.P256() {
 		return nil, fmt.Errorf("%w: peer key-agreement key must be P-256", ErrKey)
 	}
@@ -129,7 +129,7 @@ func EncryptionKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m
 // EncryptPayload replaces m.Payload by its protected structure. Call it
 // before Sign and AddMAC, which cover the ciphertext.
 func EncryptPayload(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) error {
-	key, err := EncryptionKey(ctx, ka, peer, m)
+	key, err := encryptionKey(ctx, ka, peer, m)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func DecryptPayload(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, 
 	if _, err := protectedBody(m.Payload); err != nil {
 		return nil, fmt.Errorf("commands: payload of %s message %s is not encrypted: %w", m.CRA, m.Code, err)
 	}
-	key, err := EncryptionKey(ctx, ka, peer, m)
+	key, err := encryptionKey(ctx, ka, peer, m)
 	if err != nil {
 		return nil, err
 	}

@@ -128,11 +128,11 @@ func VerifyMAC(key []byte, m *Message) error {
 	return nil
 }
 
-// MACKey derives m's MAC key by ECDH between ka and peer. For a command ka is
+// macKey derives m's MAC key by ECDH between ka and peer. For a command ka is
 // the access control broker's key and peer the device's KA key (or the
 // mirror on the device); for a response or alert ka is the device's key and
 // peer the recipient's.
-func MACKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([]byte, error) {
+func macKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([]byte, error) {
 	if peer == nil || peer.Curve() != ecdh.P256() {
 		return nil, fmt.Errorf("%w: peer key-agreement key must be P-256", ErrKey)
 	}
@@ -144,10 +144,11 @@ func MACKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Messa
 	return DeriveKey(z, m.MACInfo()), nil
 }
 
-// AddMAC computes m's MAC by ECDH between ka and peer and sets m.MAC, so
-// Marshal adds the MAC header.
+// AddMAC computes m's MAC by ECDH between ka and peer (see CheckMAC for
+// which keys) and sets m.MAC, so Marshal adds the MAC header. The derived key
+// never leaves the package and is cleared after use.
 func AddMAC(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) error {
-	key, err := MACKey(ctx, ka, peer, m)
+	key, err := macKey(ctx, ka, peer, m)
 	if err != nil {
 		return err
 	}
@@ -160,13 +161,15 @@ func AddMAC(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Messa
 	return nil
 }
 
-// CheckMAC verifies m.MAC by ECDH between ka and peer; see MACKey for which
-// keys. It returns ErrNoMAC or ErrMAC on failure.
+// CheckMAC verifies m.MAC by ECDH between ka and peer: for a command the
+// ACB's key and the device's KA key (or the mirror on the device); for a
+// response or alert the device's key and the recipient's. It returns
+// ErrNoMAC or ErrMAC on failure.
 func CheckMAC(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) error {
 	if m.MAC == nil {
 		return ErrNoMAC
 	}
-	key, err := MACKey(ctx, ka, peer, m)
+	key, err := macKey(ctx, ka, peer, m)
 	if err != nil {
 		return err
 	}
