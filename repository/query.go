@@ -67,7 +67,11 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, 
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !contains(queryParams, k) {
-			return store.CertQuery{}, newError(KindBadRequest, k, "unknown query parameter %q (known: %s)", k, strings.Join(queryParams, ", "))
+			param := k
+			if param == "" {
+				param = "query"
+			}
+			return store.CertQuery{}, newError(KindBadRequest, param, "unknown query parameter %q (known: %s)", k, strings.Join(queryParams, ", "))
 		}
 		if len(v[k]) != 1 {
 			return store.CertQuery{}, newError(KindBadRequest, k, "query parameter %q given %d times, want once", k, len(v[k]))

@@ -68,6 +68,14 @@ func certRow(t testing.TB, id int64, ca string, der []byte) store.Certificate {
 
 func newFixture(t *testing.T, mutate ...func(*Config, *Deps)) *fixture {
 	t.Helper()
+	return buildFixture(t, mutate...)
+}
+
+// newFuzzFixture is newFixture for fuzz targets.
+func newFuzzFixture(f *testing.F) *fixture { return buildFixture(f) }
+
+func buildFixture(t testing.TB, mutate ...func(*Config, *Deps)) *fixture {
+	t.Helper()
 	p := newTestPKI(t)
 	f := &fixture{pki: p, st: &fakeStore{crls: map[string]store.CRL{}}, logs: &bytes.Buffer{}}
 	f.st.cas = []store.CA{p.root.storeCA("root", ""), p.oca.storeCA("oca", "root"), p.dca.storeCA("dca", "root")}
@@ -120,7 +128,7 @@ type req struct {
 	body    []byte
 }
 
-func (f *fixture) do(t *testing.T, r req) *httptest.ResponseRecorder {
+func (f *fixture) do(t testing.TB, r req) *httptest.ResponseRecorder {
 	t.Helper()
 	hr := httptest.NewRequest(r.method, r.target, bytes.NewReader(r.body))
 	for k, v := range r.headers {

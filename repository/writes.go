@@ -108,6 +108,9 @@ func onePEMCertificate(b []byte, param string) ([]byte, error) {
 	if block.Type != "CERTIFICATE" {
 		return nil, newError(KindBadRequest, param, "PEM block is %q, want CERTIFICATE", block.Type)
 	}
+	if len(block.Bytes) == 0 {
+		return nil, newError(KindBadRequest, param, "empty PEM CERTIFICATE block")
+	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, newError(KindBadRequest, param, "more than one PEM block: publish one certificate per request")
 	}
