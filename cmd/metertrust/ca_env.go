@@ -116,12 +116,7 @@ func openCAEnv(ctx context.Context, cmd *cobra.Command, f *caFlags, forInit bool
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
 	e := &caEnv{cfg: cfg}
-	if cfg.Store != "" {
-		e.db, err = store.Open(ctx, cfg.Store)
-	} else {
-		e.db, err = store.OpenDataDir(ctx, f.data)
-	}
-	if err != nil {
+	if e.db, err = openStore(ctx, f.data, cfg.Store); err != nil {
 		return nil, err
 	}
 	e.keys, err = ca.OpenCustody(ctx, cfg.KMS, f.data, rand.Reader)
@@ -165,24 +160,8 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // openStoreFor opens only the store named by the flags or DATA/config.json
-// (no key manager: verification needs no keys).
+// (no key manager: verification needs no keys), refusing a data directory
+// without one.
 func openStoreFor(ctx context.Context, f *caFlags) (*store.DB, error) {
-	if f.data == "" && f.storeDSN == "" {
-		return nil, fmt.Errorf("--data or --store is required")
-	}
-	dsn := f.storeDSN
-	if dsn == "" {
-		cfg, _, err := readCAConfig(f.data)
-		if err != nil {
-			return nil, err
-		}
-		dsn = cfg.Store
-	}
-	if dsn != "" {
-		return store.Open(ctx, dsn)
-	}
-	if _, err := os.Stat(f.data); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	return store.OpenDataDir(ctx, f.data)
+	return openExistingStore(ctx, f.data, f.storeDSN)
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/jackc/pgx/v5"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,4 +179,61 @@ func TestDemoJSON(t *testing.T) {
 		!s.RefusedRevoked || s.DeviceCerts != 20 || len(s.OrgCertificates) != 3 || s.Verified != 22 {
 		t.Errorf("demo summary %+v", s)
 	}
+}
+
+// TestCACommandsOnServices runs the ceremony and a batch to its quota
+// through the CLI with keys on SoftHSM2 and the store on PostgreSQL, as
+// recorded in config.json by ca init, when the test services are set.
+func TestCACommandsOnServices(t *testing.T) {
+	kms := caServiceVar(t, "METERTRUST_TEST_PKCS11")
+	dsn := caServiceVar(t, "METERTRUST_TEST_PG")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "metertrust_cacli_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		conn.Close(context.Background())
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	data := t.TempDir()
+	mustRun(t, "ca", "init", "--data", data, "--kms", kms, "--store", u.String())
+	mustRun(t, "ca", "batch", "open", "--data", data, "--name", "HSM1", "--quota", "4")
+	bs := decode[ca.BulkSummary](t, mustRun(t, "ca", "issue", "devices", "--data", data, "--batch", "HSM1", "--count", "2", "--json"))
+	if !bs.BatchClosed {
+		t.Errorf("bulk to the quota did not close the batch: %+v", bs)
+	}
+	show := decode[ca.CAInfo](t, mustRun(t, "ca", "batch", "show", "--data", data, "HSM1", "--json"))
+	if show.Key != "destroyed" || show.State != "closed" {
+		t.Errorf("batch show: %+v", show)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(data, ca.KeyDirName)); len(entries) != 0 {
+		t.Errorf("key files in the data directory although keys are on the token")
+	}
+	if _, err := os.Stat(filepath.Join(data, "metertrust.db")); err == nil {
+		t.Errorf("a SQLite store was created although config.json names PostgreSQL")
+	}
+}
+
+func caServiceVar(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set but CI is", name)
+		}
+		t.Skipf("%s not set", name)
+	}
+	return v
 }
