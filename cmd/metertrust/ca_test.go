@@ -1,22 +1,22 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"github.com/jackc/pgx/v5"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/smki"
