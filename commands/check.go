@@ -219,3 +219,29 @@ func Decrypt(ctx context.Context, keys Keys, m *Message) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("commands: decrypting %s message from %s: %w", m.CRA, m.Originator, lastErr)
 }
+
+// MACCommand adds the access control broker's MAC to a command on its way to
+// a device: acb's key-agreement private key with the recipient device's
+// public key, both from keys. It refuses responses and alerts, a message
+// that already has a MAC, and a critical command that is not signed yet (a
+// bare pre-command).
+func MACCommand(ctx context.Context, keys Keys, acb smki.EUI, m *Message) error {
+	if m.CRA != Command {
+		return fmt.Errorf("%w: message is a %s; the ACB MACs only commands", ErrInvalid, m.CRA)
+	}
+	if m.HasMAC() {
+		return fmt.Errorf("%w: message already has a MAC header", ErrInvalid)
+	}
+	if m.IsPreCommand() {
+		return fmt.Errorf("%w: %s is critical and the pre-command is not signed yet", ErrNoSignature, m.Code)
+	}
+	ka, err := keys.AgreementKey(ctx, acb)
+	if err != nil {
+		return fmt.Errorf("commands: ACB %s: %w", acb, err)
+	}
+	peer, err := keys.AgreementPublicKey(ctx, m.Recipient)
+	if err != nil {
+		return fmt.Errorf("commands: device %s: %w", m.Recipient, err)
+	}
+	return AddMAC(ctx, ka, peer, m)
+}

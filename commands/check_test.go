@@ -148,3 +148,41 @@ func TestDecryptWithKeys(t *testing.T) {
 		t.Errorf("store failure: %v", err)
 	}
 }
+
+func TestMACCommand(t *testing.T) {
+	ctx := context.Background()
+	acbKA, devKA := genKA(t), genKA(t)
+	keys := &fakeKeys{
+		priv: map[smki.EUI]*ECDHKey{testACB: acbKA},
+		pub:  map[smki.EUI]*ecdh.PublicKey{testDevice: devKA.PublicKey()},
+	}
+	base := func() *Message {
+		return &Message{CRA: Command, Counter: 5, Originator: testSupplier, Recipient: testDevice, Code: 0x0027, Payload: []byte{1}}
+	}
+	m := base()
+	if err := MACCommand(ctx, keys, testACB, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMAC(ctx, devKA, acbKA.PublicKey(), m); err != nil {
+		t.Errorf("device cannot check the ACB's MAC: %v", err)
+	}
+	tests := []struct {
+		name string
+		m    func() *Message
+		acb  smki.EUI
+		is   error
+	}{
+		{"response", func() *Message { m := base(); m.CRA = Response; return m }, testACB, ErrInvalid},
+		{"already MACed", func() *Message { m := base(); m.MAC = make([]byte, 12); return m }, testACB, ErrInvalid},
+		{"unsigned pre-command", func() *Message { m := base(); m.Code = 0x00B3; return m }, testACB, ErrNoSignature},
+		{"unknown ACB", base, testOther, ErrNoKey},
+		{"unknown device", func() *Message { m := base(); m.Recipient = testOther; return m }, testACB, ErrNoKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := MACCommand(ctx, keys, tt.acb, tt.m()); !errors.Is(err, tt.is) {
+				t.Errorf("error %v, want %v", err, tt.is)
+			}
+		})
+	}
+}

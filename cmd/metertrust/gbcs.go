@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -314,7 +313,7 @@ func newGBCSMACCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := macAsACB(cmd.Context(), ks, eui, m); err != nil {
+			if err := commands.MACCommand(cmd.Context(), ks, eui, m); err != nil {
 				return err
 			}
 			return printHex(cmd.OutOrStdout(), m)
@@ -325,27 +324,6 @@ func newGBCSMACCmd() *cobra.Command {
 	_ = c.MarkFlagRequired("keystore")
 	_ = c.MarkFlagRequired("acb")
 	return c
-}
-
-func macAsACB(ctx context.Context, ks *keystore.Dir, acb smki.EUI, m *commands.Message) error {
-	if m.CRA != commands.Command {
-		return fmt.Errorf("mac: message is a %s; only commands are MACed by the ACB", m.CRA)
-	}
-	if m.HasMAC() {
-		return errors.New("mac: message already has a MAC header")
-	}
-	if u, ok := commands.LookupCode(m.Code); ok && u.Critical() && !m.Signed() {
-		return fmt.Errorf("mac: %s is critical and the pre-command is not signed yet", u.Name)
-	}
-	ka, err := ks.AgreementKey(ctx, acb)
-	if err != nil {
-		return err
-	}
-	peer, err := ks.AgreementPublicKey(ctx, m.Recipient)
-	if err != nil {
-		return err
-	}
-	return commands.AddMAC(ctx, ka, peer, m)
 }
 
 type decrypted struct {
