@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/smki"
@@ -331,5 +332,31 @@ func TestGBCSDecrypt(t *testing.T) {
 	}
 	if _, err := runGBCS(t, nil, "decrypt", "--keystore", t.TempDir(), f); !errors.Is(err, commands.ErrNoKey) {
 		t.Errorf("decrypt without keys: %v, want ErrNoKey", err)
+	}
+}
+
+func TestGBCSInspectCS02(t *testing.T) {
+	payload, err := (&commands.IssueCredentials{KeyUsage: x509.KeyUsageKeyAgreement}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dt, _ := commands.EncodeDateTime(time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC))
+	m := &commands.Message{CRA: commands.Command, Counter: 3, Originator: smki.MustParseEUI("123456789ABCDEF0"),
+		Recipient: smki.MustParseEUI("FFFFFFFFFFFFFFFE"), DateTime: dt, Code: commands.CodeCS02c, Payload: payload}
+	b, _ := m.Marshal()
+	out, err := runGBCS(t, b, "inspect", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CS02c (Issue Security Credentials)", "pre-command true", `payload decoded {"KeyUsage":16}`, "2026-11-23T18:00:00Z"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	bad := bytes.Clone(b)
+	bad[len(bad)-2] = 0x05 // key-usage bits set in the three unused positions: not DER
+	out, err = runGBCS(t, bad, "inspect", "-")
+	if err != nil || !strings.Contains(out, "payload does not decode") {
+		t.Errorf("inspect of a bad CS02c payload: %v\n%s", err, out)
 	}
 }
