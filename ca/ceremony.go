@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/metertrust/metertrust/store"
@@ -14,11 +17,36 @@ import (
 
 // InitRequest names the CAs the init ceremony creates. Empty names get the
 // defaults shown.
+// It is also the content of the ceremony's config file (JSON, see
+// ReadInitRequest).
 type InitRequest struct {
-	RootName      string // CN of the SMKI Root CA (default "ZA")
-	OCAName       string // CN of the Organisation CA (default "Z1")
-	DCCKIRootName string // CN of the DCCKI root (default "metertrust DCCKI root")
-	DCCKITLSName  string // CN of the DCCKI TLS issuing CA (default "metertrust DCCKI TLS CA")
+	RootName      string `json:"root_name"`       // CN of the SMKI Root CA (default "ZA")
+	OCAName       string `json:"oca_name"`        // CN of the Organisation CA (default "Z1")
+	DCCKIRootName string `json:"dccki_root_name"` // CN of the DCCKI root (default "metertrust DCCKI root")
+	DCCKITLSName  string `json:"dccki_tls_name"`  // CN of the DCCKI TLS issuing CA (default "metertrust DCCKI TLS CA")
+}
+
+// ReadInitRequest decodes a ceremony config file strictly: unknown fields,
+// trailing data and names that are empty after trimming or longer than 64
+// characters are errors (Boulder's ceremony tool decodes its configs the
+// same way).
+func ReadInitRequest(r io.Reader) (InitRequest, error) {
+	var req InitRequest
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("%w: ceremony config: %v", ErrRequest, err)
+	}
+	if dec.More() {
+		return req, fmt.Errorf("%w: ceremony config: trailing data", ErrRequest)
+	}
+	for name, v := range map[string]string{"root_name": req.RootName, "oca_name": req.OCAName,
+		"dccki_root_name": req.DCCKIRootName, "dccki_tls_name": req.DCCKITLSName} {
+		if v != "" && (strings.TrimSpace(v) == "" || len(v) > 64) {
+			return req, fmt.Errorf("%w: ceremony config: %s %q: want 1-64 characters", ErrRequest, name, v)
+		}
+	}
+	return req, nil
 }
 
 // CAInfo describes one CA, as ceremonies and "batch show" report it.

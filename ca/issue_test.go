@@ -394,3 +394,30 @@ func TestHardwareModuleNameRoundTrip(t *testing.T) {
 		t.Error("empty GeneralNames accepted")
 	}
 }
+
+func TestReadInitRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"full", `{"root_name":"ZA","oca_name":"Z1","dccki_root_name":"R","dccki_tls_name":"T"}`, true},
+		{"partial", `{"root_name":"ZA"}`, true},
+		{"unknown field", `{"root_name":"ZA","quota":5}`, false},
+		{"trailing", `{"root_name":"ZA"} {}`, false},
+		{"blank name", `{"oca_name":"   "}`, false},
+		{"long name", `{"oca_name":"` + strings.Repeat("x", 65) + `"}`, false},
+		{"not JSON", `root_name: ZA`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadInitRequest(strings.NewReader(tc.in))
+			if (err == nil) != tc.ok {
+				t.Fatalf("ReadInitRequest: %v", err)
+			}
+			if err != nil && !errors.Is(err, ErrRequest) {
+				t.Errorf("%v does not wrap ErrRequest", err)
+			}
+		})
+	}
+}

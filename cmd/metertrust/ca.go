@@ -30,12 +30,30 @@ func newCACmd() *cobra.Command {
 func newCAInitCmd() *cobra.Command {
 	var f caFlags
 	var req ca.InitRequest
+	var configPath string
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Init ceremony: SMKI root and OCA, DCCKI root and TLS CA",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if configPath != "" {
+				fh, err := os.Open(configPath)
+				if err != nil {
+					return err
+				}
+				fromFile, err := ca.ReadInitRequest(fh)
+				fh.Close()
+				if err != nil {
+					return err
+				}
+				for _, n := range []string{"root-name", "oca-name", "dccki-root-name", "dccki-tls-name"} {
+					if cmd.Flags().Changed(n) {
+						return fmt.Errorf("--%s and --config: give the names in one place", n)
+					}
+				}
+				req = fromFile
+			}
 			e, err := openCAEnv(ctx, cmd, &f, true)
 			if err != nil {
 				return err
@@ -63,6 +81,7 @@ func newCAInitCmd() *cobra.Command {
 	c.Flags().StringVar(&req.OCAName, "oca-name", "Z1", "CN of the Organisation CA")
 	c.Flags().StringVar(&req.DCCKIRootName, "dccki-root-name", "metertrust DCCKI root", "CN of the DCCKI root")
 	c.Flags().StringVar(&req.DCCKITLSName, "dccki-tls-name", "metertrust DCCKI TLS CA", "CN of the DCCKI TLS issuing CA")
+	c.Flags().StringVar(&configPath, "config", "", `ceremony config file, strict JSON: {"root_name": ..., "oca_name": ..., "dccki_root_name": ..., "dccki_tls_name": ...}`)
 	return c
 }
 
