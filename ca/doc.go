@@ -23,8 +23,15 @@
 // and the result is read back with the SMKI reader and its signature checked
 // before it is stored.
 //
-// Batch Device CAs (a project rule): a DCA is opened for a fixed quota of
-// devices; when the quota is used up, or when the batch is closed, its private
-// key is destroyed in the key store and the destruction audited, while the CA
-// certificate stays published so device certificates keep validating.
+// Batch Device CAs (a project rule): a DCA is opened for a fixed quota;
+// every device certificate it signs counts one against the quota (reserved
+// in the store before signing), so a meter with a DS and a KA certificate
+// counts two. When the quota is used up, or when the batch is closed, its
+// private key is destroyed in the key store and the destruction audited,
+// while the CA certificate stays published so device certificates keep
+// validating. A closed batch can no longer sign CRLs or OCSP responses.
+//
+// Trust levels: roots sign only in ceremonies (Init, OpenBatch, and a
+// root's CRL); the online issuers are the OCA, open batch DCAs and the DCCKI
+// TLS CA, whose keys an Authority loads on first use.
 package ca
