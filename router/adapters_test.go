@@ -10,6 +10,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/anomaly/anomalytest"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -94,5 +95,80 @@ func TestPipelineWithAnomalyDetector(t *testing.T) {
 	}
 	if n, _ := w.ledger.state(); n != 3 {
 		t.Fatalf("records %d after release, want 3", n)
+	}
+}
+
+// TestAttributeLimits: a tariff's prices reach the detector's attribute
+// limits; an undecodable tariff is malformed; a released command goes on
+// through ForwardReleased, a deleted one does not.
+func TestAttributeLimits(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	det, err := anomaly.New(ctx, anomaly.Config{Store: &anomalytest.Store{}, Now: func() time.Time { return w.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := anomaly.Actor{ID: "op", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin, anomaly.RoleQuarantineOfficer}}
+	if _, err := det.SetThreshold(ctx, admin, anomaly.Threshold{Scope: anomaly.ScopeAttribute, Attribute: AttrMaxPrice, Min: 0, Max: 100_000}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{ACB: w.acb, ACBKey: w.acbKA, Catalogue: GBCSCatalogue{}, Registry: w.reg, Certificates: w.certs,
+		Detector: NewAnomalyDetector(det), Ledger: w.ledger, Auditor: w.audit, Clock: func() time.Time { return w.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tariff := func(counter uint64, price uint32) []byte {
+		p, err := device.EncodeTariff(device.Tariff{StandingChargeMilliPence: 40_000,
+			Rates: []device.TariffRate{{FromSlot: 0, PriceMilliPence: 20_000}, {FromSlot: 32, PriceMilliPence: price}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: w.supplier.eui, Recipient: w.device,
+			Code: commands.MessageCode(device.CodeECS01a), Payload: p}
+		return marshal(t, m, w.supplier.ds, true)
+	}
+	garbled := func() []byte {
+		m := &commands.Message{CRA: commands.Command, Counter: 3, Originator: w.supplier.eui, Recipient: w.device,
+			Code: commands.MessageCode(device.CodeECS01a), Payload: []byte{1, 2, 3}}
+		return marshal(t, m, w.supplier.ds, true)
+	}()
+	tests := []struct {
+		name string
+		msg  []byte
+		want *Kind
+	}{
+		{"price within limits", tariff(1, 30_000), nil},
+		{"price far out of range", tariff(2, 900_000), ErrQuarantined},
+		{"undecodable tariff", garbled, ErrMalformed},
+		{"out-of-range price again", tariff(4, 800_000), ErrQuarantined},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.Submit(ctx, w.supplier.caller(), tt.msg)
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("Submit: %v, want %v", err, tt.want)
+			}
+		})
+	}
+	qs, err := det.List(ctx, admin, anomaly.Filter{State: anomaly.StateQuarantined})
+	if err != nil || len(qs) != 2 {
+		t.Fatalf("quarantine: %d, %v", len(qs), err)
+	}
+	released, err := det.Release(ctx, qs[1].Ref, admin, "customer confirmed the tariff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ForwardReleased(ctx, released); err != nil {
+		t.Fatalf("ForwardReleased: %v", err)
+	}
+	deleted, err := det.Delete(ctx, qs[0].Ref, admin, "fat finger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ForwardReleased(ctx, deleted); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("ForwardReleased(deleted): %v", err)
+	}
+	if n, _ := w.ledger.state(); n != 2 {
+		t.Fatalf("%d records, want the first tariff and the released one", n)
 	}
 }

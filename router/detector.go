@@ -24,7 +24,7 @@ func NewAnomalyDetector(d anomalyChecker) *AnomalyDetector { return &AnomalyDete
 // Check asks the detector about one command.
 func (a *AnomalyDetector) Check(ctx context.Context, s Screening) (Verdict, error) {
 	d, err := a.checker.Check(ctx, anomaly.Request{ID: s.ID, User: s.Caller.EUI, UserRole: s.Caller.Role,
-		ServiceRef: s.Ref, Target: s.Target, Command: s.Message, At: s.At})
+		ServiceRef: s.Ref, Target: s.Target, Attributes: s.Attributes, Command: s.Message, At: s.At})
 	if err != nil {
 		return Verdict{}, fmt.Errorf("anomaly check of command %s: %w", s.ID, err)
 	}

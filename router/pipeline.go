@@ -159,6 +159,7 @@ type submission struct {
 	verdict  Verdict
 	forward  []byte
 	record   Record
+	attrs    map[string]int64
 	received time.Time
 	id       string
 	// skipAnomaly is set for a command released from quarantine: it was
@@ -277,6 +278,9 @@ func (r *Router) parse(_ context.Context, s *submission) error {
 		return fmt.Errorf("%w: command already carries a MAC header; the router adds the MAC", ErrMalformed)
 	case m.Recipient.IsZero():
 		return fmt.Errorf("%w: recipient EUI is zero", ErrMalformed)
+	}
+	if s.attrs, err = attributes(m); err != nil {
+		return err
 	}
 	s.msg = m
 	s.origin, s.counter = m.Originator, m.Counter
@@ -420,7 +424,7 @@ func (r *Router) anomaly(ctx context.Context, s *submission) error {
 		return nil
 	}
 	v, err := r.cfg.Detector.Check(ctx, Screening{ID: s.id, Caller: s.caller, Target: s.msg.Recipient, Ref: s.sr.Ref,
-		Code: s.msg.Code, Counter: s.counter, Message: s.raw, At: s.received})
+		Code: s.msg.Code, Counter: s.counter, Attributes: s.attrs, Message: s.raw, At: s.received})
 	if err != nil {
 		return fmt.Errorf("%w: anomaly detection: %w", ErrUnavailable, err)
 	}

@@ -85,6 +85,9 @@ type Screening struct {
 	Ref     string
 	Code    commands.MessageCode
 	Counter uint64
+	// Attributes are values inside the command that attribute limits
+	// check (AttrMaxPrice, ...); nil when the command carries none.
+	Attributes map[string]int64
 	// Message is the command bytes as submitted (no MAC), kept by the
 	// detector when it quarantines, for release.
 	Message []byte
