@@ -36,7 +36,10 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		w[k] = append([]string(nil), v...)
 	}
 	w.Add("_pragma", "journal_mode(WAL)")
-	w.Add("_pragma", "synchronous(NORMAL)")
+	// FULL, not WAL's usual NORMAL: a commit must survive a power cut, not
+	// only a crash, because callers report success on it (DESIGN.md
+	// principle 4: nothing accepted is lost).
+	w.Add("_pragma", "synchronous(FULL)")
 	w.Set("_txlock", "immediate")
 	writer, err := sql.Open("sqlite", path+"?"+w.Encode())
 	if err != nil {

@@ -735,7 +735,7 @@ func TestSQLitePragmas(t *testing.T) {
 		q    dbtx
 		want map[string]string
 	}{
-		{"writer", sqliteTx{db.writer}, map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "query_only": "0"}},
+		{"writer", sqliteTx{db.writer}, map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "query_only": "0", "synchronous": "2"}},
 		{"reader", sqliteTx{db.reader}, map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "query_only": "1"}},
 	}
 	for _, tt := range tests {
