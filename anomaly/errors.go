@@ -18,7 +18,7 @@ var (
 	// threshold ID.
 	ErrNotFound = errors.New("anomaly: not found")
 	// ErrConflict is returned when a quarantined command is no longer in the
-	// quarantined state (released or deleted already), or a threshold ID is
-	// reused for a different owner or scope.
+	// quarantined state (released or deleted already), and by a Store asked
+	// to add a quarantine record under a reference already used.
 	ErrConflict = errors.New("anomaly: conflicting state")
 )
