@@ -103,6 +103,9 @@ func (db *DB) PutCertificates(ctx context.Context, certs ...Certificate) error {
 			return err
 		}
 	}
+	if db.pool != nil {
+		return db.putCertificatesPG(ctx, certs)
+	}
 	failed := func(c *Certificate, err error) error {
 		err = classify(err)
 		switch {
@@ -112,9 +115,6 @@ func (db *DB) PutCertificates(ctx context.Context, certs ...Certificate) error {
 			return fmt.Errorf("storing certificate %s/%X: CA %q: %w", c.CA, c.Serial, c.CA, ErrNotFound)
 		}
 		return fmt.Errorf("store: storing certificate %s/%X: %w", c.CA, c.Serial, err)
-	}
-	if db.pool != nil {
-		return db.putCertificatesPG(ctx, certs)
 	}
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
