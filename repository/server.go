@@ -72,7 +72,8 @@ type Deps struct {
 	Publisher Publisher
 	Revoker   Revoker
 	OCSP      Responder
-	// Logger receives the service log; nil discards it.
+	// Logger receives the service log, with component=repository added;
+	// nil discards it.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -101,6 +102,7 @@ func New(cfg Config, deps Deps) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = s.log.With("component", "repository")
 	if s.now == nil {
 		s.now = time.Now
 	}

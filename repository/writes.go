@@ -376,7 +376,10 @@ func (s *Server) revoke(c echo.Context) error {
 	}
 	s.audit(ctx, op.Name, ActionRevoke, object, OutcomeSuccess, details)
 	s.log.InfoContext(ctx, "certificate revoked", "operator", op.Name, "ca", r.ca, "serial", FormatSerial(r.serial), "reason", reasonName(r.reason))
-	if revoked.CA == "" {
+	// Answer with the row as stored; the revoker's copy if it cannot be read.
+	if stored, err := s.deps.Certs.Certificate(ctx, r.ca, r.serial); err == nil {
+		revoked = stored
+	} else if revoked.CA == "" {
 		revoked = cert
 		revoked.RevokedAt, revoked.Reason = s.now().UTC(), r.reason
 	}

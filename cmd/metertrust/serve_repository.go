@@ -1,12 +1,157 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/repository"
 )
 
-// newServeRepositoryCmd is a placeholder until its package lands.
+// operatorsEnv names the environment variable that may hold the operators
+// document (the same JSON as --operators, token digests only).
+const operatorsEnv = "METERTRUST_REPOSITORY_OPERATORS"
+
+// newServeRepositoryCmd is "metertrust serve repository": the SMKI
+// certificate repository (package repository) over HTTP.
 func newServeRepositoryCmd() *cobra.Command {
-	return &cobra.Command{Use: "repository", RunE: func(*cobra.Command, []string) error { return errors.New("not yet implemented") }}
+	var f struct {
+		data, dsn, listen, operators, config, kms, baseURL, logLevel string
+		noOCSP                                                        bool
+	}
+	c := &cobra.Command{
+		Use:   "repository",
+		Short: "Run the SMKI certificate repository: search, CA certificates, CRLs, OCSP",
+		Long: `Run the repository service: open reads of certificates (by EUI-64, role, key
+usage, kind, serial), CA certificates, the latest CRLs and OCSP; writes
+(publishing a certificate issued elsewhere, revoking one) for operators with
+a bearer token. The API is described in docs/api/repository.yaml.
+
+Operators come from --operators FILE or the METERTRUST_REPOSITORY_OPERATORS
+environment variable, both the JSON document
+  {"operators": [{"name": "alice", "tokenSHA256": "<hex>", "permissions": ["publish", "revoke"]}]}
+holding only the SHA-256 of each token (printf %s "$TOKEN" | sha256sum).
+Without operators every write is refused.
+
+OCSP is answered by the online CAs (the OCA and open device CA batches) of the
+CA in --data, whose key manager is read from DATA/config.json (or --kms); the
+root key is never loaded. Without a CA there, or with --no-ocsp, the OCSP
+routes answer 503.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log, err := repositoryLogger(f.logLevel)
+			if err != nil {
+				return err
+			}
+
+			cfg := repository.Config{}
+			if f.config != "" {
+				if cfg, err = repository.LoadConfig(f.config); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("listen") || cfg.Listen == "" {
+				cfg.Listen = f.listen
+			}
+			if f.baseURL != "" {
+				cfg.BaseURL = f.baseURL
+			}
+			switch {
+			case f.operators != "":
+				if cfg.Operators, err = repository.LoadOperators(f.operators); err != nil {
+					return err
+				}
+			case os.Getenv(operatorsEnv) != "":
+				if cfg.Operators, err = repository.ParseOperators([]byte(os.Getenv(operatorsEnv))); err != nil {
+					return fmt.Errorf("%s: %w", operatorsEnv, err)
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			if f.data == "" && f.dsn == "" {
+				return errors.New("--data DIR or --store DSN is required")
+			}
+
+			db, err := openStore(ctx, f.data, f.dsn)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			deps := repository.Deps{Certs: db, CAs: db, CRLs: db, Audit: db, Publisher: db, Logger: log}
+
+			if !f.noOCSP {
+				kms := f.kms
+				if kms == "" && f.data != "" {
+					recorded, found, err := readCAConfig(f.data)
+					if err != nil {
+						return err
+					}
+					if found {
+						kms = recorded.KMS
+						if kms == "" {
+							kms = "softkms"
+						}
+					}
+				}
+				if kms != "" {
+					keys, err := ca.OpenCustody(ctx, kms, f.data, rand.Reader)
+					if err != nil {
+						return err
+					}
+					defer keys.Close()
+					auth, err := ca.New(ca.Config{Store: db, Keys: keys, Logger: log, Actor: "repository"})
+					if err != nil {
+						return err
+					}
+					deps.OCSP = auth.OCSPResponder()
+					deps.Revoker = auth
+				}
+			}
+			if deps.OCSP == nil {
+				log.Warn("OCSP responder not configured: the OCSP routes answer 503, revocation is disabled")
+			}
+			if len(cfg.Operators) == 0 {
+				log.Warn("no operators configured: every write is refused")
+			}
+
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "repository listening on http://%s\n", ln.Addr())
+			return repository.New(cfg, deps).Serve(ctx, ln)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.data, "data", "", "data directory (store, CA config.json and softkms keys)")
+	fl.StringVar(&f.dsn, "store", "", "store DSN (default: from DATA/config.json, else DATA/metertrust.db)")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8444", "address to listen on, host:port")
+	fl.StringVar(&f.operators, "operators", "", "operators JSON file (default: $"+operatorsEnv+")")
+	fl.StringVar(&f.config, "config", "", "repository JSON config file (strict; see repository.Config)")
+	fl.StringVar(&f.kms, "kms", "", "key manager URI for the OCSP signing keys (default: from DATA/config.json)")
+	fl.StringVar(&f.baseURL, "base-url", "", "absolute URL prefix for links in responses")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.BoolVar(&f.noOCSP, "no-ocsp", false, "do not load any CA key: OCSP answers 503 and revocation is disabled")
+	return c
+}
+
+// repositoryLogger is the JSON service logger on stderr; each component
+// (repository, ca) derives its own from it.
+func repositoryLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
