@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,64 +30,67 @@ import (
 	"github.com/metertrust/metertrust/store"
 )
 
-// storeBackends opens a fresh store per backend: SQLite in a temporary
-// directory always, PostgreSQL in a fresh schema of METERTRUST_TEST_PG when
-// it is set (a test fails instead of skipping when CI is set without it).
-func storeBackends(t *testing.T) map[string]func(t *testing.T) *store.DB {
-	out := map[string]func(t *testing.T) *store.DB{
-		"sqlite": func(t *testing.T) *store.DB {
-			db, err := store.OpenDataDir(context.Background(), t.TempDir())
+// storeBackends gives, per backend, a function that makes a fresh empty
+// database and returns an opener of handles on it (several handles stand
+// for several processes): SQLite in a temporary directory always,
+// PostgreSQL in a fresh schema of METERTRUST_TEST_PG when it is set (failing
+// instead of skipping when CI is set without it).
+func storeBackends(t *testing.T) map[string]func(t *testing.T) func(t *testing.T) *store.DB {
+	openDSN := func(dsn string) func(t *testing.T) *store.DB {
+		return func(t *testing.T) *store.DB {
+			db, err := store.Open(context.Background(), dsn)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
 			return db
+		}
+	}
+	return map[string]func(t *testing.T) func(t *testing.T) *store.DB{
+		"sqlite": func(t *testing.T) func(t *testing.T) *store.DB {
+			return openDSN("sqlite:" + filepath.Join(t.TempDir(), "router.db"))
+		},
+		"postgres": func(t *testing.T) func(t *testing.T) *store.DB {
+			dsn := os.Getenv("METERTRUST_TEST_PG")
+			if dsn == "" {
+				if os.Getenv("CI") != "" {
+					t.Fatal("METERTRUST_TEST_PG is unset in CI")
+				}
+				t.Skip("METERTRUST_TEST_PG is unset")
+			}
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatalf("connecting to METERTRUST_TEST_PG: %v", err)
+			}
+			defer conn.Close(ctx)
+			b := make([]byte, 6)
+			rand.Read(b)
+			schema := "router_test_" + hex.EncodeToString(b)
+			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				c, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					t.Errorf("dropping schema %s: %v", schema, err)
+					return
+				}
+				defer c.Close(ctx)
+				if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+					t.Errorf("dropping schema %s: %v", schema, err)
+				}
+			})
+			u, err := url.Parse(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Set("search_path", schema)
+			u.RawQuery = q.Encode()
+			return openDSN(u.String())
 		},
 	}
-	out["postgres"] = func(t *testing.T) *store.DB {
-		dsn := os.Getenv("METERTRUST_TEST_PG")
-		if dsn == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("METERTRUST_TEST_PG is unset in CI")
-			}
-			t.Skip("METERTRUST_TEST_PG is unset")
-		}
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatalf("connecting to METERTRUST_TEST_PG: %v", err)
-		}
-		defer conn.Close(ctx)
-		b := make([]byte, 6)
-		rand.Read(b)
-		schema := "router_test_" + hex.EncodeToString(b)
-		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			c, err := pgx.Connect(ctx, dsn)
-			if err != nil {
-				t.Errorf("dropping schema %s: %v", schema, err)
-				return
-			}
-			defer c.Close(ctx)
-			c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-		})
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		db, err := store.Open(ctx, u.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	return out
 }
 
 // e2e is the whole system in one process: the SMKI and DCCKI CAs of
@@ -330,7 +334,7 @@ func (e *e2e) awaitResponses(t *testing.T, n int) []deliveryView {
 func TestEndToEnd(t *testing.T) {
 	for name, open := range storeBackends(t) {
 		t.Run(name, func(t *testing.T) {
-			e := newE2E(t, open(t))
+			e := newE2E(t, open(t)(t))
 			ctx := context.Background()
 			m0, _ := e.fleet.Meter(e.meters[0])
 

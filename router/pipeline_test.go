@@ -205,7 +205,7 @@ func TestSubmitRefusesOnStore(t *testing.T) {
 	ctx := context.Background()
 	for name, open := range storeBackends(t) {
 		t.Run(name, func(t *testing.T) {
-			e := newStoreEnv(t, open(t))
+			e := newStoreEnv(t, open(t)(t))
 			prepareRefusals(t, e.world, e.router)
 			parties := []party{e.supplier, e.gasSupplier, e.distributor, e.other, e.stranger}
 			snapshot := func() (int64, map[string]uint64) {
