@@ -81,12 +81,20 @@ resolved against --data.`,
 				return err
 			}
 			defer db.Close()
-			clientCAs, err := dcckiRoots(ctx, f.clientCA, func(ctx context.Context) ([]byte, error) {
-				c, err := db.CA(ctx, ca.NameDCCKIRoot)
+			clientCAs, err := dcckiRoots(ctx, f.clientCA, func(ctx context.Context, name string) ([]byte, error) {
+				c, err := db.CA(ctx, name)
 				return c.CertDER, err
 			})
 			if err != nil {
 				return err
+			}
+			if len(serverCert.Certificate) == 1 {
+				// A certificate written by "ca issue tls-server" is the leaf
+				// alone: send the issuing CA with it so clients holding the
+				// DCCKI root can build the path.
+				if c, err := db.CA(ctx, ca.NameDCCKITLS); err == nil {
+					serverCert.Certificate = append(serverCert.Certificate, c.CertDER)
+				}
 			}
 			transport, err := cspTransport(f.csp, f.cspCA, f.cspCert, f.cspKey)
 			if err != nil {
@@ -180,9 +188,10 @@ func loadACBKey(dataDir, uri string) (*commands.ECDHKey, error) {
 	return nil, fmt.Errorf("--acb-key: %s is a %T, want a P-256 key", path, key)
 }
 
-// dcckiRoots returns the pool of DCCKI roots: from the PEM file when given,
-// else the root the store holds.
-func dcckiRoots(ctx context.Context, file string, fromStore func(context.Context) ([]byte, error)) (*x509.CertPool, error) {
+// dcckiRoots returns the pool client certificates must chain to: the PEM
+// file when given, else the store's DCCKI root and DCCKI TLS issuing CA (the
+// latter so that clients may present their certificate without its chain).
+func dcckiRoots(ctx context.Context, file string, fromStore func(ctx context.Context, name string) ([]byte, error)) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -194,15 +203,17 @@ func dcckiRoots(ctx context.Context, file string, fromStore func(context.Context
 		}
 		return pool, nil
 	}
-	der, err := fromStore(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("no --client-ca and no DCCKI root in the store (run metertrust ca init): %w", err)
+	for _, name := range []string{ca.NameDCCKIRoot, ca.NameDCCKITLS} {
+		der, err := fromStore(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("no --client-ca and no %s CA in the store (run metertrust ca init): %w", name, err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("the store's %s certificate: %w", name, err)
+		}
+		pool.AddCert(c)
 	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("the store's DCCKI root: %w", err)
-	}
-	pool.AddCert(c)
 	return pool, nil
 }
 
