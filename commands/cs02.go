@@ -655,11 +655,10 @@ func ParseUpdateCredentials(b []byte) (*UpdateCredentials, error) {
 	var body, ctl, reps, path cryptobyte.String
 	u := &UpdateCredentials{}
 	var mode int
-	at := s
 	if !d.seq(&s, &body, "update-security-credentials") || !d.end(s, "update-security-credentials") {
 		return nil, d.err
 	}
-	at = body
+	at := body
 	if !d.seq(&body, &ctl, "authorising-party-control") || !d.enum(&ctl, &mode, "authorising-party-control.replacement-mode") {
 		return nil, d.err
 	}
