@@ -3,6 +3,7 @@ package repository
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -41,7 +42,7 @@ type testCA struct {
 	name string
 	der  []byte
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	key  crypto.Signer
 }
 
 var (
@@ -131,7 +132,7 @@ func (p *testPKI) makeCA(name, ou, cn string, parent *testCA, pathLen0 bool) (*t
 	if !pathLen0 {
 		tmpl.MaxPathLen = -1
 	}
-	parentCert, signer := tmpl, key
+	parentCert, signer := tmpl, crypto.Signer(key)
 	if parent != nil {
 		parentCert, signer = parent.cert, parent.key
 	} else {

@@ -1,0 +1,340 @@
+package repository
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// The store and the CA must satisfy the interfaces the server consumes.
+var (
+	_ CertificateFinder = (*store.DB)(nil)
+	_ CAFinder          = (*store.DB)(nil)
+	_ CRLFinder         = (*store.DB)(nil)
+	_ Auditor           = (*store.DB)(nil)
+	_ Publisher         = (*store.DB)(nil)
+	_ Revoker           = (*ca.Authority)(nil)
+	_ Responder         = (*ca.OCSPResponder)(nil)
+)
+
+// openTestStore opens a fresh store of the named dialect: SQLite in a
+// temporary directory, or PostgreSQL in a fresh schema of the database
+// METERTRUST_TEST_PG names (skipped when unset, except in CI).
+func openTestStore(t *testing.T, dialect string) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "store.db")
+	if dialect == store.DialectPostgres {
+		base := os.Getenv("METERTRUST_TEST_PG")
+		if base == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatal("METERTRUST_TEST_PG is unset in CI")
+			}
+			t.Skip("METERTRUST_TEST_PG is unset")
+		}
+		dsn = freshSchema(t, base)
+	}
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("opening %s store: %v", dialect, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// freshSchema creates a schema, dropped when the test ends, and returns dsn
+// with search_path set to it, so that concurrent test packages sharing the
+// database do not see each other's rows.
+func freshSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connecting to METERTRUST_TEST_PG: %v", err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	schema := "repository_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("creating schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parsing METERTRUST_TEST_PG: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestIntegration runs the repository on the real store and CA, on both
+// store backends: the CA's init and batch ceremonies, bulk device issuance,
+// publishing an organisation certificate signed by the OCA's key outside
+// the CA package, search and paging, revocation by an operator, OCSP by
+// POST and GET, the CRL, and the audit chain.
+func TestIntegration(t *testing.T) {
+	for _, dialect := range []string{store.DialectSQLite, store.DialectPostgres} {
+		t.Run(dialect, func(t *testing.T) { runIntegration(t, openTestStore(t, dialect)) })
+	}
+}
+
+func runIntegration(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, err := ca.OpenCustody(ctx, "softkms", dir, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	auth, err := ca.New(ca.Config{Store: db, Keys: keys, Actor: "repository-test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Init(ctx, ca.InitRequest{}); err != nil {
+		t.Fatalf("init ceremony: %v", err)
+	}
+	if _, err := auth.OpenBatch(ctx, "B1", 10); err != nil {
+		t.Fatalf("opening batch: %v", err)
+	}
+	if _, err := auth.IssueDevices(ctx, ca.BulkRequest{Batch: "B1", Count: 3, FirstEUI: smki.MustParseEUI("F000000000000001")}); err != nil {
+		t.Fatalf("issuing devices: %v", err)
+	}
+
+	cfg := Config{Operators: []Operator{{Name: "alice", TokenSHA256: HashToken(adminToken), Permissions: []Permission{PermPublish, PermRevoke}}}}
+	srv := New(cfg, Deps{Certs: db, CAs: db, CRLs: db, Audit: db, Publisher: db, Revoker: auth, OCSP: auth.OCSPResponder()})
+	h := srv.Handler()
+	do := func(method, target, ctype string, body []byte, auth bool) *httptest.ResponseRecorder {
+		t.Helper()
+		r := httptest.NewRequest(method, target, bytes.NewReader(body))
+		if ctype != "" {
+			r.Header.Set("Content-Type", ctype)
+		}
+		if auth {
+			r.Header.Set("Authorization", bearer(adminToken))
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	list := func(target string) CertificateList {
+		t.Helper()
+		w := do("GET", target, "", nil, false)
+		if w.Code != 200 {
+			t.Fatalf("GET %s: %d %s", target, w.Code, w.Body)
+		}
+		return decodeJSON[CertificateList](t, w)
+	}
+
+	// CAs.
+	w := do("GET", "/v1/cas", "", nil, false)
+	cas := decodeJSON[CAList](t, w)
+	names := map[string]CAView{}
+	for _, c := range cas.CAs {
+		names[c.Name] = c
+	}
+	if names["root"].Kind != store.CAKindRoot || names["oca"].Parent != "root" || names["B1"].Quota != 10 || names["B1"].Issued == 0 {
+		t.Fatalf("CAs %+v", cas)
+	}
+	if strings.Contains(w.Body.String(), "softkms") || strings.Contains(w.Body.String(), dir) {
+		t.Error("CA list leaks key URIs")
+	}
+	if w := do("GET", "/v1/cas/oca/certificate", "", nil, false); w.Code != 200 {
+		t.Fatalf("OCA certificate: %d", w.Code)
+	}
+
+	// Search and paging over the six device certificates.
+	devs := list("/v1/certificates?ca=B1&kind=device")
+	if len(devs.Certificates) != 6 {
+		t.Fatalf("%d device certificates, want 6", len(devs.Certificates))
+	}
+	var pages, total int
+	for next := "/v1/certificates?ca=B1&limit=4"; next != ""; pages++ {
+		l := list(next)
+		total += len(l.Certificates)
+		next = l.Next
+	}
+	if pages != 2 || total != 6 {
+		t.Errorf("paging: %d pages, %d certificates; want 2, 6", pages, total)
+	}
+	byEUI := list("/v1/certificates?eui=F0-00-00-00-00-00-00-02&usage=keyAgreement")
+	if len(byEUI.Certificates) != 1 || byEUI.Certificates[0].Usage != store.UsageKA {
+		t.Fatalf("by EUI: %+v", byEUI)
+	}
+
+	// Publish an organisation certificate signed with the OCA's key outside
+	// the CA package, then find it by EUI and role.
+	ocaRec, err := db.CA(ctx, "oca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocaSigner, err := keys.Signer(ctx, ocaRec.KeyURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocaCert, err := x509.ParseCertificate(ocaRec.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := &testPKI{notBefore: time.Now().Add(-time.Minute).UTC().Truncate(time.Second), nextSerial: time.Now().UnixNano()}
+	orgDER := pki.orgCert(t, &testCA{name: "oca", der: ocaRec.CertDER, cert: ocaCert, key: ocaSigner}, "90B3D51F30050000", smki.RoleSupplier, x509.KeyUsageDigitalSignature)
+	body, _ := json.Marshal(PublishRequest{Certificate: base64.StdEncoding.EncodeToString(orgDER)})
+	if w := do("POST", "/v1/certificates", MediaJSON, body, true); w.Code != 201 {
+		t.Fatalf("publish: %d %s", w.Code, w.Body)
+	}
+	if w := do("POST", "/v1/certificates", MediaPKIXCert, orgDER, true); w.Code != 409 {
+		t.Errorf("publishing twice: %d, want 409", w.Code)
+	}
+	org := list("/v1/certificates?eui=90B3D51F30050000&role=supplier&usage=ds&kind=org")
+	if len(org.Certificates) != 1 || org.Certificates[0].CA != "oca" {
+		t.Fatalf("published certificate not found: %+v", org)
+	}
+	if w := do("GET", org.Certificates[0].Links.DER, "", nil, false); !bytes.Equal(w.Body.Bytes(), orgDER) {
+		t.Error("published DER not served back")
+	}
+
+	// Revoke a device certificate.
+	victim := devs.Certificates[0]
+	rb := []byte(fmt.Sprintf(`{"ca":"B1","serial":%q,"reason":"keyCompromise"}`, strings.ToLower(victim.Serial)))
+	if w := do("POST", "/v1/revocations", MediaJSON, rb, false); w.Code != 401 {
+		t.Errorf("revoke without token: %d", w.Code)
+	}
+	w = do("POST", "/v1/revocations", MediaJSON, rb, true)
+	if w.Code != 200 {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	if v := decodeJSON[CertificateView](t, w); v.Status != StatusRevoked || v.RevocationReason != "keyCompromise" {
+		t.Errorf("revoked view %+v", v)
+	}
+	if w := do("POST", "/v1/revocations", MediaJSON, rb, true); w.Code != 409 {
+		t.Errorf("revoking twice: %d, want 409", w.Code)
+	}
+	if good := list("/v1/certificates?ca=B1&status=good"); len(good.Certificates) != 5 {
+		t.Errorf("status=good lists %d, want 5", len(good.Certificates))
+	}
+
+	// OCSP for the revoked and a good certificate, by POST and by GET.
+	batch, err := db.CA(ctx, "B1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(batch.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cert CertificateView
+		want int
+	}{{victim, ocsp.Revoked}, {devs.Certificates[1], ocsp.Good}} {
+		leafDER := do("GET", tc.cert.Links.DER, "", nil, false).Body.Bytes()
+		leaf, err := x509.ParseCertificate(leafDER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := ocsp.CreateRequest(leaf, issuer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []*httptest.ResponseRecorder{
+			do("POST", "/ocsp", MediaOCSPRequest, req, false),
+			do("GET", "/ocsp/"+url.PathEscape(base64.StdEncoding.EncodeToString(req)), "", nil, false),
+		} {
+			resp, err := ocsp.ParseResponseForCert(w.Body.Bytes(), leaf, issuer)
+			if err != nil {
+				t.Fatalf("OCSP response for %s: %v", tc.cert.Serial, err)
+			}
+			if resp.Status != tc.want {
+				t.Errorf("OCSP status of %s = %d, want %d", tc.cert.Serial, resp.Status, tc.want)
+			}
+		}
+	}
+	// An issuer the repository does not know: unauthorized.
+	foreign := newTestPKI(t)
+	leaf, err := x509.ParseCertificate(foreign.deviceCert(t, foreign.dca, deviceEUI, x509.KeyUsageDigitalSignature))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := ocsp.CreateRequest(leaf, foreign.dca.cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := do("POST", "/ocsp", MediaOCSPRequest, req, false); !bytes.Equal(w.Body.Bytes(), ocsp.UnauthorizedErrorResponse) {
+		t.Errorf("OCSP for an unknown issuer: %x", w.Body.Bytes())
+	}
+
+	// The latest CRL, which the CA signs after the revocation, lists it.
+	signed, err := auth.CRL(ctx, "B1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = do("GET", "/v1/crl/B1", "", nil, false)
+	if w.Code != 200 || w.Header().Get("Content-Type") != MediaPKIXCRL || !strings.HasPrefix(w.Header().Get("Cache-Control"), "public, max-age=") {
+		t.Fatalf("CRL: %d %v", w.Code, w.Header())
+	}
+	rl, err := x509.ParseRevocationList(w.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rl.Number == nil || rl.Number.Int64() != signed.Number {
+		t.Errorf("served CRL number %v, want the latest, %d", rl.Number, signed.Number)
+	}
+	if len(rl.RevokedCertificateEntries) != 1 || FormatSerial(rl.RevokedCertificateEntries[0].SerialNumber.Bytes()) != victim.Serial {
+		t.Errorf("CRL entries %+v", rl.RevokedCertificateEntries)
+	}
+
+	// The audit log holds the operator's writes and refusals and verifies.
+	events, err := db.AuditEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct{ actor, action, outcome string }{
+		{"alice", ActionPublish, OutcomeAttempt}, {"alice", ActionPublish, OutcomeSuccess}, {"alice", ActionPublish, OutcomeFailure},
+		{ActorAnonymous, ActionRevoke, OutcomeRefused}, {"alice", ActionRevoke, OutcomeAttempt}, {"alice", ActionRevoke, OutcomeSuccess},
+		{"alice", ActionRevoke, OutcomeRefused},
+	} {
+		found := false
+		for _, e := range events {
+			found = found || (e.Actor == want.actor && e.Action == want.action && e.Outcome == want.outcome)
+		}
+		if !found {
+			t.Errorf("no audit event %+v", want)
+		}
+	}
+	if _, err := db.VerifyAudit(ctx); err != nil {
+		t.Errorf("audit chain: %v", err)
+	}
+}
