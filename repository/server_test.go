@@ -48,7 +48,7 @@ type fixture struct {
 	orgDS  store.Certificate // supplier DS from the OCA
 	orgKA  store.Certificate // supplier KA from the OCA
 	devKA  store.Certificate // device KA from the DCA
-	ocspRq []byte      // a well-formed OCSP request for orgDS
+	ocspRq []byte            // a well-formed OCSP request for orgDS
 }
 
 // certRow is the store row for a certificate, read with smki.
@@ -80,7 +80,7 @@ func buildFixture(t testing.TB, mutate ...func(*Config, *Deps)) *fixture {
 	f := &fixture{pki: p, st: &fakeStore{crls: map[string]store.CRL{}}, logs: &bytes.Buffer{}}
 	f.st.cas = []store.CA{p.root.storeCA("root", ""), p.oca.storeCA("oca", "root"), p.dca.storeCA("dca", "root")}
 	f.orgDS = certRow(t, 1, "oca", p.orgCert(t, p.oca, supplierEUI, smki.RoleSupplier, x509.KeyUsageDigitalSignature))
-		f.orgKA = certRow(t, 2, "oca", p.orgCert(t, p.oca, supplierEUI, smki.RoleSupplier, x509.KeyUsageKeyAgreement))
+	f.orgKA = certRow(t, 2, "oca", p.orgCert(t, p.oca, supplierEUI, smki.RoleSupplier, x509.KeyUsageKeyAgreement))
 	f.devKA = certRow(t, 3, "E357", p.deviceCert(t, p.dca, deviceEUI, x509.KeyUsageKeyAgreement))
 	f.st.certs = []store.Certificate{f.orgDS, f.orgKA, f.devKA,
 		certRow(t, 4, "oca", p.orgCert(t, p.oca, networkEUI, smki.RoleNetworkOperator, x509.KeyUsageDigitalSignature))}

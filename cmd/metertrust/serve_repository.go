@@ -25,7 +25,7 @@ const operatorsEnv = "METERTRUST_REPOSITORY_OPERATORS"
 func newServeRepositoryCmd() *cobra.Command {
 	var f struct {
 		data, dsn, listen, operators, config, kms, baseURL, logLevel string
-		noOCSP                                                        bool
+		noOCSP                                                       bool
 	}
 	c := &cobra.Command{
 		Use:   "repository",
