@@ -553,48 +553,12 @@ func (s *AnomalyStore) AppendAudit(ctx context.Context, a anomaly.AuditEntry) er
 	return nil
 }
 
-// appendAuditTx appends a to the audit log inside tx, chained exactly as
-// DB.AppendAudit chains (same head row, same hash), so that a change and its
-// audit entry commit together.
+// appendAuditTx appends a to the audit log inside tx through appendAuditIn,
+// the one definition of the chain, so that a change and its audit entry commit
+// together.
 func appendAuditTx(ctx context.Context, tx dbtx, a anomaly.AuditEntry) error {
-	e := auditEvent(a)
-	switch {
-	case e.Time.IsZero():
-		return fmt.Errorf("%w: audit event %s: no time", ErrInvalid, e.Action)
-	case e.Actor == "" || len(e.Actor) > maxAuditField:
-		return fmt.Errorf("%w: audit event %s: actor must be 1-%d bytes", ErrInvalid, e.Action, maxAuditField)
-	case e.Action == "" || len(e.Action) > maxAuditField:
-		return fmt.Errorf("%w: audit event: action must be 1-%d bytes", ErrInvalid, maxAuditField)
-	case len(e.Object) > maxAuditField:
-		return fmt.Errorf("%w: audit event %s: object longer than %d bytes", ErrInvalid, e.Action, maxAuditField)
-	case !validOutcome(e.Outcome):
-		return fmt.Errorf("%w: audit event %s: outcome %q", ErrInvalid, e.Action, e.Outcome)
-	}
-	details := []byte("{}")
-	if e.Details != nil {
-		var err error
-		if details, err = json.Marshal(e.Details); err != nil {
-			return fmt.Errorf("%w: audit event %s: details are not JSON: %v", ErrInvalid, e.Action, err)
-		}
-		if len(details) > maxAuditDetails {
-			return fmt.Errorf("%w: audit event %s: details JSON is %d bytes, over %d", ErrInvalid, e.Action, len(details), maxAuditDetails)
-		}
-	}
-	e.Time = dbTime(e.Time)
-	if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
-		Scan(&e.Seq, &e.PrevHash); err != nil {
-		return fmt.Errorf("appending audit event %s: claiming chain head: %w", e.Action, err)
-	}
-	e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details, e.PrevHash)
-	if _, err := tx.exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash); err != nil {
-		return fmt.Errorf("appending audit event %d %s: %w", e.Seq, e.Action, err)
-	}
-	if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, e.Hash); err != nil {
-		return fmt.Errorf("appending audit event %d %s: moving chain head: %w", e.Seq, e.Action, err)
-	}
-	return nil
+	_, err := appendAuditIn(ctx, tx, auditEvent(a))
+	return err
 }
 
 // notifyChannel returns the NOTIFY channel of this database schema:
