@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/metertrust/metertrust/repository"
+)
+
+// repoCLI runs the metertrust command line with args and returns stdout.
+func repoCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(io.Discard)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		t.Fatalf("metertrust %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String()
+}
+
+// TestServeRepository runs "serve repository" on a CA data directory made
+// by the CLI, talks to it over TCP (search, OCSP, an operator revocation)
+// and stops it as SIGINT would, by cancelling its context.
+func TestServeRepository(t *testing.T) {
+	dir := t.TempDir()
+	repoCLI(t, "ca", "init", "--data", dir)
+	repoCLI(t, "ca", "batch", "open", "--data", dir, "--name", "B9", "--quota", "10")
+	repoCLI(t, "ca", "issue", "devices", "--data", dir, "--batch", "B9", "--count", "2")
+	const token = "cli-test-operator-token"
+	ops := filepath.Join(dir, "operators.json")
+	opsJSON := fmt.Sprintf(`{"operators":[{"name":"carol","tokenSHA256":%q,"permissions":["revoke"]}]}`, repository.HashToken(token))
+	if err := os.WriteFile(ops, []byte(opsJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	root := newRootCmd()
+	root.SetOut(pw)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"serve", "repository", "--data", dir, "--listen", "127.0.0.1:0", "--operators", ops, "--log-level", "error"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx); pw.Close() }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the listen address: %v (command: %v)", err, <-done)
+	}
+	go io.Copy(io.Discard, pr)
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "repository listening on ")
+	if !ok {
+		t.Fatalf("unexpected first line %q", line)
+	}
+
+	get := func(path string) []byte {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return b
+	}
+	var list repository.CertificateList
+	if err := json.Unmarshal(get("/v1/certificates?ca=B9&usage=ds"), &list); err != nil || len(list.Certificates) != 2 {
+		t.Fatalf("search: %+v, %v", list, err)
+	}
+	victim := list.Certificates[0]
+
+	body := fmt.Sprintf(`{"ca":"B9","serial":%q,"reason":"keyCompromise"}`, victim.Serial)
+	req, _ := http.NewRequest("POST", base+"/v1/revocations", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+
+	issuer, err := x509.ParseCertificate(get("/v1/cas/B9/certificate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(get(victim.Links.DER))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspReq, err := ocsp.CreateRequest(leaf, issuer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.Post(base+"/ocsp", "application/ocsp-request", bytes.NewReader(ocspReq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r, err := ocsp.ParseResponseForCert(der, leaf, issuer)
+	if err != nil || r.Status != ocsp.Revoked {
+		t.Fatalf("OCSP after revocation: %+v, %v", r, err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve repository: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve repository did not stop")
+	}
+}
+
+// TestServeRepositoryFlags checks the refusals before anything listens.
+func TestServeRepositoryFlags(t *testing.T) {
+	dir := t.TempDir()
+	badOps := filepath.Join(dir, "ops.json")
+	if err := os.WriteFile(badOps, []byte(`{"operators":[{"name":"x","token":"plain"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     string
+		wantErr string
+	}{
+		{"no store", []string{"--listen", "127.0.0.1:0"}, "", "--data DIR or --store DSN is required"},
+		{"bad operators file", []string{"--data", dir, "--operators", badOps}, "", `unknown field "token"`},
+		{"bad operators env", []string{"--data", dir}, `{"operators":[{"name":"x"}]}`, "METERTRUST_REPOSITORY_OPERATORS"},
+		{"bad log level", []string{"--data", dir, "--log-level", "loud"}, "", "--log-level"},
+		{"bad base URL", []string{"--data", dir, "--base-url", "ftp://x"}, "", "baseURL"},
+		{"missing config", []string{"--data", dir, "--config", filepath.Join(dir, "none.json")}, "", "none.json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(operatorsEnv, tc.env)
+			root := newRootCmd()
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			root.SetArgs(append([]string{"serve", "repository"}, tc.args...))
+			err := root.Execute()
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
