@@ -18,7 +18,13 @@ func (s *Server) listCertificates(c echo.Context) error {
 	if s.deps.Certs == nil {
 		return newError(KindUnavailable, "", "certificate store not configured")
 	}
-	q, err := ParseCertQuery(c.QueryParams(), s.cfg.DefaultLimit, s.cfg.MaxLimit)
+	// Parse the raw query here: echo's QueryParams drops malformed pairs,
+	// which would silently widen a search.
+	values, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return wrapError(KindBadRequest, err, "query", "malformed query string: %v", err)
+	}
+	q, err := ParseCertQuery(values, s.cfg.DefaultLimit, s.cfg.MaxLimit)
 	if err != nil {
 		return err
 	}
@@ -31,7 +37,7 @@ func (s *Server) listCertificates(c echo.Context) error {
 	list := CertificateList{Certificates: make([]CertificateView, 0, min(len(certs), limit))}
 	for i, cert := range certs {
 		if i == limit {
-			list.Next = s.nextPage(c.QueryParams(), certs[i-1].ID)
+			list.Next = s.nextPage(values, certs[i-1].ID)
 			break
 		}
 		list.Certificates = append(list.Certificates, s.certView(cert))

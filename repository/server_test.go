@@ -253,6 +253,8 @@ func TestReadRoutes(t *testing.T) {
 			}},
 		{name: "max limit", req: req{method: "GET", target: "/v1/certificates?limit=1000"}, status: 200, ctype: MediaJSON},
 		{name: "bad EUI", req: req{method: "GET", target: "/v1/certificates?eui=90B3D51F3001"}, status: 400, param: "eui"},
+		{name: "malformed escape", req: req{method: "GET", target: "/v1/certificates?eui=%zz"}, status: 400, param: "query"},
+		{name: "semicolon separator", req: req{method: "GET", target: "/v1/certificates?eui=90B3D51F30010000;role=2"}, status: 400, param: "query"},
 		{name: "bad EUI hex", req: req{method: "GET", target: "/v1/certificates?eui=ZZB3D51F30010000"}, status: 400, param: "eui"},
 		{name: "bad role", req: req{method: "GET", target: "/v1/certificates?role=king"}, status: 400, param: "role"},
 		{name: "bad user role", req: req{method: "GET", target: "/v1/certificates?userRole=XX"}, status: 400, param: "userRole"},
@@ -368,9 +370,6 @@ func TestReadRoutes(t *testing.T) {
 				p := problemOf(t, w)
 				if p.Param != tc.param {
 					t.Errorf("problem names %q, want %q (%+v)", p.Param, tc.param, p)
-				}
-				if tc.param != "" && !strings.Contains(p.Detail, "") {
-					t.Errorf("detail %q", p.Detail)
 				}
 				return
 			}
