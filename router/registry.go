@@ -1,0 +1,125 @@
+package router
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// registryStore is what Registrar needs of *store.DB.
+type registryStore interface {
+	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
+	PutRouterDevices(ctx context.Context, devices ...store.RouterDevice) error
+	PutConsent(ctx context.Context, c store.Consent) error
+	RevokeConsent(ctx context.Context, id string, at time.Time) error
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
+}
+
+// Registrar maintains the router's device registry and consent records,
+// auditing every change (spec section 11: "every consent change is
+// audited").
+type Registrar struct {
+	db  registryStore
+	now func() time.Time
+}
+
+// NewRegistrar returns a Registrar over db, normally a *store.DB.
+func NewRegistrar(db registryStore, now func() time.Time) *Registrar {
+	if now == nil {
+		now = time.Now
+	}
+	return &Registrar{db: db, now: now}
+}
+
+// ErrRegistry is wrapped by registrations the registrar refuses.
+var ErrRegistry = errors.New("router: registry change refused")
+
+// RegisterDevice records a device in the registry with the organisations
+// holding its supplier and network operator trust anchors. Its keys come
+// from its unrevoked SMKI device certificates in the repository (one
+// key-agreement, one digital-signing), read and checked with package smki.
+func (g *Registrar) RegisterDevice(ctx context.Context, actor string, eui, supplier, networkOperator smki.EUI) error {
+	details := map[string]any{}
+	if !supplier.IsZero() {
+		details["supplier"] = supplier.String()
+	}
+	if !networkOperator.IsZero() {
+		details["networkOperator"] = networkOperator.String()
+	}
+	return g.audited(ctx, actor, "router.device.register", eui.String(), details, func() error {
+		if eui.IsZero() || (supplier.IsZero() && networkOperator.IsZero()) {
+			return fmt.Errorf("%w: a device EUI and a supplier or network operator are required", ErrRegistry)
+		}
+		d := store.RouterDevice{EUI: eui.String(), UpdatedAt: g.now()}
+		if !supplier.IsZero() {
+			d.Supplier = supplier.String()
+		}
+		if !networkOperator.IsZero() {
+			d.NetworkOperator = networkOperator.String()
+		}
+		certs, err := g.db.FindCertificates(ctx, store.CertQuery{EUI: eui.String(), Kind: store.KindDevice})
+		if err != nil {
+			return fmt.Errorf("looking up certificates of device %s: %w", eui, err)
+		}
+		for _, sc := range certs {
+			c, err := smki.ParseCertificate(sc.DER)
+			if err != nil {
+				return fmt.Errorf("%w: device certificate %X: %w", ErrRegistry, sc.Serial, err)
+			}
+			if c.EUI != eui {
+				continue
+			}
+			switch c.KeyUsage {
+			case x509.KeyUsageKeyAgreement:
+				d.KAPublic = c.RawPublicKey
+			case x509.KeyUsageDigitalSignature:
+				d.DSPublic = c.RawPublicKey
+			}
+		}
+		if d.KAPublic == nil {
+			return fmt.Errorf("%w: device %s has no unrevoked key-agreement certificate in the repository", ErrRegistry, eui)
+		}
+		return g.db.PutRouterDevices(ctx, d)
+	})
+}
+
+// GrantConsent records a consent: an other user may send the service
+// requests in scope to the device between notBefore and expires.
+func (g *Registrar) GrantConsent(ctx context.Context, actor string, c store.Consent) error {
+	c.CreatedBy, c.CreatedAt = actor, g.now()
+	return g.audited(ctx, actor, "router.consent.grant", c.ID, map[string]any{
+		"device": c.Device, "user": c.User, "scope": c.Scope, "expires": c.ExpiresAt, "evidence": c.Evidence,
+	}, func() error { return g.db.PutConsent(ctx, c) })
+}
+
+// RevokeConsent ends a consent now.
+func (g *Registrar) RevokeConsent(ctx context.Context, actor, id, reason string) error {
+	return g.audited(ctx, actor, "router.consent.revoke", id, map[string]any{"reason": reason},
+		func() error { return g.db.RevokeConsent(ctx, id, g.now()) })
+}
+
+// audited writes an attempt entry, runs fn, and writes its outcome.
+func (g *Registrar) audited(ctx context.Context, actor, action, object string, details map[string]any, fn func() error) error {
+	if _, err := g.db.AppendAudit(ctx, store.AuditEvent{Time: g.now(), Actor: actor, Action: action, Object: object,
+		Outcome: store.OutcomeAttempt, Details: details}); err != nil {
+		return fmt.Errorf("auditing %s: %w", action, err)
+	}
+	err := fn()
+	outcome, d := store.OutcomeSuccess, map[string]any{}
+	switch {
+	case errors.Is(err, ErrRegistry) || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrNotFound):
+		outcome, d["error"] = store.OutcomeRefused, err.Error()
+	case err != nil:
+		outcome, d["error"] = store.OutcomeFailure, err.Error()
+	}
+	if _, aerr := g.db.AppendAudit(ctx, store.AuditEvent{Time: g.now(), Actor: actor, Action: action, Object: object,
+		Outcome: outcome, Details: d}); aerr != nil {
+		return errors.Join(err, fmt.Errorf("auditing %s: %w", action, aerr))
+	}
+	return err
+}
