@@ -64,7 +64,7 @@ func (s *Server) getCertificate(c echo.Context) error {
 	}
 	ca := c.Param("ca")
 	if err := checkCAName(ca); err != nil {
-		return wrapError(KindBadRequest, err, "ca", "%q is not a CA name", ca)
+		return wrapError(KindBadRequest, err, "ca", "%q is not a CA name", clip(ca))
 	}
 	serialText, format, suffixed := splitFormat(c.Param("serial"))
 	if !suffixed {
@@ -72,7 +72,7 @@ func (s *Server) getCertificate(c echo.Context) error {
 	}
 	serial, err := ParseSerial(serialText)
 	if err != nil {
-		return wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits", serialText)
+		return wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits", clip(serialText))
 	}
 	cert, err := s.deps.Certs.Certificate(c.Request().Context(), ca, serial)
 	if isNotFound(err) {
@@ -105,7 +105,7 @@ func (s *Server) findCA(c echo.Context, name string) (store.CA, error) {
 		return store.CA{}, newError(KindUnavailable, "", "CA store not configured")
 	}
 	if err := checkCAName(name); err != nil {
-		return store.CA{}, wrapError(KindBadRequest, err, "name", "%q is not a CA name", name)
+		return store.CA{}, wrapError(KindBadRequest, err, "name", "%q is not a CA name", clip(name))
 	}
 	ca, err := s.deps.CAs.CA(c.Request().Context(), name)
 	if isNotFound(err) {
@@ -149,7 +149,7 @@ func (s *Server) getCRL(c echo.Context) error {
 	}
 	name := c.Param("ca")
 	if err := checkCAName(name); err != nil {
-		return wrapError(KindBadRequest, err, "ca", "%q is not a CA name", name)
+		return wrapError(KindBadRequest, err, "ca", "%q is not a CA name", clip(name))
 	}
 	crl, err := s.deps.CRLs.LatestCRL(c.Request().Context(), name)
 	if isNotFound(err) {

@@ -46,6 +46,18 @@ const (
 	StatusAll = "all"
 )
 
+// maxParamLen bounds every query parameter value; none valid is longer.
+const maxParamLen = 128
+
+// clip shortens caller input quoted in an error detail or audit record.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
 // queryParams lists the parameters GET /v1/certificates accepts.
 var queryParams = []string{"eui", "role", "userRole", "usage", "kind", "serial", "ca", "status", "after", "limit"}
 
@@ -71,10 +83,13 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, 
 			if param == "" {
 				param = "query"
 			}
-			return store.CertQuery{}, newError(KindBadRequest, param, "unknown query parameter %q (known: %s)", k, strings.Join(queryParams, ", "))
+			return store.CertQuery{}, newError(KindBadRequest, clip(param), "unknown query parameter %q (known: %s)", clip(k), strings.Join(queryParams, ", "))
 		}
 		if len(v[k]) != 1 {
-			return store.CertQuery{}, newError(KindBadRequest, k, "query parameter %q given %d times, want once", k, len(v[k]))
+			return store.CertQuery{}, newError(KindBadRequest, clip(k), "query parameter %q given %d times, want once", clip(k), len(v[k]))
+		}
+		if len(v[k][0]) > maxParamLen {
+			return store.CertQuery{}, newError(KindBadRequest, k, "value of %d bytes is longer than any valid %s (at most %d)", len(v[k][0]), k, maxParamLen)
 		}
 	}
 	if s := v.Get("eui"); s != "" {

@@ -50,7 +50,7 @@ func ParseReason(s string) (int, error) {
 		}
 	}
 	if _, known := reasonNames[code]; !known {
-		return 0, fmt.Errorf("%w: %q is not an RFC 5280 CRLReason", ErrBadRequest, s)
+		return 0, fmt.Errorf("%w: %q is not an RFC 5280 CRLReason", ErrBadRequest, clip(s))
 	}
 	if !revocableReasons[code] {
 		return 0, fmt.Errorf("%w: reason %s may not be used here (want unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation or privilegeWithdrawn)", ErrBadRequest, reasonNames[code])
@@ -85,14 +85,14 @@ func parseRevocation(body []byte) (revocation, error) {
 		return revocation{}, newError(KindBadRequest, "ca", "missing: name the CA that issued the certificate")
 	}
 	if err := checkCAName(r.CA); err != nil {
-		return revocation{}, wrapError(KindBadRequest, err, "ca", "%q is not a CA name", r.CA)
+		return revocation{}, wrapError(KindBadRequest, err, "ca", "%q is not a CA name", clip(r.CA))
 	}
 	if r.Serial == "" {
 		return revocation{}, newError(KindBadRequest, "serial", "missing: give the certificate's serial number in hex")
 	}
 	serial, err := ParseSerial(r.Serial)
 	if err != nil {
-		return revocation{}, wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits", r.Serial)
+		return revocation{}, wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits", clip(r.Serial))
 	}
 	if len(r.Reason) == 0 {
 		return revocation{}, newError(KindBadRequest, "reason", "missing: give an RFC 5280 CRLReason name or code")

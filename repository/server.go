@@ -224,13 +224,17 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		// The query string and headers are not logged: the Authorization
 		// header carries operator tokens.
-		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request",
+		attrs := []slog.Attr{
 			slog.String("method", req.Method),
 			slog.String("path", req.URL.Path),
 			slog.Int("status", c.Response().Status),
 			slog.Int64("bytes", c.Response().Size),
 			slog.Duration("elapsed", s.now().Sub(start)),
-		)
+		}
+		if op, ok := c.Get(operatorKey).(string); ok {
+			attrs = append(attrs, slog.String("operator", op))
+		}
+		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request", attrs...)
 		return nil
 	}
 }

@@ -266,6 +266,7 @@ func TestReadRoutes(t *testing.T) {
 		{name: "limit zero", req: req{method: "GET", target: "/v1/certificates?limit=0"}, status: 400, param: "limit"},
 		{name: "limit too big", req: req{method: "GET", target: "/v1/certificates?limit=1001"}, status: 400, param: "limit"},
 		{name: "unknown parameter", req: req{method: "GET", target: "/v1/certificates?colour=red"}, status: 400, param: "colour"},
+		{name: "overlong value", req: req{method: "GET", target: "/v1/certificates?ca=" + strings.Repeat("a", 129)}, status: 400, param: "ca"},
 		{name: "repeated parameter", req: req{method: "GET", target: "/v1/certificates?role=2&role=3"}, status: 400, param: "role"},
 
 		{name: "certificate JSON", req: req{method: "GET", target: dsPath}, status: 200, ctype: MediaJSON,
@@ -626,8 +627,10 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(logs, `"component"`) && !strings.Contains(logs, `"path":"/v1/revocations"`) {
-		t.Errorf("requests not logged: %s", logs)
+	for _, want := range []string{`"component":"repository"`, `"path":"/v1/revocations"`, `"operator":"alice"`, `"status":401`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %s: %s", want, logs)
+		}
 	}
 }
 

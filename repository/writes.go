@@ -96,7 +96,7 @@ func parsePublishBody(contentType string, body []byte) (publication, error) {
 		}
 		return p, nil
 	}
-	return publication{}, newError(KindUnsupportedMediaType, "Content-Type", "%q: want %s, %s or %s", mt, MediaPKIXCert, MediaPEM, MediaJSON)
+	return publication{}, newError(KindUnsupportedMediaType, "Content-Type", "%q: want %s, %s or %s", clip(mt), MediaPKIXCert, MediaPEM, MediaJSON)
 }
 
 // onePEMCertificate returns the DER of the single CERTIFICATE block in b.
@@ -106,7 +106,7 @@ func onePEMCertificate(b []byte, param string) ([]byte, error) {
 		return nil, newError(KindBadRequest, param, "no PEM block found")
 	}
 	if block.Type != "CERTIFICATE" {
-		return nil, newError(KindBadRequest, param, "PEM block is %q, want CERTIFICATE", block.Type)
+		return nil, newError(KindBadRequest, param, "PEM block is %q, want CERTIFICATE", clip(block.Type))
 	}
 	if len(block.Bytes) == 0 {
 		return nil, newError(KindBadRequest, param, "empty PEM CERTIFICATE block")
@@ -172,6 +172,9 @@ func (s *Server) auditStrict(ctx context.Context, actor, action, object, outcome
 	return err
 }
 
+// maxAuditDetail bounds the refusal text written to the audit log.
+const maxAuditDetail = 512
+
 // refuse audits a refusal of an authenticated operator's request and
 // returns err.
 func (s *Server) refuse(ctx context.Context, op Operator, action, object string, err error) error {
@@ -182,6 +185,9 @@ func (s *Server) refuse(ctx context.Context, op Operator, action, object string,
 		if re.Param != "" {
 			detail = re.Param + ": " + detail
 		}
+	}
+	if len(detail) > maxAuditDetail {
+		detail = detail[:maxAuditDetail] + "..."
 	}
 	s.audit(ctx, op.Name, action, object, OutcomeRefused, map[string]any{"refusal": detail})
 	return err
@@ -319,9 +325,9 @@ func findIssuer(sc *smki.Certificate, cas []store.CA) (store.CA, error) {
 		return ca, nil
 	}
 	if lastErr != nil {
-		return store.CA{}, wrapError(KindBadRequest, lastErr, "certificate", "issuer %q is known but its key did not sign this certificate", sc.Issuer.String())
+		return store.CA{}, wrapError(KindBadRequest, lastErr, "certificate", "issuer %q is known but its key did not sign this certificate", clip(sc.Issuer.String()))
 	}
-	return store.CA{}, newError(KindBadRequest, "certificate", "issuer %q is not a CA this repository knows", sc.Issuer.String())
+	return store.CA{}, newError(KindBadRequest, "certificate", "issuer %q is not a CA this repository knows", clip(sc.Issuer.String()))
 }
 
 // revoke answers POST /v1/revocations: after checking the certificate is
