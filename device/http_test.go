@@ -1,0 +1,226 @@
+package device
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// httpFleet is a fleet of two meters behind an HTTPHandler on a test
+// server.
+type httpFleet struct {
+	w     *world
+	fleet *Fleet
+	h     *HTTPHandler
+	srv   *httptest.Server
+	euis  []smki.EUI
+}
+
+func newHTTPFleet(t *testing.T, cfg HTTPConfig) *httpFleet {
+	t.Helper()
+	w := newWorld(t, Electricity)
+	f := NewFleet(Config{Now: func() time.Time { return testNow }})
+	euis, err := f.Generate(w.ctx, 2, smki.MustParseEUI("0012A3FFFE200000"), Electricity, w.anchors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Now = func() time.Time { return testNow }
+	h, err := NewHTTPHandler(f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &httpFleet{w: w, fleet: f, h: h, srv: srv, euis: euis}
+}
+
+// do sends a request and returns the status, the body and, for a problem,
+// the decoded problem.
+func (hf *httpFleet) do(t *testing.T, method, path, ctype string, body []byte) (int, []byte, Problem) {
+	t.Helper()
+	req, err := http.NewRequest(method, hf.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	res, err := hf.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Problem
+	if res.StatusCode >= 300 {
+		if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Fatalf("%s %s: %d with Content-Type %q, want a problem", method, path, res.StatusCode, ct)
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatalf("%s %s: problem body %q: %v", method, path, b, err)
+		}
+		if p.Status != res.StatusCode || !strings.HasPrefix(p.Type, ProblemTypeBase) {
+			t.Fatalf("%s %s: problem %+v with status %d", method, path, p, res.StatusCode)
+		}
+	}
+	return res.StatusCode, b, p
+}
+
+func TestHTTPHandlerCommands(t *testing.T) {
+	hf := newHTTPFleet(t, HTTPConfig{MaxCommandBytes: 4096})
+	m0, _ := hf.fleet.Meter(hf.euis[0])
+	disable := func(counter uint64) []byte {
+		return buildFor(t, hf.w, m0, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), counter)
+	}
+	first := disable(100)
+	forged := bytes.Clone(disable(101))
+	forged[len(forged)-1] ^= 0x01
+	path := "/v1/devices/" + hf.euis[0].String() + "/commands"
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		ctype  string
+		body   []byte
+		status int
+		code   string
+	}{
+		{"executes", "POST", path, "application/octet-stream", first, http.StatusOK, ""},
+		{"replay refused", "POST", path, "application/octet-stream", first, http.StatusUnprocessableEntity, "replay"},
+		{"forged MAC refused", "POST", path, "application/octet-stream", forged, http.StatusUnprocessableEntity, "bad-mac"},
+		{"truncated", "POST", path, "application/octet-stream", disable(102)[:20], http.StatusUnprocessableEntity, "malformed"},
+		{"for another meter", "POST", "/v1/devices/" + hf.euis[1].String() + "/commands", "application/octet-stream", disable(103), http.StatusUnprocessableEntity, "wrong-recipient"},
+		{"grouped EUI accepted", "POST", "/v1/devices/00-12-A3-FF-FE-20-00-00/commands", "application/octet-stream", disable(104), http.StatusOK, ""},
+		{"unknown meter", "POST", "/v1/devices/0012A3FFFE2FFFFF/commands", "application/octet-stream", disable(105), http.StatusNotFound, "no-meter"},
+		{"bad EUI", "POST", "/v1/devices/not-an-eui/commands", "application/octet-stream", disable(106), http.StatusBadRequest, "bad-eui"},
+		{"hex body refused", "POST", path, "text/plain", []byte("DF09"), http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"no content type", "POST", path, "", disable(107), http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"empty body", "POST", path, "application/octet-stream", nil, http.StatusBadRequest, "empty-body"},
+		{"oversized", "POST", path, "application/octet-stream", make([]byte, 4097), http.StatusRequestEntityTooLarge, "too-large"},
+		{"GET on commands", "GET", path, "", nil, http.StatusMethodNotAllowed, "method-not-allowed"},
+		{"unknown path", "GET", "/v2/stats", "", nil, http.StatusNotFound, "not-found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, body, p := hf.do(t, tc.method, tc.path, tc.ctype, tc.body)
+			if st != tc.status || p.Code != tc.code {
+				t.Fatalf("%d %+v, want %d %q", st, p, tc.status, tc.code)
+			}
+			if st != http.StatusOK {
+				return
+			}
+			resp, err := commands.Parse(body)
+			if err != nil {
+				t.Fatalf("response: %v", err)
+			}
+			cmd, _ := commands.Parse(tc.body)
+			if resp.CRA != commands.Response || resp.Counter != cmd.Counter || resp.Originator != m0.EUI() {
+				t.Fatalf("response %+v to command counter %d", resp, cmd.Counter)
+			}
+		})
+	}
+
+	st, body, _ := hf.do(t, "GET", "/v1/stats", "", nil)
+	if st != http.StatusOK {
+		t.Fatalf("stats: %d %s", st, body)
+	}
+	var fs FleetStats
+	if err := json.Unmarshal(body, &fs); err != nil {
+		t.Fatal(err)
+	}
+	d0 := fs.Devices[hf.euis[0].String()]
+	wantDiscards := map[string]uint64{"replay": 1, "bad-mac": 1, "malformed": 1}
+	if fs.Meters != 2 || fs.Executed != 2 || d0.Executed != 2 || len(d0.Executions) != 2 {
+		t.Fatalf("stats %+v", fs)
+	}
+	for r, n := range wantDiscards {
+		if d0.Discarded[r] != n {
+			t.Errorf("meter 0 discarded %d for %s, want %d (%v)", d0.Discarded[r], r, n, d0.Discarded)
+		}
+	}
+	if d1 := fs.Devices[hf.euis[1].String()]; d1.Executed != 0 || d1.Discarded["wrong-recipient"] != 1 {
+		t.Errorf("meter 1 stats %+v", d1)
+	}
+	want := []Execution{
+		{Originator: hf.w.supplier.eui, Counter: 100, Code: "0x0020", At: testNow},
+		{Originator: hf.w.supplier.eui, Counter: 104, Code: "0x0020", At: testNow},
+	}
+	for i, e := range d0.Executions {
+		if e.Originator != want[i].Originator || e.Counter != want[i].Counter || !e.At.Equal(want[i].At) {
+			t.Errorf("execution %d = %+v, want %+v", i, e, want[i])
+		}
+	}
+
+	// One meter's line matches the fleet's.
+	st, body, _ = hf.do(t, "GET", "/v1/devices/"+hf.euis[0].String()+"/stats", "", nil)
+	var ms MeterStats
+	if err := json.Unmarshal(body, &ms); st != http.StatusOK || err != nil || ms.Executed != 2 || len(ms.Executions) != 2 {
+		t.Fatalf("device stats: %d %s %v", st, body, err)
+	}
+	if st, _, p := hf.do(t, "GET", "/v1/devices/0012A3FFFE2FFFFF/stats", "", nil); st != http.StatusNotFound || p.Code != "no-meter" {
+		t.Fatalf("stats of an unknown meter: %d %+v", st, p)
+	}
+}
+
+func TestHTTPHandlerJournalBound(t *testing.T) {
+	tests := []struct {
+		name    string
+		journal int
+		want    []uint64
+	}{
+		{"keeps the newest", 2, []uint64{13, 14}},
+		{"disabled", -1, nil},
+		{"default keeps all of few", 0, []uint64{10, 11, 12, 13, 14}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hf := newHTTPFleet(t, HTTPConfig{JournalLen: tc.journal})
+			m0, _ := hf.fleet.Meter(hf.euis[0])
+			for c := uint64(10); c < 15; c++ {
+				b := buildFor(t, hf.w, m0, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), c)
+				if st, body, p := hf.do(t, "POST", "/v1/devices/"+hf.euis[0].String()+"/commands", "application/octet-stream", b); st != http.StatusOK {
+					t.Fatalf("counter %d: %d %+v %x", c, st, p, body)
+				}
+			}
+			ms := hf.h.Stats().Devices[hf.euis[0].String()]
+			if ms.Executed != 5 || len(ms.Executions) != len(tc.want) {
+				t.Fatalf("stats %+v, want executions %v", ms, tc.want)
+			}
+			for i, c := range tc.want {
+				if ms.Executions[i].Counter != c {
+					t.Errorf("execution %d counter %d, want %d", i, ms.Executions[i].Counter, c)
+				}
+			}
+		})
+	}
+}
+
+func TestNewHTTPHandlerRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		fleet *Fleet
+		cfg   HTTPConfig
+	}{
+		{"no fleet", nil, HTTPConfig{}},
+		{"negative body bound", NewFleet(Config{}), HTTPConfig{MaxCommandBytes: -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewHTTPHandler(tc.fleet, tc.cfg); !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+		})
+	}
+}
