@@ -129,9 +129,12 @@ type fakeLedger struct {
 	counters map[ledgerKey]uint64
 	records  []Record
 	err      error
+	audit    *fakeAuditor // receives the audit entry of each record
 }
 
-func newFakeLedger() *fakeLedger { return &fakeLedger{counters: map[ledgerKey]uint64{}} }
+func newFakeLedger(a *fakeAuditor) *fakeLedger {
+	return &fakeLedger{counters: map[ledgerKey]uint64{}, audit: a}
+}
 
 func (f *fakeLedger) LastCounter(_ context.Context, o, t smki.EUI) (uint64, bool, error) {
 	f.mu.Lock()
@@ -143,7 +146,7 @@ func (f *fakeLedger) LastCounter(_ context.Context, o, t smki.EUI) (uint64, bool
 	return c, ok, nil
 }
 
-func (f *fakeLedger) Record(_ context.Context, r Record) error {
+func (f *fakeLedger) Record(ctx context.Context, r Record, e AuditEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -155,7 +158,7 @@ func (f *fakeLedger) Record(_ context.Context, r Record) error {
 	}
 	f.counters[k] = r.Counter
 	f.records = append(f.records, r)
-	return nil
+	return f.audit.Audit(ctx, e)
 }
 
 func (f *fakeLedger) state() (int, map[ledgerKey]uint64) {
@@ -272,8 +275,8 @@ func newWorld(t testing.TB) *world {
 		w.certs.keys[string(der[:])] = &p.ds.PublicKey
 	}
 	w.det = &fakeDetector{quarantine: map[uint64]bool{}}
-	w.ledger = newFakeLedger()
 	w.audit = &fakeAuditor{}
+	w.ledger = newFakeLedger(w.audit)
 	return w
 }
 

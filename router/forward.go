@@ -49,10 +49,10 @@ type Outbox interface {
 	// Retry releases the lease and schedules the next attempt.
 	Retry(ctx context.Context, id string, next time.Time, reason string) error
 	// Complete ends the command (responded with the response, or failed
-	// with the reason) and queues d for its caller, in one transaction,
-	// returning d with its Seq. A command already completed gives an error
-	// wrapping ErrAlreadyComplete.
-	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery) (Delivery, error)
+	// with the reason), queues d for its caller and appends the audit entry
+	// e, in one transaction, returning d with its Seq. A command already
+	// completed gives an error wrapping ErrAlreadyComplete.
+	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, e AuditEvent) (Delivery, error)
 	// Correlate finds the command a response answers: to target, from
 	// originator, with counter.
 	Correlate(ctx context.Context, target, originator smki.EUI, counter uint64) (Record, error)
@@ -262,12 +262,12 @@ func (f *Forwarder) backoff(n int) time.Duration {
 
 func (f *Forwarder) fail(ctx context.Context, rec Record, reason string) {
 	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, true, nil, reason,
-		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryFailure, Detail: reason, At: f.now()})
+		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryFailure, Detail: reason, At: f.now()},
+		f.event("command.failed", rec, reason))
 	if err != nil {
 		f.log.ErrorContext(ctx, "recording failure", "id", rec.ID, "err", err)
 		return
 	}
-	f.audit(ctx, "command.failed", rec, reason)
 	f.publish(d)
 }
 
@@ -305,7 +305,8 @@ func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOn
 		return err
 	}
 	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, false, resp, "",
-		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryResponse, Body: resp, At: f.now()})
+		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryResponse, Body: resp, At: f.now()},
+		f.event("response.received", rec, ""))
 	if errors.Is(err, ErrAlreadyComplete) {
 		f.log.InfoContext(ctx, "duplicate response ignored", "id", rec.ID)
 		return nil
@@ -313,7 +314,6 @@ func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOn
 	if err != nil {
 		return fmt.Errorf("storing response to %s: %w", rec.ID, err)
 	}
-	f.audit(ctx, "response.received", rec, "")
 	f.publish(d)
 	return nil
 }
@@ -361,9 +361,13 @@ func (f *Forwarder) publish(d Delivery) {
 	}
 }
 
+func (f *Forwarder) event(action string, rec Record, detail string) AuditEvent {
+	return AuditEvent{Action: action, Caller: rec.Caller, Target: rec.Target, Counter: rec.Counter,
+		Code: rec.Code, CommandID: rec.ID, Detail: detail, At: f.now()}
+}
+
 func (f *Forwarder) audit(ctx context.Context, action string, rec Record, detail string) {
-	if err := f.cfg.Auditor.Audit(ctx, AuditEvent{Action: action, Caller: rec.Caller, Target: rec.Target, Counter: rec.Counter,
-		Code: rec.Code, CommandID: rec.ID, Detail: detail, At: f.now()}); err != nil {
+	if err := f.cfg.Auditor.Audit(ctx, f.event(action, rec, detail)); err != nil {
 		f.log.ErrorContext(ctx, "audit write failed", "action", action, "err", err)
 	}
 }

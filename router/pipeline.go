@@ -225,9 +225,6 @@ func (r *Router) run(ctx context.Context, s *submission) (Receipt, error) {
 	if r.cfg.Notify != nil {
 		r.cfg.Notify()
 	}
-	r.audit(ctx, AuditEvent{Action: "command.accepted", Caller: caller, Target: s.record.Target,
-		Counter: s.counter, Code: s.msg.Code, CommandID: s.record.ID,
-		Detail: "service request " + s.sr.Ref, At: s.record.Accepted})
 	r.log.InfoContext(ctx, "command accepted", "id", s.record.ID, "caller", caller.String(),
 		"target", s.record.Target.String(), "counter", s.counter, "ref", s.sr.Ref)
 	return Receipt{ID: s.record.ID, Status: "accepted", Target: s.record.Target, Counter: s.counter,
@@ -474,7 +471,12 @@ func (r *Router) sharedSecret(ctx context.Context, d Device) ([]byte, error) {
 func (r *Router) recordCommand(ctx context.Context, s *submission) error {
 	s.record = Record{ID: s.id, Caller: s.caller, Originator: s.origin, Target: s.msg.Recipient, Counter: s.counter,
 		Code: s.msg.Code, Ref: s.sr.Ref, Critical: s.sr.Critical, Message: s.forward, Accepted: r.now()}
-	if err := r.cfg.Ledger.Record(ctx, s.record); err != nil {
+	accepted := AuditEvent{Action: "command.accepted", Caller: s.caller, Target: s.record.Target, Counter: s.counter,
+		Code: s.msg.Code, CommandID: s.record.ID, Detail: "service request " + s.sr.Ref, At: s.record.Accepted}
+	if s.skipAnomaly {
+		accepted.Detail += ", released from quarantine"
+	}
+	if err := r.cfg.Ledger.Record(ctx, s.record, accepted); err != nil {
 		if errors.Is(err, ErrReplay) {
 			return err
 		}

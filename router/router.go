@@ -168,11 +168,11 @@ type Ledger interface {
 	// LastCounter returns the last counter forwarded for (originator,
 	// target), and false when none was.
 	LastCounter(ctx context.Context, originator, target smki.EUI) (uint64, bool, error)
-	// Record stores the command and its outbox row and advances the counter
-	// for (originator, target) to r.Counter, in one transaction, failing
-	// with an error wrapping ErrReplay (and storing nothing) when the stored
-	// counter is no longer below r.Counter.
-	Record(ctx context.Context, r Record) error
+	// Record stores the command and its outbox row, advances the counter
+	// for (originator, target) to r.Counter and appends the audit entry e,
+	// in one transaction, failing with an error wrapping ErrReplay (and
+	// storing nothing) when the stored counter is no longer below r.Counter.
+	Record(ctx context.Context, r Record, e AuditEvent) error
 }
 
 // Auditor appends audit entries.

@@ -21,12 +21,12 @@ type routerStore interface {
 	RouterDevice(ctx context.Context, eui string) (store.RouterDevice, error)
 	LiveConsent(ctx context.Context, device, user, ref string, at time.Time) (store.Consent, bool, error)
 	LastCounter(ctx context.Context, originator, target string) (uint64, bool, error)
-	RecordCommand(ctx context.Context, c store.RouterCommand) error
+	RecordCommand(ctx context.Context, c store.RouterCommand, audit *store.AuditEvent) error
 	RouterCommand(ctx context.Context, id string) (store.RouterCommand, error)
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
 	MarkForwarded(ctx context.Context, id string, at time.Time) error
 	RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error
-	CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d store.Delivery) (store.Delivery, error)
+	CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d store.Delivery, audit *store.AuditEvent) (store.Delivery, error)
 	FindForwardedCommand(ctx context.Context, target, originator string, counter uint64) (store.RouterCommand, error)
 	OutboxDepth(ctx context.Context) (int64, error)
 	Deliveries(ctx context.Context, caller string, after int64, limit int) ([]store.Delivery, error)
@@ -87,11 +87,13 @@ func (s *Storage) LastCounter(ctx context.Context, originator, target smki.EUI) 
 	return s.db.LastCounter(ctx, originator.String(), target.String())
 }
 
-// Record implements Ledger.
-func (s *Storage) Record(ctx context.Context, r Record) error {
+// Record implements Ledger: the command, its outbox row, the counter and
+// the audit entry e commit together.
+func (s *Storage) Record(ctx context.Context, r Record, e AuditEvent) error {
+	a := toStoreAudit(e)
 	err := s.db.RecordCommand(ctx, store.RouterCommand{ID: r.ID, Caller: r.Caller.EUI.String(), CallerRole: string(r.Caller.Role),
 		Originator: r.Originator.String(), Target: r.Target.String(), Counter: r.Counter, Code: uint16(r.Code),
-		ServiceRef: r.Ref, Critical: r.Critical, Message: r.Message, AcceptedAt: r.Accepted})
+		ServiceRef: r.Ref, Critical: r.Critical, Message: r.Message, AcceptedAt: r.Accepted}, &a)
 	if errors.Is(err, store.ErrStaleCounter) {
 		return fmt.Errorf("%w: %w", ErrReplay, err)
 	}
@@ -176,13 +178,14 @@ func (s *Storage) Retry(ctx context.Context, id string, next time.Time, reason s
 }
 
 // Complete implements Outbox.
-func (s *Storage) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery) (Delivery, error) {
+func (s *Storage) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, e AuditEvent) (Delivery, error) {
 	state := store.CommandResponded
 	if failed {
 		state = store.CommandFailed
 	}
+	a := toStoreAudit(e)
 	sd, err := s.db.CompleteCommand(ctx, id, state, response, reason, store.Delivery{Caller: d.Caller.String(), Kind: d.Kind,
-		Body: d.Body, Detail: d.Detail, At: d.At})
+		Body: d.Body, Detail: d.Detail, At: d.At}, &a)
 	if errors.Is(err, store.ErrConflict) {
 		return Delivery{}, fmt.Errorf("%w: %w", ErrAlreadyComplete, err)
 	}
@@ -241,6 +244,13 @@ func (s *Storage) AddDelivery(ctx context.Context, d Delivery) (Delivery, error)
 
 // Audit implements Auditor on the store's hash-chained audit log.
 func (s *Storage) Audit(ctx context.Context, e AuditEvent) error {
+	_, err := s.db.AppendAudit(ctx, toStoreAudit(e))
+	return err
+}
+
+// toStoreAudit maps a router audit event to the store's log entry: actor
+// the caller, object the command (or target), details without secrets.
+func toStoreAudit(e AuditEvent) store.AuditEvent {
 	outcome := store.OutcomeSuccess
 	if e.Kind != "" {
 		outcome = store.OutcomeRefused
@@ -272,9 +282,7 @@ func (s *Storage) Audit(ctx context.Context, e AuditEvent) error {
 	if e.Detail != "" {
 		details["detail"] = truncate(e.Detail, 2000)
 	}
-	_, err := s.db.AppendAudit(ctx, store.AuditEvent{Time: e.At, Actor: actor, Action: "router." + e.Action, Object: obj,
-		Outcome: outcome, Details: details})
-	return err
+	return store.AuditEvent{Time: e.At, Actor: actor, Action: "router." + e.Action, Object: obj, Outcome: outcome, Details: details}
 }
 
 func truncate(s string, n int) string {

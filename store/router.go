@@ -244,12 +244,14 @@ type RouterCommand struct {
 	Error              string // why it failed, for CommandFailed
 }
 
-// RecordCommand stores an accepted command and its outbox row, and advances
-// the counter of (Originator, Target) to Counter, in one transaction. When
+// RecordCommand stores an accepted command and its outbox row, advances the
+// counter of (Originator, Target) to Counter and, when audit is not nil,
+// appends that audit entry, all in one transaction (one commit, one fsync
+// on SQLite). When
 // the stored counter is not below Counter (a replay, or a concurrent command
 // won), nothing is stored and the error wraps ErrStaleCounter. It is exact
 // under concurrency, across processes on PostgreSQL.
-func (db *DB) RecordCommand(ctx context.Context, c RouterCommand) error {
+func (db *DB) RecordCommand(ctx context.Context, c RouterCommand, audit *AuditEvent) error {
 	switch {
 	case c.ID == "" || len(c.ID) > 64:
 		return fmt.Errorf("%w: command id must be 1-64 bytes", ErrInvalid)
@@ -297,6 +299,13 @@ func (db *DB) RecordCommand(ctx context.Context, c RouterCommand) error {
 		if _, err := tx.exec(ctx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt) VALUES ($1, $2, 0, $3)`,
 			c.ID, c.Target, c.AcceptedAt); err != nil {
 			return fmt.Errorf("store: recording command %s: outbox: %w", c.ID, err)
+		}
+		// Last, so the audit chain head is locked for as short a time as
+		// possible.
+		if audit != nil {
+			if _, err := appendAuditIn(ctx, tx, *audit); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -459,10 +468,11 @@ type Delivery struct {
 
 // CompleteCommand ends a command: its state becomes state (responded or
 // failed) with the response or error text, its outbox row (if any) goes,
-// and d is queued for the caller, all in one transaction. The delivery with
+// d is queued for the caller and, when audit is not nil, that audit entry
+// appended, all in one transaction. The delivery with
 // its assigned Seq is returned. A command already responded or failed gives
 // ErrConflict and changes nothing, so a duplicate response is delivered once.
-func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery) (Delivery, error) {
+func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery, audit *AuditEvent) (Delivery, error) {
 	if state != CommandResponded && state != CommandFailed {
 		return Delivery{}, fmt.Errorf("%w: command %s: final state %q", ErrInvalid, id, state)
 	}
@@ -482,8 +492,15 @@ func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []
 			return fmt.Errorf("store: completing command %s: %w", id, err)
 		}
 		d.CommandID = id
-		d, err = addDelivery(ctx, tx, d)
-		return err
+		if d, err = addDelivery(ctx, tx, d); err != nil {
+			return err
+		}
+		if audit != nil {
+			if _, err := appendAuditIn(ctx, tx, *audit); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return d, err
 }

@@ -154,7 +154,7 @@ func TestRecordCommandCounters(t *testing.T) {
 				{"d", big + 2, ErrExists},
 			}
 			for _, s := range steps {
-				err := db.RecordCommand(ctx, rtCommand(s.id, s.counter))
+				err := db.RecordCommand(ctx, rtCommand(s.id, s.counter), nil)
 				if !errors.Is(err, s.wantErr) || (s.wantErr == nil && err != nil) {
 					t.Fatalf("RecordCommand(%s, %d) = %v, want %v", s.id, s.counter, err, s.wantErr)
 				}
@@ -173,7 +173,7 @@ func TestRecordCommandCounters(t *testing.T) {
 			if n, err := db.OutboxDepth(ctx); err != nil || n != 4 {
 				t.Fatalf("OutboxDepth = %d, %v; want 4", n, err)
 			}
-			if err := db.RecordCommand(ctx, RouterCommand{ID: "x", Caller: "bad"}); !errors.Is(err, ErrInvalid) {
+			if err := db.RecordCommand(ctx, RouterCommand{ID: "x", Caller: "bad"}, nil); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("invalid command: %v", err)
 			}
 		})
@@ -198,7 +198,7 @@ func TestRecordCommandConcurrent(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					counter := uint64(i%10 + 1)
-					err := dbs[i%2].RecordCommand(ctx, rtCommand(fmt.Sprintf("cmd-%d", i), counter))
+					err := dbs[i%2].RecordCommand(ctx, rtCommand(fmt.Sprintf("cmd-%d", i), counter), nil)
 					if err != nil && !errors.Is(err, ErrStaleCounter) {
 						t.Errorf("RecordCommand: %v", err)
 						return
@@ -238,7 +238,7 @@ func TestOutboxAndDeliveries(t *testing.T) {
 			db := open(t)
 			ctx := context.Background()
 			for i := range 3 {
-				if err := db.RecordCommand(ctx, rtCommand(fmt.Sprintf("c%d", i), uint64(i+1))); err != nil {
+				if err := db.RecordCommand(ctx, rtCommand(fmt.Sprintf("c%d", i), uint64(i+1)), nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -283,18 +283,18 @@ func TestOutboxAndDeliveries(t *testing.T) {
 			if err := db.MarkForwarded(ctx, "c0", rtT0); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("second MarkForwarded: %v", err)
 			}
-			d1, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{0xDD, 9}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, Body: []byte{0xDD, 9}, At: rtT0})
+			d1, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{0xDD, 9}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, Body: []byte{0xDD, 9}, At: rtT0}, nil)
 			if err != nil || d1.Seq != 1 || d1.CommandID != "c0" {
 				t.Fatalf("CompleteCommand = %+v, %v", d1, err)
 			}
-			if _, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{1}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, At: rtT0}); !errors.Is(err, ErrConflict) {
+			if _, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{1}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, At: rtT0}, nil); !errors.Is(err, ErrConflict) {
 				t.Fatalf("duplicate response: %v", err)
 			}
-			d2, err := db.CompleteCommand(ctx, "c1", CommandFailed, nil, "gave up", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, Detail: "gave up", At: rtT0})
+			d2, err := db.CompleteCommand(ctx, "c1", CommandFailed, nil, "gave up", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, Detail: "gave up", At: rtT0}, nil)
 			if err != nil || d2.Seq != 2 {
 				t.Fatalf("CompleteCommand(failed) = %+v, %v", d2, err)
 			}
-			if _, err := db.CompleteCommand(ctx, "nope", CommandFailed, nil, "", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, At: rtT0}); !errors.Is(err, ErrNotFound) {
+			if _, err := db.CompleteCommand(ctx, "nope", CommandFailed, nil, "", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, At: rtT0}, nil); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("unknown command: %v", err)
 			}
 			if n, _ := db.OutboxDepth(ctx); n != 1 {
@@ -326,4 +326,37 @@ func TestOutboxAndDeliveries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordCommandAudit: the audit entry commits with the command, and a
+// stale counter leaves neither.
+func TestRecordCommandAudit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		ev := func(id string) *AuditEvent {
+			return &AuditEvent{Time: rtT0, Actor: rtSupplier + "/IS", Action: "router.command.accepted", Object: id, Outcome: OutcomeSuccess}
+		}
+		if err := db.RecordCommand(ctx, rtCommand("a", 5), ev("a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RecordCommand(ctx, rtCommand("b", 5), ev("b")); !errors.Is(err, ErrStaleCounter) {
+			t.Fatalf("stale: %v", err)
+		}
+		if err := db.RecordCommand(ctx, rtCommand("c", 6), &AuditEvent{Action: "x"}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("bad audit entry: %v", err)
+		}
+		if _, err := db.RouterCommand(ctx, "c"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("command stored although its audit entry was refused: %v", err)
+		}
+		evs, err := db.AuditEvents(ctx, 0, 0)
+		if err != nil || len(evs) != 1 || evs[0].Object != "a" {
+			t.Fatalf("audit log %+v, %v", evs, err)
+		}
+		if last, _, _ := db.LastCounter(ctx, rtSupplier, rtDevice); last != 5 {
+			t.Fatalf("counter %d after refused writes, want 5", last)
+		}
+		if _, err := db.VerifyAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
