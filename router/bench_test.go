@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/metertrust/metertrust/anomaly"
 )
 
@@ -20,8 +22,13 @@ func BenchmarkSubmit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		b.Fatal(err)
+	}
 	r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: e.st, Certificates: e.certs,
-		Detector: NewAnomalyDetector(det), Ledger: e.st, Auditor: e.st, Clock: e.now})
+		Detector: NewAnomalyDetector(det), Ledger: e.st, Auditor: e.st, Clock: e.now, Metrics: m})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,4 +46,18 @@ func BenchmarkSubmit(b *testing.B) {
 			r.Submit(ctx, e.supplier.caller(), msgs[i])
 		}
 	})
+	b.StopTimer()
+	// Report the mean time per stage, to show where the time goes.
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "metertrust_router_stage_duration_seconds" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			h := mt.GetHistogram()
+			if h.GetSampleCount() > 0 {
+				b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount())*1e6, mt.GetLabel()[0].GetValue()+"-µs")
+			}
+		}
+	}
 }

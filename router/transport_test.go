@@ -1,0 +1,106 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/smki"
+)
+
+func TestHTTPTransport(t *testing.T) {
+	target := smki.MustParseEUI("0012A3FFFE000001")
+	msg := []byte{0xDD, 0x00, 0x01}
+	tests := []struct {
+		name      string
+		status    int
+		body      []byte
+		wantResp  []byte
+		wantFinal bool // ErrDeviceRefused
+		wantErr   bool
+	}{
+		{"synchronous response", http.StatusOK, []byte{0xDD, 0x02}, []byte{0xDD, 0x02}, false, false},
+		{"accepted, response later", http.StatusAccepted, nil, nil, false, false},
+		{"refused by the provider", http.StatusUnprocessableEntity, []byte("bad MAC"), nil, true, true},
+		{"unknown device", http.StatusNotFound, nil, nil, true, true},
+		{"overloaded: retry", http.StatusTooManyRequests, nil, nil, false, true},
+		{"timeout: retry", http.StatusRequestTimeout, nil, nil, false, true},
+		{"server error: retry", http.StatusServiceUnavailable, nil, nil, false, true},
+		{"oversized response", http.StatusOK, make([]byte, MaxResponseBytes+1), nil, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if r.Method != http.MethodPost || r.URL.Path != "/csp/v1/devices/"+target.String()+"/commands" ||
+					r.Header.Get("Content-Type") != "application/octet-stream" || !bytes.Equal(b, msg) {
+					http.Error(w, "unexpected request", http.StatusTeapot)
+					return
+				}
+				w.WriteHeader(tt.status)
+				w.Write(tt.body)
+			}))
+			defer srv.Close()
+			tr, err := NewHTTPTransport(srv.URL+"/csp", srv.Client())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := tr.Send(context.Background(), target, msg)
+			if (err != nil) != tt.wantErr || errors.Is(err, ErrDeviceRefused) != tt.wantFinal {
+				t.Fatalf("Send: %v; want error %t, final %t", err, tt.wantErr, tt.wantFinal)
+			}
+			if !bytes.Equal(resp, tt.wantResp) {
+				t.Fatalf("response %x, want %x", resp, tt.wantResp)
+			}
+		})
+	}
+	t.Run("unreachable: retry", func(t *testing.T) {
+		tr, _ := NewHTTPTransport("http://127.0.0.1:1", nil)
+		if _, err := tr.Send(context.Background(), target, msg); err == nil || errors.Is(err, ErrDeviceRefused) {
+			t.Fatalf("Send: %v", err)
+		}
+	})
+	t.Run("bad endpoints", func(t *testing.T) {
+		for _, u := range []string{"", "ftp://x", "https://", "::"} {
+			if _, err := NewHTTPTransport(u, nil); !errors.Is(err, ErrConfig) {
+				t.Errorf("NewHTTPTransport(%q): %v", u, err)
+			}
+		}
+	})
+}
+
+type fleetFunc func(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error)
+
+func (f fleetFunc) Deliver(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error) { return f(ctx, eui, msg) }
+
+func TestFleetTransport(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantFinal bool
+	}{
+		{"delivered", nil, false},
+		{"meter discards", &device.DiscardError{Reason: device.ReasonBadMAC, Err: device.ErrBadMAC}, true},
+		{"no such meter", device.ErrNoMeter, true},
+		{"other failure", context.DeadlineExceeded, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := NewFleetTransport(fleetFunc(func(context.Context, smki.EUI, []byte) ([]byte, error) {
+				if tt.err != nil {
+					return nil, tt.err
+				}
+				return []byte{1}, nil
+			}))
+			_, err := tr.Send(context.Background(), smki.EUI{1}, []byte{0})
+			if (err != nil) != (tt.err != nil) || errors.Is(err, ErrDeviceRefused) != tt.wantFinal {
+				t.Fatalf("Send: %v", err)
+			}
+		})
+	}
+}
