@@ -76,7 +76,9 @@ func TestHTTPTransport(t *testing.T) {
 
 type fleetFunc func(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error)
 
-func (f fleetFunc) Deliver(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error) { return f(ctx, eui, msg) }
+func (f fleetFunc) Deliver(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error) {
+	return f(ctx, eui, msg)
+}
 
 func TestFleetTransport(t *testing.T) {
 	tests := []struct {
