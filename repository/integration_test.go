@@ -3,6 +3,7 @@ package repository
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
@@ -14,7 +15,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,8 +138,15 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Fatalf("issuing devices: %v", err)
 	}
 
+	// The server gets its own Authority, as "serve repository" builds one,
+	// over a key custody that records which keys are loaded.
+	loaded := &keyLog{Keys: keys}
+	online, err := ca.New(ca.Config{Store: db, Keys: loaded, Actor: "repository", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{Operators: []Operator{{Name: "alice", TokenSHA256: HashToken(adminToken), Permissions: []Permission{PermPublish, PermRevoke}}}}
-	srv := New(cfg, Deps{Certs: db, CAs: db, CRLs: db, Audit: db, Publisher: db, Revoker: auth, OCSP: auth.OCSPResponder()})
+	srv := New(cfg, Deps{Certs: db, CAs: db, CRLs: db, Audit: db, Publisher: db, Revoker: online, OCSP: online.OCSPResponder()})
 	h := srv.Handler()
 	do := func(method, target, ctype string, body []byte, auth bool) *httptest.ResponseRecorder {
 		t.Helper()
@@ -296,6 +306,30 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Errorf("OCSP for an unknown issuer: %x", w.Body.Bytes())
 	}
 
+	// The OCA's own status is the root's to say, and the root is offline:
+	// unauthorized, and the root key was never loaded.
+	rootRec, err := db.CA(ctx, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootCert, err := x509.ParseCertificate(rootRec.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err = ocsp.CreateRequest(ocaCert, rootCert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := do("POST", "/ocsp", MediaOCSPRequest, req, false); !bytes.Equal(w.Body.Bytes(), ocsp.UnauthorizedErrorResponse) {
+		t.Errorf("OCSP for the OCA: %x, want unauthorized", w.Body.Bytes())
+	}
+	if loaded.has(rootRec.KeyURI) {
+		t.Error("the repository loaded the root key")
+	}
+	if batchKey := batch.KeyURI; !loaded.has(batchKey) {
+		t.Error("the batch key was not loaded for OCSP")
+	}
+
 	// The latest CRL, which the CA signs after the revocation, lists it.
 	signed, err := auth.CRL(ctx, "B1")
 	if err != nil {
@@ -337,4 +371,24 @@ func runIntegration(t *testing.T, db *store.DB) {
 	if _, err := db.VerifyAudit(ctx); err != nil {
 		t.Errorf("audit chain: %v", err)
 	}
+}
+
+// keyLog is a ca.Keys that records which keys are loaded for signing.
+type keyLog struct {
+	ca.Keys
+	mu   sync.Mutex
+	uris []string
+}
+
+func (k *keyLog) Signer(ctx context.Context, uri string) (crypto.Signer, error) {
+	k.mu.Lock()
+	k.uris = append(k.uris, uri)
+	k.mu.Unlock()
+	return k.Keys.Signer(ctx, uri)
+}
+
+func (k *keyLog) has(uri string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Contains(k.uris, uri)
 }
