@@ -360,7 +360,7 @@ func (s *Server) revoke(c echo.Context) error {
 		return s.refuse(ctx, op, ActionRevoke, object, wrapError(KindNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca))
 	}
 	if err != nil {
-		return wrapError(KindInternal, err, "", "reading certificate")
+		return s.refuse(ctx, op, ActionRevoke, object, wrapError(KindInternal, err, "", "reading certificate"))
 	}
 	if _, revoked := revocationTime(cert); revoked {
 		return s.refuse(ctx, op, ActionRevoke, object, newError(KindConflict, "serial", "certificate %s from CA %q is already revoked", FormatSerial(r.serial), r.ca))

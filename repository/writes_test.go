@@ -157,6 +157,7 @@ func TestRevokeFailures(t *testing.T) {
 		{"revoker says not found", func(f *fixture) { f.rev.err = store.ErrNotFound }, 404, []string{OutcomeAttempt, OutcomeFailure}},
 		{"revoker says conflict", func(f *fixture) { f.rev.err = store.ErrConflict }, 409, []string{OutcomeAttempt, OutcomeFailure}},
 		{"audit log down", func(f *fixture) { f.st.auditErr = errBoom }, 500, nil},
+		{"store down", func(f *fixture) { f.st.failWith = errBoom }, 500, []string{OutcomeRefused}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
