@@ -65,13 +65,20 @@ type Responder interface {
 // happens unaudited. OCSP is optional: without it the OCSP routes answer 503
 // "OCSP responder not configured".
 type Deps struct {
-	Certs     CertificateFinder
-	CAs       CAFinder
-	CRLs      CRLFinder
-	Audit     Auditor
+	// Certs finds certificates (the store).
+	Certs CertificateFinder
+	// CAs finds certificate authorities (the store).
+	CAs CAFinder
+	// CRLs returns the latest CRLs (the store).
+	CRLs CRLFinder
+	// Audit is the audit log every write and refusal goes to (the store).
+	Audit Auditor
+	// Publisher stores published certificates (the store).
 	Publisher Publisher
-	Revoker   Revoker
-	OCSP      Responder
+	// Revoker revokes certificates (*ca.Authority).
+	Revoker Revoker
+	// OCSP answers OCSP requests (*ca.OCSPResponder).
+	OCSP Responder
 	// Logger receives the service log, with component=repository added;
 	// nil discards it.
 	Logger *slog.Logger
@@ -137,8 +144,10 @@ func (s *Server) Handler() http.Handler { return s.e }
 // Route is a method and path pattern the server answers, with path
 // parameters written {name} as in OpenAPI.
 type Route struct {
+	// Method is the HTTP method, upper case.
 	Method string
-	Path   string
+	// Path is the path pattern, e.g. "/v1/certificates/{ca}/{serial}".
+	Path string
 }
 
 // Routes lists the method and path of every route, sorted, with echo's

@@ -42,11 +42,14 @@ type RoleView struct {
 
 // CertificateLinks are the URLs of a certificate and what it relates to.
 type CertificateLinks struct {
+	// Self is the certificate's JSON view.
 	Self string `json:"self"`
-	DER  string `json:"der"`
-	PEM  string `json:"pem"`
-	CA   string `json:"ca"`
-	CRL  string `json:"crl"`
+	// DER and PEM are the certificate itself.
+	DER string `json:"der"`
+	PEM string `json:"pem"`
+	// CA is the issuing CA and CRL its latest CRL.
+	CA  string `json:"ca"`
+	CRL string `json:"crl"`
 }
 
 // CertificateView is the JSON form of a published certificate.
@@ -90,29 +93,41 @@ type CertificateList struct {
 
 // CALinks are the URLs of a CA and what it publishes.
 type CALinks struct {
-	Self         string `json:"self"`
-	Certificate  string `json:"certificate"`
-	CRL          string `json:"crl"`
+	// Self is the CA's JSON view and Certificate its certificate (DER).
+	Self        string `json:"self"`
+	Certificate string `json:"certificate"`
+	// CRL is the CA's latest CRL.
+	CRL string `json:"crl"`
+	// Certificates searches the certificates the CA issued.
 	Certificates string `json:"certificates"`
-	Parent       string `json:"parent,omitempty"`
+	// Parent is the issuing CA's view; absent for a root.
+	Parent string `json:"parent,omitempty"`
 }
 
 // CAView is the JSON form of a certificate authority. It never carries the
 // CA's key URI.
 type CAView struct {
-	Name      string     `json:"name"`
-	Kind      string     `json:"kind"`
-	Parent    string     `json:"parent,omitempty"`
-	State     string     `json:"state"`
-	Quota     int64      `json:"quota,omitempty"`
-	Issued    int64      `json:"issued"`
+	// Name is the CA's name in the repository ("root", "oca", a batch id).
+	Name string `json:"name"`
+	// Kind is root, oca, dca, dccki-root or dccki-tls.
+	Kind string `json:"kind"`
+	// Parent names the issuing CA; empty for a root.
+	Parent string `json:"parent,omitempty"`
+	// State is active, or closed once a batch's key is destroyed.
+	State string `json:"state"`
+	// Quota and Issued count a batch device CA's allowance and use.
+	Quota  int64 `json:"quota,omitempty"`
+	Issued int64 `json:"issued"`
+	// CreatedAt and ClosedAt date the CA's ceremony and closure.
 	CreatedAt time.Time  `json:"createdAt"`
 	ClosedAt  *time.Time `json:"closedAt,omitempty"`
-	Links     CALinks    `json:"links"`
+	// Links point at the CA's certificate, CRL and certificates.
+	Links CALinks `json:"links"`
 }
 
 // CAList is the list of every certificate authority.
 type CAList struct {
+	// CAs lists the CAs in creation order.
 	CAs []CAView `json:"cas"`
 }
 
