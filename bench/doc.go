@@ -1,0 +1,34 @@
+// Package bench measures the router of package router on this machine: the
+// figures of "metertrust bench router", recorded in docs/performance.md.
+//
+// One run sets up the whole system in one process as a deployment would run
+// it: the SMKI and DCCKI ceremonies of package ca on a fresh store (SQLite
+// in a temporary directory, or a fresh schema of a PostgreSQL database), a
+// supplier with its digital-signing and key-agreement organisation
+// certificates and its DCCKI client certificate, a fleet of reference meters
+// (package device) registered with the router, anomaly thresholds high
+// enough never to trip (so the anomaly stage counts every command), and the
+// router service (router.NewService) on a loopback mutual-TLS listener. It
+// then measures, in order:
+//
+//  1. raw ECDSA P-256 verifications per second with GOMAXPROCS goroutines,
+//     the unit the router's rate is compared with;
+//  2. the router's peak rate: critical commands (GBCS ECS43, DUIS service
+//     request 7.2, built by the router's own DUIS step and signed by the
+//     supplier before the clock starts) submitted by a client over mutual TLS
+//     on persistent HTTP/1.1 connections, closed loop, each put through the
+//     whole pipeline of GBCS and DUIS checks, signature (GBCS section 4),
+//     originator counter (GBCS section 7 rule), anomaly count, ACB MAC
+//     (GBCS section 5), durable record, and forwarded to a transport that
+//     records and acknowledges them;
+//  3. latency at half that rate, open loop at a fixed rate, p50 and p99 over
+//     every sample, measured from each request's scheduled send time;
+//  4. for information, the end-to-end rate with the in-process meters
+//     executing the commands and answering with signed responses that the
+//     router checks and queues for the supplier.
+//
+// The client runs in its own process when a Launcher is given (the command
+// re-executes itself), so its CPU time is its own rusage; the split between
+// router and meters inside the server process comes from a CPU profile,
+// attributed by stack (package device) and by profiler label.
+package bench
