@@ -350,7 +350,9 @@ func (w *world) dccki(ctx context.Context, auth *ca.Authority) error {
 	return nil
 }
 
-func pemCert(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
 
 // serverTLS issues the router's DCCKI server certificate (with its issuing
 // CA in the chain) and returns it with the pool client certificates must
