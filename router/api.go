@@ -132,7 +132,9 @@ func TLSConfig(clientCAs *x509.CertPool, cert tls.Certificate, rev RevocationChe
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("router: no client certificate")
 			}
-			revoked, err := rev.Revoked(context.Background(), cs.PeerCertificates[0])
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			revoked, err := rev.Revoked(ctx, cs.PeerCertificates[0])
 			if err != nil {
 				return fmt.Errorf("router: checking client certificate revocation: %w", err)
 			}

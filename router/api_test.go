@@ -340,7 +340,8 @@ func TestAPIServiceRequests(t *testing.T) {
 	}{
 		{"disable supply", "supplier", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`, 200, "", true},
 		{"register read", "supplier", `{"serviceReference":"4.1.1","target":"AAAAAAAAAAAAAAAA"}`, 200, "", false},
-		{"profile read by other user", "other", `{"serviceReference":"4.8.1","target":"AAAAAAAAAAAAAAAA","parameters":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"}}`, 200, "", false},
+		{"profile read by other user without a key-agreement certificate", "other", `{"serviceReference":"4.8.1","target":"AAAAAAAAAAAAAAAA","parameters":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"}}`, 403, "certificate-path", false},
+		{"supply status by other user: not eligible", "other", `{"serviceReference":"7.4","target":"AAAAAAAAAAAAAAAA"}`, 403, "role-not-eligible", false},
 		{"tariff", "supplier", `{"serviceReference":"1.1.1","target":"AAAAAAAAAAAAAAAA","parameters":{"standingChargeMilliPence":50000,"rates":[{"fromSlot":0,"priceMilliPence":24500}]}}`, 200, "", true},
 		{"tariff with a bad rate", "supplier", `{"serviceReference":"1.1.1","target":"AAAAAAAAAAAAAAAA","parameters":{"rates":[{"fromSlot":3,"priceMilliPence":1}]}}`, 400, "bad-request", false},
 		{"unknown parameter", "supplier", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA","parameters":{"now":true}}`, 400, "bad-request", false},

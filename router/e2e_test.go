@@ -103,20 +103,24 @@ type e2e struct {
 	fleet    *device.Fleet
 	meters   []smki.EUI
 	url      string
-	supplier struct {
-		eui    smki.EUI
-		ds, ka *ecdsa.PrivateKey
-		dsCert store.Certificate
-		client *http.Client
-	}
-	acb smki.EUI
+	supplier *e2eUser
+	other    *e2eUser
+	acb      smki.EUI
+}
+
+// e2eUser is a DCC user with its SMKI keys and its mutual-TLS client.
+type e2eUser struct {
+	eui    smki.EUI
+	ds, ka *ecdsa.PrivateKey
+	dsCert store.Certificate
+	client *http.Client
 }
 
 func newE2E(t *testing.T, db *store.DB) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	e := &e2e{db: db, acb: smki.MustParseEUI("90B3D51F30000004")}
+	e := &e2e{db: db, acb: smki.MustParseEUI("90B3D51F30000004"), supplier: &e2eUser{}, other: &e2eUser{}}
 	keys, err := ca.OpenCustody(ctx, "", t.TempDir(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -129,23 +133,25 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 		t.Fatal(err)
 	}
 
-	// The supplier's organisation certificates, issued from CSRs.
-	e.supplier.eui = smki.MustParseEUI("90B3D51F30000002")
-	e.supplier.ds, e.supplier.ka = mustKey(t), mustKey(t)
-	org := func(k *ecdsa.PrivateKey, ku x509.KeyUsage, u ca.Usage) store.Certificate {
-		csr, err := smki.CreateCSR(rand.Reader, &smki.CSRTemplate{Kind: smki.KindOrganisation, Role: smki.RoleSupplier,
-			EUI: e.supplier.eui, CommonName: "Supplier A", KeyUsage: ku}, k)
+	// The supplier's and an other user's organisation certificates, issued
+	// from CSRs.
+	e.supplier.eui, e.other.eui = smki.MustParseEUI("90B3D51F30000002"), smki.MustParseEUI("90B3D51F300000F1")
+	e.supplier.ds, e.supplier.ka, e.other.ka = mustKey(t), mustKey(t), mustKey(t)
+	org := func(eui smki.EUI, role smki.Role, k *ecdsa.PrivateKey, ku x509.KeyUsage, u ca.Usage) store.Certificate {
+		csr, err := smki.CreateCSR(rand.Reader, &smki.CSRTemplate{Kind: smki.KindOrganisation, Role: role,
+			EUI: eui, CommonName: "User " + eui.String(), KeyUsage: ku}, k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := e.auth.IssueOrg(ctx, ca.OrgRequest{CSR: csr, Role: smki.RoleSupplier, EUI: e.supplier.eui, Usage: u})
+		c, err := e.auth.IssueOrg(ctx, ca.OrgRequest{CSR: csr, Role: role, EUI: eui, Usage: u})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
-	e.supplier.dsCert = org(e.supplier.ds, x509.KeyUsageDigitalSignature, ca.UsageDS)
-	org(e.supplier.ka, x509.KeyUsageKeyAgreement, ca.UsageKA)
+	e.supplier.dsCert = org(e.supplier.eui, smki.RoleSupplier, e.supplier.ds, x509.KeyUsageDigitalSignature, ca.UsageDS)
+	org(e.supplier.eui, smki.RoleSupplier, e.supplier.ka, x509.KeyUsageKeyAgreement, ca.UsageKA)
+	org(e.other.eui, smki.RoleOther, e.other.ka, x509.KeyUsageKeyAgreement, ca.UsageKA)
 
 	// Meters trusting the ACB and the supplier.
 	acbKey := mustKey(t)
@@ -219,13 +225,18 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cliIss, err := e.auth.IssueTLSClient(ctx, e.supplier.eui, smki.UserImportSupplier)
-	if err != nil {
-		t.Fatal(err)
+	for _, u := range []struct {
+		user *e2eUser
+		role smki.UserRole
+	}{{e.supplier, smki.UserImportSupplier}, {e.other, smki.UserOther}} {
+		iss, err := e.auth.IssueTLSClient(ctx, u.user.eui, u.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair(iss)}, ServerName: "localhost"}}
+		t.Cleanup(tr.CloseIdleConnections)
+		u.user.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair(cliIss)}, ServerName: "localhost"}}
-	t.Cleanup(tr.CloseIdleConnections)
-	e.supplier.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
 	acb, err := commands.NewECDHKeyFromECDSA(acbKey)
 	if err != nil {
@@ -255,11 +266,16 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 
 func (e *e2e) call(t *testing.T, method, path, ctype string, body []byte, out any) (int, Problem) {
 	t.Helper()
+	return e.callAs(t, e.supplier, method, path, ctype, body, out)
+}
+
+func (e *e2e) callAs(t *testing.T, u *e2eUser, method, path, ctype string, body []byte, out any) (int, Problem) {
+	t.Helper()
 	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(string(body)))
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	res, err := e.supplier.client.Do(req)
+	res, err := u.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,12 +298,17 @@ func (e *e2e) call(t *testing.T, method, path, ctype string, body []byte, out an
 // critical, submit. It returns the submitted bytes and the status.
 func (e *e2e) request(t *testing.T, ref string, target smki.EUI, params string) ([]byte, int, Problem) {
 	t.Helper()
+	return e.requestAs(t, e.supplier, ref, target, params)
+}
+
+func (e *e2e) requestAs(t *testing.T, u *e2eUser, ref string, target smki.EUI, params string) ([]byte, int, Problem) {
+	t.Helper()
 	body := `{"serviceReference":"` + ref + `","target":"` + target.String() + `"`
 	if params != "" {
 		body += `,"parameters":` + params
 	}
 	var pc PreCommand
-	if st, p := e.call(t, "POST", "/v1/service-requests", "application/json", []byte(body+"}"), &pc); st != 200 {
+	if st, p := e.callAs(t, u, "POST", "/v1/service-requests", "application/json", []byte(body+"}"), &pc); st != 200 {
 		t.Fatalf("service request %s: %d %+v", ref, st, p)
 	}
 	raw, _ := hex.DecodeString(pc.Message)
@@ -296,7 +317,7 @@ func (e *e2e) request(t *testing.T, ref string, target smki.EUI, params string) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := commands.SignPreCommand(rand.Reader, e.supplier.ds, m); err != nil {
+		if err := commands.SignPreCommand(rand.Reader, u.ds, m); err != nil {
 			t.Fatal(err)
 		}
 		if raw, err = m.Marshal(); err != nil {
@@ -304,19 +325,24 @@ func (e *e2e) request(t *testing.T, ref string, target smki.EUI, params string) 
 		}
 	}
 	var rc Receipt
-	st, p := e.call(t, "POST", "/v1/commands", "application/octet-stream", raw, &rc)
+	st, p := e.callAs(t, u, "POST", "/v1/commands", "application/octet-stream", raw, &rc)
 	return raw, st, p
 }
 
 // awaitResponses polls until the supplier has n deliveries.
 func (e *e2e) awaitResponses(t *testing.T, n int) []deliveryView {
 	t.Helper()
+	return e.awaitResponsesAs(t, e.supplier, n)
+}
+
+func (e *e2e) awaitResponsesAs(t *testing.T, u *e2eUser, n int) []deliveryView {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var v struct {
 			Deliveries []deliveryView `json:"deliveries"`
 		}
-		e.call(t, "GET", "/v1/responses", "", nil, &v)
+		e.callAs(t, u, "GET", "/v1/responses", "", nil, &v)
 		if len(v.Deliveries) >= n {
 			return v.Deliveries
 		}
@@ -405,6 +431,42 @@ func TestEndToEnd(t *testing.T) {
 			if n, _ := e.svc.Storage.Depth(ctx); n != 0 {
 				t.Fatalf("outbox depth %d", n)
 			}
+
+			// An other user reads the profile under the consumer's consent;
+			// the response is encrypted to its own key-agreement key, and
+			// the supplier's deliveries are untouched.
+			profile := `{"from":"` + time.Now().Add(-3*time.Hour).UTC().Format(time.RFC3339) + `","to":"` + time.Now().UTC().Format(time.RFC3339) + `"}`
+			if _, st, p := e.requestAs(t, e.other, "4.8.1", e.meters[0], profile); st != http.StatusForbidden || p.Code != "not-owner" {
+				t.Fatalf("profile read without consent: %d %+v", st, p)
+			}
+			if err := NewRegistrar(e.db, nil).GrantConsent(ctx, "consumer", store.Consent{ID: "consent-1", Device: e.meters[0].String(),
+				User: e.other.eui.String(), Scope: []string{"4.8.1"}, NotBefore: time.Now().Add(-time.Minute),
+				ExpiresAt: time.Now().Add(time.Hour), Evidence: "CIN read back"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, st, p := e.requestAs(t, e.other, "4.8.1", e.meters[0], profile); st != http.StatusAccepted {
+				t.Fatalf("profile read under consent: %d %+v", st, p)
+			}
+			od := e.awaitResponsesAs(t, e.other, 1)
+			oresp, err := commands.Parse(od[0].Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oka, _ := commands.NewECDHKeyFromECDSA(e.other.ka)
+			plain, err = commands.DecryptPayload(ctx, oka, m0.AgreementPublicKey(), oresp)
+			if err != nil {
+				t.Fatalf("other user decrypting its profile: %v", err)
+			}
+			if _, err := device.DecodeProfileLog(plain); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := commands.DecryptPayload(ctx, ka, m0.AgreementPublicKey(), oresp); err == nil {
+				t.Fatal("the supplier decrypted the other user's profile")
+			}
+			if ds := e.awaitResponses(t, 3); len(ds) != 3 {
+				t.Fatalf("supplier deliveries %d, want 3", len(ds))
+			}
+
 			if _, err := e.db.VerifyAudit(ctx); err != nil {
 				t.Fatalf("audit chain: %v", err)
 			}

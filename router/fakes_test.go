@@ -75,6 +75,10 @@ func (f *fakeCerts) SigningCertificate(_ context.Context, eui smki.EUI, _ smki.R
 	return d, nil
 }
 
+func (f *fakeCerts) KeyAgreementCertificate(_ context.Context, eui smki.EUI, _ smki.Role) ([]byte, error) {
+	return nil, fmt.Errorf("fake certs: no key-agreement certificate for %s", eui)
+}
+
 func (f *fakeCerts) VerifyPath(_ context.Context, der []byte, _ time.Time) (*ecdsa.PublicKey, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -283,9 +283,6 @@ func (f *Forwarder) Response(ctx context.Context, resp []byte) error {
 		return fmt.Errorf("%w: CRA flag %s, want response", ErrMalformed, m.CRA)
 	}
 	rec, err := f.cfg.Outbox.Correlate(ctx, m.Originator, m.Recipient, m.Counter)
-	if err != nil && m.Recipient == f.cfg.ACB && m.URP != nil {
-		rec, err = f.cfg.Outbox.Correlate(ctx, m.Originator, m.URP.EUI, m.URP.Counter)
-	}
 	if err != nil {
 		return fmt.Errorf("%w: from %s to %s, counter %d: %w", ErrUncorrelated, m.Originator, m.Recipient, m.Counter, err)
 	}

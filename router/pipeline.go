@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -254,7 +255,7 @@ func (r *Router) authenticate(_ context.Context, s *submission) error {
 	if s.caller.EUI.IsZero() {
 		return fmt.Errorf("%w: no caller EUI", ErrUnauthenticated)
 	}
-	if _, err := smki.ParseUserRole(string(s.caller.Role)); err != nil || s.caller.Role == "" {
+	if r, err := smki.ParseUserRole(string(s.caller.Role)); err != nil || r != s.caller.Role {
 		return fmt.Errorf("%w: caller %s has no valid DCC user role", ErrUnauthenticated, s.caller.EUI)
 	}
 	return nil
@@ -286,7 +287,10 @@ func (r *Router) parse(_ context.Context, s *submission) error {
 
 // originator checks that the business originator is the caller: the
 // originator field for suppliers and network operators; for an other user,
-// the ACB as originator and the caller as the unknown remote party.
+// the ACB as originator and the caller as the unknown remote party. The
+// counter the router tracks stays the wire originator's (the ACB's for an
+// other user), because that is what the device checks (spec section 7):
+// nothing is forwarded that the device would discard as a replay.
 func (r *Router) originator(_ context.Context, s *submission) error {
 	m := s.msg
 	if s.caller.Role == smki.UserOther {
@@ -299,7 +303,6 @@ func (r *Router) originator(_ context.Context, s *submission) error {
 		if m.URP.EUI != s.caller.EUI {
 			return fmt.Errorf("%w: unknown remote party %s is not the caller %s", ErrOriginator, m.URP.EUI, s.caller.EUI)
 		}
-		s.origin, s.counter = m.URP.EUI, m.URP.Counter
 		return nil
 	}
 	if m.URP != nil {
@@ -364,28 +367,52 @@ func (r *Router) ownership(ctx context.Context, s *submission) error {
 // every critical command, and any command that carries a signature.
 func (s *submission) needsSignature() bool { return s.sr.Critical || s.msg.Signed() }
 
+// certPath validates the caller's organisation certificates the command
+// relies on: the digital-signing certificate that checks its signature, and
+// the key-agreement certificate an other user's command carries for the
+// device to encrypt the response to (the device holds no path to check it:
+// the broker's MAC vouches for it, so the router must).
 func (r *Router) certPath(ctx context.Context, s *submission) error {
-	if !s.needsSignature() {
-		return nil
+	if s.needsSignature() {
+		der, err := r.cfg.Certificates.SigningCertificate(ctx, s.caller.EUI, s.caller.Role.RemoteParty())
+		if err != nil {
+			return fmt.Errorf("%w: digital-signing certificate of %s: %w", ErrCertPath, s.caller.EUI, err)
+		}
+		if s.signer, err = r.verifiedKey(ctx, der); err != nil {
+			return fmt.Errorf("%w: digital-signing certificate of %s: %w", ErrCertPath, s.caller.EUI, err)
+		}
 	}
-	der, err := r.cfg.Certificates.SigningCertificate(ctx, s.caller.EUI, s.caller.Role.RemoteParty())
-	if err != nil {
-		return fmt.Errorf("%w: digital-signing certificate of %s: %w", ErrCertPath, s.caller.EUI, err)
+	if u := s.msg.URP; u != nil && u.KACertificate != nil {
+		c, err := smki.ParseCertificate(u.KACertificate)
+		if err != nil {
+			return fmt.Errorf("%w: unknown remote party certificate: %w", ErrCertPath, err)
+		}
+		if c.EUI != s.caller.EUI || c.KeyUsage != x509.KeyUsageKeyAgreement || c.Role != smki.RoleOther {
+			return fmt.Errorf("%w: unknown remote party certificate is a %s certificate of %s as %s, want the caller's key-agreement certificate as other user",
+				ErrCertPath, smki.KeyUsageString(c.KeyUsage), c.EUI, c.Role)
+		}
+		if _, err := r.verifiedKey(ctx, u.KACertificate); err != nil {
+			return fmt.Errorf("%w: key-agreement certificate of %s: %w", ErrCertPath, s.caller.EUI, err)
+		}
 	}
+	return nil
+}
+
+// verifiedKey validates der's path, through the bounded cache of recently
+// verified certificates.
+func (r *Router) verifiedKey(ctx context.Context, der []byte) (*ecdsa.PublicKey, error) {
 	key := sha256.Sum256(der)
 	now := r.now()
 	if e, ok := r.paths.get(key); ok && now.Before(e.expires) {
-		s.signer = e.pub
-		return nil
+		return e.pub, nil
 	}
 	pub, err := r.cfg.Certificates.VerifyPath(ctx, der, now)
 	if err != nil {
 		r.paths.remove(key)
-		return fmt.Errorf("%w: certificate of %s: %w", ErrCertPath, s.caller.EUI, err)
+		return nil, err
 	}
 	r.paths.put(key, pathEntry{pub: pub, expires: now.Add(r.cfg.PathCacheTTL)})
-	s.signer = pub
-	return nil
+	return pub, nil
 }
 
 func (r *Router) signature(_ context.Context, s *submission) error {

@@ -31,7 +31,7 @@ func TestSubmitAccepts(t *testing.T) {
 		{"critical signed by the supplier", w.supplier.caller(), command(t, w.supplier, w.device, codeDisable, 10, true), w.supplier.eui, 10},
 		{"non-critical unsigned by the supplier", w.supplier.caller(), command(t, w.supplier, w.device, codeRead, 11, false), w.supplier.eui, 11},
 		{"non-critical by the network operator", w.distributor.caller(), command(t, w.distributor, w.device, codeRead, 5, false), w.distributor.eui, 5},
-		{"other user read under consent", w.other.caller(), w.urpCommand(t, w.other, w.device, codeProfile, 7), w.other.eui, 7},
+		{"other user read under consent", w.other.caller(), w.urpCommand(t, w.other, w.device, codeProfile, 7), w.acb, 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +111,7 @@ func refusalCases(t *testing.T, w *world) []refusalCase {
 		{"no caller", Caller{}, valid, ErrUnauthenticated},
 		{"caller without role", Caller{EUI: w.supplier.eui}, valid, ErrUnauthenticated},
 		{"caller with unknown role", Caller{EUI: w.supplier.eui, Role: "XX"}, valid, ErrUnauthenticated},
+		{"caller with a role not in canonical form", Caller{EUI: w.supplier.eui, Role: "is"}, valid, ErrUnauthenticated},
 		{"empty", w.supplier.caller(), nil, ErrMalformed},
 		{"truncated", w.supplier.caller(), valid[:len(valid)-5], ErrMalformed},
 		{"truncated header", w.supplier.caller(), valid[:3], ErrMalformed},
@@ -133,6 +134,11 @@ func refusalCases(t *testing.T, w *world) []refusalCase {
 		{"revoked certificate", w.gasSupplier.caller(), command(t, gasDevice2, w.device2, codeDisable, 1, true), ErrCertPath},
 		{"no signing certificate", w.stranger.caller(), command(t, w.stranger, w.device3, codeDisable, 1, true), ErrCertPath},
 		{"signed non-critical without certificate", w.stranger.caller(), command(t, w.stranger, w.device3, codeRead, 1, true), ErrCertPath},
+		{"other user carrying a bogus key-agreement certificate", w.other.caller(), func() []byte {
+			m := &commands.Message{CRA: commands.Command, Counter: 9, Originator: w.acb, Recipient: w.device, Code: codeProfile,
+				URP: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: 9, KACertificate: []byte{0x30, 0x03, 0x02, 0x01, 0x01}}, Payload: []byte{0x01}}
+			return marshal(t, m, nil, false)
+		}(), ErrCertPath},
 		{"pre-command (unsigned critical)", w.supplier.caller(), preCommand, ErrSignature},
 		{"wrong-role key signature", w.supplier.caller(), command(t, wrongKey, w.device, codeDisable, 202, true), ErrSignature},
 		{"payload changed after signing", w.supplier.caller(), tamper(valid, len(valid)-66), ErrSignature},

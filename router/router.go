@@ -97,9 +97,11 @@ type Screening struct {
 // Record is the durable record of an accepted command: written with its
 // outbox row and the counter advance in one transaction.
 type Record struct {
-	ID         string
-	Caller     Caller
-	Originator smki.EUI // business originator: the caller
+	ID     string
+	Caller Caller
+	// Originator is the originator on the wire, whose counter the device
+	// checks: the caller, or the ACB for an other user's command.
+	Originator smki.EUI
 	Target     smki.EUI
 	Counter    uint64
 	Code       commands.MessageCode
@@ -143,9 +145,12 @@ type Registry interface {
 // Certificates finds a DCC user's organisation certificates and validates
 // their path to the SMKI root with revocation.
 type Certificates interface {
-	// SigningCertificate returns the caller's current digital-signing
+	// SigningCertificate returns the user's current digital-signing
 	// organisation certificate for the remote party role, DER-encoded.
 	SigningCertificate(ctx context.Context, eui smki.EUI, role smki.Role) ([]byte, error)
+	// KeyAgreementCertificate returns the user's current key-agreement
+	// organisation certificate for the role, DER-encoded.
+	KeyAgreementCertificate(ctx context.Context, eui smki.EUI, role smki.Role) ([]byte, error)
 	// VerifyPath validates the organisation certificate's path to the root,
 	// with revocation, at the given time, and returns its public key.
 	VerifyPath(ctx context.Context, der []byte, at time.Time) (*ecdsa.PublicKey, error)

@@ -202,19 +202,31 @@ func (r *Router) BuildServiceRequest(ctx context.Context, caller Caller, in Serv
 		}
 		return PreCommand{}, err
 	}
+	originator := caller.EUI
+	if caller.Role == smki.UserOther {
+		originator = r.cfg.ACB
+	}
 	counter := in.Counter
 	if counter == 0 {
-		last, _, err := r.cfg.Ledger.LastCounter(ctx, caller.EUI, in.Target)
+		last, _, err := r.cfg.Ledger.LastCounter(ctx, originator, in.Target)
 		if err != nil {
 			return PreCommand{}, fmt.Errorf("%w: reading counter: %w", ErrUnavailable, err)
 		}
 		counter = max(uint64(r.now().UnixMilli()), last+1)
 	}
-	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: caller.EUI, Recipient: in.Target,
+	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: originator, Recipient: in.Target,
 		Code: commands.MessageCode(code), Payload: payload}
 	if caller.Role == smki.UserOther {
-		m.Originator = r.cfg.ACB
 		m.URP = &commands.UnknownRemoteParty{EUI: caller.EUI, Counter: counter}
+		if device.Sensitive(code) {
+			// The device encrypts the response to this certificate's key,
+			// so that the other user alone reads it (spec section 8).
+			der, err := r.cfg.Certificates.KeyAgreementCertificate(ctx, caller.EUI, smki.RoleOther)
+			if err != nil {
+				return PreCommand{}, fmt.Errorf("%w: key-agreement certificate of %s: %w", ErrCertPath, caller.EUI, err)
+			}
+			m.URP.KACertificate = der
+		}
 	}
 	raw, err := m.Marshal()
 	if err != nil {

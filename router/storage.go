@@ -326,11 +326,21 @@ func NewStoreCertificates(db certStore, refresh time.Duration, now func() time.T
 	return &StoreCertificates{db: db, refresh: refresh, now: now}
 }
 
-// SigningCertificate implements Certificates: the newest unrevoked
+// SigningCertificate implements Certificates: the newest unrevoked, current
 // digital-signing organisation certificate of eui in role.
 func (c *StoreCertificates) SigningCertificate(ctx context.Context, eui smki.EUI, role smki.Role) ([]byte, error) {
+	return c.current(ctx, eui, role, "ds")
+}
+
+// KeyAgreementCertificate implements Certificates: the newest unrevoked,
+// current key-agreement organisation certificate of eui in role.
+func (c *StoreCertificates) KeyAgreementCertificate(ctx context.Context, eui smki.EUI, role smki.Role) ([]byte, error) {
+	return c.current(ctx, eui, role, "ka")
+}
+
+func (c *StoreCertificates) current(ctx context.Context, eui smki.EUI, role smki.Role, usage string) ([]byte, error) {
 	r := int(role)
-	certs, err := c.db.FindCertificates(ctx, store.CertQuery{EUI: eui.String(), Role: &r, Usage: "ds", Kind: "org"})
+	certs, err := c.db.FindCertificates(ctx, store.CertQuery{EUI: eui.String(), Role: &r, Usage: usage, Kind: store.KindOrg})
 	if err != nil {
 		return nil, fmt.Errorf("looking up certificates: %w", err)
 	}
@@ -346,7 +356,7 @@ func (c *StoreCertificates) SigningCertificate(ctx context.Context, eui smki.EUI
 		}
 	}
 	if best == nil {
-		return nil, fmt.Errorf("no current unrevoked digital-signing certificate for %s as %s", eui, role)
+		return nil, fmt.Errorf("no current unrevoked %s certificate for %s as %s", usage, eui, role)
 	}
 	return best.DER, nil
 }
@@ -356,9 +366,6 @@ func (c *StoreCertificates) VerifyPath(ctx context.Context, der []byte, at time.
 	cert, err := smki.ParseCertificate(der)
 	if err != nil {
 		return nil, err
-	}
-	if cert.KeyUsage != x509.KeyUsageDigitalSignature {
-		return nil, fmt.Errorf("certificate of %s is not a digital-signing certificate", cert.EUI)
 	}
 	opts, err := c.trust(ctx)
 	if err != nil {
