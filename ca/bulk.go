@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metertrust/metertrust/smki"
@@ -101,26 +102,55 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 	sum.FirstEUI = req.FirstEUI.String()
 	var full bool
 	err = a.step(ctx, "ca.issue.devices", req.Batch, map[string]any{"count": req.Count, "first_eui": sum.FirstEUI}, func() (map[string]any, error) {
-		for done := 0; done < req.Count; {
-			n := min(req.Chunk, req.Count-done)
+		// Signing and storing overlap: while one chunk is written to the
+		// store, the next is signed. At most two chunks are in memory.
+		type chunk struct {
+			recs     []store.Certificate
+			first, n int
+		}
+		toStore := make(chan chunk, 1)
+		stored := make(chan error, 1)
+		var failed atomic.Bool
+		go func() {
+			var err error
+			for c := range toStore {
+				if err != nil {
+					continue
+				}
+				if err = a.st.PutCertificates(ctx, c.recs...); err != nil {
+					err = fmt.Errorf("ca: storing devices %d-%d: %w", c.first, c.first+c.n-1, err)
+					failed.Store(true)
+					continue
+				}
+				done := c.first + c.n
+				sum.Devices, sum.Certificates = done, 2*done
+				sum.LastEUI = euiAdd(req.FirstEUI, uint64(done-1)).String()
+				if req.Progress != nil {
+					req.Progress(done, req.Count)
+				}
+			}
+			stored <- err
+		}()
+		var signErr error
+		for first := 0; first < req.Count && !failed.Load(); {
+			n := min(req.Chunk, req.Count-first)
 			issued, err := a.reserve(ctx, iss, int64(2*n))
 			if err != nil {
-				return nil, err
+				signErr = err
+				break
 			}
 			full = iss.rec.Quota > 0 && issued == iss.rec.Quota
-			recs, err := a.bulkChunk(ctx, iss, req, done, n)
+			recs, err := a.bulkChunk(ctx, iss, req, first, n)
 			if err != nil {
-				return nil, err
+				signErr = err
+				break
 			}
-			if err := a.st.PutCertificates(ctx, recs...); err != nil {
-				return nil, fmt.Errorf("ca: storing devices %d-%d: %w", done, done+n-1, err)
-			}
-			done += n
-			sum.Devices, sum.Certificates = done, 2*done
-			sum.LastEUI = euiAdd(req.FirstEUI, uint64(done-1)).String()
-			if req.Progress != nil {
-				req.Progress(done, req.Count)
-			}
+			toStore <- chunk{recs: recs, first: first, n: n}
+			first += n
+		}
+		close(toStore)
+		if err := errors.Join(signErr, <-stored); err != nil {
+			return nil, err
 		}
 		return map[string]any{"devices": sum.Devices, "certificates": sum.Certificates, "last_eui": sum.LastEUI}, nil
 	})
