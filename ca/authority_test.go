@@ -159,7 +159,12 @@ func TestMemStoreFake(t *testing.T) {
 	if _, err := a.IssueDevice(ctx, "M1", deviceCSR(t, newKey(t), deviceEUI, x509.KeyUsageDigitalSignature)); !errors.Is(err, ErrBatchClosed) {
 		t.Errorf("past the quota: %v", err)
 	}
-	if _, err := a.Revoke(ctx, "M1", rec.Serial, 4); err != nil {
-		t.Errorf("Revoke: %v", err)
+	// The quota closed the batch: its certificates can no longer be revoked
+	// one by one (its final CRL is signed).
+	if _, err := a.Revoke(ctx, "M1", rec.Serial, 4); !errors.Is(err, ErrBatchClosed) {
+		t.Errorf("Revoke from a closed batch: %v, want ErrBatchClosed", err)
+	}
+	if crl, err := a.LatestCRL(ctx, "M1"); err != nil || crl.NextUpdate.Year() != 9999 {
+		t.Errorf("final CRL: %+v %v", crl, err)
 	}
 }

@@ -320,9 +320,9 @@ func (a *Authority) CA(ctx context.Context, name string) (CAInfo, error) {
 	return caInfo(rec, nil, key), nil
 }
 
-// CloseBatch closes a batch Device CA: its key is destroyed in the key store
-// (and checked to no longer load), the destruction audited, and the CA
-// marked closed. Its certificate stays published. Closing a closed batch
+// CloseBatch closes a batch Device CA: its key signs a final CRL (nextUpdate
+// 99991231235959Z) and is then destroyed in the key store (and checked to
+// no longer load), the destruction audited, and the CA marked closed. Its certificate stays published. Closing a closed batch
 // fails with ErrBatchClosed.
 func (a *Authority) CloseBatch(ctx context.Context, name, reason string) error {
 	if reason == "" {
@@ -343,16 +343,30 @@ func (a *Authority) CloseBatch(ctx context.Context, name, reason string) error {
 	}
 	a.forget(name)
 	return a.step(ctx, "ca.batch.close", name, map[string]any{"reason": reason, "issued": rec.Issued, "quota": rec.Quota}, func() (map[string]any, error) {
+		var final int64
 		err := a.step(ctx, "ca.batch.key-destroy", name, map[string]any{"key_uri": rec.KeyURI}, func() (map[string]any, error) {
-			if _, err := a.keys.Signer(ctx, rec.KeyURI); err != nil {
+			key, err := a.keys.Signer(ctx, rec.KeyURI)
+			if err != nil {
 				// Already gone (an earlier close destroyed it, then failed
 				// to record): nothing left to destroy.
 				return map[string]any{"verified": "key does not load", "already_absent": true}, nil
 			}
+			// The last thing the key signs: a final CRL, valid until
+			// 99991231235959Z, so the revocation state of the batch's
+			// certificates stays published.
+			iss, err := a.newIssuer(rec, key)
+			if err != nil {
+				return nil, err
+			}
+			crl, err := a.signCRL(ctx, iss, finalCRL)
+			if err != nil {
+				return nil, fmt.Errorf("ca: final CRL of %s: %w", name, err)
+			}
+			final = crl.Number
 			if err := a.keys.Destroy(ctx, rec.KeyURI); err != nil {
 				return nil, err
 			}
-			return map[string]any{"verified": "key does not load"}, nil
+			return map[string]any{"verified": "key does not load", "final_crl": final}, nil
 		})
 		if err != nil {
 			return nil, err

@@ -273,6 +273,22 @@ func TestCRLAndOCSP(t *testing.T) {
 	if _, err := e.a.CRL(ctx, "R1"); !errors.Is(err, ErrBatchClosed) {
 		t.Errorf("CRL of a closed batch: %v, want ErrBatchClosed", err)
 	}
+	// Closing signed a final CRL that still lists the revocation and
+	// never expires.
+	final, err := e.a.LatestCRL(ctx, "R1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frl, err := x509.ParseRevocationList(final.DER)
+	if err != nil || final.Number != 3 || !frl.NextUpdate.Equal(smki.NeverExpires) || len(frl.RevokedCertificateEntries) != 1 {
+		t.Errorf("final CRL %d: %v, nextUpdate %s", final.Number, err, frl.NextUpdate)
+	}
+	if err := frl.CheckSignatureFrom(issuer); err != nil {
+		t.Errorf("final CRL signature: %v", err)
+	}
+	if _, err := e.a.Revoke(ctx, "R1", recs[2].Serial, 1); !errors.Is(err, ErrBatchClosed) {
+		t.Errorf("revoking from a closed batch: %v, want ErrBatchClosed", err)
+	}
 }
 
 func TestParseReason(t *testing.T) {

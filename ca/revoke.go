@@ -83,6 +83,11 @@ func (a *Authority) Revoke(ctx context.Context, ca string, serial []byte, reason
 		return store.Certificate{}, fmt.Errorf("%w: serial %X is used by more than one CA; name the CA", ErrRequest, serial)
 	}
 	c := found[0]
+	if rec, err := a.st.CA(ctx, c.CA); err == nil && rec.Kind == store.CAKindDCA && rec.State != store.CAStateActive {
+		return store.Certificate{}, fmt.Errorf("%w: %s: its key is destroyed and its final CRL cannot change; "+
+			"revoke the batch's own certificate at the root instead (ca revoke --ca %s --serial <DCA serial>, then ca crl --ca %s)",
+			ErrBatchClosed, c.CA, NameRoot, NameRoot)
+	}
 	at := a.now().UTC()
 	err = a.step(ctx, "ca.revoke", fmt.Sprintf("%s/%X", c.CA, serial), map[string]any{"reason": ReasonName(reason), "eui": c.EUI, "kind": c.Kind}, func() (map[string]any, error) {
 		if err := a.st.Revoke(ctx, c.CA, serial, reason, at); err != nil {
@@ -150,6 +155,11 @@ func (a *Authority) LatestCRL(ctx context.Context, caName string) (store.CRL, er
 	return c, nil
 }
 
+// finalCRL asks signCRL for a batch's last CRL, signed as its key is
+// destroyed: nextUpdate 99991231235959Z, since the CA will never sign
+// another (our rule, borrowing RFC 5280 4.1.2.5's "no well-defined" date).
+const finalCRL time.Duration = -1
+
 // signCRL builds, lints (throwaway key first), signs, reads back and stores
 // the issuer's next CRL.
 func (a *Authority) signCRL(ctx context.Context, iss *issuer, ttl time.Duration) (store.CRL, error) {
@@ -168,6 +178,9 @@ func (a *Authority) signCRL(ctx context.Context, iss *issuer, ttl time.Duration)
 		Number:             big.NewInt(num),
 		ThisUpdate:         now,
 		NextUpdate:         now.Add(ttl),
+	}
+	if ttl == finalCRL {
+		tmpl.NextUpdate = deviceNotAfter
 	}
 	for _, c := range revoked {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
