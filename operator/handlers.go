@@ -1,0 +1,476 @@
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// MaxReason bounds the reason given for a release, a delete or a threshold
+// deletion (anomaly's own bound).
+const MaxReason = 1000
+
+// refuse audits a refusal of an authenticated operator's request and
+// returns it; for use where the detector has not audited it.
+func (s *Server) refuse(c echo.Context, action, object string, err error) error {
+	oe := asError(err)
+	s.audit(c.Request().Context(), identity(c).Name, action, clip(object), oe)
+	return oe
+}
+
+// query parses the query string strictly: a malformed string, an unknown
+// parameter or a repeated one is an error naming it.
+func query(c echo.Context, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return nil, newError(KindBadRequest, "query", "malformed query string")
+	}
+	for k, vs := range q {
+		switch {
+		case !contains(allowed, k):
+			return nil, newError(KindBadRequest, clip(k), "unknown query parameter (want %s)", strings.Join(allowed, ", "))
+		case len(vs) > 1:
+			return nil, newError(KindBadRequest, k, "given %d times; give it once", len(vs))
+		}
+	}
+	return q, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// userParam reads the optional user query parameter.
+func userParam(q url.Values) (smki.EUI, error) {
+	v := q.Get("user")
+	if v == "" {
+		return smki.EUI{}, nil
+	}
+	u, err := smki.ParseEUI(v)
+	if err != nil {
+		return smki.EUI{}, newError(KindBadRequest, "user", "%q is not an EUI-64 (want 16 hex digits)", clip(v))
+	}
+	return u, nil
+}
+
+// readJSON reads a JSON request body strictly into v: application/json
+// only, within the body limit, one object, no unknown fields, no trailing
+// data. Errors name the field at fault where there is one.
+func (s *Server) readJSON(c echo.Context, v any) error {
+	req := c.Request()
+	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return newError(KindUnsupportedMediaType, "Content-Type", "the body must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return wrapError(KindTooLarge, err, "", "request body exceeds %d bytes", mbe.Limit)
+		}
+		return wrapError(KindBadRequest, err, "body", "reading the body failed")
+	}
+	return decodeStrict(body, v)
+}
+
+// decodeStrict decodes exactly one JSON value into v, refusing unknown
+// fields and trailing data; the error names the field at fault.
+func decodeStrict(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return newError(KindBadRequest, "body", "empty body; want a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return newError(KindBadRequest, "body", "trailing data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a 400 naming the field.
+func jsonError(err error) *Error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		return wrapError(KindBadRequest, err, field, "want a JSON %s, got %s", te.Type.Kind(), te.Value)
+	case errors.As(err, &se):
+		return wrapError(KindBadRequest, err, "body", "malformed JSON at byte %d", se.Offset)
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		f = strings.Trim(f, `"`)
+		return wrapError(KindBadRequest, err, clip(f), "unknown field")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return wrapError(KindBadRequest, err, "body", "truncated JSON")
+	}
+	return wrapError(KindBadRequest, err, "body", "%s", clip(msg))
+}
+
+// readReason reads a DecisionRequest and checks its reason.
+func (s *Server) readReason(c echo.Context) (string, error) {
+	var r DecisionRequest
+	if err := s.readJSON(c, &r); err != nil {
+		return "", err
+	}
+	reason := strings.TrimSpace(r.Reason)
+	switch {
+	case reason == "":
+		return "", newError(KindBadRequest, "reason", "a reason is required")
+	case len(reason) > MaxReason:
+		return "", newError(KindBadRequest, "reason", "reason of %d bytes exceeds %d", len(reason), MaxReason)
+	}
+	return reason, nil
+}
+
+func unavailable(what string) *Error {
+	return newError(KindUnavailable, "", "this instance has no %s", what)
+}
+
+// listQuarantine answers GET /v1/quarantine: newest first, one page at a
+// time; follow next for the following page.
+func (s *Server) listQuarantine(c echo.Context) error {
+	const action = "operator.quarantine.list"
+	ctx := c.Request().Context()
+	if s.deps.Quarantine == nil {
+		return unavailable("anomaly detector")
+	}
+	q, err := query(c, "user", "state", "after", "limit")
+	if err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, err)
+	}
+	var f anomaly.Filter
+	if f.User, err = userParam(q); err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, err)
+	}
+	if v := q.Get("state"); v != "" {
+		if f.State, err = anomaly.ParseState(v); err != nil {
+			return s.refuse(c, action, c.Request().URL.Path, newError(KindBadRequest, "state", "%q: want quarantined, released or deleted", clip(v)))
+		}
+	}
+	f.Limit = anomaly.DefaultList
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > anomaly.MaxList {
+			return s.refuse(c, action, c.Request().URL.Path, newError(KindBadRequest, "limit", "%q: want a whole number from 1 to %d", clip(v), anomaly.MaxList))
+		}
+		f.Limit = n
+	}
+	actor := identity(c).Actor()
+	if after := q.Get("after"); after != "" {
+		last, err := s.deps.Quarantine.Get(ctx, after, actor)
+		if err != nil {
+			oe := fromAnomaly(err, "after")
+			if oe.Kind == KindNotFound || oe.Kind == KindBadRequest {
+				oe = wrapError(KindBadRequest, err, "after", "no quarantined command %q to list after", clip(after))
+			}
+			return s.refuse(c, action, c.Request().URL.Path, oe)
+		}
+		f.Before, f.BeforeRef = last.CreatedAt, last.Ref
+	}
+	qs, err := s.deps.Quarantine.List(ctx, actor, f)
+	if err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, fromAnomaly(err, ""))
+	}
+	out := QuarantineList{Items: make([]QuarantineView, 0, len(qs))}
+	for _, r := range qs {
+		out.Items = append(out.Items, quarantineView(r, false))
+	}
+	if len(qs) == f.Limit {
+		q.Set("after", qs[len(qs)-1].Ref)
+		out.Next = "/v1/quarantine?" + q.Encode()
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getQuarantine answers GET /v1/quarantine/{ref}, with the command.
+func (s *Server) getQuarantine(c echo.Context) error {
+	const action = "operator.quarantine.get"
+	ref := c.Param("ref")
+	if s.deps.Quarantine == nil {
+		return unavailable("anomaly detector")
+	}
+	if _, err := query(c); err != nil {
+		return s.refuse(c, action, ref, err)
+	}
+	q, err := s.deps.Quarantine.Get(c.Request().Context(), ref, identity(c).Actor())
+	if err != nil {
+		return s.refuse(c, action, ref, fromAnomaly(err, "ref"))
+	}
+	return c.JSON(http.StatusOK, quarantineView(q, true))
+}
+
+// release answers POST /v1/quarantine/{ref}/release: the detector releases
+// the command (and audits it), then the router carries it on. A forwarding
+// failure leaves the command released and is answered 502 with the record,
+// and audited.
+func (s *Server) release(c echo.Context) error {
+	const action = "anomaly.release"
+	ctx := c.Request().Context()
+	ref := c.Param("ref")
+	if s.deps.Quarantine == nil || s.deps.Releaser == nil {
+		return unavailable("anomaly detector or router to release commands to")
+	}
+	reason, err := s.readReason(c)
+	if err == nil {
+		_, err = query(c)
+	}
+	if err != nil {
+		return s.refuse(c, action, ref, err)
+	}
+	id := identity(c)
+	q, err := s.deps.Quarantine.Release(ctx, ref, id.Actor(), reason)
+	if err != nil {
+		return fromAnomaly(err, "ref") // the detector audited its refusal
+	}
+	view := quarantineView(q, false)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ForwardTimeout)
+	receipt, ferr := s.deps.Releaser.ForwardReleased(fctx, q)
+	cancel()
+	const fwd = "operator.quarantine.forward"
+	if ferr != nil {
+		oe := &Error{Kind: KindForwardFailed, Err: ferr, Quarantine: &view,
+			Detail: fmt.Sprintf("command %s was released by %s but the router did not forward it: %s; it stays released and is not forwarded by this request",
+				q.CommandID, id.Name, clip2(ferr.Error()))}
+		s.log.ErrorContext(ctx, "released command not forwarded", "ref", ref, "command", q.CommandID, "operator", id.Name, "err", ferr)
+		s.audit(ctx, id.Name, fwd, ref, oe)
+		return oe
+	}
+	s.appendAudit(ctx, id.Name, fwd, ref, store.OutcomeSuccess, map[string]any{"command": q.CommandID, "user": q.User.String(), "serviceRef": q.ServiceRef})
+	return c.JSON(http.StatusOK, ReleaseResult{Quarantine: view, Forwarded: receipt})
+}
+
+// deleteQuarantine answers POST /v1/quarantine/{ref}/delete.
+func (s *Server) deleteQuarantine(c echo.Context) error {
+	const action = "anomaly.delete"
+	ref := c.Param("ref")
+	if s.deps.Quarantine == nil {
+		return unavailable("anomaly detector")
+	}
+	reason, err := s.readReason(c)
+	if err == nil {
+		_, err = query(c)
+	}
+	if err != nil {
+		return s.refuse(c, action, ref, err)
+	}
+	q, err := s.deps.Quarantine.Delete(c.Request().Context(), ref, identity(c).Actor(), reason)
+	if err != nil {
+		return fromAnomaly(err, "ref") // the detector audited its refusal
+	}
+	return c.JSON(http.StatusOK, quarantineView(q, false))
+}
+
+// listThresholds answers GET /v1/thresholds.
+func (s *Server) listThresholds(c echo.Context) error {
+	const action = "operator.threshold.list"
+	if s.deps.Thresholds == nil {
+		return unavailable("anomaly detector")
+	}
+	if _, err := query(c); err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, err)
+	}
+	ts, err := s.deps.Thresholds.Thresholds(c.Request().Context(), identity(c).Actor())
+	if err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, fromAnomaly(err, ""))
+	}
+	if ts == nil {
+		ts = []anomaly.Threshold{}
+	}
+	return c.JSON(http.StatusOK, ThresholdList{Items: ts})
+}
+
+// getThreshold answers GET /v1/thresholds/{id}.
+func (s *Server) getThreshold(c echo.Context) error {
+	const action = "operator.threshold.get"
+	id := c.Param("id")
+	if s.deps.Thresholds == nil {
+		return unavailable("anomaly detector")
+	}
+	if _, err := query(c); err != nil {
+		return s.refuse(c, action, id, err)
+	}
+	ts, err := s.deps.Thresholds.Thresholds(c.Request().Context(), identity(c).Actor())
+	if err != nil {
+		return s.refuse(c, action, id, fromAnomaly(err, ""))
+	}
+	for _, t := range ts {
+		if t.ID == id {
+			return c.JSON(http.StatusOK, t)
+		}
+	}
+	return s.refuse(c, action, id, newError(KindNotFound, "id", "no threshold %q", clip(id)))
+}
+
+// putThreshold answers PUT /v1/thresholds/{id}: it creates or replaces the
+// threshold id. The body is the threshold's wire form; an id in it must
+// equal the path's.
+func (s *Server) putThreshold(c echo.Context) error {
+	const action = "anomaly.threshold.set"
+	id := c.Param("id")
+	if s.deps.Thresholds == nil {
+		return unavailable("anomaly detector")
+	}
+	t, err := s.readThreshold(c, id)
+	if err == nil {
+		_, err = query(c)
+	}
+	if err != nil {
+		return s.refuse(c, action, id, err)
+	}
+	out, err := s.deps.Thresholds.SetThreshold(c.Request().Context(), identity(c).Actor(), t)
+	if err != nil {
+		return fromAnomaly(err, "body") // the detector audited its refusal
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// readThreshold reads and validates a threshold body for PUT
+// /v1/thresholds/{id}.
+func (s *Server) readThreshold(c echo.Context, id string) (anomaly.Threshold, error) {
+	var raw json.RawMessage
+	if err := s.readJSON(c, &raw); err != nil {
+		return anomaly.Threshold{}, err
+	}
+	t, err := ParseThreshold(raw)
+	if err != nil {
+		return anomaly.Threshold{}, err
+	}
+	switch {
+	case t.ID == "":
+		t.ID = id
+	case t.ID != id:
+		return anomaly.Threshold{}, newError(KindBadRequest, "id", "body id %q differs from the path's %q", clip(t.ID), clip(id))
+	}
+	if t.SetBy != "" || !t.SetAt.IsZero() {
+		return anomaly.Threshold{}, newError(KindBadRequest, "setBy", "setBy and setAt are filled by the server")
+	}
+	if err := t.Validate(); err != nil {
+		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clip2(err.Error()))
+	}
+	return t, nil
+}
+
+// ParseThreshold decodes a threshold from an API body, strictly (unknown
+// fields, trailing data, a malformed user or window are errors), without
+// validating it. Its error is an *Error (KindBadRequest) naming the field.
+func ParseThreshold(b []byte) (anomaly.Threshold, error) {
+	var probe map[string]json.RawMessage
+	if err := decodeStrict(b, &probe); err != nil {
+		return anomaly.Threshold{}, err
+	}
+	var t anomaly.Threshold
+	if err := t.UnmarshalJSON(b); err != nil {
+		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clip2(err.Error()))
+	}
+	return t, nil
+}
+
+// thresholdParam names the threshold field an anomaly error is about, from
+// its text (anomaly's errors name the field in words).
+func thresholdParam(msg string) string {
+	for _, p := range []struct{ phrase, field string }{
+		{`unknown field "`, ""},
+		{"threshold ID", "id"},
+		{"threshold user", "user"},
+		{"takes no user", "user"},
+		{"threshold window", "window"},
+		{"window ", "window"},
+		{"limit ", "limit"},
+		{"takes no limit or window", "limit"},
+		{"service reference", "serviceRef"},
+		{"attribute name", "attribute"},
+		{"minimum", "min"},
+		{"takes no attribute", "attribute"},
+		{"scope", "scope"},
+	} {
+		i := strings.Index(msg, p.phrase)
+		if i < 0 {
+			continue
+		}
+		if p.field == "" {
+			rest := msg[i+len(p.phrase):]
+			if j := strings.IndexByte(rest, '"'); j > 0 {
+				return clip(rest[:j])
+			}
+			continue
+		}
+		return p.field
+	}
+	return "body"
+}
+
+// deleteThreshold answers DELETE /v1/thresholds/{id} with a reason.
+func (s *Server) deleteThreshold(c echo.Context) error {
+	const action = "anomaly.threshold.delete"
+	id := c.Param("id")
+	if s.deps.Thresholds == nil {
+		return unavailable("anomaly detector")
+	}
+	reason, err := s.readReason(c)
+	if err == nil {
+		_, err = query(c)
+	}
+	if err != nil {
+		return s.refuse(c, action, id, err)
+	}
+	if err := s.deps.Thresholds.DeleteThreshold(c.Request().Context(), id, identity(c).Actor(), reason); err != nil {
+		return fromAnomaly(err, "id") // the detector audited its refusal
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// usage answers GET /v1/usage?user=: live counts against the thresholds of
+// one user, or the DCC-wide ones without user.
+func (s *Server) usage(c echo.Context) error {
+	const action = "operator.usage"
+	if s.deps.Usage == nil {
+		return unavailable("anomaly detector")
+	}
+	q, err := query(c, "user")
+	if err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, err)
+	}
+	u, err := userParam(q)
+	if err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, err)
+	}
+	us, err := s.deps.Usage.Usage(c.Request().Context(), identity(c).Actor(), u)
+	if err != nil {
+		return s.refuse(c, action, c.Request().URL.Path, fromAnomaly(err, "user"))
+	}
+	out := UsageList{Items: make([]UsageView, 0, len(us))}
+	if !u.IsZero() {
+		out.User = &u
+	}
+	for _, x := range us {
+		out.Items = append(out.Items, UsageView{Threshold: x.Threshold, Count: x.Count})
+	}
+	return c.JSON(http.StatusOK, out)
+}

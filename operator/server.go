@@ -1,0 +1,503 @@
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// Quarantines is what the server needs to list and decide quarantined
+// commands. *anomaly.Detector implements it; it checks roles again and
+// audits every decision and refused decision itself.
+type Quarantines interface {
+	List(ctx context.Context, actor anomaly.Actor, f anomaly.Filter) ([]anomaly.Quarantine, error)
+	Get(ctx context.Context, ref string, actor anomaly.Actor) (anomaly.Quarantine, error)
+	Release(ctx context.Context, ref string, actor anomaly.Actor, reason string) (anomaly.Quarantine, error)
+	Delete(ctx context.Context, ref string, actor anomaly.Actor, reason string) (anomaly.Quarantine, error)
+}
+
+// Thresholds is what the server needs to manage thresholds.
+// *anomaly.Detector implements it and audits every change.
+type Thresholds interface {
+	Thresholds(ctx context.Context, actor anomaly.Actor) ([]anomaly.Threshold, error)
+	SetThreshold(ctx context.Context, actor anomaly.Actor, t anomaly.Threshold) (anomaly.Threshold, error)
+	DeleteThreshold(ctx context.Context, id string, actor anomaly.Actor, reason string) error
+}
+
+// Usage reads live counts against the thresholds. *anomaly.Detector
+// implements it.
+type Usage interface {
+	Usage(ctx context.Context, actor anomaly.Actor, u smki.EUI) ([]anomaly.Usage, error)
+}
+
+// Alerts subscribes to quarantine alerts. *anomaly.Detector implements it.
+type Alerts interface {
+	Subscribe(ctx context.Context, actor anomaly.Actor, f anomaly.AlertFilter) (<-chan anomaly.Alert, error)
+}
+
+// Releaser carries a released command through the rest of the router's
+// pipeline (the remaining checks, the MAC, the durable record and
+// forwarding) and returns the router's receipt. Wrap
+// (*router.Router).ForwardReleased with Forwarder.
+type Releaser interface {
+	ForwardReleased(ctx context.Context, q anomaly.Quarantine) (any, error)
+}
+
+// Forwarder adapts a function returning any receipt type, such as the
+// method value of (*router.Router).ForwardReleased, to a Releaser; the
+// receipt is returned to the operator as JSON.
+func Forwarder[R any](f func(ctx context.Context, q anomaly.Quarantine) (R, error)) Releaser {
+	return forwarder[R](f)
+}
+
+type forwarder[R any] func(ctx context.Context, q anomaly.Quarantine) (R, error)
+
+func (f forwarder[R]) ForwardReleased(ctx context.Context, q anomaly.Quarantine) (any, error) {
+	r, err := f(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Auditor appends to the audit log. *store.DB implements it.
+type Auditor interface {
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
+}
+
+// Defaults for the zero Config.
+const (
+	DefaultMaxBodyBytes   = 16 << 10
+	DefaultHeartbeat      = 15 * time.Second
+	DefaultForwardTimeout = 30 * time.Second
+	DefaultShutdown       = 10 * time.Second
+)
+
+// Config configures the operator API. The zero value is valid and takes
+// the defaults.
+type Config struct {
+	// Listen is the TCP address to serve on, host:port; used by the
+	// command that runs the server, not by the handler.
+	Listen string `json:"listen,omitempty"`
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	// Heartbeat is how often the event stream sends a heartbeat event;
+	// zero means DefaultHeartbeat.
+	Heartbeat time.Duration `json:"heartbeat,omitempty"`
+	// ForwardTimeout bounds the router's forwarding of a released
+	// command, which goes on if the operator's connection drops; zero means
+	// DefaultForwardTimeout.
+	ForwardTimeout time.Duration `json:"forwardTimeout,omitempty"`
+	// ShutdownTimeout bounds Serve's graceful shutdown; zero means
+	// DefaultShutdown.
+	ShutdownTimeout time.Duration `json:"shutdownTimeout,omitempty"`
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("operator: invalid configuration")
+
+// Validate reports the first thing wrong with c, wrapping ErrConfig.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("%w: maxBodyBytes %d is negative", ErrConfig, c.MaxBodyBytes)
+	case c.Heartbeat < 0:
+		return fmt.Errorf("%w: heartbeat %s is negative", ErrConfig, c.Heartbeat)
+	case c.ForwardTimeout < 0:
+		return fmt.Errorf("%w: forwardTimeout %s is negative", ErrConfig, c.ForwardTimeout)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("%w: shutdownTimeout %s is negative", ErrConfig, c.ShutdownTimeout)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.ForwardTimeout <= 0 {
+		c.ForwardTimeout = DefaultForwardTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdown
+	}
+	return c
+}
+
+// Deps are the server's dependencies. A route whose dependency is nil
+// answers 503; with nil Credentials every authenticated route answers 401.
+type Deps struct {
+	// Credentials authenticate operators.
+	Credentials *Credentials
+	// Quarantine, Thresholds, Usage and Alerts are usually one
+	// *anomaly.Detector.
+	Quarantine Quarantines
+	Thresholds Thresholds
+	Usage      Usage
+	Alerts     Alerts
+	// Releaser carries released commands on; usually
+	// Forwarder(router.ForwardReleased).
+	Releaser Releaser
+	// Audit receives the server's own audit entries (refusals, forwarding
+	// outcomes); usually the *store.DB the detector's store is on.
+	Audit Auditor
+	// Logger is the logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil for time.Now.
+	Now func() time.Time
+}
+
+// Server is the operator API.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	now  func() time.Time
+	e    *echo.Echo
+}
+
+// New builds a Server. cfg should have passed Validate; negative values are
+// replaced by their defaults rather than trusted.
+func New(cfg Config, deps Deps) *Server {
+	s := &Server{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, now: deps.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "operator")
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.e = echo.New()
+	s.e.HideBanner = true
+	s.e.HidePort = true
+	s.e.HTTPErrorHandler = s.handleError
+	s.e.Use(s.logRequests)
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	e := s.e
+	e.GET("/healthz", s.healthz)
+	e.GET("/v1/quarantine", s.authed(anomaly.ActionView, "operator.quarantine.list", s.listQuarantine))
+	e.GET("/v1/quarantine/:ref", s.authed(anomaly.ActionView, "operator.quarantine.get", s.getQuarantine))
+	e.POST("/v1/quarantine/:ref/release", s.authed(anomaly.ActionRelease, "anomaly.release", s.release))
+	e.POST("/v1/quarantine/:ref/delete", s.authed(anomaly.ActionDelete, "anomaly.delete", s.deleteQuarantine))
+	e.GET("/v1/thresholds", s.authed(anomaly.ActionView, "operator.threshold.list", s.listThresholds))
+	e.GET("/v1/thresholds/:id", s.authed(anomaly.ActionView, "operator.threshold.get", s.getThreshold))
+	e.PUT("/v1/thresholds/:id", s.authed(anomaly.ActionSetThreshold, "anomaly.threshold.set", s.putThreshold))
+	e.DELETE("/v1/thresholds/:id", s.authed(anomaly.ActionSetThreshold, "anomaly.threshold.delete", s.deleteThreshold))
+	e.GET("/v1/usage", s.authed(anomaly.ActionView, "operator.usage", s.usage))
+	e.GET("/v1/events", s.authed(anomaly.ActionView, "operator.events", s.events))
+}
+
+// Handler returns the HTTP handler serving every route.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Route is a method and path pattern the server answers, with path
+// parameters written {name} as in OpenAPI.
+type Route struct {
+	// Method is the HTTP method, upper case.
+	Method string
+	// Path is the path pattern, e.g. "/v1/quarantine/{ref}".
+	Path string
+}
+
+// Routes lists the method and path of every route, sorted, in the form the
+// OpenAPI document uses.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.e.Routes() {
+		out = append(out, Route{Method: r.Method, Path: openAPIPath(r.Path)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+// openAPIPath writes echo's ":name" path parameters as "{name}".
+func openAPIPath(p string) string {
+	var b []byte
+	for i := 0; i < len(p); i++ {
+		if p[i] != ':' {
+			b = append(b, p[i])
+			continue
+		}
+		j := i + 1
+		for j < len(p) && p[j] != '/' {
+			j++
+		}
+		b = append(b, '{')
+		b = append(b, p[i+1:j]...)
+		b = append(b, '}')
+		i = j - 1
+	}
+	return string(b)
+}
+
+// Serve answers requests on ln until ctx is done, then shuts down
+// gracefully (event streams end at once; other requests get
+// ShutdownTimeout to finish). It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	sctx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStreams()
+	hs := &http.Server{
+		Handler:           s.e,
+		BaseContext:       func(net.Listener) context.Context { return sctx },
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // the event stream extends its own deadline
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("operator API listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("operator: serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.log.Info("operator API shutting down")
+	stopStreams()
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(tctx); err != nil {
+		return fmt.Errorf("operator: graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("operator: serving on %s: %w", ln.Addr(), err)
+	}
+	s.log.Info("operator API stopped")
+	return nil
+}
+
+// identityKey is the echo context key of the authenticated operator.
+const identityKey = "operator.identity"
+
+func identity(c echo.Context) Identity {
+	id, _ := c.Get(identityKey).(Identity)
+	return id
+}
+
+// Audit actors for requests without a recognised operator.
+const (
+	ActorAnonymous = "anonymous"
+	ActorUnknown   = "unknown-operator"
+)
+
+// authed wraps h with authentication and the role check for action;
+// refusals are audited under auditAction.
+func (s *Server) authed(action anomaly.Action, auditAction string, h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		object := clip(c.Request().URL.Path)
+		token, present, ok := BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+		var err *Error
+		actor := ActorAnonymous
+		switch {
+		case !present:
+			err = newError(KindUnauthenticated, "Authorization", "an operator bearer token is needed")
+		case !ok:
+			actor, err = ActorUnknown, newError(KindUnauthenticated, "Authorization", `want "Authorization: Bearer <token>"`)
+		}
+		if err == nil {
+			id, found := s.deps.Credentials.Authenticate(token)
+			switch {
+			case !found:
+				actor, err = ActorUnknown, newError(KindUnauthenticated, "Authorization", "operator token not recognised")
+			case !id.Permits(action):
+				actor, err = id.Name, newError(KindForbidden, "", "operator %q (roles %v) may not %s", id.Name, id.Roles, action)
+			default:
+				c.Set(identityKey, id)
+				return h(c)
+			}
+		}
+		s.audit(ctx, actor, auditAction, object, err)
+		return err
+	}
+}
+
+// audit appends the server's own audit entry for a refusal (outcome
+// refused) or a failure; a failure to write it is logged, not returned,
+// since the refusal is answered whatever the audit log does.
+func (s *Server) audit(ctx context.Context, actor, action, object string, err *Error) {
+	details := map[string]any{"status": err.Kind.Status(), "refusal": clipDetail(err.Detail)}
+	if err.Param != "" {
+		details["param"] = err.Param
+	}
+	outcome := store.OutcomeRefused
+	if err.Kind == KindForwardFailed || err.Kind == KindInternal {
+		outcome = store.OutcomeFailure
+		delete(details, "refusal")
+		details["error"] = clipDetail(err.Error())
+	}
+	s.appendAudit(ctx, actor, action, object, outcome, details)
+}
+
+func (s *Server) appendAudit(ctx context.Context, actor, action, object, outcome string, details map[string]any) {
+	if s.deps.Audit == nil {
+		s.log.ErrorContext(ctx, "no audit log configured; event not recorded", "action", action, "outcome", outcome)
+		return
+	}
+	_, err := s.deps.Audit.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{
+		Time: s.now().UTC(), Actor: actor, Action: action, Object: object, Outcome: outcome, Details: details,
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "audit log write failed", "action", action, "outcome", outcome, "err", err)
+	}
+}
+
+// maxAuditDetail bounds refusal text written to the audit log.
+const maxAuditDetail = 512
+
+func clipDetail(s string) string {
+	if len(s) > maxAuditDetail {
+		return s[:maxAuditDetail] + "..."
+	}
+	return s
+}
+
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := s.now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		req := c.Request()
+		// Neither headers (the Authorization header carries tokens) nor
+		// query strings are logged.
+		attrs := []slog.Attr{
+			slog.String("method", req.Method),
+			slog.String("path", req.URL.Path),
+			slog.Int("status", c.Response().Status),
+			slog.Int64("bytes", c.Response().Size),
+			slog.Duration("elapsed", s.now().Sub(start)),
+		}
+		if id, ok := c.Get(identityKey).(Identity); ok {
+			attrs = append(attrs, slog.String("operator", id.Name))
+		}
+		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request", attrs...)
+		return nil
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleError is the one place where errors become HTTP responses: a
+// problem+json body whose type, title and status come from the error kind.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	oe := asError(err)
+	_, status, slug, title := oe.Kind.info()
+	if oe.Kind == KindInternal {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "err", err)
+		oe.Detail, oe.Param = "internal error; see the server log", ""
+	}
+	if oe.Kind == KindUnauthenticated {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="metertrust-operator"`)
+	}
+	p := Problem{Type: ProblemTypeBase + slug, Title: title, Status: status, Detail: oe.Detail, Param: oe.Param,
+		Instance: c.Request().URL.Path, Quarantine: oe.Quarantine}
+	body, mErr := json.Marshal(p)
+	if mErr != nil {
+		s.log.Error("encoding problem", "err", mErr)
+		c.Response().WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if c.Request().Method == http.MethodHead {
+		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+		c.Response().WriteHeader(status)
+		return
+	}
+	if err := c.Blob(status, "application/problem+json", body); err != nil {
+		s.log.Warn("writing problem", "err", err)
+	}
+}
+
+// asError classifies any error as an *Error: ours as they are, echo's and
+// net/http's by status, anomaly's by sentinel, the rest internal.
+func asError(err error) *Error {
+	var oe *Error
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &oe):
+		return oe
+	case errors.As(err, &mbe):
+		return wrapError(KindTooLarge, err, "", "request body exceeds %d bytes", mbe.Limit)
+	case errors.As(err, &he):
+		return fromEchoError(he)
+	}
+	return wrapError(KindInternal, err, "", "internal error")
+}
+
+func fromEchoError(he *echo.HTTPError) *Error {
+	msg := fmt.Sprint(he.Message)
+	switch he.Code {
+	case http.StatusNotFound:
+		return newError(KindNotFound, "", "no such route")
+	case http.StatusMethodNotAllowed:
+		return newError(KindMethodNotAllowed, "", "method not allowed on this route")
+	case http.StatusRequestEntityTooLarge:
+		return newError(KindTooLarge, "", "request body too large")
+	case http.StatusUnsupportedMediaType:
+		return newError(KindUnsupportedMediaType, "", "%s", msg)
+	case http.StatusBadRequest:
+		return newError(KindBadRequest, "", "%s", msg)
+	}
+	return wrapError(KindInternal, he, "", "internal error")
+}
+
+// fromAnomaly maps an error of package anomaly (or of the store beneath it)
+// to an *Error: ErrInvalid to 400, ErrForbidden to 403, ErrNotFound to 404,
+// ErrConflict and ErrNotStricter to 409, anything else 500.
+func fromAnomaly(err error, param string) *Error {
+	detail := clip2(err.Error())
+	switch {
+	case errors.Is(err, anomaly.ErrInvalid):
+		return wrapError(KindBadRequest, err, param, "%s", detail)
+	case errors.Is(err, anomaly.ErrForbidden):
+		return wrapError(KindForbidden, err, "", "%s", detail)
+	case errors.Is(err, anomaly.ErrNotFound):
+		return wrapError(KindNotFound, err, param, "%s", detail)
+	case errors.Is(err, anomaly.ErrConflict), errors.Is(err, anomaly.ErrNotStricter):
+		return wrapError(KindConflict, err, param, "%s", detail)
+	}
+	return wrapError(KindInternal, err, "", "internal error")
+}
+
+// clip2 bounds an error text returned to the caller.
+func clip2(s string) string {
+	const max = 1024
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
