@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -78,6 +79,7 @@ func TestRouterKilledMidLoad(t *testing.T) {
 					}
 					time.Sleep(2 * time.Millisecond)
 				}
+				t.Logf("SIGKILL to the router after %d commands accepted", nAccepted.Load())
 				r.kill()
 				close(killed)
 			}()
@@ -130,14 +132,14 @@ func TestRouterKilledMidLoad(t *testing.T) {
 			// Commands leased by the dead router come back when their lease
 			// (30s) runs out.
 			w.awaitOutboxEmpty(t, 75*time.Second)
-			checkExactlyOnce(t, w, results)
+			checkExactlyOnce(t, w, current.Load(), results)
 		})
 	}
 }
 
 // checkExactlyOnce compares the meters' execution journals with what the
 // clients were told.
-func checkExactlyOnce(t *testing.T, w *world, results []sent) {
+func checkExactlyOnce(t *testing.T, w *world, r *routerProc, results []sent) {
 	t.Helper()
 	fs, err := w.fleetStats()
 	if err != nil {
@@ -148,6 +150,7 @@ func checkExactlyOnce(t *testing.T, w *world, results []sent) {
 		counter uint64
 	}
 	executed := map[key]int{}
+	highest := map[smki.EUI]uint64{}
 	for eui, ms := range fs.Devices {
 		e := smki.MustParseEUI(eui)
 		if uint64(len(ms.Executions)) != ms.Executed {
@@ -158,9 +161,11 @@ func checkExactlyOnce(t *testing.T, w *world, results []sent) {
 				t.Errorf("meter %s executed a command from %s", eui, x.Originator)
 			}
 			executed[key{e, x.Counter}]++
+			highest[e] = max(highest[e], x.Counter)
 		}
 	}
 	var nAccepted, nUnknown, nUnknownRan int
+	states := map[string]int{}
 	outcomes := map[key]outcome{}
 	for _, s := range results {
 		k := key{s.target, s.counter}
@@ -168,8 +173,15 @@ func checkExactlyOnce(t *testing.T, w *world, results []sent) {
 		switch s.outcome {
 		case accepted:
 			nAccepted++
-			if n := executed[k]; n != 1 {
-				t.Errorf("accepted command %s to %s counter %d executed %d times, want once", s.id, s.target, s.counter, n)
+			states[r.commandState(t, w.supplier, s.id)]++
+			switch n := executed[k]; {
+			case n == 0 && highest[s.target] > s.counter:
+				t.Errorf("accepted command %s to %s counter %d never executed, but the meter executed later counters (up to %d): "+
+					"the router forwarded commands to one meter out of order and the meter refused this one as a replay (router state %q)",
+					s.id, s.target, s.counter, highest[s.target], r.commandState(t, w.supplier, s.id))
+			case n != 1:
+				t.Errorf("accepted command %s to %s counter %d executed %d times, want once (router state %q)",
+					s.id, s.target, s.counter, n, r.commandState(t, w.supplier, s.id))
 			}
 		case unknown:
 			nUnknown++
@@ -192,6 +204,27 @@ func checkExactlyOnce(t *testing.T, w *world, results []sent) {
 	if nAccepted == 0 {
 		t.Error("no command accepted")
 	}
-	t.Logf("%d accepted, %d with unknown outcome (%d of them executed); meters executed %d, discarded %v",
-		nAccepted, nUnknown, nUnknownRan, fs.Executed, fmt.Sprint(fs.Discarded))
+	t.Logf("%d accepted, %d with unknown outcome (%d of them executed); meters executed %d, discarded %v; router states of the accepted: %v",
+		nAccepted, nUnknown, nUnknownRan, fs.Executed, fmt.Sprint(fs.Discarded), states)
+}
+
+// commandState reads an accepted command's state from the router as its
+// caller sees it (GET /v1/commands/{id}).
+func (r *routerProc) commandState(t *testing.T, p *party, id string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, r.url+"/v1/commands/"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, b, pr, err := do(p.httpClient, req)
+	if err != nil || st != http.StatusOK {
+		return fmt.Sprintf("unreadable: %d %+v %v", st, pr, err)
+	}
+	var v struct {
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Sprintf("unreadable: %v", err)
+	}
+	return v.State
 }
