@@ -27,23 +27,44 @@ const (
 	NameDCCKITLS  = "dccki-tls"
 )
 
-// Store is what the CA needs from persistence (store.DB satisfies it): CA
-// records with device quotas, certificates, revocation, CRLs and the audit
-// log.
+// Store is what the CA needs from persistence (store.DB satisfies it),
+// declared here as the consumer's small interfaces: CA records with device
+// quotas, certificates and revocation, CRLs, and the audit log.
 type Store interface {
+	CAStore
+	CertStore
+	CRLStore
+	AuditLog
+}
+
+// CAStore keeps CA records and batch quotas.
+type CAStore interface {
 	CreateCA(ctx context.Context, c store.CA) error
 	CA(ctx context.Context, name string) (store.CA, error)
 	CAs(ctx context.Context) ([]store.CA, error)
 	ReserveDevices(ctx context.Context, name string, n int64) (int64, error)
 	CloseCA(ctx context.Context, name string, at time.Time) error
+}
+
+// CertStore keeps issued certificates and their revocation state; a
+// duplicate (CA, serial) is refused with store.ErrExists.
+type CertStore interface {
 	PutCertificates(ctx context.Context, certs ...store.Certificate) error
 	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
 	Certificate(ctx context.Context, ca string, serial []byte) (store.Certificate, error)
 	Revoke(ctx context.Context, ca string, serial []byte, reason int, at time.Time) error
 	Revoked(ctx context.Context, ca string) ([]store.Certificate, error)
+}
+
+// CRLStore numbers and keeps CRLs.
+type CRLStore interface {
 	NextCRLNumber(ctx context.Context, ca string) (int64, error)
 	PutCRL(ctx context.Context, c store.CRL) error
 	LatestCRL(ctx context.Context, ca string) (store.CRL, error)
+}
+
+// AuditLog appends audit events.
+type AuditLog interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
 
