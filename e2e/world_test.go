@@ -237,8 +237,8 @@ type routerProc struct {
 }
 
 // startRouter runs a router on addr (a fresh port when empty) forwarding
-// to the fleet, and waits until it answers.
-func (w *world) startRouter(t *testing.T, name, addr string) *routerProc {
+// to the fleet, with extra flags, and waits until it answers.
+func (w *world) startRouter(t *testing.T, name, addr string, extra ...string) *routerProc {
 	t.Helper()
 	if addr == "" {
 		addr = freeAddr(t)
@@ -248,6 +248,7 @@ func (w *world) startRouter(t *testing.T, name, addr string) *routerProc {
 	if w.dsn != "" {
 		args = append(args, "--store", w.dsn)
 	}
+	args = append(args, extra...)
 	r := &routerProc{proc: start(t, name, args...), addr: addr, url: "https://" + addr}
 	eventually(t, 20*time.Second, name+" up", func() error {
 		if r.exited() {
