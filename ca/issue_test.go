@@ -437,3 +437,47 @@ func TestReadInitRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestLintOCSP(t *testing.T) {
+	k := newKey(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "R"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, _ := x509.ParseCertificate(der)
+	good := ocsp.Response{SerialNumber: big.NewInt(7), Status: ocsp.Good, ThisUpdate: now, NextUpdate: now.Add(time.Hour)}
+	tests := []struct {
+		name   string
+		change func(*ocsp.Response)
+		lint   string
+	}{
+		{"good", func(*ocsp.Response) {}, ""},
+		{"serial", func(r *ocsp.Response) { r.SerialNumber = big.NewInt(8) }, "e_ocsp_serial_matches_request"},
+		{"validity", func(r *ocsp.Response) { r.NextUpdate = now.Add(-time.Hour) }, "e_ocsp_validity"},
+		{"future", func(r *ocsp.Response) { r.ThisUpdate, r.NextUpdate = now.Add(time.Hour), now.Add(2*time.Hour) }, "e_ocsp_validity"},
+		{"revoked later", func(r *ocsp.Response) { r.Status, r.RevokedAt = ocsp.Revoked, now.Add(time.Minute) }, "e_ocsp_revocation_fields"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := good
+			tc.change(&r)
+			resp, err := ocsp.CreateResponse(issuer, issuer, r, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = lintOCSP(resp, issuer, big.NewInt(7), now)
+			if tc.lint == "" {
+				if err != nil {
+					t.Fatalf("lintOCSP: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrLint) || !strings.Contains(err.Error(), tc.lint) {
+				t.Errorf("got %v, want ErrLint naming %s", err, tc.lint)
+			}
+		})
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/big"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -32,7 +34,9 @@ type OCSPResponder struct {
 // OCSPResponder returns the responder backed by this Authority.
 func (a *Authority) OCSPResponder() *OCSPResponder { return &OCSPResponder{a: a} }
 
-// Respond parses a DER OCSP request and returns a signed DER response:
+// Respond parses a DER OCSP request and returns a signed DER response
+// (prepared and linted with the throwaway key first, then signed by the
+// issuing CA and read back):
 // good, revoked (with time and reason) or unknown. For requests it cannot
 // answer it returns an OCSP error response together with an error wrapping
 // ErrOCSP; other errors (the store failing) come with an internalError
@@ -67,6 +71,17 @@ func (r *OCSPResponder) Respond(ctx context.Context, req []byte) ([]byte, error)
 	default:
 		tmpl.Status = ocsp.Good
 	}
+	if a.lint != nil {
+		// Step 1: sign with the throwaway key and lint the response.
+		pre, err := ocsp.CreateResponse(iss.lintParent, iss.lintParent, tmpl, a.lintKey)
+		if err != nil {
+			return ocsp.InternalErrorErrorResponse, fmt.Errorf("ca: preparing OCSP response: %w", err)
+		}
+		if err := lintOCSP(pre, iss.lintParent, q.SerialNumber, now); err != nil {
+			return ocsp.InternalErrorErrorResponse, fmt.Errorf("OCSP response for %X: %w", q.SerialNumber, err)
+		}
+	}
+	// Step 2: sign for real and read back.
 	resp, err := ocsp.CreateResponse(iss.cert, iss.cert, tmpl, iss.key)
 	if err != nil {
 		return ocsp.InternalErrorErrorResponse, fmt.Errorf("ca: signing OCSP response: %w", err)
@@ -120,4 +135,64 @@ func matchesIssuer(q *ocsp.Request, c *x509.Certificate) bool {
 	h.Reset()
 	h.Write(c.RawSubject)
 	return bytes.Equal(h.Sum(nil), q.IssuerNameHash)
+}
+
+// ocspLints are the rules a response must meet before the CA key signs it
+// (RFC 6960 section 4.2 and our profile: ecdsa-with-SHA256 only).
+var ocspLints = []struct {
+	name  string
+	check func(r *ocsp.Response, serial *big.Int, now time.Time) error
+}{
+	{"e_ocsp_signature_ecdsa_sha256", func(r *ocsp.Response, _ *big.Int, _ time.Time) error {
+		if r.SignatureAlgorithm != x509.ECDSAWithSHA256 {
+			return fmt.Errorf("signature algorithm %v", r.SignatureAlgorithm)
+		}
+		return nil
+	}},
+	{"e_ocsp_serial_matches_request", func(r *ocsp.Response, serial *big.Int, _ time.Time) error {
+		if r.SerialNumber == nil || r.SerialNumber.Cmp(serial) != 0 {
+			return fmt.Errorf("serial %X, request %X", r.SerialNumber, serial)
+		}
+		return nil
+	}},
+	{"e_ocsp_status_defined", func(r *ocsp.Response, _ *big.Int, _ time.Time) error {
+		if r.Status != ocsp.Good && r.Status != ocsp.Revoked && r.Status != ocsp.Unknown {
+			return fmt.Errorf("status %d", r.Status)
+		}
+		return nil
+	}},
+	{"e_ocsp_validity", func(r *ocsp.Response, _ *big.Int, now time.Time) error {
+		if r.ThisUpdate.After(now.Add(backdate)) || !r.NextUpdate.After(r.ThisUpdate) {
+			return fmt.Errorf("thisUpdate %s, nextUpdate %s at %s", r.ThisUpdate, r.NextUpdate, now)
+		}
+		return nil
+	}},
+	{"e_ocsp_revocation_fields", func(r *ocsp.Response, _ *big.Int, _ time.Time) error {
+		if r.Status != ocsp.Revoked {
+			return nil
+		}
+		if r.RevokedAt.IsZero() || r.RevokedAt.After(r.ThisUpdate) || r.RevocationReason < 0 || r.RevocationReason > 10 || r.RevocationReason == 7 {
+			return fmt.Errorf("revoked at %s, reason %d", r.RevokedAt, r.RevocationReason)
+		}
+		return nil
+	}},
+}
+
+// lintOCSP reads a response signed with the throwaway key (its signature
+// checked against lintIssuer) and applies ocspLints.
+func lintOCSP(der []byte, lintIssuer *x509.Certificate, serial *big.Int, now time.Time) error {
+	r, err := ocsp.ParseResponse(der, lintIssuer)
+	if err != nil {
+		return fmt.Errorf("%w: prepared OCSP response does not read: %v", ErrLint, err)
+	}
+	var failed []string
+	for _, l := range ocspLints {
+		if err := l.check(r, serial, now); err != nil {
+			failed = append(failed, l.name+" ("+err.Error()+")")
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%w: %s", ErrLint, strings.Join(failed, "; "))
+	}
+	return nil
 }
