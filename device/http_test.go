@@ -224,3 +224,53 @@ func TestNewHTTPHandlerRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// FuzzHTTPHandlerCommand posts arbitrary bytes to a meter's endpoint: the
+// handler never panics, answers 200 only when the meter executed the
+// command, and answers every refusal as a problem.
+func FuzzHTTPHandlerCommand(f *testing.F) {
+	w := newWorld(f, Electricity)
+	fleet := NewFleet(Config{Now: func() time.Time { return testNow }})
+	euis, err := fleet.Generate(w.ctx, 1, smki.MustParseEUI("0012A3FFFE300000"), Electricity, w.anchors)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, _ := fleet.Meter(euis[0])
+	h, err := NewHTTPHandler(fleet, HTTPConfig{MaxCommandBytes: 8192, JournalLen: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	valid := buildFor(f, w, m, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), 1<<40)
+	f.Add(valid)
+	f.Add(valid[:len(valid)/2])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(buildFor(f, w, m, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), 1<<41)[1:])
+	f.Add([]byte{0xDF})
+	f.Add([]byte{0xDD, 0, 0, 0, 0, 0, 0, 0x82, 0xFF, 0xFF})
+	f.Add(make([]byte, 9000))
+	path := "/v1/devices/" + euis[0].String() + "/commands"
+	f.Fuzz(func(t *testing.T, body []byte) {
+		before := m.Stats().Accepted
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		after := m.Stats().Accepted
+		switch rec.Code {
+		case http.StatusOK:
+			if after != before+1 {
+				t.Fatalf("200 but the meter executed %d commands", after-before)
+			}
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+			if after != before {
+				t.Fatalf("%d but the meter executed the command", rec.Code)
+			}
+			var p Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != rec.Code || p.Code == "" {
+				t.Fatalf("%d with body %q", rec.Code, rec.Body.Bytes())
+			}
+		default:
+			t.Fatalf("status %d for %x", rec.Code, body)
+		}
+	})
+}
