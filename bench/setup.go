@@ -230,7 +230,17 @@ func freshStore(ctx context.Context, spec, dir string) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: --store is not a URL", ErrConfig)
 	}
-	conn, err := pgx.Connect(ctx, spec)
+	// The pool's own parameters (pool_max_conns...) are not PostgreSQL's:
+	// leave them out of the single connection that makes the schema.
+	admin := *u
+	aq := admin.Query()
+	for k := range aq {
+		if strings.HasPrefix(k, "pool_") {
+			aq.Del(k)
+		}
+	}
+	admin.RawQuery = aq.Encode()
+	conn, err := pgx.Connect(ctx, admin.String())
 	if err != nil {
 		return "", nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
@@ -246,7 +256,7 @@ func freshStore(ctx context.Context, spec, dir string) (string, func(), error) {
 	drop := func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(dctx, spec)
+		c, err := pgx.Connect(dctx, admin.String())
 		if err != nil {
 			return
 		}
