@@ -149,6 +149,15 @@ func TestCACommandsEndToEnd(t *testing.T) {
 		t.Errorf("verify with a revoked certificate: err %v\n%s", err, out)
 	}
 
+	// Before the certificates existed, nothing validates.
+	out, err = run(t, "smki", "verify", "--data", data, "--at", "2001-01-01T00:00:00Z", p("sup-ka.pem"))
+	if exitCode(err) != 1 || !strings.Contains(out, "not yet valid") {
+		t.Errorf("verify --at 2001: err %v\n%s", err, out)
+	}
+	if _, err := run(t, "smki", "verify", "--data", data, "--at", "yesterday", p("sup-ka.pem")); err == nil {
+		t.Error("verify --at yesterday accepted")
+	}
+
 	// The DCCKI hierarchy: a client certificate crypto/tls accepts.
 	mustRun(t, "ca", "issue", "tls-client", "--data", data, "--eui", "90B3D51F30010000", "--user-role", "IS",
 		"--key-out", p("client.key"), "--out", p("client.pem"))
@@ -236,4 +245,26 @@ func caServiceVar(t *testing.T, name string) string {
 		t.Skipf("%s not set", name)
 	}
 	return v
+}
+
+// TestCAInitRefusesToOverwrite: the init ceremony stops before touching an
+// existing key file, and succeeds once the way is clear.
+func TestCAInitRefusesToOverwrite(t *testing.T) {
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, ca.KeyDirName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	squatter := filepath.Join(data, ca.KeyDirName, "root.key")
+	if err := os.WriteFile(squatter, []byte("not ours"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "ca", "init", "--data", data); !errors.Is(err, ca.ErrExists) {
+		t.Fatalf("init over an existing key file: %v, want ca.ErrExists", err)
+	}
+	if b, _ := os.ReadFile(squatter); string(b) != "not ours" {
+		t.Error("the existing key file was changed")
+	}
+	if _, err := os.Stat(filepath.Join(data, caConfigFile)); err == nil {
+		t.Error("config.json written by a failed ceremony")
+	}
 }
