@@ -34,4 +34,22 @@
 // Trust levels: roots sign only in ceremonies (Init, OpenBatch, and a
 // root's CRL); the online issuers are the OCA, open batch DCAs and the DCCKI
 // TLS CA, whose keys an Authority loads on first use.
+//
+// DCCKI identities (our rule): a DCC user's client certificate for mutual
+// TLS to the router carries the user's EUI-64 and DCC User Role twice, in
+// the subject (O=metertrust DCCKI users, OU=<role>, CN=<EUI as 16 hex
+// digits>) and in a URI subject alternative name
+// urn:metertrust:user:<EUI>:<role>; TLSUser reads and cross-checks both.
+// Server certificates carry DNS and IP SANs. Both are ordinary X.509 that
+// crypto/tls reads, issued by the DCCKI TLS CA under the DCCKI root.
+//
+// Linting: zlint runs its RFC 5280 and RFC 5480 sources only (the Web PKI
+// sources do not apply). Excused: e_subject_dn_not_printable_characters for
+// organisation certificates (the BIT STRING EUI is the GB profile) and
+// e_ext_authority_key_identifier_no_key_identifier for self-signed roots
+// (the throwaway signature hides self-signedness from zlint). zlint's parser
+// cannot read the metertrust 2.25.<UUID> policy OIDs (arcs beyond 63 bits),
+// so the copy zlint sees carries anyPolicy in their place; the exact copy is
+// checked by the SMKI reader, and the final certificate must have the same
+// TBSCertificate as that exact copy.
 package ca
