@@ -2,7 +2,6 @@ package operator
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -387,4 +387,8 @@ func openStream(t testing.TB, base, query, token string) (<-chan sseEvent, func(
 
 var errRouterDown = errors.New("router: transport unavailable")
 
-var _ = bytes.NewReader
+
+func netListen(t testing.TB) (net.Listener, error) {
+	t.Helper()
+	return net.Listen("tcp", "127.0.0.1:0")
+}

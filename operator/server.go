@@ -312,7 +312,13 @@ const (
 func (s *Server) authed(action anomaly.Action, auditAction string, h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		object := clip(c.Request().URL.Path)
+		object := c.Request().URL.Path
+		for _, p := range []string{"ref", "id"} {
+			if v := c.Param(p); v != "" {
+				object = v
+			}
+		}
+		object = clip(object)
 		token, present, ok := BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 		var err *Error
 		actor := ActorAnonymous
