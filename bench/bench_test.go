@@ -112,6 +112,12 @@ func TestRun(t *testing.T) {
 					t.Errorf("stage %+v", s)
 				}
 			}
+			if rep.VerifyBefore <= 0 || rep.VerifyAfter <= 0 || rep.VerifyRate != (rep.VerifyBefore+rep.VerifyAfter)/2 {
+				t.Errorf("verify rates %g, %g, mean %g", rep.VerifyBefore, rep.VerifyAfter, rep.VerifyRate)
+			}
+			if len(rep.RouterActivities) == 0 || len(rep.RouterProfile) == 0 {
+				t.Errorf("no CPU attribution of the peak: %v %v", rep.RouterActivities, rep.RouterProfile)
+			}
 			if prof.Len() == 0 {
 				t.Error("no CPU profile written")
 			}
@@ -232,6 +238,35 @@ func TestPackageOf(t *testing.T) {
 		t.Run(tc.fn, func(t *testing.T) {
 			if got := packageOf(tc.fn); got != tc.want {
 				t.Fatalf("packageOf(%q) = %q, want %q", tc.fn, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAttribution checks how profile samples are attributed to components
+// and activities.
+func TestAttribution(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		s                   sample
+		component, activity string
+	}{
+		{"meter verifying under the forwarder", sample{funcs: []string{"crypto/ecdsa.VerifyASN1", devicePkg + ".(*Meter).Handle",
+			routerPkg + ".(*Forwarder).attempt"}, labels: map[string]string{"component": "router"}}, ComponentMeters, "forwarder (claim, audit, mark forwarded)"},
+		{"router signature stage", sample{funcs: []string{"crypto/ecdsa.VerifyASN1", routerPkg + ".(*Router).signature", routerPkg + ".(*Router).run",
+			"net/http.(*conn).serve"}, labels: map[string]string{"component": "router"}}, ComponentRouter, "stage signature"},
+		{"TLS read", sample{funcs: []string{"crypto/internal/fips140/aes/gcm.open", "crypto/tls.(*Conn).Read", "net/http.(*conn).serve"},
+			labels: map[string]string{"component": "router"}}, ComponentRouter, "TLS records and handshakes"},
+		{"in-process client", sample{funcs: []string{"net/http.(*Client).Do"}, labels: map[string]string{"component": "client"}}, ComponentClient, "HTTP server and API handler"},
+		{"GC worker", sample{funcs: []string{"runtime.scanobject", "runtime.gcBgMarkWorker"}}, ComponentRuntime, "garbage collector (background)"},
+		{"empty stack", sample{}, ComponentRuntime, "other (scheduler, background loops)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := componentOf(tc.s); got != tc.component {
+				t.Errorf("component %q, want %q", got, tc.component)
+			}
+			if got := activityOf(tc.s); got != tc.activity {
+				t.Errorf("activity %q, want %q", got, tc.activity)
 			}
 		})
 	}

@@ -282,3 +282,49 @@ func shares(samples []sample, key func(sample) string, n int) []Share {
 	}
 	return out
 }
+
+const routerPkg = "github.com/metertrust/metertrust/router"
+
+// stageFuncs maps the router's stage methods to the stage names of
+// router.Stages.
+var stageFuncs = map[string]string{
+	routerPkg + ".(*Router).authenticate":  "authenticate",
+	routerPkg + ".(*Router).parse":         "parse",
+	routerPkg + ".(*Router).originator":    "originator",
+	routerPkg + ".(*Router).eligibility":   "eligibility",
+	routerPkg + ".(*Router).ownership":     "ownership",
+	routerPkg + ".(*Router).certPath":      "certificate-path",
+	routerPkg + ".(*Router).signature":     "signature",
+	routerPkg + ".(*Router).counterCheck":  "counter",
+	routerPkg + ".(*Router).anomaly":       "anomaly",
+	routerPkg + ".(*Router).mac":           "mac",
+	routerPkg + ".(*Router).recordCommand": "record",
+	routerPkg + ".(*Router).audit":         "audit of the acceptance",
+}
+
+// activityOf says what a sample of the server was doing: the innermost
+// frame that names a pipeline stage, the forwarder, TLS, the HTTP layer,
+// the garbage collector's own workers; else "other".
+func activityOf(s sample) string {
+	for _, f := range s.funcs {
+		if st, ok := stageFuncs[f]; ok {
+			return "stage " + st
+		}
+		switch {
+		case strings.HasPrefix(f, routerPkg+".(*Forwarder)."):
+			return "forwarder (claim, audit, mark forwarded)"
+		case strings.HasPrefix(f, "crypto/tls."):
+			return "TLS records and handshakes"
+		case strings.HasPrefix(f, "runtime.gcBgMarkWorker"):
+			return "garbage collector (background)"
+		case strings.HasPrefix(f, "net/http.") || strings.HasPrefix(f, "github.com/labstack/echo/"):
+			return "HTTP server and API handler"
+		}
+	}
+	return "other (scheduler, background loops)"
+}
+
+// activities returns where the server's CPU time went by activity.
+func activities(samples []sample) []Share {
+	return shares(samples, activityOf, 0)
+}
