@@ -169,6 +169,12 @@ type issuer struct {
 	smkiCert   *smki.Certificate // nil for the DCCKI hierarchy
 	key        crypto.Signer
 	lintParent *x509.Certificate // cert with the throwaway key as its public key
+
+	// inflight is held for reading from quota reservation until the
+	// certificate is stored, and for writing by CloseBatch before it
+	// destroys the key, so a batch key is never destroyed under a signer
+	// that reserved quota.
+	inflight sync.RWMutex
 }
 
 func (a *Authority) newIssuer(rec store.CA, key crypto.Signer) (*issuer, error) {
@@ -244,10 +250,13 @@ func (a *Authority) onlineIssuer(ctx context.Context, name string) (*issuer, err
 	return iss, nil
 }
 
-func (a *Authority) forget(name string) {
+// forget drops a loaded issuer and returns it (nil if none was loaded).
+func (a *Authority) forget(name string) *issuer {
 	a.mu.Lock()
+	iss := a.issuers[name]
 	delete(a.issuers, name)
 	a.mu.Unlock()
+	return iss
 }
 
 // audit appends an audit event; the audit log is part of the ceremony, so a

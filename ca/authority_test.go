@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 var (
@@ -166,5 +168,54 @@ func TestMemStoreFake(t *testing.T) {
 	}
 	if crl, err := a.LatestCRL(ctx, "M1"); err != nil || crl.NextUpdate.Year() != 9999 {
 		t.Errorf("final CRL: %+v %v", crl, err)
+	}
+}
+
+// TestConcurrentIssuanceAtQuota: many issuers race for the last units of a
+// batch's quota; exactly the quota is issued, the rest are refused with
+// ErrBatchClosed, and the batch ends closed with its key destroyed.
+func TestConcurrentIssuanceAtQuota(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	const quota, tries = 10, 16
+	if _, err := e.a.OpenBatch(ctx, "C1", quota); err != nil {
+		t.Fatal(err)
+	}
+	csrs := make([][]byte, tries)
+	for i := range csrs {
+		csrs[i] = deviceCSR(t, newKey(t), euiAdd(deviceEUI, uint64(i)), x509.KeyUsageDigitalSignature)
+	}
+	errs := make([]error, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.a.IssueDevice(ctx, "C1", csrs[i])
+		}()
+	}
+	wg.Wait()
+	ok, closed := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrBatchClosed):
+			closed++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != quota || closed != tries-quota {
+		t.Errorf("%d issued, %d refused; want %d and %d", ok, closed, quota, tries-quota)
+	}
+	certs, err := e.db.FindCertificates(ctx, store.CertQuery{CA: "C1", IncludeRevoked: true})
+	if err != nil || len(certs) != quota {
+		t.Errorf("stored %d certificates (%v), want %d", len(certs), err, quota)
+	}
+	info, err := e.a.Batch(ctx, "C1")
+	if err != nil || info.State != "closed" || info.Key != "destroyed" {
+		t.Errorf("batch after the race: %+v %v", info, err)
 	}
 }

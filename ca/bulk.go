@@ -132,6 +132,8 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 			stored <- err
 		}()
 		var signErr error
+		iss.inflight.RLock()
+		defer iss.inflight.RUnlock()
 		for first := 0; first < req.Count && !failed.Load(); {
 			n := min(req.Chunk, req.Count-first)
 			issued, err := a.reserve(ctx, iss, int64(2*n))

@@ -341,7 +341,12 @@ func (a *Authority) CloseBatch(ctx context.Context, name, reason string) error {
 	if rec.State != store.CAStateActive {
 		return fmt.Errorf("%w: %s already closed", ErrBatchClosed, name)
 	}
-	a.forget(name)
+	if iss := a.forget(name); iss != nil {
+		// Wait for signers that reserved quota; later ones find the batch
+		// closed when they reserve.
+		iss.inflight.Lock()
+		defer iss.inflight.Unlock()
+	}
 	return a.step(ctx, "ca.batch.close", name, map[string]any{"reason": reason, "issued": rec.Issued, "quota": rec.Quota}, func() (map[string]any, error) {
 		var final int64
 		err := a.step(ctx, "ca.batch.key-destroy", name, map[string]any{"key_uri": rec.KeyURI}, func() (map[string]any, error) {

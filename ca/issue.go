@@ -129,6 +129,8 @@ func (a *Authority) IssueDevice(ctx context.Context, batch string, csr []byte) (
 		if iss.rec.Kind != store.CAKindDCA {
 			return nil, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, batch)
 		}
+		iss.inflight.RLock()
+		defer iss.inflight.RUnlock()
 		n, err := a.reserve(ctx, iss, 1)
 		if err != nil {
 			return nil, err
