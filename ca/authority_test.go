@@ -51,6 +51,15 @@ func TestIssueOrg(t *testing.T) {
 			if c.EUI != supplierEUI || c.Role != smki.RoleSupplier {
 				t.Errorf("read back EUI %s role %s", c.EUI, c.Role)
 			}
+			opts, err := VerifyOptions(ctx, e.db, e.clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts.RequireRevocationInfo = true
+			path, err := smki.Verify(c, opts)
+			if err != nil || len(path) != 3 || path[1].Kind != smki.KindOCA || path[2].Kind != smki.KindRoot {
+				t.Errorf("smki.Verify: %d certificates, %v", len(path), err)
+			}
 		})
 	}
 }
