@@ -66,6 +66,9 @@ func newCAInitCmd() *cobra.Command {
 			if err := writeCAConfig(f.data, e.cfg); err != nil {
 				return err
 			}
+			if strings.Contains(e.cfg.KMS, "pin-value=") {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the PKCS#11 PIN is now stored in %s; prefer pin-source=FILE in --kms\n", caConfigFile)
+			}
 			if f.json {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"cas": cas, "kms": e.keys.Kind()})
 			}
