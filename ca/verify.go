@@ -11,8 +11,9 @@ import (
 	"github.com/metertrust/metertrust/store"
 )
 
-// trustSource is what VerifyOptions reads: the CAs and their latest CRLs.
-type trustSource interface {
+// TrustSource is what VerifyOptions reads: the CAs and their latest CRLs
+// (store.DB satisfies it).
+type TrustSource interface {
 	CAs(ctx context.Context) ([]store.CA, error)
 	LatestCRL(ctx context.Context, ca string) (store.CRL, error)
 }
@@ -21,7 +22,7 @@ type trustSource interface {
 // time against the store: the SMKI root(s) as trust anchors, the OCA and
 // every Device CA (closed batches included: their certificates stay
 // published) as intermediates, and the latest CRL of each SMKI CA.
-func VerifyOptions(ctx context.Context, st trustSource, at time.Time) (smki.VerifyOptions, error) {
+func VerifyOptions(ctx context.Context, st TrustSource, at time.Time) (smki.VerifyOptions, error) {
 	opts := smki.VerifyOptions{At: at}
 	cas, err := st.CAs(ctx)
 	if err != nil {
