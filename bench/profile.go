@@ -299,7 +299,7 @@ var stageFuncs = map[string]string{
 	routerPkg + ".(*Router).anomaly":       "anomaly",
 	routerPkg + ".(*Router).mac":           "mac",
 	routerPkg + ".(*Router).recordCommand": "record",
-	routerPkg + ".(*Router).audit":         "audit of the acceptance",
+	routerPkg + ".(*Router).audit":         "refusal audit",
 }
 
 // activityOf says what a sample of the server was doing: the innermost
