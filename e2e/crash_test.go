@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -31,110 +32,152 @@ type sent struct {
 }
 
 // TestRouterKilledMidLoad submits register reads to a fleet of meters
-// through a router process, kills the router with SIGKILL halfway and
-// restarts it on the same store: every command answered "accepted" is
-// executed by its meter exactly once (DESIGN.md principle 4), and nothing
-// is executed that was not submitted.
+// through a router process, kills the router with SIGKILL a third of the
+// way through and restarts it on the same store: every command answered
+// "accepted" is executed by its meter exactly once (DESIGN.md principle 4),
+// and nothing is executed that was not submitted. Two load shapes: each
+// client pipelines its meter's commands (the next one as soon as the
+// previous is accepted), or keeps one in flight (the next one once the
+// meter has executed the previous), which leaves the router no ordering
+// to get wrong and so tests crash recovery alone.
 func TestRouterKilledMidLoad(t *testing.T) {
 	needBinary(t)
 	for _, backend := range backends {
-		t.Run(backend, func(t *testing.T) {
-			const meters, perMeter = 12, 12
-			w := newWorld(t, backend, meters)
-			r := w.startRouter(t, "router-1", "")
+		for _, mode := range []struct {
+			name          string
+			awaitExecuted bool
+		}{{"pipelined", false}, {"one-in-flight", true}} {
+			t.Run(backend+"/"+mode.name, func(t *testing.T) {
+				t.Parallel() // the restarted router waits out the dead one's leases (30s)
+				killedMidLoad(t, backend, mode.awaitExecuted)
+			})
+		}
+	}
+}
 
-			// One service request per meter gives the command; the load
-			// varies its counter (a register read is not critical, so
-			// unsigned).
-			base := uint64(time.Now().UnixMilli())
-			msgs := make([][][]byte, meters)
-			for i, eui := range w.meters {
-				tmpl := w.preCommand(t, r, w.supplier, "4.1.1", eui, base)
-				for j := range perMeter {
-					msgs[i] = append(msgs[i], withCounter(t, tmpl, base+1+uint64(j)))
-				}
-			}
+func killedMidLoad(t *testing.T, backend string, awaitExecuted bool) {
+	t.Helper()
+	const meters, perMeter = 12, 12
+	w := newWorld(t, backend, meters)
+	r := w.startRouter(t, "router-1", "")
 
-			var (
-				mu        sync.Mutex
-				results   []sent
-				nAccepted atomic.Int64
-				current   atomic.Pointer[routerProc]
-			)
-			current.Store(r)
-			killAt := int64(meters * perMeter / 3)
-			killed := make(chan struct{})
-			restarted := make(chan struct{})
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
+	// One service request per meter gives the command; the load
+	// varies its counter (a register read is not critical, so
+	// unsigned).
+	base := uint64(time.Now().UnixMilli())
+	msgs := make([][][]byte, meters)
+	for i, eui := range w.meters {
+		tmpl := w.preCommand(t, r, w.supplier, "4.1.1", eui, base)
+		for j := range perMeter {
+			msgs[i] = append(msgs[i], withCounter(t, tmpl, base+1+uint64(j)))
+		}
+	}
 
-			// The killer: SIGKILL once a third of the load is accepted, then
-			// a new router on the same address and store.
-			go func() {
-				defer close(restarted)
-				for nAccepted.Load() < killAt {
-					if ctx.Err() != nil {
-						close(killed)
-						return
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
-				t.Logf("SIGKILL to the router after %d commands accepted", nAccepted.Load())
-				r.kill()
+	var (
+		mu        sync.Mutex
+		results   []sent
+		nAccepted atomic.Int64
+		current   atomic.Pointer[routerProc]
+	)
+	current.Store(r)
+	killAt := int64(meters * perMeter / 3)
+	killed := make(chan struct{})
+	restarted := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// The killer: SIGKILL once a third of the load is accepted, then
+	// a new router on the same address and store.
+	go func() {
+		defer close(restarted)
+		for nAccepted.Load() < killAt {
+			if ctx.Err() != nil {
 				close(killed)
-			}()
-
-			var wg sync.WaitGroup
-			for i, eui := range w.meters {
-				wg.Go(func() {
-					for j := range perMeter {
-						if ctx.Err() != nil {
-							t.Errorf("meter %s: load deadline passed after %d commands", eui, j)
-							return
-						}
-						counter := base + 1 + uint64(j)
-						st, rc, pr, err := current.Load().submit(w.supplier, msgs[i][j])
-						s := sent{target: eui, counter: counter}
-						switch {
-						case err != nil:
-							s.outcome = unknown
-							time.Sleep(20 * time.Millisecond)
-						case st == http.StatusAccepted:
-							if rc.Counter != counter || rc.Target != eui || rc.Status != "accepted" {
-								t.Errorf("receipt %+v for %s counter %d", rc, eui, counter)
-							}
-							s.outcome, s.id = accepted, rc.ID
-							nAccepted.Add(1)
-						case st == http.StatusServiceUnavailable:
-							s.outcome = refused // "nothing was accepted; try again later"
-						default:
-							t.Errorf("meter %s counter %d: %d %+v", eui, counter, st, pr)
-							s.outcome = refused
-						}
-						mu.Lock()
-						results = append(results, s)
-						mu.Unlock()
-						time.Sleep(5 * time.Millisecond)
-					}
-				})
-			}
-			<-killed
-			if ctx.Err() == nil {
-				// Restart as soon as the old process is gone: the same
-				// address, the same store.
-				current.Store(w.startRouter(t, "router-2", r.addr))
-			}
-			wg.Wait()
-			if t.Failed() {
 				return
 			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("SIGKILL to the router after %d commands accepted", nAccepted.Load())
+		r.kill()
+		close(killed)
+	}()
 
-			// Commands leased by the dead router come back when their lease
-			// (30s) runs out.
-			w.awaitOutboxEmpty(t, 75*time.Second)
-			checkExactlyOnce(t, w, current.Load(), results)
+	var wg sync.WaitGroup
+	for i, eui := range w.meters {
+		wg.Go(func() {
+			for j := range perMeter {
+				if ctx.Err() != nil {
+					t.Errorf("meter %s: load deadline passed after %d commands", eui, j)
+					return
+				}
+				counter := base + 1 + uint64(j)
+				st, rc, pr, err := current.Load().submit(w.supplier, msgs[i][j])
+				s := sent{target: eui, counter: counter}
+				switch {
+				case err != nil:
+					s.outcome = unknown
+					time.Sleep(20 * time.Millisecond)
+				case st == http.StatusAccepted:
+					if rc.Counter != counter || rc.Target != eui || rc.Status != "accepted" {
+						t.Errorf("receipt %+v for %s counter %d", rc, eui, counter)
+					}
+					s.outcome, s.id = accepted, rc.ID
+					nAccepted.Add(1)
+					if awaitExecuted && !w.awaitExecution(ctx, eui, counter) {
+						t.Errorf("meter %s: counter %d not executed before the deadline", eui, counter)
+						return
+					}
+				case st == http.StatusServiceUnavailable:
+					s.outcome = refused // "nothing was accepted; try again later"
+				default:
+					t.Errorf("meter %s counter %d: %d %+v", eui, counter, st, pr)
+					s.outcome = refused
+				}
+				mu.Lock()
+				results = append(results, s)
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
 		})
 	}
+	<-killed
+	if ctx.Err() == nil {
+		// Restart as soon as the old process is gone: the same
+		// address, the same store.
+		current.Store(w.startRouter(t, "router-2", r.addr))
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	// Commands leased by the dead router come back when their lease
+	// (30s) runs out.
+	w.awaitOutboxEmpty(t, 75*time.Second)
+	checkExactlyOnce(t, w, current.Load(), results)
+}
+
+// awaitExecution polls the fleet until meter eui has executed counter, and
+// reports whether it did before ctx ended.
+func (w *world) awaitExecution(ctx context.Context, eui smki.EUI, counter uint64) bool {
+	c := &http.Client{Timeout: 5 * time.Second}
+	for ctx.Err() == nil {
+		if res, err := c.Get(w.fleetURL + "/v1/devices/" + eui.String() + "/stats"); err == nil {
+			var ms device.MeterStats
+			err = json.NewDecoder(res.Body).Decode(&ms)
+			res.Body.Close()
+			for _, x := range ms.Executions {
+				if err == nil && x.Counter == counter {
+					return true
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 // checkExactlyOnce compares the meters' execution journals with what the
