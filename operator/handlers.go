@@ -124,8 +124,12 @@ func jsonError(err error) *Error {
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
-		return wrapError(KindBadRequest, err, clip(f), "unknown field")
+		f = strings.TrimSuffix(strings.TrimPrefix(f, `"`), `"`)
+		param := clip(f)
+		if param == "" {
+			param = "body"
+		}
+		return wrapError(KindBadRequest, err, param, "unknown field %q", clip(f))
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return wrapError(KindBadRequest, err, "body", "truncated JSON")

@@ -251,6 +251,12 @@ func scratchSchema(t testing.TB, dsn string) string {
 // reference.
 func (f *fixture) quarantine(user smki.EUI) string {
 	f.t.Helper()
+	return f.quarantineFor(f.t, user)
+}
+
+// quarantineFor is quarantine reporting failures to t.
+func (f *fixture) quarantineFor(t testing.TB, user smki.EUI) string {
+	t.Helper()
 	for range 3 {
 		f.seq++
 		d, err := f.det.Check(context.Background(), anomaly.Request{
@@ -258,13 +264,13 @@ func (f *fixture) quarantine(user smki.EUI) string {
 			Target: meter, Command: []byte{0xDE, 0xAD, byte(f.seq)},
 		})
 		if err != nil {
-			f.t.Fatal(err)
+			t.Fatal(err)
 		}
 		if d.Quarantined {
 			return d.Ref
 		}
 	}
-	f.t.Fatal("no command was quarantined")
+	t.Fatal("no command was quarantined")
 	return ""
 }
 
