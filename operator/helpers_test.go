@@ -393,7 +393,6 @@ func openStream(t testing.TB, base, query, token string) (<-chan sseEvent, func(
 
 var errRouterDown = errors.New("router: transport unavailable")
 
-
 func netListen(t testing.TB) (net.Listener, error) {
 	t.Helper()
 	return net.Listen("tcp", "127.0.0.1:0")
