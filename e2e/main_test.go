@@ -53,7 +53,8 @@ func runMain(m *testing.M) int {
 	for _, sub := range [][]string{{"serve", "router", "--help"}, {"serve", "fleet", "--help"}} {
 		out, err := exec.Command(binary, sub...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Usage:") || strings.Contains(string(out), "Available Commands:") {
-			wiringErr = fmt.Errorf("%s %s is not wired into cmd/metertrust/main.go (err %v)", binary, strings.Join(sub[:2], " "), err)
+			wiringErr = errors.Join(wiringErr, fmt.Errorf("metertrust %s is not wired into cmd/metertrust/main.go's serve command",
+				strings.Join(sub[:2], " ")))
 		}
 	}
 	return m.Run()
