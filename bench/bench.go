@@ -407,7 +407,7 @@ func (w *world) phase(ctx context.Context, cfg Config, name string, cmds [][]byt
 		return p, err
 	}
 	ecdh0 := w.acbKey.n.Load()
-	mark := markCPU()
+	mark := markCPU(w.backends)
 	res, clientCPU, err := cfg.Client.Launch(ctx, Job{URL: w.url, CertFile: w.files.cert, KeyFile: w.files.key, RootFile: w.files.root,
 		Connections: cfg.Concurrency, Commands: cmds, Lanes: lanes, Rate: rate})
 	if err != nil {
@@ -443,10 +443,7 @@ func (w *world) phase(ctx context.Context, cfg Config, name string, cmds [][]byt
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	p.CPU = mark.since(clientCPU)
-	if w.dialect != "postgres" {
-		p.CPU.Postgres = 0 // someone else's PostgreSQL
-	}
+	p.CPU = mark.since(clientCPU, w.backends)
 	p.ECDH = w.acbKey.n.Load() - ecdh0
 	if end.Before(start) {
 		end = time.Unix(0, res.End)

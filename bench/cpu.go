@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -59,8 +58,8 @@ type CPUUse struct {
 	Server float64 `json:"server"`
 	// Client is the load client's process (zero when it ran in-process).
 	Client float64 `json:"client"`
-	// Postgres is every process named postgres (the database server's
-	// backends), zero on SQLite.
+	// Postgres is the PostgreSQL backends serving the bench's database
+	// (found in pg_stat_activity), zero on SQLite.
 	Postgres float64 `json:"postgres"`
 	// Machine is the whole machine's busy time (from /proc/stat), which
 	// includes anything else running on it.
@@ -71,17 +70,34 @@ type CPUUse struct {
 
 // cpuMark is a reading of the counters CPUUse is the difference of.
 type cpuMark struct {
-	self, postgres, machine time.Duration
-	at                      time.Time
+	self, machine time.Duration
+	backends      map[int]time.Duration // PostgreSQL backend pid -> CPU time
+	at            time.Time
 }
 
-func markCPU() cpuMark {
-	return cpuMark{self: selfCPU(), postgres: processCPU("postgres"), machine: machineBusy(), at: time.Now()}
+// markCPU reads the counters; pids, when set, lists the PostgreSQL
+// backends to follow.
+func markCPU(pids func() []int) cpuMark {
+	m := cpuMark{self: selfCPU(), machine: machineBusy(), at: time.Now(), backends: map[int]time.Duration{}}
+	if pids != nil {
+		for _, pid := range pids() {
+			if d, ok := pidCPU(pid); ok {
+				m.backends[pid] = d
+			}
+		}
+	}
+	return m
 }
 
-func (m cpuMark) since(client time.Duration) CPUUse {
-	n := markCPU()
-	return CPUUse{Server: (n.self - m.self).Seconds(), Client: client.Seconds(), Postgres: (n.postgres - m.postgres).Seconds(),
+// since returns the CPU used from m until now; a backend that started in
+// between counts from zero.
+func (m cpuMark) since(client time.Duration, pids func() []int) CPUUse {
+	n := markCPU(pids)
+	var pg time.Duration
+	for pid, d := range n.backends {
+		pg += d - m.backends[pid]
+	}
+	return CPUUse{Server: (n.self - m.self).Seconds(), Client: client.Seconds(), Postgres: pg.Seconds(),
 		Machine: (n.machine - m.machine).Seconds(), Wall: n.at.Sub(m.at).Seconds()}
 }
 
@@ -122,27 +138,24 @@ func machineBusy() time.Duration {
 	return ticks(busy)
 }
 
-// processCPU adds up user and system time of every process whose command
-// name is comm.
-func processCPU(comm string) time.Duration {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var total uint64
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if open < 0 || end < open || string(b[open+1:end]) != comm {
-			continue
-		}
-		f := strings.Fields(string(b[end+1:])) // state is field 3 of stat, f[0]
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseUint(f[11], 10, 64) // utime, field 14
-		s, _ := strconv.ParseUint(f[12], 10, 64) // stime, field 15
-		total += u + s
+// pidCPU returns the user plus system time of process pid.
+func pidCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
 	}
-	return ticks(total)
+	end := bytes.LastIndexByte(b, ')')
+	if end < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[end+1:])) // f[0] is field 3 of stat, the state
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64) // utime, field 14
+	s, err2 := strconv.ParseUint(f[12], 10, 64) // stime, field 15
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return ticks(u + s), true
 }

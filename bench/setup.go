@@ -61,8 +61,11 @@ type world struct {
 	supplier  *ecdsa.PrivateKey
 	caller    router.Caller
 	counter   atomic.Uint64
-	stop      func() error
-	cleanups  []func()
+	// backends lists the PostgreSQL backends of the bench's database; nil
+	// on SQLite.
+	backends func() []int
+	stop     func() error
+	cleanups []func()
 }
 
 // close stops the service and removes what setup made.
@@ -87,7 +90,7 @@ func setup(ctx context.Context, cfg Config, dir string) (_ *world, err error) {
 		}
 	}()
 	quiet := slog.New(slog.DiscardHandler)
-	dsn, dropSchema, err := freshStore(ctx, cfg.Store, dir)
+	dsn, admin, dropSchema, err := freshStore(ctx, cfg.Store, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +102,11 @@ func setup(ctx context.Context, cfg Config, dir string) (_ *world, err error) {
 	}
 	w.cleanups = append(w.cleanups, func() { w.db.Close() })
 	w.dialect = w.db.Dialect()
+	if admin != "" {
+		if err := w.watchBackends(ctx, admin); err != nil {
+			return nil, err
+		}
+	}
 
 	// The SMKI and DCCKI ceremonies.
 	keys, err := ca.OpenCustody(ctx, "", dir, rand.Reader)
@@ -156,12 +164,12 @@ func setup(ctx context.Context, cfg Config, dir string) (_ *world, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("anomaly detector: %w", err)
 	}
-	admin := anomaly.Actor{ID: "bench", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
+	operator := anomaly.Actor{ID: "bench", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
 	for _, th := range []anomaly.Threshold{
 		{Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: ThresholdLimit, Window: time.Hour},
 		{Scope: anomaly.ScopeUserTotal, Limit: ThresholdLimit, Window: time.Hour},
 	} {
-		if _, err := det.SetThreshold(ctx, admin, th); err != nil {
+		if _, err := det.SetThreshold(ctx, operator, th); err != nil {
 			return nil, fmt.Errorf("setting threshold %s: %w", th, err)
 		}
 	}
@@ -219,44 +227,48 @@ const ThresholdLimit = 10_000_000
 // freshStore returns the DSN of an empty store: SQLite in dir when spec is
 // empty or a SQLite DSN path is not given; for PostgreSQL, a new schema in
 // the database spec names, dropped by the returned function.
-func freshStore(ctx context.Context, spec, dir string) (string, func(), error) {
+//
+// For PostgreSQL it also returns the DSN of a plain connection (without
+// the pool's parameters) for the bench's own queries.
+func freshStore(ctx context.Context, spec, dir string) (dsn, admin string, drop func(), err error) {
 	if spec == "" {
-		return "sqlite:" + filepath.Join(dir, "metertrust.db"), nil, nil
+		return "sqlite:" + filepath.Join(dir, "metertrust.db"), "", nil, nil
 	}
 	if !strings.HasPrefix(spec, "postgres://") && !strings.HasPrefix(spec, "postgresql://") {
-		return spec, nil, nil
+		return spec, "", nil, nil
 	}
 	u, err := url.Parse(spec)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: --store is not a URL", ErrConfig)
+		return "", "", nil, fmt.Errorf("%w: --store is not a URL", ErrConfig)
 	}
 	// The pool's own parameters (pool_max_conns...) are not PostgreSQL's:
 	// leave them out of the single connection that makes the schema.
-	admin := *u
-	aq := admin.Query()
+	au := *u
+	aq := au.Query()
 	for k := range aq {
 		if strings.HasPrefix(k, "pool_") {
 			aq.Del(k)
 		}
 	}
-	admin.RawQuery = aq.Encode()
-	conn, err := pgx.Connect(ctx, admin.String())
+	au.RawQuery = aq.Encode()
+	admin = au.String()
+	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		return "", nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+		return "", "", nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
 	defer conn.Close(ctx)
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	schema := "bench_" + hex.EncodeToString(b[:])
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, fmt.Errorf("creating schema %s: %w", schema, err)
+		return "", "", nil, fmt.Errorf("creating schema %s: %w", schema, err)
 	}
-	drop := func() {
+	drop = func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(dctx, admin.String())
+		c, err := pgx.Connect(dctx, admin)
 		if err != nil {
 			return
 		}
@@ -266,7 +278,39 @@ func freshStore(ctx context.Context, spec, dir string) (string, func(), error) {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String(), drop, nil
+	return u.String(), admin, drop, nil
+}
+
+// watchBackends opens a connection of its own through which the bench
+// finds the PostgreSQL backends serving its database, whose CPU time it
+// reads from /proc (PostgreSQL on this machine).
+func (w *world) watchBackends(ctx context.Context, admin string) error {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	w.cleanups = append(w.cleanups, func() { conn.Close(context.Background()) })
+	var mu sync.Mutex
+	w.backends = func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rows, err := conn.Query(qctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+		if err != nil {
+			return nil
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return nil
+		}
+		out := make([]int, len(pids))
+		for i, p := range pids {
+			out[i] = int(p)
+		}
+		return out
+	}
+	return nil
 }
 
 // addMeters generates n meters with the ACB and supplier trust anchors and
