@@ -113,6 +113,7 @@ func TestHostileInputs(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%v", err)
 					}
+					t.Logf("%d %s: %s", st, pr.Code, pr.Detail)
 					if st != c.status || pr.Code != c.code || pr.Detail == "" {
 						t.Errorf("%d %+v, want %d %q with a detail", st, pr, c.status, c.code)
 					}
