@@ -148,12 +148,27 @@ func (c Credential) Validate() error {
 }
 
 func (c Credential) digest() ([sha256.Size]byte, error) {
-	var d [sha256.Size]byte
-	if len(c.TokenSHA256) != 2*sha256.Size {
-		return d, fmt.Errorf("token_sha256 must be %d hex digits, got %d characters", 2*sha256.Size, len(c.TokenSHA256))
+	d, err := parseDigest(c.TokenSHA256)
+	if err != nil {
+		return d, fmt.Errorf("token_sha256 %w", err)
 	}
-	if _, err := hex.Decode(d[:], []byte(c.TokenSHA256)); err != nil {
-		return d, errors.New("token_sha256 is not hex (it holds the SHA-256 of the token, never the token)")
+	return d, nil
+}
+
+// CheckDigest reports what is wrong with s as the hex SHA-256 of a token;
+// the error text completes a sentence whose subject is the field.
+func CheckDigest(s string) error {
+	_, err := parseDigest(s)
+	return err
+}
+
+func parseDigest(s string) ([sha256.Size]byte, error) {
+	var d [sha256.Size]byte
+	if len(s) != 2*sha256.Size {
+		return d, fmt.Errorf("must be %d hex digits, got %d characters", 2*sha256.Size, len(s))
+	}
+	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+		return d, errors.New("is not hex (it holds the SHA-256 of the token, never the token)")
 	}
 	return d, nil
 }

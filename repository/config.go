@@ -135,6 +135,9 @@ func (c Config) Validate() error {
 		}
 		seen[op.Name] = true
 	}
+	if _, err := credentials(c.Operators); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	return nil
 }
 

@@ -43,6 +43,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "base URL with query", json: `{"baseURL":"https://x.org/?a=b"}`, wantErr: "baseURL"},
 		{name: "operator without permissions", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":[]}]}`, wantErr: "no permissions"},
 		{name: "duplicate operator", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]},{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]}]}`, wantErr: "duplicate"},
+		{name: "one token for two operators", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]},{"name":"b","tokenSHA256":"` + good + `","permissions":["publish"]}]}`, wantErr: "same token"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,7 +92,11 @@ func TestOperators(t *testing.T) {
 		wantErr string
 		want    int
 	}{
-		{name: "two", json: `{"operators":[{"name":"alice","tokenSHA256":"` + h + `","permissions":["publish"]},{"name":"bob@dcc","tokenSHA256":"` + strings.ToUpper(h) + `","permissions":["revoke","publish"]}]}`, want: 2},
+		{name: "two", json: `{"operators":[{"name":"alice","tokenSHA256":"` + h + `","permissions":["publish"]},{"name":"bob@dcc","tokenSHA256":"` + strings.ToUpper(HashToken("other")) + `","permissions":["revoke","publish"]}]}`, want: 2},
+		{name: "one token for two operators", json: `{"operators":[{"name":"alice","tokenSHA256":"` + h + `","permissions":["publish"]},{"name":"bob","tokenSHA256":"` + strings.ToUpper(h) + `","permissions":["revoke"]}]}`, wantErr: "same token"},
+		{name: "shared credentials file", json: `{"operators":[{"name":"alice","token_sha256":"` + h + `","roles":["viewer","revoke"]},{"name":"vera","token_sha256":"` + HashToken("v") + `","roles":["viewer"]}]}`, want: 1},
+		{name: "shared file with an unknown role", json: `{"operators":[{"name":"a","token_sha256":"` + h + `","roles":["root"]}]}`, wantErr: "unknown role"},
+		{name: "spellings mixed", json: `{"operators":[{"name":"a","token_sha256":"` + h + `","permissions":["publish"]}]}`, wantErr: `unknown field "permissions"`},
 		{name: "none", json: `{"operators":[]}`, want: 0},
 		{name: "short digest", json: `{"operators":[{"name":"a","tokenSHA256":"abcd","permissions":["publish"]}]}`, wantErr: "64 hex digits"},
 		{name: "raw token instead of digest", json: `{"operators":[{"name":"a","tokenSHA256":"` + strings.Repeat("z", 64) + `","permissions":["publish"]}]}`, wantErr: "not hex"},
