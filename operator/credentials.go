@@ -366,3 +366,20 @@ func BearerToken(header string) (token string, present, ok bool) {
 	}
 	return tok, true, true
 }
+
+// Mint makes a new operator credential: a fresh token from r (crypto/rand
+// if nil) and the Credential holding its digest, validated. The token is
+// for the operator alone; only the Credential goes in the credentials file.
+func Mint(r io.Reader, name string, roles []Role) (token string, c Credential, err error) {
+	c = Credential{Name: name, Roles: slices.Clone(roles)}
+	c.TokenSHA256 = HashToken("") // a placeholder of the right shape while validating the rest
+	if err := c.Validate(); err != nil {
+		return "", Credential{}, err
+	}
+	token, err = NewToken(r)
+	if err != nil {
+		return "", Credential{}, err
+	}
+	c.TokenSHA256 = HashToken(token)
+	return token, c, nil
+}

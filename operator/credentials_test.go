@@ -200,3 +200,39 @@ func TestParseRole(t *testing.T) {
 		t.Errorf("ParseRole(admin) = %v", err)
 	}
 }
+
+func TestMint(t *testing.T) {
+	tests := []struct {
+		name    string
+		op      string
+		roles   []Role
+		wantErr string
+	}{
+		{"officer", "alice", []Role{RoleQuarantineOfficer}, ""},
+		{"several roles", "bob@dcc", []Role{RoleViewer, RoleRevoke}, ""},
+		{"no role", "alice", nil, "at least one"},
+		{"unknown role", "alice", []Role{"root"}, "unknown role"},
+		{"bad name", "", []Role{RoleViewer}, "name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, c, err := Mint(nil, tc.op, tc.roles)
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), tc.wantErr) || tok != "" {
+					t.Fatalf("Mint = %q, %v; want an error mentioning %q", tok, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			creds, err := NewCredentials([]Credential{c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, ok := creds.Authenticate(tok); !ok || id.Name != tc.op || len(id.Roles) != len(tc.roles) {
+				t.Errorf("the minted token authenticates as %+v, %v", id, ok)
+			}
+		})
+	}
+}
