@@ -33,8 +33,10 @@ const (
 	KindUnsupportedMediaType
 	// KindMethodNotAllowed is a known route called with the wrong method.
 	KindMethodNotAllowed
-	// KindForwardFailed is a released command the router could not carry
-	// on: it stays released, and forwarding it again is the router's job.
+	// KindForwardFailed is a released command the router refused or could
+	// not take (a counter overtaken while it was held, a certificate
+	// revoked since, the store unreachable): nothing was forwarded, and the
+	// record stays released.
 	KindForwardFailed
 	// KindUnavailable is a dependency this instance was not given.
 	KindUnavailable

@@ -260,7 +260,7 @@ func (s *Server) release(c echo.Context) error {
 	const fwd = "operator.quarantine.forward"
 	if ferr != nil {
 		oe := &Error{Kind: KindForwardFailed, Err: ferr, Quarantine: &view,
-			Detail: fmt.Sprintf("command %s was released by %s but the router did not forward it: %s; it stays released and is not forwarded by this request",
+			Detail: fmt.Sprintf("command %s was released by %s but the router did not accept it for forwarding: %s; nothing was forwarded and the record stays released",
 				q.CommandID, id.Name, clip2(ferr.Error()))}
 		s.log.ErrorContext(ctx, "released command not forwarded", "ref", ref, "command", q.CommandID, "operator", id.Name, "err", ferr)
 		s.audit(ctx, id.Name, fwd, ref, oe)
