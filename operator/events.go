@@ -64,7 +64,7 @@ func (s *Server) events(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := rc.SetWriteDeadline(s.now().Add(s.cfg.Heartbeat + streamSlack)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := rc.SetWriteDeadline(s.now().Add(time.Duration(s.cfg.Heartbeat) + streamSlack)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
 		if id != "" {
@@ -83,7 +83,7 @@ func (s *Server) events(c echo.Context) error {
 	if err := send("", EventReady, stamp{s.now().UTC()}); err != nil {
 		return nil
 	}
-	tick := time.NewTicker(s.cfg.Heartbeat)
+	tick := time.NewTicker(time.Duration(s.cfg.Heartbeat))
 	defer tick.Stop()
 	for {
 		var err error

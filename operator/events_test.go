@@ -18,7 +18,7 @@ import (
 func TestEventsAlertWithinOneSecond(t *testing.T) {
 	for _, backend := range []string{"memory", "sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
-			f := newFixture(t, backend, Config{Heartbeat: 200 * time.Millisecond})
+			f := newFixture(t, backend, Config{Heartbeat: Duration(200 * time.Millisecond)})
 			ts := httptest.NewServer(f.srv.Handler())
 			defer ts.Close()
 			all, closeAll := openStream(t, ts.URL, "", viewerToken)
@@ -99,7 +99,7 @@ func nextAlert(t *testing.T, ch <-chan sseEvent, within time.Duration) anomaly.A
 // TestEventsShutdown checks that Serve ends event streams when its context
 // is done and returns cleanly.
 func TestEventsShutdown(t *testing.T) {
-	f := newFixture(t, "memory", Config{Heartbeat: time.Hour, ShutdownTimeout: 2 * time.Second})
+	f := newFixture(t, "memory", Config{Heartbeat: Duration(time.Hour), ShutdownTimeout: Duration(2 * time.Second)})
 	ln, err := netListen(t)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -254,7 +255,7 @@ func (s *Server) release(c echo.Context) error {
 		return fromAnomaly(err, "ref") // the detector audited its refusal
 	}
 	view := quarantineView(q, false)
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ForwardTimeout)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.ForwardTimeout))
 	receipt, ferr := s.deps.Releaser.ForwardReleased(fctx, q)
 	cancel()
 	const fwd = "operator.quarantine.forward"

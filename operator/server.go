@@ -77,69 +77,6 @@ type Auditor interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
 
-// Defaults for the zero Config.
-const (
-	DefaultMaxBodyBytes   = 16 << 10
-	DefaultHeartbeat      = 15 * time.Second
-	DefaultForwardTimeout = 30 * time.Second
-	DefaultShutdown       = 10 * time.Second
-)
-
-// Config configures the operator API. The zero value is valid and takes
-// the defaults.
-type Config struct {
-	// Listen is the TCP address to serve on, host:port; used by the
-	// command that runs the server, not by the handler.
-	Listen string `json:"listen,omitempty"`
-	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero means
-	// DefaultMaxBodyBytes.
-	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
-	// Heartbeat is how often the event stream sends a heartbeat event;
-	// zero means DefaultHeartbeat.
-	Heartbeat time.Duration `json:"heartbeat,omitempty"`
-	// ForwardTimeout bounds the router's forwarding of a released
-	// command, which goes on if the operator's connection drops; zero means
-	// DefaultForwardTimeout.
-	ForwardTimeout time.Duration `json:"forwardTimeout,omitempty"`
-	// ShutdownTimeout bounds Serve's graceful shutdown; zero means
-	// DefaultShutdown.
-	ShutdownTimeout time.Duration `json:"shutdownTimeout,omitempty"`
-}
-
-// ErrConfig is wrapped by every configuration error.
-var ErrConfig = errors.New("operator: invalid configuration")
-
-// Validate reports the first thing wrong with c, wrapping ErrConfig.
-func (c Config) Validate() error {
-	switch {
-	case c.MaxBodyBytes < 0:
-		return fmt.Errorf("%w: maxBodyBytes %d is negative", ErrConfig, c.MaxBodyBytes)
-	case c.Heartbeat < 0:
-		return fmt.Errorf("%w: heartbeat %s is negative", ErrConfig, c.Heartbeat)
-	case c.ForwardTimeout < 0:
-		return fmt.Errorf("%w: forwardTimeout %s is negative", ErrConfig, c.ForwardTimeout)
-	case c.ShutdownTimeout < 0:
-		return fmt.Errorf("%w: shutdownTimeout %s is negative", ErrConfig, c.ShutdownTimeout)
-	}
-	return nil
-}
-
-func (c Config) withDefaults() Config {
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = DefaultHeartbeat
-	}
-	if c.ForwardTimeout <= 0 {
-		c.ForwardTimeout = DefaultForwardTimeout
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdown
-	}
-	return c
-}
-
 // Deps are the server's dependencies. A route whose dependency is nil
 // answers 503; with nil Credentials every authenticated route answers 401.
 type Deps struct {
@@ -281,7 +218,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("operator API shutting down")
 	stopStreams()
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.ShutdownTimeout))
 	defer cancel()
 	if err := hs.Shutdown(tctx); err != nil {
 		return fmt.Errorf("operator: graceful shutdown: %w", err)

@@ -56,7 +56,7 @@ func TestRoles(t *testing.T) {
 	for _, caller := range callers {
 		for _, r := range routesFor("REF") {
 			t.Run(caller.name+"/"+r.name, func(t *testing.T) {
-				f := newFixture(t, "memory", Config{Heartbeat: time.Hour})
+				f := newFixture(t, "memory", Config{Heartbeat: Duration(time.Hour)})
 				ref := f.quarantine(supplier)
 				path := strings.ReplaceAll(r.path, "REF", ref)
 				allowed := false

@@ -124,7 +124,7 @@ func TestAlertsAcrossInstances(t *testing.T) {
 		return d
 	}
 	routerDet, operatorDet := newDet(), newDet()
-	srv := New(Config{Heartbeat: time.Hour}, Deps{Credentials: testCredentials(t), Alerts: operatorDet, Audit: db})
+	srv := New(Config{Heartbeat: Duration(time.Hour)}, Deps{Credentials: testCredentials(t), Alerts: operatorDet, Audit: db})
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 	ch, closeStream := openStream(t, ts.URL, "", viewerToken)
