@@ -82,14 +82,12 @@ func killedMidLoad(t *testing.T, backend string, awaitExecuted bool) {
 	current.Store(r)
 	killAt := int64(meters * perMeter / 3)
 	killed := make(chan struct{})
-	restarted := make(chan struct{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	// The killer: SIGKILL once a third of the load is accepted, then
 	// a new router on the same address and store.
 	go func() {
-		defer close(restarted)
 		for nAccepted.Load() < killAt {
 			if ctx.Err() != nil {
 				close(killed)
@@ -103,6 +101,11 @@ func killedMidLoad(t *testing.T, backend string, awaitExecuted bool) {
 	}()
 
 	var wg sync.WaitGroup
+	// On any exit, even t.Fatal, the clients stop before the test ends.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	for i, eui := range w.meters {
 		wg.Go(func() {
 			for j := range perMeter {
@@ -123,10 +126,6 @@ func killedMidLoad(t *testing.T, backend string, awaitExecuted bool) {
 					}
 					s.outcome, s.id = accepted, rc.ID
 					nAccepted.Add(1)
-					if awaitExecuted && !w.awaitExecution(ctx, eui, counter) {
-						t.Errorf("meter %s: counter %d not executed before the deadline", eui, counter)
-						return
-					}
 				case st == http.StatusServiceUnavailable:
 					s.outcome = refused // "nothing was accepted; try again later"
 				default:
@@ -136,6 +135,10 @@ func killedMidLoad(t *testing.T, backend string, awaitExecuted bool) {
 				mu.Lock()
 				results = append(results, s)
 				mu.Unlock()
+				if s.outcome == accepted && awaitExecuted && !w.awaitExecution(ctx, eui, counter) {
+					t.Errorf("meter %s: counter %d not executed before the load deadline", eui, counter)
+					return
+				}
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
