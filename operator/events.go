@@ -48,7 +48,7 @@ func (s *Server) events(c echo.Context) error {
 		return s.refuse(c, action, c.Request().URL.Path, err)
 	}
 	ctx := c.Request().Context()
-	ch, err := s.deps.Alerts.Subscribe(ctx, identity(c).Actor(), anomaly.AlertFilter{User: u})
+	ch, err := s.deps.Alerts.Subscribe(ctx, who(c).Actor, anomaly.AlertFilter{User: u})
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, fromAnomaly(err, "user"))
 	}
@@ -92,7 +92,7 @@ func (s *Server) events(c echo.Context) error {
 			return nil
 		case a, ok := <-ch:
 			if !ok {
-				s.log.WarnContext(ctx, "event stream dropped for falling behind", "operator", identity(c).Name)
+				s.log.WarnContext(ctx, "event stream dropped for falling behind", "operator", who(c).Name)
 				_ = send("", EventDropped, stamp{s.now().UTC()})
 				return nil
 			}

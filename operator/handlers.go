@@ -28,7 +28,7 @@ const MaxReason = 1000
 // returns it; for use where the detector has not audited it.
 func (s *Server) refuse(c echo.Context, action, object string, err error) error {
 	oe := asError(err)
-	s.audit(c.Request().Context(), identity(c).Name, action, clip(object), oe)
+	s.audit(c.Request().Context(), who(c).Name, action, clip(object), oe)
 	return oe
 }
 
@@ -187,7 +187,7 @@ func (s *Server) listQuarantine(c echo.Context) error {
 		}
 		f.Limit = n
 	}
-	actor := identity(c).Actor()
+	actor := who(c).Actor
 	if after := q.Get("after"); after != "" {
 		last, err := s.deps.Quarantine.Get(ctx, after, actor)
 		if err != nil {
@@ -224,7 +224,7 @@ func (s *Server) getQuarantine(c echo.Context) error {
 	if _, err := query(c); err != nil {
 		return s.refuse(c, action, ref, err)
 	}
-	q, err := s.deps.Quarantine.Get(c.Request().Context(), ref, identity(c).Actor())
+	q, err := s.deps.Quarantine.Get(c.Request().Context(), ref, who(c).Actor)
 	if err != nil {
 		return s.refuse(c, action, ref, fromAnomaly(err, "ref"))
 	}
@@ -249,8 +249,8 @@ func (s *Server) release(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, ref, err)
 	}
-	id := identity(c)
-	q, err := s.deps.Quarantine.Release(ctx, ref, id.Actor(), reason)
+	id := who(c)
+	q, err := s.deps.Quarantine.Release(ctx, ref, id.Actor, reason)
 	if err != nil {
 		return fromAnomaly(err, "ref") // the detector audited its refusal
 	}
@@ -285,7 +285,7 @@ func (s *Server) deleteQuarantine(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, ref, err)
 	}
-	q, err := s.deps.Quarantine.Delete(c.Request().Context(), ref, identity(c).Actor(), reason)
+	q, err := s.deps.Quarantine.Delete(c.Request().Context(), ref, who(c).Actor, reason)
 	if err != nil {
 		return fromAnomaly(err, "ref") // the detector audited its refusal
 	}
@@ -301,7 +301,7 @@ func (s *Server) listThresholds(c echo.Context) error {
 	if _, err := query(c); err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, err)
 	}
-	ts, err := s.deps.Thresholds.Thresholds(c.Request().Context(), identity(c).Actor())
+	ts, err := s.deps.Thresholds.Thresholds(c.Request().Context(), who(c).Actor)
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, fromAnomaly(err, ""))
 	}
@@ -321,7 +321,7 @@ func (s *Server) getThreshold(c echo.Context) error {
 	if _, err := query(c); err != nil {
 		return s.refuse(c, action, id, err)
 	}
-	ts, err := s.deps.Thresholds.Thresholds(c.Request().Context(), identity(c).Actor())
+	ts, err := s.deps.Thresholds.Thresholds(c.Request().Context(), who(c).Actor)
 	if err != nil {
 		return s.refuse(c, action, id, fromAnomaly(err, ""))
 	}
@@ -349,7 +349,7 @@ func (s *Server) putThreshold(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, id, err)
 	}
-	out, err := s.deps.Thresholds.SetThreshold(c.Request().Context(), identity(c).Actor(), t)
+	out, err := s.deps.Thresholds.SetThreshold(c.Request().Context(), who(c).Actor, t)
 	if err != nil {
 		return fromAnomaly(err, "body") // the detector audited its refusal
 	}
@@ -445,7 +445,7 @@ func (s *Server) deleteThreshold(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, id, err)
 	}
-	if err := s.deps.Thresholds.DeleteThreshold(c.Request().Context(), id, identity(c).Actor(), reason); err != nil {
+	if err := s.deps.Thresholds.DeleteThreshold(c.Request().Context(), id, who(c).Actor, reason); err != nil {
 		return fromAnomaly(err, "id") // the detector audited its refusal
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -466,7 +466,10 @@ func (s *Server) usage(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, err)
 	}
-	us, err := s.deps.Usage.Usage(c.Request().Context(), identity(c).Actor(), u)
+	if p := who(c); u.IsZero() && !p.User.IsZero() {
+		u = p.User // a DCC user's own counts
+	}
+	us, err := s.deps.Usage.Usage(c.Request().Context(), who(c).Actor, u)
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, fromAnomaly(err, "user"))
 	}

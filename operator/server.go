@@ -91,6 +91,9 @@ type Deps struct {
 	// Releaser carries released commands on; usually
 	// Forwarder(router.ForwardReleased).
 	Releaser Releaser
+	// Users, optional, identifies DCC users acting on their own records
+	// (role user) on requests without an operator token.
+	Users UserIdentifier
 	// Audit receives the server's own audit entries (refusals, forwarding
 	// outcomes); usually the *store.DB the detector's store is on.
 	Audit Auditor
@@ -230,12 +233,33 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// identityKey is the echo context key of the authenticated operator.
-const identityKey = "operator.identity"
+// principalKey is the echo context key of the authenticated caller.
+const principalKey = "operator.principal"
 
-func identity(c echo.Context) Identity {
-	id, _ := c.Get(identityKey).(Identity)
-	return id
+// principal is who an authenticated request acts as: an operator, or a
+// DCC user acting on its own records.
+type principal struct {
+	// Name is the actor of the server's own audit entries: the operator's
+	// name, or the user's EUI.
+	Name string
+	// Actor is who the detector sees.
+	Actor anomaly.Actor
+	// User is the DCC user, zero for an operator.
+	User smki.EUI
+}
+
+func who(c echo.Context) principal {
+	p, _ := c.Get(principalKey).(principal)
+	return p
+}
+
+// UserIdentifier identifies a DCC user from a request that carries no
+// operator token: in production the router's mutual-TLS caller, from its
+// verified, unrevoked DCCKI client certificate. It returns the zero EUI
+// and no error when the request carries no user credential, and an error
+// when it carries an invalid one.
+type UserIdentifier interface {
+	IdentifyUser(r *http.Request) (smki.EUI, error)
 }
 
 // Audit actors for requests without a recognised operator.
@@ -245,21 +269,38 @@ const (
 )
 
 // authed wraps h with authentication and the role check for action;
-// refusals are audited under auditAction.
+// refusals are audited under auditAction. A request with an operator
+// token acts with the operator's roles; one without, if Deps.Users
+// identifies a DCC user, acts with anomaly.RoleUser on that user's records
+// only (the detector enforces the ownership).
 func (s *Server) authed(action anomaly.Action, auditAction string, h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx := c.Request().Context()
-		object := c.Request().URL.Path
+		req := c.Request()
+		ctx := req.Context()
+		object := req.URL.Path
 		for _, p := range []string{"ref", "id"} {
 			if v := c.Param(p); v != "" {
 				object = v
 			}
 		}
 		object = clip(object)
-		token, present, ok := BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+		token, present, ok := BearerToken(req.Header.Get(echo.HeaderAuthorization))
 		var err *Error
 		actor := ActorAnonymous
 		switch {
+		case !present && s.deps.Users != nil:
+			u, uerr := s.deps.Users.IdentifyUser(req)
+			switch {
+			case uerr != nil:
+				actor, err = ActorUnknown, wrapError(KindUnauthenticated, uerr, "", "user credential refused: %s", clip2(uerr.Error()))
+			case u.IsZero():
+				err = newError(KindUnauthenticated, "Authorization", "an operator bearer token or a DCC user's client certificate is needed")
+			default:
+				// RoleUser permits every action, on the user's own records.
+				c.Set(principalKey, principal{Name: u.String(), User: u,
+					Actor: anomaly.Actor{ID: u.String(), Roles: []anomaly.Role{anomaly.RoleUser}, User: u}})
+				return h(c)
+			}
 		case !present:
 			err = newError(KindUnauthenticated, "Authorization", "an operator bearer token is needed")
 		case !ok:
@@ -273,7 +314,7 @@ func (s *Server) authed(action anomaly.Action, auditAction string, h echo.Handle
 			case !id.Permits(action):
 				actor, err = id.Name, newError(KindForbidden, "", "operator %q (roles %v) may not %s", id.Name, id.Roles, action)
 			default:
-				c.Set(identityKey, id)
+				c.Set(principalKey, principal{Name: id.Name, Actor: id.Actor()})
 				return h(c)
 			}
 		}
@@ -338,8 +379,8 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int64("bytes", c.Response().Size),
 			slog.Duration("elapsed", s.now().Sub(start)),
 		}
-		if id, ok := c.Get(identityKey).(Identity); ok {
-			attrs = append(attrs, slog.String("operator", id.Name))
+		if p, ok := c.Get(principalKey).(principal); ok {
+			attrs = append(attrs, slog.String("actor", p.Name))
 		}
 		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request", attrs...)
 		return nil
