@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,8 +66,9 @@ type MeterStats struct {
 	// "bad-mac", ...); reasons with no discard are left out.
 	Discarded map[string]uint64 `json:"discarded"`
 	// Executions are the most recent executions, oldest first (at most
-	// HTTPConfig.JournalLen of them).
-	Executions []Execution `json:"executions"`
+	// HTTPConfig.JournalLen of them). GET /v1/stats lists them only when
+	// asked with ?executions=true; GET /v1/devices/{EUI}/stats always does.
+	Executions []Execution `json:"executions,omitempty"`
 }
 
 // FleetStats is the body of GET /v1/stats.
@@ -96,7 +98,8 @@ type Problem struct {
 //	POST /v1/devices/{EUI}/commands   GBCS bytes (application/octet-stream) in;
 //	                                  200 with the meter's response
 //	                                  (application/octet-stream), or a problem
-//	GET  /v1/stats                    FleetStats as JSON
+//	GET  /v1/stats[?executions=true]  FleetStats as JSON, with each
+//	                                  meter's recent executions when asked
 //	GET  /v1/devices/{EUI}/stats      one meter's MeterStats as JSON
 //
 // A meter's discard, which a real meter signals by silence, is answered 422
@@ -286,7 +289,23 @@ func (h *HTTPHandler) Stats() FleetStats {
 }
 
 func (h *HTTPHandler) getStats(w http.ResponseWriter, r *http.Request) {
-	h.json(w, r, h.Stats())
+	withJournal := false
+	if v := r.URL.Query().Get("executions"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			h.problem(w, r, http.StatusBadRequest, "bad-query", fmt.Sprintf("executions=%q: want true or false", v))
+			return
+		}
+		withJournal = b
+	}
+	fs := h.Stats()
+	if !withJournal {
+		for eui, ms := range fs.Devices {
+			ms.Executions = nil
+			fs.Devices[eui] = ms
+		}
+	}
+	h.json(w, r, fs)
 }
 
 func (h *HTTPHandler) getDeviceStats(w http.ResponseWriter, r *http.Request) {

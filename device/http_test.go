@@ -132,7 +132,7 @@ func TestHTTPHandlerCommands(t *testing.T) {
 		})
 	}
 
-	st, body, _ := hf.do(t, "GET", "/v1/stats", "", nil)
+	st, body, _ := hf.do(t, "GET", "/v1/stats?executions=true", "", nil)
 	if st != http.StatusOK {
 		t.Fatalf("stats: %d %s", st, body)
 	}
@@ -161,6 +161,18 @@ func TestHTTPHandlerCommands(t *testing.T) {
 		if e.Originator != want[i].Originator || e.Counter != want[i].Counter || !e.At.Equal(want[i].At) {
 			t.Errorf("execution %d = %+v, want %+v", i, e, want[i])
 		}
+	}
+
+	// Without ?executions=true the journal is left out; a bad value is
+	// refused.
+	st, body, _ = hf.do(t, "GET", "/v1/stats", "", nil)
+	var brief FleetStats
+	if err := json.Unmarshal(body, &brief); st != http.StatusOK || err != nil || brief.Executed != 2 ||
+		brief.Devices[hf.euis[0].String()].Executions != nil {
+		t.Fatalf("brief stats: %d %s %v", st, body, err)
+	}
+	if st, _, p := hf.do(t, "GET", "/v1/stats?executions=maybe", "", nil); st != http.StatusBadRequest || p.Code != "bad-query" {
+		t.Fatalf("stats?executions=maybe: %d %+v", st, p)
 	}
 
 	// One meter's line matches the fleet's.

@@ -382,7 +382,7 @@ func (r *routerProc) submit(p *party, raw []byte) (int, router.Receipt, problem,
 func (w *world) fleetStats() (device.FleetStats, error) {
 	var fs device.FleetStats
 	c := &http.Client{Timeout: 5 * time.Second}
-	res, err := c.Get(w.fleetURL + "/v1/stats")
+	res, err := c.Get(w.fleetURL + "/v1/stats?executions=true")
 	if err != nil {
 		return fs, err
 	}
