@@ -277,9 +277,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Ratio = rep.Router.Rate / rep.VerifyRate
 	progress("  %.0f commands/s (ratio %.2f)", rep.Router.Rate, rep.Ratio)
 
-	// Half load: open loop at half the peak for Duration.
+	// Half load: open loop at half the peak for Duration, at most one
+	// command per meter: open loop, two commands to one meter could be in
+	// flight at once and overtake each other (the later counter first,
+	// the earlier then refused as a replay).
 	rate := rep.Router.Rate / 2
 	n := max(1, int(math.Round(rate*cfg.Duration.Seconds())))
+	if n > len(w.meters) {
+		progress("half load limited to one command per meter: %d commands (%.1fs) instead of %d", len(w.meters), float64(len(w.meters))/rate, n)
+		n = len(w.meters)
+	}
 	progress("signing %d commands", n)
 	if cmds, err = w.sign(ctx, n, target(next)); err != nil {
 		return nil, err
