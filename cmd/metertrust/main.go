@@ -26,7 +26,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	serve := &cobra.Command{Use: "serve", Short: "Run a metertrust service"}
-	serve.AddCommand(newServeRepositoryCmd())
+	serve.AddCommand(newServeRepositoryCmd(), newServeRouterCmd(), newServeFleetCmd())
 	root.AddCommand(
 		newCACmd(),
 		newKeysCmd(),
@@ -34,6 +34,9 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(),
 		newGBCSCmd(),
 		newDemoCmd(),
+		newRouterCmd(),
+		newOperatorCmd(),
+		newBenchCmd(),
 		serve,
 	)
 	return root
