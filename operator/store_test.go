@@ -129,7 +129,7 @@ func TestAlertsAcrossInstances(t *testing.T) {
 	defer ts.Close()
 	ch, closeStream := openStream(t, ts.URL, "", viewerToken)
 	defer closeStream()
-	waitFor(t, func() bool { return st.Listening() > 0 })
+	waitFor(t, func() bool { return st.Listening() >= 2 }) // both detectors listen
 
 	f := &fixture{t: t, det: routerDet}
 	admin := anomaly.Actor{ID: "setup", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
