@@ -32,6 +32,14 @@
 // every configured digest in constant time. `metertrust operator token`
 // mints a token and prints the line to add.
 //
+// # DCC users
+//
+// The owning DCC user may act on its own records too. When [Deps].Users
+// identifies the caller of a request without an operator token (in
+// production the router's mutual-TLS check of a DCCKI client certificate),
+// the request acts with anomaly.RoleUser, and the detector confines it to
+// that user's quarantined commands, thresholds, counts and alerts.
+//
 // # Audit
 //
 // Package anomaly audits its own decisions (every release, delete and
