@@ -107,7 +107,7 @@ type Report struct {
 	// each pipeline stage, the forwarder, TLS, HTTP, the collector.
 	RouterActivities []Share `json:"routerActivities"`
 	// Split is how the CPU time of the end-to-end phase divides between
-	// router, meters, client, the runtime and PostgreSQL, in seconds.
+	// router, meters, client, the runtime and PostgreSQL, as fractions.
 	Split []Share `json:"splitFractions"`
 	// SplitSeconds gives the same in CPU seconds.
 	SplitSeconds map[string]float64 `json:"splitSeconds"`
