@@ -1,0 +1,218 @@
+package inproc
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// devicesDir is where the batch's meters' keys and certificates live.
+func (s *System) devicesDir() string { return filepath.Join(s.Dir, "devices", s.Batch) }
+
+// issueMeters opens the batch Device CA and issues n meters in bulk (two
+// key pairs and two device certificates each, linted), written to
+// devicesDir.
+func (s *System) issueMeters(ctx context.Context, n int) error {
+	if _, err := s.CA.OpenBatch(ctx, s.Batch, int64(2*n+2)); err != nil {
+		return fmt.Errorf("opening batch %s: %w", s.Batch, err)
+	}
+	sum, err := s.CA.IssueDevices(ctx, ca.BulkRequest{Batch: s.Batch, Count: n, OutDir: s.devicesDir()})
+	if err != nil {
+		return fmt.Errorf("issuing %d meters from batch %s: %w", n, s.Batch, err)
+	}
+	s.Bulk = sum
+	return nil
+}
+
+// loadMeters reads the batch's meters back and puts them in the fleet, each
+// with the trust anchors of the anchored parties.
+func (s *System) loadMeters(kind device.Kind) ([]device.Provision, error) {
+	ps, err := readDevicesDir(s.devicesDir(), kind)
+	if err != nil {
+		return nil, err
+	}
+	anchors, err := s.anchors()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Fleet.AddBatch(ps, anchors); err != nil {
+		return nil, fmt.Errorf("adding the meters of %s to the fleet: %w", s.devicesDir(), err)
+	}
+	for _, p := range ps {
+		s.Meters = append(s.Meters, p.EUI)
+	}
+	return ps, nil
+}
+
+// anchors builds the meters' trust anchors: for every anchored party, a
+// cell per organisation certificate under the party's role (the prepayment
+// top-up KA in a top-up cell).
+func (s *System) anchors() (*device.Anchors, error) {
+	an := device.NewAnchors()
+	byRole := map[smki.Role][]*device.Cell{}
+	var roles []smki.Role
+	for _, p := range s.PartyList {
+		if !p.Anchor {
+			continue
+		}
+		for _, u := range p.Usages {
+			c, err := p.Certificate(u)
+			if err != nil {
+				return nil, err
+			}
+			use := device.Management
+			if u == ca.UsagePPKA {
+				use = device.PrepaymentTopUp
+			}
+			cell, err := device.NewCellFromCertificate(c, use)
+			if err != nil {
+				return nil, fmt.Errorf("trust anchor for the %s certificate of %s: %w", u, p.Name, err)
+			}
+			if _, ok := byRole[p.Role]; !ok {
+				roles = append(roles, p.Role)
+			}
+			byRole[p.Role] = append(byRole[p.Role], cell)
+		}
+	}
+	for _, r := range roles {
+		var err error
+		if an, err = an.With(r, 1, byRole[r]...); err != nil {
+			return nil, fmt.Errorf("trust anchors of role %s: %w", r, err)
+		}
+	}
+	return an, nil
+}
+
+// registerMeters puts the meters in the router's registry, owned by the
+// anchored supplier and network operator, in chunks, with one audit entry
+// per chunk naming the devices.
+func (s *System) registerMeters(ctx context.Context, ps []device.Provision) error {
+	var supplier, no string
+	for _, p := range s.PartyList {
+		switch {
+		case !p.Anchor:
+		case p.Role == smki.RoleSupplier && supplier == "":
+			supplier = p.EUI.String()
+		case p.Role == smki.RoleNetworkOperator && no == "":
+			no = p.EUI.String()
+		}
+	}
+	if supplier == "" && no == "" {
+		return fmt.Errorf("%w: no anchored supplier or network operator to own the meters", ErrConfig)
+	}
+	now := s.now()
+	for chunk := range slices.Chunk(ps, 500) {
+		devs := make([]store.RouterDevice, 0, len(chunk))
+		euis := make([]string, 0, len(chunk))
+		for _, p := range chunk {
+			ka, err := smki.ParseCertificate(p.KACertificate)
+			if err != nil {
+				return fmt.Errorf("KA certificate of meter %s: %w", p.EUI, err)
+			}
+			ds, err := smki.ParseCertificate(p.DSCertificate)
+			if err != nil {
+				return fmt.Errorf("DS certificate of meter %s: %w", p.EUI, err)
+			}
+			devs = append(devs, store.RouterDevice{EUI: p.EUI.String(), KAPublic: ka.RawPublicKey, DSPublic: ds.RawPublicKey,
+				Supplier: supplier, NetworkOperator: no, UpdatedAt: now})
+			euis = append(euis, p.EUI.String())
+		}
+		if err := s.DB.PutRouterDevices(ctx, devs...); err != nil {
+			return fmt.Errorf("registering meters: %w", err)
+		}
+		if _, err := s.DB.AppendAudit(ctx, store.AuditEvent{Time: now, Actor: "inproc", Action: "router.device.register",
+			Object: s.Batch, Outcome: "success", Details: map[string]any{"devices": euis, "supplier": supplier,
+				"networkOperator": no}}); err != nil {
+			return fmt.Errorf("auditing the registration of meters: %w", err)
+		}
+	}
+	return nil
+}
+
+// readDevicesDir reads the meters of a directory written by
+// ca.Authority.IssueDevices: for each EUI, <EUI>-ds.pem and <EUI>-ka.pem,
+// each holding the PKCS#8 private key and the device certificate.
+func readDevicesDir(dir string, kind device.Kind) ([]device.Provision, error) {
+	ds, err := filepath.Glob(filepath.Join(dir, "*-ds.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	slices.Sort(ds)
+	ps := make([]device.Provision, 0, len(ds))
+	for _, dsPath := range ds {
+		name := strings.TrimSuffix(filepath.Base(dsPath), "-ds.pem")
+		eui, err := smki.ParseEUI(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: file name is not <EUI>-ds.pem: %w", dsPath, err)
+		}
+		dsKey, dsCert, err := readKeyAndCert(dsPath)
+		if err != nil {
+			return nil, err
+		}
+		kaPath := filepath.Join(dir, name+"-ka.pem")
+		kaKey, kaCert, err := readKeyAndCert(kaPath)
+		if err != nil {
+			return nil, err
+		}
+		ka, err := commands.NewECDHKeyFromECDSA(kaKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kaPath, err)
+		}
+		ps = append(ps, device.Provision{Identity: device.Identity{EUI: eui, Kind: kind, Signer: dsKey, KeyAgreement: ka},
+			DSCertificate: dsCert, KACertificate: kaCert})
+	}
+	return ps, nil
+}
+
+// readKeyAndCert reads a PEM file holding one PKCS#8 EC private key and one
+// certificate. Errors never quote the key.
+func readKeyAndCert(path string) (*ecdsa.PrivateKey, []byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(b)
+	var key *ecdsa.PrivateKey
+	var cert []byte
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		switch blk.Type {
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			clear(blk.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: private key is not readable PKCS#8", path)
+			}
+			ek, ok := k.(*ecdsa.PrivateKey)
+			if !ok {
+				return nil, nil, fmt.Errorf("%s: private key is a %T, want ECDSA P-256", path, k)
+			}
+			key = ek
+		case "CERTIFICATE":
+			cert = blk.Bytes
+		}
+	}
+	switch {
+	case key == nil:
+		return nil, nil, fmt.Errorf("%s holds no PRIVATE KEY block", path)
+	case cert == nil:
+		return nil, nil, fmt.Errorf("%s holds no CERTIFICATE block", path)
+	}
+	return key, cert, nil
+}

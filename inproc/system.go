@@ -1,0 +1,534 @@
+package inproc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/repository"
+	"github.com/metertrust/metertrust/router"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// OperatorName is the name of the operator credential a System creates,
+// holding every operator role.
+const OperatorName = "dcc-operator"
+
+// System is the whole of metertrust in one process.
+type System struct {
+	// Dir is the data directory; Temporary says Close removes it.
+	Dir       string
+	Temporary bool
+	// Reused says Dir held a system that was read back, not created.
+	Reused bool
+
+	DB   *store.DB
+	Keys *ca.Custody
+	CA   *ca.Authority
+	// Ceremony lists the CAs the init ceremony created; empty when the
+	// ceremony had already run.
+	Ceremony []ca.CAInfo
+
+	// PartyList holds the parties in creation order; Party finds one by
+	// name. ACB is the access control broker.
+	PartyList []*Party
+	ACB       *Party
+
+	// Batch names the batch Device CA, Bulk reports its bulk issuance
+	// (zero when reused), Fleet holds the meters and Meters their EUIs in
+	// order.
+	Batch  string
+	Bulk   ca.BulkSummary
+	Fleet  *device.Fleet
+	Meters []smki.EUI
+
+	Detector   *anomaly.Detector
+	Router     *router.Service
+	Operator   *operator.Server
+	Repository *repository.Server
+
+	// OperatorToken is the bearer token of the operator credential
+	// OperatorName; OperatorTokenFile and CredentialsFile its files.
+	OperatorToken     string
+	OperatorTokenFile string
+	CredentialsFile   string
+
+	// DCCKIRoots holds the DCCKI root the router's server certificate
+	// chains to; DCCKIRootFile is it in PEM, for curl --cacert.
+	DCCKIRoots    *x509.CertPool
+	DCCKIRootFile string
+
+	// RouterURL, OperatorURL and RepositoryURL are the listeners' base
+	// URLs; empty when not listening.
+	RouterURL, OperatorURL, RepositoryURL string
+
+	dcckiIssuer []byte
+	rand        io.Reader
+	now         func() time.Time
+	log         *slog.Logger
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	errMu       sync.Mutex
+	errs        []error
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// manifest is DataDir/inproc.json: what a later Start needs to reuse the
+// directory. It holds no secret.
+type manifest struct {
+	Version   int         `json:"version"`
+	ACBKey    string      `json:"acbKey"`
+	Batch     string      `json:"batch"`
+	MeterKind device.Kind `json:"meterKind"`
+	Parties   []PartySpec `json:"parties"`
+}
+
+const manifestFile = "inproc.json"
+
+// Start assembles and starts a System. The services run until Close;
+// ctx bounds only the assembly.
+func Start(ctx context.Context, cfg Config) (_ *System, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &System{Dir: cfg.DataDir, Batch: cfg.Batch, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.Dir == "" {
+		if s.Dir, err = os.MkdirTemp("", "metertrust-"); err != nil {
+			return nil, fmt.Errorf("making a temporary data directory: %w", err)
+		}
+		s.Temporary = true
+	} else if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("making data directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	svcCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+
+	if cfg.StoreDSN != "" {
+		s.DB, err = store.Open(ctx, cfg.StoreDSN)
+	} else {
+		s.DB, err = store.OpenDataDir(ctx, s.Dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	if s.Keys, err = ca.OpenCustody(ctx, cfg.KMS, s.Dir, s.rand); err != nil {
+		return nil, fmt.Errorf("opening the key store: %w", err)
+	}
+	if s.CA, err = ca.New(ca.Config{Store: s.DB, Keys: s.Keys, Now: s.now, Rand: s.rand,
+		Logger: s.log.With("component", "ca"), Actor: "ca"}); err != nil {
+		return nil, err
+	}
+
+	m, found, err := readManifest(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		if err := s.reuse(ctx, m); err != nil {
+			return nil, err
+		}
+	} else if err := s.create(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.startServices(ctx, svcCtx, cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// create runs the ceremony (unless it already ran on this store), creates
+// the parties, the meters, the thresholds and the operator credential, and
+// writes the manifest last.
+func (s *System) create(ctx context.Context, cfg Config) error {
+	cas, err := s.CA.Init(ctx, ca.InitRequest{})
+	switch {
+	case errors.Is(err, ca.ErrExists):
+	case err != nil:
+		return fmt.Errorf("init ceremony: %w", err)
+	default:
+		s.Ceremony = cas
+	}
+	if err := s.loadDCCKI(ctx); err != nil {
+		return err
+	}
+	for _, d := range []string{s.partiesDir(), s.tlsDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("making %s: %w", d, err)
+		}
+	}
+	m := manifest{Version: 1, Batch: s.Batch, MeterKind: cfg.MeterKind, Parties: cfg.Parties}
+	for _, spec := range cfg.Parties {
+		p, acbURI, err := s.createParty(ctx, spec)
+		if err != nil {
+			return err
+		}
+		if acbURI != "" {
+			m.ACBKey = acbURI
+		}
+		s.addParty(p)
+	}
+	s.Fleet = device.NewFleet(device.Config{Now: s.now, Rand: s.rand, Logger: s.log.With("component", "device")})
+	if cfg.Meters > 0 {
+		if err := s.issueMeters(ctx, cfg.Meters); err != nil {
+			return err
+		}
+		ps, err := s.loadMeters(cfg.MeterKind)
+		if err != nil {
+			return err
+		}
+		if err := s.registerMeters(ctx, ps); err != nil {
+			return err
+		}
+	}
+	if err := s.newDetector(ctx); err != nil {
+		return err
+	}
+	admin := anomaly.Actor{ID: OperatorName, Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
+	for _, t := range cfg.Thresholds {
+		if _, err := s.Detector.SetThreshold(ctx, admin, t); err != nil {
+			return fmt.Errorf("setting threshold %s: %w", t, err)
+		}
+	}
+	if err := s.createOperator(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the manifest: %w", err)
+	}
+	return ca.WriteNewFile(filepath.Join(s.Dir, manifestFile), append(b, '\n'), 0o644)
+}
+
+// reuse reads back a system written by create.
+func (s *System) reuse(ctx context.Context, m manifest) error {
+	s.Reused, s.Batch = true, m.Batch
+	if err := s.loadDCCKI(ctx); err != nil {
+		return err
+	}
+	for _, spec := range m.Parties {
+		p, err := s.loadParty(ctx, spec, m.ACBKey)
+		if err != nil {
+			return err
+		}
+		s.addParty(p)
+	}
+	s.Fleet = device.NewFleet(device.Config{Now: s.now, Rand: s.rand, Logger: s.log.With("component", "device")})
+	if _, err := os.Stat(s.devicesDir()); err == nil {
+		if _, err := s.loadMeters(m.MeterKind); err != nil {
+			return err
+		}
+	}
+	if err := s.newDetector(ctx); err != nil {
+		return err
+	}
+	s.CredentialsFile, s.OperatorTokenFile = filepath.Join(s.Dir, "operators.json"), filepath.Join(s.Dir, "operator.token")
+	tok, err := os.ReadFile(s.OperatorTokenFile)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrManifest, err)
+	}
+	s.OperatorToken = string(tok)
+	return nil
+}
+
+func readManifest(dir string) (manifest, bool, error) {
+	var m manifest
+	path := filepath.Join(dir, manifestFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, fmt.Errorf("%w: %w", ErrManifest, err)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&m); err != nil {
+		return m, false, fmt.Errorf("%w: %s: %w", ErrManifest, path, err)
+	}
+	if m.Version != 1 {
+		return m, false, fmt.Errorf("%w: %s: version %d, want 1", ErrManifest, path, m.Version)
+	}
+	if err := validateParties(m.Parties); err != nil {
+		return m, false, fmt.Errorf("%w: %s: %w", ErrManifest, path, err)
+	}
+	if m.ACBKey == "" {
+		return m, false, fmt.Errorf("%w: %s: no acbKey", ErrManifest, path)
+	}
+	return m, true, nil
+}
+
+func (s *System) addParty(p *Party) {
+	s.PartyList = append(s.PartyList, p)
+	if p.Role == smki.RoleAccessControlBroker {
+		s.ACB = p
+	}
+}
+
+// Party returns the party of that name, or nil.
+func (s *System) Party(name string) *Party {
+	for _, p := range s.PartyList {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// loadDCCKI reads the DCCKI root and TLS issuing CA and writes the root to
+// tls/ca.pem for curl.
+func (s *System) loadDCCKI(ctx context.Context) error {
+	root, err := s.DB.CA(ctx, ca.NameDCCKIRoot)
+	if err != nil {
+		return fmt.Errorf("reading the DCCKI root: %w", err)
+	}
+	issuing, err := s.DB.CA(ctx, ca.NameDCCKITLS)
+	if err != nil {
+		return fmt.Errorf("reading the DCCKI TLS CA: %w", err)
+	}
+	rc, err := x509.ParseCertificate(root.CertDER)
+	if err != nil {
+		return fmt.Errorf("reading the DCCKI root: %w", err)
+	}
+	s.DCCKIRoots = x509.NewCertPool()
+	s.DCCKIRoots.AddCert(rc)
+	s.dcckiIssuer = issuing.CertDER
+	if err := os.MkdirAll(s.tlsDir(), 0o700); err != nil {
+		return fmt.Errorf("making %s: %w", s.tlsDir(), err)
+	}
+	s.DCCKIRootFile = filepath.Join(s.tlsDir(), "ca.pem")
+	if err := os.WriteFile(s.DCCKIRootFile, pemCert(root.CertDER), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", s.DCCKIRootFile, err)
+	}
+	return nil
+}
+
+func (s *System) newDetector(ctx context.Context) error {
+	as := s.DB.Anomaly()
+	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Now: s.now, Rand: s.rand,
+		Logger: s.log.With("component", "anomaly")})
+	if err != nil {
+		return fmt.Errorf("starting anomaly detection: %w", err)
+	}
+	s.Detector = det
+	return nil
+}
+
+// createOperator mints the operator's bearer token and writes the shared
+// credentials file (token digest only) and the token file (mode 0600).
+func (s *System) createOperator() error {
+	tok, err := operator.NewToken(s.rand)
+	if err != nil {
+		return fmt.Errorf("minting the operator token: %w", err)
+	}
+	f := operator.File{Operators: []operator.Credential{{Name: OperatorName, TokenSHA256: operator.HashToken(tok), Roles: operator.Roles}}}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the operator credentials: %w", err)
+	}
+	s.CredentialsFile, s.OperatorTokenFile = filepath.Join(s.Dir, "operators.json"), filepath.Join(s.Dir, "operator.token")
+	if err := ca.WriteNewFile(s.CredentialsFile, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing the operator credentials: %w", err)
+	}
+	if err := ca.WriteNewFile(s.OperatorTokenFile, []byte(tok), 0o600); err != nil {
+		return fmt.Errorf("writing the operator token: %w", err)
+	}
+	s.OperatorToken = tok
+	return nil
+}
+
+// startServices builds the router, operator API and repository and starts
+// them (and their listeners, when asked) under svcCtx.
+func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
+	if s.ACB == nil || s.ACB.KA == nil {
+		return fmt.Errorf("%w: no access control broker key-agreement key", ErrConfig)
+	}
+	acbKA, ok := s.ACB.KA.(router.KeyAgreement)
+	if !ok {
+		return fmt.Errorf("%w: the ACB key cannot do key agreement", ErrConfig)
+	}
+	var err error
+	var ips []net.IP
+	ips = append(ips, net.IPv4(127, 0, 0, 1), net.IPv6loopback)
+	srvIss, err := s.CA.IssueTLSServer(ctx, []string{"localhost"}, ips)
+	if err != nil {
+		return fmt.Errorf("issuing the router's DCCKI server certificate: %w", err)
+	}
+	serverCert, err := tls.X509KeyPair(append(pemCert(srvIss.Record.DER), pemCert(s.dcckiIssuer)...), srvIss.KeyPEM)
+	clear(srvIss.KeyPEM)
+	if err != nil {
+		return fmt.Errorf("loading the router's DCCKI server certificate: %w", err)
+	}
+	clientCAs := s.DCCKIRoots.Clone()
+	if ic, err := x509.ParseCertificate(s.dcckiIssuer); err == nil {
+		clientCAs.AddCert(ic)
+	}
+	s.Router, err = router.NewService(router.ServiceConfig{DB: s.DB, Detector: s.Detector, ACB: s.ACB.EUI, ACBKey: acbKA,
+		Transport: router.NewFleetTransport(s.Fleet), ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser,
+		DCCKIIssuer: ca.NameDCCKITLS, Logger: s.log.With("component", "router"), Clock: s.now})
+	if err != nil {
+		return fmt.Errorf("building the router: %w", err)
+	}
+	creds, err := operator.Load(s.CredentialsFile)
+	if err != nil {
+		return fmt.Errorf("loading operator credentials: %w", err)
+	}
+	s.Operator = operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: s.Detector, Thresholds: s.Detector,
+		Usage: s.Detector, Alerts: s.Detector, Releaser: operator.Forwarder(s.Router.Router.ForwardReleased), Audit: s.DB,
+		Logger: s.log.With("component", "operator"), Now: s.now})
+	credBytes, err := os.ReadFile(s.CredentialsFile)
+	if err != nil {
+		return fmt.Errorf("reading operator credentials: %w", err)
+	}
+	ops, err := repository.ParseOperators(credBytes)
+	if err != nil {
+		return fmt.Errorf("repository operators: %w", err)
+	}
+	s.Repository = repository.New(repository.Config{Operators: ops}, repository.Deps{Certs: s.DB, CAs: s.DB, CRLs: s.DB,
+		Audit: s.DB, Publisher: s.DB, Revoker: s.CA, OCSP: s.CA.OCSPResponder(), Logger: s.log, Now: s.now})
+
+	listen := func(addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	var rln, oln, pln net.Listener
+	if cfg.RouterAddr != "" {
+		if rln, err = listen(cfg.RouterAddr); err != nil {
+			return err
+		}
+		s.RouterURL = "https://" + rln.Addr().String()
+	}
+	if cfg.OperatorAddr != "" {
+		if oln, err = listen(cfg.OperatorAddr); err != nil {
+			closeAll(rln)
+			return err
+		}
+		s.OperatorURL = "http://" + oln.Addr().String()
+	}
+	if cfg.RepositoryAddr != "" {
+		if pln, err = listen(cfg.RepositoryAddr); err != nil {
+			closeAll(rln, oln)
+			return err
+		}
+		s.RepositoryURL = "http://" + pln.Addr().String()
+	}
+	if rln != nil {
+		s.run("router", func() error { return s.Router.Run(svcCtx, rln) })
+	} else {
+		// No listener: the forwarder and the detector's background work
+		// still run, for in-process submissions.
+		s.run("forwarder", func() error { return s.Router.Forwarder.Run(svcCtx) })
+		s.run("anomaly detector", func() error { return s.Detector.Run(svcCtx) })
+	}
+	if oln != nil {
+		s.run("operator API", func() error { return s.Operator.Serve(svcCtx, oln) })
+	}
+	if pln != nil {
+		s.run("repository", func() error { return s.Repository.Serve(svcCtx, pln) })
+	}
+	return nil
+}
+
+func closeAll(ls ...net.Listener) {
+	for _, l := range ls {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+func (s *System) run(name string, fn func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("service stopped", "service", name, "err", err)
+			s.errMu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", name, err))
+			s.errMu.Unlock()
+		}
+	}()
+}
+
+// Err returns the errors of services that stopped on their own, if any.
+func (s *System) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// Client returns an HTTP client that calls the router as p, with p's DCCKI
+// client certificate, trusting the DCCKI root.
+func (s *System) Client(p *Party) (*http.Client, error) {
+	if p == nil || p.TLS == nil {
+		return nil, fmt.Errorf("%w: party has no DCCKI client certificate", ErrConfig)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.DCCKIRoots, Certificates: []tls.Certificate{*p.TLS},
+		ServerName: "localhost", MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 16}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// ACBKeyAgreement is the access control broker's key-agreement key: what
+// the router holds. The demo uses it to show that the router cannot read a
+// payload encrypted end to end.
+func (s *System) ACBKeyAgreement() commands.KeyAgreement { return s.ACB.KA }
+
+// Close stops every service, closes the store and the key store, and
+// removes a temporary data directory. It returns the errors of services
+// that failed.
+func (s *System) Close() error {
+	s.closeOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		errs := []error{s.Err()}
+		if s.DB != nil {
+			errs = append(errs, s.DB.Close())
+		}
+		if s.Keys != nil {
+			errs = append(errs, s.Keys.Close())
+		}
+		if s.Temporary {
+			errs = append(errs, os.RemoveAll(s.Dir))
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
