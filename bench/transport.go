@@ -88,7 +88,8 @@ func (r *recorder) tally() (sends, distinct, duplicates, bad int, last time.Time
 	return r.count, len(r.seen), duplicates, r.bad, r.last
 }
 
-// has reports whether the command to target with counter was recorded.
+// times reports how many times the command to target with counter was
+// recorded.
 func (r *recorder) times(target smki.EUI, counter uint64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
