@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/metertrust/metertrust/anomaly"
 )
@@ -173,13 +175,20 @@ func parseDigest(s string) ([sha256.Size]byte, error) {
 	return d, nil
 }
 
-// clip bounds caller-supplied text echoed in errors and audit entries.
+// clip bounds caller-supplied text echoed in errors and audit entries, and
+// makes it printable UTF-8 (no control characters, which a text column of
+// the audit log may refuse).
 func clip(s string) string {
 	const max = 80
-	if len(s) <= max {
-		return s
+	if len(s) > max {
+		s = s[:max] + "..."
 	}
-	return s[:max] + "..."
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return '\uFFFD'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 // Identity is an authenticated operator.

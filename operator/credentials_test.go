@@ -236,3 +236,22 @@ func TestMint(t *testing.T) {
 		})
 	}
 }
+
+// TestClip checks that caller text echoed in problems and audit entries is
+// bounded and printable UTF-8.
+func TestClip(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Q-1", "Q-1"},
+		{"a\x00b\nc", "a\uFFFDb\uFFFDc"},
+		{"\xff\xfe", "\uFFFD"},
+		{strings.Repeat("x", 100), strings.Repeat("x", 80) + "..."},
+		{"x" + strings.Repeat("é", 41), "x" + strings.Repeat("é", 39) + "\uFFFD..."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			if got := clip(tc.in); got != tc.want {
+				t.Errorf("clip(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}

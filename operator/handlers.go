@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,23 +42,20 @@ func query(c echo.Context, allowed ...string) (url.Values, error) {
 		return nil, newError(KindBadRequest, "query", "malformed query string")
 	}
 	for k, vs := range q {
+		param := clip(k)
+		if param == "" {
+			param = "query"
+		}
 		switch {
-		case !contains(allowed, k):
-			return nil, newError(KindBadRequest, clip(k), "unknown query parameter (want %s)", strings.Join(allowed, ", "))
+		case len(allowed) == 0:
+			return nil, newError(KindBadRequest, param, "this route takes no query parameters")
+		case !slices.Contains(allowed, k):
+			return nil, newError(KindBadRequest, param, "unknown query parameter (want %s)", strings.Join(allowed, ", "))
 		case len(vs) > 1:
-			return nil, newError(KindBadRequest, k, "given %d times; give it once", len(vs))
+			return nil, newError(KindBadRequest, param, "given %d times; give it once", len(vs))
 		}
 	}
 	return q, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // userParam reads the optional user query parameter.
@@ -154,6 +153,19 @@ func (s *Server) readReason(c echo.Context) (string, error) {
 	return reason, nil
 }
 
+// keyRE is the shape of a quarantine reference ("Q-20261123-3F7KQ2M4XJ")
+// and of a threshold ID (anomaly's rule for IDs).
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// pathKey returns the path parameter name, checked against keyRE.
+func pathKey(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if !keyRE.MatchString(v) {
+		return v, newError(KindBadRequest, name, "%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", clip(v))
+	}
+	return v, nil
+}
+
 func unavailable(what string) *Error {
 	return newError(KindUnavailable, "", "this instance has no %s", what)
 }
@@ -217,7 +229,10 @@ func (s *Server) listQuarantine(c echo.Context) error {
 // getQuarantine answers GET /v1/quarantine/{ref}, with the command.
 func (s *Server) getQuarantine(c echo.Context) error {
 	const action = "operator.quarantine.get"
-	ref := c.Param("ref")
+	ref, err := pathKey(c, "ref")
+	if err != nil {
+		return s.refuse(c, action, ref, err)
+	}
 	if s.deps.Quarantine == nil {
 		return unavailable("anomaly detector")
 	}
@@ -238,7 +253,10 @@ func (s *Server) getQuarantine(c echo.Context) error {
 func (s *Server) release(c echo.Context) error {
 	const action = "anomaly.release"
 	ctx := c.Request().Context()
-	ref := c.Param("ref")
+	ref, err := pathKey(c, "ref")
+	if err != nil {
+		return s.refuse(c, action, ref, err)
+	}
 	if s.deps.Quarantine == nil || s.deps.Releaser == nil {
 		return unavailable("anomaly detector or router to release commands to")
 	}
@@ -262,7 +280,7 @@ func (s *Server) release(c echo.Context) error {
 	if ferr != nil {
 		oe := &Error{Kind: KindForwardFailed, Err: ferr, Quarantine: &view,
 			Detail: fmt.Sprintf("command %s was released by %s but the router did not accept it for forwarding: %s; nothing was forwarded and the record stays released",
-				q.CommandID, id.Name, clip2(ferr.Error()))}
+				q.CommandID, id.Name, clipLong(ferr.Error()))}
 		s.log.ErrorContext(ctx, "released command not forwarded", "ref", ref, "command", q.CommandID, "operator", id.Name, "err", ferr)
 		s.audit(ctx, id.Name, fwd, ref, oe)
 		return oe
@@ -274,7 +292,10 @@ func (s *Server) release(c echo.Context) error {
 // deleteQuarantine answers POST /v1/quarantine/{ref}/delete.
 func (s *Server) deleteQuarantine(c echo.Context) error {
 	const action = "anomaly.delete"
-	ref := c.Param("ref")
+	ref, err := pathKey(c, "ref")
+	if err != nil {
+		return s.refuse(c, action, ref, err)
+	}
 	if s.deps.Quarantine == nil {
 		return unavailable("anomaly detector")
 	}
@@ -314,7 +335,10 @@ func (s *Server) listThresholds(c echo.Context) error {
 // getThreshold answers GET /v1/thresholds/{id}.
 func (s *Server) getThreshold(c echo.Context) error {
 	const action = "operator.threshold.get"
-	id := c.Param("id")
+	id, err := pathKey(c, "id")
+	if err != nil {
+		return s.refuse(c, action, id, err)
+	}
 	if s.deps.Thresholds == nil {
 		return unavailable("anomaly detector")
 	}
@@ -338,7 +362,10 @@ func (s *Server) getThreshold(c echo.Context) error {
 // equal the path's.
 func (s *Server) putThreshold(c echo.Context) error {
 	const action = "anomaly.threshold.set"
-	id := c.Param("id")
+	id, err := pathKey(c, "id")
+	if err != nil {
+		return s.refuse(c, action, id, err)
+	}
 	if s.deps.Thresholds == nil {
 		return unavailable("anomaly detector")
 	}
@@ -377,7 +404,7 @@ func (s *Server) readThreshold(c echo.Context, id string) (anomaly.Threshold, er
 		return anomaly.Threshold{}, newError(KindBadRequest, "setBy", "setBy and setAt are filled by the server")
 	}
 	if err := t.Validate(); err != nil {
-		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clip2(err.Error()))
+		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clipLong(err.Error()))
 	}
 	return t, nil
 }
@@ -392,7 +419,7 @@ func ParseThreshold(b []byte) (anomaly.Threshold, error) {
 	}
 	var t anomaly.Threshold
 	if err := t.UnmarshalJSON(b); err != nil {
-		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clip2(err.Error()))
+		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clipLong(err.Error()))
 	}
 	return t, nil
 }
@@ -434,7 +461,10 @@ func thresholdParam(msg string) string {
 // deleteThreshold answers DELETE /v1/thresholds/{id} with a reason.
 func (s *Server) deleteThreshold(c echo.Context) error {
 	const action = "anomaly.threshold.delete"
-	id := c.Param("id")
+	id, err := pathKey(c, "id")
+	if err != nil {
+		return s.refuse(c, action, id, err)
+	}
 	if s.deps.Thresholds == nil {
 		return unavailable("anomaly detector")
 	}

@@ -292,7 +292,7 @@ func (s *Server) authed(action anomaly.Action, auditAction string, h echo.Handle
 			u, uerr := s.deps.Users.IdentifyUser(req)
 			switch {
 			case uerr != nil:
-				actor, err = ActorUnknown, wrapError(KindUnauthenticated, uerr, "", "user credential refused: %s", clip2(uerr.Error()))
+				actor, err = ActorUnknown, wrapError(KindUnauthenticated, uerr, "", "user credential refused: %s", clipLong(uerr.Error()))
 			case u.IsZero():
 				err = newError(KindUnauthenticated, "Authorization", "an operator bearer token or a DCC user's client certificate is needed")
 			default:
@@ -463,7 +463,7 @@ func fromEchoError(he *echo.HTTPError) *Error {
 // to an *Error: ErrInvalid to 400, ErrForbidden to 403, ErrNotFound to 404,
 // ErrConflict and ErrNotStricter to 409, anything else 500.
 func fromAnomaly(err error, param string) *Error {
-	detail := clip2(err.Error())
+	detail := clipLong(err.Error())
 	switch {
 	case errors.Is(err, anomaly.ErrInvalid):
 		return wrapError(KindBadRequest, err, param, "%s", detail)
@@ -478,7 +478,7 @@ func fromAnomaly(err error, param string) *Error {
 }
 
 // clip2 bounds an error text returned to the caller.
-func clip2(s string) string {
+func clipLong(s string) string {
 	const max = 1024
 	if len(s) <= max {
 		return s

@@ -219,6 +219,10 @@ func TestBadInput(t *testing.T) {
 		{"threshold with setBy", "PUT", "/v1/thresholds/T1", adminToken, `{"scope":"user-total","limit":5,"window":"1h","setBy":"root"}`, "", 400, "setBy", "anomaly.threshold.set"},
 		{"threshold with unknown field", "PUT", "/v1/thresholds/T1", adminToken, `{"scope":"user-total","limit":5,"window":"1h","per":"day"}`, "", 400, "per", "anomaly.threshold.set"},
 		{"threshold as an array", "PUT", "/v1/thresholds/T1", adminToken, `[1]`, "", 400, "body", "anomaly.threshold.set"},
+		{"control character in ref", "GET", "/v1/quarantine/Q-1%00", viewerToken, "", "", 400, "ref", "operator.quarantine.get"},
+		{"invalid UTF-8 in ref", "POST", "/v1/quarantine/%ff%fe/release", officerToken, `{"reason":"x"}`, "", 400, "ref", "anomaly.release"},
+		{"space in threshold id", "DELETE", "/v1/thresholds/T%20srv", adminToken, `{"reason":"x"}`, "", 400, "id", "anomaly.threshold.delete"},
+		{"empty query key", "GET", "/v1/thresholds?=x", viewerToken, "", "", 400, "query", "operator.threshold.list"},
 		{"threshold deletion without reason", "DELETE", "/v1/thresholds/T-srv", adminToken, `{}`, "", 400, "reason", "anomaly.threshold.delete"},
 	}
 	for _, tc := range tests {

@@ -70,6 +70,7 @@ func TestOnStore(t *testing.T) {
 				{"delete", "POST", "/v1/quarantine/" + drop + "/delete", officerToken, `{"reason":"compromised key"}`, 200},
 				{"unknown", "GET", "/v1/quarantine/Q-20260101-NONE", viewerToken, "", 404},
 				{"no token", "GET", "/v1/quarantine", "", "", 401},
+				{"hostile ref", "GET", "/v1/quarantine/%00%ff%0a", viewerToken, "", 400},
 				{"usage", "GET", "/v1/usage?user=" + supplier.String(), viewerToken, "", 200},
 			}
 			for _, c := range checks {
@@ -90,6 +91,7 @@ func TestOnStore(t *testing.T) {
 				{"olga", "anomaly.delete", drop, "success"},
 				{"vera", "operator.quarantine.get", "Q-20260101-NONE", "refused"},
 				{ActorAnonymous, "operator.quarantine.list", "", "refused"},
+				{"vera", "operator.quarantine.get", "%00%ff%0a", "refused"}, // echo keeps path parameters escaped
 			} {
 				if !f.audited(a.actor, a.action, a.object, a.outcome) {
 					t.Errorf("no audit entry %+v:\n%s", a, f.auditDump())
