@@ -54,13 +54,15 @@ type ServiceConfig struct {
 	Registry *prometheus.Registry
 }
 
-// Service is the router service: pipeline, forwarder and HTTP API.
+// Service is the router service: pipeline (recording through a group-commit
+// ledger), forwarder and HTTP API. Run it once.
 type Service struct {
 	Router    *Router
 	Forwarder *Forwarder
 	Server    *Server
 	Storage   *Storage
 	Hub       *Hub
+	ledger    *GroupLedger
 	cfg       ServiceConfig
 	tls       *tls.Config
 	metrics   *Metrics
@@ -92,6 +94,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	st := NewStorage(cfg.DB)
+	committers := 1 // SQLite has one writer
+	if cfg.DB.Dialect() == store.DialectPostgres {
+		committers = 4
+	}
+	ledger := NewGroupLedger(cfg.DB, committers, 256)
 	hub := NewHub()
 	fwd, err := NewForwarder(ForwarderConfig{Outbox: st, Transport: cfg.Transport, Registry: st, ACB: cfg.ACB, Auditor: st,
 		Publisher: hub, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
@@ -100,17 +107,19 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	r, err := New(Config{ACB: cfg.ACB, ACBKey: cfg.ACBKey, Catalogue: GBCSCatalogue{}, Registry: st,
 		Certificates: NewStoreCertificates(cfg.DB, time.Minute, cfg.Clock), Detector: NewAnomalyDetector(cfg.Detector),
-		Ledger: st, Auditor: st, Notify: fwd.Notify, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
+		Ledger: ledger, Auditor: st, Notify: fwd.Notify, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
 	if err != nil {
+		ledger.Close()
 		return nil, err
 	}
 	rev := NewStoreRevocations(cfg.DB, cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
 	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Identify: cfg.Identify,
 		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
+		ledger.Close()
 		return nil, err
 	}
-	return &Service{Router: r, Forwarder: fwd, Server: srv, Storage: st, Hub: hub, cfg: cfg, metrics: m,
+	return &Service{Router: r, Forwarder: fwd, Server: srv, Storage: st, Hub: hub, ledger: ledger, cfg: cfg, metrics: m,
 		tls: TLSConfig(cfg.ClientCAs, cfg.ServerCertificate, rev), log: cfg.Logger.With("component", "router.service")}, nil
 }
 
@@ -144,6 +153,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	defer scancel()
 	shutErr := hs.Shutdown(sctx)
 	wg.Wait()
+	s.ledger.Close() // every command told "accepted" is committed by now
 	close(errs)
 	var all []error
 	for err := range errs {

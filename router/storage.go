@@ -91,9 +91,7 @@ func (s *Storage) LastCounter(ctx context.Context, originator, target smki.EUI) 
 // the audit entry e commit together.
 func (s *Storage) Record(ctx context.Context, r Record, e AuditEvent) error {
 	a := toStoreAudit(e)
-	err := s.db.RecordCommand(ctx, store.RouterCommand{ID: r.ID, Caller: r.Caller.EUI.String(), CallerRole: string(r.Caller.Role),
-		Originator: r.Originator.String(), Target: r.Target.String(), Counter: r.Counter, Code: uint16(r.Code),
-		ServiceRef: r.Ref, Critical: r.Critical, Message: r.Message, AcceptedAt: r.Accepted}, &a)
+	err := s.db.RecordCommand(ctx, toStoreCommand(r), &a)
 	if errors.Is(err, store.ErrStaleCounter) {
 		return fmt.Errorf("%w: %w", ErrReplay, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -252,6 +253,123 @@ type RouterCommand struct {
 // won), nothing is stored and the error wraps ErrStaleCounter. It is exact
 // under concurrency, across processes on PostgreSQL.
 func (db *DB) RecordCommand(ctx context.Context, c RouterCommand, audit *AuditEvent) error {
+	errs, err := db.RecordCommands(ctx, []RouterCommand{c}, []*AuditEvent{audit})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// RecordCommands is RecordCommand for many commands in one transaction (a
+// group commit: one fsync for the lot on SQLite). audits, when not nil,
+// holds each command's audit entry or nil. A command whose counter is
+// stale, or which repeats an ID, gets its own error in the returned slice
+// and is not stored, without affecting the others; commands for the same
+// (originator, target) are taken in order, each seeing the ones before. A
+// non-nil error means the transaction failed and nothing was stored.
+func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*AuditEvent) ([]error, error) {
+	if audits != nil && len(audits) != len(cs) {
+		return nil, fmt.Errorf("%w: %d audit entries for %d commands", ErrInvalid, len(audits), len(cs))
+	}
+	errs := make([]error, len(cs))
+	valid := 0
+	for i := range cs {
+		if errs[i] = validateRouterCommand(&cs[i]); errs[i] == nil {
+			valid++
+		}
+	}
+	if valid == 0 {
+		return errs, nil
+	}
+	forUpdate := ""
+	if db.dialect == DialectPostgres {
+		forUpdate = " FOR UPDATE"
+	}
+	// Lock counter rows in one global order, (originator, target), so that
+	// concurrent groups on PostgreSQL cannot deadlock; the sort is stable,
+	// so commands for one pair keep their order.
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ca, cb := &cs[order[a]], &cs[order[b]]
+		if ca.Originator != cb.Originator {
+			return ca.Originator < cb.Originator
+		}
+		return ca.Target < cb.Target
+	})
+	err := db.inTx(ctx, func(tx dbtx) error {
+		seen := map[string]bool{}
+		for _, i := range order {
+			if errs[i] != nil {
+				continue
+			}
+			c := &cs[i]
+			if seen[c.ID] {
+				errs[i] = fmt.Errorf("command %s: %w", c.ID, ErrExists)
+				continue
+			}
+			var exists int64
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM router_commands WHERE id = $1`, c.ID).Scan(&exists); err != nil {
+				return fmt.Errorf("store: recording command %s: %w", c.ID, err)
+			}
+			if exists > 0 {
+				errs[i] = fmt.Errorf("command %s: %w", c.ID, ErrExists)
+				continue
+			}
+			n, err := tx.exec(ctx, `INSERT INTO router_counters (originator, target, last) VALUES ($1, $2, $3)
+				ON CONFLICT (originator, target) DO NOTHING`, c.Originator, c.Target, int64(c.Counter))
+			if err != nil {
+				return fmt.Errorf("store: recording command %s: counter: %w", c.ID, err)
+			}
+			if n == 0 {
+				var last int64
+				if err := tx.queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`+forUpdate,
+					c.Originator, c.Target).Scan(&last); err != nil {
+					return fmt.Errorf("store: recording command %s: reading counter: %w", c.ID, err)
+				}
+				if c.Counter <= uint64(last) {
+					errs[i] = fmt.Errorf("command %s: counter %d, last recorded %d: %w", c.ID, c.Counter, uint64(last), ErrStaleCounter)
+					continue
+				}
+				if _, err := tx.exec(ctx, `UPDATE router_counters SET last = $1 WHERE originator = $2 AND target = $3`,
+					int64(c.Counter), c.Originator, c.Target); err != nil {
+					return fmt.Errorf("store: recording command %s: advancing counter: %w", c.ID, err)
+				}
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO router_commands
+				(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+				c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code), c.ServiceRef, c.Critical,
+				c.Message, CommandAccepted, c.AcceptedAt); err != nil {
+				return fmt.Errorf("store: recording command %s: %w", c.ID, err)
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt) VALUES ($1, $2, 0, $3)`,
+				c.ID, c.Target, c.AcceptedAt); err != nil {
+				return fmt.Errorf("store: recording command %s: outbox: %w", c.ID, err)
+			}
+			seen[c.ID] = true
+		}
+		// Audit entries last, so the audit chain head is locked for as
+		// short a time as possible.
+		for i := range cs {
+			if errs[i] != nil || audits == nil || audits[i] == nil {
+				continue
+			}
+			if _, err := appendAuditIn(ctx, tx, *audits[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+func validateRouterCommand(c *RouterCommand) error {
 	switch {
 	case c.ID == "" || len(c.ID) > 64:
 		return fmt.Errorf("%w: command id must be 1-64 bytes", ErrInvalid)
@@ -262,53 +380,7 @@ func (db *DB) RecordCommand(ctx context.Context, c RouterCommand, audit *AuditEv
 	case c.AcceptedAt.IsZero():
 		return fmt.Errorf("%w: command %s: no acceptance time", ErrInvalid, c.ID)
 	}
-	forUpdate := ""
-	if db.dialect == DialectPostgres {
-		forUpdate = " FOR UPDATE"
-	}
-	return db.inTx(ctx, func(tx dbtx) error {
-		n, err := tx.exec(ctx, `INSERT INTO router_counters (originator, target, last) VALUES ($1, $2, $3)
-			ON CONFLICT (originator, target) DO NOTHING`, c.Originator, c.Target, int64(c.Counter))
-		if err != nil {
-			return fmt.Errorf("store: recording command %s: counter: %w", c.ID, err)
-		}
-		if n == 0 {
-			var last int64
-			if err := tx.queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`+forUpdate,
-				c.Originator, c.Target).Scan(&last); err != nil {
-				return fmt.Errorf("store: recording command %s: reading counter: %w", c.ID, err)
-			}
-			if c.Counter <= uint64(last) {
-				return fmt.Errorf("command %s: counter %d, last recorded %d: %w", c.ID, c.Counter, uint64(last), ErrStaleCounter)
-			}
-			if _, err := tx.exec(ctx, `UPDATE router_counters SET last = $1 WHERE originator = $2 AND target = $3`,
-				int64(c.Counter), c.Originator, c.Target); err != nil {
-				return fmt.Errorf("store: recording command %s: advancing counter: %w", c.ID, err)
-			}
-		}
-		if _, err := tx.exec(ctx, `INSERT INTO router_commands
-			(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
-			c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code), c.ServiceRef, c.Critical,
-			c.Message, CommandAccepted, c.AcceptedAt); err != nil {
-			if errors.Is(classify(err), errUnique) {
-				return fmt.Errorf("command %s: %w", c.ID, ErrExists)
-			}
-			return fmt.Errorf("store: recording command %s: %w", c.ID, err)
-		}
-		if _, err := tx.exec(ctx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt) VALUES ($1, $2, 0, $3)`,
-			c.ID, c.Target, c.AcceptedAt); err != nil {
-			return fmt.Errorf("store: recording command %s: outbox: %w", c.ID, err)
-		}
-		// Last, so the audit chain head is locked for as short a time as
-		// possible.
-		if audit != nil {
-			if _, err := appendAuditIn(ctx, tx, *audit); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return nil
 }
 
 const routerCommandColumns = `id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state,

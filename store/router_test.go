@@ -360,3 +360,54 @@ func TestRecordCommandAudit(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordCommands: one transaction for many commands, each with its own
+// outcome.
+func TestRecordCommands(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		if err := db.RecordCommand(ctx, rtCommand("seed", 10), nil); err != nil {
+			t.Fatal(err)
+		}
+		other := rtCommand("other-target", 1)
+		other.Target = "BBBBBBBBBBBBBBBB"
+		cs := []RouterCommand{
+			rtCommand("stale", 10),
+			rtCommand("ok-11", 11),
+			rtCommand("ok-12", 12),
+			rtCommand("behind", 11), // after 12 in the same batch
+			rtCommand("seed", 50),   // an ID already stored
+			rtCommand("ok-13", 13),
+			rtCommand("ok-13", 14), // an ID repeated in the batch
+			{ID: "invalid"},
+			other,
+		}
+		audits := make([]*AuditEvent, len(cs))
+		for i, c := range cs {
+			audits[i] = &AuditEvent{Time: rtT0, Actor: "router", Action: "router.command.accepted", Object: c.ID, Outcome: OutcomeSuccess}
+		}
+		errs, err := db.RecordCommands(ctx, cs, audits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []error{ErrStaleCounter, nil, nil, ErrStaleCounter, ErrExists, nil, ErrExists, ErrInvalid, nil}
+		for i, w := range want {
+			if (w == nil) != (errs[i] == nil) || (w != nil && !errors.Is(errs[i], w)) {
+				t.Errorf("command %d (%s): %v, want %v", i, cs[i].ID, errs[i], w)
+			}
+		}
+		if last, _, _ := db.LastCounter(ctx, rtSupplier, rtDevice); last != 13 {
+			t.Fatalf("counter %d, want 13", last)
+		}
+		if n, _ := db.OutboxDepth(ctx); n != 5 {
+			t.Fatalf("outbox %d, want 5", n)
+		}
+		evs, _ := db.AuditEvents(ctx, 0, 0)
+		if len(evs) != 4 {
+			t.Fatalf("%d audit entries, want one per stored command (4)", len(evs))
+		}
+		if _, err := db.RecordCommands(ctx, cs[:2], audits[:1]); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("mismatched audits: %v", err)
+		}
+	})
+}
