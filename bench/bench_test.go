@@ -55,25 +55,30 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name    string
-		store   func(t *testing.T) string
-		dialect string
+		name      string
+		store     func(t *testing.T) string
+		dialect   string
+		inProcess bool
 	}{
-		{"sqlite", func(*testing.T) string { return "" }, "sqlite"},
-		{"postgres", pgStore, "postgres"},
+		{"sqlite", func(*testing.T) string { return "" }, "sqlite", false},
+		{"postgres", pgStore, "postgres", false},
+		{"sqlite, client in process", func(*testing.T) string { return "" }, "sqlite", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var prof, progress bytes.Buffer
 			cfg := Config{Store: tc.store(t), DataDir: t.TempDir(), Meters: 24, Commands: 24, Duration: 300 * time.Millisecond,
 				Concurrency: 4, CPUProfile: &prof, Progress: &progress,
 				Client: Exec{Path: self, Env: []string{clientEnv + "=1"}}}
+			if tc.inProcess {
+				cfg.Client = InProcess{}
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			rep, err := Run(ctx, cfg)
 			if err != nil {
 				t.Fatalf("Run: %v\n%s", err, progress.String())
 			}
-			if rep.Store != tc.dialect || !rep.ClientProcess {
+			if rep.Store != tc.dialect || rep.ClientProcess == tc.inProcess {
 				t.Errorf("store %q, client process %v", rep.Store, rep.ClientProcess)
 			}
 			if rep.VerifyRate <= 0 || rep.Router.Rate <= 0 || rep.EndToEnd.Rate <= 0 || rep.HalfLoad.Rate <= 0 {
@@ -89,7 +94,7 @@ func TestRun(t *testing.T) {
 				if p.P50 <= 0 || p.P99 < p.P50 || p.Max < p.P99 {
 					t.Errorf("%s: latencies p50 %g p99 %g max %g", p.Name, p.P50, p.P99, p.Max)
 				}
-				if p.CPU.Server <= 0 || p.CPU.Client <= 0 || p.CPU.Wall <= 0 {
+				if p.CPU.Server <= 0 || (p.CPU.Client <= 0) != tc.inProcess || p.CPU.Wall <= 0 {
 					t.Errorf("%s: CPU %+v", p.Name, p.CPU)
 				}
 			}
@@ -121,7 +126,7 @@ func TestRun(t *testing.T) {
 			if prof.Len() == 0 {
 				t.Error("no CPU profile written")
 			}
-			if rep.SplitSeconds[ComponentClient] <= 0 || rep.SplitSeconds[ComponentRouter] <= 0 {
+			if (rep.SplitSeconds[ComponentClient] <= 0 && !tc.inProcess) || rep.SplitSeconds[ComponentRouter] <= 0 {
 				t.Errorf("CPU split %v", rep.SplitSeconds)
 			}
 			if tc.dialect == "postgres" && rep.EndToEnd.CPU.Postgres <= 0 {

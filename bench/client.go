@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,9 +75,14 @@ type Launcher interface {
 // "component=client" that it sets.
 type InProcess struct{}
 
-// Launch runs job in this process.
+// Launch runs job in this process, its goroutines labelled
+// component=client for the CPU profile.
 func (InProcess) Launch(ctx context.Context, job Job) (Result, time.Duration, error) {
-	res, err := RunClient(ctx, job)
+	var res Result
+	var err error
+	pprof.Do(ctx, pprof.Labels("component", ComponentClient), func(ctx context.Context) {
+		res, err = RunClient(ctx, job)
+	})
 	return res, 0, err
 }
 

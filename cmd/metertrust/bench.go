@@ -44,6 +44,14 @@ that its CPU time is measured apart. --store postgres://... runs on a fresh
 schema of that database, dropped at the end; the default is SQLite.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case f.meters < 1:
+				return fmt.Errorf("--meters %d: want at least 1", f.meters)
+			case f.commands < 1:
+				return fmt.Errorf("--commands %d: want at least 1", f.commands)
+			case f.conc < 1:
+				return fmt.Errorf("--concurrency %d: want at least 1", f.conc)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg := bench.Config{Store: f.store, DataDir: f.data, Meters: f.meters, Commands: f.commands, Duration: f.duration,
