@@ -90,6 +90,8 @@ func (s *Server) events(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.streamsDone:
+			return nil
 		case a, ok := <-ch:
 			if !ok {
 				s.log.WarnContext(ctx, "event stream dropped for falling behind", "operator", who(c).Name)

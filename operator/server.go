@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -110,12 +111,17 @@ type Server struct {
 	log  *slog.Logger
 	now  func() time.Time
 	e    *echo.Echo
+	// streamsDone is closed when Serve shuts down, ending event streams
+	// (which would otherwise hold the graceful shutdown for its whole
+	// timeout) while other requests finish.
+	streamsDone chan struct{}
+	stopStreams sync.Once
 }
 
 // New builds a Server. cfg should have passed Validate; negative values are
 // replaced by their defaults rather than trusted.
 func New(cfg Config, deps Deps) *Server {
-	s := &Server{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, now: deps.Now}
+	s := &Server{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, now: deps.Now, streamsDone: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -196,14 +202,12 @@ func openAPIPath(p string) string {
 }
 
 // Serve answers requests on ln until ctx is done, then shuts down
-// gracefully (event streams end at once; other requests get
-// ShutdownTimeout to finish). It returns nil after a clean shutdown.
+// gracefully: event streams end at once, other requests get
+// ShutdownTimeout to finish. It returns nil after a clean shutdown. A
+// Server serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	sctx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopStreams()
 	hs := &http.Server{
 		Handler:           s.e,
-		BaseContext:       func(net.Listener) context.Context { return sctx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second, // the event stream extends its own deadline
@@ -220,7 +224,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.log.Info("operator API shutting down")
-	stopStreams()
+	s.stopStreams.Do(func() { close(s.streamsDone) })
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.ShutdownTimeout))
 	defer cancel()
 	if err := hs.Shutdown(tctx); err != nil {
