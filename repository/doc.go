@@ -9,7 +9,9 @@
 //
 // Reads are open. Writes (publishing a certificate issued elsewhere, and
 // revoking one) need an operator bearer token; the server keeps only the
-// SHA-256 of each token and compares digests in constant time. Every write
+// SHA-256 of each token and compares digests in constant time, through
+// package operator's credentials, which every metertrust service shares
+// (LoadOperators also reads operator's credentials file). Every write
 // is written to the audit log before it is attempted and after it ends, and
 // every refused write is audited.
 //
