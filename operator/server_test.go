@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -516,6 +517,55 @@ func TestUnavailable(t *testing.T) {
 			srv.Handler().ServeHTTP(rec, req)
 			if rec.Code != http.StatusServiceUnavailable {
 				t.Errorf("status %d, want 503: %s", rec.Code, rec.Body)
+			}
+		})
+	}
+}
+
+// TestConcurrentRelease checks that two operators releasing the same
+// command at once get one 200 and one 409, and the command is forwarded
+// once.
+func TestConcurrentRelease(t *testing.T) {
+	for _, backend := range []string{"memory", "sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			f := newFixture(t, backend, Config{})
+			ref := f.quarantine(supplier)
+			const n = 8
+			codes := make(chan int, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					path := "/v1/quarantine/" + ref + "/release"
+					if i%2 == 1 {
+						path = "/v1/quarantine/" + ref + "/delete"
+					}
+					req := httptest.NewRequest("POST", path, strings.NewReader(`{"reason":"race"}`))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+officerToken)
+					rec := httptest.NewRecorder()
+					f.srv.Handler().ServeHTTP(rec, req)
+					codes <- rec.Code
+				})
+			}
+			wg.Wait()
+			close(codes)
+			count := map[int]int{}
+			for c := range codes {
+				count[c]++
+			}
+			if count[200] != 1 || count[409] != n-1 {
+				t.Fatalf("statuses %v, want one 200 and %d 409", count, n-1)
+			}
+			q, err := f.det.Get(context.Background(), ref, anomaly.Actor{ID: "t", Roles: []anomaly.Role{anomaly.RoleViewer}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0
+			if q.State == anomaly.StateReleased {
+				want = 1
+			}
+			if got := len(f.rel.forwarded()); got != want {
+				t.Errorf("state %s, %d forwarded", q.State, got)
 			}
 		})
 	}
