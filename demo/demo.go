@@ -27,12 +27,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/metertrust/metertrust/anomaly"
@@ -739,44 +739,52 @@ func (r *run) actClose(ctx context.Context) error {
 	return nil
 }
 
-// WriteTable writes the summary as an aligned table.
+// WriteTable writes the summary as an aligned table: names on the left,
+// values right-aligned.
 func WriteTable(w io.Writer, s Summary) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\t\n", k, v) }
-	fmt.Fprintln(w, "\nSummary")
-	row("meters", s.Meters)
-	row("organisation certificates", len(s.OrgCertificates))
-	row("device certificates", s.DeviceCerts)
-	row("commands accepted", s.Accepted)
-	row("forwarded and answered", s.Forwarded)
-	row("executed by meters", s.Executed)
-	row("quarantined", s.Quarantined)
-	row("deleted by the operator", s.QuarantineDeleted)
-	row("alerts to the supplier", s.Alerts)
-	var codes []string
-	for c := range s.Refused {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
+	type row struct{ k, v string }
+	var rows []row
+	add := func(k string, v any) { rows = append(rows, row{k, fmt.Sprint(v)}) }
+	add("meters", s.Meters)
+	add("organisation certificates", len(s.OrgCertificates))
+	add("device certificates", s.DeviceCerts)
+	add("certificate paths valid", s.Verified)
+	add("commands accepted", s.Accepted)
+	add("forwarded and answered", s.Forwarded)
+	add("executed by meters", s.Executed)
+	add("quarantined", s.Quarantined)
+	add("deleted by the operator", s.QuarantineDeleted)
+	add("alerts to the supplier", s.Alerts)
+	codes := slices.Sorted(maps.Keys(s.Refused))
 	total := 0
 	for _, c := range codes {
 		total += s.Refused[c]
 	}
-	row("refused", total)
+	add("refused", total)
 	for _, c := range codes {
-		row("  "+c, s.Refused[c])
+		add("  "+c, s.Refused[c])
 	}
-	row("attack: sent", s.Attack.Sent)
-	row("attack: threshold (already used)", fmt.Sprintf("%d (%d)", s.Attack.Threshold, s.Attack.Before))
-	row("attack: accepted", s.Attack.Accepted)
-	row("attack: quarantined", s.Attack.Quarantined)
-	row("batch CA key", s.BatchKey)
-	row("audit entries (chain verified)", fmt.Sprintf("%d (%v)", s.AuditEntries, s.AuditChainIntact))
-	row("seconds", fmt.Sprintf("%.1f", s.Seconds))
+	add("attack: sent", s.Attack.Sent)
+	add("attack: threshold (already used)", fmt.Sprintf("%d (%d)", s.Attack.Threshold, s.Attack.Before))
+	add("attack: accepted", s.Attack.Accepted)
+	add("attack: quarantined", s.Attack.Quarantined)
+	add("batch CA key", s.BatchKey)
+	add("audit entries, chain verified", fmt.Sprintf("%d, %v", s.AuditEntries, s.AuditChainIntact))
+	add("seconds", fmt.Sprintf("%.1f", s.Seconds))
 	if s.DataDir != "" {
-		row("data", s.DataDir)
+		add("data", s.DataDir)
 	}
-	return tw.Flush()
+	kw, vw := 0, 0
+	for _, r := range rows {
+		kw, vw = max(kw, len(r.k)), max(vw, len(r.v))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nSummary\n%s\n", strings.Repeat("-", kw+2+vw))
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-*s  %*s\n", kw, r.k, vw, r.v)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // WriteJSON writes the summary as indented JSON.
