@@ -57,6 +57,9 @@ type ServerConfig struct {
 	Hub *Hub
 	// Alerts, when set, streams anomaly alerts to their user's events.
 	Alerts alertSource
+	// Quarantine, when set, lets callers list, release and delete their
+	// own quarantined commands (package anomaly's Detector).
+	Quarantine quarantineManager
 	// Identify reads the caller from a verified DCCKI client certificate
 	// (package ca's TLSUser).
 	Identify func(*x509.Certificate) (smki.EUI, smki.UserRole, error)
@@ -112,6 +115,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	v1.GET("/responses", s.getResponses)
 	v1.GET("/events", s.getEvents)
 	v1.POST("/service-requests", s.postServiceRequest)
+	if cfg.Quarantine != nil {
+		v1.GET("/quarantine", s.getQuarantine)
+		v1.POST("/quarantine/:ref/release", s.decideQuarantine(true))
+		v1.POST("/quarantine/:ref/delete", s.decideQuarantine(false))
+	}
 	s.e = e
 	return s, nil
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/anomaly/anomalytest"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/smki"
@@ -454,8 +456,12 @@ func TestOpenAPIDocument(t *testing.T) {
 	if err := json.Unmarshal(OpenAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
+	det, err := anomaly.New(context.Background(), anomaly.Config{Store: &anomalytest.Store{}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := NewServer(ServerConfig{Router: &Router{cfg: Config{MaxMessageBytes: 1}}, Commands: &Storage{}, Hub: NewHub(),
-		Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
+		Quarantine: det, Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +469,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		if r.Method == echo.RouteNotFound {
 			continue
 		}
-		path := strings.ReplaceAll(r.Path, ":id", "{id}")
+		path := strings.ReplaceAll(strings.ReplaceAll(r.Path, ":id", "{id}"), ":ref", "{ref}")
 		if _, ok := doc.Paths[path][strings.ToLower(r.Method)]; !ok {
 			t.Errorf("route %s %s is not in the OpenAPI document", r.Method, path)
 		}

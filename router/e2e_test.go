@@ -416,8 +416,32 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("third disconnect: %d %+v", st, p)
 			}
 			e.awaitResponses(t, 3)
-			if m2, _ := e.fleet.Meter(e.meters[2]); m2.Supply() != device.SupplyEnabled {
+			m2, _ := e.fleet.Meter(e.meters[2])
+			if m2.Supply() != device.SupplyEnabled {
 				t.Fatal("quarantined disconnect executed")
+			}
+			// The supplier lists its quarantine and releases the command:
+			// it goes through and the meter executes it.
+			var ql struct {
+				Quarantine []quarantineView `json:"quarantine"`
+			}
+			if st, p := e.call(t, "GET", "/v1/quarantine?state=quarantined", "", nil, &ql); st != 200 || len(ql.Quarantine) != 1 {
+				t.Fatalf("quarantine list: %d %+v %+v", st, p, ql)
+			}
+			ref := ql.Quarantine[0].Ref
+			if st, p := e.callAs(t, e.other, "POST", "/v1/quarantine/"+ref+"/release", "application/json", []byte(`{"reason":"mine now"}`), nil); st != 404 || p.Code != "not-found" {
+				t.Fatalf("release by another user: %d %+v", st, p)
+			}
+			var rel quarantineView
+			if st, p := e.call(t, "POST", "/v1/quarantine/"+ref+"/release", "application/json", []byte(`{"reason":"planned disconnection"}`), &rel); st != 200 || rel.Receipt == nil {
+				t.Fatalf("release: %d %+v", st, p)
+			}
+			if st, p := e.call(t, "POST", "/v1/quarantine/"+ref+"/delete", "application/json", []byte(`{"reason":"too late"}`), nil); st != 409 || p.Code != "conflict" {
+				t.Fatalf("delete after release: %d %+v", st, p)
+			}
+			e.awaitResponses(t, 4)
+			if m2.Supply() != device.SupplyDisabled {
+				t.Fatal("released disconnect not executed")
 			}
 
 			// The supplier's signing certificate revoked: its next critical
@@ -463,8 +487,8 @@ func TestEndToEnd(t *testing.T) {
 			if _, err := commands.DecryptPayload(ctx, ka, m0.AgreementPublicKey(), oresp); err == nil {
 				t.Fatal("the supplier decrypted the other user's profile")
 			}
-			if ds := e.awaitResponses(t, 3); len(ds) != 3 {
-				t.Fatalf("supplier deliveries %d, want 3", len(ds))
+			if ds := e.awaitResponses(t, 4); len(ds) != 4 {
+				t.Fatalf("supplier deliveries %d, want 4", len(ds))
 			}
 
 			if _, err := e.db.VerifyAudit(ctx); err != nil {

@@ -77,6 +77,9 @@ var (
 	// ErrBadRequest: an API request (not GBCS bytes) is invalid: bad JSON,
 	// an unsupported service request, bad parameters.
 	ErrBadRequest = kind("bad-request", http.StatusBadRequest, "invalid request")
+	// ErrConflict: the request contradicts the current state, such as
+	// releasing a quarantined command already released or deleted.
+	ErrConflict = kind("conflict", http.StatusConflict, "conflicting state")
 	// ErrUnavailable: a dependency (store, key store, detector) failed; the
 	// command was not accepted and may be resubmitted.
 	ErrUnavailable = kind("unavailable", http.StatusServiceUnavailable, "service temporarily unavailable")
