@@ -34,11 +34,9 @@
 //
 // # DCC users
 //
-// The owning DCC user may act on its own records too. When [Deps].Users
-// identifies the caller of a request without an operator token (in
-// production the router's mutual-TLS check of a DCCKI client certificate),
-// the request acts with anomaly.RoleUser, and the detector confines it to
-// that user's quarantined commands, thresholds, counts and alerts.
+// The owning DCC user lists, releases and deletes its own quarantined
+// commands through the router's API (mutual TLS with its DCCKI
+// certificate, role anomaly.RoleUser), not through this one.
 //
 // # Audit
 //

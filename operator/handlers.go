@@ -496,9 +496,6 @@ func (s *Server) usage(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, err)
 	}
-	if p := who(c); u.IsZero() && !p.User.IsZero() {
-		u = p.User // a DCC user's own counts
-	}
 	us, err := s.deps.Usage.Usage(c.Request().Context(), who(c).Actor, u)
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, fromAnomaly(err, "user"))

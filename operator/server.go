@@ -92,9 +92,6 @@ type Deps struct {
 	// Releaser carries released commands on; usually
 	// Forwarder(router.ForwardReleased).
 	Releaser Releaser
-	// Users, optional, identifies DCC users acting on their own records
-	// (role user) on requests without an operator token.
-	Users UserIdentifier
 	// Audit receives the server's own audit entries (refusals, forwarding
 	// outcomes); usually the *store.DB the detector's store is on.
 	Audit Auditor
@@ -240,30 +237,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // principalKey is the echo context key of the authenticated caller.
 const principalKey = "operator.principal"
 
-// principal is who an authenticated request acts as: an operator, or a
-// DCC user acting on its own records.
+// principal is the authenticated operator of a request.
 type principal struct {
-	// Name is the actor of the server's own audit entries: the operator's
-	// name, or the user's EUI.
+	// Name is the operator's name, the actor of the server's own audit
+	// entries.
 	Name string
-	// Actor is who the detector sees.
+	// Actor is the operator as the detector sees it.
 	Actor anomaly.Actor
-	// User is the DCC user, zero for an operator.
-	User smki.EUI
 }
 
 func who(c echo.Context) principal {
 	p, _ := c.Get(principalKey).(principal)
 	return p
-}
-
-// UserIdentifier identifies a DCC user from a request that carries no
-// operator token: in production the router's mutual-TLS caller, from its
-// verified, unrevoked DCCKI client certificate. It returns the zero EUI
-// and no error when the request carries no user credential, and an error
-// when it carries an invalid one.
-type UserIdentifier interface {
-	IdentifyUser(r *http.Request) (smki.EUI, error)
 }
 
 // Audit actors for requests without a recognised operator.
@@ -273,10 +258,7 @@ const (
 )
 
 // authed wraps h with authentication and the role check for action;
-// refusals are audited under auditAction. A request with an operator
-// token acts with the operator's roles; one without, if Deps.Users
-// identifies a DCC user, acts with anomaly.RoleUser on that user's records
-// only (the detector enforces the ownership).
+// refusals are audited under auditAction.
 func (s *Server) authed(action anomaly.Action, auditAction string, h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -292,19 +274,6 @@ func (s *Server) authed(action anomaly.Action, auditAction string, h echo.Handle
 		var err *Error
 		actor := ActorAnonymous
 		switch {
-		case !present && s.deps.Users != nil:
-			u, uerr := s.deps.Users.IdentifyUser(req)
-			switch {
-			case uerr != nil:
-				actor, err = ActorUnknown, wrapError(KindUnauthenticated, uerr, "", "user credential refused: %s", clipLong(uerr.Error()))
-			case u.IsZero():
-				err = newError(KindUnauthenticated, "Authorization", "an operator bearer token or a DCC user's client certificate is needed")
-			default:
-				// RoleUser permits every action, on the user's own records.
-				c.Set(principalKey, principal{Name: u.String(), User: u,
-					Actor: anomaly.Actor{ID: u.String(), Roles: []anomaly.Role{anomaly.RoleUser}, User: u}})
-				return h(c)
-			}
 		case !present:
 			err = newError(KindUnauthenticated, "Authorization", "an operator bearer token is needed")
 		case !ok:
