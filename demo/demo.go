@@ -18,6 +18,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -102,6 +103,9 @@ type Summary struct {
 	// Forwarded counts accepted commands forwarded to a meter and
 	// answered.
 	Forwarded int `json:"forwarded"`
+	// Failed counts accepted commands that ended in a failure delivery
+	// instead of a response.
+	Failed int `json:"failed"`
 	// Executed counts commands the meters executed.
 	Executed uint64 `json:"executed"`
 	// Quarantined counts commands anomaly detection quarantined;
@@ -601,14 +605,28 @@ func (r *run) actAttack(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			// Each target belongs to one worker, so commands to one meter
-			// go in order and their counters rise.
+			// Each target belongs to one worker, which waits for a meter's
+			// answer before sending it the next command: forwarding is
+			// concurrent, and a later counter reaching the meter first
+			// would make it discard the earlier command as a replay.
+			last := map[int]string{}
 			for i := range a.Sent {
 				t := (i + StoryMeters) % n
 				if t%workers != w {
 					continue
 				}
+				if id, ok := last[t]; ok {
+					if _, err := r.supplier.await(ctx, 60*time.Second, id); err != nil {
+						mu.Lock()
+						firstErr = cmp.Or(firstErr, err)
+						mu.Unlock()
+						return
+					}
+				}
 				rc, _, err := r.supplier.request(ctx, "7.2", s.Meters[t], nil)
+				if err == nil {
+					last[t] = rc.ID
+				}
 				mu.Lock()
 				var rf *refusal
 				switch {
@@ -645,6 +663,9 @@ func (r *run) actAttack(ctx context.Context) error {
 	for _, d := range ds {
 		if d.Kind == router.DeliveryResponse {
 			r.sum.Forwarded++
+		} else {
+			r.sum.Failed++
+			r.detail("command %s ended in %s: %s", d.CommandID, d.Kind, d.Detail)
 		}
 	}
 	// Alerts reach the stream within a second (our rule).
@@ -751,6 +772,7 @@ func WriteTable(w io.Writer, s Summary) error {
 	add("certificate paths valid", s.Verified)
 	add("commands accepted", s.Accepted)
 	add("forwarded and answered", s.Forwarded)
+	add("failed", s.Failed)
 	add("executed by meters", s.Executed)
 	add("quarantined", s.Quarantined)
 	add("deleted by the operator", s.QuarantineDeleted)

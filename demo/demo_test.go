@@ -48,8 +48,8 @@ func TestRun(t *testing.T) {
 			if sum.Attack != want {
 				t.Errorf("attack %+v, want %+v", sum.Attack, want)
 			}
-			if sum.Accepted != storyCommands+want.Accepted || sum.Forwarded != sum.Accepted || sum.Executed != uint64(sum.Accepted) {
-				t.Errorf("accepted %d, forwarded %d, executed %d; want %d each", sum.Accepted, sum.Forwarded, sum.Executed, storyCommands+want.Accepted)
+			if sum.Failed != 0 || sum.Accepted != storyCommands+want.Accepted || sum.Forwarded != sum.Accepted || sum.Executed != uint64(sum.Accepted) {
+				t.Errorf("accepted %d, forwarded %d, executed %d, failed %d; want %d each, none failed", sum.Accepted, sum.Forwarded, sum.Executed, sum.Failed, storyCommands+want.Accepted)
 			}
 			if sum.Quarantined != want.Quarantined || sum.QuarantineDeleted != want.Quarantined {
 				t.Errorf("quarantined %d, deleted %d; want %d", sum.Quarantined, sum.QuarantineDeleted, want.Quarantined)
