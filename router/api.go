@@ -60,6 +60,8 @@ type ServerConfig struct {
 	// Quarantine, when set, lets callers list, release and delete their
 	// own quarantined commands (package anomaly's Detector).
 	Quarantine quarantineManager
+	// Consents, when set, serves the CIN consent flow to other users.
+	Consents *ConsentDesk
 	// Identify reads the caller from a verified DCCKI client certificate
 	// (package ca's TLSUser).
 	Identify func(*x509.Certificate) (smki.EUI, smki.UserRole, error)
@@ -115,6 +117,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	v1.GET("/responses", s.getResponses)
 	v1.GET("/events", s.getEvents)
 	v1.POST("/service-requests", s.postServiceRequest)
+	if cfg.Consents != nil {
+		v1.POST("/cin", s.postCIN)
+		v1.POST("/consents", s.postConsent)
+	}
 	if cfg.Quarantine != nil {
 		v1.GET("/quarantine", s.getQuarantine)
 		v1.POST("/quarantine/:ref/release", s.decideQuarantine(true))
@@ -421,24 +427,33 @@ func (s *Server) getEvents(c echo.Context) error {
 // postServiceRequest: POST /v1/service-requests turns a JSON service
 // request into the command to sign or submit.
 func (s *Server) postServiceRequest(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var in ServiceRequestInput
-	d := json.NewDecoder(strings.NewReader(string(body)))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&in); err != nil {
-		return fmt.Errorf("%w: service request JSON: %v", ErrBadRequest, err)
-	}
-	if d.More() {
-		return fmt.Errorf("%w: service request JSON: trailing data", ErrBadRequest)
+	if err := s.decodeJSON(c, &in); err != nil {
+		return err
 	}
 	pc, err := s.cfg.Router.BuildServiceRequest(c.Request().Context(), callerFrom(c), in)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, pc)
+}
+
+// decodeJSON reads a JSON request body strictly: bounded, unknown fields
+// and trailing data refused.
+func (s *Server) decodeJSON(c echo.Context, v any) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	d := json.NewDecoder(strings.NewReader(string(body)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: request JSON: %v", ErrBadRequest, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%w: request JSON: trailing data", ErrBadRequest)
+	}
+	return nil
 }
 
 // Problem is an RFC 9457 problem details body, with the router's stable

@@ -461,7 +461,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := NewServer(ServerConfig{Router: &Router{cfg: Config{MaxMessageBytes: 1}}, Commands: &Storage{}, Hub: NewHub(),
-		Quarantine: det, Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
+		Quarantine: det, Consents: &ConsentDesk{}, Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -463,16 +464,38 @@ func TestEndToEnd(t *testing.T) {
 			if _, st, p := e.requestAs(t, e.other, "4.8.1", e.meters[0], profile); st != http.StatusForbidden || p.Code != "not-owner" {
 				t.Fatalf("profile read without consent: %d %+v", st, p)
 			}
-			if err := NewRegistrar(e.db, nil).GrantConsent(ctx, "consumer", store.Consent{ID: "consent-1", Device: e.meters[0].String(),
-				User: e.other.eui.String(), Scope: []string{"4.8.1"}, NotBefore: time.Now().Add(-time.Minute),
-				ExpiresAt: time.Now().Add(time.Hour), Evidence: "CIN read back"}); err != nil {
-				t.Fatal(err)
+			// The consent flow: the meter displays a CIN the router chose,
+			// the consumer reads it to the other user, who presents it.
+			var cinRc Receipt
+			if st, p := e.callAs(t, e.other, "POST", "/v1/cin", "application/json", []byte(`{"target":"`+e.meters[0].String()+`"}`), &cinRc); st != http.StatusAccepted {
+				t.Fatalf("CIN request: %d %+v", st, p)
+			}
+			e.awaitResponsesAs(t, e.other, 1)
+			cin, ok := m0.CIN()
+			if !ok {
+				t.Fatal("the meter displays no CIN")
+			}
+			consent := func(cin uint32) (int, Problem) {
+				return e.callAs(t, e.other, "POST", "/v1/consents", "application/json",
+					[]byte(fmt.Sprintf(`{"device":"%s","cin":%d,"scope":["4.8.1","4.17"],"days":30}`, e.meters[0], cin)), nil)
+			}
+			if st, p := consent((cin + 1) % (device.MaxCIN + 1)); st != http.StatusForbidden || p.Code != "not-owner" {
+				t.Fatalf("wrong CIN: %d %+v", st, p)
+			}
+			if st, p := e.call(t, "POST", "/v1/consents", "application/json", []byte(`{"device":"`+e.meters[0].String()+`","cin":1,"scope":["4.8.1"],"days":1}`), nil); st != http.StatusForbidden || p.Code != "role-not-eligible" {
+				t.Fatalf("consent claimed by a supplier: %d %+v", st, p)
+			}
+			if st, p := consent(cin); st != http.StatusCreated {
+				t.Fatalf("right CIN: %d %+v", st, p)
+			}
+			if st, p := consent(cin); st != http.StatusNotFound {
+				t.Fatalf("CIN reused: %d %+v", st, p)
 			}
 			if _, st, p := e.requestAs(t, e.other, "4.8.1", e.meters[0], profile); st != http.StatusAccepted {
 				t.Fatalf("profile read under consent: %d %+v", st, p)
 			}
-			od := e.awaitResponsesAs(t, e.other, 1)
-			oresp, err := commands.Parse(od[0].Body)
+			od := e.awaitResponsesAs(t, e.other, 2)
+			oresp, err := commands.Parse(od[1].Body)
 			if err != nil {
 				t.Fatal(err)
 			}

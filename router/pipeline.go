@@ -166,6 +166,9 @@ type submission struct {
 	// skipAnomaly is set for a command released from quarantine: it was
 	// screened (and counted) once already.
 	skipAnomaly bool
+	// cinRequest is set for the router's own SR 9.1 command of the consent
+	// flow: the other user needs no consent for it.
+	cinRequest bool
 }
 
 // Submit puts one GBCS command through the pipeline. On success the command
@@ -351,6 +354,9 @@ func (r *Router) ownership(ctx context.Context, s *submission) error {
 	default:
 		if s.caller.Role != smki.UserOther {
 			return fmt.Errorf("%w: role %s holds no trust anchor on device %s", ErrNotOwner, s.caller.Role, d.EUI)
+		}
+		if s.cinRequest && s.sr.Ref == "9.1" {
+			return nil // the first step towards consent (ConsentDesk.RequestCIN)
 		}
 		ok, err := r.cfg.Registry.LiveConsent(ctx, Consent{Device: d.EUI, User: s.caller.EUI, Ref: s.sr.Ref, At: s.received})
 		if err != nil {

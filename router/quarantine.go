@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,17 +94,14 @@ func (s *Server) getQuarantine(c echo.Context) error {
 // the MAC and forwarding at once.
 func (s *Server) decideQuarantine(release bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		body, err := s.readBody(c)
-		if err != nil {
-			return err
-		}
 		var in struct {
 			Reason string `json:"reason"`
 		}
-		d := json.NewDecoder(strings.NewReader(string(body)))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&in); err != nil || strings.TrimSpace(in.Reason) == "" {
-			return fmt.Errorf("%w: body must be {\"reason\": \"...\"} with a reason", ErrBadRequest)
+		if err := s.decodeJSON(c, &in); err != nil {
+			return err
+		}
+		if strings.TrimSpace(in.Reason) == "" {
+			return fmt.Errorf("%w: a reason is required", ErrBadRequest)
 		}
 		ctx := c.Request().Context()
 		caller := callerFrom(c)

@@ -113,7 +113,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	rev := NewStoreRevocations(cfg.DB, cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
-	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Identify: cfg.Identify,
+	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Consents: NewConsentDesk(r, cfg.DB, nil), Identify: cfg.Identify,
 		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
 		ledger.Close()

@@ -666,3 +666,84 @@ func (db *DB) FindForwardedCommand(ctx context.Context, target, originator strin
 	}
 	return c, nil
 }
+
+// ErrCINMismatch means a customer identification number read back does not
+// match the one the device displayed; the error says how many attempts
+// remain.
+var ErrCINMismatch = errors.New("store: customer identification number does not match")
+
+// MaxCINAttempts bounds the guesses at one CIN challenge.
+const MaxCINAttempts = 5
+
+// PutCINChallenge records the hash of the CIN device displays for user,
+// replacing any earlier challenge of the pair.
+func (db *DB) PutCINChallenge(ctx context.Context, device, user string, hash []byte, commandID string, at, expires time.Time) error {
+	switch {
+	case !euiPattern.MatchString(device) || !euiPattern.MatchString(user):
+		return fmt.Errorf("%w: CIN challenge: device and user must be 16 upper-case hex digits", ErrInvalid)
+	case len(hash) == 0 || !expires.After(at):
+		return fmt.Errorf("%w: CIN challenge for %s: a hash and a future expiry are required", ErrInvalid, device)
+	}
+	if _, err := db.write().exec(ctx, `INSERT INTO router_cin_challenges (device, user_eui, cin_hash, command_id, attempts, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, 0, $5, $6)
+		ON CONFLICT (device, user_eui) DO UPDATE SET cin_hash = excluded.cin_hash, command_id = excluded.command_id,
+			attempts = 0, created_at = excluded.created_at, expires_at = excluded.expires_at`,
+		device, user, hash, commandID, at, expires); err != nil {
+		return fmt.Errorf("store: recording CIN challenge for %s: %w", device, err)
+	}
+	return nil
+}
+
+// ConsumeCINChallenge checks a CIN read back: match reports whether it
+// fits the challenge's hash (bound by the caller to the command that
+// displayed the CIN, whose ID is passed too). A match consumes the challenge; a mismatch counts an
+// attempt (ErrCINMismatch), and the last allowed attempt or expiry removes
+// it (ErrNotFound afterwards).
+func (db *DB) ConsumeCINChallenge(ctx context.Context, device, user string, match func(hash []byte, commandID string) bool, now time.Time) error {
+	// The outcome is decided inside the transaction but returned after it
+	// commits, so that a counted attempt or a removal is kept.
+	var outcome error
+	err := db.inTx(ctx, func(tx dbtx) error {
+		var hash []byte
+		var commandID string
+		var attempts int64
+		var exp timeCol
+		err := tx.queryRow(ctx, `SELECT cin_hash, command_id, attempts, expires_at FROM router_cin_challenges WHERE device = $1 AND user_eui = $2`,
+			device, user).Scan(&hash, &commandID, &attempts, &exp)
+		if errors.Is(err, errNoRows) {
+			outcome = fmt.Errorf("no CIN challenge for %s and %s: %w", device, user, ErrNotFound)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("store: reading CIN challenge: %w", err)
+		}
+		del := func() error {
+			if _, err := tx.exec(ctx, `DELETE FROM router_cin_challenges WHERE device = $1 AND user_eui = $2`, device, user); err != nil {
+				return fmt.Errorf("store: removing CIN challenge: %w", err)
+			}
+			return nil
+		}
+		switch {
+		case !now.Before(exp.t):
+			outcome = fmt.Errorf("CIN challenge for %s expired: %w", device, ErrNotFound)
+			return del()
+		case match(hash, commandID):
+			return del()
+		}
+		attempts++
+		if attempts >= MaxCINAttempts {
+			outcome = fmt.Errorf("%w: no attempts left; request a new CIN", ErrCINMismatch)
+			return del()
+		}
+		outcome = fmt.Errorf("%w: %d attempts left", ErrCINMismatch, MaxCINAttempts-attempts)
+		if _, err := tx.exec(ctx, `UPDATE router_cin_challenges SET attempts = $1 WHERE device = $2 AND user_eui = $3`,
+			attempts, device, user); err != nil {
+			return fmt.Errorf("store: counting CIN attempt: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}

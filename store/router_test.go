@@ -411,3 +411,51 @@ func TestRecordCommands(t *testing.T) {
 		}
 	})
 }
+
+func TestCINChallenges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		user := "4444444444444444"
+		is := func(want string) func([]byte, string) bool { return func(h []byte, _ string) bool { return string(h) == want } }
+		if err := db.PutCINChallenge(ctx, rtDevice, user, []byte("h1"), "cmd-1", rtT0, rtT0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			name  string
+			guess string
+			at    time.Time
+			want  error
+		}{
+			{"wrong", "nope", rtT0, ErrCINMismatch},
+			{"right", "h1", rtT0, nil},
+			{"consumed", "h1", rtT0, ErrNotFound},
+		}
+		for _, s := range steps {
+			if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is(s.guess), s.at); !errors.Is(err, s.want) || (s.want == nil && err != nil) {
+				t.Fatalf("%s: %v, want %v", s.name, err, s.want)
+			}
+		}
+		// Attempts run out, and a new challenge resets them.
+		if err := db.PutCINChallenge(ctx, rtDevice, user, []byte("h2"), "cmd-2", rtT0, rtT0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= MaxCINAttempts; i++ {
+			if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is("guess"), rtT0); !errors.Is(err, ErrCINMismatch) {
+				t.Fatalf("attempt %d: %v", i, err)
+			}
+		}
+		if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is("h2"), rtT0); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after the last attempt: %v", err)
+		}
+		// Expiry.
+		if err := db.PutCINChallenge(ctx, rtDevice, user, []byte("h3"), "cmd-3", rtT0, rtT0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is("h3"), rtT0.Add(time.Minute)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("expired: %v", err)
+		}
+		if err := db.PutCINChallenge(ctx, "bad", user, []byte("h"), "c", rtT0, rtT0.Add(time.Minute)); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("bad device: %v", err)
+		}
+	})
+}

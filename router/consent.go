@@ -1,0 +1,222 @@
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+)
+
+// cinStore is what the consent desk needs of *store.DB.
+type cinStore interface {
+	registryStore
+	PutCINChallenge(ctx context.Context, device, user string, hash []byte, commandID string, at, expires time.Time) error
+	ConsumeCINChallenge(ctx context.Context, device, user string, match func(hash []byte, commandID string) bool, now time.Time) error
+}
+
+// Consent limits (our rules, spec section 11).
+const (
+	// CINValidity is how long a displayed CIN may be read back.
+	CINValidity = 30 * time.Minute
+	// MaxConsentDays bounds a consent's life.
+	MaxConsentDays = 395
+	// ConsentDataMonths is how far back a consented read may reach.
+	ConsentDataMonths = 13
+)
+
+// ConsentDesk runs the customer identification number flow by which an
+// other user (OU) obtains a consumer's consent (spec section 11): the router
+// has the meter display a random CIN (SR 9.1, sent by the access control
+// broker for the OU) and keeps only its hash; the consumer reads the CIN to
+// the OU, which presents it to get a consent record for the reads it asks.
+// The OU never sees the CIN through the router.
+type ConsentDesk struct {
+	router    *Router
+	db        cinStore
+	registrar *Registrar
+	rand      io.Reader
+}
+
+// NewConsentDesk returns a desk over r and db; rnd draws CINs (nil for
+// crypto/rand).
+func NewConsentDesk(r *Router, db cinStore, rnd io.Reader) *ConsentDesk {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	return &ConsentDesk{router: r, db: db, registrar: NewRegistrar(db, r.now), rand: rnd}
+}
+
+// RequestCIN has target display a fresh CIN for the calling other user:
+// the command goes through the whole pipeline (eligibility for 9.1 is the
+// OU's alone; no consent is needed for this one request) and the CIN's hash
+// is kept for CINValidity.
+func (d *ConsentDesk) RequestCIN(ctx context.Context, caller Caller, target smki.EUI, fuel string) (Receipt, error) {
+	if caller.Role != smki.UserOther {
+		return Receipt{}, fmt.Errorf("%w: only other users (OU) request a CIN", ErrNotEligible)
+	}
+	code := device.CodeECS50
+	switch fuel {
+	case "", "electricity":
+	case "gas":
+		code = device.CodeGCS36
+	default:
+		return Receipt{}, fmt.Errorf("%w: fuel %q (want electricity or gas)", ErrBadRequest, fuel)
+	}
+	n, err := rand.Int(d.rand, big.NewInt(device.MaxCIN+1))
+	if err != nil {
+		return Receipt{}, fmt.Errorf("%w: drawing a CIN: %w", ErrUnavailable, err)
+	}
+	cin := uint32(n.Int64())
+	payload, err := device.EncodeCIN(cin)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	r := d.router
+	last, _, err := r.cfg.Ledger.LastCounter(ctx, r.cfg.ACB, target)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("%w: reading counter: %w", ErrUnavailable, err)
+	}
+	counter := max(uint64(r.now().UnixMilli()), last+1)
+	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: r.cfg.ACB, Recipient: target,
+		Code: commands.MessageCode(code), Payload: payload,
+		URP: &commands.UnknownRemoteParty{EUI: caller.EUI, Counter: counter}}
+	raw, err := m.Marshal()
+	if err != nil {
+		return Receipt{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	rc, err := r.run(ctx, &submission{caller: caller, raw: raw, cinRequest: true})
+	if err != nil {
+		return Receipt{}, err
+	}
+	now := r.now()
+	if err := d.db.PutCINChallenge(ctx, target.String(), caller.EUI.String(), cinHash(rc.ID, cin), rc.ID, now, now.Add(CINValidity)); err != nil {
+		return Receipt{}, fmt.Errorf("%w: recording the CIN challenge: %w", ErrUnavailable, err)
+	}
+	return rc, nil
+}
+
+// cinHash binds a CIN to the command that displayed it.
+func cinHash(commandID string, cin uint32) []byte {
+	h := sha256.New()
+	h.Write([]byte("metertrust CIN v1\x00"))
+	h.Write([]byte(commandID))
+	h.Write(binary.BigEndian.AppendUint32(nil, cin))
+	return h.Sum(nil)
+}
+
+// ConsentRequest is an other user's claim of consent: the CIN the consumer
+// read back, the reads it wants and for how long.
+type ConsentRequest struct {
+	Device smki.EUI `json:"device"`
+	CIN    uint32   `json:"cin"`
+	Scope  []string `json:"scope"`
+	Days   int      `json:"days"`
+}
+
+// ConfirmCIN checks the CIN read back and, when it matches, records the
+// consent (audited). Each wrong CIN spends one of MaxCINAttempts.
+func (d *ConsentDesk) ConfirmCIN(ctx context.Context, caller Caller, in ConsentRequest) (store.Consent, error) {
+	if caller.Role != smki.UserOther {
+		return store.Consent{}, fmt.Errorf("%w: only other users (OU) hold consents", ErrNotEligible)
+	}
+	if in.Days < 1 || in.Days > MaxConsentDays {
+		return store.Consent{}, fmt.Errorf("%w: days must be 1 to %d", ErrBadRequest, MaxConsentDays)
+	}
+	if len(in.Scope) == 0 {
+		return store.Consent{}, fmt.Errorf("%w: scope lists no service request", ErrBadRequest)
+	}
+	for _, ref := range in.Scope {
+		sr, ok := commands.LookupServiceRequest(ref)
+		if !ok || !sr.Eligible(smki.UserOther) || ref == "9.1" {
+			return store.Consent{}, fmt.Errorf("%w: scope %q is not a service request an other user may send", ErrBadRequest, ref)
+		}
+	}
+	now := d.router.now()
+	err := d.db.ConsumeCINChallenge(ctx, in.Device.String(), caller.EUI.String(), func(h []byte, commandID string) bool {
+		return subtle.ConstantTimeCompare(h, cinHash(commandID, in.CIN)) == 1
+	}, now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Consent{}, fmt.Errorf("%w: no live CIN challenge for device %s: request a CIN first", ErrNotFound, in.Device)
+	case errors.Is(err, store.ErrCINMismatch):
+		d.router.audit(ctx, AuditEvent{Action: "consent.refused", Caller: caller, Target: in.Device, Kind: ErrNotOwner.Code(),
+			Detail: "wrong CIN read back: " + err.Error(), At: now})
+		return store.Consent{}, fmt.Errorf("%w: %w", ErrNotOwner, err)
+	case err != nil:
+		return store.Consent{}, fmt.Errorf("%w: checking the CIN: %w", ErrUnavailable, err)
+	}
+	id := make([]byte, 12)
+	if _, err := io.ReadFull(d.rand, id); err != nil {
+		return store.Consent{}, fmt.Errorf("%w: consent id: %w", ErrUnavailable, err)
+	}
+	c := store.Consent{ID: "C-" + hex.EncodeToString(id), Device: in.Device.String(), User: caller.EUI.String(), Scope: slices.Clone(in.Scope),
+		DataFrom: now.AddDate(0, -ConsentDataMonths, 0), NotBefore: now, ExpiresAt: now.AddDate(0, 0, in.Days),
+		Evidence: "customer identification number displayed on the device at the router's request and read back"}
+	if err := d.registrar.GrantConsent(ctx, caller.String(), c); err != nil {
+		return store.Consent{}, fmt.Errorf("%w: recording consent: %w", ErrUnavailable, err)
+	}
+	c.CreatedBy, c.CreatedAt = caller.String(), now
+	return c, nil
+}
+
+// consentView is a consent record as the API shows it.
+type consentView struct {
+	ID        string    `json:"id"`
+	Device    string    `json:"device"`
+	Scope     []string  `json:"scope"`
+	DataFrom  time.Time `json:"dataFrom"`
+	NotBefore time.Time `json:"notBefore"`
+	Expires   time.Time `json:"expires"`
+}
+
+// postCIN: POST /v1/cin {"target": EUI, "fuel": ...} has the meter display
+// a CIN for the calling other user.
+func (s *Server) postCIN(c echo.Context) error {
+	var in struct {
+		Target smki.EUI `json:"target"`
+		Fuel   string   `json:"fuel,omitempty"`
+	}
+	if err := s.decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.Target.IsZero() {
+		return fmt.Errorf("%w: target device is required", ErrBadRequest)
+	}
+	rc, err := s.cfg.Consents.RequestCIN(c.Request().Context(), callerFrom(c), in.Target, in.Fuel)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Location", "/v1/commands/"+rc.ID)
+	return c.JSON(http.StatusAccepted, rc)
+}
+
+// postConsent: POST /v1/consents {"device", "cin", "scope", "days"} turns a
+// CIN read back into a consent record.
+func (s *Server) postConsent(c echo.Context) error {
+	var in ConsentRequest
+	if err := s.decodeJSON(c, &in); err != nil {
+		return err
+	}
+	cs, err := s.cfg.Consents.ConfirmCIN(c.Request().Context(), callerFrom(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, consentView{ID: cs.ID, Device: cs.Device, Scope: cs.Scope, DataFrom: cs.DataFrom,
+		NotBefore: cs.NotBefore, Expires: cs.ExpiresAt})
+}
