@@ -416,7 +416,9 @@ func TestCINChallenges(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		user := "4444444444444444"
-		is := func(want string) func([]byte, string) bool { return func(h []byte, _ string) bool { return string(h) == want } }
+		is := func(want string) func([]byte, string) bool {
+			return func(h []byte, _ string) bool { return string(h) == want }
+		}
 		if err := db.PutCINChallenge(ctx, rtDevice, user, []byte("h1"), "cmd-1", rtT0, rtT0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
