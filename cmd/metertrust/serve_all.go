@@ -28,7 +28,8 @@ certificates and keys, --meters meters and an operator credential; a directory
 set up before is reused as it is. It prints the URLs, the DCCKI client
 certificate and key files, the operator token file and curl commands that
 work, then serves until interrupted.`,
-		Args: cobra.NoArgs,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.data == "" {
 				return errors.New("--data DIR is required")
