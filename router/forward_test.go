@@ -273,15 +273,19 @@ func (e *storeEnv) mustMessage(t *testing.T, id string) []byte {
 }
 
 // TestForwarderRestart: commands accepted by one process and never sent are
-// forwarded by the next, and a lease held by a dead worker expires.
+// forwarded by the next, in counter order, and a lease held by a dead
+// worker expires.
 func TestForwarderRestart(t *testing.T) {
 	ctx := context.Background()
 	e := newStoreEnv(t, nil)
-	for i := range uint64(5) {
-		e.submit(t, 10+i, codeRead, false)
+	targets := e.registerDevices(t, 5)
+	for _, target := range targets {
+		for j := range uint64(2) {
+			e.submit2(t, target, 10+j)
+		}
 	}
-	// A worker claims everything, then dies before answering.
-	if items, err := e.st.Claim(ctx, e.now(), time.Minute, 10); err != nil || len(items) != 5 {
+	// A worker claims every pair's head, then dies before answering.
+	if items, err := e.st.Claim(ctx, e.now(), time.Minute, 100); err != nil || len(items) != 5 {
 		t.Fatalf("claim: %d, %v", len(items), err)
 	}
 	fresh, err := NewForwarder(ForwarderConfig{Outbox: e.st, Transport: e.tr, Registry: e.st, Auditor: e.st, ACB: e.acb, Clock: e.now})
@@ -292,15 +296,38 @@ func TestForwarderRestart(t *testing.T) {
 		t.Fatalf("claimed %d leased commands", n)
 	}
 	e.advance(2 * time.Minute)
-	for range 5 {
+	for range 10 {
 		e.tr.answers = append(e.tr.answers, respondAs(t, nil, nil))
 	}
-	if n, err := fresh.Drain(ctx); n != 5 || err != nil {
-		t.Fatalf("after lease expiry: %d, %v", n, err)
+	for round, want := range []int{5, 5, 0} {
+		if n, err := fresh.Drain(ctx); n != want || err != nil {
+			t.Fatalf("round %d after lease expiry: %d, %v; want %d", round, n, err, want)
+		}
 	}
-	if ds, _ := e.st.Deliveries(ctx, e.supplier.eui, 0, 0); len(ds) != 5 {
-		t.Fatalf("%d deliveries, want 5", len(ds))
+	if ds, _ := e.st.Deliveries(ctx, e.supplier.eui, 0, 0); len(ds) != 10 {
+		t.Fatalf("%d deliveries, want 10", len(ds))
 	}
+	// Each device saw its commands in counter order.
+	seen := map[smki.EUI]uint64{}
+	for _, raw := range e.tr.sent {
+		m, err := commands.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Counter <= seen[m.Recipient] && seen[m.Recipient] != 0 {
+			t.Fatalf("device %s got counter %d after %d", m.Recipient, m.Counter, seen[m.Recipient])
+		}
+		seen[m.Recipient] = m.Counter
+	}
+}
+
+func (e *storeEnv) submit2(t *testing.T, target smki.EUI, counter uint64) Receipt {
+	t.Helper()
+	rc, err := e.router.Submit(context.Background(), e.supplier.caller(), command(t, e.supplier, target, codeRead, counter, false))
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	return rc
 }
 
 func TestBackoff(t *testing.T) {

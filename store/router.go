@@ -417,7 +417,10 @@ type OutboxItem struct {
 
 // ClaimOutbox leases up to limit commands due at now to the caller until
 // now+lease: a worker that dies loses its lease and another picks the
-// command up (at-least-once). On PostgreSQL concurrent claimers skip each
+// command up (at-least-once). Only the oldest undelivered command of each
+// (originator, target) pair is ever claimed, so a device receives a pair's
+// commands in counter order, and a later one never overtakes one in flight
+// or waiting for a retry. On PostgreSQL concurrent claimers skip each
 // other's rows.
 func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
 	if limit <= 0 || lease <= 0 {
@@ -425,13 +428,22 @@ func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duratio
 	}
 	skip := ""
 	if db.dialect == DialectPostgres {
-		skip = " FOR UPDATE SKIP LOCKED"
+		skip = " FOR UPDATE OF o SKIP LOCKED"
 	}
 	var out []OutboxItem
 	err := db.inTx(ctx, func(tx dbtx) error {
-		rs, err := tx.query(ctx, `SELECT command_id, attempts FROM router_outbox
-			WHERE next_attempt <= $1 AND (lease_until IS NULL OR lease_until <= $1)
-			ORDER BY next_attempt LIMIT $2`+skip, now, limit)
+		// Only the head of each (originator, target) queue is due: a device
+		// discards a counter not above the last it accepted from that
+		// originator, so a pair's commands go one at a time, in counter
+		// order, whatever the retries and however many workers. (Counters
+		// compare as stored, signed: exact below 2^63, which clock-based
+		// counters are.)
+		rs, err := tx.query(ctx, `SELECT o.command_id, o.attempts FROM router_outbox o
+			JOIN router_commands c ON c.id = o.command_id
+			WHERE o.next_attempt <= $1 AND (o.lease_until IS NULL OR o.lease_until <= $1)
+			AND NOT EXISTS (SELECT 1 FROM router_outbox o2 JOIN router_commands c2 ON c2.id = o2.command_id
+				WHERE c2.target = c.target AND c2.originator = c.originator AND c2.counter < c.counter)
+			ORDER BY o.next_attempt LIMIT $2`+skip, now, limit)
 		if err != nil {
 			return fmt.Errorf("store: claiming outbox: %w", err)
 		}

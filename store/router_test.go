@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -237,8 +238,12 @@ func TestOutboxAndDeliveries(t *testing.T) {
 			open := b.newOpener(t)
 			db := open(t)
 			ctx := context.Background()
-			for i := range 3 {
-				if err := db.RecordCommand(ctx, rtCommand(fmt.Sprintf("c%d", i), uint64(i+1)), nil); err != nil {
+			// Three targets, so that all three rows are due at once (a
+			// pair's rows go one at a time: TestClaimOutboxOrder).
+			for i, target := range []string{"AAAAAAAAAAAAAAA1", "AAAAAAAAAAAAAAA2", rtDevice} {
+				c := rtCommand(fmt.Sprintf("c%d", i), uint64(i+1))
+				c.Target = target
+				if err := db.RecordCommand(ctx, c, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -460,4 +465,62 @@ func TestCINChallenges(t *testing.T) {
 			t.Fatalf("bad device: %v", err)
 		}
 	})
+}
+
+// TestClaimOutboxOrder: a pair's commands are claimed one at a time, in
+// counter order, even while the head waits for a retry; other pairs are not
+// held up; two claimers never share a pair's head.
+func TestClaimOutboxOrder(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			open := b.newOpener(t)
+			db := open(t)
+			ctx := context.Background()
+			for i, c := range []RouterCommand{rtCommand("a1", 1), rtCommand("a2", 2), rtCommand("a3", 3)} {
+				if err := db.RecordCommand(ctx, c, nil); err != nil {
+					t.Fatalf("%d: %v", i, err)
+				}
+			}
+			other := rtCommand("b1", 1)
+			other.Target = "BBBBBBBBBBBBBBBB"
+			if err := db.RecordCommand(ctx, other, nil); err != nil {
+				t.Fatal(err)
+			}
+			ids := func(items []OutboxItem) []string {
+				var out []string
+				for _, it := range items {
+					out = append(out, it.Command.ID)
+				}
+				slices.Sort(out)
+				return out
+			}
+			claim := func(d *DB, at time.Time) []string {
+				items, err := d.ClaimOutbox(ctx, at, time.Minute, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ids(items)
+			}
+			first, second := claim(db, rtT0), claim(open(t), rtT0)
+			if got := append(first, second...); !slices.Equal(got, []string{"a1", "b1"}) {
+				t.Fatalf("claims %v and %v, want the head of each pair [a1 b1]", first, second)
+			}
+			// a1 fails and backs off: a2 must still wait behind it.
+			if err := db.RetryOutbox(ctx, "a1", rtT0.Add(time.Hour), "down"); err != nil {
+				t.Fatal(err)
+			}
+			if got := claim(db, rtT0.Add(30*time.Second)); len(got) != 0 { // b1 still leased
+				t.Fatalf("claimed %v while a1 waits", got)
+			}
+			if got := claim(db, rtT0.Add(time.Hour)); !slices.Equal(got, []string{"a1", "b1"}) { // b1: its lease expired
+				t.Fatalf("claim after backoff %v, want [a1 b1]", got)
+			}
+			if err := db.MarkForwarded(ctx, "a1", rtT0); err != nil {
+				t.Fatal(err)
+			}
+			if got := claim(db, rtT0.Add(time.Hour)); !slices.Equal(got, []string{"a2"}) { // b1 leased again
+				t.Fatalf("claim after a1 %v, want [a2]", got)
+			}
+		})
+	}
 }
