@@ -482,3 +482,34 @@ func wantProfile(t *template) smki.ProfileID {
 	}
 	return smki.ProfileDeviceKA
 }
+
+// ResolveCA returns the store name of the CA called name: its store name
+// ("root", "oca", "dccki-tls", a batch id) or the CN of its certificate
+// ("ZA", "Z1"), as operators know it from the ceremony. A CN shared by two
+// CAs is refused as ambiguous.
+func (a *Authority) ResolveCA(ctx context.Context, name string) (string, error) {
+	if _, err := a.st.CA(ctx, name); err == nil {
+		return name, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("ca: looking up CA %q: %w", name, err)
+	}
+	cas, err := a.st.CAs(ctx)
+	if err != nil {
+		return "", fmt.Errorf("ca: listing CAs: %w", err)
+	}
+	var found []string
+	for _, c := range cas {
+		cert, err := x509.ParseCertificate(c.CertDER)
+		if err == nil && cert.Subject.CommonName == name {
+			found = append(found, c.Name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w: CA %q (neither a CA name nor a CA's common name)", ErrNotFound, name)
+	case 1:
+		return found[0], nil
+	default:
+		return "", fmt.Errorf("%w: CA common name %q is shared by %v: use the CA name", ErrRequest, name, found)
+	}
+}

@@ -3,7 +3,6 @@ package repository
 import (
 	"encoding/hex"
 	"fmt"
-	"math/big"
 	"net/url"
 	"sort"
 	"strconv"
@@ -166,37 +165,18 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, 
 }
 
 // maxSerialBytes is the longest serial number RFC 5280 section 4.1.2.2 allows.
-const maxSerialBytes = 20
+const maxSerialBytes = smki.MaxSerialBytes
 
 // ParseSerial reads a certificate serial number written in hex, with or
 // without colons between byte pairs and an optional 0x prefix, and returns
 // its minimal big-endian magnitude (as big.Int.Bytes, one zero byte for
 // zero). It refuses serials longer than the 20 octets of RFC 5280.
 func ParseSerial(s string) ([]byte, error) {
-	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
-	h = strings.ReplaceAll(h, ":", "")
-	if h == "" {
-		return nil, fmt.Errorf("%w: empty serial", ErrBadRequest)
-	}
-	if len(h) > 2*maxSerialBytes+2 {
-		return nil, fmt.Errorf("%w: serial longer than %d octets", ErrBadRequest, maxSerialBytes)
-	}
-	if len(h)%2 == 1 {
-		h = "0" + h
-	}
-	b, err := hex.DecodeString(h)
+	b, err := smki.ParseSerial(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	n := new(big.Int).SetBytes(b)
-	out := n.Bytes()
-	if len(out) == 0 {
-		out = []byte{0}
-	}
-	if len(out) > maxSerialBytes {
-		return nil, fmt.Errorf("%w: serial longer than %d octets", ErrBadRequest, maxSerialBytes)
-	}
-	return out, nil
+	return b, nil
 }
 
 // FormatSerial prints a serial number as upper-case hex, the form used in

@@ -74,7 +74,7 @@ func (c *Certificate) Summary() Summary {
 	fp := sha256.Sum256(c.Raw)
 	s := Summary{
 		Type: "certificate", Profile: c.Profile, Kind: c.Kind,
-		Serial: strings.ToUpper(c.SerialNumber.Text(16)), Subject: c.Subject.String(), Issuer: c.Issuer.String(),
+		Serial: FormatSerial(c.SerialNumber), Subject: c.Subject.String(), Issuer: c.Issuer.String(),
 		CommonName: c.Subject.CommonName, KeyUsage: usageList(c.KeyUsage), IsCA: c.IsCA,
 		SubjectKeyID: hexUpper(c.SubjectKeyID), AuthorityKeyID: hexUpper(c.AuthorityKeyID),
 		PublicKey: hexUpper(c.RawPublicKey), SignatureAlgorithm: "ecdsa-with-SHA256",

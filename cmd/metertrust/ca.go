@@ -443,9 +443,9 @@ func newCARevokeCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			serial, err := hex.DecodeString(strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(serialHex), "0x"), ":", ""))
-			if err != nil || len(serial) == 0 {
-				return fmt.Errorf("--serial %q: want hex digits", serialHex)
+			serial, err := smki.ParseSerial(serialHex)
+			if err != nil {
+				return fmt.Errorf("--serial: %w", err)
 			}
 			reason, err := ca.ParseReason(reasonName)
 			if err != nil {
@@ -456,6 +456,11 @@ func newCARevokeCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
+			if caName != "" {
+				if caName, err = e.auth.ResolveCA(ctx, caName); err != nil {
+					return err
+				}
+			}
 			rec, err := e.auth.Revoke(ctx, caName, serial, reason)
 			if err != nil {
 				return err
@@ -473,7 +478,7 @@ func newCARevokeCmd() *cobra.Command {
 	f.register(c)
 	c.Flags().StringVar(&serialHex, "serial", "", "serial number, hex (required)")
 	c.Flags().StringVar(&reasonName, "reason", "unspecified", "RFC 5280 reason: keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, ...")
-	c.Flags().StringVar(&caName, "ca", "", "issuing CA name, when the serial is not unique")
+	c.Flags().StringVar(&caName, "ca", "", "issuing CA (name or common name), when the serial is not unique")
 	c.MarkFlagRequired("serial")
 	return c
 }
@@ -495,7 +500,11 @@ func newCACRLCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			crl, err := e.auth.CRL(ctx, caName)
+			name, err := e.auth.ResolveCA(ctx, caName)
+			if err != nil {
+				return err
+			}
+			crl, err := e.auth.CRL(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -517,7 +526,7 @@ func newCACRLCmd() *cobra.Command {
 		},
 	}
 	f.register(c)
-	c.Flags().StringVar(&caName, "ca", "", "CA name: root, oca, dccki-root, dccki-tls or a batch id (required)")
+	c.Flags().StringVar(&caName, "ca", "", "CA: its name (root, oca, dccki-root, dccki-tls, a batch id) or its common name (ZA, Z1) (required)")
 	c.Flags().StringVar(&out, "out", "", "CRL output, DER")
 	c.MarkFlagRequired("ca")
 	return c
