@@ -11,6 +11,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -44,6 +45,20 @@ type Config struct {
 	Meters int
 	// MeterKind is the kind of every meter (default electricity).
 	MeterKind device.Kind
+	// GenerateMeters, for load tests and benchmarks, makes the Meters
+	// meters with fresh keys and no certificates (device.Fleet.Generate)
+	// instead of issuing them from the batch Device CA: far faster for
+	// large fleets, but the repository holds no device certificates for
+	// them and a reused data directory has no meters.
+	GenerateMeters bool
+	// FirstMeter is the EUI-64 of the first meter; zero for the CA's
+	// default (F0-00-00-00-00-00-00-01 onwards).
+	FirstMeter smki.EUI
+	// Transport, when set, makes the router's device transport in place
+	// of the in-process fleet: a benchmark's recording transport, or an
+	// HTTP transport to a communications service provider. It is given
+	// the fleet.
+	Transport func(*device.Fleet) (router.Transport, error)
 	// Batch names the batch Device CA (default "BATCH1"). Its quota is
 	// two certificates per meter plus two spare, so the batch stays open
 	// until CloseBatch.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 // readRegister runs a register read of meter as the supplier over the
@@ -119,7 +121,7 @@ func TestStartReuse(t *testing.T) {
 	for path, private := range map[string]bool{
 		s.DCCKIRootFile: false, s.OperatorTokenFile: true, s.CredentialsFile: true,
 		s.Party(PartySupplier).TLSKeyFile: true, s.Party(PartySupplier).TLSCertFile: false,
-		filepath.Join(dir, "parties", EUISupplier.String()+"-ds.key"): true,
+		filepath.Join(dir, "parties", EUISupplier.String()+"-ds.key"):    true,
 		filepath.Join(dir, "parties", EUISupplier.String()+"-pp-ka.pem"): false,
 	} {
 		fi, err := os.Stat(path)
@@ -339,5 +341,79 @@ func TestStartPostgres(t *testing.T) {
 	readRegister(t, s, s.Meters[0])
 	if _, err := s.DB.VerifyAudit(ctx); err != nil {
 		t.Errorf("audit chain: %v", err)
+	}
+}
+
+// recorder is a router.Transport that records what it is sent and
+// acknowledges it without answering, as a benchmark's transport does.
+type recorder struct {
+	mu   sync.Mutex
+	sent map[smki.EUI]int
+}
+
+func (r *recorder) Send(_ context.Context, target smki.EUI, _ []byte) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent[target]++
+	return nil, nil
+}
+
+func (r *recorder) count(eui smki.EUI) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent[eui]
+}
+
+// TestStartGeneratedMetersTransport is what a benchmark needs: generated
+// meters (no certificates) and its own transport in place of the fleet.
+func TestStartGeneratedMetersTransport(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{sent: map[smki.EUI]int{}}
+	first := smki.MustParseEUI("0012A3FFFE000001")
+	s, err := Start(ctx, Config{Meters: 50, GenerateMeters: true, FirstMeter: first,
+		Transport: func(f *device.Fleet) (router.Transport, error) {
+			if f.Len() != 50 {
+				t.Errorf("transport made with a fleet of %d meters", f.Len())
+			}
+			return rec, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(s.Meters) != 50 || s.Meters[0] != first || s.Bulk.Certificates != 0 {
+		t.Fatalf("%d meters from %v, %d certificates", len(s.Meters), s.Meters, s.Bulk.Certificates)
+	}
+	if n, _ := s.DB.FindCertificates(ctx, store.CertQuery{Kind: store.KindDevice}); len(n) != 0 {
+		t.Errorf("%d device certificates for generated meters", len(n))
+	}
+	sup := s.Party(PartySupplier)
+	caller := router.Caller{EUI: sup.EUI, Role: sup.UserRole}
+	target := s.Meters[49]
+	pc, err := s.Router.Router.BuildServiceRequest(ctx, caller, router.ServiceRequestInput{Ref: "7.2", Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := hex.DecodeString(pc.Message)
+	m, err := commands.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := commands.SignPreCommand(rand.Reader, sup.DS, m); err != nil {
+		t.Fatal(err)
+	}
+	signed, _ := m.Marshal()
+	if _, err := s.Router.Router.Submit(ctx, caller, signed); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for rec.count(target) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the command never reached the transport")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if meter, _ := s.Fleet.Meter(target); meter.Stats().Accepted != 0 {
+		t.Error("the fleet executed a command sent to another transport")
 	}
 }

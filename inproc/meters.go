@@ -24,11 +24,11 @@ func (s *System) devicesDir() string { return filepath.Join(s.Dir, "devices", s.
 // issueMeters opens the batch Device CA and issues n meters in bulk (two
 // key pairs and two device certificates each, linted), written to
 // devicesDir.
-func (s *System) issueMeters(ctx context.Context, n int) error {
+func (s *System) issueMeters(ctx context.Context, n int, first smki.EUI) error {
 	if _, err := s.CA.OpenBatch(ctx, s.Batch, int64(2*n+2)); err != nil {
 		return fmt.Errorf("opening batch %s: %w", s.Batch, err)
 	}
-	sum, err := s.CA.IssueDevices(ctx, ca.BulkRequest{Batch: s.Batch, Count: n, OutDir: s.devicesDir()})
+	sum, err := s.CA.IssueDevices(ctx, ca.BulkRequest{Batch: s.Batch, Count: n, OutDir: s.devicesDir(), FirstEUI: first})
 	if err != nil {
 		return fmt.Errorf("issuing %d meters from batch %s: %w", n, s.Batch, err)
 	}
@@ -95,10 +95,53 @@ func (s *System) anchors() (*device.Anchors, error) {
 	return an, nil
 }
 
-// registerMeters puts the meters in the router's registry, owned by the
+// generateMeters makes n meters with fresh keys and no certificates, for
+// load tests, and registers them.
+func (s *System) generateMeters(ctx context.Context, n int, first smki.EUI, kind device.Kind) error {
+	anchors, err := s.anchors()
+	if err != nil {
+		return err
+	}
+	if first.IsZero() {
+		first = smki.MustParseEUI("F000000000000001")
+	}
+	if s.Meters, err = s.Fleet.Generate(ctx, n, first, kind, anchors); err != nil {
+		return fmt.Errorf("generating %d meters: %w", n, err)
+	}
+	devs := make([]store.RouterDevice, 0, n)
+	for _, eui := range s.Meters {
+		m, _ := s.Fleet.Meter(eui)
+		ds, err := m.SignaturePublicKey().Bytes()
+		if err != nil {
+			return fmt.Errorf("meter %s signing key: %w", eui, err)
+		}
+		devs = append(devs, store.RouterDevice{EUI: eui.String(), KAPublic: m.AgreementPublicKey().Bytes(), DSPublic: ds})
+	}
+	return s.registerDevices(ctx, devs)
+}
+
+// registerMeters registers issued meters with the keys of their device
+// certificates.
+func (s *System) registerMeters(ctx context.Context, ps []device.Provision) error {
+	devs := make([]store.RouterDevice, 0, len(ps))
+	for _, p := range ps {
+		ka, err := smki.ParseCertificate(p.KACertificate)
+		if err != nil {
+			return fmt.Errorf("KA certificate of meter %s: %w", p.EUI, err)
+		}
+		ds, err := smki.ParseCertificate(p.DSCertificate)
+		if err != nil {
+			return fmt.Errorf("DS certificate of meter %s: %w", p.EUI, err)
+		}
+		devs = append(devs, store.RouterDevice{EUI: p.EUI.String(), KAPublic: ka.RawPublicKey, DSPublic: ds.RawPublicKey})
+	}
+	return s.registerDevices(ctx, devs)
+}
+
+// registerDevices puts devices in the router's registry, owned by the
 // anchored supplier and network operator, in chunks, with one audit entry
 // per chunk naming the devices.
-func (s *System) registerMeters(ctx context.Context, ps []device.Provision) error {
+func (s *System) registerDevices(ctx context.Context, devs []store.RouterDevice) error {
 	var supplier, no string
 	for _, p := range s.PartyList {
 		switch {
@@ -113,23 +156,13 @@ func (s *System) registerMeters(ctx context.Context, ps []device.Provision) erro
 		return fmt.Errorf("%w: no anchored supplier or network operator to own the meters", ErrConfig)
 	}
 	now := s.now()
-	for chunk := range slices.Chunk(ps, 500) {
-		devs := make([]store.RouterDevice, 0, len(chunk))
+	for chunk := range slices.Chunk(devs, 500) {
 		euis := make([]string, 0, len(chunk))
-		for _, p := range chunk {
-			ka, err := smki.ParseCertificate(p.KACertificate)
-			if err != nil {
-				return fmt.Errorf("KA certificate of meter %s: %w", p.EUI, err)
-			}
-			ds, err := smki.ParseCertificate(p.DSCertificate)
-			if err != nil {
-				return fmt.Errorf("DS certificate of meter %s: %w", p.EUI, err)
-			}
-			devs = append(devs, store.RouterDevice{EUI: p.EUI.String(), KAPublic: ka.RawPublicKey, DSPublic: ds.RawPublicKey,
-				Supplier: supplier, NetworkOperator: no, UpdatedAt: now})
-			euis = append(euis, p.EUI.String())
+		for i := range chunk {
+			chunk[i].Supplier, chunk[i].NetworkOperator, chunk[i].UpdatedAt = supplier, no, now
+			euis = append(euis, chunk[i].EUI)
 		}
-		if err := s.DB.PutRouterDevices(ctx, devs...); err != nil {
+		if err := s.DB.PutRouterDevices(ctx, chunk...); err != nil {
 			return fmt.Errorf("registering meters: %w", err)
 		}
 		if _, err := s.DB.AppendAudit(ctx, store.AuditEvent{Time: now, Actor: "inproc", Action: "router.device.register",

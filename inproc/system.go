@@ -202,8 +202,12 @@ func (s *System) create(ctx context.Context, cfg Config) error {
 		s.addParty(p)
 	}
 	s.Fleet = device.NewFleet(device.Config{Now: s.now, Rand: s.rand, Logger: s.log.With("component", "device")})
-	if cfg.Meters > 0 {
-		if err := s.issueMeters(ctx, cfg.Meters); err != nil {
+	if cfg.Meters > 0 && cfg.GenerateMeters {
+		if err := s.generateMeters(ctx, cfg.Meters, cfg.FirstMeter, cfg.MeterKind); err != nil {
+			return err
+		}
+	} else if cfg.Meters > 0 {
+		if err := s.issueMeters(ctx, cfg.Meters, cfg.FirstMeter); err != nil {
 			return err
 		}
 		ps, err := s.loadMeters(cfg.MeterKind)
@@ -396,8 +400,14 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if ic, err := x509.ParseCertificate(s.dcckiIssuer); err == nil {
 		clientCAs.AddCert(ic)
 	}
+	var transport router.Transport = router.NewFleetTransport(s.Fleet)
+	if cfg.Transport != nil {
+		if transport, err = cfg.Transport(s.Fleet); err != nil {
+			return fmt.Errorf("making the device transport: %w", err)
+		}
+	}
 	s.Router, err = router.NewService(router.ServiceConfig{DB: s.DB, Detector: s.Detector, ACB: s.ACB.EUI, ACBKey: acbKA,
-		Transport: router.NewFleetTransport(s.Fleet), ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser,
+		Transport: transport, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser,
 		DCCKIIssuer: ca.NameDCCKITLS, Logger: s.log.With("component", "router"), Clock: s.now})
 	if err != nil {
 		return fmt.Errorf("building the router: %w", err)
