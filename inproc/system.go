@@ -41,6 +41,8 @@ type System struct {
 	// Reused says Dir held a system that was read back, not created.
 	Reused bool
 
+	// DB is the store every service shares, Keys the CA key store and
+	// CA the certificate authorities.
 	DB   *store.DB
 	Keys *ca.Custody
 	CA   *ca.Authority
@@ -61,6 +63,9 @@ type System struct {
 	Fleet  *device.Fleet
 	Meters []smki.EUI
 
+	// Detector is the anomaly detector; Router the router service (its
+	// Router field takes in-process submissions); Operator the operator
+	// API; Repository the certificate repository.
 	Detector   *anomaly.Detector
 	Router     *router.Service
 	Operator   *operator.Server
