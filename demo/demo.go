@@ -198,7 +198,7 @@ func (r *run) detail(format string, args ...any) {
 }
 
 func (r *run) story(ctx context.Context) error {
-	r.say("Assembling metertrust in one process: store, SMKI and DCCKI CAs, parties, %d meters, router, operator API, repository", r.opts.Meters)
+	r.say("Starting metertrust in one process: store, CAs, %d meters, router, operator API, repository", r.opts.Meters)
 	sys, err := inproc.Start(ctx, inproc.Config{DataDir: r.opts.DataDir, Meters: r.opts.Meters, Logger: r.opts.Logger,
 		Thresholds: []anomaly.Threshold{{Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: int64(r.opts.Threshold), Window: 24 * time.Hour}},
 		RouterAddr: "127.0.0.1:0", OperatorAddr: "127.0.0.1:0", RepositoryAddr: "127.0.0.1:0"})
@@ -240,11 +240,11 @@ func (r *run) story(ctx context.Context) error {
 // actCeremony shows the first act: the SMKI ceremony and issuance.
 func (r *run) actCeremony(ctx context.Context) error {
 	s := r.sys
-	r.say("Init ceremony (keys in %s): the SMKI root and Organisation CA, the DCCKI root and TLS CA", s.Keys.Kind())
+	r.say("Init ceremony: the SMKI root and Organisation CA, the DCCKI root and TLS CA (keys in %s)", s.Keys.Kind())
 	for _, c := range s.Ceremony {
 		r.detail("%-10s %s (serial %s)", c.Name, c.Subject, c.Serial)
 	}
-	r.say("Parties: each key gets its own organisation certificate from the Organisation CA, issued from a CSR")
+	r.say("The parties get organisation certificates from CSRs, one per key")
 	for _, p := range s.PartyList {
 		var us []string
 		for _, u := range p.Usages {
@@ -275,8 +275,9 @@ func (r *run) actCeremony(ctx context.Context) error {
 	}
 	b := s.Bulk
 	r.sum.DeviceCerts = b.Certificates
-	r.say("Batch ceremony: Device CA %s issues %d meters in bulk, two keys and two linted certificates each (%d certificates in %s)",
+	r.say("Batch ceremony: Device CA %s issues %d meters (%d linted certificates in %s)",
 		s.Batch, b.Devices, b.Certificates, b.Elapsed.Round(time.Millisecond))
+	r.detail("each meter has a DS and a KA key, each with its device certificate")
 	r.detail("meters %s to %s trust the ACB, the supplier, the network operator and the TCoS party", b.FirstEUI, b.LastEUI)
 	return r.actRevocation(ctx)
 }
@@ -397,8 +398,8 @@ func (r *run) actSupplier(ctx context.Context) error {
 	s := r.sys
 	sup := s.Party(inproc.PartySupplier)
 	meters := s.Meters[:StoryMeters]
-	r.say("The supplier reads the registers of %d meters over the router's mutual-TLS API (%s); each reading comes back encrypted to its KA key",
-		len(meters), s.RouterURL)
+	r.say("The supplier reads %d meters' registers through the router's mutual-TLS API", len(meters))
+	r.detail("router %s; the meters' KA certificates come from the repository %s", s.RouterURL, s.RepositoryURL)
 	for _, m := range meters {
 		p, err := r.exchange(ctx, r.supplier, sup.KA, "4.1.1", m, nil)
 		if err != nil {
@@ -432,8 +433,8 @@ func (r *run) actSupplier(ctx context.Context) error {
 		ref, verb string
 		want      device.SupplyState
 	}{{"7.2", "disconnects", device.SupplyDisabled}, {"7.1", "reconnects", device.SupplyEnabled}} {
-		r.say("The supplier %s %d meters: service request, the router returns the pre-command, the supplier signs it with its DS key and submits it",
-			step.verb, len(meters))
+		r.say("The supplier %s %d meters", step.verb, len(meters))
+		r.detail("service request, pre-command from the router, signed with the supplier's DS key, submitted")
 		for _, m := range meters {
 			p, err := r.exchange(ctx, r.supplier, sup.KA, step.ref, m, nil)
 			if err != nil {
@@ -449,7 +450,7 @@ func (r *run) actSupplier(ctx context.Context) error {
 			if !resp.OK || meter.Supply() != step.want {
 				return fmt.Errorf("%w: %s to %s: response ok=%v, meter supply %s", ErrAPI, step.ref, m, resp.OK, supplyName(meter.Supply()))
 			}
-			r.detail("meter %s checked the ACB's MAC and the supplier's signature, executed, and answered with a signed response: supply %s",
+			r.detail("meter %s: ACB MAC and supplier signature checked, executed, signed response: supply %s",
 				m, supplyName(step.want))
 		}
 	}
@@ -528,13 +529,14 @@ func (r *run) actThirdParty(ctx context.Context) error {
 	if err := r.refused(err, router.ErrNotOwner.Code()); err != nil {
 		return err
 	}
-	r.say("The consumer reads the CIN shown on the meter back to the third party; the consent is recorded (audited)")
+	r.say("The consumer consents: the record (device, third party, scope 4.8.1, expiry, evidence) is stored and audited")
 	if err := router.NewRegistrar(s.DB, nil).GrantConsent(ctx, "consumer", store.Consent{ID: "consent-" + m.String(), Device: m.String(),
 		User: third.EUI.String(), Scope: []string{"4.8.1"}, NotBefore: time.Now().Add(-time.Minute),
-		ExpiresAt: time.Now().Add(24 * time.Hour), Evidence: "CIN read back by the consumer"}); err != nil {
+		ExpiresAt: time.Now().Add(24 * time.Hour), Evidence: "consumer's consent recorded by the demo"}); err != nil {
 		return fmt.Errorf("granting consent: %w", err)
 	}
-	r.say("The third party reads the profile: the router sends it as the ACB with the third party's KA certificate (unknown remote party)")
+	r.say("The third party reads the profile under the consent")
+	r.detail("the router sends it as the ACB, with the third party's KA certificate (unknown remote party)")
 	rc, _, err := r.third.request(ctx, "4.8.1", m, profile)
 	if err != nil {
 		return err
@@ -582,8 +584,8 @@ func (r *run) actAttack(ctx context.Context) error {
 	s := r.sys
 	a := &r.sum.Attack
 	a.Threshold, a.Before, a.Sent = r.opts.Threshold, StoryMeters, r.opts.Attack
-	r.say("The supplier's signing key is stolen: the attacker fires %d signed disconnections (DCC threshold: %d per supplier per 24 h, %d used)",
-		a.Sent, a.Threshold, a.Before)
+	r.say("The supplier's signing key is stolen: the attacker fires %d signed disconnections", a.Sent)
+	r.detail("DCC threshold: %d disconnections per supplier per 24 h, %d already used today", a.Threshold, a.Before)
 
 	// The supplier's own systems watch its event stream for alerts.
 	ev := &eventCounter{counts: map[string]int{}, first: map[string]time.Time{}}
@@ -683,7 +685,7 @@ func (r *run) actAttack(ctx context.Context) error {
 func (r *run) actOperator(ctx context.Context) error {
 	s := r.sys
 	op := &operatorClient{base: s.OperatorURL, http: &http.Client{Timeout: 30 * time.Second}, token: s.OperatorToken}
-	r.say("A DCC operator lists the quarantine through the operator API (%s, bearer token)", s.OperatorURL)
+	r.say("A DCC operator lists the quarantine through the operator API (bearer token)")
 	qs, err := op.quarantined(ctx)
 	if err != nil {
 		return err
@@ -695,7 +697,7 @@ func (r *run) actOperator(ctx context.Context) error {
 		q := qs[0]
 		r.detail("%d records, e.g. %s: %s %s to %s, %s: %s", len(qs), q.Ref, q.User, q.ServiceRef, q.Target, q.Kind, q.Detail)
 	}
-	r.say("The supplier confirms the compromise; the operator deletes the %d quarantined disconnections (each audited with who and why)", len(qs))
+	r.say("The supplier confirms the compromise; the operator deletes the %d quarantined commands", len(qs))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -726,14 +728,14 @@ func (r *run) actOperator(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.detail("%d deleted, %d left in quarantine", r.sum.QuarantineDeleted, len(left))
+	r.detail("%d deleted, each audited with who and why; %d left in quarantine", r.sum.QuarantineDeleted, len(left))
 	return nil
 }
 
 // actClose closes the batch and verifies the audit chain.
 func (r *run) actClose(ctx context.Context) error {
 	s := r.sys
-	r.say("Closing batch %s: its Device CA key is destroyed in the key store (%s); its certificate stays published", s.Batch, s.Keys.Kind())
+	r.say("Batch %s is closed: its Device CA key is destroyed, its certificate stays published", s.Batch)
 	if err := s.CA.CloseBatch(ctx, s.Batch, "demo complete"); err != nil {
 		return fmt.Errorf("closing batch %s: %w", s.Batch, err)
 	}

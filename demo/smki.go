@@ -46,7 +46,8 @@ func (r *run) actRevocation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.say("Meter %s reports its DS key compromised: batch %s revokes certificate %X", victim, s.Batch, vc.Serial)
+	r.say("Meter %s reports its DS key compromised; batch %s revokes its certificate", victim, s.Batch)
+	r.detail("serial %X, reason keyCompromise", vc.Serial)
 	if _, err := s.CA.Revoke(ctx, s.Batch, vc.Serial, reasonKeyCompromise); err != nil {
 		return fmt.Errorf("revoking %X: %w", vc.Serial, err)
 	}
