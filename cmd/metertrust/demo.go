@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +49,11 @@ destroyed; the audit chain verified. --json prints only the summary.`,
 			if f.json {
 				story = nil
 			}
-			sum, err := demo.Run(cmd.Context(), demo.Options{DataDir: f.data, Meters: f.meters, Attack: f.attack,
+			// Interrupted, the demo still stops its services and removes
+			// its temporary directory.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			sum, err := demo.Run(ctx, demo.Options{DataDir: f.data, Meters: f.meters, Attack: f.attack,
 				Threshold: f.threshold, Out: story, Logger: log})
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
