@@ -43,7 +43,6 @@ import (
 	"github.com/metertrust/metertrust/inproc"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
-	"github.com/metertrust/metertrust/store"
 )
 
 // Defaults of Options.
@@ -529,12 +528,43 @@ func (r *run) actThirdParty(ctx context.Context) error {
 	if err := r.refused(err, router.ErrNotOwner.Code()); err != nil {
 		return err
 	}
-	r.say("The consumer consents: the record (device, third party, scope 4.8.1, expiry, evidence) is stored and audited")
-	if err := router.NewRegistrar(s.DB, nil).GrantConsent(ctx, "consumer", store.Consent{ID: "consent-" + m.String(), Device: m.String(),
-		User: third.EUI.String(), Scope: []string{"4.8.1"}, NotBefore: time.Now().Add(-time.Minute),
-		ExpiresAt: time.Now().Add(24 * time.Hour), Evidence: "consumer's consent recorded by the demo"}); err != nil {
-		return fmt.Errorf("granting consent: %w", err)
+	r.say("The third party asks the router to have the meter display a customer identification number (CIN)")
+	var cinRc router.Receipt
+	body, err := json.Marshal(map[string]string{"target": m.String()})
+	if err != nil {
+		return err
 	}
+	if err := call(ctx, r.third.http, "POST", r.third.base+"/v1/cin", "application/json", nil, body, &cinRc); err != nil {
+		return fmt.Errorf("CIN request: %w", err)
+	}
+	r.accepted()
+	ds, err := r.third.await(ctx, 30*time.Second, cinRc.ID)
+	if err != nil {
+		return err
+	}
+	if ds[0].Kind != router.DeliveryResponse {
+		return fmt.Errorf("%w: CIN request ended in %s: %s", ErrAPI, ds[0].Kind, ds[0].Detail)
+	}
+	r.sum.Forwarded++
+	meter, _ := s.Fleet.Meter(m)
+	cin, ok := meter.CIN()
+	if !ok {
+		return fmt.Errorf("%w: meter %s displays no CIN", ErrAPI, m)
+	}
+	r.detail("the router keeps only a hash of the CIN; the meter shows it to the consumer")
+	r.say("The consumer reads the CIN back to the third party, which presents it: the router records the consent")
+	body, err = json.Marshal(router.ConsentRequest{Device: m, CIN: cin, Scope: []string{"4.8.1"}, Days: 30})
+	if err != nil {
+		return err
+	}
+	var consent struct {
+		ID      string    `json:"id"`
+		Expires time.Time `json:"expires"`
+	}
+	if err := call(ctx, r.third.http, "POST", r.third.base+"/v1/consents", "application/json", nil, body, &consent); err != nil {
+		return fmt.Errorf("consent: %w", err)
+	}
+	r.detail("consent %s for 4.8.1 until %s (audited)", consent.ID, consent.Expires.UTC().Format(time.DateOnly))
 	r.say("The third party reads the profile under the consent")
 	r.detail("the router sends it as the ACB, with the third party's KA certificate (unknown remote party)")
 	rc, _, err := r.third.request(ctx, "4.8.1", m, profile)
@@ -542,7 +572,7 @@ func (r *run) actThirdParty(ctx context.Context) error {
 		return err
 	}
 	r.accepted()
-	ds, err := r.third.await(ctx, 30*time.Second, rc.ID)
+	ds, err = r.third.await(ctx, 30*time.Second, rc.ID)
 	if err != nil {
 		return err
 	}

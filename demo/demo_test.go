@@ -41,7 +41,7 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v\n%s", err, out.String())
 			}
-			const storyCommands = 3 + 1 + 3 + 3 + 1 + 1 // reads, profile, disconnects, reconnects, replayed reconnect, third party
+			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party
 			wantAttackAccepted := min(tc.attack, tc.threshold-StoryMeters)
 			want := AttackSummary{Threshold: tc.threshold, Before: StoryMeters, Sent: tc.attack,
 				Accepted: wantAttackAccepted, Quarantined: tc.attack - wantAttackAccepted}

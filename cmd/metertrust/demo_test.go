@@ -46,7 +46,7 @@ func TestDemoCommand(t *testing.T) {
 			}
 			// 13 allowed, 3 used by the supplier before: 10 of the 40 pass.
 			if s.Attack.Accepted != 10 || s.Attack.Quarantined != 30 || s.QuarantineDeleted != 30 ||
-				s.Accepted != 12+10 || s.Executed != 22 || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact {
+				s.Accepted != 13+10 || s.Executed != 23 || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact {
 				t.Errorf("summary %+v", s)
 			}
 			for _, code := range []string{"replay", "role-not-eligible", "signature", "not-owner"} {
