@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/device"
@@ -59,6 +61,11 @@ type Config struct {
 	// HTTP transport to a communications service provider. It is given
 	// the fleet.
 	Transport func(*device.Fleet) (router.Transport, error)
+	// WrapACBKey, when set, wraps the ACB key-agreement key the router is
+	// given (a benchmark counting ECDH operations).
+	WrapACBKey func(router.KeyAgreement) router.KeyAgreement
+	// Registry receives the router's metrics; nil for a new registry.
+	Registry *prometheus.Registry
 	// Batch names the batch Device CA (default "BATCH1"). Its quota is
 	// two certificates per meter plus two spare, so the batch stays open
 	// until CloseBatch.

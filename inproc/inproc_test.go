@@ -3,6 +3,7 @@ package inproc
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -14,10 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
@@ -119,7 +122,7 @@ func TestStartReuse(t *testing.T) {
 
 	// The files a person needs, with private ones unreadable by others.
 	for path, private := range map[string]bool{
-		s.DCCKIRootFile: false, s.OperatorTokenFile: true, s.CredentialsFile: true,
+		s.DCCKIRootFile: false, s.OperatorTokenFile: true, s.CredentialsFile: true, s.RouterCertFile: false, s.RouterKeyFile: true,
 		s.Party(PartySupplier).TLSKeyFile: true, s.Party(PartySupplier).TLSCertFile: false,
 		filepath.Join(dir, "parties", EUISupplier.String()+"-ds.key"):    true,
 		filepath.Join(dir, "parties", EUISupplier.String()+"-pp-ka.pem"): false,
@@ -370,7 +373,10 @@ func TestStartGeneratedMetersTransport(t *testing.T) {
 	ctx := context.Background()
 	rec := &recorder{sent: map[smki.EUI]int{}}
 	first := smki.MustParseEUI("0012A3FFFE000001")
-	s, err := Start(ctx, Config{Meters: 50, GenerateMeters: true, FirstMeter: first,
+	reg := prometheus.NewRegistry()
+	counting := &countingKA{}
+	s, err := Start(ctx, Config{Meters: 50, GenerateMeters: true, FirstMeter: first, Registry: reg,
+		WrapACBKey: func(k router.KeyAgreement) router.KeyAgreement { counting.KeyAgreement = k; return counting },
 		Transport: func(f *device.Fleet) (router.Transport, error) {
 			if f.Len() != 50 {
 				t.Errorf("transport made with a fleet of %d meters", f.Len())
@@ -416,4 +422,21 @@ func TestStartGeneratedMetersTransport(t *testing.T) {
 	if meter, _ := s.Fleet.Meter(target); meter.Stats().Accepted != 0 {
 		t.Error("the fleet executed a command sent to another transport")
 	}
+	if counting.n.Load() == 0 {
+		t.Error("the wrapped ACB key was never used for the MAC")
+	}
+	if mfs, err := reg.Gather(); err != nil || len(mfs) == 0 {
+		t.Errorf("the given registry holds no router metric: %v", err)
+	}
+}
+
+// countingKA counts the key agreements of the key it wraps.
+type countingKA struct {
+	router.KeyAgreement
+	n atomic.Int64
+}
+
+func (c *countingKA) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
+	c.n.Add(1)
+	return c.KeyAgreement.ECDH(ctx, peer)
 }

@@ -81,6 +81,9 @@ type System struct {
 	// chains to; DCCKIRootFile is it in PEM, for curl --cacert.
 	DCCKIRoots    *x509.CertPool
 	DCCKIRootFile string
+	// RouterCertFile and RouterKeyFile are the router's DCCKI server
+	// certificate chain and key (issued anew at each Start).
+	RouterCertFile, RouterKeyFile string
 
 	// RouterURL, OperatorURL and RepositoryURL are the listeners' base
 	// URLs; empty when not listening.
@@ -396,14 +399,26 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("issuing the router's DCCKI server certificate: %w", err)
 	}
-	serverCert, err := tls.X509KeyPair(append(pemCert(srvIss.Record.DER), pemCert(s.dcckiIssuer)...), srvIss.KeyPEM)
+	chain := append(pemCert(srvIss.Record.DER), pemCert(s.dcckiIssuer)...)
+	serverCert, err := tls.X509KeyPair(chain, srvIss.KeyPEM)
+	if err != nil {
+		clear(srvIss.KeyPEM)
+		return fmt.Errorf("loading the router's DCCKI server certificate: %w", err)
+	}
+	// Written for "metertrust serve router --tls-cert --tls-key" on the
+	// same directory; a new one each start.
+	s.RouterCertFile, s.RouterKeyFile = filepath.Join(s.tlsDir(), "router.pem"), filepath.Join(s.tlsDir(), "router.key")
+	err = errors.Join(os.WriteFile(s.RouterCertFile, chain, 0o644), writePrivate(s.RouterKeyFile, srvIss.KeyPEM))
 	clear(srvIss.KeyPEM)
 	if err != nil {
-		return fmt.Errorf("loading the router's DCCKI server certificate: %w", err)
+		return fmt.Errorf("writing the router's DCCKI server certificate: %w", err)
 	}
 	clientCAs := s.DCCKIRoots.Clone()
 	if ic, err := x509.ParseCertificate(s.dcckiIssuer); err == nil {
 		clientCAs.AddCert(ic)
+	}
+	if cfg.WrapACBKey != nil {
+		acbKA = cfg.WrapACBKey(acbKA)
 	}
 	var transport router.Transport = router.NewFleetTransport(s.Fleet)
 	if cfg.Transport != nil {
@@ -413,7 +428,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	}
 	s.Router, err = router.NewService(router.ServiceConfig{DB: s.DB, Detector: s.Detector, ACB: s.ACB.EUI, ACBKey: acbKA,
 		Transport: transport, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser,
-		DCCKIIssuer: ca.NameDCCKITLS, Logger: s.log.With("component", "router"), Clock: s.now})
+		DCCKIIssuer: ca.NameDCCKITLS, Logger: s.log.With("component", "router"), Clock: s.now, Registry: cfg.Registry})
 	if err != nil {
 		return fmt.Errorf("building the router: %w", err)
 	}
@@ -478,6 +493,20 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		s.run("repository", func() error { return s.Repository.Serve(svcCtx, pln) })
 	}
 	return nil
+}
+
+// writePrivate writes a private file (mode 0600), replacing any.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Close())
 }
 
 func closeAll(ls ...net.Listener) {
