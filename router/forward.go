@@ -230,6 +230,14 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 		if err := f.cfg.Outbox.Forwarded(ctx, rec.ID, f.now()); err != nil {
 			f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", err)
 		}
+	case errors.Is(err, ErrDeviceReplay):
+		// Sent again after a crash or a lost answer: the device had
+		// executed it. It reached the device; its response is lost.
+		f.cfg.Metrics.forward("delivered")
+		f.audit(ctx, "command.forwarded", rec, "the device had already executed this command; its response was lost: "+err.Error())
+		if err := f.cfg.Outbox.Forwarded(ctx, rec.ID, f.now()); err != nil {
+			f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", err)
+		}
 	case errors.Is(err, ErrDeviceRefused) || it.Attempts+1 >= f.cfg.MaxAttempts:
 		f.cfg.Metrics.forward("failed")
 		reason := fmt.Sprintf("forwarding failed after %d attempts: %v", it.Attempts+1, err)

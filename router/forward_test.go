@@ -173,6 +173,11 @@ func TestForwarder(t *testing.T) {
 		{"response to someone else refused", codeDisable, func(e *storeEnv) []func([]byte) ([]byte, error) {
 			return []func([]byte) ([]byte, error){respondAs(t, e.devDS, func(m *commands.Message) { m.Recipient = e.stranger.eui })}
 		}, 1, store.CommandFailed, DeliveryFailure, 1},
+		{"device reports a replay on a retry: executed before, response lost", codeDisable, func(e *storeEnv) []func([]byte) ([]byte, error) {
+			return []func([]byte) ([]byte, error){func([]byte) ([]byte, error) {
+				return nil, fmt.Errorf("%w: %w: counter not above the last", ErrDeviceRefused, ErrDeviceReplay)
+			}}
+		}, 1, store.CommandForwarded, "", 1},
 		{"asynchronous transport: forwarded, awaiting response", codeDisable, func(e *storeEnv) []func([]byte) ([]byte, error) {
 			return []func([]byte) ([]byte, error){func([]byte) ([]byte, error) { return nil, nil }}
 		}, 1, store.CommandForwarded, "", 1},

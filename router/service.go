@@ -52,6 +52,11 @@ type ServiceConfig struct {
 	// Registry receives the metrics; nil for a new registry with the Go and
 	// process collectors.
 	Registry *prometheus.Registry
+	// ForwardLease bounds one forwarding attempt, and so how long the
+	// commands a crashed instance was sending wait before another instance
+	// (or the restarted one) sends them again; zero for the forwarder's
+	// default (30s).
+	ForwardLease time.Duration
 }
 
 // Service is the router service: pipeline (recording through a group-commit
@@ -101,7 +106,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	ledger := NewGroupLedger(cfg.DB, committers, 256)
 	hub := NewHub()
 	fwd, err := NewForwarder(ForwarderConfig{Outbox: st, Transport: cfg.Transport, Registry: st, ACB: cfg.ACB, Auditor: st,
-		Publisher: hub, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
+		Publisher: hub, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock, Lease: cfg.ForwardLease})
 	if err != nil {
 		return nil, err
 	}

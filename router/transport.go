@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,13 @@ type Transport interface {
 // the device (or the communications service provider) refused the command.
 var ErrDeviceRefused = errors.New("router: device refused the command")
 
+// ErrDeviceReplay is wrapped (with ErrDeviceRefused) when the device
+// discarded the command as a replay: it had already accepted this
+// originator's counter. The router forwards a pair's commands strictly in
+// counter order, so for a command sent again after a crash or a lost
+// answer this means the device executed it the first time.
+var ErrDeviceReplay = errors.New("router: device reports a replay")
+
 // deliverer is what FleetTransport needs of device.Fleet.
 type deliverer interface {
 	Deliver(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error)
@@ -46,6 +54,9 @@ func (t *FleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) 
 	resp, err := t.fleet.Deliver(ctx, target, msg)
 	if err != nil {
 		var d *device.DiscardError
+		if errors.Is(err, device.ErrReplay) {
+			return nil, fmt.Errorf("%w: %w: %w", ErrDeviceRefused, ErrDeviceReplay, err)
+		}
 		if errors.As(err, &d) || errors.Is(err, device.ErrNoMeter) {
 			return nil, fmt.Errorf("%w: %w", ErrDeviceRefused, err)
 		}
@@ -108,10 +119,23 @@ func (t *HTTPTransport) Send(ctx context.Context, target smki.EUI, msg []byte) (
 		return body, nil
 	case res.StatusCode == http.StatusAccepted || res.StatusCode == http.StatusNoContent:
 		return nil, nil
+	case res.StatusCode == http.StatusUnprocessableEntity && problemCode(body) == "replay":
+		return nil, fmt.Errorf("%w: %w: %s answered %s: %s", ErrDeviceRefused, ErrDeviceReplay, u.Redacted(), res.Status, snippet(body))
 	case res.StatusCode >= 400 && res.StatusCode < 500 && res.StatusCode != http.StatusRequestTimeout && res.StatusCode != http.StatusTooManyRequests:
 		return nil, fmt.Errorf("%w: %s answered %s: %s", ErrDeviceRefused, u.Redacted(), res.Status, snippet(body))
 	}
 	return nil, fmt.Errorf("%s answered %s: %s", u.Redacted(), res.Status, snippet(body))
+}
+
+// problemCode reads the code of an RFC 9457 problem body, "" if none.
+func problemCode(b []byte) string {
+	var p struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(b, &p) != nil {
+		return ""
+	}
+	return p.Code
 }
 
 func snippet(b []byte) string {

@@ -27,6 +27,7 @@ func TestHTTPTransport(t *testing.T) {
 		{"synchronous response", http.StatusOK, []byte{0xDD, 0x02}, []byte{0xDD, 0x02}, false, false},
 		{"accepted, response later", http.StatusAccepted, nil, nil, false, false},
 		{"refused by the provider", http.StatusUnprocessableEntity, []byte("bad MAC"), nil, true, true},
+		{"replay reported", http.StatusUnprocessableEntity, []byte(`{"code":"replay","status":422}`), nil, true, true},
 		{"unknown device", http.StatusNotFound, nil, nil, true, true},
 		{"overloaded: retry", http.StatusTooManyRequests, nil, nil, false, true},
 		{"timeout: retry", http.StatusRequestTimeout, nil, nil, false, true},
@@ -88,6 +89,7 @@ func TestFleetTransport(t *testing.T) {
 	}{
 		{"delivered", nil, false},
 		{"meter discards", &device.DiscardError{Reason: device.ReasonBadMAC, Err: device.ErrBadMAC}, true},
+		{"meter reports a replay", &device.DiscardError{Reason: device.ReasonReplay, Err: device.ErrReplay}, true},
 		{"no such meter", device.ErrNoMeter, true},
 		{"other failure", context.DeadlineExceeded, false},
 	}
