@@ -27,7 +27,21 @@
 // error kind (see Kind), usable with errors.Is, mapped to an HTTP status and
 // error code in one place, and lands in the audit log.
 //
-// Every dependency (the codec, the device registry, certificates, the
-// anomaly detector, the key-agreement key, the ledger, the transport) is a
-// small interface declared here by the consumer.
+// Every dependency (the device registry, certificates, the anomaly
+// detector, the key-agreement key, the ledger, the transport) is a small
+// interface declared here by the consumer; the GBCS codec is package
+// commands.
+//
+// The parts: Router (the pipeline: Submit, SubmitReleased, ForwardReleased,
+// BuildServiceRequest for the DUIS two-step); Forwarder (the durable outbox
+// drained at least once, a pair's commands strictly in counter order, with
+// backoff, through a Transport: FleetTransport for the in-process reference
+// meters, HTTPTransport for a communications service provider; responses
+// correlated, checked and queued for their caller alone); Server (the HTTP
+// API with mutual TLS, problem+json errors, polling and server-sent events,
+// the user's quarantine, the CIN consent flow, OpenAPI and metrics);
+// Storage, GroupLedger, StoreCertificates and StoreRevocations (the
+// interfaces over package store, with group commit); Registrar and
+// ConsentDesk (device registry and consent records); and Service, which
+// wires them for "metertrust serve router".
 package router
