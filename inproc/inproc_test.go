@@ -336,15 +336,32 @@ func TestStartPostgres(t *testing.T) {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	s, err := Start(ctx, Config{StoreDSN: u.String(), Meters: 2, RouterAddr: "127.0.0.1:0"})
+	dir := t.TempDir()
+	s, err := Start(ctx, Config{DataDir: dir, StoreDSN: u.String(), Meters: 2, RouterAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	readRegister(t, s, s.Meters[0])
 	if _, err := s.DB.VerifyAudit(ctx); err != nil {
 		t.Errorf("audit chain: %v", err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reusing the directory needs the DSN again: without it, the embedded
+	// store would be empty.
+	if _, err := Start(ctx, Config{DataDir: dir}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "external store") {
+		t.Errorf("reuse without the DSN: %v, want ErrConfig naming the external store", err)
+	}
+	s, err = Start(ctx, Config{DataDir: dir, StoreDSN: u.String(), RouterAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Reused {
+		t.Error("not reused")
+	}
+	readRegister(t, s, s.Meters[1])
 }
 
 // recorder is a router.Transport that records what it is sent and

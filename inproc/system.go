@@ -109,6 +109,9 @@ type manifest struct {
 	Batch     string      `json:"batch"`
 	MeterKind device.Kind `json:"meterKind"`
 	Parties   []PartySpec `json:"parties"`
+	// ExternalStore says the store is not the embedded one: a reuse needs
+	// its DSN again (never recorded here, as it may hold a password).
+	ExternalStore bool `json:"externalStore,omitempty"`
 }
 
 const manifestFile = "inproc.json"
@@ -145,6 +148,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	svcCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 
+	m, found, err := readManifest(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if found && m.ExternalStore && cfg.StoreDSN == "" {
+		return nil, fmt.Errorf("%w: %s was set up on an external store: give its DSN again", ErrConfig, s.Dir)
+	}
 	if cfg.StoreDSN != "" {
 		s.DB, err = store.Open(ctx, cfg.StoreDSN)
 	} else {
@@ -161,10 +171,6 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 
-	m, found, err := readManifest(s.Dir)
-	if err != nil {
-		return nil, err
-	}
 	if found {
 		if err := s.reuse(ctx, m); err != nil {
 			return nil, err
@@ -198,7 +204,7 @@ func (s *System) create(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("making %s: %w", d, err)
 		}
 	}
-	m := manifest{Version: 1, Batch: s.Batch, MeterKind: cfg.MeterKind, Parties: cfg.Parties}
+	m := manifest{Version: 1, Batch: s.Batch, MeterKind: cfg.MeterKind, Parties: cfg.Parties, ExternalStore: cfg.StoreDSN != ""}
 	for _, spec := range cfg.Parties {
 		p, acbURI, err := s.createParty(ctx, spec)
 		if err != nil {

@@ -41,7 +41,7 @@ func TestDemoCommand(t *testing.T) {
 			var s demoSummary
 			d := json.NewDecoder(strings.NewReader(out))
 			d.DisallowUnknownFields()
-			if err := d.Decode(&s); err != nil {
+			if err := d.Decode(&s); err != nil || d.More() {
 				t.Fatalf("--json output is not the summary alone: %v\n%s", err, out)
 			}
 			// 13 allowed, 3 used by the supplier before: 10 of the 40 pass.
