@@ -191,6 +191,14 @@ func TestServeAll(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("serve all did not stop within 30s of its context's cancellation")
 			}
+			// The other commands find the store and keys in the same
+			// directory.
+			if out, err := run(t, "ca", "batch", "show", "BATCH1", "--data", dir, "--json"); err != nil || !strings.Contains(out, `"present"`) {
+				t.Errorf("ca batch show on the serve all directory: %v\n%s", err, out)
+			}
+			if out, err := run(t, "audit", "verify", "--data", dir); err != nil {
+				t.Errorf("audit verify on the serve all directory: %v\n%s", err, out)
+			}
 		})
 	}
 }

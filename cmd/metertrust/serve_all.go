@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -38,12 +39,32 @@ work, then serves until interrupted.`,
 			if err != nil {
 				return err
 			}
+			// DATA/config.json, as "ca init" writes it, names the key
+			// manager and the store when the flags do not.
+			recorded, found, err := readCAConfig(f.data)
+			if err != nil {
+				return err
+			}
+			if f.kms == "" {
+				f.kms = recorded.KMS
+			}
+			if f.dsn == "" {
+				f.dsn = recorded.Store
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			sys, err := inproc.Start(ctx, inproc.Config{DataDir: f.data, StoreDSN: f.dsn, KMS: f.kms, Meters: f.meters,
 				RouterAddr: f.router, OperatorAddr: f.operator, RepositoryAddr: f.repository, Logger: log})
 			if err != nil {
 				return err
+			}
+			if !found {
+				// So that the CA, audit and router commands find the same
+				// key manager and store in DATA.
+				if err := writeCAConfig(f.data, caConfig{KMS: cmp.Or(f.kms, "softkms"), Store: f.dsn}); err != nil {
+					sys.Close()
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			if sys.Reused {
