@@ -58,6 +58,13 @@ destroyed; the audit chain verified. --json prints only the summary.`,
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
+			if f.data != "" {
+				// So that the CA and audit commands can look at what the
+				// demo left in DATA.
+				if err := writeCAConfig(f.data, caConfig{KMS: "softkms"}); err != nil {
+					return err
+				}
+			}
 			if f.json {
 				return demo.WriteJSON(cmd.OutOrStdout(), sum)
 			}

@@ -26,11 +26,15 @@ func TestDemoCommand(t *testing.T) {
 		json bool
 	}{{"json", true}, {"story", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"demo", "--meters", "5", "--attack", "40", "--threshold", "13"}
+			data := filepath.Join(t.TempDir(), "data")
+			args := []string{"demo", "--meters", "5", "--attack", "40", "--threshold", "13", "--data", data}
 			if tc.json {
 				args = append(args, "--json")
 			}
 			out := mustRun(t, args...)
+			if show := mustRun(t, "ca", "batch", "show", "BATCH1", "--data", data, "--json"); !strings.Contains(show, `"destroyed"`) {
+				t.Errorf("ca batch show after the demo:\n%s", show)
+			}
 			if !tc.json {
 				if !regexp.MustCompile(`(?m)^ 1\. `).MatchString(out) || !strings.Contains(out, "\nSummary\n") ||
 					!regexp.MustCompile(`(?m)^attack: quarantined +30$`).MatchString(out) {
