@@ -614,7 +614,8 @@ func (r *run) actAttack(ctx context.Context) error {
 	s := r.sys
 	a := &r.sum.Attack
 	a.Threshold, a.Before, a.Sent = r.opts.Threshold, StoryMeters, r.opts.Attack
-	r.say("The supplier's signing key is stolen: the attacker fires %d signed disconnections", a.Sent)
+	r.say("The supplier's keys are stolen: the attacker fires %d signed disconnections", a.Sent)
+	r.detail("signed with the supplier's DS key, sent with its DCCKI client certificate: every check passes but the threshold")
 	r.detail("DCC threshold: %d disconnections per supplier per 24 h, %d already used today", a.Threshold, a.Before)
 
 	// The supplier's own systems watch its event stream for alerts.
