@@ -352,18 +352,19 @@ func (s *Server) getEvents(c echo.Context) error {
 		}
 	}
 	ctx := c.Request().Context()
+	// Subscribe before answering, so that nothing published after the
+	// client sees the stream open is missed.
+	wake := s.cfg.Hub.Subscribe(ctx, caller.EUI)
+	var alerts <-chan anomaly.Alert
+	if s.cfg.Alerts != nil {
+		alerts = s.cfg.Alerts.Subscribe(ctx, anomaly.AlertFilter{User: caller.EUI})
+	}
 	w := c.Response()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
-
-	wake := s.cfg.Hub.Subscribe(ctx, caller.EUI)
-	var alerts <-chan anomaly.Alert
-	if s.cfg.Alerts != nil {
-		alerts = s.cfg.Alerts.Subscribe(ctx, anomaly.AlertFilter{User: caller.EUI})
-	}
 	poll := time.NewTicker(s.cfg.Poll)
 	defer poll.Stop()
 	beat := time.NewTicker(s.cfg.Heartbeat)

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -413,8 +414,36 @@ func TestEndToEnd(t *testing.T) {
 			if _, st, p := e.request(t, "7.2", e.meters[1], ""); st != http.StatusAccepted {
 				t.Fatalf("second disconnect: %d %+v", st, p)
 			}
+			// The supplier watches its event stream: the quarantine alert
+			// must arrive within one second (spec section 10, our rule).
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			defer scancel()
+			sreq, _ := http.NewRequestWithContext(sctx, "GET", e.url+"/v1/events?after=1000000", nil)
+			stream, err := e.supplier.client.Do(sreq)
+			if err != nil || stream.StatusCode != 200 {
+				t.Fatalf("event stream: %v", err)
+			}
+			defer stream.Body.Close()
+			alerts := make(chan string, 1)
+			go func() {
+				sc := bufio.NewScanner(stream.Body)
+				for sc.Scan() {
+					if sc.Text() == "event: alert" && sc.Scan() {
+						alerts <- sc.Text()
+						return
+					}
+				}
+			}()
 			if _, st, p := e.request(t, "7.2", e.meters[2], ""); st != http.StatusTooManyRequests || p.Code != "quarantined" || !strings.Contains(p.Detail, "Q-") {
 				t.Fatalf("third disconnect: %d %+v", st, p)
+			}
+			select {
+			case a := <-alerts:
+				if !strings.Contains(a, `"state":"quarantined"`) || !strings.Contains(a, e.meters[2].String()) {
+					t.Fatalf("alert %s", a)
+				}
+			case <-time.After(time.Second):
+				t.Fatal("no quarantine alert on the event stream within one second")
 			}
 			e.awaitResponses(t, 3)
 			m2, _ := e.fleet.Meter(e.meters[2])
