@@ -195,6 +195,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	dir := cfg.DataDir
+	if dir != "" {
+		// A used directory would be reused by inproc, its meters and
+		// counters with it: the figures need a fresh system.
+		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+			return nil, fmt.Errorf("%w: data directory %s is not empty", ErrConfig, dir)
+		}
+	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "metertrust-bench-")
 		if err != nil {
@@ -486,7 +493,7 @@ func (w *world) phase(ctx context.Context, cfg Config, name string, cmds [][]byt
 func (w *world) deliveryCursor(ctx context.Context) (int64, error) {
 	var after int64
 	for {
-		ds, err := w.svc.Storage.Deliveries(ctx, supplierEUI, after, 1000)
+		ds, err := w.svc.Storage.Deliveries(ctx, w.caller.EUI, after, 1000)
 		if err != nil {
 			return 0, fmt.Errorf("reading deliveries: %w", err)
 		}
@@ -503,7 +510,7 @@ func (w *world) deliveries(ctx context.Context, cursor int64, p *Phase) (int, ti
 	var last time.Time
 	p.Responses, p.Failures = 0, 0
 	for {
-		ds, err := w.svc.Storage.Deliveries(ctx, supplierEUI, cursor, 1000)
+		ds, err := w.svc.Storage.Deliveries(ctx, w.caller.EUI, cursor, 1000)
 		if err != nil {
 			return 0, last, fmt.Errorf("reading deliveries: %w", err)
 		}

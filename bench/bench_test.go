@@ -166,6 +166,13 @@ func TestConfigRefused(t *testing.T) {
 		{"negative concurrency", Config{Concurrency: -1}},
 		{"tiny duration", Config{Duration: time.Millisecond}},
 		{"too many meters", Config{Meters: 2_000_000}},
+		{"used data directory", Config{DataDir: func() string {
+			d := t.TempDir()
+			if err := os.WriteFile(d+"/inproc.json", []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Run(context.Background(), tc.cfg); !errors.Is(err, ErrConfig) {

@@ -1,15 +1,17 @@
 // Package bench measures the router of package router on this machine: the
 // figures of "metertrust bench router", recorded in docs/performance.md.
 //
-// One run sets up the whole system in one process as a deployment would run
-// it: the SMKI and DCCKI ceremonies of package ca on a fresh store (SQLite
-// in a temporary directory, or a fresh schema of a PostgreSQL database), a
-// supplier with its digital-signing and key-agreement organisation
+// One run starts the whole system in one process with package inproc, the
+// project's one assembly, as a deployment would run it: the SMKI and DCCKI
+// ceremonies of package ca on a fresh store (SQLite in a temporary
+// directory, or a fresh schema of a PostgreSQL database), the DCC parties and
+// a supplier with its digital-signing and key-agreement organisation
 // certificates and its DCCKI client certificate, a fleet of reference meters
 // (package device) registered with the router, anomaly thresholds high
 // enough never to trip (so the anomaly stage counts every command), and the
-// router service (router.NewService) on a loopback mutual-TLS listener. It
-// then measures, in order:
+// router service (router.NewService) on a loopback mutual-TLS listener,
+// forwarding to the bench's recording transport. It then measures, in
+// order:
 //
 //  1. raw ECDSA P-256 verifications per second with GOMAXPROCS goroutines,
 //     the unit the router's rate is compared with;
