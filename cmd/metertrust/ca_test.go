@@ -181,15 +181,6 @@ func TestCACommandsEndToEnd(t *testing.T) {
 	}
 }
 
-func TestDemoJSON(t *testing.T) {
-	out := mustRun(t, "demo", "--data", t.TempDir(), "--json")
-	s := decode[demoSummary](t, out)
-	if !s.AuditChainIntact || s.BatchKey != "destroyed" || s.OCSPRevoked != "revoked" || s.OCSPGood != "good" ||
-		!s.RefusedRevoked || s.DeviceCerts != 20 || len(s.OrgCertificates) != 3 || s.Verified != 22 {
-		t.Errorf("demo summary %+v", s)
-	}
-}
-
 // TestCACommandsOnServices runs the ceremony and a batch to its quota
 // through the CLI with keys on SoftHSM2 and the store on PostgreSQL, as
 // recorded in config.json by ca init, when the test services are set.
