@@ -30,7 +30,7 @@ func BenchmarkSubmit(b *testing.B) {
 // (to show the router's own share).
 func benchmarkSubmit(b *testing.B, group, realDetector bool) {
 	ctx := context.Background()
-	e := newStoreEnv(&testing.T{}, nil)
+	e := newStoreEnv(b, nil)
 	var ledger Ledger = e.st
 	if group {
 		g := NewGroupLedger(e.db, 1, 256)

@@ -78,7 +78,7 @@ func (e *storeEnv) advance(d time.Duration) {
 // newStoreEnv wires the router and forwarder on a real store (db, or
 // SQLite in a temporary directory when db is nil) with the world's fake
 // certificates and detector and the GBCS catalogue.
-func newStoreEnv(t *testing.T, db *store.DB) *storeEnv {
+func newStoreEnv(t testing.TB, db *store.DB) *storeEnv {
 	t.Helper()
 	ctx := context.Background()
 	var err error
@@ -115,7 +115,7 @@ func newStoreEnv(t *testing.T, db *store.DB) *storeEnv {
 	return e
 }
 
-func ecdsaBytes(t *testing.T, k *ecdsa.PublicKey) []byte {
+func ecdsaBytes(t testing.TB, k *ecdsa.PublicKey) []byte {
 	t.Helper()
 	e, err := k.ECDH()
 	if err != nil {
