@@ -271,6 +271,8 @@ func TestAttribution(t *testing.T) {
 			labels: map[string]string{"component": "router"}}, ComponentRouter, "TLS records and handshakes"},
 		{"in-process client", sample{funcs: []string{"net/http.(*Client).Do"}, labels: map[string]string{"component": "client"}}, ComponentClient, "HTTP server and API handler"},
 		{"GC worker", sample{funcs: []string{"runtime.scanobject", "runtime.gcBgMarkWorker"}}, ComponentRuntime, "garbage collector (background)"},
+		{"group commit", sample{funcs: []string{"modernc.org/sqlite/lib._unixSync", routerPkg + ".(*GroupLedger).commit"},
+			labels: map[string]string{"component": "router"}}, ComponentRouter, "stage record (group commit)"},
 		{"empty stack", sample{}, ComponentRuntime, "other (scheduler, background loops)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

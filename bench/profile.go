@@ -303,14 +303,17 @@ var stageFuncs = map[string]string{
 }
 
 // activityOf says what a sample of the server was doing: the innermost
-// frame that names a pipeline stage, the forwarder, TLS, the HTTP layer,
-// the garbage collector's own workers; else "other".
+// frame that names a pipeline stage (or the record stage's group commit,
+// which runs on its own goroutine), the forwarder, TLS, the HTTP layer, the
+// garbage collector's own workers; else "other".
 func activityOf(s sample) string {
 	for _, f := range s.funcs {
 		if st, ok := stageFuncs[f]; ok {
 			return "stage " + st
 		}
 		switch {
+		case strings.HasPrefix(f, routerPkg+".(*GroupLedger)."):
+			return "stage record (group commit)"
 		case strings.HasPrefix(f, routerPkg+".(*Forwarder)."):
 			return "forwarder (claim, audit, mark forwarded)"
 		case strings.HasPrefix(f, "crypto/tls."):
