@@ -36,6 +36,7 @@ var OpenAPI []byte
 // deliveries (Storage implements it).
 type commandReader interface {
 	Command(ctx context.Context, id string) (Command, error)
+	CommandByCounter(ctx context.Context, target, originator smki.EUI, counter uint64) (Command, error)
 	Deliveries(ctx context.Context, caller smki.EUI, after int64, limit int) ([]Delivery, error)
 }
 
@@ -113,6 +114,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/commands", s.postCommand)
+	v1.GET("/commands", s.findCommand)
 	v1.GET("/commands/:id", s.getCommand)
 	v1.GET("/responses", s.getResponses)
 	v1.GET("/events", s.getEvents)
@@ -279,6 +281,34 @@ func (s *Server) getCommand(c echo.Context) error {
 	// the caller's business.
 	if cmd.Caller.EUI != callerFrom(c).EUI {
 		return fmt.Errorf("%w: command %q", ErrNotFound, id)
+	}
+	return c.JSON(http.StatusOK, commandView{Command: cmd, Response: cmd.Response})
+}
+
+// findCommand: GET /v1/commands?target=EUI&counter=N finds the caller's
+// command by the counter it carried, so that a caller whose submission was
+// cut off learns whether it was accepted (resubmitting is refused as a
+// replay either way).
+func (s *Server) findCommand(c echo.Context) error {
+	caller := callerFrom(c)
+	target, err := smki.ParseEUI(c.QueryParam("target"))
+	if err != nil {
+		return fmt.Errorf("%w: target: %w", ErrBadRequest, err)
+	}
+	counter, err := strconv.ParseUint(c.QueryParam("counter"), 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: counter %q is not an unsigned integer", ErrBadRequest, c.QueryParam("counter"))
+	}
+	originator := caller.EUI
+	if caller.Role == smki.UserOther {
+		originator = s.cfg.Router.cfg.ACB
+	}
+	cmd, err := s.cfg.Commands.CommandByCounter(c.Request().Context(), target, originator, counter)
+	if err != nil {
+		return err
+	}
+	if cmd.Caller.EUI != caller.EUI {
+		return fmt.Errorf("%w: no command of yours to %s with counter %d", ErrNotFound, target, counter)
 	}
 	return c.JSON(http.StatusOK, commandView{Command: cmd, Response: cmd.Response})
 }

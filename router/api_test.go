@@ -268,6 +268,25 @@ func TestAPICommands(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+	t.Run("own command by target and counter", func(t *testing.T) {
+		r, _ := e.do(t, "supplier", "GET", "/v1/commands?target=AAAAAAAAAAAAAAAA&counter=10", "", nil)
+		var v struct {
+			ID string `json:"id"`
+		}
+		if r.status != 200 || json.Unmarshal(r.body, &v) != nil || v.ID != firstID {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		for _, q := range []string{"target=AAAAAAAAAAAAAAAA&counter=12", "target=AAAA&counter=10", "target=AAAAAAAAAAAAAAAA&counter=-1"} {
+			r, _ := e.do(t, "supplier", "GET", "/v1/commands?"+q, "", nil)
+			if r.status != 404 && r.status != 400 {
+				t.Fatalf("%s: %d %s", q, r.status, r.body)
+			}
+		}
+		r, _ = e.do(t, "stranger", "GET", "/v1/commands?target=AAAAAAAAAAAAAAAA&counter=10", "", nil)
+		if r.status != 404 {
+			t.Fatalf("stranger: %d %s", r.status, r.body)
+		}
+	})
 	t.Run("another caller's command is not found", func(t *testing.T) {
 		r, _ := e.do(t, "stranger", "GET", "/v1/commands/"+firstID, "", nil)
 		if r.status != 404 || r.problem.Code != "not-found" {

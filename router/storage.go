@@ -124,6 +124,23 @@ func (s *Storage) Command(ctx context.Context, id string) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
+	return commandOf(c)
+}
+
+// CommandByCounter returns the command to target from originator with the
+// given counter, or an error wrapping ErrNotFound.
+func (s *Storage) CommandByCounter(ctx context.Context, target, originator smki.EUI, counter uint64) (Command, error) {
+	c, err := s.db.FindForwardedCommand(ctx, target.String(), originator.String(), counter)
+	if errors.Is(err, store.ErrNotFound) {
+		return Command{}, fmt.Errorf("%w: no command to %s with counter %d", ErrNotFound, target, counter)
+	}
+	if err != nil {
+		return Command{}, err
+	}
+	return commandOf(c)
+}
+
+func commandOf(c store.RouterCommand) (Command, error) {
 	rec, err := toRecord(c)
 	if err != nil {
 		return Command{}, err
