@@ -300,21 +300,40 @@ func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*
 		return ca.Target < cb.Target
 	})
 	err := db.inTx(ctx, func(tx dbtx) error {
-		seen := map[string]bool{}
+		// IDs already stored, in one query.
+		var ids []any
+		var marks []string
+		for i := range cs {
+			if errs[i] == nil {
+				ids = append(ids, cs[i].ID)
+				marks = append(marks, fmt.Sprintf("$%d", len(ids)))
+			}
+		}
+		stored := map[string]bool{}
+		rs, err := tx.query(ctx, `SELECT id FROM router_commands WHERE id IN (`+strings.Join(marks, ", ")+`)`, ids...)
+		if err != nil {
+			return fmt.Errorf("store: recording commands: %w", err)
+		}
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				rs.Close()
+				return fmt.Errorf("store: recording commands: %w", err)
+			}
+			stored[id] = true
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return fmt.Errorf("store: recording commands: %w", err)
+		}
+		// Counters, one pair at a time in lock order.
+		var accepted []int
 		for _, i := range order {
 			if errs[i] != nil {
 				continue
 			}
 			c := &cs[i]
-			if seen[c.ID] {
-				errs[i] = fmt.Errorf("command %s: %w", c.ID, ErrExists)
-				continue
-			}
-			var exists int64
-			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM router_commands WHERE id = $1`, c.ID).Scan(&exists); err != nil {
-				return fmt.Errorf("store: recording command %s: %w", c.ID, err)
-			}
-			if exists > 0 {
+			if stored[c.ID] {
 				errs[i] = fmt.Errorf("command %s: %w", c.ID, ErrExists)
 				continue
 			}
@@ -338,23 +357,40 @@ func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*
 					return fmt.Errorf("store: recording command %s: advancing counter: %w", c.ID, err)
 				}
 			}
-			if _, err := tx.exec(ctx, `INSERT INTO router_commands
-				(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
-				c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code), c.ServiceRef, c.Critical,
-				c.Message, CommandAccepted, c.AcceptedAt); err != nil {
-				return fmt.Errorf("store: recording command %s: %w", c.ID, err)
-			}
-			if _, err := tx.exec(ctx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt) VALUES ($1, $2, 0, $3)`,
-				c.ID, c.Target, c.AcceptedAt); err != nil {
-				return fmt.Errorf("store: recording command %s: outbox: %w", c.ID, err)
-			}
-			seen[c.ID] = true
+			stored[c.ID] = true
+			accepted = append(accepted, i)
+		}
+		if len(accepted) == 0 {
+			return nil
+		}
+		// The accepted commands and their outbox rows, in two statements,
+		// in lock order so that a pair's outbox rows follow its counters.
+		var cmdArgs, boxArgs []any
+		var cmdRows, boxRows []string
+		for _, i := range accepted {
+			c := &cs[i]
+			b := len(cmdArgs)
+			cmdArgs = append(cmdArgs, c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code),
+				c.ServiceRef, c.Critical, c.Message, CommandAccepted, c.AcceptedAt)
+			cmdRows = append(cmdRows, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+				b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9, b+10, b+11, b+12, b+12))
+			b = len(boxArgs)
+			boxArgs = append(boxArgs, c.ID, c.Target, c.AcceptedAt)
+			boxRows = append(boxRows, fmt.Sprintf("($%d, $%d, 0, $%d)", b+1, b+2, b+3))
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO router_commands
+			(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
+			VALUES `+strings.Join(cmdRows, ", "), cmdArgs...); err != nil {
+			return fmt.Errorf("store: recording %d commands: %w", len(accepted), err)
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt) VALUES `+
+			strings.Join(boxRows, ", "), boxArgs...); err != nil {
+			return fmt.Errorf("store: recording %d commands: outbox: %w", len(accepted), err)
 		}
 		// Audit entries last, so the audit chain head is locked for as
 		// short a time as possible.
-		for i := range cs {
-			if errs[i] != nil || audits == nil || audits[i] == nil {
+		for _, i := range accepted {
+			if audits == nil || audits[i] == nil {
 				continue
 			}
 			if _, err := appendAuditIn(ctx, tx, *audits[i]); err != nil {
