@@ -24,6 +24,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -35,6 +36,7 @@ import (
 func newServeRouterCmd() *cobra.Command {
 	var f struct {
 		data, dsn, listen, acbKey, acbEUI, tlsCert, tlsKey, clientCA, csp, cspCA, cspCert, cspKey, logLevel string
+		opListen, operators                                                                                 string
 	}
 	c := &cobra.Command{
 		Use:   "router",
@@ -64,6 +66,14 @@ resolved against --data.`,
 				return errors.New("--tls-cert and --tls-key are required")
 			case f.csp == "":
 				return errors.New("--csp is required (the in-process fleet runs under metertrust demo)")
+			case (f.opListen == "") != (f.operators == ""):
+				return errors.New("--operator-listen and --operators go together")
+			}
+			var creds *operator.Credentials
+			if f.operators != "" {
+				if creds, err = operator.Load(f.operators); err != nil {
+					return fmt.Errorf("--operators: %w", err)
+				}
 			}
 			acb, err := smki.ParseEUI(f.acbEUI)
 			if err != nil {
@@ -115,7 +125,23 @@ resolved against --data.`,
 			if err != nil {
 				return err
 			}
-			return svc.Run(ctx, ln)
+			if creds == nil {
+				return svc.Run(ctx, ln)
+			}
+			// The operator API: bearer tokens over TLS with the router's
+			// server certificate, on a listener of its own (operators hold no
+			// DCCKI client certificate).
+			opLn, err := net.Listen("tcp", f.opListen)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("--operator-listen: %w", err)
+			}
+			opLn = tls.NewListener(opLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
+			op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
+				Alerts: det, Releaser: operator.Forwarder(svc.Router.ForwardReleased), Audit: db,
+				Logger: log.With("component", "operator")})
+			return runBoth(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
+				func(ctx context.Context) error { return op.Serve(ctx, opLn) })
 		},
 	}
 	fl := c.Flags()
@@ -132,7 +158,25 @@ resolved against --data.`,
 	fl.StringVar(&f.cspCert, "csp-cert", "", "client certificate chain (PEM) for the --csp endpoint")
 	fl.StringVar(&f.cspKey, "csp-key", "", "its private key (PEM)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.opListen, "operator-listen", "", "address to serve the operator API on (HTTPS, bearer tokens); off when empty")
+	fl.StringVar(&f.operators, "operators", "", "operator credentials file (metertrust operator token)")
 	return c
+}
+
+// runBoth runs two services until ctx ends or either fails; the first
+// failure stops the other.
+func runBoth(ctx context.Context, a, b func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	for _, fn := range []func(context.Context) error{a, b} {
+		go func() {
+			err := fn(ctx)
+			cancel()
+			errs <- err
+		}()
+	}
+	return errors.Join(<-errs, <-errs)
 }
 
 // newServiceLogger returns a JSON logger on stderr at the given level.
