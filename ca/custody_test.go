@@ -6,17 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/metertrust/metertrust/store"
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 // serviceVar returns the value of a test service variable; the test skips
@@ -150,9 +147,8 @@ func TestCeremonyOnSoftHSM(t *testing.T) {
 // TestCeremonyOnPostgres runs the same on the PostgreSQL store
 // (METERTRUST_TEST_PG) with softkms keys.
 func TestCeremonyOnPostgres(t *testing.T) {
-	dsn := serviceVar(t, "METERTRUST_TEST_PG")
 	ctx := context.Background()
-	db, err := store.Open(ctx, scratchDatabase(t, dsn))
+	db, err := store.Open(ctx, storetest.PostgresDSN(t))
 	if err != nil {
 		t.Fatalf("store.Open(PostgreSQL): %v", err)
 	}
@@ -164,33 +160,6 @@ func TestCeremonyOnPostgres(t *testing.T) {
 	}
 	defer keys.Close()
 	ceremonyAndBatches(t, newEnvWith(t, db, keys, dir))
-}
-
-// scratchDatabase creates a database of its own next to the one dsn names
-// (other packages' tests share that one) and drops it when the test ends.
-func scratchDatabase(t *testing.T, dsn string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to PostgreSQL: %v", err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	name := "metertrust_ca_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("creating %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		conn.Close(context.Background())
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("METERTRUST_TEST_PG: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 func ceremonyAndBatches(t *testing.T, e *testEnv) {

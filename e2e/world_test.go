@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,12 +27,13 @@ import (
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 // backends lists the stores a test runs on: SQLite always, PostgreSQL
 // when METERTRUST_TEST_PG is set (a test on it fails instead of skipping
 // when CI is set without it).
-var backends = []string{"sqlite", "postgres"}
+var backends = storetest.Dialects()
 
 // party is an organisation: its EUI, keys and certificate files.
 type party struct {
@@ -79,7 +79,7 @@ func newWorld(t *testing.T, backend string, n int) *world {
 	w := &world{backend: backend, data: filepath.Join(t.TempDir(), "data")}
 	var storeFlag []string
 	if backend == "postgres" {
-		w.dsn = pgSchema(t)
+		w.dsn = storetest.PostgresDSN(t) // its clean-up runs after every process is killed
 		storeFlag = []string{"--store", w.dsn}
 	}
 	cli(t, append([]string{"ca", "init", "--data", w.data, "--actor", "e2e"}, storeFlag...)...)
@@ -444,49 +444,4 @@ func (w *world) rowCounts(t *testing.T) map[string]int64 {
 		out[tb] = n
 	}
 	return out
-}
-
-// pgSchema returns a DSN to a fresh schema of METERTRUST_TEST_PG, dropped
-// at the end of the test; it skips without the variable, unless CI is set.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("METERTRUST_TEST_PG")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("METERTRUST_TEST_PG is unset in CI")
-		}
-		t.Skip("METERTRUST_TEST_PG is unset")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to METERTRUST_TEST_PG: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "e2e_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	// Registered first, so it runs after every process is killed.
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,20 +12,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/anomaly/anomalytest"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 // Test operators, one per role, and their tokens.
@@ -181,69 +176,16 @@ func newFixture(t testing.TB, backend string, cfg Config) *fixture {
 	return f
 }
 
-// openTestStore opens a fresh store: SQLite in a temporary directory, or
-// PostgreSQL in a fresh schema of METERTRUST_TEST_PG's database (skipped
-// when unset, except in CI, where it fails).
+// openTestStore opens a fresh store of the named dialect (see
+// storetest.DSN), closed when the test ends.
 func openTestStore(t testing.TB, backend string) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "store.db")
-	if backend == "postgres" {
-		base := os.Getenv("METERTRUST_TEST_PG")
-		if base == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("METERTRUST_TEST_PG is unset in CI")
-			}
-			t.Skip("METERTRUST_TEST_PG is unset")
-		}
-		dsn = scratchSchema(t, base)
-	}
-	db, err := store.Open(ctx, dsn)
+	db, err := store.Open(context.Background(), storetest.DSN(t, backend))
 	if err != nil {
 		t.Fatalf("opening the %s store: %v", backend, err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// scratchSchema creates a schema dropped at the end of the test and returns
-// dsn with search_path set to it, so that test packages sharing the
-// database see only their own rows.
-func scratchSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to METERTRUST_TEST_PG: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	schema := "operator_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("creating schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parsing METERTRUST_TEST_PG: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // quarantine sends user's commands of service 11.1 until one is

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 // TestOnStore runs the operator's day on the real store, SQLite and
@@ -18,7 +19,7 @@ import (
 // threshold; then checks that the audit log holds every change and
 // refusal, with who and why, and that its hash chain verifies.
 func TestOnStore(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
+	for _, backend := range storetest.Dialects() {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
 			db := openTestStore(t, backend)

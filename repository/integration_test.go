@@ -7,26 +7,23 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 // The store and the CA must satisfy the interfaces the server consumes.
@@ -40,69 +37,16 @@ var (
 	_ Responder         = (*ca.OCSPResponder)(nil)
 )
 
-// openTestStore opens a fresh store of the named dialect: SQLite in a
-// temporary directory, or PostgreSQL in a fresh schema of the database
-// METERTRUST_TEST_PG names (skipped when unset, except in CI).
+// openTestStore opens a fresh store of the named dialect (see
+// storetest.DSN), closed when the test ends.
 func openTestStore(t *testing.T, dialect string) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "store.db")
-	if dialect == store.DialectPostgres {
-		base := os.Getenv("METERTRUST_TEST_PG")
-		if base == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("METERTRUST_TEST_PG is unset in CI")
-			}
-			t.Skip("METERTRUST_TEST_PG is unset")
-		}
-		dsn = freshSchema(t, base)
-	}
-	db, err := store.Open(ctx, dsn)
+	db, err := store.Open(context.Background(), storetest.DSN(t, dialect))
 	if err != nil {
 		t.Fatalf("opening %s store: %v", dialect, err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// freshSchema creates a schema, dropped when the test ends, and returns dsn
-// with search_path set to it, so that concurrent test packages sharing the
-// database do not see each other's rows.
-func freshSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to METERTRUST_TEST_PG: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	schema := "repository_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("creating schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parsing METERTRUST_TEST_PG: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // TestIntegration runs the repository on the real store and CA, on both
@@ -111,7 +55,7 @@ func freshSchema(t *testing.T, dsn string) string {
 // the CA package, search and paging, revocation by an operator, OCSP by
 // POST and GET, the CRL, and the audit chain.
 func TestIntegration(t *testing.T) {
-	for _, dialect := range []string{store.DialectSQLite, store.DialectPostgres} {
+	for _, dialect := range storetest.Dialects() {
 		t.Run(dialect, func(t *testing.T) { runIntegration(t, openTestStore(t, dialect)) })
 	}
 }

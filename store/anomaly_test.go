@@ -10,8 +10,6 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/anomaly/anomalytest"
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 func TestAnomalyStoreConformance(t *testing.T) {
@@ -286,44 +285,9 @@ func BenchmarkAnomalyCheck(b *testing.B) {
 }
 
 // postgresBenchDB opens a store in a fresh schema of METERTRUST_TEST_PG,
-// dropped when the benchmark ends; it skips without the variable.
+// dropped when the benchmark ends (see storetest.PostgresDSN).
 func postgresBenchDB(b *testing.B) *DB {
-	dsn := os.Getenv("METERTRUST_TEST_PG")
-	if dsn == "" {
-		b.Skip("METERTRUST_TEST_PG is unset")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("anomaly_bench_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			b.Error(err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := Open(ctx, u.String())
-	if err != nil {
-		b.Fatal(err)
-	}
+	db := benchOpen(b, storetest.PostgresDSN(b))
 	b.Cleanup(func() { db.Close() })
 	return db
 }

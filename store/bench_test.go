@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 // bulkCerts returns n device certificates of realistic size (a device
@@ -34,22 +35,8 @@ func BenchmarkPutCertificates(b *testing.B) {
 		name string
 		open func(b *testing.B) *DB
 	}{
-		{"sqlite", func(b *testing.B) *DB {
-			db, err := Open(context.Background(), "sqlite:"+b.TempDir()+"/bench.db")
-			if err != nil {
-				b.Fatal(err)
-			}
-			return db
-		}},
-		{"postgres", func(b *testing.B) *DB {
-			if os.Getenv("METERTRUST_TEST_PG") == "" {
-				b.Skip("METERTRUST_TEST_PG is unset")
-			}
-			// postgresOpener needs a *testing.T for its clean-up; a
-			// benchmark's B satisfies the same calls through testing.TB
-			// only, so open a throwaway schema by hand.
-			return benchPostgres(b)
-		}},
+		{"sqlite", func(b *testing.B) *DB { return benchOpen(b, storetest.SQLiteDSN(b)) }},
+		{"postgres", func(b *testing.B) *DB { return benchOpen(b, storetest.PostgresDSN(b)) }},
 	} {
 		b.Run(be.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -102,4 +89,14 @@ func TestPutCertificatesBulk(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Errorf("look-up by EUI after bulk load = %d certificates, %v; want 1", len(got), err)
 	}
+}
+
+// benchOpen opens a store on dsn for a benchmark, which closes it itself.
+func benchOpen(b *testing.B, dsn string) *DB {
+	b.Helper()
+	db, err := Open(context.Background(), dsn)
+	if err != nil {
+		b.Fatalf("opening the benchmark store: %v", err)
+	}
+	return db
 }

@@ -3,23 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store/storetest"
 )
 
 // run executes the metertrust command line in-process and returns stdout.
@@ -186,29 +182,9 @@ func TestCACommandsEndToEnd(t *testing.T) {
 // recorded in config.json by ca init, when the test services are set.
 func TestCACommandsOnServices(t *testing.T) {
 	kms := caServiceVar(t, "METERTRUST_TEST_PKCS11")
-	dsn := caServiceVar(t, "METERTRUST_TEST_PG")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	name := "metertrust_cacli_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		conn.Close(context.Background())
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
+	dsn := storetest.PostgresDSN(t)
 	data := t.TempDir()
-	mustRun(t, "ca", "init", "--data", data, "--kms", kms, "--store", u.String())
+	mustRun(t, "ca", "init", "--data", data, "--kms", kms, "--store", dsn)
 	mustRun(t, "ca", "batch", "open", "--data", data, "--name", "HSM1", "--quota", "4")
 	bs := decode[ca.BulkSummary](t, mustRun(t, "ca", "issue", "devices", "--data", data, "--batch", "HSM1", "--count", "2", "--json"))
 	if !bs.BatchClosed {
