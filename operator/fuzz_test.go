@@ -36,7 +36,7 @@ func FuzzDecisionBody(f *testing.F) {
 		switch rec.Code {
 		case http.StatusOK:
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-			p := problem(t, rec.Body.Bytes())
+			p := decodeProblem(t, rec.Body.Bytes())
 			if p.Detail == "" || (rec.Code == 400 && p.Param == "") {
 				t.Errorf("problem %+v", p)
 			}
@@ -84,7 +84,7 @@ func FuzzThresholdBody(f *testing.F) {
 		switch rec.Code {
 		case http.StatusOK:
 		case http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge:
-			p := problem(t, rec.Body.Bytes())
+			p := decodeProblem(t, rec.Body.Bytes())
 			if p.Detail == "" || (rec.Code == 400 && p.Param == "") {
 				t.Errorf("problem %+v for %q", p, body)
 			}

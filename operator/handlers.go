@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -29,7 +30,7 @@ const MaxReason = 1000
 // refuse audits a refusal of an authenticated operator's request and
 // returns it; for use where the detector has not audited it.
 func (s *Server) refuse(c echo.Context, action, object string, err error) error {
-	oe := asError(err)
+	oe := s.errs.Classify(err)
 	s.audit(c.Request().Context(), who(c).Name, action, clip(object), oe)
 	return oe
 }
@@ -39,7 +40,7 @@ func (s *Server) refuse(c echo.Context, action, object string, err error) error 
 func query(c echo.Context, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(c.Request().URL.RawQuery)
 	if err != nil {
-		return nil, newError(KindBadRequest, "query", "malformed query string")
+		return nil, problem.New(ErrBadRequest, "query", "malformed query string")
 	}
 	for k, vs := range q {
 		param := clip(k)
@@ -48,11 +49,11 @@ func query(c echo.Context, allowed ...string) (url.Values, error) {
 		}
 		switch {
 		case len(allowed) == 0:
-			return nil, newError(KindBadRequest, param, "this route takes no query parameters")
+			return nil, problem.New(ErrBadRequest, param, "this route takes no query parameters")
 		case !slices.Contains(allowed, k):
-			return nil, newError(KindBadRequest, param, "unknown query parameter (want %s)", strings.Join(allowed, ", "))
+			return nil, problem.New(ErrBadRequest, param, "unknown query parameter (want %s)", strings.Join(allowed, ", "))
 		case len(vs) > 1:
-			return nil, newError(KindBadRequest, param, "given %d times; give it once", len(vs))
+			return nil, problem.New(ErrBadRequest, param, "given %d times; give it once", len(vs))
 		}
 	}
 	return q, nil
@@ -66,7 +67,7 @@ func userParam(q url.Values) (smki.EUI, error) {
 	}
 	u, err := smki.ParseEUI(v)
 	if err != nil {
-		return smki.EUI{}, newError(KindBadRequest, "user", "%q is not an EUI-64 (want 16 hex digits)", clip(v))
+		return smki.EUI{}, problem.New(ErrBadRequest, "user", "%q is not an EUI-64 (want 16 hex digits)", clip(v))
 	}
 	return u, nil
 }
@@ -78,15 +79,15 @@ func (s *Server) readJSON(c echo.Context, v any) error {
 	req := c.Request()
 	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != echo.MIMEApplicationJSON {
-		return newError(KindUnsupportedMediaType, "Content-Type", "the body must be application/json")
+		return problem.New(ErrUnsupportedMediaType, "Content-Type", "the body must be application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return wrapError(KindTooLarge, err, "", "request body exceeds %d bytes", mbe.Limit)
+			return problem.Wrap(ErrTooLarge, err, "", "request body exceeds %d bytes", mbe.Limit)
 		}
-		return wrapError(KindBadRequest, err, "body", "reading the body failed")
+		return problem.Wrap(ErrBadRequest, err, "body", "reading the body failed")
 	}
 	return decodeStrict(body, v)
 }
@@ -95,7 +96,7 @@ func (s *Server) readJSON(c echo.Context, v any) error {
 // fields and trailing data; the error names the field at fault.
 func decodeStrict(body []byte, v any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return newError(KindBadRequest, "body", "empty body; want a JSON object")
+		return problem.New(ErrBadRequest, "body", "empty body; want a JSON object")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
@@ -103,7 +104,7 @@ func decodeStrict(body []byte, v any) error {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return newError(KindBadRequest, "body", "trailing data after the JSON object")
+		return problem.New(ErrBadRequest, "body", "trailing data after the JSON object")
 	}
 	return nil
 }
@@ -118,9 +119,9 @@ func jsonError(err error) *Error {
 		if field == "" {
 			field = "body"
 		}
-		return wrapError(KindBadRequest, err, field, "want a JSON %s, got %s", te.Type.Kind(), te.Value)
+		return problem.Wrap(ErrBadRequest, err, field, "want a JSON %s, got %s", te.Type.Kind(), te.Value)
 	case errors.As(err, &se):
-		return wrapError(KindBadRequest, err, "body", "malformed JSON at byte %d", se.Offset)
+		return problem.Wrap(ErrBadRequest, err, "body", "malformed JSON at byte %d", se.Offset)
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
@@ -129,12 +130,12 @@ func jsonError(err error) *Error {
 		if param == "" {
 			param = "body"
 		}
-		return wrapError(KindBadRequest, err, param, "unknown field %q", clip(f))
+		return problem.Wrap(ErrBadRequest, err, param, "unknown field %q", clip(f))
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return wrapError(KindBadRequest, err, "body", "truncated JSON")
+		return problem.Wrap(ErrBadRequest, err, "body", "truncated JSON")
 	}
-	return wrapError(KindBadRequest, err, "body", "%s", clip(msg))
+	return problem.Wrap(ErrBadRequest, err, "body", "%s", clip(msg))
 }
 
 // readReason reads a DecisionRequest and checks its reason.
@@ -146,9 +147,9 @@ func (s *Server) readReason(c echo.Context) (string, error) {
 	reason := strings.TrimSpace(r.Reason)
 	switch {
 	case reason == "":
-		return "", newError(KindBadRequest, "reason", "a reason is required")
+		return "", problem.New(ErrBadRequest, "reason", "a reason is required")
 	case len(reason) > MaxReason:
-		return "", newError(KindBadRequest, "reason", "reason of %d bytes exceeds %d", len(reason), MaxReason)
+		return "", problem.New(ErrBadRequest, "reason", "reason of %d bytes exceeds %d", len(reason), MaxReason)
 	}
 	return reason, nil
 }
@@ -161,13 +162,13 @@ var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 func pathKey(c echo.Context, name string) (string, error) {
 	v := c.Param(name)
 	if !keyRE.MatchString(v) {
-		return v, newError(KindBadRequest, name, "%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", clip(v))
+		return v, problem.New(ErrBadRequest, name, "%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", clip(v))
 	}
 	return v, nil
 }
 
 func unavailable(what string) *Error {
-	return newError(KindUnavailable, "", "this instance has no %s", what)
+	return problem.New(ErrUnavailable, "", "this instance has no %s", what)
 }
 
 // listQuarantine answers GET /v1/quarantine: newest first, one page at a
@@ -188,14 +189,14 @@ func (s *Server) listQuarantine(c echo.Context) error {
 	}
 	if v := q.Get("state"); v != "" {
 		if f.State, err = anomaly.ParseState(v); err != nil {
-			return s.refuse(c, action, c.Request().URL.Path, newError(KindBadRequest, "state", "%q: want quarantined, released or deleted", clip(v)))
+			return s.refuse(c, action, c.Request().URL.Path, problem.New(ErrBadRequest, "state", "%q: want quarantined, released or deleted", clip(v)))
 		}
 	}
 	f.Limit = anomaly.DefaultList
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > anomaly.MaxList {
-			return s.refuse(c, action, c.Request().URL.Path, newError(KindBadRequest, "limit", "%q: want a whole number from 1 to %d", clip(v), anomaly.MaxList))
+			return s.refuse(c, action, c.Request().URL.Path, problem.New(ErrBadRequest, "limit", "%q: want a whole number from 1 to %d", clip(v), anomaly.MaxList))
 		}
 		f.Limit = n
 	}
@@ -204,8 +205,8 @@ func (s *Server) listQuarantine(c echo.Context) error {
 		last, err := s.deps.Quarantine.Get(ctx, after, actor)
 		if err != nil {
 			oe := fromAnomaly(err, "after")
-			if oe.Kind == KindNotFound || oe.Kind == KindBadRequest {
-				oe = wrapError(KindBadRequest, err, "after", "no quarantined command %q to list after", clip(after))
+			if oe.Kind == ErrNotFound || oe.Kind == ErrBadRequest {
+				oe = problem.Wrap(ErrBadRequest, err, "after", "no quarantined command %q to list after", clip(after))
 			}
 			return s.refuse(c, action, c.Request().URL.Path, oe)
 		}
@@ -278,7 +279,7 @@ func (s *Server) release(c echo.Context) error {
 	cancel()
 	const fwd = "operator.quarantine.forward"
 	if ferr != nil {
-		oe := &Error{Kind: KindForwardFailed, Err: ferr, Quarantine: &view,
+		oe := &Error{Kind: ErrForwardFailed, Err: ferr, Extension: &view,
 			Detail: fmt.Sprintf("command %s was released by %s but the router did not accept it for forwarding: %s; nothing was forwarded and the record stays released",
 				q.CommandID, id.Name, clipLong(ferr.Error()))}
 		s.log.ErrorContext(ctx, "released command not forwarded", "ref", ref, "command", q.CommandID, "operator", id.Name, "err", ferr)
@@ -354,7 +355,7 @@ func (s *Server) getThreshold(c echo.Context) error {
 			return c.JSON(http.StatusOK, t)
 		}
 	}
-	return s.refuse(c, action, id, newError(KindNotFound, "id", "no threshold %q", clip(id)))
+	return s.refuse(c, action, id, problem.New(ErrNotFound, "id", "no threshold %q", clip(id)))
 }
 
 // putThreshold answers PUT /v1/thresholds/{id}: it creates or replaces the
@@ -398,20 +399,20 @@ func (s *Server) readThreshold(c echo.Context, id string) (anomaly.Threshold, er
 	case t.ID == "":
 		t.ID = id
 	case t.ID != id:
-		return anomaly.Threshold{}, newError(KindBadRequest, "id", "body id %q differs from the path's %q", clip(t.ID), clip(id))
+		return anomaly.Threshold{}, problem.New(ErrBadRequest, "id", "body id %q differs from the path's %q", clip(t.ID), clip(id))
 	}
 	if t.SetBy != "" || !t.SetAt.IsZero() {
-		return anomaly.Threshold{}, newError(KindBadRequest, "setBy", "setBy and setAt are filled by the server")
+		return anomaly.Threshold{}, problem.New(ErrBadRequest, "setBy", "setBy and setAt are filled by the server")
 	}
 	if err := t.Validate(); err != nil {
-		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clipLong(err.Error()))
+		return anomaly.Threshold{}, problem.Wrap(ErrBadRequest, err, thresholdParam(err.Error()), "%s", clipLong(err.Error()))
 	}
 	return t, nil
 }
 
 // ParseThreshold decodes a threshold from an API body, strictly (unknown
 // fields, trailing data, a malformed user or window are errors), without
-// validating it. Its error is an *Error (KindBadRequest) naming the field.
+// validating it. Its error is an *Error (ErrBadRequest) naming the field.
 func ParseThreshold(b []byte) (anomaly.Threshold, error) {
 	var probe map[string]json.RawMessage
 	if err := decodeStrict(b, &probe); err != nil {
@@ -419,7 +420,7 @@ func ParseThreshold(b []byte) (anomaly.Threshold, error) {
 	}
 	var t anomaly.Threshold
 	if err := t.UnmarshalJSON(b); err != nil {
-		return anomaly.Threshold{}, wrapError(KindBadRequest, err, thresholdParam(err.Error()), "%s", clipLong(err.Error()))
+		return anomaly.Threshold{}, problem.Wrap(ErrBadRequest, err, thresholdParam(err.Error()), "%s", clipLong(err.Error()))
 	}
 	return t, nil
 }

@@ -237,7 +237,7 @@ func (f *fixture) do(method, target, token, body string) (int, []byte, http.Head
 }
 
 // problem decodes a problem+json body.
-func problem(t testing.TB, body []byte) Problem {
+func decodeProblem(t testing.TB, body []byte) Problem {
 	t.Helper()
 	var p Problem
 	if err := json.Unmarshal(body, &p); err != nil {

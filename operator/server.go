@@ -2,19 +2,18 @@ package operator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/apiserver"
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -108,6 +107,7 @@ type Server struct {
 	log  *slog.Logger
 	now  func() time.Time
 	e    *echo.Echo
+	errs *problem.Handler
 	// streamsDone is closed when Serve shuts down, ending event streams
 	// (which would otherwise hold the graceful shutdown for its whole
 	// timeout) while other requests finish.
@@ -126,10 +126,8 @@ func New(cfg Config, deps Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.e = echo.New()
-	s.e.HideBanner = true
-	s.e.HidePort = true
-	s.e.HTTPErrorHandler = s.handleError
+	s.errs = &problem.Handler{Kinds: kinds, TypeBase: ProblemTypeBase, Realm: "metertrust-operator", Logger: s.log, Body: problemBody}
+	s.e = apiserver.NewEcho(s.errs.Handle)
 	s.e.Use(s.logRequests)
 	s.routes()
 	return s
@@ -155,83 +153,22 @@ func (s *Server) Handler() http.Handler { return s.e }
 
 // Route is a method and path pattern the server answers, with path
 // parameters written {name} as in OpenAPI.
-type Route struct {
-	// Method is the HTTP method, upper case.
-	Method string
-	// Path is the path pattern, e.g. "/v1/quarantine/{ref}".
-	Path string
-}
+type Route = apiserver.Route
 
 // Routes lists the method and path of every route, sorted, in the form the
 // OpenAPI document uses.
-func (s *Server) Routes() []Route {
-	var out []Route
-	for _, r := range s.e.Routes() {
-		out = append(out, Route{Method: r.Method, Path: openAPIPath(r.Path)})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Path != out[j].Path {
-			return out[i].Path < out[j].Path
-		}
-		return out[i].Method < out[j].Method
-	})
-	return out
-}
-
-// openAPIPath writes echo's ":name" path parameters as "{name}".
-func openAPIPath(p string) string {
-	var b []byte
-	for i := 0; i < len(p); i++ {
-		if p[i] != ':' {
-			b = append(b, p[i])
-			continue
-		}
-		j := i + 1
-		for j < len(p) && p[j] != '/' {
-			j++
-		}
-		b = append(b, '{')
-		b = append(b, p[i+1:j]...)
-		b = append(b, '}')
-		i = j - 1
-	}
-	return string(b)
-}
+func (s *Server) Routes() []Route { return apiserver.Routes(s.e) }
 
 // Serve answers requests on ln until ctx is done, then shuts down
 // gracefully: event streams end at once, other requests get
 // ShutdownTimeout to finish. It returns nil after a clean shutdown. A
 // Server serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.e,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second, // the event stream extends its own deadline
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("operator API listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("operator: serving on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	s.log.Info("operator API shutting down")
-	s.stopStreams.Do(func() { close(s.streamsDone) })
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.ShutdownTimeout))
-	defer cancel()
-	if err := hs.Shutdown(tctx); err != nil {
-		return fmt.Errorf("operator: graceful shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("operator: serving on %s: %w", ln.Addr(), err)
-	}
-	s.log.Info("operator API stopped")
-	return nil
+	return apiserver.Serve(ctx, ln, s.e, apiserver.Options{
+		Service: "operator", Name: "operator API", Logger: s.log,
+		ShutdownTimeout: time.Duration(s.cfg.ShutdownTimeout),
+		BeforeShutdown:  func() { s.stopStreams.Do(func() { close(s.streamsDone) }) },
+	})
 }
 
 // principalKey is the echo context key of the authenticated caller.
@@ -275,17 +212,17 @@ func (s *Server) authed(action anomaly.Action, auditAction string, h echo.Handle
 		actor := ActorAnonymous
 		switch {
 		case !present:
-			err = newError(KindUnauthenticated, "Authorization", "an operator bearer token is needed")
+			err = problem.New(ErrUnauthenticated, "Authorization", "an operator bearer token is needed")
 		case !ok:
-			actor, err = ActorUnknown, newError(KindUnauthenticated, "Authorization", `want "Authorization: Bearer <token>"`)
+			actor, err = ActorUnknown, problem.New(ErrUnauthenticated, "Authorization", `want "Authorization: Bearer <token>"`)
 		}
 		if err == nil {
 			id, found := s.deps.Credentials.Authenticate(token)
 			switch {
 			case !found:
-				actor, err = ActorUnknown, newError(KindUnauthenticated, "Authorization", "operator token not recognised")
+				actor, err = ActorUnknown, problem.New(ErrUnauthenticated, "Authorization", "operator token not recognised")
 			case !id.Permits(action):
-				actor, err = id.Name, newError(KindForbidden, "", "operator %q (roles %v) may not %s", id.Name, id.Roles, action)
+				actor, err = id.Name, problem.New(ErrForbidden, "", "operator %q (roles %v) may not %s", id.Name, id.Roles, action)
 			default:
 				c.Set(principalKey, principal{Name: id.Name, Actor: id.Actor()})
 				return h(c)
@@ -305,7 +242,7 @@ func (s *Server) audit(ctx context.Context, actor, action, object string, err *E
 		details["param"] = err.Param
 	}
 	outcome := store.OutcomeRefused
-	if err.Kind == KindForwardFailed || err.Kind == KindInternal {
+	if err.Kind == ErrForwardFailed || err.Kind == ErrInternal {
 		outcome = store.OutcomeFailure
 		delete(details, "refusal")
 		details["error"] = clipDetail(err.Error())
@@ -364,74 +301,6 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// handleError is the one place where errors become HTTP responses: a
-// problem+json body whose type, title and status come from the error kind.
-func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	oe := asError(err)
-	_, status, slug, title := oe.Kind.info()
-	if oe.Kind == KindInternal {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "err", err)
-		oe.Detail, oe.Param = "internal error; see the server log", ""
-	}
-	if oe.Kind == KindUnauthenticated {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="metertrust-operator"`)
-	}
-	p := Problem{Type: ProblemTypeBase + slug, Title: title, Status: status, Detail: oe.Detail, Param: oe.Param,
-		Instance: c.Request().URL.Path, Quarantine: oe.Quarantine}
-	body, mErr := json.Marshal(p)
-	if mErr != nil {
-		s.log.Error("encoding problem", "err", mErr)
-		c.Response().WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	if c.Request().Method == http.MethodHead {
-		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
-		c.Response().WriteHeader(status)
-		return
-	}
-	if err := c.Blob(status, "application/problem+json", body); err != nil {
-		s.log.Warn("writing problem", "err", err)
-	}
-}
-
-// asError classifies any error as an *Error: ours as they are, echo's and
-// net/http's by status, anomaly's by sentinel, the rest internal.
-func asError(err error) *Error {
-	var oe *Error
-	var he *echo.HTTPError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &oe):
-		return oe
-	case errors.As(err, &mbe):
-		return wrapError(KindTooLarge, err, "", "request body exceeds %d bytes", mbe.Limit)
-	case errors.As(err, &he):
-		return fromEchoError(he)
-	}
-	return wrapError(KindInternal, err, "", "internal error")
-}
-
-func fromEchoError(he *echo.HTTPError) *Error {
-	msg := fmt.Sprint(he.Message)
-	switch he.Code {
-	case http.StatusNotFound:
-		return newError(KindNotFound, "", "no such route")
-	case http.StatusMethodNotAllowed:
-		return newError(KindMethodNotAllowed, "", "method not allowed on this route")
-	case http.StatusRequestEntityTooLarge:
-		return newError(KindTooLarge, "", "request body too large")
-	case http.StatusUnsupportedMediaType:
-		return newError(KindUnsupportedMediaType, "", "%s", msg)
-	case http.StatusBadRequest:
-		return newError(KindBadRequest, "", "%s", msg)
-	}
-	return wrapError(KindInternal, he, "", "internal error")
-}
-
 // fromAnomaly maps an error of package anomaly (or of the store beneath it)
 // to an *Error: ErrInvalid to 400, ErrForbidden to 403, ErrNotFound to 404,
 // ErrConflict and ErrNotStricter to 409, anything else 500.
@@ -439,15 +308,15 @@ func fromAnomaly(err error, param string) *Error {
 	detail := clipLong(err.Error())
 	switch {
 	case errors.Is(err, anomaly.ErrInvalid):
-		return wrapError(KindBadRequest, err, param, "%s", detail)
+		return problem.Wrap(ErrBadRequest, err, param, "%s", detail)
 	case errors.Is(err, anomaly.ErrForbidden):
-		return wrapError(KindForbidden, err, "", "%s", detail)
+		return problem.Wrap(ErrForbidden, err, "", "%s", detail)
 	case errors.Is(err, anomaly.ErrNotFound):
-		return wrapError(KindNotFound, err, param, "%s", detail)
+		return problem.Wrap(ErrNotFound, err, param, "%s", detail)
 	case errors.Is(err, anomaly.ErrConflict), errors.Is(err, anomaly.ErrNotStricter):
-		return wrapError(KindConflict, err, param, "%s", detail)
+		return problem.Wrap(ErrConflict, err, param, "%s", detail)
 	}
-	return wrapError(KindInternal, err, "", "internal error")
+	return problem.Wrap(ErrInternal, err, "", "internal error")
 }
 
 // clip2 bounds an error text returned to the caller.

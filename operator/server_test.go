@@ -82,7 +82,7 @@ func TestRoles(t *testing.T) {
 					t.Fatalf("%s %s as %s = %d, want %d: %s", r.method, path, caller.name, status, want, body)
 				}
 				if want >= 400 {
-					p := problem(t, body)
+					p := decodeProblem(t, body)
 					if p.Status != want || !strings.HasPrefix(p.Type, ProblemTypeBase) {
 						t.Errorf("problem %+v", p)
 					}
@@ -251,7 +251,7 @@ func TestBadInput(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			p := problem(t, rec.Body.Bytes())
+			p := decodeProblem(t, rec.Body.Bytes())
 			if p.Param != tc.param {
 				t.Errorf("param %q, want %q (detail %q)", p.Param, tc.param, p.Detail)
 			}
@@ -306,7 +306,7 @@ func TestNotFoundAndConflict(t *testing.T) {
 			if st != tc.want {
 				t.Fatalf("status %d, want %d: %s", st, tc.want, b)
 			}
-			if p := problem(t, b); p.Status != tc.want {
+			if p := decodeProblem(t, b); p.Status != tc.want {
 				t.Errorf("problem status %d", p.Status)
 			}
 			if tc.auditAction != "" && !f.audited("", tc.auditAction, tc.object, "refused") {
@@ -362,7 +362,7 @@ func TestRelease(t *testing.T) {
 							t.Errorf("forwarding not audited:\n%s", f.auditDump())
 						}
 					} else {
-						p := problem(t, b)
+						p := decodeProblem(t, b)
 						if p.Quarantine == nil || !strings.Contains(p.Detail, "stays released") || !strings.Contains(p.Detail, errRouterDown.Error()) {
 							t.Fatalf("problem %+v", p)
 						}

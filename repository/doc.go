@@ -16,9 +16,9 @@
 // every refused write is audited.
 //
 // Errors are answered with RFC 9457 problem details
-// (application/problem+json) by one error handler that maps each error Kind
-// to its HTTP status. The OpenAPI 3.1 description of the API is
-// docs/api/repository.yaml in the source tree.
+// (application/problem+json) by one error handler (package problem) that
+// maps each error kind (the Err sentinels) to its HTTP status. The OpenAPI
+// 3.1 description of the API is docs/api/repository.yaml in the source tree.
 //
 // The package declares the small interfaces it consumes (CertificateFinder,
 // CAFinder, CRLFinder, Auditor, Publisher, Revoker, Responder); the store

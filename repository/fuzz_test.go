@@ -34,7 +34,7 @@ func FuzzParseCertQuery(f *testing.F) {
 		q, err := ParseCertQuery(v, DefaultPageSize, MaxPageSize)
 		if err != nil {
 			var re *Error
-			if !errors.As(err, &re) || re.Kind != KindBadRequest || re.Param == "" || !errors.Is(err, ErrBadRequest) {
+			if !errors.As(err, &re) || re.Kind != ErrBadRequest || re.Param == "" || !errors.Is(err, ErrBadRequest) {
 				t.Fatalf("error %v is not a bad request naming a parameter", err)
 			}
 			return
@@ -78,7 +78,7 @@ func FuzzParsePublishBody(f *testing.F) {
 		pub, err := parsePublishBody(ct, body)
 		if err != nil {
 			var re *Error
-			if !errors.As(err, &re) || (re.Kind != KindBadRequest && re.Kind != KindUnsupportedMediaType) || re.Param == "" {
+			if !errors.As(err, &re) || (re.Kind != ErrBadRequest && re.Kind != ErrUnsupportedMediaType) || re.Param == "" {
 				t.Fatalf("error %v is not a 400/415 naming what is wrong", err)
 			}
 			return
@@ -113,7 +113,7 @@ func FuzzParseRevocation(f *testing.F) {
 		r, err := parseRevocation(body)
 		if err != nil {
 			var re *Error
-			if !errors.As(err, &re) || re.Kind != KindBadRequest || re.Param == "" {
+			if !errors.As(err, &re) || re.Kind != ErrBadRequest || re.Param == "" {
 				t.Fatalf("error %v is not a bad request naming a field", err)
 			}
 			return

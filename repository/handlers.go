@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -16,13 +17,13 @@ import (
 // EUI, role, user role, key usage, kind, serial and CA.
 func (s *Server) listCertificates(c echo.Context) error {
 	if s.deps.Certs == nil {
-		return newError(KindUnavailable, "", "certificate store not configured")
+		return problem.New(ErrUnavailable, "", "certificate store not configured")
 	}
 	// Parse the raw query here: echo's QueryParams drops malformed pairs,
 	// which would silently widen a search.
 	values, err := url.ParseQuery(c.Request().URL.RawQuery)
 	if err != nil {
-		return wrapError(KindBadRequest, err, "query", "malformed query string: %v", err)
+		return problem.Wrap(ErrBadRequest, err, "query", "malformed query string: %v", err)
 	}
 	q, err := ParseCertQuery(values, s.cfg.DefaultLimit, s.cfg.MaxLimit)
 	if err != nil {
@@ -32,7 +33,7 @@ func (s *Server) listCertificates(c echo.Context) error {
 	q.Limit = limit + 1 // one more tells whether there is a next page
 	certs, err := s.deps.Certs.FindCertificates(c.Request().Context(), q)
 	if err != nil {
-		return wrapError(KindInternal, err, "", "searching certificates")
+		return problem.Wrap(ErrInternal, err, "", "searching certificates")
 	}
 	list := CertificateList{Certificates: make([]CertificateView, 0, min(len(certs), limit))}
 	for i, cert := range certs {
@@ -60,11 +61,11 @@ func (s *Server) nextPage(v url.Values, lastID int64) string {
 // by Accept header or a .der/.pem suffix, the certificate itself.
 func (s *Server) getCertificate(c echo.Context) error {
 	if s.deps.Certs == nil {
-		return newError(KindUnavailable, "", "certificate store not configured")
+		return problem.New(ErrUnavailable, "", "certificate store not configured")
 	}
 	ca := c.Param("ca")
 	if err := checkCAName(ca); err != nil {
-		return wrapError(KindBadRequest, err, "ca", "%q is not a CA name", clip(ca))
+		return problem.Wrap(ErrBadRequest, err, "ca", "%q is not a CA name", clip(ca))
 	}
 	serialText, format, suffixed := splitFormat(c.Param("serial"))
 	if !suffixed {
@@ -72,14 +73,14 @@ func (s *Server) getCertificate(c echo.Context) error {
 	}
 	serial, err := ParseSerial(serialText)
 	if err != nil {
-		return wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits", clip(serialText))
+		return problem.Wrap(ErrBadRequest, err, "serial", "%q is not a serial number: want hex digits", clip(serialText))
 	}
 	cert, err := s.deps.Certs.Certificate(c.Request().Context(), ca, serial)
 	if isNotFound(err) {
-		return wrapError(KindNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(serial), ca)
+		return problem.Wrap(ErrNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(serial), ca)
 	}
 	if err != nil {
-		return wrapError(KindInternal, err, "", "reading certificate")
+		return problem.Wrap(ErrInternal, err, "", "reading certificate")
 	}
 	return writeCert(c, format, cert.DER, s.certView(cert))
 }
@@ -87,11 +88,11 @@ func (s *Server) getCertificate(c echo.Context) error {
 // listCAs answers GET /v1/cas.
 func (s *Server) listCAs(c echo.Context) error {
 	if s.deps.CAs == nil {
-		return newError(KindUnavailable, "", "CA store not configured")
+		return problem.New(ErrUnavailable, "", "CA store not configured")
 	}
 	cas, err := s.deps.CAs.CAs(c.Request().Context())
 	if err != nil {
-		return wrapError(KindInternal, err, "", "listing CAs")
+		return problem.Wrap(ErrInternal, err, "", "listing CAs")
 	}
 	list := CAList{CAs: make([]CAView, 0, len(cas))}
 	for _, ca := range cas {
@@ -102,17 +103,17 @@ func (s *Server) listCAs(c echo.Context) error {
 
 func (s *Server) findCA(c echo.Context, name string) (store.CA, error) {
 	if s.deps.CAs == nil {
-		return store.CA{}, newError(KindUnavailable, "", "CA store not configured")
+		return store.CA{}, problem.New(ErrUnavailable, "", "CA store not configured")
 	}
 	if err := checkCAName(name); err != nil {
-		return store.CA{}, wrapError(KindBadRequest, err, "name", "%q is not a CA name", clip(name))
+		return store.CA{}, problem.Wrap(ErrBadRequest, err, "name", "%q is not a CA name", clip(name))
 	}
 	ca, err := s.deps.CAs.CA(c.Request().Context(), name)
 	if isNotFound(err) {
-		return store.CA{}, wrapError(KindNotFound, err, "name", "no CA named %q", name)
+		return store.CA{}, problem.Wrap(ErrNotFound, err, "name", "no CA named %q", name)
 	}
 	if err != nil {
-		return store.CA{}, wrapError(KindInternal, err, "", "reading CA")
+		return store.CA{}, problem.Wrap(ErrInternal, err, "", "reading CA")
 	}
 	return ca, nil
 }
@@ -145,18 +146,18 @@ func (s *Server) getCACertificate(c echo.Context) error {
 // nextUpdate.
 func (s *Server) getCRL(c echo.Context) error {
 	if s.deps.CRLs == nil {
-		return newError(KindUnavailable, "", "CRL store not configured")
+		return problem.New(ErrUnavailable, "", "CRL store not configured")
 	}
 	name := c.Param("ca")
 	if err := checkCAName(name); err != nil {
-		return wrapError(KindBadRequest, err, "ca", "%q is not a CA name", clip(name))
+		return problem.Wrap(ErrBadRequest, err, "ca", "%q is not a CA name", clip(name))
 	}
 	crl, err := s.deps.CRLs.LatestCRL(c.Request().Context(), name)
 	if isNotFound(err) {
-		return wrapError(KindNotFound, err, "ca", "no CRL published for CA %q", name)
+		return problem.Wrap(ErrNotFound, err, "ca", "no CRL published for CA %q", name)
 	}
 	if err != nil {
-		return wrapError(KindInternal, err, "", "reading CRL")
+		return problem.Wrap(ErrInternal, err, "", "reading CRL")
 	}
 	h := c.Response().Header()
 	setCacheHeaders(h, s.now(), crl.ThisUpdate, crl.NextUpdate)

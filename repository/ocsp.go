@@ -13,6 +13,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/metertrust/metertrust/problem"
 )
 
 // maxOCSPRequestBytes bounds an OCSP request, GET or POST: a request for a
@@ -22,11 +24,11 @@ const maxOCSPRequestBytes = 8 << 10
 // ocspPost answers POST /ocsp (RFC 6960 appendix A.1).
 func (s *Server) ocspPost(c echo.Context) error {
 	if s.deps.OCSP == nil {
-		return newError(KindUnavailable, "", "OCSP responder not configured")
+		return problem.New(ErrUnavailable, "", "OCSP responder not configured")
 	}
 	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if err != nil || mt != MediaOCSPRequest {
-		return newError(KindUnsupportedMediaType, "Content-Type", "OCSP requests must be sent as %s", MediaOCSPRequest)
+		return problem.New(ErrUnsupportedMediaType, "Content-Type", "OCSP requests must be sent as %s", MediaOCSPRequest)
 	}
 	body, err := s.readBody(c, min(s.cfg.MaxBodyBytes, maxOCSPRequestBytes))
 	if err != nil {
@@ -39,7 +41,7 @@ func (s *Server) ocspPost(c echo.Context) error {
 // request is the URL-encoded base64 of its DER.
 func (s *Server) ocspGet(c echo.Context) error {
 	if s.deps.OCSP == nil {
-		return newError(KindUnavailable, "", "OCSP responder not configured")
+		return problem.New(ErrUnavailable, "", "OCSP responder not configured")
 	}
 	der, ok := decodeOCSPPath(c.Request().URL)
 	if !ok {
@@ -105,19 +107,19 @@ func (s *Server) answerOCSP(c echo.Context, der []byte, cacheable bool) error {
 }
 
 // readBody reads the request body up to limit bytes; a longer body is a
-// KindTooLarge error.
+// ErrTooLarge error.
 func (s *Server) readBody(c echo.Context, limit int64) ([]byte, error) {
 	r := c.Request()
 	if r.ContentLength > limit {
-		return nil, newError(KindTooLarge, "body", "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit)
+		return nil, problem.New(ErrTooLarge, "body", "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, wrapError(KindTooLarge, err, "body", "request body exceeds the limit of %d bytes", limit)
+			return nil, problem.Wrap(ErrTooLarge, err, "body", "request body exceeds the limit of %d bytes", limit)
 		}
-		return nil, wrapError(KindBadRequest, err, "body", "reading request body")
+		return nil, problem.Wrap(ErrBadRequest, err, "body", "reading request body")
 	}
 	return body, nil
 }

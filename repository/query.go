@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -67,7 +68,7 @@ var queryParams = []string{"eui", "role", "userRole", "usage", "kind", "serial",
 // tls-server), serial (hex), ca (a CA name), status (all, the default, or
 // good to leave revoked certificates out), after (a paging cursor) and limit
 // (1 to maxLimit, defaultLimit when absent). Unknown or repeated
-// parameters are errors. Every error is a *Error of KindBadRequest naming the
+// parameters are errors. Every error is a *Error of ErrBadRequest naming the
 // parameter.
 func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, error) {
 	q := store.CertQuery{Limit: defaultLimit, IncludeRevoked: true}
@@ -82,26 +83,26 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, 
 			if param == "" {
 				param = "query"
 			}
-			return store.CertQuery{}, newError(KindBadRequest, clip(param), "unknown query parameter %q (known: %s)", clip(k), strings.Join(queryParams, ", "))
+			return store.CertQuery{}, problem.New(ErrBadRequest, clip(param), "unknown query parameter %q (known: %s)", clip(k), strings.Join(queryParams, ", "))
 		}
 		if len(v[k]) != 1 {
-			return store.CertQuery{}, newError(KindBadRequest, clip(k), "query parameter %q given %d times, want once", clip(k), len(v[k]))
+			return store.CertQuery{}, problem.New(ErrBadRequest, clip(k), "query parameter %q given %d times, want once", clip(k), len(v[k]))
 		}
 		if len(v[k][0]) > maxParamLen {
-			return store.CertQuery{}, newError(KindBadRequest, k, "value of %d bytes is longer than any valid %s (at most %d)", len(v[k][0]), k, maxParamLen)
+			return store.CertQuery{}, problem.New(ErrBadRequest, k, "value of %d bytes is longer than any valid %s (at most %d)", len(v[k][0]), k, maxParamLen)
 		}
 	}
 	if s := v.Get("eui"); s != "" {
 		e, err := smki.ParseEUI(s)
 		if err != nil {
-			return store.CertQuery{}, wrapError(KindBadRequest, err, "eui", "%q is not an EUI-64: want 16 hex digits, optionally grouped as 90-B3-D5-1F-30-01-00-00", s)
+			return store.CertQuery{}, problem.Wrap(ErrBadRequest, err, "eui", "%q is not an EUI-64: want 16 hex digits, optionally grouped as 90-B3-D5-1F-30-01-00-00", s)
 		}
 		q.EUI = e.String()
 	}
 	if s := v.Get("role"); s != "" {
 		r, err := smki.ParseRole(s)
 		if err != nil {
-			return store.CertQuery{}, wrapError(KindBadRequest, err, "role", "%q is not a Remote Party Role name or code", s)
+			return store.CertQuery{}, problem.Wrap(ErrBadRequest, err, "role", "%q is not a Remote Party Role name or code", s)
 		}
 		code := int(r)
 		q.Role = &code
@@ -109,34 +110,34 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, 
 	if s := v.Get("userRole"); s != "" {
 		u, err := smki.ParseUserRole(s)
 		if err != nil {
-			return store.CertQuery{}, wrapError(KindBadRequest, err, "userRole", "%q is not a DCC User Role (IS, ES, GS, ED, GT, OU, RSA)", s)
+			return store.CertQuery{}, problem.Wrap(ErrBadRequest, err, "userRole", "%q is not a DCC User Role (IS, ES, GS, ED, GT, OU, RSA)", s)
 		}
 		q.UserRole = string(u)
 	}
 	if s := v.Get("usage"); s != "" {
 		u, ok := usageNames[strings.ToLower(s)]
 		if !ok {
-			return store.CertQuery{}, newError(KindBadRequest, "usage", "%q is not a key usage (want ds, ka, pp-ka, ca or tls)", s)
+			return store.CertQuery{}, problem.New(ErrBadRequest, "usage", "%q is not a key usage (want ds, ka, pp-ka, ca or tls)", s)
 		}
 		q.Usage = u
 	}
 	if s := v.Get("kind"); s != "" {
 		k, ok := kindNames[strings.ToLower(s)]
 		if !ok {
-			return store.CertQuery{}, newError(KindBadRequest, "kind", "%q is not a certificate kind (want org, device, ca, tls-client or tls-server)", s)
+			return store.CertQuery{}, problem.New(ErrBadRequest, "kind", "%q is not a certificate kind (want org, device, ca, tls-client or tls-server)", s)
 		}
 		q.Kind = k
 	}
 	if s := v.Get("serial"); s != "" {
 		b, err := ParseSerial(s)
 		if err != nil {
-			return store.CertQuery{}, wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits, optionally colon-separated", s)
+			return store.CertQuery{}, problem.Wrap(ErrBadRequest, err, "serial", "%q is not a serial number: want hex digits, optionally colon-separated", s)
 		}
 		q.Serial = b
 	}
 	if s := v.Get("ca"); s != "" {
 		if err := checkCAName(s); err != nil {
-			return store.CertQuery{}, wrapError(KindBadRequest, err, "ca", "%q is not a CA name", s)
+			return store.CertQuery{}, problem.Wrap(ErrBadRequest, err, "ca", "%q is not a CA name", s)
 		}
 		q.CA = s
 	}
@@ -145,19 +146,19 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, 
 	case StatusGood:
 		q.IncludeRevoked = false
 	default:
-		return store.CertQuery{}, newError(KindBadRequest, "status", "%q is not a status filter (want all or good)", s)
+		return store.CertQuery{}, problem.New(ErrBadRequest, "status", "%q is not a status filter (want all or good)", s)
 	}
 	if s := v.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return store.CertQuery{}, newError(KindBadRequest, "after", "%q is not a paging cursor: want the non-negative integer from a previous page's next link", s)
+			return store.CertQuery{}, problem.New(ErrBadRequest, "after", "%q is not a paging cursor: want the non-negative integer from a previous page's next link", s)
 		}
 		q.AfterID = n
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
-			return store.CertQuery{}, newError(KindBadRequest, "limit", "%q is not a page size: want an integer from 1 to %d", s, maxLimit)
+			return store.CertQuery{}, problem.New(ErrBadRequest, "limit", "%q is not a page size: want an integer from 1 to %d", s, maxLimit)
 		}
 		q.Limit = n
 	}

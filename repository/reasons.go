@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/metertrust/metertrust/problem"
 )
 
 // The RFC 5280 section 5.3.1 CRLReason codes.
@@ -79,35 +81,35 @@ type revocation struct {
 func parseRevocation(body []byte) (revocation, error) {
 	var r RevocationRequest
 	if err := decodeStrict(body, &r); err != nil {
-		return revocation{}, wrapError(KindBadRequest, err, "body", "not a revocation request: want a JSON object {ca, serial, reason} and nothing else (%v)", err)
+		return revocation{}, problem.Wrap(ErrBadRequest, err, "body", "not a revocation request: want a JSON object {ca, serial, reason} and nothing else (%v)", err)
 	}
 	if r.CA == "" {
-		return revocation{}, newError(KindBadRequest, "ca", "missing: name the CA that issued the certificate")
+		return revocation{}, problem.New(ErrBadRequest, "ca", "missing: name the CA that issued the certificate")
 	}
 	if err := checkCAName(r.CA); err != nil {
-		return revocation{}, wrapError(KindBadRequest, err, "ca", "%q is not a CA name", clip(r.CA))
+		return revocation{}, problem.Wrap(ErrBadRequest, err, "ca", "%q is not a CA name", clip(r.CA))
 	}
 	if r.Serial == "" {
-		return revocation{}, newError(KindBadRequest, "serial", "missing: give the certificate's serial number in hex")
+		return revocation{}, problem.New(ErrBadRequest, "serial", "missing: give the certificate's serial number in hex")
 	}
 	serial, err := ParseSerial(r.Serial)
 	if err != nil {
-		return revocation{}, wrapError(KindBadRequest, err, "serial", "%q is not a serial number: want hex digits", clip(r.Serial))
+		return revocation{}, problem.Wrap(ErrBadRequest, err, "serial", "%q is not a serial number: want hex digits", clip(r.Serial))
 	}
 	if len(r.Reason) == 0 {
-		return revocation{}, newError(KindBadRequest, "reason", "missing: give an RFC 5280 CRLReason name or code")
+		return revocation{}, problem.New(ErrBadRequest, "reason", "missing: give an RFC 5280 CRLReason name or code")
 	}
 	var reasonText string
 	var num json.Number
 	if err := json.Unmarshal(r.Reason, &reasonText); err != nil {
 		if err := json.Unmarshal(r.Reason, &num); err != nil {
-			return revocation{}, newError(KindBadRequest, "reason", "must be a CRLReason name or code")
+			return revocation{}, problem.New(ErrBadRequest, "reason", "must be a CRLReason name or code")
 		}
 		reasonText = num.String()
 	}
 	reason, err := ParseReason(reasonText)
 	if err != nil {
-		return revocation{}, wrapError(KindBadRequest, err, "reason", "%s", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
+		return revocation{}, problem.Wrap(ErrBadRequest, err, "reason", "%s", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
 	}
 	return revocation{ca: r.CA, serial: serial, reason: reason}, nil
 }

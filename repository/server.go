@@ -2,17 +2,15 @@ package repository
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/metertrust/metertrust/apiserver"
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -95,6 +93,7 @@ type Server struct {
 	now  func() time.Time
 	auth *authenticator
 	e    *echo.Echo
+	errs *problem.Handler
 }
 
 // New builds a Server. cfg should have passed Validate; out-of-range limits
@@ -114,10 +113,8 @@ func New(cfg Config, deps Deps) *Server {
 		s.now = time.Now
 	}
 	s.auth = newAuthenticator(cfg.Operators)
-	s.e = echo.New()
-	s.e.HideBanner = true
-	s.e.HidePort = true
-	s.e.HTTPErrorHandler = s.handleError
+	s.errs = &problem.Handler{Kinds: kinds, TypeBase: ProblemTypeBase, Realm: "metertrust-repository", Logger: s.log}
+	s.e = apiserver.NewEcho(s.errs.Handle)
 	s.e.Use(s.logRequests)
 	s.routes()
 	return s
@@ -143,84 +140,21 @@ func (s *Server) Handler() http.Handler { return s.e }
 
 // Route is a method and path pattern the server answers, with path
 // parameters written {name} as in OpenAPI.
-type Route struct {
-	// Method is the HTTP method, upper case.
-	Method string
-	// Path is the path pattern, e.g. "/v1/certificates/{ca}/{serial}".
-	Path string
-}
+type Route = apiserver.Route
 
 // Routes lists the method and path of every route, sorted, with echo's
 // ":name" parameters written "{name}" and the OCSP wildcard as
 // "{request}", the form the OpenAPI document uses.
-func (s *Server) Routes() []Route {
-	var out []Route
-	for _, r := range s.e.Routes() {
-		out = append(out, Route{Method: r.Method, Path: openAPIPath(r.Path)})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Path != out[j].Path {
-			return out[i].Path < out[j].Path
-		}
-		return out[i].Method < out[j].Method
-	})
-	return out
-}
-
-func openAPIPath(p string) string {
-	b := []byte{}
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case ':':
-			j := i + 1
-			for j < len(p) && p[j] != '/' {
-				j++
-			}
-			b = append(b, '{')
-			b = append(b, p[i+1:j]...)
-			b = append(b, '}')
-			i = j - 1
-		case '*':
-			b = append(b, "{request}"...)
-		default:
-			b = append(b, p[i])
-		}
-	}
-	return string(b)
-}
+func (s *Server) Routes() []Route { return apiserver.Routes(s.e) }
 
 // Serve answers requests on ln until ctx is done, then shuts down
 // gracefully, letting requests in flight finish within the configured
 // ShutdownTimeout. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.e,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("repository listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("repository: serving on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	s.log.Info("repository shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.ShutdownTimeout))
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("repository: graceful shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("repository: serving on %s: %w", ln.Addr(), err)
-	}
-	s.log.Info("repository stopped")
-	return nil
+	return apiserver.Serve(ctx, ln, s.e, apiserver.Options{
+		Service: "repository", Name: "repository", Logger: s.log,
+		ShutdownTimeout: time.Duration(s.cfg.ShutdownTimeout),
+	})
 }
 
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
@@ -250,80 +184,4 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// handleError is the one place where errors become HTTP responses: a
-// problem+json body whose type, title and status come from the error kind.
-func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	var re *Error
-	var he *echo.HTTPError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &re):
-	case errors.As(err, &mbe):
-		re = wrapError(KindTooLarge, err, "", "request body exceeds %d bytes", mbe.Limit)
-	case errors.As(err, &he):
-		re = fromEchoError(he)
-	default:
-		re = wrapError(KindInternal, err, "", "internal error")
-	}
-	_, status, slug, title := re.Kind.info()
-	if re.Kind == KindInternal {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "err", err)
-		re.Detail = "internal error; see the server log"
-		re.Param = ""
-	}
-	if re.Kind == KindUnauthenticated {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="metertrust-repository"`)
-	}
-	p := Problem{
-		Type:     ProblemTypeBase + slug,
-		Title:    title,
-		Status:   status,
-		Detail:   re.Detail,
-		Param:    re.Param,
-		Instance: c.Request().URL.Path,
-	}
-	body, mErr := json.Marshal(p)
-	if mErr != nil {
-		s.log.Error("encoding problem", "err", mErr)
-		c.Response().WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "application/problem+json")
-	h.Set("Cache-Control", "no-store")
-	if c.Request().Method == http.MethodHead {
-		c.Response().WriteHeader(status)
-		return
-	}
-	if err := c.Blob(status, "application/problem+json", body); err != nil {
-		s.log.Warn("writing problem", "err", err)
-	}
-}
-
-func fromEchoError(he *echo.HTTPError) *Error {
-	msg := fmt.Sprint(he.Message)
-	switch he.Code {
-	case http.StatusNotFound:
-		return newError(KindNotFound, "", "no such route")
-	case http.StatusMethodNotAllowed:
-		return newError(KindMethodNotAllowed, "", "method not allowed on this route")
-	case http.StatusRequestEntityTooLarge:
-		return newError(KindTooLarge, "", "request body too large")
-	case http.StatusUnsupportedMediaType:
-		return newError(KindUnsupportedMediaType, "", "%s", msg)
-	case http.StatusBadRequest:
-		return newError(KindBadRequest, "", "%s", msg)
-	case http.StatusUnauthorized:
-		return newError(KindUnauthenticated, "", "%s", msg)
-	case http.StatusForbidden:
-		return newError(KindForbidden, "", "%s", msg)
-	case http.StatusServiceUnavailable:
-		return newError(KindUnavailable, "", "%s", msg)
-	}
-	return wrapError(KindInternal, he, "", "internal error")
 }

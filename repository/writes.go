@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -58,10 +59,10 @@ type publication struct {
 func parsePublishBody(contentType string, body []byte) (publication, error) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
-		return publication{}, newError(KindUnsupportedMediaType, "Content-Type", "missing or malformed Content-Type: want %s, %s or %s", MediaPKIXCert, MediaPEM, MediaJSON)
+		return publication{}, problem.New(ErrUnsupportedMediaType, "Content-Type", "missing or malformed Content-Type: want %s, %s or %s", MediaPKIXCert, MediaPEM, MediaJSON)
 	}
 	if len(body) == 0 {
-		return publication{}, newError(KindBadRequest, "body", "empty request body: send the certificate")
+		return publication{}, problem.New(ErrBadRequest, "body", "empty request body: send the certificate")
 	}
 	switch mt {
 	case MediaPKIXCert:
@@ -75,10 +76,10 @@ func parsePublishBody(contentType string, body []byte) (publication, error) {
 	case MediaJSON:
 		var r PublishRequest
 		if err := decodeStrict(body, &r); err != nil {
-			return publication{}, wrapError(KindBadRequest, err, "body", "not a publish request: want a JSON object {certificate, prepaymentTopUp} and nothing else (%v)", err)
+			return publication{}, problem.Wrap(ErrBadRequest, err, "body", "not a publish request: want a JSON object {certificate, prepaymentTopUp} and nothing else (%v)", err)
 		}
 		if r.Certificate == "" {
-			return publication{}, newError(KindBadRequest, "certificate", "missing: give the certificate as PEM or base64 DER")
+			return publication{}, problem.New(ErrBadRequest, "certificate", "missing: give the certificate as PEM or base64 DER")
 		}
 		p := publication{topUp: r.PrepaymentTopUp}
 		if strings.Contains(r.Certificate, "-----BEGIN") {
@@ -90,29 +91,29 @@ func parsePublishBody(contentType string, body []byte) (publication, error) {
 		} else {
 			der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Certificate))
 			if err != nil || len(der) == 0 {
-				return publication{}, newError(KindBadRequest, "certificate", "neither PEM nor base64 DER")
+				return publication{}, problem.New(ErrBadRequest, "certificate", "neither PEM nor base64 DER")
 			}
 			p.der = der
 		}
 		return p, nil
 	}
-	return publication{}, newError(KindUnsupportedMediaType, "Content-Type", "%q: want %s, %s or %s", clip(mt), MediaPKIXCert, MediaPEM, MediaJSON)
+	return publication{}, problem.New(ErrUnsupportedMediaType, "Content-Type", "%q: want %s, %s or %s", clip(mt), MediaPKIXCert, MediaPEM, MediaJSON)
 }
 
 // onePEMCertificate returns the DER of the single CERTIFICATE block in b.
 func onePEMCertificate(b []byte, param string) ([]byte, error) {
 	block, rest := pem.Decode(b)
 	if block == nil {
-		return nil, newError(KindBadRequest, param, "no PEM block found")
+		return nil, problem.New(ErrBadRequest, param, "no PEM block found")
 	}
 	if block.Type != "CERTIFICATE" {
-		return nil, newError(KindBadRequest, param, "PEM block is %q, want CERTIFICATE", clip(block.Type))
+		return nil, problem.New(ErrBadRequest, param, "PEM block is %q, want CERTIFICATE", clip(block.Type))
 	}
 	if len(block.Bytes) == 0 {
-		return nil, newError(KindBadRequest, param, "empty PEM CERTIFICATE block")
+		return nil, problem.New(ErrBadRequest, param, "empty PEM CERTIFICATE block")
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, newError(KindBadRequest, param, "more than one PEM block: publish one certificate per request")
+		return nil, problem.New(ErrBadRequest, param, "more than one PEM block: publish one certificate per request")
 	}
 	return block.Bytes, nil
 }
@@ -128,20 +129,20 @@ func (s *Server) authorize(c echo.Context, perm Permission, action string) (Oper
 	token, present, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 	if !present {
 		s.audit(ctx, ActorAnonymous, action, object, OutcomeRefused, map[string]any{"refusal": "no operator credential"})
-		return Operator{}, newError(KindUnauthenticated, "Authorization", "writes need an operator bearer token")
+		return Operator{}, problem.New(ErrUnauthenticated, "Authorization", "writes need an operator bearer token")
 	}
 	if !ok {
 		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, map[string]any{"refusal": "malformed Authorization header"})
-		return Operator{}, newError(KindUnauthenticated, "Authorization", "want \"Authorization: Bearer <token>\"")
+		return Operator{}, problem.New(ErrUnauthenticated, "Authorization", "want \"Authorization: Bearer <token>\"")
 	}
 	op, found := s.auth.authenticate(token)
 	if !found {
 		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, map[string]any{"refusal": "unknown operator credential"})
-		return Operator{}, newError(KindUnauthenticated, "Authorization", "operator token not recognised")
+		return Operator{}, problem.New(ErrUnauthenticated, "Authorization", "operator token not recognised")
 	}
 	if !op.Can(perm) {
 		s.audit(ctx, op.Name, action, object, OutcomeRefused, map[string]any{"refusal": fmt.Sprintf("operator lacks the %s permission", perm)})
-		return Operator{}, newError(KindForbidden, "", "operator %q may not %s", op.Name, perm)
+		return Operator{}, problem.New(ErrForbidden, "", "operator %q may not %s", op.Name, perm)
 	}
 	c.Set(operatorKey, op.Name)
 	return op, nil
@@ -198,7 +199,7 @@ func (s *Server) refuse(ctx context.Context, op Operator, action, object string,
 // a CA the repository knows, and stores it.
 func (s *Server) publishCertificate(c echo.Context) error {
 	if s.deps.Publisher == nil || s.deps.Audit == nil || s.deps.CAs == nil || s.deps.Certs == nil {
-		return newError(KindUnavailable, "", "publishing not configured")
+		return problem.New(ErrUnavailable, "", "publishing not configured")
 	}
 	op, err := s.authorize(c, PermPublish, ActionPublish)
 	if err != nil {
@@ -221,25 +222,25 @@ func (s *Server) publishCertificate(c echo.Context) error {
 	object = cert.CA + "/" + FormatSerial(cert.Serial)
 	details := map[string]any{"kind": cert.Kind, "eui": cert.EUI, "role": cert.Role, "usage": cert.Usage}
 	if err := s.auditStrict(ctx, op.Name, ActionPublish, object, OutcomeAttempt, details); err != nil {
-		return wrapError(KindInternal, err, "", "writing audit log")
+		return problem.Wrap(ErrInternal, err, "", "writing audit log")
 	}
 	if err := s.deps.Publisher.PutCertificates(ctx, cert); err != nil {
 		s.audit(ctx, op.Name, ActionPublish, object, OutcomeFailure, withError(details, err))
 		switch {
 		case isDuplicate(err):
-			return wrapError(KindConflict, err, "certificate", "CA %q already has a certificate with serial %s", cert.CA, FormatSerial(cert.Serial))
+			return problem.Wrap(ErrConflict, err, "certificate", "CA %q already has a certificate with serial %s", cert.CA, FormatSerial(cert.Serial))
 		case isNotFound(err):
-			return wrapError(KindConflict, err, "certificate", "CA %q is no longer in the repository", cert.CA)
+			return problem.Wrap(ErrConflict, err, "certificate", "CA %q is no longer in the repository", cert.CA)
 		case isInvalid(err):
-			return wrapError(KindBadRequest, err, "certificate", "the repository refuses this certificate: %v", err)
+			return problem.Wrap(ErrBadRequest, err, "certificate", "the repository refuses this certificate: %v", err)
 		}
-		return wrapError(KindInternal, err, "", "storing certificate")
+		return problem.Wrap(ErrInternal, err, "", "storing certificate")
 	}
 	s.audit(ctx, op.Name, ActionPublish, object, OutcomeSuccess, details)
 	s.log.InfoContext(ctx, "certificate published", "operator", op.Name, "ca", cert.CA, "serial", FormatSerial(cert.Serial))
 	stored, err := s.deps.Certs.Certificate(ctx, cert.CA, cert.Serial)
 	if err != nil {
-		return wrapError(KindInternal, err, "", "reading the published certificate back")
+		return problem.Wrap(ErrInternal, err, "", "reading the published certificate back")
 	}
 	v := s.certView(stored)
 	c.Response().Header().Set(echo.HeaderLocation, v.Links.Self)
@@ -261,21 +262,21 @@ func withError(details map[string]any, err error) map[string]any {
 func (s *Server) checkPublication(ctx context.Context, pub publication) (store.Certificate, error) {
 	sc, err := smki.ParseCertificate(pub.der)
 	if err != nil {
-		return store.Certificate{}, wrapError(KindBadRequest, err, "certificate", "not an SMKI certificate: %v", err)
+		return store.Certificate{}, problem.Wrap(ErrBadRequest, err, "certificate", "not an SMKI certificate: %v", err)
 	}
 	if sc.Kind == smki.KindRoot {
-		return store.Certificate{}, newError(KindBadRequest, "certificate", "a root certificate cannot be published here: roots are created by a key ceremony")
+		return store.Certificate{}, problem.New(ErrBadRequest, "certificate", "a root certificate cannot be published here: roots are created by a key ceremony")
 	}
 	cas, err := s.deps.CAs.CAs(ctx)
 	if err != nil {
-		return store.Certificate{}, wrapError(KindInternal, err, "", "listing CAs")
+		return store.Certificate{}, problem.Wrap(ErrInternal, err, "", "listing CAs")
 	}
 	issuer, err := findIssuer(sc, cas)
 	if err != nil {
 		return store.Certificate{}, err
 	}
 	if t, closed := caClosedAt(issuer); closed && sc.NotBefore.After(t) {
-		return store.Certificate{}, newError(KindBadRequest, "certificate", "CA %q was closed at %s, before the certificate's notBefore %s", issuer.Name, t.UTC().Format("2006-01-02T15:04:05Z"), sc.NotBefore.UTC().Format("2006-01-02T15:04:05Z"))
+		return store.Certificate{}, problem.New(ErrBadRequest, "certificate", "CA %q was closed at %s, before the certificate's notBefore %s", issuer.Name, t.UTC().Format("2006-01-02T15:04:05Z"), sc.NotBefore.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	cert := store.Certificate{
 		CA:        issuer.Name,
@@ -292,10 +293,10 @@ func (s *Server) checkPublication(ctx context.Context, pub publication) (store.C
 	}
 	if pub.topUp {
 		if sc.Kind != smki.KindOrganisation || sc.Role != smki.RoleSupplier || cert.Usage != store.UsageKA {
-			return store.Certificate{}, newError(KindBadRequest, "prepaymentTopUp", "only a supplier's key-agreement organisation certificate can be its prepayment top-up certificate")
+			return store.Certificate{}, problem.New(ErrBadRequest, "prepaymentTopUp", "only a supplier's key-agreement organisation certificate can be its prepayment top-up certificate")
 		}
 		if err := smki.Profiles[smki.ProfileOrgPrepaymentKA].Check(sc); err != nil {
-			return store.Certificate{}, wrapError(KindBadRequest, err, "prepaymentTopUp", "off the prepayment top-up profile: %v", err)
+			return store.Certificate{}, problem.Wrap(ErrBadRequest, err, "prepaymentTopUp", "off the prepayment top-up profile: %v", err)
 		}
 		cert.Usage = store.UsagePPKA
 	}
@@ -325,16 +326,16 @@ func findIssuer(sc *smki.Certificate, cas []store.CA) (store.CA, error) {
 		return ca, nil
 	}
 	if lastErr != nil {
-		return store.CA{}, wrapError(KindBadRequest, lastErr, "certificate", "issuer %q is known but its key did not sign this certificate", clip(sc.Issuer.String()))
+		return store.CA{}, problem.Wrap(ErrBadRequest, lastErr, "certificate", "issuer %q is known but its key did not sign this certificate", clip(sc.Issuer.String()))
 	}
-	return store.CA{}, newError(KindBadRequest, "certificate", "issuer %q is not a CA this repository knows", clip(sc.Issuer.String()))
+	return store.CA{}, problem.New(ErrBadRequest, "certificate", "issuer %q is not a CA this repository knows", clip(sc.Issuer.String()))
 }
 
 // revoke answers POST /v1/revocations: after checking the certificate is
 // known and not yet revoked, it asks the revoker to revoke it.
 func (s *Server) revoke(c echo.Context) error {
 	if s.deps.Revoker == nil || s.deps.Audit == nil || s.deps.Certs == nil {
-		return newError(KindUnavailable, "", "revocation not configured")
+		return problem.New(ErrUnavailable, "", "revocation not configured")
 	}
 	op, err := s.authorize(c, PermRevoke, ActionRevoke)
 	if err != nil {
@@ -344,7 +345,7 @@ func (s *Server) revoke(c echo.Context) error {
 	object := c.Request().URL.Path
 	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if err != nil || mt != MediaJSON {
-		return s.refuse(ctx, op, ActionRevoke, object, newError(KindUnsupportedMediaType, "Content-Type", "revocation requests must be sent as %s", MediaJSON))
+		return s.refuse(ctx, op, ActionRevoke, object, problem.New(ErrUnsupportedMediaType, "Content-Type", "revocation requests must be sent as %s", MediaJSON))
 	}
 	body, err := s.readBody(c, s.cfg.MaxBodyBytes)
 	if err != nil {
@@ -357,28 +358,28 @@ func (s *Server) revoke(c echo.Context) error {
 	object = r.ca + "/" + FormatSerial(r.serial)
 	cert, err := s.deps.Certs.Certificate(ctx, r.ca, r.serial)
 	if isNotFound(err) {
-		return s.refuse(ctx, op, ActionRevoke, object, wrapError(KindNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca))
+		return s.refuse(ctx, op, ActionRevoke, object, problem.Wrap(ErrNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca))
 	}
 	if err != nil {
-		return s.refuse(ctx, op, ActionRevoke, object, wrapError(KindInternal, err, "", "reading certificate"))
+		return s.refuse(ctx, op, ActionRevoke, object, problem.Wrap(ErrInternal, err, "", "reading certificate"))
 	}
 	if _, revoked := revocationTime(cert); revoked {
-		return s.refuse(ctx, op, ActionRevoke, object, newError(KindConflict, "serial", "certificate %s from CA %q is already revoked", FormatSerial(r.serial), r.ca))
+		return s.refuse(ctx, op, ActionRevoke, object, problem.New(ErrConflict, "serial", "certificate %s from CA %q is already revoked", FormatSerial(r.serial), r.ca))
 	}
 	details := map[string]any{"reason": reasonName(r.reason), "kind": cert.Kind, "eui": cert.EUI}
 	if err := s.auditStrict(ctx, op.Name, ActionRevoke, object, OutcomeAttempt, details); err != nil {
-		return wrapError(KindInternal, err, "", "writing audit log")
+		return problem.Wrap(ErrInternal, err, "", "writing audit log")
 	}
 	revoked, err := s.deps.Revoker.Revoke(ctx, r.ca, r.serial, r.reason)
 	if err != nil {
 		s.audit(ctx, op.Name, ActionRevoke, object, OutcomeFailure, withError(details, err))
 		switch {
 		case isNotFound(err):
-			return wrapError(KindNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca)
+			return problem.Wrap(ErrNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca)
 		case isConflict(err):
-			return wrapError(KindConflict, err, "serial", "the CA refused to revoke certificate %s: %v", FormatSerial(r.serial), err)
+			return problem.Wrap(ErrConflict, err, "serial", "the CA refused to revoke certificate %s: %v", FormatSerial(r.serial), err)
 		}
-		return wrapError(KindInternal, err, "", "revoking certificate")
+		return problem.Wrap(ErrInternal, err, "", "revoking certificate")
 	}
 	s.audit(ctx, op.Name, ActionRevoke, object, OutcomeSuccess, details)
 	s.log.InfoContext(ctx, "certificate revoked", "operator", op.Name, "ca", r.ca, "serial", FormatSerial(r.serial), "reason", reasonName(r.reason))

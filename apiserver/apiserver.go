@@ -1,0 +1,138 @@
+// Package apiserver is the HTTP server set-up shared by metertrust's JSON
+// APIs (the SMKI repository and the operator API): an echo instance that
+// sends every error to the service's one error handler, the route list in
+// the form of the services' OpenAPI 3.1 documents, and a server with fixed
+// timeouts that shuts down gracefully when its context ends.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// NewEcho returns an echo instance that prints no banner and sends every
+// error to onError, the service's one error handler.
+func NewEcho(onError echo.HTTPErrorHandler) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = onError
+	return e
+}
+
+// Route is a method and path pattern a server answers, with path
+// parameters written {name} as in OpenAPI.
+type Route struct {
+	// Method is the HTTP method, upper case.
+	Method string
+	// Path is the path pattern, e.g. "/v1/certificates/{ca}/{serial}".
+	Path string
+}
+
+// Routes lists the method and path of every route of e, sorted by path
+// then method, in the form OpenAPI documents use (see OpenAPIPath).
+func Routes(e *echo.Echo) []Route {
+	var out []Route
+	for _, r := range e.Routes() {
+		out = append(out, Route{Method: r.Method, Path: OpenAPIPath(r.Path)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+// OpenAPIPath writes echo's ":name" path parameters as "{name}" and its
+// "*" wildcard as "{request}" (the repository's OCSP GET route).
+func OpenAPIPath(p string) string {
+	b := []byte{}
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case ':':
+			j := i + 1
+			for j < len(p) && p[j] != '/' {
+				j++
+			}
+			b = append(b, '{')
+			b = append(b, p[i+1:j]...)
+			b = append(b, '}')
+			i = j - 1
+		case '*':
+			b = append(b, "{request}"...)
+		default:
+			b = append(b, p[i])
+		}
+	}
+	return string(b)
+}
+
+// Options configure Serve.
+type Options struct {
+	// Service prefixes Serve's errors, e.g. "repository".
+	Service string
+	// Name is the service as its log messages say it, e.g. "operator API".
+	Name string
+	// Logger receives the listening and shutdown messages and net/http's
+	// own errors; nil discards.
+	Logger *slog.Logger
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+	// BeforeShutdown, if set, runs when ctx is done, before the graceful
+	// shutdown starts (the operator API ends its event streams there, which
+	// would otherwise hold the shutdown for its whole timeout).
+	BeforeShutdown func()
+}
+
+// Serve answers requests with h on ln until ctx is done, then shuts down
+// gracefully, letting requests in flight finish within ShutdownTimeout. It
+// returns nil after a clean shutdown. The server's timeouts are fixed:
+// 10s to read headers (16 KiB at most), 30s to read a request and to write
+// a response (a stream extends its own write deadline), 2 minutes idle.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info(o.Name+" listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s: serving on %s: %w", o.Service, ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info(o.Name + " shutting down")
+	if o.BeforeShutdown != nil {
+		o.BeforeShutdown()
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("%s: graceful shutdown: %w", o.Service, err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: serving on %s: %w", o.Service, ln.Addr(), err)
+	}
+	log.Info(o.Name + " stopped")
+	return nil
+}
