@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -244,7 +245,6 @@ func newCAIssueOrgCmd() *cobra.Command {
 		Short: "Issue an organisation certificate from a PKCS#10 request (by the OCA)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			r, err := smki.ParseRole(role)
 			if err != nil {
 				return err
@@ -264,19 +264,10 @@ func newCAIssueOrgCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := openCAEnv(ctx, cmd, &f, false)
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			rec, err := e.auth.IssueOrg(ctx, ca.OrgRequest{CSR: csr, Role: r, EUI: e64, Name: name, Usage: u})
-			if err != nil {
-				return err
-			}
-			if err := writeCertPEM(out, rec.DER); err != nil {
-				return err
-			}
-			return printCert(cmd, f.json, newCertOutput(rec, out))
+			return issueCert(cmd, &f, out, "", func(ctx context.Context, a *ca.Authority) (store.Certificate, []byte, error) {
+				rec, err := a.IssueOrg(ctx, ca.OrgRequest{CSR: csr, Role: r, EUI: e64, Name: name, Usage: u})
+				return rec, nil, err
+			})
 		},
 	}
 	f.register(c)
@@ -300,7 +291,6 @@ func newCAIssueDeviceCmd() *cobra.Command {
 		Short: "Issue a device certificate from a GB device request (by a batch Device CA)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			if err := checkNew(out); err != nil {
 				return err
 			}
@@ -308,19 +298,10 @@ func newCAIssueDeviceCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := openCAEnv(ctx, cmd, &f, false)
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			rec, err := e.auth.IssueDevice(ctx, batch, csr)
-			if err != nil {
-				return err
-			}
-			if err := writeCertPEM(out, rec.DER); err != nil {
-				return err
-			}
-			return printCert(cmd, f.json, newCertOutput(rec, out))
+			return issueCert(cmd, &f, out, "", func(ctx context.Context, a *ca.Authority) (store.Certificate, []byte, error) {
+				rec, err := a.IssueDevice(ctx, batch, csr)
+				return rec, nil, err
+			})
 		},
 	}
 	f.register(c)
@@ -341,7 +322,6 @@ func newCAIssueTLSClientCmd() *cobra.Command {
 		Short: "Issue a DCCKI client certificate (and key) for a DCC user's mutual TLS to the router",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			e64, err := smki.ParseEUI(eui)
 			if err != nil {
 				return err
@@ -350,19 +330,10 @@ func newCAIssueTLSClientCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkNew(keyOut, out); err != nil {
-				return err
-			}
-			e, err := openCAEnv(ctx, cmd, &f, false)
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			is, err := e.auth.IssueTLSClient(ctx, e64, ur)
-			if err != nil {
-				return err
-			}
-			return writeTLSOutputs(cmd, f.json, is, keyOut, out)
+			return issueCert(cmd, &f, out, keyOut, func(ctx context.Context, a *ca.Authority) (store.Certificate, []byte, error) {
+				is, err := a.IssueTLSClient(ctx, e64, ur)
+				return is.Record, is.KeyPEM, err
+			})
 		},
 	}
 	f.register(c)
@@ -386,7 +357,6 @@ func newCAIssueTLSServerCmd() *cobra.Command {
 		Short: "Issue a DCCKI server certificate (and key) for a service",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			var ips []net.IP
 			for _, s := range ipStrs {
 				ip := net.ParseIP(s)
@@ -395,19 +365,10 @@ func newCAIssueTLSServerCmd() *cobra.Command {
 				}
 				ips = append(ips, ip)
 			}
-			if err := checkNew(keyOut, out); err != nil {
-				return err
-			}
-			e, err := openCAEnv(ctx, cmd, &f, false)
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			is, err := e.auth.IssueTLSServer(ctx, dns, ips)
-			if err != nil {
-				return err
-			}
-			return writeTLSOutputs(cmd, f.json, is, keyOut, out)
+			return issueCert(cmd, &f, out, keyOut, func(ctx context.Context, a *ca.Authority) (store.Certificate, []byte, error) {
+				is, err := a.IssueTLSServer(ctx, dns, ips)
+				return is.Record, is.KeyPEM, err
+			})
 		},
 	}
 	f.register(c)
@@ -420,18 +381,38 @@ func newCAIssueTLSServerCmd() *cobra.Command {
 	return c
 }
 
-func writeTLSOutputs(cmd *cobra.Command, asJSON bool, is ca.TLSIssued, keyOut, out string) error {
-	err := ca.WriteNewFile(keyOut, is.KeyPEM, 0o600)
-	clear(is.KeyPEM)
+// issueCert is what every single-certificate issuance command does once
+// its flags are parsed: refuse outputs that exist (before any key is
+// touched), open the CA, issue, write the private key (DCCKI only, mode
+// 0600, then wiped from memory) and the certificate, and report it. issue
+// returns the certificate and, for DCCKI, its PKCS#8 key.
+func issueCert(cmd *cobra.Command, f *caFlags, out, keyOut string,
+	issue func(ctx context.Context, a *ca.Authority) (store.Certificate, []byte, error)) error {
+	ctx := cmd.Context()
+	if err := checkNew(keyOut, out); err != nil {
+		return err
+	}
+	e, err := openCAEnv(ctx, cmd, f, false)
 	if err != nil {
 		return err
 	}
-	if err := writeCertPEM(out, is.Record.DER); err != nil {
+	defer e.Close()
+	rec, keyPEM, err := issue(ctx, e.auth)
+	defer clear(keyPEM)
+	if err != nil {
 		return err
 	}
-	o := newCertOutput(is.Record, out)
-	o.KeyOut = keyOut
-	return printCert(cmd, asJSON, o)
+	o := newCertOutput(rec, out)
+	if keyOut != "" {
+		if err := ca.WriteNewFile(keyOut, keyPEM, 0o600); err != nil {
+			return err
+		}
+		o.KeyOut = keyOut
+	}
+	if err := writeCertPEM(out, rec.DER); err != nil {
+		return err
+	}
+	return printCert(cmd, f.json, o)
 }
 
 func newCARevokeCmd() *cobra.Command {
