@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -642,8 +643,16 @@ func (c *Certificate) CheckSignatureFrom(parent *Certificate) error {
 // ParseCertificates reads certificates from PEM ("CERTIFICATE" blocks) or
 // from one or more concatenated DER certificates.
 func ParseCertificates(data []byte) ([]*Certificate, error) {
+	return parseAll(data, "certificate", []string{"CERTIFICATE"}, ParseCertificate)
+}
+
+// parseAll reads items from PEM blocks of one of types or, without PEM,
+// from concatenated DER, and parses each with parse. Errors give the
+// item's position; what names a DER item ("certificate") and types[0] the
+// PEM type expected.
+func parseAll[T any](data []byte, what string, types []string, parse func([]byte) (T, error)) ([]T, error) {
 	if bytes.Contains(data, []byte("-----BEGIN")) {
-		var out []*Certificate
+		var out []T
 		rest := data
 		for i := 1; ; i++ {
 			var b *pem.Block
@@ -651,17 +660,17 @@ func ParseCertificates(data []byte) ([]*Certificate, error) {
 			if b == nil {
 				break
 			}
-			if b.Type != "CERTIFICATE" {
-				return nil, fmt.Errorf("smki: PEM block %d is %q, not CERTIFICATE", i, b.Type)
+			if !slices.Contains(types, b.Type) {
+				return nil, fmt.Errorf("smki: PEM block %d is %q, not %s", i, b.Type, types[0])
 			}
-			c, err := ParseCertificate(b.Bytes)
+			v, err := parse(b.Bytes)
 			if err != nil {
 				return nil, fmt.Errorf("PEM block %d: %w", i, err)
 			}
-			out = append(out, c)
+			out = append(out, v)
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("%w: no PEM CERTIFICATE block", ErrMalformed)
+			return nil, fmt.Errorf("%w: no PEM %s block", ErrMalformed, types[0])
 		}
 		return out, nil
 	}
@@ -669,13 +678,13 @@ func ParseCertificates(data []byte) ([]*Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Certificate, 0, len(ders))
+	out := make([]T, 0, len(ders))
 	for i, d := range ders {
-		c, err := ParseCertificate(d)
+		v, err := parse(d)
 		if err != nil {
-			return nil, fmt.Errorf("DER certificate %d: %w", i+1, err)
+			return nil, fmt.Errorf("DER %s %d: %w", what, i+1, err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
 	return out, nil
 }

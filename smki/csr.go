@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -369,40 +368,5 @@ func (r *CSR) check(h *Certificate) error {
 // ParseCSRs reads requests from PEM ("CERTIFICATE REQUEST" or "NEW
 // CERTIFICATE REQUEST" blocks) or concatenated DER.
 func ParseCSRs(data []byte) ([]*CSR, error) {
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		var out []*CSR
-		rest := data
-		for i := 1; ; i++ {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			if b.Type != "CERTIFICATE REQUEST" && b.Type != "NEW CERTIFICATE REQUEST" {
-				return nil, fmt.Errorf("smki: PEM block %d is %q, not CERTIFICATE REQUEST", i, b.Type)
-			}
-			r, err := ParseCSR(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("PEM block %d: %w", i, err)
-			}
-			out = append(out, r)
-		}
-		if len(out) == 0 {
-			return nil, fmt.Errorf("%w: no PEM CERTIFICATE REQUEST block", ErrMalformed)
-		}
-		return out, nil
-	}
-	ders, err := splitDER(data)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*CSR, 0, len(ders))
-	for i, d := range ders {
-		r, err := ParseCSR(d)
-		if err != nil {
-			return nil, fmt.Errorf("DER request %d: %w", i+1, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return parseAll(data, "request", []string{"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}, ParseCSR)
 }
