@@ -12,23 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metertrust/metertrust/internal/testenv"
 	"github.com/metertrust/metertrust/store"
 	"github.com/metertrust/metertrust/store/storetest"
 )
-
-// serviceVar returns the value of a test service variable; the test skips
-// when it is unset, unless CI is set, when it fails.
-func serviceVar(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set but CI is: the test must run in CI", name)
-		}
-		t.Skipf("%s not set", name)
-	}
-	return v
-}
 
 func checkSigns(t *testing.T, s crypto.Signer) {
 	t.Helper()
@@ -108,7 +95,7 @@ func TestRedactPIN(t *testing.T) {
 // (METERTRUST_TEST_PKCS11), then checks the batch keys are gone from the
 // token.
 func TestCeremonyOnSoftHSM(t *testing.T) {
-	kmsURI := serviceVar(t, "METERTRUST_TEST_PKCS11")
+	kmsURI := testenv.Var(t, "METERTRUST_TEST_PKCS11")
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := store.OpenDataDir(ctx, dir)

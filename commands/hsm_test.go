@@ -5,11 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 
 	"go.step.sm/crypto/kms/apiv1"
 	"go.step.sm/crypto/kms/pkcs11"
+
+	"github.com/metertrust/metertrust/internal/testenv"
 )
 
 // TestSignWithHSM signs a pre-command with a P-256 key held in a PKCS#11
@@ -18,13 +19,7 @@ import (
 // code is the same as for file keys. Skipped when METERTRUST_TEST_PKCS11 and
 // CI are both unset; with CI set it fails instead.
 func TestSignWithHSM(t *testing.T) {
-	uri := os.Getenv("METERTRUST_TEST_PKCS11")
-	if uri == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("METERTRUST_TEST_PKCS11 is unset under CI")
-		}
-		t.Skip("METERTRUST_TEST_PKCS11 unset")
-	}
+	uri := testenv.Var(t, "METERTRUST_TEST_PKCS11")
 	ctx := context.Background()
 	km, err := pkcs11.New(ctx, apiv1.Options{Type: apiv1.PKCS11, URI: uri})
 	if err != nil {

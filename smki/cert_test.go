@@ -7,11 +7,12 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/internal/testenv"
 )
 
 func TestParseCertificateEveryProfile(t *testing.T) {
@@ -107,13 +108,7 @@ func TestOrganisationRefusedByCryptoX509(t *testing.T) {
 }
 
 func TestOpenSSLShowsOrganisationFields(t *testing.T) {
-	bin, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("openssl not installed and CI is set")
-		}
-		t.Skip("openssl not installed")
-	}
+	bin := testenv.LookPath(t, "openssl")
 	p := newTestPKI(t)
 	cmd := exec.Command(bin, "x509", "-inform", "DER", "-noout", "-text", "-nameopt", "RFC2253")
 	cmd.Stdin = bytes.NewReader(p.orgDS.der)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/internal/testenv"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store/storetest"
 )
@@ -181,7 +182,7 @@ func TestCACommandsEndToEnd(t *testing.T) {
 // through the CLI with keys on SoftHSM2 and the store on PostgreSQL, as
 // recorded in config.json by ca init, when the test services are set.
 func TestCACommandsOnServices(t *testing.T) {
-	kms := caServiceVar(t, "METERTRUST_TEST_PKCS11")
+	kms := testenv.Var(t, "METERTRUST_TEST_PKCS11")
 	dsn := storetest.PostgresDSN(t)
 	data := t.TempDir()
 	mustRun(t, "ca", "init", "--data", data, "--kms", kms, "--store", dsn)
@@ -200,18 +201,6 @@ func TestCACommandsOnServices(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "metertrust.db")); err == nil {
 		t.Errorf("a SQLite store was created although config.json names PostgreSQL")
 	}
-}
-
-func caServiceVar(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set but CI is", name)
-		}
-		t.Skipf("%s not set", name)
-	}
-	return v
 }
 
 // TestCAInitRefusesToOverwrite: the init ceremony stops before touching an

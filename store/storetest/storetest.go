@@ -18,11 +18,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/metertrust/metertrust/internal/testenv"
 )
 
 // Dialect names, the same strings as store.DialectSQLite and
@@ -69,13 +70,7 @@ func SQLiteDSN(t testing.TB) string {
 // set, in which case it fails the test.
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv("METERTRUST_TEST_PG")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("storetest: METERTRUST_TEST_PG is unset in CI")
-		}
-		t.Skip("METERTRUST_TEST_PG is unset")
-	}
+	dsn := testenv.Var(t, "METERTRUST_TEST_PG")
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatalf("storetest: parsing METERTRUST_TEST_PG: %v", err)
