@@ -2,10 +2,14 @@ package apiserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,5 +135,33 @@ func TestServeListenerError(t *testing.T) {
 	}
 	if got := err.Error(); len(got) < 5 || got[:5] != "test:" {
 		t.Errorf("error %q does not name the service", got)
+	}
+}
+
+// TestLogRequests checks the request log line: the status the error
+// handler sent, the caller's attributes, and no query string.
+func TestLogRequests(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	clock := time.Unix(0, 0)
+	now := func() time.Time { clock = clock.Add(time.Second); return clock }
+	e := NewEcho(func(err error, c echo.Context) { c.NoContent(http.StatusTeapot) })
+	e.Use(LogRequests(log, now, func(echo.Context) []slog.Attr { return []slog.Attr{slog.String("actor", "alice")} }))
+	e.GET("/fail", func(echo.Context) error { return errors.New("boom") })
+	req := httptest.NewRequest(http.MethodGet, "/fail?token=secret", nil)
+	req.Header.Set("Authorization", "Bearer secret")
+	e.ServeHTTP(httptest.NewRecorder(), req)
+	var line map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	for k, want := range map[string]any{"msg": "request", "method": "GET", "path": "/fail", "status": float64(http.StatusTeapot),
+		"elapsed": float64(time.Second), "actor": "alice"} {
+		if line[k] != want {
+			t.Errorf("%s = %v, want %v", k, line[k], want)
+		}
+	}
+	if strings.Contains(buf.String(), "secret") {
+		t.Errorf("log line holds the token or query: %s", buf.String())
 	}
 }

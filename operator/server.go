@@ -128,7 +128,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s.errs = &problem.Handler{Kinds: kinds, TypeBase: ProblemTypeBase, Realm: "metertrust-operator", Logger: s.log, Body: problemBody}
 	s.e = apiserver.NewEcho(s.errs.Handle)
-	s.e.Use(s.logRequests)
+	s.e.Use(apiserver.LogRequests(s.log, s.now, loggedActor))
 	s.routes()
 	return s
 }
@@ -273,28 +273,12 @@ func clipDetail(s string) string {
 	return s
 }
 
-func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := s.now()
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		req := c.Request()
-		// Neither headers (the Authorization header carries tokens) nor
-		// query strings are logged.
-		attrs := []slog.Attr{
-			slog.String("method", req.Method),
-			slog.String("path", req.URL.Path),
-			slog.Int("status", c.Response().Status),
-			slog.Int64("bytes", c.Response().Size),
-			slog.Duration("elapsed", s.now().Sub(start)),
-		}
-		if p, ok := c.Get(principalKey).(principal); ok {
-			attrs = append(attrs, slog.String("actor", p.Name))
-		}
-		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request", attrs...)
-		return nil
+// loggedActor names the authenticated operator in the request log.
+func loggedActor(c echo.Context) []slog.Attr {
+	if p, ok := c.Get(principalKey).(principal); ok {
+		return []slog.Attr{slog.String("actor", p.Name)}
 	}
+	return nil
 }
 
 func (s *Server) healthz(c echo.Context) error {

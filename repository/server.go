@@ -115,7 +115,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.auth = newAuthenticator(cfg.Operators)
 	s.errs = &problem.Handler{Kinds: kinds, TypeBase: ProblemTypeBase, Realm: "metertrust-repository", Logger: s.log}
 	s.e = apiserver.NewEcho(s.errs.Handle)
-	s.e.Use(s.logRequests)
+	s.e.Use(apiserver.LogRequests(s.log, s.now, loggedOperator))
 	s.routes()
 	return s
 }
@@ -157,29 +157,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 }
 
-func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := s.now()
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		req := c.Request()
-		// The query string and headers are not logged: the Authorization
-		// header carries operator tokens.
-		attrs := []slog.Attr{
-			slog.String("method", req.Method),
-			slog.String("path", req.URL.Path),
-			slog.Int("status", c.Response().Status),
-			slog.Int64("bytes", c.Response().Size),
-			slog.Duration("elapsed", s.now().Sub(start)),
-		}
-		if op, ok := c.Get(operatorKey).(string); ok {
-			attrs = append(attrs, slog.String("operator", op))
-		}
-		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request", attrs...)
-		return nil
+// loggedOperator names the authenticated operator in the request log.
+func loggedOperator(c echo.Context) []slog.Attr {
+	if op, ok := c.Get(operatorKey).(string); ok {
+		return []slog.Attr{slog.String("operator", op)}
 	}
+	return nil
 }
 
 func (s *Server) healthz(c echo.Context) error {
