@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -442,23 +443,11 @@ func TestPaging(t *testing.T) {
 					t.Fatal("paging does not end")
 				}
 			}
-			if len(seen) != tc.wantTotal || !equalInts(pages, tc.wantPages) {
+			if len(seen) != tc.wantTotal || !slices.Equal(pages, tc.wantPages) {
 				t.Errorf("pages %v (%d items), want %v (%d)", pages, len(seen), tc.wantPages, tc.wantTotal)
 			}
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestBaseURL checks absolute links when a base URL is configured.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,7 +152,7 @@ func TestAuditListCmd(t *testing.T) {
 				}
 				seqs = append(seqs, e.Seq)
 			}
-			if !equalSeqs(seqs, tt.wantSeqs) {
+			if !slices.Equal(seqs, tt.wantSeqs) {
 				t.Errorf("seqs = %v, want %v", seqs, tt.wantSeqs)
 			}
 		})
@@ -163,18 +164,6 @@ func TestAuditListCmd(t *testing.T) {
 	if want := "1\t2026-11-23T18:00:00.000000Z\talice\tca.batch.open\tE0\tsuccess {\"quota\":10}\n"; out != want {
 		t.Errorf("text output = %q, want %q", out, want)
 	}
-}
-
-func equalSeqs(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // tamperSQLite runs raw SQL on the store file, as an attacker with file
