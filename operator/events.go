@@ -39,11 +39,7 @@ func (s *Server) events(c echo.Context) error {
 	if s.deps.Alerts == nil {
 		return unavailable("alert source")
 	}
-	q, err := query(c, "user")
-	if err != nil {
-		return s.refuse(c, action, c.Request().URL.Path, err)
-	}
-	u, err := userParam(q)
+	u, err := userQuery(c)
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, err)
 	}

@@ -59,6 +59,16 @@ func query(c echo.Context, allowed ...string) (url.Values, error) {
 	return q, nil
 }
 
+// userQuery reads a query string whose only parameter is the optional
+// user (see userParam).
+func userQuery(c echo.Context) (smki.EUI, error) {
+	q, err := query(c, "user")
+	if err != nil {
+		return smki.EUI{}, err
+	}
+	return userParam(q)
+}
+
 // userParam reads the optional user query parameter.
 func userParam(q url.Values) (smki.EUI, error) {
 	v := q.Get("user")
@@ -489,11 +499,7 @@ func (s *Server) usage(c echo.Context) error {
 	if s.deps.Usage == nil {
 		return unavailable("anomaly detector")
 	}
-	q, err := query(c, "user")
-	if err != nil {
-		return s.refuse(c, action, c.Request().URL.Path, err)
-	}
-	u, err := userParam(q)
+	u, err := userQuery(c)
 	if err != nil {
 		return s.refuse(c, action, c.Request().URL.Path, err)
 	}
