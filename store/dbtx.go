@@ -226,8 +226,9 @@ func (db *DB) inTx(ctx context.Context, fn func(tx dbtx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: beginning transaction: %w", err)
 	}
+	defer db.writer.preparePending(context.WithoutCancel(ctx))
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	if err := fn(sqliteTx{tx}); err != nil {
+	if err := fn(sqliteTx{sqliteDBTx{tx, db.writer}}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -253,8 +254,9 @@ func (db *DB) inSnapshot(ctx context.Context, fn func(tx dbtx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: beginning read transaction: %w", err)
 	}
+	defer db.reader.preparePending(context.WithoutCancel(ctx))
 	defer tx.Rollback() //nolint:errcheck // read-only
-	return fn(sqliteTx{tx})
+	return fn(sqliteTx{sqliteDBTx{tx, db.reader}})
 }
 
 // constraint kinds recognised by classify.

@@ -67,7 +67,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
-	return &DB{dialect: DialectSQLite, writer: writer, reader: reader}, nil
+	return &DB{dialect: DialectSQLite, writer: newSQLiteDB(writer), reader: newSQLiteDB(reader)}, nil
 }
 
 // openPostgres opens a pgx pool on the PostgreSQL URL.

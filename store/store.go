@@ -23,7 +23,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -76,8 +75,9 @@ type DB struct {
 
 	// SQLite: one writer connection (so writers queue in Go instead of
 	// failing with SQLITE_BUSY) and a pool of read-only connections.
-	writer *sql.DB
-	reader *sql.DB
+	// Both keep their prepared statements (stmtcache.go).
+	writer *sqliteDB
+	reader *sqliteDB
 
 	// PostgreSQL.
 	pool *pgxpool.Pool
