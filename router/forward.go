@@ -60,6 +60,83 @@ type Outbox interface {
 	Depth(ctx context.Context) (int64, error)
 }
 
+// Forward is one command the transport took, for ForwardRecorder.
+type Forward struct {
+	ID string
+	At time.Time
+	// Audit is the command's "command.forwarded" entry.
+	Audit AuditEvent
+}
+
+// ForwardRecorder is implemented by an Outbox that can record commands the
+// transport took together with their audit entries, several in one
+// transaction (Storage does). The Forwarder then groups the records of
+// concurrent attempts into one commit; with an Outbox without it, it
+// writes each audit entry through its Auditor and calls Forwarded.
+type ForwardRecorder interface {
+	// RecordForwarded appends each command's audit entry and marks it
+	// forwarded (as Outbox.Forwarded), all in one transaction. errs[i] is
+	// fs[i]'s own outcome; err, when not nil, means nothing was recorded.
+	RecordForwarded(ctx context.Context, fs []Forward) (errs []error, err error)
+}
+
+// maxForwardGroup bounds the commands one RecordForwarded call records.
+const maxForwardGroup = 256
+
+// forwardGroup group-commits the records of commands the transport took:
+// the first attempt to arrive commits, and the attempts that arrive while
+// it does queue up and go in its next transaction. No goroutine of its
+// own: an idle forwarder pays no extra latency.
+type forwardGroup struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []*pendingForward
+}
+
+type pendingForward struct {
+	f Forward
+	// res receives the command's own outcome and the group's.
+	res chan [2]error
+}
+
+// record records f through r, grouped with concurrent calls, and returns
+// f's own error and the group's transaction error.
+func (g *forwardGroup) record(ctx context.Context, r ForwardRecorder, f Forward) (own, group error) {
+	p := &pendingForward{f: f, res: make(chan [2]error, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	if !g.busy {
+		g.busy = true
+		for len(g.queue) > 0 {
+			n := min(len(g.queue), maxForwardGroup)
+			batch := g.queue[:n:n]
+			g.queue = g.queue[n:]
+			g.mu.Unlock()
+			fs := make([]Forward, len(batch))
+			for i, q := range batch {
+				fs[i] = q.f
+			}
+			// Waiters' records must not fail with the leader's context.
+			errs, err := r.RecordForwarded(context.WithoutCancel(ctx), fs)
+			for i, q := range batch {
+				switch {
+				case err != nil:
+					q.res <- [2]error{nil, err}
+				case i < len(errs):
+					q.res <- [2]error{errs[i], nil}
+				default:
+					q.res <- [2]error{nil, fmt.Errorf("router: outbox returned %d results for %d commands", len(errs), len(fs))}
+				}
+			}
+			g.mu.Lock()
+		}
+		g.busy = false
+	}
+	g.mu.Unlock()
+	res := <-p.res
+	return res[0], res[1]
+}
+
 // ErrAlreadyComplete is wrapped by Outbox.Complete for a command that
 // already has its response or failure (a duplicate response).
 var ErrAlreadyComplete = errors.New("router: command already complete")
@@ -118,6 +195,7 @@ type Forwarder struct {
 	log  *slog.Logger
 	now  func() time.Time
 	wake chan struct{}
+	fwds forwardGroup
 }
 
 // NewForwarder checks cfg and returns a Forwarder.
@@ -226,18 +304,12 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 		}
 	case err == nil:
 		f.cfg.Metrics.forward("delivered")
-		f.audit(ctx, "command.forwarded", rec, "awaiting response")
-		if err := f.cfg.Outbox.Forwarded(ctx, rec.ID, f.now()); err != nil {
-			f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", err)
-		}
+		f.forwarded(ctx, rec, "awaiting response")
 	case errors.Is(err, ErrDeviceReplay):
 		// Sent again after a crash or a lost answer: the device had
 		// executed it. It reached the device; its response is lost.
 		f.cfg.Metrics.forward("delivered")
-		f.audit(ctx, "command.forwarded", rec, "the device had already executed this command; its response was lost: "+err.Error())
-		if err := f.cfg.Outbox.Forwarded(ctx, rec.ID, f.now()); err != nil {
-			f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", err)
-		}
+		f.forwarded(ctx, rec, "the device had already executed this command; its response was lost: "+err.Error())
 	case errors.Is(err, ErrDeviceRefused) || it.Attempts+1 >= f.cfg.MaxAttempts:
 		f.cfg.Metrics.forward("failed")
 		reason := fmt.Sprintf("forwarding failed after %d attempts: %v", it.Attempts+1, err)
@@ -249,6 +321,27 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 		if err := f.cfg.Outbox.Retry(ctx, rec.ID, next, err.Error()); err != nil {
 			f.log.ErrorContext(ctx, "rescheduling", "id", rec.ID, "err", err)
 		}
+	}
+}
+
+// forwarded records that the transport took rec, awaiting its response:
+// the "command.forwarded" audit entry and the mark, in one transaction
+// shared with concurrent attempts when the Outbox is a ForwardRecorder.
+// If that transaction fails, they are written apart as without one.
+func (f *Forwarder) forwarded(ctx context.Context, rec Record, detail string) {
+	if r, ok := f.cfg.Outbox.(ForwardRecorder); ok {
+		own, group := f.fwds.record(ctx, r, Forward{ID: rec.ID, At: f.now(), Audit: f.event("command.forwarded", rec, detail)})
+		if group == nil {
+			if own != nil {
+				f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", own)
+			}
+			return
+		}
+		f.log.ErrorContext(ctx, "recording forwarded commands together failed, recording apart", "id", rec.ID, "err", group)
+	}
+	f.audit(ctx, "command.forwarded", rec, detail)
+	if err := f.cfg.Outbox.Forwarded(ctx, rec.ID, f.now()); err != nil {
+		f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", err)
 	}
 }
 

@@ -25,6 +25,7 @@ type routerStore interface {
 	RouterCommand(ctx context.Context, id string) (store.RouterCommand, error)
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
 	MarkForwarded(ctx context.Context, id string, at time.Time) error
+	MarkForwardedAll(ctx context.Context, fs []store.ForwardedCommand) ([]error, error)
 	RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error
 	CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d store.Delivery, audit *store.AuditEvent) (store.Delivery, error)
 	FindForwardedCommand(ctx context.Context, target, originator string, counter uint64) (store.RouterCommand, error)
@@ -185,6 +186,17 @@ func (s *Storage) Claim(ctx context.Context, now time.Time, lease time.Duration,
 // Forwarded implements Outbox.
 func (s *Storage) Forwarded(ctx context.Context, id string, at time.Time) error {
 	return s.db.MarkForwarded(ctx, id, at)
+}
+
+// RecordForwarded implements ForwardRecorder: the audit entries and the
+// marks commit in one transaction.
+func (s *Storage) RecordForwarded(ctx context.Context, fs []Forward) ([]error, error) {
+	cs := make([]store.ForwardedCommand, len(fs))
+	for i, f := range fs {
+		a := toStoreAudit(f.Audit)
+		cs[i] = store.ForwardedCommand{ID: f.ID, At: f.At, Audit: &a}
+	}
+	return s.db.MarkForwardedAll(ctx, cs)
 }
 
 // Retry implements Outbox.

@@ -537,6 +537,52 @@ func (db *DB) MarkForwarded(ctx context.Context, id string, at time.Time) error 
 	})
 }
 
+// ForwardedCommand is one command for MarkForwardedAll: the transport took
+// it at At, and Audit, when not nil, is its audit entry.
+type ForwardedCommand struct {
+	ID    string
+	At    time.Time
+	Audit *AuditEvent
+}
+
+// MarkForwardedAll records, in one transaction, that the transport took
+// each command: its audit entry is appended and, as MarkForwarded does, its
+// outbox row goes and its state becomes forwarded. One commit serves the
+// whole group (one fsync on SQLite). errs[i] is fs[i]'s own outcome: it
+// wraps ErrNotFound when the outbox row is already gone (another worker
+// finished the command), and the audit entry is appended all the same,
+// since the transport did take the command. err, when not nil, means
+// nothing was recorded.
+func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs []error, err error) {
+	err = db.inTx(ctx, func(tx dbtx) error {
+		errs = make([]error, len(fs))
+		for i, f := range fs {
+			if f.Audit != nil {
+				if _, err := appendAuditIn(ctx, tx, *f.Audit); err != nil {
+					return err
+				}
+			}
+			n, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, f.ID)
+			if err != nil {
+				return fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
+			}
+			if n == 0 {
+				errs[i] = fmt.Errorf("outbox row of command %s: %w", f.ID, ErrNotFound)
+				continue
+			}
+			if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+				CommandForwarded, f.At, f.ID, CommandAccepted); err != nil {
+				return fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
 // RetryOutbox releases the lease after a failed attempt and schedules the
 // next one, recording why the attempt failed.
 func (db *DB) RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error {
