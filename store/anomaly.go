@@ -41,6 +41,33 @@ type AnomalyStore struct {
 	chanErr  error
 
 	listening atomic.Int64
+
+	// checks group-commits SQLite check-and-record calls.
+	checks checkGroup
+}
+
+// maxCheckGroup bounds the checks one SQLite transaction takes.
+const maxCheckGroup = 256
+
+// checkGroup group-commits check-and-record on SQLite: the first check to
+// arrive runs a transaction, and the checks that arrive while it commits
+// queue up and go together in its next one. Inside the transaction each
+// check counts and inserts in turn, so each sees the events of the checks
+// before it and counting stays exact; a caller learns its outcome only
+// once the transaction is durable. One commit (one fsync) then serves a
+// group instead of one check.
+type checkGroup struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []*pendingCheck
+}
+
+type pendingCheck struct {
+	ev       anomaly.Event
+	counters []anomaly.Counter
+	out      anomaly.Outcome
+	err      error
+	done     chan struct{}
 }
 
 var (
@@ -104,22 +131,61 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 	if s.db.pool != nil {
 		return s.checkPostgres(ctx, ev, counters)
 	}
-	var out anomaly.Outcome
-	err := s.db.inTx(ctx, func(tx dbtx) error {
-		counts, err := countEvents(ctx, tx, counters, true)
-		if err != nil {
-			return err
-		}
-		out = outcome(counters, counts)
-		if !out.Passed() {
-			return nil
-		}
-		return insertEvents(ctx, tx, ev)
-	})
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, err)
 	}
-	return out, nil
+	p := &pendingCheck{ev: ev, counters: counters, done: make(chan struct{})}
+	g := &s.checks
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	if !g.busy {
+		g.busy = true
+		for len(g.queue) > 0 {
+			n := min(len(g.queue), maxCheckGroup)
+			batch := g.queue[:n:n]
+			g.queue = g.queue[n:]
+			g.mu.Unlock()
+			// Once queued, a check is decided even if its caller's context
+			// ends, as the router's group ledger does: the other checks of
+			// the group must not fail with it.
+			s.checkSQLite(context.WithoutCancel(ctx), batch)
+			g.mu.Lock()
+		}
+		g.busy = false
+	}
+	g.mu.Unlock()
+	<-p.done
+	if p.err != nil {
+		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, p.err)
+	}
+	return p.out, nil
+}
+
+// checkSQLite decides a group of checks in one transaction and releases
+// their callers once it has committed (or failed, for all of them).
+func (s *AnomalyStore) checkSQLite(ctx context.Context, batch []*pendingCheck) {
+	err := s.db.inTx(ctx, func(tx dbtx) error {
+		for _, p := range batch {
+			counts, err := countEvents(ctx, tx, p.counters, true)
+			if err != nil {
+				return err
+			}
+			p.out = outcome(p.counters, counts)
+			if !p.out.Passed() {
+				continue
+			}
+			if err := insertEvents(ctx, tx, p.ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, p := range batch {
+		if err != nil {
+			p.out, p.err = anomaly.Outcome{}, err
+		}
+		close(p.done)
+	}
 }
 
 // outcome returns the first counter whose count reached its limit.
