@@ -166,7 +166,7 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 func (s *AnomalyStore) checkSQLite(ctx context.Context, batch []*pendingCheck) {
 	err := s.db.inTx(ctx, func(tx dbtx) error {
 		for _, p := range batch {
-			counts, err := countEvents(ctx, tx, p.counters, true)
+			counts, err := countEvents(ctx, tx, p.counters)
 			if err != nil {
 				return err
 			}
@@ -228,15 +228,20 @@ func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, coun
 	}
 	q.WriteString("WITH c AS (SELECT 0 AS none")
 	for i, c := range counters {
-		fmt.Fprintf(&q, ", (SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = %s::text AND at_us > %s::bigint LIMIT %s::bigint) s) AS c%d",
-			arg(c.Key), arg(c.Since.UnixMicro()), arg(c.Limit), i)
+		fmt.Fprintf(&q, ", %s AS c%d", countTerm(arg(c.Key)+"::text", arg(c.Since.UnixMicro())+"::bigint"), i)
 	}
-	fmt.Fprintf(&q, "), ins AS (INSERT INTO anomaly_events (counter_key, at_us, request_id) SELECT k, %s::bigint, %s::text FROM unnest(%s::text[]) AS k, c WHERE true",
-		arg(ev.At.UnixMicro()), arg(ev.RequestID), arg(ev.Keys))
+	// The head rows are advanced only if every count is below its limit, and
+	// each event row takes its key's new sequence number and recorded time.
+	fmt.Fprintf(&q, "), up AS (INSERT INTO anomaly_counters (counter_key, seq, last_at_us) SELECT k, 1, %s::bigint FROM unnest(%s::text[]) AS k, c WHERE true",
+		arg(ev.At.UnixMicro()), arg(distinctKeys(ev.Keys)))
 	for i, c := range counters {
 		fmt.Fprintf(&q, " AND c.c%d < %s::bigint", i, arg(c.Limit))
 	}
-	q.WriteString(" RETURNING 1) SELECT (SELECT count(*) FROM ins)")
+	fmt.Fprintf(&q, ` ON CONFLICT (counter_key) DO UPDATE SET seq = anomaly_counters.seq + 1,
+		last_at_us = greatest(anomaly_counters.last_at_us, excluded.last_at_us)
+		RETURNING counter_key, seq, last_at_us),
+		ins AS (INSERT INTO anomaly_events (counter_key, seq, at_us, request_id) SELECT counter_key, seq, last_at_us, %s::text FROM up RETURNING 1)
+		SELECT (SELECT count(*) FROM ins)`, arg(ev.RequestID))
 	for i := range counters {
 		fmt.Fprintf(&q, ", c%d", i)
 	}
@@ -274,10 +279,20 @@ func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, coun
 	return out, nil
 }
 
-// countEvents counts the events in each counter's window, in one query;
-// capped, it stops counting at the counter's limit, which is all a check
-// needs to know, so a check reads at most Limit index entries per counter.
-func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, capped bool) ([]int64, error) {
+// countTerm is the SQL expression for the number of events of key after
+// since: the head's sequence number less that of the first event after
+// since, plus one; zero when there is no such event. Two index seeks, see
+// migration 0030.
+func countTerm(key, since string) string {
+	return "coalesce((SELECT h.seq FROM anomaly_counters h WHERE h.counter_key = " + key + ")" +
+		" - (SELECT e.seq FROM anomaly_events e WHERE e.counter_key = " + key + " AND e.at_us > " + since +
+		" ORDER BY e.at_us, e.seq LIMIT 1) + 1, 0)"
+}
+
+// countEvents counts the events in each counter's window, in one query.
+// The count is exact and its cost does not depend on how many events the
+// window holds.
+func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter) ([]int64, error) {
 	counts := make([]int64, len(counters))
 	if len(counters) == 0 {
 		return counts, nil
@@ -291,13 +306,7 @@ func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, capped
 			sb.WriteString(", ")
 		}
 		args = append(args, c.Key, c.Since.UnixMicro())
-		if capped {
-			args = append(args, c.Limit)
-			fmt.Fprintf(&sb, "(SELECT count(*) FROM (SELECT 1 FROM anomaly_events WHERE counter_key = $%d AND at_us > $%d LIMIT $%d) s)",
-				len(args)-2, len(args)-1, len(args))
-		} else {
-			fmt.Fprintf(&sb, "(SELECT count(*) FROM anomaly_events WHERE counter_key = $%d AND at_us > $%d)", len(args)-1, len(args))
-		}
+		sb.WriteString(countTerm(fmt.Sprintf("$%d", len(args)-1), fmt.Sprintf("$%d", len(args))))
 		dest[i] = &counts[i]
 	}
 	if err := q.queryRow(ctx, sb.String(), args...).Scan(dest...); err != nil {
@@ -306,18 +315,70 @@ func countEvents(ctx context.Context, q dbtx, counters []anomaly.Counter, capped
 	return counts, nil
 }
 
+// distinctKeys returns keys without repeats, in their first order: an event
+// counts once under each of its keys.
+func distinctKeys(keys []string) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// bumpCounters is the upsert that advances the head of each key it is given
+// and returns each key's new sequence number and recorded time: the later of
+// the event's time ($1) and the key's latest, so that recorded times never go
+// backwards within a key.
+const bumpCounters = `INSERT INTO anomaly_counters (counter_key, seq, last_at_us) VALUES %s
+	ON CONFLICT (counter_key) DO UPDATE SET seq = anomaly_counters.seq + 1,
+	last_at_us = CASE WHEN excluded.last_at_us > anomaly_counters.last_at_us
+		THEN excluded.last_at_us ELSE anomaly_counters.last_at_us END
+	RETURNING counter_key, seq, last_at_us`
+
+// insertEvents records ev under each of its keys: it advances the keys'
+// heads and inserts one numbered event row per key. Callers hold whatever
+// serialises check-and-record on their backend.
 func insertEvents(ctx context.Context, q dbtx, ev anomaly.Event) error {
-	var sb strings.Builder
-	args := []any{ev.At.UnixMicro(), ev.RequestID}
-	sb.WriteString(`INSERT INTO anomaly_events (counter_key, at_us, request_id) VALUES `)
-	for i, k := range ev.Keys {
+	keys := distinctKeys(ev.Keys)
+	args := []any{ev.At.UnixMicro()}
+	var vals strings.Builder
+	for i, k := range keys {
 		if i > 0 {
-			sb.WriteString(", ")
+			vals.WriteString(", ")
 		}
 		args = append(args, k)
-		fmt.Fprintf(&sb, "($%d, $1, $2)", len(args))
+		fmt.Fprintf(&vals, "($%d, 1, $1)", len(args))
 	}
-	if _, err := q.exec(ctx, sb.String(), args...); err != nil {
+	rs, err := q.query(ctx, fmt.Sprintf(bumpCounters, vals.String()), args...)
+	if err != nil {
+		return fmt.Errorf("recording event %s: advancing counters: %w", ev.RequestID, err)
+	}
+	defer rs.Close()
+	ins := []any{ev.RequestID}
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO anomaly_events (counter_key, seq, at_us, request_id) VALUES `)
+	for rs.Next() {
+		var key string
+		var seq, at int64
+		if err := rs.Scan(&key, &seq, &at); err != nil {
+			return fmt.Errorf("recording event %s: advancing counters: %w", ev.RequestID, err)
+		}
+		if len(ins) > 1 {
+			sb.WriteString(", ")
+		}
+		ins = append(ins, key, seq, at)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $1)", len(ins)-2, len(ins)-1, len(ins))
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("recording event %s: advancing counters: %w", ev.RequestID, err)
+	}
+	rs.Close()
+	if len(ins)-1 != 3*len(keys) {
+		return fmt.Errorf("recording event %s: %d counters advanced for %d keys", ev.RequestID, (len(ins)-1)/3, len(keys))
+	}
+	if _, err := q.exec(ctx, sb.String(), ins...); err != nil {
 		return fmt.Errorf("recording event %s: %w", ev.RequestID, err)
 	}
 	return nil
@@ -325,7 +386,7 @@ func insertEvents(ctx context.Context, q dbtx, ev anomaly.Event) error {
 
 // CountEvents implements anomaly.Store.
 func (s *AnomalyStore) CountEvents(ctx context.Context, counters []anomaly.Counter) ([]int64, error) {
-	counts, err := countEvents(ctx, s.db.read(), counters, false)
+	counts, err := countEvents(ctx, s.db.read(), counters)
 	if err != nil {
 		return nil, fmt.Errorf("store: anomaly counts: %w", err)
 	}

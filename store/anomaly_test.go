@@ -310,3 +310,121 @@ func BenchmarkECDSAP256Verify(b *testing.B) {
 		}
 	}
 }
+
+// TestAnomalyCountsModel checks the counts of many random check-and-record
+// calls, with times that sometimes go backwards (routers' clocks differ),
+// against a model that counts every recorded event by brute force: an event
+// is recorded at the later of its own time and its key's latest.
+func TestAnomalyCountsModel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		s := db.Anomaly()
+		rng := mrand.New(mrand.NewPCG(1, 2))
+		t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+		keys := []string{"u/1/7.2", "u/1", "d/7.2"}
+		recorded := map[string][]time.Time{} // the model
+		latest := map[string]time.Time{}
+		count := func(key string, since time.Time) int64 {
+			var n int64
+			for _, at := range recorded[key] {
+				if at.After(since) {
+					n++
+				}
+			}
+			return n
+		}
+		now := t0
+		var passed, breached int
+		for i := range 300 {
+			now = now.Add(time.Duration(rng.IntN(2000)-400) * time.Millisecond) // sometimes backwards
+			evKeys := []string{keys[rng.IntN(2)], keys[2]}
+			window := time.Duration(1+rng.IntN(30)) * time.Second
+			limit := int64(1 + rng.IntN(25))
+			counters := []anomaly.Counter{{Key: evKeys[0], Since: now.Add(-window), Limit: limit}, {Key: evKeys[1], Since: now.Add(-2 * window), Limit: 2 * limit}}
+			want := anomaly.Outcome{Breached: -1}
+			for j, c := range counters {
+				if n := count(c.Key, c.Since); n >= c.Limit {
+					want = anomaly.Outcome{Breached: j, Count: n}
+					break
+				}
+			}
+			got, err := s.CheckAndRecord(ctx, anomaly.Event{RequestID: fmt.Sprint(i), Keys: evKeys, At: now}, counters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("check %d at %s: %+v, want %+v", i, now.Sub(t0), got, want)
+			}
+			if !got.Passed() {
+				breached++
+			} else {
+				passed++
+				for _, k := range evKeys {
+					at := now
+					if l := latest[k]; l.After(at) {
+						at = l
+					}
+					latest[k] = at
+					recorded[k] = append(recorded[k], at)
+				}
+			}
+		}
+		if passed < 30 || breached < 30 {
+			t.Errorf("%d checks passed and %d breached: the model test needs many of both", passed, breached)
+		}
+		for _, k := range keys {
+			for _, back := range []time.Duration{0, time.Second, 10 * time.Second, time.Minute, time.Hour} {
+				since := now.Add(-back)
+				counts, err := s.CountEvents(ctx, []anomaly.Counter{{Key: k, Since: since}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if counts[0] != count(k, since) {
+					t.Errorf("CountEvents(%s, now-%s) = %d, want %d", k, back, counts[0], count(k, since))
+				}
+			}
+		}
+	})
+}
+
+// TestAnomalyMigration0030 checks that migration 0030 numbers the events an
+// older schema recorded, in time order per key, so that counts over them
+// stay exact.
+func TestAnomalyMigration0030(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			open := b.newOpener(t)
+			db := open(t)
+			// Put the schema back as it was before 0030, with events in it.
+			if _, err := db.write().exec(ctx, `DROP INDEX anomaly_events_key_at;
+				ALTER TABLE anomaly_events DROP COLUMN seq;
+				DROP TABLE anomaly_counters;
+				CREATE INDEX anomaly_events_key_at ON anomaly_events (counter_key, at_us);
+				DELETE FROM schema_migrations WHERE version = 30;
+				INSERT INTO anomaly_events (counter_key, at_us, request_id) VALUES
+					('a', 30, 'r3'), ('a', 10, 'r1'), ('b', 5, 'x'), ('a', 20, 'r2')`); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			db = open(t) // migrates
+			s := db.Anomaly()
+			at := func(us int64) time.Time { return time.UnixMicro(us).UTC() }
+			counts, err := s.CountEvents(ctx, []anomaly.Counter{{Key: "a", Since: at(0)}, {Key: "a", Since: at(10)}, {Key: "a", Since: at(29)},
+				{Key: "b", Since: at(0)}, {Key: "c", Since: at(0)}})
+			if err != nil || fmt.Sprint(counts) != "[3 2 1 1 0]" {
+				t.Fatalf("counts after migration = %v, %v; want [3 2 1 1 0]", counts, err)
+			}
+			// A later event at an earlier time is recorded at the key's latest.
+			out, err := s.CheckAndRecord(ctx, anomaly.Event{RequestID: "r4", Keys: []string{"a"}, At: at(15)},
+				[]anomaly.Counter{{Key: "a", Since: at(0), Limit: 4}})
+			if err != nil || !out.Passed() {
+				t.Fatalf("check after migration: %+v, %v", out, err)
+			}
+			counts, err = s.CountEvents(ctx, []anomaly.Counter{{Key: "a", Since: at(25)}, {Key: "a", Since: at(0)}})
+			if err != nil || fmt.Sprint(counts) != "[2 4]" {
+				t.Fatalf("counts after a new event = %v, %v; want [2 4]", counts, err)
+			}
+		})
+	}
+}
