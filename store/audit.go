@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -117,47 +118,97 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 
 // appendAuditIn appends e inside the caller's transaction tx, so that a
 // change and the audit entry recording it commit or roll back together.
-// Every append to the log goes through here.
 func appendAuditIn(ctx context.Context, tx dbtx, e AuditEvent) (AuditEvent, error) {
+	out, err := appendAuditsIn(ctx, tx, []AuditEvent{e})
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	return out[0], nil
+}
+
+// auditRowsPerInsert bounds the rows of one multi-row audit insert (nine
+// parameters each), well under both backends' parameter limits.
+const auditRowsPerInsert = 500
+
+// appendAuditsIn appends es, in order, inside the caller's transaction tx.
+// Every append to the log goes through here. The head row is claimed once
+// for the whole group, which locks it until commit: appenders queue there
+// and each group sees its predecessor's hash. Callers append last in their
+// transactions, so the head stays locked for as short a time as possible.
+func appendAuditsIn(ctx context.Context, tx dbtx, es []AuditEvent) ([]AuditEvent, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	out := make([]AuditEvent, len(es))
+	details := make([][]byte, len(es))
+	for i, e := range es {
+		d, err := checkAuditEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		e.Time = dbTime(e.Time)
+		out[i], details[i] = e, d
+	}
+	var last int64
+	var prev []byte
+	if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash`, int64(len(es))).
+		Scan(&last, &prev); err != nil {
+		return nil, fmt.Errorf("store: appending audit event %s: claiming chain head: %w", es[0].Action, err)
+	}
+	for i := range out {
+		e := &out[i]
+		e.Seq, e.PrevHash = last-int64(len(out))+1+int64(i), prev
+		e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details[i], e.PrevHash)
+		prev = e.Hash
+	}
+	for start := 0; start < len(out); start += auditRowsPerInsert {
+		chunk := out[start:min(start+auditRowsPerInsert, len(out))]
+		var sb strings.Builder
+		args := make([]any, 0, 9*len(chunk))
+		sb.WriteString(`INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES `)
+		for i, e := range chunk {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			b := len(args)
+			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9)
+			args = append(args, e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details[start+i]), e.PrevHash, e.Hash)
+		}
+		if _, err := tx.exec(ctx, sb.String(), args...); err != nil {
+			return nil, fmt.Errorf("store: appending audit events %d-%d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
+		}
+	}
+	if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, prev); err != nil {
+		return nil, fmt.Errorf("store: appending audit events up to %d: moving chain head: %w", last, err)
+	}
+	return out, nil
+}
+
+// checkAuditEvent checks e's fields and returns its details as JSON.
+func checkAuditEvent(e AuditEvent) ([]byte, error) {
 	switch {
 	case e.Time.IsZero():
-		return AuditEvent{}, fmt.Errorf("%w: audit event %s: no time", ErrInvalid, e.Action)
+		return nil, fmt.Errorf("%w: audit event %s: no time", ErrInvalid, e.Action)
 	case e.Actor == "" || len(e.Actor) > maxAuditField:
-		return AuditEvent{}, fmt.Errorf("%w: audit event %s: actor must be 1-%d bytes", ErrInvalid, e.Action, maxAuditField)
+		return nil, fmt.Errorf("%w: audit event %s: actor must be 1-%d bytes", ErrInvalid, e.Action, maxAuditField)
 	case e.Action == "" || len(e.Action) > maxAuditField:
-		return AuditEvent{}, fmt.Errorf("%w: audit event: action must be 1-%d bytes", ErrInvalid, maxAuditField)
+		return nil, fmt.Errorf("%w: audit event: action must be 1-%d bytes", ErrInvalid, maxAuditField)
 	case len(e.Object) > maxAuditField:
-		return AuditEvent{}, fmt.Errorf("%w: audit event %s: object longer than %d bytes", ErrInvalid, e.Action, maxAuditField)
+		return nil, fmt.Errorf("%w: audit event %s: object longer than %d bytes", ErrInvalid, e.Action, maxAuditField)
 	case !validOutcome(e.Outcome):
-		return AuditEvent{}, fmt.Errorf("%w: audit event %s: outcome %q must be attempt, success, failure or refused", ErrInvalid, e.Action, e.Outcome)
+		return nil, fmt.Errorf("%w: audit event %s: outcome %q must be attempt, success, failure or refused", ErrInvalid, e.Action, e.Outcome)
 	}
-	details := []byte("{}")
-	if e.Details != nil {
-		var err error
-		if details, err = json.Marshal(e.Details); err != nil {
-			return AuditEvent{}, fmt.Errorf("%w: audit event %s: details are not JSON: %v", ErrInvalid, e.Action, err)
-		}
-		if len(details) > maxAuditDetails {
-			return AuditEvent{}, fmt.Errorf("%w: audit event %s: details JSON is %d bytes, over %d", ErrInvalid, e.Action, len(details), maxAuditDetails)
-		}
+	if e.Details == nil {
+		return []byte("{}"), nil
 	}
-	e.Time = dbTime(e.Time)
-	// Claiming the next seq locks the head row until commit, so appenders
-	// queue here and each sees its predecessor's hash.
-	if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
-		Scan(&e.Seq, &e.PrevHash); err != nil {
-		return AuditEvent{}, fmt.Errorf("store: appending audit event %s: claiming chain head: %w", e.Action, err)
+	details, err := json.Marshal(e.Details)
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit event %s: details are not JSON: %v", ErrInvalid, e.Action, err)
 	}
-	e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details, e.PrevHash)
-	if _, err := tx.exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash); err != nil {
-		return AuditEvent{}, fmt.Errorf("store: appending audit event %d %s: %w", e.Seq, e.Action, err)
+	if len(details) > maxAuditDetails {
+		return nil, fmt.Errorf("%w: audit event %s: details JSON is %d bytes, over %d", ErrInvalid, e.Action, len(details), maxAuditDetails)
 	}
-	if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, e.Hash); err != nil {
-		return AuditEvent{}, fmt.Errorf("store: appending audit event %d %s: moving chain head: %w", e.Seq, e.Action, err)
-	}
-	return e, nil
+	return details, nil
 }
 
 // rawAudit is an audit row as stored, details still as JSON text.

@@ -389,15 +389,14 @@ func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*
 		}
 		// Audit entries last, so the audit chain head is locked for as
 		// short a time as possible.
+		var es []AuditEvent
 		for _, i := range accepted {
-			if audits == nil || audits[i] == nil {
-				continue
-			}
-			if _, err := appendAuditIn(ctx, tx, *audits[i]); err != nil {
-				return err
+			if audits != nil && audits[i] != nil {
+				es = append(es, *audits[i])
 			}
 		}
-		return nil
+		_, err = appendAuditsIn(ctx, tx, es)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -556,11 +555,10 @@ type ForwardedCommand struct {
 func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs []error, err error) {
 	err = db.inTx(ctx, func(tx dbtx) error {
 		errs = make([]error, len(fs))
+		var es []AuditEvent
 		for i, f := range fs {
 			if f.Audit != nil {
-				if _, err := appendAuditIn(ctx, tx, *f.Audit); err != nil {
-					return err
-				}
+				es = append(es, *f.Audit)
 			}
 			n, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, f.ID)
 			if err != nil {
@@ -575,7 +573,10 @@ func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs
 				return fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
 			}
 		}
-		return nil
+		// Audit entries last, so the chain head is locked for as short a
+		// time as possible.
+		_, err := appendAuditsIn(ctx, tx, es)
+		return err
 	})
 	if err != nil {
 		return nil, err
