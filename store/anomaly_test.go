@@ -243,7 +243,11 @@ func TestAnomalyAlertLatency(t *testing.T) {
 // benchmarkCheck measures Detector.Check with one DCC per-user-per-service
 // and one DCC per-user-total threshold in force, requests spread over 1000
 // users, on db.
-func benchmarkCheck(b *testing.B, db *DB) {
+// benchmarkCheck times one Detector.Check with two thresholds in force,
+// requests spread over users users. With prefill, the first user's windows
+// already hold that many events, so its checks show whether the cost of a
+// count grows with the traffic in the window.
+func benchmarkCheck(b *testing.B, db *DB, users, prefill int) {
 	ctx := context.Background()
 	d, err := anomaly.New(ctx, anomaly.Config{Store: db.Anomaly(), Logger: quietLogger()})
 	if err != nil {
@@ -258,30 +262,56 @@ func benchmarkCheck(b *testing.B, db *DB) {
 			b.Fatal(err)
 		}
 	}
+	user := func(i int) smki.EUI { return smki.EUI{0x90, 0xB3, 0, 0, 0, 0, byte(i % users >> 8), byte(i % users)} }
 	target := smki.MustParseEUI("00DB1234567890A0")
+	for i := 0; i < prefill; {
+		err := db.inTx(ctx, func(tx dbtx) error {
+			for end := min(prefill, i+1000); i < end; i++ {
+				u := user(0).String()
+				if err := insertEvents(ctx, tx, anomaly.Event{RequestID: fmt.Sprint("pre", i), At: time.Now(),
+					Keys: []string{"us/" + u + "/7.2", "ut/" + u}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 	i := 0
 	for b.Loop() {
 		i++
-		u := smki.EUI{0x90, 0xB3, 0, 0, 0, 0, byte(i % 1000 >> 8), byte(i % 1000)}
-		dec, err := d.Check(ctx, anomaly.Request{ID: fmt.Sprint(i), User: u, ServiceRef: "7.2", Target: target, Command: []byte{0xDD}})
+		dec, err := d.Check(ctx, anomaly.Request{ID: fmt.Sprint(i), User: user(i), ServiceRef: "7.2", Target: target, Command: []byte{0xDD}})
 		if err != nil || !dec.Pass() {
 			b.Fatalf("check %d: %+v %v", i, dec, err)
+		}
+	}
+	if prefill > 0 {
+		counts, err := db.Anomaly().CountEvents(ctx, []anomaly.Counter{{Key: "us/" + user(0).String() + "/7.2", Since: time.Now().Add(-time.Hour)}})
+		if err != nil || counts[0] < int64(prefill) {
+			b.Fatalf("the prefilled events are not under the checked key: %v, %v", counts, err)
 		}
 	}
 }
 
 func BenchmarkAnomalyCheck(b *testing.B) {
-	b.Run("sqlite", func(b *testing.B) {
-		db, err := Open(context.Background(), "sqlite:"+b.TempDir()+"/bench.db")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		benchmarkCheck(b, db)
-	})
-	b.Run("postgres", func(b *testing.B) {
-		benchmarkCheck(b, postgresBenchDB(b))
-	})
+	for _, c := range []struct {
+		name           string
+		users, prefill int
+	}{{"1000users", 1000, 0}, {"1user-100k-in-window", 1, 100_000}} {
+		b.Run("sqlite/"+c.name, func(b *testing.B) {
+			db, err := Open(context.Background(), "sqlite:"+b.TempDir()+"/bench.db")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			benchmarkCheck(b, db, c.users, c.prefill)
+		})
+		b.Run("postgres/"+c.name, func(b *testing.B) {
+			benchmarkCheck(b, postgresBenchDB(b), c.users, c.prefill)
+		})
+	}
 }
 
 // postgresBenchDB opens a store in a fresh schema of METERTRUST_TEST_PG,
