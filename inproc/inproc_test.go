@@ -118,6 +118,10 @@ func TestStartReuse(t *testing.T) {
 	}
 	first := readRegister(t, s, s.Meters[0])
 	token, meters := s.OperatorToken, s.Meters
+	routerPEM, err := os.ReadFile(s.RouterCertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	supplierDS := s.Party(PartySupplier).Certificates[ca.UsageDS]
 
 	// The files a person needs, with private ones unreadable by others.
@@ -186,6 +190,9 @@ func TestStartReuse(t *testing.T) {
 	if !s2.Reused || len(s2.Ceremony) != 0 || len(s2.Meters) != len(meters) || s2.OperatorToken != token ||
 		!bytes.Equal(s2.Party(PartySupplier).Certificates[ca.UsageDS], supplierDS) {
 		t.Fatalf("reuse: reused %v, %d CAs created, %d meters, same token %v", s2.Reused, len(s2.Ceremony), len(s2.Meters), s2.OperatorToken == token)
+	}
+	if again, _ := os.ReadFile(s2.RouterCertFile); !bytes.Equal(again, routerPEM) {
+		t.Error("a restart issued a new router server certificate instead of keeping the valid one")
 	}
 	second := readRegister(t, s2, meters[0])
 	if second.ImportWh < first.ImportWh {

@@ -388,6 +388,51 @@ func (s *System) createOperator() error {
 	return nil
 }
 
+// routerCertMinLife is how long a kept router server certificate must still
+// be valid for a start to reuse it rather than issue a new one.
+const routerCertMinLife = 7 * 24 * time.Hour
+
+// routerCertificate returns the router's DCCKI server certificate: the one
+// a previous start wrote into the data directory while it is issued by this
+// system's DCCKI issuing CA, not revoked and valid for another week, else a
+// new one for localhost and the loopback addresses, written there for
+// "metertrust serve router --tls-cert --tls-key" on the same directory.
+func (s *System) routerCertificate(ctx context.Context) (tls.Certificate, error) {
+	if c, err := tls.LoadX509KeyPair(s.RouterCertFile, s.RouterKeyFile); err == nil && s.keepRouterCert(ctx, c) {
+		return c, nil
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	srvIss, err := s.CA.IssueTLSServer(ctx, []string{"localhost"}, ips)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issuing the router's DCCKI server certificate: %w", err)
+	}
+	defer clear(srvIss.KeyPEM)
+	chain := append(pemCert(srvIss.Record.DER), pemCert(s.dcckiIssuer)...)
+	c, err := tls.X509KeyPair(chain, srvIss.KeyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loading the router's DCCKI server certificate: %w", err)
+	}
+	if err := errors.Join(os.WriteFile(s.RouterCertFile, chain, 0o644), writePrivate(s.RouterKeyFile, srvIss.KeyPEM)); err != nil {
+		return tls.Certificate{}, fmt.Errorf("writing the router's DCCKI server certificate: %w", err)
+	}
+	return c, nil
+}
+
+// keepRouterCert reports whether a router certificate found in the data
+// directory may serve again.
+func (s *System) keepRouterCert(ctx context.Context, c tls.Certificate) bool {
+	leaf := c.Leaf
+	if leaf == nil || len(c.Certificate) < 2 || !bytes.Equal(c.Certificate[1], s.dcckiIssuer) {
+		return false
+	}
+	issuer, err := x509.ParseCertificate(s.dcckiIssuer)
+	if err != nil || leaf.CheckSignatureFrom(issuer) != nil || s.now().Add(routerCertMinLife).After(leaf.NotAfter) {
+		return false
+	}
+	rec, err := s.DB.Certificate(ctx, ca.NameDCCKITLS, leaf.SerialNumber.Bytes())
+	return err == nil && bytes.Equal(rec.DER, leaf.Raw) && rec.RevokedAt.IsZero()
+}
+
 // startServices builds the router, operator API and repository and starts
 // them (and their listeners, when asked) under svcCtx.
 func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
@@ -398,26 +443,10 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if !ok {
 		return fmt.Errorf("%w: the ACB key cannot do key agreement", ErrConfig)
 	}
-	var err error
-	var ips []net.IP
-	ips = append(ips, net.IPv4(127, 0, 0, 1), net.IPv6loopback)
-	srvIss, err := s.CA.IssueTLSServer(ctx, []string{"localhost"}, ips)
-	if err != nil {
-		return fmt.Errorf("issuing the router's DCCKI server certificate: %w", err)
-	}
-	chain := append(pemCert(srvIss.Record.DER), pemCert(s.dcckiIssuer)...)
-	serverCert, err := tls.X509KeyPair(chain, srvIss.KeyPEM)
-	if err != nil {
-		clear(srvIss.KeyPEM)
-		return fmt.Errorf("loading the router's DCCKI server certificate: %w", err)
-	}
-	// Written for "metertrust serve router --tls-cert --tls-key" on the
-	// same directory; a new one each start.
 	s.RouterCertFile, s.RouterKeyFile = filepath.Join(s.tlsDir(), "router.pem"), filepath.Join(s.tlsDir(), "router.key")
-	err = errors.Join(os.WriteFile(s.RouterCertFile, chain, 0o644), writePrivate(s.RouterKeyFile, srvIss.KeyPEM))
-	clear(srvIss.KeyPEM)
+	serverCert, err := s.routerCertificate(ctx)
 	if err != nil {
-		return fmt.Errorf("writing the router's DCCKI server certificate: %w", err)
+		return err
 	}
 	clientCAs := s.DCCKIRoots.Clone()
 	if ic, err := x509.ParseCertificate(s.dcckiIssuer); err == nil {
