@@ -281,10 +281,6 @@ func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*
 	if valid == 0 {
 		return errs, nil
 	}
-	forUpdate := ""
-	if db.dialect == DialectPostgres {
-		forUpdate = " FOR UPDATE"
-	}
 	// Lock counter rows in one global order, (originator, target), so that
 	// concurrent groups on PostgreSQL cannot deadlock; the sort is stable,
 	// so commands for one pair keep their order.
@@ -337,25 +333,22 @@ func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*
 				errs[i] = fmt.Errorf("command %s: %w", c.ID, ErrExists)
 				continue
 			}
-			n, err := tx.exec(ctx, `INSERT INTO router_counters (originator, target, last) VALUES ($1, $2, $3)
-				ON CONFLICT (originator, target) DO NOTHING`, c.Originator, c.Target, int64(c.Counter))
-			if err != nil {
-				return fmt.Errorf("store: recording command %s: counter: %w", c.ID, err)
-			}
-			if n == 0 {
-				var last int64
-				if err := tx.queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`+forUpdate,
+			// One statement: the counter is created, or advanced only if
+			// the new one is greater; no row back means it was not.
+			var last int64
+			err := tx.queryRow(ctx, `INSERT INTO router_counters (originator, target, last) VALUES ($1, $2, $3)
+				ON CONFLICT (originator, target) DO UPDATE SET last = excluded.last WHERE `+counterLess+`
+				RETURNING last`, c.Originator, c.Target, int64(c.Counter)).Scan(&last)
+			if errors.Is(err, errNoRows) {
+				if err := tx.queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`,
 					c.Originator, c.Target).Scan(&last); err != nil {
 					return fmt.Errorf("store: recording command %s: reading counter: %w", c.ID, err)
 				}
-				if c.Counter <= uint64(last) {
-					errs[i] = fmt.Errorf("command %s: counter %d, last recorded %d: %w", c.ID, c.Counter, uint64(last), ErrStaleCounter)
-					continue
-				}
-				if _, err := tx.exec(ctx, `UPDATE router_counters SET last = $1 WHERE originator = $2 AND target = $3`,
-					int64(c.Counter), c.Originator, c.Target); err != nil {
-					return fmt.Errorf("store: recording command %s: advancing counter: %w", c.ID, err)
-				}
+				errs[i] = fmt.Errorf("command %s: counter %d, last recorded %d: %w", c.ID, c.Counter, uint64(last), ErrStaleCounter)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("store: recording command %s: counter: %w", c.ID, err)
 			}
 			stored[c.ID] = true
 			accepted = append(accepted, i)
@@ -403,6 +396,13 @@ func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*
 	}
 	return errs, nil
 }
+
+// counterLess is true when router_counters.last is below excluded.last as
+// unsigned 64-bit numbers, which GBCS counters are: they are stored as
+// their two's-complement int64, so when the signs differ the negative one is
+// the greater.
+const counterLess = `CASE WHEN (router_counters.last < 0) = (excluded.last < 0)
+	THEN router_counters.last < excluded.last ELSE excluded.last < 0 END`
 
 func validateRouterCommand(c *RouterCommand) error {
 	switch {
@@ -501,19 +501,60 @@ func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duratio
 		if err := rs.Err(); err != nil {
 			return fmt.Errorf("store: claiming outbox: %w", err)
 		}
-		for _, c := range claims {
-			if _, err := tx.exec(ctx, `UPDATE router_outbox SET lease_until = $1 WHERE command_id = $2`, now.Add(lease), c.id); err != nil {
-				return fmt.Errorf("store: leasing %s: %w", c.id, err)
-			}
-			cmd, err := scanRouterCommand(tx.queryRow(ctx, `SELECT `+routerCommandColumns+` FROM router_commands WHERE id = $1`, c.id))
+		if len(claims) == 0 {
+			return nil
+		}
+		ids := make([]any, len(claims))
+		for i, c := range claims {
+			ids[i] = c.id
+		}
+		// One statement each for the leases and the commands, whatever
+		// the number claimed.
+		args := append([]any{now.Add(lease)}, ids...)
+		if _, err := tx.exec(ctx, `UPDATE router_outbox SET lease_until = $1 WHERE command_id IN (`+placeholders(2, len(ids))+`)`, args...); err != nil {
+			return fmt.Errorf("store: leasing %d outbox rows: %w", len(ids), err)
+		}
+		rs, err = tx.query(ctx, `SELECT `+routerCommandColumns+` FROM router_commands WHERE id IN (`+placeholders(1, len(ids))+`)`, ids...)
+		if err != nil {
+			return fmt.Errorf("store: reading %d outbox commands: %w", len(ids), err)
+		}
+		defer rs.Close()
+		cmds := make(map[string]RouterCommand, len(claims))
+		for rs.Next() {
+			cmd, err := scanRouterCommand(rs)
 			if err != nil {
-				return fmt.Errorf("store: reading outbox command %s: %w", c.id, err)
+				return fmt.Errorf("store: reading outbox commands: %w", err)
+			}
+			cmds[cmd.ID] = cmd
+		}
+		if err := rs.Err(); err != nil {
+			return fmt.Errorf("store: reading outbox commands: %w", err)
+		}
+		for _, c := range claims {
+			cmd, ok := cmds[c.id]
+			if !ok {
+				return fmt.Errorf("store: outbox row %s has no command", c.id)
 			}
 			out = append(out, OutboxItem{Command: cmd, Attempts: c.attempts})
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// placeholders returns "$first, $first+1, ..." for n parameters.
+func placeholders(first, n int) string {
+	var sb strings.Builder
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "$%d", first+i)
+	}
+	return sb.String()
 }
 
 // MarkForwarded records that the transport took the command and a response
@@ -556,26 +597,57 @@ func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs
 	err = db.inTx(ctx, func(tx dbtx) error {
 		errs = make([]error, len(fs))
 		var es []AuditEvent
+		ids := make([]any, len(fs))
 		for i, f := range fs {
 			if f.Audit != nil {
 				es = append(es, *f.Audit)
 			}
-			n, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, f.ID)
-			if err != nil {
-				return fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
+			ids[i] = f.ID
+		}
+		// The outbox rows that were still there, in one statement.
+		rs, err := tx.query(ctx, `DELETE FROM router_outbox WHERE command_id IN (`+placeholders(1, len(ids))+`) RETURNING command_id`, ids...)
+		if err != nil {
+			return fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
+		}
+		defer rs.Close()
+		present := make(map[string]bool, len(fs))
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				return fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
 			}
-			if n == 0 {
+			present[id] = true
+		}
+		if err := rs.Err(); err != nil {
+			return fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
+		}
+		rs.Close()
+		// Their states, in one statement, each with its own time.
+		var when strings.Builder
+		at := "$%d" // a CASE's result type is not inferred from the column on PostgreSQL
+		if db.dialect == DialectPostgres {
+			at = "CAST($%d AS timestamptz)"
+		}
+		args := []any{CommandForwarded, CommandAccepted}
+		var in []string
+		for i, f := range fs {
+			if !present[f.ID] {
 				errs[i] = fmt.Errorf("outbox row of command %s: %w", f.ID, ErrNotFound)
 				continue
 			}
-			if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
-				CommandForwarded, f.At, f.ID, CommandAccepted); err != nil {
-				return fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
+			args = append(args, f.ID, f.At)
+			fmt.Fprintf(&when, " WHEN $%d THEN "+at, len(args)-1, len(args))
+			in = append(in, fmt.Sprintf("$%d", len(args)-1))
+		}
+		if len(in) > 0 {
+			if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = CASE id`+when.String()+` END
+				WHERE id IN (`+strings.Join(in, ", ")+`) AND state = $2`, args...); err != nil {
+				return fmt.Errorf("store: marking %d commands forwarded: %w", len(in), err)
 			}
 		}
 		// Audit entries last, so the chain head is locked for as short a
 		// time as possible.
-		_, err := appendAuditsIn(ctx, tx, es)
+		_, err = appendAuditsIn(ctx, tx, es)
 		return err
 	})
 	if err != nil {

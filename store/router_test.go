@@ -152,6 +152,7 @@ func TestRecordCommandCounters(t *testing.T) {
 				{"e", big, nil},
 				{"f", 12, ErrStaleCounter},
 				{"g", big + 1, nil},
+				{"h", big, ErrStaleCounter},
 				{"d", big + 2, ErrExists},
 			}
 			for _, s := range steps {
@@ -523,4 +524,54 @@ func TestClaimOutboxOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMarkForwardedAll: a group's outbox rows go and its commands become
+// forwarded, each at its own time, with its audit entry; a command whose row
+// is already gone gets ErrNotFound alone, and its audit entry all the same.
+func TestMarkForwardedAll(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		targets := []string{"AAAAAAAAAAAAAAA1", "AAAAAAAAAAAAAAA2", "AAAAAAAAAAAAAAA3"}
+		for i, target := range targets {
+			c := rtCommand(fmt.Sprintf("m%d", i), uint64(i+1))
+			c.Target = target
+			if err := db.RecordCommand(ctx, c, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.MarkForwarded(ctx, "m1", rtT0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var fs []ForwardedCommand
+		for i := range targets {
+			fs = append(fs, ForwardedCommand{ID: fmt.Sprintf("m%d", i), At: rtT0.Add(time.Duration(10+i) * time.Second),
+				Audit: &AuditEvent{Time: rtT0, Actor: "router", Action: "command.forwarded", Object: fmt.Sprintf("m%d", i), Outcome: OutcomeSuccess}})
+		}
+		errs, err := db.MarkForwardedAll(ctx, fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range errs {
+			if (i == 1) != errors.Is(e, ErrNotFound) {
+				t.Errorf("command m%d: %v", i, e)
+			}
+		}
+		for i, f := range fs {
+			c, err := db.RouterCommand(ctx, f.ID)
+			want := f.At
+			if i == 1 {
+				want = rtT0.Add(time.Second) // forwarded before, by MarkForwarded
+			}
+			if err != nil || c.State != CommandForwarded || !c.UpdatedAt.Equal(want) {
+				t.Errorf("command %s: state %s at %s (%v); want forwarded at %s", f.ID, c.State, c.UpdatedAt, err, want)
+			}
+		}
+		if n, _ := db.OutboxDepth(ctx); n != 0 {
+			t.Errorf("outbox holds %d rows, want none", n)
+		}
+		if n, err := db.VerifyAudit(ctx); err != nil || n != 3 {
+			t.Errorf("audit: %d entries, %v; want 3", n, err)
+		}
+	})
 }
