@@ -28,11 +28,11 @@ import (
 // quarantine records in a DB. It implements anomaly.Store on SQLite and
 // PostgreSQL, and anomaly.Notifier on PostgreSQL. Get one with DB.Anomaly.
 //
-// Check-and-record is atomic across every process sharing the database: on
-// PostgreSQL one implicit transaction (one round trip) takes transaction
-// advisory locks on the counter keys, in ascending order, then counts and
-// conditionally inserts in a single statement; on SQLite the single writer
-// connection runs it in a BEGIN IMMEDIATE transaction.
+// Check-and-record is atomic across every process sharing the database and
+// group-committed within each: on SQLite the single writer connection runs
+// a group in a BEGIN IMMEDIATE transaction; on PostgreSQL a group's
+// transaction first takes the transaction advisory locks of all its keys,
+// in ascending order.
 type AnomalyStore struct {
 	db *DB
 
@@ -42,14 +42,14 @@ type AnomalyStore struct {
 
 	listening atomic.Int64
 
-	// checks group-commits SQLite check-and-record calls.
+	// checks group-commits check-and-record calls.
 	checks checkGroup
 }
 
-// maxCheckGroup bounds the checks one SQLite transaction takes.
+// maxCheckGroup bounds the checks one transaction takes.
 const maxCheckGroup = 256
 
-// checkGroup group-commits check-and-record on SQLite: the first check to
+// checkGroup group-commits check-and-record: the first check to
 // arrive runs a transaction, and the checks that arrive while it commits
 // queue up and go together in its next one. Inside the transaction each
 // check counts and inserts in turn, so each sees the events of the checks
@@ -128,9 +128,6 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 	if err := validEvent(ev); err != nil {
 		return anomaly.Outcome{}, err
 	}
-	if s.db.pool != nil {
-		return s.checkPostgres(ctx, ev, counters)
-	}
 	if err := ctx.Err(); err != nil {
 		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, err)
 	}
@@ -148,7 +145,7 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 			// Once queued, a check is decided even if its caller's context
 			// ends, as the router's group ledger does: the other checks of
 			// the group must not fail with it.
-			s.checkSQLite(context.WithoutCancel(ctx), batch)
+			s.decideGroup(context.WithoutCancel(ctx), batch)
 			g.mu.Lock()
 		}
 		g.busy = false
@@ -161,10 +158,18 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 	return p.out, nil
 }
 
-// checkSQLite decides a group of checks in one transaction and releases
-// their callers once it has committed (or failed, for all of them).
-func (s *AnomalyStore) checkSQLite(ctx context.Context, batch []*pendingCheck) {
+// decideGroup decides a group of checks in one transaction and releases
+// their callers once it has committed (or failed, for all of them). On
+// PostgreSQL the transaction first takes the advisory locks of every
+// counter and event key of the group, in one statement and in ascending
+// order (so that no two routers' groups can deadlock), and counts after
+// that: under READ COMMITTED each statement then sees every event committed
+// by the previous holder of a lock, in any process.
+func (s *AnomalyStore) decideGroup(ctx context.Context, batch []*pendingCheck) {
 	err := s.db.inTx(ctx, func(tx dbtx) error {
+		if ptx, ok := tx.(pgTx); ok {
+			return decidePostgres(ctx, ptx, batch)
+		}
 		for _, p := range batch {
 			counts, err := countEvents(ctx, tx, p.counters)
 			if err != nil {
@@ -198,28 +203,67 @@ func outcome(counters []anomaly.Counter, counts []int64) anomaly.Outcome {
 	return anomaly.Outcome{Breached: -1}
 }
 
-// checkPostgres sends, in one batch and so one implicit transaction and one
-// round trip, the advisory locks and then one statement that counts every
-// window and inserts the event rows only if every count is below its limit.
-// The counting statement starts after the locks are held, so under READ
-// COMMITTED its snapshot includes every event committed by the previous
-// holder.
-func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, counters []anomaly.Counter) (anomaly.Outcome, error) {
-	b := &pgx.Batch{}
-	locks := lockIDs(counterKeys(counters))
-	if len(locks) > 0 {
-		var q strings.Builder
-		args := make([]any, len(locks))
-		q.WriteString("SELECT ")
-		for i, id := range locks {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			fmt.Fprintf(&q, "pg_advisory_xact_lock($%d)", i+1)
-			args[i] = id
-		}
-		b.Queue(q.String(), args...)
+// decidePostgres decides a group in tx in one round trip: a pgx batch of
+// the advisory locks of all the group's keys, then one statement per check
+// that counts its windows and, only if every count is below its limit,
+// advances its keys' heads and inserts its event rows. The statements run in
+// order in the one transaction, so each sees the events of the checks before
+// it.
+func decidePostgres(ctx context.Context, tx pgTx, batch []*pendingCheck) error {
+	ptx, ok := tx.c.(pgx.Tx)
+	if !ok {
+		return errors.New("store: anomaly group check outside a transaction")
 	}
+	b := &pgx.Batch{}
+	var keys []string
+	for _, p := range batch {
+		keys = append(keys, counterKeys(p.counters)...)
+		keys = append(keys, p.ev.Keys...)
+	}
+	locks := lockIDs(keys)
+	if len(locks) > 0 {
+		q, args := lockStatement(locks)
+		b.Queue(q, args...)
+	}
+	for _, p := range batch {
+		q, args := checkStatement(p.ev, p.counters)
+		b.Queue(q, args...)
+	}
+	br := ptx.SendBatch(ctx, b)
+	err := func() error {
+		if len(locks) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("taking counter locks: %w", err)
+			}
+		}
+		for _, p := range batch {
+			counts := make([]int64, len(p.counters))
+			var inserted int64
+			dest := []any{&inserted}
+			for i := range counts {
+				dest = append(dest, &counts[i])
+			}
+			if err := br.QueryRow().Scan(dest...); err != nil {
+				return fmt.Errorf("counting for %s: %w", p.ev.RequestID, err)
+			}
+			p.out = outcome(p.counters, counts)
+			if p.out.Passed() != (inserted > 0) {
+				return fmt.Errorf("check %s: inserted %d rows for outcome %+v", p.ev.RequestID, inserted, p.out)
+			}
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
+}
+
+// checkStatement is one check-and-record on PostgreSQL as one statement:
+// it counts every window and, only if every count is below its limit,
+// advances the heads of the event's keys and inserts one numbered event row
+// per key. It returns the number of rows inserted and each count.
+func checkStatement(ev anomaly.Event, counters []anomaly.Counter) (string, []any) {
 	var q strings.Builder
 	var args []any
 	arg := func(v any) string {
@@ -230,8 +274,6 @@ func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, coun
 	for i, c := range counters {
 		fmt.Fprintf(&q, ", %s AS c%d", countTerm(arg(c.Key)+"::text", arg(c.Since.UnixMicro())+"::bigint"), i)
 	}
-	// The head rows are advanced only if every count is below its limit, and
-	// each event row takes its key's new sequence number and recorded time.
 	fmt.Fprintf(&q, "), up AS (INSERT INTO anomaly_counters (counter_key, seq, last_at_us) SELECT k, 1, %s::bigint FROM unnest(%s::text[]) AS k, c WHERE true",
 		arg(ev.At.UnixMicro()), arg(distinctKeys(ev.Keys)))
 	for i, c := range counters {
@@ -246,37 +288,37 @@ func (s *AnomalyStore) checkPostgres(ctx context.Context, ev anomaly.Event, coun
 		fmt.Fprintf(&q, ", c%d", i)
 	}
 	q.WriteString(" FROM c")
-	b.Queue(q.String(), args...)
+	return q.String(), args
+}
 
-	br := s.db.pool.SendBatch(ctx, b)
-	counts := make([]int64, len(counters))
-	var inserted int64
-	err := func() error {
-		if len(locks) > 0 {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("taking counter locks: %w", err)
-			}
+// lockStatement takes the PostgreSQL transaction advisory locks, in the
+// order given, in one statement.
+func lockStatement(locks []int64) (string, []any) {
+	var q strings.Builder
+	args := make([]any, len(locks))
+	q.WriteString("SELECT ")
+	for i, id := range locks {
+		if i > 0 {
+			q.WriteString(", ")
 		}
-		dest := []any{&inserted}
-		for i := range counts {
-			dest = append(dest, &counts[i])
-		}
-		if err := br.QueryRow().Scan(dest...); err != nil {
-			return fmt.Errorf("counting: %w", err)
-		}
+		fmt.Fprintf(&q, "pg_advisory_xact_lock($%d)", i+1)
+		args[i] = id
+	}
+	return q.String(), args
+}
+
+// lockCounters takes, in tx, the PostgreSQL transaction advisory locks of
+// keys, in ascending order of lock ID, in one statement.
+func lockCounters(ctx context.Context, tx dbtx, keys []string) error {
+	locks := lockIDs(keys)
+	if len(locks) == 0 {
 		return nil
-	}()
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = cerr
 	}
-	if err != nil {
-		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, err)
+	q, args := lockStatement(locks)
+	if _, err := tx.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("taking counter locks: %w", err)
 	}
-	out := outcome(counters, counts)
-	if out.Passed() != (inserted > 0) {
-		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: inserted %d rows for outcome %+v", ev.RequestID, inserted, out)
-	}
-	return out, nil
+	return nil
 }
 
 // countTerm is the SQL expression for the number of events of key after
@@ -639,10 +681,8 @@ func (s *AnomalyStore) DecideQuarantine(ctx context.Context, d anomaly.Decide, a
 		if d.Record != nil {
 			if s.db.pool != nil {
 				// Record under the same locks as check-and-record.
-				for _, id := range lockIDs(d.Record.Keys) {
-					if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock($1)`, id); err != nil {
-						return fmt.Errorf("taking counter lock: %w", err)
-					}
+				if err := lockCounters(ctx, tx, d.Record.Keys); err != nil {
+					return err
 				}
 			}
 			if err := insertEvents(ctx, tx, *d.Record); err != nil {
