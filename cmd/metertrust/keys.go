@@ -7,10 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/hsm"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -63,6 +65,27 @@ func newKeysNewCmd() *cobra.Command {
 				}
 				tmpl.Kind, tmpl.EUI, tmpl.Role, tmpl.CommonName = smki.KindOrganisation, e64, r, name
 			}
+			if strings.HasPrefix(keyOut, "pkcs11:") {
+				if tmpl.KeyUsage != x509.KeyUsageKeyAgreement {
+					return fmt.Errorf("--key pkcs11:...: only key-agreement keys (--usage ka or pp-ka) are made in a token here; digital-signing keys in an HSM go through the CAs' key custody")
+				}
+				if err := checkNew(csrOut); err != nil {
+					return err
+				}
+				if _, err := hsm.Generate(keyOut); err != nil {
+					return fmt.Errorf("--key: %w", err)
+				}
+				k, err := hsm.Open(keyOut)
+				if err != nil {
+					return fmt.Errorf("--key: %w", err)
+				}
+				defer k.Close()
+				csr, err := smki.CreateCSR(rand.Reader, tmpl, k.Signer())
+				if err != nil {
+					return err
+				}
+				return writeRequest(cmd, tmpl, usage, keyOut, csrOut, csr, asJSON)
+			}
 			if err := checkNew(keyOut, csrOut); err != nil {
 				return err
 			}
@@ -85,19 +108,11 @@ func newKeysNewCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := ca.WriteNewFile(csrOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), 0o644); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"kind": tmpl.Kind.String(), "eui": tmpl.EUI.String(),
-					"usage": usage, "key": keyOut, "csr": csrOut})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s request for %s: key %s, request %s\n", tmpl.Kind, usage, tmpl.EUI, keyOut, csrOut)
-			return nil
+			return writeRequest(cmd, tmpl, usage, keyOut, csrOut, csr, asJSON)
 		},
 	}
 	c.Flags().StringVar(&usage, "usage", "", "ds or ka (pp-ka is a ka key) (required)")
-	c.Flags().StringVar(&keyOut, "key", "", "private key output, PKCS#8 PEM, mode 0600 (required)")
+	c.Flags().StringVar(&keyOut, "key", "", "private key output, PKCS#8 PEM, mode 0600; or a pkcs11: URI (ka keys) to make the key in a token (required)")
 	c.Flags().StringVar(&csrOut, "csr", "", "request output, PEM (required)")
 	c.Flags().StringVar(&device, "device", "", "device EUI-64: make a device request (empty subject, hardwareModuleName)")
 	c.Flags().StringVar(&eui, "eui", "", "organisation EUI-64 (organisation form)")
@@ -108,4 +123,19 @@ func newKeysNewCmd() *cobra.Command {
 		c.MarkFlagRequired(n)
 	}
 	return c
+}
+
+// writeRequest writes the certificate request and reports what was made. A
+// key URI is shown without its query, where a PIN may be.
+func writeRequest(cmd *cobra.Command, tmpl *smki.CSRTemplate, usage, keyOut, csrOut string, csr []byte, asJSON bool) error {
+	keyOut, _, _ = strings.Cut(keyOut, "?")
+	if err := ca.WriteNewFile(csrOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), 0o644); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), map[string]any{"kind": tmpl.Kind.String(), "eui": tmpl.EUI.String(),
+			"usage": usage, "key": keyOut, "csr": csrOut})
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %s request for %s: key %s, request %s\n", tmpl.Kind, usage, tmpl.EUI, keyOut, csrOut)
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/hsm"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
@@ -47,8 +48,12 @@ certificate chain. Commands are forwarded to the communications service
 provider endpoint --csp (POST {csp}/v1/devices/{EUI}/commands).
 
 The access control broker's key-agreement key (--acb-key) is a PEM EC
-private key file (PKCS#8 or SEC 1), or softkms:path=FILE; relative paths are
-resolved against --data.`,
+private key file (PKCS#8 or SEC 1), softkms:path=FILE (relative paths are
+resolved against --data), or a P-256 key with CKA_DERIVE in a PKCS#11 token:
+pkcs11:module-path=LIB;token=LABEL;object=NAME?pin-value=PIN (or id=...,
+pin-source=FILE); the key then never leaves the token, and the router derives
+each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
+--key pkcs11:..." makes such a key in the token, with its certificate request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -79,10 +84,11 @@ resolved against --data.`,
 			if err != nil {
 				return fmt.Errorf("--acb-eui: %w", err)
 			}
-			acbKey, err := loadACBKey(f.data, f.acbKey)
+			acbKey, closeKey, err := loadACBKey(f.data, f.acbKey)
 			if err != nil {
 				return err
 			}
+			defer closeKey()
 			serverCert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 			if err != nil {
 				return fmt.Errorf("--tls-cert/--tls-key: %w", err)
@@ -188,14 +194,29 @@ func newServiceLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// loadACBKey reads the ACB key-agreement key named by uri.
-func loadACBKey(dataDir, uri string) (*commands.ECDHKey, error) {
+// loadACBKey opens the ACB key-agreement key named by uri; the caller
+// calls closeKey when done with it.
+func loadACBKey(dataDir, uri string) (key router.KeyAgreement, closeKey func(), err error) {
+	if strings.HasPrefix(uri, "pkcs11:") {
+		k, err := hsm.Open(uri)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--acb-key: %w", err)
+		}
+		return k, func() { _ = k.Close() }, nil
+	}
+	fk, err := loadACBKeyFile(dataDir, uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fk, func() {}, nil
+}
+
+// loadACBKeyFile reads an ACB key-agreement key from a PEM file.
+func loadACBKeyFile(dataDir, uri string) (*commands.ECDHKey, error) {
 	path := uri
 	switch {
 	case strings.HasPrefix(uri, "softkms:"):
 		path = strings.TrimPrefix(strings.TrimPrefix(uri, "softkms:"), "path=")
-	case strings.HasPrefix(uri, "pkcs11:"):
-		return nil, errors.New("--acb-key: PKCS#11 key agreement is not supported yet; use a key file")
 	case strings.Contains(uri, ":") && !filepath.IsAbs(uri):
 		return nil, fmt.Errorf("--acb-key: unsupported key URI scheme in %q", strings.SplitN(uri, ":", 2)[0])
 	}
