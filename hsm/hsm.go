@@ -123,10 +123,9 @@ func isCode(err error, code uint) bool {
 	return errors.As(err, &e) && uint(e) == code
 }
 
-// Open finds the key-agreement private key the URI names. The key must be a
-// P-256 EC private key with CKA_DERIVE set, and its public key must be in the
-// token too (same id or label), as Generate leaves it.
-func Open(rawuri string) (*Key, error) {
+// newKey opens the token the URI names for the key it names, keeping up to
+// idle sessions open.
+func newKey(rawuri string, idle int) (*Key, error) {
 	w, err := parse(rawuri)
 	if err != nil {
 		return nil, err
@@ -135,8 +134,18 @@ func Open(rawuri string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Key{ctx: p, owned: owned, slot: slot, pin: w.pin, id: w.id, label: w.label,
-		sessions: make(chan pkcs11.SessionHandle, max(2, runtime.GOMAXPROCS(0)))}
+	return &Key{ctx: p, owned: owned, slot: slot, pin: w.pin, id: w.id, label: w.label,
+		sessions: make(chan pkcs11.SessionHandle, idle)}, nil
+}
+
+// Open finds the key-agreement private key the URI names. The key must be a
+// P-256 EC private key with CKA_DERIVE set, and its public key must be in the
+// token too (same id or label), as Generate leaves it.
+func Open(rawuri string) (*Key, error) {
+	k, err := newKey(rawuri, max(2, runtime.GOMAXPROCS(0)))
+	if err != nil {
+		return nil, err
+	}
 	if err := k.load(); err != nil {
 		k.Close()
 		return nil, err
@@ -354,15 +363,10 @@ func (k *Key) Close() error {
 // sign, for its certificate request), is sensitive and never extractable.
 // It returns the public key.
 func Generate(rawuri string) (*ecdh.PublicKey, error) {
-	w, err := parse(rawuri)
+	k, err := newKey(rawuri, 1)
 	if err != nil {
 		return nil, err
 	}
-	p, slot, owned, err := open(w)
-	if err != nil {
-		return nil, err
-	}
-	k := &Key{ctx: p, owned: owned, slot: slot, pin: w.pin, id: w.id, label: w.label, sessions: make(chan pkcs11.SessionHandle, 1)}
 	defer k.Close()
 	s, err := k.session()
 	if err != nil {
