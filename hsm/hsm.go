@@ -391,7 +391,7 @@ func Generate(rawuri string) (*ecdh.PublicKey, error) {
 		// Signing only for the key's own certificate request (proof of
 		// possession, as for a file key); the router never signs with it.
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-	if _, _, err := p.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pubT, privT); err != nil {
+	if _, _, err := k.ctx.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pubT, privT); err != nil {
 		return nil, fmt.Errorf("hsm: generating a P-256 key pair: %w", err)
 	}
 	if err := k.load(); err != nil {
