@@ -53,7 +53,6 @@ type Key struct {
 	sessions chan pkcs11.SessionHandle
 
 	mu     sync.Mutex
-	opened int
 	closed bool
 }
 
@@ -66,7 +65,8 @@ type where struct {
 func parse(rawuri string) (where, error) {
 	u, err := uri.ParseWithScheme("pkcs11", rawuri)
 	if err != nil {
-		return where{}, fmt.Errorf("%w: %v", ErrConfig, err)
+		// Not the parser's message: it may quote the URI, and with it a PIN.
+		return where{}, fmt.Errorf("%w: not a pkcs11: URI", ErrConfig)
 	}
 	w := where{module: u.Get("module-path"), token: u.Get("token"), pin: u.Pin(), label: u.Get("object"), id: u.GetEncoded("id")}
 	switch {
@@ -265,7 +265,6 @@ func (k *Key) session() (pkcs11.SessionHandle, error) {
 		_ = k.ctx.CloseSession(s)
 		return 0, fmt.Errorf("hsm: logging in to the token: %w", err)
 	}
-	k.opened++
 	return s, nil
 }
 
@@ -274,9 +273,6 @@ func (k *Key) release(s pkcs11.SessionHandle) {
 	select {
 	case k.sessions <- s:
 	default:
-		k.mu.Lock()
-		k.opened--
-		k.mu.Unlock()
 		_ = k.ctx.CloseSession(s)
 	}
 }
@@ -300,9 +296,6 @@ func (k *Key) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
 	z, err := k.derive(s, peer.Bytes())
 	if err != nil {
 		// A session that failed may be in any state: drop it.
-		k.mu.Lock()
-		k.opened--
-		k.mu.Unlock()
 		_ = k.ctx.CloseSession(s)
 		return nil, err
 	}
@@ -361,13 +354,17 @@ func (k *Key) Close() error {
 // Generate makes a new P-256 key pair in the token the URI names, with the
 // URI's id and label, for key agreement: the private key may derive (and
 // sign, for its certificate request), is sensitive and never extractable.
-// It returns the public key.
-func Generate(rawuri string) (*ecdh.PublicKey, error) {
-	k, err := newKey(rawuri, 1)
+// It returns the key, open as Open would; the caller closes it.
+func Generate(rawuri string) (_ *Key, err error) {
+	k, err := newKey(rawuri, max(2, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return nil, err
 	}
-	defer k.Close()
+	defer func() {
+		if err != nil {
+			k.Close()
+		}
+	}()
 	s, err := k.session()
 	if err != nil {
 		return nil, err
@@ -397,7 +394,7 @@ func Generate(rawuri string) (*ecdh.PublicKey, error) {
 	if err := k.load(); err != nil {
 		return nil, err
 	}
-	return k.public, nil
+	return k, nil
 }
 
 // Signer returns the key as a crypto.Signer (ECDSA, ASN.1 signatures over

@@ -43,10 +43,12 @@ func testKey(t *testing.T) (token, key, name string) {
 // ECDH with its public key, under concurrent use.
 func TestECDHInToken(t *testing.T) {
 	_, u, _ := testKey(t)
-	pub, err := Generate(u)
+	g, err := Generate(u)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
+	pub := g.Public()
+	g.Close()
 	if _, err := Generate(u); !errors.Is(err, ErrConfig) {
 		t.Errorf("generating over an existing key: %v, want ErrConfig", err)
 	}
@@ -110,6 +112,12 @@ func TestOpenRefuses(t *testing.T) {
 	if _, err := Open(u); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "CKA_DERIVE") {
 		t.Errorf("a signing key: %v, want a refusal naming CKA_DERIVE", err)
 	}
+	if _, err := Open(strings.Replace(u, "pin-value=", "pin-value=wrong", 1)); err == nil || !strings.Contains(err.Error(), "logging in") {
+		t.Errorf("a wrong PIN: %v, want a refusal naming the login", err)
+	}
+	if _, err := Open("pkcs11:%zz;token=x?pin-value=secret"); !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), "secret") {
+		t.Errorf("an unparsable URI: %v, want ErrConfig without the PIN", err)
+	}
 	for _, bad := range []string{"pkcs11:token=x;id=01", "pkcs11:module-path=/nonexistent.so;id=01", "pkcs11:module-path=/x.so;token=x", "file:/tmp/x"} {
 		if _, err := Open(bad); !errors.Is(err, ErrConfig) {
 			t.Errorf("Open(%q) = %v, want ErrConfig", bad, err)
@@ -121,10 +129,7 @@ func TestOpenRefuses(t *testing.T) {
 // request) verify with its public key.
 func TestSignerInToken(t *testing.T) {
 	_, u, _ := testKey(t)
-	if _, err := Generate(u); err != nil {
-		t.Fatal(err)
-	}
-	k, err := Open(u)
+	k, err := Generate(u)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,17 +72,14 @@ func newKeysNewCmd() *cobra.Command {
 				if err := checkNew(csrOut); err != nil {
 					return err
 				}
-				if _, err := hsm.Generate(keyOut); err != nil {
-					return fmt.Errorf("--key: %w", err)
-				}
-				k, err := hsm.Open(keyOut)
+				k, err := hsm.Generate(keyOut)
 				if err != nil {
 					return fmt.Errorf("--key: %w", err)
 				}
 				defer k.Close()
 				csr, err := smki.CreateCSR(rand.Reader, tmpl, k.Signer())
 				if err != nil {
-					return err
+					return fmt.Errorf("the key was made in the token but its request was not: %w", err)
 				}
 				return writeRequest(cmd, tmpl, usage, keyOut, csrOut, csr, asJSON)
 			}
