@@ -232,7 +232,7 @@ func MACCommand(ctx context.Context, keys Keys, acb smki.EUI, m *Message) error 
 	if m.HasMAC() {
 		return fmt.Errorf("%w: message already has a MAC header", ErrInvalid)
 	}
-	if m.IsPreCommand() {
+	if u, ok := LookupCode(m.Code); ok && u.Critical() && m.Signature == nil {
 		return fmt.Errorf("%w: %s is critical and the pre-command is not signed yet", ErrNoSignature, m.Code)
 	}
 	ka, err := keys.AgreementKey(ctx, acb)

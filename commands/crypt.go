@@ -28,20 +28,68 @@ const (
 	securityHeaderEncrypted = 0x31
 )
 
-// EncryptionInfo returns the OtherInfo of m's transport key: m's originator,
-// mode 04, m's counter, and the recipient user: the unknown remote party's
-// EUI when m carries one (the third party the payload is for), otherwise
-// m.Recipient.
-//
-// (our rule) A device answering a command that carried unknown-remote-party
-// fields repeats the EUI and counter (without the certificate) in its
-// response, so both ends derive the same key.
+// EncryptionInfo returns the OtherInfo of m's transport key (spec
+// gbcs-payloads.md 2.3): the header originator (the device), mode 04, the
+// supplementary originator counter when the other-information has the
+// 26-byte form and the header counter otherwise, and the supplementary
+// remote party when the other-information names one (the user the payload is
+// for), otherwise the header recipient. The DLMS protection parameters inside
+// the payload are never KDF inputs (spec 2.4).
 func (m *Message) EncryptionInfo() OtherInfo {
-	r := m.Recipient
+	return NewOtherInfo(m.Originator, ModeEncryption, m.encryptionCounter(), m.EncryptionRecipient())
+}
+
+// EncryptionRecipient is the party whose key-agreement key, with the
+// originating device's, keys m's encrypted content: the supplementary remote
+// party if the other-information names one, else the header recipient.
+func (m *Message) EncryptionRecipient() smki.EUI {
 	if m.URP != nil {
-		r = m.URP.EUI
+		return m.URP.EUI
 	}
-	return NewOtherInfo(m.Originator, ModeEncryption, m.Counter, r)
+	return m.Recipient
+}
+
+func (m *Message) encryptionCounter() uint64 {
+	if m.URP != nil && m.URP.OriginatorCounter != nil {
+		return *m.URP.OriginatorCounter
+	}
+	return m.Counter
+}
+
+// SealBlock encrypts plaintext under key (from DeriveKey with an
+// EncryptionInfo) into a ciphered block as DLMS and GBZ payloads carry it
+// (spec 2.2): the security control 31, a zero invocation counter, the
+// ciphertext and the 12-byte tag, with IV originator || 00000000 and AAD 31.
+func SealBlock(key []byte, originator smki.EUI, plaintext []byte) ([]byte, error) {
+	g, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, securityHeaderLen+len(plaintext)+macLen)
+	out = append(out, securityHeaderEncrypted, 0, 0, 0, 0)
+	return g.Seal(out, iv(originator), plaintext, []byte{securityHeaderEncrypted}), nil
+}
+
+// OpenBlock authenticates and decrypts a ciphered block (spec 2.2). The
+// invocation counter is ignored, as the GBCS parser ignores it (it is zero in
+// every real message). Malformed input gets ErrMalformed, a failed tag
+// ErrDecrypt.
+func OpenBlock(key []byte, originator smki.EUI, block []byte) ([]byte, error) {
+	if len(block) < securityHeaderLen+macLen {
+		return nil, parseErr("ciphered-block", 0, "truncated: %d bytes, need at least %d", len(block), securityHeaderLen+macLen)
+	}
+	if block[0] != securityHeaderEncrypted {
+		return nil, parseErr("ciphered-block.security-control", 0, "want 0x31 (authenticated encryption), have 0x%02X", block[0])
+	}
+	g, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := g.Open(nil, iv(originator), block[securityHeaderLen:], []byte{securityHeaderEncrypted})
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
 }
 
 // Seal encrypts plaintext under key (from DeriveKey with an EncryptionInfo)

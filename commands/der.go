@@ -49,34 +49,49 @@ func (r *reader) expect(field string, want byte) error {
 // bytes.
 func (r *reader) length(field string) (int, error) {
 	at := r.off()
+	n, long, err := r.lengthAsFound(field)
+	if err != nil {
+		return 0, err
+	}
+	if long != 0 {
+		return 0, parseErr(field+".length", at, "non-minimal length encoding % X", r.b[at-r.base:r.pos])
+	}
+	return n, nil
+}
+
+// lengthAsFound reads a length like length but accepts a non-minimal long
+// form (81 05, 82 00 90), as the GBCS parser does. long is 0 when the
+// encoding was minimal and otherwise the number of bytes after the 0x8N
+// byte, which appendLengthForm takes to write the same bytes again.
+func (r *reader) lengthAsFound(field string) (n, long int, err error) {
+	at := r.off()
 	if r.remaining() < 1 {
-		return 0, parseErr(field+".length", at, "truncated: need 1 byte, have 0")
+		return 0, 0, parseErr(field+".length", at, "truncated: need 1 byte, have 0")
 	}
 	c := r.b[r.pos]
 	r.pos++
-	n := int(c)
+	n = int(c)
 	if c&0x80 != 0 {
 		k := int(c & 0x7f)
 		if k == 0 || k > 3 {
-			return 0, parseErr(field+".length", at, "unsupported length form 0x%02X", c)
+			return 0, 0, parseErr(field+".length", at, "unsupported length form 0x%02X", c)
 		}
 		if r.remaining() < k {
-			return 0, parseErr(field+".length", r.off(), "truncated: need %d bytes, have %d", k, r.remaining())
+			return 0, 0, parseErr(field+".length", r.off(), "truncated: need %d bytes, have %d", k, r.remaining())
 		}
-		v := r.b[r.pos : r.pos+k]
-		r.pos += k
 		n = 0
-		for _, d := range v {
+		for _, d := range r.b[r.pos : r.pos+k] {
 			n = n<<8 | int(d)
 		}
-		if v[0] == 0 || n < 0x80 {
-			return 0, parseErr(field+".length", at, "non-minimal length encoding % X", append([]byte{c}, v...))
+		r.pos += k
+		if lenBytes(n) != 1+k {
+			long = k
 		}
 	}
 	if n > r.remaining() {
-		return 0, parseErr(field+".length", at, "length %d exceeds the %d bytes that remain", n, r.remaining())
+		return 0, 0, parseErr(field+".length", at, "length %d exceeds the %d bytes that remain", n, r.remaining())
 	}
-	return n, nil
+	return n, long, nil
 }
 
 // lenBytes reports the size of the DER length encoding of n.
@@ -91,6 +106,29 @@ func lenBytes(n int) int {
 	default:
 		return 4
 	}
+}
+
+// appendLengthForm appends n in the long form of long bytes (81, 82 or 83)
+// when long is set and can hold n, otherwise in minimal DER form: a length
+// read non-minimally is written back the same way until the value outgrows
+// the form.
+func appendLengthForm(b []byte, n, long int) ([]byte, error) {
+	if long < 1 || long > 3 || n < 0 || n >= 1<<(8*long) {
+		return appendLength(b, n)
+	}
+	b = append(b, 0x80|byte(long))
+	for i := long - 1; i >= 0; i-- {
+		b = append(b, byte(n>>(8*i)))
+	}
+	return b, nil
+}
+
+// lenBytesForm is the size appendLengthForm writes.
+func lenBytesForm(n, long int) int {
+	if long < 1 || long > 3 || n < 0 || n >= 1<<(8*long) {
+		return lenBytes(n)
+	}
+	return 1 + long
 }
 
 // appendLength appends n in minimal DER length form.

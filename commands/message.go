@@ -53,6 +53,7 @@ const (
 	macLen                 = 12
 	macHeaderFixedLen      = 7 // DD and six empty fields
 	securityHeaderLen      = 5 // 11 and the 4-byte invocation counter
+	otherInfoSRPOnly       = 2 + 8
 	urpFixedLen            = 2 + 8 + 8
 	signatureLengthSigned  = 0x40
 	signatureLengthAbsent  = 0x00
@@ -60,27 +61,107 @@ const (
 	otherInfoCodeOnlyBytes = 2
 )
 
-// UnknownRemoteParty carries the real user behind a command that the access
-// control broker sends as originator on behalf of a party the device holds no
-// credentials for (GBCS section 8; spec section 8).
+// Form is the shape a GBCS message takes on the wire (spec gbcs-payloads.md
+// section 1.2): whether it has the MAC header, and whether and how it carries
+// the signature field. A message's form comes from its bytes; callers ask the
+// codec (Message.Form) rather than looking at the bytes.
+type Form uint8
+
+// The message forms.
+const (
+	// FormPreCommand is a critical command as the DCC returns it for
+	// signing: the general-signing block ending right after the payload,
+	// with no signature field at all (no MAC header).
+	FormPreCommand Form = iota + 1
+	// FormSigned is the general-signing block followed by 40 and the 64-byte
+	// signature, without MAC header: a signed pre-command, a signed command
+	// that travels without MAC (CS02a, CS02b 0x0108, CS02f), or a signed
+	// response or alert.
+	FormSigned
+	// FormMAC is the MAC header around the block, whose signature field is
+	// 00, then the 12-byte MAC: non-critical commands, MAC'd responses and
+	// alerts, and CS02b 0x0104.
+	FormMAC
+	// FormMACSigned is the MAC header around a signed block, then the MAC:
+	// a critical command on its way to the device.
+	FormMACSigned
+	// FormUnprotected is the block followed by the signature length 00 with
+	// no MAC header. GB never sends it; older DCC tools wrote pre-commands
+	// this way, so it is read (and signed as a pre-command) but never built
+	// unless read.
+	FormUnprotected
+)
+
+var formNames = [...]string{
+	FormPreCommand:  "pre-command",
+	FormSigned:      "signed",
+	FormMAC:         "mac",
+	FormMACSigned:   "mac+signed",
+	FormUnprotected: "unprotected",
+}
+
+// String names the form as the JSON of gbcs inspect does.
+func (f Form) String() string {
+	if int(f) < len(formNames) && formNames[f] != "" {
+		return formNames[f]
+	}
+	return fmt.Sprintf("form(%d)", uint8(f))
+}
+
+// ParseForm is the inverse of Form.String.
+func ParseForm(s string) (Form, error) {
+	for f, n := range formNames {
+		if n != "" && n == s {
+			return Form(f), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown message form %q", ErrInvalid, s)
+}
+
+// UnknownRemoteParty holds the supplementary fields of the other-information
+// (GBCS section 8; spec gbcs-payloads.md 1.4): the real user behind a message
+// the access control broker originates, and what follows it. The
+// other-information then has one of four forms beyond the bare message code:
 //
-// (our rule) Encoded in the other-information field right after the message
-// code: EUI (8 bytes) || Counter (8 bytes, big-endian) || optional KA
-// certificate, one complete DER SEQUENCE to the end of the field. Its absence
-// leaves the field at 18 bytes.
+//	10 bytes   code || SRP id                      (NoCounter set)
+//	18 bytes   code || SRP id || SRP counter
+//	26 bytes   code || SRP id || SRP counter || supplementary originator counter
+//	> 26 bytes code || SRP id || SRP counter || the SRP's DER KA certificate
 type UnknownRemoteParty struct {
-	// EUI is the real user's entity identifier (the supplementary remote
-	// party id).
+	// EUI is the supplementary remote party id: the real user's entity
+	// identifier.
 	EUI smki.EUI
-	// Counter is the real user's own originator counter.
+	// Counter is the supplementary remote party's own counter; meaningless
+	// when NoCounter is set.
 	Counter uint64
+	// NoCounter marks the 10-byte form, which carries the SRP id alone (an
+	// ESME alert naming a load controller).
+	NoCounter bool
+	// OriginatorCounter is the supplementary originator counter of the
+	// 26-byte form a device uses in responses to such commands: its own
+	// counter, which the encryption KDF takes instead of the header's
+	// (spec 2.3). Nil when absent.
+	OriginatorCounter *uint64
 	// KACertificate is the DER of the user's key-agreement certificate, to
 	// which the device encrypts a sensitive response; nil when absent.
 	KACertificate []byte
 }
 
-// Message is one GBCS message: the optional MAC header, the general-signing
-// block, the payload, the optional signature and the optional MAC.
+// Lengths records framing lengths that were read in a non-minimal DER form:
+// each is 0 when the length was minimal and otherwise the number of bytes
+// after its 0x8N byte. Marshal writes such a length the same way again while
+// that form can hold the value, so a message is rebuilt exactly as read.
+// Real messages use minimal lengths (every one of the DCC's reference test
+// messages does); the GBCS parser accepts the others.
+type Lengths struct {
+	MACHeader        int `json:"mac_header,omitempty"`
+	OtherInformation int `json:"other_information,omitempty"`
+	Content          int `json:"content,omitempty"`
+}
+
+// Message is one GBCS message in any of its forms: the optional MAC header,
+// the general-signing block, the payload, the optional signature field and
+// the optional MAC.
 //
 // Parse then Marshal gives back the same bytes.
 type Message struct {
@@ -94,7 +175,8 @@ type Message struct {
 	DateTime []byte
 	// Code is the message code from the other-information field.
 	Code MessageCode
-	// URP holds the unknown-remote-party fields; nil when absent.
+	// URP holds the fields of the other-information after the message code;
+	// nil when the field is the code alone.
 	URP *UnknownRemoteParty
 	// Payload is the DLMS-COSEM, GBZ or ASN.1 DER payload, opaque here.
 	Payload []byte
@@ -103,6 +185,27 @@ type Message struct {
 	Signature []byte
 	// MAC is the 12-byte GMAC tag; nil when the message has no MAC header.
 	MAC []byte
+	// EmptySignatureField marks the unprotected form: the signature length
+	// 00 without a MAC header (FormUnprotected). Parse sets it; Sign and
+	// AddMAC make it irrelevant.
+	EmptySignatureField bool
+	// Lengths records non-minimal framing lengths, as read.
+	Lengths Lengths
+}
+
+// Form reports the message's form, from which parts it carries.
+func (m *Message) Form() Form {
+	switch {
+	case m.MAC != nil && m.Signature != nil:
+		return FormMACSigned
+	case m.MAC != nil:
+		return FormMAC
+	case m.Signature != nil:
+		return FormSigned
+	case m.EmptySignatureField:
+		return FormUnprotected
+	}
+	return FormPreCommand
 }
 
 // HasMAC reports whether the message carries a MAC header and MAC.
@@ -111,11 +214,22 @@ func (m *Message) HasMAC() bool { return m.MAC != nil }
 // Signed reports whether the message carries a signature.
 func (m *Message) Signed() bool { return m.Signature != nil }
 
-// Parse reads one whole GBCS message, with or without a MAC header. Every
-// length is bounded by what remains; malformed input gets a *ParseError
-// wrapping ErrMalformed, never a panic. A general block transfer segment
-// (tag 0xE0) is refused with ErrBlockTransfer: reassemble it first.
-// The returned message's byte slices alias b.
+// hasSignatureField reports whether the block carries the signature-length
+// byte: every form but the pre-command.
+func (m *Message) hasSignatureField() bool {
+	return m.MAC != nil || m.Signature != nil || m.EmptySignatureField
+}
+
+// OtherInfoForm reports the form of the other-information field by its
+// length as GB names them: 2, 10, 18, 26, or its whole length when it
+// carries a certificate (> 26).
+func (m *Message) OtherInfoForm() int { return m.otherInfoLen() }
+
+// Parse reads one whole GBCS message in any form. Every length is bounded by
+// what remains; malformed input gets a *ParseError wrapping ErrMalformed,
+// never a panic. A general block transfer segment (tag 0xE0) is refused with
+// ErrBlockTransfer: reassemble it first. The returned message's byte slices
+// alias b.
 func Parse(b []byte) (*Message, error) {
 	if len(b) == 0 {
 		return nil, parseErr("message", 0, "empty input")
@@ -129,7 +243,7 @@ func Parse(b []byte) (*Message, error) {
 	case tagGeneralBlockXfer:
 		return nil, &ParseError{Field: "message.tag", Offset: 0, Reason: "general block transfer (0xE0) segment; reassemble the blocks first", Err: ErrBlockTransfer}
 	case tagGeneralSigning:
-		if err := parseBlock(r, m); err != nil {
+		if err := parseBlock(r, m, false); err != nil {
 			return nil, err
 		}
 	case tagGeneralCiphering:
@@ -140,10 +254,11 @@ func Parse(b []byte) (*Message, error) {
 			}
 			r.pos++
 		}
-		n, err := r.length("mac-header")
+		n, long, err := r.lengthAsFound("mac-header")
 		if err != nil {
 			return nil, err
 		}
+		m.Lengths.MACHeader = long
 		if n != r.remaining() {
 			return nil, parseErr("mac-header.length", macHeaderFixedLen, "length %d but %d bytes follow", n, r.remaining())
 		}
@@ -162,7 +277,7 @@ func Parse(b []byte) (*Message, error) {
 			return nil, parseErr("mac", r.off(), "truncated: need %d bytes of MAC after the block, have %d", macLen, r.remaining())
 		}
 		inner := &reader{b: r.b[:len(r.b)-macLen], pos: r.pos}
-		if err := parseBlock(inner, m); err != nil {
+		if err := parseBlock(inner, m, true); err != nil {
 			return nil, err
 		}
 		m.MAC = b[len(b)-macLen : len(b) : len(b)]
@@ -177,8 +292,10 @@ func Parse(b []byte) (*Message, error) {
 }
 
 // parseBlock reads the general-signing block from DF through the signature
-// and requires it to end exactly at the end of r.
-func parseBlock(r *reader, m *Message) error {
+// field and requires it to end exactly at the end of r. With no byte left
+// after the payload the block has no signature field: a pre-command, legal
+// only for a command without MAC header (spec 1.2, decoding rule).
+func parseBlock(r *reader, m *Message, macd bool) error {
 	if err := r.expect("general-signing.tag", tagGeneralSigning); err != nil {
 		return err
 	}
@@ -212,7 +329,7 @@ func parseBlock(r *reader, m *Message) error {
 	}
 	copy(m.Recipient[:], v)
 	at = r.off()
-	n, err := r.length("general-signing.date-time")
+	n, err := r.byte("general-signing.date-time.length")
 	if err != nil {
 		return err
 	}
@@ -220,29 +337,36 @@ func parseBlock(r *reader, m *Message) error {
 		return parseErr("general-signing.date-time.length", at, "want 0 or 12, have %d", n)
 	}
 	if n == dateTimeLen {
-		m.DateTime, _ = r.bytes("general-signing.date-time", n)
+		if m.DateTime, err = r.bytes("general-signing.date-time", dateTimeLen); err != nil {
+			return err
+		}
 	}
+	var ln int
+	if ln, m.Lengths.OtherInformation, err = r.lengthAsFound("general-signing.other-information"); err != nil {
+		return err
+	}
+	oi, _ := r.bytes("general-signing.other-information", ln)
+	if err := parseOtherInfo(oi, r.off()-ln, m); err != nil {
+		return err
+	}
+	if ln, m.Lengths.Content, err = r.lengthAsFound("general-signing.content"); err != nil {
+		return err
+	}
+	m.Payload, _ = r.bytes("general-signing.content", ln)
 	at = r.off()
-	n, err = r.length("general-signing.other-information")
-	if err != nil {
-		return err
+	if r.remaining() == 0 {
+		switch {
+		case macd:
+			return parseErr("general-signing.signature.length", at, "missing: a MAC'd block carries a signature field (00 or 40)")
+		case m.CRA != Command:
+			return parseErr("general-signing.signature.length", at, "missing: only a pre-command (a command) ends after its payload, this is a %s", m.CRA)
+		}
+		return nil
 	}
-	oi, _ := r.bytes("general-signing.other-information", n)
-	if err := parseOtherInfo(oi, r.off()-n, m); err != nil {
-		return err
-	}
-	n, err = r.length("general-signing.content")
-	if err != nil {
-		return err
-	}
-	m.Payload, _ = r.bytes("general-signing.content", n)
-	at = r.off()
-	s, err := r.byte("general-signing.signature.length")
-	if err != nil {
-		return err
-	}
+	s, _ := r.byte("general-signing.signature.length")
 	switch s {
 	case signatureLengthAbsent:
+		m.EmptySignatureField = !macd
 	case signatureLengthSigned:
 		m.Signature, err = r.bytes("general-signing.signature", signatureLen)
 		if err != nil {
@@ -257,23 +381,40 @@ func parseBlock(r *reader, m *Message) error {
 	return nil
 }
 
+// parseOtherInfo reads the other-information field as the GBCS parser does
+// (spec 1.4): >= 10 bytes an SRP id, >= 18 an SRP counter, exactly 26 a
+// supplementary originator counter, > 26 a certificate filling the rest.
 func parseOtherInfo(oi []byte, base int, m *Message) error {
 	if len(oi) < otherInfoCodeOnlyBytes {
 		return parseErr("other-information.message-code", base, "want at least 2 bytes, have %d", len(oi))
 	}
 	m.Code = MessageCode(binary.BigEndian.Uint16(oi))
-	switch {
-	case len(oi) == otherInfoCodeOnlyBytes:
+	switch n := len(oi); {
+	case n == otherInfoCodeOnlyBytes:
 		return nil
-	case len(oi) < urpFixedLen:
-		return parseErr("other-information.unknown-remote-party", base+2, "want 16 bytes (EUI and counter), have %d", len(oi)-2)
+	case n < otherInfoSRPOnly:
+		return parseErr("other-information.supplementary-remote-party", base+2, "want 8 bytes (SRP id), have %d", n-2)
+	case n > otherInfoSRPOnly && n < urpFixedLen:
+		return parseErr("other-information.supplementary-remote-party-counter", base+otherInfoSRPOnly, "want 8 bytes, have %d", n-otherInfoSRPOnly)
+	case n > urpFixedLen && n < urpFixedLen+8:
+		return parseErr("other-information.supplementary-originator-counter", base+urpFixedLen, "want 8 bytes (a counter) or a certificate of more, have %d", n-urpFixedLen)
 	}
-	u := &UnknownRemoteParty{Counter: binary.BigEndian.Uint64(oi[10:18])}
+	u := &UnknownRemoteParty{}
 	copy(u.EUI[:], oi[2:10])
-	if len(oi) > urpFixedLen {
+	if len(oi) == otherInfoSRPOnly {
+		u.NoCounter = true
+		m.URP = u
+		return nil
+	}
+	u.Counter = binary.BigEndian.Uint64(oi[10:18])
+	switch {
+	case len(oi) == urpFixedLen+8:
+		c := binary.BigEndian.Uint64(oi[18:26])
+		u.OriginatorCounter = &c
+	case len(oi) > urpFixedLen:
 		cert := oi[urpFixedLen:]
 		if err := checkDERSequence(cert); err != nil {
-			return parseErr("other-information.unknown-remote-party.certificate", base+urpFixedLen, "%v", err)
+			return parseErr("other-information.certificate", base+urpFixedLen, "%v", err)
 		}
 		u.KACertificate = cert
 	}
@@ -311,19 +452,35 @@ func (m *Message) validate() error {
 	if m.MAC != nil && len(m.MAC) != macLen {
 		return fmt.Errorf("%w: MAC of %d bytes, want 12", ErrInvalid, len(m.MAC))
 	}
-	if m.URP != nil && m.URP.KACertificate != nil {
-		if err := checkDERSequence(m.URP.KACertificate); err != nil {
-			return fmt.Errorf("%w: unknown remote party certificate: %v", ErrInvalid, err)
+	if u := m.URP; u != nil {
+		switch {
+		case u.NoCounter && (u.OriginatorCounter != nil || u.KACertificate != nil):
+			return fmt.Errorf("%w: other-information without SRP counter cannot carry a supplementary originator counter or certificate", ErrInvalid)
+		case u.OriginatorCounter != nil && u.KACertificate != nil:
+			return fmt.Errorf("%w: other-information carries a supplementary originator counter or a certificate, not both", ErrInvalid)
+		case u.KACertificate != nil:
+			if len(u.KACertificate) <= 8 {
+				return fmt.Errorf("%w: unknown remote party certificate of %d bytes", ErrInvalid, len(u.KACertificate))
+			}
+			if err := checkDERSequence(u.KACertificate); err != nil {
+				return fmt.Errorf("%w: unknown remote party certificate: %v", ErrInvalid, err)
+			}
 		}
 	}
 	return nil
 }
 
 func (m *Message) otherInfoLen() int {
-	if m.URP == nil {
+	u := m.URP
+	switch {
+	case u == nil:
 		return otherInfoCodeOnlyBytes
+	case u.NoCounter:
+		return otherInfoSRPOnly
+	case u.OriginatorCounter != nil:
+		return urpFixedLen + 8
 	}
-	return urpFixedLen + len(m.URP.KACertificate)
+	return urpFixedLen + len(u.KACertificate)
 }
 
 // appendSignedPart appends the general-signing block from the transaction id
@@ -338,47 +495,63 @@ func (m *Message) appendSignedPart(b []byte) ([]byte, error) {
 	b = append(b, byte(len(m.DateTime)))
 	b = append(b, m.DateTime...)
 	var err error
-	if b, err = appendLength(b, m.otherInfoLen()); err != nil {
+	if b, err = appendLengthForm(b, m.otherInfoLen(), m.Lengths.OtherInformation); err != nil {
 		return nil, err
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(m.Code))
-	if m.URP != nil {
-		b = append(b, m.URP.EUI[:]...)
-		b = binary.BigEndian.AppendUint64(b, m.URP.Counter)
-		b = append(b, m.URP.KACertificate...)
+	if u := m.URP; u != nil {
+		b = append(b, u.EUI[:]...)
+		if !u.NoCounter {
+			b = binary.BigEndian.AppendUint64(b, u.Counter)
+		}
+		if u.OriginatorCounter != nil {
+			b = binary.BigEndian.AppendUint64(b, *u.OriginatorCounter)
+		}
+		b = append(b, u.KACertificate...)
 	}
-	if b, err = appendLength(b, len(m.Payload)); err != nil {
+	if b, err = appendLengthForm(b, len(m.Payload), m.Lengths.Content); err != nil {
 		return nil, err
 	}
 	return append(b, m.Payload...), nil
 }
 
 // blockLen is the size of the general-signing block from DF through the
-// signature.
+// signature field.
 func (m *Message) blockLen() int {
 	oi := m.otherInfoLen()
-	n := 1 + 1 + transactionIDLen + 9 + 9 + 1 + len(m.DateTime) + lenBytes(oi) + oi + lenBytes(len(m.Payload)) + len(m.Payload) + 1
+	n := 1 + 1 + transactionIDLen + 9 + 9 + 1 + len(m.DateTime) + lenBytesForm(oi, m.Lengths.OtherInformation) + oi +
+		lenBytesForm(len(m.Payload), m.Lengths.Content) + len(m.Payload)
+	if m.hasSignatureField() {
+		n++
+	}
 	if m.Signature != nil {
 		n += signatureLen
 	}
 	return n
 }
 
-func (m *Message) appendBlock(b []byte) ([]byte, error) {
+// appendBlock appends the block from DF through the signature field; with
+// field set it writes the signature length 00 of an unsigned block even in
+// the pre-command form (the MAC covers it).
+func (m *Message) appendBlock(b []byte, field bool) ([]byte, error) {
 	b = append(b, tagGeneralSigning)
 	b, err := m.appendSignedPart(b)
 	if err != nil {
 		return nil, err
 	}
-	if m.Signature == nil {
+	switch {
+	case m.Signature != nil:
+		b = append(b, signatureLengthSigned)
+		return append(b, m.Signature...), nil
+	case field || m.hasSignatureField():
 		return append(b, signatureLengthAbsent), nil
 	}
-	b = append(b, signatureLengthSigned)
-	return append(b, m.Signature...), nil
+	return b, nil
 }
 
-// Marshal builds the message's bytes: with a MAC header and the MAC when MAC
-// is set, otherwise the bare general-signing block.
+// Marshal builds the message's bytes in its form (Form): with a MAC header
+// and the MAC when MAC is set, otherwise the bare general-signing block,
+// ending after the payload when the message is a pre-command.
 func (m *Message) Marshal() ([]byte, error) {
 	return m.AppendBinary(nil)
 }
@@ -388,20 +561,23 @@ func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	if !m.hasSignatureField() && m.CRA != Command {
+		return nil, fmt.Errorf("%w: a %s without signature or MAC: only a command takes the pre-command form", ErrInvalid, m.CRA)
+	}
 	bl := m.blockLen()
 	if m.MAC == nil {
 		b = growBytes(b, bl)
-		return m.appendBlock(b)
+		return m.appendBlock(b, false)
 	}
 	rest := securityHeaderLen + bl + macLen
-	b = growBytes(b, macHeaderFixedLen+lenBytes(rest)+rest)
+	b = growBytes(b, macHeaderFixedLen+lenBytesForm(rest, m.Lengths.MACHeader)+rest)
 	b = append(b, tagGeneralCiphering, 0, 0, 0, 0, 0, 0)
-	b, err := appendLength(b, rest)
+	b, err := appendLengthForm(b, rest, m.Lengths.MACHeader)
 	if err != nil {
 		return nil, err
 	}
 	b = append(b, securityControlMAC, 0, 0, 0, 0)
-	if b, err = m.appendBlock(b); err != nil {
+	if b, err = m.appendBlock(b, true); err != nil {
 		return nil, err
 	}
 	return append(b, m.MAC...), nil
@@ -438,9 +614,9 @@ func (m *Message) MACData() ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 6+m.blockLen())
+	b := make([]byte, 0, 7+m.blockLen())
 	b = append(b, securityControlMAC, 0, 0, 0, 0, 0)
-	return m.appendBlock(b)
+	return m.appendBlock(b, true)
 }
 
 func growBytes(b []byte, n int) []byte {

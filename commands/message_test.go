@@ -110,8 +110,12 @@ func TestParseErrors(t *testing.T) {
 		}
 		return b
 	}
-	base := &Message{CRA: Command, Counter: 1, Originator: testSupplier, Recipient: testDevice, Code: 0x00B3, Payload: []byte{1}}
+	// The unprotected form (signature length 00, no MAC header) keeps the
+	// signature field, so its offsets below cover it.
+	base := &Message{CRA: Command, Counter: 1, Originator: testSupplier, Recipient: testDevice, Code: 0x00B3, Payload: []byte{1}, EmptySignatureField: true}
 	plain := unmaced(t, base)
+	response := bytes.Clone(plain[:35])
+	response[2] = byte(Response)
 	// plain offsets: 0 DF, 1 09, 2 CRA, 3-10 counter, 11 08, 12-19 orig, 20 08,
 	// 21-28 recipient, 29 date-time length, 30 other-info length, 31-32 code,
 	// 33 payload length, 34 payload, 35 signature length.
@@ -148,12 +152,15 @@ func TestParseErrors(t *testing.T) {
 		{"date-time length 5", pmut(29, 5), "general-signing.date-time.length", 29, ErrMalformed},
 		{"other-information length 1", pmut(30, 1), "other-information.message-code", 31, ErrMalformed},
 		{"other-information too long", pmut(30, 0x7f), "general-signing.other-information.length", 30, ErrMalformed},
-		{"urp too short", splice(pmut(30, 6), 33, 1, 2, 3, 4), "other-information.unknown-remote-party", 33, ErrMalformed},
-		{"urp certificate not DER", splice(pmut(30, 20), 33, append(make([]byte, 16), 0x04, 0x00)...), "other-information.unknown-remote-party.certificate", 49, ErrMalformed},
+		{"srp id too short", splice(pmut(30, 6), 33, 1, 2, 3, 4), "other-information.supplementary-remote-party", 33, ErrMalformed},
+		{"srp counter too short", splice(pmut(30, 14), 33, make([]byte, 12)...), "other-information.supplementary-remote-party-counter", 41, ErrMalformed},
+		{"supplementary originator counter too short", splice(pmut(30, 22), 33, make([]byte, 20)...), "other-information.supplementary-originator-counter", 49, ErrMalformed},
+		{"urp certificate not DER", splice(pmut(30, 30), 33, append(make([]byte, 16), 0x04, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)...), "other-information.certificate", 49, ErrMalformed},
 		{"payload length beyond end", pmut(33, 0x40), "general-signing.content.length", 33, ErrMalformed},
 		{"bad signature length", pmut(35, 0x41), "general-signing.signature.length", 35, ErrMalformed},
 		{"truncated signature", pmut(35, 0x40), "general-signing.signature", 36, ErrMalformed},
-		{"missing signature length", plain[:35], "general-signing.signature.length", 35, ErrMalformed},
+		{"response without signature field", response, "general-signing.signature.length", 35, ErrMalformed},
+		{"mac'd block without signature field", macd(t, plain[:35]), "general-signing.signature.length", 48, ErrMalformed},
 		{"trailing bytes", append(bytes.Clone(plain), 0), "general-signing", 36, ErrMalformed},
 		{"trailing after truncated", good[:len(good)-1], "mac-header.length", 7, ErrMalformed},
 	}
@@ -214,4 +221,17 @@ func TestUnmarshalBinary(t *testing.T) {
 	if err := m.UnmarshalBinary([]byte{0xDF}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("UnmarshalBinary(DF) = %v, want ErrMalformed", err)
 	}
+}
+
+// macd wraps block in a MAC header with a zero MAC, whatever the block holds.
+func macd(t *testing.T, block []byte) []byte {
+	t.Helper()
+	b := []byte{0xDD, 0, 0, 0, 0, 0, 0}
+	b, err := appendLength(b, 5+len(block)+12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, 0x11, 0, 0, 0, 0)
+	b = append(b, block...)
+	return append(b, make([]byte, 12)...)
 }

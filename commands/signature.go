@@ -82,25 +82,28 @@ func VerifySignature(pub *ecdsa.PublicKey, m *Message) error {
 	return VerifyData(pub, data, m.Signature)
 }
 
-// IsPreCommand reports whether m is a pre-command: a command whose use case
-// is critical, without MAC header and without signature (GBCS section 4.3.3;
-// spec section 3).
+// IsPreCommand reports whether m is a pre-command: a command without MAC
+// header and without signature, in the real form (no signature field) or the
+// older tools' form ending in 00 (spec gbcs-payloads.md 1.2).
 func (m *Message) IsPreCommand() bool {
-	if m.CRA != Command || m.MAC != nil || m.Signature != nil {
-		return false
-	}
-	u, ok := LookupCode(m.Code)
-	return ok && u.Critical()
+	f := m.Form()
+	return m.CRA == Command && (f == FormPreCommand || f == FormUnprotected)
 }
 
 // SignPreCommand signs a pre-command, the second step of a critical command:
-// the user signs what the DCC returned. It refuses anything that is not a
-// pre-command with ErrNotPreCommand.
+// the user signs what the DCC returned and gets the signed pre-command
+// (FormSigned). A pre-command in the older form ending in 00 is accepted and
+// that byte dropped, as the DCC's own tools do. Anything else is refused
+// with ErrNotPreCommand.
 func SignPreCommand(rand io.Reader, signer crypto.Signer, m *Message) error {
 	if !m.IsPreCommand() {
-		return fmt.Errorf("%w: CRA %s, code %s, MAC %t, signed %t", ErrNotPreCommand, m.CRA, m.Code, m.HasMAC(), m.Signed())
+		return fmt.Errorf("%w: a %s in the %s form", ErrNotPreCommand, m.CRA, m.Form())
 	}
-	return Sign(rand, signer, m)
+	if err := Sign(rand, signer, m); err != nil {
+		return err
+	}
+	m.EmptySignatureField = false
+	return nil
 }
 
 // rawSignature converts an ASN.1 ECDSA-Sig-Value to 64-byte r||s.

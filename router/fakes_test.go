@@ -310,6 +310,10 @@ func marshal(t testing.TB, m *commands.Message, key *ecdsa.PrivateKey, sign bool
 			t.Fatal(err)
 		}
 		m.Signature = signRaw(t, key, data)
+	} else if m.CRA != commands.Command && m.MAC == nil {
+		// An unsigned, unMAC'd response: the older unprotected form, which
+		// the router must refuse as unsigned.
+		m.EmptySignatureField = true
 	}
 	b, err := m.Marshal()
 	if err != nil {

@@ -136,7 +136,7 @@ func refusalCases(t *testing.T, w *world) []refusalCase {
 		{"signed non-critical without certificate", w.stranger.caller(), command(t, w.stranger, w.device3, codeRead, 1, true), ErrCertPath},
 		{"other user carrying a bogus key-agreement certificate", w.other.caller(), func() []byte {
 			m := &commands.Message{CRA: commands.Command, Counter: 9, Originator: w.acb, Recipient: w.device, Code: codeProfile,
-				URP: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: 9, KACertificate: []byte{0x30, 0x03, 0x02, 0x01, 0x01}}, Payload: []byte{0x01}}
+				URP: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: 9, KACertificate: []byte{0x30, 0x0A, 0x02, 0x01, 0x01, 0x04, 0x05, 0, 0, 0, 0, 0}}, Payload: []byte{0x01}}
 			return marshal(t, m, nil, false)
 		}(), ErrCertPath},
 		{"pre-command (unsigned critical)", w.supplier.caller(), preCommand, ErrSignature},

@@ -313,7 +313,7 @@ func TestGBCSDecrypt(t *testing.T) {
 	devKA, _ := commands.NewECDHKeyFromECDSA(devKey)
 	supPub, _ := supKey.PublicKey.ECDH()
 	m := &commands.Message{CRA: commands.Response, Counter: 77, Originator: device, Recipient: supplier, Code: 0x0060,
-		Payload: []byte("daily consumption")}
+		Payload: []byte("daily consumption"), EmptySignatureField: true}
 	if err := commands.EncryptPayload(t.Context(), devKA, supPub, m); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,374 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"encoding/binary"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/metertrust/metertrust/smki"
+)
+
+// constructedVector is one file of testdata/constructed: GBCS messages in
+// every form, copied from the project's spec notes
+// (spec/vectors/constructed). They were built from the spec text by an
+// independent implementation (Python) with made-up parties and deterministic
+// keys, and read correctly by the Smart DCC's own GBCS parser; none is DCC
+// reference test data. See testdata/constructed/README.md.
+type constructedVector struct {
+	Name       string `json:"name"`
+	MessageHex string `json:"message_hex"`
+	Kind       string `json:"kind"`
+	Form       string `json:"decoder_form"`
+	OIForm     string `json:"other_information_form"`
+	Keys       []struct {
+		Key        string `json:"key"`
+		EUI        string `json:"eui"`
+		Usage      string `json:"usage"`
+		PrivatePEM string `json:"private_pem"`
+	} `json:"keys"`
+	SignedPrecommandHex string `json:"signed_precommand_hex"`
+	PrecommandHex       string `json:"precommand_hex"`
+	Expected            struct {
+		Signature struct {
+			Present     bool   `json:"present"`
+			SignerKey   string `json:"signer_key"`
+			SignedBytes string `json:"signed_bytes_hex"`
+		} `json:"signature"`
+		MAC struct {
+			Present   bool   `json:"present"`
+			ECDH      string `json:"ecdh"`
+			Z         string `json:"z"`
+			OtherInfo string `json:"kdf_other_info"`
+			Key       string `json:"mac_key"`
+			IV        string `json:"iv"`
+			AAD       string `json:"aad_hex"`
+			MAC       string `json:"mac"`
+		} `json:"mac"`
+		Encryption json.RawMessage `json:"encryption"`
+	} `json:"expected"`
+	Decoded struct {
+		Frame struct {
+			CRA         int     `json:"cra"`
+			Counter     string  `json:"ctr"`
+			Originator  string  `json:"orig"`
+			Recipient   string  `json:"recip"`
+			DateTime    string  `json:"dt"`
+			Code        string  `json:"code"`
+			SRP         *string `json:"srp"`
+			SRPCounter  *string `json:"srp_ctr"`
+			SupCounter  *string `json:"sup_orig_ctr"`
+			KACert      *string `json:"ka_cert"`
+			PayloadLen  int     `json:"payload_length"`
+			ContentForm string  `json:"content_form"`
+		} `json:"frame"`
+	} `json:"decoded"`
+}
+
+type constructedEncryption struct {
+	Z         string `json:"z"`
+	OtherInfo string `json:"kdf_other_info"`
+	Key       string `json:"key"`
+	IV        string `json:"iv"`
+	Block     string `json:"ciphered_block"`
+	Plaintext string `json:"plaintext"`
+}
+
+// encryptions reads expected.encryption, an array when the message is
+// encrypted and an object {"present": false} otherwise.
+func (v *constructedVector) encryptions(t *testing.T) []constructedEncryption {
+	t.Helper()
+	if len(v.Expected.Encryption) == 0 || v.Expected.Encryption[0] != '[' {
+		return nil
+	}
+	var e []constructedEncryption
+	if err := json.Unmarshal(v.Expected.Encryption, &e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func loadConstructed(t testing.TB) []constructedVector {
+	t.Helper()
+	files, err := filepath.Glob("testdata/constructed/*.json")
+	if err != nil || len(files) != 25 {
+		t.Fatalf("want the 25 constructed vectors, have %d (%v)", len(files), err)
+	}
+	var vs []constructedVector
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v constructedVector
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+// key returns the ECDSA private key named name (such as "supplier-ds").
+func (v *constructedVector) key(t *testing.T, name string) *ecdsa.PrivateKey {
+	t.Helper()
+	for _, k := range v.Keys {
+		if k.Key != name {
+			continue
+		}
+		blk, _ := pem.Decode([]byte(k.PrivatePEM))
+		if blk == nil {
+			t.Fatalf("key %s: no PEM", name)
+		}
+		p, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			t.Fatalf("key %s: %v", name, err)
+		}
+		return p.(*ecdsa.PrivateKey)
+	}
+	t.Fatalf("vector %s has no key %s", v.Name, name)
+	return nil
+}
+
+// kaKey returns the plain KA key of the party with EUI e.
+func (v *constructedVector) kaKey(t *testing.T, e smki.EUI) *ecdsa.PrivateKey {
+	t.Helper()
+	for _, k := range v.Keys {
+		if k.Usage == "KA" && strings.EqualFold(k.EUI, e.String()) {
+			return v.key(t, k.Key)
+		}
+	}
+	t.Fatalf("vector %s has no KA key for %s", v.Name, e)
+	return nil
+}
+
+func ecdhKey(t *testing.T, k *ecdsa.PrivateKey) *ECDHKey {
+	t.Helper()
+	e, err := NewECDHKeyFromECDSA(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func hexEq(t *testing.T, what string, got []byte, want string) {
+	t.Helper()
+	if !strings.EqualFold(hex.EncodeToString(got), want) {
+		t.Errorf("%s:\n got %x\nwant %s", what, got, strings.ToLower(want))
+	}
+}
+
+// TestConstructedVectors reads every constructed vector: the form, every
+// framing field, a byte-for-byte rebuild, the signature over the exact bytes
+// the vector signed, the MAC from both ends of the ECDH with every
+// intermediate value (Z, OtherInfo, key, IV, AAD), and each encrypted block
+// with the spec 2.3 key rule.
+func TestConstructedVectors(t *testing.T) {
+	ctx := context.Background()
+	for _, v := range loadConstructed(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			raw := unhex(t, v.MessageHex)
+			m, err := Parse(raw)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got := m.Form().String(); got != v.Form {
+				t.Errorf("form %s, want %s", got, v.Form)
+			}
+			oi := v.OIForm
+			if oi == ">26" {
+				if m.OtherInfoForm() <= 26 {
+					t.Errorf("other-information form %d, want > 26", m.OtherInfoForm())
+				}
+			} else if got := m.OtherInfoForm(); oi != strconv.Itoa(got) {
+				t.Errorf("other-information form %d, want %s", got, oi)
+			}
+			f := v.Decoded.Frame
+			if int(m.CRA) != f.CRA || !strings.EqualFold(hex.EncodeToString(binary.BigEndian.AppendUint64(nil, m.Counter)), f.Counter) ||
+				!strings.EqualFold(m.Originator.String(), f.Originator) || !strings.EqualFold(m.Recipient.String(), f.Recipient) ||
+				!strings.EqualFold(m.Code.String(), f.Code) || len(m.Payload) != f.PayloadLen || hex.EncodeToString(m.DateTime) != f.DateTime {
+				t.Errorf("header %+v, want %+v", m, f)
+			}
+			checkSRP(t, m, f.SRP, f.SRPCounter, f.SupCounter, f.KACert)
+			if (v.Kind == "PRECOMMAND") != m.IsPreCommand() {
+				t.Errorf("IsPreCommand %t for a %s", m.IsPreCommand(), v.Kind)
+			}
+			out, err := m.Marshal()
+			if err != nil {
+				t.Fatalf("Marshal: %v", err)
+			}
+			if !bytes.Equal(out, raw) {
+				t.Errorf("Marshal:\n got %X\nwant %X", out, raw)
+			}
+
+			if s := v.Expected.Signature; s.Present {
+				data, err := m.SignedData()
+				if err != nil {
+					t.Fatal(err)
+				}
+				hexEq(t, "signed bytes", data, s.SignedBytes)
+				if err := VerifySignature(&v.key(t, s.SignerKey).PublicKey, m); err != nil {
+					t.Errorf("signature: %v", err)
+				}
+			} else if m.Signed() {
+				t.Error("signed, want no signature")
+			}
+
+			if mc := v.Expected.MAC; mc.Present {
+				checkVectorMAC(ctx, t, &v, m)
+			} else if m.HasMAC() {
+				t.Error("MAC'd, want no MAC")
+			}
+
+			for i, e := range v.encryptions(t) {
+				dev := ecdhKey(t, v.kaKey(t, m.Originator))
+				user := ecdhKey(t, v.kaKey(t, m.EncryptionRecipient()))
+				z, err := dev.ECDH(ctx, user.PublicKey())
+				if err != nil {
+					t.Fatal(err)
+				}
+				hexEq(t, "encryption Z", z, e.Z)
+				info := m.EncryptionInfo()
+				hexEq(t, "encryption OtherInfo", info[:], e.OtherInfo)
+				key := DeriveKey(z, info)
+				hexEq(t, "encryption key", key, e.Key)
+				hexEq(t, "encryption IV", iv(m.Originator), e.IV)
+				block := unhex(t, e.Block)
+				if !bytes.Contains(m.Payload, block) {
+					t.Errorf("block %d is not in the payload", i)
+				}
+				pt, err := OpenBlock(key, m.Originator, block)
+				if err != nil {
+					t.Fatalf("OpenBlock: %v", err)
+				}
+				hexEq(t, "plaintext", pt, e.Plaintext)
+				again, err := SealBlock(key, m.Originator, pt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(again, block) {
+					t.Errorf("SealBlock: %X, want %X", again, block)
+				}
+			}
+		})
+	}
+}
+
+func checkVectorMAC(ctx context.Context, t *testing.T, v *constructedVector, m *Message) {
+	t.Helper()
+	mc := v.Expected.MAC
+	// "acb-ka private x esme-ka public"
+	w := strings.Fields(mc.ECDH)
+	if len(w) != 5 {
+		t.Fatalf("ecdh %q: want \"<key> private x <key> public\"", mc.ECDH)
+	}
+	priv, pub := w[0], w[3]
+	a, b := ecdhKey(t, v.key(t, priv)), ecdhKey(t, v.key(t, pub))
+	z, err := a.ECDH(ctx, b.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexEq(t, "MAC Z", z, mc.Z)
+	if mirror, _ := b.ECDH(ctx, a.PublicKey()); !bytes.Equal(mirror, z) {
+		t.Error("the two ends of the ECDH disagree")
+	}
+	info := m.MACInfo()
+	hexEq(t, "MAC OtherInfo", info[:], mc.OtherInfo)
+	hexEq(t, "MAC key", DeriveKey(z, info), mc.Key)
+	hexEq(t, "MAC IV", iv(m.Originator), mc.IV)
+	aad, err := m.MACData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexEq(t, "MAC AAD", aad, mc.AAD)
+	hexEq(t, "MAC", m.MAC, mc.MAC)
+	if err := CheckMAC(ctx, b, a.PublicKey(), m); err != nil {
+		t.Errorf("VerifyMAC from the receiving end: %v", err)
+	}
+	again := *m
+	again.MAC = nil
+	if err := AddMAC(ctx, a, b.PublicKey(), &again); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.MAC, m.MAC) {
+		t.Errorf("AddMAC: %X, want %X", again.MAC, m.MAC)
+	}
+}
+
+func checkSRP(t *testing.T, m *Message, srp, srpCtr, sup, cert *string) {
+	t.Helper()
+	u := m.URP
+	if srp == nil {
+		if u != nil {
+			t.Errorf("supplementary remote party %+v, want none", u)
+		}
+		return
+	}
+	if u == nil || !strings.EqualFold(u.EUI.String(), *srp) {
+		t.Fatalf("supplementary remote party %+v, want %s", u, *srp)
+	}
+	if srpCtr != nil && !strings.EqualFold(hex.EncodeToString(binary.BigEndian.AppendUint64(nil, u.Counter)), *srpCtr) {
+		t.Errorf("SRP counter %x, want %s", u.Counter, *srpCtr)
+	}
+	switch {
+	case sup != nil && (u.OriginatorCounter == nil || !strings.EqualFold(hex.EncodeToString(binary.BigEndian.AppendUint64(nil, *u.OriginatorCounter)), *sup)):
+		t.Errorf("supplementary originator counter %v, want %s", u.OriginatorCounter, *sup)
+	case sup == nil && u.OriginatorCounter != nil:
+		t.Errorf("supplementary originator counter %x, want none", *u.OriginatorCounter)
+	}
+	if cert != nil {
+		hexEq(t, "KA certificate", u.KACertificate, *cert)
+	} else if u.KACertificate != nil {
+		t.Error("KA certificate present, want none")
+	}
+}
+
+// TestConstructedPreCommandSigning follows the critical two-step on the
+// vectors: the pre-command signed with the supplier's key (RFC 6979
+// signatures differ from ours, so the check is that ours verifies and that
+// the signed pre-command has the vector's bytes but for r||s), and the
+// vector's signed pre-command is exactly the pre-command, 40 and r||s.
+func TestConstructedPreCommandSigning(t *testing.T) {
+	for _, v := range loadConstructed(t) {
+		if v.PrecommandHex == "" || v.SignedPrecommandHex == "" {
+			continue
+		}
+		t.Run(v.Name, func(t *testing.T) {
+			pre, signed := unhex(t, v.PrecommandHex), unhex(t, v.SignedPrecommandHex)
+			if !bytes.Equal(signed[:len(pre)], pre) || signed[len(pre)] != 0x40 || len(signed) != len(pre)+65 {
+				t.Fatalf("signed pre-command is not pre-command || 40 || r||s")
+			}
+			m, err := Parse(pre)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Form() != FormPreCommand {
+				t.Fatalf("form %s, want pre-command", m.Form())
+			}
+			k := v.key(t, v.Expected.Signature.SignerKey)
+			if err := SignPreCommand(rand.Reader, k, m); err != nil {
+				t.Fatal(err)
+			}
+			out, err := m.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Form() != FormSigned || !bytes.Equal(out[:len(pre)+1], signed[:len(pre)+1]) || len(out) != len(signed) {
+				t.Errorf("signed pre-command %X, want the shape of %X", out, signed)
+			}
+			if err := VerifySignature(&k.PublicKey, m); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
