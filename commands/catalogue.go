@@ -10,10 +10,14 @@ import (
 	"github.com/metertrust/metertrust/smki"
 )
 
-// The catalogue's one source: the GBCS use-case table and the DUIS service
-// request table, embedded as copied from the project's GBCS notes (see the
-// header comments of each file for what was added).
+// The catalogue's sources: table E of the payload notes (every message code
+// of the DCC's reference test data, its payload structure and the security
+// its messages carry), the GBCS use-case table and the DUIS service request
+// table, embedded as copied from the project's GBCS notes (see the header
+// comments of each file). Table E wins where they disagree on a code.
 var (
+	//go:embed messages.tsv
+	messagesTSV string
 	//go:embed usecases.tsv
 	useCasesTSV string
 	//go:embed service-requests.tsv
@@ -35,6 +39,55 @@ type UseCase struct {
 	ServiceRefs []string
 	// Title is the use case's title.
 	Title string
+	// Structure is the payload structure the DCC's GBCS parser selects for
+	// the code, such as "GBZ" or "ASN.1 CS02b" (table E); empty for a code
+	// the reference data does not use.
+	Structure string
+	// CommandForms, ResponseForms and AlertForms are the forms the DCC's
+	// reference data carries for the code, per kind (table E). A code whose
+	// commands come both signed and MAC-only (CS02a, CS02f) lists both: its
+	// variant, not its code, decides.
+	CommandForms, ResponseForms, AlertForms []Form
+	// TwoStep reports that the reference data holds pre-commands for the
+	// code: a user signs what the DCC returns.
+	TwoStep bool
+}
+
+// Forms returns the forms seen for messages of kind c.
+func (u UseCase) Forms(c CRA) []Form {
+	switch c {
+	case Command:
+		return u.CommandForms
+	case Response:
+		return u.ResponseForms
+	case Alert:
+		return u.AlertForms
+	}
+	return nil
+}
+
+// AllowsForm reports whether a message of kind c in form f is one the
+// reference data shows for the code: a form seen for that kind or, for a
+// code with the critical two-step, the pre-command and the signed
+// pre-command a user sends back. A code the reference data does not use
+// allows every form.
+func (u UseCase) AllowsForm(c CRA, f Form) bool {
+	if u.Structure == "" {
+		return true
+	}
+	if c == Command && u.TwoStep && (f == FormPreCommand || f == FormSigned) {
+		return true
+	}
+	return slices.Contains(u.Forms(c), f)
+}
+
+func signedForms(fs []Form) bool {
+	for _, f := range fs {
+		if f != FormSigned && f != FormMACSigned {
+			return false
+		}
+	}
+	return len(fs) > 0
 }
 
 // Critical reports whether the use case is critical: a Remote Party signs the
@@ -42,7 +95,19 @@ type UseCase struct {
 // critical alerts SME.A.C; CS02b (update security credentials), catalogued
 // "See GBCS", is critical too, since the authorising party signs it (GBCS
 // section 9).
+//
+// Where the reference data shows the code (table E), its forms decide:
+// critical when every command (or, for an alert code, every alert) it holds
+// is signed. So CS02b 0x0104 (MAC only) is not critical and 0x0108 (signed
+// without MAC) is, and CS02a, whose commands come both ways, is not critical
+// by its code alone.
 func (u UseCase) Critical() bool {
+	switch {
+	case len(u.CommandForms) > 0:
+		return signedForms(u.CommandForms)
+	case len(u.AlertForms) > 0:
+		return signedForms(u.AlertForms)
+	}
 	return strings.HasPrefix(u.Category, "SME.C.C") || strings.HasPrefix(u.Category, "SME.A.C") || u.Name == "CS02b"
 }
 
@@ -107,10 +172,135 @@ var cat = mustLoadCatalogue()
 
 func mustLoadCatalogue() *catalogue {
 	c, err := loadCatalogue(useCasesTSV, serviceRequestsTSV)
+	if err == nil {
+		err = c.addTableE(messagesTSV)
+	}
 	if err != nil {
 		panic(err) // the embedded tables are ours; TestCatalogue keeps them valid
 	}
 	return c
+}
+
+// addTableE merges table E into the catalogue: its codes, names, payload
+// structures and forms. A code usecases.tsv lacks gets a category from its
+// forms (SME.C.C when its commands are signed, SME.A.C for signed alerts).
+func (c *catalogue) addTableE(tsv string) error {
+	header := false
+	for i, line := range strings.Split(tsv, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if !header {
+			if strings.Join(f, ",") != "code,usecase,structure,commands,precommands,responses,alerts,security" {
+				return fmt.Errorf("commands: messages.tsv line %d: unexpected header %q", i+1, line)
+			}
+			header = true
+			continue
+		}
+		if len(f) != 8 {
+			return fmt.Errorf("commands: messages.tsv line %d: %d fields, want 8", i+1, len(f))
+		}
+		code, err := strconv.ParseUint(strings.TrimPrefix(f[0], "0x"), 16, 16)
+		if err != nil || !strings.HasPrefix(f[0], "0x") {
+			return fmt.Errorf("commands: messages.tsv line %d: message code %q", i+1, f[0])
+		}
+		var counts [4]int
+		for k := range counts {
+			if counts[k], err = strconv.Atoi(f[3+k]); err != nil {
+				return fmt.Errorf("commands: messages.tsv line %d: count %q", i+1, f[3+k])
+			}
+		}
+		forms, err := parseSecuritySeen(f[7])
+		if err != nil {
+			return fmt.Errorf("commands: messages.tsv line %d: %w", i+1, err)
+		}
+		u := UseCase{Code: MessageCode(code)}
+		j, known := c.byCode[u.Code]
+		if known {
+			u = c.useCases[j]
+		}
+		u.Structure, u.TwoStep = f[2], counts[1] > 0
+		u.CommandForms, u.ResponseForms, u.AlertForms = forms[Command], forms[Response], forms[Alert]
+		name := tableEName(f[1])
+		if !known || !strings.EqualFold(u.Name, name) {
+			u.Name, u.Title = name, f[1]
+			u.ServiceRefs = nil
+			switch {
+			case len(u.CommandForms) > 0 && signedForms(u.CommandForms), len(u.CommandForms) == 0 && signedForms(u.ResponseForms):
+				u.Category = "SME.C.C"
+			case len(u.CommandForms) > 0, len(u.ResponseForms) > 0:
+				u.Category = "SME.C.NC"
+			case signedForms(u.AlertForms):
+				u.Category = "SME.A.C"
+			default:
+				u.Category = "SME.A.NC"
+			}
+		}
+		if known {
+			c.useCases[j] = u
+			continue
+		}
+		c.byCode[u.Code] = len(c.useCases)
+		c.useCases = append(c.useCases, u)
+	}
+	if !header {
+		return fmt.Errorf("commands: messages.tsv: no header")
+	}
+	return nil
+}
+
+// tableEName is the use case name of a table E label: its first word when
+// that is a GBCS use case name and only a parenthesis follows ("CS02b (mode
+// 4)" is CS02b), the label itself otherwise ("CS02b future-dated alert",
+// "future-dated alert (DLMS)").
+func tableEName(label string) string {
+	w, rest, _ := strings.Cut(label, " ")
+	if len(w) > 2 && w[0] >= 'A' && w[0] <= 'Z' && strings.ContainsAny(w, "0123456789") && (rest == "" || rest[0] == '(') {
+		return w
+	}
+	return label
+}
+
+// parseSecuritySeen reads table E's security column, such as "C MS; R S" or
+// "C M×3/S×1; R M×3/S×1", into the forms seen per kind.
+func parseSecuritySeen(s string) (map[CRA][]Form, error) {
+	out := map[CRA][]Form{}
+	for _, part := range strings.Split(s, ";") {
+		kind, rest, ok := strings.Cut(strings.TrimSpace(part), " ")
+		var c CRA
+		switch kind {
+		case "C":
+			c = Command
+		case "R":
+			c = Response
+		case "A":
+			c = Alert
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, fmt.Errorf("security %q: want C, R or A and the forms", s)
+		}
+		for _, alt := range strings.Split(rest, "/") {
+			alt, _, _ = strings.Cut(alt, "×")
+			var f Form
+			switch alt {
+			case "M":
+				f = FormMAC
+			case "MS":
+				f = FormMACSigned
+			case "S":
+				f = FormSigned
+			default:
+				return nil, fmt.Errorf("security %q: unknown form %q", s, alt)
+			}
+			if !slices.Contains(out[c], f) {
+				out[c] = append(out[c], f)
+			}
+		}
+	}
+	return out, nil
 }
 
 func loadCatalogue(uc, sr string) (*catalogue, error) {

@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -8,16 +10,20 @@ import (
 )
 
 func TestCatalogueEveryRowParsed(t *testing.T) {
-	// Every data line of usecases.tsv is one row; identical repeats of a row
-	// in the published table collapse into one use case.
-	distinct := map[string]bool{}
-	for _, l := range strings.Split(useCasesTSV, "\n") {
-		if l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "code\t") {
-			distinct[l] = true
+	// Every data line of usecases.tsv and of table E (messages.tsv) is one
+	// row; a code in both, or repeated identically in the published table,
+	// is one use case.
+	codes := map[string]bool{}
+	for _, tsv := range []string{useCasesTSV, messagesTSV} {
+		for _, l := range strings.Split(tsv, "\n") {
+			if l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "code\t") {
+				code, _, _ := strings.Cut(l, "\t")
+				codes[code] = true
+			}
 		}
 	}
-	if got := len(UseCases()); got != len(distinct) {
-		t.Errorf("%d use cases parsed, %d distinct rows in usecases.tsv", got, len(distinct))
+	if got := len(UseCases()); got != len(codes) {
+		t.Errorf("%d use cases parsed, %d distinct codes in usecases.tsv and messages.tsv", got, len(codes))
 	}
 	// Every line with a tab in service-requests.tsv is a row (the one name
 	// broken over lines continues its row).
@@ -142,5 +148,61 @@ func TestCatalogueBadTables(t *testing.T) {
 				t.Error("loadCatalogue accepted a bad table")
 			}
 		})
+	}
+}
+
+// TestTableE checks the catalogue against table E of the payload notes and
+// against the forms of the constructed vectors.
+func TestTableE(t *testing.T) {
+	rows := 0
+	for _, l := range strings.Split(messagesTSV, "\n") {
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "code\t") {
+			continue
+		}
+		rows++
+		f := strings.Split(l, "\t")
+		code, err := strconv.ParseUint(strings.TrimPrefix(f[0], "0x"), 16, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, ok := LookupCode(MessageCode(code))
+		if !ok || u.Structure != f[2] {
+			t.Errorf("%s: catalogue has %+v", f[0], u)
+		}
+	}
+	if rows != 233 {
+		t.Errorf("table E has %d codes, want the 233 of the reference data", rows)
+	}
+	tests := []struct {
+		code     MessageCode
+		name     string
+		critical bool
+		twoStep  bool
+		commands []Form
+	}{
+		{0x0008, "CS02a", false, false, []Form{FormMAC, FormSigned}},
+		{0x011B, "CS02f", false, false, []Form{FormMAC, FormSigned}},
+		{0x0050, "ECS43", true, true, []Form{FormMACSigned}},
+		{0x0104, "CS02b", false, false, []Form{FormMAC}},
+		{0x0108, "CS02b", true, false, []Form{FormSigned}},
+		{0x0126, "CS02g", true, true, []Form{FormMACSigned}},
+		{0x0061, "ECS68", true, false, nil},
+		{0x00CB, "CS02b future-dated alert", true, false, nil},
+		{0x0027, "ECS17b", false, false, []Form{FormMAC}},
+	}
+	for _, tt := range tests {
+		u, ok := LookupCode(tt.code)
+		if !ok || u.Name != tt.name || u.Critical() != tt.critical || u.TwoStep != tt.twoStep || !slices.Equal(u.CommandForms, tt.commands) {
+			t.Errorf("%s: %+v, want %s critical %t two-step %t commands %v", tt.code, u, tt.name, tt.critical, tt.twoStep, tt.commands)
+		}
+	}
+	for _, v := range loadConstructed(t) {
+		m, err := Parse(unhex(t, v.MessageHex))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := LookupCode(m.Code); !u.AllowsForm(m.CRA, m.Form()) {
+			t.Errorf("%s: a %s %s in the %s form, table E has %v", v.Name, m.Code, m.CRA, m.Form(), u.Forms(m.CRA))
+		}
 	}
 }
