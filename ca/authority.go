@@ -428,7 +428,7 @@ func (a *Authority) readBack(iss *issuer, t *template, der, lintTBS []byte, out 
 		out.cert = c
 		return nil
 	}
-	sc, err := smki.ParseCertificate(der)
+	sc, err := smki.ParseCertificateStrict(der)
 	if err != nil {
 		return fmt.Errorf("%w: %s certificate: %v", ErrReadBack, t.kind, err)
 	}

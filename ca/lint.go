@@ -304,7 +304,7 @@ func smkiLint(der []byte, t *template) error {
 	case KindTLSRoot, KindTLSCA, KindTLSClient, KindTLSServer:
 		return nil
 	}
-	sc, err := smki.ParseCertificate(der)
+	sc, err := smki.ParseCertificateStrict(der)
 	if err != nil {
 		return fmt.Errorf("%w: e_smki_profile (%v)", ErrLint, err)
 	}

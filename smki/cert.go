@@ -3,7 +3,6 @@ package smki
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -12,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -37,8 +37,8 @@ type Certificate struct {
 
 	Version      int // 3 for v3
 	SerialNumber *big.Int
-	// SignatureAlgorithm is the outer signature algorithm OID; the profile
-	// requires ecdsa-with-SHA256.
+	// SignatureAlgorithm is the signature algorithm OID, ecdsa-with-SHA256
+	// in every certificate the reader accepts.
 	SignatureAlgorithm x509.OID
 	Signature          []byte // DER ECDSA-Sig-Value
 
@@ -80,13 +80,20 @@ type Certificate struct {
 	// Extensions lists every extension in certificate order.
 	Extensions []Extension
 
-	sigAlgOK         bool
-	publicKeyProblem string
-	hasUniqueIDs     bool
-	hasHWModuleName  bool
-	sanOtherNames    int
-	notBeforeTag     timeTag
-	notAfterTag      timeTag
+	// Warnings lists the certificate's deviations from its SMKI profile
+	// (from anyProfile's common rules when Kind is KindUnknown), in the
+	// order Profile.Review finds them; empty when it is on profile.
+	Warnings []Warning
+
+	sigAlgOK bool
+	// sigAlgParams holds the parameters element of the signatureAlgorithm
+	// (0) and tbsCertificate.signature (1), nil when absent.
+	sigAlgParams    [2][]byte
+	hasUniqueIDs    bool
+	hasHWModuleName bool
+	sanOtherNames   int
+	notBeforeTag    timeTag
+	notAfterTag     timeTag
 }
 
 // Extension is one certificate extension.
@@ -104,7 +111,9 @@ func (e Extension) Name() string { return oidName(e.ID) }
 type Name struct {
 	CommonName string
 	// Role is the OU read as a Remote Party Role; HasRole says an OU held a
-	// valid role.
+	// role code as two upper-case hex digits. The code may be one this
+	// package does not know (Role.Valid false): the profile review reports
+	// it as WarnUnknownRole.
 	Role    Role
 	HasRole bool
 	// EUI is the x500UniqueIdentifier; HasEUI says one was present and valid.
@@ -158,26 +167,66 @@ const (
 	tagGeneralizedTime
 )
 
-// ParseCertificate reads one DER certificate of any SMKI profile, including
-// the organisation and device forms crypto/x509 refuses, and checks it
-// against the profile it matches (MatchProfile, Profile.Check). Malformed
-// DER gives an error wrapping ErrMalformed naming the field; an off-profile
-// certificate a *ProfileError wrapping ErrProfile. The signature is not
-// checked here: Verify does that.
+// ParseCertificate reads one DER certificate: any well-formed X.509
+// certificate with a P-256 key signed with ecdsa-with-SHA256, including the
+// SMKI organisation and device forms crypto/x509 refuses. It matches the
+// certificate to its SMKI profile (MatchProfile) and records every deviation
+// from that profile (Profile.Review) in Certificate.Warnings instead of
+// refusing it: real certificates, the DCC's test certificates among them,
+// lack authority key identifiers, carry NULL signature parameters or role
+// codes outside the known list. A certificate of no profile's shape reads
+// with Kind KindUnknown and a WarnNoProfile warning.
+//
+// It refuses only what security requires: malformed DER or trailing bytes
+// (an error wrapping ErrMalformed that names the field and its offset), a
+// public key that is not an uncompressed P-256 point on the curve (wrapping
+// ErrPublicKey), and a signature algorithm other than ecdsa-with-SHA256, the
+// same in the certificate and its TBS, or a repeated extension (a
+// *ProfileError naming the rule). The signature is not checked here: Verify
+// does that. ParseCertificateStrict also refuses every deviation.
 func ParseCertificate(der []byte) (*Certificate, error) {
 	c, err := parseCertificate(der)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.refusal(); err != nil {
+		return nil, err
+	}
+	var ws warnings
 	p, err := MatchProfile(c)
 	if err != nil {
-		return nil, err
+		ws.add(WarnNoProfile, "%s", profileErrDetail(err))
+		p = anyProfile
+	} else {
+		c.Profile, c.Kind = p.ID, p.Kind
 	}
-	if err := p.Check(c); err != nil {
-		return nil, err
-	}
-	c.Profile, c.Kind = p.ID, p.Kind
+	p.review(c, &ws)
+	c.Warnings = ws
 	return c, nil
+}
+
+func profileErrDetail(err error) string {
+	var pe *ProfileError
+	if errors.As(err, &pe) {
+		return pe.Detail
+	}
+	return err.Error()
+}
+
+// derErrAt is derErr naming the offset of at within base, where at is a
+// sub-slice of base (cryptobyte only ever re-slices its input).
+func derErrAt(field string, base, at []byte) error {
+	return fmt.Errorf("%w: %s at offset %d", ErrMalformed, field, offsetIn(base, at))
+}
+
+// offsetIn returns the offset of sub within base, for a sub-slice of base,
+// or -1 when sub cannot be one.
+func offsetIn(base, sub []byte) int {
+	off := cap(base) - cap(sub)
+	if off < 0 || off > len(base) {
+		return -1
+	}
+	return off
 }
 
 func parseCertificate(der []byte) (*Certificate, error) {
@@ -228,14 +277,11 @@ func parseCertificate(der []byte) (*Certificate, error) {
 	}
 	var innerAlg cryptobyte.String
 	if !tbs.ReadASN1Element(&innerAlg, cbasn1.SEQUENCE) {
-		return nil, derErr("signature (TBS algorithm)")
+		return nil, derErrAt("tbsCertificate.signature", raw, tbs)
 	}
-	algOID, params, err := parseAlgorithm(outerAlg, "signatureAlgorithm")
-	if err != nil {
+	if err := c.parseSignatureAlgorithms(raw, outerAlg, innerAlg); err != nil {
 		return nil, err
 	}
-	c.SignatureAlgorithm, _ = oidFromDER(algOID)
-	c.sigAlgOK = string(algOID) == derECDSAWithSHA256 && !params && bytes.Equal(outerAlg, innerAlg)
 
 	var issuer, subject cryptobyte.String
 	if !tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) {
@@ -270,9 +316,10 @@ func parseCertificate(der []byte) (*Certificate, error) {
 		return nil, derErr("subjectPublicKeyInfo")
 	}
 	c.RawSubjectPublicKeyInfo = spki
-	if c.PublicKey, c.RawPublicKey, c.publicKeyProblem, err = parseSPKI(spki); err != nil {
-		return nil, err
+	if c.PublicKey, err = ParsePublicKeyInfo(spki); err != nil {
+		return nil, fmt.Errorf("subjectPublicKeyInfo at offset %d: %w", offsetIn(raw, spki), err)
 	}
+	c.RawPublicKey, _ = c.PublicKey.Bytes()
 	for _, t := range []cbasn1.Tag{cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific()} {
 		for _, tt := range []cbasn1.Tag{t, t.Constructed()} {
 			if tbs.PeekASN1Tag(tt) {
@@ -302,17 +349,52 @@ func parseCertificate(der []byte) (*Certificate, error) {
 	return c, nil
 }
 
+// parseSignatureAlgorithms reads the certificate's signatureAlgorithm and
+// its tbsCertificate.signature. Both must name ecdsa-with-SHA256; the
+// parameters each carries (which RFC 5758 says must be absent, and which
+// some issuers write as NULL) are kept for the profile review.
+func (c *Certificate) parseSignatureAlgorithms(raw, outer, inner []byte) error {
+	outerOID, outerParams, err := parseAlgorithm(outer, "signatureAlgorithm")
+	if err != nil {
+		return fmt.Errorf("%w at offset %d", err, offsetIn(raw, outer))
+	}
+	innerOID, innerParams, err := parseAlgorithm(inner, "tbsCertificate.signature")
+	if err != nil {
+		return fmt.Errorf("%w at offset %d", err, offsetIn(raw, inner))
+	}
+	c.SignatureAlgorithm, _ = oidFromDER(outerOID)
+	if !bytes.Equal(outerOID, innerOID) {
+		inOID, _ := oidFromDER(innerOID)
+		return perr("", "signatureAlgorithm.match", "signatureAlgorithm %s differs from tbsCertificate.signature %s (RFC 5280 4.1.1.2)", oidName(c.SignatureAlgorithm), oidName(inOID))
+	}
+	if string(outerOID) != derECDSAWithSHA256 {
+		return perr("", "signatureAlgorithm", "signature algorithm %s: only ecdsa-with-SHA256 is accepted", oidName(c.SignatureAlgorithm))
+	}
+	c.sigAlgOK = true
+	c.sigAlgParams = [2][]byte{outerParams, innerParams}
+	return nil
+}
+
 // parseAlgorithm reads an AlgorithmIdentifier element and returns its OID
-// (DER content) and whether parameters follow it.
-func parseAlgorithm(el cryptobyte.String, field string) ([]byte, bool, error) {
+// (DER content) and its parameters element, nil when absent. Anything after
+// one parameters element is malformed.
+func parseAlgorithm(el cryptobyte.String, field string) ([]byte, []byte, error) {
 	var seq, oid cryptobyte.String
 	if !el.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) {
-		return nil, false, derErr(field)
+		return nil, nil, derErr(field)
 	}
 	if _, err := oidFromDER(oid); err != nil {
-		return nil, false, derErr(field + ": object identifier")
+		return nil, nil, derErr(field + ": object identifier")
 	}
-	return oid, !seq.Empty(), nil
+	if seq.Empty() {
+		return oid, nil, nil
+	}
+	var params cryptobyte.String
+	var tag cbasn1.Tag
+	if !seq.ReadAnyASN1Element(&params, &tag) || !seq.Empty() {
+		return nil, nil, derErr(field + ": parameters")
+	}
+	return oid, params, nil
 }
 
 func readBitStringBytes(s *cryptobyte.String, field string) ([]byte, error) {
@@ -381,10 +463,10 @@ func parseName(el cryptobyte.String, field string) (Name, error) {
 				a.Value = string(val)
 				if string(oid) == derCommonName {
 					n.CommonName = a.Value
-				} else if r, err := ParseRoleOU(a.Value); err == nil && a.Value == r.OU() {
+				} else if r, ok := roleCode(a.Value); ok {
 					n.Role, n.HasRole = r, true
 				} else {
-					a.problem = fmt.Sprintf("OU %q is not a Remote Party Role as two upper-case hex digits", a.Value)
+					a.problem = fmt.Sprintf("OU %q is not a Remote Party Role code as two upper-case hex digits", a.Value)
 				}
 			case derX500UniqueID:
 				if tag != cbasn1.BIT_STRING || len(val) != 9 || val[0] != 0 {
@@ -409,6 +491,19 @@ func parseName(el cryptobyte.String, field string) (Name, error) {
 	return n, nil
 }
 
+// roleCode reads an OU as a role code: exactly two upper-case hex digits,
+// whether or not the role is one this package knows.
+func roleCode(s string) (Role, bool) {
+	if len(s) != 2 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 16, 8)
+	if err != nil || Role(v).OU() != s {
+		return 0, false
+	}
+	return Role(v), true
+}
+
 func printable(b []byte) bool {
 	for _, c := range b {
 		switch {
@@ -419,42 +514,6 @@ func printable(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// parseSPKI reads a SubjectPublicKeyInfo element. A well-formed key that is
-// not P-256 with an uncompressed point yields a nil key and a problem for
-// Profile.Check, not an error.
-func parseSPKI(el cryptobyte.String) (*ecdsa.PublicKey, []byte, string, error) {
-	var spki, alg cryptobyte.String
-	if !el.ReadASN1(&spki, cbasn1.SEQUENCE) || !spki.ReadASN1(&alg, cbasn1.SEQUENCE) {
-		return nil, nil, "", derErr("subjectPublicKeyInfo")
-	}
-	var algOID cryptobyte.String
-	if !alg.ReadASN1(&algOID, cbasn1.OBJECT_IDENTIFIER) {
-		return nil, nil, "", derErr("subjectPublicKeyInfo.algorithm")
-	}
-	pt, err := readBitStringBytes(&spki, "subjectPublicKeyInfo.subjectPublicKey")
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if !spki.Empty() {
-		return nil, nil, "", derErr("subjectPublicKeyInfo: trailing data")
-	}
-	if string(algOID) != derECPublicKey {
-		return nil, pt, "algorithm is not id-ecPublicKey", nil
-	}
-	var curve cryptobyte.String
-	if !alg.ReadASN1(&curve, cbasn1.OBJECT_IDENTIFIER) || !alg.Empty() || string(curve) != derP256 {
-		return nil, pt, "curve is not namedCurve prime256v1 (P-256)", nil
-	}
-	if len(pt) != 65 || pt[0] != 4 {
-		return nil, pt, "point is not an uncompressed P-256 point (65 bytes starting 04)", nil
-	}
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt)
-	if err != nil {
-		return nil, pt, "point is not on P-256", nil
-	}
-	return pub, pt, "", nil
 }
 
 func (c *Certificate) parseExtensions(exts cryptobyte.String) error {
@@ -469,6 +528,11 @@ func (c *Certificate) parseExtensions(exts cryptobyte.String) error {
 		id, err := oidFromDER(oid)
 		if err != nil {
 			return derErr("extension: object identifier")
+		}
+		for _, prev := range c.Extensions {
+			if bytes.Equal(prev.oid, oid) {
+				return perr("", "extensions.duplicate", "extension %s appears twice (RFC 5280 4.2)", oidName(id))
+			}
 		}
 		e := Extension{ID: id, oid: oid}
 		if ext.PeekASN1Tag(cbasn1.BOOLEAN) && !ext.ReadASN1Boolean(&e.Critical) {

@@ -3,8 +3,6 @@ package smki
 import (
 	"bytes"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"os/exec"
@@ -50,6 +48,12 @@ func TestParseCertificateEveryProfile(t *testing.T) {
 			}
 			if err := Profiles[tt.id].Check(c); err != nil {
 				t.Errorf("Check against %s: %v", tt.id, err)
+			}
+			if len(c.Warnings) != 0 {
+				t.Errorf("warnings on a certificate our CA made: %v", c.Warnings)
+			}
+			if _, err := ParseCertificateStrict(is.der); err != nil {
+				t.Errorf("ParseCertificateStrict: %v", err)
 			}
 			if c.Role != tt.role || c.EUI != tt.eui {
 				t.Errorf("role %s EUI %s, want %s %s", c.Role, c.EUI, tt.role, tt.eui)
@@ -155,121 +159,32 @@ func TestKeyIDVector(t *testing.T) {
 	}
 }
 
-func TestParseCertificateOffProfile(t *testing.T) {
-	p := newTestPKI(t)
-	nb := p.now.Add(-time.Hour)
-	org := TemplateRequest{NotBefore: nb, CommonName: "Acme", Role: RoleSupplier, EUI: orgEUI}
-	dev := TemplateRequest{NotBefore: nb, EUI: devEUI, HWType: OIDHWTypeReferenceMeter}
-	tests := []struct {
-		name   string
-		id     ProfileID
-		req    TemplateRequest
-		parent *issued
-		mutate func(*x509.Certificate)
-		rule   string
-	}{
-		{"two key usages", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement
-		}, "keyUsage.exactlyOne"},
-		{"non-critical policies", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.ExtraExtensions[0].Critical = false
-		}, "extensions.certificatePolicies.critical"},
-		{"no policies", ProfileOrgKA, org, p.oca, func(c *x509.Certificate) {
-			c.ExtraExtensions = nil
-		}, "extensions.certificatePolicies.missing"},
-		{"20-byte SKI", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.SubjectKeyId = bytes.Repeat([]byte{1}, 20)
-		}, "subjectKeyIdentifier.length"},
-		{"wrong SKI", ProfileDCA, TemplateRequest{NotBefore: nb, CommonName: "DCA"}, p.root, func(c *x509.Certificate) {
-			c.SubjectKeyId = []byte{0x40, 1, 2, 3, 4, 5, 6, 7}
-		}, "subjectKeyIdentifier.method2"},
-		{"device with expiry", ProfileDeviceDS, dev, p.dca, func(c *x509.Certificate) {
-			c.NotAfter = nb.Add(24 * time.Hour)
-		}, "validity.notAfterFixed"},
-		{"device SAN not critical", ProfileDeviceKA, dev, p.dca, func(c *x509.Certificate) {
-			c.ExtraExtensions[1].Critical = false
-		}, "extensions.subjectAltName.critical"},
-		{"device without SAN", ProfileDeviceKA, dev, p.dca, func(c *x509.Certificate) {
-			c.ExtraExtensions = c.ExtraExtensions[:1]
-		}, "extensions.subjectAltName.missing"},
-		{"device with extra DNS name", ProfileDeviceKA, dev, p.dca, func(c *x509.Certificate) {
-			v, _ := asn1.Marshal([]asn1.RawValue{{Class: 2, Tag: 2, Bytes: []byte("meter.example")}})
-			c.ExtraExtensions = append(c.ExtraExtensions[:1], pkix.Extension{Id: OIDExtSubjectAltName, Critical: true, Value: v})
-		}, "subjectAltName.hardwareModuleName"},
-		{"org role root", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.RawSubject, _ = NameSpec{Role: RoleRoot, HasRole: true, EUI: orgEUI, HasEUI: true}.MarshalDER()
-		}, "subject.role"},
-		{"org without EUI", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.RawSubject, _ = NameSpec{CommonName: "Acme", Role: RoleSupplier, HasRole: true}.MarshalDER()
-		}, "subject.form"},
-		{"org EUI as string", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.RawSubject = nil
-			c.Subject = pkix.Name{OrganizationalUnit: []string{"02"}, ExtraNames: []pkix.AttributeTypeAndValue{{Type: OIDX500UniqueIdentifier, Value: "90B3D51F30010000"}}}
-		}, "subject.x500UniqueIdentifier"},
-		{"org OU lower-case name", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.RawSubject = nil
-			c.Subject = pkix.Name{OrganizationalUnit: []string{"supplier"}, ExtraNames: []pkix.AttributeTypeAndValue{{Type: OIDX500UniqueIdentifier, Value: asn1.BitString{Bytes: orgEUI[:], BitLength: 64}}}}
-		}, "subject.organizationalUnitName"},
-		{"org with country", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.RawSubject = nil
-			c.Subject = pkix.Name{Country: []string{"GB"}, OrganizationalUnit: []string{"02"}, ExtraNames: []pkix.AttributeTypeAndValue{{Type: OIDX500UniqueIdentifier, Value: asn1.BitString{Bytes: orgEUI[:], BitLength: 64}}}}
-		}, "subject.form"},
-		{"OCA pathLen 1", ProfileOCA, TemplateRequest{NotBefore: nb, CommonName: "OCA"}, p.root, func(c *x509.Certificate) {
-			c.MaxPathLen, c.MaxPathLenZero = 1, false
-		}, "basicConstraints.pathLen"},
-		{"org marked CA false with pathLen", ProfileOrgDS, org, p.oca, func(c *x509.Certificate) {
-			c.BasicConstraintsValid, c.IsCA = true, false
-			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{5, 0}})
-		}, "extensions.unknownCritical"},
-		{"DCA with OU 02", ProfileDCA, TemplateRequest{NotBefore: nb, CommonName: "DCA"}, p.root, func(c *x509.Certificate) {
-			c.RawSubject, _ = NameSpec{CommonName: "DCA", Role: RoleSupplier, HasRole: true}.MarshalDER()
-		}, "subject.caRole"},
-		{"validity reversed", ProfileOrgKA, org, p.oca, func(c *x509.Certificate) {
-			c.NotAfter = nb.Add(-time.Hour)
-		}, "validity.order"},
-		{"non-critical key usage", ProfileOrgKA, org, p.oca, func(c *x509.Certificate) {
-			kuv, _ := asn1.Marshal(asn1.BitString{Bytes: []byte{0x08}, BitLength: 5})
-			c.KeyUsage = 0
-			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: OIDExtKeyUsage, Value: kuv})
-		}, "extensions.keyUsage.critical"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			der, _ := issueDER(t, tt.id, tt.req, tt.parent, tt.mutate)
-			c, err := ParseCertificate(der)
-			if err == nil {
-				t.Fatalf("read off-profile certificate as %s", c.Profile)
-			}
-			var pe *ProfileError
-			if !errors.As(err, &pe) || !errors.Is(err, ErrProfile) {
-				t.Fatalf("error %v (%T): want a *ProfileError", err, err)
-			}
-			if pe.Rule != tt.rule {
-				t.Errorf("rule %q (%v), want %q", pe.Rule, err, tt.rule)
-			}
-		})
-	}
-}
-
 func TestCheckWrongProfile(t *testing.T) {
 	p := newTestPKI(t)
 	tests := []struct {
 		cert *issued
 		id   ProfileID
-		rule string
+		code WarningCode
 	}{
-		{p.devDS, ProfileDeviceKA, "keyUsage.value"},
-		{p.orgKA, ProfileOrgDS, "keyUsage.value"},
-		{p.orgDS, ProfileDeviceDS, "validity.notAfterFixed"},
-		{p.oca, ProfileDCA, "subject.form"},
-		{p.dca, ProfileRoot, "subject.form"},
+		{p.devDS, ProfileDeviceKA, WarnKeyUsage},
+		{p.orgKA, ProfileOrgDS, WarnKeyUsage},
+		{p.orgDS, ProfileDeviceDS, WarnValidityPeriod},
+		{p.oca, ProfileDCA, WarnSubjectForm},
+		{p.dca, ProfileRoot, WarnSubjectForm},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.cert.cert.Profile)+"-as-"+string(tt.id), func(t *testing.T) {
 			err := Profiles[tt.id].Check(tt.cert.cert)
 			var pe *ProfileError
-			if !errors.As(err, &pe) || pe.Rule != tt.rule || pe.Profile != tt.id {
-				t.Errorf("Check: %v, want rule %s of %s", err, tt.rule, tt.id)
+			if !errors.As(err, &pe) || pe.Code != tt.code || pe.Rule != string(tt.code) || pe.Profile != tt.id {
+				t.Errorf("Check: %v, want code %s of %s", err, tt.code, tt.id)
+			}
+			if !errors.Is(err, ErrDeviation) || !errors.Is(err, ErrProfile) {
+				t.Errorf("Check: %v does not wrap ErrDeviation and ErrProfile", err)
+			}
+			ws, err := Profiles[tt.id].Review(tt.cert.cert)
+			if err != nil || len(ws) == 0 || ws[0].Code != tt.code {
+				t.Errorf("Review: %v, %v; want first %s", ws, err, tt.code)
 			}
 		})
 	}
@@ -277,7 +192,7 @@ func TestCheckWrongProfile(t *testing.T) {
 	org := TemplateRequest{NotBefore: p.now, CommonName: "Grid Co", Role: RoleNetworkOperator, EUI: orgEUI}
 	no := issue(t, ProfileOrgKA, org, p.oca, nil)
 	var pe *ProfileError
-	if err := Profiles[ProfileOrgPrepaymentKA].Check(no.cert); !errors.As(err, &pe) || pe.Rule != "subject.role" {
+	if err := Profiles[ProfileOrgPrepaymentKA].Check(no.cert); !errors.As(err, &pe) || pe.Code != WarnRoleNotAllowed {
 		t.Errorf("network operator as prepayment KA: %v", err)
 	}
 }

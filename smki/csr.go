@@ -260,9 +260,14 @@ func ParseCSR(der []byte) (*CSR, error) {
 	if r.Subject, err = parseName(subject, "subject"); err != nil {
 		return nil, err
 	}
-	var problem string
-	if r.PublicKey, r.RawPublicKey, problem, err = parseSPKI(spki); err != nil {
-		return nil, err
+	// A key SMKI refuses is reported after the version and algorithm.
+	var keyErr error
+	if r.PublicKey, keyErr = ParsePublicKeyInfo(spki); keyErr != nil {
+		if errors.Is(keyErr, ErrMalformed) {
+			return nil, fmt.Errorf("certificationRequestInfo.subjectPKInfo: %w", keyErr)
+		}
+	} else {
+		r.RawPublicKey, _ = r.PublicKey.Bytes()
 	}
 	holder := &Certificate{MaxPathLen: -1}
 	for !attrs.Empty() {
@@ -282,6 +287,9 @@ func ParseCSR(der []byte) (*CSR, error) {
 			return nil, derErr("extensionRequest: repeated")
 		}
 		if err := holder.parseExtensions(exts); err != nil {
+			if errors.Is(err, ErrProfile) {
+				return nil, fmt.Errorf("%w: %w", ErrCSR, err)
+			}
 			return nil, err
 		}
 	}
@@ -292,11 +300,11 @@ func ParseCSR(der []byte) (*CSR, error) {
 	if err != nil {
 		return nil, err
 	}
-	if string(algOID) != derECDSAWithSHA256 || params {
+	if string(algOID) != derECDSAWithSHA256 || params != nil {
 		return nil, fmt.Errorf("%w: signature algorithm is not ecdsa-with-SHA256", ErrCSR)
 	}
 	if r.PublicKey == nil {
-		return nil, fmt.Errorf("%w: public key: %s", ErrCSR, problem)
+		return nil, fmt.Errorf("%w: %w", ErrCSR, keyErr)
 	}
 	digest := sha256.Sum256(r.RawTBS)
 	if !ecdsa.VerifyASN1(r.PublicKey, digest[:], r.Signature) {
@@ -346,8 +354,10 @@ func (r *CSR) check(h *Certificate) error {
 		return fmt.Errorf("%w: requests a CA certificate", ErrCSR)
 	}
 	p := csrProfile(r.Kind, r.KeyUsage)
-	if err := p.checkName(&r.Subject); err != nil {
-		return fmt.Errorf("%w: %w", ErrCSR, err)
+	var ws warnings
+	p.reviewName(&r.Subject, &ws)
+	if len(ws) > 0 {
+		return fmt.Errorf("%w: %w", ErrCSR, ws[0].profileError(p.ID))
 	}
 	switch r.Kind {
 	case KindDevice:

@@ -13,8 +13,17 @@
 // RFC 2986 (PKCS#10).
 //
 // The profiles are the one definition of "on profile": ParseCertificate
-// applies Profile.Check to every certificate it reads, and the CA builds its
-// templates with Profile.Template and lints what it signs with
-// Profile.Check. Policy OIDs are under the metertrust arc described with
-// OIDPolicyOrganisation; other issuers' policies are accepted.
+// reviews every certificate it reads against the profile it matches
+// (Profile.Review) and records each deviation as a typed Warning on the
+// certificate instead of refusing it, because real certificates (the DCC's
+// test PKI among them) lack authority key identifiers, carry NULL signature
+// parameters or role codes outside the known list. The reader refuses only
+// what security requires: malformed DER, a key that is not an uncompressed
+// P-256 point on the curve (ParsePublicKeyInfo, the one SPKI reader), a
+// signature algorithm other than ecdsa-with-SHA256. Strict mode
+// (ParseCertificateStrict, VerifyOptions.Strict, Profile.Check) refuses
+// every deviation; the CA builds its templates with Profile.Template and
+// reads back what it signs strictly. Policy OIDs are under the metertrust
+// arc described with OIDPolicyOrganisation; other issuers' policies are
+// accepted.
 package smki

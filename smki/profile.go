@@ -164,6 +164,11 @@ func extRules(kind Kind) []ExtensionRule {
 			ExtensionRule{Name: "basicConstraints", OID: derBasicConstr, Presence: Optional, AnyCriticality: true},
 			ExtensionRule{Name: "authorityKeyIdentifier", OID: derAKI, Presence: Required},
 			ExtensionRule{Name: "subjectAltName", OID: derSAN, Presence: Required, Critical: true})
+	case KindUnknown:
+		r = append(r,
+			ExtensionRule{Name: "basicConstraints", OID: derBasicConstr, Presence: Optional, AnyCriticality: true},
+			ExtensionRule{Name: "authorityKeyIdentifier", OID: derAKI, Presence: Optional},
+			ExtensionRule{Name: "subjectAltName", OID: derSAN, Presence: Optional, AnyCriticality: true})
 	}
 	return r
 }
@@ -231,6 +236,12 @@ var Profiles = map[ProfileID]*Profile{
 		"device key agreement: empty subject, critical hardwareModuleName SAN, notAfter 99991231235959Z", x509.KeyUsageKeyAgreement),
 }
 
+// anyProfile holds the rules common to every SMKI profile. ParseCertificate
+// reviews a certificate that matches no profile against it.
+var anyProfile = &Profile{Kind: KindUnknown, Description: "rules common to every SMKI profile",
+	Subject:    SubjectForm{CommonName: Optional, OU: Optional, UniqueID: Optional},
+	MaxPathLen: -1, Extensions: extRules(KindUnknown), KeyIDMethod: keyIDMethod2}
+
 // ProfileIDs lists the profiles in hierarchy order.
 var ProfileIDs = []ProfileID{ProfileRoot, ProfileOCA, ProfileDCA, ProfileOrgDS, ProfileOrgKA,
 	ProfileOrgPrepaymentKA, ProfileDeviceDS, ProfileDeviceKA}
@@ -239,10 +250,16 @@ var ProfileIDs = []ProfileID{ProfileRoot, ProfileOCA, ProfileDCA, ProfileOrgDS, 
 var ErrProfile = errors.New("smki: certificate does not match its SMKI profile")
 
 // ProfileError says which rule of which profile a certificate or CSR breaks.
+// A refusal that no profile could lift (a key that is not P-256, a signature
+// algorithm other than ecdsa-with-SHA256) has an empty Profile and Code; a
+// deviation refused by strict mode has the warning's code as Code and Rule.
 type ProfileError struct {
 	Profile ProfileID // the profile checked against; empty if none matched
-	Rule    string    // the rule broken, e.g. "keyUsage.critical"
-	Detail  string
+	Rule    string    // the rule broken, e.g. "signatureAlgorithm" or "key-usage-not-critical"
+	// Code is the WarningCode of a deviation refused in strict mode, empty
+	// for a refusal.
+	Code   WarningCode
+	Detail string
 }
 
 // Error implements error.
@@ -254,8 +271,14 @@ func (e *ProfileError) Error() string {
 	return fmt.Sprintf("smki: off profile %s: rule %s: %s", p, e.Rule, e.Detail)
 }
 
-// Unwrap makes errors.Is(err, ErrProfile) hold.
-func (e *ProfileError) Unwrap() error { return ErrProfile }
+// Unwrap makes errors.Is(err, ErrProfile) hold, and errors.Is(err,
+// ErrDeviation) for a deviation (Code set).
+func (e *ProfileError) Unwrap() []error {
+	if e.Code != "" {
+		return []error{ErrProfile, ErrDeviation}
+	}
+	return []error{ErrProfile}
+}
 
 func perr(p ProfileID, rule, format string, args ...any) error {
 	return &ProfileError{Profile: p, Rule: rule, Detail: fmt.Sprintf(format, args...)}
@@ -286,16 +309,18 @@ func keyIDFromPoint(pt []byte) []byte {
 
 // MatchProfile returns the profile whose shape c has: CA certificates by
 // their subject role (OU=00 root, OU=07 OCA, no OU a DCA), end-entity
-// certificates by subject (empty: device; otherwise organisation) and key
-// usage. A supplier's prepayment top-up KA certificate has the same shape as
-// its KA certificate and matches ProfileOrgKA; check it against
-// ProfileOrgPrepaymentKA explicitly.
+// certificates by subject (empty: device; otherwise organisation) and by
+// which one of digitalSignature and keyAgreement the key usage holds (other
+// bits are a deviation Review reports). A supplier's prepayment top-up KA
+// certificate has the same shape as its KA certificate and matches
+// ProfileOrgKA; check it against ProfileOrgPrepaymentKA explicitly.
 func MatchProfile(c *Certificate) (*Profile, error) {
 	if c == nil {
 		return nil, perr("", "certificate", "nil certificate")
 	}
-	ds := c.KeyUsage == x509.KeyUsageDigitalSignature
-	ka := c.KeyUsage == x509.KeyUsageKeyAgreement
+	hasDS := c.KeyUsage&x509.KeyUsageDigitalSignature != 0
+	hasKA := c.KeyUsage&x509.KeyUsageKeyAgreement != 0
+	ds, ka := hasDS && !hasKA, hasKA && !hasDS
 	switch {
 	case c.IsCA:
 		ou := c.Subject.find(derOU)
@@ -327,88 +352,135 @@ func MatchProfile(c *Certificate) (*Profile, error) {
 	}
 }
 
-// Check reports the first rule of p that c breaks, as a *ProfileError, or
-// nil when c is on profile. It is the one definition of "on profile": the
-// reader applies it to every certificate it parses and the CA lints with it.
+// Check reports the first deviation from p that c has, or the first rule
+// it breaks that security requires, as a *ProfileError (for a deviation
+// its Code is the warning's code and it also wraps ErrDeviation), or nil
+// when c is on profile. It is strict: the CA lints what it signs with it.
+// Review gives every deviation instead.
 func (p *Profile) Check(c *Certificate) error {
-	if p == nil || c == nil {
-		return perr("", "certificate", "nil profile or certificate")
-	}
-	id := p.ID
-	if c.Version != 3 {
-		return perr(id, "version", "version %d: want v3", c.Version)
-	}
-	if c.SerialNumber == nil || c.SerialNumber.Sign() <= 0 {
-		return perr(id, "serialNumber.positive", "serial number must be a positive integer")
-	}
-	if len(c.SerialNumber.Bytes()) > 20 {
-		return perr(id, "serialNumber.length", "serial number of %d octets: at most 20 (RFC 5280 4.1.2.2)", len(c.SerialNumber.Bytes()))
-	}
-	if !c.sigAlgOK {
-		return perr(id, "signatureAlgorithm", "signature algorithm %s: want ecdsa-with-SHA256 without parameters, the same in the certificate and its TBS", c.SignatureAlgorithm)
-	}
-	if c.PublicKey == nil {
-		return perr(id, "publicKey", "subject public key: %s", c.publicKeyProblem)
-	}
-	if c.hasUniqueIDs {
-		return perr(id, "uniqueIdentifiers", "issuerUniqueID and subjectUniqueID must be absent (RFC 5280 4.1.2.8)")
-	}
-	if err := p.checkValidity(c); err != nil {
+	ws, err := p.Review(c)
+	if err != nil {
 		return err
 	}
-	if err := p.checkSubject(c); err != nil {
-		return err
-	}
-	if p.SelfSigned && !bytes.Equal(c.RawIssuer, c.RawSubject) {
-		return perr(id, "issuer.selfSigned", "root issuer differs from its subject")
-	}
-	if err := p.checkExtensions(c); err != nil {
-		return err
-	}
-	if c.KeyUsage != p.KeyUsage {
-		return perr(id, "keyUsage.value", "key usage %s: want exactly %s", KeyUsageString(c.KeyUsage), KeyUsageString(p.KeyUsage))
-	}
-	if c.BasicConstraintsValid || p.IsCA {
-		if c.IsCA != p.IsCA {
-			return perr(id, "basicConstraints.cA", "cA is %t: want %t", c.IsCA, p.IsCA)
-		}
-		if !p.IsCA && c.MaxPathLen >= 0 {
-			return perr(id, "basicConstraints.pathLen", "end-entity certificate with pathLenConstraint")
-		}
-		if p.MaxPathLen >= 0 && c.MaxPathLen != p.MaxPathLen {
-			return perr(id, "basicConstraints.pathLen", "pathLenConstraint %s: want %d", pathLenString(c.MaxPathLen), p.MaxPathLen)
-		}
-	}
-	want := keyIDFromPoint(c.RawPublicKey)
-	if len(c.SubjectKeyID) != 8 {
-		return perr(id, "subjectKeyIdentifier.length", "subject key identifier of %d bytes: want 8", len(c.SubjectKeyID))
-	}
-	if !bytes.Equal(c.SubjectKeyID, want) {
-		return perr(id, "subjectKeyIdentifier.method2", "subject key identifier %X: want %X (method 2 over the subject public key)", c.SubjectKeyID, want)
-	}
-	if c.AuthorityKeyID != nil || !p.SelfSigned {
-		if len(c.AuthorityKeyID) != 8 {
-			return perr(id, "authorityKeyIdentifier.length", "authority key identifier of %d bytes: want 8", len(c.AuthorityKeyID))
-		}
-		if p.SelfSigned && !bytes.Equal(c.AuthorityKeyID, c.SubjectKeyID) {
-			return perr(id, "authorityKeyIdentifier.selfSigned", "root authority key identifier %X differs from its subject key identifier", c.AuthorityKeyID)
-		}
-	}
-	if len(c.Policies) == 0 {
-		return perr(id, "certificatePolicies.present", "no certificate policy")
-	}
-	if p.Kind == KindDevice {
-		if !c.hasHWModuleName {
-			return perr(id, "subjectAltName.hardwareModuleName", "subjectAltName must hold one hardwareModuleName otherName")
-		}
-		if c.sanOtherNames != 0 {
-			return perr(id, "subjectAltName.only", "subjectAltName holds %d names besides hardwareModuleName", c.sanOtherNames)
-		}
-		if len(c.HWSerial) != 8 {
-			return perr(id, "subjectAltName.hwSerialNum", "hwSerialNum of %d bytes: want the 8-byte device EUI-64", len(c.HWSerial))
-		}
+	if len(ws) > 0 {
+		return ws[0].profileError(p.ID)
 	}
 	return nil
+}
+
+// Review checks c against p and returns every deviation from the profile
+// c has, in the order found, as warnings. It is the one definition of "on
+// profile": the reader attaches its result to each certificate it parses
+// (Certificate.Warnings), Check and strict mode refuse any. What security
+// requires (ecdsa-with-SHA256, a P-256 key, no repeated extension) the
+// reader refuses before a profile applies; Review checks it again, for
+// certificates built by hand, and returns such a refusal as a
+// *ProfileError.
+func (p *Profile) Review(c *Certificate) ([]Warning, error) {
+	if p == nil || c == nil {
+		return nil, perr("", "certificate", "nil profile or certificate")
+	}
+	if err := c.refusal(); err != nil {
+		return nil, err
+	}
+	var ws warnings
+	p.review(c, &ws)
+	return ws, nil
+}
+
+// refusal returns what makes c unacceptable whatever the profile: a
+// signature algorithm other than ecdsa-with-SHA256, no valid P-256 key, an
+// extension that appears twice.
+func (c *Certificate) refusal() error {
+	if !c.sigAlgOK {
+		return perr("", "signatureAlgorithm", "signature algorithm %s: only ecdsa-with-SHA256 is accepted, the same OID in the certificate and its TBS", c.SignatureAlgorithm)
+	}
+	if c.PublicKey == nil || KeyID(c.PublicKey) == nil {
+		return perr("", "subjectPublicKeyInfo", "no valid P-256 public key")
+	}
+	seen := map[string]bool{}
+	for _, e := range c.Extensions {
+		k := string(e.oid)
+		if k == "" {
+			if b, err := e.ID.MarshalBinary(); err == nil {
+				k = string(b)
+			}
+		}
+		if seen[k] {
+			return perr("", "extensions.duplicate", "extension %s appears twice (RFC 5280 4.2)", oidName(e.ID))
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+func (p *Profile) review(c *Certificate, ws *warnings) {
+	if c.Version != 3 {
+		ws.add(WarnVersion, "version %d: want v3", c.Version)
+	}
+	if c.SerialNumber == nil || c.SerialNumber.Sign() <= 0 {
+		ws.add(WarnSerialNumber, "serial number is not a positive integer (RFC 5280 4.1.2.2)")
+	} else if n := len(c.SerialNumber.Bytes()); n > 20 {
+		ws.add(WarnSerialNumber, "serial number of %d octets: at most 20 (RFC 5280 4.1.2.2)", n)
+	}
+	for i, field := range [2]string{"signatureAlgorithm", "tbsCertificate.signature"} {
+		if c.sigAlgParams[i] != nil {
+			ws.add(WarnSignatureAlgorithmParameters, "%s ecdsa-with-SHA256 carries parameters %X: want none (RFC 5758 3.2)", field, c.sigAlgParams[i])
+		}
+	}
+	if c.hasUniqueIDs {
+		ws.add(WarnUniqueIdentifiers, "issuerUniqueID or subjectUniqueID present: must be absent (RFC 5280 4.1.2.8)")
+	}
+	p.reviewValidity(c, ws)
+	p.reviewName(&c.Subject, ws)
+	if p.SelfSigned && !bytes.Equal(c.RawIssuer, c.RawSubject) {
+		ws.add(WarnRootNotSelfSigned, "root issuer %q differs from its subject %q", c.Issuer.String(), c.Subject.String())
+	}
+	p.reviewExtensions(c, ws)
+	if p.KeyUsage != 0 && c.KeyUsage != p.KeyUsage {
+		ws.add(WarnKeyUsage, "key usage %s: want exactly %s", KeyUsageString(c.KeyUsage), KeyUsageString(p.KeyUsage))
+	}
+	if p.Kind != KindUnknown && (c.BasicConstraintsValid || p.IsCA) {
+		switch {
+		case c.IsCA != p.IsCA:
+			ws.add(WarnBasicConstraints, "cA is %t: want %t", c.IsCA, p.IsCA)
+		case !p.IsCA && c.MaxPathLen >= 0:
+			ws.add(WarnBasicConstraints, "end-entity certificate with pathLenConstraint %d", c.MaxPathLen)
+		case p.MaxPathLen >= 0 && c.MaxPathLen != p.MaxPathLen:
+			ws.add(WarnBasicConstraints, "pathLenConstraint %s: want %d", pathLenString(c.MaxPathLen), p.MaxPathLen)
+		}
+	}
+	if c.SubjectKeyID != nil {
+		if len(c.SubjectKeyID) != 8 {
+			ws.add(WarnKeyIDLength, "subject key identifier of %d bytes: want 8 (RFC 5280 4.2.1.2 method 2)", len(c.SubjectKeyID))
+		} else if want := keyIDFromPoint(c.RawPublicKey); !bytes.Equal(c.SubjectKeyID, want) {
+			ws.add(WarnSubjectKeyIDMethod, "subject key identifier %X: want %X (method 2 over the subject public key)", c.SubjectKeyID, want)
+		}
+	}
+	selfSigned := p.SelfSigned || (p.Kind == KindUnknown && bytes.Equal(c.RawIssuer, c.RawSubject))
+	switch {
+	case c.AuthorityKeyID == nil:
+		if !selfSigned {
+			ws.add(WarnMissingAuthorityKeyID, "no authority key identifier: the issuer is found by name and signature only")
+		}
+	case len(c.AuthorityKeyID) != 8:
+		ws.add(WarnKeyIDLength, "authority key identifier of %d bytes: want 8 (RFC 5280 4.2.1.2 method 2)", len(c.AuthorityKeyID))
+	case p.SelfSigned && !bytes.Equal(c.AuthorityKeyID, c.SubjectKeyID):
+		ws.add(WarnRootAuthorityKeyID, "root authority key identifier %X differs from its subject key identifier %X", c.AuthorityKeyID, c.SubjectKeyID)
+	}
+	if len(c.Policies) == 0 {
+		ws.add(WarnMissingPolicies, "no certificate policy: want a critical certificatePolicies with at least one")
+	}
+	if p.Kind == KindDevice {
+		switch {
+		case !c.hasHWModuleName:
+			ws.add(WarnHardwareModuleName, "subjectAltName does not hold a hardwareModuleName otherName: the device EUI-64 is unknown")
+		case c.sanOtherNames != 0:
+			ws.add(WarnHardwareModuleName, "subjectAltName holds %d names besides hardwareModuleName", c.sanOtherNames)
+		case len(c.HWSerial) != 8:
+			ws.add(WarnHardwareModuleName, "hwSerialNum of %d bytes: want the 8-byte device EUI-64", len(c.HWSerial))
+		}
+	}
 }
 
 func pathLenString(n int) string {
@@ -418,47 +490,47 @@ func pathLenString(n int) string {
 	return fmt.Sprint(n)
 }
 
-func (p *Profile) checkValidity(c *Certificate) error {
-	id := p.ID
+func (p *Profile) reviewValidity(c *Certificate, ws *warnings) {
 	for _, t := range []struct {
 		name string
 		v    time.Time
 		tag  timeTag
 	}{{"notBefore", c.NotBefore, c.notBeforeTag}, {"notAfter", c.NotAfter, c.notAfterTag}} {
+		if t.tag == 0 {
+			continue // built by hand, not read
+		}
 		wantUTC := t.v.Year() < 2050
 		if wantUTC != (t.tag == tagUTCTime) {
-			return perr(id, "validity.encoding", "%s %s: RFC 5280 4.1.2.5 wants UTCTime through 2049 and GeneralizedTime from 2050", t.name, t.v.Format(time.RFC3339))
+			ws.add(WarnValidityEncoding, "%s %s: RFC 5280 4.1.2.5 wants UTCTime through 2049 and GeneralizedTime from 2050", t.name, t.v.Format(time.RFC3339))
 		}
 	}
 	if !c.NotBefore.Before(c.NotAfter) {
-		return perr(id, "validity.order", "notBefore %s is not before notAfter %s", c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
+		ws.add(WarnValidityOrder, "notBefore %s is not before notAfter %s", c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
 	}
 	if !p.FixedNotAfter.IsZero() && !c.NotAfter.Equal(p.FixedNotAfter) {
-		return perr(id, "validity.notAfterFixed", "notAfter %s: want 99991231235959Z", c.NotAfter.Format(time.RFC3339))
+		ws.add(WarnValidityPeriod, "notAfter %s: want 99991231235959Z", c.NotAfter.Format(time.RFC3339))
 	}
 	if p.MaxValidity > 0 && c.NotAfter.Sub(c.NotBefore) > p.MaxValidity {
-		return perr(id, "validity.max", "validity %s exceeds %s", c.NotAfter.Sub(c.NotBefore), p.MaxValidity)
+		ws.add(WarnValidityPeriod, "validity %s exceeds %s", c.NotAfter.Sub(c.NotBefore), p.MaxValidity)
 	}
-	return nil
 }
 
-func (p *Profile) checkSubject(c *Certificate) error { return p.checkName(&c.Subject) }
-
-// checkName checks a subject name against the profile's subject form.
-func (p *Profile) checkName(n *Name) error {
-	id := p.ID
+// reviewName checks a subject name against the profile's subject form.
+func (p *Profile) reviewName(n *Name, ws *warnings) {
 	f := p.Subject
 	seen := map[string]bool{}
+	multi := false
 	for _, a := range n.Attributes {
-		if a.multiValued {
-			return perr(id, "subject.singleValuedRDN", "subject has a multi-valued RDN")
+		if a.multiValued && !multi {
+			multi = true
+			ws.add(WarnSubjectForm, "subject has a multi-valued RDN")
 		}
 		k := string(a.oid)
 		if seen[k] {
-			return perr(id, "subject.duplicate", "subject repeats %s", oidName(a.Type))
+			ws.add(WarnSubjectForm, "subject repeats %s", oidName(a.Type))
 		}
 		seen[k] = true
-		var pres Presence
+		pres := Forbidden
 		switch k {
 		case derCommonName:
 			pres = f.CommonName
@@ -468,10 +540,9 @@ func (p *Profile) checkName(n *Name) error {
 			pres = f.UniqueID
 		}
 		if pres == Forbidden {
-			return perr(id, "subject.form", "subject attribute %s not allowed in a %s certificate", oidName(a.Type), p.Kind)
-		}
-		if a.problem != "" {
-			return perr(id, "subject."+oidName(a.Type), "%s", a.problem)
+			ws.add(WarnSubjectForm, "subject attribute %s not allowed in a %s certificate", oidName(a.Type), p.Kind)
+		} else if a.problem != "" {
+			ws.add(WarnSubjectForm, "%s", a.problem)
 		}
 	}
 	for _, need := range []struct {
@@ -480,22 +551,31 @@ func (p *Profile) checkName(n *Name) error {
 		pres Presence
 	}{{derCommonName, "commonName", f.CommonName}, {derOU, "organizationalUnitName", f.OU}, {derX500UniqueID, "x500UniqueIdentifier", f.UniqueID}} {
 		if need.pres == Required && !seen[need.oid] {
-			return perr(id, "subject.form", "subject lacks %s", need.name)
+			ws.add(WarnSubjectForm, "subject lacks %s", need.name)
 		}
 	}
-	if f.OU != Forbidden && n.HasRole {
+	if n.HasRole {
 		r := n.Role
-		if f.RoleFixed && r != f.Role {
-			return perr(id, "subject.role", "OU %s: want %s", r.OU(), f.Role.OU())
-		}
-		if len(f.Roles) > 0 && !containsRole(f.Roles, r) {
-			return perr(id, "subject.role", "role %s (OU %s) not allowed in a %s certificate", r, r.OU(), p.ID)
+		switch {
+		case !r.Valid():
+			ws.add(WarnUnknownRole, "OU %s: role code %d is not a known Remote Party Role", r.OU(), int(r))
+		case f.OU == Forbidden:
+		case f.RoleFixed && r != f.Role:
+			ws.add(WarnRoleNotAllowed, "OU %s: want %s", r.OU(), f.Role.OU())
+		case len(f.Roles) > 0 && !containsRole(f.Roles, r):
+			ws.add(WarnRoleNotAllowed, "role %s (OU %s) not allowed in a %s certificate", r, r.OU(), profileName(p))
 		}
 	}
 	if f.CommonName != Forbidden && seen[derCommonName] && strings.TrimSpace(n.CommonName) == "" {
-		return perr(id, "subject.commonName", "empty commonName")
+		ws.add(WarnSubjectForm, "empty commonName")
 	}
-	return nil
+}
+
+func profileName(p *Profile) string {
+	if p.ID == "" {
+		return p.Kind.String()
+	}
+	return string(p.ID)
 }
 
 func containsRole(rs []Role, r Role) bool {
@@ -507,8 +587,7 @@ func containsRole(rs []Role, r Role) bool {
 	return false
 }
 
-func (p *Profile) checkExtensions(c *Certificate) error {
-	id := p.ID
+func (p *Profile) reviewExtensions(c *Certificate, ws *warnings) {
 	known := map[string]ExtensionRule{}
 	for _, r := range p.Extensions {
 		known[r.OID] = r
@@ -516,33 +595,43 @@ func (p *Profile) checkExtensions(c *Certificate) error {
 	seen := map[string]bool{}
 	for _, e := range c.Extensions {
 		k := string(e.oid)
-		if seen[k] {
-			return perr(id, "extensions.duplicate", "extension %s appears twice (RFC 5280 4.2)", oidName(e.ID))
-		}
 		seen[k] = true
 		r, ok := known[k]
 		if !ok {
 			if e.Critical {
-				return perr(id, "extensions.unknownCritical", "unknown critical extension %s", e.ID)
+				ws.add(WarnUnknownCriticalExtension, "unknown critical extension %s", e.ID)
 			}
 			continue
 		}
 		if r.Presence == Forbidden {
-			return perr(id, "extensions."+r.Name+".forbidden", "%s not allowed in a %s certificate", r.Name, p.Kind)
+			ws.add(WarnForbiddenExtension, "%s not allowed in a %s certificate", r.Name, p.Kind)
+			continue
 		}
-		if e.Critical != r.Critical && !r.AnyCriticality {
-			return perr(id, "extensions."+r.Name+".critical", "%s critical is %t: want %t", r.Name, e.Critical, r.Critical)
+		if e.Critical == r.Critical || r.AnyCriticality {
+			continue
+		}
+		switch {
+		case k == derKeyUsage && !e.Critical:
+			ws.add(WarnKeyUsageNotCritical, "keyUsage is not critical")
+		case k == derPolicies && !e.Critical:
+			ws.add(WarnPoliciesNotCritical, "certificatePolicies is not critical")
+		default:
+			ws.add(WarnExtensionCriticality, "%s critical is %t: want %t", r.Name, e.Critical, r.Critical)
 		}
 	}
 	for _, r := range p.Extensions {
-		if r.Presence == Required && !seen[r.OID] {
-			if p.SelfSigned && r.OID == derAKI {
-				continue
-			}
-			return perr(id, "extensions."+r.Name+".missing", "%s missing", r.Name)
+		if r.Presence != Required || seen[r.OID] {
+			continue
+		}
+		switch r.OID {
+		case derAKI, derPolicies:
+			// Reported by the key identifier and policy rules.
+		case derSKI:
+			ws.add(WarnMissingSubjectKeyID, "no subject key identifier")
+		default:
+			ws.add(WarnMissingExtension, "%s missing", r.Name)
 		}
 	}
-	return nil
 }
 
 // KeyUsageString names the bits of a key usage, e.g. "digitalSignature".

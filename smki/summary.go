@@ -43,6 +43,10 @@ type Summary struct {
 	SignatureAlgorithm string             `json:"signatureAlgorithm"`
 	Extensions         []ExtensionSummary `json:"extensions"`
 	SHA256             string             `json:"sha256"`
+	// Warnings lists the certificate's deviations from its SMKI profile;
+	// it is an empty list, never null, when there are none (and for a
+	// request, which ParseCSR refuses rather than warn).
+	Warnings []Warning `json:"warnings"`
 }
 
 // ExtensionSummary names one extension and its criticality.
@@ -80,6 +84,7 @@ func (c *Certificate) Summary() Summary {
 		PublicKey: hexUpper(c.RawPublicKey), SignatureAlgorithm: "ecdsa-with-SHA256",
 		Extensions: extSummaries(c.Extensions), SHA256: hexUpper(fp[:]),
 		NeverExpires: c.NotAfter.Equal(NeverExpires),
+		Warnings:     append([]Warning{}, c.Warnings...),
 	}
 	nb, na := c.NotBefore, c.NotAfter
 	s.NotBefore, s.NotAfter = &nb, &na
@@ -110,7 +115,7 @@ func (r *CSR) Summary() Summary {
 		Type: "csr", Profile: r.Profile(), Kind: r.Kind, Subject: r.Subject.String(), CommonName: r.CommonName,
 		KeyUsage: usageList(r.KeyUsage), PublicKey: hexUpper(r.RawPublicKey), SignatureAlgorithm: "ecdsa-with-SHA256",
 		Extensions: extSummaries(r.Extensions), SHA256: hexUpper(fp[:]), EUI: r.EUI.String(),
-		SubjectKeyID: hexUpper(keyIDFromPoint(r.RawPublicKey)),
+		SubjectKeyID: hexUpper(keyIDFromPoint(r.RawPublicKey)), Warnings: []Warning{},
 	}
 	if r.Kind == KindOrganisation {
 		code := int(r.Role)
@@ -123,7 +128,8 @@ func (r *CSR) Summary() Summary {
 }
 
 // WriteText prints the summary in the manner of a compact `openssl x509
-// -text`, one labelled line per fact.
+// -text`, one labelled line per fact, then one line per warning:
+// "warning: <code>: <message>".
 func (s *Summary) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
 	line := func(label, format string, args ...any) {
@@ -133,7 +139,11 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if s.Type == "csr" {
 		what = "certificate request"
 	}
-	fmt.Fprintf(tw, "%s, profile %s (%s)\n", what, s.Profile, s.Kind)
+	profile := string(s.Profile)
+	if profile == "" {
+		profile = "none"
+	}
+	fmt.Fprintf(tw, "%s, profile %s (%s)\n", what, profile, s.Kind)
 	if s.Serial != "" {
 		line("serial", "%s", s.Serial)
 	}
@@ -196,12 +206,21 @@ func (s *Summary) WriteText(w io.Writer) error {
 	line("extensions", "%s", strings.Join(exts, ", "))
 	line("signature", "%s", s.SignatureAlgorithm)
 	line("sha256", "%s", s.SHA256)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, warn := range s.Warnings {
+		if _, err := fmt.Fprintf(w, "warning: %s: %s\n", warn.Code, warn.Message); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Describe reads certificates and certificate requests, PEM or DER, and
-// summarises each. Every object must be on profile; the first that is not
-// ends the read with its error.
+// summarises each. A certificate's deviations from its profile are in its
+// summary's Warnings; the first object the readers refuse ends the read with
+// its error.
 func Describe(data []byte) ([]Summary, error) {
 	var out []Summary
 	if strings.Contains(string(data), "-----BEGIN") {

@@ -12,9 +12,9 @@ import (
 	"golang.org/x/crypto/ocsp"
 )
 
-// Path validation errors. Every error Verify returns wraps exactly one of
-// them, so callers (the router's audit log, device credential checks) can
-// tell failures apart with errors.Is.
+// Path validation errors. Every error Verify returns wraps one of them (or
+// ErrDeviation in strict mode), so callers (the router's audit log, device
+// credential checks) can tell failures apart with errors.Is.
 var (
 	ErrUnknownIssuer     = errors.New("smki: issuer not found among the given certificates")
 	ErrUntrustedRoot     = errors.New("smki: path does not end at a trusted root")
@@ -27,6 +27,9 @@ var (
 	ErrPathLen           = errors.New("smki: path length constraint exceeded")
 	ErrPathShape         = errors.New("smki: certificate kind cannot be issued by this issuer kind")
 	ErrCriticalExtension = errors.New("smki: unhandled critical extension")
+	// ErrPolicy is wrapped, with ErrDeviation, when strict mode refuses a
+	// certificate without a policy; otherwise a missing policy is the
+	// warning WarnMissingPolicies.
 	ErrPolicy            = errors.New("smki: no certificate policy")
 	ErrRevoked           = errors.New("smki: certificate revoked")
 	ErrCRL               = errors.New("smki: unusable CRL")
@@ -55,18 +58,54 @@ type VerifyOptions struct {
 	// RequireRevocationInfo makes a certificate without a usable CRL or OCSP
 	// response fail with ErrRevocationUnknown.
 	RequireRevocationInfo bool
+	// Strict refuses any certificate on the path that deviates from its
+	// SMKI profile (has Warnings), with an error wrapping ErrDeviation and a
+	// *ProfileError whose Code is the first warning's code. Without it the
+	// deviations are reported in Validation.Warnings.
+	Strict bool
 }
 
-// Verify builds and checks the path from leaf to a trusted root: Root ->
+// Validation is the result of VerifyPath.
+type Validation struct {
+	// Path is the validated path, leaf first, root last.
+	Path []*Certificate
+	// Warnings lists the deviations from the SMKI profiles of the
+	// certificates on the path, leaf first.
+	Warnings []PathWarning
+}
+
+// PathWarning is a deviation of one certificate on a validated path.
+type PathWarning struct {
+	// Index is the certificate's position on the path, 0 for the leaf.
+	Index int `json:"index"`
+	// Certificate describes it, e.g. `oca certificate "CN=..." (serial 12)`.
+	Certificate string `json:"certificate"`
+	Warning
+}
+
+// Verify is VerifyPath returning only the path, leaf first, root last.
+func Verify(leaf *Certificate, opts VerifyOptions) ([]*Certificate, error) {
+	v, err := VerifyPath(leaf, opts)
+	if err != nil {
+		return nil, err
+	}
+	return v.Path, nil
+}
+
+// VerifyPath builds and checks the path from leaf to a trusted root: Root ->
 // OCA -> organisation or Root -> DCA -> device (or a shorter path ending at
 // a CA certificate). For each link it checks the issuer name byte-exact
 // against the parent's subject, the authority key identifier against the
-// parent's subject key identifier, the parent's CA flag, keyCertSign and
-// path length, the signature, the validity at opts.At (device certificates
-// with notAfter 99991231235959Z never expire), critical extensions (only the
-// ones the profile knows), a policy, and revocation with the CRLs and OCSP
-// responses at hand. It returns the path, leaf first, root last.
-func Verify(leaf *Certificate, opts VerifyOptions) ([]*Certificate, error) {
+// parent's subject key identifier where both are present (without them the
+// issuer is found by name and signature), the parent's CA flag, keyCertSign
+// and path length, the kinds of issuer and subject, the signature, the
+// validity at opts.At (device certificates with notAfter 99991231235959Z
+// never expire), critical extensions (only the ones the profile knows), and
+// revocation with the CRLs and OCSP responses at hand. A certificate of no
+// SMKI profile (KindUnknown) cannot be placed in the hierarchy and fails
+// with ErrPathShape unless it is itself a trusted root. Deviations from the
+// profiles are returned as warnings, or refused when opts.Strict is set.
+func VerifyPath(leaf *Certificate, opts VerifyOptions) (*Validation, error) {
 	if leaf == nil {
 		return nil, fmt.Errorf("%w: nil certificate", ErrVerifyOptions)
 	}
@@ -79,14 +118,20 @@ func Verify(leaf *Certificate, opts VerifyOptions) ([]*Certificate, error) {
 	path := []*Certificate{leaf}
 	cur := leaf
 	for depth := 0; ; depth++ {
-		if err := checkOne(cur, opts.At); err != nil {
+		if err := checkOne(cur, opts); err != nil {
 			return nil, err
 		}
 		if root := findTrusted(cur, opts.Roots); root != nil {
 			if cur != root && !bytes.Equal(cur.Raw, root.Raw) {
 				return nil, fmt.Errorf("%w: %s", ErrUntrustedRoot, describe(cur))
 			}
-			return path, nil
+			v := &Validation{Path: path}
+			for i, c := range path {
+				for _, w := range c.Warnings {
+					v.Warnings = append(v.Warnings, PathWarning{Index: i, Certificate: describe(c), Warning: w})
+				}
+			}
+			return v, nil
 		}
 		if depth >= 2 {
 			return nil, fmt.Errorf("%w: no trusted root within three certificates of %s", ErrUntrustedRoot, describe(leaf))
@@ -128,31 +173,49 @@ func findTrusted(c *Certificate, roots []*Certificate) *Certificate {
 	return nil
 }
 
+// findIssuer returns the certificate among the intermediates and roots
+// whose subject is c's issuer name and, where c has an authority key
+// identifier and the candidate a subject key identifier, whose key id
+// matches. Without key ids to compare, several candidates of that name are
+// told apart by which one's key signed c.
 func findIssuer(c *Certificate, opts VerifyOptions) (*Certificate, error) {
-	var nameMatch *Certificate
+	var byName []*Certificate
+	var keyIDMismatch *Certificate
 	for _, list := range [][]*Certificate{opts.Intermediates, opts.Roots} {
 		for _, p := range list {
-			if p == nil || p == c || bytes.Equal(p.Raw, c.Raw) {
+			if p == nil || p == c || bytes.Equal(p.Raw, c.Raw) || !bytes.Equal(p.RawSubject, c.RawIssuer) {
 				continue
 			}
-			if !bytes.Equal(p.RawSubject, c.RawIssuer) {
+			if len(c.AuthorityKeyID) > 0 && len(p.SubjectKeyID) > 0 {
+				if bytes.Equal(p.SubjectKeyID, c.AuthorityKeyID) {
+					return p, nil
+				}
+				keyIDMismatch = p
 				continue
 			}
-			if bytes.Equal(p.SubjectKeyID, c.AuthorityKeyID) {
-				return p, nil
-			}
-			nameMatch = p
+			byName = append(byName, p)
 		}
 	}
-	if nameMatch != nil {
+	switch {
+	case len(byName) == 1:
+		return byName[0], nil
+	case len(byName) > 1:
+		for _, p := range byName {
+			if c.CheckSignatureFrom(p) == nil {
+				return p, nil
+			}
+		}
+		return byName[0], nil // checkLink reports the bad signature
+	case keyIDMismatch != nil:
 		return nil, fmt.Errorf("%w: %s has authority key id %X, issuer %q has subject key id %X",
-			ErrKeyID, describe(c), c.AuthorityKeyID, nameMatch.Subject.String(), nameMatch.SubjectKeyID)
+			ErrKeyID, describe(c), c.AuthorityKeyID, keyIDMismatch.Subject.String(), keyIDMismatch.SubjectKeyID)
 	}
 	return nil, fmt.Errorf("%w: no certificate with subject %q for %s", ErrUnknownIssuer, c.Issuer.String(), describe(c))
 }
 
 // checkOne checks what concerns one certificate alone.
-func checkOne(c *Certificate, at time.Time) error {
+func checkOne(c *Certificate, opts VerifyOptions) error {
+	at := opts.At
 	if at.Before(c.NotBefore) {
 		return fmt.Errorf("%w: %s valid from %s, checked at %s", ErrNotYetValid, describe(c), c.NotBefore.Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 	}
@@ -161,10 +224,7 @@ func checkOne(c *Certificate, at time.Time) error {
 	}
 	p := Profiles[c.Profile]
 	if p == nil {
-		var err error
-		if p, err = MatchProfile(c); err != nil {
-			return err
-		}
+		p = anyProfile
 	}
 	known := map[string]bool{}
 	for _, r := range p.Extensions {
@@ -177,8 +237,14 @@ func checkOne(c *Certificate, at time.Time) error {
 			return fmt.Errorf("%w: %s in %s", ErrCriticalExtension, e.ID, describe(c))
 		}
 	}
-	if len(c.Policies) == 0 {
-		return fmt.Errorf("%w: %s", ErrPolicy, describe(c))
+	if opts.Strict {
+		if len(c.Policies) == 0 {
+			w := Warning{Code: WarnMissingPolicies, Message: "no certificate policy"}
+			return fmt.Errorf("%w: %s: %w", ErrPolicy, describe(c), w.profileError(c.Profile))
+		}
+		if len(c.Warnings) > 0 {
+			return fmt.Errorf("%s: %w", describe(c), c.Warnings[0].profileError(c.Profile))
+		}
 	}
 	return nil
 }
@@ -195,7 +261,7 @@ func checkLink(c, parent *Certificate, depth int) error {
 	if !bytes.Equal(c.RawIssuer, parent.RawSubject) {
 		return fmt.Errorf("%w: %s", ErrName, describe(c))
 	}
-	if len(c.AuthorityKeyID) == 0 || !bytes.Equal(c.AuthorityKeyID, parent.SubjectKeyID) {
+	if len(c.AuthorityKeyID) > 0 && len(parent.SubjectKeyID) > 0 && !bytes.Equal(c.AuthorityKeyID, parent.SubjectKeyID) {
 		return fmt.Errorf("%w: %s has %X, parent has %X", ErrKeyID, describe(c), c.AuthorityKeyID, parent.SubjectKeyID)
 	}
 	if !parent.BasicConstraintsValid || !parent.IsCA || parent.KeyUsage&x509.KeyUsageCertSign == 0 {

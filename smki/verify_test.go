@@ -92,6 +92,8 @@ func TestVerifyFailures(t *testing.T) {
 	withInter := func(in ...*Certificate) VerifyOptions { o := base; o.Intermediates = in; return o }
 	withRoots := func(in ...*Certificate) VerifyOptions { o := base; o.Roots = in; return o }
 	at := func(tm time.Time) VerifyOptions { o := base; o.At = tm; return o }
+	strict := base
+	strict.Strict = true
 	tests := []struct {
 		name string
 		leaf *Certificate
@@ -110,7 +112,8 @@ func TestVerifyFailures(t *testing.T) {
 		{"issuer not CA", p.orgDS.cert, withInter(&notCA), ErrNotCA},
 		{"root pathLen 0", p.orgDS.cert, withRoots(&pathLen), ErrPathLen},
 		{"unknown critical extension", &critical, base, ErrCriticalExtension},
-		{"no policy", &noPolicy, base, ErrPolicy},
+		{"no policy, strict", &noPolicy, strict, ErrPolicy},
+		{"no policy, strict", &noPolicy, strict, ErrDeviation},
 		{"no time", p.orgDS.cert, at(time.Time{}), ErrVerifyOptions},
 		{"no roots", p.orgDS.cert, withRoots(), ErrVerifyOptions},
 		{"nil leaf", nil, base, ErrVerifyOptions},

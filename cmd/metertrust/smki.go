@@ -34,8 +34,10 @@ func newSMKIShowCmd() *cobra.Command {
 		Short: "Describe SMKI certificates and certificate requests (PEM or DER)",
 		Long: "show reads each FILE (PEM or DER; certificates of any SMKI profile, from any issuer, " +
 			"or PKCS#10 requests) and prints its profile, role, EUI, key usage, key identifiers, " +
-			"policies and validity. A file that is malformed or off profile is reported and makes " +
-			"the command fail after the other files are shown.",
+			"policies and validity, then each deviation from the SMKI profile as a line " +
+			"\"warning: <code>: <message>\" (with --json, a \"warnings\" list of {code, message}). " +
+			"A file that is malformed or refused (not P-256, not ecdsa-with-SHA256) is reported " +
+			"and makes the command fail after the other files are shown.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSMKIShow(cmd.OutOrStdout(), args, asJSON)

@@ -15,11 +15,13 @@ import (
 )
 
 // newSMKIVerifyCmd is "metertrust smki verify": path validation of SMKI
-// certificates against the roots, CAs and latest CRLs in the store.
+// certificates against the roots, CAs and latest CRLs in the store. The
+// deviations from the SMKI profiles of the certificates on each path are
+// printed as warnings; --strict refuses them.
 func newSMKIVerifyCmd() *cobra.Command {
 	var f caFlags
 	var at string
-	var strict bool
+	var requireRevocation, strict bool
 	c := &cobra.Command{
 		Use:   "verify FILE...",
 		Short: "Validate SMKI certificates (PEM or DER) against the store's roots, CAs and CRLs",
@@ -43,34 +45,39 @@ func newSMKIVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts.RequireRevocationInfo = strict
+			opts.RequireRevocationInfo = requireRevocation
+			opts.Strict = strict
 			type verdict struct {
-				File  string   `json:"file"`
-				Index int      `json:"index"`
-				Path  []string `json:"path,omitempty"`
-				OK    bool     `json:"ok"`
-				Error string   `json:"error,omitempty"`
+				File     string             `json:"file"`
+				Index    int                `json:"index"`
+				Path     []string           `json:"path,omitempty"`
+				OK       bool               `json:"ok"`
+				Error    string             `json:"error,omitempty"`
+				Warnings []smki.PathWarning `json:"warnings"`
 			}
 			var out []verdict
 			failed := 0
 			for _, file := range args {
 				data, err := os.ReadFile(file)
 				if err != nil {
-					out = append(out, verdict{File: file, Error: err.Error()})
+					out = append(out, verdict{File: file, Error: err.Error(), Warnings: []smki.PathWarning{}})
 					failed++
 					continue
 				}
 				certs, err := readCertificates(data)
 				if err != nil {
-					out = append(out, verdict{File: file, Error: err.Error()})
+					out = append(out, verdict{File: file, Error: err.Error(), Warnings: []smki.PathWarning{}})
 					failed++
 					continue
 				}
 				for i, c := range certs {
-					v := verdict{File: file, Index: i}
-					path, err := smki.Verify(c, opts)
-					for _, p := range path {
-						v.Path = append(v.Path, describeCert(p))
+					v := verdict{File: file, Index: i, Warnings: []smki.PathWarning{}}
+					res, err := smki.VerifyPath(c, opts)
+					if res != nil {
+						for _, p := range res.Path {
+							v.Path = append(v.Path, describeCert(p))
+						}
+						v.Warnings = append(v.Warnings, res.Warnings...)
 					}
 					if err != nil {
 						v.Error = err.Error()
@@ -96,6 +103,9 @@ func newSMKIVerifyCmd() *cobra.Command {
 					} else {
 						fmt.Fprintf(cmd.OutOrStdout(), "%s: FAILED: %s\n", name, v.Error)
 					}
+					for _, w := range v.Warnings {
+						fmt.Fprintf(cmd.OutOrStdout(), "warning: %s: %s: %s\n", w.Code, w.Certificate, w.Message)
+					}
 				}
 			}
 			if failed > 0 {
@@ -106,7 +116,8 @@ func newSMKIVerifyCmd() *cobra.Command {
 	}
 	f.register(c)
 	c.Flags().StringVar(&at, "at", "", "validation time, RFC 3339 (default now)")
-	c.Flags().BoolVar(&strict, "require-revocation", false, "fail a certificate whose issuer has no current CRL")
+	c.Flags().BoolVar(&requireRevocation, "require-revocation", false, "fail a certificate whose issuer has no current CRL")
+	c.Flags().BoolVar(&strict, "strict", false, "fail a certificate when any certificate on its path deviates from its SMKI profile (missing authority key id, NULL signature parameters, unknown role...)")
 	return c
 }
 

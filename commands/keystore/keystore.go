@@ -3,7 +3,8 @@
 // and key use, the layout `metertrust gbcs` takes with --keystore.
 //
 //	<EUI>-ds.pem     digital-signature certificate (an SMKI organisation or
-//	                 device certificate, read with smki.ParseCertificate, or
+//	                 device certificate, read with smki.ParseCertificate,
+//	                 which accepts its deviations from the SMKI profile, or
 //	                 any X.509 certificate) or a bare PUBLIC KEY
 //	<EUI>-ka.pem     key-agreement certificate or public key
 //	<EUI>-pp-ka.pem  prepayment top-up key-agreement certificate or key
@@ -12,9 +13,16 @@
 //	                 ("EC PRIVATE KEY") PEM
 //
 // EUIs are written as 16 hex digits, upper case preferred. Keys are P-256
-// (GBCS section 2; SMKI certificate profiles). It is the file-key store: an
+// (GBCS section 2; SMKI certificate profiles); every public key, bare or in
+// a certificate, is read with smki.ParsePublicKeyInfo, so the keystore and
+// the SMKI reader accept exactly the same keys. It is the file-key store: an
 // HSM-backed store satisfies the same consumer interfaces of package
 // commands (crypto.Signer, commands.KeyAgreement).
+//
+// A file that is missing, unreadable or does not hold a usable key gives an
+// error wrapping ErrNoKey (and so commands.ErrNoKey) that names the file and
+// says why: a message whose signer's key cannot be loaded is reported as
+// having no key, never as having an invalid signature.
 package keystore
 
 import (
@@ -37,16 +45,29 @@ import (
 	"github.com/metertrust/metertrust/smki"
 )
 
-// Sentinel errors.
+// Sentinel errors. Each wraps ErrNoKey.
 var (
+	// ErrNoKey is wrapped by every error about a key that cannot be had:
+	// no file, a file that cannot be read, or one without a usable key. It
+	// wraps commands.ErrNoKey, which commands.Check reports as "no-key".
+	ErrNoKey error = &sentinel{"keystore: no usable key", commands.ErrNoKey}
 	// ErrNotFound is returned when the directory holds no file for the key
 	// asked for.
-	// It wraps commands.ErrNoKey.
-	ErrNotFound = fmt.Errorf("keystore: no such key: %w", commands.ErrNoKey)
+	ErrNotFound error = &sentinel{"keystore: no such key", ErrNoKey}
 	// ErrBadKey is wrapped when a file exists but does not hold a usable
 	// P-256 key of the right use.
-	ErrBadKey = errors.New("keystore: unusable key file")
+	ErrBadKey error = &sentinel{"keystore: unusable key file", ErrNoKey}
 )
+
+// sentinel is an error value that wraps a more general one, so that
+// errors.Is finds both while the message stays short.
+type sentinel struct {
+	msg    string
+	parent error
+}
+
+func (s *sentinel) Error() string { return s.msg }
+func (s *sentinel) Unwrap() error { return s.parent }
 
 // Use says which of a party's keys is meant.
 type Use string
@@ -59,8 +80,8 @@ const (
 )
 
 // ErrNotValid is wrapped when a certificate is outside its validity
-// period at the time the Dir checks (see At).
-var ErrNotValid = errors.New("keystore: certificate not valid at the time asked")
+// period at the time the Dir checks (see At). It wraps ErrNoKey.
+var ErrNotValid error = &sentinel{"keystore: certificate not valid at the time asked", ErrNoKey}
 
 // Dir is a keystore directory. It satisfies commands.Keys with the KA and DS
 // keys of each party.
@@ -87,12 +108,13 @@ func Open(path string) (*Dir, error) {
 func (d *Dir) read(eui smki.EUI, use Use, ext string) ([]byte, string, error) {
 	for _, n := range []string{eui.String(), strings.ToLower(eui.String()), eui.Grouped()} {
 		name := fmt.Sprintf("%s-%s.%s", n, use, ext)
-		b, err := os.ReadFile(filepath.Join(d.path, name))
+		path := filepath.Join(d.path, name)
+		b, err := os.ReadFile(path)
 		if err == nil {
-			return b, name, nil
+			return b, path, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, name, fmt.Errorf("keystore: %w", err)
+			return nil, path, fmt.Errorf("%w: reading %s: %w", ErrNoKey, path, err)
 		}
 	}
 	return nil, "", fmt.Errorf("%w: %s-%s.%s in %s", ErrNotFound, eui, use, ext, d.path)
@@ -202,9 +224,9 @@ func ParsePublicPEMAt(b []byte, eui smki.EUI, use Use, at time.Time) (*ecdsa.Pub
 	var pub any
 	switch blk.Type {
 	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		k, err := smki.ParsePublicKeyInfo(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: PUBLIC KEY: %v", ErrBadKey, err)
+			return nil, fmt.Errorf("%w: PUBLIC KEY: %w", ErrBadKey, err)
 		}
 		pub = k
 	case "CERTIFICATE":
@@ -212,7 +234,9 @@ func ParsePublicPEMAt(b []byte, eui smki.EUI, use Use, at time.Time) (*ecdsa.Pub
 		if use != DS {
 			want = x509.KeyUsageKeyAgreement
 		}
-		if c, err := smki.ParseCertificate(blk.Bytes); err == nil {
+		c, err := smki.ParseCertificate(blk.Bytes)
+		switch {
+		case err == nil:
 			if !c.EUI.IsZero() && c.EUI != eui {
 				return nil, fmt.Errorf("%w: certificate is for %s, not %s", ErrBadKey, c.EUI, eui)
 			}
@@ -223,18 +247,27 @@ func ParsePublicPEMAt(b []byte, eui smki.EUI, use Use, at time.Time) (*ecdsa.Pub
 				return nil, err
 			}
 			pub = c.PublicKey
-		} else {
-			c, xerr := x509.ParseCertificate(blk.Bytes)
+		case errors.Is(err, smki.ErrPublicKey):
+			return nil, fmt.Errorf("%w: certificate: %w", ErrBadKey, err)
+		default:
+			// Certificates the SMKI reader refuses for their signature
+			// algorithm: read with crypto/x509, but the key with the
+			// SMKI reader, so that both accept the same keys.
+			x, xerr := x509.ParseCertificate(blk.Bytes)
 			if xerr != nil {
-				return nil, fmt.Errorf("%w: certificate: %v", ErrBadKey, err)
+				return nil, fmt.Errorf("%w: certificate: %w", ErrBadKey, err)
 			}
-			if c.KeyUsage != 0 && c.KeyUsage&want == 0 {
+			if x.KeyUsage != 0 && x.KeyUsage&want == 0 {
 				return nil, fmt.Errorf("%w: certificate key usage does not allow %s", ErrBadKey, use)
 			}
-			if err := validAt(c.NotBefore, c.NotAfter, at); err != nil {
+			if err := validAt(x.NotBefore, x.NotAfter, at); err != nil {
 				return nil, err
 			}
-			pub = c.PublicKey
+			k, kerr := smki.ParsePublicKeyInfo(x.RawSubjectPublicKeyInfo)
+			if kerr != nil {
+				return nil, fmt.Errorf("%w: certificate: %w", ErrBadKey, kerr)
+			}
+			pub = k
 		}
 	default:
 		return nil, fmt.Errorf("%w: PEM block %q, want CERTIFICATE or PUBLIC KEY", ErrBadKey, blk.Type)
