@@ -1,12 +1,16 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/metertrust/metertrust/smki"
@@ -38,48 +42,67 @@ const (
 	VerdictNoKey   Verdict = "no-key"
 )
 
-// Summary describes a message for people and for JSON output.
+// Summary describes a message for people and for JSON output, completely:
+// MessageFromJSON rebuilds the message from its JSON, byte for byte when
+// nothing was edited (gbcs inspect --json, then gbcs encode).
 type Summary struct {
-	CRA         string    `json:"cra"`
-	CRAFlag     int       `json:"cra_flag"`
-	Counter     uint64    `json:"originator_counter"`
-	Originator  smki.EUI  `json:"originator"`
-	Recipient   smki.EUI  `json:"recipient"`
-	DateTime    string    `json:"date_time,omitempty"`
-	Time        string    `json:"time,omitempty"`
-	MessageCode string    `json:"message_code"`
-	UseCase     string    `json:"use_case,omitempty"`
-	Title       string    `json:"title,omitempty"`
-	Critical    bool      `json:"critical"`
-	PreCommand  bool      `json:"pre_command"`
-	URP         *URPBrief `json:"unknown_remote_party,omitempty"`
-	PayloadLen  int       `json:"payload_length"`
-	Payload     string    `json:"payload"`
-	Encrypted   bool      `json:"payload_encrypted"`
-	Signed      bool      `json:"signed"`
-	Signature   string    `json:"signature,omitempty"`
-	MACed       bool      `json:"mac_header"`
-	MAC         string    `json:"mac,omitempty"`
-	// Decoded is the payload decoded by DecodePayload (CS02 payloads);
-	// DecodeError says why a payload that should decode did not.
-	Decoded     any    `json:"payload_decoded,omitempty"`
-	DecodeError string `json:"payload_decode_error,omitempty"`
+	Form        string   `json:"form"`
+	CRA         string   `json:"cra"`
+	CRAFlag     int      `json:"cra_flag"`
+	Counter     uint64   `json:"originator_counter"`
+	Originator  smki.EUI `json:"originator"`
+	Recipient   smki.EUI `json:"recipient"`
+	DateTime    string   `json:"date_time,omitempty"`
+	Time        string   `json:"time,omitempty"`
+	MessageCode string   `json:"message_code"`
+	UseCase     string   `json:"use_case,omitempty"`
+	Title       string   `json:"title,omitempty"`
+	Critical    bool     `json:"critical"`
+	PreCommand  bool     `json:"pre_command"`
+	// OtherInformation is the other-information field after the code.
+	OtherInformation OtherInformation `json:"other_information"`
+	// Lengths lists framing lengths read in a non-minimal form; nil when
+	// all were minimal.
+	Lengths    *Lengths `json:"length_forms,omitempty"`
+	PayloadLen int      `json:"payload_length"`
+	Payload    Payload  `json:"payload"`
+	// Encrypted reports whether the payload carries ciphered blocks.
+	Encrypted bool   `json:"payload_encrypted"`
+	Signed    bool   `json:"signed"`
+	Signature string `json:"signature,omitempty"`
+	MACed     bool   `json:"mac_header"`
+	MAC       string `json:"mac,omitempty"`
 }
 
-// URPBrief summarises unknown-remote-party fields.
-type URPBrief struct {
-	EUI            smki.EUI `json:"eui"`
-	Counter        uint64   `json:"counter"`
-	CertificateLen int      `json:"ka_certificate_length,omitempty"`
+// OtherInformation describes the other-information field (spec
+// gbcs-payloads.md 1.4): its form by length and the supplementary fields.
+type OtherInformation struct {
+	// Form is the field's length: 2, 10, 18, 26, or more with a
+	// certificate.
+	Form int `json:"form"`
+	// SRP is the supplementary remote party id (forms 10 and up).
+	SRP *smki.EUI `json:"supplementary_remote_party,omitempty"`
+	// SRPCounter is its counter (forms 18 and up).
+	SRPCounter *uint64 `json:"supplementary_remote_party_counter,omitempty"`
+	// OriginatorCounter is the supplementary originator counter (form 26).
+	OriginatorCounter *uint64 `json:"supplementary_originator_counter,omitempty"`
+	// KACertificate is the DER of the SRP's KA certificate, in hex (> 26).
+	KACertificate string `json:"ka_certificate,omitempty"`
 }
 
 // Summarize describes m.
 func Summarize(m *Message) Summary {
 	s := Summary{
-		CRA: m.CRA.String(), CRAFlag: int(m.CRA), Counter: m.Counter, Originator: m.Originator,
+		Form: m.Form().String(), CRA: m.CRA.String(), CRAFlag: int(m.CRA), Counter: m.Counter, Originator: m.Originator,
 		Recipient: m.Recipient, MessageCode: m.Code.String(), PreCommand: m.IsPreCommand(),
-		PayloadLen: len(m.Payload), Payload: hex.EncodeToString(m.Payload), Encrypted: IsProtected(m.Payload),
+		PayloadLen: len(m.Payload), Payload: ReadPayload(m),
 		Signed: m.Signed(), MACed: m.HasMAC(),
+		OtherInformation: OtherInformation{Form: m.OtherInfoForm()},
+	}
+	s.Encrypted = IsProtected(m.Payload) || len(cipheredBlocks(s.Payload.Tree)) > 0
+	if m.Lengths != (Lengths{}) {
+		l := m.Lengths
+		s.Lengths = &l
 	}
 	if m.DateTime != nil {
 		s.DateTime = hex.EncodeToString(m.DateTime)
@@ -90,8 +113,18 @@ func Summarize(m *Message) Summary {
 	if u, ok := LookupCode(m.Code); ok {
 		s.UseCase, s.Title, s.Critical = u.Name, u.Title, u.Critical()
 	}
-	if m.URP != nil {
-		s.URP = &URPBrief{EUI: m.URP.EUI, Counter: m.URP.Counter, CertificateLen: len(m.URP.KACertificate)}
+	if u := m.URP; u != nil {
+		o := &s.OtherInformation
+		e := u.EUI
+		o.SRP = &e
+		if !u.NoCounter {
+			c := u.Counter
+			o.SRPCounter = &c
+		}
+		o.OriginatorCounter = u.OriginatorCounter
+		if u.KACertificate != nil {
+			o.KACertificate = hex.EncodeToString(u.KACertificate)
+		}
 	}
 	if m.Signature != nil {
 		s.Signature = hex.EncodeToString(m.Signature)
@@ -99,12 +132,108 @@ func Summarize(m *Message) Summary {
 	if m.MAC != nil {
 		s.MAC = hex.EncodeToString(m.MAC)
 	}
-	if d, err := DecodePayload(m); err != nil {
-		s.DecodeError = err.Error()
-	} else if d != nil {
-		s.Decoded = d
-	}
 	return s
+}
+
+// MessageFromJSON rebuilds a message from the JSON of its Summary (one
+// object, or an array of one), as gbcs encode does: the payload from its
+// tree when it was decoded, else from its hex; the framing lengths recomputed
+// around what changed (a length read in a non-minimal form is kept in that
+// form while it can hold the value); the signature and MAC as given. Fields
+// that describe rather than define (use case, title, critical, time,
+// payload_length, the payload's use-case reading) are ignored.
+func MessageFromJSON(b []byte) (*Message, error) {
+	var in struct {
+		Summary
+		Payload struct {
+			Structure Structure       `json:"structure"`
+			Decoded   bool            `json:"decoded"`
+			Tree      json.RawMessage `json:"tree"`
+			Hex       string          `json:"hex"`
+		} `json:"payload"`
+	}
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
+		var arr []json.RawMessage
+		if err := json.Unmarshal(t, &arr); err != nil {
+			return nil, fmt.Errorf("%w: message JSON: %v", ErrInvalid, err)
+		}
+		if len(arr) != 1 {
+			return nil, fmt.Errorf("%w: message JSON: an array of %d messages, want one", ErrInvalid, len(arr))
+		}
+		b = arr[0]
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("%w: message JSON: %v", ErrInvalid, err)
+	}
+	s := &in.Summary
+	form, err := ParseForm(s.Form)
+	if err != nil {
+		return nil, err
+	}
+	cra := CRA(s.CRAFlag)
+	if !cra.Valid() {
+		return nil, fmt.Errorf("%w: cra_flag %d, want 1, 2 or 3", ErrInvalid, s.CRAFlag)
+	}
+	code, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s.MessageCode), "0x"), 16, 16)
+	if err != nil {
+		return nil, fmt.Errorf("%w: message_code %q", ErrInvalid, s.MessageCode)
+	}
+	m := &Message{CRA: cra, Counter: s.Counter, Originator: s.Originator, Recipient: s.Recipient, Code: MessageCode(code)}
+	if s.Lengths != nil {
+		m.Lengths = *s.Lengths
+	}
+	if s.DateTime != "" {
+		if m.DateTime, err = hexField("date_time", s.DateTime, dateTimeLen); err != nil {
+			return nil, err
+		}
+	}
+	if m.URP, err = s.OtherInformation.urp(); err != nil {
+		return nil, err
+	}
+	if m.Payload, err = EncodePayload(m.Code, cra, in.Payload.Structure, in.Payload.Decoded, in.Payload.Tree, in.Payload.Hex); err != nil {
+		return nil, err
+	}
+	if form == FormSigned || form == FormMACSigned {
+		if m.Signature, err = hexField("signature", s.Signature, signatureLen); err != nil {
+			return nil, err
+		}
+	}
+	if form == FormMAC || form == FormMACSigned {
+		if m.MAC, err = hexField("mac", s.MAC, macLen); err != nil {
+			return nil, err
+		}
+	}
+	m.EmptySignatureField = form == FormUnprotected
+	return m, nil
+}
+
+func hexField(name, v string, n int) ([]byte, error) {
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) != n {
+		return nil, fmt.Errorf("%w: %s %q: want %d bytes in hex", ErrInvalid, name, v, n)
+	}
+	return b, nil
+}
+
+func (o OtherInformation) urp() (*UnknownRemoteParty, error) {
+	if o.SRP == nil {
+		if o.SRPCounter != nil || o.OriginatorCounter != nil || o.KACertificate != "" {
+			return nil, fmt.Errorf("%w: other_information: supplementary fields without a supplementary_remote_party", ErrInvalid)
+		}
+		return nil, nil
+	}
+	u := &UnknownRemoteParty{EUI: *o.SRP, NoCounter: o.SRPCounter == nil, OriginatorCounter: o.OriginatorCounter}
+	if o.SRPCounter != nil {
+		u.Counter = *o.SRPCounter
+	}
+	if o.KACertificate != "" {
+		c, err := hex.DecodeString(o.KACertificate)
+		if err != nil {
+			return nil, fmt.Errorf("%w: other_information.ka_certificate: %v", ErrInvalid, err)
+		}
+		u.KACertificate = c
+	}
+	return u, nil
 }
 
 // Report is the outcome of Check: the message's summary and a verdict for
@@ -136,11 +265,14 @@ func Check(ctx context.Context, keys Keys, m *Message, acb *smki.EUI) Report {
 	return r
 }
 
+// verdict turns the outcome of a check into a verdict. Only a check that ran
+// and failed is invalid; a key that is missing or cannot be used is no-key,
+// never an invalid signature or MAC.
 func verdict(err error) (Verdict, string) {
 	switch {
 	case err == nil:
 		return VerdictValid, ""
-	case errors.Is(err, ErrNoKey):
+	case errors.Is(err, ErrNoKey), errors.Is(err, ErrKey):
 		return VerdictNoKey, err.Error()
 	}
 	return VerdictInvalid, err.Error()
@@ -155,7 +287,9 @@ func checkSignature(ctx context.Context, keys Keys, m *Message) (Verdict, string
 	}
 	pub, err := keys.SignatureKey(ctx, m.Originator)
 	if err != nil {
-		return verdict(err)
+		// Whatever stopped the key loading (absent, unreadable, a
+		// certificate that does not parse), no check ran.
+		return VerdictNoKey, err.Error()
 	}
 	return verdict(VerifySignature(pub, m))
 }
@@ -186,30 +320,33 @@ func checkMAC(ctx context.Context, keys Keys, m *Message, acb *smki.EUI) (Verdic
 				return verdict(CheckMAC(ctx, ka, pub, m))
 			}
 		}
+		why := fmt.Sprintf("%s private with %s public", p.private, p.public)
 		if !errors.Is(err, ErrNoKey) {
-			return VerdictInvalid, err.Error()
+			why += ": " + err.Error()
 		}
-		missing = append(missing, fmt.Sprintf("%s private with %s public", p.private, p.public))
+		missing = append(missing, why)
 	}
-	return VerdictNoKey, fmt.Sprintf("no key-agreement pair (%s or %s)", missing[0], missing[1])
+	return VerdictNoKey, fmt.Sprintf("no usable key-agreement pair (%s; or %s)", missing[0], missing[1])
 }
 
-// Decrypt returns the plaintext of m's protected payload, using the
-// recipient user's key-agreement private key (the unknown remote party's
-// when m carries one) with the originator device's public key, or the
-// device's private key with the user's public key.
-func Decrypt(ctx context.Context, keys Keys, m *Message) ([]byte, error) {
-	user := m.Recipient
-	if m.URP != nil {
-		user = m.URP.EUI
-	}
+// Decrypt returns the plaintexts of m's ciphered blocks, in order, using the
+// encryption recipient's key-agreement private key (the supplementary remote
+// party's when m names one, else the header recipient's) with the originator
+// device's public key, or the device's private key with the user's public
+// key, whichever keys holds.
+func Decrypt(ctx context.Context, keys Keys, m *Message) ([][]byte, error) {
+	user := m.EncryptionRecipient()
 	var lastErr error
 	for _, p := range []macPair{{user, m.Originator}, {m.Originator, user}} {
 		ka, err := keys.AgreementKey(ctx, p.private)
 		if err == nil {
 			var pub *ecdh.PublicKey
 			if pub, err = keys.AgreementPublicKey(ctx, p.public); err == nil {
-				return DecryptPayload(ctx, ka, pub, m)
+				if IsProtected(m.Payload) {
+					pt, err := DecryptPayload(ctx, ka, pub, m)
+					return [][]byte{pt}, err
+				}
+				return OpenPayload(ctx, ka, pub, m)
 			}
 		}
 		if !errors.Is(err, ErrNoKey) {

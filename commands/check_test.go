@@ -102,7 +102,9 @@ func TestCheck(t *testing.T) {
 		{"response, recipient key", only(testSupplier), resp, nil, VerdictAbsent, VerdictValid},
 		{"response, device key", only(testDevice), resp, nil, VerdictAbsent, VerdictValid},
 		{"unsigned critical", all(), unsignedCritical, &acb, VerdictAbsent, VerdictInvalid},
-		{"store failure", &fakeKeys{fail: errors.New("disk on fire")}, cmd, &acb, VerdictInvalid, VerdictInvalid},
+		// A key that cannot be loaded is no key, with the reason: no check
+		// ran, so nothing is invalid.
+		{"store failure", &fakeKeys{fail: errors.New("disk on fire")}, cmd, &acb, VerdictNoKey, VerdictNoKey},
 		{"no signature key", &fakeKeys{}, cmd, &acb, VerdictNoKey, VerdictNoKey},
 	}
 	for _, tt := range tests {
@@ -138,7 +140,7 @@ func TestDecryptWithKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := Decrypt(ctx, keys, m)
-	if err != nil || string(got) != "profile data" {
+	if err != nil || len(got) != 1 || string(got[0]) != "profile data" {
 		t.Fatalf("Decrypt = %q, %v", got, err)
 	}
 	if _, err := Decrypt(ctx, &fakeKeys{}, m); !errors.Is(err, ErrNoKey) {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,7 +59,8 @@ type constructedVector struct {
 		Encryption json.RawMessage `json:"encryption"`
 	} `json:"expected"`
 	Decoded struct {
-		Frame struct {
+		Structure string `json:"payload_structure"`
+		Frame     struct {
 			CRA         int     `json:"cra"`
 			Counter     string  `json:"ctr"`
 			Originator  string  `json:"orig"`
@@ -73,6 +75,13 @@ type constructedVector struct {
 			ContentForm string  `json:"content_form"`
 		} `json:"frame"`
 	} `json:"decoded"`
+}
+
+// structure is the payload structure the independent decoder named, without
+// its use case ("DLMS ACCESS-Request [ECS43]" is "DLMS ACCESS-Request").
+func (v *constructedVector) structure() string {
+	s, _, _ := strings.Cut(v.Decoded.Structure, " [")
+	return s
 }
 
 type constructedEncryption struct {
@@ -368,6 +377,67 @@ func TestConstructedPreCommandSigning(t *testing.T) {
 			}
 			if err := VerifySignature(&k.PublicKey, m); err != nil {
 				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestConstructedPayloads reads every vector's payload by its structure (the
+// structure the independent decoder named), rebuilds each message from the
+// JSON of its Summary byte for byte, and opens each encrypted payload with
+// the recipient's key.
+func TestConstructedPayloads(t *testing.T) {
+	ctx := context.Background()
+	for _, v := range loadConstructed(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			raw := unhex(t, v.MessageHex)
+			m, err := Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := ReadPayload(m)
+			if !p.Decoded {
+				t.Fatalf("payload not decoded: %s", p.Error)
+			}
+			if want := v.structure(); !strings.HasPrefix(want, string(p.Structure)) {
+				t.Errorf("structure %s, want %s", p.Structure, want)
+			}
+			if p.UseCaseError != "" {
+				t.Errorf("use case: %s", p.UseCaseError)
+			}
+			j, err := json.Marshal(Summarize(m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := MessageFromJSON(j)
+			if err != nil {
+				t.Fatalf("MessageFromJSON: %v\n%s", err, j)
+			}
+			out, err := back.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out, raw) {
+				t.Errorf("JSON round trip:\n got %X\nwant %X", out, raw)
+			}
+			enc := v.encryptions(t)
+			if len(enc) == 0 {
+				return
+			}
+			user := ecdhKey(t, v.kaKey(t, m.EncryptionRecipient()))
+			dev := ecdhKey(t, v.kaKey(t, m.Originator))
+			pts, err := OpenPayload(ctx, user, dev.PublicKey(), m)
+			if err != nil {
+				t.Fatalf("OpenPayload: %v", err)
+			}
+			if len(pts) != len(enc) {
+				t.Fatalf("%d plaintexts, want %d", len(pts), len(enc))
+			}
+			for i, e := range enc {
+				hexEq(t, "plaintext", pts[i], e.Plaintext)
+			}
+			if _, err := OpenPayload(ctx, dev, dev.PublicKey(), m); !errors.Is(err, ErrDecrypt) {
+				t.Errorf("wrong key: %v, want ErrDecrypt", err)
 			}
 		})
 	}

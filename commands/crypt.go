@@ -203,3 +203,39 @@ func DecryptPayload(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, 
 	defer clear(key)
 	return Open(key, m.Originator, m.Payload)
 }
+
+// EncryptionKey derives the transport key of m's encrypted content (spec
+// gbcs-payloads.md 2.3) by ECDH between ka and peer: on the device, its KA
+// key and the KA public key of m.EncryptionRecipient(); at that user, the
+// mirror. The caller owns the key and must clear it after use.
+func EncryptionKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([]byte, error) {
+	return encryptionKey(ctx, ka, peer, m)
+}
+
+// OpenPayload decrypts every ciphered block of m's payload (spec
+// gbcs-payloads.md 2.1: DLMS protected results and ECS68 alerts, encrypted
+// GBZ components, GCS53 alerts), all under the one key of m, and returns the
+// plaintexts in order. m is not changed. A payload without ciphered blocks
+// gets an error; a block that fails authentication ErrDecrypt.
+func OpenPayload(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([][]byte, error) {
+	p := ReadPayload(m)
+	if !p.Decoded {
+		return nil, fmt.Errorf("commands: %s payload of %s message %s does not parse: %s", p.Structure, m.CRA, m.Code, p.Error)
+	}
+	blocks := cipheredBlocks(p.Tree)
+	if len(blocks) == 0 {
+		return nil, fmt.Errorf("commands: %s payload of %s message %s holds no ciphered block", p.Structure, m.CRA, m.Code)
+	}
+	key, err := encryptionKey(ctx, ka, peer, m)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	out := make([][]byte, len(blocks))
+	for i, b := range blocks {
+		if out[i], err = OpenBlock(key, m.Originator, *b); err != nil {
+			return nil, fmt.Errorf("commands: ciphered block %d of %s message %s: %w", i, m.CRA, m.Code, err)
+		}
+	}
+	return out, nil
+}

@@ -72,7 +72,7 @@ func TestHostileInputs(t *testing.T) {
 				{"empty body", w.supplier, "application/octet-stream", nil, 400, "malformed"},
 				{"truncated", w.supplier, "application/octet-stream", next[:len(next)/2], 400, "malformed"},
 				{"one byte", w.supplier, "application/octet-stream", []byte{0xDF}, 400, "malformed"},
-				{"trailing byte", w.supplier, "application/octet-stream", append(bytes.Clone(next), 0x00), 400, "malformed"},
+				{"trailing byte", w.supplier, "application/octet-stream", append(bytes.Clone(next), 0x00, 0x00), 400, "malformed"}, // a signature field 00, then one byte too many
 				{"date-time length wrong", w.supplier, "application/octet-stream", dtLen, 400, "malformed"},
 				{"other-information length past the end", w.supplier, "application/octet-stream", oiLen, 400, "malformed"},
 				{"oversized", w.supplier, "application/octet-stream", bytes.Repeat([]byte{0xDF}, 4<<20), 400, "malformed"},
@@ -180,7 +180,12 @@ func retarget(t *testing.T, raw []byte, to smki.EUI) []byte {
 }
 
 func recra(t *testing.T, raw []byte, c commands.CRA) []byte {
-	return edit(t, raw, func(m *commands.Message) { m.CRA = c })
+	return edit(t, raw, func(m *commands.Message) {
+		m.CRA = c
+		// Only a command can end after its payload; a hostile response
+		// carries the signature field 00.
+		m.EmptySignatureField = c != commands.Command && !m.Signed() && !m.HasMAC()
+	})
 }
 
 // withMAC returns raw with a MAC header and a MAC made with a key that is

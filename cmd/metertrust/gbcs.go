@@ -29,7 +29,7 @@ func newGBCSCmd() *cobra.Command {
 			"<EUI>-ds.pem, <EUI>-ka.pem, <EUI>-pp-ka.pem (certificates or public keys) and the " +
 			"matching .key private key files (PKCS#8 or SEC 1).",
 	}
-	c.AddCommand(newGBCSInspectCmd(), newGBCSVerifyCmd(), newGBCSSignCmd(), newGBCSMACCmd(), newGBCSDecryptCmd())
+	c.AddCommand(newGBCSInspectCmd(), newGBCSEncodeCmd(), newGBCSVerifyCmd(), newGBCSSignCmd(), newGBCSMACCmd(), newGBCSDecryptCmd())
 	return c
 }
 
@@ -87,7 +87,7 @@ func writeJSON(out io.Writer, v any) error {
 }
 
 func printSummary(out io.Writer, file string, s commands.Summary) {
-	fmt.Fprintf(out, "%s: %s %s", file, s.CRA, s.MessageCode)
+	fmt.Fprintf(out, "%s: %s %s, %s form", file, s.CRA, s.MessageCode, s.Form)
 	if s.UseCase != "" {
 		fmt.Fprintf(out, " %s (%s)", s.UseCase, s.Title)
 	}
@@ -96,40 +96,79 @@ func printSummary(out io.Writer, file string, s commands.Summary) {
 	if s.DateTime != "" {
 		fmt.Fprintf(out, "  date-time %s %s\n", s.DateTime, s.Time)
 	}
-	if s.URP != nil {
-		fmt.Fprintf(out, "  unknown remote party %s counter %d", s.URP.EUI, s.URP.Counter)
-		if s.URP.CertificateLen > 0 {
-			fmt.Fprintf(out, " KA certificate %d bytes", s.URP.CertificateLen)
+	if o := s.OtherInformation; o.SRP != nil {
+		fmt.Fprintf(out, "  other-information form %d: supplementary remote party %s", o.Form, *o.SRP)
+		if o.SRPCounter != nil {
+			fmt.Fprintf(out, " counter %d", *o.SRPCounter)
+		}
+		if o.OriginatorCounter != nil {
+			fmt.Fprintf(out, " supplementary originator counter %d", *o.OriginatorCounter)
+		}
+		if o.KACertificate != "" {
+			fmt.Fprintf(out, " KA certificate %d bytes", len(o.KACertificate)/2)
 		}
 		fmt.Fprintln(out)
+	}
+	if s.Lengths != nil {
+		fmt.Fprintf(out, "  non-minimal framing lengths %+v\n", *s.Lengths)
 	}
 	fmt.Fprintf(out, "  critical %t  pre-command %t  signed %t  MAC header %t  payload %d bytes", s.Critical, s.PreCommand, s.Signed, s.MACed, s.PayloadLen)
 	if s.Encrypted {
 		fmt.Fprint(out, " (encrypted)")
 	}
 	fmt.Fprintln(out)
-	if s.Decoded != nil {
-		if b, err := json.Marshal(s.Decoded); err == nil {
-			fmt.Fprintf(out, "  payload decoded %s\n", b)
-		}
+	p := s.Payload
+	if !p.Decoded {
+		fmt.Fprintf(out, "  payload (%s) does not decode: %s\n", p.Structure, p.Error)
+		return
 	}
-	if s.DecodeError != "" {
-		fmt.Fprintf(out, "  payload does not decode: %s\n", s.DecodeError)
+	fmt.Fprintf(out, "  payload %s\n", p.Structure)
+	if b, err := json.Marshal(p.Tree); err == nil {
+		fmt.Fprintf(out, "    tree %s\n", b)
+	}
+	switch {
+	case p.UseCase != nil:
+		if b, err := json.Marshal(p.UseCase); err == nil {
+			fmt.Fprintf(out, "    use case %s\n", b)
+		}
+	case p.UseCaseError != "":
+		fmt.Fprintf(out, "    does not fit its use case: %s\n", p.UseCaseError)
 	}
 }
 
 type inspected struct {
 	File string `json:"file"`
 	commands.Summary
+	// Decrypted holds the plaintexts of the payload's ciphered blocks, in
+	// hex, when --keystore held a key for them.
+	Decrypted []string `json:"decrypted,omitempty"`
+	// DecryptError says why an encrypted payload was not decrypted.
+	DecryptError string `json:"decrypt_error,omitempty"`
 }
 
 func newGBCSInspectCmd() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		dir    string
+	)
 	c := &cobra.Command{
-		Use:   "inspect [--json] FILE...",
-		Short: "Print the header fields of GBCS messages",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "inspect [--json] [--keystore DIR] FILE...",
+		Short: "Print GBCS messages: form, header, other-information and the decoded payload",
+		Long: "inspect prints, for each message, its form (pre-command, signed, mac, mac+signed), its header, " +
+			"the form of its other-information and, for the payload, its structure (ASN.1, DLMS, GBZ) and its " +
+			"decoded tree, with the typed reading of the use case where the spec details it. With --keystore " +
+			"it also decrypts the payload's ciphered blocks when the keystore holds a key for them. " +
+			"--json prints an array whose objects gbcs encode reads back. The exit status is 1 if any " +
+			"message does not parse.",
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var ks *keystore.Dir
+			if dir != "" {
+				var err error
+				if ks, err = keystore.Open(dir); err != nil {
+					return err
+				}
+			}
 			var all []inspected
 			var failed []error
 			for _, f := range args {
@@ -138,7 +177,17 @@ func newGBCSInspectCmd() *cobra.Command {
 					failed = append(failed, err)
 					continue
 				}
-				all = append(all, inspected{File: f, Summary: commands.Summarize(m)})
+				in := inspected{File: f, Summary: commands.Summarize(m)}
+				if ks != nil && in.Encrypted {
+					pts, err := commands.Decrypt(cmd.Context(), ks, m)
+					if err != nil {
+						in.DecryptError = err.Error()
+					}
+					for _, p := range pts {
+						in.Decrypted = append(in.Decrypted, hex.EncodeToString(p))
+					}
+				}
+				all = append(all, in)
 			}
 			if asJSON {
 				if err := writeJSON(cmd.OutOrStdout(), all); err != nil {
@@ -147,13 +196,23 @@ func newGBCSInspectCmd() *cobra.Command {
 			} else {
 				for _, s := range all {
 					printSummary(cmd.OutOrStdout(), s.File, s.Summary)
-					fmt.Fprintf(cmd.OutOrStdout(), "  payload %s\n", s.Payload)
+					fmt.Fprintf(cmd.OutOrStdout(), "  payload hex %s\n", s.Payload.Hex)
+					for i, p := range s.Decrypted {
+						fmt.Fprintf(cmd.OutOrStdout(), "  decrypted block %d: %s\n", i, p)
+					}
+					if s.DecryptError != "" {
+						fmt.Fprintf(cmd.OutOrStdout(), "  not decrypted: %s\n", s.DecryptError)
+					}
 				}
 			}
-			return errors.Join(failed...)
+			if len(failed) > 0 {
+				return &exitStatus{code: 1, err: errors.Join(failed...)}
+			}
+			return nil
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (gbcs encode reads its objects)")
+	c.Flags().StringVar(&dir, "keystore", "", "keystore directory: decrypt ciphered blocks it holds a key for")
 	return c
 }
 
@@ -329,7 +388,7 @@ func newGBCSMACCmd() *cobra.Command {
 type decrypted struct {
 	File string `json:"file"`
 	commands.Summary
-	Plaintext string `json:"plaintext"`
+	Plaintexts []string `json:"plaintexts"`
 }
 
 func newGBCSDecryptCmd() *cobra.Command {
@@ -337,7 +396,7 @@ func newGBCSDecryptCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "decrypt --keystore DIR [--json] FILE",
-		Short: "Decrypt the sensitive payload of a message; print the plaintext as hex",
+		Short: "Decrypt the sensitive payload of a message; print each ciphered block's plaintext as hex, one a line",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ks, err := keystore.Open(dir)
@@ -348,19 +407,106 @@ func newGBCSDecryptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pt, err := commands.Decrypt(cmd.Context(), ks, m)
+			pts, err := commands.Decrypt(cmd.Context(), ks, m)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), decrypted{File: args[0], Summary: commands.Summarize(m), Plaintext: hex.EncodeToString(pt)})
+				d := decrypted{File: args[0], Summary: commands.Summarize(m)}
+				for _, p := range pts {
+					d.Plaintexts = append(d.Plaintexts, hex.EncodeToString(p))
+				}
+				return writeJSON(cmd.OutOrStdout(), d)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%X\n", pt)
-			return err
+			for _, p := range pts {
+				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%X\n", p); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	c.Flags().StringVar(&dir, "keystore", "", "keystore directory")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	_ = c.MarkFlagRequired("keystore")
+	return c
+}
+
+func newGBCSEncodeCmd() *cobra.Command {
+	var (
+		dir, signer, acb string
+		mac              bool
+	)
+	c := &cobra.Command{
+		Use:   "encode [--keystore DIR [--sign EUI] [--mac --acb EUI]] FILE",
+		Short: "Rebuild a GBCS message from gbcs inspect --json output, possibly edited; print it as hex",
+		Long: "encode reads one message as gbcs inspect --json prints it (the object, or an array of one), " +
+			"possibly edited by hand, and prints the message as hex. Unedited, it reproduces the original " +
+			"bytes exactly, lengths in the form they were read. The payload is rebuilt from its tree when the " +
+			"JSON says it was decoded (so edit the tree), from its hex otherwise; the lengths around what " +
+			"changed are recomputed. A signature or MAC is copied as given and no longer matches an edited " +
+			"message: --sign EUI re-signs with that party's DS key, --mac (with --acb) recomputes the ACB's " +
+			"MAC of a command, both from --keystore.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var b []byte
+			var err error
+			if args[0] == "-" {
+				b, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				b, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", args[0], err)
+			}
+			m, err := commands.MessageFromJSON(b)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if (signer != "" || mac) && dir == "" {
+				return errors.New("--sign and --mac need --keystore")
+			}
+			if signer != "" {
+				ks, err := keystore.Open(dir)
+				if err != nil {
+					return err
+				}
+				eui, err := smki.ParseEUI(signer)
+				if err != nil {
+					return fmt.Errorf("--sign: %w", err)
+				}
+				key, err := ks.Signer(eui)
+				if err != nil {
+					return err
+				}
+				hadMAC := m.HasMAC()
+				if err := commands.Sign(rand.Reader, key, m); err != nil {
+					return err
+				}
+				if hadMAC && !mac {
+					return errors.New("the message had a MAC, which re-signing invalidates: add --mac --acb EUI")
+				}
+			}
+			if mac {
+				ks, err := keystore.Open(dir)
+				if err != nil {
+					return err
+				}
+				eui, err := smki.ParseEUI(acb)
+				if err != nil {
+					return fmt.Errorf("--acb: %w", err)
+				}
+				m.MAC = nil
+				if err := commands.MACCommand(cmd.Context(), ks, eui, m); err != nil {
+					return err
+				}
+			}
+			return printHex(cmd.OutOrStdout(), m)
+		},
+	}
+	c.Flags().StringVar(&dir, "keystore", "", "keystore directory (for --sign and --mac)")
+	c.Flags().StringVar(&signer, "sign", "", "re-sign with this party's DS private key")
+	c.Flags().BoolVar(&mac, "mac", false, "recompute the access control broker's MAC (a command)")
+	c.Flags().StringVar(&acb, "acb", "", "EUI of the access control broker whose KA key MACs (with --mac)")
 	return c
 }

@@ -146,7 +146,7 @@ func TestGBCSVerifyVector(t *testing.T) {
 		want     []string
 	}{
 		{"hex file", nil, []string{"verify", "--keystore", ks, "--acb", testACBEUI, hexFile}, 0,
-			[]string{"command 0x00B3 ECS04b", "signature: valid", "mac: valid", "counter 1"}},
+			[]string{"command 0x00B3, mac+signed form ECS04b", "signature: valid", "mac: valid", "counter 1"}},
 		{"raw bytes on stdin", raw, []string{"verify", "--keystore", ks, "--acb", testACBEUI, "-"}, 0,
 			[]string{"signature: valid", "mac: valid"}},
 		{"without --acb the MAC has no key", nil, []string{"verify", "--keystore", ks, hexFile}, 0,
@@ -348,7 +348,7 @@ func TestGBCSInspectCS02(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"CS02c (Issue Security Credentials)", "pre-command true", `payload decoded {"KeyUsage":16}`, "2026-11-23T18:00:00Z"} {
+	for _, want := range []string{"CS02c (Issue Security Credentials)", "pre-command form", "pre-command true", "payload ASN.1", `"names":["keyAgreement"]`, "2026-11-23T18:00:00Z"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
@@ -356,7 +356,7 @@ func TestGBCSInspectCS02(t *testing.T) {
 	bad := bytes.Clone(b)
 	bad[len(bad)-2] = 0x05 // key-usage bits set in the three unused positions: not DER
 	out, err = runGBCS(t, bad, "inspect", "-")
-	if err != nil || !strings.Contains(out, "payload does not decode") {
+	if err != nil || !strings.Contains(out, "payload (ASN.1) does not decode") || !strings.Contains(out, "unused bits") {
 		t.Errorf("inspect of a bad CS02c payload: %v\n%s", err, out)
 	}
 }
