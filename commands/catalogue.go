@@ -51,6 +51,21 @@ type UseCase struct {
 	// TwoStep reports that the reference data holds pre-commands for the
 	// code: a user signs what the DCC returns.
 	TwoStep bool
+	// Sensitive reports that the device encrypts the content of its
+	// response (or alert) to the user under the transport key: the codes
+	// whose messages carry ciphered blocks in the reference data (spec
+	// gbcs-payloads.md 2.1).
+	Sensitive bool
+}
+
+// sensitiveCodes are the codes of gbcs-payloads.md 2.1: DLMS responses of
+// ECS17b/d/e, ECS19, ECS20b/c, ECS21a/b, ECS22b and ECS66, GBZ responses of
+// GCS13a/b/c, GCS14, GCS15b/c/d, GCS16a/b, GCS17, GCS18 and GCS61, and the
+// ECS68 and GCS53 alerts.
+var sensitiveCodes = map[MessageCode]bool{
+	0x0027: true, 0x0029: true, 0x002A: true, 0x002D: true, 0x002F: true, 0x0030: true, 0x0033: true, 0x0034: true,
+	0x0037: true, 0x0060: true, 0x0074: true, 0x00B8: true, 0x00B6: true, 0x0075: true, 0x00C3: true, 0x0076: true,
+	0x00C4: true, 0x0077: true, 0x0096: true, 0x0078: true, 0x0079: true, 0x00A0: true, 0x0061: true, 0x008B: true,
 }
 
 // Forms returns the forms seen for messages of kind c.
@@ -220,7 +235,7 @@ func (c *catalogue) addTableE(tsv string) error {
 		if known {
 			u = c.useCases[j]
 		}
-		u.Structure, u.TwoStep = f[2], counts[1] > 0
+		u.Structure, u.TwoStep, u.Sensitive = f[2], counts[1] > 0, sensitiveCodes[u.Code]
 		u.CommandForms, u.ResponseForms, u.AlertForms = forms[Command], forms[Response], forms[Alert]
 		name := tableEName(f[1])
 		if !known || !strings.EqualFold(u.Name, name) {

@@ -196,12 +196,25 @@ func TestTableE(t *testing.T) {
 			t.Errorf("%s: %+v, want %s critical %t two-step %t commands %v", tt.code, u, tt.name, tt.critical, tt.twoStep, tt.commands)
 		}
 	}
+	sensitive := 0
+	for _, u := range UseCases() {
+		if u.Sensitive {
+			sensitive++
+		}
+	}
+	if sensitive != len(sensitiveCodes) {
+		t.Errorf("%d sensitive use cases, want the %d codes of spec 2.1", sensitive, len(sensitiveCodes))
+	}
 	for _, v := range loadConstructed(t) {
 		m, err := Parse(unhex(t, v.MessageHex))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, _ := LookupCode(m.Code); !u.AllowsForm(m.CRA, m.Form()) {
+		u, _ := LookupCode(m.Code)
+		if blocks := len(v.encryptions(t)); blocks > 0 && !u.Sensitive {
+			t.Errorf("%s: %s carries ciphered blocks but is not sensitive", v.Name, m.Code)
+		}
+		if !u.AllowsForm(m.CRA, m.Form()) {
 			t.Errorf("%s: a %s %s in the %s form, table E has %v", v.Name, m.Code, m.CRA, m.Form(), u.Forms(m.CRA))
 		}
 	}
