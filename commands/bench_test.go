@@ -136,3 +136,59 @@ func BenchmarkRawGCMSeal(b *testing.B) {
 		g.Seal(nil, nonce, nil, aad)
 	}
 }
+
+// parseEncodeFull parses raw, decodes its payload by structure, and encodes
+// both back: what reading and rebuilding a message with its payload costs.
+func parseEncodeFull(tb testing.TB, raw []byte) {
+	m, err := Parse(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, tree, err := ParsePayload(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var enc []byte
+	switch t := tree.(type) {
+	case interface{ MarshalBinary() ([]byte, error) }:
+		enc, err = t.MarshalBinary()
+	case interface{ Marshal() ([]byte, error) }:
+		enc, err = t.Marshal()
+	}
+	if err != nil || len(enc) != len(m.Payload) {
+		tb.Fatalf("payload re-encoding: %d bytes, %v", len(enc), err)
+	}
+	m.Payload = enc
+	if _, err := m.Marshal(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// codecMessages are the two messages of the codec's cost budget: the GBCS
+// 18.4 vector (ECS04b, a DLMS ACCESS-Request) and an ECS17b response with
+// its protected result (constructed vector 06).
+func codecMessages(tb testing.TB) map[string][]byte {
+	out := map[string][]byte{"gbcs-18.4": unhex(tb, loadVector(tb).MessageHex)}
+	for _, v := range loadConstructed(tb) {
+		if v.Name == "ecs17b-response" {
+			out["ecs17b-response"] = unhex(tb, v.MessageHex)
+		}
+	}
+	if len(out) != 2 {
+		tb.Fatal("constructed vector ecs17b-response missing")
+	}
+	return out
+}
+
+// BenchmarkParseEncodePayload reads a message with its payload tree and
+// encodes both back; compare with BenchmarkRawECDSAVerify.
+func BenchmarkParseEncodePayload(b *testing.B) {
+	for name, raw := range codecMessages(b) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				parseEncodeFull(b, raw)
+			}
+		})
+	}
+}

@@ -218,13 +218,13 @@ func EncryptionKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m
 // plaintexts in order. m is not changed. A payload without ciphered blocks
 // gets an error; a block that fails authentication ErrDecrypt.
 func OpenPayload(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([][]byte, error) {
-	p := ReadPayload(m)
-	if !p.Decoded {
-		return nil, fmt.Errorf("commands: %s payload of %s message %s does not parse: %s", p.Structure, m.CRA, m.Code, p.Error)
+	st, tree, err := ParsePayload(m)
+	if err != nil {
+		return nil, fmt.Errorf("commands: %s payload of %s message %s does not parse: %w", st, m.CRA, m.Code, err)
 	}
-	blocks := cipheredBlocks(p.Tree)
+	blocks := cipheredBlocks(tree)
 	if len(blocks) == 0 {
-		return nil, fmt.Errorf("commands: %s payload of %s message %s holds no ciphered block", p.Structure, m.CRA, m.Code)
+		return nil, fmt.Errorf("commands: %s payload of %s message %s holds no ciphered block", st, m.CRA, m.Code)
 	}
 	key, err := encryptionKey(ctx, ka, peer, m)
 	if err != nil {

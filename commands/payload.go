@@ -68,42 +68,57 @@ func payloadStructure(code MessageCode, c CRA, p []byte) Structure {
 	return StructureOpaque
 }
 
-// ReadPayload reads m's payload by its structure. A payload that does not
-// parse is reported in the result (Decoded false, Error), not as an error:
-// the message around it may still be worth showing.
-func ReadPayload(m *Message) Payload {
-	p := Payload{Structure: payloadStructure(m.Code, m.CRA, m.Payload), Hex: hex.EncodeToString(m.Payload)}
+// ParsePayload parses m's payload by its structure into its tree:
+// *dlms.APDU, *gbz.Payload, *gbz.Alert or an asn.Payload; nil for an opaque
+// payload. It is the codec's path, without ReadPayload's display fields.
+func ParsePayload(m *Message) (Structure, any, error) {
+	st := payloadStructure(m.Code, m.CRA, m.Payload)
+	var tree any
 	var err error
-	switch p.Structure {
+	switch st {
 	case StructureASN1:
 		var v asn.Payload
 		if v, err = asn.Decode(uint16(m.Code), asn.CRA(m.CRA), m.Payload); err == nil {
-			p.Tree = v
+			tree = v
 		}
 	case StructureDLMS:
 		var a *dlms.APDU
 		if a, err = dlms.Parse(m.Payload); err == nil {
-			p.Tree = a
-			d, derr := dlms.Describe(uint16(m.Code), a)
-			p.useCase(d, derr, dlms.ErrUnknownUseCase)
+			tree = a
 		}
 	case StructureGBZ:
 		var g *gbz.Payload
 		if g, err = gbz.Parse(m.Payload); err == nil {
-			p.Tree = g
-			d, derr := gbz.Describe(uint16(m.Code), g)
-			p.useCase(d, derr, gbz.ErrUnknownUseCase)
+			tree = g
 		}
 	case StructureGBZAlert:
 		var a *gbz.Alert
 		if a, err = gbz.ParseAlert(uint16(m.Code), m.Payload); err == nil {
-			p.Tree = a
+			tree = a
 		}
 	}
+	return st, tree, err
+}
+
+// ReadPayload reads m's payload by its structure, for display and for
+// gbcs encode: the tree, the typed reading of its use case, the bytes in
+// hex. A payload that does not parse is reported in the result (Decoded
+// false, Error), not as an error: the message around it may still be worth
+// showing.
+func ReadPayload(m *Message) Payload {
+	st, tree, err := ParsePayload(m)
+	p := Payload{Structure: st, Tree: tree, Decoded: tree != nil, Hex: hex.EncodeToString(m.Payload)}
 	if err != nil {
 		p.Error = err.Error()
 	}
-	p.Decoded = p.Tree != nil
+	switch t := tree.(type) {
+	case *dlms.APDU:
+		d, derr := dlms.Describe(uint16(m.Code), t)
+		p.useCase(d, derr, dlms.ErrUnknownUseCase)
+	case *gbz.Payload:
+		d, derr := gbz.Describe(uint16(m.Code), t)
+		p.useCase(d, derr, gbz.ErrUnknownUseCase)
+	}
 	return p
 }
 

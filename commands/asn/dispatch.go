@@ -113,8 +113,7 @@ func New(code uint16, cra CRA) (Payload, error) {
 // Has reports whether the message with this code and CRA flag has one of
 // the package's ASN.1 payloads.
 func Has(code uint16, cra CRA) bool {
-	_, err := New(code, cra)
-	return err == nil
+	return cra >= Command && cra <= Alert && byCode[code][cra-1] != nil
 }
 
 // Decode decodes the payload of the message with this code and CRA flag.

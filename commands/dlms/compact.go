@@ -216,12 +216,14 @@ func (r *reader) untagged(p *path, td *TypeDesc, depth int) (Data, error) {
 		}
 		d := Data{Tag: td.Tag, Elems: make([]Data, n)}
 		var err error
+		kids := make([]path, n) // one allocation for the elements' paths
 		for i := range d.Elems {
 			et := &td.Elems[0]
 			if td.Tag == TagStructure {
 				et = &td.Elems[i]
 			}
-			if d.Elems[i], err = r.untagged(&path{parent: p, name: td.Tag.String(), index: i}, et, depth+1); err != nil {
+			kids[i] = path{parent: p, name: td.Tag.String(), index: i}
+			if d.Elems[i], err = r.untagged(&kids[i], et, depth+1); err != nil {
 				return Data{}, err
 			}
 		}

@@ -105,8 +105,11 @@ func (r *reader) data(p *path, depth int) (Data, error) {
 			return Data{}, parseErr(p.String()+".count", at+1, "%s of %d elements, %d bytes remain", t, n, r.remaining())
 		}
 		d := Data{Tag: t, Form: form, Elems: make([]Data, n)}
+		// One allocation for the elements' paths, not one each.
+		kids := make([]path, n)
 		for i := range d.Elems {
-			if d.Elems[i], err = r.data(&path{parent: p, name: t.String(), index: i}, depth+1); err != nil {
+			kids[i] = path{parent: p, name: t.String(), index: i}
+			if d.Elems[i], err = r.data(&kids[i], depth+1); err != nil {
 				return Data{}, err
 			}
 		}

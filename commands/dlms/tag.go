@@ -85,17 +85,26 @@ var tags = map[Tag]tagInfo{
 // String returns the IEC 62056-6-2 name of the tag, such as "long-unsigned",
 // or "tag 0xNN" for a tag this package does not know.
 func (t Tag) String() string {
-	if i, ok := tags[t]; ok {
+	if i := tagTable[t]; i.known {
 		return i.name
 	}
 	return fmt.Sprintf("tag 0x%02x", uint8(t))
 }
 
 // Known reports whether the package can read and write values of tag t.
-func (t Tag) Known() bool {
-	_, ok := tags[t]
-	return ok
-}
+func (t Tag) Known() bool { return tagTable[t].known }
 
-func (t Tag) kind() tagKind { return tags[t].kind }
-func (t Tag) size() int     { return tags[t].size }
+func (t Tag) kind() tagKind { return tagTable[t].kind }
+func (t Tag) size() int     { return tagTable[t].size }
+
+// tagTable is tags indexed by tag byte: the decoder asks it for every value
+// it reads, and an array look-up costs a fraction of a map's.
+var tagTable = func() (a [256]struct {
+	tagInfo
+	known bool
+}) {
+	for t, i := range tags {
+		a[t].tagInfo, a[t].known = i, true
+	}
+	return a
+}()
