@@ -53,6 +53,9 @@ var useCaseNames = map[uint16]string{
 	CodeIntegrityWarningAlert:   "meter integrity warning alert (81A0)",
 	CodeGenericCriticalAlert:    "generic critical alert",
 	CodeGenericNonCriticalAlert: "generic non-critical alert",
+	// Use cases with our own layout (ours.go).
+	CodeECS66: "ECS66 read ESME daily consumption log (our layout)",
+	CodeECS82: "ECS82 read meter balance for ESME (our layout)",
 }
 
 var loadSwitchScripts = map[uint16]uint16{
@@ -92,6 +95,10 @@ func describe(code uint16, a *APDU) (any, error) {
 		if q == nil && s == nil {
 			return nil, mismatch("want an access-request or access-response, have %s", kindOr(a))
 		}
+	}
+	// Use cases with our own layout (ours.go).
+	if v, ok, err := describeOurs(code, q, s); ok {
+		return v, err
 	}
 	switch code {
 	case CodeECS01a:

@@ -307,6 +307,13 @@ func Describe(code uint16, p *Payload) (*UseCase, error) {
 	case CodeGCS33:
 		u.Name, u.Title = "GCS33", "Read GSME valve status"
 	default:
+		// Use cases with our own layout (ours.go).
+		if ou, ok, err := describeOurs(code, p); ok {
+			if err != nil {
+				return nil, err
+			}
+			return ou, nil
+		}
 		return nil, fmt.Errorf("%w: 0x%04X", ErrUnknownUseCase, code)
 	}
 	layout := func(field, format string, args ...any) error {
