@@ -95,7 +95,7 @@ func setup(ctx context.Context, cfg Config, dir string) (_ *world, err error) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	icfg := inproc.Config{DataDir: dir, StoreDSN: dsn, Meters: cfg.Meters, GenerateMeters: true, FirstMeter: firstMeterEUI,
 		Transport: func(f *device.Fleet) (router.Transport, error) {
-			w.transport = newRecorder(router.NewFleetTransport(f))
+			w.transport = newRecorder(inproc.NewFleetTransport(f))
 			return w.transport, nil
 		},
 		WrapACBKey: func(k router.KeyAgreement) router.KeyAgreement {

@@ -99,7 +99,7 @@ func Summarize(m *Message) Summary {
 		Signed: m.Signed(), MACed: m.HasMAC(),
 		OtherInformation: OtherInformation{Form: m.OtherInfoForm()},
 	}
-	s.Encrypted = IsProtected(m.Payload) || len(cipheredBlocks(s.Payload.Tree)) > 0
+	s.Encrypted = len(cipheredBlocks(s.Payload.Tree)) > 0
 	if m.Lengths != (Lengths{}) {
 		l := m.Lengths
 		s.Lengths = &l
@@ -342,10 +342,6 @@ func Decrypt(ctx context.Context, keys Keys, m *Message) ([][]byte, error) {
 		if err == nil {
 			var pub *ecdh.PublicKey
 			if pub, err = keys.AgreementPublicKey(ctx, p.public); err == nil {
-				if IsProtected(m.Payload) {
-					pt, err := DecryptPayload(ctx, ka, pub, m)
-					return [][]byte{pt}, err
-				}
 				return OpenPayload(ctx, ka, pub, m)
 			}
 		}

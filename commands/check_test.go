@@ -135,10 +135,8 @@ func TestDecryptWithKeys(t *testing.T) {
 		pub:  map[smki.EUI]*ecdh.PublicKey{testDevice: devKA.PublicKey(), testOther: thirdKA.PublicKey()},
 	}
 	m := &Message{CRA: Response, Counter: 3, Originator: testDevice, Recipient: testACB, Code: 0x0060,
-		URP: &UnknownRemoteParty{EUI: testOther, Counter: 3}, Payload: []byte("profile data")}
-	if err := EncryptPayload(ctx, devKA, thirdKA.PublicKey(), m); err != nil {
-		t.Fatal(err)
-	}
+		URP: &UnknownRemoteParty{EUI: testOther, Counter: 3}}
+	sealedResponse(t, devKA, thirdKA.PublicKey(), m, []byte("profile data"))
 	got, err := Decrypt(ctx, keys, m)
 	if err != nil || len(got) != 1 || string(got[0]) != "profile data" {
 		t.Fatalf("Decrypt = %q, %v", got, err)

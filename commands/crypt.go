@@ -8,25 +8,14 @@ import (
 	"github.com/metertrust/metertrust/smki"
 )
 
-// Encryption of sensitive payloads (GBCS section 6; spec section 6):
-// AES-128-GCM with a 12-byte tag, authenticated data the single byte 0x31,
-// IV = originator EUI || 00000000, under the transport key derived with mode
-// byte 04 from the device's and the recipient user's KA keys.
-//
-// (our rule) The ciphertext sits in the payload as one protected structure,
-// the form of a DLMS protected attribute:
-//
-//	09 <DER length> 31 00 00 00 00 <ciphertext> <12-byte tag>
-//
-// a DLMS octet-string whose content opens with the security header 0x31
-// (authenticated and encrypted) and a zero invocation counter. A message whose
-// payload is sensitive carries this structure as its whole payload, and the
-// plaintext is the payload as it would have been sent in clear. GBZ payloads
-// (control bit 0x02) are not produced.
-const (
-	tagOctetString          = 0x09
-	securityHeaderEncrypted = 0x31
-)
+// Encryption of sensitive payloads (GBCS section 6; spec gbcs-payloads.md
+// section 2): AES-128-GCM with a 12-byte tag, authenticated data the single
+// byte 0x31, IV = originator EUI || 00000000, under the transport key derived
+// with mode byte 04 from the device's and the user's KA keys. The ciphertext
+// sits in ciphered blocks inside the DLMS or GBZ payload (31, a zero
+// invocation counter, the ciphertext, the tag); every block of a message is
+// under the same key and IV, as GB's meters write them.
+const securityHeaderEncrypted = 0x31
 
 // EncryptionInfo returns the OtherInfo of m's transport key (spec
 // gbcs-payloads.md 2.3): the header originator (the device), mode 04, the
@@ -92,73 +81,6 @@ func OpenBlock(key []byte, originator smki.EUI, block []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// Seal encrypts plaintext under key (from DeriveKey with an EncryptionInfo)
-// and returns the protected structure described above.
-func Seal(key []byte, originator smki.EUI, plaintext []byte) ([]byte, error) {
-	g, err := newGCM(key)
-	if err != nil {
-		return nil, err
-	}
-	n := securityHeaderLen + len(plaintext) + macLen
-	out := make([]byte, 0, 1+lenBytes(n)+n)
-	out = append(out, tagOctetString)
-	if out, err = appendLength(out, n); err != nil {
-		return nil, err
-	}
-	out = append(out, securityHeaderEncrypted, 0, 0, 0, 0)
-	return g.Seal(out, iv(originator), plaintext, []byte{securityHeaderEncrypted}), nil
-}
-
-// IsProtected reports whether payload is a protected structure.
-func IsProtected(payload []byte) bool {
-	_, err := protectedBody(payload)
-	return err == nil
-}
-
-func protectedBody(p []byte) ([]byte, error) {
-	r := &reader{b: p}
-	if err := r.expect("protected.tag", tagOctetString); err != nil {
-		return nil, err
-	}
-	n, err := r.length("protected")
-	if err != nil {
-		return nil, err
-	}
-	if n != r.remaining() {
-		return nil, parseErr("protected", r.off(), "octet-string of %d bytes followed by %d more", n, r.remaining()-n)
-	}
-	if err := r.expect("protected.security-header", securityHeaderEncrypted); err != nil {
-		return nil, err
-	}
-	at := r.off()
-	ic, _ := r.bytes("protected.invocation-counter", 4)
-	if ic == nil || ic[0]|ic[1]|ic[2]|ic[3] != 0 {
-		return nil, parseErr("protected.invocation-counter", at, "want 00000000")
-	}
-	if r.remaining() < macLen {
-		return nil, parseErr("protected.tag", r.off(), "truncated: need a 12-byte tag, have %d bytes", r.remaining())
-	}
-	return p[r.pos:], nil
-}
-
-// Open authenticates and decrypts a protected structure. Malformed input
-// gets ErrMalformed, a failed tag ErrDecrypt.
-func Open(key []byte, originator smki.EUI, protected []byte) ([]byte, error) {
-	body, err := protectedBody(protected)
-	if err != nil {
-		return nil, err
-	}
-	g, err := newGCM(key)
-	if err != nil {
-		return nil, err
-	}
-	pt, err := g.Open(nil, iv(originator), body, []byte{securityHeaderEncrypted})
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return pt, nil
-}
-
 // encryptionKey derives m's transport key by ECDH between ka and peer: on the
 // device, its KA key and the recipient user's KA public key; at the user, the
 // mirror.
@@ -172,36 +94,6 @@ func encryptionKey(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m
 	}
 	defer clear(z)
 	return DeriveKey(z, m.EncryptionInfo()), nil
-}
-
-// EncryptPayload replaces m.Payload by its protected structure. Call it
-// before Sign and AddMAC, which cover the ciphertext.
-func EncryptPayload(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) error {
-	key, err := encryptionKey(ctx, ka, peer, m)
-	if err != nil {
-		return err
-	}
-	defer clear(key)
-	p, err := Seal(key, m.Originator, m.Payload)
-	if err != nil {
-		return err
-	}
-	m.Payload = p
-	return nil
-}
-
-// DecryptPayload returns the plaintext of m's protected payload; m is not
-// changed.
-func DecryptPayload(ctx context.Context, ka KeyAgreement, peer *ecdh.PublicKey, m *Message) ([]byte, error) {
-	if _, err := protectedBody(m.Payload); err != nil {
-		return nil, fmt.Errorf("commands: payload of %s message %s is not encrypted: %w", m.CRA, m.Code, err)
-	}
-	key, err := encryptionKey(ctx, ka, peer, m)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(key)
-	return Open(key, m.Originator, m.Payload)
 }
 
 // EncryptionKey derives the transport key of m's encrypted content (spec

@@ -12,6 +12,9 @@ import (
 	"io"
 	"math/big"
 	"testing"
+
+	"github.com/metertrust/metertrust/commands/dlms"
+	"github.com/metertrust/metertrust/commands/gbz"
 )
 
 func genECDSA(t testing.TB) *ecdsa.PrivateKey {
@@ -219,88 +222,123 @@ func TestMACDirections(t *testing.T) {
 	})
 }
 
+// sealedResponse builds m's payload with one ciphered block per plaintext,
+// each sealed under m's transport key from device's key and peer: a DLMS
+// protected result for one plaintext, encrypted GBZ components for more.
+func sealedResponse(t *testing.T, device *ECDHKey, peer *ecdh.PublicKey, m *Message, plain ...[]byte) {
+	t.Helper()
+	key, err := EncryptionKey(context.Background(), device, peer, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks [][]byte
+	for _, p := range plain {
+		b, err := SealBlock(key, m.Originator, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, b)
+	}
+	if len(plain) == 1 {
+		pp := dlms.NewProtectionParameters(m.Counter, m.Originator, m.Recipient)
+		m.Payload, err = dlms.NewProtectedResponse(dlms.InvokeID(m.Counter), dlms.ProtectedResult{Protection: pp, Ciphered: blocks[0]}).MarshalBinary()
+	} else {
+		var comps []gbz.Component
+		for i, b := range blocks {
+			comps = append(comps, gbz.Component{Cluster: gbz.ClusterMetering, ZCL: gbz.Header{FrameControl: 0x09, Sequence: uint8(i), Command: 0x06},
+				Encryption: &gbz.Encryption{Ciphered: b}})
+		}
+		m.Payload, err = gbz.NewResponse(comps...).Marshal()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestEncryption(t *testing.T) {
 	ctx := context.Background()
 	device, supplier, third := genKA(t), genKA(t), genKA(t)
 	plain := []byte("daily consumption log: 12.5 kWh")
+	dev := uint64(0x7E5)
 	tests := []struct {
 		name      string
 		m         *Message
 		recipient *ECDHKey
+		blocks    [][]byte
 	}{
-		{"to the recipient", &Message{CRA: Response, Counter: 9, Originator: testDevice, Recipient: testSupplier, Code: 0x0060}, supplier},
-		{"to an unknown remote party", &Message{CRA: Response, Counter: 10, Originator: testDevice, Recipient: testACB, Code: 0x0060,
-			URP: &UnknownRemoteParty{EUI: testOther, Counter: 5}}, third},
-		{"empty plaintext", &Message{CRA: Alert, Counter: 11, Originator: testDevice, Recipient: testSupplier, Code: 0x0061}, supplier},
-		{"long plaintext", &Message{CRA: Response, Counter: 12, Originator: testDevice, Recipient: testSupplier, Code: 0x0060}, supplier},
+		{"to the recipient", &Message{CRA: Response, Counter: 9, Originator: testDevice, Recipient: testSupplier, Code: 0x0060}, supplier, [][]byte{plain}},
+		{"to a supplementary remote party", &Message{CRA: Response, Counter: 10, Originator: testDevice, Recipient: testACB, Code: 0x0060,
+			URP: &UnknownRemoteParty{EUI: testOther, Counter: 5}}, third, [][]byte{plain}},
+		{"26-byte form: the device's own counter", &Message{CRA: Response, Counter: 10, Originator: testDevice, Recipient: testACB, Code: 0x0060,
+			URP: &UnknownRemoteParty{EUI: testOther, Counter: 5, OriginatorCounter: &dev}}, third, [][]byte{plain}},
+		{"empty plaintext", &Message{CRA: Alert, Counter: 11, Originator: testDevice, Recipient: testSupplier, Code: 0x0061}, supplier, [][]byte{{}}},
+		{"long plaintext", &Message{CRA: Response, Counter: 12, Originator: testDevice, Recipient: testSupplier, Code: 0x0060}, supplier, [][]byte{bytes.Repeat(plain, 40)}},
+		{"three GBZ blocks under one key", &Message{CRA: Response, Counter: 13, Originator: testDevice, Recipient: testSupplier, Code: 0x0074}, supplier,
+			[][]byte{plain, []byte("second"), bytes.Repeat([]byte{7}, 100)}},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := plain
-			switch i {
-			case 2:
-				p = []byte{}
-			case 3:
-				p = bytes.Repeat(plain, 40)
-			}
-			tt.m.Payload = bytes.Clone(p)
 			if info := tt.m.EncryptionInfo(); info[16] != ModeEncryption {
 				t.Errorf("mode byte %d, want 4", info[16])
 			}
-			if err := EncryptPayload(ctx, device, tt.recipient.PublicKey(), tt.m); err != nil {
+			sealedResponse(t, device, tt.recipient.PublicKey(), tt.m, tt.blocks...)
+			if bytes.Contains(tt.m.Payload, []byte("kWh")) {
+				t.Fatalf("payload in clear: %X", tt.m.Payload)
+			}
+			tt.m.MAC = make([]byte, 12) // the form a device sends; the MAC is not checked here
+			b, err := tt.m.Marshal()
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !IsProtected(tt.m.Payload) || bytes.Contains(tt.m.Payload, []byte("kWh")) {
-				t.Fatalf("payload not protected: %X", tt.m.Payload)
-			}
-			tt.m.EmptySignatureField = true
-			b, _ := tt.m.Marshal()
 			m, err := Parse(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := DecryptPayload(ctx, tt.recipient, device.PublicKey(), m)
+			got, err := OpenPayload(ctx, tt.recipient, device.PublicKey(), m)
 			if err != nil {
-				t.Fatalf("DecryptPayload: %v", err)
+				t.Fatalf("OpenPayload: %v", err)
 			}
-			if !bytes.Equal(got, p) {
-				t.Errorf("plaintext %q, want %q", got, p)
+			if len(got) != len(tt.blocks) {
+				t.Fatalf("%d plaintexts, want %d", len(got), len(tt.blocks))
 			}
-			if _, err := DecryptPayload(ctx, genKA(t), device.PublicKey(), m); !errors.Is(err, ErrDecrypt) {
+			for i := range got {
+				if !bytes.Equal(got[i], tt.blocks[i]) {
+					t.Errorf("block %d: %q, want %q", i, got[i], tt.blocks[i])
+				}
+			}
+			if _, err := OpenPayload(ctx, genKA(t), device.PublicKey(), m); !errors.Is(err, ErrDecrypt) {
 				t.Errorf("wrong key: %v, want ErrDecrypt", err)
 			}
 		})
 	}
-	t.Run("malformed protected structures", func(t *testing.T) {
+	t.Run("malformed ciphered blocks", func(t *testing.T) {
 		key := make([]byte, 16)
-		good, err := Seal(key, testDevice, []byte("x"))
+		good, err := SealBlock(key, testDevice, []byte("x"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := Open(key, testDevice, good); err != nil || string(got) != "x" {
-			t.Fatalf("Open(Seal) = %q, %v", got, err)
+		if got, err := OpenBlock(key, testDevice, good); err != nil || string(got) != "x" {
+			t.Fatalf("OpenBlock(SealBlock) = %q, %v", got, err)
 		}
 		for name, in := range map[string][]byte{
-			"empty":              {},
-			"wrong tag":          append([]byte{0x0A}, good[1:]...),
-			"wrong header":       func() []byte { b := bytes.Clone(good); b[2] = 0x30; return b }(),
-			"invocation counter": func() []byte { b := bytes.Clone(good); b[5] = 1; return b }(),
-			"truncated":          good[:len(good)-1],
-			"no tag":             {0x09, 0x05, 0x31, 0, 0, 0, 0},
-			"trailing":           append(bytes.Clone(good), 0),
+			"empty":            {},
+			"wrong header":     func() []byte { b := bytes.Clone(good); b[0] = 0x30; return b }(),
+			"shorter than tag": good[:5+11],
 		} {
 			t.Run(name, func(t *testing.T) {
-				if IsProtected(in) {
-					t.Error("IsProtected = true")
-				}
-				if _, err := Open(key, testDevice, in); !errors.Is(err, ErrMalformed) {
-					t.Errorf("Open error %v, want ErrMalformed", err)
+				if _, err := OpenBlock(key, testDevice, in); !errors.Is(err, ErrMalformed) {
+					t.Errorf("OpenBlock error %v, want ErrMalformed", err)
 				}
 			})
 		}
-		m := &Message{CRA: Response, Originator: testDevice, Recipient: testSupplier, Payload: []byte{1}}
-		if _, err := DecryptPayload(ctx, device, supplier.PublicKey(), m); !errors.Is(err, ErrMalformed) {
-			t.Errorf("DecryptPayload of clear payload: %v, want ErrMalformed", err)
+		flipped := bytes.Clone(good)
+		flipped[5] ^= 1
+		if _, err := OpenBlock(key, testDevice, flipped); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("flipped ciphertext: %v, want ErrDecrypt", err)
+		}
+		m := &Message{CRA: Response, Originator: testDevice, Recipient: testSupplier, Code: 0x0052, Payload: []byte{0xDA, 0x20, 0, 0, 1, 0, 0, 1, 0x16, 1, 1, 1, 0}}
+		if _, err := OpenPayload(ctx, device, supplier.PublicKey(), m); err == nil || errors.Is(err, ErrDecrypt) {
+			t.Errorf("OpenPayload of a clear payload: %v, want an error naming no ciphered block", err)
 		}
 	})
 }

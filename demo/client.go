@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdh"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -42,6 +42,30 @@ type userClient struct {
 	mu     sync.Mutex
 	cursor int64
 	seen   map[string]router.Delivery
+	// useCases counts the responses received by GBCS use case ("ECS17b
+	// 0x0027"), shared by the demo's users.
+	useCases *useCaseCounter
+}
+
+// useCaseCounter counts device responses by use case.
+type useCaseCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// add counts the use case of a device response.
+func (c *useCaseCounter) add(body []byte) {
+	m, err := commands.Parse(body)
+	if err != nil {
+		return
+	}
+	name := m.Code.String()
+	if u, ok := commands.LookupCode(m.Code); ok {
+		name = u.Name + " " + name
+	}
+	c.mu.Lock()
+	c.n[name]++
+	c.mu.Unlock()
 }
 
 // refusal is a router refusal: its problem body.
@@ -183,6 +207,9 @@ func (u *userClient) await(ctx context.Context, within time.Duration, ids ...str
 		}
 		u.mu.Lock()
 		for _, d := range page.Deliveries {
+			if _, dup := u.seen[d.CommandID]; !dup && d.Kind == router.DeliveryResponse && u.useCases != nil {
+				u.useCases.add(d.Body)
+			}
 			u.seen[d.CommandID] = router.Delivery{Seq: d.Seq, CommandID: d.CommandID, Kind: d.Kind, Body: d.Body, Detail: d.Detail, At: d.At}
 			u.cursor = max(u.cursor, d.Seq)
 		}
@@ -220,25 +247,70 @@ func (u *userClient) missing(ids []string) ([]router.Delivery, []string) {
 	return out, missing
 }
 
-// openResponse checks the MAC of a device response with the user's KA key
-// and the device's KA public key, and returns the payload, decrypted when
-// the meter encrypted it.
-func openResponse(ctx context.Context, ka commands.KeyAgreement, meter *ecdh.PublicKey, body []byte) (*commands.Message, []byte, error) {
+// deviceResponse is a device's response as a user reads it: the message,
+// its payload read by structure, and the plaintexts of its ciphered blocks.
+type deviceResponse struct {
+	msg   *commands.Message
+	body  commands.Payload
+	plain [][]byte
+}
+
+// apdu returns the DLMS APDU of an electricity meter's response.
+func (d *deviceResponse) apdu() (*dlms.APDU, error) {
+	a, ok := d.body.Tree.(*dlms.APDU)
+	if !ok {
+		return nil, fmt.Errorf("%w: the response payload is %s, not DLMS", ErrAPI, d.body.Structure)
+	}
+	return a, nil
+}
+
+// plainData reads the one decrypted block of a sensitive DLMS response.
+func (d *deviceResponse) plainData() (dlms.Data, error) {
+	if len(d.plain) != 1 {
+		return dlms.Data{}, fmt.Errorf("%w: %d ciphered blocks in the response, want 1", ErrAPI, len(d.plain))
+	}
+	return dlms.ParseData(d.plain[0])
+}
+
+// openResponse checks a device response the way its user does: the
+// device's signature when it is signed (a response to a critical command),
+// else its MAC with the user's KA key and the device's KA public key; it
+// reads the payload and decrypts its ciphered blocks when the use case is
+// sensitive. A response to a command the ACB sent on the user's behalf (the
+// user is the supplementary remote party) is MAC'd for the ACB, which the
+// user cannot check; what the user reads of it is the encrypted content,
+// which the GCM tag under the user's own key authenticates.
+func openResponse(ctx context.Context, user smki.EUI, ka commands.KeyAgreement, keys meterKeys, body []byte) (*deviceResponse, error) {
 	m, err := commands.Parse(body)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the response: %w", err)
+		return nil, fmt.Errorf("reading the response: %w", err)
 	}
-	if err := commands.CheckMAC(ctx, ka, meter, m); err != nil {
-		return m, nil, fmt.Errorf("checking the response MAC: %w", err)
+	switch {
+	case m.Signed():
+		if err := commands.VerifySignature(keys.ds, m); err != nil {
+			return nil, fmt.Errorf("checking the response signature: %w", err)
+		}
+	case m.HasMAC() && m.Recipient != user:
+		if m.URP == nil || m.URP.EUI != user {
+			return nil, fmt.Errorf("%w: a response MAC'd for %s, neither to nor on behalf of %s", ErrAPI, m.Recipient, user)
+		}
+	case m.HasMAC():
+		if err := commands.CheckMAC(ctx, ka, keys.ka, m); err != nil {
+			return nil, fmt.Errorf("checking the response MAC: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: the response is neither signed nor MAC'd", ErrAPI)
 	}
-	if !commands.IsProtected(m.Payload) {
-		return m, m.Payload, nil
+	d := &deviceResponse{msg: m, body: commands.ReadPayload(m)}
+	if !d.body.Decoded {
+		return nil, fmt.Errorf("reading the response payload (%s): %s", d.body.Structure, d.body.Error)
 	}
-	p, err := commands.DecryptPayload(ctx, ka, meter, m)
-	if err != nil {
-		return m, nil, fmt.Errorf("decrypting the response: %w", err)
+	if u, _ := commands.LookupCode(m.Code); u.Sensitive {
+		if d.plain, err = commands.OpenPayload(ctx, ka, keys.ka, m); err != nil {
+			return nil, fmt.Errorf("decrypting the response: %w", err)
+		}
 	}
-	return m, p, nil
+	return d, nil
 }
 
 // eventCounter reads a server-sent-event stream and counts events by type.

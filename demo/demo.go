@@ -21,6 +21,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/ecdh"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
@@ -39,6 +40,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/inproc"
 	"github.com/metertrust/metertrust/router"
@@ -115,6 +117,9 @@ type Summary struct {
 	Alerts int `json:"alerts"`
 	// Refused counts the router's refusals by error code.
 	Refused map[string]int `json:"refused"`
+	// UseCases counts the device responses the users received by GBCS use
+	// case and message code ("ECS17b 0x0027"): every one a real GB payload.
+	UseCases map[string]int `json:"useCases"`
 	// Attack is the compromised supplier's flood.
 	Attack AttackSummary `json:"attack"`
 	// BatchKey is the batch Device CA key's state at the end ("destroyed").
@@ -149,7 +154,8 @@ type run struct {
 	netop    *userClient
 	third    *userClient
 	repo     *http.Client
-	ka       map[smki.EUI]*ecdh.PublicKey
+	ka       map[smki.EUI]meterKeys
+	useCases useCaseCounter
 	kaMu     sync.Mutex
 	start    time.Time
 }
@@ -172,7 +178,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		return Summary{}, fmt.Errorf("%w: attack %d, threshold %d: want a positive attack and a threshold of at least %d",
 			inproc.ErrConfig, opts.Attack, opts.Threshold, StoryMeters)
 	}
-	r := &run{opts: opts, w: opts.Out, start: time.Now(), ka: map[smki.EUI]*ecdh.PublicKey{},
+	r := &run{opts: opts, w: opts.Out, start: time.Now(), ka: map[smki.EUI]meterKeys{}, useCases: useCaseCounter{n: map[string]int{}},
 		sum: Summary{Refused: map[string]int{}}}
 	if r.w == nil {
 		r.w = io.Discard
@@ -184,6 +190,9 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		}
 	}
 	r.sum.Seconds = time.Since(r.start).Seconds()
+	r.useCases.mu.Lock()
+	r.sum.UseCases = maps.Clone(r.useCases.n)
+	r.useCases.mu.Unlock()
 	return r.sum, err
 }
 
@@ -292,7 +301,8 @@ func (r *run) clients() error {
 		if err != nil {
 			return nil, err
 		}
-		return &userClient{base: s.RouterURL, http: c, eui: p.EUI, signer: p.DS, rand: rand.Reader, seen: map[string]router.Delivery{}}, nil
+		return &userClient{base: s.RouterURL, http: c, eui: p.EUI, signer: p.DS, rand: rand.Reader, seen: map[string]router.Delivery{},
+			useCases: &r.useCases}, nil
 	}
 	var err error
 	if r.supplier, err = mk(inproc.PartySupplier); err != nil {
@@ -308,15 +318,44 @@ func (r *run) clients() error {
 	return nil
 }
 
-// meterKA looks a meter's key-agreement key up in the certificate
-// repository, as a user's system would.
-func (r *run) meterKA(ctx context.Context, eui smki.EUI) (*ecdh.PublicKey, error) {
+// meterKeys are a meter's public keys as a user looks them up: its
+// digital-signing key (for signed responses) and key-agreement key (for
+// MACs and decryption).
+type meterKeys struct {
+	ds *ecdsa.PublicKey
+	ka *ecdh.PublicKey
+}
+
+// keysOf looks a meter's certificates up in the certificate repository,
+// as a user's system would.
+func (r *run) keysOf(ctx context.Context, eui smki.EUI) (meterKeys, error) {
 	r.kaMu.Lock()
 	k, ok := r.ka[eui]
 	r.kaMu.Unlock()
 	if ok {
 		return k, nil
 	}
+	ds, err := r.meterCert(ctx, eui, "ds", x509.KeyUsageDigitalSignature)
+	if err != nil {
+		return meterKeys{}, err
+	}
+	ka, err := r.meterCert(ctx, eui, "ka", x509.KeyUsageKeyAgreement)
+	if err != nil {
+		return meterKeys{}, err
+	}
+	k = meterKeys{ds: ds.PublicKey}
+	if k.ka, err = commands.ECDHPublicKey(ka.PublicKey); err != nil {
+		return meterKeys{}, err
+	}
+	r.kaMu.Lock()
+	r.ka[eui] = k
+	r.kaMu.Unlock()
+	return k, nil
+}
+
+// meterCert fetches the meter's device certificate of one usage from the
+// repository and checks that it is the meter's.
+func (r *run) meterCert(ctx context.Context, eui smki.EUI, usage string, ku x509.KeyUsage) (*smki.Certificate, error) {
 	base := r.sys.RepositoryURL
 	var list struct {
 		Certificates []struct {
@@ -324,34 +363,27 @@ func (r *run) meterKA(ctx context.Context, eui smki.EUI) (*ecdh.PublicKey, error
 			CA     string `json:"ca"`
 		} `json:"certificates"`
 	}
-	q := url.Values{"eui": {eui.String()}, "usage": {"ka"}, "kind": {"device"}}
+	q := url.Values{"eui": {eui.String()}, "usage": {usage}, "kind": {"device"}}
 	if err := call(ctx, r.repo, "GET", base+"/v1/certificates?"+q.Encode(), "", nil, nil, &list); err != nil {
-		return nil, fmt.Errorf("looking up the KA certificate of %s: %w", eui, err)
+		return nil, fmt.Errorf("looking up the %s certificate of %s: %w", usage, eui, err)
 	}
 	if len(list.Certificates) != 1 {
-		return nil, fmt.Errorf("%w: %d KA certificates for meter %s in the repository, want 1", ErrAPI, len(list.Certificates), eui)
+		return nil, fmt.Errorf("%w: %d %s certificates for meter %s in the repository, want 1", ErrAPI, len(list.Certificates), usage, eui)
 	}
 	c := list.Certificates[0]
 	var der []byte
 	if err := call(ctx, r.repo, "GET", base+"/v1/certificates/"+url.PathEscape(c.CA)+"/"+url.PathEscape(c.Serial), "",
 		http.Header{"Accept": {"application/pkix-cert"}}, nil, &der); err != nil {
-		return nil, fmt.Errorf("fetching the KA certificate of %s: %w", eui, err)
+		return nil, fmt.Errorf("fetching the %s certificate of %s: %w", usage, eui, err)
 	}
 	cert, err := smki.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("reading the KA certificate of %s: %w", eui, err)
+		return nil, fmt.Errorf("reading the %s certificate of %s: %w", usage, eui, err)
 	}
-	if cert.EUI != eui || cert.KeyUsage != x509.KeyUsageKeyAgreement {
-		return nil, fmt.Errorf("%w: the repository's KA certificate for %s names %s", ErrAPI, eui, cert.EUI)
+	if cert.EUI != eui || cert.KeyUsage != ku {
+		return nil, fmt.Errorf("%w: the repository's %s certificate for %s names %s", ErrAPI, usage, eui, cert.EUI)
 	}
-	k, err = commands.ECDHPublicKey(cert.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	r.kaMu.Lock()
-	r.ka[eui] = k
-	r.kaMu.Unlock()
-	return k, nil
+	return cert, nil
 }
 
 // accepted records an accepted command.
@@ -370,7 +402,7 @@ func (r *run) refused(err error, want string) error {
 
 // exchange runs one command of u to target and waits for its response,
 // which it opens with ka.
-func (r *run) exchange(ctx context.Context, u *userClient, ka commands.KeyAgreement, ref string, target smki.EUI, params any) ([]byte, error) {
+func (r *run) exchange(ctx context.Context, u *userClient, ka commands.KeyAgreement, ref string, target smki.EUI, params any) (*deviceResponse, error) {
 	rc, _, err := u.request(ctx, ref, target, params)
 	if err != nil {
 		return nil, err
@@ -384,12 +416,11 @@ func (r *run) exchange(ctx context.Context, u *userClient, ka commands.KeyAgreem
 		return nil, fmt.Errorf("%w: command %s (%s to %s) ended in %s: %s", ErrAPI, rc.ID, ref, target, ds[0].Kind, ds[0].Detail)
 	}
 	r.sum.Forwarded++
-	mka, err := r.meterKA(ctx, target)
+	keys, err := r.keysOf(ctx, target)
 	if err != nil {
 		return nil, err
 	}
-	_, payload, err := openResponse(ctx, ka, mka, ds[0].Body)
-	return payload, err
+	return openResponse(ctx, u.eui, ka, keys, ds[0].Body)
 }
 
 // actSupplier is the supplier's day.
@@ -404,12 +435,12 @@ func (r *run) actSupplier(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("register read of %s: %w", m, err)
 		}
-		rd, err := device.DecodeRegisterReading(p)
+		rd, err := readImportEnergy(p)
 		if err != nil {
 			return fmt.Errorf("register read of %s: %w", m, err)
 		}
-		r.detail("meter %s: %d.%03d kWh at %s (MAC checked, payload decrypted with the supplier's KA key)",
-			m, rd.ImportWh/1000, rd.ImportWh%1000, rd.At.UTC().Format(time.TimeOnly))
+		r.detail("meter %s: %s Wh active import (ECS17b; MAC checked, ciphered block decrypted with the supplier's KA key)",
+			m, rd.ActiveImport.Scaled())
 	}
 	now := time.Now().UTC().Truncate(30 * time.Minute)
 	profile := map[string]string{"from": now.Add(-6 * time.Hour).Format(time.RFC3339), "to": now.Format(time.RFC3339)}
@@ -418,15 +449,18 @@ func (r *run) actSupplier(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("profile read: %w", err)
 	}
-	pl, err := device.DecodeProfileLog(p)
+	pl, err := readHalfHourProfile(p)
 	if err != nil {
 		return fmt.Errorf("profile read: %w", err)
 	}
 	var total uint64
-	for _, v := range pl.Values {
-		total += uint64(v)
+	for _, v := range pl.Records {
+		total += uint64(v.Value)
 	}
-	r.detail("%d half hours from %s, %d Wh in all, decrypted by the supplier alone", len(pl.Values), pl.Start.UTC().Format(time.TimeOnly), total)
+	if len(pl.Records) == 0 {
+		return fmt.Errorf("%w: profile read: no half hours", ErrAPI)
+	}
+	r.detail("%d half hours from %s, %d Wh in all (ECS22b), decrypted by the supplier alone", len(pl.Records), pl.Records[0].At().Format(time.TimeOnly), total)
 
 	for _, step := range []struct {
 		ref, verb string
@@ -439,21 +473,56 @@ func (r *run) actSupplier(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", step.ref, m, err)
 			}
-			resp, err := device.DecodeSupplyResponse(p)
+			result, err := actionResult(p)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", step.ref, m, err)
 			}
 			meter, _ := s.Fleet.Meter(m)
 			// An action's response carries its result, not the state: the
 			// state is read off the meter.
-			if !resp.OK || meter.Supply() != step.want {
-				return fmt.Errorf("%w: %s to %s: response ok=%v, meter supply %s", ErrAPI, step.ref, m, resp.OK, supplyName(meter.Supply()))
+			if result != dlms.ActionSuccess || meter.Supply() != step.want {
+				return fmt.Errorf("%w: %s to %s: action result %s, meter supply %s", ErrAPI, step.ref, m, result, supplyName(meter.Supply()))
 			}
 			r.detail("meter %s: ACB MAC and supplier signature checked, executed, signed response: supply %s",
 				m, supplyName(step.want))
 		}
 	}
 	return nil
+}
+
+// readImportEnergy reads the decrypted plaintext of an ECS17b response.
+func readImportEnergy(d *deviceResponse) (dlms.ImportEnergy, error) {
+	v, err := d.plainData()
+	if err != nil {
+		return dlms.ImportEnergy{}, err
+	}
+	return dlms.ReadImportEnergy(v)
+}
+
+// readHalfHourProfile reads the decrypted plaintext of an ECS22b response.
+func readHalfHourProfile(d *deviceResponse) (dlms.HalfHourProfile, error) {
+	v, err := d.plainData()
+	if err != nil {
+		return dlms.HalfHourProfile{}, err
+	}
+	return dlms.ReadHalfHourProfile(v)
+}
+
+// actionResult reads the one action result of a DLMS response (the supply
+// switch use cases).
+func actionResult(d *deviceResponse) (dlms.ActionResult, error) {
+	a, err := d.apdu()
+	if err != nil {
+		return 0, err
+	}
+	if a.AccessResponse == nil {
+		return 0, fmt.Errorf("%w: a DLMS %s, want an ACCESS-Response", ErrAPI, a.Kind())
+	}
+	rs, err := dlms.ReadResults(a.AccessResponse, dlms.Action, 1)
+	if err != nil {
+		return 0, err
+	}
+	return dlms.ActionResult(rs[0]), nil
 }
 
 func supplyName(s device.SupplyState) string {
@@ -580,29 +649,26 @@ func (r *run) actThirdParty(ctx context.Context) error {
 		return fmt.Errorf("%w: consented read ended in %s: %s", ErrAPI, ds[0].Kind, ds[0].Detail)
 	}
 	r.sum.Forwarded++
-	mka, err := r.meterKA(ctx, m)
+	keys, err := r.keysOf(ctx, m)
 	if err != nil {
 		return err
 	}
-	msg, err := commands.Parse(ds[0].Body)
+	resp, err := openResponse(ctx, r.third.eui, third.KA, keys, ds[0].Body)
+	if err != nil {
+		return fmt.Errorf("the third party reading its profile: %w", err)
+	}
+	pl, err := readHalfHourProfile(resp)
 	if err != nil {
 		return err
 	}
-	plain, err := commands.DecryptPayload(ctx, third.KA, mka, msg)
-	if err != nil {
-		return fmt.Errorf("the third party decrypting its profile: %w", err)
-	}
-	pl, err := device.DecodeProfileLog(plain)
-	if err != nil {
-		return err
-	}
-	r.detail("the third party decrypted %d half hours with its own KA key", len(pl.Values))
-	if _, err := commands.DecryptPayload(ctx, s.ACBKeyAgreement(), mka, msg); err == nil {
+	r.detail("the third party decrypted %d half hours with its own KA key (other-information form %d)", len(pl.Records), resp.msg.OtherInfoForm())
+	msg := resp.msg
+	if _, err := commands.OpenPayload(ctx, s.ACBKeyAgreement(), keys.ka, msg); err == nil {
 		return fmt.Errorf("%w: the router's ACB key decrypted the third party's profile", ErrAPI)
 	} else {
 		r.detail("the router, holding only the ACB key, cannot read it: %v", err)
 	}
-	if _, err := commands.DecryptPayload(ctx, s.Party(inproc.PartySupplier).KA, mka, msg); err == nil {
+	if _, err := commands.OpenPayload(ctx, s.Party(inproc.PartySupplier).KA, keys.ka, msg); err == nil {
 		return fmt.Errorf("%w: the supplier decrypted the third party's profile", ErrAPI)
 	}
 	r.detail("nor can the supplier")
@@ -810,6 +876,11 @@ func WriteTable(w io.Writer, s Summary) error {
 	add("quarantined", s.Quarantined)
 	add("deleted by the operator", s.QuarantineDeleted)
 	add("alerts to the supplier", s.Alerts)
+	ucs := slices.Sorted(maps.Keys(s.UseCases))
+	add("GBCS use cases answered", len(ucs))
+	for _, u := range ucs {
+		add("  "+u, s.UseCases[u])
+	}
 	codes := slices.Sorted(maps.Keys(s.Refused))
 	total := 0
 	for _, c := range codes {

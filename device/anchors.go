@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -32,27 +33,6 @@ func (u KeyUsage) String() string {
 		return "keyAgreement"
 	}
 	return fmt.Sprintf("keyUsage(%d)", uint8(u))
-}
-
-// CellUsage says which duty a cell serves within its role (GBCS cellUsage).
-type CellUsage uint8
-
-// Cell usages: management (every key but one) and prepayment top-up (the
-// supplier's second key-agreement key).
-const (
-	Management      CellUsage = 0
-	PrepaymentTopUp CellUsage = 1
-)
-
-// String names the cell usage as GBCS does.
-func (u CellUsage) String() string {
-	switch u {
-	case Management:
-		return "management"
-	case PrepaymentTopUp:
-		return "prepaymentTopUp"
-	}
-	return fmt.Sprintf("cellUsage(%d)", uint8(u))
 }
 
 // AnchorStatus is the status of a role's trust anchor.
@@ -86,8 +66,8 @@ var ErrAnchor = errors.New("device: invalid trust anchor")
 type Cell struct {
 	// KeyUsage is UsageDigitalSignature or UsageKeyAgreement.
 	KeyUsage KeyUsage
-	// Usage is Management or PrepaymentTopUp.
-	Usage CellUsage
+	// Usage is asn.CellManagement or asn.CellPrePaymentTopUp.
+	Usage asn.CellUsage
 	// Subject is the EUI-64 of the party that holds the key.
 	Subject smki.EUI
 	// SubjectKeyID is the 8-byte subject key identifier of the key's
@@ -100,11 +80,11 @@ type Cell struct {
 
 // NewCell builds a cell for a P-256 public key. The subject key identifier
 // is computed as SMKI does (see SubjectKeyID).
-func NewCell(usage KeyUsage, cellUsage CellUsage, subject smki.EUI, pub *ecdsa.PublicKey) (*Cell, error) {
+func NewCell(usage KeyUsage, cellUsage asn.CellUsage, subject smki.EUI, pub *ecdsa.PublicKey) (*Cell, error) {
 	if pub == nil || pub.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("%w: cell for %s: want a P-256 public key", ErrAnchor, subject)
 	}
-	if cellUsage != Management && cellUsage != PrepaymentTopUp {
+	if cellUsage != asn.CellManagement && cellUsage != asn.CellPrePaymentTopUp {
 		return nil, fmt.Errorf("%w: cell for %s: unknown cell usage %d", ErrAnchor, subject, cellUsage)
 	}
 	c := &Cell{KeyUsage: usage, Usage: cellUsage, Subject: subject}
@@ -132,7 +112,7 @@ func NewCell(usage KeyUsage, cellUsage CellUsage, subject smki.EUI, pub *ecdsa.P
 // certificate read by smki.ParseCertificate: its key usage (exactly one of
 // digitalSignature or keyAgreement), its subject EUI and its key. The
 // certificate's own subject key identifier must match its key.
-func NewCellFromCertificate(c *smki.Certificate, cellUsage CellUsage) (*Cell, error) {
+func NewCellFromCertificate(c *smki.Certificate, cellUsage asn.CellUsage) (*Cell, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: nil certificate", ErrAnchor)
 	}
@@ -145,7 +125,7 @@ func NewCellFromCertificate(c *smki.Certificate, cellUsage CellUsage) (*Cell, er
 	default:
 		return nil, fmt.Errorf("%w: certificate of %s has key usage %s, want exactly one of digitalSignature or keyAgreement", ErrAnchor, c.EUI, smki.KeyUsageString(c.KeyUsage))
 	}
-	if cellUsage == PrepaymentTopUp && ku != UsageKeyAgreement {
+	if cellUsage == asn.CellPrePaymentTopUp && ku != UsageKeyAgreement {
 		return nil, fmt.Errorf("%w: certificate of %s: a prepayment top-up cell needs a key-agreement key", ErrAnchor, c.EUI)
 	}
 	cell, err := NewCell(ku, cellUsage, c.EUI, c.PublicKey)
@@ -184,7 +164,7 @@ type Anchor struct {
 }
 
 // find returns the cell of the given usages held by subject, or nil.
-func (a *Anchor) find(subject smki.EUI, ku KeyUsage, cu CellUsage) *Cell {
+func (a *Anchor) find(subject smki.EUI, ku KeyUsage, cu asn.CellUsage) *Cell {
 	for _, c := range a.Cells {
 		if c.Subject == subject && c.KeyUsage == ku && c.Usage == cu {
 			return c
@@ -204,7 +184,7 @@ func (a *Anchor) holds(subject smki.EUI) bool {
 }
 
 // first returns the first cell with the given usages, whoever holds it.
-func (a *Anchor) first(ku KeyUsage, cu CellUsage) *Cell {
+func (a *Anchor) first(ku KeyUsage, cu asn.CellUsage) *Cell {
 	for _, c := range a.Cells {
 		if c.KeyUsage == ku && c.Usage == cu {
 			return c
@@ -300,4 +280,35 @@ func (a *Anchors) roleOf(subject smki.EUI) (smki.Role, bool) {
 		}
 	}
 	return 0, false
+}
+
+// agreementCell returns the key-agreement management cell of subject in
+// whichever role holds one, or nil.
+func (a *Anchors) agreementCell(subject smki.EUI) *Cell {
+	for i := range a.roles {
+		if c := a.roles[i].find(subject, UsageKeyAgreement, asn.CellManagement); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// keyUsageOfASN returns the cell key usage of a GBCS KeyUsage naming exactly
+// one of digitalSignature or keyAgreement.
+func keyUsageOfASN(k asn.KeyUsage) (KeyUsage, bool) {
+	switch {
+	case k.Only(asn.DigitalSignature):
+		return UsageDigitalSignature, true
+	case k.Only(asn.KeyAgreement):
+		return UsageKeyAgreement, true
+	}
+	return 0, false
+}
+
+// asn returns the key usage as the minimal GBCS KeyUsage BIT STRING.
+func (u KeyUsage) asn() asn.KeyUsage {
+	if u == UsageKeyAgreement {
+		return asn.NewKeyUsage(asn.KeyAgreement)
+	}
+	return asn.NewKeyUsage(asn.DigitalSignature)
 }

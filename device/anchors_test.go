@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -18,15 +19,15 @@ func TestNewCell(t *testing.T) {
 	tests := []struct {
 		name  string
 		usage KeyUsage
-		cell  CellUsage
+		cell  asn.CellUsage
 		pub   *ecdsa.PublicKey
 		ok    bool
 	}{
-		{"digital signature", UsageDigitalSignature, Management, &k.PublicKey, true},
-		{"key agreement, top-up", UsageKeyAgreement, PrepaymentTopUp, &k.PublicKey, true},
-		{"P-384 key", UsageDigitalSignature, Management, &p384.PublicKey, false},
-		{"nil key", UsageDigitalSignature, Management, nil, false},
-		{"no key usage", 0, Management, &k.PublicKey, false},
+		{"digital signature", UsageDigitalSignature, asn.CellManagement, &k.PublicKey, true},
+		{"key agreement, top-up", UsageKeyAgreement, asn.CellPrePaymentTopUp, &k.PublicKey, true},
+		{"P-384 key", UsageDigitalSignature, asn.CellManagement, &p384.PublicKey, false},
+		{"nil key", UsageDigitalSignature, asn.CellManagement, nil, false},
+		{"no key usage", 0, asn.CellManagement, &k.PublicKey, false},
 		{"unknown cell usage", UsageKeyAgreement, 2, &k.PublicKey, false},
 	}
 	for _, tc := range tests {
@@ -70,15 +71,15 @@ func TestNewCellFromCertificate(t *testing.T) {
 	tests := []struct {
 		name string
 		c    *smki.Certificate
-		cu   CellUsage
+		cu   asn.CellUsage
 		want KeyUsage
 	}{
-		{"DS certificate", ds, Management, UsageDigitalSignature},
-		{"KA certificate", ka, Management, UsageKeyAgreement},
-		{"KA certificate as top-up", ka, PrepaymentTopUp, UsageKeyAgreement},
-		{"DS certificate as top-up", ds, PrepaymentTopUp, 0},
-		{"subject key id not of its key", &forged, Management, 0},
-		{"nil", nil, Management, 0},
+		{"DS certificate", ds, asn.CellManagement, UsageDigitalSignature},
+		{"KA certificate", ka, asn.CellManagement, UsageKeyAgreement},
+		{"KA certificate as top-up", ka, asn.CellPrePaymentTopUp, UsageKeyAgreement},
+		{"DS certificate as top-up", ds, asn.CellPrePaymentTopUp, 0},
+		{"subject key id not of its key", &forged, asn.CellManagement, 0},
+		{"nil", nil, asn.CellManagement, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,7 +120,8 @@ func TestAnchorsAreImmutable(t *testing.T) {
 		t.Fatal("Role returned the set's own slice")
 	}
 	c := b.replaceCell(smki.RoleSupplier, sup.cells(t)[0])
-	if sc, _ := c.Role(smki.RoleSupplier); len(sc.Cells) != 2 || sc.Cells[1].Subject != sup.eui || sc.Cells[0].Subject != other.eui {
+	// The DS cell is replaced in its place; the KA cell stays.
+	if sc, _ := c.Role(smki.RoleSupplier); len(sc.Cells) != 2 || sc.Cells[0].Subject != sup.eui || sc.Cells[1].Subject != other.eui {
 		t.Fatalf("replaceCell: %d cells", len(sc.Cells))
 	}
 	if sb, _ := b.Role(smki.RoleSupplier); sb.Cells[0].Subject != other.eui || len(sb.Cells) != 2 {

@@ -2,36 +2,45 @@
 // electricity (ESME) or gas (GSME) meter that holds its own keys and
 // trust-anchor cells, checks every command it receives in the order a GB
 // meter must, executes a set of use cases against a small, deterministic
-// model of a real meter, and answers with signed, MAC'd and, for sensitive
-// data, encrypted responses. A Fleet holds many meters in one process for
-// simulation and load tests.
+// model of a real meter, and answers in GB's own payloads and message forms.
+// A Fleet holds many meters in one process for simulation and load tests,
+// keeps the alerts they raise, and serves them over HTTP.
 //
-// It follows the GB Smart Metering Equipment Technical Specifications
-// Companion Specification (GBCS) as summarised in the project's GBCS security
-// notes: the Remote Party signature on critical commands and their responses
-// (section 4), the access control broker's MAC and the device's MAC on
-// responses (section 5), encryption of sensitive payloads end to end
-// (section 6), anti-replay by originator counter (section 7), unknown remote
-// parties (section 8), and the device's trust anchors and their replacement
-// by CS02b, including change of supplier and device re-key by CS02c/CS02d
-// (section 9). The wire codec itself is package commands.
+// It follows the project's GBCS notes: gbcs-security.md for the Remote Party
+// signature (section 4), the access control broker's MAC (5), encryption of
+// sensitive content end to end (6), anti-replay by originator counter (7),
+// unknown remote parties (8) and the trust anchors and their replacement
+// (9); and gbcs-payloads.md for the message forms (section 1), the ciphered
+// blocks and their keys (2), the CS02 family in ASN.1 (3), the DLMS COSEM
+// payloads of the ESME (4), the GBZ payloads of the GSME (5) and the alerts
+// (6). The wire codecs are packages commands (framing, signature, MAC,
+// KDF, encryption, the use-case catalogue), commands/dlms, commands/gbz and
+// commands/asn; device only decides what a meter does with a message.
 //
 // A meter handles a message in this order: the MAC, checked with the key
 // agreed between the device's key-agreement key and the access control
-// broker's anchor; the originator counter, which must be strictly greater
-// than the last one accepted from that originator; for critical commands the
-// Remote Party signature, checked against the digital-signature cell of the
-// role allowed to send the command; then execution. A message that fails any
-// step is discarded without a response, as a real meter does, and counted
-// with a typed Reason that tests and the fleet's statistics can observe.
+// broker's anchor, and the originator counter, which must be strictly
+// greater than the last one accepted from that originator; the use case and
+// the forms the catalogue allows for its code; the originator's role; for a
+// signed command the Remote Party signature, checked against the
+// digital-signature cell of the role allowed to send it; then execution. A
+// message that fails any step is discarded without a response, as a real
+// meter does, and counted with a typed Reason.
 //
-// The supply-switch and balance-reset payloads follow the DLMS
-// access-request layout GBCS uses (section 18.4 shows ECS04b byte for byte);
-// the other use-case payloads (registers, profile and daily logs, tariff,
-// CIN, meter balance) use a compact encoding of our own, marked "(our rule)"
-// in the doc comments and described in docs/device.md. Their encoders and
-// decoders are exported so a supplier (the router, the demo) can build
-// commands and read responses.
+// Responses take the form GB gives the code: a response to a critical
+// command is signed with no MAC header, any other is MAC'd with signature
+// length 00. Sensitive content sits in ciphered blocks keyed for the user it
+// is for (the unknown remote party's certificate when the command carried
+// one, with the meter's own counter in the 26-byte other-information).
+// Future-dated commands (ECS01a, GCS01a, GCS32, GCS39, CS02b) execute at
+// their time and raise GB's future-dated outcome alerts; the ECS68 billing
+// data log alert is raised on request. Alerts are signed, carry the meter's
+// own counter and go to the alert sink of Config.
+//
+// Where the specification gives no payload layout (ECS66, ECS82, GCS01a,
+// GCS13a, GCS17, GCS36, GCS60, GCS61), the meter uses the layouts "of our
+// own, in GB's grammar" of commands/dlms and commands/gbz; docs/device.md
+// lists which is which.
 //
 // The consumption a meter reports is synthetic: a seeded function of the
 // meter's EUI and the half-hour slot, computed on demand and never stored,

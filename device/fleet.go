@@ -2,6 +2,7 @@ package device
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -29,11 +30,85 @@ type Fleet struct {
 	env    *env
 	mu     sync.RWMutex
 	meters map[smki.EUI]*Meter
+
+	alertMu sync.Mutex
+	alerts  []FleetAlert // the most recent, oldest first
+	next    uint64       // index of the next alert
 }
 
-// NewFleet returns an empty fleet whose meters share cfg.
+// FleetAlertLog is how many alerts a fleet keeps: older ones are dropped
+// first, and Alerts says where its list starts.
+const FleetAlertLog = 1 << 16
+
+// FleetAlert is an alert a fleet keeps: the alert and its index, which
+// rises by one with every alert the fleet's meters raise.
+type FleetAlert struct {
+	Index uint64
+	Alert
+}
+
+// NewFleet returns an empty fleet whose meters share cfg. The fleet keeps
+// the alerts its meters raise (see Alerts) and also hands each to
+// cfg.Alerts when set.
 func NewFleet(cfg Config) *Fleet {
-	return &Fleet{env: newEnv(cfg), meters: make(map[smki.EUI]*Meter)}
+	f := &Fleet{meters: make(map[smki.EUI]*Meter)}
+	sink := cfg.Alerts
+	cfg.Alerts = func(ctx context.Context, a Alert) {
+		f.keep(a)
+		if sink != nil {
+			sink(ctx, a)
+		}
+	}
+	f.env = newEnv(cfg)
+	return f
+}
+
+// keep adds an alert to the fleet's log.
+func (f *Fleet) keep(a Alert) {
+	f.alertMu.Lock()
+	defer f.alertMu.Unlock()
+	a.Message = bytes.Clone(a.Message)
+	f.alerts = append(f.alerts, FleetAlert{Index: f.next, Alert: a})
+	f.next++
+	if len(f.alerts) > FleetAlertLog {
+		f.alerts = slices.Clone(f.alerts[len(f.alerts)-FleetAlertLog:])
+	}
+}
+
+// Alerts returns up to limit of the alerts the fleet keeps whose index is
+// since or more, oldest first, and the index to ask from next time. When
+// alerts from since on were dropped (the log holds FleetAlertLog), the list
+// starts at the oldest kept. A limit of 0 or less means no limit.
+func (f *Fleet) Alerts(since uint64, limit int) ([]FleetAlert, uint64) {
+	f.alertMu.Lock()
+	defer f.alertMu.Unlock()
+	i, _ := slices.BinarySearchFunc(f.alerts, since, func(a FleetAlert, idx uint64) int { return cmp.Compare(a.Index, idx) })
+	out := f.alerts[i:]
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	next := f.next
+	if len(out) > 0 {
+		next = out[len(out)-1].Index + 1
+	}
+	return slices.Clone(out), max(next, since)
+}
+
+// Tick executes the future-dated commands that have fallen due on every
+// meter (Meter.Tick), raising their alerts.
+func (f *Fleet) Tick(ctx context.Context) {
+	f.mu.RLock()
+	ms := make([]*Meter, 0, len(f.meters))
+	for _, m := range f.meters {
+		ms = append(ms, m)
+	}
+	f.mu.RUnlock()
+	for _, m := range ms {
+		if ctx.Err() != nil {
+			return
+		}
+		m.Tick(ctx)
+	}
 }
 
 // Provision is one meter of a device CA batch: its identity and,

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -34,7 +35,7 @@ func TestFleetDeliverConcurrently(t *testing.T) {
 		m, _ := f.Meter(eui)
 		msgs := make([][]byte, perMeter)
 		for j := range msgs {
-			msgs[j] = buildFor(t, w, m, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), uint64(1000*i+j+1))
+			msgs[j] = buildFor(t, w, m, CodeECS45, apdu(t, dlms.LoadSwitchStatusRequest(testInvoke)), uint64(1000*i+j+1))
 		}
 		wg.Go(func() {
 			for _, b := range msgs {

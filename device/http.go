@@ -2,6 +2,7 @@ package device
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,6 +83,34 @@ type FleetStats struct {
 	Devices map[string]MeterStats `json:"devices"`
 }
 
+// DefaultAlertLimit is how many alerts GET /v1/alerts lists when the
+// request gives no limit, and the most it lists.
+const DefaultAlertLimit = 1000
+
+// AlertEntry is one alert in GET /v1/alerts.
+type AlertEntry struct {
+	// Index is the alert's place in the fleet's log (FleetAlert.Index).
+	Index uint64 `json:"index"`
+	// Device is the meter that raised it; Recipient the party it is for.
+	Device    smki.EUI `json:"device"`
+	Recipient smki.EUI `json:"recipient"`
+	// Code is the alert's message code, such as "0x00CC".
+	Code string `json:"messageCode"`
+	// Counter is the meter's own counter the alert carries.
+	Counter uint64 `json:"counter"`
+	// At is when the meter raised it.
+	At time.Time `json:"at"`
+	// Message is the whole GBCS alert in lower-case hex.
+	Message string `json:"message"`
+}
+
+// AlertList is the body of GET /v1/alerts.
+type AlertList struct {
+	Alerts []AlertEntry `json:"alerts"`
+	// Next is the since to ask with next time.
+	Next uint64 `json:"next"`
+}
+
 // Problem is an RFC 9457 problem details body with a stable error code:
 // for a discard, the Reason's name.
 type Problem struct {
@@ -101,6 +130,10 @@ type Problem struct {
 //	GET  /v1/stats[?executions=true]  FleetStats as JSON, with each
 //	                                  meter's recent executions when asked
 //	GET  /v1/devices/{EUI}/stats      one meter's MeterStats as JSON
+//	GET  /v1/alerts[?since=N&limit=M] AlertList as JSON: the alerts the
+//	                                  fleet's meters raised from index N on
+//	                                  (0 when absent), at most M (1000 when
+//	                                  absent), for a router to collect
 //
 // A meter's discard, which a real meter signals by silence, is answered 422
 // with the Reason as problem code, and an unknown meter 404: both are final
@@ -143,6 +176,7 @@ func NewHTTPHandler(f *Fleet, cfg HTTPConfig) (*HTTPHandler, error) {
 	mux.HandleFunc("POST /v1/devices/{eui}/commands", h.postCommand)
 	mux.HandleFunc("GET /v1/devices/{eui}/stats", h.getDeviceStats)
 	mux.HandleFunc("GET /v1/stats", h.getStats)
+	mux.HandleFunc("GET /v1/alerts", h.getAlerts)
 	h.mux = mux
 	return h, nil
 }
@@ -320,6 +354,35 @@ func (h *HTTPHandler) getDeviceStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.json(w, r, h.meterStats(eui, m))
+}
+
+func (h *HTTPHandler) getAlerts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var since uint64
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			h.problem(w, r, http.StatusBadRequest, "bad-query", fmt.Sprintf("since=%q: want an alert index", v))
+			return
+		}
+		since = n
+	}
+	limit := DefaultAlertLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > DefaultAlertLimit {
+			h.problem(w, r, http.StatusBadRequest, "bad-query", fmt.Sprintf("limit=%q: want 1 to %d", v, DefaultAlertLimit))
+			return
+		}
+		limit = n
+	}
+	alerts, next := h.fleet.Alerts(since, limit)
+	out := AlertList{Alerts: make([]AlertEntry, len(alerts)), Next: next}
+	for i, a := range alerts {
+		out.Alerts[i] = AlertEntry{Index: a.Index, Device: a.Device, Recipient: a.Recipient, Code: commands.MessageCode(a.Code).String(),
+			Counter: a.Counter, At: a.At.UTC(), Message: hex.EncodeToString(a.Message)}
+	}
+	h.json(w, r, out)
 }
 
 func (h *HTTPHandler) json(w http.ResponseWriter, r *http.Request, v any) {

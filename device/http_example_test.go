@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -21,7 +22,7 @@ import (
 // with the reason as problem code, and GET /v1/stats counts it.
 func ExampleNewHTTPHandler() {
 	acb, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cell, _ := device.NewCell(device.UsageKeyAgreement, device.Management, smki.MustParseEUI("90B3D51F30000004"), &acb.PublicKey)
+	cell, _ := device.NewCell(device.UsageKeyAgreement, asn.CellManagement, smki.MustParseEUI("90B3D51F30000004"), &acb.PublicKey)
 	anchors, _ := device.NewAnchors().With(smki.RoleAccessControlBroker, 1, cell)
 	fleet := device.NewFleet(device.Config{})
 	if _, err := fleet.Generate(context.Background(), 2, smki.MustParseEUI("0012A3FFFE000001"), device.Electricity, anchors); err != nil {

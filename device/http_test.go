@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -82,7 +83,7 @@ func TestHTTPHandlerCommands(t *testing.T) {
 	hf := newHTTPFleet(t, HTTPConfig{MaxCommandBytes: 4096})
 	m0, _ := hf.fleet.Meter(hf.euis[0])
 	disable := func(counter uint64) []byte {
-		return buildFor(t, hf.w, m0, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), counter)
+		return buildFor(t, hf.w, m0, CodeECS45, apdu(t, dlms.LoadSwitchStatusRequest(testInvoke)), counter)
 	}
 	first := disable(100)
 	forged := bytes.Clone(disable(101))
@@ -201,7 +202,7 @@ func TestHTTPHandlerJournalBound(t *testing.T) {
 			hf := newHTTPFleet(t, HTTPConfig{JournalLen: tc.journal})
 			m0, _ := hf.fleet.Meter(hf.euis[0])
 			for c := uint64(10); c < 15; c++ {
-				b := buildFor(t, hf.w, m0, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), c)
+				b := buildFor(t, hf.w, m0, CodeECS45, apdu(t, dlms.LoadSwitchStatusRequest(testInvoke)), c)
 				if st, body, p := hf.do(t, "POST", "/v1/devices/"+hf.euis[0].String()+"/commands", "application/octet-stream", b); st != http.StatusOK {
 					t.Fatalf("counter %d: %d %+v %x", c, st, p, body)
 				}
@@ -252,11 +253,11 @@ func FuzzHTTPHandlerCommand(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	valid := buildFor(f, w, m, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), 1<<40)
+	valid := buildFor(f, w, m, CodeECS45, apdu(f, dlms.LoadSwitchStatusRequest(testInvoke)), 1<<40)
 	f.Add(valid)
 	f.Add(valid[:len(valid)/2])
 	f.Add(append(bytes.Clone(valid), 0))
-	f.Add(buildFor(f, w, m, CodeECS45, must(EncodeSupplyCommand(CodeECS45)), 1<<41)[1:])
+	f.Add(buildFor(f, w, m, CodeECS45, apdu(f, dlms.LoadSwitchStatusRequest(testInvoke)), 1<<41)[1:])
 	f.Add([]byte{0xDF})
 	f.Add([]byte{0xDD, 0, 0, 0, 0, 0, 0, 0x82, 0xFF, 0xFF})
 	f.Add(make([]byte, 9000))

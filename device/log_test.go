@@ -3,7 +3,6 @@ package device
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"log/slog"
@@ -11,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
 )
 
 // TestLogsHoldNoSecrets runs refusals, reads and a re-key with a debug
@@ -27,10 +26,10 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	w.meter = m
 	for _, b := range [][]byte{
-		first(w.command(CodeECS43, must(EncodeSupplyCommand(CodeECS43)), cmdOpts{macBy: w.attacker})),
-		first(w.command(CodeECS43, must(EncodeSupplyCommand(CodeECS43)), cmdOpts{signer: w.attacker})),
-		first(w.command(CodeECS17b, EncodeReadRequest(), cmdOpts{})),
-		first(w.command(CodeCS02c, must((&commands.IssueCredentials{KeyUsage: x509.KeyUsageKeyAgreement}).Marshal()), cmdOpts{})),
+		first(w.command(CodeECS43, loadSwitch(t, CodeECS43), cmdOpts{macBy: w.attacker})),
+		first(w.command(CodeECS43, loadSwitch(t, CodeECS43), cmdOpts{signer: w.attacker})),
+		first(w.command(CodeECS17b, apdu(t, importEnergyRequest(w, w.supplier)), cmdOpts{})),
+		first(w.command(CodeCS02c, asnBytes(t, &asn.IssueSecurityCredentialsCommand{KeyUsage: asn.NewKeyUsage(asn.KeyAgreement)}), cmdOpts{})),
 	} {
 		_, _ = m.Handle(w.ctx, b)
 	}

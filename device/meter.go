@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -93,18 +92,24 @@ type Config struct {
 	Logger *slog.Logger
 	// Keys makes re-key key pairs; software P-256 keys from Rand when nil.
 	Keys KeyGenerator
+	// Alerts receives every alert a meter raises (see Alert). It is called
+	// while the meter is locked, so it must not call the meter back; a Fleet
+	// keeps its meters' alerts and then calls it too. Alerts are dropped
+	// when nil (and the meter has no fleet).
+	Alerts func(ctx context.Context, a Alert)
 }
 
 // env is a Config with its defaults filled in, shared by pointer.
 type env struct {
-	now  func() time.Time
-	rand io.Reader
-	log  *slog.Logger
-	keys KeyGenerator
+	now    func() time.Time
+	rand   io.Reader
+	log    *slog.Logger
+	keys   KeyGenerator
+	alerts func(ctx context.Context, a Alert)
 }
 
 func newEnv(c Config) *env {
-	e := &env{now: c.Now, rand: c.Rand, log: c.Logger, keys: c.Keys}
+	e := &env{now: c.Now, rand: c.Rand, log: c.Logger, keys: c.Keys, alerts: c.Alerts}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -139,8 +144,7 @@ type Meter struct {
 	eui      smki.EUI
 	kind     Kind
 	supply   SupplyState
-	hasCIN   bool
-	cin      uint32
+	cin      []byte // nil until ECS50 or GCS36 sets it
 	ds       crypto.Signer
 	ka       KeyAgreement
 	anchors  *Anchors
@@ -150,8 +154,13 @@ type Meter struct {
 	tariff   *Tariff
 	pending  *rekey
 	certs    *installedCerts
-	accepted uint32
-	discards [numReasons]uint32
+	// own is the last counter of the meter's own: alerts (CRA 3) and the
+	// supplementary originator counter of 26-byte responses.
+	own uint64
+	// scheduled holds the future-dated commands waiting for their time.
+	scheduled []*scheduled
+	accepted  uint32
+	discards  [numReasons]uint32
 }
 
 // New returns a meter with identity id and trust anchors anchors (which it
@@ -214,24 +223,38 @@ func (m *Meter) PressButton() bool {
 	return false
 }
 
-// CIN returns the customer identification number the meter displays, and
-// false if it has received none.
-func (m *Meter) CIN() (uint32, bool) {
+// CIN returns the customer identification number the meter displays (the
+// octet string of ECS50 or GCS36, ASCII digits in GB use), and false if it
+// has received none.
+func (m *Meter) CIN() (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cin, m.hasCIN
+	return string(m.cin), m.cin != nil
 }
 
-// Tariff returns a copy of the tariff last set, and false if none was.
+// Tariff returns the tariff in force, and false if no tariff was ever
+// activated. A future-dated tariff comes into force when the meter runs
+// what has fallen due (Handle, Tick); until then PendingTariff returns it.
 func (m *Meter) Tariff() (Tariff, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.tariff == nil {
 		return Tariff{}, false
 	}
-	t := *m.tariff
-	t.Rates = slices.Clone(t.Rates)
-	return t, true
+	return m.tariff.clone(), true
+}
+
+// PendingTariff returns the future-dated tariff waiting for its activation
+// time, and false if there is none.
+func (m *Meter) PendingTariff() (Tariff, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.scheduled {
+		if s.tariff != nil {
+			return s.tariff.clone(), true
+		}
+	}
+	return Tariff{}, false
 }
 
 // Balance returns the meter balance.
@@ -300,6 +323,19 @@ func (m *Meter) lastCounter(o smki.EUI) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// nextCounter returns a new counter of the meter's own, strictly greater
+// than the last: the clock in milliseconds, as DCC tools set counters
+// (gbcs-security.md 7), or one more than the last when the clock has not
+// moved past it. The caller holds m.mu.
+func (m *Meter) nextCounter(now time.Time) uint64 {
+	c := m.own + 1
+	if ms := now.UnixMilli(); ms > 0 && uint64(ms) > c {
+		c = uint64(ms)
+	}
+	m.own = c
+	return c
 }
 
 func (m *Meter) recordCounter(o smki.EUI, n uint64) {

@@ -5,7 +5,8 @@ import (
 	"testing"
 
 	"github.com/metertrust/metertrust/commands"
-	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/commands/asn"
+	"github.com/metertrust/metertrust/commands/dlms"
 )
 
 // TestRefusedThenMatchingGood shows, for each refusal the meter must make,
@@ -13,8 +14,10 @@ import (
 // meter: only the property under test differs between the two.
 func TestRefusedThenMatchingGood(t *testing.T) {
 	type msgs struct{ bad, good func(w *world) []byte }
-	disable := must(EncodeSupplyCommand(CodeECS43))
-	cin := must(EncodeCIN(31337))
+	disable := loadSwitch(t, CodeECS43)
+	cin := apdu(t, dlms.CINRequest(testInvoke, []byte("3133")))
+	status := apdu(t, dlms.LoadSwitchStatusRequest(testInvoke))
+	balance := apdu(t, dlms.MeterBalanceRequest(testInvoke))
 	urp := func(w *world) *commands.UnknownRemoteParty {
 		return &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: w.counter}
 	}
@@ -28,14 +31,14 @@ func TestRefusedThenMatchingGood(t *testing.T) {
 			func(w *world) []byte { return first(w.command(CodeECS43, disable, cmdOpts{})) }}},
 		{"replayed counter, then a greater one", ReasonReplay, msgs{
 			func(w *world) []byte {
-				b, _ := w.command(CodeECS45, must(EncodeSupplyCommand(CodeECS45)), cmdOpts{})
+				b, _ := w.command(CodeECS45, status, cmdOpts{})
 				if _, err := w.meter.Handle(w.ctx, b); err != nil {
 					w.t.Fatal(err)
 				}
 				return b
 			},
 			func(w *world) []byte {
-				return first(w.command(CodeECS45, must(EncodeSupplyCommand(CodeECS45)), cmdOpts{}))
+				return first(w.command(CodeECS45, status, cmdOpts{}))
 			}}},
 		{"critical command signed by a key not in the anchors, then by the supplier's", ReasonBadSignature, msgs{
 			func(w *world) []byte { return first(w.command(CodeECS43, disable, cmdOpts{signer: w.attacker})) },
@@ -47,14 +50,14 @@ func TestRefusedThenMatchingGood(t *testing.T) {
 			func(w *world) []byte { return first(w.command(CodeECS50, cin, cmdOpts{})) },
 			func(w *world) []byte { return first(w.command(CodeECS50, cin, cmdOpts{from: w.acb, urp: urp(w)})) }}},
 		{"non-critical balance read from the network operator, then from the supplier", ReasonRoleNotAllowed, msgs{
-			func(w *world) []byte { return first(w.command(CodeECS82, EncodeReadRequest(), cmdOpts{from: w.netop})) },
-			func(w *world) []byte { return first(w.command(CodeECS82, EncodeReadRequest(), cmdOpts{})) }}},
+			func(w *world) []byte { return first(w.command(CodeECS82, balance, cmdOpts{from: w.netop})) },
+			func(w *world) []byte { return first(w.command(CodeECS82, balance, cmdOpts{})) }}},
 		{"CS02b with a stale sequence number, then a fresh one", ReasonStaleSequence, msgs{
 			func(w *world) []byte {
-				return first(w.command(0x0107, cs02b(t, commands.SupplierByTransCoS, 1, 0, replaceSupplier(t, w.newSup, smki.RoleSupplier)...), cmdOpts{from: w.tcos}))
+				return first(w.command(0x0107, cs02b(t, asn.SupplierByTransCoS, 1, nil, replaceSupplier(t, w.newSup)...), cmdOpts{from: w.tcos}))
 			},
 			func(w *world) []byte {
-				return first(w.command(0x0107, cs02b(t, commands.SupplierByTransCoS, 2, 0, replaceSupplier(t, w.newSup, smki.RoleSupplier)...), cmdOpts{from: w.tcos}))
+				return first(w.command(0x0107, cs02b(t, asn.SupplierByTransCoS, 2, nil, replaceSupplier(t, w.newSup)...), cmdOpts{from: w.tcos}))
 			}}},
 	}
 	for _, tc := range tests {

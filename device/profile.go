@@ -159,18 +159,43 @@ func (c *consumption) profile(now, from, to time.Time) ProfileLog {
 	return l
 }
 
-// dailyLog returns the consumption of the last days completed UTC days
-// before now.
-func (c *consumption) dailyLog(now time.Time, days int) DailyLog {
+// ProfileLog is half-hourly consumption: Values[i] is the energy in Wh of
+// the half hour starting at Start + i*30 minutes.
+type ProfileLog struct {
+	Start  time.Time
+	Values []uint32
+}
+
+// Balance is the meter balance.
+type Balance struct {
+	// MilliPence is the meter balance in thousandths of a penny; negative
+	// when the consumer owes.
+	MilliPence int64
+}
+
+// day is one completed UTC day of the daily log.
+type day struct {
+	start time.Time
+	wh    uint32
+}
+
+// days returns the completed UTC days whose start lies in [from, to], no
+// earlier than keep days before the current day, at time now.
+func (c *consumption) days(now, from, to time.Time, keep int) []day {
 	today, _ := slotOf(now)
 	today -= today % slotsPerDay
-	start := today - uint64(days)*slotsPerDay
-	if days*slotsPerDay > int(today) {
-		start = 0
+	first := uint64(0)
+	if back := uint64(keep) * slotsPerDay; today > back {
+		first = today - back
 	}
-	l := DailyLog{Start: slotStart(start), Values: make([]uint32, 0, days)}
-	for d := start; d < today; d += slotsPerDay {
-		l.Values = append(l.Values, uint32(min(c.register(d+slotsPerDay)-c.register(d), 1<<32-1)))
+	lo, into := slotOf(from)
+	if into > 0 || lo%slotsPerDay != 0 {
+		lo += slotsPerDay - lo%slotsPerDay
 	}
-	return l
+	hi, _ := slotOf(to)
+	var out []day
+	for d := max(lo, first); d < today && d <= hi; d += slotsPerDay {
+		out = append(out, day{start: slotStart(d), wh: clamp32(c.register(d+slotsPerDay) - c.register(d))})
+	}
+	return out
 }

@@ -92,13 +92,18 @@ func TestProfileAndDailyLogBounds(t *testing.T) {
 			if len(l.Values) != tc.wantLen || (tc.wantLen > 0 && !l.Start.Equal(tc.wantStart)) {
 				t.Fatalf("profile from %v, %d slots; want %v, %d", l.Start, len(l.Values), tc.wantStart, tc.wantLen)
 			}
-			if _, err := EncodeProfileLog(l); err != nil {
-				t.Fatalf("a whole log must encode: %v", err)
-			}
 		})
 	}
-	d := c.dailyLog(now, 31)
-	if len(d.Values) != 31 || !d.Start.Equal(time.Date(2026, 10, 23, 0, 0, 0, 0, time.UTC)) {
-		t.Fatalf("daily log from %v, %d days", d.Start, len(d.Values))
+	d := c.days(now, time.Date(2026, 10, 23, 0, 0, 0, 0, time.UTC), now, 731)
+	if len(d) != 31 || !d[0].start.Equal(time.Date(2026, 10, 23, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("daily log of %d days", len(d))
+	}
+	for _, day := range d {
+		if got := c.registerAt(day.start.Add(24*time.Hour)) - c.registerAt(day.start); uint64(day.wh) != got {
+			t.Fatalf("day %v: %d Wh, registers say %d", day.start, day.wh, got)
+		}
+	}
+	if d := c.days(now, now.AddDate(-3, 0, 0), now, 731); len(d) != 731 {
+		t.Fatalf("daily log keeps %d days, want 731", len(d))
 	}
 }

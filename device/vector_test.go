@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -99,15 +101,15 @@ func TestGBCSVectorThroughTheMeter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acbCell, err := NewCell(UsageKeyAgreement, Management, smki.MustParseEUI("90B3D51F30000004"), acbCellPub)
+	acbCell, err := NewCell(UsageKeyAgreement, asn.CellManagement, smki.MustParseEUI("90B3D51F30000004"), acbCellPub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	supDSCell, err := NewCell(UsageDigitalSignature, Management, supEUI, supDS)
+	supDSCell, err := NewCell(UsageDigitalSignature, asn.CellManagement, supEUI, supDS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	supKACell, err := NewCell(UsageKeyAgreement, Management, supEUI, &w.supplier.kaS.PublicKey)
+	supKACell, err := NewCell(UsageKeyAgreement, asn.CellManagement, supEUI, &w.supplier.kaS.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +139,15 @@ func TestGBCSVectorThroughTheMeter(t *testing.T) {
 	if err := commands.VerifySignature(&w.dev.ds.PublicKey, r); err != nil {
 		t.Errorf("response signature: %v", err)
 	}
-	if err := commands.CheckMAC(ctx, w.supplier.ka, ka.PublicKey(), r); err != nil {
-		t.Errorf("response MAC: %v", err)
+	if r.Form() != commands.FormSigned || len(r.DateTime) != 12 {
+		t.Errorf("response in form %s with a %d-byte date-time, want signed with a 12-byte one", r.Form(), len(r.DateTime))
 	}
-	if id, ok, err := DecodeBalanceResetResponse(r.Payload); err != nil || !ok || id != defaultInvokeID {
-		t.Errorf("response payload: id %#x ok %t err %v", id, ok, err)
+	a, err := dlms.Parse(r.Payload)
+	if err != nil || a.AccessResponse == nil || a.AccessResponse.InvokeID != 0x20000001 {
+		t.Fatalf("response payload %X: %v", r.Payload, err)
+	}
+	if res, err := dlms.ReadResults(a.AccessResponse, dlms.Action, 3); err != nil || res[0]+res[1]+res[2] != 0 {
+		t.Errorf("response results %v, %v", res, err)
 	}
 	if _, err := m.Handle(ctx, msg); !errors.Is(err, ErrReplay) {
 		t.Errorf("the vector again: err = %v, want ErrReplay", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -40,11 +41,11 @@ func newParty(t testing.TB, eui string) *party {
 // cells returns the party's DS and KA management cells.
 func (p *party) cells(t testing.TB) []*Cell {
 	t.Helper()
-	ds, err := NewCell(UsageDigitalSignature, Management, p.eui, &p.ds.PublicKey)
+	ds, err := NewCell(UsageDigitalSignature, asn.CellManagement, p.eui, &p.ds.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ka, err := NewCell(UsageKeyAgreement, Management, p.eui, &p.kaS.PublicKey)
+	ka, err := NewCell(UsageKeyAgreement, asn.CellManagement, p.eui, &p.kaS.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +113,14 @@ type cmdOpts struct {
 	signer  *party // signs critical commands; from when nil
 	counter uint64 // next counter when zero
 	macBy   *party // computes the MAC; the ACB when nil
-	noSign  bool
+	noSign  bool   // leave a critical command unsigned
+	sign    bool   // sign a command that is not critical by its code
+	noMAC   bool   // send without MAC header (the signed-command form)
 	urp     *commands.UnknownRemoteParty
 }
 
-// command builds a MAC'd (and, for critical codes, signed) command to the
-// meter.
+// command builds a command to the meter: signed when its code is critical
+// (or o.sign), MAC'd by the ACB unless o.noMAC.
 func (w *world) command(code uint16, payload []byte, o cmdOpts) ([]byte, *commands.Message) {
 	w.t.Helper()
 	if o.from == nil {
@@ -135,13 +138,15 @@ func (w *world) command(code uint16, payload []byte, o cmdOpts) ([]byte, *comman
 	}
 	m := &commands.Message{CRA: commands.Command, Counter: o.counter, Originator: o.from.eui,
 		Recipient: w.meter.EUI(), Code: commands.MessageCode(code), Payload: payload, URP: o.urp}
-	if Critical(code) && !o.noSign {
+	if (Critical(code) || o.sign) && !o.noSign {
 		if err := commands.Sign(rand.Reader, o.signer.ds, m); err != nil {
 			w.t.Fatal(err)
 		}
 	}
-	if err := commands.AddMAC(w.ctx, o.macBy.ka, w.meter.AgreementPublicKey(), m); err != nil {
-		w.t.Fatal(err)
+	if !o.noMAC {
+		if err := commands.AddMAC(w.ctx, o.macBy.ka, w.meter.AgreementPublicKey(), m); err != nil {
+			w.t.Fatal(err)
+		}
 	}
 	b, err := m.Marshal()
 	if err != nil {
@@ -150,41 +155,56 @@ func (w *world) command(code uint16, payload []byte, o cmdOpts) ([]byte, *comman
 	return b, m
 }
 
-// open checks a response the way its recipient does: MAC with the
-// recipient's KA key against the meter's, the meter's signature when
-// critical, and decryption by reader when the payload is protected. It
-// returns the plaintext payload.
-func (w *world) open(resp []byte, cmd *commands.Message, recipient, reader *party) []byte {
+// open checks a response the way its recipient does: it answers cmd, and
+// is signed by the meter (signer, when not nil, else the meter's current DS
+// key) with no MAC header when the catalogue says the response to cmd is
+// signed, else MAC'd for recipient with signature length 00. It returns the
+// parsed response.
+func (w *world) open(resp []byte, cmd *commands.Message, recipient *party) *commands.Message {
 	w.t.Helper()
+	return openResponse(w.t, w.ctx, resp, cmd, w.meter, recipient.ka, nil)
+}
+
+// openResponse is world.open for any meter: ds, when not nil, is the key
+// the response must be signed with.
+func openResponse(t testing.TB, ctx context.Context, resp []byte, cmd *commands.Message, m *Meter, recipient commands.KeyAgreement, ds *ecdsa.PublicKey) *commands.Message {
+	t.Helper()
 	r, err := commands.Parse(resp)
 	if err != nil {
-		w.t.Fatalf("response does not parse: %v", err)
+		t.Fatalf("response does not parse: %v", err)
 	}
-	if r.CRA != commands.Response || r.Counter != cmd.Counter || r.Originator != w.meter.EUI() || r.Recipient != cmd.Originator || r.Code != cmd.Code {
-		w.t.Fatalf("response header %s %d %s->%s %s does not answer command %d from %s %s", r.CRA, r.Counter, r.Originator, r.Recipient, r.Code, cmd.Counter, cmd.Originator, cmd.Code)
+	if r.CRA != commands.Response || r.Counter != cmd.Counter || r.Originator != m.EUI() || r.Recipient != cmd.Originator || r.Code != cmd.Code {
+		t.Fatalf("response header %s %d %s->%s %s does not answer command %d from %s %s", r.CRA, r.Counter, r.Originator, r.Recipient, r.Code, cmd.Counter, cmd.Originator, cmd.Code)
 	}
-	if err := commands.CheckMAC(w.ctx, recipient.ka, w.meter.AgreementPublicKey(), r); err != nil {
-		w.t.Fatalf("response MAC with the recipient's key: %v", err)
+	if ds == nil {
+		ds = m.SignaturePublicKey()
 	}
-	if Critical(uint16(cmd.Code)) {
-		if err := commands.VerifySignature(w.meter.SignaturePublicKey(), r); err != nil {
-			w.t.Fatalf("response signature: %v", err)
+	switch want := responseForm(uint16(cmd.Code), cmd.Form()); want {
+	case commands.FormSigned:
+		if r.Form() != commands.FormSigned {
+			t.Fatalf("response in form %s, want %s", r.Form(), want)
 		}
-	} else if r.Signed() {
-		w.t.Fatalf("non-critical response is signed")
-	}
-	if !commands.IsProtected(r.Payload) {
-		if Sensitive(uint16(cmd.Code)) {
-			w.t.Fatalf("sensitive %s response is not encrypted", cmd.Code)
+		if err := commands.VerifySignature(ds, r); err != nil {
+			t.Fatalf("response signature: %v", err)
 		}
-		return r.Payload
+	default:
+		if r.Form() != commands.FormMAC {
+			t.Fatalf("response in form %s, want %s", r.Form(), commands.FormMAC)
+		}
+		if err := commands.CheckMAC(ctx, recipient, m.AgreementPublicKey(), r); err != nil {
+			t.Fatalf("response MAC with the recipient's key: %v", err)
+		}
 	}
-	if !Sensitive(uint16(cmd.Code)) {
-		w.t.Fatalf("non-sensitive %s response is encrypted", cmd.Code)
-	}
-	pt, err := commands.DecryptPayload(w.ctx, reader.ka, w.meter.AgreementPublicKey(), r)
+	return r
+}
+
+// plaintexts decrypts the ciphered blocks of a response as reader, the
+// user they are for.
+func (w *world) plaintexts(r *commands.Message, reader *party) [][]byte {
+	w.t.Helper()
+	pts, err := commands.OpenPayload(w.ctx, reader.ka, w.meter.AgreementPublicKey(), r)
 	if err != nil {
 		w.t.Fatalf("decrypting the response as %s: %v", reader.eui, err)
 	}
-	return pt
+	return pts
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
@@ -34,7 +35,7 @@ import (
 // readRegister runs a register read of meter as the supplier over the
 // router's mutual-TLS API and returns the reading, decrypted with the
 // supplier's KA key.
-func readRegister(t *testing.T, s *System, meter smki.EUI) device.RegisterReading {
+func readRegister(t *testing.T, s *System, meter smki.EUI) dlms.ImportEnergy {
 	t.Helper()
 	sup := s.Party(PartySupplier)
 	c, err := s.Client(sup)
@@ -81,11 +82,15 @@ func readRegister(t *testing.T, s *System, meter smki.EUI) device.RegisterReadin
 				t.Fatal(err)
 			}
 			meterKey, _ := s.Fleet.Meter(meter)
-			plain, err := commands.DecryptPayload(context.Background(), sup.KA, meterKey.AgreementPublicKey(), m)
-			if err != nil {
-				t.Fatalf("decrypting the reading: %v", err)
+			plain, err := commands.OpenPayload(context.Background(), sup.KA, meterKey.AgreementPublicKey(), m)
+			if err != nil || len(plain) != 1 {
+				t.Fatalf("decrypting the reading: %d blocks, %v", len(plain), err)
 			}
-			r, err := device.DecodeRegisterReading(plain)
+			d, err := dlms.ParseData(plain[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := dlms.ReadImportEnergy(d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +99,7 @@ func readRegister(t *testing.T, s *System, meter smki.EUI) device.RegisterReadin
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("command %s not answered in 20s", rc.ID)
-	return device.RegisterReading{}
+	return dlms.ImportEnergy{}
 }
 
 // TestStartReuse creates a system in a data directory, uses it, closes it,
@@ -195,8 +200,8 @@ func TestStartReuse(t *testing.T) {
 		t.Error("a restart issued a new router server certificate instead of keeping the valid one")
 	}
 	second := readRegister(t, s2, meters[0])
-	if second.ImportWh < first.ImportWh {
-		t.Errorf("register went back from %d to %d Wh", first.ImportWh, second.ImportWh)
+	if second.ActiveImport.Scaled().Cmp(first.ActiveImport.Scaled()) < 0 {
+		t.Errorf("register went back from %s to %s Wh", first.ActiveImport.Scaled(), second.ActiveImport.Scaled())
 	}
 	if _, err := s2.DB.VerifyAudit(ctx); err != nil {
 		t.Errorf("audit chain: %v", err)

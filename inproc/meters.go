@@ -13,6 +13,7 @@ import (
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -72,9 +73,9 @@ func (s *System) anchors() (*device.Anchors, error) {
 			if err != nil {
 				return nil, err
 			}
-			use := device.Management
+			use := asn.CellManagement
 			if u == ca.UsagePPKA {
-				use = device.PrepaymentTopUp
+				use = asn.CellPrePaymentTopUp
 			}
 			cell, err := device.NewCellFromCertificate(c, use)
 			if err != nil {

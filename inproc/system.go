@@ -455,7 +455,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if cfg.WrapACBKey != nil {
 		acbKA = cfg.WrapACBKey(acbKA)
 	}
-	var transport router.Transport = router.NewFleetTransport(s.Fleet)
+	var transport router.Transport = NewFleetTransport(s.Fleet)
 	if cfg.Transport != nil {
 		if transport, err = cfg.Transport(s.Fleet); err != nil {
 			return fmt.Errorf("making the device transport: %w", err)

@@ -10,7 +10,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/anomaly/anomalytest"
 	"github.com/metertrust/metertrust/commands"
-	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -117,19 +117,24 @@ func TestAttributeLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tariff := func(counter uint64, price uint32) []byte {
-		p, err := device.EncodeTariff(device.Tariff{StandingChargeMilliPence: 40_000,
-			Rates: []device.TariffRate{{FromSlot: 0, PriceMilliPence: 20_000}, {FromSlot: 32, PriceMilliPence: price}}})
+	tariff := func(counter uint64, price int64) []byte {
+		standing := int64(40_000)
+		tf, err := simpleTariff(tariffParams{StandingChargeMilliPence: &standing,
+			Rates: []tariffRate{{FromSlot: 0, PriceMilliPence: 20_000}, {FromSlot: 32, PriceMilliPence: price}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := tf.Request(dlms.InvokeID(counter)).MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
 		}
 		m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: w.supplier.eui, Recipient: w.device,
-			Code: commands.MessageCode(device.CodeECS01a), Payload: p}
+			Code: codeECS01a, Payload: p}
 		return marshal(t, m, w.supplier.ds, true)
 	}
 	garbled := func() []byte {
 		m := &commands.Message{CRA: commands.Command, Counter: 3, Originator: w.supplier.eui, Recipient: w.device,
-			Code: commands.MessageCode(device.CodeECS01a), Payload: []byte{1, 2, 3}}
+			Code: codeECS01a, Payload: []byte{1, 2, 3}}
 		return marshal(t, m, w.supplier.ds, true)
 	}()
 	tests := []struct {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/commands"
-	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/commands/dlms"
 )
 
 // Attribute names the router reports to anomaly detection for attribute
@@ -23,30 +23,51 @@ const (
 )
 
 // attributes extracts the values attribute limits check from the payload
-// of the commands that carry them (tariffs, with package device's decoder,
-// the encoding the reference meter executes). A payload that does not
-// decode is malformed: the meter would not execute it either, and an
-// attribute limit must not be dodged by an odd encoding.
+// of the commands that carry them: the prices of a tariff, read from a GB
+// ECS01a command (spec gbcs-payloads.md 4.5) or the GSME tariff of our own
+// (package gbz), in thousandths of a penny. A payload that does not decode
+// is malformed: the meter would not execute it either, and an attribute
+// limit must not be dodged by an odd encoding.
 func attributes(m *commands.Message) (map[string]int64, error) {
+	var standing, prices []dlms.Scaled
 	switch uint16(m.Code) {
-	case device.CodeECS01a, device.CodeGCS01a:
-		t, err := device.DecodeTariff(m.Payload)
+	case codeECS01a:
+		a, err := dlms.Parse(m.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("%w: tariff payload: %w", ErrMalformed, err)
 		}
-		a := map[string]int64{AttrStandingCharge: int64(t.StandingChargeMilliPence)}
-		for i, r := range t.Rates {
-			p := int64(r.PriceMilliPence)
-			if i == 0 || p > a[AttrMaxPrice] {
-				a[AttrMaxPrice] = p
-			}
-			if i == 0 || p < a[AttrMinPrice] {
-				a[AttrMinPrice] = p
-			}
+		if a.AccessRequest == nil {
+			return nil, fmt.Errorf("%w: tariff payload: a DLMS %s, want an ACCESS-Request", ErrMalformed, a.Kind())
 		}
-		return a, nil
+		t, err := dlms.ReadTariff(a.AccessRequest)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tariff payload: %w", ErrMalformed, err)
+		}
+		standing, prices = t.StandingCharges(), t.UnitPrices()
+	case codeGCS01a:
+		var err error
+		if standing, prices, err = gasTariffPrices(m.Payload); err != nil {
+			return nil, fmt.Errorf("%w: tariff payload: %w", ErrMalformed, err)
+		}
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	a := map[string]int64{}
+	for i, s := range standing {
+		if v := milliPence(s); i == 0 || v > a[AttrStandingCharge] {
+			a[AttrStandingCharge] = v
+		}
+	}
+	for i, s := range prices {
+		p := milliPence(s)
+		if i == 0 || p > a[AttrMaxPrice] {
+			a[AttrMaxPrice] = p
+		}
+		if i == 0 || p < a[AttrMinPrice] {
+			a[AttrMinPrice] = p
+		}
+	}
+	return a, nil
 }
 
 // ForwardReleased carries a command an operator (or its user) released

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,7 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/metertrust/metertrust/commands"
-	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -70,29 +69,29 @@ func (d *ConsentDesk) RequestCIN(ctx context.Context, caller Caller, target smki
 	if caller.Role != smki.UserOther {
 		return Receipt{}, fmt.Errorf("%w: only other users (OU) request a CIN", ErrNotEligible)
 	}
-	code := device.CodeECS50
+	var code uint16 = codeECS50
 	switch fuel {
 	case "", "electricity":
 	case "gas":
-		code = device.CodeGCS36
+		code = codeGCS36
 	default:
 		return Receipt{}, fmt.Errorf("%w: fuel %q (want electricity or gas)", ErrBadRequest, fuel)
 	}
-	n, err := rand.Int(d.rand, big.NewInt(device.MaxCIN+1))
+	n, err := rand.Int(d.rand, big.NewInt(MaxCIN+1))
 	if err != nil {
 		return Receipt{}, fmt.Errorf("%w: drawing a CIN: %w", ErrUnavailable, err)
 	}
 	cin := uint32(n.Int64())
-	payload, err := device.EncodeCIN(cin)
-	if err != nil {
-		return Receipt{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	r := d.router
 	last, _, err := r.cfg.Ledger.LastCounter(ctx, r.cfg.ACB, target)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("%w: reading counter: %w", ErrUnavailable, err)
 	}
 	counter := max(uint64(r.now().UnixMilli()), last+1)
+	payload, err := cinPayload(payloadContext{code: code, counter: counter, user: caller.EUI, target: target, now: r.now()}, cin)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: r.cfg.ACB, Recipient: target,
 		Code: commands.MessageCode(code), Payload: payload,
 		URP: &commands.UnknownRemoteParty{EUI: caller.EUI, Counter: counter}}
@@ -105,18 +104,51 @@ func (d *ConsentDesk) RequestCIN(ctx context.Context, caller Caller, target smki
 		return Receipt{}, err
 	}
 	now := r.now()
-	if err := d.db.PutCINChallenge(ctx, target.String(), caller.EUI.String(), cinHash(rc.ID, cin), rc.ID, now, now.Add(CINValidity)); err != nil {
+	if err := d.db.PutCINChallenge(ctx, target.String(), caller.EUI.String(), cinHash(rc.ID, cinText(cin)), rc.ID, now, now.Add(CINValidity)); err != nil {
 		return Receipt{}, fmt.Errorf("%w: recording the CIN challenge: %w", ErrUnavailable, err)
 	}
 	return rc, nil
 }
 
-// cinHash binds a CIN to the command that displayed it.
-func cinHash(commandID string, cin uint32) []byte {
+// MaxCIN is the largest customer identification number: GB meters show a
+// CIN of four decimal digits (the DCC's reference test data sends ECS50 with
+// four ASCII digits). Guessing is bounded by store.MaxCINAttempts per
+// challenge, each challenge audited.
+const MaxCIN = 9999
+
+// cinText is the CIN as the meter displays it: four ASCII digits.
+func cinText(cin uint32) []byte { return fmt.Appendf(nil, "%04d", cin) }
+
+// validCIN reports whether s has the form of a displayed CIN.
+func validCIN(s string) bool {
+	if len(s) != 4 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// cinPayload builds the command that has the meter display cin: ECS50, a
+// SET of the CIN object 0-3:96.13.1.255 (spec gbcs-payloads.md 4.5), or,
+// on a gas meter, GCS36 in the layout of our own package gbz defines.
+func cinPayload(c payloadContext, cin uint32) ([]byte, error) {
+	if c.code == codeECS50 {
+		return encoded(dlms.CINRequest(c.invokeID(), cinText(cin)).MarshalBinary())
+	}
+	return gasCINPayload(c, cinText(cin))
+}
+
+// cinHash binds a CIN, as displayed, to the command that displayed it.
+func cinHash(commandID string, cin []byte) []byte {
 	h := sha256.New()
-	h.Write([]byte("metertrust CIN v1\x00"))
+	h.Write([]byte("metertrust CIN v2\x00"))
 	h.Write([]byte(commandID))
-	h.Write(binary.BigEndian.AppendUint32(nil, cin))
+	h.Write([]byte{0})
+	h.Write(cin)
 	return h.Sum(nil)
 }
 
@@ -124,9 +156,10 @@ func cinHash(commandID string, cin uint32) []byte {
 // read back, the reads it wants and for how long.
 type ConsentRequest struct {
 	Device smki.EUI `json:"device"`
-	CIN    uint32   `json:"cin"`
-	Scope  []string `json:"scope"`
-	Days   int      `json:"days"`
+	// CIN is the number as the meter displays it: four decimal digits.
+	CIN   string   `json:"cin"`
+	Scope []string `json:"scope"`
+	Days  int      `json:"days"`
 }
 
 // ConfirmCIN checks the CIN read back and, when it matches, records the
@@ -141,6 +174,9 @@ func (d *ConsentDesk) ConfirmCIN(ctx context.Context, caller Caller, in ConsentR
 	if len(in.Scope) == 0 {
 		return store.Consent{}, fmt.Errorf("%w: scope lists no service request", ErrBadRequest)
 	}
+	if !validCIN(in.CIN) {
+		return store.Consent{}, fmt.Errorf("%w: cin must be the four digits the meter displays", ErrBadRequest)
+	}
 	for _, ref := range in.Scope {
 		sr, ok := commands.LookupServiceRequest(ref)
 		if !ok || !sr.Eligible(smki.UserOther) || ref == "9.1" {
@@ -149,7 +185,7 @@ func (d *ConsentDesk) ConfirmCIN(ctx context.Context, caller Caller, in ConsentR
 	}
 	now := d.router.now()
 	err := d.db.ConsumeCINChallenge(ctx, in.Device.String(), caller.EUI.String(), func(h []byte, commandID string) bool {
-		return subtle.ConstantTimeCompare(h, cinHash(commandID, in.CIN)) == 1
+		return subtle.ConstantTimeCompare(h, cinHash(commandID, []byte(in.CIN))) == 1
 	}, now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

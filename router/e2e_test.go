@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -158,7 +161,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 	// Meters trusting the ACB and the supplier.
 	acbKey := mustKey(t)
 	cell := func(u device.KeyUsage, eui smki.EUI, k *ecdsa.PrivateKey) *device.Cell {
-		c, err := device.NewCell(u, device.Management, eui, &k.PublicKey)
+		c, err := device.NewCell(u, asn.CellManagement, eui, &k.PublicKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +247,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc, err = NewService(ServiceConfig{DB: db, Detector: det, ACB: e.acb, ACBKey: acb, Transport: NewFleetTransport(e.fleet),
+	e.svc, err = NewService(ServiceConfig{DB: db, Detector: det, ACB: e.acb, ACBKey: acb, Transport: fleetTransport{e.fleet},
 		ServerCertificate: pair(srvIss), ClientCAs: roots, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -382,11 +385,11 @@ func TestEndToEnd(t *testing.T) {
 			if err := commands.CheckMAC(ctx, ka, m0.AgreementPublicKey(), resp); err != nil {
 				t.Fatalf("response MAC: %v", err)
 			}
-			plain, err := commands.DecryptPayload(ctx, ka, m0.AgreementPublicKey(), resp)
+			plain, err := commands.OpenPayload(ctx, ka, m0.AgreementPublicKey(), resp)
 			if err != nil {
 				t.Fatalf("decrypting: %v", err)
 			}
-			if _, err := device.DecodeRegisterReading(plain); err != nil {
+			if _, err := readPlain(plain, dlms.ReadImportEnergy); err != nil {
 				t.Fatal(err)
 			}
 
@@ -504,14 +507,15 @@ func TestEndToEnd(t *testing.T) {
 			if !ok {
 				t.Fatal("the meter displays no CIN")
 			}
-			consent := func(cin uint32) (int, Problem) {
+			consent := func(cin string) (int, Problem) {
 				return e.callAs(t, e.other, "POST", "/v1/consents", "application/json",
-					[]byte(fmt.Sprintf(`{"device":"%s","cin":%d,"scope":["4.8.1","4.17"],"days":30}`, e.meters[0], cin)), nil)
+					[]byte(fmt.Sprintf(`{"device":"%s","cin":"%s","scope":["4.8.1","4.17"],"days":30}`, e.meters[0], cin)), nil)
 			}
-			if st, p := consent((cin + 1) % (device.MaxCIN + 1)); st != http.StatusForbidden || p.Code != "not-owner" {
+			n, _ := strconv.Atoi(cin)
+			if st, p := consent(string(cinText(uint32((n + 1) % (MaxCIN + 1))))); st != http.StatusForbidden || p.Code != "not-owner" {
 				t.Fatalf("wrong CIN: %d %+v", st, p)
 			}
-			if st, p := e.call(t, "POST", "/v1/consents", "application/json", []byte(`{"device":"`+e.meters[0].String()+`","cin":1,"scope":["4.8.1"],"days":1}`), nil); st != http.StatusForbidden || p.Code != "role-not-eligible" {
+			if st, p := e.call(t, "POST", "/v1/consents", "application/json", []byte(`{"device":"`+e.meters[0].String()+`","cin":"0001","scope":["4.8.1"],"days":1}`), nil); st != http.StatusForbidden || p.Code != "role-not-eligible" {
 				t.Fatalf("consent claimed by a supplier: %d %+v", st, p)
 			}
 			if st, p := consent(cin); st != http.StatusCreated {
@@ -529,14 +533,14 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			oka, _ := commands.NewECDHKeyFromECDSA(e.other.ka)
-			plain, err = commands.DecryptPayload(ctx, oka, m0.AgreementPublicKey(), oresp)
+			plain, err = commands.OpenPayload(ctx, oka, m0.AgreementPublicKey(), oresp)
 			if err != nil {
 				t.Fatalf("other user decrypting its profile: %v", err)
 			}
-			if _, err := device.DecodeProfileLog(plain); err != nil {
+			if _, err := readPlain(plain, dlms.ReadHalfHourProfile); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := commands.DecryptPayload(ctx, ka, m0.AgreementPublicKey(), oresp); err == nil {
+			if _, err := commands.OpenPayload(ctx, ka, m0.AgreementPublicKey(), oresp); err == nil {
 				t.Fatal("the supplier decrypted the other user's profile")
 			}
 			if ds := e.awaitResponses(t, 4); len(ds) != 4 {
@@ -548,4 +552,18 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readPlain reads the one decrypted block of a sensitive DLMS response with
+// a package dlms reader.
+func readPlain[T any](plain [][]byte, read func(dlms.Data) (T, error)) (T, error) {
+	var zero T
+	if len(plain) != 1 {
+		return zero, fmt.Errorf("%d ciphered blocks, want 1", len(plain))
+	}
+	d, err := dlms.ParseData(plain[0])
+	if err != nil {
+		return zero, err
+	}
+	return read(d)
 }

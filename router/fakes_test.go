@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -341,4 +342,24 @@ func (w *world) urpCommand(t testing.TB, p party, target smki.EUI, code commands
 	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: w.acb, Recipient: target, Code: code,
 		URP: &commands.UnknownRemoteParty{EUI: p.eui, Counter: counter}, Payload: []byte{0x01}}
 	return marshal(t, m, nil, false)
+}
+
+// fleetTransport carries commands to an in-process device.Fleet in the
+// router's own tests, mapping the meters' discards to final refusals as
+// inproc.FleetTransport does (which the router cannot import in its tests:
+// inproc imports the router).
+type fleetTransport struct{ fleet *device.Fleet }
+
+func (t fleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) ([]byte, error) {
+	resp, err := t.fleet.Deliver(ctx, target, msg)
+	var d *device.DiscardError
+	switch {
+	case err == nil:
+		return resp, nil
+	case errors.Is(err, device.ErrReplay):
+		return nil, fmt.Errorf("%w: %w: %w", ErrDeviceRefused, ErrDeviceReplay, err)
+	case errors.As(err, &d), errors.Is(err, device.ErrNoMeter):
+		return nil, fmt.Errorf("%w: %w", ErrDeviceRefused, err)
+	}
+	return nil, err
 }

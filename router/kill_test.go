@@ -23,6 +23,8 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -163,7 +165,7 @@ func TestSIGKILL(t *testing.T) {
 	// The meters, behind a communications service provider endpoint that
 	// outlives the router processes.
 	cell := func(u device.KeyUsage, eui smki.EUI, k *ecdsa.PrivateKey) *device.Cell {
-		c, err := device.NewCell(u, device.Management, eui, &k.PublicKey)
+		c, err := device.NewCell(u, asn.CellManagement, eui, &k.PublicKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +258,7 @@ func TestSIGKILL(t *testing.T) {
 			defer total.Done()
 			for n := uint64(1); n <= perMeter; n++ {
 				m := &commands.Message{CRA: commands.Command, Counter: n, Originator: supplier, Recipient: eui,
-					Code: commands.MessageCode(device.CodeECS17b), Payload: device.EncodeReadRequest()}
+					Code: codeECS17b, Payload: importEnergyRequest(t, n, supplier, eui)}
 				raw, _ := m.Marshal()
 				res, err := client.Post("https://"+addr+"/v1/commands", "application/octet-stream", strings.NewReader(string(raw)))
 				if err != nil {
@@ -338,4 +340,14 @@ func TestSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d commands accepted and executed once each; %d cut off by the kill; %d in the outbox when it came",
 		nAcked, nUnknown, depthAtKill)
+}
+
+// importEnergyRequest is the payload of an ECS17b command with counter n
+// from user to target.
+func importEnergyRequest(t testing.TB, n uint64, user, target smki.EUI) []byte {
+	p, err := dlms.ImportEnergyRequest(dlms.InvokeID(n), dlms.NewProtectionParameters(n, user, target)).MarshalBinary()
+	if err != nil {
+		t.Error(err)
+	}
+	return p
 }

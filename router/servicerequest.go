@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
-	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/commands/dlms"
+	"github.com/metertrust/metertrust/commands/gbz"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -49,9 +50,27 @@ type PreCommand struct {
 	Target smki.EUI `json:"target"`
 }
 
+// payloadContext is what a command's payload depends on besides the
+// request's parameters: the DLMS invoke id and protection parameters repeat
+// the header counter and name the real user and the device (spec
+// gbcs-payloads.md 2.4, 4.1).
+type payloadContext struct {
+	code    uint16
+	counter uint64
+	user    smki.EUI // the caller: the originator, or the SRP in URP form
+	target  smki.EUI
+	now     time.Time
+}
+
+func (c payloadContext) invokeID() uint32 { return dlms.InvokeID(c.counter) }
+
+func (c payloadContext) protection() dlms.ProtectionParameters {
+	return dlms.NewProtectionParameters(c.counter, c.user, c.target)
+}
+
 type srBuilder struct {
 	elec, gas uint16
-	payload   func(code uint16, params json.RawMessage) ([]byte, error)
+	payload   func(c payloadContext, params json.RawMessage) ([]byte, error)
 }
 
 func noParams(params json.RawMessage) error {
@@ -73,33 +92,95 @@ func strictJSON(params json.RawMessage, v any) error {
 	return nil
 }
 
-func supplyPayload(code uint16, params json.RawMessage) ([]byte, error) {
+// encoded returns the bytes of a payload value built by the codec packages.
+func encoded(b []byte, err error) ([]byte, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the payload: %w", ErrBadRequest, err)
+	}
+	return b, nil
+}
+
+// The message codes of the use cases the router builds.
+const (
+	codeECS01a = dlms.CodeECS01a
+	codeECS04b = dlms.CodeECS04b
+	codeECS17b = dlms.CodeECS17b
+	codeECS22b = dlms.CodeECS22b
+	codeECS42  = dlms.CodeECS42
+	codeECS43  = dlms.CodeECS43
+	codeECS44  = dlms.CodeECS44
+	codeECS45  = dlms.CodeECS45
+	codeECS50  = dlms.CodeECS50
+	codeECS66  = 0x0060
+	codeECS82  = 0x0069
+	codeGCS01a = 0x006B
+	codeGCS13a = 0x0074
+	codeGCS17  = 0x0078
+	codeGCS32  = gbz.CodeGCS32
+	codeGCS33  = gbz.CodeGCS33
+	codeGCS36  = 0x0083
+	codeGCS39  = gbz.CodeGCS39
+	codeGCS60  = 0x008D
+	codeGCS61  = 0x00A0
+)
+
+// supplyPayload builds the supply-switch commands: on the ESME a script
+// table execute (ECS42/43/44) or a GET of the disconnect control's state
+// (ECS45); on the GSME the metering cluster's Change Supply (GCS32, GCS39)
+// or the valve status read (GCS33); spec gbcs-payloads.md 4.5, 5.3.
+func supplyPayload(c payloadContext, params json.RawMessage) ([]byte, error) {
 	if err := noParams(params); err != nil {
 		return nil, err
 	}
-	return device.EncodeSupplyCommand(code)
+	change := func(st gbz.SupplyStatus) ([]byte, error) {
+		return encoded(gbz.NewChangeSupply(gbz.ChangeSupply{IssuerEventID: utc(c.now), ProposedSupplyStatus: st, SupplyControlBits: 1}).Marshal())
+	}
+	switch c.code {
+	case codeECS42:
+		return encoded(dlms.LoadSwitchRequest(c.invokeID(), dlms.ScriptCloseLoadSwitch).MarshalBinary())
+	case codeECS43:
+		return encoded(dlms.LoadSwitchRequest(c.invokeID(), dlms.ScriptOpenLoadSwitch).MarshalBinary())
+	case codeECS44:
+		return encoded(dlms.LoadSwitchRequest(c.invokeID(), dlms.ScriptArmLoadSwitch).MarshalBinary())
+	case codeECS45:
+		return encoded(dlms.LoadSwitchStatusRequest(c.invokeID()).MarshalBinary())
+	case codeGCS32:
+		return change(gbz.SupplyOff)
+	case codeGCS39:
+		return change(gbz.SupplyArmed)
+	case codeGCS33:
+		return encoded(gbz.NewReadValveStatus().Marshal())
+	}
+	return nil, fmt.Errorf("%w: message code 0x%04X is not a supply-switch use case", ErrBadRequest, c.code)
+}
+
+// utc is t as a ZigBee UTCTime, or 0 (unspecified) outside its range.
+func utc(t time.Time) gbz.UTC {
+	u, err := gbz.NewUTC(t)
+	if err != nil {
+		return 0
+	}
+	return u
 }
 
 // serviceRequests maps the supported service reference variants to the
-// reference meter's use cases and payload encoders (package device).
+// GBCS use cases that serve them and their payload builders.
 var serviceRequests = map[string]srBuilder{
-	"7.1": {elec: device.CodeECS42, payload: supplyPayload},
-	"7.2": {elec: device.CodeECS43, gas: device.CodeGCS32, payload: supplyPayload},
-	"7.3": {elec: device.CodeECS44, gas: device.CodeGCS39, payload: supplyPayload},
-	"7.4": {elec: device.CodeECS45, gas: device.CodeGCS33, payload: supplyPayload},
-	"4.1.1": {elec: device.CodeECS17b, gas: device.CodeGCS13a, payload: func(_ uint16, p json.RawMessage) ([]byte, error) {
+	"7.1": {elec: codeECS42, payload: supplyPayload},
+	"7.2": {elec: codeECS43, gas: codeGCS32, payload: supplyPayload},
+	"7.3": {elec: codeECS44, gas: codeGCS39, payload: supplyPayload},
+	"7.4": {elec: codeECS45, gas: codeGCS33, payload: supplyPayload},
+	"4.1.1": {elec: codeECS17b, gas: codeGCS13a, payload: func(c payloadContext, p json.RawMessage) ([]byte, error) {
 		if err := noParams(p); err != nil {
 			return nil, err
 		}
-		return device.EncodeReadRequest(), nil
-	}},
-	"4.18": {elec: device.CodeECS82, gas: device.CodeGCS60, payload: func(_ uint16, p json.RawMessage) ([]byte, error) {
-		if err := noParams(p); err != nil {
-			return nil, err
+		if c.code == codeECS17b {
+			return encoded(dlms.ImportEnergyRequest(c.invokeID(), c.protection()).MarshalBinary())
 		}
-		return device.EncodeReadRequest(), nil
+		return oursPayload(c, p)
 	}},
-	"4.8.1": {elec: device.CodeECS22b, gas: device.CodeGCS17, payload: func(_ uint16, p json.RawMessage) ([]byte, error) {
+	"4.18": {elec: codeECS82, gas: codeGCS60, payload: oursPayload},
+	"4.8.1": {elec: codeECS22b, gas: codeGCS17, payload: func(c payloadContext, p json.RawMessage) ([]byte, error) {
 		var q struct {
 			From time.Time `json:"from"`
 			To   time.Time `json:"to"`
@@ -107,39 +188,29 @@ var serviceRequests = map[string]srBuilder{
 		if err := strictJSON(p, &q); err != nil {
 			return nil, err
 		}
-		return device.EncodeProfileRequest(device.ProfileRequest{From: q.From, To: q.To})
+		if q.From.IsZero() || q.To.IsZero() || !q.From.Before(q.To) {
+			return nil, fmt.Errorf("%w: parameters: want from before to, both RFC 3339 times", ErrBadRequest)
+		}
+		if c.code != codeECS22b {
+			return oursPayload(c, p)
+		}
+		from, err := dlms.NewDateTime(q.From.UTC())
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameters: from: %w", ErrBadRequest, err)
+		}
+		to, err := dlms.NewDateTime(q.To.UTC())
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameters: to: %w", ErrBadRequest, err)
+		}
+		return encoded(dlms.HalfHourProfileRequest(c.invokeID(), from, to, c.protection()).MarshalBinary())
 	}},
-	"4.17": {elec: device.CodeECS66, gas: device.CodeGCS61, payload: func(_ uint16, p json.RawMessage) ([]byte, error) {
-		var q struct {
-			Days int `json:"days"`
-		}
-		if err := strictJSON(p, &q); err != nil {
-			return nil, err
-		}
-		return device.EncodeDailyLogRequest(q.Days)
-	}},
-	"1.1.1": {elec: device.CodeECS01a, gas: device.CodeGCS01a, payload: func(_ uint16, p json.RawMessage) ([]byte, error) {
-		var q struct {
-			StandingChargeMilliPence uint32 `json:"standingChargeMilliPence"`
-			Rates                    []struct {
-				FromSlot        uint8  `json:"fromSlot"`
-				PriceMilliPence uint32 `json:"priceMilliPence"`
-			} `json:"rates"`
-		}
-		if err := strictJSON(p, &q); err != nil {
-			return nil, err
-		}
-		t := device.Tariff{StandingChargeMilliPence: q.StandingChargeMilliPence}
-		for _, r := range q.Rates {
-			t.Rates = append(t.Rates, device.TariffRate{FromSlot: r.FromSlot, PriceMilliPence: r.PriceMilliPence})
-		}
-		return device.EncodeTariff(t)
-	}},
-	"1.5": {elec: device.CodeECS04b, payload: func(_ uint16, p json.RawMessage) ([]byte, error) {
+	"4.17":  {elec: codeECS66, gas: codeGCS61, payload: oursPayload},
+	"1.1.1": {elec: codeECS01a, gas: codeGCS01a, payload: tariffPayload},
+	"1.5": {elec: codeECS04b, payload: func(c payloadContext, p json.RawMessage) ([]byte, error) {
 		if err := noParams(p); err != nil {
 			return nil, err
 		}
-		return device.EncodeBalanceReset(), nil
+		return encoded(dlms.ResetBalanceRequest(c.invokeID()).MarshalBinary())
 	}},
 }
 
@@ -195,13 +266,6 @@ func (r *Router) BuildServiceRequest(ctx context.Context, caller Caller, in Serv
 	if !slices.Contains(sr.Roles, caller.Role) {
 		return PreCommand{}, fmt.Errorf("%w: role %s may not send service request %s", ErrNotEligible, caller.Role, sr.Ref)
 	}
-	payload, err := b.payload(code, in.Parameters)
-	if err != nil {
-		if KindOf(err) == ErrUnavailable {
-			err = fmt.Errorf("%w: %w", ErrBadRequest, err)
-		}
-		return PreCommand{}, err
-	}
 	originator := caller.EUI
 	if caller.Role == smki.UserOther {
 		originator = r.cfg.ACB
@@ -214,11 +278,18 @@ func (r *Router) BuildServiceRequest(ctx context.Context, caller Caller, in Serv
 		}
 		counter = max(uint64(r.now().UnixMilli()), last+1)
 	}
+	payload, err := b.payload(payloadContext{code: code, counter: counter, user: caller.EUI, target: in.Target, now: r.now()}, in.Parameters)
+	if err != nil {
+		if KindOf(err) == ErrUnavailable {
+			err = fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		return PreCommand{}, err
+	}
 	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: originator, Recipient: in.Target,
 		Code: commands.MessageCode(code), Payload: payload}
 	if caller.Role == smki.UserOther {
 		m.URP = &commands.UnknownRemoteParty{EUI: caller.EUI, Counter: counter}
-		if device.Sensitive(code) {
+		if u, _ := commands.LookupCode(commands.MessageCode(code)); u.Sensitive {
 			// The device encrypts the response to this certificate's key,
 			// so that the other user alone reads it (spec section 8).
 			der, err := r.cfg.Certificates.KeyAgreementCertificate(ctx, caller.EUI, smki.RoleOther)

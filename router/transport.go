@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -33,37 +32,6 @@ var ErrDeviceRefused = errors.New("router: device refused the command")
 // counter order, so for a command sent again after a crash or a lost
 // answer this means the device executed it the first time.
 var ErrDeviceReplay = errors.New("router: device reports a replay")
-
-// deliverer is what FleetTransport needs of device.Fleet.
-type deliverer interface {
-	Deliver(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error)
-}
-
-// FleetTransport delivers commands to the in-process reference-meter fleet
-// (package device). A meter's discard (which a real meter signals by
-// silence) and an unknown meter are final refusals.
-type FleetTransport struct {
-	fleet deliverer
-}
-
-// NewFleetTransport returns a transport to f, normally a *device.Fleet.
-func NewFleetTransport(f deliverer) *FleetTransport { return &FleetTransport{fleet: f} }
-
-// Send delivers msg to the meter and returns its response.
-func (t *FleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) ([]byte, error) {
-	resp, err := t.fleet.Deliver(ctx, target, msg)
-	if err != nil {
-		var d *device.DiscardError
-		if errors.Is(err, device.ErrReplay) {
-			return nil, fmt.Errorf("%w: %w: %w", ErrDeviceRefused, ErrDeviceReplay, err)
-		}
-		if errors.As(err, &d) || errors.Is(err, device.ErrNoMeter) {
-			return nil, fmt.Errorf("%w: %w", ErrDeviceRefused, err)
-		}
-		return nil, fmt.Errorf("fleet delivery to %s: %w", target, err)
-	}
-	return resp, nil
-}
 
 // MaxResponseBytes bounds a device response read from an HTTP transport.
 const MaxResponseBytes = 1 << 20

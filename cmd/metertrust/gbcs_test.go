@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -300,49 +300,40 @@ func TestGBCSSignAndMAC(t *testing.T) {
 }
 
 func TestGBCSDecrypt(t *testing.T) {
-	dir := t.TempDir()
-	device := smki.MustParseEUI("FFFFFFFFFFFFFFFE")
-	supplier := smki.MustParseEUI("123456789ABCDEF0")
-	devKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	supKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(supKey)
-	writePEM(t, filepath.Join(dir, supplier.String()+"-ka.key"), "PRIVATE KEY", der)
-	der, _ = x509.MarshalPKIXPublicKey(&devKey.PublicKey)
-	writePEM(t, filepath.Join(dir, device.String()+"-ka.pem"), "PUBLIC KEY", der)
-
-	devKA, _ := commands.NewECDHKeyFromECDSA(devKey)
-	supPub, _ := supKey.PublicKey.ECDH()
-	m := &commands.Message{CRA: commands.Response, Counter: 77, Originator: device, Recipient: supplier, Code: 0x0060,
-		Payload: []byte("daily consumption"), EmptySignatureField: true}
-	if err := commands.EncryptPayload(t.Context(), devKA, supPub, m); err != nil {
-		t.Fatal(err)
+	// The constructed ECS17b response (a DLMS protected result, one
+	// ciphered block) and the URP ECS22b response in the 26-byte form.
+	vs := constructedVectors(t)
+	dir := constructedKeystore(t, vs)
+	for _, name := range []string{"ecs17b-response", "urp-ecs22b-response-oi26"} {
+		v := vs[name]
+		want := v["expected"].(map[string]any)["encryption"].([]any)[0].(map[string]any)["plaintext"].(string)
+		f := writeFile(t, t.TempDir(), "resp.hex", []byte(v["message_hex"].(string)))
+		out, err := runGBCS(t, nil, "decrypt", "--keystore", dir, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(out); got != strings.ToUpper(want) {
+			t.Errorf("%s: decrypt = %s, want %s", name, got, want)
+		}
+		out, err = runGBCS(t, nil, "decrypt", "--json", "--keystore", dir, f)
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("%s: decrypt --json = %s, %v", name, out, err)
+		}
 	}
-	b, _ := m.Marshal()
-	f := writeFile(t, dir, "resp.bin", b)
-	out, err := runGBCS(t, nil, "decrypt", "--keystore", dir, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.TrimSpace(out); got != strings.ToUpper(hex.EncodeToString([]byte("daily consumption"))) {
-		t.Errorf("decrypt = %s", got)
-	}
-	out, err = runGBCS(t, nil, "decrypt", "--json", "--keystore", dir, f)
-	if err != nil || !strings.Contains(out, hex.EncodeToString([]byte("daily consumption"))) {
-		t.Errorf("decrypt --json = %s, %v", out, err)
-	}
+	f := writeFile(t, t.TempDir(), "resp.hex", []byte(vs["ecs17b-response"]["message_hex"].(string)))
 	if _, err := runGBCS(t, nil, "decrypt", "--keystore", t.TempDir(), f); !errors.Is(err, commands.ErrNoKey) {
 		t.Errorf("decrypt without keys: %v, want ErrNoKey", err)
 	}
 }
 
 func TestGBCSInspectCS02(t *testing.T) {
-	payload, err := (&commands.IssueCredentials{KeyUsage: x509.KeyUsageKeyAgreement}).Marshal()
+	payload, err := (&asn.IssueSecurityCredentialsCommand{KeyUsage: asn.KeyUsageFromX509(x509.KeyUsageKeyAgreement)}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dt, _ := commands.EncodeDateTime(time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC))
 	m := &commands.Message{CRA: commands.Command, Counter: 3, Originator: smki.MustParseEUI("123456789ABCDEF0"),
-		Recipient: smki.MustParseEUI("FFFFFFFFFFFFFFFE"), DateTime: dt, Code: commands.CodeCS02c, Payload: payload}
+		Recipient: smki.MustParseEUI("FFFFFFFFFFFFFFFE"), DateTime: dt, Code: 0x000A, Payload: payload}
 	b, _ := m.Marshal()
 	out, err := runGBCS(t, b, "inspect", "-")
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -197,7 +198,7 @@ func (f *fleetFlags) anchors() (*device.Anchors, error) {
 			if c.Kind != smki.KindRoot {
 				return nil, fmt.Errorf("--root-cert: %s holds a %s certificate, want the SMKI root", f.root, c.Kind)
 			}
-			cell, err := device.NewCell(device.UsageDigitalSignature, device.Management, c.EUI, c.PublicKey)
+			cell, err := device.NewCell(device.UsageDigitalSignature, asn.CellManagement, c.EUI, c.PublicKey)
 			if err != nil {
 				return nil, fmt.Errorf("--root-cert: %w", err)
 			}
@@ -220,7 +221,7 @@ func (f *fleetFlags) anchors() (*device.Anchors, error) {
 		{"--wan-provider-cert", smki.RoleWANProvider, f.wan, nil},
 	} {
 		var cells []*device.Cell
-		add := func(file string, usage device.CellUsage) error {
+		add := func(file string, usage asn.CellUsage) error {
 			certs, err := readSMKICerts(f.path(file))
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.flag, err)
@@ -239,12 +240,12 @@ func (f *fleetFlags) anchors() (*device.Anchors, error) {
 			return nil
 		}
 		for _, file := range r.files {
-			if err := add(file, device.Management); err != nil {
+			if err := add(file, asn.CellManagement); err != nil {
 				return nil, err
 			}
 		}
 		for _, file := range r.top {
-			if err := add(file, device.PrepaymentTopUp); err != nil {
+			if err := add(file, asn.CellPrePaymentTopUp); err != nil {
 				return nil, err
 			}
 		}

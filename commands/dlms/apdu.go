@@ -517,6 +517,17 @@ func (n *DataNotification) AppendBinary(b []byte) ([]byte, error) {
 // DataAccessResult is the result of a get or set (gbcs-payloads.md 4.1).
 type DataAccessResult uint8
 
+// The results GB devices report most (the DCC's reference data uses 0, 1
+// and 250).
+const (
+	DataAccessSuccess       DataAccessResult = 0
+	DataAccessHardwareFault DataAccessResult = 1
+	DataAccessOtherReason   DataAccessResult = 250
+	ActionSuccess           ActionResult     = 0
+	ActionHardwareFault     ActionResult     = 1
+	ActionOtherReason       ActionResult     = 250
+)
+
 var dataAccessResults = map[DataAccessResult]string{
 	0: "success", 1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied",
 	4: "object-undefined", 9: "object-class-inconsistent", 11: "object-unavailable",

@@ -1,0 +1,45 @@
+package inproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/router"
+	"github.com/metertrust/metertrust/smki"
+)
+
+// deliverer is what FleetTransport needs of device.Fleet.
+type deliverer interface {
+	Deliver(ctx context.Context, eui smki.EUI, msg []byte) ([]byte, error)
+}
+
+// FleetTransport is the router's transport to the in-process reference-meter
+// fleet (package device). A meter's discard (which a real meter signals by
+// silence) and an unknown meter are final refusals; a discard as a replay is
+// reported as the router's ErrDeviceReplay. It lives here, where the router
+// and the meters are assembled, so that the router does not import the
+// reference meter.
+type FleetTransport struct {
+	fleet deliverer
+}
+
+// NewFleetTransport returns a transport to f, normally a *device.Fleet.
+func NewFleetTransport(f deliverer) *FleetTransport { return &FleetTransport{fleet: f} }
+
+// Send delivers msg to the meter and returns its response.
+func (t *FleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) ([]byte, error) {
+	resp, err := t.fleet.Deliver(ctx, target, msg)
+	if err != nil {
+		var d *device.DiscardError
+		if errors.Is(err, device.ErrReplay) {
+			return nil, fmt.Errorf("%w: %w: %w", router.ErrDeviceRefused, router.ErrDeviceReplay, err)
+		}
+		if errors.As(err, &d) || errors.Is(err, device.ErrNoMeter) {
+			return nil, fmt.Errorf("%w: %w", router.ErrDeviceRefused, err)
+		}
+		return nil, fmt.Errorf("fleet delivery to %s: %w", target, err)
+	}
+	return resp, nil
+}
