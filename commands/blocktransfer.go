@@ -145,3 +145,44 @@ func Reassemble(segments [][]byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// SplitSegments reads a run of general block transfer segments sent back to
+// back (each delimits itself by its DER length), as a device or its
+// communications hub returns a response too large for one message.
+func SplitSegments(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for off := 0; off < len(b); {
+		r := &reader{b: b, pos: off}
+		if err := r.expect("block-transfer.tag", tagGeneralBlockXfer); err != nil {
+			return nil, err
+		}
+		if _, err := r.bytes("block-transfer.header", 5); err != nil {
+			return nil, err
+		}
+		n, err := r.length("block-transfer.block-data")
+		if err != nil {
+			return nil, err
+		}
+		end := r.pos + n
+		out = append(out, b[off:end:end])
+		off = end
+	}
+	if len(out) == 0 {
+		return nil, parseErr("block-transfer", 0, "no segments")
+	}
+	return out, nil
+}
+
+// ReassembleStream joins a run of segments sent back to back into the whole
+// message: SplitSegments, then Reassemble.
+func ReassembleStream(b []byte) ([]byte, error) {
+	segs, err := SplitSegments(b)
+	if err != nil {
+		return nil, err
+	}
+	return Reassemble(segs)
+}
+
+// IsBlockTransfer reports whether b starts a general block transfer segment
+// rather than a whole message.
+func IsBlockTransfer(b []byte) bool { return len(b) > 0 && b[0] == tagGeneralBlockXfer }

@@ -88,6 +88,7 @@ func FuzzReassemble(f *testing.F) {
 	f.Add([]byte{0xE0, 0x80, 0, 1, 0, 0, 0}, []byte{})
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		_, _ = Reassemble([][]byte{a, b})
+		_, _ = ReassembleStream(append(bytes.Clone(a), b...))
 		if blk, err := ParseBlock(a); err == nil {
 			out, err := blk.Marshal()
 			if err != nil || !bytes.Equal(out, a) {
@@ -95,4 +96,32 @@ func FuzzReassemble(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReassembleStream joins segments sent back to back, and refuses a
+// stream with a truncated or foreign segment.
+func TestReassembleStream(t *testing.T) {
+	msg := unhex(t, loadVector(t).MessageHex)
+	segs, err := Segment(msg, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := bytes.Join(segs, nil)
+	if !IsBlockTransfer(stream) || IsBlockTransfer(msg) {
+		t.Fatal("IsBlockTransfer")
+	}
+	got, err := ReassembleStream(stream)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("ReassembleStream: %v", err)
+	}
+	for name, in := range map[string][]byte{
+		"empty":              {},
+		"truncated":          stream[:len(stream)-1],
+		"a message appended": append(bytes.Clone(stream), msg...),
+		"last block missing": bytes.Join(segs[:len(segs)-1], nil),
+	} {
+		if _, err := ReassembleStream(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/x509"
@@ -56,7 +57,21 @@ func (m *Meter) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 		return nil, d
 	}
 	m.accepted++
+	if len(resp) > m.env.maxMessage {
+		return segmented(resp, m.env.maxMessage)
+	}
 	return resp, nil
+}
+
+// segmented splits a response too large for one message into general block
+// transfer segments of at most max bytes of the message each (the block
+// header and length add up to 10 bytes to each), sent back to back.
+func segmented(resp []byte, max int) ([]byte, error) {
+	segs, err := commands.Segment(resp, max)
+	if err != nil {
+		return nil, &DiscardError{Reason: ReasonInternal, Err: fmt.Errorf("segmenting a %d-byte response: %w", len(resp), err)}
+	}
+	return bytes.Join(segs, nil), nil
 }
 
 // exchange is one command on its way through the meter, and its response

@@ -97,19 +97,33 @@ type Config struct {
 	// keeps its meters' alerts and then calls it too. Alerts are dropped
 	// when nil (and the meter has no fleet).
 	Alerts func(ctx context.Context, a Alert)
+	// MaxMessage is the largest response the meter sends as one message;
+	// a larger one goes as general block transfer segments (GBCS section
+	// 4.3, tag E0) of at most MaxMessage bytes of the message each, back to
+	// back, which the DCC reassembles. Zero means DefaultMaxMessage.
+	MaxMessage int
 }
+
+// DefaultMaxMessage is the largest response a meter sends whole by
+// default: the most a two-byte MAC header length (82 hh ll, the longest
+// form in the DCC's reference data) can frame.
+const DefaultMaxMessage = 0xFFFF
 
 // env is a Config with its defaults filled in, shared by pointer.
 type env struct {
-	now    func() time.Time
-	rand   io.Reader
-	log    *slog.Logger
-	keys   KeyGenerator
-	alerts func(ctx context.Context, a Alert)
+	now        func() time.Time
+	rand       io.Reader
+	log        *slog.Logger
+	keys       KeyGenerator
+	alerts     func(ctx context.Context, a Alert)
+	maxMessage int
 }
 
 func newEnv(c Config) *env {
-	e := &env{now: c.Now, rand: c.Rand, log: c.Logger, keys: c.Keys, alerts: c.Alerts}
+	e := &env{now: c.Now, rand: c.Rand, log: c.Logger, keys: c.Keys, alerts: c.Alerts, maxMessage: c.MaxMessage}
+	if e.maxMessage <= 0 {
+		e.maxMessage = DefaultMaxMessage
+	}
 	if e.now == nil {
 		e.now = time.Now
 	}

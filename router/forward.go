@@ -299,6 +299,11 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 	case err == nil && resp != nil:
 		f.cfg.Metrics.forward("delivered")
 		f.audit(ctx, "command.forwarded", rec, "")
+		if resp, err = reassembled(resp); err != nil {
+			f.fail(ctx, rec, "response refused: "+err.Error())
+			f.log.WarnContext(ctx, "response refused", "id", rec.ID, "err", err)
+			break
+		}
 		if err := f.respond(ctx, rec, resp, true); err != nil {
 			f.log.WarnContext(ctx, "response refused", "id", rec.ID, "err", err)
 		}
@@ -376,6 +381,10 @@ func (f *Forwarder) fail(ctx context.Context, rec Record, reason string) {
 // communications service provider), correlates it with its command and
 // queues it for the command's caller.
 func (f *Forwarder) Response(ctx context.Context, resp []byte) error {
+	resp, err := reassembled(resp)
+	if err != nil {
+		return err
+	}
 	m, err := commands.Parse(resp)
 	if err != nil {
 		return fmt.Errorf("%w: response: %w", ErrMalformed, err)
@@ -388,6 +397,20 @@ func (f *Forwarder) Response(ctx context.Context, resp []byte) error {
 		return fmt.Errorf("%w: from %s to %s, counter %d: %w", ErrUncorrelated, m.Originator, m.Recipient, m.Counter, err)
 	}
 	return f.respond(ctx, rec, resp, false)
+}
+
+// reassembled returns a device response whole: a response too large for one
+// message arrives as general block transfer segments back to back (GBCS
+// section 4.3), which are joined; a whole message is returned as it is.
+func reassembled(resp []byte) ([]byte, error) {
+	if !commands.IsBlockTransfer(resp) {
+		return resp, nil
+	}
+	whole, err := commands.ReassembleStream(resp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: block transfer response: %w", ErrMalformed, err)
+	}
+	return whole, nil
 }
 
 // respond checks a response against its command and completes the command.

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"errors"
@@ -178,6 +179,16 @@ func TestForwarder(t *testing.T) {
 				return nil, fmt.Errorf("%w: %w: counter not above the last", ErrDeviceRefused, ErrDeviceReplay)
 			}}
 		}, 1, store.CommandForwarded, "", 1},
+		{"response in general block transfer segments, reassembled", codeDisable, func(e *storeEnv) []func([]byte) ([]byte, error) {
+			return []func([]byte) ([]byte, error){segmentedAnswer(t, respondAs(t, e.devDS, nil))}
+		}, 1, store.CommandResponded, DeliveryResponse, 1},
+		{"segments that do not reassemble refused", codeDisable, func(e *storeEnv) []func([]byte) ([]byte, error) {
+			whole := segmentedAnswer(t, respondAs(t, e.devDS, nil))
+			return []func([]byte) ([]byte, error){func(msg []byte) ([]byte, error) {
+				b, err := whole(msg)
+				return b[:len(b)-1], err
+			}}
+		}, 1, store.CommandFailed, DeliveryFailure, 1},
 		{"asynchronous transport: forwarded, awaiting response", codeDisable, func(e *storeEnv) []func([]byte) ([]byte, error) {
 			return []func([]byte) ([]byte, error){func([]byte) ([]byte, error) { return nil, nil }}
 		}, 1, store.CommandForwarded, "", 1},
@@ -358,5 +369,22 @@ func TestBackoff(t *testing.T) {
 				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", tt.attempts, d, tt.min, tt.max)
 			}
 		})
+	}
+}
+
+// segmentedAnswer returns answer's response as general block transfer
+// segments of 30 bytes of the message each, back to back, as a meter sends
+// a response too large for one message.
+func segmentedAnswer(t *testing.T, answer func([]byte) ([]byte, error)) func([]byte) ([]byte, error) {
+	return func(msg []byte) ([]byte, error) {
+		resp, err := answer(msg)
+		if err != nil {
+			return nil, err
+		}
+		segs, err := commands.Segment(resp, 30)
+		if err != nil || len(segs) < 2 {
+			t.Fatalf("segmenting: %d segments, %v", len(segs), err)
+		}
+		return bytes.Join(segs, nil), nil
 	}
 }
