@@ -463,14 +463,17 @@ func newGBCSEncodeCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			if (signer != "" || mac) && dir == "" {
+			if signer == "" && !mac {
+				return printHex(cmd.OutOrStdout(), m)
+			}
+			if dir == "" {
 				return errors.New("--sign and --mac need --keystore")
 			}
+			ks, err := keystore.Open(dir)
+			if err != nil {
+				return err
+			}
 			if signer != "" {
-				ks, err := keystore.Open(dir)
-				if err != nil {
-					return err
-				}
 				eui, err := smki.ParseEUI(signer)
 				if err != nil {
 					return fmt.Errorf("--sign: %w", err)
@@ -479,19 +482,14 @@ func newGBCSEncodeCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				hadMAC := m.HasMAC()
+				if m.HasMAC() && !mac {
+					return errors.New("the message has a MAC, which re-signing invalidates: add --mac --acb EUI")
+				}
 				if err := commands.Sign(rand.Reader, key, m); err != nil {
 					return err
 				}
-				if hadMAC && !mac {
-					return errors.New("the message had a MAC, which re-signing invalidates: add --mac --acb EUI")
-				}
 			}
 			if mac {
-				ks, err := keystore.Open(dir)
-				if err != nil {
-					return err
-				}
 				eui, err := smki.ParseEUI(acb)
 				if err != nil {
 					return fmt.Errorf("--acb: %w", err)

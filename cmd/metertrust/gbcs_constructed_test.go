@@ -104,6 +104,21 @@ func TestGBCSInspectEncodeConstructed(t *testing.T) {
 	}
 }
 
+// TestGBCSInspectEncodeVector184: the GBCS 18.4 vector too goes inspect
+// --json, then encode, back to its bytes.
+func TestGBCSInspectEncodeVector184(t *testing.T) {
+	msg := field(loadGBCSVector(t), "message_hex")
+	dir := t.TempDir()
+	js, err := runGBCS(t, nil, "inspect", "--json", writeFile(t, dir, "v.hex", []byte(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runGBCS(t, nil, "encode", writeFile(t, dir, "v.json", []byte(js)))
+	if err != nil || !strings.EqualFold(strings.TrimSpace(out), msg) {
+		t.Errorf("encode: %v\n got %s\nwant %s", err, strings.TrimSpace(out), msg)
+	}
+}
+
 // TestGBCSEncodeEdited edits the script id of the constructed ECS43 command
 // in the JSON tree (open the switch, 0x0034, becomes close, 0x0033), and
 // re-signs and re-MACs it: the rebuilt command verifies, and differs from
