@@ -58,6 +58,10 @@ var knownObjects = func() map[objectKey]Object {
 	add(70, "0-0:96.3.10.255", attr, 3, "disconnect control: control_state")
 	add(1, "0-3:96.13.1.255", attr, 2, "customer identification number (CIN): value")
 	add(1, "0-0:0.2.1.255", attr, 2, "firmware version: value")
+	// Objects of the layouts of our own (ours.go).
+	add(30, "0-0:43.2.9.255", meth, 1, "data protection (daily consumption log, ours): get_protected_attributes")
+	add(7, "0-0:99.2.0.255", attr, 2, "daily consumption profile (ours): buffer")
+	add(112, "0-0:19.10.0.255", attr, 2, "credit 0 (meter balance, ours): current_credit_amount")
 	return m
 }()
 

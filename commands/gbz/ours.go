@@ -1211,3 +1211,27 @@ func describeOurs(code uint16, p *Payload) (u *UseCase, ok bool, err error) {
 	}
 	return u, true, nil
 }
+
+// oursCommandName names the cluster-specific commands of the layouts of our
+// own, for display.
+func oursCommandName(c Cluster, cmd uint8, toServer bool) string {
+	switch {
+	case c == ClusterMetering && cmd == CmdGetProfile && toServer:
+		return "Get Profile"
+	case c == ClusterMetering && cmd == CmdGetProfileResponse && !toServer:
+		return "Get Profile Response"
+	case c == ClusterMetering && cmd == CmdGetSnapshot && toServer:
+		return "Get Snapshot"
+	case c == ClusterMetering && cmd == CmdPublishSnapshot && !toServer:
+		return "Publish Snapshot"
+	case c == ClusterPrice && cmd == CmdPublishTariffInformation && !toServer:
+		return "Publish Tariff Information"
+	case c == ClusterPrice && cmd == CmdPublishPriceMatrix && !toServer:
+		return "Publish Price Matrix"
+	case c == ClusterCalendar && cmd == CmdPublishDayProfile && !toServer:
+		return "Publish Day Profile"
+	case c == ClusterDeviceManagement && cmd == CmdUpdateCIN && !toServer:
+		return "Update CIN"
+	}
+	return ""
+}

@@ -159,15 +159,14 @@ func CommandName(c Cluster, h Header) string {
 			return "Default Response"
 		}
 	case ClusterSpecific:
-		if c != ClusterMetering {
-			return ""
-		}
+		toServer := h.FrameControl.Direction() == ClientToServer
 		switch {
-		case h.Command == CmdChangeSupply && h.FrameControl.Direction() == ClientToServer:
+		case c == ClusterMetering && h.Command == CmdChangeSupply && toServer:
 			return "Change Supply"
-		case h.Command == CmdSupplyStatusResponse && h.FrameControl.Direction() == ServerToClient:
+		case c == ClusterMetering && h.Command == CmdSupplyStatusResponse && !toServer:
 			return "Supply Status Response"
 		}
+		return oursCommandName(c, h.Command, toServer)
 	}
 	return ""
 }
