@@ -20,6 +20,12 @@ import (
 // VerdictNoKey rather than as a failure.
 var ErrNoKey = errors.New("commands: no key")
 
+// ErrUntrusted is wrapped by key look-ups that found the key but cannot
+// vouch for it, such as a certificate outside its validity period at the
+// time asked: Check reports the check as invalid, since the message cannot
+// be trusted, with the reason.
+var ErrUntrusted = errors.New("commands: key not trusted")
+
 // Keys finds the keys Check and Decrypt need, by party. A file keystore or an
 // HSM-backed store satisfies it; a missing key is an error wrapping ErrNoKey.
 type Keys interface {
@@ -272,6 +278,8 @@ func verdict(err error) (Verdict, string) {
 	switch {
 	case err == nil:
 		return VerdictValid, ""
+	case errors.Is(err, ErrUntrusted):
+		return VerdictInvalid, err.Error()
 	case errors.Is(err, ErrNoKey), errors.Is(err, ErrKey):
 		return VerdictNoKey, err.Error()
 	}
@@ -281,13 +289,17 @@ func verdict(err error) (Verdict, string) {
 func checkSignature(ctx context.Context, keys Keys, m *Message) (Verdict, string) {
 	if m.Signature == nil {
 		if u, ok := LookupCode(m.Code); ok && u.Critical() && m.CRA == Command && m.HasMAC() {
-			return VerdictAbsent, "critical command without signature"
+			// A device refuses it: as a message, it is invalid.
+			return VerdictInvalid, "critical command without signature"
 		}
 		return VerdictAbsent, ""
 	}
 	pub, err := keys.SignatureKey(ctx, m.Originator)
-	if err != nil {
-		// Whatever stopped the key loading (absent, unreadable, a
+	switch {
+	case errors.Is(err, ErrUntrusted):
+		return VerdictInvalid, err.Error()
+	case err != nil:
+		// Whatever else stopped the key loading (absent, unreadable, a
 		// certificate that does not parse), no check ran.
 		return VerdictNoKey, err.Error()
 	}
@@ -319,6 +331,9 @@ func checkMAC(ctx context.Context, keys Keys, m *Message, acb *smki.EUI) (Verdic
 			if pub, err = keys.AgreementPublicKey(ctx, p.public); err == nil {
 				return verdict(CheckMAC(ctx, ka, pub, m))
 			}
+		}
+		if errors.Is(err, ErrUntrusted) {
+			return VerdictInvalid, err.Error()
 		}
 		why := fmt.Sprintf("%s private with %s public", p.private, p.public)
 		if !errors.Is(err, ErrNoKey) {

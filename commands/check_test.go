@@ -101,7 +101,7 @@ func TestCheck(t *testing.T) {
 		{"command, wrong ACB", all(), cmd, &[]smki.EUI{testSupplier}[0], VerdictValid, VerdictInvalid},
 		{"response, recipient key", only(testSupplier), resp, nil, VerdictAbsent, VerdictValid},
 		{"response, device key", only(testDevice), resp, nil, VerdictAbsent, VerdictValid},
-		{"unsigned critical", all(), unsignedCritical, &acb, VerdictAbsent, VerdictInvalid},
+		{"unsigned critical", all(), unsignedCritical, &acb, VerdictInvalid, VerdictInvalid},
 		// A key that cannot be loaded is no key, with the reason: no check
 		// ran, so nothing is invalid.
 		{"store failure", &fakeKeys{fail: errors.New("disk on fire")}, cmd, &acb, VerdictNoKey, VerdictNoKey},

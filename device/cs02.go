@@ -380,6 +380,12 @@ func chainsToRoot(an *Anchors, c *smki.Certificate, path [][]byte) error {
 		if err != nil {
 			continue
 		}
+		// Only an issuing authority (an organisation CA: a CA certificate
+		// with keyCertSign) issues organisation certificates; a device CA
+		// or an end entity the root also signed may not.
+		if issuer.Kind != smki.KindOCA || !issuer.IsCA || issuer.KeyUsage&x509.KeyUsageCertSign == 0 {
+			continue
+		}
 		if c.CheckSignatureFrom(issuer) == nil && issuer.CheckSignatureFrom(rootCert) == nil {
 			return nil
 		}

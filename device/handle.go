@@ -307,14 +307,7 @@ func (m *Meter) prepareResponse(an *Anchors, x *exchange) error {
 		}
 	}
 	if in.URP != nil {
-		u := &commands.UnknownRemoteParty{EUI: in.URP.EUI, Counter: in.URP.Counter, NoCounter: in.URP.NoCounter}
-		if in.URP.KACertificate != nil && !in.URP.NoCounter {
-			// The 26-byte form: the meter's own counter, which the
-			// transport key then takes (gbcs-payloads.md 1.4, 1.5, 2.3).
-			c := m.nextCounter(x.now)
-			u.OriginatorCounter = &c
-		}
-		x.out.URP = u
+		x.out.URP = &commands.UnknownRemoteParty{EUI: in.URP.EUI, Counter: in.URP.Counter, NoCounter: in.URP.NoCounter}
 	}
 	if x.outForm == commands.FormMAC {
 		replyRole := x.role
@@ -337,6 +330,13 @@ func (m *Meter) prepareResponse(an *Anchors, x *exchange) error {
 			return err
 		}
 		x.encryptTo = peer
+	}
+	if in.URP != nil && in.URP.KACertificate != nil && !in.URP.NoCounter {
+		// The 26-byte form: the meter's own counter, which the transport
+		// key then takes (gbcs-payloads.md 1.4, 1.5, 2.3). Taken last, so
+		// that a command refused above spends none.
+		c := m.nextCounter(x.now)
+		x.out.URP.OriginatorCounter = &c
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/metertrust/metertrust/commands/dlms"
@@ -109,6 +110,9 @@ func gasTariff(c payloadContext, q tariffParams) (*gbz.GasTariff, error) {
 	if _, err := simpleTariff(q); err != nil { // the same checks as the electricity tariff
 		return nil, err
 	}
+	if *q.StandingChargeMilliPence > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: parameters: standing charge too large for a gas tariff", ErrBadRequest)
+	}
 	t := &gbz.GasTariff{
 		Information: gbz.PublishTariffInformation{IssuerEventID: utc(c.now), StartTime: gbz.StartNow, TariffType: gbz.TariffTOU,
 			PriceTiers: uint8(len(q.Rates)), Currency: 826, PriceTrailingDigit: 5 << 4, StandingCharge: uint32(*q.StandingChargeMilliPence)},
@@ -116,7 +120,7 @@ func gasTariff(c payloadContext, q tariffParams) (*gbz.GasTariff, error) {
 		DayProfile:  gbz.PublishDayProfile{IssuerEventID: utc(c.now), DayID: 1, Commands: 1},
 	}
 	for i, r := range q.Rates {
-		if r.PriceMilliPence > 0xFFFFFFFF {
+		if r.PriceMilliPence > math.MaxUint32 {
 			return nil, fmt.Errorf("%w: parameters: rate %d price too large", ErrBadRequest, i)
 		}
 		t.PriceMatrix.Entries = append(t.PriceMatrix.Entries, gbz.PriceEntry{ID: uint8(i + 1), Price: uint32(r.PriceMilliPence)})

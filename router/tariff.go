@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/big"
 
 	"github.com/metertrust/metertrust/commands/dlms"
@@ -146,9 +147,17 @@ func unitCharge(milliPence []int64) (dlms.UnitCharge, error) {
 
 // milliPence converts a scaled amount of pounds to whole thousandths of a
 // penny, rounding towards minus infinity (an attribute limit compares whole
-// units).
+// units). An amount beyond int64 (the price scale comes from the caller's
+// payload and may be 10^127) saturates, so that it breaches any limit
+// rather than wrapping into range.
 func milliPence(s dlms.Scaled) int64 {
 	r := new(big.Rat).Mul(s.Rat(), big.NewRat(100_000, 1))
 	q := new(big.Int).Div(r.Num(), r.Denom()) // Euclidean: floor for a positive denominator
-	return q.Int64()
+	switch {
+	case q.IsInt64():
+		return q.Int64()
+	case q.Sign() > 0:
+		return math.MaxInt64
+	}
+	return math.MinInt64
 }

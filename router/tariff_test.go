@@ -3,10 +3,12 @@ package router
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 )
 
 // TestTariffAttributes: the simple tariff form becomes a GB ECS01a command
@@ -55,6 +57,19 @@ func TestTariffAttributes(t *testing.T) {
 	b, errB := tariffPayload(c, js)
 	if errA != nil || errB != nil || string(a) != string(b) {
 		t.Errorf("the whole tariff and the simple form differ: %v, %v", errA, errB)
+	}
+	// A price scale from the caller's payload far beyond any price saturates:
+	// it breaches the limits instead of wrapping into range.
+	for _, sc := range []dlms.Scaled{{Value: 1, Exp: 127}, {Value: 32767, Exp: 10}, {Value: -1, Exp: 100}} {
+		if got := milliPence(sc); (sc.Value > 0 && got != math.MaxInt64) || (sc.Value < 0 && got != math.MinInt64) {
+			t.Errorf("milliPence(%v) = %d, want saturation", sc, got)
+		}
+	}
+	if got := milliPence(dlms.Scaled{Value: 12345, Exp: -5}); got != 12345 {
+		t.Errorf("milliPence(12345e-5) = %d", got)
+	}
+	if _, err := tariffPayload(payloadContext{code: codeGCS01a, counter: 1}, json.RawMessage(`{"standingChargeMilliPence":5000000000,"rates":[{"fromSlot":0,"priceMilliPence":1}]}`)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a gas standing charge beyond 32 bits: %v, want ErrBadRequest", err)
 	}
 	bad := []string{
 		`{"standingChargeMilliPence":1,"rates":[{"fromSlot":3,"priceMilliPence":1}]}`,

@@ -344,7 +344,15 @@ func parseCertificate(der []byte) (*Certificate, error) {
 	}
 	c.Role, c.EUI = c.Subject.Role, c.Subject.EUI
 	if c.hasHWModuleName && len(c.HWSerial) == 8 {
-		copy(c.EUI[:], c.HWSerial)
+		var hw EUI
+		copy(hw[:], c.HWSerial)
+		// A certificate that names its holder twice, in the subject's
+		// x500UniqueIdentifier and in a hardwareModuleName, must name one
+		// holder: whoever compares c.EUI must not be shown the other.
+		if !c.Subject.EUI.IsZero() && c.Subject.EUI != hw {
+			return nil, fmt.Errorf("%w: subject x500UniqueIdentifier %s and subjectAltName hwSerialNum %s name different holders", ErrProfile, c.Subject.EUI, hw)
+		}
+		c.EUI = hw
 	}
 	return c, nil
 }

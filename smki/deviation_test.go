@@ -330,6 +330,11 @@ func TestParseCertificateRefusals(t *testing.T) {
 			})
 			tbs[len(tbs)-1] = b.BytesOrPanic()
 		}), "extensions.duplicate", ErrProfile},
+		{"two holders named", func() []byte {
+			der, _ := issueDER(t, ProfileDeviceDS, TemplateRequest{NotBefore: nb, EUI: devEUI, HWType: OIDHWTypeReferenceMeter}, p.dca,
+				func(c *x509.Certificate) { c.RawSubject, _ = NameSpec{EUI: orgEUI, HasEUI: true}.MarshalDER() })
+			return der
+		}(), "", ErrProfile},
 		{"P-384 key", foreignKey(&p384.PublicKey), "", ErrPublicKey},
 		{"Ed25519 key", foreignKey(edPub), "", ErrPublicKey},
 		{"compressed point", spki(func(s []byte) []byte {

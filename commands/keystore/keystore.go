@@ -80,8 +80,10 @@ const (
 )
 
 // ErrNotValid is wrapped when a certificate is outside its validity
-// period at the time the Dir checks (see At). It wraps ErrNoKey.
-var ErrNotValid error = &sentinel{"keystore: certificate not valid at the time asked", ErrNoKey}
+// period at the time the Dir checks (see At). The key is there but cannot
+// be trusted: it wraps commands.ErrUntrusted, not ErrNoKey, so a check made
+// with it is invalid.
+var ErrNotValid error = &sentinel{"keystore: certificate not valid at the time asked", commands.ErrUntrusted}
 
 // Dir is a keystore directory. It satisfies commands.Keys with the KA and DS
 // keys of each party.

@@ -176,8 +176,14 @@ func TestDir(t *testing.T) {
 			{nb.AddDate(2, 0, 0), ErrNotValid},
 		} {
 			d.At = c.at
-			if _, err := d.PublicKey(e, DS); !errors.Is(err, c.is) {
+			_, err := d.PublicKey(e, DS)
+			if !errors.Is(err, c.is) {
 				t.Errorf("at %v: %v, want %v", c.at, err, c.is)
+			}
+			// A certificate outside its validity is there but untrusted:
+			// a check made with it is invalid, not no-key.
+			if c.is != nil && (!errors.Is(err, commands.ErrUntrusted) || errors.Is(err, commands.ErrNoKey)) {
+				t.Errorf("at %v: %v wraps ErrNoKey or not ErrUntrusted", c.at, err)
 			}
 		}
 		d.At = time.Time{}
