@@ -21,7 +21,9 @@ func FuzzSubmit(f *testing.F) {
 	f.Add(w.urpCommand(f, w.other, w.device, codeProfile, 4))
 	f.Add([]byte{0xDF, 0x09, 0x01})
 	f.Add([]byte{0xE0})
-	if raw, err := os.ReadFile("/work/shared/spec/vectors/gbcs-18-4.json"); err == nil {
+	if raw, err := os.ReadFile("testdata/gbcs-18-4.json"); err != nil {
+		f.Fatal(err)
+	} else {
 		var v struct {
 			Message string `json:"message_hex"`
 		}

@@ -375,9 +375,9 @@ func TestCaches(t *testing.T) {
 
 // TestACBMACVector reproduces the GBCS section 18.4 MAC from its Z.
 func TestACBMACVector(t *testing.T) {
-	raw, err := os.ReadFile("/work/shared/spec/vectors/gbcs-18-4.json")
+	raw, err := os.ReadFile("testdata/gbcs-18-4.json")
 	if err != nil {
-		t.Skipf("vector not available: %v", err)
+		t.Fatal(err)
 	}
 	var v struct {
 		Message  string `json:"message_hex"`
