@@ -1,41 +1,15 @@
 package device
 
 import (
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"testing"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/commands/asn"
+	"github.com/metertrust/metertrust/internal/certtest"
 	"github.com/metertrust/metertrust/smki"
 )
-
-// resign returns cert with its tbsCertificate signed again by key.
-func resign(t *testing.T, cert []byte, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	in := cryptobyte.String(cert)
-	var outer, tbs, alg cryptobyte.String
-	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&tbs, cbasn1.SEQUENCE) || !outer.ReadASN1Element(&alg, cbasn1.SEQUENCE) {
-		t.Fatal("certificate structure")
-	}
-	d := sha256.Sum256(tbs)
-	sig, err := ecdsa.SignASN1(rand.Reader, key, d[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(tbs)
-		b.AddBytes(alg)
-		b.AddASN1BitString(sig)
-	})
-	return b.BytesOrPanic()
-}
 
 // TestCS02bPathThroughDeviceCA: the root signed the device CA too, so a
 // device CA's key could mint "supplier" certificates that chain to the root
@@ -55,7 +29,7 @@ func TestCS02bPathThroughDeviceCA(t *testing.T) {
 	dca := loadVector(t, "19").certificate(t, "dca")
 	dcaKey := vectorKey(t, "dca")
 	for i := range u.Replacements {
-		u.Replacements[i].ReplacementCertificate.Raw = resign(t, u.Replacements[i].ReplacementCertificate.Raw, dcaKey)
+		u.Replacements[i].ReplacementCertificate.Raw = certtest.Reissue(t, u.Replacements[i].ReplacementCertificate.Raw, dcaKey, nil)
 	}
 	u.CertificationPathCertificates = []asn.Certificate{{Raw: dca}}
 	if cmd.Payload, err = u.Marshal(); err != nil {

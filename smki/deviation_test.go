@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -17,14 +16,24 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/metertrust/metertrust/internal/certtest"
 )
 
 // The ecdsa-with-SHA256 AlgorithmIdentifier as the profile wants it, with
 // the NULL parameters some issuers add, and ecdsa-with-SHA384.
 var (
 	algECDSASHA256     = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
-	algECDSASHA256Null = []byte{0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02, 0x05, 0x00}
+	algECDSASHA256Null = certtest.ECDSAWithSHA256NULL
 	algECDSASHA384     = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03}
+)
+
+// reissue and nullParams make the deviating certificates (package
+// certtest, shared with the keystore's, the command line's and the meter's
+// tests).
+var (
+	reissue    = certtest.Reissue
+	nullParams = certtest.NullParameters
 )
 
 // TBS element positions for reissue (a v3 certificate: version present).
@@ -32,59 +41,6 @@ const (
 	tbsSignature = 2
 	tbsSPKI      = 6
 )
-
-// reissue splits der into its TBSCertificate elements (version, serial,
-// signature, issuer, validity, subject, subjectPublicKeyInfo, extensions),
-// lets edit change them and the outer signatureAlgorithm, and signs the
-// result again with key: the way to make the deviations crypto/x509 will
-// not write.
-func reissue(t testing.TB, der []byte, key *ecdsa.PrivateKey, edit func(tbs [][]byte, outer *[]byte)) []byte {
-	t.Helper()
-	in := cryptobyte.String(der)
-	var cert, tbs, outer cryptobyte.String
-	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) || !cert.ReadASN1Element(&outer, cbasn1.SEQUENCE) {
-		t.Fatal("reissue: not a certificate")
-	}
-	var els [][]byte
-	for !tbs.Empty() {
-		var el cryptobyte.String
-		var tag cbasn1.Tag
-		if !tbs.ReadAnyASN1Element(&el, &tag) {
-			t.Fatal("reissue: bad TBS element")
-		}
-		els = append(els, slices.Clone(el))
-	}
-	alg := slices.Clone([]byte(outer))
-	edit(els, &alg)
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		for _, el := range els {
-			b.AddBytes(el)
-		}
-	})
-	newTBS, err := b.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256(newTBS)
-	sig, err := ecdsa.SignASN1(rand.Reader, key, h[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out cryptobyte.Builder
-	out.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(newTBS)
-		b.AddBytes(alg)
-		b.AddASN1BitString(sig)
-	})
-	return out.BytesOrPanic()
-}
-
-// nullParams puts NULL parameters on both signature AlgorithmIdentifiers.
-func nullParams(tbs [][]byte, outer *[]byte) {
-	tbs[tbsSignature] = algECDSASHA256Null
-	*outer = algECDSASHA256Null
-}
 
 // withoutSKI returns a copy of parent whose certificate, handed to
 // crypto/x509 as the parent, makes it write no authority key identifier.

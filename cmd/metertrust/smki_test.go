@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -16,10 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/metertrust/metertrust/commands/keystore"
+	"github.com/metertrust/metertrust/internal/certtest"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -146,7 +143,7 @@ func TestSMKIVerifyStrict(t *testing.T) {
 	if blk == nil || err != nil {
 		t.Fatalf("certificate %v, OCA key %v", blk != nil, err)
 	}
-	der := withNullSignatureParameters(t, blk.Bytes, ocaKey)
+	der := certtest.Reissue(t, blk.Bytes, ocaKey, certtest.NullParameters)
 	if err := os.WriteFile(p("null.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -159,43 +156,4 @@ func TestSMKIVerifyStrict(t *testing.T) {
 		!strings.Contains(out, "signature-algorithm-parameters") {
 		t.Errorf("smki verify --strict: %v\n%s", err, out)
 	}
-}
-
-// withNullSignatureParameters returns der with NULL parameters on both
-// ecdsa-with-SHA256 AlgorithmIdentifiers, signed again with key.
-func withNullSignatureParameters(t *testing.T, der []byte, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	null := []byte{0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02, 0x05, 0x00}
-	in := cryptobyte.String(der)
-	var cert, tbs cryptobyte.String
-	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) {
-		t.Fatal("not a certificate")
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		for i := 0; !tbs.Empty(); i++ {
-			var el cryptobyte.String
-			var tag cbasn1.Tag
-			if !tbs.ReadAnyASN1Element(&el, &tag) {
-				t.Fatal("bad TBS element")
-			}
-			if i == 2 { // signature, after version and serialNumber
-				el = null
-			}
-			b.AddBytes(el)
-		}
-	})
-	newTBS := b.BytesOrPanic()
-	h := sha256.Sum256(newTBS)
-	sig, err := ecdsa.SignASN1(rand.Reader, key, h[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out cryptobyte.Builder
-	out.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(newTBS)
-		b.AddBytes(null)
-		b.AddASN1BitString(sig)
-	})
-	return out.BytesOrPanic()
 }

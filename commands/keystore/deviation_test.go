@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -19,10 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/internal/certtest"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -104,48 +101,6 @@ func (ca *testCA) orgDS(t *testing.T, eui smki.EUI, pub *ecdsa.PublicKey, noAKI 
 	return ca.create(t, smki.ProfileOrgDS, smki.TemplateRequest{CommonName: "Supplier", Role: smki.RoleSupplier, EUI: eui, PublicKey: pub}, parent, ca.ocaKey)
 }
 
-// reissue lets edit change the TBSCertificate elements (version, serial,
-// signature, issuer, validity, subject, subjectPublicKeyInfo, extensions)
-// and the outer signatureAlgorithm of der, and signs it again with key.
-func reissue(t *testing.T, der []byte, key *ecdsa.PrivateKey, edit func(tbs [][]byte, outer *[]byte)) []byte {
-	t.Helper()
-	in := cryptobyte.String(der)
-	var cert, tbs, outer cryptobyte.String
-	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) || !cert.ReadASN1Element(&outer, cbasn1.SEQUENCE) {
-		t.Fatal("reissue: not a certificate")
-	}
-	var els [][]byte
-	for !tbs.Empty() {
-		var el cryptobyte.String
-		var tag cbasn1.Tag
-		if !tbs.ReadAnyASN1Element(&el, &tag) {
-			t.Fatal("reissue: bad TBS element")
-		}
-		els = append(els, slices.Clone(el))
-	}
-	alg := slices.Clone([]byte(outer))
-	edit(els, &alg)
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		for _, el := range els {
-			b.AddBytes(el)
-		}
-	})
-	newTBS := b.BytesOrPanic()
-	h := sha256.Sum256(newTBS)
-	sig, err := ecdsa.SignASN1(rand.Reader, key, h[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out cryptobyte.Builder
-	out.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(newTBS)
-		b.AddBytes(alg)
-		b.AddASN1BitString(sig)
-	})
-	return out.BytesOrPanic()
-}
-
 func readVector(t *testing.T) (*commands.Message, *ecdsa.PrivateKey) {
 	t.Helper()
 	h, err := os.ReadFile(filepath.Join("testdata", "vector-02-ecs43-signed-precommand.hex"))
@@ -190,7 +145,7 @@ func TestDeviatingCertificatesVerify(t *testing.T) {
 	}{
 		{"on profile", ca.orgDS(t, supplier, &key.PublicKey, false), nil},
 		{"no authority key id", ca.orgDS(t, supplier, &key.PublicKey, true), []smki.WarningCode{smki.WarnMissingAuthorityKeyID}},
-		{"NULL signature parameters", reissue(t, ca.orgDS(t, supplier, &key.PublicKey, false), ca.ocaKey, func(tbs [][]byte, outer *[]byte) {
+		{"NULL signature parameters", certtest.Reissue(t, ca.orgDS(t, supplier, &key.PublicKey, false), ca.ocaKey, func(tbs [][]byte, outer *[]byte) {
 			tbs[2], *outer = algECDSASHA256Null, algECDSASHA256Null
 		}), []smki.WarningCode{smki.WarnSignatureAlgorithmParameters, smki.WarnSignatureAlgorithmParameters}},
 	}
@@ -333,7 +288,7 @@ func TestKeystoreAndReaderAgreeOnKeys(t *testing.T) {
 	base := ca.orgDS(t, supplier, &k.PublicKey, false)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cert := reissue(t, base, ca.ocaKey, func(tbs [][]byte, _ *[]byte) { tbs[6] = tt.spki })
+			cert := certtest.Reissue(t, base, ca.ocaKey, func(tbs [][]byte, _ *[]byte) { tbs[6] = tt.spki })
 			_, e1 := smki.ParsePublicKeyInfo(tt.spki)
 			_, e2 := ParsePublicPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: tt.spki}), supplier, DS)
 			_, e3 := ParsePublicPEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}), supplier, DS)
