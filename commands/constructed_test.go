@@ -442,3 +442,61 @@ func TestConstructedPayloads(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageFromJSONRefuses: gbcs encode's reader names what is wrong with
+// an edited object and builds nothing from it.
+func TestMessageFromJSONRefuses(t *testing.T) {
+	var v constructedVector
+	for _, c := range loadConstructed(t) {
+		if c.Name == "ecs43-command" {
+			v = c
+		}
+	}
+	m, err := Parse(unhex(t, v.MessageHex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := json.Marshal(Summarize(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func(map[string]any)) []byte {
+		var o map[string]any
+		if err := json.Unmarshal(good, &o); err != nil {
+			t.Fatal(err)
+		}
+		f(o)
+		b, _ := json.Marshal(o)
+		return b
+	}
+	tests := map[string][]byte{
+		"not JSON":          []byte("{"),
+		"two messages":      []byte("[" + string(good) + "," + string(good) + "]"),
+		"unknown form":      edit(func(o map[string]any) { o["form"] = "mac+encrypted" }),
+		"CRA 4":             edit(func(o map[string]any) { o["cra_flag"] = 4 }),
+		"bad code":          edit(func(o map[string]any) { o["message_code"] = "0xZZ" }),
+		"short MAC":         edit(func(o map[string]any) { o["mac"] = "00" }),
+		"missing signature": edit(func(o map[string]any) { delete(o, "signature") }),
+		"bad date-time":     edit(func(o map[string]any) { o["date_time"] = "0102" }),
+		"tree of another shape": edit(func(o map[string]any) {
+			o["payload"].(map[string]any)["tree"] = map[string]any{"access-request": map[string]any{"specs": "x"}}
+		}),
+		"hex payload, not decoded": edit(func(o map[string]any) {
+			p := o["payload"].(map[string]any)
+			p["decoded"], p["hex"] = false, "zz"
+		}),
+		"SRP fields without an SRP": edit(func(o map[string]any) {
+			o["other_information"] = map[string]any{"form": 18, "supplementary_remote_party_counter": 5}
+		}),
+	}
+	for name, in := range tests {
+		t.Run(name, func(t *testing.T) {
+			if m, err := MessageFromJSON(in); err == nil || !errors.Is(err, ErrInvalid) {
+				t.Errorf("MessageFromJSON = %v, %v; want an error wrapping ErrInvalid", m, err)
+			}
+		})
+	}
+	if m, err := MessageFromJSON(good); err != nil || m == nil {
+		t.Fatalf("the unedited object: %v", err)
+	}
+}

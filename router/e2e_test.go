@@ -518,6 +518,17 @@ func TestEndToEnd(t *testing.T) {
 			if st, p := e.call(t, "POST", "/v1/consents", "application/json", []byte(`{"device":"`+e.meters[0].String()+`","cin":"0001","scope":["4.8.1"],"days":1}`), nil); st != http.StatusForbidden || p.Code != "role-not-eligible" {
 				t.Fatalf("consent claimed by a supplier: %d %+v", st, p)
 			}
+			// A CIN that is not four digits is refused as a bad request
+			// before the challenge is looked at: it spends no attempt.
+			for _, bad := range []string{"12a4", "12345", "123", ""} {
+				if st, p := consent(bad); st != http.StatusBadRequest || p.Code != "bad-request" {
+					t.Fatalf("CIN %q: %d %+v", bad, st, p)
+				}
+			}
+			if st, p := e.callAs(t, e.other, "POST", "/v1/consents", "application/json",
+				[]byte(fmt.Sprintf(`{"device":"%s","cin":%s,"scope":["4.8.1"],"days":30}`, e.meters[0], cin)), nil); st != http.StatusBadRequest {
+				t.Fatalf("CIN as a JSON number: %d %+v", st, p)
+			}
 			if st, p := consent(cin); st != http.StatusCreated {
 				t.Fatalf("right CIN: %d %+v", st, p)
 			}
