@@ -2,8 +2,8 @@ package operator
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/metertrust/metertrust/apiserver"
 	"net/http"
 	"time"
 
@@ -60,7 +60,9 @@ func (s *Server) events(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := rc.SetWriteDeadline(s.now().Add(time.Duration(s.cfg.Heartbeat) + streamSlack)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		// Both deadlines: apiserver's read timeout would otherwise end
+		// the stream (net/http cancels the request when it passes).
+		if err := apiserver.ExtendDeadlines(w.Writer, time.Duration(s.cfg.Heartbeat)+streamSlack); err != nil {
 			return err
 		}
 		if id != "" {
