@@ -313,62 +313,115 @@ func (t Threshold) applies(u smki.EUI, srv string) bool {
 // quarantine (not counted), the user and operators are alerted, and Check
 // returns the quarantine Decision. On error (an invalid request, a store
 // failure) nothing is counted and the command must not be forwarded.
+//
+// A caller that decides many requests in a transaction of its own (the
+// router's group commit) uses Prepare, Breach and Announce instead.
 func (d *Detector) Check(ctx context.Context, req Request) (Decision, error) {
-	if err := req.validate(); err != nil {
+	p, err := d.Prepare(req)
+	if err != nil {
 		return Decision{}, err
+	}
+	out := Outcome{Breached: -1}
+	if !p.AttributeBreach() {
+		if out, err = d.store.CheckAndRecord(ctx, p.Event, p.Counters); err != nil {
+			return Decision{}, fmt.Errorf("anomaly: checking request %s: %w", req.ID, err)
+		}
+		if out.Passed() {
+			return Decision{}, nil
+		}
+	}
+	q, entry, dec, err := d.Breach(p, out)
+	if err != nil {
+		return Decision{}, err
+	}
+	if err := d.store.AddQuarantine(ctx, q, entry); err != nil {
+		return Decision{}, fmt.Errorf("anomaly: quarantining request %s: %w", req.ID, err)
+	}
+	d.Announce(ctx, q, dec)
+	return dec, nil
+}
+
+// Prepared is a request ready to be decided: the event that records it and
+// the window counts it must stay under, from the thresholds in force, or an
+// attribute limit it already breaches (decided without counting).
+type Prepared struct {
+	Request Request
+	// At is the request's time as recorded.
+	At time.Time
+	// Event records the request if it passes; Counters are the counts it
+	// must stay under, in the order a breach is looked for.
+	Event    Event
+	Counters []Counter
+	counted  []Threshold
+	attr     *Threshold // an attribute limit breached
+	attrVal  int64
+}
+
+// AttributeBreach reports whether the request breaches an attribute limit:
+// it is then quarantined without being counted.
+func (p Prepared) AttributeBreach() bool { return p.attr != nil }
+
+// Prepare checks req and works out, from the thresholds in force, what
+// deciding it takes: the counts to compare (Counters) and the event to
+// record if every count is under its limit (Event), or an attribute
+// breach. The caller counts and records atomically (Store.CheckAndRecord
+// does), then calls Breach for a request that breached.
+func (d *Detector) Prepare(req Request) (Prepared, error) {
+	if err := req.validate(); err != nil {
+		return Prepared{}, err
 	}
 	at := req.At
 	if at.IsZero() {
 		at = d.now()
 	}
 	at = at.UTC().Truncate(time.Microsecond)
-	set := d.set.Load()
-
-	var counted []Threshold
-	var counters []Counter
-	for _, t := range set.forUser(req.User) {
+	p := Prepared{Request: req, At: at}
+	for _, t := range d.set.Load().forUser(req.User) {
 		if !t.applies(req.User, req.ServiceRef) {
 			continue
 		}
 		if t.Scope == ScopeAttribute {
-			v, ok := req.Attributes[t.Attribute]
-			if ok && (v < t.Min || v > t.Max) {
-				detail := fmt.Sprintf("attribute %s = %d outside [%d, %d] (%s)", t.Attribute, v, t.Min, t.Max, t)
-				return d.quarantine(ctx, req, at, t, v, 0, detail)
+			if v, ok := req.Attributes[t.Attribute]; ok && (v < t.Min || v > t.Max) {
+				p.attr, p.attrVal = &t, v
+				return p, nil
 			}
 			continue
 		}
-		counted = append(counted, t)
-		counters = append(counters, Counter{Key: t.counterKey(req.User, req.ServiceRef), Since: t.Since(at), Limit: t.Limit})
+		p.counted = append(p.counted, t)
+		p.Counters = append(p.Counters, Counter{Key: t.counterKey(req.User, req.ServiceRef), Since: t.Since(at), Limit: t.Limit})
 	}
-	ev := Event{RequestID: req.ID, Keys: eventKeys(req.User, req.ServiceRef), At: at}
-	out, err := d.store.CheckAndRecord(ctx, ev, counters)
-	if err != nil {
-		return Decision{}, fmt.Errorf("anomaly: checking request %s: %w", req.ID, err)
-	}
-	if out.Passed() {
-		return Decision{}, nil
-	}
-	if out.Breached >= len(counted) {
-		return Decision{}, fmt.Errorf("anomaly: checking request %s: store reported counter %d of %d", req.ID, out.Breached, len(counted))
-	}
-	t := counted[out.Breached]
-	detail := fmt.Sprintf("%d commands since %s reached the limit of %d (%s)",
-		out.Count, t.Since(at).Add(time.Microsecond).Format(time.RFC3339), t.Limit, t)
-	return d.quarantine(ctx, req, at, t, out.Count, t.Limit, detail)
+	p.Event = Event{RequestID: req.ID, Keys: eventKeys(req.User, req.ServiceRef), At: at}
+	return p, nil
 }
 
-// quarantine stores req in quarantine for breaching t, alerts, and returns
-// the Decision.
-func (d *Detector) quarantine(ctx context.Context, req Request, at time.Time, t Threshold, count, limit int64, detail string) (Decision, error) {
-	ref, err := d.newRef(at)
+// Breach returns the quarantine record of a prepared request that breached
+// a threshold (out from counting p.Counters; ignored for an attribute
+// breach), the audit entry to append with it, and the Decision to give.
+// Store them together, then call Announce.
+func (d *Detector) Breach(p Prepared, out Outcome) (Quarantine, AuditEntry, Decision, error) {
+	req := p.Request
+	var t Threshold
+	var count, limit int64
+	var detail string
+	switch {
+	case p.attr != nil:
+		t, count = *p.attr, p.attrVal
+		detail = fmt.Sprintf("attribute %s = %d outside [%d, %d] (%s)", t.Attribute, count, t.Min, t.Max, t)
+	case out.Passed() || out.Breached >= len(p.counted):
+		return Quarantine{}, AuditEntry{}, Decision{}, fmt.Errorf("anomaly: request %s: store reported counter %d of %d", req.ID, out.Breached, len(p.counted))
+	default:
+		t, count, limit = p.counted[out.Breached], out.Count, p.counted[out.Breached].Limit
+		detail = fmt.Sprintf("%d commands since %s reached the limit of %d (%s)",
+			count, t.Since(p.At).Add(time.Microsecond).Format(time.RFC3339), limit, t)
+	}
+	ref, err := d.newRef(p.At)
 	if err != nil {
-		return Decision{}, err
+		return Quarantine{}, AuditEntry{}, Decision{}, err
 	}
 	q := Quarantine{
 		Ref: ref, CommandID: req.ID, User: req.User, UserRole: req.UserRole, ServiceRef: req.ServiceRef,
 		Target: req.Target, Kind: t.Kind(), ThresholdID: t.ID, Detail: detail,
-		Command: slices.Clone(req.Command), Attributes: maps.Clone(req.Attributes), At: at,
+		Command: slices.Clone(req.Command), Attributes: maps.Clone(req.Attributes), At: p.At,
 		State: StateQuarantined, CreatedAt: d.now().UTC().Truncate(time.Microsecond),
 	}
 	entry := AuditEntry{
@@ -379,15 +432,17 @@ func (d *Detector) quarantine(ctx context.Context, req Request, at time.Time, t 
 			"count": strconv.FormatInt(count, 10), "limit": strconv.FormatInt(limit, 10), "detail": detail,
 		},
 	}
-	if err := d.store.AddQuarantine(ctx, q, entry); err != nil {
-		return Decision{}, fmt.Errorf("anomaly: quarantining request %s: %w", req.ID, err)
-	}
-	d.log.WarnContext(ctx, "command quarantined", "ref", ref, "command", req.ID, "user", req.User.String(),
-		"serviceRef", req.ServiceRef, "target", req.Target.String(), "kind", q.Kind, "threshold", t.ID,
-		"count", count, "limit", limit)
-	d.alert(ctx, Alert{State: StateQuarantined, Ref: ref, User: q.User, ServiceRef: q.ServiceRef, Target: q.Target,
-		Kind: q.Kind, ThresholdID: t.ID, Detail: detail, At: q.CreatedAt})
-	return Decision{Quarantined: true, Ref: ref, Kind: q.Kind, Threshold: t, Count: count, Limit: limit, Detail: detail}, nil
+	return q, entry, Decision{Quarantined: true, Ref: ref, Kind: q.Kind, Threshold: t, Count: count, Limit: limit, Detail: detail}, nil
+}
+
+// Announce logs a quarantine that is now durable and alerts the user's and
+// the operators' subscribers, here and in other processes.
+func (d *Detector) Announce(ctx context.Context, q Quarantine, dec Decision) {
+	d.log.WarnContext(ctx, "command quarantined", "ref", q.Ref, "command", q.CommandID, "user", q.User.String(),
+		"serviceRef", q.ServiceRef, "target", q.Target.String(), "kind", q.Kind, "threshold", q.ThresholdID,
+		"count", dec.Count, "limit", dec.Limit)
+	d.alert(ctx, Alert{State: StateQuarantined, Ref: q.Ref, User: q.User, ServiceRef: q.ServiceRef, Target: q.Target,
+		Kind: q.Kind, ThresholdID: q.ThresholdID, Detail: q.Detail, At: q.CreatedAt})
 }
 
 // alert publishes a to local subscribers at once, then to other processes.

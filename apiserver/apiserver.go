@@ -1,12 +1,14 @@
 // Package apiserver is the HTTP server set-up shared by metertrust's JSON
-// APIs (the SMKI repository and the operator API): an echo instance that
-// sends every error to the service's one error handler, the route list in
-// the form of the services' OpenAPI 3.1 documents, and a server with fixed
-// timeouts that shuts down gracefully when its context ends.
+// APIs (the SMKI repository, the operator API and the router's API): an
+// echo instance that sends every error to the service's one error handler,
+// the route list in the form of the services' OpenAPI 3.1 documents, and a
+// server with fixed timeouts and header limit, over TCP or TLS (the router's
+// mutual TLS), that shuts down gracefully when its context ends.
 package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,13 +94,27 @@ type Options struct {
 	// shutdown starts (the operator API ends its event streams there, which
 	// would otherwise hold the shutdown for its whole timeout).
 	BeforeShutdown func()
+	// TLS, if set, makes Serve answer HTTPS on ln with this configuration
+	// (its certificates, and client certificates when its ClientAuth asks
+	// for them), negotiating HTTP/2 as net/http's ServeTLS does; nil serves
+	// plain HTTP.
+	TLS *tls.Config
 }
+
+// limits are Serve's fixed timeouts and header limit, the same for every
+// service; a variable only so that this package's tests can shorten them.
+var limits = struct {
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+}{readHeader: 10 * time.Second, read: 30 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute, maxHeaderBytes: 16 << 10}
 
 // Serve answers requests with h on ln until ctx is done, then shuts down
 // gracefully, letting requests in flight finish within ShutdownTimeout. It
 // returns nil after a clean shutdown. The server's timeouts are fixed:
-// 10s to read headers (16 KiB at most), 30s to read a request and to write
-// a response (a stream extends its own write deadline), 2 minutes idle.
+// 10s to read headers (16 KiB at most: net/http answers a larger request
+// line and header with 431 itself), 30s to read a request and to write a
+// response (a stream extends its own deadlines with ExtendDeadlines), 2
+// minutes idle.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, o Options) error {
 	log := o.Logger
 	if log == nil {
@@ -106,15 +122,22 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o Options) erro
 	}
 	hs := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		TLSConfig:         o.TLS,
+		ReadHeaderTimeout: limits.readHeader,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       limits.idle,
+		MaxHeaderBytes:    limits.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if o.TLS != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	log.Info(o.Name+" listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
@@ -134,6 +157,25 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o Options) erro
 		return fmt.Errorf("%s: serving on %s: %w", o.Service, ln.Addr(), err)
 	}
 	log.Info(o.Name + " stopped")
+	return nil
+}
+
+// ExtendDeadlines moves the read and write deadlines of the connection
+// serving w to d from now, for a response that streams for longer than
+// Serve's timeouts (server-sent events): a stream calls it before each
+// write, with d above its heartbeat. Both deadlines matter: when the read
+// deadline passes, net/http cancels the request's context, ending the
+// stream. A writer that cannot set deadlines (a test recorder) is left as
+// it is.
+func ExtendDeadlines(w http.ResponseWriter, d time.Duration) error {
+	rc := http.NewResponseController(w)
+	at := time.Now().Add(d)
+	if err := rc.SetReadDeadline(at); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if err := rc.SetWriteDeadline(at); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
 	return nil
 }
 

@@ -69,7 +69,7 @@ func TestPipelineWithAnomalyDetector(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := New(Config{ACB: w.acb, ACBKey: w.acbKA, Catalogue: GBCSCatalogue{}, Registry: w.reg, Certificates: w.certs,
-		Detector: NewAnomalyDetector(det), Ledger: w.ledger, Auditor: w.audit, Clock: func() time.Time { return w.now }})
+		Ledger: w.ledger, Admitter: fakeAdmitter{detectorCheck(det), w.ledger}, Auditor: w.audit, Clock: func() time.Time { return w.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestAttributeLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := New(Config{ACB: w.acb, ACBKey: w.acbKA, Catalogue: GBCSCatalogue{}, Registry: w.reg, Certificates: w.certs,
-		Detector: NewAnomalyDetector(det), Ledger: w.ledger, Auditor: w.audit, Clock: func() time.Time { return w.now }})
+		Ledger: w.ledger, Admitter: fakeAdmitter{detectorCheck(det), w.ledger}, Auditor: w.audit, Clock: func() time.Time { return w.now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -85,9 +87,17 @@ type Server struct {
 	cfg ServerConfig
 	log *slog.Logger
 	e   *echo.Echo
+	// streamsDone is closed by EndStreams, ending the event streams.
+	streamsDone chan struct{}
+	endStreams  sync.Once
 }
 
-const callerKey = "metertrust.caller"
+// The echo context keys: the authenticated caller, and the device a
+// request concerns, for the audit entry of its refusal.
+const (
+	callerKey = "metertrust.caller"
+	targetKey = "metertrust.target"
+)
 
 // NewServer builds the API.
 func NewServer(cfg ServerConfig) (*Server, error) {
@@ -100,33 +110,37 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, streamsDone: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("component", "router.api")
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = s.errorHandler
+	e := apiserver.NewEcho(s.errorHandler)
+	// Before routing, so that no request over the limits reaches a handler,
+	// an unknown route included.
+	e.Pre(s.limitRequest)
 	e.GET("/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", OpenAPI) })
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
 	}
-	v1 := e.Group("/v1", s.authenticate)
-	v1.POST("/commands", s.postCommand)
-	v1.GET("/commands", s.findCommand)
-	v1.GET("/commands/:id", s.getCommand)
-	v1.GET("/responses", s.getResponses)
-	v1.GET("/events", s.getEvents)
-	v1.POST("/service-requests", s.postServiceRequest)
+	// Each /v1 route authenticates on its own (not through an echo group,
+	// whose catch-all would answer a known path's wrong method with 404
+	// instead of 405 and its Allow header).
+	auth := s.authenticate
+	e.POST("/v1/commands", s.postCommand, auth)
+	e.GET("/v1/commands", s.findCommand, auth)
+	e.GET("/v1/commands/:id", s.getCommand, auth)
+	e.GET("/v1/responses", s.getResponses, auth)
+	e.GET("/v1/events", s.getEvents, auth)
+	e.POST("/v1/service-requests", s.postServiceRequest, auth)
 	if cfg.Consents != nil {
-		v1.POST("/cin", s.postCIN)
-		v1.POST("/consents", s.postConsent)
+		e.POST("/v1/cin", s.postCIN, auth)
+		e.POST("/v1/consents", s.postConsent, auth)
 	}
 	if cfg.Quarantine != nil {
-		v1.GET("/quarantine", s.getQuarantine)
-		v1.POST("/quarantine/:ref/release", s.decideQuarantine(true))
-		v1.POST("/quarantine/:ref/delete", s.decideQuarantine(false))
+		e.GET("/v1/quarantine", s.getQuarantine, auth)
+		e.POST("/v1/quarantine/:ref/release", s.decideQuarantine(true), auth)
+		e.POST("/v1/quarantine/:ref/delete", s.decideQuarantine(false), auth)
 	}
 	s.e = e
 	return s, nil
@@ -134,6 +148,88 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Handler returns the API's http.Handler.
 func (s *Server) Handler() http.Handler { return s.e }
+
+// EndStreams ends every event stream, open or opened later: Service.Run
+// calls it when the service stops, so that streams do not hold the
+// graceful shutdown for its whole timeout.
+func (s *Server) EndStreams() { s.endStreams.Do(func() { close(s.streamsDone) }) }
+
+// The API's own request limits, within those of apiserver.Serve (16 KiB of
+// request line and header, which net/http enforces itself, and the
+// timeouts). The router's query parameters are EUIs, counters, cursors and
+// states: a few short values.
+const (
+	// MaxRequestTarget bounds the request target (path and query), in
+	// bytes; a longer one is refused with 414.
+	MaxRequestTarget = 2 << 10
+	// MaxHeaderBytes bounds the header fields (name, value and separators
+	// of each), in bytes; larger ones are refused with 431.
+	MaxHeaderBytes = 8 << 10
+	// MaxQueryParams bounds the number of query parameters, and
+	// MaxQueryParam the bytes of one (name=value as sent); more, longer or
+	// repeated ones are refused with 400.
+	MaxQueryParams = 8
+	MaxQueryParam  = 128
+)
+
+// limitRequest refuses a request over the API's limits before routing.
+func (s *Server) limitRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := checkRequest(c.Request()); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// checkRequest checks a request's target, header and query against the
+// API's limits.
+func checkRequest(req *http.Request) error {
+	target := req.RequestURI
+	if target == "" {
+		target = req.URL.RequestURI()
+	}
+	if n := len(target); n > MaxRequestTarget {
+		return fmt.Errorf("%w: request target of %d bytes; the limit is %d", ErrURITooLong, n, MaxRequestTarget)
+	}
+	n := 0
+	for name, vs := range req.Header {
+		for _, v := range vs {
+			n += len(name) + len(v) + 4 // "name: value\r\n"
+		}
+	}
+	if n > MaxHeaderBytes {
+		return fmt.Errorf("%w: header fields of %d bytes; the limit is %d", ErrHeaderTooLarge, n, MaxHeaderBytes)
+	}
+	if req.URL.RawQuery == "" {
+		return nil
+	}
+	seen := map[string]bool{}
+	for p := range strings.SplitSeq(req.URL.RawQuery, "&") {
+		if p == "" {
+			continue
+		}
+		if len(seen) == MaxQueryParams {
+			return fmt.Errorf("%w: more than %d query parameters", ErrBadRequest, MaxQueryParams)
+		}
+		raw, _, _ := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(raw)
+		if err != nil {
+			return fmt.Errorf("%w: query parameter %q: %v", ErrBadRequest, clip(raw, 32), err)
+		}
+		if len(p) > MaxQueryParam {
+			return fmt.Errorf("%w: query parameter %q of %d bytes; the limit is %d", ErrBadRequest, clip(name, 32), len(p), MaxQueryParam)
+		}
+		if seen[name] {
+			return fmt.Errorf("%w: query parameter %q given more than once", ErrBadRequest, clip(name, 32))
+		}
+		seen[name] = true
+	}
+	if _, err := url.ParseQuery(req.URL.RawQuery); err != nil {
+		return fmt.Errorf("%w: query: %v", ErrBadRequest, err)
+	}
+	return nil
+}
 
 // TLSConfig returns the server TLS configuration of the API: TLS 1.2 or
 // later, a client certificate required and verified against the DCCKI
@@ -170,7 +266,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			s.cfg.Router.audit(req.Context(), AuditEvent{Action: "api.refused", Caller: caller, Kind: KindOf(err).Code(),
 				Detail: err.Error(), At: s.cfg.Router.now()})
-			return err
+			return audited(err)
 		}
 		c.Set(callerKey, caller)
 		return next(c)
@@ -202,15 +298,21 @@ func callerFrom(c echo.Context) Caller {
 	return v
 }
 
-// maxBody bounds request bodies: a command in hex, with room to spare.
+// maxBody bounds request bodies other than a command's bytes: a command
+// in hex (white space allowed), a JSON request, with room to spare.
 func (s *Server) maxBody() int64 { return int64(2*s.cfg.Router.cfg.MaxMessageBytes + 1024) }
 
-func (s *Server) readBody(c echo.Context) ([]byte, error) {
+// readBody reads the request body, refusing one over limit bytes with
+// ErrTooLarge (at once when its Content-Length says so).
+func (s *Server) readBody(c echo.Context, limit int64) ([]byte, error) {
 	req := c.Request()
-	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.maxBody()))
+	if req.ContentLength > limit {
+		return nil, fmt.Errorf("%w: request body of %d bytes; the limit is %d", ErrTooLarge, req.ContentLength, limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, fmt.Errorf("%w: request body over %d bytes", ErrMalformed, mbe.Limit)
+		return nil, fmt.Errorf("%w: request body over %d bytes", ErrTooLarge, mbe.Limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading request body: %v", ErrBadRequest, err)
@@ -218,32 +320,47 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	return b, nil
 }
 
-// postCommand: POST /v1/commands with GBCS bytes (application/octet-stream)
-// or their hex (text/plain).
-func (s *Server) postCommand(c echo.Context) error {
-	mt, _, err := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
-	if err != nil {
-		return fmt.Errorf("%w: Content-Type must be application/octet-stream or text/plain (hex)", ErrBadRequest)
+// mediaType returns the request's media type if it is one of want, and
+// otherwise an error wrapping ErrUnsupportedMediaType.
+func mediaType(c echo.Context, want ...string) (string, error) {
+	ct := c.Request().Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		return "", fmt.Errorf("%w: Content-Type missing or malformed: want %s", ErrUnsupportedMediaType, strings.Join(want, " or "))
 	}
-	body, err := s.readBody(c)
+	for _, w := range want {
+		if mt == w {
+			return mt, nil
+		}
+	}
+	return "", fmt.Errorf("%w: Content-Type %q: want %s", ErrUnsupportedMediaType, clip(mt, 64), strings.Join(want, " or "))
+}
+
+// postCommand: POST /v1/commands with GBCS bytes (application/octet-stream,
+// at most MaxMessageBytes) or their hex (text/plain, white space ignored).
+func (s *Server) postCommand(c echo.Context) error {
+	mt, err := mediaType(c, "application/octet-stream", "text/plain")
 	if err != nil {
 		return err
 	}
-	var msg []byte
-	switch mt {
-	case "application/octet-stream":
-		msg = body
-	case "text/plain":
+	limit := int64(s.cfg.Router.cfg.MaxMessageBytes)
+	if mt == "text/plain" {
+		limit = s.maxBody()
+	}
+	body, err := s.readBody(c, limit)
+	if err != nil {
+		return err
+	}
+	msg := body
+	if mt == "text/plain" {
 		h := strings.Join(strings.Fields(string(body)), "")
 		if msg, err = hex.DecodeString(h); err != nil {
 			return fmt.Errorf("%w: body is not hex: %v", ErrMalformed, err)
 		}
-	default:
-		return fmt.Errorf("%w: Content-Type %q (want application/octet-stream or text/plain hex)", ErrBadRequest, mt)
 	}
 	rc, err := s.cfg.Router.Submit(c.Request().Context(), callerFrom(c), msg)
 	if err != nil {
-		return err
+		return audited(err) // the pipeline audited its refusal
 	}
 	c.Response().Header().Set("Location", "/v1/commands/"+rc.ID)
 	return c.JSON(http.StatusAccepted, rc)
@@ -366,6 +483,10 @@ func (s *Server) getResponses(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// streamSlack is added to the heartbeat for the deadlines an event stream
+// sets before each write.
+const streamSlack = 10 * time.Second
+
 // getEvents: GET /v1/events streams the caller's deliveries (event types
 // response, failure) and anomaly alerts (event type alert) as server-sent
 // events. Deliveries carry their seq as the event id, so a client resumes
@@ -390,6 +511,12 @@ func (s *Server) getEvents(c echo.Context) error {
 		alerts = s.cfg.Alerts.Subscribe(ctx, anomaly.AlertFilter{User: caller.EUI})
 	}
 	w := c.Response()
+	// The stream outlives the server's read and write timeouts: each write
+	// first extends both deadlines past the next heartbeat.
+	keep := s.cfg.Heartbeat + streamSlack
+	if err := apiserver.ExtendDeadlines(w, keep); err != nil {
+		return nil
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -403,6 +530,9 @@ func (s *Server) getEvents(c echo.Context) error {
 	write := func(format string, args ...any) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if err := apiserver.ExtendDeadlines(w, keep); err != nil {
+			return err
+		}
 		if _, err := fmt.Fprintf(w, format, args...); err != nil {
 			return err
 		}
@@ -433,6 +563,8 @@ func (s *Server) getEvents(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.streamsDone:
+			return nil
 		case <-wake:
 		case <-poll.C:
 		case <-beat.C:
@@ -462,6 +594,7 @@ func (s *Server) postServiceRequest(c echo.Context) error {
 	if err := s.decodeJSON(c, &in); err != nil {
 		return err
 	}
+	c.Set(targetKey, in.Target)
 	pc, err := s.cfg.Router.BuildServiceRequest(c.Request().Context(), callerFrom(c), in)
 	if err != nil {
 		return err
@@ -469,10 +602,13 @@ func (s *Server) postServiceRequest(c echo.Context) error {
 	return c.JSON(http.StatusOK, pc)
 }
 
-// decodeJSON reads a JSON request body strictly: bounded, unknown fields
-// and trailing data refused.
+// decodeJSON reads a JSON request body strictly: of type application/json,
+// bounded, unknown fields and trailing data refused.
 func (s *Server) decodeJSON(c echo.Context, v any) error {
-	body, err := s.readBody(c)
+	if _, err := mediaType(c, "application/json"); err != nil {
+		return err
+	}
+	body, err := s.readBody(c, s.maxBody())
 	if err != nil {
 		return err
 	}
@@ -505,13 +641,7 @@ const ProblemTypeBase = "urn:metertrust:router:error:"
 func problemFor(err error) Problem {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		code := map[int]string{
-			http.StatusNotFound: "not-found", http.StatusMethodNotAllowed: "method-not-allowed",
-			http.StatusRequestEntityTooLarge: "too-large", http.StatusUnsupportedMediaType: "unsupported-media-type",
-		}[he.Code]
-		if code == "" {
-			code = "http-" + strconv.Itoa(he.Code)
-		}
+		code := "http-" + strconv.Itoa(he.Code)
 		return Problem{Type: ProblemTypeBase + code, Title: http.StatusText(he.Code), Status: he.Code, Code: code,
 			Detail: fmt.Sprint(he.Message)}
 	}
@@ -523,9 +653,78 @@ func problemFor(err error) Problem {
 	return p
 }
 
+// kindError gives an error from echo's router (no route, wrong method) or
+// net/http (a body over its limit) the router's kind for its status; other
+// errors are returned as they are.
+func kindError(err error, c echo.Context) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("%w: request body over %d bytes", ErrTooLarge, mbe.Limit)
+	}
+	var he *echo.HTTPError
+	if !errors.As(err, &he) {
+		return err
+	}
+	req := c.Request()
+	switch he.Code {
+	case http.StatusNotFound:
+		return fmt.Errorf("%w: no route %s %s", ErrNotFound, req.Method, clip(req.URL.Path, 128))
+	case http.StatusMethodNotAllowed:
+		return fmt.Errorf("%w: %s %s; allowed: %s", ErrMethodNotAllowed, req.Method, clip(req.URL.Path, 128), c.Response().Header().Get("Allow"))
+	case http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: %v", ErrTooLarge, he.Message)
+	case http.StatusUnsupportedMediaType:
+		return fmt.Errorf("%w: %v", ErrUnsupportedMediaType, he.Message)
+	case http.StatusBadRequest:
+		return fmt.Errorf("%w: %v", ErrBadRequest, he.Message)
+	}
+	return err
+}
+
+// refusalActions names the audit action of a refused request by method and
+// route; any other is "api.refused".
+var refusalActions = map[string]string{
+	"POST /v1/commands":                "command.refused",
+	"POST /v1/service-requests":        "service-request.refused",
+	"POST /v1/cin":                     "consent.refused",
+	"POST /v1/consents":                "consent.refused",
+	"POST /v1/quarantine/:ref/release": "quarantine.refused",
+	"POST /v1/quarantine/:ref/delete":  "quarantine.refused",
+}
+
+// auditRefusal appends the audit entry of a refused request that nothing
+// has audited yet: who (the authenticated caller or, before or without
+// authentication, the identity its client certificate names), what was
+// refused and why.
+func (s *Server) auditRefusal(c echo.Context, err error) {
+	req := c.Request()
+	caller := callerFrom(c)
+	if caller.EUI.IsZero() && req.TLS != nil && len(req.TLS.PeerCertificates) > 0 {
+		if eui, role, ierr := s.cfg.Identify(req.TLS.PeerCertificates[0]); ierr == nil {
+			caller = Caller{EUI: eui, Role: role}
+		}
+	}
+	target, _ := c.Get(targetKey).(smki.EUI)
+	action, ok := refusalActions[req.Method+" "+c.Path()]
+	if !ok {
+		action = "api.refused"
+	}
+	s.cfg.Router.AuditRefusal(req.Context(), caller, action, target,
+		fmt.Errorf("%s %s: %w", req.Method, clip(req.URL.Path, 128), err))
+}
+
+// errorHandler answers every error as problem+json, and audits every
+// refusal the pipeline (or the consent desk, or the anomaly detector) did
+// not audit already: the API's own, such as a body that is not hex, too
+// large or of the wrong type, a wrong method, or any refused service
+// request.
 func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
+	}
+	err = kindError(err, c)
+	if !isAudited(err) {
+		s.auditRefusal(c, err)
 	}
 	p := problemFor(err)
 	if p.Status >= 500 {

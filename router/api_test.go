@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -30,9 +32,12 @@ import (
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/anomaly/anomalytest"
+	"github.com/metertrust/metertrust/apiserver"
+	"github.com/metertrust/metertrust/apiserver/apiservertest"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 // apiEnv is the router API over httptest's TLS server, with DCCKI
@@ -40,6 +45,7 @@ import (
 type apiEnv struct {
 	*storeEnv
 	auth    *ca.Authority
+	api     *Server
 	srv     *httptest.Server
 	roots   *x509.CertPool
 	chain   []byte // the DCCKI TLS issuing CA certificate
@@ -100,6 +106,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.api = s
 	e.srv = httptest.NewUnstartedServer(s.Handler())
 	e.srv.TLS = TLSConfig(e.roots, srvCert, rev)
 	e.srv.StartTLS()
@@ -186,6 +193,51 @@ func (e *apiEnv) do(t *testing.T, who, method, path, ctype string, body []byte) 
 	return r, nil
 }
 
+// auditSeq returns the sequence number of the last audit entry.
+func (e *apiEnv) auditSeq(t *testing.T) int64 {
+	t.Helper()
+	var seq int64
+	for {
+		es, err := e.db.AuditEvents(context.Background(), seq, store.MaxLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			return seq
+		}
+		seq = es[len(es)-1].Seq
+	}
+}
+
+// wantRefusalAudited checks that exactly one refusal was audited after
+// seq: action (without the "router." prefix), the kind's code, and the
+// caller p as actor (the zero party for none).
+func (e *apiEnv) wantRefusalAudited(t *testing.T, seq int64, p party, action, code string) store.AuditEvent {
+	t.Helper()
+	es, err := e.db.AuditEvents(context.Background(), seq, store.MaxLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused []store.AuditEvent
+	for _, a := range es {
+		if a.Outcome == store.OutcomeRefused {
+			refused = append(refused, a)
+		}
+	}
+	if len(refused) != 1 {
+		t.Fatalf("%d refusals audited, want 1: %+v", len(refused), refused)
+	}
+	a := refused[0]
+	actor := "router"
+	if !p.eui.IsZero() {
+		actor = p.caller().String()
+	}
+	if a.Action != "router."+action || a.Details["kind"] != code || a.Actor != actor || a.Details["detail"] == "" {
+		t.Fatalf("audit entry %+v, want action router.%s, kind %s, actor %s and a detail", a, action, code, actor)
+	}
+	return a
+}
+
 func TestAPIRefusesBadClients(t *testing.T) {
 	e := newAPIEnv(t)
 	msg := command(t, e.supplier, e.device, codeDisable, 1, true)
@@ -217,8 +269,14 @@ func TestAPICommands(t *testing.T) {
 		{"command as hex", "supplier", "text/plain; charset=utf-8", []byte(hex.EncodeToString(command(t, e.supplier, e.device, codeRead, 11, false)) + "\n"), http.StatusAccepted, ""},
 		{"bad hex", "supplier", "text/plain", []byte("DF0Z"), http.StatusBadRequest, "malformed"},
 		{"truncated", "supplier", "application/octet-stream", signed[:20], http.StatusBadRequest, "malformed"},
-		{"oversized body", "supplier", "application/octet-stream", make([]byte, 3*DefaultMaxMessageBytes), http.StatusBadRequest, "malformed"},
-		{"wrong content type", "supplier", "application/json", []byte(`{}`), http.StatusBadRequest, "bad-request"},
+		{"oversized body", "supplier", "application/octet-stream", make([]byte, 3*DefaultMaxMessageBytes), http.StatusRequestEntityTooLarge, "too-large"},
+		{"body one byte over a command's limit", "supplier", "application/octet-stream", make([]byte, DefaultMaxMessageBytes+1), http.StatusRequestEntityTooLarge, "too-large"},
+		{"oversized hex", "supplier", "text/plain", bytes.Repeat([]byte("DF"), 2*DefaultMaxMessageBytes), http.StatusRequestEntityTooLarge, "too-large"},
+		{"wrong content type", "supplier", "application/json", []byte(`{}`), http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"no content type", "supplier", "", signed, http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"malformed content type", "supplier", "text/", signed, http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"counter 2^64-1 to a pair with a last counter", "supplier", "application/octet-stream", command(t, e.supplier, e.device, codeDisable, 1<<64-1, true), http.StatusConflict, "counter-ahead"},
+		{"counter two days ahead of the clock, far above the last", "supplier", "application/octet-stream", command(t, e.supplier, e.device, codeRead, uint64(e.now().UnixMilli())+2*86_400_000, false), http.StatusConflict, "counter-ahead"},
 		{"someone else's command", "stranger", "application/octet-stream", command(t, e.supplier, e.device, codeDisable, 12, true), http.StatusForbidden, "originator-mismatch"},
 		{"not the owner", "stranger", "application/octet-stream", command(t, e.stranger, e.device, codeDisable, 12, true), http.StatusForbidden, "not-owner"},
 		{"pre-command", "supplier", "application/octet-stream", command(t, e.supplier, e.device, codeDisable, 13, false), http.StatusForbidden, "signature"},
@@ -227,12 +285,18 @@ func TestAPICommands(t *testing.T) {
 	var firstID string
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			seq := e.auditSeq(t)
 			r, err := e.do(t, tt.who, "POST", "/v1/commands", tt.ctype, tt.body)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if r.status != tt.wantStatus || r.problem.Code != tt.wantCode {
 				t.Fatalf("status %d code %q (%s), want %d %q", r.status, r.problem.Code, r.body, tt.wantStatus, tt.wantCode)
+			}
+			if tt.wantCode != "" {
+				// Every refusal is audited once: by the pipeline, or by the
+				// API for what never reached it.
+				e.wantRefusalAudited(t, seq, map[string]party{"supplier": e.supplier, "stranger": e.stranger}[tt.who], "command.refused", tt.wantCode)
 			}
 			if tt.wantCode != "" && (r.problem.Type != ProblemTypeBase+tt.wantCode || r.problem.Status != tt.wantStatus || r.problem.Title == "") {
 				t.Fatalf("problem %+v", r.problem)
@@ -316,10 +380,12 @@ func TestAPICommands(t *testing.T) {
 		}
 	})
 	t.Run("unknown route", func(t *testing.T) {
+		seq := e.auditSeq(t)
 		r, _ := e.do(t, "supplier", "GET", "/v1/nothing", "", nil)
 		if r.status != 404 || r.problem.Code != "not-found" {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
+		e.wantRefusalAudited(t, seq, e.supplier, "api.refused", "not-found")
 	})
 	t.Run("metrics", func(t *testing.T) {
 		r, _ := e.do(t, "supplier", "GET", "/metrics", "", nil)
@@ -355,6 +421,7 @@ func TestAPIRevocationOnOpenConnection(t *testing.T) {
 
 func TestAPIServiceRequests(t *testing.T) {
 	e := newAPIEnv(t)
+	ms := uint64(e.now().UnixMilli()) // the counter the router picks first
 	tests := []struct {
 		name       string
 		who        string
@@ -364,7 +431,12 @@ func TestAPIServiceRequests(t *testing.T) {
 		critical   bool
 	}{
 		{"disable supply", "supplier", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`, 200, "", true},
+		{"counter given, 2^32+1 above the last", "supplier", fmt.Sprintf(`{"serviceReference":"4.1.1","target":"AAAAAAAAAAAAAAAA","counter":%d}`, ms+1<<32+1), 409, "counter-ahead", false},
+		{"counter given, not above the last", "supplier", `{"serviceReference":"4.1.1","target":"AAAAAAAAAAAAAAAA","counter":5}`, 409, "replay", false},
+		{"counter given, 2^32 above the last", "supplier", fmt.Sprintf(`{"serviceReference":"4.1.1","target":"AAAAAAAAAAAAAAAA","counter":%d}`, ms+1<<32), 200, "", false},
 		{"register read", "supplier", `{"serviceReference":"4.1.1","target":"AAAAAAAAAAAAAAAA"}`, 200, "", false},
+		{"counter 2^64-1 given for a first command", "supplier", `{"serviceReference":"4.1.1","target":"CCCCCCCCCCCCCCCC","counter":18446744073709551615}`, 409, "counter-ahead", false},
+		{"counter a day and a second ahead of the clock for a first command", "supplier", fmt.Sprintf(`{"serviceReference":"4.1.1","target":"CCCCCCCCCCCCCCCC","counter":%d}`, ms+86_401_000), 409, "counter-ahead", false},
 		{"profile read by other user without a key-agreement certificate", "other", `{"serviceReference":"4.8.1","target":"AAAAAAAAAAAAAAAA","parameters":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"}}`, 403, "certificate-path", false},
 		{"supply status by other user: not eligible", "other", `{"serviceReference":"7.4","target":"AAAAAAAAAAAAAAAA"}`, 403, "role-not-eligible", false},
 		{"tariff", "supplier", `{"serviceReference":"1.1.1","target":"AAAAAAAAAAAAAAAA","parameters":{"standingChargeMilliPence":50000,"rates":[{"fromSlot":0,"priceMilliPence":24500}]}}`, 200, "", true},
@@ -376,8 +448,10 @@ func TestAPIServiceRequests(t *testing.T) {
 		{"not eligible", "other", `{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`, 403, "role-not-eligible", false},
 		{"no gas enable", "supplier", `{"serviceReference":"7.1","target":"AAAAAAAAAAAAAAAA","fuel":"gas"}`, 400, "bad-request", false},
 	}
+	parties := map[string]party{"supplier": e.supplier, "other": e.other}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			seq := e.auditSeq(t)
 			r, err := e.do(t, tt.who, "POST", "/v1/service-requests", "application/json", []byte(tt.body))
 			if err != nil {
 				t.Fatal(err)
@@ -386,6 +460,14 @@ func TestAPIServiceRequests(t *testing.T) {
 				t.Fatalf("status %d code %q (%s), want %d %q", r.status, r.problem.Code, r.body, tt.wantStatus, tt.wantCode)
 			}
 			if r.status != 200 {
+				a := e.wantRefusalAudited(t, seq, parties[tt.who], "service-request.refused", tt.wantCode)
+				var in struct {
+					Target string `json:"target"`
+				}
+				json.Unmarshal([]byte(tt.body), &in)
+				if tt.wantCode != "bad-request" && a.Details["target"] != in.Target {
+					t.Errorf("audit entry %+v does not name the target %s", a, in.Target)
+				}
 				return
 			}
 			var pc PreCommand
@@ -401,12 +483,35 @@ func TestAPIServiceRequests(t *testing.T) {
 				t.Fatal("critical request did not give a pre-command")
 			}
 			// The second step: sign (when critical) and submit.
-			p := map[string]party{"supplier": e.supplier, "other": e.other}[tt.who]
+			p := parties[tt.who]
 			msg := marshal(t, m, p.ds, tt.critical)
 			r, err = e.do(t, tt.who, "POST", "/v1/commands", "application/octet-stream", msg)
 			if err != nil || r.status != http.StatusAccepted {
 				t.Fatalf("submitting the signed pre-command: %v %d %s", err, r.status, r.body)
 			}
+		})
+	}
+	// Refused before the body is read as JSON: audited all the same.
+	for _, tt := range []struct {
+		name, ctype string
+		body        []byte
+		status      int
+		code        string
+	}{
+		{"wrong content type", "text/plain", []byte(`{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`), http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"no content type", "", []byte(`{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`), http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"oversized", "application/json", []byte(`{"serviceReference":"` + strings.Repeat("7", 200<<10) + `"}`), http.StatusRequestEntityTooLarge, "too-large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			seq := e.auditSeq(t)
+			r, err := e.do(t, "supplier", "POST", "/v1/service-requests", tt.ctype, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.status != tt.status || r.problem.Code != tt.code {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			e.wantRefusalAudited(t, seq, e.supplier, "service-request.refused", tt.code)
 		})
 	}
 }
@@ -505,4 +610,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	if got := doc.Components.Schemas.ServiceRequest.Properties.Ref.Enum; !slices.Equal(got, SupportedServiceRequests()) {
 		t.Errorf("documented service requests %v, supported %v", got, SupportedServiceRequests())
 	}
+	// Exactly the routes served, every $ref resolved, and the limits'
+	// refusals documented on every operation.
+	apiservertest.CheckOpenAPI(t, "../docs/api/router.json", apiserver.Routes(s.e), "414", "431")
 }

@@ -77,5 +77,6 @@ func (r *Router) ForwardReleased(ctx context.Context, q anomaly.Quarantine) (Rec
 	if q.State != anomaly.StateReleased {
 		return Receipt{}, fmt.Errorf("%w: quarantined command %s is %s, not released", ErrBadRequest, q.Ref, q.State)
 	}
-	return r.SubmitReleased(ctx, Caller{EUI: q.User, Role: q.UserRole}, q.Command)
+	rc, err := r.SubmitReleased(ctx, Caller{EUI: q.User, Role: q.UserRole}, q.Command)
+	return rc, audited(err) // the pipeline audited its refusal
 }

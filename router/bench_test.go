@@ -2,9 +2,9 @@ package router
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,37 +13,15 @@ import (
 
 // BenchmarkSubmit measures the whole pipeline for signed critical commands
 // on the embedded store: parse, checks, one P-256 verification, the counter,
-// the anomaly detector on the store, the MAC with a cached Z, the durable
-// record with its outbox row, and the audit entry. Commands are signed
-// before the clock starts.
+// then one group commit deciding the anomaly thresholds (on the store),
+// sealing with a cached Z and recording with the outbox row and the audit
+// entry. Commands are signed before the clock starts.
 func BenchmarkSubmit(b *testing.B) {
-	for _, group := range []bool{false, true} {
-		for _, realDetector := range []bool{true, false} {
-			name := fmt.Sprintf("group-commit=%t/anomaly-store=%t", group, realDetector)
-			b.Run(name, func(b *testing.B) { benchmarkSubmit(b, group, realDetector) })
-		}
-	}
-}
-
-// benchmarkSubmit runs the pipeline with the store's ledger or the group
-// ledger, and with the anomaly detector on the store or an in-memory fake
-// (to show the router's own share).
-func benchmarkSubmit(b *testing.B, group, realDetector bool) {
 	ctx := context.Background()
 	e := newStoreEnv(b, nil)
-	var ledger Ledger = e.st
-	if group {
-		g := NewGroupLedger(e.db, 1, 256)
-		defer g.Close()
-		ledger = g
-	}
-	var detector Detector = e.det
-	if realDetector {
-		det, err := anomaly.New(ctx, anomaly.Config{Store: e.db.Anomaly(), Now: e.now})
-		if err != nil {
-			b.Fatal(err)
-		}
-		detector = NewAnomalyDetector(det)
+	det, err := anomaly.New(ctx, anomaly.Config{Store: e.db.Anomaly(), Now: e.now})
+	if err != nil {
+		b.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
@@ -51,7 +29,7 @@ func benchmarkSubmit(b *testing.B, group, realDetector bool) {
 		b.Fatal(err)
 	}
 	r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: e.st, Certificates: e.certs,
-		Detector: detector, Ledger: ledger, Auditor: e.st, Clock: e.now, Metrics: m})
+		Ledger: e.st, Admitter: NewGroupAdmitter(e.db, det, 1, time.Minute, e.now), Auditor: e.st, Clock: e.now, Metrics: m})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -83,11 +83,11 @@ func (d *ConsentDesk) RequestCIN(ctx context.Context, caller Caller, target smki
 	}
 	cin := uint32(n.Int64())
 	r := d.router
-	last, _, err := r.cfg.Ledger.LastCounter(ctx, r.cfg.ACB, target)
+	last, known, err := r.cfg.Ledger.LastCounter(ctx, r.cfg.ACB, target)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("%w: reading counter: %w", ErrUnavailable, err)
 	}
-	counter := max(uint64(r.now().UnixMilli()), last+1)
+	counter := pickCounter(last, known, r.now())
 	payload, err := cinPayload(payloadContext{code: code, counter: counter, user: caller.EUI, target: target, now: r.now()}, cin)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -101,7 +101,7 @@ func (d *ConsentDesk) RequestCIN(ctx context.Context, caller Caller, target smki
 	}
 	rc, err := r.run(ctx, &submission{caller: caller, raw: raw, cinRequest: true})
 	if err != nil {
-		return Receipt{}, err
+		return Receipt{}, audited(err) // the pipeline audited its refusal
 	}
 	now := r.now()
 	if err := d.db.PutCINChallenge(ctx, target.String(), caller.EUI.String(), cinHash(rc.ID, cinText(cin)), rc.ID, now, now.Add(CINValidity)); err != nil {
@@ -193,7 +193,7 @@ func (d *ConsentDesk) ConfirmCIN(ctx context.Context, caller Caller, in ConsentR
 	case errors.Is(err, store.ErrCINMismatch):
 		d.router.audit(ctx, AuditEvent{Action: "consent.refused", Caller: caller, Target: in.Device, Kind: ErrNotOwner.Code(),
 			Detail: "wrong CIN read back: " + err.Error(), At: now})
-		return store.Consent{}, fmt.Errorf("%w: %w", ErrNotOwner, err)
+		return store.Consent{}, audited(fmt.Errorf("%w: %w", ErrNotOwner, err))
 	case err != nil:
 		return store.Consent{}, fmt.Errorf("%w: checking the CIN: %w", ErrUnavailable, err)
 	}

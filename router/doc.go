@@ -21,14 +21,17 @@
 // service request, target device known and owned by the caller for its role
 // (or live consent for an other user), organisation certificate path and
 // revocation, signature for critical commands, counter strictly greater than
-// the last forwarded for (originator, target), anomaly thresholds; only then
-// is the MAC computed, the command recorded together with its outbox row in
-// one transaction, and the caller told "accepted". Every refusal has its own
+// the last forwarded for (originator, target) and not far ahead, then the
+// ECDH with the device (outside any transaction), then admission: in one
+// transaction per group of concurrent commands (the Admitter), the counter
+// again, the anomaly thresholds, and only for what they let through the MAC
+// (KDF and GMAC) and the record with its outbox row; only then is the caller
+// told "accepted". Every refusal has its own
 // error kind (see Kind), usable with errors.Is, mapped to an HTTP status and
 // error code in one place, and lands in the audit log.
 //
-// Every dependency (the device registry, certificates, the anomaly
-// detector, the key-agreement key, the ledger, the transport) is a small
+// Every dependency (the device registry, certificates, the admitter, the
+// key-agreement key, the ledger, the transport) is a small
 // interface declared here by the consumer; the GBCS codec is package
 // commands.
 //
@@ -40,7 +43,7 @@
 // correlated, checked and queued for their caller alone); Server (the HTTP
 // API with mutual TLS, problem+json errors, polling and server-sent events,
 // the user's quarantine, the CIN consent flow, OpenAPI and metrics);
-// Storage, GroupLedger, StoreCertificates and StoreRevocations (the
+// Storage, GroupAdmitter, StoreCertificates and StoreRevocations (the
 // interfaces over package store, with group commit); Registrar and
 // ConsentDesk (device registry and consent records); and Service, which
 // wires them for "metertrust serve router".

@@ -68,6 +68,13 @@ var (
 	// ErrReplay: the originator counter is not greater than the last
 	// forwarded for this originator and target.
 	ErrReplay = kind("replay", http.StatusConflict, "counter not greater than the last forwarded")
+	// ErrCounterAhead: the originator counter is further ahead than the
+	// router's bound allows (spec gbcs-security.md section 7, our rule):
+	// more than 2^32 above the last forwarded for this originator and
+	// target, or, for the pair's first command, more than one day ahead of
+	// the clock in milliseconds. Forwarded, it would leave the device
+	// refusing every later command from the originator.
+	ErrCounterAhead = kind("counter-ahead", http.StatusConflict, "counter too far ahead of the last forwarded or the clock")
 	// ErrQuarantined: the command breached an anomaly detection threshold
 	// and was quarantined, not forwarded.
 	ErrQuarantined = kind("quarantined", http.StatusTooManyRequests, "command quarantined by anomaly detection")
@@ -83,6 +90,24 @@ var (
 	// ErrUnavailable: a dependency (store, key store, detector) failed; the
 	// command was not accepted and may be resubmitted.
 	ErrUnavailable = kind("unavailable", http.StatusServiceUnavailable, "service temporarily unavailable")
+
+	// The HTTP layer's own kinds: requests refused before any handler
+	// reads them as a command or a service request.
+
+	// ErrMethodNotAllowed: a known path called with a method it does not
+	// answer; the response's Allow header lists those it does.
+	ErrMethodNotAllowed = kind("method-not-allowed", http.StatusMethodNotAllowed, "method not allowed")
+	// ErrTooLarge: the request body is over the route's limit.
+	ErrTooLarge = kind("too-large", http.StatusRequestEntityTooLarge, "request body too large")
+	// ErrUnsupportedMediaType: the request body's Content-Type is missing,
+	// malformed or not one the route reads.
+	ErrUnsupportedMediaType = kind("unsupported-media-type", http.StatusUnsupportedMediaType, "unsupported media type")
+	// ErrURITooLong: the request target (path and query) is over the
+	// router's limit.
+	ErrURITooLong = kind("uri-too-long", http.StatusRequestURITooLong, "request target too long")
+	// ErrHeaderTooLarge: the request's header fields are over the router's
+	// limit.
+	ErrHeaderTooLarge = kind("header-too-large", http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
 )
 
 // KindOf returns the Kind err wraps, or ErrUnavailable for an error that

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/metertrust/metertrust/anomaly"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,42 @@ func (f *fakeDetector) Check(_ context.Context, s Screening) (Verdict, error) {
 		return Verdict{Quarantined: true, Reference: fmt.Sprintf("Q-%d", s.Counter), Breach: "user threshold"}, nil
 	}
 	return Verdict{}, nil
+}
+
+// fakeAdmitter decides with a Check (the fake detector, or package
+// anomaly's Detector over its in-memory store), then seals and records with
+// the fake ledger: the GroupAdmitter's steps, without the store.
+type fakeAdmitter struct {
+	check  func(context.Context, Screening) (Verdict, error)
+	ledger *fakeLedger
+}
+
+func (f fakeAdmitter) Admit(ctx context.Context, a Admission) (Verdict, error) {
+	if !a.Released {
+		v, err := f.check(ctx, a.Screening)
+		if err != nil || v.Quarantined {
+			return v, err
+		}
+	}
+	msg, err := a.Seal()
+	if err != nil {
+		return Verdict{}, err
+	}
+	r := a.Record
+	r.Message = msg
+	return Verdict{}, f.ledger.Record(ctx, r, a.Audit)
+}
+
+// detectorCheck adapts package anomaly's Detector to fakeAdmitter.
+func detectorCheck(d *anomaly.Detector) func(context.Context, Screening) (Verdict, error) {
+	return func(ctx context.Context, s Screening) (Verdict, error) {
+		dec, err := d.Check(ctx, anomaly.Request{ID: s.ID, User: s.Caller.EUI, UserRole: s.Caller.Role,
+			ServiceRef: s.Ref, Target: s.Target, Attributes: s.Attributes, Command: s.Message, At: s.At})
+		if err != nil || !dec.Quarantined {
+			return Verdict{}, err
+		}
+		return Verdict{Quarantined: true, Reference: dec.Ref, Breach: fmt.Sprintf("%s: %s", dec.Kind, dec.Detail)}, nil
+	}
 }
 
 type fakeKA struct {
@@ -288,7 +325,7 @@ func newWorld(t testing.TB) *world {
 func (w *world) router(t testing.TB) *Router {
 	t.Helper()
 	r, err := New(Config{ACB: w.acb, ACBKey: w.acbKA, Catalogue: w.cat, Registry: w.reg, Certificates: w.certs,
-		Detector: w.det, Ledger: w.ledger, Auditor: w.audit, Clock: func() time.Time { return w.now }})
+		Ledger: w.ledger, Admitter: fakeAdmitter{w.det.Check, w.ledger}, Auditor: w.audit, Clock: func() time.Time { return w.now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,10 @@ type ForwardRecorder interface {
 	RecordForwarded(ctx context.Context, fs []Forward) (errs []error, err error)
 }
 
+// DefaultForwardLease bounds one forwarding attempt when the configuration
+// sets none.
+const DefaultForwardLease = 30 * time.Second
+
 // maxForwardGroup bounds the commands one RecordForwarded call records.
 const maxForwardGroup = 256
 
@@ -164,9 +168,13 @@ type ForwarderConfig struct {
 	Auditor Auditor
 	// Publisher, when set, is told about each new delivery.
 	Publisher Publisher
-	Metrics   *Metrics
-	Logger    *slog.Logger
-	Clock     func() time.Time
+	// Recorder, when set, records the commands the transport took (the
+	// GroupAdmitter, which puts them in the next group's transaction);
+	// else the Outbox does, when it is a ForwardRecorder.
+	Recorder ForwardRecorder
+	Metrics  *Metrics
+	Logger   *slog.Logger
+	Clock    func() time.Time
 	// Jitter returns a uniform value in [0, 1) for backoff jitter; nil for
 	// math/rand/v2.
 	Jitter func() float64
@@ -196,6 +204,11 @@ type Forwarder struct {
 	now  func() time.Time
 	wake chan struct{}
 	fwds forwardGroup
+	// sem bounds the attempts running at once; running holds Run's
+	// context while it runs, for Dispatch.
+	sem     chan struct{}
+	mu      sync.Mutex
+	running context.Context
 }
 
 // NewForwarder checks cfg and returns a Forwarder.
@@ -208,7 +221,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 			*d = v
 		}
 	}
-	def(&cfg.Lease, 30*time.Second)
+	def(&cfg.Lease, DefaultForwardLease)
 	def(&cfg.Poll, time.Second)
 	def(&cfg.BackoffBase, time.Second)
 	def(&cfg.BackoffMax, 5*time.Minute)
@@ -224,7 +237,10 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.Jitter == nil {
 		cfg.Jitter = rand.Float64
 	}
-	f := &Forwarder{cfg: cfg, log: cfg.Logger, now: cfg.Clock, wake: make(chan struct{}, 1)}
+	f := &Forwarder{cfg: cfg, log: cfg.Logger, now: cfg.Clock, wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers)}
+	if cfg.Recorder == nil {
+		f.cfg.Recorder, _ = cfg.Outbox.(ForwardRecorder)
+	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -243,9 +259,41 @@ func (f *Forwarder) Notify() {
 	}
 }
 
+// Dispatch attempts commands leased to this process when they were
+// recorded (GroupAdmitter's handoff), without claiming them from the
+// outbox. It never blocks; while Run is not running the commands wait for
+// their lease to end and are claimed then.
+func (f *Forwarder) Dispatch(ps []Pending) {
+	f.mu.Lock()
+	ctx := f.running
+	f.mu.Unlock()
+	if ctx == nil {
+		return
+	}
+	for _, p := range ps {
+		go func() {
+			select {
+			case f.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-f.sem }()
+			f.attempt(ctx, p)
+		}()
+	}
+}
+
 // Run forwards until ctx ends. On start it picks up whatever an earlier
 // process left undone.
 func (f *Forwarder) Run(ctx context.Context) error {
+	f.mu.Lock()
+	f.running = ctx
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running = nil
+		f.mu.Unlock()
+	}()
 	t := time.NewTicker(f.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -272,13 +320,12 @@ func (f *Forwarder) Drain(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("claiming outbox: %w", err)
 	}
-	sem := make(chan struct{}, f.cfg.Workers)
 	var wg sync.WaitGroup
 	for _, it := range items {
-		sem <- struct{}{}
+		f.sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { <-f.sem; wg.Done() }()
 			f.attempt(ctx, it)
 		}()
 	}
@@ -334,7 +381,7 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 // shared with concurrent attempts when the Outbox is a ForwardRecorder.
 // If that transaction fails, they are written apart as without one.
 func (f *Forwarder) forwarded(ctx context.Context, rec Record, detail string) {
-	if r, ok := f.cfg.Outbox.(ForwardRecorder); ok {
+	if r := f.cfg.Recorder; r != nil {
 		own, group := f.fwds.record(ctx, r, Forward{ID: rec.ID, At: f.now(), Audit: f.event("command.forwarded", rec, detail)})
 		if group == nil {
 			if own != nil {

@@ -6,6 +6,8 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"github.com/metertrust/metertrust/anomaly"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +59,7 @@ type storeEnv struct {
 	db      *store.DB
 	st      *Storage
 	router  *Router
+	anomaly *anomaly.Detector // the router's, on db
 	fwd     *Forwarder
 	tr      *scriptedTransport
 	hub     *Hub
@@ -108,12 +111,25 @@ func newStoreEnv(t testing.TB, db *store.DB) *storeEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.router, err = New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: e.st, Certificates: e.certs,
-		Detector: e.det, Ledger: e.st, Auditor: e.st, Notify: e.fwd.Notify, Clock: e.now})
+	e.router, e.anomaly = e.newRouter(t, db)
+	return e
+}
+
+// newRouter returns a router on db with the world's fake certificates, a
+// group admitter and an anomaly detector on db with no thresholds.
+func (e *storeEnv) newRouter(t testing.TB, db *store.DB) (*Router, *anomaly.Detector) {
+	t.Helper()
+	det, err := anomaly.New(context.Background(), anomaly.Config{Store: db.Anomaly(), Now: e.now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	st := NewStorage(db)
+	r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: st, Certificates: e.certs,
+		Ledger: st, Admitter: NewGroupAdmitter(db, det, 1, time.Minute, e.now), Auditor: st, Notify: e.fwd.Notify, Clock: e.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, det
 }
 
 func ecdsaBytes(t testing.TB, k *ecdsa.PublicKey) []byte {

@@ -21,18 +21,23 @@ func FuzzSubmit(f *testing.F) {
 	f.Add(w.urpCommand(f, w.other, w.device, codeProfile, 4))
 	f.Add([]byte{0xDF, 0x09, 0x01})
 	f.Add([]byte{0xE0})
-	if raw, err := os.ReadFile("testdata/gbcs-18-4.json"); err != nil {
+	// The GBCS 18.4 vector's command, from the package's own testdata
+	// (testdata/README.md): a seed that must be there, never skipped.
+	raw, err := os.ReadFile("testdata/gbcs-18-4.json")
+	if err != nil {
 		f.Fatal(err)
-	} else {
-		var v struct {
-			Message string `json:"message_hex"`
-		}
-		if json.Unmarshal(raw, &v) == nil {
-			if b, err := hex.DecodeString(v.Message); err == nil {
-				f.Add(b)
-			}
-		}
 	}
+	var v struct {
+		Message string `json:"message_hex"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		f.Fatalf("testdata/gbcs-18-4.json: %v", err)
+	}
+	b, err := hex.DecodeString(v.Message)
+	if err != nil || len(b) == 0 {
+		f.Fatalf("testdata/gbcs-18-4.json: message_hex %q: %v", v.Message, err)
+	}
+	f.Add(b)
 	r := w.router(f)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, msg []byte) {
@@ -61,8 +66,10 @@ func FuzzSubmit(f *testing.F) {
 }
 
 // FuzzServiceRequest decodes arbitrary JSON as the API does and builds the
-// command: it never panics and refuses with ErrBadRequest, ErrNotEligible
-// or (an other user without a key-agreement certificate) ErrCertPath only.
+// command: it never panics and refuses with ErrBadRequest, ErrNotEligible,
+// (an other user without a key-agreement certificate) ErrCertPath or (a
+// counter given that the counter stage would refuse) ErrReplay or
+// ErrCounterAhead only.
 func FuzzServiceRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"serviceReference":"7.2","target":"AAAAAAAAAAAAAAAA"}`,
@@ -88,7 +95,8 @@ func FuzzServiceRequest(f *testing.F) {
 		for _, c := range []Caller{w.supplier.caller(), w.other.caller()} {
 			pc, err := r.BuildServiceRequest(ctx, c, in)
 			if err != nil {
-				if !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrNotEligible) && !errors.Is(err, ErrCertPath) {
+				if !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrNotEligible) && !errors.Is(err, ErrCertPath) &&
+					!errors.Is(err, ErrReplay) && !errors.Is(err, ErrCounterAhead) {
 					t.Fatalf("BuildServiceRequest: %v", err)
 				}
 				continue

@@ -34,12 +34,7 @@ func TestTwoInstances(t *testing.T) {
 			if err := e.db.PutRouterDevices(ctx, devs...); err != nil {
 				t.Fatal(err)
 			}
-			second := NewStorage(open(t))
-			r2, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: second, Certificates: e.certs,
-				Detector: e.det, Ledger: second, Auditor: second, Clock: e.now})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r2, _ := e.newRouter(t, open(t))
 			routers := []*Router{e.router, r2}
 			var wg sync.WaitGroup
 			var mu sync.Mutex

@@ -36,9 +36,11 @@ type Config struct {
 	Catalogue    Catalogue
 	Registry     Registry
 	Certificates Certificates
-	Detector     Detector
-	Ledger       Ledger
-	Auditor      Auditor
+	// Ledger gives the last counters; Admitter decides the anomaly
+	// thresholds and records what passes, MAC'd, in one step.
+	Ledger   Ledger
+	Admitter Admitter
+	Auditor  Auditor
 	// Notify, when set, is called after a command is recorded, to wake the
 	// outbox worker. It must not block.
 	Notify func()
@@ -90,7 +92,7 @@ var ErrConfig = errors.New("router: invalid configuration")
 func New(cfg Config) (*Router, error) {
 	for name, dep := range map[string]any{
 		"ACBKey": cfg.ACBKey, "Catalogue": cfg.Catalogue, "Registry": cfg.Registry,
-		"Certificates": cfg.Certificates, "Detector": cfg.Detector, "Ledger": cfg.Ledger, "Auditor": cfg.Auditor,
+		"Certificates": cfg.Certificates, "Ledger": cfg.Ledger, "Admitter": cfg.Admitter, "Auditor": cfg.Auditor,
 	} {
 		if isNil(dep) {
 			return nil, fmt.Errorf("%w: %s is required", ErrConfig, name)
@@ -138,14 +140,17 @@ const (
 	StageCertPath     = "certificate-path"
 	StageSignature    = "signature"
 	StageCounter      = "counter"
-	StageAnomaly      = "anomaly"
-	StageMAC          = "mac"
-	StageRecord       = "record"
+	// StageKeyAgreement computes Z with the device (the ECDH, the costly
+	// half of the broker's MAC, kept out of the group commit).
+	StageKeyAgreement = "key-agreement"
+	// StageAdmit is the group commit: the anomaly thresholds, then for what
+	// passes the MAC (KDF and GMAC) and the durable record.
+	StageAdmit = "admit"
 )
 
 // Stages lists the pipeline stages in order.
 var Stages = []string{StageAuthenticate, StageParse, StageOriginator, StageEligibility, StageOwnership,
-	StageCertPath, StageSignature, StageCounter, StageAnomaly, StageMAC, StageRecord}
+	StageCertPath, StageSignature, StageCounter, StageKeyAgreement, StageAdmit}
 
 // submission carries one command through the stages.
 type submission struct {
@@ -157,8 +162,7 @@ type submission struct {
 	origin   smki.EUI // business originator
 	counter  uint64   // the business originator's counter
 	signer   *ecdsa.PublicKey
-	verdict  Verdict
-	forward  []byte
+	z        []byte // Z with the device, for the broker's MAC
 	record   Record
 	attrs    map[string]int64
 	received time.Time
@@ -210,9 +214,8 @@ func (r *Router) run(ctx context.Context, s *submission) (Receipt, error) {
 		{StageCertPath, r.certPath},
 		{StageSignature, r.signature},
 		{StageCounter, r.counterCheck},
-		{StageAnomaly, r.anomaly},
-		{StageMAC, r.mac},
-		{StageRecord, r.recordCommand},
+		{StageKeyAgreement, r.keyAgreement},
+		{StageAdmit, r.admit},
 	}
 	for _, st := range stages {
 		start := time.Now()
@@ -443,29 +446,10 @@ func (r *Router) counterCheck(ctx context.Context, s *submission) error {
 	if err != nil {
 		return fmt.Errorf("%w: reading counter: %w", ErrUnavailable, err)
 	}
-	if ok && s.counter <= last {
-		return fmt.Errorf("%w: counter %d is not greater than %d, the last forwarded from %s to %s", ErrReplay, s.counter, last, s.origin, s.msg.Recipient)
-	}
-	return nil
+	return checkCounter(s.origin, s.msg.Recipient, last, ok, s.counter, s.received)
 }
 
-func (r *Router) anomaly(ctx context.Context, s *submission) error {
-	if s.skipAnomaly {
-		return nil
-	}
-	v, err := r.cfg.Detector.Check(ctx, Screening{ID: s.id, Caller: s.caller, Target: s.msg.Recipient, Ref: s.sr.Ref,
-		Code: s.msg.Code, Counter: s.counter, Attributes: s.attrs, Message: s.raw, At: s.received})
-	if err != nil {
-		return fmt.Errorf("%w: anomaly detection: %w", ErrUnavailable, err)
-	}
-	if v.Quarantined {
-		return fmt.Errorf("%w: %s breach, quarantine event %s", ErrQuarantined, v.Breach, v.Reference)
-	}
-	s.verdict = v
-	return nil
-}
-
-func (r *Router) mac(ctx context.Context, s *submission) error {
+func (r *Router) keyAgreement(ctx context.Context, s *submission) error {
 	if s.device.KeyAgreement == nil {
 		return fmt.Errorf("%w: device %s has no key-agreement key in the registry", ErrUnknownDevice, s.device.EUI)
 	}
@@ -473,16 +457,23 @@ func (r *Router) mac(ctx context.Context, s *submission) error {
 	if err != nil {
 		return fmt.Errorf("%w: key agreement with device %s: %w", ErrUnavailable, s.device.EUI, err)
 	}
+	s.z = z
+	return nil
+}
+
+// seal returns the command with the broker's MAC under Z.
+func (r *Router) seal(s *submission) ([]byte, error) {
 	m := *s.msg
-	tag, err := acbMAC(&m, z)
+	tag, err := acbMAC(&m, s.z)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	m.MAC = tag
-	if s.forward, err = m.Marshal(); err != nil {
-		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	out, err := m.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	return nil
+	return out, nil
 }
 
 // sharedSecret returns Z for the ACB key and the device's KA key, from the
@@ -501,19 +492,30 @@ func (r *Router) sharedSecret(ctx context.Context, d Device) ([]byte, error) {
 	return z, nil
 }
 
-func (r *Router) recordCommand(ctx context.Context, s *submission) error {
+// admit offers the command to the Admitter: the anomaly thresholds, then,
+// only if they let it through, the MAC and the durable record, in one group
+// commit.
+func (r *Router) admit(ctx context.Context, s *submission) error {
 	s.record = Record{ID: s.id, Caller: s.caller, Originator: s.origin, Target: s.msg.Recipient, Counter: s.counter,
-		Code: s.msg.Code, Ref: s.sr.Ref, Critical: s.sr.Critical, Message: s.forward, Accepted: r.now()}
+		Code: s.msg.Code, Ref: s.sr.Ref, Critical: s.sr.Critical, Accepted: r.now()}
 	accepted := AuditEvent{Action: "command.accepted", Caller: s.caller, Target: s.record.Target, Counter: s.counter,
 		Code: s.msg.Code, CommandID: s.record.ID, Detail: "service request " + s.sr.Ref, At: s.record.Accepted}
 	if s.skipAnomaly {
 		accepted.Detail += ", released from quarantine"
 	}
-	if err := r.cfg.Ledger.Record(ctx, s.record, accepted); err != nil {
-		if errors.Is(err, ErrReplay) {
-			return err
-		}
-		return fmt.Errorf("%w: recording command: %w", ErrUnavailable, err)
+	v, err := r.cfg.Admitter.Admit(ctx, Admission{
+		Screening: Screening{ID: s.id, Caller: s.caller, Target: s.msg.Recipient, Ref: s.sr.Ref, Code: s.msg.Code,
+			Counter: s.counter, Attributes: s.attrs, Message: s.raw, At: s.received},
+		Released: s.skipAnomaly, Record: s.record, Audit: accepted,
+		Seal: func() ([]byte, error) { return r.seal(s) },
+	})
+	switch {
+	case err != nil && (errors.Is(err, ErrReplay) || errors.Is(err, ErrMalformed)):
+		return err
+	case err != nil:
+		return fmt.Errorf("%w: admitting command: %w", ErrUnavailable, err)
+	case v.Quarantined:
+		return fmt.Errorf("%w: %s breach, quarantine event %s", ErrQuarantined, v.Breach, v.Reference)
 	}
 	return nil
 }

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/metertrust/metertrust/anomaly"
 	"maps"
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/smki"
@@ -213,6 +215,13 @@ func TestSubmitRefusesOnStore(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newStoreEnv(t, open(t)(t))
 			prepareRefusals(t, e.world, e.router)
+			// The store's detector quarantines the supplier's next
+			// disconnect: one per hour, and prepareRefusals sent one.
+			admin := anomaly.Actor{ID: "op", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
+			if _, err := e.anomaly.SetThreshold(ctx, admin, anomaly.Threshold{Scope: anomaly.ScopeUserService, ServiceRef: "7.2",
+				Limit: 1, Window: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
 			parties := []party{e.supplier, e.gasSupplier, e.distributor, e.other, e.stranger}
 			snapshot := func() (int64, map[string]uint64) {
 				n, err := e.st.Depth(ctx)

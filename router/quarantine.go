@@ -63,6 +63,17 @@ func anomalyErr(err error) error {
 	return fmt.Errorf("%w: quarantine: %w", ErrUnavailable, err)
 }
 
+// decisionErr maps the error of a release or delete: the detector audits
+// the decisions it refuses (not found, not the user's, already decided, no
+// reason), so those are marked audited; a failure of its own is not.
+func decisionErr(err error) error {
+	err = anomalyErr(err)
+	if KindOf(err) != ErrUnavailable {
+		return audited(err)
+	}
+	return err
+}
+
 // getQuarantine: GET /v1/quarantine?state=quarantined lists the caller's
 // quarantined commands, newest first.
 func (s *Server) getQuarantine(c echo.Context) error {
@@ -109,13 +120,13 @@ func (s *Server) decideQuarantine(release bool) echo.HandlerFunc {
 		if !release {
 			q, err := s.cfg.Quarantine.Delete(ctx, ref, userActor(caller), in.Reason)
 			if err != nil {
-				return anomalyErr(err)
+				return decisionErr(err)
 			}
 			return c.JSON(http.StatusOK, quarantineViewOf(q))
 		}
 		q, err := s.cfg.Quarantine.Release(ctx, ref, userActor(caller), in.Reason)
 		if err != nil {
-			return anomalyErr(err)
+			return decisionErr(err)
 		}
 		rc, err := s.cfg.Router.ForwardReleased(ctx, q)
 		if err != nil {

@@ -95,7 +95,7 @@ type Screening struct {
 }
 
 // Record is the durable record of an accepted command: written with its
-// outbox row and the counter advance in one transaction.
+// outbox row and the counter advance in one transaction (the Admitter's).
 type Record struct {
 	ID     string
 	Caller Caller
@@ -156,11 +156,6 @@ type Certificates interface {
 	VerifyPath(ctx context.Context, der []byte, at time.Time) (*ecdsa.PublicKey, error)
 }
 
-// Detector is the anomaly detector (package anomaly, adapted).
-type Detector interface {
-	Check(ctx context.Context, s Screening) (Verdict, error)
-}
-
 // KeyAgreement is the access control broker's key-agreement private key, in
 // the key store: it computes Z with a device's public key and never exposes
 // the private key.
@@ -168,16 +163,11 @@ type KeyAgreement interface {
 	ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error)
 }
 
-// Ledger is the router's durable state.
+// Ledger gives the router's recorded counters (the Admitter records them).
 type Ledger interface {
 	// LastCounter returns the last counter forwarded for (originator,
 	// target), and false when none was.
 	LastCounter(ctx context.Context, originator, target smki.EUI) (uint64, bool, error)
-	// Record stores the command and its outbox row, advances the counter
-	// for (originator, target) to r.Counter and appends the audit entry e,
-	// in one transaction, failing with an error wrapping ErrReplay (and
-	// storing nothing) when the stored counter is no longer below r.Counter.
-	Record(ctx context.Context, r Record, e AuditEvent) error
 }
 
 // Auditor appends audit entries.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -67,7 +68,7 @@ type Service struct {
 	Server    *Server
 	Storage   *Storage
 	Hub       *Hub
-	ledger    *GroupLedger
+	Admitter  *GroupAdmitter
 	cfg       ServiceConfig
 	tls       *tls.Config
 	metrics   *Metrics
@@ -99,45 +100,46 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	st := NewStorage(cfg.DB)
-	committers := 1 // SQLite has one writer
+	leaders := 1 // SQLite has one writer; on PostgreSQL two, leaving pool connections for reads
 	if cfg.DB.Dialect() == store.DialectPostgres {
-		committers = 4
+		leaders = 2
 	}
-	ledger := NewGroupLedger(cfg.DB, committers, 256)
+	if cfg.ForwardLease <= 0 {
+		cfg.ForwardLease = DefaultForwardLease
+	}
+	admitter := NewGroupAdmitter(cfg.DB, cfg.Detector, leaders, cfg.ForwardLease, cfg.Clock)
 	hub := NewHub()
 	fwd, err := NewForwarder(ForwarderConfig{Outbox: st, Transport: cfg.Transport, Registry: st, ACB: cfg.ACB, Auditor: st,
-		Publisher: hub, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock, Lease: cfg.ForwardLease})
+		Publisher: hub, Recorder: admitter, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock, Lease: cfg.ForwardLease})
 	if err != nil {
 		return nil, err
 	}
+	admitter.SetForwarder(fwd.Dispatch, fwd.Notify)
 	r, err := New(Config{ACB: cfg.ACB, ACBKey: cfg.ACBKey, Catalogue: GBCSCatalogue{}, Registry: st,
-		Certificates: NewStoreCertificates(cfg.DB, time.Minute, cfg.Clock), Detector: NewAnomalyDetector(cfg.Detector),
-		Ledger: ledger, Auditor: st, Notify: fwd.Notify, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
+		Certificates: NewStoreCertificates(cfg.DB, time.Minute, cfg.Clock), Ledger: st, Admitter: admitter,
+		Auditor: st, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
 	if err != nil {
-		ledger.Close()
 		return nil, err
 	}
 	rev := NewStoreRevocations(cfg.DB, cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
 	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Consents: NewConsentDesk(r, cfg.DB, nil), Identify: cfg.Identify,
 		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
-		ledger.Close()
 		return nil, err
 	}
-	return &Service{Router: r, Forwarder: fwd, Server: srv, Storage: st, Hub: hub, ledger: ledger, cfg: cfg, metrics: m,
+	return &Service{Router: r, Forwarder: fwd, Server: srv, Storage: st, Hub: hub, Admitter: admitter, cfg: cfg, metrics: m,
 		tls: TLSConfig(cfg.ClientCAs, cfg.ServerCertificate, rev), log: cfg.Logger.With("component", "router.service")}, nil
 }
 
-// Run serves the API on ln with mutual TLS and runs the forwarder and the
-// anomaly detector's background work until ctx ends, then shuts the server
-// down gracefully.
+// Run serves the API on ln with mutual TLS (apiserver.Serve, with its fixed
+// timeouts and header limit) and runs the forwarder and the anomaly
+// detector's background work until ctx ends, then shuts the server down
+// gracefully.
 func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hs := &http.Server{Handler: s.Server.Handler(), TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	run := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -151,21 +153,19 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	run("forwarder", func() error { return s.Forwarder.Run(ctx) })
 	run("anomaly detector", func() error { return s.cfg.Detector.Run(ctx) })
 	run("quarantine gauge", func() error { return s.watchQuarantine(ctx) })
-	run("https", func() error { return hs.ServeTLS(ln, "", "") })
-	s.log.InfoContext(ctx, "router listening", "addr", ln.Addr().String())
+	// The API on the shared server set-up: the timeouts and header limit
+	// of the operator and repository APIs, with the router's mutual TLS. It
+	// shuts down gracefully once ctx ends, ending the event streams first.
+	run("https", func() error {
+		return apiserver.Serve(ctx, ln, s.Server.Handler(), apiserver.Options{Service: "router", Name: "router",
+			Logger: s.log, ShutdownTimeout: 10 * time.Second, TLS: s.tls, BeforeShutdown: s.Server.EndStreams})
+	})
 	<-ctx.Done()
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer scancel()
-	shutErr := hs.Shutdown(sctx)
-	wg.Wait()
-	s.ledger.Close() // every command told "accepted" is committed by now
+	wg.Wait() // every command told "accepted" is committed by now
 	close(errs)
 	var all []error
 	for err := range errs {
 		all = append(all, err)
-	}
-	if shutErr != nil {
-		all = append(all, fmt.Errorf("shutting down: %w", shutErr))
 	}
 	return errors.Join(all...)
 }

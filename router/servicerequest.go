@@ -28,8 +28,12 @@ type ServiceRequestInput struct {
 	// Fuel selects the use case: "electricity" (ESME, the default) or "gas"
 	// (GSME).
 	Fuel string `json:"fuel,omitempty"`
-	// Counter is the originator counter; zero lets the router choose one
-	// above both the clock in milliseconds and the last forwarded.
+	// Counter is the originator counter; zero lets the router choose one:
+	// the clock in milliseconds, or one above the last forwarded when that
+	// is later, and at most 2^32 above the last. A counter the pipeline
+	// would refuse (not above the last forwarded, more than 2^32 above it,
+	// or, for the pair's first command, more than a day ahead of the clock)
+	// is refused at once.
 	Counter uint64 `json:"counter,omitempty"`
 	// Parameters are the request's own parameters (see SupportedServiceRequests).
 	Parameters json.RawMessage `json:"parameters,omitempty"`
@@ -228,9 +232,10 @@ func SupportedServiceRequests() []string {
 // BuildServiceRequest turns a service request into the command the caller
 // signs (critical) or submits as it is: addressed from the caller (or, for
 // an other user, from the access control broker with the caller as unknown
-// remote party), with an originator counter above the last forwarded. The
-// caller's role must be eligible for the request; ownership and the rest
-// are checked when the command is submitted.
+// remote party), with an originator counter the counter stage will accept
+// (spec section 7): a given counter it would refuse is refused here with
+// the same error. The caller's role must be eligible for the request;
+// ownership and the rest are checked when the command is submitted.
 func (r *Router) BuildServiceRequest(ctx context.Context, caller Caller, in ServiceRequestInput) (PreCommand, error) {
 	s := &submission{caller: caller}
 	if err := r.authenticate(ctx, s); err != nil {
@@ -270,15 +275,22 @@ func (r *Router) BuildServiceRequest(ctx context.Context, caller Caller, in Serv
 	if caller.Role == smki.UserOther {
 		originator = r.cfg.ACB
 	}
+	// The counter, given or picked, must be one the pipeline will accept
+	// (spec section 7): a command built with any other could only be
+	// refused when submitted.
+	last, known, err := r.cfg.Ledger.LastCounter(ctx, originator, in.Target)
+	if err != nil {
+		return PreCommand{}, fmt.Errorf("%w: reading counter: %w", ErrUnavailable, err)
+	}
+	now := r.now()
 	counter := in.Counter
 	if counter == 0 {
-		last, _, err := r.cfg.Ledger.LastCounter(ctx, originator, in.Target)
-		if err != nil {
-			return PreCommand{}, fmt.Errorf("%w: reading counter: %w", ErrUnavailable, err)
-		}
-		counter = max(uint64(r.now().UnixMilli()), last+1)
+		counter = pickCounter(last, known, now)
 	}
-	payload, err := b.payload(payloadContext{code: code, counter: counter, user: caller.EUI, target: in.Target, now: r.now()}, in.Parameters)
+	if err := checkCounter(originator, in.Target, last, known, counter, now); err != nil {
+		return PreCommand{}, err
+	}
+	payload, err := b.payload(payloadContext{code: code, counter: counter, user: caller.EUI, target: in.Target, now: now}, in.Parameters)
 	if err != nil {
 		if KindOf(err) == ErrUnavailable {
 			err = fmt.Errorf("%w: %w", ErrBadRequest, err)

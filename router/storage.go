@@ -21,7 +21,6 @@ type routerStore interface {
 	RouterDevice(ctx context.Context, eui string) (store.RouterDevice, error)
 	LiveConsent(ctx context.Context, device, user, ref string, at time.Time) (store.Consent, bool, error)
 	LastCounter(ctx context.Context, originator, target string) (uint64, bool, error)
-	RecordCommand(ctx context.Context, c store.RouterCommand, audit *store.AuditEvent) error
 	RouterCommand(ctx context.Context, id string) (store.RouterCommand, error)
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
 	MarkForwarded(ctx context.Context, id string, at time.Time) error
@@ -86,17 +85,6 @@ func (s *Storage) LiveConsent(ctx context.Context, q Consent) (bool, error) {
 // LastCounter implements Ledger.
 func (s *Storage) LastCounter(ctx context.Context, originator, target smki.EUI) (uint64, bool, error) {
 	return s.db.LastCounter(ctx, originator.String(), target.String())
-}
-
-// Record implements Ledger: the command, its outbox row, the counter and
-// the audit entry e commit together.
-func (s *Storage) Record(ctx context.Context, r Record, e AuditEvent) error {
-	a := toStoreAudit(e)
-	err := s.db.RecordCommand(ctx, toStoreCommand(r), &a)
-	if errors.Is(err, store.ErrStaleCounter) {
-		return fmt.Errorf("%w: %w", ErrReplay, err)
-	}
-	return err
 }
 
 // Command is an accepted command as the caller may see it.
@@ -328,9 +316,11 @@ type certStore interface {
 
 // StoreCertificates implements Certificates over the SMKI repository in
 // the store: organisation certificates looked up by EUI, role and usage
-// (revoked ones excluded at once), paths validated with smki.Verify against
-// the stored root and organisation CA and their latest CRLs. The trust
-// material is reloaded every Refresh.
+// (revoked ones excluded at once: the look-up is made for every command, so
+// a revocation stored by any process takes effect on every instance with
+// the next command), paths validated with smki.Verify against the stored
+// root and organisation CA and their latest CRLs. The trust material is
+// reloaded every Refresh.
 type StoreCertificates struct {
 	db      certStore
 	refresh time.Duration
@@ -497,4 +487,10 @@ func (r *StoreRevocations) Revoked(ctx context.Context, cert *x509.Certificate) 
 		r.serials, r.loaded = m, now
 	}
 	return r.serials[cert.SerialNumber.String()], nil
+}
+
+func toStoreCommand(r Record) store.RouterCommand {
+	return store.RouterCommand{ID: r.ID, Caller: r.Caller.EUI.String(), CallerRole: string(r.Caller.Role),
+		Originator: r.Originator.String(), Target: r.Target.String(), Counter: r.Counter, Code: uint16(r.Code),
+		ServiceRef: r.Ref, Critical: r.Critical, Message: r.Message, AcceptedAt: r.Accepted}
 }

@@ -170,20 +170,7 @@ func (s *AnomalyStore) decideGroup(ctx context.Context, batch []*pendingCheck) {
 		if ptx, ok := tx.(pgTx); ok {
 			return decidePostgres(ctx, ptx, batch)
 		}
-		for _, p := range batch {
-			counts, err := countEvents(ctx, tx, p.counters)
-			if err != nil {
-				return err
-			}
-			p.out = outcome(p.counters, counts)
-			if !p.out.Passed() {
-				continue
-			}
-			if err := insertEvents(ctx, tx, p.ev); err != nil {
-				return err
-			}
-		}
-		return nil
+		return decideSQLite(ctx, tx, batch)
 	})
 	for _, p := range batch {
 		if err != nil {
@@ -538,6 +525,21 @@ func (s *AnomalyStore) DeleteThreshold(ctx context.Context, id string, a anomaly
 
 // AddQuarantine implements anomaly.Store.
 func (s *AnomalyStore) AddQuarantine(ctx context.Context, q anomaly.Quarantine, a anomaly.AuditEntry) error {
+	err := s.db.inTx(ctx, func(tx dbtx) error {
+		if err := insertQuarantine(ctx, tx, q); err != nil {
+			return err
+		}
+		return appendAuditTx(ctx, tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("store: adding quarantine %s: %w", q.Ref, err)
+	}
+	return nil
+}
+
+// insertQuarantine stores a new quarantine record in tx; a repeated
+// reference gives anomaly.ErrConflict.
+func insertQuarantine(ctx context.Context, tx dbtx, q anomaly.Quarantine) error {
 	attrs, err := json.Marshal(q.Attributes)
 	if err != nil {
 		return fmt.Errorf("%w: quarantine %s attributes: %v", ErrInvalid, q.Ref, err)
@@ -545,22 +547,16 @@ func (s *AnomalyStore) AddQuarantine(ctx context.Context, q anomaly.Quarantine, 
 	if q.Attributes == nil {
 		attrs = []byte("{}")
 	}
-	err = s.db.inTx(ctx, func(tx dbtx) error {
-		if _, err := tx.exec(ctx, `INSERT INTO anomaly_quarantine (ref, command_id, user_eui, user_role, service_ref,
-			target, kind, threshold_id, detail, command, attributes, at, state, created_at, decided_by, decided_at, reason)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-			q.Ref, q.CommandID, euiText(q.User), string(q.UserRole), q.ServiceRef, euiText(q.Target), string(q.Kind),
-			q.ThresholdID, q.Detail, q.Command, string(attrs), q.At, string(q.State), q.CreatedAt, q.DecidedBy,
-			q.DecidedAt, q.Reason); err != nil {
-			if errors.Is(classify(err), errUnique) {
-				return anomaly.ErrConflict
-			}
-			return err
+	if _, err := tx.exec(ctx, `INSERT INTO anomaly_quarantine (ref, command_id, user_eui, user_role, service_ref,
+		target, kind, threshold_id, detail, command, attributes, at, state, created_at, decided_by, decided_at, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		q.Ref, q.CommandID, euiText(q.User), string(q.UserRole), q.ServiceRef, euiText(q.Target), string(q.Kind),
+		q.ThresholdID, q.Detail, q.Command, string(attrs), q.At, string(q.State), q.CreatedAt, q.DecidedBy,
+		q.DecidedAt, q.Reason); err != nil {
+		if errors.Is(classify(err), errUnique) {
+			return anomaly.ErrConflict
 		}
-		return appendAuditTx(ctx, tx, a)
-	})
-	if err != nil {
-		return fmt.Errorf("store: adding quarantine %s: %w", q.Ref, err)
+		return err
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -163,18 +162,12 @@ func appendAuditsIn(ctx context.Context, tx dbtx, es []AuditEvent) ([]AuditEvent
 	}
 	for start := 0; start < len(out); start += auditRowsPerInsert {
 		chunk := out[start:min(start+auditRowsPerInsert, len(out))]
-		var sb strings.Builder
-		args := make([]any, 0, 9*len(chunk))
-		sb.WriteString(`INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES `)
+		rows := make([][]any, len(chunk))
 		for i, e := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			b := len(args)
-			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9)
-			args = append(args, e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details[start+i]), e.PrevHash, e.Hash)
+			rows[i] = []any{e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details[start+i]), e.PrevHash, e.Hash}
 		}
-		if _, err := tx.exec(ctx, sb.String(), args...); err != nil {
+		if err := insertRows(ctx, tx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES `,
+			`($1, $2, $3, $4, $5, $6, $7, $8, $9)`, ``, rows); err != nil {
 			return nil, fmt.Errorf("store: appending audit events %d-%d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
 		}
 	}

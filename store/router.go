@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -247,162 +246,21 @@ type RouterCommand struct {
 
 // RecordCommand stores an accepted command and its outbox row, advances the
 // counter of (Originator, Target) to Counter and, when audit is not nil,
-// appends that audit entry, all in one transaction (one commit, one fsync
-// on SQLite). When
-// the stored counter is not below Counter (a replay, or a concurrent command
-// won), nothing is stored and the error wraps ErrStaleCounter. It is exact
-// under concurrency, across processes on PostgreSQL.
+// appends that audit entry, all in one transaction (Admit of one command,
+// unscreened). When the stored counter is not below Counter (a replay, or a
+// concurrent command won), nothing is stored and the error wraps
+// ErrStaleCounter. It is exact under concurrency, across processes on
+// PostgreSQL.
 func (db *DB) RecordCommand(ctx context.Context, c RouterCommand, audit *AuditEvent) error {
-	errs, err := db.RecordCommands(ctx, []RouterCommand{c}, []*AuditEvent{audit})
+	msg := c.Message
+	c.Message = nil
+	res, _, err := db.Admit(ctx, AdmitGroup{Items: []Admission{{Command: c, Audit: audit}},
+		Seal: func(int) ([]byte, error) { return msg, nil }})
 	if err != nil {
 		return err
 	}
-	return errs[0]
+	return res[0].Err
 }
-
-// RecordCommands is RecordCommand for many commands in one transaction (a
-// group commit: one fsync for the lot on SQLite). audits, when not nil,
-// holds each command's audit entry or nil. A command whose counter is
-// stale, or which repeats an ID, gets its own error in the returned slice
-// and is not stored, without affecting the others; commands for the same
-// (originator, target) are taken in order, each seeing the ones before. A
-// non-nil error means the transaction failed and nothing was stored.
-func (db *DB) RecordCommands(ctx context.Context, cs []RouterCommand, audits []*AuditEvent) ([]error, error) {
-	if audits != nil && len(audits) != len(cs) {
-		return nil, fmt.Errorf("%w: %d audit entries for %d commands", ErrInvalid, len(audits), len(cs))
-	}
-	errs := make([]error, len(cs))
-	valid := 0
-	for i := range cs {
-		if errs[i] = validateRouterCommand(&cs[i]); errs[i] == nil {
-			valid++
-		}
-	}
-	if valid == 0 {
-		return errs, nil
-	}
-	// Lock counter rows in one global order, (originator, target), so that
-	// concurrent groups on PostgreSQL cannot deadlock; the sort is stable,
-	// so commands for one pair keep their order.
-	order := make([]int, len(cs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool {
-		ca, cb := &cs[order[a]], &cs[order[b]]
-		if ca.Originator != cb.Originator {
-			return ca.Originator < cb.Originator
-		}
-		return ca.Target < cb.Target
-	})
-	err := db.inTx(ctx, func(tx dbtx) error {
-		// IDs already stored, in one query.
-		var ids []any
-		var marks []string
-		for i := range cs {
-			if errs[i] == nil {
-				ids = append(ids, cs[i].ID)
-				marks = append(marks, fmt.Sprintf("$%d", len(ids)))
-			}
-		}
-		stored := map[string]bool{}
-		rs, err := tx.query(ctx, `SELECT id FROM router_commands WHERE id IN (`+strings.Join(marks, ", ")+`)`, ids...)
-		if err != nil {
-			return fmt.Errorf("store: recording commands: %w", err)
-		}
-		for rs.Next() {
-			var id string
-			if err := rs.Scan(&id); err != nil {
-				rs.Close()
-				return fmt.Errorf("store: recording commands: %w", err)
-			}
-			stored[id] = true
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return fmt.Errorf("store: recording commands: %w", err)
-		}
-		// Counters, one pair at a time in lock order.
-		var accepted []int
-		for _, i := range order {
-			if errs[i] != nil {
-				continue
-			}
-			c := &cs[i]
-			if stored[c.ID] {
-				errs[i] = fmt.Errorf("command %s: %w", c.ID, ErrExists)
-				continue
-			}
-			// One statement: the counter is created, or advanced only if
-			// the new one is greater; no row back means it was not.
-			var last int64
-			err := tx.queryRow(ctx, `INSERT INTO router_counters (originator, target, last) VALUES ($1, $2, $3)
-				ON CONFLICT (originator, target) DO UPDATE SET last = excluded.last WHERE `+counterLess+`
-				RETURNING last`, c.Originator, c.Target, int64(c.Counter)).Scan(&last)
-			if errors.Is(err, errNoRows) {
-				if err := tx.queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`,
-					c.Originator, c.Target).Scan(&last); err != nil {
-					return fmt.Errorf("store: recording command %s: reading counter: %w", c.ID, err)
-				}
-				errs[i] = fmt.Errorf("command %s: counter %d, last recorded %d: %w", c.ID, c.Counter, uint64(last), ErrStaleCounter)
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("store: recording command %s: counter: %w", c.ID, err)
-			}
-			stored[c.ID] = true
-			accepted = append(accepted, i)
-		}
-		if len(accepted) == 0 {
-			return nil
-		}
-		// The accepted commands and their outbox rows, in two statements,
-		// in lock order so that a pair's outbox rows follow its counters.
-		var cmdArgs, boxArgs []any
-		var cmdRows, boxRows []string
-		for _, i := range accepted {
-			c := &cs[i]
-			b := len(cmdArgs)
-			cmdArgs = append(cmdArgs, c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code),
-				c.ServiceRef, c.Critical, c.Message, CommandAccepted, c.AcceptedAt)
-			cmdRows = append(cmdRows, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
-				b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9, b+10, b+11, b+12, b+12))
-			b = len(boxArgs)
-			boxArgs = append(boxArgs, c.ID, c.Target, c.AcceptedAt)
-			boxRows = append(boxRows, fmt.Sprintf("($%d, $%d, 0, $%d)", b+1, b+2, b+3))
-		}
-		if _, err := tx.exec(ctx, `INSERT INTO router_commands
-			(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
-			VALUES `+strings.Join(cmdRows, ", "), cmdArgs...); err != nil {
-			return fmt.Errorf("store: recording %d commands: %w", len(accepted), err)
-		}
-		if _, err := tx.exec(ctx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt) VALUES `+
-			strings.Join(boxRows, ", "), boxArgs...); err != nil {
-			return fmt.Errorf("store: recording %d commands: outbox: %w", len(accepted), err)
-		}
-		// Audit entries last, so the audit chain head is locked for as
-		// short a time as possible.
-		var es []AuditEvent
-		for _, i := range accepted {
-			if audits != nil && audits[i] != nil {
-				es = append(es, *audits[i])
-			}
-		}
-		_, err = appendAuditsIn(ctx, tx, es)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
-}
-
-// counterLess is true when router_counters.last is below excluded.last as
-// unsigned 64-bit numbers, which GBCS counters are: they are stored as
-// their two's-complement int64, so when the signs differ the negative one is
-// the greater.
-const counterLess = `CASE WHEN (router_counters.last < 0) = (excluded.last < 0)
-	THEN router_counters.last < excluded.last ELSE excluded.last < 0 END`
 
 func validateRouterCommand(c *RouterCommand) error {
 	switch {
@@ -595,54 +453,14 @@ type ForwardedCommand struct {
 // nothing was recorded.
 func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs []error, err error) {
 	err = db.inTx(ctx, func(tx dbtx) error {
-		errs = make([]error, len(fs))
+		var err error
+		if errs, err = markForwardedIn(ctx, tx, db.dialect, fs); err != nil {
+			return err
+		}
 		var es []AuditEvent
-		ids := make([]any, len(fs))
-		for i, f := range fs {
+		for _, f := range fs {
 			if f.Audit != nil {
 				es = append(es, *f.Audit)
-			}
-			ids[i] = f.ID
-		}
-		// The outbox rows that were still there, in one statement.
-		rs, err := tx.query(ctx, `DELETE FROM router_outbox WHERE command_id IN (`+placeholders(1, len(ids))+`) RETURNING command_id`, ids...)
-		if err != nil {
-			return fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
-		}
-		defer rs.Close()
-		present := make(map[string]bool, len(fs))
-		for rs.Next() {
-			var id string
-			if err := rs.Scan(&id); err != nil {
-				return fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
-			}
-			present[id] = true
-		}
-		if err := rs.Err(); err != nil {
-			return fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
-		}
-		rs.Close()
-		// Their states, in one statement, each with its own time.
-		var when strings.Builder
-		at := "$%d" // a CASE's result type is not inferred from the column on PostgreSQL
-		if db.dialect == DialectPostgres {
-			at = "CAST($%d AS timestamptz)"
-		}
-		args := []any{CommandForwarded, CommandAccepted}
-		var in []string
-		for i, f := range fs {
-			if !present[f.ID] {
-				errs[i] = fmt.Errorf("outbox row of command %s: %w", f.ID, ErrNotFound)
-				continue
-			}
-			args = append(args, f.ID, f.At)
-			fmt.Fprintf(&when, " WHEN $%d THEN "+at, len(args)-1, len(args))
-			in = append(in, fmt.Sprintf("$%d", len(args)-1))
-		}
-		if len(in) > 0 {
-			if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = CASE id`+when.String()+` END
-				WHERE id IN (`+strings.Join(in, ", ")+`) AND state = $2`, args...); err != nil {
-				return fmt.Errorf("store: marking %d commands forwarded: %w", len(in), err)
 			}
 		}
 		// Audit entries last, so the chain head is locked for as short a
@@ -652,6 +470,59 @@ func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs
 	})
 	if err != nil {
 		return nil, err
+	}
+	return errs, nil
+}
+
+// markForwardedIn deletes the outbox rows of fs and marks the commands
+// forwarded, inside tx, in two statements; it does not append their audit
+// entries. errs[i] wraps ErrNotFound when fs[i]'s row was already gone.
+func markForwardedIn(ctx context.Context, tx dbtx, dialect string, fs []ForwardedCommand) ([]error, error) {
+	errs := make([]error, len(fs))
+	ids := make([]any, len(fs))
+	for i, f := range fs {
+		ids[i] = f.ID
+	}
+	// The outbox rows that were still there, in one statement.
+	idList, ids := inList(1, ids)
+	present, err := queryStrings(ctx, tx, `DELETE FROM router_outbox WHERE command_id IN (`+idList+`) RETURNING command_id`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
+	}
+	var marked []ForwardedCommand
+	for i, f := range fs {
+		if !present[f.ID] {
+			errs[i] = fmt.Errorf("outbox row of command %s: %w", f.ID, ErrNotFound)
+			continue
+		}
+		marked = append(marked, f)
+	}
+	if len(marked) == 0 {
+		return errs, nil
+	}
+	if dialect != DialectPostgres {
+		// One cached statement per command: SQLite has no round trip to save.
+		for _, f := range marked {
+			if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+				CommandForwarded, f.At, f.ID, CommandAccepted); err != nil {
+				return nil, fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
+			}
+		}
+		return errs, nil
+	}
+	// Their states, in one statement, each with its own time (a CASE's
+	// result type is not inferred from the column on PostgreSQL).
+	var when strings.Builder
+	args := []any{CommandForwarded, CommandAccepted}
+	var in []string
+	for _, f := range marked {
+		args = append(args, f.ID, f.At)
+		fmt.Fprintf(&when, " WHEN $%d THEN CAST($%d AS timestamptz)", len(args)-1, len(args))
+		in = append(in, fmt.Sprintf("$%d", len(args)-1))
+	}
+	if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = CASE id`+when.String()+` END
+		WHERE id IN (`+strings.Join(in, ", ")+`) AND state = $2`, args...); err != nil {
+		return nil, fmt.Errorf("store: marking %d commands forwarded: %w", len(in), err)
 	}
 	return errs, nil
 }

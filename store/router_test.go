@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/smki"
 	"slices"
 	"sync"
 	"testing"
@@ -367,53 +369,97 @@ func TestRecordCommandAudit(t *testing.T) {
 	})
 }
 
-// TestRecordCommands: one transaction for many commands, each with its own
-// outcome.
-func TestRecordCommands(t *testing.T) {
+// TestAdmit: one transaction for a group, each command with its own
+// outcome: stale counters, repeated IDs, invalid commands, a threshold
+// breach and a failed seal refuse that command alone; the forwarder's marks
+// go in the same transaction; two commands of one pair refuse the group.
+func TestAdmit(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		if err := db.RecordCommand(ctx, rtCommand("seed", 10), nil); err != nil {
 			t.Fatal(err)
 		}
-		other := rtCommand("other-target", 1)
-		other.Target = "BBBBBBBBBBBBBBBB"
-		cs := []RouterCommand{
-			rtCommand("stale", 10),
-			rtCommand("ok-11", 11),
-			rtCommand("ok-12", 12),
-			rtCommand("behind", 11), // after 12 in the same batch
-			rtCommand("seed", 50),   // an ID already stored
-			rtCommand("ok-13", 13),
-			rtCommand("ok-13", 14), // an ID repeated in the batch
-			{ID: "invalid"},
-			other,
+		onTarget := func(id, target string, counter uint64) RouterCommand {
+			c := rtCommand(id, counter)
+			c.Target = target
+			return c
 		}
-		audits := make([]*AuditEvent, len(cs))
-		for i, c := range cs {
-			audits[i] = &AuditEvent{Time: rtT0, Actor: "router", Action: "router.command.accepted", Object: c.ID, Outcome: OutcomeSuccess}
+		screened := func(limit int64) anomaly.Prepared {
+			return anomaly.Prepared{Event: anomaly.Event{RequestID: "r", Keys: []string{"us/test/7.2"}, At: rtT0},
+				Counters: []anomaly.Counter{{Key: "us/test/7.2", Since: rtT0.Add(-time.Hour), Limit: limit}}}
 		}
-		errs, err := db.RecordCommands(ctx, cs, audits)
+		cs := []Admission{
+			{Command: rtCommand("stale", 10)},
+			{Command: onTarget("seed", "FFFFFFFFFFFFFFFF", 50)}, // an ID already stored
+			{Command: onTarget("ok", "BBBBBBBBBBBBBBBB", 1)},
+			{Command: RouterCommand{ID: "invalid"}},
+			{Command: onTarget("breach", "CCCCCCCCCCCCCCCC", 1), Screen: true, Prepared: screened(0)},
+			{Command: onTarget("counted", "DDDDDDDDDDDDDDDD", 1), Screen: true, Prepared: screened(5)},
+			{Command: onTarget("unsealed", "EEEEEEEEEEEEEEEE", 1)},
+		}
+		for i := range cs {
+			c := cs[i].Command
+			cs[i].Audit = &AuditEvent{Time: rtT0, Actor: "router", Action: "router.command.accepted", Object: c.ID, Outcome: OutcomeSuccess}
+			cs[i].Command.Message = nil
+		}
+		if err := db.RecordCommand(ctx, rtCommand("to-forward", 11), nil); err != nil {
+			t.Fatal(err)
+		}
+		marks := []ForwardedCommand{{ID: "to-forward", At: rtT0, Audit: &AuditEvent{Time: rtT0, Actor: "router",
+			Action: "router.command.forwarded", Object: "to-forward", Outcome: OutcomeSuccess}}, {ID: "gone", At: rtT0}}
+		res, markErrs, err := db.Admit(ctx, AdmitGroup{Items: cs, Forwarded: marks,
+			Seal: func(i int) ([]byte, error) {
+				if cs[i].Command.ID == "unsealed" {
+					return nil, errors.New("no MAC")
+				}
+				return []byte{0xDD, byte(i)}, nil
+			},
+			Breach: func(i int, out anomaly.Outcome) (anomaly.Quarantine, anomaly.AuditEntry, anomaly.Decision, error) {
+				q := anomaly.Quarantine{Ref: "Q-1", CommandID: cs[i].Command.ID, User: smki.MustParseEUI(rtSupplier),
+					ServiceRef: "7.2", Target: smki.MustParseEUI("CCCCCCCCCCCCCCCC"), Kind: anomaly.KindUserThreshold,
+					Command: []byte{1}, At: rtT0, State: anomaly.StateQuarantined, CreatedAt: rtT0}
+				return q, anomaly.AuditEntry{Time: rtT0, Actor: "anomaly-detector", Action: "anomaly.quarantine", Object: "Q-1",
+					Outcome: OutcomeSuccess}, anomaly.Decision{Quarantined: true, Ref: "Q-1"}, nil
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []error{ErrStaleCounter, nil, nil, ErrStaleCounter, ErrExists, nil, ErrExists, ErrInvalid, nil}
+		want := []error{ErrStaleCounter, ErrExists, nil, ErrInvalid, nil, nil}
 		for i, w := range want {
-			if (w == nil) != (errs[i] == nil) || (w != nil && !errors.Is(errs[i], w)) {
-				t.Errorf("command %d (%s): %v, want %v", i, cs[i].ID, errs[i], w)
+			if (w == nil) != (res[i].Err == nil) || (w != nil && !errors.Is(res[i].Err, w)) {
+				t.Errorf("command %d (%s): %v, want %v", i, cs[i].Command.ID, res[i].Err, w)
 			}
 		}
-		if last, _, _ := db.LastCounter(ctx, rtSupplier, rtDevice); last != 13 {
-			t.Fatalf("counter %d, want 13", last)
+		if !res[4].Quarantined || res[5].Quarantined || res[6].Err == nil || res[6].Err.Error() != "no MAC" {
+			t.Fatalf("breach %+v, counted %+v, unsealed %+v", res[4], res[5], res[6])
 		}
-		if n, _ := db.OutboxDepth(ctx); n != 5 {
-			t.Fatalf("outbox %d, want 5", n)
+		if markErrs[0] != nil || !errors.Is(markErrs[1], ErrNotFound) {
+			t.Fatalf("marks: %v", markErrs)
+		}
+		if _, ok, _ := db.LastCounter(ctx, rtSupplier, "CCCCCCCCCCCCCCCC"); ok {
+			t.Fatal("a quarantined command advanced its counter")
+		}
+		if n, _ := db.OutboxDepth(ctx); n != 3 { // seed, ok, counted
+			t.Fatalf("outbox %d, want 3", n)
+		}
+		counts, err := db.Anomaly().CountEvents(ctx, []anomaly.Counter{{Key: "us/test/7.2", Since: rtT0.Add(-time.Hour)}})
+		if err != nil || counts[0] != 1 {
+			t.Fatalf("counted %v, %v; want the one screened command that passed", counts, err)
+		}
+		if q, err := db.Anomaly().Quarantine(ctx, "Q-1"); err != nil || q.CommandID != "breach" {
+			t.Fatalf("quarantine %+v, %v", q, err)
 		}
 		evs, _ := db.AuditEvents(ctx, 0, 0)
-		if len(evs) != 4 {
-			t.Fatalf("%d audit entries, want one per stored command (4)", len(evs))
+		if len(evs) != 4 { // forwarded, quarantine, ok, counted
+			t.Fatalf("%d audit entries, want 4", len(evs))
 		}
-		if _, err := db.RecordCommands(ctx, cs[:2], audits[:1]); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("mismatched audits: %v", err)
+		if _, err := db.VerifyAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = db.Admit(ctx, AdmitGroup{Items: []Admission{{Command: rtCommand("p1", 60)}, {Command: rtCommand("p2", 61)}},
+			Seal: func(int) ([]byte, error) { return []byte{1}, nil }})
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("two commands of one pair: %v", err)
 		}
 	})
 }
