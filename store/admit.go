@@ -156,67 +156,54 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		}
 	}
 	// IDs already stored, the pairs' last counters, and the pairs with a
-	// command in the outbox already: three queries for the group.
+	// command in the outbox already: one statement for the group (one
+	// round trip on PostgreSQL), its IN lists padded to a power of two for
+	// SQLite's statement cache.
 	ids := make([]any, len(live))
+	targets := make([]any, len(live))
 	var pairArgs []any
-	var pairRows, targets []string
 	for j, i := range live {
 		c := &items[i].Command
-		ids[j] = c.ID
+		ids[j], targets[j] = c.ID, c.Target
 		pairArgs = append(pairArgs, c.Originator, c.Target)
-		pairRows = append(pairRows, fmt.Sprintf("($%d, $%d)", len(pairArgs)-1, len(pairArgs)))
-		targets = append(targets, c.Target)
 	}
 	idList, ids := inList(1, ids)
-	stored, err := queryStrings(ctx, tx, `SELECT id FROM router_commands WHERE id IN (`+idList+`)`, ids...)
+	args := ids
+	var pairRows []string
+	for len(pairRows) < len(ids) {
+		k := 2 * min(len(pairRows), len(live)-1)
+		args = append(args, pairArgs[k], pairArgs[k+1])
+		pairRows = append(pairRows, fmt.Sprintf("($%d, $%d)", len(args)-1, len(args)))
+	}
+	targetList, targets := inList(len(args)+1, targets)
+	args = append(args, targets...)
+	rs, err := tx.query(ctx, `SELECT 'id', id, '', 0 FROM router_commands WHERE id IN (`+idList+`)
+		UNION ALL SELECT 'counter', originator, target, last FROM router_counters WHERE (originator, target) IN (`+strings.Join(pairRows, ", ")+`)
+		UNION ALL SELECT 'busy', c.originator, c.target, 0 FROM router_outbox o JOIN router_commands c ON c.id = o.command_id
+			WHERE o.target IN (`+targetList+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("store: admitting commands: %w", err)
+		return fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 	}
-	for len(pairRows)&(len(pairRows)-1) != 0 { // a power of two, for the statement cache
-		pairArgs = append(pairArgs, pairArgs[len(pairArgs)-2], pairArgs[len(pairArgs)-1])
-		pairRows = append(pairRows, fmt.Sprintf("($%d, $%d)", len(pairArgs)-1, len(pairArgs)))
-	}
-	last := map[string]int64{}
-	rs, err := tx.query(ctx, `SELECT originator, target, last FROM router_counters WHERE (originator, target) IN (`+
-		strings.Join(pairRows, ", ")+`)`, pairArgs...)
-	if err != nil {
-		return fmt.Errorf("store: admitting commands: reading counters: %w", err)
-	}
+	stored, busy, last := map[string]bool{}, map[string]bool{}, map[string]int64{}
 	for rs.Next() {
-		var o, t string
-		var l int64
-		if err := rs.Scan(&o, &t, &l); err != nil {
+		var kind, a, b string
+		var n int64
+		if err := rs.Scan(&kind, &a, &b, &n); err != nil {
 			rs.Close()
-			return fmt.Errorf("store: admitting commands: reading counters: %w", err)
+			return fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 		}
-		last[o+"/"+t] = l
+		switch kind {
+		case "id":
+			stored[a] = true
+		case "counter":
+			last[a+"/"+b] = n
+		case "busy":
+			busy[a+"/"+b] = true
+		}
 	}
 	rs.Close()
 	if err := rs.Err(); err != nil {
-		return fmt.Errorf("store: admitting commands: reading counters: %w", err)
-	}
-	busy := map[string]bool{}
-	targetArgs := make([]any, len(targets))
-	for j, t := range targets {
-		targetArgs[j] = t
-	}
-	targetList, targetArgs := inList(1, targetArgs)
-	rs, err = tx.query(ctx, `SELECT c.originator, c.target FROM router_outbox o JOIN router_commands c ON c.id = o.command_id
-		WHERE o.target IN (`+targetList+`)`, targetArgs...)
-	if err != nil {
-		return fmt.Errorf("store: admitting commands: reading outbox: %w", err)
-	}
-	for rs.Next() {
-		var o, t string
-		if err := rs.Scan(&o, &t); err != nil {
-			rs.Close()
-			return fmt.Errorf("store: admitting commands: reading outbox: %w", err)
-		}
-		busy[o+"/"+t] = true
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return fmt.Errorf("store: admitting commands: reading outbox: %w", err)
+		return fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 	}
 
 	// Counters and IDs, then the thresholds for those still in.

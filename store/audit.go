@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -160,21 +161,53 @@ func appendAuditsIn(ctx context.Context, tx dbtx, es []AuditEvent) ([]AuditEvent
 		e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details[i], e.PrevHash)
 		prev = e.Hash
 	}
+	_, pg := tx.(pgTx)
 	for start := 0; start < len(out); start += auditRowsPerInsert {
 		chunk := out[start:min(start+auditRowsPerInsert, len(out))]
 		rows := make([][]any, len(chunk))
 		for i, e := range chunk {
 			rows[i] = []any{e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details[start+i]), e.PrevHash, e.Hash}
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES `,
-			`($1, $2, $3, $4, $5, $6, $7, $8, $9)`, ``, rows); err != nil {
+		head, moved := `INSERT INTO audit_log (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES `, false
+		if pg && start+len(chunk) == len(out) {
+			// On PostgreSQL the last chunk moves the head in the same
+			// statement: one round trip less while the head is locked.
+			head, moved = `WITH head AS (UPDATE audit_head SET hash = $1 WHERE id = 1) `+head, true
+			rows[0] = append([]any{prev}, rows[0]...)
+		}
+		if err := insertAuditRows(ctx, tx, head, moved, rows); err != nil {
 			return nil, fmt.Errorf("store: appending audit events %d-%d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
+		}
+		if moved {
+			return out, nil
 		}
 	}
 	if _, err := tx.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, prev); err != nil {
 		return nil, fmt.Errorf("store: appending audit events up to %d: moving chain head: %w", last, err)
 	}
 	return out, nil
+}
+
+// insertAuditRows inserts audit rows with head; when shifted, head uses $1
+// itself and rows[0] carries that value first.
+func insertAuditRows(ctx context.Context, tx dbtx, head string, shifted bool, rows [][]any) error {
+	const row = `($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	if !shifted {
+		return insertRows(ctx, tx, head, row, ``, rows)
+	}
+	var sb strings.Builder
+	sb.WriteString(head)
+	args := []any{rows[0][0]}
+	rows[0] = rows[0][1:]
+	for i, r := range rows {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(renumber(row, len(args)))
+		args = append(args, r...)
+	}
+	_, err := tx.exec(ctx, sb.String(), args...)
+	return err
 }
 
 // checkAuditEvent checks e's fields and returns its details as JSON.
