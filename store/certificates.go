@@ -279,6 +279,9 @@ func (db *DB) FindCertificates(ctx context.Context, q CertQuery) ([]Certificate,
 			return nil, err
 		}
 		add("eui = $%d", eui)
+		// Lets both backends use the partial index certificates_eui
+		// (WHERE eui <> ''), which a bound value alone does not.
+		where = append(where, "eui <> ''")
 	}
 	if q.Role != nil {
 		add("role = $%d", *q.Role)
