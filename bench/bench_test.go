@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/router"
 )
 
 // clientEnv makes the test binary act as the load client: TestMain then
@@ -42,10 +47,12 @@ func pgStore(t *testing.T) string {
 }
 
 // TestRun runs the whole bench with tiny numbers on each store, the client
-// in a child process (this test binary re-executed), and checks the
-// report: rates above zero, the ratio computed, every command accepted and
-// recorded by the transport exactly once, the meters answering every
-// command of the end-to-end phase, the CPU split filled in.
+// in a child process (this test binary re-executed), fresh and pre-loaded,
+// and checks the report: rates above zero, the raw pair's CPU floor, E and
+// the CPU use computed, the old ratio beside them, every command accepted
+// and recorded by the transport exactly once, the meters answering every
+// command of the end-to-end phase, the CPU split filled in, every target
+// checked, and the audit chain verified after the run.
 func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the bench takes a few seconds")
@@ -59,16 +66,20 @@ func TestRun(t *testing.T) {
 		store     func(t *testing.T) string
 		dialect   string
 		inProcess bool
+		preload   int
 	}{
-		{"sqlite", func(*testing.T) string { return "" }, "sqlite", false},
-		{"postgres", pgStore, "postgres", false},
-		{"sqlite, client in process", func(*testing.T) string { return "" }, "sqlite", true},
+		{"sqlite", func(*testing.T) string { return "" }, "sqlite", false, 0},
+		{"postgres", pgStore, "postgres", false, 0},
+		{"sqlite, client in process", func(*testing.T) string { return "" }, "sqlite", true, 0},
+		{"sqlite, pre-loaded", func(*testing.T) string { return "" }, "sqlite", false, 1000},
+		{"postgres, pre-loaded", pgStore, "postgres", false, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var prof, progress bytes.Buffer
 			cfg := Config{Store: tc.store(t), DataDir: t.TempDir(), Meters: 24, Commands: 24, Duration: 300 * time.Millisecond,
 				Concurrency: 4, CPUProfile: &prof, Progress: &progress,
-				Client: Exec{Path: self, Env: []string{clientEnv + "=1"}}}
+				Client:  Exec{Path: self, Env: []string{clientEnv + "=1"}},
+				Preload: tc.preload, PreloadDevices: 100, PreloadUsers: 20}
 			if tc.inProcess {
 				cfg.Client = InProcess{}
 			}
@@ -87,7 +98,50 @@ func TestRun(t *testing.T) {
 			if want := rep.Router.Rate / rep.VerifyRate; rep.Ratio != want || rep.Ratio <= 0 {
 				t.Errorf("ratio %g, want %g", rep.Ratio, want)
 			}
-			for _, p := range []Phase{rep.Router, rep.HalfLoad, rep.EndToEnd} {
+			if rep.ECDHBefore <= 0 || rep.ECDHAfter <= 0 || rep.ECDHRate != (rep.ECDHBefore+rep.ECDHAfter)/2 {
+				t.Errorf("ECDH rates %g, %g, mean %g", rep.ECDHBefore, rep.ECDHAfter, rep.ECDHRate)
+			}
+			if rep.Cores < 1 || rep.VerifyMS <= 0 || rep.ECDHMS <= 0 || rep.FloorMS != rep.VerifyMS+rep.ECDHMS {
+				t.Errorf("floor: %d cores, verification %g ms + ECDH %g ms = %g ms", rep.Cores, rep.VerifyMS, rep.ECDHMS, rep.FloorMS)
+			}
+			if rep.Efficiency <= 0 || rep.Efficiency != rep.Router.Efficiency || rep.CPUUse <= 0 || rep.CPUUse != rep.Router.CPUShare {
+				t.Errorf("E %g (peak %g), CPU use %g (peak %g)", rep.Efficiency, rep.Router.Efficiency, rep.CPUUse, rep.Router.CPUShare)
+			}
+			wantTarget := map[string]float64{"sqlite": TargetEfficiencySQLite, "postgres": TargetEfficiencyPostgres}[tc.dialect]
+			if rep.TargetEfficiency != wantTarget {
+				t.Errorf("target E %g, want %g", rep.TargetEfficiency, wantTarget)
+			}
+			for _, p := range rep.phases() {
+				want := rep.FloorMS / (p.ServerCPUPerCommand + p.PostgresCPUPerCommand)
+				if p.Efficiency <= 0 || math.Abs(p.Efficiency-want) > 1e-9*want || p.CPUShare <= 0 {
+					t.Errorf("%s: E %g, want %g; CPU share %g", p.Name, p.Efficiency, want, p.CPUShare)
+				}
+				if (p.PostgresCPUPerCommand > 0) != (tc.dialect == "postgres") {
+					t.Errorf("%s: PostgreSQL CPU %g ms per command on %s", p.Name, p.PostgresCPUPerCommand, tc.dialect)
+				}
+			}
+			if rep.NinetyLoad.OfferedRate <= rep.HalfLoad.OfferedRate || rep.NinetyLoad.Name != "90% load" {
+				t.Errorf("open-loop rates: half %g, 90%% %g (%q)", rep.HalfLoad.OfferedRate, rep.NinetyLoad.OfferedRate, rep.NinetyLoad.Name)
+			}
+			if len(rep.Checks) != 5 {
+				t.Errorf("checks %+v", rep.Checks)
+			}
+			for _, c := range rep.Checks {
+				if c.Name == "" || c.Target <= 0 {
+					t.Errorf("check %+v", c)
+				}
+			}
+			if !rep.Audit.OK || rep.Audit.Entries < int64(3*24+tc.preload) || rep.Audit.Error != "" || rep.Audit.Seconds <= 0 {
+				t.Errorf("audit after the run: %+v", rep.Audit)
+			}
+			switch p := rep.Preload; {
+			case tc.preload == 0 && p != nil:
+				t.Errorf("fresh run with a preload %+v", p)
+			case tc.preload > 0 && (p == nil || p.Commands != tc.preload || p.AuditEntries != tc.preload || p.Devices != 100 ||
+				p.Users != 20 || p.Certificates != 60 || p.Seconds <= 0):
+				t.Errorf("preload %+v", p)
+			}
+			for _, p := range rep.phases() {
 				if p.Commands == 0 || p.Accepted != p.Commands || p.Recorded != p.Commands || p.Duplicates != 0 || p.Errors != 0 || len(p.Refused) != 0 {
 					t.Errorf("%s: %+v", p.Name, p)
 				}
@@ -103,13 +157,13 @@ func TestRun(t *testing.T) {
 			}
 			// Every meter is new to the router in the peak phase: one ECDH
 			// each; afterwards Z comes from the cache.
-			if rep.Router.ECDH != 24 || rep.EndToEnd.ECDH != 0 {
-				t.Errorf("ECDH: peak %d (want 24), end to end %d (want 0)", rep.Router.ECDH, rep.EndToEnd.ECDH)
+			if rep.Router.ECDH != 24 || rep.HalfLoad.ECDH != 0 || rep.NinetyLoad.ECDH != 0 || rep.EndToEnd.ECDH != 0 {
+				t.Errorf("ECDH: peak %d (want 24), then %d, %d, %d (want 0)", rep.Router.ECDH, rep.HalfLoad.ECDH, rep.NinetyLoad.ECDH, rep.EndToEnd.ECDH)
 			}
 			if rep.EndToEnd.Responses != rep.EndToEnd.Commands || rep.EndToEnd.Failures != 0 {
 				t.Errorf("end to end: %d responses, %d failures for %d commands", rep.EndToEnd.Responses, rep.EndToEnd.Failures, rep.EndToEnd.Commands)
 			}
-			if len(rep.Stages) != 11 {
+			if len(rep.Stages) != len(router.Stages) {
 				t.Errorf("stages %+v", rep.Stages)
 			}
 			for _, s := range rep.Stages {
@@ -137,7 +191,8 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Log("\n" + table.String())
-			for _, want := range []string{"raw ECDSA P-256", "ratio", "p50", "end to end", "CPU split"} {
+			for _, want := range []string{"raw ECDSA P-256", "raw ECDH P-256", "old ratio", "CPU efficiency E", "≥ " + fmt.Sprint(wantTarget),
+				"90% of the peak", "< 50 ms", "p50", "end to end", "CPU split", "audit chain verifies"} {
 				if !strings.Contains(table.String(), want) {
 					t.Errorf("table lacks %q:\n%s", want, table.String())
 				}
@@ -147,8 +202,9 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			var back Report
-			if err := json.Unmarshal(b, &back); err != nil || back.Ratio != rep.Ratio {
-				t.Errorf("JSON round trip: %v, ratio %g", err, back.Ratio)
+			if err := json.Unmarshal(b, &back); err != nil || back.Ratio != rep.Ratio || back.Efficiency != rep.Efficiency ||
+				len(back.Checks) != len(rep.Checks) || back.NinetyLoad.P99 != rep.NinetyLoad.P99 || back.Audit != rep.Audit {
+				t.Errorf("JSON round trip: %v, ratio %g, E %g", err, back.Ratio, back.Efficiency)
 			}
 		})
 	}
@@ -166,6 +222,7 @@ func TestConfigRefused(t *testing.T) {
 		{"negative concurrency", Config{Concurrency: -1}},
 		{"tiny duration", Config{Duration: time.Millisecond}},
 		{"too many meters", Config{Meters: 2_000_000}},
+		{"negative preload", Config{Preload: -1}},
 		{"used data directory", Config{DataDir: func() string {
 			d := t.TempDir()
 			if err := os.WriteFile(d+"/inproc.json", []byte("{}"), 0o600); err != nil {
@@ -179,6 +236,47 @@ func TestConfigRefused(t *testing.T) {
 				t.Fatalf("Run: %v, want ErrConfig", err)
 			}
 		})
+	}
+}
+
+// TestCompare runs the bench fresh and pre-loaded with tiny numbers and
+// checks the comparison; a comparison without a preload is refused.
+func TestCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the bench takes a few seconds")
+	}
+	if _, err := Compare(context.Background(), Config{}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Compare without a preload: %v, want ErrConfig", err)
+	}
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	c, err := Compare(ctx, Config{DataDir: dir, Meters: 16, Commands: 16, Duration: 200 * time.Millisecond, Concurrency: 4,
+		Progress: &progress, Client: InProcess{}, Preload: 500, PreloadDevices: 50, PreloadUsers: 10})
+	if err != nil {
+		t.Fatalf("Compare: %v\n%s", err, progress.String())
+	}
+	if c.Fresh.Preload != nil || c.Preloaded.Preload == nil || c.Preloaded.Preload.Commands != 500 {
+		t.Errorf("preloads: fresh %+v, pre-loaded %+v", c.Fresh.Preload, c.Preloaded.Preload)
+	}
+	if want := c.Preloaded.Router.Rate / c.Fresh.Router.Rate; c.RateRatio != want || c.Check.Value != want ||
+		c.Check.Target != TargetPreloadedRate || c.Check.Pass != (want >= TargetPreloadedRate) {
+		t.Errorf("rate ratio %g, check %+v; want %g", c.RateRatio, c.Check, want)
+	}
+	for _, sub := range []string{"fresh", "preloaded"} {
+		if ents, err := os.ReadDir(filepath.Join(dir, sub)); err != nil || len(ents) == 0 {
+			t.Errorf("data directory %s: %v", sub, err)
+		}
+	}
+	var table bytes.Buffer
+	if err := c.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"== fresh store", "== pre-loaded store", "store pre-loaded in", "fresh against pre-loaded", "peak rate, pre-loaded over fresh"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
 	}
 }
 
@@ -264,15 +362,15 @@ func TestAttribution(t *testing.T) {
 		component, activity string
 	}{
 		{"meter verifying under the forwarder", sample{funcs: []string{"crypto/ecdsa.VerifyASN1", devicePkg + ".(*Meter).Handle",
-			routerPkg + ".(*Forwarder).attempt"}, labels: map[string]string{"component": "router"}}, ComponentMeters, "forwarder (claim, audit, mark forwarded)"},
+			routerPkg + ".(*Forwarder).attempt"}, labels: map[string]string{"component": "router"}}, ComponentMeters, "forwarder (claim, send)"},
 		{"router signature stage", sample{funcs: []string{"crypto/ecdsa.VerifyASN1", routerPkg + ".(*Router).signature", routerPkg + ".(*Router).run",
 			"net/http.(*conn).serve"}, labels: map[string]string{"component": "router"}}, ComponentRouter, "stage signature"},
 		{"TLS read", sample{funcs: []string{"crypto/internal/fips140/aes/gcm.open", "crypto/tls.(*Conn).Read", "net/http.(*conn).serve"},
 			labels: map[string]string{"component": "router"}}, ComponentRouter, "TLS records and handshakes"},
 		{"in-process client", sample{funcs: []string{"net/http.(*Client).Do"}, labels: map[string]string{"component": "client"}}, ComponentClient, "HTTP server and API handler"},
 		{"GC worker", sample{funcs: []string{"runtime.scanobject", "runtime.gcBgMarkWorker"}}, ComponentRuntime, "garbage collector (background)"},
-		{"group commit", sample{funcs: []string{"modernc.org/sqlite/lib._unixSync", routerPkg + ".(*GroupLedger).commit"},
-			labels: map[string]string{"component": "router"}}, ComponentRouter, "stage record (group commit)"},
+		{"group commit", sample{funcs: []string{"modernc.org/sqlite/lib._unixSync", routerPkg + ".(*GroupAdmitter).commit"},
+			labels: map[string]string{"component": "router"}}, ComponentRouter, "admission group commit (thresholds, MAC, record, marks, audit)"},
 		{"empty stack", sample{}, ComponentRuntime, "other (scheduler, background loops)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

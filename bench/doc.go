@@ -13,8 +13,11 @@
 // forwarding to the bench's recording transport. It then measures, in
 // order:
 //
-//  1. raw ECDSA P-256 verifications per second with GOMAXPROCS goroutines,
-//     the unit the router's rate is compared with;
+//  1. raw ECDSA P-256 verifications and raw ECDH P-256 key agreements per
+//     second with GOMAXPROCS goroutines, just before and just after the
+//     peak, and from this process's CPU time the cost of one of each on one
+//     core: the floor, the CPU a critical command to a meter whose Z is not
+//     cached cannot do without;
 //  2. the router's peak rate: critical commands (GBCS ECS43, DUIS service
 //     request 7.2, built by the router's own DUIS step and signed by the
 //     supplier before the clock starts) submitted by a client over mutual TLS
@@ -22,12 +25,22 @@
 //     whole pipeline of GBCS and DUIS checks, signature (GBCS section 4),
 //     originator counter (GBCS section 7 rule), anomaly count, ACB MAC
 //     (GBCS section 5), durable record, and forwarded to a transport that
-//     records and acknowledges them;
-//  3. latency at half that rate, open loop at a fixed rate, p50 and p99 over
+//     records and acknowledges them; with the router's and PostgreSQL's CPU
+//     per command, the CPU efficiency E (the floor over their sum), the old
+//     ratio of the rate to the verification rate, and the share of all
+//     cores that router, client and database used;
+//  3. latency open loop at half and at 90% of that rate, p50 and p99 over
 //     every sample, measured from each request's scheduled send time;
 //  4. for information, the end-to-end rate with the in-process meters
 //     executing the commands and answering with signed responses that the
 //     router checks and queues for the supplier.
+//
+// Each figure with a target (the constants Target*) is reported with its
+// verdict. After the run the system stops and the whole audit chain of the
+// store is verified (store.DB.VerifyAudit). With Config.Preload the fresh
+// store is first filled by store.DB.Preload with the history of a router
+// that has served for a while; Compare runs the bench fresh and pre-loaded
+// and sets the two peaks side by side.
 //
 // The client runs in its own process when a Launcher is given (the command
 // re-executes itself), so its CPU time is its own rusage; the split between

@@ -288,34 +288,33 @@ const routerPkg = "github.com/metertrust/metertrust/router"
 // stageFuncs maps the router's stage methods to the stage names of
 // router.Stages.
 var stageFuncs = map[string]string{
-	routerPkg + ".(*Router).authenticate":  "authenticate",
-	routerPkg + ".(*Router).parse":         "parse",
-	routerPkg + ".(*Router).originator":    "originator",
-	routerPkg + ".(*Router).eligibility":   "eligibility",
-	routerPkg + ".(*Router).ownership":     "ownership",
-	routerPkg + ".(*Router).certPath":      "certificate-path",
-	routerPkg + ".(*Router).signature":     "signature",
-	routerPkg + ".(*Router).counterCheck":  "counter",
-	routerPkg + ".(*Router).anomaly":       "anomaly",
-	routerPkg + ".(*Router).mac":           "mac",
-	routerPkg + ".(*Router).recordCommand": "record",
-	routerPkg + ".(*Router).audit":         "refusal audit",
+	routerPkg + ".(*Router).authenticate": "authenticate",
+	routerPkg + ".(*Router).parse":        "parse",
+	routerPkg + ".(*Router).originator":   "originator",
+	routerPkg + ".(*Router).eligibility":  "eligibility",
+	routerPkg + ".(*Router).ownership":    "ownership",
+	routerPkg + ".(*Router).certPath":     "certificate-path",
+	routerPkg + ".(*Router).signature":    "signature",
+	routerPkg + ".(*Router).counterCheck": "counter",
+	routerPkg + ".(*Router).keyAgreement": "key-agreement",
+	routerPkg + ".(*Router).audit":        "refusal audit",
 }
 
 // activityOf says what a sample of the server was doing: the innermost
-// frame that names a pipeline stage (or the record stage's group commit,
-// which runs on its own goroutine), the forwarder, TLS, the HTTP layer, the
-// garbage collector's own workers; else "other".
+// frame that names a pipeline stage, the admission group commit (whichever
+// goroutine leads it: a caller's, or the forwarder's bringing its marks),
+// the forwarder, TLS, the HTTP layer, the garbage collector's own workers;
+// else "other".
 func activityOf(s sample) string {
 	for _, f := range s.funcs {
 		if st, ok := stageFuncs[f]; ok {
 			return "stage " + st
 		}
 		switch {
-		case strings.HasPrefix(f, routerPkg+".(*GroupLedger)."):
-			return "stage record (group commit)"
+		case strings.HasPrefix(f, routerPkg+".(*GroupAdmitter).commit"):
+			return "admission group commit (thresholds, MAC, record, marks, audit)"
 		case strings.HasPrefix(f, routerPkg+".(*Forwarder)."):
-			return "forwarder (claim, audit, mark forwarded)"
+			return "forwarder (claim, send)"
 		case strings.HasPrefix(f, "crypto/tls."):
 			return "TLS records and handshakes"
 		case strings.HasPrefix(f, "runtime.gcBgMarkWorker"):

@@ -121,7 +121,7 @@ func TestReadProfile(t *testing.T) {
 		want   map[string]float64
 	}{
 		{"components", split(got), map[string]float64{ComponentRouter: 0.6, ComponentMeters: 0.2, ComponentRuntime: 0.2}},
-		{"activities", activities(got), map[string]float64{"stage signature": 0.6, "forwarder (claim, audit, mark forwarded)": 0.2,
+		{"activities", activities(got), map[string]float64{"stage signature": 0.6, "forwarder (claim, send)": 0.2,
 			"garbage collector (background)": 0.2}},
 		{"packages", topPackages(got, 2), map[string]float64{"crypto/internal/fips140/nistec": 0.6, "crypto/ecdsa": 0.2}},
 	} {

@@ -37,9 +37,11 @@ var firstMeterEUI = smki.MustParseEUI("0012A3FFFE000001")
 // service on a loopback mutual-TLS listener, with the bench's recording
 // transport and a count of the ACB's key agreements.
 type world struct {
-	sys       *inproc.System
-	db        *store.DB
-	dialect   string
+	sys     *inproc.System
+	db      *store.DB
+	dialect string
+	// dsn is the store's DSN, empty for SQLite in dir, the data directory.
+	dsn, dir  string
 	fleet     *device.Fleet
 	meters    []smki.EUI
 	svc       *router.Service
@@ -76,7 +78,7 @@ func (w *world) close() error {
 // ACB and the supplier, the DCC thresholds, and the router listening on
 // loopback.
 func setup(ctx context.Context, cfg Config, dir string) (_ *world, err error) {
-	w := &world{acbKey: &countingKA{}, registry: prometheus.NewRegistry()}
+	w := &world{acbKey: &countingKA{}, registry: prometheus.NewRegistry(), dir: dir}
 	w.counter.Store(uint64(time.Now().UnixMilli())) // GBCS counters follow the clock in milliseconds
 	defer func() {
 		if err != nil {
@@ -90,6 +92,7 @@ func setup(ctx context.Context, cfg Config, dir string) (_ *world, err error) {
 	if dropSchema != nil {
 		w.cleanups = append(w.cleanups, dropSchema)
 	}
+	w.dsn = dsn
 	// The service logs as "serve router" does: JSON records at info level,
 	// formatted for every command and thrown away.
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))

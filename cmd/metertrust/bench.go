@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,25 +24,49 @@ func newBenchCmd() *cobra.Command {
 // newBenchRouterCmd is "metertrust bench router" (package bench).
 func newBenchRouterCmd() *cobra.Command {
 	var f struct {
-		store, data, cpuprofile string
-		meters, commands, conc  int
-		duration                time.Duration
-		json, inProcess         bool
+		store, data, cpuprofile   string
+		meters, commands, conc    int
+		preload, pDevices, pUsers int
+		duration                  time.Duration
+		json, inProcess, compare  bool
 	}
 	c := &cobra.Command{
 		Use:   "router",
-		Short: "Raw ECDSA verification rate, the router's peak rate, latency at half load, end to end with meters",
+		Short: "The router's peak rate and CPU efficiency E, latency at half and 90% load, end to end with meters",
 		Long: `Set up the whole system in a temporary directory (SMKI and DCCKI ceremonies,
 a supplier, --meters reference meters, the router on a loopback mutual-TLS
-listener) and measure, using every core: raw ECDSA P-256 verifications per
-second; the router's rate for signed critical commands put through the whole
-pipeline to a recording transport; their ratio; p50/p99 latency open loop at
-half that rate; and the end-to-end rate with the meters executing and
-answering, with the CPU split between router, meters and client.
+listener) and measure, using every core: raw ECDSA P-256 verifications and
+raw ECDH P-256 key agreements per second, before and after the peak, and
+the CPU time one of each costs (the floor: what a critical command to a
+meter whose Z is not cached cannot do without); the
+router's peak rate for signed critical commands put through the whole
+pipeline to a recording transport, the router's and PostgreSQL's CPU per
+command, and the CPU efficiency E = (verification + ECDH CPU) / (router +
+PostgreSQL CPU per command), with the old ratio to verification beside it;
+the machine's CPU use at the peak; p50/p99 latency open loop at half and at
+90% of the peak rate; and the end-to-end rate with the meters executing and
+answering, with the CPU split between router, meters and client. After the
+run the system stops and the whole audit chain is verified. Each figure with
+a target (E at least 0.5 on SQLite, 0.3 on PostgreSQL; CPU use at least
+0.9; p99 under 20 ms at half load and 50 ms at 90%; the audit chain
+verifies) is marked pass or FAIL, in the table and in --json.
+
+--preload N fills the fresh store before the first measurement with N
+accepted-and-responded commands (with their deliveries and counters), N
+hash-chained audit entries, --preload-devices registered devices and
+--preload-users DCC users with their certificates, and reports how long that
+took; every phase then runs on the pre-loaded store. Alone, it records the
+pre-loaded run. With --compare, the bench runs twice on systems of their own,
+first on a fresh store, then pre-loaded, prints both reports and the two
+side by side, and checks the pre-loaded peak rate against the fresh one
+(target: at least 0.9 of it); --json then prints {fresh, preloaded,
+rateRatio, check}.
 
 The client runs as a child process (this binary, "bench router-client") so
 that its CPU time is measured apart. --store postgres://... runs on a fresh
-schema of that database, dropped at the end; the default is SQLite.`,
+schema of that database, dropped at the end; the default is SQLite. The
+command fails when a phase is incomplete or the audit chain does not verify
+(the report is printed first in the latter case).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -51,11 +76,15 @@ schema of that database, dropped at the end; the default is SQLite.`,
 				return fmt.Errorf("--commands %d: want at least 1", f.commands)
 			case f.conc < 1:
 				return fmt.Errorf("--concurrency %d: want at least 1", f.conc)
+			case f.preload < 0 || f.pDevices < 1 || f.pUsers < 1:
+				return fmt.Errorf("--preload %d, --preload-devices %d, --preload-users %d: want a preload of at least 0 and at least 1 device and user", f.preload, f.pDevices, f.pUsers)
+			case f.compare && f.preload == 0:
+				return fmt.Errorf("--compare needs --preload")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg := bench.Config{Store: f.store, DataDir: f.data, Meters: f.meters, Commands: f.commands, Duration: f.duration,
-				Concurrency: f.conc}
+				Concurrency: f.conc, Preload: f.preload, PreloadDevices: f.pDevices, PreloadUsers: f.pUsers}
 			if !f.json {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
@@ -74,14 +103,35 @@ schema of that database, dropped at the end; the default is SQLite.`,
 				defer pf.Close()
 				cfg.CPUProfile = pf
 			}
-			rep, err := bench.Run(ctx, cfg)
-			if err != nil {
+			type report interface{ WriteTable(io.Writer) error }
+			var rep report
+			var err error
+			if f.compare {
+				c, cerr := bench.Compare(ctx, cfg)
+				err = cerr
+				if c != nil && c.Fresh != nil && c.Preloaded != nil {
+					rep = c
+				}
+			} else {
+				r, rerr := bench.Run(ctx, cfg)
+				err = rerr
+				if r != nil {
+					rep = r
+				}
+			}
+			// A run whose audit chain did not verify still has its
+			// figures: print them, then fail.
+			if rep == nil {
 				return err
 			}
 			if f.json {
-				return printJSON(cmd.OutOrStdout(), rep)
+				if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
+					return perr
+				}
+			} else if werr := rep.WriteTable(cmd.OutOrStdout()); werr != nil {
+				return werr
 			}
-			return rep.WriteTable(cmd.OutOrStdout())
+			return err
 		},
 	}
 	fl := c.Flags()
@@ -89,11 +139,15 @@ schema of that database, dropped at the end; the default is SQLite.`,
 	fl.StringVar(&f.data, "data", "", "data directory to use (must be empty); default a temporary directory, removed at the end")
 	fl.IntVar(&f.meters, "meters", bench.DefaultMeters, "number of reference meters")
 	fl.IntVar(&f.commands, "commands", bench.DefaultCommands, "commands in the peak phase and in the end-to-end phase")
-	fl.DurationVar(&f.duration, "duration", bench.DefaultDuration, "length of the raw verification phase and of the half-load phase")
+	fl.DurationVar(&f.duration, "duration", bench.DefaultDuration, "length of each raw measurement (verification, ECDH; before and after the peak) and of the half- and 90%-load phases")
 	fl.IntVar(&f.conc, "concurrency", bench.DefaultConcurrency, "client connections (requests in flight)")
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the peak phase to this file")
 	fl.BoolVar(&f.inProcess, "in-process-client", false, "run the client in this process (its CPU time then cannot be measured apart)")
+	fl.IntVar(&f.preload, "preload", 0, "pre-load the store with this many commands and audit entries before measuring (e.g. 1000000)")
+	fl.IntVar(&f.pDevices, "preload-devices", bench.DefaultPreloadDevices, "devices registered by --preload")
+	fl.IntVar(&f.pUsers, "preload-users", bench.DefaultPreloadUsers, "DCC users, with their certificates, loaded by --preload")
+	fl.BoolVar(&f.compare, "compare", false, "with --preload: run on a fresh store first, then pre-loaded, and compare the peak rates")
 	return c
 }
 
