@@ -41,21 +41,31 @@ import (
 // PostgreSQL in a fresh schema of METERTRUST_TEST_PG when it is set (failing
 // instead of skipping when CI is set without it).
 func storeBackends(t *testing.T) map[string]func(t *testing.T) func(t *testing.T) *store.DB {
-	openDSN := func(dsn string) func(t *testing.T) *store.DB {
-		return func(t *testing.T) *store.DB {
-			db, err := store.Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
+	out := map[string]func(t *testing.T) func(t *testing.T) *store.DB{}
+	for name, fresh := range storeDSNs(t) {
+		out[name] = func(t *testing.T) func(t *testing.T) *store.DB {
+			dsn := fresh(t)
+			return func(t *testing.T) *store.DB {
+				db, err := store.Open(context.Background(), dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				return db
 			}
-			t.Cleanup(func() { db.Close() })
-			return db
 		}
 	}
-	return map[string]func(t *testing.T) func(t *testing.T) *store.DB{
-		"sqlite": func(t *testing.T) func(t *testing.T) *store.DB {
-			return openDSN("sqlite:" + filepath.Join(t.TempDir(), "router.db"))
+	return out
+}
+
+// storeDSNs gives, per backend, a function that makes a fresh empty
+// database and returns its DSN, for a test that hands it to another process.
+func storeDSNs(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"sqlite": func(t *testing.T) string {
+			return "sqlite:" + filepath.Join(t.TempDir(), "router.db")
 		},
-		"postgres": func(t *testing.T) func(t *testing.T) *store.DB {
+		"postgres": func(t *testing.T) string {
 			dsn := os.Getenv("METERTRUST_TEST_PG")
 			if dsn == "" {
 				if os.Getenv("CI") != "" {
@@ -93,7 +103,7 @@ func storeBackends(t *testing.T) map[string]func(t *testing.T) func(t *testing.T
 			q := u.Query()
 			q.Set("search_path", schema)
 			u.RawQuery = q.Encode()
-			return openDSN(u.String())
+			return u.String()
 		},
 	}
 }

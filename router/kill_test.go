@@ -35,6 +35,9 @@ const (
 	envKillDir  = "METERTRUST_ROUTER_KILL_DIR"
 	envKillCSP  = "METERTRUST_ROUTER_KILL_CSP"
 	envKillAddr = "METERTRUST_ROUTER_KILL_ADDR"
+	// envKillStore is the store's DSN (SQLite in the directory, or a
+	// PostgreSQL schema).
+	envKillStore = "METERTRUST_ROUTER_KILL_STORE"
 )
 
 var killACB = smki.MustParseEUI("90B3D51F30000004")
@@ -48,7 +51,7 @@ func TestSIGKILLChild(t *testing.T) {
 		t.Skip("run by TestSIGKILL only")
 	}
 	ctx := context.Background()
-	db, err := store.OpenDataDir(ctx, dir)
+	db, err := store.Open(ctx, os.Getenv(envKillStore))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,17 +105,24 @@ func TestSIGKILLChild(t *testing.T) {
 }
 
 // TestSIGKILL kills the router process (SIGKILL) in the middle of a load
-// run and starts it again on the same data directory: every command it
-// answered "accepted" is executed by its meter exactly once, and none is
-// lost; a command whose answer the kill cut off is executed at most once.
+// run and starts it again on the same store, on both backends: every
+// command it answered "accepted" is executed by its meter exactly once, and
+// none is lost; a command whose answer the kill cut off is executed at most
+// once.
 func TestSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts router processes")
 	}
+	for name, fresh := range storeDSNs(t) {
+		t.Run(name, func(t *testing.T) { testSIGKILL(t, fresh(t)) })
+	}
+}
+
+func testSIGKILL(t *testing.T, dsn string) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	dir := t.TempDir()
-	db, err := store.OpenDataDir(ctx, dir)
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +219,7 @@ func TestSIGKILL(t *testing.T) {
 	var child *exec.Cmd
 	start := func() {
 		c := exec.Command(os.Args[0], "-test.run=^TestSIGKILLChild$", "-test.v")
-		c.Env = append(os.Environ(), envKillDir+"="+dir, envKillCSP+"="+csp.URL, envKillAddr+"="+addr)
+		c.Env = append(os.Environ(), envKillDir+"="+dir, envKillCSP+"="+csp.URL, envKillAddr+"="+addr, envKillStore+"="+dsn)
 		c.Stdout, c.Stderr = logf, logf
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
