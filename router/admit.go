@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/internal/groupcommit"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -65,17 +66,13 @@ type screener interface {
 // leased to this process in the same transaction and handed to the
 // forwarder at once (Handoff), with no claim on the store.
 type GroupAdmitter struct {
-	db       admitStore
-	det      screener
-	now      func() time.Time
-	leaders  int // groups committing at once
-	maxBatch int
-	lease    time.Duration
+	db    admitStore
+	det   screener
+	now   func() time.Time
+	lease time.Duration
+	group groupcommit.Group[admitItem]
 
 	mu      sync.Mutex
-	busy    int
-	queue   []*pendingAdmission
-	marks   []*pendingMark
 	handoff func([]Pending)
 	notify  func()
 	// parked is set when a command was recorded without a handoff (its
@@ -84,19 +81,27 @@ type GroupAdmitter struct {
 	parked bool
 }
 
+// admitItem is one waiter of a group: a command or the forwarder's marks.
+type admitItem struct {
+	cmd  *pendingAdmission
+	mark *pendingMark
+}
+
 type pendingAdmission struct {
 	a        Admission
 	prepared anomaly.Prepared
 	verdict  Verdict
 	err      error
-	done     chan struct{}
+	// Once committed, for after: the forwarder's dispatch and the sealed
+	// message of a command handed to it, or the quarantine to announce.
+	handoff    func([]Pending)
+	message    []byte
+	quarantine *store.AdmitResult
 }
 
 type pendingMark struct {
 	fs   []Forward
 	errs []error
-	err  error
-	done chan struct{}
 }
 
 // maxAdmitGroup bounds the commands of one group.
@@ -110,7 +115,9 @@ func NewGroupAdmitter(db admitStore, det screener, leaders int, lease time.Durat
 	if now == nil {
 		now = time.Now
 	}
-	return &GroupAdmitter{db: db, det: det, now: now, leaders: max(1, leaders), maxBatch: maxAdmitGroup, lease: lease}
+	g := &GroupAdmitter{db: db, det: det, now: now, lease: lease}
+	g.group.Commit, g.group.After, g.group.Take, g.group.Leaders = g.commit, g.after, g.take, max(1, leaders)
+	return g
 }
 
 // SetForwarder connects the forwarder: dispatch receives the admitted
@@ -127,7 +134,7 @@ func (g *GroupAdmitter) SetForwarder(dispatch func([]Pending), notify func()) {
 // even if ctx ends, so that a caller is never told "not accepted" about a
 // command that became durable.
 func (g *GroupAdmitter) Admit(ctx context.Context, a Admission) (Verdict, error) {
-	p := &pendingAdmission{a: a, done: make(chan struct{})}
+	p := &pendingAdmission{a: a}
 	if !a.Released {
 		s := a.Screening
 		var err error
@@ -140,70 +147,59 @@ func (g *GroupAdmitter) Admit(ctx context.Context, a Admission) (Verdict, error)
 	if err := ctx.Err(); err != nil {
 		return Verdict{}, err
 	}
-	g.mu.Lock()
-	g.queue = append(g.queue, p)
-	g.lead(ctx)
-	<-p.done
+	if err := g.group.Do(ctx, admitItem{cmd: p}); err != nil {
+		return Verdict{}, fmt.Errorf("recording command: %w", err)
+	}
 	return p.verdict, p.err
 }
 
 // RecordForwarded implements ForwardRecorder: the marks and audit entries go in
 // the next group's transaction.
 func (g *GroupAdmitter) RecordForwarded(ctx context.Context, fs []Forward) ([]error, error) {
-	m := &pendingMark{fs: fs, done: make(chan struct{})}
-	g.mu.Lock()
-	g.marks = append(g.marks, m)
-	g.lead(ctx)
-	<-m.done
-	return m.errs, m.err
-}
-
-// lead commits groups while there is work and fewer than g.leaders
-// groups are committing. It is called with g.mu held and returns with it
-// released.
-func (g *GroupAdmitter) lead(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx) // the group must not fail with one caller
-	for g.busy < g.leaders && (len(g.queue) > 0 || len(g.marks) > 0) {
-		g.busy++
-		group, marks := g.take()
-		handoff := g.handoff
-		g.mu.Unlock()
-		parked := g.commit(ctx, group, marks, handoff)
-		g.mu.Lock()
-		g.busy--
-		wake := parked || (g.parked && len(marks) > 0)
-		g.parked = parked || (g.parked && len(marks) == 0)
-		if wake && g.notify != nil {
-			g.notify()
-		}
+	m := &pendingMark{fs: fs}
+	if err := g.group.Do(ctx, admitItem{mark: m}); err != nil {
+		return nil, err
 	}
-	g.mu.Unlock()
+	return m.errs, nil
 }
 
-// take removes the next group from the queue: at most maxBatch commands,
+// take is the group's Take: a group holds at most maxAdmitGroup commands,
 // one per pair (the others keep their place), and every pending mark.
-func (g *GroupAdmitter) take() ([]*pendingAdmission, []*pendingMark) {
+func (g *GroupAdmitter) take() func(admitItem) bool {
 	type pair struct{ o, t string }
 	seen := map[pair]bool{}
-	var group, rest []*pendingAdmission
-	for _, p := range g.queue {
-		k := pair{p.a.Record.Originator.String(), p.a.Record.Target.String()}
-		if len(group) < g.maxBatch && !seen[k] {
-			seen[k] = true
-			group = append(group, p)
-		} else {
-			rest = append(rest, p)
+	n := 0
+	return func(it admitItem) bool {
+		p := it.cmd
+		if p == nil {
+			return true
 		}
+		k := pair{p.a.Record.Originator.String(), p.a.Record.Target.String()}
+		if n == maxAdmitGroup || seen[k] {
+			return false
+		}
+		seen[k] = true
+		n++
+		return true
 	}
-	g.queue = rest
-	marks := g.marks
-	g.marks = nil
-	return group, marks
 }
 
-// commit runs one group's transaction and releases its callers. It
-// reports whether a command was recorded without a handoff.
-func (g *GroupAdmitter) commit(ctx context.Context, group []*pendingAdmission, marks []*pendingMark, handoff func([]Pending)) (parked bool) {
+// commit runs one group's transaction and sets its callers' outcomes; the
+// group's error fails them all. A command recorded without a handoff
+// wakes the forwarder, as do the marks that follow one.
+func (g *GroupAdmitter) commit(ctx context.Context, items []admitItem) error {
+	g.mu.Lock()
+	handoff := g.handoff
+	g.mu.Unlock()
+	var group []*pendingAdmission
+	var marks []*pendingMark
+	for _, it := range items {
+		if it.cmd != nil {
+			group = append(group, it.cmd)
+		} else {
+			marks = append(marks, it.mark)
+		}
+	}
 	var sg store.AdmitGroup
 	lease := g.now().Add(g.lease)
 	for _, p := range group {
@@ -223,47 +219,59 @@ func (g *GroupAdmitter) commit(ctx context.Context, group []*pendingAdmission, m
 	}
 	results, markErrs, err := g.db.Admit(ctx, sg)
 
-	n := 0
-	for _, m := range marks {
-		if err != nil {
-			m.err = err
-		} else {
+	parked := false
+	if err == nil {
+		n := 0
+		for _, m := range marks {
 			m.errs = markErrs[n : n+len(m.fs)]
+			n += len(m.fs)
 		}
-		n += len(m.fs)
-		close(m.done)
+		for i, p := range group {
+			r := &results[i]
+			switch {
+			case r.Quarantined:
+				p.quarantine = r
+				p.verdict = Verdict{Quarantined: true, Reference: r.Decision.Ref, Breach: fmt.Sprintf("%s: %s", r.Decision.Kind, r.Decision.Detail)}
+			case errors.Is(r.Err, store.ErrStaleCounter):
+				p.err = fmt.Errorf("%w: %w", ErrReplay, r.Err)
+			case r.Err != nil:
+				p.err = fmt.Errorf("recording command: %w", r.Err)
+			case r.Handoff:
+				p.handoff, p.message = handoff, r.Message
+			default:
+				parked = true
+			}
+		}
 	}
+	g.mu.Lock()
+	wake := parked || (g.parked && len(marks) > 0)
+	g.parked = parked || (g.parked && len(marks) == 0)
+	if wake && g.notify != nil {
+		g.notify()
+	}
+	g.mu.Unlock()
+	return err
+}
+
+// after is the group's After: once the callers are released, it hands
+// the commands leased to this process to the forwarder and announces the
+// quarantines.
+func (g *GroupAdmitter) after(ctx context.Context, items []admitItem) {
+	var handoff func([]Pending)
 	var handed []Pending
-	var quarantined []store.AdmitResult
-	for i, p := range group {
-		if err != nil {
-			p.err = fmt.Errorf("recording command: %w", err)
-			close(p.done)
-			continue
-		}
-		r := results[i]
-		switch {
-		case r.Quarantined:
-			quarantined = append(quarantined, r)
-			p.verdict = Verdict{Quarantined: true, Reference: r.Decision.Ref, Breach: fmt.Sprintf("%s: %s", r.Decision.Kind, r.Decision.Detail)}
-		case errors.Is(r.Err, store.ErrStaleCounter):
-			p.err = fmt.Errorf("%w: %w", ErrReplay, r.Err)
-		case r.Err != nil:
-			p.err = fmt.Errorf("recording command: %w", r.Err)
-		case r.Handoff:
+	for _, it := range items {
+		if p := it.cmd; p != nil && p.handoff != nil {
 			rec := p.a.Record
-			rec.Message = r.Message
-			handed = append(handed, Pending{Record: rec})
-		default:
-			parked = true
+			rec.Message = p.message
+			handoff, handed = p.handoff, append(handed, Pending{Record: rec})
 		}
-		close(p.done)
 	}
 	if len(handed) > 0 {
 		handoff(handed)
 	}
-	for _, r := range quarantined {
-		g.det.Announce(ctx, r.Quarantine, r.Decision)
+	for _, it := range items {
+		if p := it.cmd; p != nil && p.quarantine != nil {
+			g.det.Announce(ctx, p.quarantine.Quarantine, p.quarantine.Decision)
+		}
 	}
-	return parked
 }

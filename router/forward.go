@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/internal/groupcommit"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -87,58 +88,58 @@ const DefaultForwardLease = 30 * time.Second
 // maxForwardGroup bounds the commands one RecordForwarded call records.
 const maxForwardGroup = 256
 
-// forwardGroup group-commits the records of commands the transport took:
-// the first attempt to arrive commits, and the attempts that arrive while
-// it does queue up and go in its next transaction. No goroutine of its
-// own: an idle forwarder pays no extra latency.
+// forwardGroup group-commits the records of commands the transport took
+// through one ForwardRecorder: the first attempt to arrive commits, and the
+// attempts that arrive while it does queue up and go in its next
+// transaction. No goroutine of its own: an idle forwarder pays no extra
+// latency. Waiters' records do not fail with the leader's context.
 type forwardGroup struct {
-	mu    sync.Mutex
-	busy  bool
-	queue []*pendingForward
+	r     ForwardRecorder
+	group groupcommit.Group[*pendingForward]
 }
 
 type pendingForward struct {
 	f Forward
-	// res receives the command's own outcome and the group's.
-	res chan [2]error
+	// own is f's own outcome; lost, when set, is the group's error for an
+	// f the recorder returned no outcome for.
+	own, lost error
 }
 
-// record records f through r, grouped with concurrent calls, and returns
-// f's own error and the group's transaction error.
-func (g *forwardGroup) record(ctx context.Context, r ForwardRecorder, f Forward) (own, group error) {
-	p := &pendingForward{f: f, res: make(chan [2]error, 1)}
-	g.mu.Lock()
-	g.queue = append(g.queue, p)
-	if !g.busy {
-		g.busy = true
-		for len(g.queue) > 0 {
-			n := min(len(g.queue), maxForwardGroup)
-			batch := g.queue[:n:n]
-			g.queue = g.queue[n:]
-			g.mu.Unlock()
-			fs := make([]Forward, len(batch))
-			for i, q := range batch {
-				fs[i] = q.f
-			}
-			// Waiters' records must not fail with the leader's context.
-			errs, err := r.RecordForwarded(context.WithoutCancel(ctx), fs)
-			for i, q := range batch {
-				switch {
-				case err != nil:
-					q.res <- [2]error{nil, err}
-				case i < len(errs):
-					q.res <- [2]error{errs[i], nil}
-				default:
-					q.res <- [2]error{nil, fmt.Errorf("router: outbox returned %d results for %d commands", len(errs), len(fs))}
-				}
-			}
-			g.mu.Lock()
-		}
-		g.busy = false
+// newForwardGroup returns a forwardGroup recording through r.
+func newForwardGroup(r ForwardRecorder) *forwardGroup {
+	g := &forwardGroup{r: r}
+	g.group.Commit, g.group.Max = g.commit, maxForwardGroup
+	return g
+}
+
+// record records f, grouped with concurrent calls, and returns f's own
+// error and the group's transaction error.
+func (g *forwardGroup) record(ctx context.Context, f Forward) (own, group error) {
+	p := &pendingForward{f: f}
+	if err := g.group.Do(ctx, p); err != nil {
+		return nil, err
 	}
-	g.mu.Unlock()
-	res := <-p.res
-	return res[0], res[1]
+	return p.own, p.lost
+}
+
+// commit records a group in one RecordForwarded call.
+func (g *forwardGroup) commit(ctx context.Context, batch []*pendingForward) error {
+	fs := make([]Forward, len(batch))
+	for i, p := range batch {
+		fs[i] = p.f
+	}
+	errs, err := g.r.RecordForwarded(ctx, fs)
+	if err != nil {
+		return err
+	}
+	for i, p := range batch {
+		if i < len(errs) {
+			p.own = errs[i]
+		} else {
+			p.lost = fmt.Errorf("router: outbox returned %d results for %d commands", len(errs), len(fs))
+		}
+	}
+	return nil
 }
 
 // ErrAlreadyComplete is wrapped by Outbox.Complete for a command that
@@ -203,7 +204,9 @@ type Forwarder struct {
 	log  *slog.Logger
 	now  func() time.Time
 	wake chan struct{}
-	fwds forwardGroup
+	// fwds groups the records of forwarded commands, when there is a
+	// Recorder.
+	fwds *forwardGroup
 	// sem bounds the attempts running at once; running holds Run's
 	// context while it runs, for Dispatch.
 	sem     chan struct{}
@@ -240,6 +243,9 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	f := &Forwarder{cfg: cfg, log: cfg.Logger, now: cfg.Clock, wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers)}
 	if cfg.Recorder == nil {
 		f.cfg.Recorder, _ = cfg.Outbox.(ForwardRecorder)
+	}
+	if f.cfg.Recorder != nil {
+		f.fwds = newForwardGroup(f.cfg.Recorder)
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -381,8 +387,8 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 // shared with concurrent attempts when the Outbox is a ForwardRecorder.
 // If that transaction fails, they are written apart as without one.
 func (f *Forwarder) forwarded(ctx context.Context, rec Record, detail string) {
-	if r := f.cfg.Recorder; r != nil {
-		own, group := f.fwds.record(ctx, r, Forward{ID: rec.ID, At: f.now(), Audit: f.event("command.forwarded", rec, detail)})
+	if f.fwds != nil {
+		own, group := f.fwds.record(ctx, Forward{ID: rec.ID, At: f.now(), Audit: f.event("command.forwarded", rec, detail)})
 		if group == nil {
 			if own != nil {
 				f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", own)

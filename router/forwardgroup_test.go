@@ -64,7 +64,7 @@ func TestForwardGroup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var g forwardGroup
+			g := newForwardGroup(tt.rec)
 			const n = 40
 			var wg sync.WaitGroup
 			type result struct{ own, group error }
@@ -73,7 +73,7 @@ func TestForwardGroup(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					own, group := g.record(t.Context(), tt.rec, Forward{ID: fmt.Sprintf("c%d", i)})
+					own, group := g.record(t.Context(), Forward{ID: fmt.Sprintf("c%d", i)})
 					results[i] = result{own, group}
 				}()
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/internal/groupcommit"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -42,32 +43,27 @@ type AnomalyStore struct {
 
 	listening atomic.Int64
 
-	// checks group-commits check-and-record calls.
-	checks checkGroup
+	// checks group-commits check-and-record: the first check to arrive
+	// runs a transaction, and the checks that arrive while it commits queue
+	// up and go together in its next one. Inside the transaction each check
+	// counts and inserts in turn, so each sees the events of the checks
+	// before it and counting stays exact; a caller learns its outcome only
+	// once the transaction is durable. One commit (one fsync) then serves a
+	// group instead of one check. Once queued, a check is decided even if
+	// its caller's context ends, as the router's group ledger does: the
+	// other checks of the group must not fail with it.
+	checks groupcommit.Group[*pendingCheck]
 }
 
 // maxCheckGroup bounds the checks one transaction takes.
 const maxCheckGroup = 256
 
-// checkGroup group-commits check-and-record: the first check to
-// arrive runs a transaction, and the checks that arrive while it commits
-// queue up and go together in its next one. Inside the transaction each
-// check counts and inserts in turn, so each sees the events of the checks
-// before it and counting stays exact; a caller learns its outcome only
-// once the transaction is durable. One commit (one fsync) then serves a
-// group instead of one check.
-type checkGroup struct {
-	mu    sync.Mutex
-	busy  bool
-	queue []*pendingCheck
-}
-
+// pendingCheck is one check-and-record of a group (decidePostgres,
+// decideSQLite) and, once decided, its outcome.
 type pendingCheck struct {
 	ev       anomaly.Event
 	counters []anomaly.Counter
 	out      anomaly.Outcome
-	err      error
-	done     chan struct{}
 }
 
 var (
@@ -77,7 +73,11 @@ var (
 
 // Anomaly returns the anomaly detection store on db. Each call returns a
 // new handle; they share the database.
-func (db *DB) Anomaly() *AnomalyStore { return &AnomalyStore{db: db} }
+func (db *DB) Anomaly() *AnomalyStore {
+	s := &AnomalyStore{db: db}
+	s.checks.Commit, s.checks.Max = s.decideGroup, maxCheckGroup
+	return s
+}
 
 // Notifier returns s as an anomaly.Notifier on PostgreSQL, and nil on
 // SQLite, whose single process needs none.
@@ -131,53 +131,26 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 	if err := ctx.Err(); err != nil {
 		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, err)
 	}
-	p := &pendingCheck{ev: ev, counters: counters, done: make(chan struct{})}
-	g := &s.checks
-	g.mu.Lock()
-	g.queue = append(g.queue, p)
-	if !g.busy {
-		g.busy = true
-		for len(g.queue) > 0 {
-			n := min(len(g.queue), maxCheckGroup)
-			batch := g.queue[:n:n]
-			g.queue = g.queue[n:]
-			g.mu.Unlock()
-			// Once queued, a check is decided even if its caller's context
-			// ends, as the router's group ledger does: the other checks of
-			// the group must not fail with it.
-			s.decideGroup(context.WithoutCancel(ctx), batch)
-			g.mu.Lock()
-		}
-		g.busy = false
-	}
-	g.mu.Unlock()
-	<-p.done
-	if p.err != nil {
-		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, p.err)
+	p := &pendingCheck{ev: ev, counters: counters}
+	if err := s.checks.Do(ctx, p); err != nil {
+		return anomaly.Outcome{}, fmt.Errorf("store: anomaly check-and-record for %s: %w", ev.RequestID, err)
 	}
 	return p.out, nil
 }
 
-// decideGroup decides a group of checks in one transaction and releases
-// their callers once it has committed (or failed, for all of them). On
-// PostgreSQL the transaction first takes the advisory locks of every
-// counter and event key of the group, in one statement and in ascending
-// order (so that no two routers' groups can deadlock), and counts after
-// that: under READ COMMITTED each statement then sees every event committed
-// by the previous holder of a lock, in any process.
-func (s *AnomalyStore) decideGroup(ctx context.Context, batch []*pendingCheck) {
-	err := s.db.inTx(ctx, func(tx dbtx) error {
+// decideGroup decides a group of checks in one transaction, the checks.Commit
+// of s. On PostgreSQL the transaction first takes the advisory locks of
+// every counter and event key of the group, in one statement and in
+// ascending order (so that no two routers' groups can deadlock), and counts
+// after that: under READ COMMITTED each statement then sees every event
+// committed by the previous holder of a lock, in any process.
+func (s *AnomalyStore) decideGroup(ctx context.Context, batch []*pendingCheck) error {
+	return s.db.inTx(ctx, func(tx dbtx) error {
 		if ptx, ok := tx.(pgTx); ok {
 			return decidePostgres(ctx, ptx, batch)
 		}
 		return decideSQLite(ctx, tx, batch)
 	})
-	for _, p := range batch {
-		if err != nil {
-			p.out, p.err = anomaly.Outcome{}, err
-		}
-		close(p.done)
-	}
 }
 
 // outcome returns the first counter whose count reached its limit.
