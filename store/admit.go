@@ -8,9 +8,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/metertrust/metertrust/anomaly"
 )
@@ -106,21 +109,17 @@ func (db *DB) Admit(ctx context.Context, g AdmitGroup) (results []AdmitResult, m
 				live = append(live, i)
 			}
 		}
+		var writes []statement
 		if len(live) > 0 {
-			if err := db.admit(ctx, tx, g, live, results); err != nil {
+			var err error
+			if writes, err = db.admit(ctx, tx, g, live, results); err != nil {
 				return err
 			}
 		}
 		var es []AuditEvent
-		if len(g.Forwarded) > 0 {
-			var err error
-			if markErrs, err = markForwardedIn(ctx, tx, db.dialect, g.Forwarded); err != nil {
-				return err
-			}
-			for _, f := range g.Forwarded {
-				if f.Audit != nil {
-					es = append(es, *f.Audit)
-				}
+		for _, f := range g.Forwarded {
+			if f.Audit != nil {
+				es = append(es, *f.Audit)
 			}
 		}
 		for _, i := range live {
@@ -130,6 +129,20 @@ func (db *DB) Admit(ctx context.Context, g AdmitGroup) (results []AdmitResult, m
 				es = append(es, r.quarantineAudit)
 			case r.Err == nil && g.Items[i].Audit != nil:
 				es = append(es, *g.Items[i].Audit)
+			}
+		}
+		if ptx, ok := tx.(pgTx); ok {
+			var err error
+			markErrs, err = writePostgres(ctx, ptx, writes, g.Forwarded, es)
+			return err
+		}
+		if err := execAll(ctx, tx, writes); err != nil {
+			return fmt.Errorf("store: admitting commands: %w", err)
+		}
+		if len(g.Forwarded) > 0 {
+			var err error
+			if markErrs, err = markForwardedIn(ctx, tx, db.dialect, g.Forwarded); err != nil {
+				return err
 			}
 		}
 		// Audit entries last, so the chain head is locked for as short a
@@ -143,8 +156,10 @@ func (db *DB) Admit(ctx context.Context, g AdmitGroup) (results []AdmitResult, m
 	return results, markErrs, nil
 }
 
-// admit is Admit's work on the group's live items, inside tx.
-func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, results []AdmitResult) error {
+// admit is Admit's work on the group's live items, inside tx: it decides
+// each and returns the statements that write the outcome (quarantine
+// records, counters, commands, outbox rows), for the caller to run.
+func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, results []AdmitResult) ([]statement, error) {
 	items := g.Items
 	if db.dialect == DialectPostgres {
 		keys := make([]string, len(live))
@@ -152,7 +167,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 			keys[j] = "pair/" + items[i].Command.Originator + "/" + items[i].Command.Target
 		}
 		if err := lockCounters(ctx, tx, keys); err != nil {
-			return fmt.Errorf("store: admitting commands: %w", err)
+			return nil, fmt.Errorf("store: admitting commands: %w", err)
 		}
 	}
 	// IDs already stored, the pairs' last counters, and the pairs with a
@@ -182,7 +197,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		UNION ALL SELECT 'busy', c.originator, c.target, 0 FROM router_outbox o JOIN router_commands c ON c.id = o.command_id
 			WHERE o.target IN (`+targetList+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
+		return nil, fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 	}
 	stored, busy, last := map[string]bool{}, map[string]bool{}, map[string]int64{}
 	for rs.Next() {
@@ -190,7 +205,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		var n int64
 		if err := rs.Scan(&kind, &a, &b, &n); err != nil {
 			rs.Close()
-			return fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
+			return nil, fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 		}
 		switch kind {
 		case "id":
@@ -203,7 +218,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 	}
 	rs.Close()
 	if err := rs.Err(); err != nil {
-		return fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
+		return nil, fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 	}
 
 	// Counters and IDs, then the thresholds for those still in.
@@ -226,7 +241,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 			passed = append(passed, i)
 		case a.Prepared.AttributeBreach():
 			if err := results[i].breach(g, i, anomaly.Outcome{Breached: -1}); err != nil {
-				return err
+				return nil, err
 			}
 		default:
 			if err := validEvent(a.Prepared.Event); err != nil {
@@ -244,7 +259,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 			err = decideSQLite(ctx, tx, checks)
 		}
 		if err != nil {
-			return fmt.Errorf("store: admitting commands: %w", err)
+			return nil, fmt.Errorf("store: admitting commands: %w", err)
 		}
 		for j, p := range checks {
 			i := checked[j]
@@ -253,7 +268,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 				continue
 			}
 			if err := results[i].breach(g, i, p.out); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -283,32 +298,30 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		boxRows = append(boxRows, []any{c.ID, c.Target, c.AcceptedAt, lease})
 		ctrRows = append(ctrRows, []any{c.Originator, c.Target, int64(c.Counter)})
 	}
+	var ss []statement
 	for _, i := range live {
 		if r := &results[i]; r.Quarantined {
-			if err := insertQuarantine(ctx, tx, r.Quarantine); err != nil {
-				return fmt.Errorf("store: quarantining %s: %w", r.Quarantine.Ref, err)
+			st, err := quarantineStatement(r.Quarantine)
+			if err != nil {
+				return nil, err
 			}
+			ss = append(ss, st)
 		}
-	}
-	if len(cmdRows) == 0 {
-		return nil
 	}
 	// The pairs' locks (PostgreSQL) or the single writer (SQLite) make the
 	// read counters current: each was checked above.
-	if err := insertRows(ctx, tx, `INSERT INTO router_counters (originator, target, last) VALUES `, `($1, $2, $3)`,
+	_, pg := tx.(pgTx)
+	if ss, err = rowStatements(ss, pg, `INSERT INTO router_counters (originator, target, last) VALUES `, `($1, $2, $3)`,
 		` ON CONFLICT (originator, target) DO UPDATE SET last = excluded.last`, ctrRows); err != nil {
-		return fmt.Errorf("store: admitting %d commands: counters: %w", len(ctrRows), err)
+		return nil, err
 	}
-	if err := insertRows(ctx, tx, `INSERT INTO router_commands
+	if ss, err = rowStatements(ss, pg, `INSERT INTO router_commands
 		(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
 		VALUES `, `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`, ``, cmdRows); err != nil {
-		return fmt.Errorf("store: admitting %d commands: %w", len(cmdRows), err)
+		return nil, err
 	}
-	if err := insertRows(ctx, tx, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt, lease_until) VALUES `,
-		`($1, $2, 0, $3, $4)`, ``, boxRows); err != nil {
-		return fmt.Errorf("store: admitting %d commands: outbox: %w", len(boxRows), err)
-	}
-	return nil
+	return rowStatements(ss, pg, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt, lease_until) VALUES `,
+		`($1, $2, 0, $3, $4)`, ``, boxRows)
 }
 
 // breach fills r from g.Breach for item i.
@@ -319,6 +332,84 @@ func (r *AdmitResult) breach(g AdmitGroup, i int, out anomaly.Outcome) error {
 	}
 	r.Quarantined, r.Quarantine, r.Decision, r.quarantineAudit = true, q, dec, auditEvent(entry)
 	return nil
+}
+
+// writePostgres runs a group's writes, the forwarder's marks and the claim
+// of the audit chain's head in one round trip (a pgx batch), then appends
+// the audit entries es (one more, with the head's move), and returns the
+// marks' outcomes.
+func writePostgres(ctx context.Context, tx pgTx, writes []statement, marks []ForwardedCommand, es []AuditEvent) ([]error, error) {
+	ptx, ok := tx.c.(pgx.Tx)
+	if !ok {
+		return nil, errors.New("store: admission outside a transaction")
+	}
+	out, details, err := prepareAudits(es)
+	if err != nil {
+		return nil, err
+	}
+	b := &pgx.Batch{}
+	for _, st := range writes {
+		b.Queue(st.q, pgArgs(st.args)...)
+	}
+	if len(marks) > 0 {
+		q, args := markForwardedPG(marks)
+		b.Queue(q, pgArgs(args)...)
+	}
+	if len(es) > 0 {
+		b.Queue(claimAuditHead, int64(len(es)))
+	}
+	if b.Len() == 0 {
+		return nil, nil
+	}
+	var markErrs []error
+	var last int64
+	var prev []byte
+	br := ptx.SendBatch(ctx, b)
+	err = func() error {
+		for range writes {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("store: admitting commands: %w", classify(err))
+			}
+		}
+		if len(marks) > 0 {
+			rs, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("store: marking %d commands forwarded: %w", len(marks), err)
+			}
+			present := map[string]bool{}
+			for rs.Next() {
+				var id string
+				if err := rs.Scan(&id); err != nil {
+					rs.Close()
+					return fmt.Errorf("store: marking %d commands forwarded: %w", len(marks), err)
+				}
+				present[id] = true
+			}
+			rs.Close()
+			if err := rs.Err(); err != nil {
+				return fmt.Errorf("store: marking %d commands forwarded: %w", len(marks), err)
+			}
+			markErrs = markErrors(marks, present)
+		}
+		if len(es) > 0 {
+			if err := br.QueryRow().Scan(&last, &prev); err != nil {
+				return fmt.Errorf("store: appending audit event %s: claiming chain head: %w", es[0].Action, err)
+			}
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(es) > 0 {
+		if _, err := writeAudits(ctx, tx, out, details, last, prev); err != nil {
+			return nil, err
+		}
+	}
+	return markErrs, nil
 }
 
 // unsignedLess reports a < b for GBCS counters stored as the two's

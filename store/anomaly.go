@@ -513,25 +513,34 @@ func (s *AnomalyStore) AddQuarantine(ctx context.Context, q anomaly.Quarantine, 
 // insertQuarantine stores a new quarantine record in tx; a repeated
 // reference gives anomaly.ErrConflict.
 func insertQuarantine(ctx context.Context, tx dbtx, q anomaly.Quarantine) error {
-	attrs, err := json.Marshal(q.Attributes)
+	st, err := quarantineStatement(q)
 	if err != nil {
-		return fmt.Errorf("%w: quarantine %s attributes: %v", ErrInvalid, q.Ref, err)
+		return err
 	}
-	if q.Attributes == nil {
-		attrs = []byte("{}")
-	}
-	if _, err := tx.exec(ctx, `INSERT INTO anomaly_quarantine (ref, command_id, user_eui, user_role, service_ref,
-		target, kind, threshold_id, detail, command, attributes, at, state, created_at, decided_by, decided_at, reason)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		q.Ref, q.CommandID, euiText(q.User), string(q.UserRole), q.ServiceRef, euiText(q.Target), string(q.Kind),
-		q.ThresholdID, q.Detail, q.Command, string(attrs), q.At, string(q.State), q.CreatedAt, q.DecidedBy,
-		q.DecidedAt, q.Reason); err != nil {
+	if _, err := tx.exec(ctx, st.q, st.args...); err != nil {
 		if errors.Is(classify(err), errUnique) {
 			return anomaly.ErrConflict
 		}
 		return err
 	}
 	return nil
+}
+
+// quarantineStatement is the statement that stores q.
+func quarantineStatement(q anomaly.Quarantine) (statement, error) {
+	attrs, err := json.Marshal(q.Attributes)
+	if err != nil {
+		return statement{}, fmt.Errorf("%w: quarantine %s attributes: %v", ErrInvalid, q.Ref, err)
+	}
+	if q.Attributes == nil {
+		attrs = []byte("{}")
+	}
+	return statement{`INSERT INTO anomaly_quarantine (ref, command_id, user_eui, user_role, service_ref,
+		target, kind, threshold_id, detail, command, attributes, at, state, created_at, decided_by, decided_at, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		[]any{q.Ref, q.CommandID, euiText(q.User), string(q.UserRole), q.ServiceRef, euiText(q.Target), string(q.Kind),
+			q.ThresholdID, q.Detail, q.Command, string(attrs), q.At, string(q.State), q.CreatedAt, q.DecidedBy,
+			q.DecidedAt, q.Reason}}, nil
 }
 
 const quarantineColumns = `ref, command_id, user_eui, user_role, service_ref, target, kind, threshold_id, detail,

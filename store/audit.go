@@ -139,22 +139,42 @@ func appendAuditsIn(ctx context.Context, tx dbtx, es []AuditEvent) ([]AuditEvent
 	if len(es) == 0 {
 		return nil, nil
 	}
+	out, details, err := prepareAudits(es)
+	if err != nil {
+		return nil, err
+	}
+	var last int64
+	var prev []byte
+	if err := tx.queryRow(ctx, claimAuditHead, int64(len(es))).Scan(&last, &prev); err != nil {
+		return nil, fmt.Errorf("store: appending audit event %s: claiming chain head: %w", es[0].Action, err)
+	}
+	return writeAudits(ctx, tx, out, details, last, prev)
+}
+
+// claimAuditHead advances the chain head by $1 entries, locking it until
+// commit, and returns the new last sequence number and the hash before.
+const claimAuditHead = `UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash`
+
+// prepareAudits checks es and returns them with their times as stored and
+// their details encoded.
+func prepareAudits(es []AuditEvent) ([]AuditEvent, [][]byte, error) {
 	out := make([]AuditEvent, len(es))
 	details := make([][]byte, len(es))
 	for i, e := range es {
 		d, err := checkAuditEvent(e)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		e.Time = dbTime(e.Time)
 		out[i], details[i] = e, d
 	}
-	var last int64
-	var prev []byte
-	if err := tx.queryRow(ctx, `UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash`, int64(len(es))).
-		Scan(&last, &prev); err != nil {
-		return nil, fmt.Errorf("store: appending audit event %s: claiming chain head: %w", es[0].Action, err)
-	}
+	return out, details, nil
+}
+
+// writeAudits chains out after the head claimed (last, the new last
+// sequence number; prev, the hash before), inserts the entries and moves
+// the head's hash.
+func writeAudits(ctx context.Context, tx dbtx, out []AuditEvent, details [][]byte, last int64, prev []byte) ([]AuditEvent, error) {
 	for i := range out {
 		e := &out[i]
 		e.Seq, e.PrevHash = last-int64(len(out))+1+int64(i), prev

@@ -478,7 +478,14 @@ func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs
 // forwarded, inside tx, in two statements; it does not append their audit
 // entries. errs[i] wraps ErrNotFound when fs[i]'s row was already gone.
 func markForwardedIn(ctx context.Context, tx dbtx, dialect string, fs []ForwardedCommand) ([]error, error) {
-	errs := make([]error, len(fs))
+	if dialect == DialectPostgres {
+		q, args := markForwardedPG(fs)
+		present, err := queryStrings(ctx, tx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
+		}
+		return markErrors(fs, present), nil
+	}
 	ids := make([]any, len(fs))
 	for i, f := range fs {
 		ids[i] = f.ID
@@ -489,42 +496,47 @@ func markForwardedIn(ctx context.Context, tx dbtx, dialect string, fs []Forwarde
 	if err != nil {
 		return nil, fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
 	}
-	var marked []ForwardedCommand
+	// Their states: one cached statement per command (SQLite has no round
+	// trip to save).
+	for _, f := range fs {
+		if !present[f.ID] {
+			continue
+		}
+		if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+			CommandForwarded, f.At, f.ID, CommandAccepted); err != nil {
+			return nil, fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
+		}
+	}
+	return markErrors(fs, present), nil
+}
+
+// markErrors gives each mark whose outbox row was not present an error
+// wrapping ErrNotFound.
+func markErrors(fs []ForwardedCommand, present map[string]bool) []error {
+	errs := make([]error, len(fs))
 	for i, f := range fs {
 		if !present[f.ID] {
 			errs[i] = fmt.Errorf("outbox row of command %s: %w", f.ID, ErrNotFound)
-			continue
 		}
-		marked = append(marked, f)
 	}
-	if len(marked) == 0 {
-		return errs, nil
-	}
-	if dialect != DialectPostgres {
-		// One cached statement per command: SQLite has no round trip to save.
-		for _, f := range marked {
-			if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
-				CommandForwarded, f.At, f.ID, CommandAccepted); err != nil {
-				return nil, fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
-			}
-		}
-		return errs, nil
-	}
-	// Their states, in one statement, each with its own time (a CASE's
-	// result type is not inferred from the column on PostgreSQL).
-	var when strings.Builder
+	return errs
+}
+
+// markForwardedPG is markForwardedIn on PostgreSQL as one statement: it
+// deletes the outbox rows, marks the commands whose rows were there, each
+// with its own time, and returns the IDs of those rows.
+func markForwardedPG(fs []ForwardedCommand) (string, []any) {
 	args := []any{CommandForwarded, CommandAccepted}
-	var in []string
-	for _, f := range marked {
+	var in, vals []string
+	for _, f := range fs {
 		args = append(args, f.ID, f.At)
-		fmt.Fprintf(&when, " WHEN $%d THEN CAST($%d AS timestamptz)", len(args)-1, len(args))
 		in = append(in, fmt.Sprintf("$%d", len(args)-1))
+		vals = append(vals, fmt.Sprintf("($%d, CAST($%d AS timestamptz))", len(args)-1, len(args)))
 	}
-	if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = CASE id`+when.String()+` END
-		WHERE id IN (`+strings.Join(in, ", ")+`) AND state = $2`, args...); err != nil {
-		return nil, fmt.Errorf("store: marking %d commands forwarded: %w", len(in), err)
-	}
-	return errs, nil
+	return `WITH d AS (DELETE FROM router_outbox WHERE command_id IN (` + strings.Join(in, ", ") + `) RETURNING command_id),
+		u AS (UPDATE router_commands c SET state = $1, updated_at = v.at FROM (VALUES ` + strings.Join(vals, ", ") + `) AS v (id, at)
+			WHERE c.id = v.id AND c.id IN (SELECT command_id FROM d) AND c.state = $2)
+		SELECT command_id FROM d`, args
 }
 
 // RetryOutbox releases the lease after a failed attempt and schedules the

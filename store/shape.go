@@ -34,17 +34,43 @@ func inList(first int, vals []any) (string, []any) {
 // are $1..$len(rows[i])), and then tail (an ON CONFLICT clause, or empty).
 // Every row must have the same number of values.
 func insertRows(ctx context.Context, tx dbtx, head, row, tail string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
+	_, pg := tx.(pgTx)
+	ss, err := rowStatements(nil, pg, head, row, tail, rows)
+	if err != nil {
+		return err
 	}
-	if _, ok := tx.(pgTx); !ok {
+	return execAll(ctx, tx, ss)
+}
+
+// statement is one SQL statement and its arguments.
+type statement struct {
+	q    string
+	args []any
+}
+
+// execAll runs ss in order.
+func execAll(ctx context.Context, tx dbtx, ss []statement) error {
+	for _, st := range ss {
+		if _, err := tx.exec(ctx, st.q, st.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowStatements appends to ss the statements of insertRows: one
+// multi-row statement on PostgreSQL (pg), one single-row statement per row
+// on SQLite.
+func rowStatements(ss []statement, pg bool, head, row, tail string, rows [][]any) ([]statement, error) {
+	if len(rows) == 0 {
+		return ss, nil
+	}
+	if !pg {
 		q := head + row + tail
 		for _, r := range rows {
-			if _, err := tx.exec(ctx, q, r...); err != nil {
-				return err
-			}
+			ss = append(ss, statement{q, r})
 		}
-		return nil
+		return ss, nil
 	}
 	var sb strings.Builder
 	sb.WriteString(head)
@@ -52,7 +78,7 @@ func insertRows(ctx context.Context, tx dbtx, head, row, tail string, rows [][]a
 	args := make([]any, 0, width*len(rows))
 	for i, r := range rows {
 		if len(r) != width {
-			return fmt.Errorf("%w: row %d has %d values, want %d", ErrInvalid, i, len(r), width)
+			return nil, fmt.Errorf("%w: row %d has %d values, want %d", ErrInvalid, i, len(r), width)
 		}
 		if i > 0 {
 			sb.WriteString(", ")
@@ -61,8 +87,7 @@ func insertRows(ctx context.Context, tx dbtx, head, row, tail string, rows [][]a
 		args = append(args, r...)
 	}
 	sb.WriteString(tail)
-	_, err := tx.exec(ctx, sb.String(), args...)
-	return err
+	return append(ss, statement{sb.String(), args}), nil
 }
 
 // renumber adds offset to every $n parameter of s.
