@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,6 +62,10 @@ const (
 	// TargetPreloadedRate is the least peak rate on a pre-loaded store as a
 	// share of the fresh store's (Compare).
 	TargetPreloadedRate = 0.9
+	// TargetRoutersRate is the least aggregate peak rate of several router
+	// processes on one PostgreSQL as a share of one process's
+	// (CompareRouters).
+	TargetRoutersRate = 0.9
 )
 
 // Defaults of the pre-loaded store's size besides its commands (issue 9:
@@ -108,6 +111,18 @@ type Config struct {
 	// PreloadDevices and PreloadUsers default to DefaultPreloadDevices and
 	// DefaultPreloadUsers when Preload is set.
 	PreloadDevices, PreloadUsers int
+	// Routers is the number of router instances on the one store (zero
+	// for 1). Above 1 it needs a PostgreSQL store and Instance: the first
+	// instance is this process's, each other one a process of its own
+	// with its own store handle, group admitter, forwarder, anomaly
+	// detector and recording transport, on a loopback mutual-TLS listener
+	// of its own; the client spreads its connections evenly over them.
+	Routers int
+	// Instance runs a router instance process: Path with Args, which must
+	// end up calling ServeInstance on its standard input and output (the
+	// metertrust binary's hidden "bench router-instance", or a test binary
+	// re-executed).
+	Instance Exec
 }
 
 // Report is the outcome of a Run.
@@ -118,6 +133,10 @@ type Report struct {
 	Concurrency int     `json:"concurrency"`
 	// ClientProcess is true when the client ran in its own process.
 	ClientProcess bool `json:"clientProcess"`
+	// Routers is the number of router instances: this process's and
+	// Routers-1 processes of their own. The rates are their aggregate,
+	// the server CPU that of all of them.
+	Routers int `json:"routers"`
 	// VerifyRate is raw ECDSA P-256 verifications per second on every
 	// core: the mean of VerifyBefore and VerifyAfter, measured just before
 	// and just after the peak phase, so that a change of load on a shared
@@ -220,8 +239,11 @@ type Phase struct {
 	Name string `json:"name"`
 	// Commands were submitted; Accepted answered 202; Refused by code;
 	// Errors got no answer.
-	Commands   int            `json:"commands"`
-	Accepted   int            `json:"accepted"`
+	Commands int `json:"commands"`
+	Accepted int `json:"accepted"`
+	// AcceptedBy splits Accepted by router instance (more than one
+	// router only).
+	AcceptedBy []int          `json:"acceptedByRouter,omitempty"`
 	Refused    map[string]int `json:"refused,omitempty"`
 	Errors     int            `json:"errors"`
 	FirstError string         `json:"firstError,omitempty"`
@@ -287,6 +309,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
+	if cfg.Routers == 0 {
+		cfg.Routers = 1
+	}
 	if cfg.Preload > 0 && cfg.PreloadDevices == 0 {
 		cfg.PreloadDevices = DefaultPreloadDevices
 	}
@@ -302,6 +327,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("%w: duration %s is under 100ms", ErrConfig, cfg.Duration)
 	case cfg.Meters > 1_000_000:
 		return nil, fmt.Errorf("%w: %d meters is over the bench's limit of 1,000,000", ErrConfig, cfg.Meters)
+	case cfg.Routers < 1:
+		return nil, fmt.Errorf("%w: %d routers: want at least 1", ErrConfig, cfg.Routers)
+	case cfg.Routers > 1 && !isPostgres(cfg.Store):
+		return nil, fmt.Errorf("%w: %d routers need a PostgreSQL store (postgres://...): the embedded SQLite store serves one router process", ErrConfig, cfg.Routers)
+	case cfg.Routers > 1 && cfg.Instance.Path == "":
+		return nil, fmt.Errorf("%w: %d routers need a command to run the other router instances (Config.Instance)", ErrConfig, cfg.Routers)
+	case cfg.Routers > cfg.Concurrency:
+		return nil, fmt.Errorf("%w: %d routers for %d client connections: want at least one connection each", ErrConfig, cfg.Routers, cfg.Concurrency)
 	}
 	if cfg.Client == nil {
 		cfg.Client = InProcess{}
@@ -327,7 +360,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	rep := &Report{Machine: machine(), Meters: cfg.Meters, Concurrency: cfg.Concurrency, Cores: workers()}
+	rep := &Report{Machine: machine(), Meters: cfg.Meters, Concurrency: cfg.Concurrency, Cores: workers(), Routers: cfg.Routers}
 	_, rep.ClientProcess = cfg.Client.(Exec)
 	progress("setting up: SMKI and DCCKI ceremonies, supplier, %d meters, router on mutual TLS", cfg.Meters)
 	w, err := setup(ctx, cfg, dir)
@@ -347,6 +380,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		progress("  %.1f s", rep.Preload.Seconds)
+	}
+	if cfg.Routers > 1 {
+		if cfg.Routers == 2 {
+			progress("starting a second router instance in a process of its own on the same store")
+		} else {
+			progress("starting %d more router instances, each in a process of its own on the same store", cfg.Routers-1)
+		}
+		if err := w.startInstances(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 
 	// Peak: closed loop, one command per meter in turn, commands to one
@@ -374,31 +417,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.VerifyBefore, rep.ECDHBefore = before.verify, before.agree
 	progress("  %.0f verifications/s, %.0f key agreements/s", rep.VerifyBefore, rep.ECDHBefore)
-	progress("router peak: %d commands closed loop on %d connections", cfg.Commands, cfg.Concurrency)
-	stages0, err := stageTimes(w.registry)
+	if cfg.Routers > 1 {
+		progress("router peak: %d commands closed loop on %d connections over %d routers", cfg.Commands, cfg.Concurrency, cfg.Routers)
+	} else {
+		progress("router peak: %d commands closed loop on %d connections", cfg.Commands, cfg.Concurrency)
+	}
+	stages0, err := w.stageTimesAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var prof bytes.Buffer
-	if err := pprof.StartCPUProfile(&prof); err != nil {
-		return nil, fmt.Errorf("starting CPU profile: %w", err)
+	prof, err := w.startProfile(ctx)
+	if err != nil {
+		return nil, err
 	}
 	rep.Router, err = w.phase(ctx, cfg, "router peak", cmds, lanes(next, len(cmds)), 0, false)
-	pprof.StopCPUProfile()
+	own, samples, perr := prof.stop(ctx)
 	if err != nil {
 		return nil, err
 	}
 	next += len(cmds)
 	if cfg.CPUProfile != nil {
-		if _, err := cfg.CPUProfile.Write(prof.Bytes()); err != nil {
+		if _, err := cfg.CPUProfile.Write(own); err != nil {
 			return nil, fmt.Errorf("writing CPU profile: %w", err)
 		}
 	}
-	if samples, err := readProfile(prof.Bytes()); err == nil {
+	if perr == nil {
 		rep.RouterProfile = topPackages(samples, 12)
 		rep.RouterActivities = activities(samples)
 	}
-	stages1, err := stageTimes(w.registry)
+	stages1, err := w.stageTimesAll(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -459,18 +506,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	progress("end to end: %d commands closed loop, meters answering", n)
-	prof.Reset()
-	if err := pprof.StartCPUProfile(&prof); err != nil {
-		return nil, fmt.Errorf("starting CPU profile: %w", err)
+	if prof, err = w.startProfile(ctx); err != nil {
+		return nil, err
 	}
 	rep.EndToEnd, err = w.phase(ctx, cfg, "end to end", cmds, lanes(next, n), 0, true)
-	pprof.StopCPUProfile()
+	_, samples, perr = prof.stop(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rep.EndToEnd.efficiency(rep.FloorMS)
 	progress("  %.0f commands/s", rep.EndToEnd.Rate)
-	if samples, err := readProfile(prof.Bytes()); err == nil {
+	if perr == nil {
 		rep.Split, rep.SplitSeconds = cpuSplit(samples, rep.EndToEnd.CPU)
 	}
 	rep.Machine.LoadEnd = loadAvg()
@@ -693,15 +739,25 @@ func rawRate(ctx context.Context, d time.Duration, op func() bool) (float64, int
 // meters, the supplier's delivery queue) has every accepted command.
 func (w *world) phase(ctx context.Context, cfg Config, name string, cmds [][]byte, lanes []int, rate float64, meters bool) (Phase, error) {
 	p := Phase{Name: name, Commands: len(cmds), OfferedRate: rate}
-	w.transport.reset(meters)
+	if err := w.resetTransports(ctx, meters); err != nil {
+		return p, err
+	}
 	cursor, err := w.deliveryCursor(ctx)
 	if err != nil {
 		return p, err
 	}
-	ecdh0 := w.acbKey.n.Load()
+	ecdh0, routersCPU0, err := w.instanceCounters(ctx)
+	if err != nil {
+		return p, err
+	}
+	ecdh0 += w.acbKey.n.Load()
 	mark := markCPU(w.backends)
-	res, clientCPU, err := cfg.Client.Launch(ctx, Job{URL: w.url, CertFile: w.files.cert, KeyFile: w.files.key, RootFile: w.files.root,
-		Connections: cfg.Concurrency, Commands: cmds, Lanes: lanes, Rate: rate})
+	job := Job{URL: w.url, CertFile: w.files.cert, KeyFile: w.files.key, RootFile: w.files.root,
+		Connections: cfg.Concurrency, Commands: cmds, Lanes: lanes, Rate: rate}
+	if len(w.urls) > 1 {
+		job.URLs = w.urls
+	}
+	res, clientCPU, err := cfg.Client.Launch(ctx, job)
 	if err != nil {
 		return p, fmt.Errorf("%s: %w", name, err)
 	}
@@ -709,17 +765,31 @@ func (w *world) phase(ctx context.Context, cfg Config, name string, cmds [][]byt
 	if len(res.Refused) > 0 {
 		p.Refused = res.Refused
 	}
+	if len(w.urls) > 1 {
+		p.AcceptedBy = res.AcceptedBy
+	}
 	start := time.Unix(0, res.Start)
 	var end time.Time
+	var seen map[delivery]int
 	deadline := time.Now().Add(time.Minute + time.Duration(len(cmds))*10*time.Millisecond)
 	for {
-		_, distinct, dups, bad, last := w.transport.tally()
-		p.Recorded, p.Duplicates = distinct, dups
-		if bad > 0 {
-			return p, fmt.Errorf("%w: %s: the transport got %d messages that are not MAC'd commands", ErrIncomplete, name, bad)
+		t, err := w.tallyAll(ctx)
+		if err != nil {
+			return p, err
 		}
-		done := distinct >= p.Accepted
-		end = last
+		if t.Bad > 0 {
+			return p, fmt.Errorf("%w: %s: the transport got %d messages that are not MAC'd commands", ErrIncomplete, name, t.Bad)
+		}
+		done := t.Distinct >= p.Accepted
+		end = t.lastTime()
+		if done {
+			// Every recorder's commands together: one forwarded by two
+			// instances counts once here, and as a duplicate.
+			if seen, err = w.seenAll(ctx); err != nil {
+				return p, err
+			}
+			done = len(seen) >= p.Accepted
+		}
 		if meters && done {
 			var n int
 			if n, end, err = w.deliveries(ctx, cursor, &p); err != nil {
@@ -731,12 +801,24 @@ func (w *world) phase(ctx context.Context, cfg Config, name string, cmds [][]byt
 			break
 		}
 		if time.Now().After(deadline) {
-			return p, fmt.Errorf("%w: %s: %d of %d accepted commands reached the transport, %d responses", ErrIncomplete, name, distinct, p.Accepted, p.Responses+p.Failures)
+			return p, fmt.Errorf("%w: %s: %d of %d accepted commands reached the transport, %d responses", ErrIncomplete, name, t.Distinct, p.Accepted, p.Responses+p.Failures)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	p.CPU = mark.since(clientCPU, w.backends)
-	p.ECDH = w.acbKey.n.Load() - ecdh0
+	ecdh1, routersCPU1, err := w.instanceCounters(ctx)
+	if err != nil {
+		return p, err
+	}
+	p.CPU.Routers = (routersCPU1 - routersCPU0).Seconds()
+	p.CPU.Server += p.CPU.Routers
+	p.ECDH = w.acbKey.n.Load() + ecdh1 - ecdh0
+	p.Recorded = len(seen)
+	for _, n := range seen {
+		if n > 1 {
+			p.Duplicates++
+		}
+	}
 	if end.Before(start) {
 		end = time.Unix(0, res.End)
 	}
@@ -764,8 +846,8 @@ func (w *world) phase(ctx context.Context, cfg Config, name string, cmds [][]byt
 		return p, fmt.Errorf("%w: %s: %d commands failed at the meters", ErrIncomplete, name, p.Failures)
 	}
 	for i, raw := range cmds {
-		if t, c, err := targetCounter(raw); err != nil || w.transport.times(t, c) != 1 {
-			return p, fmt.Errorf("%w: %s: command %d (to %s, counter %d) reached the transport %d times", ErrIncomplete, name, i, t, c, w.transport.times(t, c))
+		if t, c, err := targetCounter(raw); err != nil || seen[delivery{t, c}] != 1 {
+			return p, fmt.Errorf("%w: %s: command %d (to %s, counter %d) reached the transport %d times", ErrIncomplete, name, i, t, c, seen[delivery{t, c}])
 		}
 	}
 	return p, nil
@@ -911,5 +993,60 @@ func Compare(ctx context.Context, cfg Config) (*Comparison, error) {
 		c.RateRatio = c.Preloaded.Router.Rate / c.Fresh.Router.Rate
 	}
 	c.Check = newCheck("peak rate, pre-loaded over fresh", c.RateRatio, "", TargetPreloadedRate, false)
+	return &c, nil
+}
+
+// RouterComparison is the peak of one router process against that of
+// several on one PostgreSQL store (issue 9: the aggregate rate of two
+// router processes at least 0.9 of one process's).
+type RouterComparison struct {
+	One  *Report `json:"one"`
+	Many *Report `json:"many"`
+	// Routers is the number of router instances of Many.
+	Routers int `json:"routers"`
+	// RateRatio is Many's aggregate peak rate over One's; Check is it
+	// against TargetRoutersRate.
+	RateRatio float64 `json:"rateRatio"`
+	Check     Check   `json:"check"`
+}
+
+// CompareRouters runs the bench twice, back to back, each on a system and
+// a fresh PostgreSQL schema of its own: with one router, then with
+// cfg.Routers (which must be at least 2). With cfg.DataDir set, the runs
+// use its subdirectories one-router and N-routers; the CPU profile, when
+// asked for, is the second run's (of the bench process alone).
+func CompareRouters(ctx context.Context, cfg Config) (*RouterComparison, error) {
+	switch {
+	case cfg.Routers < 2:
+		return nil, fmt.Errorf("%w: comparing routers needs at least 2 routers, got %d", ErrConfig, cfg.Routers)
+	case !isPostgres(cfg.Store):
+		return nil, fmt.Errorf("%w: %d routers need a PostgreSQL store (postgres://...): the embedded SQLite store serves one router process", ErrConfig, cfg.Routers)
+	case cfg.Instance.Path == "":
+		return nil, fmt.Errorf("%w: %d routers need a command to run the other router instances (Config.Instance)", ErrConfig, cfg.Routers)
+	}
+	one, many := cfg, cfg
+	one.Routers, one.CPUProfile = 1, nil
+	if cfg.DataDir != "" {
+		one.DataDir, many.DataDir = filepath.Join(cfg.DataDir, "one-router"), filepath.Join(cfg.DataDir, fmt.Sprintf("%d-routers", cfg.Routers))
+	}
+	say := func(s string) {
+		if cfg.Progress != nil {
+			fmt.Fprintln(cfg.Progress, s)
+		}
+	}
+	c := RouterComparison{Routers: cfg.Routers}
+	var err error
+	say("== one router process")
+	if c.One, err = Run(ctx, one); err != nil {
+		return &c, fmt.Errorf("one router: %w", err)
+	}
+	say(fmt.Sprintf("== %d router processes", cfg.Routers))
+	if c.Many, err = Run(ctx, many); err != nil {
+		return &c, fmt.Errorf("%d routers: %w", cfg.Routers, err)
+	}
+	if c.One.Router.Rate > 0 {
+		c.RateRatio = c.Many.Router.Rate / c.One.Router.Rate
+	}
+	c.Check = newCheck(fmt.Sprintf("aggregate peak rate, %d router processes over one", cfg.Routers), c.RateRatio, "", TargetRoutersRate, false)
 	return &c, nil
 }

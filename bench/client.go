@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,11 @@ import (
 type Job struct {
 	// URL is the router's base URL (https://127.0.0.1:port).
 	URL string `json:"url"`
+	// URLs, when set, are the base URLs of several router instances, in
+	// place of URL: the connections are spread evenly over them,
+	// connection i to URLs[i % len(URLs)] (closed loop), command i to
+	// URLs[i % len(URLs)] (open loop).
+	URLs []string `json:"urls,omitempty"`
 	// CertFile and KeyFile hold the caller's DCCKI client certificate chain
 	// and its private key (PEM); RootFile the DCCKI root (PEM).
 	CertFile string `json:"certFile"`
@@ -56,6 +62,9 @@ type Result struct {
 	Errors   int            `json:"errors"`
 	// FirstError is the first failure's text, for the report.
 	FirstError string `json:"firstError,omitempty"`
+	// AcceptedBy counts the 202 answers by router: one entry per base URL
+	// of the job, in its order.
+	AcceptedBy []int `json:"acceptedBy"`
 	// Latencies are the answer times in nanoseconds, one per command, in
 	// submission order (open loop: from the scheduled send time).
 	Latencies []int64 `json:"latencies"`
@@ -141,13 +150,16 @@ func ServeClient(ctx context.Context, r io.Reader, w io.Writer) error {
 	return json.NewEncoder(w).Encode(res)
 }
 
-// RunClient opens job.Connections mutual-TLS connections to the router,
-// then submits the commands (closed loop, or paced open loop when job.Rate
-// is set) and reports what came back.
+// RunClient opens job.Connections mutual-TLS connections to the router (or
+// spread evenly over the routers of job.URLs), then submits the commands
+// (closed loop, or paced open loop when job.Rate is set) and reports what
+// came back.
 func RunClient(ctx context.Context, job Job) (Result, error) {
 	switch {
-	case job.URL == "":
+	case job.URL == "" && len(job.URLs) == 0:
 		return Result{}, fmt.Errorf("%w: job has no URL", ErrClient)
+	case slices.Contains(job.URLs, ""):
+		return Result{}, fmt.Errorf("%w: job has an empty URL among %d", ErrClient, len(job.URLs))
 	case job.Connections < 1:
 		return Result{}, fmt.Errorf("%w: job needs at least one connection, has %d", ErrClient, job.Connections)
 	case job.Lanes != nil && len(job.Lanes) != len(job.Commands):
@@ -160,13 +172,13 @@ func RunClient(ctx context.Context, job Job) (Result, error) {
 		return Result{}, err
 	}
 	defer client.CloseIdleConnections()
-	c := &loadClient{url: job.URL + "/v1/commands", http: client}
-	if err := c.warm(ctx, job.URL, job.Connections); err != nil {
+	c := &loadClient{bases: job.bases(), http: client}
+	if err := c.warm(ctx, job.Connections); err != nil {
 		return Result{}, err
 	}
-	res := Result{Refused: map[string]int{}, Latencies: make([]int64, len(job.Commands))}
+	res := Result{Refused: map[string]int{}, Latencies: make([]int64, len(job.Commands)), AcceptedBy: make([]int, len(c.bases))}
 	var mu sync.Mutex
-	record := func(i int, lat time.Duration, outcome string, err error) {
+	record := func(i, base int, lat time.Duration, outcome string, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		res.Latencies[i] = int64(lat)
@@ -178,6 +190,7 @@ func RunClient(ctx context.Context, job Job) (Result, error) {
 			}
 		case outcome == "":
 			res.Accepted++
+			res.AcceptedBy[base]++
 		default:
 			res.Refused[outcome]++
 			if res.FirstError == "" {
@@ -222,21 +235,30 @@ func newHTTPClient(job Job) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}, nil
 }
 
+// bases returns the routers' base URLs: URLs, or URL alone.
+func (job Job) bases() []string {
+	if len(job.URLs) > 0 {
+		return job.URLs
+	}
+	return []string{job.URL}
+}
+
 type loadClient struct {
-	url  string
-	http *http.Client
+	bases []string // the routers' base URLs
+	http  *http.Client
 }
 
 // warm establishes n connections (TLS handshakes with client
-// certificates) with n concurrent authenticated reads, before the clock.
-func (c *loadClient) warm(ctx context.Context, base string, n int) error {
+// certificates), connection i to router i % len(bases), with n concurrent
+// authenticated reads, before the clock.
+func (c *loadClient) warm(ctx context.Context, n int) error {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/responses?limit=1&after=1000000000", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.bases[i%len(c.bases)]+"/v1/responses?limit=1&after=1000000000", nil)
 			if err != nil {
 				errs[i] = err
 				return
@@ -260,10 +282,10 @@ func (c *loadClient) warm(ctx context.Context, base string, n int) error {
 	return nil
 }
 
-// submit posts one command and returns "" when it was accepted, else the
-// problem code.
-func (c *loadClient) submit(ctx context.Context, msg []byte) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(msg))
+// submit posts one command to router base and returns "" when it was
+// accepted, else the problem code.
+func (c *loadClient) submit(ctx context.Context, base int, msg []byte) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.bases[base]+"/v1/commands", bytes.NewReader(msg))
 	if err != nil {
 		return "", err
 	}
@@ -289,7 +311,7 @@ func (c *loadClient) submit(ctx context.Context, msg []byte) (string, error) {
 	return fmt.Sprintf("http-%d", res.StatusCode), nil
 }
 
-func (c *loadClient) closedLoop(ctx context.Context, job Job, record func(int, time.Duration, string, error)) {
+func (c *loadClient) closedLoop(ctx context.Context, job Job, record func(int, int, time.Duration, string, error)) {
 	lanes := make([][]int, job.Connections)
 	var next atomic.Int64
 	if job.Lanes != nil {
@@ -302,10 +324,11 @@ func (c *loadClient) closedLoop(ctx context.Context, job Job, record func(int, t
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			base := w % len(c.bases)
 			one := func(i int) {
 				t0 := time.Now()
-				outcome, err := c.submit(ctx, job.Commands[i])
-				record(i, time.Since(t0), outcome, err)
+				outcome, err := c.submit(ctx, base, job.Commands[i])
+				record(i, base, time.Since(t0), outcome, err)
 			}
 			if job.Lanes != nil {
 				for _, i := range lanes[w] {
@@ -328,11 +351,11 @@ func (c *loadClient) closedLoop(ctx context.Context, job Job, record func(int, t
 	wg.Wait()
 }
 
-// openLoop sends command i at start + i/rate whatever the answers, and
-// measures each latency from that scheduled time, so that a slow answer
-// delays the measurement of the ones queued behind it (no coordinated
-// omission).
-func (c *loadClient) openLoop(ctx context.Context, job Job, start time.Time, record func(int, time.Duration, string, error)) {
+// openLoop sends command i at start + i/rate, to router i % len(bases),
+// whatever the answers, and measures each latency from that scheduled
+// time, so that a slow answer delays the measurement of the ones queued
+// behind it (no coordinated omission).
+func (c *loadClient) openLoop(ctx context.Context, job Job, start time.Time, record func(int, int, time.Duration, string, error)) {
 	var wg sync.WaitGroup
 	interval := float64(time.Second) / job.Rate
 	for i := range job.Commands {
@@ -350,8 +373,9 @@ func (c *loadClient) openLoop(ctx context.Context, job Job, start time.Time, rec
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outcome, err := c.submit(ctx, job.Commands[i])
-			record(i, time.Since(at), outcome, err)
+			base := i % len(c.bases)
+			outcome, err := c.submit(ctx, base, job.Commands[i])
+			record(i, base, time.Since(at), outcome, err)
 		}()
 	}
 	wg.Wait()

@@ -54,8 +54,12 @@ func loadAvg() [3]float64 {
 
 // CPUUse is the CPU time spent during one phase, in seconds.
 type CPUUse struct {
-	// Server is this process: router, store client, meters, runtime.
+	// Server is this process (router, store client, meters, runtime) and
+	// the other router instances' processes (Config.Routers).
 	Server float64 `json:"server"`
+	// Routers is the other router instances' processes alone, counted in
+	// Server too; zero with one router.
+	Routers float64 `json:"routers,omitempty"`
 	// Client is the load client's process (zero when it ran in-process).
 	Client float64 `json:"client"`
 	// Postgres is the PostgreSQL backends serving the bench's database

@@ -42,6 +42,23 @@
 // that has served for a while; Compare runs the bench fresh and pre-loaded
 // and sets the two peaks side by side.
 //
+// With Config.Routers above 1 (PostgreSQL only) several router instances
+// serve the one store, as several "metertrust serve router" processes
+// would: the bench process's, and each other one in a process of its own
+// (Config.Instance, the command re-executing itself; ServeInstance is its
+// main) with its own store handle and pool, router.Service (group
+// admitter, forwarder, anomaly detector) and recording transport, on a
+// loopback mutual-TLS listener of its own with the same DCCKI server
+// certificate; in the end-to-end phase the instances reach the meters
+// through the bench's fleet endpoint (device.HTTPHandler, the router's
+// HTTP transport). The client spreads its connections evenly over the
+// routers; the figures are the aggregate, the server CPU that of every
+// router process (their rusage, reported by each), the stage times and
+// profiles merged; every command must still be accepted once and reach
+// the transports, all of them together, exactly once. CompareRouters runs
+// the bench with one router, then with several, each on a fresh schema,
+// and checks the aggregate peak rate against one router's.
+//
 // The client runs in its own process when a Launcher is given (the command
 // re-executes itself), so its CPU time is its own rusage; the split between
 // router and meters inside the server process comes from a CPU profile,

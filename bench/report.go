@@ -45,6 +45,11 @@ func (r *Report) WriteTable(out io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "store: fresh\n")
 	}
+	if r.Routers > 1 {
+		fmt.Fprintf(&b, "routers: %d instances on the one store, the bench process's and %d more each in a process of its own (bench router-instance),\n", r.Routers, r.Routers-1)
+		fmt.Fprintf(&b, "  each with its own store handle; the client spreads its connections evenly over them; rates are their aggregate,\n")
+		fmt.Fprintf(&b, "  server CPU is that of all %d processes\n", r.Routers)
+	}
 	if !r.ClientProcess {
 		fmt.Fprintf(&b, "(the client ran in this process: its CPU counts as the router's, so E is understated)\n")
 	}
@@ -70,6 +75,9 @@ func (r *Report) WriteTable(out io.Writer) error {
 		fmt.Sprintf("%.0f", r.ECDHRate))
 	row(tw, fmt.Sprintf("   CPU floor per command, ms of one core (CPU time / operations): verification %.3f + ECDH %.3f", r.VerifyMS, r.ECDHMS), fmt.Sprintf("%.3f", r.FloorMS))
 	row(tw, "2. router commands/s (peak: whole pipeline, to the recording transport)", fmt.Sprintf("%.0f", r.Router.Rate))
+	if len(r.Router.AcceptedBy) > 1 {
+		row(tw, "   accepted by each router instance at the peak", joinInts(r.Router.AcceptedBy, " + "))
+	}
 	row(tw, "   old ratio: router commands / verifications", fmt.Sprintf("%.3f", r.Ratio))
 	row(tw, "3. router CPU per command at the peak, ms", fmt.Sprintf("%.3f", r.Router.ServerCPUPerCommand))
 	row(tw, "   PostgreSQL CPU per command at the peak, ms", fmt.Sprintf("%.3f", r.Router.PostgresCPUPerCommand))
@@ -96,6 +104,15 @@ func (r *Report) WriteTable(out io.Writer) error {
 			p.CPU.Server, p.CPU.Client, p.CPU.Postgres, p.CPU.Machine, p.CPU.Wall)
 	}
 	tw.Flush()
+	if r.Routers > 1 {
+		fmt.Fprintf(&b, "\nrouter instances (the instance processes' CPU is counted in server above)\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "phase\taccepted by instance\tinstance processes CPU s\t\n")
+		for _, p := range r.phases() {
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t\n", p.Name, joinInts(p.AcceptedBy, " + "), p.CPU.Routers)
+		}
+		tw.Flush()
+	}
 
 	if len(r.Stages) > 0 {
 		fmt.Fprintf(&b, "\npipeline stages during the peak (mean per command, wall time incl. waiting)\n")
@@ -179,6 +196,59 @@ func (c *Comparison) WriteTable(out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t"+row.format+"\t"+row.format+"\t\n", row.name, row.f, row.p)
 	}
 	tw.Flush()
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t\n", c.Check.Name, c.Check.Value, c.Check.target(), verdict(c.Check.Pass))
+	tw.Flush()
+	_, err := io.WriteString(out, b.String())
+	return err
+}
+
+// joinInts writes ns with sep between them.
+func joinInts(ns []int, sep string) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, sep)
+}
+
+// WriteTable prints both reports, then the two side by side with the
+// aggregate peak rate's check.
+func (c *RouterComparison) WriteTable(out io.Writer) error {
+	var b strings.Builder
+	b.WriteString("== one router process\n")
+	if err := c.One.WriteTable(&b); err != nil {
+		return err
+	}
+	fmt.Fprintf(&b, "\n== %d router processes\n", c.Routers)
+	if err := c.Many.WriteTable(&b); err != nil {
+		return err
+	}
+	o, m := c.One, c.Many
+	fmt.Fprintf(&b, "\n== one router process against %d on one PostgreSQL (fresh schema each)\n", c.Routers)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "figure\tone\t%d\t\n", c.Routers)
+	for _, row := range []struct {
+		name   string
+		format string
+		o, m   float64
+	}{
+		{"router commands/s at the peak (aggregate)", "%.0f", o.Router.Rate, m.Router.Rate},
+		{"router CPU ms per command at the peak (all router processes)", "%.3f", o.Router.ServerCPUPerCommand, m.Router.ServerCPUPerCommand},
+		{"PostgreSQL CPU ms per command at the peak", "%.3f", o.Router.PostgresCPUPerCommand, m.Router.PostgresCPUPerCommand},
+		{"E at the peak", "%.3f", o.Router.Efficiency, m.Router.Efficiency},
+		{"machine CPU use at the peak", "%.2f", o.Router.CPUShare, m.Router.CPUShare},
+		{"p99 ms at half the peak rate", "%.1f", o.HalfLoad.P99, m.HalfLoad.P99},
+		{"p99 ms at 90% of the peak rate", "%.1f", o.NinetyLoad.P99, m.NinetyLoad.P99},
+		{"end-to-end commands/s", "%.0f", o.EndToEnd.Rate, m.EndToEnd.Rate},
+		{"audit entries verified after the run", "%.0f", float64(o.Audit.Entries), float64(m.Audit.Entries)},
+	} {
+		fmt.Fprintf(tw, "%s\t"+row.format+"\t"+row.format+"\t\n", row.name, row.o, row.m)
+	}
+	tw.Flush()
+	if len(m.Router.AcceptedBy) > 1 {
+		fmt.Fprintf(&b, "accepted by each router instance at the peak: %s\n", joinInts(m.Router.AcceptedBy, " + "))
+	}
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t\n", c.Check.Name, c.Check.Value, c.Check.target(), verdict(c.Check.Pass))
 	tw.Flush()

@@ -32,10 +32,12 @@ import (
 // firstMeterEUI is the first meter's EUI-64.
 var firstMeterEUI = smki.MustParseEUI("0012A3FFFE000001")
 
-// world is the system under test, all in this process (package inproc's
+// world is the system under test, in this process (package inproc's
 // assembly): store, CAs, parties, meters, anomaly detector and the router
 // service on a loopback mutual-TLS listener, with the bench's recording
-// transport and a count of the ACB's key agreements.
+// transport and a count of the ACB's key agreements; with Config.Routers
+// above 1, more router instances in processes of their own
+// (startInstances).
 type world struct {
 	sys     *inproc.System
 	db      *store.DB
@@ -49,6 +51,10 @@ type world struct {
 	transport *recorder
 	acbKey    *countingKA
 	url       string
+	// instances are the router instance processes, urls every router's
+	// base URL: this process's first, then the instances' in order.
+	instances []*instance
+	urls      []string
 	files     struct{ cert, key, root string }
 	supplier  crypto.Signer
 	caller    router.Caller
@@ -132,6 +138,7 @@ func setup(ctx context.Context, cfg Config, dir string) (_ *world, err error) {
 	}
 	w.db, w.dialect = w.sys.DB, w.sys.DB.Dialect()
 	w.fleet, w.meters, w.svc, w.url = w.sys.Fleet, w.sys.Meters, w.sys.Router, w.sys.RouterURL
+	w.urls = []string{w.url}
 	w.supplier, w.caller = sup.DS, router.Caller{EUI: sup.EUI, Role: sup.UserRole}
 	w.files.cert, w.files.key, w.files.root = sup.TLSCertFile, sup.TLSKeyFile, w.sys.DCCKIRootFile
 	if len(w.meters) != cfg.Meters {
@@ -159,7 +166,7 @@ func freshStore(ctx context.Context, spec string) (dsn, admin string, drop func(
 	if spec == "" {
 		return "", "", nil, nil
 	}
-	if !strings.HasPrefix(spec, "postgres://") && !strings.HasPrefix(spec, "postgresql://") {
+	if !isPostgres(spec) {
 		return spec, "", nil, nil
 	}
 	u, err := url.Parse(spec)
@@ -204,6 +211,11 @@ func freshStore(ctx context.Context, spec string) (dsn, admin string, drop func(
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String(), admin, drop, nil
+}
+
+// isPostgres reports whether the store DSN names PostgreSQL.
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 // watchBackends opens a connection of its own through which the bench

@@ -21,7 +21,9 @@ type delivery struct {
 // recorder is the router's transport during the bench: it records every
 // command handed to it (when and how many times) and acknowledges it, the
 // response to come later; with meters on, it delivers to the in-process
-// fleet first and returns the meter's response.
+// fleet first (in a router instance process, through the bench's fleet
+// endpoint) and returns the meter's response. Each router instance has
+// its own; the bench adds them up.
 type recorder struct {
 	fleet router.Transport
 
@@ -74,26 +76,52 @@ func (r *recorder) reset(meters bool) {
 	r.last = time.Time{}
 }
 
-// tally reports how many sends were recorded, of how many distinct
-// commands, how many arrived more than once, how many were not MAC'd
-// commands, and when the last arrived.
-func (r *recorder) tally() (sends, distinct, duplicates, bad int, last time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, n := range r.seen {
-		if n > 1 {
-			duplicates++
-		}
-	}
-	return r.count, len(r.seen), duplicates, r.bad, r.last
+// tally is what a recorder received in a phase: how many sends, of how
+// many distinct commands, how many of them arrived more than once, how
+// many were not MAC'd commands, and when the last arrived (Unix
+// nanoseconds, zero for none).
+type tally struct {
+	Sends      int   `json:"sends"`
+	Distinct   int   `json:"distinct"`
+	Duplicates int   `json:"duplicates"`
+	Bad        int   `json:"bad"`
+	Last       int64 `json:"last"`
 }
 
-// times reports how many times the command to target with counter was
-// recorded.
-func (r *recorder) times(target smki.EUI, counter uint64) int {
+// lastTime is Last as a time, zero for none.
+func (t tally) lastTime() time.Time {
+	if t.Last == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.Last)
+}
+
+// tally reports what was recorded since the last reset.
+func (r *recorder) tally() tally {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.seen[delivery{target, counter}]
+	t := tally{Sends: r.count, Distinct: len(r.seen), Bad: r.bad}
+	for _, n := range r.seen {
+		if n > 1 {
+			t.Duplicates++
+		}
+	}
+	if !r.last.IsZero() {
+		t.Last = r.last.UnixNano()
+	}
+	return t
+}
+
+// entries lists every command recorded since the last reset with how many
+// times it arrived.
+func (r *recorder) entries() []seenEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]seenEntry, 0, len(r.seen))
+	for d, n := range r.seen {
+		out = append(out, seenEntry{Target: d.target, Counter: d.counter, Times: n})
+	}
+	return out
 }
 
 // targetCounter reads a submitted command's target and counter.

@@ -54,6 +54,10 @@ type System struct {
 	// name. ACB is the access control broker.
 	PartyList []*Party
 	ACB       *Party
+	// ACBKeyURI names the ACB's key-agreement key in the key store Keys
+	// (ca.Custody): what another router process on the same data directory
+	// and store loads (package bench's router instances).
+	ACBKeyURI string
 
 	// Batch names the batch Device CA, Bulk reports its bulk issuance
 	// (zero when reused), Fleet holds the meters and Meters their EUIs in
@@ -211,7 +215,7 @@ func (s *System) create(ctx context.Context, cfg Config) error {
 			return err
 		}
 		if acbURI != "" {
-			m.ACBKey = acbURI
+			m.ACBKey, s.ACBKeyURI = acbURI, acbURI
 		}
 		s.addParty(p)
 	}
@@ -253,7 +257,7 @@ func (s *System) create(ctx context.Context, cfg Config) error {
 
 // reuse reads back a system written by create.
 func (s *System) reuse(ctx context.Context, m manifest) error {
-	s.Reused, s.Batch = true, m.Batch
+	s.Reused, s.Batch, s.ACBKeyURI = true, m.Batch, m.ACBKey
 	if err := s.loadDCCKI(ctx); err != nil {
 		return err
 	}
