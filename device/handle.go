@@ -169,7 +169,12 @@ func (m *Meter) handle(ctx context.Context, raw []byte) ([]byte, error) {
 
 	// 4. Execute. The counter is recorded once the command is known
 	// authentic and authorised, whether or not its payload then executes.
+	// From then on the meter finishes the exchange whatever becomes of its
+	// caller: a request cancelled now (the head end gone) must not leave
+	// the counter consumed and the command neither executed nor journaled,
+	// which a resend would then find a replay.
 	m.recordCounter(msg.Originator, msg.Counter)
+	ctx = context.WithoutCancel(ctx)
 	payload, err := uc.exec(m, ctx, x)
 	if err != nil {
 		return nil, err
