@@ -50,10 +50,11 @@ type Outbox interface {
 	// Retry releases the lease and schedules the next attempt.
 	Retry(ctx context.Context, id string, next time.Time, reason string) error
 	// Complete ends the command (responded with the response, or failed
-	// with the reason), queues d for its caller and appends the audit entry
-	// e, in one transaction, returning d with its Seq. A command already
-	// completed gives an error wrapping ErrAlreadyComplete.
-	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, e AuditEvent) (Delivery, error)
+	// with the reason), queues d for its caller and appends the audit
+	// entries es, in one transaction, returning d with its Seq. A command
+	// already completed gives an error wrapping ErrAlreadyComplete (and
+	// appends nothing).
+	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error)
 	// Correlate finds the command a response answers: to target, from
 	// originator, with counter.
 	Correlate(ctx context.Context, target, originator smki.EUI, counter uint64) (Record, error)
@@ -350,14 +351,16 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 	cancel()
 	switch {
 	case err == nil && resp != nil:
+		// The "forwarded" entry commits with the response or the failure,
+		// in one transaction.
 		f.cfg.Metrics.forward("delivered")
-		f.audit(ctx, "command.forwarded", rec, "")
+		sent := f.event("command.forwarded", rec, "")
 		if resp, err = reassembled(resp); err != nil {
-			f.fail(ctx, rec, "response refused: "+err.Error())
+			f.fail(ctx, rec, "response refused: "+err.Error(), sent)
 			f.log.WarnContext(ctx, "response refused", "id", rec.ID, "err", err)
 			break
 		}
-		if err := f.respond(ctx, rec, resp, true); err != nil {
+		if err := f.respond(ctx, rec, resp, true, sent); err != nil {
 			f.log.WarnContext(ctx, "response refused", "id", rec.ID, "err", err)
 		}
 	case err == nil:
@@ -419,11 +422,14 @@ func (f *Forwarder) backoff(n int) time.Duration {
 	return half + time.Duration(f.cfg.Jitter()*float64(half))
 }
 
-func (f *Forwarder) fail(ctx context.Context, rec Record, reason string) {
+// fail ends rec as failed, appending the audit entries before (the
+// attempt's "forwarded", if any) and its "failed" entry with it.
+func (f *Forwarder) fail(ctx context.Context, rec Record, reason string, before ...AuditEvent) {
 	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, true, nil, reason,
 		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryFailure, Detail: reason, At: f.now()},
-		f.event("command.failed", rec, reason))
+		append(before, f.event("command.failed", rec, reason))...)
 	if err != nil {
+		f.auditApart(ctx, before)
 		f.log.ErrorContext(ctx, "recording failure", "id", rec.ID, "err", err)
 		return
 	}
@@ -471,21 +477,28 @@ func reassembled(resp []byte) ([]byte, error) {
 // reaches the caller: when it came back synchronously from the transport
 // (failOnBad) the command fails; when it arrived on its own it is refused
 // and the command keeps waiting, so a forged response cannot cancel it.
-func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOnBad bool) error {
+//
+// before are audit entries that commit with the outcome (the attempt's
+// "forwarded"); if the outcome cannot be stored they are appended apart.
+func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOnBad bool, before ...AuditEvent) error {
 	if err := f.checkResponse(ctx, rec, resp); err != nil {
 		if failOnBad {
-			f.fail(ctx, rec, "response refused: "+err.Error())
+			f.fail(ctx, rec, "response refused: "+err.Error(), before...)
+		} else {
+			f.auditApart(ctx, before)
 		}
 		return err
 	}
 	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, false, resp, "",
 		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryResponse, Body: resp, At: f.now()},
-		f.event("response.received", rec, ""))
+		append(before, f.event("response.received", rec, ""))...)
 	if errors.Is(err, ErrAlreadyComplete) {
+		f.auditApart(ctx, before)
 		f.log.InfoContext(ctx, "duplicate response ignored", "id", rec.ID)
 		return nil
 	}
 	if err != nil {
+		f.auditApart(ctx, before)
 		return fmt.Errorf("storing response to %s: %w", rec.ID, err)
 	}
 	f.publish(d)
@@ -541,7 +554,15 @@ func (f *Forwarder) event(action string, rec Record, detail string) AuditEvent {
 }
 
 func (f *Forwarder) audit(ctx context.Context, action string, rec Record, detail string) {
-	if err := f.cfg.Auditor.Audit(ctx, f.event(action, rec, detail)); err != nil {
-		f.log.ErrorContext(ctx, "audit write failed", "action", action, "err", err)
+	f.auditApart(ctx, []AuditEvent{f.event(action, rec, detail)})
+}
+
+// auditApart appends es one by one, when the outcome they were to commit
+// with could not be stored.
+func (f *Forwarder) auditApart(ctx context.Context, es []AuditEvent) {
+	for _, e := range es {
+		if err := f.cfg.Auditor.Audit(ctx, e); err != nil {
+			f.log.ErrorContext(ctx, "audit write failed", "action", e.Action, "err", err)
+		}
 	}
 }

@@ -26,7 +26,7 @@ type routerStore interface {
 	MarkForwarded(ctx context.Context, id string, at time.Time) error
 	MarkForwardedAll(ctx context.Context, fs []store.ForwardedCommand) ([]error, error)
 	RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error
-	CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d store.Delivery, audit *store.AuditEvent) (store.Delivery, error)
+	CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d store.Delivery, audits ...store.AuditEvent) (store.Delivery, error)
 	FindForwardedCommand(ctx context.Context, target, originator string, counter uint64) (store.RouterCommand, error)
 	OutboxDepth(ctx context.Context) (int64, error)
 	Deliveries(ctx context.Context, caller string, after int64, limit int) ([]store.Delivery, error)
@@ -193,14 +193,17 @@ func (s *Storage) Retry(ctx context.Context, id string, next time.Time, reason s
 }
 
 // Complete implements Outbox.
-func (s *Storage) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, e AuditEvent) (Delivery, error) {
+func (s *Storage) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error) {
 	state := store.CommandResponded
 	if failed {
 		state = store.CommandFailed
 	}
-	a := toStoreAudit(e)
+	as := make([]store.AuditEvent, len(es))
+	for i, e := range es {
+		as[i] = toStoreAudit(e)
+	}
 	sd, err := s.db.CompleteCommand(ctx, id, state, response, reason, store.Delivery{Caller: d.Caller.String(), Kind: d.Kind,
-		Body: d.Body, Detail: d.Detail, At: d.At}, &a)
+		Body: d.Body, Detail: d.Detail, At: d.At}, as...)
 	if errors.Is(err, store.ErrConflict) {
 		return Delivery{}, fmt.Errorf("%w: %w", ErrAlreadyComplete, err)
 	}

@@ -590,11 +590,11 @@ type Delivery struct {
 
 // CompleteCommand ends a command: its state becomes state (responded or
 // failed) with the response or error text, its outbox row (if any) goes,
-// d is queued for the caller and, when audit is not nil, that audit entry
-// appended, all in one transaction. The delivery with
+// d is queued for the caller and the audit entries appended, all in one
+// transaction. The delivery with
 // its assigned Seq is returned. A command already responded or failed gives
 // ErrConflict and changes nothing, so a duplicate response is delivered once.
-func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery, audit *AuditEvent) (Delivery, error) {
+func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery, audits ...AuditEvent) (Delivery, error) {
 	if state != CommandResponded && state != CommandFailed {
 		return Delivery{}, fmt.Errorf("%w: command %s: final state %q", ErrInvalid, id, state)
 	}
@@ -617,12 +617,8 @@ func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []
 		if d, err = addDelivery(ctx, tx, d); err != nil {
 			return err
 		}
-		if audit != nil {
-			if _, err := appendAuditIn(ctx, tx, *audit); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err = appendAuditsIn(ctx, tx, audits)
+		return err
 	})
 	return d, err
 }

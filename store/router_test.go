@@ -291,18 +291,18 @@ func TestOutboxAndDeliveries(t *testing.T) {
 			if err := db.MarkForwarded(ctx, "c0", rtT0); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("second MarkForwarded: %v", err)
 			}
-			d1, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{0xDD, 9}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, Body: []byte{0xDD, 9}, At: rtT0}, nil)
+			d1, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{0xDD, 9}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, Body: []byte{0xDD, 9}, At: rtT0})
 			if err != nil || d1.Seq != 1 || d1.CommandID != "c0" {
 				t.Fatalf("CompleteCommand = %+v, %v", d1, err)
 			}
-			if _, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{1}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, At: rtT0}, nil); !errors.Is(err, ErrConflict) {
+			if _, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{1}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, At: rtT0}); !errors.Is(err, ErrConflict) {
 				t.Fatalf("duplicate response: %v", err)
 			}
-			d2, err := db.CompleteCommand(ctx, "c1", CommandFailed, nil, "gave up", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, Detail: "gave up", At: rtT0}, nil)
+			d2, err := db.CompleteCommand(ctx, "c1", CommandFailed, nil, "gave up", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, Detail: "gave up", At: rtT0})
 			if err != nil || d2.Seq != 2 {
 				t.Fatalf("CompleteCommand(failed) = %+v, %v", d2, err)
 			}
-			if _, err := db.CompleteCommand(ctx, "nope", CommandFailed, nil, "", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, At: rtT0}, nil); !errors.Is(err, ErrNotFound) {
+			if _, err := db.CompleteCommand(ctx, "nope", CommandFailed, nil, "", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, At: rtT0}); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("unknown command: %v", err)
 			}
 			if n, _ := db.OutboxDepth(ctx); n != 1 {
