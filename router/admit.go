@@ -85,6 +85,7 @@ type GroupAdmitter struct {
 type admitItem struct {
 	cmd  *pendingAdmission
 	mark *pendingMark
+	done *store.Completion
 }
 
 type pendingAdmission struct {
@@ -163,6 +164,16 @@ func (g *GroupAdmitter) RecordForwarded(ctx context.Context, fs []Forward) ([]er
 	return m.errs, nil
 }
 
+// Complete implements Completer: the command's end, its delivery and
+// audit entries go in the next group's transaction.
+func (g *GroupAdmitter) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error) {
+	c := completion(id, failed, response, reason, d, es)
+	if err := g.group.Do(ctx, admitItem{done: c}); err != nil {
+		return Delivery{}, err
+	}
+	return completed(c)
+}
+
 // take is the group's Take: a group holds at most maxAdmitGroup commands,
 // one per pair (the others keep their place), and every pending mark.
 func (g *GroupAdmitter) take() func(admitItem) bool {
@@ -172,7 +183,7 @@ func (g *GroupAdmitter) take() func(admitItem) bool {
 	return func(it admitItem) bool {
 		p := it.cmd
 		if p == nil {
-			return true
+			return true // marks and completions all join
 		}
 		k := pair{p.a.Record.Originator.String(), p.a.Record.Target.String()}
 		if n == maxAdmitGroup || seen[k] {
@@ -193,14 +204,17 @@ func (g *GroupAdmitter) commit(ctx context.Context, items []admitItem) error {
 	g.mu.Unlock()
 	var group []*pendingAdmission
 	var marks []*pendingMark
+	var sg store.AdmitGroup
 	for _, it := range items {
-		if it.cmd != nil {
+		switch {
+		case it.cmd != nil:
 			group = append(group, it.cmd)
-		} else {
+		case it.mark != nil:
 			marks = append(marks, it.mark)
+		default:
+			sg.Completed = append(sg.Completed, it.done)
 		}
 	}
-	var sg store.AdmitGroup
 	lease := g.now().Add(g.lease)
 	for _, p := range group {
 		audit := toStoreAudit(p.a.Audit)
@@ -243,9 +257,12 @@ func (g *GroupAdmitter) commit(ctx context.Context, items []admitItem) error {
 			}
 		}
 	}
+	// The outbox rows the marks and completions removed may have been
+	// what a parked command waited for.
+	freed := len(marks) > 0 || len(sg.Completed) > 0
 	g.mu.Lock()
-	wake := parked || (g.parked && len(marks) > 0)
-	g.parked = parked || (g.parked && len(marks) == 0)
+	wake := parked || (g.parked && freed)
+	g.parked = parked || (g.parked && !freed)
 	if wake && g.notify != nil {
 		g.notify()
 	}

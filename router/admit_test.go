@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +195,83 @@ func (e *storeEnv) registerDevices(t testing.TB, n int) []smki.EUI {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestGroupAdmitterComplete ends commands through the admitter's groups, on
+// both stores: each gets its delivery with its sequence number and its
+// audit entries; a second completion of one command is ErrAlreadyComplete
+// and an unknown command an error, neither failing the others.
+func TestGroupAdmitterComplete(t *testing.T) {
+	ctx := context.Background()
+	for name, newDB := range storeBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			db := newDB(t)(t)
+			e := newStoreEnv(t, db)
+			det, err := anomaly.New(ctx, anomaly.Config{Store: db.Anomaly(), Now: e.now, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := NewGroupAdmitter(db, det, 2, time.Minute, e.now)
+			st := NewStorage(db)
+			r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: st, Certificates: e.certs,
+				Ledger: st, Admitter: g, Auditor: st, Clock: e.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			targets := e.registerDevices(t, 8)
+			var ids []string
+			for _, target := range targets {
+				rc, err := r.Submit(ctx, e.supplier.caller(), command(t, e.supplier, target, codeDisable, uint64(e.now().UnixMilli()), true))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, rc.ID)
+			}
+			a0, _ := db.AuditEvents(ctx, 0, store.MaxLimit)
+			var wg sync.WaitGroup
+			seqs := make([]int64, len(ids))
+			for i, id := range ids {
+				wg.Go(func() {
+					d, err := g.Complete(ctx, id, false, []byte{0xDD, byte(i)}, "",
+						Delivery{Caller: e.supplier.eui, Kind: DeliveryResponse, Body: []byte{0xDD, byte(i)}, At: e.now()},
+						AuditEvent{Action: "command.forwarded", Caller: e.supplier.caller(), CommandID: id, At: e.now()},
+						AuditEvent{Action: "response.received", Caller: e.supplier.caller(), CommandID: id, At: e.now()})
+					if err != nil {
+						t.Errorf("Complete(%s): %v", id, err)
+					}
+					seqs[i] = d.Seq
+				})
+			}
+			wg.Wait()
+			slices.Sort(seqs)
+			for i, s := range seqs {
+				if s != int64(i+1) {
+					t.Fatalf("delivery sequence numbers %v, want 1..%d", seqs, len(ids))
+				}
+			}
+			if _, err := g.Complete(ctx, ids[0], true, nil, "late", Delivery{Caller: e.supplier.eui, Kind: DeliveryFailure, At: e.now()},
+				AuditEvent{Action: "command.failed", Caller: e.supplier.caller(), CommandID: ids[0], At: e.now()}); !errors.Is(err, ErrAlreadyComplete) {
+				t.Fatalf("second completion: %v, want ErrAlreadyComplete", err)
+			}
+			if _, err := g.Complete(ctx, "no-such-command", true, nil, "x", Delivery{Caller: e.supplier.eui, Kind: DeliveryFailure, At: e.now()}); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("unknown command: %v, want ErrNotFound", err)
+			}
+			for _, id := range ids {
+				c, err := st.Command(ctx, id)
+				if err != nil || c.State != store.CommandResponded {
+					t.Fatalf("command %s: %+v, %v", id, c.State, err)
+				}
+			}
+			if d, _ := st.Depth(ctx); d != 0 {
+				t.Fatalf("outbox %d after the completions, want 0", d)
+			}
+			a1, _ := db.AuditEvents(ctx, 0, store.MaxLimit)
+			if got := len(a1) - len(a0); got != 2*len(ids) {
+				t.Fatalf("%d audit entries, want %d (none for the refused completions)", got, 2*len(ids))
+			}
+			if _, err := db.VerifyAudit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

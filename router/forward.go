@@ -143,6 +143,11 @@ func (g *forwardGroup) commit(ctx context.Context, batch []*pendingForward) erro
 	return nil
 }
 
+// Completer ends commands, as Outbox.Complete.
+type Completer interface {
+	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error)
+}
+
 // ErrAlreadyComplete is wrapped by Outbox.Complete for a command that
 // already has its response or failure (a duplicate response).
 var ErrAlreadyComplete = errors.New("router: command already complete")
@@ -174,9 +179,12 @@ type ForwarderConfig struct {
 	// GroupAdmitter, which puts them in the next group's transaction);
 	// else the Outbox does, when it is a ForwardRecorder.
 	Recorder ForwardRecorder
-	Metrics  *Metrics
-	Logger   *slog.Logger
-	Clock    func() time.Time
+	// Completer, when set, ends commands (the GroupAdmitter, in the next
+	// group's transaction); else the Outbox does.
+	Completer Completer
+	Metrics   *Metrics
+	Logger    *slog.Logger
+	Clock     func() time.Time
 	// Jitter returns a uniform value in [0, 1) for backoff jitter; nil for
 	// math/rand/v2.
 	Jitter func() float64
@@ -244,6 +252,9 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	f := &Forwarder{cfg: cfg, log: cfg.Logger, now: cfg.Clock, wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers)}
 	if cfg.Recorder == nil {
 		f.cfg.Recorder, _ = cfg.Outbox.(ForwardRecorder)
+	}
+	if cfg.Completer == nil {
+		f.cfg.Completer = cfg.Outbox
 	}
 	if f.cfg.Recorder != nil {
 		f.fwds = newForwardGroup(f.cfg.Recorder)
@@ -425,7 +436,7 @@ func (f *Forwarder) backoff(n int) time.Duration {
 // fail ends rec as failed, appending the audit entries before (the
 // attempt's "forwarded", if any) and its "failed" entry with it.
 func (f *Forwarder) fail(ctx context.Context, rec Record, reason string, before ...AuditEvent) {
-	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, true, nil, reason,
+	d, err := f.cfg.Completer.Complete(ctx, rec.ID, true, nil, reason,
 		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryFailure, Detail: reason, At: f.now()},
 		append(before, f.event("command.failed", rec, reason))...)
 	if err != nil {
@@ -489,7 +500,7 @@ func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOn
 		}
 		return err
 	}
-	d, err := f.cfg.Outbox.Complete(ctx, rec.ID, false, resp, "",
+	d, err := f.cfg.Completer.Complete(ctx, rec.ID, false, resp, "",
 		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryResponse, Body: resp, At: f.now()},
 		append(before, f.event("response.received", rec, ""))...)
 	if errors.Is(err, ErrAlreadyComplete) {

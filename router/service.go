@@ -110,7 +110,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	admitter := NewGroupAdmitter(cfg.DB, cfg.Detector, leaders, cfg.ForwardLease, cfg.Clock)
 	hub := NewHub()
 	fwd, err := NewForwarder(ForwarderConfig{Outbox: st, Transport: cfg.Transport, Registry: st, ACB: cfg.ACB, Auditor: st,
-		Publisher: hub, Recorder: admitter, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock, Lease: cfg.ForwardLease})
+		Publisher: hub, Recorder: admitter, Completer: admitter, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock, Lease: cfg.ForwardLease})
 	if err != nil {
 		return nil, err
 	}

@@ -194,6 +194,14 @@ func (s *Storage) Retry(ctx context.Context, id string, next time.Time, reason s
 
 // Complete implements Outbox.
 func (s *Storage) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error) {
+	c := completion(id, failed, response, reason, d, es)
+	sd, err := s.db.CompleteCommand(ctx, c.ID, c.State, c.Response, c.Error, c.Delivery, c.Audits...)
+	c.Delivery, c.Err = sd, err
+	return completed(c)
+}
+
+// completion is the store's form of a command's end.
+func completion(id string, failed bool, response []byte, reason string, d Delivery, es []AuditEvent) *store.Completion {
 	state := store.CommandResponded
 	if failed {
 		state = store.CommandFailed
@@ -202,15 +210,19 @@ func (s *Storage) Complete(ctx context.Context, id string, failed bool, response
 	for i, e := range es {
 		as[i] = toStoreAudit(e)
 	}
-	sd, err := s.db.CompleteCommand(ctx, id, state, response, reason, store.Delivery{Caller: d.Caller.String(), Kind: d.Kind,
-		Body: d.Body, Detail: d.Detail, At: d.At}, as...)
-	if errors.Is(err, store.ErrConflict) {
-		return Delivery{}, fmt.Errorf("%w: %w", ErrAlreadyComplete, err)
+	return &store.Completion{ID: id, State: state, Response: response, Error: reason, Audits: as,
+		Delivery: store.Delivery{Caller: d.Caller.String(), Kind: d.Kind, Body: d.Body, Detail: d.Detail, At: d.At}}
+}
+
+// completed is the router's form of a completion's outcome.
+func completed(c *store.Completion) (Delivery, error) {
+	if errors.Is(c.Err, store.ErrConflict) {
+		return Delivery{}, fmt.Errorf("%w: %w", ErrAlreadyComplete, c.Err)
 	}
-	if err != nil {
-		return Delivery{}, err
+	if c.Err != nil {
+		return Delivery{}, c.Err
 	}
-	return fromStoreDelivery(sd)
+	return fromStoreDelivery(c.Delivery)
 }
 
 func fromStoreDelivery(sd store.Delivery) (Delivery, error) {

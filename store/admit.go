@@ -63,6 +63,11 @@ type AdmitGroup struct {
 	// Forwarded are the forwarder's marks to apply in the same
 	// transaction (as MarkForwardedAll).
 	Forwarded []ForwardedCommand
+	// Completed are commands the forwarder ends in the same transaction
+	// (as CompleteCommand); each gets its own outcome: its Delivery with
+	// its Seq, or its Err (wrapping ErrConflict for a command already
+	// completed, ErrNotFound for an unknown one).
+	Completed []*Completion
 	// Seal returns the message to record for item i once it has passed
 	// every check (the router's MAC: computed only for commands the
 	// thresholds let through). It runs inside the transaction.
@@ -83,7 +88,8 @@ type AdmitGroup struct {
 // counts exactly, across processes on PostgreSQL: the group first takes the
 // advisory locks of its pairs, then those of its counter keys, each set in
 // ascending order. results[i] is Items[i]'s outcome, markErrs[i]
-// Forwarded[i]'s; err, when not nil, means nothing was stored.
+// Forwarded[i]'s, and each completion's is in it; err, when not nil, means
+// nothing was stored.
 func (db *DB) Admit(ctx context.Context, g AdmitGroup) (results []AdmitResult, markErrs []error, err error) {
 	results = make([]AdmitResult, len(g.Items))
 	type pair struct{ o, t string }
@@ -129,6 +135,15 @@ func (db *DB) Admit(ctx context.Context, g AdmitGroup) (results []AdmitResult, m
 				es = append(es, r.quarantineAudit)
 			case r.Err == nil && g.Items[i].Audit != nil:
 				es = append(es, *g.Items[i].Audit)
+			}
+		}
+		for _, c := range g.Completed {
+			c.Err = completeIn(ctx, tx, c)
+			switch {
+			case c.Err == nil:
+				es = append(es, c.Audits...)
+			case !errors.Is(c.Err, ErrConflict) && !errors.Is(c.Err, ErrNotFound) && !errors.Is(c.Err, ErrInvalid):
+				return c.Err
 			}
 		}
 		if ptx, ok := tx.(pgTx); ok {

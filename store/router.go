@@ -595,32 +595,56 @@ type Delivery struct {
 // its assigned Seq is returned. A command already responded or failed gives
 // ErrConflict and changes nothing, so a duplicate response is delivered once.
 func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery, audits ...AuditEvent) (Delivery, error) {
-	if state != CommandResponded && state != CommandFailed {
-		return Delivery{}, fmt.Errorf("%w: command %s: final state %q", ErrInvalid, id, state)
-	}
+	c := Completion{ID: id, State: state, Response: response, Error: errText, Delivery: d, Audits: audits}
 	err := db.inTx(ctx, func(tx dbtx) error {
-		n, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, response = $2, error = $3, updated_at = $4
-			WHERE id = $5 AND state IN ($6, $7)`, state, response, truncate(errText, 1000), d.At, id, CommandAccepted, CommandForwarded)
-		if err != nil {
-			return fmt.Errorf("store: completing command %s: %w", id, err)
-		}
-		if n == 0 {
-			if _, err := getRouterCommandState(ctx, tx, id); err != nil {
-				return err
-			}
-			return fmt.Errorf("command %s already completed: %w", id, ErrConflict)
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, id); err != nil {
-			return fmt.Errorf("store: completing command %s: %w", id, err)
-		}
-		d.CommandID = id
-		if d, err = addDelivery(ctx, tx, d); err != nil {
+		if err := completeIn(ctx, tx, &c); err != nil {
 			return err
 		}
-		_, err = appendAuditsIn(ctx, tx, audits)
+		_, err := appendAuditsIn(ctx, tx, audits)
 		return err
 	})
-	return d, err
+	return c.Delivery, err
+}
+
+// Completion is one command's end for CompleteCommand or AdmitGroup: its
+// final state (responded or failed) with the response or error text, the
+// delivery queued for its caller (returned with its Seq) and the audit
+// entries appended with it.
+type Completion struct {
+	ID       string
+	State    string
+	Response []byte
+	Error    string
+	Delivery Delivery
+	Audits   []AuditEvent
+	// Err is the completion's own outcome in an AdmitGroup.
+	Err error
+}
+
+// completeIn ends c.ID in tx and queues c.Delivery, setting its Seq; it
+// appends no audit entry. A command already completed gives ErrConflict,
+// an unknown one ErrNotFound, and changes nothing.
+func completeIn(ctx context.Context, tx dbtx, c *Completion) error {
+	if c.State != CommandResponded && c.State != CommandFailed {
+		return fmt.Errorf("%w: command %s: final state %q", ErrInvalid, c.ID, c.State)
+	}
+	n, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, response = $2, error = $3, updated_at = $4
+		WHERE id = $5 AND state IN ($6, $7)`, c.State, c.Response, truncate(c.Error, 1000), c.Delivery.At, c.ID, CommandAccepted, CommandForwarded)
+	if err != nil {
+		return fmt.Errorf("store: completing command %s: %w", c.ID, err)
+	}
+	if n == 0 {
+		if _, err := getRouterCommandState(ctx, tx, c.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("command %s already completed: %w", c.ID, ErrConflict)
+	}
+	if _, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, c.ID); err != nil {
+		return fmt.Errorf("store: completing command %s: %w", c.ID, err)
+	}
+	c.Delivery.CommandID = c.ID
+	c.Delivery, err = addDelivery(ctx, tx, c.Delivery)
+	return err
 }
 
 func getRouterCommandState(ctx context.Context, tx dbtx, id string) (string, error) {
