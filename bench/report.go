@@ -163,43 +163,53 @@ func (r *Report) phases() []Phase {
 // WriteTable prints both reports, then the two side by side with the
 // pre-loaded peak rate's check.
 func (c *Comparison) WriteTable(out io.Writer) error {
-	var b strings.Builder
-	b.WriteString("== fresh store\n")
-	if err := c.Fresh.WriteTable(&b); err != nil {
+	p := c.Preloaded
+	return writeComparison(out, "fresh store", "pre-loaded store",
+		fmt.Sprintf("fresh against pre-loaded (%d commands, %d audit entries, %d devices, %d users, loaded in %.1f s)",
+			p.Preload.Commands, p.Preload.AuditEntries, p.Preload.Devices, p.Preload.Users, p.Preload.Seconds),
+		"fresh", "pre-loaded", c.Fresh, c.Preloaded, "", c.Check)
+}
+
+// writeComparison prints reports a and b under their titles, then their
+// main figures side by side (columns ca and cb) under title, then note
+// (if any) and check.
+func writeComparison(out io.Writer, titleA, titleB, title, ca, cb string, a, b *Report, note string, check Check) error {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "== %s\n", titleA)
+	if err := a.WriteTable(&sb); err != nil {
 		return err
 	}
-	b.WriteString("\n== pre-loaded store\n")
-	if err := c.Preloaded.WriteTable(&b); err != nil {
+	fmt.Fprintf(&sb, "\n== %s\n", titleB)
+	if err := b.WriteTable(&sb); err != nil {
 		return err
 	}
-	f, p := c.Fresh, c.Preloaded
-	fmt.Fprintf(&b, "\n== fresh against pre-loaded (%d commands, %d audit entries, %d devices, %d users, loaded in %.1f s)\n",
-		p.Preload.Commands, p.Preload.AuditEntries, p.Preload.Devices, p.Preload.Users, p.Preload.Seconds)
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "figure\tfresh\tpre-loaded\t\n")
+	fmt.Fprintf(&sb, "\n== %s\n", title)
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "figure\t%s\t%s\t\n", ca, cb)
 	for _, row := range []struct {
 		name   string
 		format string
-		f, p   float64
+		a, b   float64
 	}{
-		{"router commands/s at the peak", "%.0f", f.Router.Rate, p.Router.Rate},
-		{"router CPU ms per command at the peak", "%.3f", f.Router.ServerCPUPerCommand, p.Router.ServerCPUPerCommand},
-		{"PostgreSQL CPU ms per command at the peak", "%.3f", f.Router.PostgresCPUPerCommand, p.Router.PostgresCPUPerCommand},
-		{"E at the peak", "%.3f", f.Router.Efficiency, p.Router.Efficiency},
-		{"machine CPU use at the peak", "%.2f", f.Router.CPUShare, p.Router.CPUShare},
-		{"p99 ms at half the peak rate", "%.1f", f.HalfLoad.P99, p.HalfLoad.P99},
-		{"p99 ms at 90% of the peak rate", "%.1f", f.NinetyLoad.P99, p.NinetyLoad.P99},
-		{"end-to-end commands/s", "%.0f", f.EndToEnd.Rate, p.EndToEnd.Rate},
-		{"audit entries verified after the run", "%.0f", float64(f.Audit.Entries), float64(p.Audit.Entries)},
-		{"seconds to verify them", "%.1f", f.Audit.Seconds, p.Audit.Seconds},
+		{"router commands/s at the peak (aggregate)", "%.0f", a.Router.Rate, b.Router.Rate},
+		{"router CPU ms per command at the peak (all router processes)", "%.3f", a.Router.ServerCPUPerCommand, b.Router.ServerCPUPerCommand},
+		{"PostgreSQL CPU ms per command at the peak", "%.3f", a.Router.PostgresCPUPerCommand, b.Router.PostgresCPUPerCommand},
+		{"E at the peak", "%.3f", a.Router.Efficiency, b.Router.Efficiency},
+		{"machine CPU use at the peak", "%.2f", a.Router.CPUShare, b.Router.CPUShare},
+		{"p99 ms at half the peak rate", "%.1f", a.HalfLoad.P99, b.HalfLoad.P99},
+		{"p99 ms at 90% of the peak rate", "%.1f", a.NinetyLoad.P99, b.NinetyLoad.P99},
+		{"end-to-end commands/s", "%.0f", a.EndToEnd.Rate, b.EndToEnd.Rate},
+		{"audit entries verified after the run", "%.0f", float64(a.Audit.Entries), float64(b.Audit.Entries)},
+		{"seconds to verify them", "%.1f", a.Audit.Seconds, b.Audit.Seconds},
 	} {
-		fmt.Fprintf(tw, "%s\t"+row.format+"\t"+row.format+"\t\n", row.name, row.f, row.p)
+		fmt.Fprintf(tw, "%s\t"+row.format+"\t"+row.format+"\t\n", row.name, row.a, row.b)
 	}
 	tw.Flush()
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t\n", c.Check.Name, c.Check.Value, c.Check.target(), verdict(c.Check.Pass))
+	sb.WriteString(note)
+	tw = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t\n", check.Name, check.Value, check.target(), verdict(check.Pass))
 	tw.Flush()
-	_, err := io.WriteString(out, b.String())
+	_, err := io.WriteString(out, sb.String())
 	return err
 }
 
@@ -215,43 +225,11 @@ func joinInts(ns []int, sep string) string {
 // WriteTable prints both reports, then the two side by side with the
 // aggregate peak rate's check.
 func (c *RouterComparison) WriteTable(out io.Writer) error {
-	var b strings.Builder
-	b.WriteString("== one router process\n")
-	if err := c.One.WriteTable(&b); err != nil {
-		return err
+	var note string
+	if m := c.Many; len(m.Router.AcceptedBy) > 1 {
+		note = fmt.Sprintf("accepted by each router instance at the peak: %s\n", joinInts(m.Router.AcceptedBy, " + "))
 	}
-	fmt.Fprintf(&b, "\n== %d router processes\n", c.Routers)
-	if err := c.Many.WriteTable(&b); err != nil {
-		return err
-	}
-	o, m := c.One, c.Many
-	fmt.Fprintf(&b, "\n== one router process against %d on one PostgreSQL (fresh schema each)\n", c.Routers)
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "figure\tone\t%d\t\n", c.Routers)
-	for _, row := range []struct {
-		name   string
-		format string
-		o, m   float64
-	}{
-		{"router commands/s at the peak (aggregate)", "%.0f", o.Router.Rate, m.Router.Rate},
-		{"router CPU ms per command at the peak (all router processes)", "%.3f", o.Router.ServerCPUPerCommand, m.Router.ServerCPUPerCommand},
-		{"PostgreSQL CPU ms per command at the peak", "%.3f", o.Router.PostgresCPUPerCommand, m.Router.PostgresCPUPerCommand},
-		{"E at the peak", "%.3f", o.Router.Efficiency, m.Router.Efficiency},
-		{"machine CPU use at the peak", "%.2f", o.Router.CPUShare, m.Router.CPUShare},
-		{"p99 ms at half the peak rate", "%.1f", o.HalfLoad.P99, m.HalfLoad.P99},
-		{"p99 ms at 90% of the peak rate", "%.1f", o.NinetyLoad.P99, m.NinetyLoad.P99},
-		{"end-to-end commands/s", "%.0f", o.EndToEnd.Rate, m.EndToEnd.Rate},
-		{"audit entries verified after the run", "%.0f", float64(o.Audit.Entries), float64(m.Audit.Entries)},
-	} {
-		fmt.Fprintf(tw, "%s\t"+row.format+"\t"+row.format+"\t\n", row.name, row.o, row.m)
-	}
-	tw.Flush()
-	if len(m.Router.AcceptedBy) > 1 {
-		fmt.Fprintf(&b, "accepted by each router instance at the peak: %s\n", joinInts(m.Router.AcceptedBy, " + "))
-	}
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t\n", c.Check.Name, c.Check.Value, c.Check.target(), verdict(c.Check.Pass))
-	tw.Flush()
-	_, err := io.WriteString(out, b.String())
-	return err
+	return writeComparison(out, "one router process", fmt.Sprintf("%d router processes", c.Routers),
+		fmt.Sprintf("one router process against %d on one PostgreSQL (fresh schema each)", c.Routers),
+		"one", fmt.Sprint(c.Routers), c.One, c.Many, note, c.Check)
 }
