@@ -54,8 +54,9 @@ type screener interface {
 
 // GroupAdmitter is the Admitter over the store: the commands that arrive
 // together are decided and recorded in one transaction (a group commit),
-// with the forwarder's "forwarded" marks of the same moment, so that the
-// writer takes one turn, and one commit, for all of them. There is no
+// with the forwarder's "forwarded" marks and completions of the same
+// moment, so that the writer takes one turn, and one commit, for all of
+// them. There is no
 // goroutine of its own: the first caller to find no group committing
 // commits the queue, and the callers that arrive meanwhile form the next
 // group. A group holds at most one command per (originator, target) pair;
@@ -77,11 +78,13 @@ type GroupAdmitter struct {
 	notify  func()
 	// parked is set when a command was recorded without a handoff (its
 	// pair had another in the outbox): the forwarder claims it once the
-	// one before it is marked, so the next marks wake the forwarder.
+	// one before it is marked or completed, so the next marks or
+	// completions wake the forwarder.
 	parked bool
 }
 
-// admitItem is one waiter of a group: a command or the forwarder's marks.
+// admitItem is one waiter of a group: a command, the forwarder's marks,
+// or one of its completions.
 type admitItem struct {
 	cmd  *pendingAdmission
 	mark *pendingMark
