@@ -4,8 +4,8 @@ package store
 // commands decides their counters and anomaly counts, writes the accepted
 // ones with their outbox rows and the quarantined ones with their records,
 // applies the forwarder's marks and completions, and appends every audit
-// entry: one turn on
-// the writer (one fsync on SQLite, one commit on PostgreSQL) for all of it.
+// entry: one turn on the writer (one fsync on SQLite, one commit on
+// PostgreSQL) for all of it.
 
 import (
 	"context"
