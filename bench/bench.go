@@ -565,7 +565,7 @@ func (p *Phase) efficiency(floorMS float64) {
 // ago, outside every anomaly window: its users' certificates recorded as
 // issued by the system's Organisation CA and DCCKI TLS CA.
 func (w *world) preload(ctx context.Context, cfg Config) (*PreloadReport, error) {
-	cas, err := w.db.CAs(ctx)
+	cas, err := w.db.SMKI().CAs(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pre-loading: %w", err)
 	}

@@ -201,7 +201,7 @@ func startService(ctx context.Context, spec InstanceSpec) (_ *service, err error
 	// issuing CA: both are trusted, as inproc and "serve router" do.
 	clientCAs := x509.NewCertPool()
 	for _, name := range []string{ca.NameDCCKIRoot, ca.NameDCCKITLS} {
-		c, err := s.db.CA(ctx, name)
+		c, err := s.db.SMKI().CA(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("%w %d: reading CA %s: %w", ErrInstance, spec.Index, name, err)
 		}

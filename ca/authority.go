@@ -27,7 +27,7 @@ const (
 	NameDCCKITLS  = "dccki-tls"
 )
 
-// Store is what the CA needs from persistence (store.DB satisfies it),
+// Store is what the CA needs from persistence (*store.SMKIStore satisfies it),
 // declared here as the consumer's small interfaces: CA records with device
 // quotas, certificates and revocation, CRLs, and the audit log.
 type Store interface {

@@ -51,7 +51,7 @@ func TestIssueOrg(t *testing.T) {
 			if c.EUI != supplierEUI || c.Role != smki.RoleSupplier {
 				t.Errorf("read back EUI %s role %s", c.EUI, c.Role)
 			}
-			opts, err := VerifyOptions(ctx, e.db, e.clock.Now())
+			opts, err := VerifyOptions(ctx, e.db.SMKI(), e.clock.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +219,7 @@ func TestConcurrentIssuanceAtQuota(t *testing.T) {
 	if ok != quota || closed != tries-quota {
 		t.Errorf("%d issued, %d refused; want %d and %d", ok, closed, quota, tries-quota)
 	}
-	certs, err := e.db.FindCertificates(ctx, store.CertQuery{CA: "C1", IncludeRevoked: true})
+	certs, err := e.db.SMKI().FindCertificates(ctx, store.CertQuery{CA: "C1", IncludeRevoked: true})
 	if err != nil || len(certs) != quota {
 		t.Errorf("stored %d certificates (%v), want %d", len(certs), err, quota)
 	}

@@ -47,7 +47,7 @@ func newBenchFixture(b *testing.B, sqlite, lint bool) *benchFixture {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { db.Close() })
-		st = db
+		st = db.SMKI()
 	}
 	a, err := New(Config{Store: st, Keys: keys, Logger: slog.New(slog.DiscardHandler), DisableLint: !lint})
 	if err != nil {

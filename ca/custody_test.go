@@ -115,7 +115,7 @@ func TestCeremonyOnSoftHSM(t *testing.T) {
 	ceremonyAndBatches(t, e)
 	// Leave the shared token as it was: destroy the keys of the CAs that
 	// are still open.
-	cas, err := db.CAs(ctx)
+	cas, err := db.SMKI().CAs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func ceremonyAndBatches(t *testing.T, e *testEnv) {
 	if _, err := e.a.OpenBatch(ctx, "Q1", 4); err != nil {
 		t.Fatalf("OpenBatch: %v", err)
 	}
-	rec, err := e.db.CA(ctx, "Q1")
+	rec, err := e.db.SMKI().CA(ctx, "Q1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer keys.Close()
-	a, err := ca.New(ca.Config{Store: db, Keys: keys, Logger: slog.New(slog.DiscardHandler), Actor: "example"})
+	a, err := ca.New(ca.Config{Store: db.SMKI(), Keys: keys, Logger: slog.New(slog.DiscardHandler), Actor: "example"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func newTestEnv(t testing.TB, opts ...func(*Config)) *testEnv {
 func newEnvWith(t testing.TB, db *store.DB, keys *Custody, dir string, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	cfg := Config{Store: db, Keys: keys, Now: clock.Now, Actor: "test", Logger: slog.New(slog.DiscardHandler)}
+	cfg := Config{Store: db.SMKI(), Keys: keys, Now: clock.Now, Actor: "test", Logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -75,7 +75,7 @@ func TestIssueOrgRefusals(t *testing.T) {
 		})
 	}
 	// Nothing above reached the store.
-	certs, err := e.db.FindCertificates(ctx, store.CertQuery{Kind: store.KindOrg, IncludeRevoked: true})
+	certs, err := e.db.SMKI().FindCertificates(ctx, store.CertQuery{Kind: store.KindOrg, IncludeRevoked: true})
 	if err != nil || len(certs) != 0 {
 		t.Errorf("refused requests stored %d certificates (%v)", len(certs), err)
 	}
@@ -158,7 +158,7 @@ func TestDeviceCertificateValidates(t *testing.T) {
 	}
 	// Years later, with the batch key long destroyed, the device path is
 	// still valid: the DCA certificate stays published.
-	opts, err := VerifyOptions(ctx, e.db, e.clock.Now().Add(time.Hour))
+	opts, err := VerifyOptions(ctx, e.db.SMKI(), e.clock.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

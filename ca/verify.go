@@ -12,7 +12,7 @@ import (
 )
 
 // TrustSource is what VerifyOptions reads: the CAs and their latest CRLs
-// (store.DB satisfies it).
+// (*store.SMKIStore satisfies it).
 type TrustSource interface {
 	CAs(ctx context.Context) ([]store.CA, error)
 	LatestCRL(ctx context.Context, ca string) (store.CRL, error)

@@ -29,7 +29,7 @@ func (r *run) actRevocation(ctx context.Context) error {
 	victim := s.Meters[len(s.Meters)-1]
 	good := s.Meters[0]
 	find := func(eui smki.EUI) (store.Certificate, error) {
-		cs, err := s.DB.FindCertificates(ctx, store.CertQuery{EUI: eui.String(), Kind: store.KindDevice, Usage: store.UsageDS})
+		cs, err := s.DB.SMKI().FindCertificates(ctx, store.CertQuery{EUI: eui.String(), Kind: store.KindDevice, Usage: store.UsageDS})
 		if err != nil {
 			return store.Certificate{}, fmt.Errorf("finding the DS certificate of %s: %w", eui, err)
 		}
@@ -83,7 +83,7 @@ func (r *run) actRevocation(ctx context.Context) error {
 	}
 	r.detail("OCSP through the repository (%s/ocsp): %s is %s, %s is %s", s.RepositoryURL, victim, r.sum.OCSPRevoked, good, r.sum.OCSPGood)
 
-	opts, err := ca.VerifyOptions(ctx, s.DB, time.Now())
+	opts, err := ca.VerifyOptions(ctx, s.DB.SMKI(), time.Now())
 	if err != nil {
 		return fmt.Errorf("verification options: %w", err)
 	}
@@ -95,7 +95,7 @@ func (r *run) actRevocation(ctx context.Context) error {
 		}
 	}
 	for after := int64(0); ; {
-		cs, err := s.DB.FindCertificates(ctx, store.CertQuery{CA: s.Batch, Kind: store.KindDevice, IncludeRevoked: true,
+		cs, err := s.DB.SMKI().FindCertificates(ctx, store.CertQuery{CA: s.Batch, Kind: store.KindDevice, IncludeRevoked: true,
 			AfterID: after, Limit: store.MaxLimit})
 		if err != nil {
 			return fmt.Errorf("listing the certificates of %s: %w", s.Batch, err)

@@ -84,7 +84,7 @@ func TestRouterToFleetOverMutualTLS(t *testing.T) {
 	dccki := func(names ...string) string {
 		var b []byte
 		for _, n := range names {
-			c, err := w.db.CA(t.Context(), n)
+			c, err := w.db.SMKI().CA(t.Context(), n)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -95,7 +95,7 @@ func TestHostileInputs(t *testing.T) {
 				{"critical from a role not eligible", w.netop, "application/octet-stream", signWith(t, netopDisconnect, w.netop.ds), 403, "role-not-eligible"},
 			}
 			before := w.rowCounts(t)
-			lastBefore, _, err := w.db.LastCounter(ctx, w.supplier.eui.String(), m0.String())
+			lastBefore, _, err := w.db.Router().LastCounter(ctx, w.supplier.eui, m0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +107,7 @@ func TestHostileInputs(t *testing.T) {
 						t.Errorf("%s: %d rows, %d before", tb, after[tb], n)
 					}
 				}
-				if last, _, err := w.db.LastCounter(ctx, w.supplier.eui.String(), m0.String()); err != nil || last != lastBefore {
+				if last, _, err := w.db.Router().LastCounter(ctx, w.supplier.eui, m0); err != nil || last != lastBefore {
 					t.Errorf("last counter to %s: %d (%v), %d before", m0, last, err, lastBefore)
 				}
 			}

@@ -107,7 +107,7 @@ func newWorld(t *testing.T, backend string, n int) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.db.Close() })
-	dcckiRoot, err := w.db.CA(ctx, ca.NameDCCKIRoot)
+	dcckiRoot, err := w.db.SMKI().CA(ctx, ca.NameDCCKIRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func newWorld(t *testing.T, backend string, n int) *world {
 	for _, p := range []*party{w.supplier, w.netop} {
 		p.httpClient = w.client(t, p)
 	}
-	root, err := w.db.CA(ctx, ca.NameRoot)
+	root, err := w.db.SMKI().CA(ctx, ca.NameRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func newWorld(t *testing.T, backend string, n int) *world {
 	// The router's registry: each meter with its supplier and network
 	// operator, keys from the device certificates "ca issue devices" put in
 	// the repository.
-	reg := router.NewRegistrar(w.db, nil)
+	reg := router.NewRegistrar(w.db.Router(), nil)
 	for i := range n {
 		eui := meterEUI(i)
 		if err := reg.RegisterDevice(ctx, "e2e", eui, w.supplier.eui, w.netop.eui); err != nil {
@@ -398,7 +398,7 @@ func (w *world) fleetStats() (device.FleetStats, error) {
 func (w *world) awaitOutboxEmpty(t *testing.T, within time.Duration) {
 	t.Helper()
 	eventually(t, within, "outbox drained", func() error {
-		n, err := w.db.OutboxDepth(context.Background())
+		n, err := w.db.Router().OutboxDepth(context.Background())
 		if err == nil && n != 0 {
 			err = fmt.Errorf("%d commands still in the outbox", n)
 		}

@@ -419,7 +419,7 @@ func TestStartGeneratedMetersTransport(t *testing.T) {
 	if len(s.Meters) != 50 || s.Meters[0] != first || s.Bulk.Certificates != 0 {
 		t.Fatalf("%d meters from %v, %d certificates", len(s.Meters), s.Meters, s.Bulk.Certificates)
 	}
-	if n, _ := s.DB.FindCertificates(ctx, store.CertQuery{Kind: store.KindDevice}); len(n) != 0 {
+	if n, _ := s.DB.SMKI().FindCertificates(ctx, store.CertQuery{Kind: store.KindDevice}); len(n) != 0 {
 		t.Errorf("%d device certificates for generated meters", len(n))
 	}
 	sup := s.Party(PartySupplier)

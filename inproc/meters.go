@@ -163,7 +163,7 @@ func (s *System) registerDevices(ctx context.Context, devs []store.RouterDevice)
 			chunk[i].Supplier, chunk[i].NetworkOperator, chunk[i].UpdatedAt = supplier, no, now
 			euis = append(euis, chunk[i].EUI)
 		}
-		if err := s.DB.PutRouterDevices(ctx, chunk...); err != nil {
+		if err := s.DB.Router().PutRouterDevices(ctx, chunk...); err != nil {
 			return fmt.Errorf("registering meters: %w", err)
 		}
 		if _, err := s.DB.AppendAudit(ctx, store.AuditEvent{Time: now, Actor: "inproc", Action: "router.device.register",

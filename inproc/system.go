@@ -170,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if s.Keys, err = ca.OpenCustody(ctx, cfg.KMS, s.Dir, s.rand); err != nil {
 		return nil, fmt.Errorf("opening the key store: %w", err)
 	}
-	if s.CA, err = ca.New(ca.Config{Store: s.DB, Keys: s.Keys, Now: s.now, Rand: s.rand,
+	if s.CA, err = ca.New(ca.Config{Store: s.DB.SMKI(), Keys: s.Keys, Now: s.now, Rand: s.rand,
 		Logger: s.log.With("component", "ca"), Actor: "ca"}); err != nil {
 		return nil, err
 	}
@@ -333,11 +333,11 @@ func (s *System) Party(name string) *Party {
 // loadDCCKI reads the DCCKI root and TLS issuing CA and writes the root to
 // tls/ca.pem for curl.
 func (s *System) loadDCCKI(ctx context.Context) error {
-	root, err := s.DB.CA(ctx, ca.NameDCCKIRoot)
+	root, err := s.DB.SMKI().CA(ctx, ca.NameDCCKIRoot)
 	if err != nil {
 		return fmt.Errorf("reading the DCCKI root: %w", err)
 	}
-	issuing, err := s.DB.CA(ctx, ca.NameDCCKITLS)
+	issuing, err := s.DB.SMKI().CA(ctx, ca.NameDCCKITLS)
 	if err != nil {
 		return fmt.Errorf("reading the DCCKI TLS CA: %w", err)
 	}
@@ -433,7 +433,7 @@ func (s *System) keepRouterCert(ctx context.Context, c tls.Certificate) bool {
 	if err != nil || leaf.CheckSignatureFrom(issuer) != nil || s.now().Add(routerCertMinLife).After(leaf.NotAfter) {
 		return false
 	}
-	rec, err := s.DB.Certificate(ctx, ca.NameDCCKITLS, leaf.SerialNumber.Bytes())
+	rec, err := s.DB.SMKI().Certificate(ctx, ca.NameDCCKITLS, leaf.SerialNumber.Bytes())
 	return err == nil && bytes.Equal(rec.DER, leaf.Raw) && rec.RevokedAt.IsZero()
 }
 
@@ -486,8 +486,8 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("repository operators: %w", err)
 	}
-	s.Repository = repository.New(repository.Config{Operators: ops}, repository.Deps{Certs: s.DB, CAs: s.DB, CRLs: s.DB,
-		Audit: s.DB, Publisher: s.DB, Revoker: s.CA, OCSP: s.CA.OCSPResponder(), Logger: s.log, Now: s.now})
+	s.Repository = repository.New(repository.Config{Operators: ops}, repository.Deps{Certs: s.DB.SMKI(), CAs: s.DB.SMKI(), CRLs: s.DB.SMKI(),
+		Audit: s.DB, Publisher: s.DB.SMKI(), Revoker: s.CA, OCSP: s.CA.OCSPResponder(), Logger: s.log, Now: s.now})
 
 	listen := func(addr string) (net.Listener, error) {
 		ln, err := net.Listen("tcp", addr)

@@ -28,11 +28,11 @@ import (
 
 // The store and the CA must satisfy the interfaces the server consumes.
 var (
-	_ CertificateFinder = (*store.DB)(nil)
-	_ CAFinder          = (*store.DB)(nil)
-	_ CRLFinder         = (*store.DB)(nil)
+	_ CertificateFinder = (*store.SMKIStore)(nil)
+	_ CAFinder          = (*store.SMKIStore)(nil)
+	_ CRLFinder         = (*store.SMKIStore)(nil)
 	_ Auditor           = (*store.DB)(nil)
-	_ Publisher         = (*store.DB)(nil)
+	_ Publisher         = (*store.SMKIStore)(nil)
 	_ Revoker           = (*ca.Authority)(nil)
 	_ Responder         = (*ca.OCSPResponder)(nil)
 )
@@ -68,7 +68,7 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { keys.Close() })
-	auth, err := ca.New(ca.Config{Store: db, Keys: keys, Actor: "repository-test", Logger: slog.New(slog.DiscardHandler)})
+	auth, err := ca.New(ca.Config{Store: db.SMKI(), Keys: keys, Actor: "repository-test", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +85,12 @@ func runIntegration(t *testing.T, db *store.DB) {
 	// The server gets its own Authority, as "serve repository" builds one,
 	// over a key custody that records which keys are loaded.
 	loaded := &keyLog{Keys: keys}
-	online, err := ca.New(ca.Config{Store: db, Keys: loaded, Actor: "repository", Logger: slog.New(slog.DiscardHandler)})
+	online, err := ca.New(ca.Config{Store: db.SMKI(), Keys: loaded, Actor: "repository", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Operators: []Operator{{Name: "alice", TokenSHA256: HashToken(adminToken), Permissions: []Permission{PermPublish, PermRevoke}}}}
-	srv := New(cfg, Deps{Certs: db, CAs: db, CRLs: db, Audit: db, Publisher: db, Revoker: online, OCSP: online.OCSPResponder()})
+	srv := New(cfg, Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Revoker: online, OCSP: online.OCSPResponder()})
 	h := srv.Handler()
 	do := func(method, target, ctype string, body []byte, auth bool) *httptest.ResponseRecorder {
 		t.Helper()
@@ -152,7 +152,7 @@ func runIntegration(t *testing.T, db *store.DB) {
 
 	// Publish an organisation certificate signed with the OCA's key outside
 	// the CA package, then find it by EUI and role.
-	ocaRec, err := db.CA(ctx, "oca")
+	ocaRec, err := db.SMKI().CA(ctx, "oca")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func runIntegration(t *testing.T, db *store.DB) {
 	}
 
 	// OCSP for the revoked and a good certificate, by POST and by GET.
-	batch, err := db.CA(ctx, "B1")
+	batch, err := db.SMKI().CA(ctx, "B1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func runIntegration(t *testing.T, db *store.DB) {
 
 	// The OCA's own status is the root's to say, and the root is offline:
 	// unauthorized, and the root key was never loaded.
-	rootRec, err := db.CA(ctx, "root")
+	rootRec, err := db.SMKI().CA(ctx, "root")
 	if err != nil {
 		t.Fatal(err)
 	}

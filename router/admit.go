@@ -40,7 +40,7 @@ type Admitter interface {
 	Admit(ctx context.Context, a Admission) (Verdict, error)
 }
 
-// admitStore is what the GroupAdmitter needs of *store.DB.
+// admitStore is what the GroupAdmitter needs of *store.RouterStore.
 type admitStore interface {
 	Admit(ctx context.Context, g store.AdmitGroup) ([]store.AdmitResult, []error, error)
 }

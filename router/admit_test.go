@@ -38,11 +38,11 @@ func TestGroupAdmitter(t *testing.T) {
 				Limit: limit, Window: time.Hour}); err != nil {
 				t.Fatal(err)
 			}
-			g := NewGroupAdmitter(db, det, 2, time.Minute, e.now)
+			g := NewGroupAdmitter(db.Router(), det, 2, time.Minute, e.now)
 			var mu sync.Mutex
 			var handed []Pending
 			g.SetForwarder(func(ps []Pending) { mu.Lock(); handed = append(handed, ps...); mu.Unlock() }, func() {})
-			st := NewStorage(db)
+			st := NewStorage(db.Router())
 			r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: st, Certificates: e.certs,
 				Ledger: st, Admitter: g, Auditor: st, Clock: e.now})
 			if err != nil {
@@ -95,7 +95,7 @@ func TestGroupAdmitter(t *testing.T) {
 			if len(handed) != limit {
 				t.Fatalf("%d handed to the forwarder, want %d", len(handed), limit)
 			}
-			if items, err := db.ClaimOutbox(ctx, e.now(), time.Minute, 100); err != nil || len(items) != 0 {
+			if items, err := db.Router().ClaimOutbox(ctx, e.now(), time.Minute, 100); err != nil || len(items) != 0 {
 				t.Fatalf("claimed %d leased rows (%v), want none", len(items), err)
 			}
 			// The forwarder's marks, through the next group.
@@ -136,7 +136,7 @@ func TestGroupAdmitterSamePair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGroupAdmitter(e.db, det, 1, time.Minute, e.now)
+	g := NewGroupAdmitter(e.db.Router(), det, 1, time.Minute, e.now)
 	var mu sync.Mutex
 	handed, woken := 0, 0
 	g.SetForwarder(func(ps []Pending) { mu.Lock(); handed += len(ps); mu.Unlock() }, func() { mu.Lock(); woken++; mu.Unlock() })
@@ -191,7 +191,7 @@ func (e *storeEnv) registerDevices(t testing.TB, n int) []smki.EUI {
 		devs = append(devs, store.RouterDevice{EUI: eui.String(), KAPublic: e.deviceKA.PublicKey().Bytes(),
 			Supplier: e.supplier.eui.String(), UpdatedAt: e.now()})
 	}
-	if err := e.db.PutRouterDevices(context.Background(), devs...); err != nil {
+	if err := e.db.Router().PutRouterDevices(context.Background(), devs...); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -211,8 +211,8 @@ func TestGroupAdmitterComplete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := NewGroupAdmitter(db, det, 2, time.Minute, e.now)
-			st := NewStorage(db)
+			g := NewGroupAdmitter(db.Router(), det, 2, time.Minute, e.now)
+			st := NewStorage(db.Router())
 			r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: st, Certificates: e.certs,
 				Ledger: st, Admitter: g, Auditor: st, Clock: e.now})
 			if err != nil {

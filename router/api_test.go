@@ -66,14 +66,14 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	t.Cleanup(func() { keys.Close() })
 	// The CA runs on the real clock: crypto/tls checks certificate validity
 	// against it.
-	e.auth, err = ca.New(ca.Config{Store: e.db, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	e.auth, err = ca.New(ca.Config{Store: e.db.SMKI(), Keys: keys, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.auth.Init(ctx, ca.InitRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	root, err := e.db.CA(ctx, ca.NameDCCKIRoot)
+	root, err := e.db.SMKI().CA(ctx, ca.NameDCCKIRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	}
 	e.roots = x509.NewCertPool()
 	e.roots.AddCert(rc)
-	issuing, err := e.db.CA(ctx, ca.NameDCCKITLS)
+	issuing, err := e.db.SMKI().CA(ctx, ca.NameDCCKITLS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 		t.Fatal(err)
 	}
 	e.router.cfg.Metrics = m
-	rev := NewStoreRevocations(e.db, ca.NameDCCKITLS, time.Nanosecond, nil)
+	rev := NewStoreRevocations(e.db.SMKI(), ca.NameDCCKITLS, time.Nanosecond, nil)
 	s, err := NewServer(ServerConfig{Router: e.router, Commands: e.st, Hub: e.hub, Identify: ca.TLSUser, Revocations: rev,
 		Gatherer: e.reg, Poll: 50 * time.Millisecond, Heartbeat: time.Second})
 	if err != nil {

@@ -29,7 +29,7 @@ func BenchmarkSubmit(b *testing.B) {
 		b.Fatal(err)
 	}
 	r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: e.st, Certificates: e.certs,
-		Ledger: e.st, Admitter: NewGroupAdmitter(e.db, det, 1, time.Minute, e.now), Auditor: e.st, Clock: e.now, Metrics: m})
+		Ledger: e.st, Admitter: NewGroupAdmitter(e.db.Router(), det, 1, time.Minute, e.now), Auditor: e.st, Clock: e.now, Metrics: m})
 	if err != nil {
 		b.Fatal(err)
 	}

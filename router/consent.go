@@ -22,11 +22,11 @@ import (
 	"github.com/metertrust/metertrust/store"
 )
 
-// cinStore is what the consent desk needs of *store.DB.
+// cinStore is what the consent desk needs of *store.RouterStore.
 type cinStore interface {
 	registryStore
-	PutCINChallenge(ctx context.Context, device, user string, hash []byte, commandID string, at, expires time.Time) error
-	ConsumeCINChallenge(ctx context.Context, device, user string, match func(hash []byte, commandID string) bool, now time.Time) error
+	PutCINChallenge(ctx context.Context, device, user smki.EUI, hash []byte, commandID string, at, expires time.Time) error
+	ConsumeCINChallenge(ctx context.Context, device, user smki.EUI, match func(hash []byte, commandID string) bool, now time.Time) error
 }
 
 // Consent limits (our rules, spec section 11).
@@ -104,7 +104,7 @@ func (d *ConsentDesk) RequestCIN(ctx context.Context, caller Caller, target smki
 		return Receipt{}, audited(err) // the pipeline audited its refusal
 	}
 	now := r.now()
-	if err := d.db.PutCINChallenge(ctx, target.String(), caller.EUI.String(), cinHash(rc.ID, cinText(cin)), rc.ID, now, now.Add(CINValidity)); err != nil {
+	if err := d.db.PutCINChallenge(ctx, target, caller.EUI, cinHash(rc.ID, cinText(cin)), rc.ID, now, now.Add(CINValidity)); err != nil {
 		return Receipt{}, fmt.Errorf("%w: recording the CIN challenge: %w", ErrUnavailable, err)
 	}
 	return rc, nil
@@ -184,7 +184,7 @@ func (d *ConsentDesk) ConfirmCIN(ctx context.Context, caller Caller, in ConsentR
 		}
 	}
 	now := d.router.now()
-	err := d.db.ConsumeCINChallenge(ctx, in.Device.String(), caller.EUI.String(), func(h []byte, commandID string) bool {
+	err := d.db.ConsumeCINChallenge(ctx, in.Device, caller.EUI, func(h []byte, commandID string) bool {
 		return subtle.ConstantTimeCompare(h, cinHash(commandID, []byte(in.CIN))) == 1
 	}, now)
 	switch {

@@ -141,7 +141,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { keys.Close() })
-	if e.auth, err = ca.New(ca.Config{Store: db, Keys: keys, Logger: quiet}); err != nil {
+	if e.auth, err = ca.New(ca.Config{Store: db.SMKI(), Keys: keys, Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.auth.Init(ctx, ca.InitRequest{}); err != nil {
@@ -199,7 +199,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 		devs = append(devs, store.RouterDevice{EUI: eui.String(), KAPublic: m.AgreementPublicKey().Bytes(), DSPublic: ds,
 			Supplier: e.supplier.eui.String(), UpdatedAt: time.Now()})
 	}
-	if err := db.PutRouterDevices(ctx, devs...); err != nil {
+	if err := db.Router().PutRouterDevices(ctx, devs...); err != nil {
 		t.Fatal(err)
 	}
 
@@ -217,7 +217,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 	// DCCKI: the router's server certificate and the supplier's client
 	// certificate.
 	dccki := func(name string) []byte {
-		c, err := db.CA(ctx, name)
+		c, err := db.SMKI().CA(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,16 +92,16 @@ func newStoreEnv(t testing.TB, db *store.DB) *storeEnv {
 		}
 		t.Cleanup(func() { db.Close() })
 	}
-	e := &storeEnv{world: newWorld(t), db: db, st: NewStorage(db), tr: &scriptedTransport{}, hub: NewHub(), devDS: mustKey(t)}
+	e := &storeEnv{world: newWorld(t), db: db, st: NewStorage(db.Router()), tr: &scriptedTransport{}, hub: NewHub(), devDS: mustKey(t)}
 	var devs []store.RouterDevice
 	for _, d := range e.reg.devices {
 		devs = append(devs, store.RouterDevice{EUI: d.EUI.String(), KAPublic: d.KeyAgreement.Bytes(),
 			DSPublic: ecdsaBytes(t, &e.devDS.PublicKey), Supplier: d.Supplier.String(), NetworkOperator: d.NetworkOperator.String(), UpdatedAt: e.world.now})
 	}
-	if err := db.PutRouterDevices(ctx, devs...); err != nil {
+	if err := db.Router().PutRouterDevices(ctx, devs...); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutConsent(ctx, store.Consent{ID: "consent-1", Device: e.device.String(), User: e.other.eui.String(),
+	if err := db.Router().PutConsent(ctx, store.Consent{ID: "consent-1", Device: e.device.String(), User: e.other.eui.String(),
 		Scope: []string{"4.8.1"}, NotBefore: e.world.now.Add(-time.Hour), ExpiresAt: e.world.now.Add(24 * time.Hour),
 		Evidence: "CIN read back", CreatedBy: "test", CreatedAt: e.world.now}); err != nil {
 		t.Fatal(err)
@@ -123,9 +123,9 @@ func (e *storeEnv) newRouter(t testing.TB, db *store.DB) (*Router, *anomaly.Dete
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := NewStorage(db)
+	st := NewStorage(db.Router())
 	r, err := New(Config{ACB: e.acb, ACBKey: e.acbKA, Catalogue: GBCSCatalogue{}, Registry: st, Certificates: e.certs,
-		Ledger: st, Admitter: NewGroupAdmitter(db, det, 1, time.Minute, e.now), Auditor: st, Notify: e.fwd.Notify, Clock: e.now})
+		Ledger: st, Admitter: NewGroupAdmitter(db.Router(), det, 1, time.Minute, e.now), Auditor: st, Notify: e.fwd.Notify, Clock: e.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestForwarderAsyncResponse(t *testing.T) {
 
 func (e *storeEnv) mustMessage(t *testing.T, id string) []byte {
 	t.Helper()
-	c, err := e.db.RouterCommand(context.Background(), id)
+	c, err := e.db.Router().RouterCommand(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

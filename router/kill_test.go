@@ -78,7 +78,7 @@ func TestSIGKILLChild(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	for _, name := range []string{ca.NameDCCKIRoot, ca.NameDCCKITLS} {
-		c, err := db.CA(ctx, name)
+		c, err := db.SMKI().CA(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,15 +132,15 @@ func testSIGKILL(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	defer keys.Close()
-	auth, err := ca.New(ca.Config{Store: db, Keys: keys, Logger: quiet})
+	auth, err := ca.New(ca.Config{Store: db.SMKI(), Keys: keys, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := auth.Init(ctx, ca.InitRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	issuing, _ := db.CA(ctx, ca.NameDCCKITLS)
-	root, _ := db.CA(ctx, ca.NameDCCKIRoot)
+	issuing, _ := db.SMKI().CA(ctx, ca.NameDCCKITLS)
+	root, _ := db.SMKI().CA(ctx, ca.NameDCCKIRoot)
 	chainPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuing.CertDER})
 	write := func(name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
@@ -193,7 +193,7 @@ func testSIGKILL(t *testing.T, dsn string) {
 		m, _ := fleet.Meter(eui)
 		devs = append(devs, store.RouterDevice{EUI: eui.String(), KAPublic: m.AgreementPublicKey().Bytes(), Supplier: supplier.String(), UpdatedAt: time.Now()})
 	}
-	if err := db.PutRouterDevices(ctx, devs...); err != nil {
+	if err := db.Router().PutRouterDevices(ctx, devs...); err != nil {
 		t.Fatal(err)
 	}
 	handler, err := device.NewHTTPHandler(fleet, device.HTTPConfig{JournalLen: 100000, Logger: quiet})
@@ -289,7 +289,7 @@ func testSIGKILL(t *testing.T, dsn string) {
 						// Kill in the middle of the run, restart at once.
 						killed.Do(func() {
 							kill()
-							depthAtKill, _ = db.OutboxDepth(ctx)
+							depthAtKill, _ = db.Router().OutboxDepth(ctx)
 							start()
 						})
 					}
@@ -304,7 +304,7 @@ func testSIGKILL(t *testing.T, dsn string) {
 	// Wait until the restarted router has forwarded everything.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		n, err := db.OutboxDepth(ctx)
+		n, err := db.Router().OutboxDepth(ctx)
 		if err == nil && n == 0 {
 			break
 		}
@@ -330,7 +330,7 @@ func testSIGKILL(t *testing.T, dsn string) {
 			// Responded; or, when the kill cut the answer off, forwarded
 			// (the meter reported the retry as a replay of what it had
 			// executed).
-			c, err := db.FindForwardedCommand(ctx, eui.String(), supplier.String(), n)
+			c, err := db.Router().FindForwardedCommand(ctx, eui, supplier, n)
 			if err != nil || (c.State != store.CommandResponded && c.State != store.CommandForwarded) {
 				t.Errorf("meter %s: accepted command %d: %+v, %v", eui, n, c.State, err)
 			}

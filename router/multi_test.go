@@ -31,7 +31,7 @@ func TestTwoInstances(t *testing.T) {
 				devs = append(devs, store.RouterDevice{EUI: eui.String(), KAPublic: e.deviceKA.PublicKey().Bytes(),
 					Supplier: e.supplier.eui.String(), UpdatedAt: e.now()})
 			}
-			if err := e.db.PutRouterDevices(ctx, devs...); err != nil {
+			if err := e.db.Router().PutRouterDevices(ctx, devs...); err != nil {
 				t.Fatal(err)
 			}
 			r2, _ := e.newRouter(t, open(t))

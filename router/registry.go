@@ -11,7 +11,7 @@ import (
 	"github.com/metertrust/metertrust/store"
 )
 
-// registryStore is what Registrar needs of *store.DB.
+// registryStore is what Registrar needs of *store.RouterStore.
 type registryStore interface {
 	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
 	PutRouterDevices(ctx context.Context, devices ...store.RouterDevice) error
@@ -28,7 +28,7 @@ type Registrar struct {
 	now func() time.Time
 }
 
-// NewRegistrar returns a Registrar over db, normally a *store.DB.
+// NewRegistrar returns a Registrar over db, normally a *store.RouterStore.
 func NewRegistrar(db registryStore, now func() time.Time) *Registrar {
 	if now == nil {
 		now = time.Now

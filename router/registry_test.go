@@ -25,7 +25,7 @@ func TestRegistrar(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { keys.Close() })
-	auth, err := ca.New(ca.Config{Store: e.db, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	auth, err := ca.New(ca.Config{Store: e.db.SMKI(), Keys: keys, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestRegistrar(t *testing.T) {
 			kaCert = c
 		}
 	}
-	g := NewRegistrar(e.db, e.now)
+	g := NewRegistrar(e.db.Router(), e.now)
 
 	t.Run("register from the repository", func(t *testing.T) {
 		if err := g.RegisterDevice(ctx, "op", meter, e.supplier.eui, e.distributor.eui); err != nil {

@@ -99,7 +99,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
-	st := NewStorage(cfg.DB)
+	st := NewStorage(cfg.DB.Router())
 	leaders := 1 // SQLite has one writer; on PostgreSQL two, leaving pool connections for reads
 	if cfg.DB.Dialect() == store.DialectPostgres {
 		leaders = 2
@@ -107,7 +107,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.ForwardLease <= 0 {
 		cfg.ForwardLease = DefaultForwardLease
 	}
-	admitter := NewGroupAdmitter(cfg.DB, cfg.Detector, leaders, cfg.ForwardLease, cfg.Clock)
+	admitter := NewGroupAdmitter(cfg.DB.Router(), cfg.Detector, leaders, cfg.ForwardLease, cfg.Clock)
 	hub := NewHub()
 	fwd, err := NewForwarder(ForwarderConfig{Outbox: st, Transport: cfg.Transport, Registry: st, ACB: cfg.ACB, Auditor: st,
 		Publisher: hub, Recorder: admitter, Completer: admitter, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock, Lease: cfg.ForwardLease})
@@ -116,13 +116,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	admitter.SetForwarder(fwd.Dispatch, fwd.Notify)
 	r, err := New(Config{ACB: cfg.ACB, ACBKey: cfg.ACBKey, Catalogue: GBCSCatalogue{}, Registry: st,
-		Certificates: NewStoreCertificates(cfg.DB, time.Minute, cfg.Clock), Ledger: st, Admitter: admitter,
+		Certificates: NewStoreCertificates(cfg.DB.SMKI(), time.Minute, cfg.Clock), Ledger: st, Admitter: admitter,
 		Auditor: st, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})
 	if err != nil {
 		return nil, err
 	}
-	rev := NewStoreRevocations(cfg.DB, cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
-	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Consents: NewConsentDesk(r, cfg.DB, nil), Identify: cfg.Identify,
+	rev := NewStoreRevocations(cfg.DB.SMKI(), cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
+	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Consents: NewConsentDesk(r, cfg.DB.Router(), nil), Identify: cfg.Identify,
 		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err

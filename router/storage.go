@@ -16,20 +16,20 @@ import (
 	"github.com/metertrust/metertrust/store"
 )
 
-// routerStore is what the router needs of *store.DB for its own tables.
+// routerStore is what the router needs of *store.RouterStore for its own tables.
 type routerStore interface {
-	RouterDevice(ctx context.Context, eui string) (store.RouterDevice, error)
-	LiveConsent(ctx context.Context, device, user, ref string, at time.Time) (store.Consent, bool, error)
-	LastCounter(ctx context.Context, originator, target string) (uint64, bool, error)
+	RouterDevice(ctx context.Context, eui smki.EUI) (store.RouterDevice, error)
+	LiveConsent(ctx context.Context, device, user smki.EUI, ref string, at time.Time) (store.Consent, bool, error)
+	LastCounter(ctx context.Context, originator, target smki.EUI) (uint64, bool, error)
 	RouterCommand(ctx context.Context, id string) (store.RouterCommand, error)
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
 	MarkForwarded(ctx context.Context, id string, at time.Time) error
 	MarkForwardedAll(ctx context.Context, fs []store.ForwardedCommand) ([]error, error)
 	RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error
 	CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d store.Delivery, audits ...store.AuditEvent) (store.Delivery, error)
-	FindForwardedCommand(ctx context.Context, target, originator string, counter uint64) (store.RouterCommand, error)
+	FindForwardedCommand(ctx context.Context, target, originator smki.EUI, counter uint64) (store.RouterCommand, error)
 	OutboxDepth(ctx context.Context) (int64, error)
-	Deliveries(ctx context.Context, caller string, after int64, limit int) ([]store.Delivery, error)
+	Deliveries(ctx context.Context, caller smki.EUI, after int64, limit int) ([]store.Delivery, error)
 	AddDelivery(ctx context.Context, d store.Delivery) (store.Delivery, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
@@ -40,12 +40,12 @@ type Storage struct {
 	db routerStore
 }
 
-// NewStorage wraps db, normally a *store.DB.
+// NewStorage wraps db, normally a *store.RouterStore.
 func NewStorage(db routerStore) *Storage { return &Storage{db: db} }
 
 // Device implements Registry.
 func (s *Storage) Device(ctx context.Context, eui smki.EUI) (Device, error) {
-	d, err := s.db.RouterDevice(ctx, eui.String())
+	d, err := s.db.RouterDevice(ctx, eui)
 	if errors.Is(err, store.ErrNotFound) {
 		return Device{}, fmt.Errorf("%w: %s is not in the device registry", ErrUnknownDevice, eui)
 	}
@@ -78,13 +78,13 @@ func (s *Storage) Device(ctx context.Context, eui smki.EUI) (Device, error) {
 
 // LiveConsent implements Registry.
 func (s *Storage) LiveConsent(ctx context.Context, q Consent) (bool, error) {
-	_, ok, err := s.db.LiveConsent(ctx, q.Device.String(), q.User.String(), q.Ref, q.At)
+	_, ok, err := s.db.LiveConsent(ctx, q.Device, q.User, q.Ref, q.At)
 	return ok, err
 }
 
 // LastCounter implements Ledger.
 func (s *Storage) LastCounter(ctx context.Context, originator, target smki.EUI) (uint64, bool, error) {
-	return s.db.LastCounter(ctx, originator.String(), target.String())
+	return s.db.LastCounter(ctx, originator, target)
 }
 
 // Command is an accepted command as the caller may see it.
@@ -119,7 +119,7 @@ func (s *Storage) Command(ctx context.Context, id string) (Command, error) {
 // CommandByCounter returns the command to target from originator with the
 // given counter, or an error wrapping ErrNotFound.
 func (s *Storage) CommandByCounter(ctx context.Context, target, originator smki.EUI, counter uint64) (Command, error) {
-	c, err := s.db.FindForwardedCommand(ctx, target.String(), originator.String(), counter)
+	c, err := s.db.FindForwardedCommand(ctx, target, originator, counter)
 	if errors.Is(err, store.ErrNotFound) {
 		return Command{}, fmt.Errorf("%w: no command to %s with counter %d", ErrNotFound, target, counter)
 	}
@@ -235,7 +235,7 @@ func fromStoreDelivery(sd store.Delivery) (Delivery, error) {
 
 // Correlate implements Outbox.
 func (s *Storage) Correlate(ctx context.Context, target, originator smki.EUI, counter uint64) (Record, error) {
-	c, err := s.db.FindForwardedCommand(ctx, target.String(), originator.String(), counter)
+	c, err := s.db.FindForwardedCommand(ctx, target, originator, counter)
 	if err != nil {
 		return Record{}, err
 	}
@@ -247,7 +247,7 @@ func (s *Storage) Depth(ctx context.Context) (int64, error) { return s.db.Outbox
 
 // Deliveries returns the caller's deliveries after seq.
 func (s *Storage) Deliveries(ctx context.Context, caller smki.EUI, after int64, limit int) ([]Delivery, error) {
-	ds, err := s.db.Deliveries(ctx, caller.String(), after, limit)
+	ds, err := s.db.Deliveries(ctx, caller, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +322,7 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// certStore is what StoreCertificates needs of *store.DB.
+// certStore is what StoreCertificates needs of *store.SMKIStore.
 type certStore interface {
 	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
 	CAs(ctx context.Context) ([]store.CA, error)
@@ -455,7 +455,7 @@ func (c *StoreCertificates) trust(ctx context.Context) (smki.VerifyOptions, erro
 	return opts, nil
 }
 
-// revokedLister is what StoreRevocations needs of *store.DB.
+// revokedLister is what StoreRevocations needs of *store.SMKIStore.
 type revokedLister interface {
 	Revoked(ctx context.Context, ca string) ([]store.Certificate, error)
 }

@@ -20,23 +20,23 @@ func TestRevokedSignerOtherInstance(t *testing.T) {
 			open := newDB(t)
 			db1, db2 := open(t), open(t)
 			now := time.Now()
-			if err := db1.CreateCA(ctx, store.CA{Name: "oca", Kind: store.CAKindOCA, CertDER: []byte{0x30}, KeyURI: "file:oca.pem",
+			if err := db1.SMKI().CreateCA(ctx, store.CA{Name: "oca", Kind: store.CAKindOCA, CertDER: []byte{0x30}, KeyURI: "file:oca.pem",
 				CreatedAt: now}); err != nil {
 				t.Fatal(err)
 			}
 			eui := smki.MustParseEUI("1111111111111111")
 			serial := []byte{0x42}
-			if err := db1.PutCertificates(ctx, store.Certificate{CA: "oca", Serial: serial, Kind: store.KindOrg, EUI: eui.String(),
+			if err := db1.SMKI().PutCertificates(ctx, store.Certificate{CA: "oca", Serial: serial, Kind: store.KindOrg, EUI: eui.String(),
 				Role: int(smki.RoleSupplier), Usage: "ds", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
 				DER: []byte{0x30, 0x01}}); err != nil {
 				t.Fatal(err)
 			}
-			other := NewStoreCertificates(db2, time.Minute, nil)
+			other := NewStoreCertificates(db2.SMKI(), time.Minute, nil)
 			if _, err := other.SigningCertificate(ctx, eui, smki.RoleSupplier); err != nil {
 				t.Fatal(err)
 			}
 			revoked := time.Now()
-			if err := db1.Revoke(ctx, "oca", serial, 1, revoked); err != nil {
+			if err := db1.SMKI().Revoke(ctx, "oca", serial, 1, revoked); err != nil {
 				t.Fatal(err)
 			}
 			for {

@@ -91,7 +91,8 @@ type AdmitGroup struct {
 // ascending order. results[i] is Items[i]'s outcome, markErrs[i]
 // Forwarded[i]'s, and each completion's is in it; err, when not nil, means
 // nothing was stored.
-func (db *DB) Admit(ctx context.Context, g AdmitGroup) (results []AdmitResult, markErrs []error, err error) {
+func (s *RouterStore) Admit(ctx context.Context, g AdmitGroup) (results []AdmitResult, markErrs []error, err error) {
+	db := s.db
 	results = make([]AdmitResult, len(g.Items))
 	type pair struct{ o, t string }
 	seen := map[pair]bool{}

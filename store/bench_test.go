@@ -42,14 +42,14 @@ func BenchmarkPutCertificates(b *testing.B) {
 			ctx := context.Background()
 			db := be.open(b)
 			defer db.Close()
-			if err := db.CreateCA(ctx, testCA("E9", CAKindDCA, 0)); err != nil {
+			if err := db.SMKI().CreateCA(ctx, testCA("E9", CAKindDCA, 0)); err != nil {
 				b.Fatal(err)
 			}
 			const batch = 1000
 			start := time.Now()
 			n := 0
 			for b.Loop() {
-				if err := db.PutCertificates(ctx, bulkCerts("E9", n, batch)...); err != nil {
+				if err := db.SMKI().PutCertificates(ctx, bulkCerts("E9", n, batch)...); err != nil {
 					b.Fatal(err)
 				}
 				n += batch
@@ -76,7 +76,7 @@ func TestPutCertificatesBulk(t *testing.T) {
 	mustCreateCA(t, db, testCA("E10", CAKindDCA, 0))
 	start := time.Now()
 	for n := 0; n < total; n += 1000 {
-		if err := db.PutCertificates(ctx, bulkCerts("E10", n, 1000)...); err != nil {
+		if err := db.SMKI().PutCertificates(ctx, bulkCerts("E10", n, 1000)...); err != nil {
 			t.Fatalf("batch at %d: %v", n, err)
 		}
 	}
@@ -85,7 +85,7 @@ func TestPutCertificatesBulk(t *testing.T) {
 	if elapsed > limit {
 		t.Errorf("%d certificates took %v, want under %v", total, elapsed, limit)
 	}
-	got, err := db.FindCertificates(ctx, CertQuery{EUI: fmt.Sprintf("00DB1234%08X", total-1)})
+	got, err := db.SMKI().FindCertificates(ctx, CertQuery{EUI: fmt.Sprintf("00DB1234%08X", total-1)})
 	if err != nil || len(got) != 1 {
 		t.Errorf("look-up by EUI after bulk load = %d certificates, %v; want 1", len(got), err)
 	}

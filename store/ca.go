@@ -72,7 +72,8 @@ func (c *CA) validate() error {
 
 // CreateCA records a new CA. It returns an error wrapping ErrExists if a CA
 // of that name is already stored.
-func (db *DB) CreateCA(ctx context.Context, c CA) error {
+func (s *SMKIStore) CreateCA(ctx context.Context, c CA) error {
+	db := s.db
 	if c.State == "" {
 		c.State = CAStateActive
 	}
@@ -102,7 +103,8 @@ func scanCA(r interface{ Scan(...any) error }) (CA, error) {
 }
 
 // CA returns the CA named name, or an error wrapping ErrNotFound.
-func (db *DB) CA(ctx context.Context, name string) (CA, error) {
+func (s *SMKIStore) CA(ctx context.Context, name string) (CA, error) {
+	db := s.db
 	return getCA(ctx, db.read(), name)
 }
 
@@ -118,7 +120,8 @@ func getCA(ctx context.Context, q dbtx, name string) (CA, error) {
 }
 
 // CAs returns every CA in the order they were created.
-func (db *DB) CAs(ctx context.Context) ([]CA, error) {
+func (s *SMKIStore) CAs(ctx context.Context) ([]CA, error) {
+	db := s.db
 	rs, err := db.read().query(ctx, `SELECT `+caColumns+` FROM cas ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing CAs: %w", err)
@@ -146,7 +149,8 @@ const MaxReserve = 1 << 32
 // returns the new Issued. Otherwise nothing changes and the error wraps
 // ErrClosed, ErrQuotaExhausted or ErrNotFound. Callers reserve before
 // signing, so a crash between the two wastes quota but never exceeds it.
-func (db *DB) ReserveDevices(ctx context.Context, name string, n int64) (int64, error) {
+func (s *SMKIStore) ReserveDevices(ctx context.Context, name string, n int64) (int64, error) {
+	db := s.db
 	if n <= 0 || n > MaxReserve {
 		return 0, fmt.Errorf("%w: reserving %d devices from CA %s: count must be 1-%d", ErrInvalid, n, name, int64(MaxReserve))
 	}
@@ -181,7 +185,8 @@ func (db *DB) ReserveDevices(ctx context.Context, name string, n int64) (int64, 
 // (the caller destroys the key in the key store first). The CA certificate
 // stays, so certificates it issued keep validating. It returns an error
 // wrapping ErrClosed if the CA is already closed, or ErrNotFound.
-func (db *DB) CloseCA(ctx context.Context, name string, at time.Time) error {
+func (s *SMKIStore) CloseCA(ctx context.Context, name string, at time.Time) error {
+	db := s.db
 	if at.IsZero() {
 		return fmt.Errorf("%w: closing CA %s: no closing time", ErrInvalid, name)
 	}

@@ -94,7 +94,8 @@ func certArgs(c *Certificate) []any {
 // and the error wraps ErrExists and names it; an unknown issuing CA gives
 // ErrNotFound. ID is assigned by the store (the argument's is ignored).
 // Batches of about a thousand suit bulk issuance.
-func (db *DB) PutCertificates(ctx context.Context, certs ...Certificate) error {
+func (s *SMKIStore) PutCertificates(ctx context.Context, certs ...Certificate) error {
+	db := s.db
 	if len(certs) == 0 {
 		return nil
 	}
@@ -198,7 +199,8 @@ func scanCert(r interface{ Scan(...any) error }) (Certificate, error) {
 
 // Certificate returns the certificate the CA issued with this serial, or an
 // error wrapping ErrNotFound.
-func (db *DB) Certificate(ctx context.Context, ca string, serial []byte) (Certificate, error) {
+func (s *SMKIStore) Certificate(ctx context.Context, ca string, serial []byte) (Certificate, error) {
+	db := s.db
 	return getCert(ctx, db.read(), ca, serial)
 }
 
@@ -262,7 +264,8 @@ func NormalizeEUI(s string) (string, error) {
 // q.Limit of them. To page, pass the last ID returned as the next AfterID.
 // On PostgreSQL an ID committed late by a concurrent writer may be lower than
 // one already returned.
-func (db *DB) FindCertificates(ctx context.Context, q CertQuery) ([]Certificate, error) {
+func (s *SMKIStore) FindCertificates(ctx context.Context, q CertQuery) ([]Certificate, error) {
+	db := s.db
 	limit, err := pageLimit(q.Limit)
 	if err != nil {
 		return nil, err
@@ -337,7 +340,8 @@ func (db *DB) listCerts(ctx context.Context, q dbtx, query string, args ...any) 
 // Revoke marks the certificate revoked with the CRL reason code at the given
 // time. It returns an error wrapping ErrNotFound if there is no such
 // certificate and ErrConflict if it is already revoked.
-func (db *DB) Revoke(ctx context.Context, ca string, serial []byte, reason int, at time.Time) error {
+func (s *SMKIStore) Revoke(ctx context.Context, ca string, serial []byte, reason int, at time.Time) error {
+	db := s.db
 	switch {
 	case at.IsZero():
 		return fmt.Errorf("%w: revoking %s/%X: no revocation time", ErrInvalid, ca, serial)
@@ -363,7 +367,8 @@ func (db *DB) Revoke(ctx context.Context, ca string, serial []byte, reason int, 
 
 // Revoked returns every revoked certificate the CA issued, in ID order, for
 // building its CRL. An unknown CA gives ErrNotFound.
-func (db *DB) Revoked(ctx context.Context, ca string) ([]Certificate, error) {
+func (s *SMKIStore) Revoked(ctx context.Context, ca string) ([]Certificate, error) {
+	db := s.db
 	q := db.read()
 	if _, err := getCA(ctx, q, ca); err != nil {
 		return nil, fmt.Errorf("listing revoked certificates: %w", err)
@@ -383,7 +388,8 @@ type CRL struct {
 
 // NextCRLNumber atomically allocates the CA's next CRL number: 1, 2, 3...
 // A number is never handed out twice, even if its CRL is never stored.
-func (db *DB) NextCRLNumber(ctx context.Context, ca string) (int64, error) {
+func (s *SMKIStore) NextCRLNumber(ctx context.Context, ca string) (int64, error) {
+	db := s.db
 	var n int64
 	err := db.inTx(ctx, func(tx dbtx) error {
 		err := tx.queryRow(ctx, `UPDATE cas SET crl_number = crl_number + 1 WHERE name = $1 RETURNING crl_number`, ca).Scan(&n)
@@ -400,7 +406,8 @@ func (db *DB) NextCRLNumber(ctx context.Context, ca string) (int64, error) {
 
 // PutCRL stores a CRL. It returns an error wrapping ErrExists if the CA
 // already has a CRL with that number, ErrNotFound for an unknown CA.
-func (db *DB) PutCRL(ctx context.Context, c CRL) error {
+func (s *SMKIStore) PutCRL(ctx context.Context, c CRL) error {
+	db := s.db
 	switch {
 	case c.Number <= 0:
 		return fmt.Errorf("%w: CRL of %s: number %d must be positive", ErrInvalid, c.CA, c.Number)
@@ -426,7 +433,8 @@ func (db *DB) PutCRL(ctx context.Context, c CRL) error {
 
 // LatestCRL returns the CA's CRL with the highest number, or an error
 // wrapping ErrNotFound if it has none.
-func (db *DB) LatestCRL(ctx context.Context, ca string) (CRL, error) {
+func (s *SMKIStore) LatestCRL(ctx context.Context, ca string) (CRL, error) {
+	db := s.db
 	var c CRL
 	var tu, nu timeCol
 	err := db.read().queryRow(ctx, `SELECT ca, number, this_update, next_update, der FROM crls

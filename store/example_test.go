@@ -13,7 +13,7 @@ import (
 
 // A batch Device CA with a quota of 1,000 devices: reservations are atomic
 // and stop at the quota.
-func ExampleDB_ReserveDevices() {
+func ExampleSMKIStore_ReserveDevices() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "metertrust-example")
 	if err != nil {
@@ -27,17 +27,17 @@ func ExampleDB_ReserveDevices() {
 	defer db.Close()
 
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	if err := db.CreateCA(ctx, store.CA{
+	if err := db.SMKI().CreateCA(ctx, store.CA{
 		Name: "E357", Kind: store.CAKindDCA, Parent: "root", CertDER: []byte("DER of the batch CA certificate"),
 		KeyURI: "softkms:path=keys/E357.key", Quota: 1000, CreatedAt: now,
 	}); err != nil {
 		log.Fatal(err)
 	}
-	issued, err := db.ReserveDevices(ctx, "E357", 600)
+	issued, err := db.SMKI().ReserveDevices(ctx, "E357", 600)
 	fmt.Println(issued, err)
-	_, err = db.ReserveDevices(ctx, "E357", 600)
+	_, err = db.SMKI().ReserveDevices(ctx, "E357", 600)
 	fmt.Println(errors.Is(err, store.ErrQuotaExhausted))
-	issued, err = db.ReserveDevices(ctx, "E357", 400)
+	issued, err = db.SMKI().ReserveDevices(ctx, "E357", 400)
 	fmt.Println(issued, err)
 	// Output:
 	// 600 <nil>

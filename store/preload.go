@@ -516,7 +516,7 @@ func (db *DB) preloadUsers(ctx context.Context, p *preloadPlan, st *PreloadStats
 	notBefore := p.start.Add(-30 * 24 * time.Hour).Truncate(time.Second)
 	var batch []Certificate
 	flush := func() error {
-		if err := db.PutCertificates(ctx, batch...); err != nil {
+		if err := db.SMKI().PutCertificates(ctx, batch...); err != nil {
 			return fmt.Errorf("store: preload: storing user certificates: %w", err)
 		}
 		st.Certificates += len(batch)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/smki"
 )
 
 // TestPreload loads a small history on each backend after an existing
@@ -22,7 +24,7 @@ func TestPreload(t *testing.T) {
 			{Name: "oca", Kind: CAKindOCA, Parent: "root", CertDER: []byte("cert:oca"), CreatedAt: until},
 			{Name: "dccki-tls", Kind: CAKindDCCKITLS, CertDER: []byte("cert:tls"), CreatedAt: until},
 		} {
-			if err := db.CreateCA(ctx, c); err != nil {
+			if err := db.SMKI().CreateCA(ctx, c); err != nil {
 				t.Fatalf("CreateCA(%s): %v", c.Name, err)
 			}
 		}
@@ -65,7 +67,7 @@ func TestPreload(t *testing.T) {
 
 		// The registry: device 0's keys are points, its supplier user 0,
 		// its network operator user 9 (the first distributor).
-		d, err := db.RouterDevice(ctx, "0012A3FFFE800000")
+		d, err := db.Router().RouterDevice(ctx, smki.MustParseEUI("0012A3FFFE800000"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,13 +77,13 @@ func TestPreload(t *testing.T) {
 		if d.Supplier != "90B3D51F31000000" || d.NetworkOperator != "90B3D51F31000009" || d.DSPublic == nil {
 			t.Errorf("device %+v", d)
 		}
-		if _, err := db.RouterDevice(ctx, "0012A3FFFE80001D"); err != nil {
+		if _, err := db.Router().RouterDevice(ctx, smki.MustParseEUI("0012A3FFFE80001D")); err != nil {
 			t.Errorf("last device: %v", err)
 		}
 
 		// The users' certificates, found as the router looks them up.
 		role := 2
-		certs, err := db.FindCertificates(ctx, CertQuery{EUI: "90B3D51F31000000", Role: &role, Usage: UsageDS, Kind: KindOrg})
+		certs, err := db.SMKI().FindCertificates(ctx, CertQuery{EUI: "90B3D51F31000000", Role: &role, Usage: UsageDS, Kind: KindOrg})
 		if err != nil || len(certs) != 1 {
 			t.Fatalf("user 0's signing certificate: %d, %v", len(certs), err)
 		}
@@ -90,21 +92,21 @@ func TestPreload(t *testing.T) {
 			t.Errorf("certificate: %v, %+v", err, c)
 		}
 		role = 3
-		if certs, err := db.FindCertificates(ctx, CertQuery{EUI: "90B3D51F31000009", Role: &role, Usage: UsageKA}); err != nil || len(certs) != 1 {
+		if certs, err := db.SMKI().FindCertificates(ctx, CertQuery{EUI: "90B3D51F31000009", Role: &role, Usage: UsageKA}); err != nil || len(certs) != 1 {
 			t.Errorf("distributor's key-agreement certificate: %d, %v", len(certs), err)
 		}
-		if certs, err := db.FindCertificates(ctx, CertQuery{UserRole: "ED", Kind: KindTLSClient}); err != nil || len(certs) != 1 {
+		if certs, err := db.SMKI().FindCertificates(ctx, CertQuery{UserRole: "ED", Kind: KindTLSClient}); err != nil || len(certs) != 1 {
 			t.Errorf("DCCKI client certificates of distributors: %d, %v", len(certs), err)
 		}
 
 		// Commands 0, 30, 60 and 90 went to device 0 from user 0, 10 ms
 		// apart over the second before until.
-		last, ok, err := db.LastCounter(ctx, "90B3D51F31000000", "0012A3FFFE800000")
+		last, ok, err := db.Router().LastCounter(ctx, smki.MustParseEUI("90B3D51F31000000"), smki.MustParseEUI("0012A3FFFE800000"))
 		wantLast := uint64(until.Add(-time.Second + 90*10*time.Millisecond).UnixMilli())
 		if err != nil || !ok || last != wantLast {
 			t.Errorf("counter %d, %v, %v; want %d", last, ok, err, wantLast)
 		}
-		cmd, err := db.FindForwardedCommand(ctx, "0012A3FFFE800000", "90B3D51F31000000", wantLast)
+		cmd, err := db.Router().FindForwardedCommand(ctx, smki.MustParseEUI("0012A3FFFE800000"), smki.MustParseEUI("90B3D51F31000000"), wantLast)
 		if err != nil || cmd.State != CommandResponded || len(cmd.Response) == 0 || cmd.ServiceRef != "7.2" || !cmd.Critical ||
 			!cmd.AcceptedAt.Equal(until.Add(-100*time.Millisecond)) {
 			t.Errorf("command %+v, %v", cmd, err)
@@ -112,11 +114,11 @@ func TestPreload(t *testing.T) {
 		// Of the 12 users 11 are suppliers: user 0 supplies devices 0, 11
 		// and 22, which got 4 + 3 + 3 commands, numbered 1-10 in its
 		// delivery queue, and the next delivery follows them.
-		ds, err := db.Deliveries(ctx, "90B3D51F31000000", 0, 0)
+		ds, err := db.Router().Deliveries(ctx, smki.MustParseEUI("90B3D51F31000000"), 0, 0)
 		if err != nil || len(ds) != 10 || ds[0].Seq != 1 || ds[9].Seq != 10 || ds[0].Kind != DeliveryResponse {
 			t.Fatalf("deliveries: %d, %v", len(ds), err)
 		}
-		next, err := db.AddDelivery(ctx, Delivery{Caller: "90B3D51F31000000", Kind: DeliveryAlert, At: until})
+		next, err := db.Router().AddDelivery(ctx, Delivery{Caller: "90B3D51F31000000", Kind: DeliveryAlert, At: until})
 		if err != nil || next.Seq != 11 {
 			t.Errorf("next delivery: %+v, %v", next, err)
 		}

@@ -47,14 +47,14 @@ func TestSQLiteTwoProcesses(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	c, err := db.CA(ctx, "P1")
+	c, err := db.SMKI().CA(ctx, "P1")
 	if err != nil || c.Issued != procs*childWrites {
 		t.Errorf("Issued = %d (%v), want %d", c.Issued, err, procs*childWrites)
 	}
 	if n, err := db.VerifyAudit(ctx); err != nil || n != procs*childWrites {
 		t.Errorf("VerifyAudit = %d, %v; want %d, nil", n, err, procs*childWrites)
 	}
-	certs, err := db.FindCertificates(ctx, CertQuery{CA: "P1"})
+	certs, err := db.SMKI().FindCertificates(ctx, CertQuery{CA: "P1"})
 	if err != nil || len(certs) != procs*childWrites {
 		t.Errorf("%d certificates (%v), want %d", len(certs), err, procs*childWrites)
 	}
@@ -78,10 +78,10 @@ func sqliteChild(t *testing.T, path string) {
 		wg.Go(func() {
 			for i := range childWrites / goroutines {
 				serial := uint32(len(id))<<24 | uint32(id[0])<<16 | uint32(g)<<8 | uint32(i)
-				if err := db.PutCertificates(ctx, testCert("P1", serial, "", UsageDS)); err != nil {
+				if err := db.SMKI().PutCertificates(ctx, testCert("P1", serial, "", UsageDS)); err != nil {
 					t.Errorf("PutCertificates: %v", err)
 				}
-				if _, err := db.ReserveDevices(ctx, "P1", 1); err != nil {
+				if _, err := db.SMKI().ReserveDevices(ctx, "P1", 1); err != nil {
 					t.Errorf("ReserveDevices: %v", err)
 				}
 				if _, err := db.AppendAudit(ctx, AuditEvent{Time: time.Now(), Actor: "child" + id, Action: "test.write", Outcome: OutcomeSuccess}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/metertrust/metertrust/smki"
 	"slices"
 	"strings"
 	"time"
@@ -54,7 +55,8 @@ func (d *RouterDevice) validate() error {
 
 // PutRouterDevices adds or replaces devices in the registry, in one
 // transaction (a change of supplier replaces the row).
-func (db *DB) PutRouterDevices(ctx context.Context, devices ...RouterDevice) error {
+func (s *RouterStore) PutRouterDevices(ctx context.Context, devices ...RouterDevice) error {
+	db := s.db
 	for i := range devices {
 		if err := devices[i].validate(); err != nil {
 			return err
@@ -76,7 +78,8 @@ func (db *DB) PutRouterDevices(ctx context.Context, devices ...RouterDevice) err
 
 // RouterDevice returns the registry entry of the device, or an error
 // wrapping ErrNotFound.
-func (db *DB) RouterDevice(ctx context.Context, eui string) (RouterDevice, error) {
+func (s *RouterStore) RouterDevice(ctx context.Context, device smki.EUI) (RouterDevice, error) {
+	db, eui := s.db, device.String()
 	var d RouterDevice
 	var at timeCol
 	err := db.read().queryRow(ctx, `SELECT eui, ka_public, ds_public, supplier, network_operator, updated_at
@@ -138,7 +141,8 @@ func (c *Consent) validate() error {
 }
 
 // PutConsent stores a new consent record; an existing ID gives ErrExists.
-func (db *DB) PutConsent(ctx context.Context, c Consent) error {
+func (s *RouterStore) PutConsent(ctx context.Context, c Consent) error {
+	db := s.db
 	if err := c.validate(); err != nil {
 		return err
 	}
@@ -156,7 +160,8 @@ func (db *DB) PutConsent(ctx context.Context, c Consent) error {
 
 // RevokeConsent ends a consent record at the given time. An unknown ID gives
 // ErrNotFound, an already revoked one ErrConflict.
-func (db *DB) RevokeConsent(ctx context.Context, id string, at time.Time) error {
+func (s *RouterStore) RevokeConsent(ctx context.Context, id string, at time.Time) error {
+	db := s.db
 	return db.inTx(ctx, func(tx dbtx) error {
 		var revoked timeCol
 		err := tx.queryRow(ctx, `SELECT revoked_at FROM router_consents WHERE id = $1`, id).Scan(&revoked)
@@ -178,7 +183,8 @@ func (db *DB) RevokeConsent(ctx context.Context, id string, at time.Time) error 
 
 // LiveConsent returns a consent record for device and user that covers the
 // service reference ref and is live at the given time.
-func (db *DB) LiveConsent(ctx context.Context, device, user, ref string, at time.Time) (Consent, bool, error) {
+func (s *RouterStore) LiveConsent(ctx context.Context, deviceEUI, userEUI smki.EUI, ref string, at time.Time) (Consent, bool, error) {
+	db, device, user := s.db, deviceEUI.String(), userEUI.String()
 	rs, err := db.read().query(ctx, `SELECT id, device, user_eui, scope, data_from, not_before, expires_at, evidence, created_by, created_at
 		FROM router_consents WHERE device = $1 AND user_eui = $2 AND revoked_at IS NULL AND not_before <= $3 AND expires_at > $3
 		ORDER BY created_at`, device, user, at)
@@ -207,7 +213,8 @@ func (db *DB) LiveConsent(ctx context.Context, device, user, ref string, at time
 
 // LastCounter returns the last originator counter recorded for (originator,
 // target), and false when none is.
-func (db *DB) LastCounter(ctx context.Context, originator, target string) (uint64, bool, error) {
+func (s *RouterStore) LastCounter(ctx context.Context, originatorEUI, targetEUI smki.EUI) (uint64, bool, error) {
+	db, originator, target := s.db, originatorEUI.String(), targetEUI.String()
 	var last int64
 	err := db.read().queryRow(ctx, `SELECT last FROM router_counters WHERE originator = $1 AND target = $2`, originator, target).Scan(&last)
 	if errors.Is(err, errNoRows) {
@@ -251,10 +258,10 @@ type RouterCommand struct {
 // concurrent command won), nothing is stored and the error wraps
 // ErrStaleCounter. It is exact under concurrency, across processes on
 // PostgreSQL.
-func (db *DB) RecordCommand(ctx context.Context, c RouterCommand, audit *AuditEvent) error {
+func (s *RouterStore) RecordCommand(ctx context.Context, c RouterCommand, audit *AuditEvent) error {
 	msg := c.Message
 	c.Message = nil
-	res, _, err := db.Admit(ctx, AdmitGroup{Items: []Admission{{Command: c, Audit: audit}},
+	res, _, err := s.Admit(ctx, AdmitGroup{Items: []Admission{{Command: c, Audit: audit}},
 		Seal: func(int) ([]byte, error) { return msg, nil }})
 	if err != nil {
 		return err
@@ -291,7 +298,8 @@ func scanRouterCommand(r interface{ Scan(...any) error }) (RouterCommand, error)
 
 // RouterCommand returns the command with the given ID, or an error wrapping
 // ErrNotFound.
-func (db *DB) RouterCommand(ctx context.Context, id string) (RouterCommand, error) {
+func (s *RouterStore) RouterCommand(ctx context.Context, id string) (RouterCommand, error) {
+	db := s.db
 	c, err := scanRouterCommand(db.read().queryRow(ctx, `SELECT `+routerCommandColumns+` FROM router_commands WHERE id = $1`, id))
 	if errors.Is(err, errNoRows) {
 		return RouterCommand{}, fmt.Errorf("command %s: %w", id, ErrNotFound)
@@ -315,7 +323,8 @@ type OutboxItem struct {
 // commands in counter order, and a later one never overtakes one in flight
 // or waiting for a retry. On PostgreSQL concurrent claimers skip each
 // other's rows.
-func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
+func (s *RouterStore) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
+	db := s.db
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("%w: outbox claim needs a positive limit and lease", ErrInvalid)
 	}
@@ -418,7 +427,8 @@ func placeholders(first, n int) string {
 // MarkForwarded records that the transport took the command and a response
 // is awaited: the outbox row goes, the command's state becomes forwarded.
 // It returns ErrNotFound when the row is gone (another worker finished it).
-func (db *DB) MarkForwarded(ctx context.Context, id string, at time.Time) error {
+func (s *RouterStore) MarkForwarded(ctx context.Context, id string, at time.Time) error {
+	db := s.db
 	return db.inTx(ctx, func(tx dbtx) error {
 		n, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, id)
 		if err != nil {
@@ -451,7 +461,8 @@ type ForwardedCommand struct {
 // finished the command), and the audit entry is appended all the same,
 // since the transport did take the command. err, when not nil, means
 // nothing was recorded.
-func (db *DB) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs []error, err error) {
+func (s *RouterStore) MarkForwardedAll(ctx context.Context, fs []ForwardedCommand) (errs []error, err error) {
+	db := s.db
 	err = db.inTx(ctx, func(tx dbtx) error {
 		var err error
 		if errs, err = markForwardedIn(ctx, tx, db.dialect, fs); err != nil {
@@ -541,7 +552,8 @@ func markForwardedPG(fs []ForwardedCommand) (string, []any) {
 
 // RetryOutbox releases the lease after a failed attempt and schedules the
 // next one, recording why the attempt failed.
-func (db *DB) RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error {
+func (s *RouterStore) RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error {
+	db := s.db
 	n, err := db.write().exec(ctx, `UPDATE router_outbox SET attempts = attempts + 1, next_attempt = $1, lease_until = NULL,
 		last_error = $2 WHERE command_id = $3`, next, truncate(reason, 1000), id)
 	if err != nil {
@@ -561,7 +573,8 @@ func truncate(s string, n int) string {
 }
 
 // OutboxDepth counts commands not yet handed to a transport.
-func (db *DB) OutboxDepth(ctx context.Context) (int64, error) {
+func (s *RouterStore) OutboxDepth(ctx context.Context) (int64, error) {
+	db := s.db
 	var n int64
 	if err := db.read().queryRow(ctx, `SELECT COUNT(*) FROM router_outbox`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: counting outbox: %w", err)
@@ -594,7 +607,8 @@ type Delivery struct {
 // transaction. The delivery with
 // its assigned Seq is returned. A command already responded or failed gives
 // ErrConflict and changes nothing, so a duplicate response is delivered once.
-func (db *DB) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery, audits ...AuditEvent) (Delivery, error) {
+func (s *RouterStore) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery, audits ...AuditEvent) (Delivery, error) {
+	db := s.db
 	c := Completion{ID: id, State: state, Response: response, Error: errText, Delivery: d, Audits: audits}
 	err := db.inTx(ctx, func(tx dbtx) error {
 		if err := completeIn(ctx, tx, &c); err != nil {
@@ -661,7 +675,8 @@ func getRouterCommandState(ctx context.Context, tx dbtx, id string) (string, err
 
 // AddDelivery queues d (an alert, typically) for its caller and returns it
 // with its Seq.
-func (db *DB) AddDelivery(ctx context.Context, d Delivery) (Delivery, error) {
+func (s *RouterStore) AddDelivery(ctx context.Context, d Delivery) (Delivery, error) {
+	db := s.db
 	err := db.inTx(ctx, func(tx dbtx) error {
 		var err error
 		d, err = addDelivery(ctx, tx, d)
@@ -695,7 +710,8 @@ func addDelivery(ctx context.Context, tx dbtx, d Delivery) (Delivery, error) {
 
 // Deliveries returns the caller's deliveries with Seq above after, oldest
 // first, at most limit (0 for DefaultLimit).
-func (db *DB) Deliveries(ctx context.Context, caller string, after int64, limit int) ([]Delivery, error) {
+func (s *RouterStore) Deliveries(ctx context.Context, callerEUI smki.EUI, after int64, limit int) ([]Delivery, error) {
+	db, caller := s.db, callerEUI.String()
 	limit, err := pageLimit(limit)
 	if err != nil {
 		return nil, err
@@ -725,7 +741,8 @@ func (db *DB) Deliveries(ctx context.Context, caller string, after int64, limit 
 // FindForwardedCommand finds the command a response answers: the one to
 // target from originator with the given counter (the response repeats the
 // command's counter, GBCS section 3). It returns ErrNotFound if none.
-func (db *DB) FindForwardedCommand(ctx context.Context, target, originator string, counter uint64) (RouterCommand, error) {
+func (s *RouterStore) FindForwardedCommand(ctx context.Context, targetEUI, originatorEUI smki.EUI, counter uint64) (RouterCommand, error) {
+	db, target, originator := s.db, targetEUI.String(), originatorEUI.String()
 	c, err := scanRouterCommand(db.read().queryRow(ctx, `SELECT `+routerCommandColumns+` FROM router_commands
 		WHERE target = $1 AND originator = $2 AND counter = $3`, target, originator, int64(counter)))
 	if errors.Is(err, errNoRows) {
@@ -747,11 +764,9 @@ const MaxCINAttempts = 5
 
 // PutCINChallenge records the hash of the CIN device displays for user,
 // replacing any earlier challenge of the pair.
-func (db *DB) PutCINChallenge(ctx context.Context, device, user string, hash []byte, commandID string, at, expires time.Time) error {
-	switch {
-	case !euiPattern.MatchString(device) || !euiPattern.MatchString(user):
-		return fmt.Errorf("%w: CIN challenge: device and user must be 16 upper-case hex digits", ErrInvalid)
-	case len(hash) == 0 || !expires.After(at):
+func (s *RouterStore) PutCINChallenge(ctx context.Context, deviceEUI, userEUI smki.EUI, hash []byte, commandID string, at, expires time.Time) error {
+	db, device, user := s.db, deviceEUI.String(), userEUI.String()
+	if len(hash) == 0 || !expires.After(at) {
 		return fmt.Errorf("%w: CIN challenge for %s: a hash and a future expiry are required", ErrInvalid, device)
 	}
 	if _, err := db.write().exec(ctx, `INSERT INTO router_cin_challenges (device, user_eui, cin_hash, command_id, attempts, created_at, expires_at)
@@ -769,7 +784,8 @@ func (db *DB) PutCINChallenge(ctx context.Context, device, user string, hash []b
 // displayed the CIN, whose ID is passed too). A match consumes the challenge; a mismatch counts an
 // attempt (ErrCINMismatch), and the last allowed attempt or expiry removes
 // it (ErrNotFound afterwards).
-func (db *DB) ConsumeCINChallenge(ctx context.Context, device, user string, match func(hash []byte, commandID string) bool, now time.Time) error {
+func (s *RouterStore) ConsumeCINChallenge(ctx context.Context, deviceEUI, userEUI smki.EUI, match func(hash []byte, commandID string) bool, now time.Time) error {
+	db, device, user := s.db, deviceEUI.String(), userEUI.String()
 	// The outcome is decided inside the transaction but returned after it
 	// commits, so that a counted attempt or a removal is kept.
 	var outcome error

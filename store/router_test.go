@@ -42,22 +42,22 @@ func TestRouterDevices(t *testing.T) {
 			ctx := context.Background()
 			ka := rtKey(t)
 			d := RouterDevice{EUI: rtDevice, KAPublic: ka, Supplier: rtSupplier, NetworkOperator: "3333333333333333", UpdatedAt: rtT0}
-			if err := db.PutRouterDevices(ctx, d); err != nil {
+			if err := db.Router().PutRouterDevices(ctx, d); err != nil {
 				t.Fatal(err)
 			}
-			got, err := db.RouterDevice(ctx, rtDevice)
+			got, err := db.Router().RouterDevice(ctx, smki.MustParseEUI(rtDevice))
 			if err != nil || !bytes.Equal(got.KAPublic, ka) || got.Supplier != rtSupplier || got.DSPublic != nil || !got.UpdatedAt.Equal(rtT0) {
 				t.Fatalf("RouterDevice = %+v, %v", got, err)
 			}
 			// A change of supplier replaces the row.
 			d.Supplier, d.DSPublic, d.UpdatedAt = "2222222222222222", rtKey(t), rtT0.Add(time.Hour)
-			if err := db.PutRouterDevices(ctx, d); err != nil {
+			if err := db.Router().PutRouterDevices(ctx, d); err != nil {
 				t.Fatal(err)
 			}
-			if got, _ := db.RouterDevice(ctx, rtDevice); got.Supplier != "2222222222222222" || got.DSPublic == nil {
+			if got, _ := db.Router().RouterDevice(ctx, smki.MustParseEUI(rtDevice)); got.Supplier != "2222222222222222" || got.DSPublic == nil {
 				t.Fatalf("after change of supplier: %+v", got)
 			}
-			if _, err := db.RouterDevice(ctx, "0000000000000001"); !errors.Is(err, ErrNotFound) {
+			if _, err := db.Router().RouterDevice(ctx, smki.MustParseEUI("0000000000000001")); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("unknown device: %v", err)
 			}
 			bad := []RouterDevice{
@@ -68,7 +68,7 @@ func TestRouterDevices(t *testing.T) {
 				{EUI: rtDevice, KAPublic: ka},
 			}
 			for i, d := range bad {
-				if err := db.PutRouterDevices(ctx, d); !errors.Is(err, ErrInvalid) {
+				if err := db.Router().PutRouterDevices(ctx, d); !errors.Is(err, ErrInvalid) {
 					t.Errorf("bad device %d: %v, want ErrInvalid", i, err)
 				}
 			}
@@ -83,10 +83,10 @@ func TestConsents(t *testing.T) {
 			ctx := context.Background()
 			c := Consent{ID: "c1", Device: rtDevice, User: "4444444444444444", Scope: []string{"4.8.1", "4.17"},
 				NotBefore: rtT0, ExpiresAt: rtT0.Add(24 * time.Hour), Evidence: "CIN read back", CreatedBy: "4444444444444444", CreatedAt: rtT0}
-			if err := db.PutConsent(ctx, c); err != nil {
+			if err := db.Router().PutConsent(ctx, c); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.PutConsent(ctx, c); !errors.Is(err, ErrExists) {
+			if err := db.Router().PutConsent(ctx, c); !errors.Is(err, ErrExists) {
 				t.Fatalf("duplicate consent: %v", err)
 			}
 			tests := []struct {
@@ -106,25 +106,25 @@ func TestConsents(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					got, ok, err := db.LiveConsent(ctx, tt.device, tt.user, tt.ref, tt.at)
+					got, ok, err := db.Router().LiveConsent(ctx, smki.MustParseEUI(tt.device), smki.MustParseEUI(tt.user), tt.ref, tt.at)
 					if err != nil || ok != tt.want || (ok && got.ID != "c1") {
 						t.Fatalf("LiveConsent = %+v, %t, %v; want %t", got, ok, err, tt.want)
 					}
 				})
 			}
-			if err := db.RevokeConsent(ctx, "c1", rtT0.Add(2*time.Hour)); err != nil {
+			if err := db.Router().RevokeConsent(ctx, "c1", rtT0.Add(2*time.Hour)); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok, _ := db.LiveConsent(ctx, rtDevice, c.User, "4.17", rtT0.Add(3*time.Hour)); ok {
+			if _, ok, _ := db.Router().LiveConsent(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(c.User), "4.17", rtT0.Add(3*time.Hour)); ok {
 				t.Fatal("revoked consent still live")
 			}
-			if err := db.RevokeConsent(ctx, "c1", rtT0); !errors.Is(err, ErrConflict) {
+			if err := db.Router().RevokeConsent(ctx, "c1", rtT0); !errors.Is(err, ErrConflict) {
 				t.Fatalf("second revocation: %v", err)
 			}
-			if err := db.RevokeConsent(ctx, "nope", rtT0); !errors.Is(err, ErrNotFound) {
+			if err := db.Router().RevokeConsent(ctx, "nope", rtT0); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("unknown consent: %v", err)
 			}
-			if err := db.PutConsent(ctx, Consent{ID: "c2", Device: rtDevice, User: c.User, Scope: []string{"4.17"},
+			if err := db.Router().PutConsent(ctx, Consent{ID: "c2", Device: rtDevice, User: c.User, Scope: []string{"4.17"},
 				NotBefore: rtT0, ExpiresAt: rtT0.Add(time.Hour), CreatedBy: "x", CreatedAt: rtT0}); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("consent without evidence: %v", err)
 			}
@@ -137,7 +137,7 @@ func TestRecordCommandCounters(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			db := b.newOpener(t)(t)
 			ctx := context.Background()
-			if _, ok, err := db.LastCounter(ctx, rtSupplier, rtDevice); ok || err != nil {
+			if _, ok, err := db.Router().LastCounter(ctx, smki.MustParseEUI(rtSupplier), smki.MustParseEUI(rtDevice)); ok || err != nil {
 				t.Fatalf("LastCounter on empty store: %t, %v", ok, err)
 			}
 			// A counter above 2^63 must order correctly too.
@@ -158,26 +158,26 @@ func TestRecordCommandCounters(t *testing.T) {
 				{"d", big + 2, ErrExists},
 			}
 			for _, s := range steps {
-				err := db.RecordCommand(ctx, rtCommand(s.id, s.counter), nil)
+				err := db.Router().RecordCommand(ctx, rtCommand(s.id, s.counter), nil)
 				if !errors.Is(err, s.wantErr) || (s.wantErr == nil && err != nil) {
 					t.Fatalf("RecordCommand(%s, %d) = %v, want %v", s.id, s.counter, err, s.wantErr)
 				}
 			}
-			last, ok, err := db.LastCounter(ctx, rtSupplier, rtDevice)
+			last, ok, err := db.Router().LastCounter(ctx, smki.MustParseEUI(rtSupplier), smki.MustParseEUI(rtDevice))
 			if err != nil || !ok || last != big+1 {
 				t.Fatalf("LastCounter = %d, %t, %v; want %d", last, ok, err, big+1)
 			}
-			c, err := db.RouterCommand(ctx, "e")
+			c, err := db.Router().RouterCommand(ctx, "e")
 			if err != nil || c.Counter != big || c.State != CommandAccepted || !c.Critical || c.Code != 0x0050 || !c.AcceptedAt.Equal(rtT0) {
 				t.Fatalf("RouterCommand = %+v, %v", c, err)
 			}
-			if _, err := db.RouterCommand(ctx, "b"); !errors.Is(err, ErrNotFound) {
+			if _, err := db.Router().RouterCommand(ctx, "b"); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("refused command stored: %v", err)
 			}
-			if n, err := db.OutboxDepth(ctx); err != nil || n != 4 {
+			if n, err := db.Router().OutboxDepth(ctx); err != nil || n != 4 {
 				t.Fatalf("OutboxDepth = %d, %v; want 4", n, err)
 			}
-			if err := db.RecordCommand(ctx, RouterCommand{ID: "x", Caller: "bad"}, nil); !errors.Is(err, ErrInvalid) {
+			if err := db.Router().RecordCommand(ctx, RouterCommand{ID: "x", Caller: "bad"}, nil); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("invalid command: %v", err)
 			}
 		})
@@ -202,7 +202,7 @@ func TestRecordCommandConcurrent(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					counter := uint64(i%10 + 1)
-					err := dbs[i%2].RecordCommand(ctx, rtCommand(fmt.Sprintf("cmd-%d", i), counter), nil)
+					err := dbs[i%2].Router().RecordCommand(ctx, rtCommand(fmt.Sprintf("cmd-%d", i), counter), nil)
 					if err != nil && !errors.Is(err, ErrStaleCounter) {
 						t.Errorf("RecordCommand: %v", err)
 						return
@@ -223,11 +223,11 @@ func TestRecordCommandConcurrent(t *testing.T) {
 			if accepted[10] != 1 {
 				t.Errorf("the highest counter was not accepted: %v", accepted)
 			}
-			last, _, _ := dbs[0].LastCounter(ctx, rtSupplier, rtDevice)
+			last, _, _ := dbs[0].Router().LastCounter(ctx, smki.MustParseEUI(rtSupplier), smki.MustParseEUI(rtDevice))
 			if last != 10 {
 				t.Fatalf("last counter %d, want 10", last)
 			}
-			n, _ := dbs[0].OutboxDepth(ctx)
+			n, _ := dbs[0].Router().OutboxDepth(ctx)
 			if n != int64(len(accepted)) {
 				t.Fatalf("outbox %d rows, %d accepted", n, len(accepted))
 			}
@@ -246,35 +246,35 @@ func TestOutboxAndDeliveries(t *testing.T) {
 			for i, target := range []string{"AAAAAAAAAAAAAAA1", "AAAAAAAAAAAAAAA2", rtDevice} {
 				c := rtCommand(fmt.Sprintf("c%d", i), uint64(i+1))
 				c.Target = target
-				if err := db.RecordCommand(ctx, c, nil); err != nil {
+				if err := db.Router().RecordCommand(ctx, c, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
 			lease := time.Minute
 			// Two workers claim: they never get the same row.
-			got1, err := db.ClaimOutbox(ctx, rtT0, lease, 2)
+			got1, err := db.Router().ClaimOutbox(ctx, rtT0, lease, 2)
 			if err != nil || len(got1) != 2 {
 				t.Fatalf("claim 1: %d, %v", len(got1), err)
 			}
-			got2, err := open(t).ClaimOutbox(ctx, rtT0, lease, 10)
+			got2, err := open(t).Router().ClaimOutbox(ctx, rtT0, lease, 10)
 			if err != nil || len(got2) != 1 {
 				t.Fatalf("claim 2: %d, %v", len(got2), err)
 			}
 			if got2[0].Command.ID == got1[0].Command.ID || got2[0].Command.ID == got1[1].Command.ID {
 				t.Fatal("one row claimed twice")
 			}
-			if got, _ := db.ClaimOutbox(ctx, rtT0.Add(time.Second), lease, 10); len(got) != 0 {
+			if got, _ := db.Router().ClaimOutbox(ctx, rtT0.Add(time.Second), lease, 10); len(got) != 0 {
 				t.Fatalf("leased rows claimed again: %d", len(got))
 			}
 			// A failed attempt is retried later; an expired lease is claimable.
 			id := got1[0].Command.ID
-			if err := db.RetryOutbox(ctx, id, rtT0.Add(10*time.Second), "connection refused"); err != nil {
+			if err := db.Router().RetryOutbox(ctx, id, rtT0.Add(10*time.Second), "connection refused"); err != nil {
 				t.Fatal(err)
 			}
-			if got, _ := db.ClaimOutbox(ctx, rtT0.Add(5*time.Second), lease, 10); len(got) != 0 {
+			if got, _ := db.Router().ClaimOutbox(ctx, rtT0.Add(5*time.Second), lease, 10); len(got) != 0 {
 				t.Fatalf("claimed before its retry time: %d", len(got))
 			}
-			again, err := db.ClaimOutbox(ctx, rtT0.Add(2*lease), lease, 10)
+			again, err := db.Router().ClaimOutbox(ctx, rtT0.Add(2*lease), lease, 10)
 			if err != nil || len(again) != 3 {
 				t.Fatalf("after lease expiry: %d, %v; want 3", len(again), err)
 			}
@@ -285,51 +285,51 @@ func TestOutboxAndDeliveries(t *testing.T) {
 			}
 			// Forwarded, then responded: the outbox empties and the caller
 			// gets deliveries numbered 1, 2.
-			if err := db.MarkForwarded(ctx, "c0", rtT0); err != nil {
+			if err := db.Router().MarkForwarded(ctx, "c0", rtT0); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.MarkForwarded(ctx, "c0", rtT0); !errors.Is(err, ErrNotFound) {
+			if err := db.Router().MarkForwarded(ctx, "c0", rtT0); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("second MarkForwarded: %v", err)
 			}
-			d1, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{0xDD, 9}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, Body: []byte{0xDD, 9}, At: rtT0})
+			d1, err := db.Router().CompleteCommand(ctx, "c0", CommandResponded, []byte{0xDD, 9}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, Body: []byte{0xDD, 9}, At: rtT0})
 			if err != nil || d1.Seq != 1 || d1.CommandID != "c0" {
 				t.Fatalf("CompleteCommand = %+v, %v", d1, err)
 			}
-			if _, err := db.CompleteCommand(ctx, "c0", CommandResponded, []byte{1}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, At: rtT0}); !errors.Is(err, ErrConflict) {
+			if _, err := db.Router().CompleteCommand(ctx, "c0", CommandResponded, []byte{1}, "", Delivery{Caller: rtSupplier, Kind: DeliveryResponse, At: rtT0}); !errors.Is(err, ErrConflict) {
 				t.Fatalf("duplicate response: %v", err)
 			}
-			d2, err := db.CompleteCommand(ctx, "c1", CommandFailed, nil, "gave up", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, Detail: "gave up", At: rtT0})
+			d2, err := db.Router().CompleteCommand(ctx, "c1", CommandFailed, nil, "gave up", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, Detail: "gave up", At: rtT0})
 			if err != nil || d2.Seq != 2 {
 				t.Fatalf("CompleteCommand(failed) = %+v, %v", d2, err)
 			}
-			if _, err := db.CompleteCommand(ctx, "nope", CommandFailed, nil, "", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, At: rtT0}); !errors.Is(err, ErrNotFound) {
+			if _, err := db.Router().CompleteCommand(ctx, "nope", CommandFailed, nil, "", Delivery{Caller: rtSupplier, Kind: DeliveryFailure, At: rtT0}); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("unknown command: %v", err)
 			}
-			if n, _ := db.OutboxDepth(ctx); n != 1 {
+			if n, _ := db.Router().OutboxDepth(ctx); n != 1 {
 				t.Fatalf("outbox depth %d, want 1", n)
 			}
-			c0, _ := db.RouterCommand(ctx, "c0")
+			c0, _ := db.Router().RouterCommand(ctx, "c0")
 			if c0.State != CommandResponded || !bytes.Equal(c0.Response, []byte{0xDD, 9}) {
 				t.Fatalf("command after response: %+v", c0)
 			}
-			ds, err := db.Deliveries(ctx, rtSupplier, 0, 0)
+			ds, err := db.Router().Deliveries(ctx, smki.MustParseEUI(rtSupplier), 0, 0)
 			if err != nil || len(ds) != 2 || ds[0].Seq != 1 || ds[1].Kind != DeliveryFailure {
 				t.Fatalf("Deliveries = %+v, %v", ds, err)
 			}
-			if ds, _ := db.Deliveries(ctx, rtSupplier, 1, 0); len(ds) != 1 || ds[0].Seq != 2 {
+			if ds, _ := db.Router().Deliveries(ctx, smki.MustParseEUI(rtSupplier), 1, 0); len(ds) != 1 || ds[0].Seq != 2 {
 				t.Fatalf("Deliveries after 1 = %+v", ds)
 			}
-			if ds, _ := db.Deliveries(ctx, "9999999999999999", 0, 0); len(ds) != 0 {
+			if ds, _ := db.Router().Deliveries(ctx, smki.MustParseEUI("9999999999999999"), 0, 0); len(ds) != 0 {
 				t.Fatalf("another caller sees %d deliveries", len(ds))
 			}
-			found, err := db.FindForwardedCommand(ctx, rtDevice, rtSupplier, 3)
+			found, err := db.Router().FindForwardedCommand(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(rtSupplier), 3)
 			if err != nil || found.ID != "c2" {
 				t.Fatalf("FindForwardedCommand = %+v, %v", found, err)
 			}
-			if _, err := db.FindForwardedCommand(ctx, rtDevice, rtSupplier, 99); !errors.Is(err, ErrNotFound) {
+			if _, err := db.Router().FindForwardedCommand(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(rtSupplier), 99); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("uncorrelated response: %v", err)
 			}
-			if _, err := db.AddDelivery(ctx, Delivery{Caller: rtSupplier, Kind: "gossip", At: rtT0}); !errors.Is(err, ErrInvalid) {
+			if _, err := db.Router().AddDelivery(ctx, Delivery{Caller: rtSupplier, Kind: "gossip", At: rtT0}); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("bad delivery kind: %v", err)
 			}
 		})
@@ -344,23 +344,23 @@ func TestRecordCommandAudit(t *testing.T) {
 		ev := func(id string) *AuditEvent {
 			return &AuditEvent{Time: rtT0, Actor: rtSupplier + "/IS", Action: "router.command.accepted", Object: id, Outcome: OutcomeSuccess}
 		}
-		if err := db.RecordCommand(ctx, rtCommand("a", 5), ev("a")); err != nil {
+		if err := db.Router().RecordCommand(ctx, rtCommand("a", 5), ev("a")); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.RecordCommand(ctx, rtCommand("b", 5), ev("b")); !errors.Is(err, ErrStaleCounter) {
+		if err := db.Router().RecordCommand(ctx, rtCommand("b", 5), ev("b")); !errors.Is(err, ErrStaleCounter) {
 			t.Fatalf("stale: %v", err)
 		}
-		if err := db.RecordCommand(ctx, rtCommand("c", 6), &AuditEvent{Action: "x"}); !errors.Is(err, ErrInvalid) {
+		if err := db.Router().RecordCommand(ctx, rtCommand("c", 6), &AuditEvent{Action: "x"}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("bad audit entry: %v", err)
 		}
-		if _, err := db.RouterCommand(ctx, "c"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.Router().RouterCommand(ctx, "c"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("command stored although its audit entry was refused: %v", err)
 		}
 		evs, err := db.AuditEvents(ctx, 0, 0)
 		if err != nil || len(evs) != 1 || evs[0].Object != "a" {
 			t.Fatalf("audit log %+v, %v", evs, err)
 		}
-		if last, _, _ := db.LastCounter(ctx, rtSupplier, rtDevice); last != 5 {
+		if last, _, _ := db.Router().LastCounter(ctx, smki.MustParseEUI(rtSupplier), smki.MustParseEUI(rtDevice)); last != 5 {
 			t.Fatalf("counter %d after refused writes, want 5", last)
 		}
 		if _, err := db.VerifyAudit(ctx); err != nil {
@@ -376,7 +376,7 @@ func TestRecordCommandAudit(t *testing.T) {
 func TestAdmit(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
-		if err := db.RecordCommand(ctx, rtCommand("seed", 10), nil); err != nil {
+		if err := db.Router().RecordCommand(ctx, rtCommand("seed", 10), nil); err != nil {
 			t.Fatal(err)
 		}
 		onTarget := func(id, target string, counter uint64) RouterCommand {
@@ -402,12 +402,12 @@ func TestAdmit(t *testing.T) {
 			cs[i].Audit = &AuditEvent{Time: rtT0, Actor: "router", Action: "router.command.accepted", Object: c.ID, Outcome: OutcomeSuccess}
 			cs[i].Command.Message = nil
 		}
-		if err := db.RecordCommand(ctx, rtCommand("to-forward", 11), nil); err != nil {
+		if err := db.Router().RecordCommand(ctx, rtCommand("to-forward", 11), nil); err != nil {
 			t.Fatal(err)
 		}
 		marks := []ForwardedCommand{{ID: "to-forward", At: rtT0, Audit: &AuditEvent{Time: rtT0, Actor: "router",
 			Action: "router.command.forwarded", Object: "to-forward", Outcome: OutcomeSuccess}}, {ID: "gone", At: rtT0}}
-		res, markErrs, err := db.Admit(ctx, AdmitGroup{Items: cs, Forwarded: marks,
+		res, markErrs, err := db.Router().Admit(ctx, AdmitGroup{Items: cs, Forwarded: marks,
 			Seal: func(i int) ([]byte, error) {
 				if cs[i].Command.ID == "unsealed" {
 					return nil, errors.New("no MAC")
@@ -436,10 +436,10 @@ func TestAdmit(t *testing.T) {
 		if markErrs[0] != nil || !errors.Is(markErrs[1], ErrNotFound) {
 			t.Fatalf("marks: %v", markErrs)
 		}
-		if _, ok, _ := db.LastCounter(ctx, rtSupplier, "CCCCCCCCCCCCCCCC"); ok {
+		if _, ok, _ := db.Router().LastCounter(ctx, smki.MustParseEUI(rtSupplier), smki.MustParseEUI("CCCCCCCCCCCCCCCC")); ok {
 			t.Fatal("a quarantined command advanced its counter")
 		}
-		if n, _ := db.OutboxDepth(ctx); n != 3 { // seed, ok, counted
+		if n, _ := db.Router().OutboxDepth(ctx); n != 3 { // seed, ok, counted
 			t.Fatalf("outbox %d, want 3", n)
 		}
 		counts, err := db.Anomaly().CountEvents(ctx, []anomaly.Counter{{Key: "us/test/7.2", Since: rtT0.Add(-time.Hour)}})
@@ -456,7 +456,7 @@ func TestAdmit(t *testing.T) {
 		if _, err := db.VerifyAudit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = db.Admit(ctx, AdmitGroup{Items: []Admission{{Command: rtCommand("p1", 60)}, {Command: rtCommand("p2", 61)}},
+		_, _, err = db.Router().Admit(ctx, AdmitGroup{Items: []Admission{{Command: rtCommand("p1", 60)}, {Command: rtCommand("p2", 61)}},
 			Seal: func(int) ([]byte, error) { return []byte{1}, nil }})
 		if !errors.Is(err, ErrInvalid) {
 			t.Fatalf("two commands of one pair: %v", err)
@@ -471,7 +471,7 @@ func TestCINChallenges(t *testing.T) {
 		is := func(want string) func([]byte, string) bool {
 			return func(h []byte, _ string) bool { return string(h) == want }
 		}
-		if err := db.PutCINChallenge(ctx, rtDevice, user, []byte("h1"), "cmd-1", rtT0, rtT0.Add(time.Hour)); err != nil {
+		if err := db.Router().PutCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), []byte("h1"), "cmd-1", rtT0, rtT0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		steps := []struct {
@@ -485,31 +485,31 @@ func TestCINChallenges(t *testing.T) {
 			{"consumed", "h1", rtT0, ErrNotFound},
 		}
 		for _, s := range steps {
-			if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is(s.guess), s.at); !errors.Is(err, s.want) || (s.want == nil && err != nil) {
+			if err := db.Router().ConsumeCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), is(s.guess), s.at); !errors.Is(err, s.want) || (s.want == nil && err != nil) {
 				t.Fatalf("%s: %v, want %v", s.name, err, s.want)
 			}
 		}
 		// Attempts run out, and a new challenge resets them.
-		if err := db.PutCINChallenge(ctx, rtDevice, user, []byte("h2"), "cmd-2", rtT0, rtT0.Add(time.Hour)); err != nil {
+		if err := db.Router().PutCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), []byte("h2"), "cmd-2", rtT0, rtT0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		for i := 1; i <= MaxCINAttempts; i++ {
-			if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is("guess"), rtT0); !errors.Is(err, ErrCINMismatch) {
+			if err := db.Router().ConsumeCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), is("guess"), rtT0); !errors.Is(err, ErrCINMismatch) {
 				t.Fatalf("attempt %d: %v", i, err)
 			}
 		}
-		if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is("h2"), rtT0); !errors.Is(err, ErrNotFound) {
+		if err := db.Router().ConsumeCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), is("h2"), rtT0); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("after the last attempt: %v", err)
 		}
 		// Expiry.
-		if err := db.PutCINChallenge(ctx, rtDevice, user, []byte("h3"), "cmd-3", rtT0, rtT0.Add(time.Minute)); err != nil {
+		if err := db.Router().PutCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), []byte("h3"), "cmd-3", rtT0, rtT0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.ConsumeCINChallenge(ctx, rtDevice, user, is("h3"), rtT0.Add(time.Minute)); !errors.Is(err, ErrNotFound) {
+		if err := db.Router().ConsumeCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), is("h3"), rtT0.Add(time.Minute)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("expired: %v", err)
 		}
-		if err := db.PutCINChallenge(ctx, "bad", user, []byte("h"), "c", rtT0, rtT0.Add(time.Minute)); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("bad device: %v", err)
+		if err := db.Router().PutCINChallenge(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(user), nil, "c", rtT0, rtT0.Add(time.Minute)); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("no hash: %v", err)
 		}
 	})
 }
@@ -524,13 +524,13 @@ func TestClaimOutboxOrder(t *testing.T) {
 			db := open(t)
 			ctx := context.Background()
 			for i, c := range []RouterCommand{rtCommand("a1", 1), rtCommand("a2", 2), rtCommand("a3", 3)} {
-				if err := db.RecordCommand(ctx, c, nil); err != nil {
+				if err := db.Router().RecordCommand(ctx, c, nil); err != nil {
 					t.Fatalf("%d: %v", i, err)
 				}
 			}
 			other := rtCommand("b1", 1)
 			other.Target = "BBBBBBBBBBBBBBBB"
-			if err := db.RecordCommand(ctx, other, nil); err != nil {
+			if err := db.Router().RecordCommand(ctx, other, nil); err != nil {
 				t.Fatal(err)
 			}
 			ids := func(items []OutboxItem) []string {
@@ -542,7 +542,7 @@ func TestClaimOutboxOrder(t *testing.T) {
 				return out
 			}
 			claim := func(d *DB, at time.Time) []string {
-				items, err := d.ClaimOutbox(ctx, at, time.Minute, 10)
+				items, err := d.Router().ClaimOutbox(ctx, at, time.Minute, 10)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -553,7 +553,7 @@ func TestClaimOutboxOrder(t *testing.T) {
 				t.Fatalf("claims %v and %v, want the head of each pair [a1 b1]", first, second)
 			}
 			// a1 fails and backs off: a2 must still wait behind it.
-			if err := db.RetryOutbox(ctx, "a1", rtT0.Add(time.Hour), "down"); err != nil {
+			if err := db.Router().RetryOutbox(ctx, "a1", rtT0.Add(time.Hour), "down"); err != nil {
 				t.Fatal(err)
 			}
 			if got := claim(db, rtT0.Add(30*time.Second)); len(got) != 0 { // b1 still leased
@@ -562,7 +562,7 @@ func TestClaimOutboxOrder(t *testing.T) {
 			if got := claim(db, rtT0.Add(time.Hour)); !slices.Equal(got, []string{"a1", "b1"}) { // b1: its lease expired
 				t.Fatalf("claim after backoff %v, want [a1 b1]", got)
 			}
-			if err := db.MarkForwarded(ctx, "a1", rtT0); err != nil {
+			if err := db.Router().MarkForwarded(ctx, "a1", rtT0); err != nil {
 				t.Fatal(err)
 			}
 			if got := claim(db, rtT0.Add(time.Hour)); !slices.Equal(got, []string{"a2"}) { // b1 leased again
@@ -582,11 +582,11 @@ func TestMarkForwardedAll(t *testing.T) {
 		for i, target := range targets {
 			c := rtCommand(fmt.Sprintf("m%d", i), uint64(i+1))
 			c.Target = target
-			if err := db.RecordCommand(ctx, c, nil); err != nil {
+			if err := db.Router().RecordCommand(ctx, c, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := db.MarkForwarded(ctx, "m1", rtT0.Add(time.Second)); err != nil {
+		if err := db.Router().MarkForwarded(ctx, "m1", rtT0.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		var fs []ForwardedCommand
@@ -594,7 +594,7 @@ func TestMarkForwardedAll(t *testing.T) {
 			fs = append(fs, ForwardedCommand{ID: fmt.Sprintf("m%d", i), At: rtT0.Add(time.Duration(10+i) * time.Second),
 				Audit: &AuditEvent{Time: rtT0, Actor: "router", Action: "command.forwarded", Object: fmt.Sprintf("m%d", i), Outcome: OutcomeSuccess}})
 		}
-		errs, err := db.MarkForwardedAll(ctx, fs)
+		errs, err := db.Router().MarkForwardedAll(ctx, fs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -604,7 +604,7 @@ func TestMarkForwardedAll(t *testing.T) {
 			}
 		}
 		for i, f := range fs {
-			c, err := db.RouterCommand(ctx, f.ID)
+			c, err := db.Router().RouterCommand(ctx, f.ID)
 			want := f.At
 			if i == 1 {
 				want = rtT0.Add(time.Second) // forwarded before, by MarkForwarded
@@ -613,7 +613,7 @@ func TestMarkForwardedAll(t *testing.T) {
 				t.Errorf("command %s: state %s at %s (%v); want forwarded at %s", f.ID, c.State, c.UpdatedAt, err, want)
 			}
 		}
-		if n, _ := db.OutboxDepth(ctx); n != 0 {
+		if n, _ := db.Router().OutboxDepth(ctx); n != 0 {
 			t.Errorf("outbox holds %d rows, want none", n)
 		}
 		if n, err := db.VerifyAudit(ctx); err != nil || n != 3 {

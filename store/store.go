@@ -13,9 +13,16 @@
 // on PostgreSQL they run under an advisory lock so that two processes starting
 // together do not race.
 //
-// The router's tables (device registry, consents, counters, the command
-// outbox; router.go) and the anomaly detector's (anomaly.go) live here too,
-// on the same connections, migrations and audit chain.
+// The store is split by its users, each reaching its part through a view of
+// the one [DB]: [DB.SMKI] ([SMKIStore]: CAs, certificates, CRLs; ca.go and
+// certificates.go) for the CAs and the repository, [DB.Router]
+// ([RouterStore]: device registry, consents, counters, commands with their
+// outbox and deliveries, admission; router.go and admit.go) for the router,
+// and [DB.Anomaly] ([AnomalyStore]: thresholds, counts, quarantine;
+// anomaly.go) for the anomaly detector. Each user declares the small
+// interface it needs of its part. The connections, the migrations and the
+// one hash-chained audit log ([DB.AppendAudit], which each part also offers)
+// are shared.
 //
 // Private keys are never stored here: a CA row holds only the kms URI naming
 // its key (DESIGN.md principle 2). Nor are Z values or derived keys.
@@ -173,3 +180,41 @@ func (db *DB) Close() error {
 
 // Dialect reports the backend: "sqlite" or "postgres".
 func (db *DB) Dialect() string { return db.dialect }
+
+// SMKIStore is the SMKI part of the store (the certificate authorities and their repository): CA records and
+// their device quotas, the certificates they issued with their revocation
+// state, and CRLs. Its users (package ca, the repository, the router's
+// certificate look-ups) declare the small interfaces they need of it.
+type SMKIStore struct{ db *DB }
+
+// SMKI returns the store's SMKI part.
+func (db *DB) SMKI() *SMKIStore { return &SMKIStore{db} }
+
+// AppendAudit appends to the store's one audit chain (see DB.AppendAudit).
+func (s *SMKIStore) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+	return s.db.AppendAudit(ctx, e)
+}
+
+// RouterStore is the router's part of the store: its device registry and
+// consents, the replay counters, commands with their outbox and the callers'
+// deliveries, CIN challenges, and admission (Admit). Package router declares
+// the small interfaces it needs of it.
+type RouterStore struct{ db *DB }
+
+// Router returns the store's router part.
+func (db *DB) Router() *RouterStore { return &RouterStore{db} }
+
+// AppendAudit appends to the store's one audit chain (see DB.AppendAudit).
+func (s *RouterStore) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+	return s.db.AppendAudit(ctx, e)
+}
+
+// Dialect reports the backend: "sqlite" or "postgres".
+func (s *RouterStore) Dialect() string { return s.db.dialect }
+
+// FindCertificates reads the SMKI repository's certificates for the router
+// (see SMKIStore.FindCertificates): its registry looks up the devices' and
+// users' certificates.
+func (s *RouterStore) FindCertificates(ctx context.Context, q CertQuery) ([]Certificate, error) {
+	return s.db.SMKI().FindCertificates(ctx, q)
+}

@@ -36,7 +36,7 @@ func testCert(ca string, serial uint32, eui string, usage string) Certificate {
 func mustCreateCA(t *testing.T, db *DB, cas ...CA) {
 	t.Helper()
 	for _, c := range cas {
-		if err := db.CreateCA(context.Background(), c); err != nil {
+		if err := db.SMKI().CreateCA(context.Background(), c); err != nil {
 			t.Fatalf("CreateCA(%s): %v", c.Name, err)
 		}
 	}
@@ -106,7 +106,7 @@ func TestOpenDataDir(t *testing.T) {
 		t.Fatalf("reopening: %v", err)
 	}
 	defer db.Close()
-	if _, err := db.CA(ctx, "root"); err != nil {
+	if _, err := db.SMKI().CA(ctx, "root"); err != nil {
 		t.Errorf("CA(root) after reopening: %v", err)
 	}
 	if _, err := OpenDataDir(ctx, ""); !errors.Is(err, ErrInvalid) {
@@ -180,7 +180,7 @@ func TestCA(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					if err := db.CreateCA(ctx, tt.ca); !errors.Is(err, tt.wantErr) {
+					if err := db.SMKI().CreateCA(ctx, tt.ca); !errors.Is(err, tt.wantErr) {
 						t.Errorf("CreateCA error = %v, want %v", err, tt.wantErr)
 					}
 				})
@@ -188,7 +188,7 @@ func TestCA(t *testing.T) {
 		})
 
 		t.Run("get", func(t *testing.T) {
-			got, err := db.CA(ctx, "E357")
+			got, err := db.SMKI().CA(ctx, "E357")
 			if err != nil {
 				t.Fatalf("CA(E357): %v", err)
 			}
@@ -197,13 +197,13 @@ func TestCA(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("CA(E357) = %+v, want %+v", got, want)
 			}
-			if _, err := db.CA(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+			if _, err := db.SMKI().CA(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("CA(nope) error = %v, want ErrNotFound", err)
 			}
 		})
 
 		t.Run("list", func(t *testing.T) {
-			cas, err := db.CAs(ctx)
+			cas, err := db.SMKI().CAs(ctx)
 			if err != nil {
 				t.Fatalf("CAs: %v", err)
 			}
@@ -226,7 +226,7 @@ func TestReserveDevices(t *testing.T) {
 		ctx := context.Background()
 		closed := testCA("closed", CAKindDCA, 10)
 		mustCreateCA(t, db, testCA("E1", CAKindDCA, 10), testCA("free", CAKindDCA, 0), closed)
-		if err := db.CloseCA(ctx, "closed", t0); err != nil {
+		if err := db.SMKI().CloseCA(ctx, "closed", t0); err != nil {
 			t.Fatal(err)
 		}
 		// Steps run in order against the same CAs.
@@ -251,7 +251,7 @@ func TestReserveDevices(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				got, err := db.ReserveDevices(ctx, tt.ca, tt.n)
+				got, err := db.SMKI().ReserveDevices(ctx, tt.ca, tt.n)
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("ReserveDevices(%s, %d) error = %v, want %v", tt.ca, tt.n, err, tt.wantErr)
 				}
@@ -260,7 +260,7 @@ func TestReserveDevices(t *testing.T) {
 				}
 			})
 		}
-		c, err := db.CA(ctx, "E1")
+		c, err := db.SMKI().CA(ctx, "E1")
 		if err != nil || c.Issued != 10 {
 			t.Errorf("E1 after reservations: Issued = %d, err %v; want 10", c.Issued, err)
 		}
@@ -283,7 +283,7 @@ func TestReserveDevicesConcurrent(t *testing.T) {
 		for range 50 {
 			wg.Go(func() {
 				for {
-					issued, err := db.ReserveDevices(ctx, "E2", 3)
+					issued, err := db.SMKI().ReserveDevices(ctx, "E2", 3)
 					mu.Lock()
 					if err == nil {
 						if got[issued] {
@@ -306,7 +306,7 @@ func TestReserveDevicesConcurrent(t *testing.T) {
 		if len(got) != 40 || failures != 50 {
 			t.Errorf("%d reservations succeeded and %d failed, want 40 and 50", len(got), failures)
 		}
-		c, err := db.CA(ctx, "E2")
+		c, err := db.SMKI().CA(ctx, "E2")
 		if err != nil || c.Issued != 120 {
 			t.Errorf("Issued = %d (err %v), want 120", c.Issued, err)
 		}
@@ -331,19 +331,19 @@ func TestCloseCA(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if err := db.CloseCA(ctx, tt.ca, tt.at); !errors.Is(err, tt.wantErr) {
+				if err := db.SMKI().CloseCA(ctx, tt.ca, tt.at); !errors.Is(err, tt.wantErr) {
 					t.Errorf("CloseCA(%s) error = %v, want %v", tt.ca, err, tt.wantErr)
 				}
 			})
 		}
-		c, err := db.CA(ctx, "E3")
+		c, err := db.SMKI().CA(ctx, "E3")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.State != CAStateClosed || c.KeyURI != "" || !c.ClosedAt.Equal(dbTime(at)) || len(c.CertDER) == 0 {
 			t.Errorf("closed CA = %+v, want state closed, no key URI, ClosedAt %v, certificate kept", c, at)
 		}
-		if _, err := db.ReserveDevices(ctx, "E3", 1); !errors.Is(err, ErrClosed) {
+		if _, err := db.SMKI().ReserveDevices(ctx, "E3", 1); !errors.Is(err, ErrClosed) {
 			t.Errorf("ReserveDevices on closed CA: %v, want ErrClosed", err)
 		}
 	})
@@ -354,7 +354,7 @@ func TestPutCertificates(t *testing.T) {
 		ctx := context.Background()
 		mustCreateCA(t, db, testCA("E4", CAKindDCA, 0))
 		const eui = "90B3D51F30010000"
-		if err := db.PutCertificates(ctx, testCert("E4", 1, eui, UsageDS), testCert("E4", 2, eui, UsageKA)); err != nil {
+		if err := db.SMKI().PutCertificates(ctx, testCert("E4", 1, eui, UsageDS), testCert("E4", 2, eui, UsageKA)); err != nil {
 			t.Fatalf("PutCertificates: %v", err)
 		}
 		bad := func(f func(*Certificate)) Certificate {
@@ -384,18 +384,18 @@ func TestPutCertificates(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if err := db.PutCertificates(ctx, tt.certs...); !errors.Is(err, tt.wantErr) {
+				if err := db.SMKI().PutCertificates(ctx, tt.certs...); !errors.Is(err, tt.wantErr) {
 					t.Fatalf("PutCertificates error = %v, want %v", err, tt.wantErr)
 				}
 			})
 		}
 		// The duplicate is named.
-		err := db.PutCertificates(ctx, testCert("E4", 20, eui, UsageDS), testCert("E4", 1, eui, UsageDS))
+		err := db.SMKI().PutCertificates(ctx, testCert("E4", 20, eui, UsageDS), testCert("E4", 1, eui, UsageDS))
 		if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "0100000001") {
 			t.Errorf("PutCertificates with a duplicate: error %v does not name serial 0100000001", err)
 		}
 		// Nothing from the failed calls was written.
-		all, err := db.FindCertificates(ctx, CertQuery{CA: "E4", IncludeRevoked: true})
+		all, err := db.SMKI().FindCertificates(ctx, CertQuery{CA: "E4", IncludeRevoked: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +403,7 @@ func TestPutCertificates(t *testing.T) {
 			t.Errorf("after failed calls E4 has %d certificates, want 2", len(all))
 		}
 
-		got, err := db.Certificate(ctx, "E4", testCert("E4", 2, "", "").Serial)
+		got, err := db.SMKI().Certificate(ctx, "E4", testCert("E4", 2, "", "").Serial)
 		if err != nil {
 			t.Fatalf("Certificate: %v", err)
 		}
@@ -413,7 +413,7 @@ func TestPutCertificates(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Certificate = %+v\nwant %+v", got, want)
 		}
-		if _, err := db.Certificate(ctx, "E4", []byte{9}); !errors.Is(err, ErrNotFound) {
+		if _, err := db.SMKI().Certificate(ctx, "E4", []byte{9}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Certificate(unknown) error = %v, want ErrNotFound", err)
 		}
 	})
@@ -438,13 +438,13 @@ func TestFindCertificates(t *testing.T) {
 			org(1, UsageDS, 2), org(2, UsageKA, 2), org(3, UsagePPKA, 2), org(4, UsageDS, 4),
 			testCert("E5", 1, meter, UsageDS), testCert("E5", 2, meter, UsageKA), tls,
 		}
-		if err := db.PutCertificates(ctx, certs...); err != nil {
+		if err := db.SMKI().PutCertificates(ctx, certs...); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Revoke(ctx, "oca", org(1, "", 0).Serial, 1, t0); err != nil {
+		if err := db.SMKI().Revoke(ctx, "oca", org(1, "", 0).Serial, 1, t0); err != nil {
 			t.Fatal(err)
 		}
-		all, err := db.FindCertificates(ctx, CertQuery{IncludeRevoked: true})
+		all, err := db.SMKI().FindCertificates(ctx, CertQuery{IncludeRevoked: true})
 		if err != nil || len(all) != len(certs) {
 			t.Fatalf("FindCertificates(all) = %d certificates, %v; want %d", len(all), err, len(certs))
 		}
@@ -483,7 +483,7 @@ func TestFindCertificates(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				got, err := db.FindCertificates(ctx, tt.q)
+				got, err := db.SMKI().FindCertificates(ctx, tt.q)
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("FindCertificates error = %v, want %v", err, tt.wantErr)
 				}
@@ -495,7 +495,7 @@ func TestFindCertificates(t *testing.T) {
 		// Paging through everything one at a time returns each once, in order.
 		var paged []Certificate
 		for after := int64(0); ; {
-			page, err := db.FindCertificates(ctx, CertQuery{AfterID: after, Limit: 1, IncludeRevoked: true})
+			page, err := db.SMKI().FindCertificates(ctx, CertQuery{AfterID: after, Limit: 1, IncludeRevoked: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -516,7 +516,7 @@ func TestRevoke(t *testing.T) {
 		ctx := context.Background()
 		mustCreateCA(t, db, testCA("E6", CAKindDCA, 0), testCA("E7", CAKindDCA, 0))
 		c1, c2, c3 := testCert("E6", 1, "", UsageDS), testCert("E6", 2, "", UsageKA), testCert("E6", 3, "", UsageKA)
-		if err := db.PutCertificates(ctx, c1, c2, c3); err != nil {
+		if err := db.SMKI().PutCertificates(ctx, c1, c2, c3); err != nil {
 			t.Fatal(err)
 		}
 		at := t0.Add(time.Hour)
@@ -538,12 +538,12 @@ func TestRevoke(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if err := db.Revoke(ctx, tt.ca, tt.serial, tt.reason, tt.at); !errors.Is(err, tt.wantErr) {
+				if err := db.SMKI().Revoke(ctx, tt.ca, tt.serial, tt.reason, tt.at); !errors.Is(err, tt.wantErr) {
 					t.Errorf("Revoke error = %v, want %v", err, tt.wantErr)
 				}
 			})
 		}
-		got, err := db.Revoked(ctx, "E6")
+		got, err := db.SMKI().Revoked(ctx, "E6")
 		if err != nil {
 			t.Fatalf("Revoked: %v", err)
 		}
@@ -553,10 +553,10 @@ func TestRevoke(t *testing.T) {
 		if got[1].Reason != 1 || !got[1].RevokedAt.Equal(dbTime(at)) || got[0].Reason != 0 {
 			t.Errorf("revocation details lost: %+v", got)
 		}
-		if r, err := db.Revoked(ctx, "E7"); err != nil || len(r) != 0 {
+		if r, err := db.SMKI().Revoked(ctx, "E7"); err != nil || len(r) != 0 {
 			t.Errorf("Revoked(E7) = %v, %v; want none", r, err)
 		}
-		if _, err := db.Revoked(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.SMKI().Revoked(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Revoked(nope) error = %v, want ErrNotFound", err)
 		}
 	})
@@ -567,18 +567,18 @@ func TestCRL(t *testing.T) {
 		ctx := context.Background()
 		mustCreateCA(t, db, testCA("root", CAKindRoot, 0), testCA("oca", CAKindOCA, 0))
 		for want := int64(1); want <= 3; want++ {
-			n, err := db.NextCRLNumber(ctx, "oca")
+			n, err := db.SMKI().NextCRLNumber(ctx, "oca")
 			if err != nil || n != want {
 				t.Fatalf("NextCRLNumber(oca) = %d, %v; want %d", n, err, want)
 			}
 		}
-		if n, err := db.NextCRLNumber(ctx, "root"); err != nil || n != 1 {
+		if n, err := db.SMKI().NextCRLNumber(ctx, "root"); err != nil || n != 1 {
 			t.Errorf("NextCRLNumber(root) = %d, %v; want 1 (numbers are per CA)", n, err)
 		}
-		if _, err := db.NextCRLNumber(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.SMKI().NextCRLNumber(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("NextCRLNumber(nope) error = %v, want ErrNotFound", err)
 		}
-		if _, err := db.LatestCRL(ctx, "oca"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.SMKI().LatestCRL(ctx, "oca"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("LatestCRL with none error = %v, want ErrNotFound", err)
 		}
 		crl := func(n int64) CRL {
@@ -602,12 +602,12 @@ func TestCRL(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if err := db.PutCRL(ctx, tt.crl); !errors.Is(err, tt.wantErr) {
+				if err := db.SMKI().PutCRL(ctx, tt.crl); !errors.Is(err, tt.wantErr) {
 					t.Errorf("PutCRL error = %v, want %v", err, tt.wantErr)
 				}
 			})
 		}
-		got, err := db.LatestCRL(ctx, "oca")
+		got, err := db.SMKI().LatestCRL(ctx, "oca")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -629,7 +629,7 @@ func TestNextCRLNumberConcurrent(t *testing.T) {
 		for range 20 {
 			wg.Go(func() {
 				for range 5 {
-					n, err := db.NextCRLNumber(ctx, "oca")
+					n, err := db.SMKI().NextCRLNumber(ctx, "oca")
 					if err != nil {
 						t.Errorf("NextCRLNumber: %v", err)
 						return
@@ -670,23 +670,23 @@ func TestSQLiteConcurrentWriters(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWriter {
 				serial := uint32(g*1000 + i)
-				if err := db.PutCertificates(ctx, testCert("E8", serial, "", UsageDS)); err != nil {
+				if err := db.SMKI().PutCertificates(ctx, testCert("E8", serial, "", UsageDS)); err != nil {
 					t.Errorf("PutCertificates: %v", err)
 				}
-				if _, err := db.ReserveDevices(ctx, "E8", 1); err != nil {
+				if _, err := db.SMKI().ReserveDevices(ctx, "E8", 1); err != nil {
 					t.Errorf("ReserveDevices: %v", err)
 				}
 				if _, err := db.AppendAudit(ctx, AuditEvent{Time: t0, Actor: "system", Action: "test.write", Outcome: OutcomeSuccess}); err != nil {
 					t.Errorf("AppendAudit: %v", err)
 				}
-				if _, err := db.FindCertificates(ctx, CertQuery{CA: "E8", Limit: 5}); err != nil {
+				if _, err := db.SMKI().FindCertificates(ctx, CertQuery{CA: "E8", Limit: 5}); err != nil {
 					t.Errorf("FindCertificates: %v", err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	c, err := db1.CA(ctx, "E8")
+	c, err := db1.SMKI().CA(ctx, "E8")
 	if err != nil || c.Issued != writers*perWriter {
 		t.Errorf("Issued = %d (%v), want %d", c.Issued, err, writers*perWriter)
 	}

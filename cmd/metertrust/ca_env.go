@@ -135,7 +135,7 @@ func openCAEnv(ctx context.Context, cmd *cobra.Command, f *caFlags, forInit bool
 	if actor == "" {
 		actor = "operator"
 	}
-	e.auth, err = ca.New(ca.Config{Store: e.db, Keys: e.keys, Logger: logger, Actor: actor, DisableLint: f.noLint})
+	e.auth, err = ca.New(ca.Config{Store: e.db.SMKI(), Keys: e.keys, Logger: logger, Actor: actor, DisableLint: f.noLint})
 	if err != nil {
 		e.Close()
 		return nil, err

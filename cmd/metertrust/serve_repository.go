@@ -88,7 +88,7 @@ routes answer 503.`,
 				return err
 			}
 			defer db.Close()
-			deps := repository.Deps{Certs: db, CAs: db, CRLs: db, Audit: db, Publisher: db, Logger: log}
+			deps := repository.Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Logger: log}
 
 			if !f.noOCSP {
 				kms := f.kms
@@ -110,7 +110,7 @@ routes answer 503.`,
 						return err
 					}
 					defer keys.Close()
-					auth, err := ca.New(ca.Config{Store: db, Keys: keys, Logger: log, Actor: "repository"})
+					auth, err := ca.New(ca.Config{Store: db.SMKI(), Keys: keys, Logger: log, Actor: "repository"})
 					if err != nil {
 						return err
 					}

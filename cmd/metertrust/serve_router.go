@@ -99,7 +99,7 @@ each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 			}
 			defer db.Close()
 			clientCAs, err := dcckiRoots(ctx, f.clientCA, func(ctx context.Context, name string) ([]byte, error) {
-				c, err := db.CA(ctx, name)
+				c, err := db.SMKI().CA(ctx, name)
 				return c.CertDER, err
 			})
 			if err != nil {
@@ -109,7 +109,7 @@ each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 				// A certificate written by "ca issue tls-server" is the leaf
 				// alone: send the issuing CA with it so clients holding the
 				// DCCKI root can build the path.
-				if c, err := db.CA(ctx, ca.NameDCCKITLS); err == nil {
+				if c, err := db.SMKI().CA(ctx, ca.NameDCCKITLS); err == nil {
 					serverCert.Certificate = append(serverCert.Certificate, c.CertDER)
 				}
 			}
@@ -338,7 +338,7 @@ func (f *registrarFlags) open(ctx context.Context, run func(*router.Registrar) e
 		return err
 	}
 	defer db.Close()
-	return run(router.NewRegistrar(db, nil))
+	return run(router.NewRegistrar(db.Router(), nil))
 }
 
 func newRouterDeviceCmd() *cobra.Command {

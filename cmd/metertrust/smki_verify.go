@@ -41,7 +41,7 @@ func newSMKIVerifyCmd() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			opts, err := ca.VerifyOptions(ctx, db, when)
+			opts, err := ca.VerifyOptions(ctx, db.SMKI(), when)
 			if err != nil {
 				return err
 			}
