@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,11 +115,28 @@ func TestSIGKILL(t *testing.T) {
 		t.Skip("starts router processes")
 	}
 	for name, fresh := range storeDSNs(t) {
-		t.Run(name, func(t *testing.T) { testSIGKILL(t, fresh(t)) })
+		t.Run(name, func(t *testing.T) { testSIGKILL(t, fresh(t), 1) })
 	}
 }
 
-func testSIGKILL(t *testing.T, dsn string) {
+// TestSIGKILLTwoRouters runs two router processes on one PostgreSQL store,
+// each serving half the meters' callers, and kills one (SIGKILL) in the
+// middle of the run for good: its callers fail over to the other, which
+// also forwards, once their lease has run out, the commands the dead one had
+// accepted and leased but not yet sent. Every command answered "accepted"
+// is still executed exactly once, and none is lost.
+func TestSIGKILLTwoRouters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts router processes")
+	}
+	testSIGKILL(t, storeDSNs(t)["postgres"](t), 2)
+}
+
+// testSIGKILL runs the load of TestSIGKILL against routers router
+// processes on the store dsn, meter i's caller submitting to router
+// i % routers. Midway router 0 is killed: with one router it is started
+// again at once; with more, its callers move to router 1.
+func testSIGKILL(t *testing.T, dsn string, routers int) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	dir := t.TempDir()
@@ -203,50 +221,60 @@ func testSIGKILL(t *testing.T, dsn string) {
 	csp := httptest.NewServer(handler)
 	defer csp.Close()
 
-	// The router process, started and restarted on one address.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The router processes, each started (and router 0 restarted) on an
+	// address of its own.
+	addrs := make([]string, routers)
+	for k := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[k] = ln.Addr().String()
+		ln.Close()
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	logf, err := os.Create(filepath.Join(dir, "child.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
 	var mu sync.Mutex
-	var child *exec.Cmd
-	start := func() {
+	children := make([]*exec.Cmd, routers)
+	start := func(k int) {
 		c := exec.Command(os.Args[0], "-test.run=^TestSIGKILLChild$", "-test.v")
-		c.Env = append(os.Environ(), envKillDir+"="+dir, envKillCSP+"="+csp.URL, envKillAddr+"="+addr, envKillStore+"="+dsn)
+		c.Env = append(os.Environ(), envKillDir+"="+dir, envKillCSP+"="+csp.URL, envKillAddr+"="+addrs[k], envKillStore+"="+dsn)
 		c.Stdout, c.Stderr = logf, logf
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
 		mu.Lock()
-		child = c
+		children[k] = c
 		mu.Unlock()
 		for i := 0; ; i++ {
-			if conn, err := net.Dial("tcp", addr); err == nil {
+			if conn, err := net.Dial("tcp", addrs[k]); err == nil {
 				conn.Close()
 				return
 			}
 			if i > 300 {
-				t.Fatal("router child did not start")
+				t.Fatalf("router child %d did not start", k)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	kill := func() {
+	kill := func(k int) {
 		mu.Lock()
-		c := child
+		c := children[k]
+		children[k] = nil
 		mu.Unlock()
-		c.Process.Kill() // SIGKILL
-		c.Wait()
+		if c != nil {
+			c.Process.Kill() // SIGKILL
+			c.Wait()
+		}
 	}
-	start()
-	defer kill()
+	for k := range routers {
+		start(k)
+		defer kill(k)
+	}
+	var failedOver atomic.Bool // router 0 is dead for good
 
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{kp}, ServerName: "localhost"}}}
@@ -270,7 +298,11 @@ func testSIGKILL(t *testing.T, dsn string) {
 				m := &commands.Message{CRA: commands.Command, Counter: n, Originator: supplier, Recipient: eui,
 					Code: codeECS17b, Payload: importEnergyRequest(t, n, supplier, eui)}
 				raw, _ := m.Marshal()
-				res, err := client.Post("https://"+addr+"/v1/commands", "application/octet-stream", strings.NewReader(string(raw)))
+				k := i % routers
+				if k == 0 && failedOver.Load() {
+					k = 1
+				}
+				res, err := client.Post("https://"+addrs[k]+"/v1/commands", "application/octet-stream", strings.NewReader(string(raw)))
 				if err != nil {
 					outcomes[i].unknown[n] = true
 					time.Sleep(30 * time.Millisecond)
@@ -288,9 +320,13 @@ func testSIGKILL(t *testing.T, dsn string) {
 					if c == killAt {
 						// Kill in the middle of the run, restart at once.
 						killed.Do(func() {
-							kill()
+							kill(0)
 							depthAtKill, _ = db.Router().OutboxDepth(ctx)
-							start()
+							if routers == 1 {
+								start(0)
+							} else {
+								failedOver.Store(true)
+							}
 						})
 					}
 				default:
@@ -301,7 +337,8 @@ func testSIGKILL(t *testing.T, dsn string) {
 	}
 	total.Wait()
 
-	// Wait until the restarted router has forwarded everything.
+	// Wait until the restarted router, or the survivor, has forwarded
+	// everything.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		n, err := db.Router().OutboxDepth(ctx)
