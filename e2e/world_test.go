@@ -408,7 +408,7 @@ func (w *world) awaitOutboxEmpty(t *testing.T, within time.Duration) {
 
 // stateTables are the tables a refused command must leave untouched (the
 // audit log records refusals, so it is not among them).
-var stateTables = []string{"router_commands", "router_counters", "router_outbox", "router_deliveries",
+var stateTables = []string{"router_commands", "router_counters", "router_deliveries",
 	"anomaly_events", "anomaly_quarantine"}
 
 // rowCounts counts the rows of stateTables, reading the database directly.

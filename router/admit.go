@@ -32,7 +32,7 @@ type Admission struct {
 }
 
 // Admitter decides a command against the anomaly thresholds and, if it
-// passes, seals it and records it durably with its outbox row, its
+// passes, seals it and records it durably in the outbox, its
 // counter advance and its audit entry, in one step. It returns the
 // detector's verdict (Quarantined: held, nothing recorded) or an error
 // wrapping ErrReplay when the counter is no longer above the last recorded.
@@ -260,7 +260,7 @@ func (g *GroupAdmitter) commit(ctx context.Context, items []admitItem) error {
 			}
 		}
 	}
-	// The outbox rows the marks and completions removed may have been
+	// The commands the marks and completions took out of the outbox may have been
 	// what a parked command waited for.
 	freed := len(marks) > 0 || len(sg.Completed) > 0
 	g.mu.Lock()

@@ -25,7 +25,7 @@
 // ECDH with the device (outside any transaction), then admission: in one
 // transaction per group of concurrent commands (the Admitter), the counter
 // again, the anomaly thresholds, and only for what they let through the MAC
-// (KDF and GMAC) and the record with its outbox row; only then is the caller
+// (KDF and GMAC) and the record, in the outbox; only then is the caller
 // told "accepted". Every refusal has its own
 // error kind (see Kind), usable with errors.Is, mapped to an HTTP status and
 // error code in one place, and lands in the audit log.

@@ -95,7 +95,7 @@ type Screening struct {
 }
 
 // Record is the durable record of an accepted command: written with its
-// outbox row and the counter advance in one transaction (the Admitter's).
+// entry in the outbox and the counter advance in one transaction (the Admitter's).
 type Record struct {
 	ID     string
 	Caller Caller

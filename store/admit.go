@@ -2,7 +2,7 @@ package store
 
 // This file is the router's admission: one transaction per group of
 // commands decides their counters and anomaly counts, writes the accepted
-// ones with their outbox rows and the quarantined ones with their records,
+// ones (each entering the outbox: state accepted) and the quarantined ones with their records,
 // applies the forwarder's marks and completions, and appends every audit
 // entry: one turn on the writer (one fsync on SQLite, one commit on
 // PostgreSQL) for all of it.
@@ -30,7 +30,7 @@ type Admission struct {
 	// thresholds (Prepared); false for one released from quarantine.
 	Screen   bool
 	Prepared anomaly.Prepared
-	// Handoff asks for the outbox row to be leased at once to the caller
+	// Handoff asks for the command, in the outbox, to be leased at once to the caller
 	// (until Lease) when the command is the only one of its (originator,
 	// target) pair in the outbox, so that the caller's forwarder can send
 	// it without claiming it (AdmitResult.Handoff).
@@ -48,7 +48,7 @@ type AdmitResult struct {
 	Quarantined bool
 	Quarantine  anomaly.Quarantine
 	Decision    anomaly.Decision
-	// Handoff is set when the admitted command's outbox row is leased to
+	// Handoff is set when the admitted command is leased to
 	// the caller (Admission.Handoff, and no earlier command of the pair is
 	// in the outbox).
 	Handoff bool
@@ -84,7 +84,7 @@ type AdmitGroup struct {
 // or ErrStaleCounter, and it is not counted); if screened, its window counts
 // must be under their limits (else it is quarantined, not counted, its
 // counter not advanced); only then is it sealed, counted and recorded with
-// its outbox row, and its pair's counter advanced. A group must hold at most
+// in the outbox (state accepted), and its pair's counter advanced. A group must hold at most
 // one command per pair (the caller defers the others to a later group). Each
 // counts exactly, across processes on PostgreSQL: the group first takes the
 // advisory locks of its pairs, then those of its counter keys, each set in
@@ -175,7 +175,7 @@ func (s *RouterStore) Admit(ctx context.Context, g AdmitGroup) (results []AdmitR
 
 // admit is Admit's work on the group's live items, inside tx: it decides
 // each and returns the statements that write the outcome (quarantine
-// records, counters, commands, outbox rows), for the caller to run.
+// records, counters, commands), for the caller to run.
 func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, results []AdmitResult) ([]statement, error) {
 	items := g.Items
 	if db.dialect == DialectPostgres {
@@ -211,8 +211,8 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 	args = append(args, targets...)
 	rs, err := tx.query(ctx, `SELECT 'id', id, '', 0 FROM router_commands WHERE id IN (`+idList+`)
 		UNION ALL SELECT 'counter', originator, target, last FROM router_counters WHERE (originator, target) IN (`+strings.Join(pairRows, ", ")+`)
-		UNION ALL SELECT 'busy', c.originator, c.target, 0 FROM router_outbox o JOIN router_commands c ON c.id = o.command_id
-			WHERE o.target IN (`+targetList+`)`, args...)
+		UNION ALL SELECT 'busy', originator, target, 0 FROM router_commands
+			WHERE target IN (`+targetList+`) AND state = 'accepted'`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 	}
@@ -291,8 +291,8 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 	}
 
 	// Seal what passed, then write: quarantine records, counters, commands
-	// and outbox rows.
-	var cmdRows, boxRows, ctrRows [][]any
+	// (each in the outbox as it is recorded).
+	var cmdRows, ctrRows [][]any
 	for _, i := range passed {
 		a := &items[i]
 		c := &a.Command
@@ -306,13 +306,12 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 			continue
 		}
 		results[i].Message = msg
-		cmdRows = append(cmdRows, []any{c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code),
-			c.ServiceRef, c.Critical, c.Message, CommandAccepted, c.AcceptedAt})
 		var lease any
 		if a.Handoff && !busy[c.Originator+"/"+c.Target] {
 			lease, results[i].Handoff = a.Lease, true
 		}
-		boxRows = append(boxRows, []any{c.ID, c.Target, c.AcceptedAt, lease})
+		cmdRows = append(cmdRows, []any{c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code),
+			c.ServiceRef, c.Critical, c.Message, CommandAccepted, c.AcceptedAt, lease})
 		ctrRows = append(ctrRows, []any{c.Originator, c.Target, int64(c.Counter)})
 	}
 	var ss []statement
@@ -332,13 +331,12 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		` ON CONFLICT (originator, target) DO UPDATE SET last = excluded.last`, ctrRows); err != nil {
 		return nil, err
 	}
-	if ss, err = rowStatements(ss, pg, `INSERT INTO router_commands
-		(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at)
-		VALUES `, `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`, ``, cmdRows); err != nil {
-		return nil, err
-	}
-	return rowStatements(ss, pg, `INSERT INTO router_outbox (command_id, target, attempts, next_attempt, lease_until) VALUES `,
-		`($1, $2, 0, $3, $4)`, ``, boxRows)
+	// A command enters the outbox as it is recorded: state accepted, due
+	// at once, leased when handed to this process's forwarder.
+	return rowStatements(ss, pg, `INSERT INTO router_commands
+		(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at,
+		next_attempt, lease_until)
+		VALUES `, `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12, $13)`, ``, cmdRows)
 }
 
 // breach fills r from g.Breach for item i.

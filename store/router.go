@@ -251,7 +251,7 @@ type RouterCommand struct {
 	Error              string // why it failed, for CommandFailed
 }
 
-// RecordCommand stores an accepted command and its outbox row, advances the
+// RecordCommand stores an accepted command in the outbox (state accepted), advances the
 // counter of (Originator, Target) to Counter and, when audit is not nil,
 // appends that audit entry, all in one transaction (Admit of one command,
 // unscreened). When the stored counter is not below Counter (a replay, or a
@@ -286,12 +286,12 @@ func validateRouterCommand(c *RouterCommand) error {
 const routerCommandColumns = `id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state,
 	accepted_at, updated_at, response, error`
 
-func scanRouterCommand(r interface{ Scan(...any) error }) (RouterCommand, error) {
+func scanRouterCommand(r interface{ Scan(...any) error }, extra ...any) (RouterCommand, error) {
 	var c RouterCommand
 	var counter, code int64
 	var acc, upd timeCol
-	err := r.Scan(&c.ID, &c.Caller, &c.CallerRole, &c.Originator, &c.Target, &counter, &code, &c.ServiceRef, &c.Critical,
-		&c.Message, &c.State, &acc, &upd, &c.Response, &c.Error)
+	err := r.Scan(append([]any{&c.ID, &c.Caller, &c.CallerRole, &c.Originator, &c.Target, &counter, &code, &c.ServiceRef, &c.Critical,
+		&c.Message, &c.State, &acc, &upd, &c.Response, &c.Error}, extra...)...)
 	c.Counter, c.Code, c.AcceptedAt, c.UpdatedAt = uint64(counter), uint16(code), acc.t, upd.t
 	return c, err
 }
@@ -330,7 +330,7 @@ func (s *RouterStore) ClaimOutbox(ctx context.Context, now time.Time, lease time
 	}
 	skip := ""
 	if db.dialect == DialectPostgres {
-		skip = " FOR UPDATE OF o SKIP LOCKED"
+		skip = " FOR UPDATE OF c SKIP LOCKED"
 	}
 	var out []OutboxItem
 	err := db.inTx(ctx, func(tx dbtx) error {
@@ -340,69 +340,38 @@ func (s *RouterStore) ClaimOutbox(ctx context.Context, now time.Time, lease time
 		// order, whatever the retries and however many workers. (Counters
 		// compare as stored, signed: exact below 2^63, which clock-based
 		// counters are.)
-		rs, err := tx.query(ctx, `SELECT o.command_id, o.attempts FROM router_outbox o
-			JOIN router_commands c ON c.id = o.command_id
-			WHERE o.next_attempt <= $1 AND (o.lease_until IS NULL OR o.lease_until <= $1)
-			AND NOT EXISTS (SELECT 1 FROM router_outbox o2 JOIN router_commands c2 ON c2.id = o2.command_id
-				WHERE c2.target = c.target AND c2.originator = c.originator AND c2.counter < c.counter)
-			ORDER BY o.next_attempt LIMIT $2`+skip, now, limit)
+		// The outbox is the commands in state accepted ('accepted' is
+		// spelled out so that SQLite uses the partial indexes).
+		rs, err := tx.query(ctx, `SELECT `+routerCommandColumns+`, c.attempts FROM router_commands c
+			WHERE c.state = 'accepted' AND c.next_attempt <= $1 AND (c.lease_until IS NULL OR c.lease_until <= $1)
+			AND NOT EXISTS (SELECT 1 FROM router_commands c2 WHERE c2.state = 'accepted'
+				AND c2.target = c.target AND c2.originator = c.originator AND c2.counter < c.counter)
+			ORDER BY c.next_attempt LIMIT $2`+skip, now, limit)
 		if err != nil {
 			return fmt.Errorf("store: claiming outbox: %w", err)
 		}
-		type claim struct {
-			id       string
-			attempts int
-		}
-		var claims []claim
+		var ids []any
 		for rs.Next() {
-			var c claim
-			var a int64
-			if err := rs.Scan(&c.id, &a); err != nil {
+			var attempts int64
+			cmd, err := scanRouterCommand(rs, &attempts)
+			if err != nil {
 				rs.Close()
 				return fmt.Errorf("store: claiming outbox: %w", err)
 			}
-			c.attempts = int(a)
-			claims = append(claims, c)
+			out = append(out, OutboxItem{Command: cmd, Attempts: int(attempts)})
+			ids = append(ids, cmd.ID)
 		}
 		rs.Close()
 		if err := rs.Err(); err != nil {
 			return fmt.Errorf("store: claiming outbox: %w", err)
 		}
-		if len(claims) == 0 {
+		if len(ids) == 0 {
 			return nil
 		}
-		ids := make([]any, len(claims))
-		for i, c := range claims {
-			ids[i] = c.id
-		}
-		// One statement each for the leases and the commands, whatever
-		// the number claimed.
+		// One statement for the leases, whatever the number claimed.
 		args := append([]any{now.Add(lease)}, ids...)
-		if _, err := tx.exec(ctx, `UPDATE router_outbox SET lease_until = $1 WHERE command_id IN (`+placeholders(2, len(ids))+`)`, args...); err != nil {
-			return fmt.Errorf("store: leasing %d outbox rows: %w", len(ids), err)
-		}
-		rs, err = tx.query(ctx, `SELECT `+routerCommandColumns+` FROM router_commands WHERE id IN (`+placeholders(1, len(ids))+`)`, ids...)
-		if err != nil {
-			return fmt.Errorf("store: reading %d outbox commands: %w", len(ids), err)
-		}
-		defer rs.Close()
-		cmds := make(map[string]RouterCommand, len(claims))
-		for rs.Next() {
-			cmd, err := scanRouterCommand(rs)
-			if err != nil {
-				return fmt.Errorf("store: reading outbox commands: %w", err)
-			}
-			cmds[cmd.ID] = cmd
-		}
-		if err := rs.Err(); err != nil {
-			return fmt.Errorf("store: reading outbox commands: %w", err)
-		}
-		for _, c := range claims {
-			cmd, ok := cmds[c.id]
-			if !ok {
-				return fmt.Errorf("store: outbox row %s has no command", c.id)
-			}
-			out = append(out, OutboxItem{Command: cmd, Attempts: c.attempts})
+		if _, err := tx.exec(ctx, `UPDATE router_commands SET lease_until = $1 WHERE id IN (`+placeholders(2, len(ids))+`)`, args...); err != nil {
+			return fmt.Errorf("store: leasing %d outbox commands: %w", len(ids), err)
 		}
 		return nil
 	})
@@ -425,21 +394,18 @@ func placeholders(first, n int) string {
 }
 
 // MarkForwarded records that the transport took the command and a response
-// is awaited: the outbox row goes, the command's state becomes forwarded.
+// is awaited: the command leaves the outbox, its state becoming forwarded.
 // It returns ErrNotFound when the row is gone (another worker finished it).
 func (s *RouterStore) MarkForwarded(ctx context.Context, id string, at time.Time) error {
 	db := s.db
 	return db.inTx(ctx, func(tx dbtx) error {
-		n, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, id)
+		n, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2, lease_until = NULL
+			WHERE id = $3 AND state = 'accepted'`, CommandForwarded, at, id)
 		if err != nil {
 			return fmt.Errorf("store: marking %s forwarded: %w", id, err)
 		}
 		if n == 0 {
-			return fmt.Errorf("outbox row of command %s: %w", id, ErrNotFound)
-		}
-		if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
-			CommandForwarded, at, id, CommandAccepted); err != nil {
-			return fmt.Errorf("store: marking %s forwarded: %w", id, err)
+			return fmt.Errorf("command %s in the outbox: %w", id, ErrNotFound)
 		}
 		return nil
 	})
@@ -455,9 +421,9 @@ type ForwardedCommand struct {
 
 // MarkForwardedAll records, in one transaction, that the transport took
 // each command: its audit entry is appended and, as MarkForwarded does, its
-// outbox row goes and its state becomes forwarded. One commit serves the
+// command leaves the outbox, its state becoming forwarded. One commit serves the
 // whole group (one fsync on SQLite). errs[i] is fs[i]'s own outcome: it
-// wraps ErrNotFound when the outbox row is already gone (another worker
+// wraps ErrNotFound when the command is no longer in the outbox (another worker
 // finished the command), and the audit entry is appended all the same,
 // since the transport did take the command. err, when not nil, means
 // nothing was recorded.
@@ -485,9 +451,9 @@ func (s *RouterStore) MarkForwardedAll(ctx context.Context, fs []ForwardedComman
 	return errs, nil
 }
 
-// markForwardedIn deletes the outbox rows of fs and marks the commands
-// forwarded, inside tx, in two statements; it does not append their audit
-// entries. errs[i] wraps ErrNotFound when fs[i]'s row was already gone.
+// markForwardedIn marks the commands of fs forwarded (out of the outbox),
+// inside tx; it does not append their audit entries. errs[i] wraps
+// ErrNotFound when fs[i] had already left the outbox.
 func markForwardedIn(ctx context.Context, tx dbtx, dialect string, fs []ForwardedCommand) ([]error, error) {
 	if dialect == DialectPostgres {
 		q, args := markForwardedPG(fs)
@@ -497,70 +463,58 @@ func markForwardedIn(ctx context.Context, tx dbtx, dialect string, fs []Forwarde
 		}
 		return markErrors(fs, present), nil
 	}
-	ids := make([]any, len(fs))
-	for i, f := range fs {
-		ids[i] = f.ID
-	}
-	// The outbox rows that were still there, in one statement.
-	idList, ids := inList(1, ids)
-	present, err := queryStrings(ctx, tx, `DELETE FROM router_outbox WHERE command_id IN (`+idList+`) RETURNING command_id`, ids...)
-	if err != nil {
-		return nil, fmt.Errorf("store: marking %d commands forwarded: %w", len(fs), err)
-	}
-	// Their states: one cached statement per command (SQLite has no round
-	// trip to save).
+	// One cached statement per command (SQLite has no round trip to
+	// save); a command no longer in the outbox changes no row.
+	present := make(map[string]bool, len(fs))
 	for _, f := range fs {
-		if !present[f.ID] {
-			continue
-		}
-		if _, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
-			CommandForwarded, f.At, f.ID, CommandAccepted); err != nil {
+		n, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, updated_at = $2, lease_until = NULL
+			WHERE id = $3 AND state = 'accepted'`, CommandForwarded, f.At, f.ID)
+		if err != nil {
 			return nil, fmt.Errorf("store: marking %s forwarded: %w", f.ID, err)
 		}
+		present[f.ID] = n > 0
 	}
 	return markErrors(fs, present), nil
 }
 
-// markErrors gives each mark whose outbox row was not present an error
+// markErrors gives each mark whose command was not in the outbox an error
 // wrapping ErrNotFound.
 func markErrors(fs []ForwardedCommand, present map[string]bool) []error {
 	errs := make([]error, len(fs))
 	for i, f := range fs {
 		if !present[f.ID] {
-			errs[i] = fmt.Errorf("outbox row of command %s: %w", f.ID, ErrNotFound)
+			errs[i] = fmt.Errorf("command %s in the outbox: %w", f.ID, ErrNotFound)
 		}
 	}
 	return errs
 }
 
 // markForwardedPG is markForwardedIn on PostgreSQL as one statement: it
-// deletes the outbox rows, marks the commands whose rows were there, each
-// with its own time, and returns the IDs of those rows.
+// marks those of the commands still in the outbox forwarded, each with its
+// own time, and returns their IDs.
 func markForwardedPG(fs []ForwardedCommand) (string, []any) {
-	args := []any{CommandForwarded, CommandAccepted}
-	var in, vals []string
+	args := []any{CommandForwarded}
+	var vals []string
 	for _, f := range fs {
 		args = append(args, f.ID, f.At)
-		in = append(in, fmt.Sprintf("$%d", len(args)-1))
 		vals = append(vals, fmt.Sprintf("($%d, CAST($%d AS timestamptz))", len(args)-1, len(args)))
 	}
-	return `WITH d AS (DELETE FROM router_outbox WHERE command_id IN (` + strings.Join(in, ", ") + `) RETURNING command_id),
-		u AS (UPDATE router_commands c SET state = $1, updated_at = v.at FROM (VALUES ` + strings.Join(vals, ", ") + `) AS v (id, at)
-			WHERE c.id = v.id AND c.id IN (SELECT command_id FROM d) AND c.state = $2)
-		SELECT command_id FROM d`, args
+	return `UPDATE router_commands c SET state = $1, updated_at = v.at, lease_until = NULL
+		FROM (VALUES ` + strings.Join(vals, ", ") + `) AS v (id, at)
+		WHERE c.id = v.id AND c.state = 'accepted' RETURNING c.id`, args
 }
 
 // RetryOutbox releases the lease after a failed attempt and schedules the
 // next one, recording why the attempt failed.
 func (s *RouterStore) RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error {
 	db := s.db
-	n, err := db.write().exec(ctx, `UPDATE router_outbox SET attempts = attempts + 1, next_attempt = $1, lease_until = NULL,
-		last_error = $2 WHERE command_id = $3`, next, truncate(reason, 1000), id)
+	n, err := db.write().exec(ctx, `UPDATE router_commands SET attempts = attempts + 1, next_attempt = $1, lease_until = NULL,
+		last_error = $2 WHERE id = $3 AND state = 'accepted'`, next, truncate(reason, 1000), id)
 	if err != nil {
 		return fmt.Errorf("store: rescheduling %s: %w", id, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("outbox row of command %s: %w", id, ErrNotFound)
+		return fmt.Errorf("command %s in the outbox: %w", id, ErrNotFound)
 	}
 	return nil
 }
@@ -576,7 +530,7 @@ func truncate(s string, n int) string {
 func (s *RouterStore) OutboxDepth(ctx context.Context) (int64, error) {
 	db := s.db
 	var n int64
-	if err := db.read().queryRow(ctx, `SELECT COUNT(*) FROM router_outbox`).Scan(&n); err != nil {
+	if err := db.read().queryRow(ctx, `SELECT COUNT(*) FROM router_commands WHERE state = 'accepted'`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: counting outbox: %w", err)
 	}
 	return n, nil
@@ -602,7 +556,7 @@ type Delivery struct {
 }
 
 // CompleteCommand ends a command: its state becomes state (responded or
-// failed) with the response or error text, its outbox row (if any) goes,
+// failed) with the response or error text (leaving the outbox if still in it),
 // d is queued for the caller and the audit entries appended, all in one
 // transaction. The delivery with
 // its assigned Seq is returned. A command already responded or failed gives
@@ -642,7 +596,7 @@ func completeIn(ctx context.Context, tx dbtx, c *Completion) error {
 	if c.State != CommandResponded && c.State != CommandFailed {
 		return fmt.Errorf("%w: command %s: final state %q", ErrInvalid, c.ID, c.State)
 	}
-	n, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, response = $2, error = $3, updated_at = $4
+	n, err := tx.exec(ctx, `UPDATE router_commands SET state = $1, response = $2, error = $3, updated_at = $4, lease_until = NULL
 		WHERE id = $5 AND state IN ($6, $7)`, c.State, c.Response, truncate(c.Error, 1000), c.Delivery.At, c.ID, CommandAccepted, CommandForwarded)
 	if err != nil {
 		return fmt.Errorf("store: completing command %s: %w", c.ID, err)
@@ -652,9 +606,6 @@ func completeIn(ctx context.Context, tx dbtx, c *Completion) error {
 			return err
 		}
 		return fmt.Errorf("command %s already completed: %w", c.ID, ErrConflict)
-	}
-	if _, err := tx.exec(ctx, `DELETE FROM router_outbox WHERE command_id = $1`, c.ID); err != nil {
-		return fmt.Errorf("store: completing command %s: %w", c.ID, err)
 	}
 	c.Delivery.CommandID = c.ID
 	c.Delivery, err = addDelivery(ctx, tx, c.Delivery)

@@ -621,3 +621,64 @@ func TestMarkForwardedAll(t *testing.T) {
 		}
 	})
 }
+
+// TestRouterMigration0050 puts the schema back as it was before the outbox
+// moved into router_commands, with outbox rows (one retried, one leased),
+// and checks that migration 0050 carries them over.
+func TestRouterMigration0050(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			open := b.newOpener(t)
+			db := open(t)
+			for i, id := range []string{"m1", "m2", "m3"} {
+				if err := db.Router().RecordCommand(ctx, rtCommand(id, uint64(10+i)), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Router().MarkForwarded(ctx, "m1", rtT0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			ts := "INTEGER"
+			if db.Dialect() == DialectPostgres {
+				ts = "TIMESTAMPTZ"
+			}
+			if _, err := db.write().exec(ctx, `DROP INDEX router_commands_due;
+				DROP INDEX router_commands_pending;
+				CREATE TABLE router_outbox (
+					command_id   TEXT    PRIMARY KEY REFERENCES router_commands (id),
+					target       TEXT    NOT NULL,
+					attempts     INTEGER NOT NULL DEFAULT 0,
+					next_attempt `+ts+` NOT NULL,
+					lease_until  `+ts+`,
+					last_error   TEXT    NOT NULL DEFAULT '');
+				INSERT INTO router_outbox (command_id, target, attempts, next_attempt, lease_until, last_error)
+					SELECT id, target, 0, accepted_at, NULL, '' FROM router_commands WHERE state = 'accepted';
+				UPDATE router_outbox SET attempts = 3, last_error = 'unreachable' WHERE command_id = 'm2';
+				UPDATE router_outbox SET lease_until = next_attempt WHERE command_id = 'm3';
+				ALTER TABLE router_commands DROP COLUMN attempts;
+				ALTER TABLE router_commands DROP COLUMN next_attempt;
+				ALTER TABLE router_commands DROP COLUMN lease_until;
+				ALTER TABLE router_commands DROP COLUMN last_error;
+				DELETE FROM schema_migrations WHERE version = 50`); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			db = open(t) // migrates
+			if n, err := db.Router().OutboxDepth(ctx); err != nil || n != 2 {
+				t.Fatalf("OutboxDepth after migration = %d, %v; want 2", n, err)
+			}
+			items, err := db.Router().ClaimOutbox(ctx, rtT0.Add(time.Hour), time.Minute, 10)
+			if err != nil || len(items) != 1 || items[0].Command.ID != "m2" || items[0].Attempts != 3 {
+				t.Fatalf("ClaimOutbox after migration = %+v, %v; want m2 after 3 attempts (m3 waits behind it)", items, err)
+			}
+			if err := db.Router().MarkForwarded(ctx, "m2", rtT0.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			items, err = db.Router().ClaimOutbox(ctx, rtT0.Add(time.Hour), time.Minute, 10)
+			if err != nil || len(items) != 1 || items[0].Command.ID != "m3" {
+				t.Fatalf("second ClaimOutbox = %+v, %v; want m3", items, err)
+			}
+		})
+	}
+}
