@@ -1,20 +1,25 @@
 package device
 
 import (
-	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -27,10 +32,6 @@ const DefaultMaxCommandBytes = 64 << 10
 // remembers when HTTPConfig.JournalLen is zero.
 const DefaultJournalLen = 1024
 
-// ProblemTypeBase prefixes the type URI of every problem the HTTP endpoint
-// answers with.
-const ProblemTypeBase = "urn:metertrust:device:error:"
-
 // HTTPConfig configures an HTTPHandler. Its zero value is usable.
 type HTTPConfig struct {
 	// MaxCommandBytes bounds a command body; DefaultMaxCommandBytes when 0.
@@ -39,11 +40,11 @@ type HTTPConfig struct {
 	// lists (the oldest are forgotten first); DefaultJournalLen when 0,
 	// none when negative.
 	JournalLen int
-	// Logger receives one record per request refused before the meter saw
-	// it and per discard; nothing is logged when nil. No key material
-	// reaches it.
+	// Logger receives one record per request (apiserver.LogRequests), per
+	// discard (at debug level) and per internal error; nothing is logged
+	// when nil. No key material reaches it.
 	Logger *slog.Logger
-	// Now stamps journal entries; time.Now when nil.
+	// Now stamps journal entries and times requests; time.Now when nil.
 	Now func() time.Time
 }
 
@@ -111,15 +112,34 @@ type AlertList struct {
 	Next uint64 `json:"next"`
 }
 
-// Problem is an RFC 9457 problem details body with a stable error code:
-// for a discard, the Reason's name.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	Code   string `json:"code"`
-}
+// Problem is an RFC 9457 problem details body (package problem's, as every
+// metertrust service answers): a type of the problem types every service
+// shares (https://metertrust.org/problems/discarded, ...) and a stable
+// error code as its "code" member; for a discard, the Reason's name.
+type Problem = problem.Details
+
+// The HTTP endpoint's kinds of error, each with the error code its problems
+// carry. The first of each problem type is the one echo's own errors get (an
+// unknown route is "not-found", not "no-meter").
+var (
+	errNotFound         = problem.NewCodedKind("device", "not-found", "no such route", problem.NotFound)
+	errMethodNotAllowed = problem.NewCodedKind("device", "method-not-allowed", "method not allowed", problem.MethodNotAllowed)
+	errBadQuery         = problem.NewCodedKind("device", "bad-query", "bad query parameter", problem.BadRequest)
+	errBadEUI           = problem.NewCodedKind("device", "bad-eui", "bad device EUI", problem.BadRequest)
+	errBadBody          = problem.NewCodedKind("device", "bad-body", "unreadable request body", problem.BadRequest)
+	errEmptyBody        = problem.NewCodedKind("device", "empty-body", "no command", problem.BadRequest)
+	errMediaType        = problem.NewCodedKind("device", "unsupported-media-type", "unsupported media type", problem.UnsupportedMediaType)
+	errTooLarge         = problem.NewCodedKind("device", "too-large", "command too large", problem.TooLarge)
+	errNoMeter          = problem.NewCodedKind("device", "no-meter", "no such meter", problem.NotFound)
+	// errDiscarded is a meter's discard; each error's Code is the Reason.
+	errDiscarded   = problem.NewKind("device", "command discarded", problem.Discarded)
+	errInternal    = problem.NewCodedKind("device", "internal", "internal error", problem.Internal)
+	errUnavailable = problem.NewCodedKind("device", "unavailable", "command not delivered", problem.Unavailable)
+)
+
+// httpKinds lists the endpoint's kinds for its error handler.
+var httpKinds = []*problem.Kind{errNotFound, errMethodNotAllowed, errBadQuery, errBadEUI, errBadBody, errEmptyBody, errMediaType,
+	errTooLarge, errNoMeter, errDiscarded, errInternal, errUnavailable}
 
 // HTTPHandler serves a Fleet as a communications service provider's
 // endpoint, the server side of the router's HTTP transport:
@@ -140,12 +160,15 @@ type Problem struct {
 // refusals for the router, which does not retry them. A request the handler
 // cannot hand to the meter because the caller went away is answered 503,
 // which the router retries; the meter's counter check keeps a retried
-// command from executing twice.
+// command from executing twice. Every refusal is problem+json (package
+// problem), with an error code as its "code" member, and every request is
+// logged, as in metertrust's other services (package apiserver); Serve
+// serves it with their server set-up.
 type HTTPHandler struct {
 	fleet   *Fleet
 	cfg     HTTPConfig
 	log     *slog.Logger
-	mux     *http.ServeMux
+	e       *echo.Echo
 	mu      sync.Mutex
 	journal map[smki.EUI][]Execution
 }
@@ -172,92 +195,74 @@ func NewHTTPHandler(f *Fleet, cfg HTTPConfig) (*HTTPHandler, error) {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.log = h.log.With("component", "device.http")
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/devices/{eui}/commands", h.postCommand)
-	mux.HandleFunc("GET /v1/devices/{eui}/stats", h.getDeviceStats)
-	mux.HandleFunc("GET /v1/stats", h.getStats)
-	mux.HandleFunc("GET /v1/alerts", h.getAlerts)
-	h.mux = mux
+	errs := &problem.Handler{Kinds: httpKinds, Logger: h.log}
+	e := apiserver.NewEcho(errs.Handle)
+	e.Pre(apiserver.LogRequests(h.log, cfg.Now, nil))
+	e.POST("/v1/devices/:eui/commands", h.postCommand)
+	e.GET("/v1/devices/:eui/stats", h.getDeviceStats)
+	e.GET("/v1/stats", h.getStats)
+	e.GET("/v1/alerts", h.getAlerts)
+	h.e = e
 	return h, nil
 }
 
 // ServeHTTP implements http.Handler.
-func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// The mux's own 404 and 405 answers are plain text; answer problems
-	// instead, so every refusal has the same shape.
-	if _, pattern := h.mux.Handler(r); pattern == "" {
-		status, code := http.StatusNotFound, "not-found"
-		if h.pathKnown(r) {
-			status, code = http.StatusMethodNotAllowed, "method-not-allowed"
-		}
-		h.problem(w, r, status, code, fmt.Sprintf("%s %s", r.Method, r.URL.Path))
-		return
-	}
-	h.mux.ServeHTTP(w, r)
+func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.e.ServeHTTP(w, r) }
+
+// Routes lists the endpoint's routes, for its documentation's tests.
+func (h *HTTPHandler) Routes() []apiserver.Route { return apiserver.Routes(h.e) }
+
+// Serve answers requests on ln until ctx is done, then shuts down
+// gracefully, with the server set-up of every metertrust service
+// (apiserver.Serve: its timeouts and header limit); with tlsConfig, over
+// TLS (its certificates, and client certificates when its ClientAuth asks
+// for them).
+func (h *HTTPHandler) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config) error {
+	return apiserver.Serve(ctx, ln, h, apiserver.Options{Service: "device", Name: "fleet endpoint", Logger: h.log,
+		ShutdownTimeout: 10 * time.Second, TLS: tlsConfig})
 }
 
-// pathKnown reports whether some method is served at r's path.
-func (h *HTTPHandler) pathKnown(r *http.Request) bool {
-	for _, m := range []string{http.MethodGet, http.MethodPost} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, p := h.mux.Handler(probe); p != "" {
-			return true
-		}
-	}
-	return false
-}
-
-func (h *HTTPHandler) postCommand(w http.ResponseWriter, r *http.Request) {
-	eui, err := smki.ParseEUI(r.PathValue("eui"))
+func (h *HTTPHandler) postCommand(c echo.Context) error {
+	r := c.Request()
+	eui, err := smki.ParseEUI(c.Param("eui"))
 	if err != nil {
-		h.problem(w, r, http.StatusBadRequest, "bad-eui", fmt.Sprintf("device EUI in the path: %v", err))
-		return
+		return problem.New(errBadEUI, "eui", "device EUI in the path: %v", err)
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/octet-stream" {
-		h.problem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type",
-			fmt.Sprintf("Content-Type %q, want application/octet-stream", r.Header.Get("Content-Type")))
-		return
+		return problem.New(errMediaType, "Content-Type", "Content-Type %q, want application/octet-stream", r.Header.Get("Content-Type"))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxCommandBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, h.cfg.MaxCommandBytes))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		h.problem(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("command over %d bytes", mbe.Limit))
-		return
+		return problem.New(errTooLarge, "", "command over %d bytes", mbe.Limit)
 	case err != nil:
-		h.problem(w, r, http.StatusBadRequest, "bad-body", fmt.Sprintf("reading command: %v", err))
-		return
+		return problem.New(errBadBody, "", "reading command: %v", err)
 	case len(body) == 0:
-		h.problem(w, r, http.StatusBadRequest, "empty-body", "no command in the request body")
-		return
+		return problem.New(errEmptyBody, "", "no command in the request body")
 	}
 	if err := r.Context().Err(); err != nil {
 		// The caller gave up before the meter saw the command: retrying is
 		// safe.
-		h.problem(w, r, http.StatusServiceUnavailable, "unavailable", "request cancelled before delivery")
-		return
+		return problem.Wrap(errUnavailable, err, "", "request cancelled before delivery")
 	}
 	resp, err := h.fleet.Deliver(r.Context(), eui, body)
 	if err != nil {
 		if errors.Is(err, ErrNoMeter) {
-			h.problem(w, r, http.StatusNotFound, "no-meter", err.Error())
-			return
+			return problem.Wrap(errNoMeter, err, "eui", "%v", err)
 		}
 		if reason, ok := ReasonOf(err); ok {
 			h.log.DebugContext(r.Context(), "meter discarded command", "eui", eui.String(), "reason", reason.String())
-			h.problem(w, r, http.StatusUnprocessableEntity, reason.String(), err.Error())
-			return
+			return &problem.Error{Kind: errDiscarded, Code: reason.String(), Detail: err.Error(), Err: err}
 		}
-		h.problem(w, r, http.StatusServiceUnavailable, "unavailable", err.Error())
-		return
+		h.log.WarnContext(r.Context(), "delivering command", "eui", eui.String(), "err", err)
+		return problem.Wrap(errUnavailable, err, "", "%v", err)
 	}
 	h.record(eui, body)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(resp); err != nil {
+	if err := c.Blob(http.StatusOK, "application/octet-stream", resp); err != nil {
 		h.log.DebugContext(r.Context(), "writing response", "eui", eui.String(), "err", err)
 	}
+	return nil
 }
 
 // record adds an executed command to its meter's journal.
@@ -322,13 +327,12 @@ func (h *HTTPHandler) Stats() FleetStats {
 	return out
 }
 
-func (h *HTTPHandler) getStats(w http.ResponseWriter, r *http.Request) {
+func (h *HTTPHandler) getStats(c echo.Context) error {
 	withJournal := false
-	if v := r.URL.Query().Get("executions"); v != "" {
+	if v := c.QueryParam("executions"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			h.problem(w, r, http.StatusBadRequest, "bad-query", fmt.Sprintf("executions=%q: want true or false", v))
-			return
+			return problem.New(errBadQuery, "executions", "executions=%q: want true or false", v)
 		}
 		withJournal = b
 	}
@@ -339,40 +343,35 @@ func (h *HTTPHandler) getStats(w http.ResponseWriter, r *http.Request) {
 			fs.Devices[eui] = ms
 		}
 	}
-	h.json(w, r, fs)
+	return h.json(c, fs)
 }
 
-func (h *HTTPHandler) getDeviceStats(w http.ResponseWriter, r *http.Request) {
-	eui, err := smki.ParseEUI(r.PathValue("eui"))
+func (h *HTTPHandler) getDeviceStats(c echo.Context) error {
+	eui, err := smki.ParseEUI(c.Param("eui"))
 	if err != nil {
-		h.problem(w, r, http.StatusBadRequest, "bad-eui", fmt.Sprintf("device EUI in the path: %v", err))
-		return
+		return problem.New(errBadEUI, "eui", "device EUI in the path: %v", err)
 	}
 	m, ok := h.fleet.Meter(eui)
 	if !ok {
-		h.problem(w, r, http.StatusNotFound, "no-meter", fmt.Sprintf("%v: %s", ErrNoMeter, eui))
-		return
+		return problem.New(errNoMeter, "eui", "%v: %s", ErrNoMeter, eui)
 	}
-	h.json(w, r, h.meterStats(eui, m))
+	return h.json(c, h.meterStats(eui, m))
 }
 
-func (h *HTTPHandler) getAlerts(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+func (h *HTTPHandler) getAlerts(c echo.Context) error {
 	var since uint64
-	if v := q.Get("since"); v != "" {
+	if v := c.QueryParam("since"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			h.problem(w, r, http.StatusBadRequest, "bad-query", fmt.Sprintf("since=%q: want an alert index", v))
-			return
+			return problem.New(errBadQuery, "since", "since=%q: want an alert index", v)
 		}
 		since = n
 	}
 	limit := DefaultAlertLimit
-	if v := q.Get("limit"); v != "" {
+	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > DefaultAlertLimit {
-			h.problem(w, r, http.StatusBadRequest, "bad-query", fmt.Sprintf("limit=%q: want 1 to %d", v, DefaultAlertLimit))
-			return
+			return problem.New(errBadQuery, "limit", "limit=%q: want 1 to %d", v, DefaultAlertLimit)
 		}
 		limit = n
 	}
@@ -382,30 +381,17 @@ func (h *HTTPHandler) getAlerts(w http.ResponseWriter, r *http.Request) {
 		out.Alerts[i] = AlertEntry{Index: a.Index, Device: a.Device, Recipient: a.Recipient, Code: commands.MessageCode(a.Code).String(),
 			Counter: a.Counter, At: a.At.UTC(), Message: hex.EncodeToString(a.Message)}
 	}
-	h.json(w, r, out)
+	return h.json(c, out)
 }
 
-func (h *HTTPHandler) json(w http.ResponseWriter, r *http.Request, v any) {
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		h.problem(w, r, http.StatusInternalServerError, "internal", "encoding statistics")
-		return
+// json answers v as JSON, not to be cached.
+func (h *HTTPHandler) json(c echo.Context, v any) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if err := c.JSON(http.StatusOK, v); err != nil {
+		if c.Response().Committed {
+			return nil
+		}
+		return problem.Wrap(errInternal, err, "", "encoding statistics")
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(buf.Bytes())
-}
-
-// problem answers an RFC 9457 problem.
-func (h *HTTPHandler) problem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
-	if status >= 500 {
-		h.log.WarnContext(r.Context(), "request failed", "path", r.URL.Path, "status", status, "detail", detail)
-	}
-	b, err := json.Marshal(Problem{Type: ProblemTypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail, Code: code})
-	if err != nil {
-		b = []byte(`{"type":"` + ProblemTypeBase + `internal","title":"Internal Server Error","status":500,"code":"internal"}`)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	w.Write(b)
+	return nil
 }

@@ -2,17 +2,22 @@ package device
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/metertrust/metertrust/apiserver/apiservertest"
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/commands/dlms"
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -72,7 +77,7 @@ func (hf *httpFleet) do(t *testing.T, method, path, ctype string, body []byte) (
 		if err := json.Unmarshal(b, &p); err != nil {
 			t.Fatalf("%s %s: problem body %q: %v", method, path, b, err)
 		}
-		if p.Status != res.StatusCode || !strings.HasPrefix(p.Type, ProblemTypeBase) {
+		if p.Status != res.StatusCode || !strings.HasPrefix(p.Type, problem.TypeBase) || p.Code == "" {
 			t.Fatalf("%s %s: problem %+v with status %d", method, path, p, res.StatusCode)
 		}
 	}
@@ -286,4 +291,106 @@ func FuzzHTTPHandlerCommand(f *testing.F) {
 			t.Fatalf("status %d for %x", rec.Code, body)
 		}
 	})
+}
+
+// TestHTTPHandlerProblemBodies checks that the endpoint's refusals are the
+// problem+json bodies every metertrust service answers: a shared problem
+// type URI, its title and status, the request path, and the error code (a
+// discard's reason) as the "code" extension member.
+func TestHTTPHandlerProblemBodies(t *testing.T) {
+	hf := newHTTPFleet(t, HTTPConfig{})
+	path := "/v1/devices/" + hf.euis[0].String() + "/commands"
+	for _, tc := range []struct {
+		name, method, path, ctype string
+		body                      []byte
+		want                      map[string]any
+		allow                     string
+	}{
+		{"discard", "POST", path, "application/octet-stream", []byte{0xDF, 0x09}, map[string]any{
+			"type": "https://metertrust.org/problems/discarded", "title": "Command discarded by the device", "status": 422.0,
+			"code": "malformed", "instance": path}, ""},
+		{"unknown meter", "GET", "/v1/devices/0012A3FFFE2FFFFF/stats", "", nil, map[string]any{
+			"type": "https://metertrust.org/problems/not-found", "title": "Not found", "status": 404.0, "code": "no-meter",
+			"param": "eui", "instance": "/v1/devices/0012A3FFFE2FFFFF/stats"}, ""},
+		{"bad query", "GET", "/v1/alerts?limit=0", "", nil, map[string]any{
+			"type": "https://metertrust.org/problems/bad-request", "title": "Bad request", "status": 400.0, "code": "bad-query",
+			"param": "limit", "instance": "/v1/alerts"}, ""},
+		{"wrong media type", "POST", path, "text/plain", []byte("DF09"), map[string]any{
+			"type": "https://metertrust.org/problems/unsupported-media-type", "status": 415.0, "code": "unsupported-media-type"}, ""},
+		{"wrong method", "DELETE", "/v1/stats", "", nil, map[string]any{
+			"type": "https://metertrust.org/problems/method-not-allowed", "status": 405.0, "code": "method-not-allowed"}, "OPTIONS, GET"},
+		{"unknown route", "GET", "/v1/nothing", "", nil, map[string]any{
+			"type": "https://metertrust.org/problems/not-found", "status": 404.0, "code": "not-found"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, hf.srv.URL+tc.path, bytes.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			res, err := hf.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if ct := res.Header.Get("Content-Type"); ct != problem.MediaType || float64(res.StatusCode) != tc.want["status"] {
+				t.Fatalf("%s as %q, want %v as %s", res.Status, ct, tc.want["status"], problem.MediaType)
+			}
+			if got := res.Header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
+			var got map[string]any
+			if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v (%v)", k, got[k], v, got)
+				}
+			}
+			if d, _ := got["detail"].(string); d == "" {
+				t.Errorf("no detail: %v", got)
+			}
+		})
+	}
+}
+
+// TestHTTPHandlerServe checks that Serve answers on its listener with the
+// shared server set-up and stops when its context ends.
+func TestHTTPHandlerServe(t *testing.T) {
+	hf := newHTTPFleet(t, HTTPConfig{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- hf.h.Serve(ctx, ln, nil) }()
+	res, err := http.Get("http://" + ln.Addr().String() + "/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("GET /v1/stats: %s", res.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// TestOpenAPI checks docs/api/device.yaml against the endpoint: exactly
+// the routes it serves, operationIds, responses and $refs, and exactly the
+// problem types of its kinds.
+func TestOpenAPI(t *testing.T) {
+	h, err := NewHTTPHandler(NewFleet(Config{}), HTTPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := filepath.Join("..", "docs", "api", "device.yaml")
+	apiservertest.CheckOpenAPI(t, doc, h.Routes(), "405")
+	apiservertest.CheckProblemTypes(t, doc, httpKinds)
 }

@@ -1,10 +1,6 @@
 package operator
 
-import (
-	"net/http"
-
-	"github.com/metertrust/metertrust/problem"
-)
+import "github.com/metertrust/metertrust/problem"
 
 // Error is an operator API error: a kind (one of the Err sentinels below),
 // the input at fault (if any), a detail safe to show the caller, and the
@@ -41,8 +37,7 @@ var (
 	// not take (a counter overtaken while it was held, a certificate
 	// revoked since, the store unreachable): nothing was forwarded, and the
 	// record stays released.
-	ErrForwardFailed = problem.NewKind("operator", "released command not forwarded",
-		problem.Type{Status: http.StatusBadGateway, Name: "forward-failed", Title: "Released but not forwarded"})
+	ErrForwardFailed = problem.NewKind("operator", "released command not forwarded", problem.ForwardFailed)
 	// ErrUnavailable is a dependency this instance was not given.
 	ErrUnavailable = problem.NewKind("operator", "not configured", problem.Unavailable)
 )
@@ -67,5 +62,6 @@ func problemBody(d problem.Details, e *Error) any {
 	return Problem{Details: d, Quarantine: q}
 }
 
-// ProblemTypeBase prefixes the kind name in Problem.Type.
-const ProblemTypeBase = "https://metertrust.org/problems/operator/"
+// ProblemTypeBase prefixes the problem type's name in Problem.Type: the
+// one base of every service's problem types.
+const ProblemTypeBase = problem.TypeBase

@@ -126,7 +126,7 @@ func New(cfg Config, deps Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.errs = &problem.Handler{Kinds: kinds, TypeBase: ProblemTypeBase, Realm: "metertrust-operator", Logger: s.log, Body: problemBody}
+	s.errs = &problem.Handler{Kinds: kinds, Realm: "metertrust-operator", Logger: s.log, Body: problemBody}
 	s.e = apiserver.NewEcho(s.errs.Handle)
 	s.e.Use(apiserver.LogRequests(s.log, s.now, loggedActor))
 	s.routes()

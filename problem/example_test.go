@@ -14,7 +14,7 @@ import (
 var ErrNotFound = problem.NewKind("example", "not found", problem.NotFound)
 
 func Example() {
-	h := &problem.Handler{Kinds: []*problem.Kind{ErrNotFound}, TypeBase: "https://example.org/problems/"}
+	h := &problem.Handler{Kinds: []*problem.Kind{ErrNotFound}}
 	e := echo.New()
 	e.HTTPErrorHandler = h.Handle
 	e.GET("/things/:id", func(c echo.Context) error {
@@ -26,5 +26,5 @@ func Example() {
 	fmt.Print(rec.Body.String())
 	// Output:
 	// 404 application/problem+json
-	// {"type":"https://example.org/problems/not-found","title":"Not found","status":404,"detail":"no thing 42","param":"id","instance":"/things/42"}
+	// {"type":"https://metertrust.org/problems/not-found","title":"Not found","status":404,"detail":"no thing 42","param":"id","instance":"/things/42"}
 }

@@ -18,10 +18,9 @@ type Handler struct {
 	// routing errors, net/http's body limit, anything unexpected) get the
 	// first kind here of the matching standard Type, or of Internal.
 	Kinds []*Kind
-	// TypeBase prefixes the kind's type name in the problem type URI,
-	// e.g. "https://metertrust.org/problems/repository/".
-	TypeBase string
-	// Realm is the WWW-Authenticate realm sent with 401 answers.
+	// Realm is the WWW-Authenticate realm sent with 401 answers of a
+	// service that takes bearer tokens; "" sends no challenge (the router
+	// authenticates by TLS client certificate).
 	Realm string
 	// Logger receives internal errors, in full; nil discards.
 	Logger *slog.Logger
@@ -89,7 +88,8 @@ func (h *Handler) fromEcho(he *echo.HTTPError) *Error {
 // Handle writes err as a problem+json response whose type, title and
 // status come from its kind, unless the response is already committed. An
 // internal error is logged in full and answered with a fixed detail; a 401
-// carries a Bearer WWW-Authenticate challenge; a HEAD answer has no body.
+// carries a Bearer WWW-Authenticate challenge when h has a Realm; a HEAD
+// answer has no body.
 func (h *Handler) Handle(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -104,11 +104,15 @@ func (h *Handler) Handle(err error, c echo.Context) {
 		log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "err", err)
 		pe.Detail, pe.Param = "internal error; see the server log", ""
 	}
-	if t == Unauthenticated {
+	if t == Unauthenticated && h.Realm != "" {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="`+h.Realm+`"`)
 	}
-	d := Details{Type: h.TypeBase + t.Name, Title: t.Title, Status: t.Status, Detail: pe.Detail, Param: pe.Param,
-		Instance: c.Request().URL.Path}
+	code := pe.Code
+	if code == "" {
+		code = pe.Kind.code
+	}
+	d := Details{Type: t.URI(), Title: t.Title, Status: t.Status, Detail: pe.Detail, Param: pe.Param,
+		Instance: c.Request().URL.Path, Code: code}
 	var v any = d
 	if h.Body != nil {
 		v = h.Body(d, &pe)

@@ -1,14 +1,18 @@
-// Package problem is the one error-kind machinery of metertrust's JSON APIs
-// (the SMKI repository and the operator API), in the manner of Boulder's
-// probs and berrors: every API error carries exactly one Kind, each Kind is
-// the sentinel that errors.Is matches and maps to one HTTP status and one
+// Package problem is the one error-kind machinery of metertrust's HTTP APIs
+// (the router's API, the SMKI repository, the operator API and the
+// reference meter's endpoint), in the manner of Boulder's probs and
+// berrors: every API error carries exactly one Kind, each Kind is the
+// sentinel that errors.Is matches and maps to one HTTP status and one
 // problem type, and one echo HTTPErrorHandler per service writes every error
 // as an RFC 9457 problem details body (media type application/problem+json).
 //
-// Each service declares its own kinds with NewKind, so that its sentinels
-// keep the service's name (errors.Is(err, repository.ErrNotFound)), and its
-// own Handler, which gives its problem type URIs and its authentication
-// realm.
+// The problem types are one set for every service (Internal, BadRequest,
+// ... below), named by the URIs TypeBase + name, such as
+// https://metertrust.org/problems/conflict. Each service declares its own
+// kinds with NewKind, so that its sentinels keep the service's name
+// (errors.Is(err, repository.ErrNotFound)); a kind may carry a stable
+// machine-readable error code finer than its type (the router's "replay" is
+// of type conflict), which the body's "code" extension member carries.
 package problem
 
 import (
@@ -19,6 +23,11 @@ import (
 // MediaType is the media type of a problem details body (RFC 9457
 // section 3).
 const MediaType = "application/problem+json"
+
+// TypeBase prefixes a problem type's name in its type URI, the same for
+// every service: TypeBase + "not-found" is the type of every service's
+// not-found problems.
+const TypeBase = "https://metertrust.org/problems/"
 
 // Type is a kind of problem as the client sees it: the HTTP status, the
 // short name ending the problem type URI, and the title.
@@ -31,25 +40,49 @@ type Type struct {
 	Title string
 }
 
-// The problem types the services share. A service may declare others (the
-// operator API's "forward-failed").
+// URI returns the problem type URI, TypeBase + t.Name.
+func (t Type) URI() string { return TypeBase + t.Name }
+
+// The problem types, one set for every service, in order of status:
+// docs/api's OpenAPI documents list those each service answers, and clients
+// may rely on their names.
 var (
-	Internal             = Type{http.StatusInternalServerError, "internal", "Internal error"}
-	BadRequest           = Type{http.StatusBadRequest, "bad-request", "Bad request"}
-	Unauthenticated      = Type{http.StatusUnauthorized, "unauthenticated", "Operator credential missing or invalid"}
-	Forbidden            = Type{http.StatusForbidden, "forbidden", "Operator not allowed"}
-	NotFound             = Type{http.StatusNotFound, "not-found", "Not found"}
-	Conflict             = Type{http.StatusConflict, "conflict", "Conflict"}
-	TooLarge             = Type{http.StatusRequestEntityTooLarge, "too-large", "Request body too large"}
+	BadRequest       = Type{http.StatusBadRequest, "bad-request", "Bad request"}
+	Unauthenticated  = Type{http.StatusUnauthorized, "unauthenticated", "Credential missing or invalid"}
+	Forbidden        = Type{http.StatusForbidden, "forbidden", "Not allowed"}
+	NotFound         = Type{http.StatusNotFound, "not-found", "Not found"}
+	MethodNotAllowed = Type{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"}
+	Conflict         = Type{http.StatusConflict, "conflict", "Conflict"}
+	TooLarge         = Type{http.StatusRequestEntityTooLarge, "too-large", "Request body too large"}
+	URITooLong       = Type{http.StatusRequestURITooLong, "uri-too-long", "Request target too long"}
+	// UnsupportedMediaType is a request body of a type the route does not
+	// read.
 	UnsupportedMediaType = Type{http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"}
-	MethodNotAllowed     = Type{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"}
-	Unavailable          = Type{http.StatusServiceUnavailable, "unavailable", "Service unavailable"}
+	// Discarded is a command a meter discarded (a real meter does so
+	// silently); the code names the reason, such as "replay".
+	Discarded = Type{http.StatusUnprocessableEntity, "discarded", "Command discarded by the device"}
+	// Quarantined is a command held by anomaly detection, not forwarded.
+	Quarantined    = Type{http.StatusTooManyRequests, "quarantined", "Quarantined by anomaly detection"}
+	HeaderTooLarge = Type{http.StatusRequestHeaderFieldsTooLarge, "header-too-large", "Request header fields too large"}
+	Internal       = Type{http.StatusInternalServerError, "internal", "Internal error"}
+	// ForwardFailed is a released quarantined command that could not be
+	// forwarded.
+	ForwardFailed = Type{http.StatusBadGateway, "forward-failed", "Released but not forwarded"}
+	Unavailable   = Type{http.StatusServiceUnavailable, "unavailable", "Service unavailable"}
 )
+
+// Types lists every problem type, in order of status, for documentation
+// and tests.
+func Types() []Type {
+	return []Type{BadRequest, Unauthenticated, Forbidden, NotFound, MethodNotAllowed, Conflict, TooLarge, URITooLong,
+		UnsupportedMediaType, Discarded, Quarantined, HeaderTooLarge, Internal, ForwardFailed, Unavailable}
+}
 
 // Kind is one class of error of one service. A *Kind is itself the sentinel
 // error of its class: every *Error of the kind matches it with errors.Is.
 type Kind struct {
 	service string
+	code    string
 	text    string
 	typ     Type
 }
@@ -58,6 +91,13 @@ type Kind struct {
 // sentinel text is "service: text", e.g. "repository: not found".
 func NewKind(service, text string, t Type) *Kind {
 	return &Kind{service: service, text: text, typ: t}
+}
+
+// NewCodedKind is NewKind for a kind with its own stable error code, which
+// problem bodies carry as their "code" member: the router's kinds, such as
+// "replay" (of type Conflict).
+func NewCodedKind(service, code, text string, t Type) *Kind {
+	return &Kind{service: service, code: code, text: text, typ: t}
 }
 
 // Error returns the sentinel text, prefixed with the service's name.
@@ -72,6 +112,19 @@ func (k *Kind) Status() int { return k.typ.Status }
 // String returns the kind's problem type name, as used in problem type URIs.
 func (k *Kind) String() string { return k.typ.Name }
 
+// Code returns the kind's error code, or its problem type name if it was
+// given none.
+func (k *Kind) Code() string {
+	if k.code != "" {
+		return k.code
+	}
+	return k.typ.Name
+}
+
+// Text returns the kind's summary, its sentinel text without the service's
+// name.
+func (k *Kind) Text() string { return k.text }
+
 // Error is an API error: a kind, the input at fault (if any), a detail safe
 // to show the caller, and the underlying cause.
 type Error struct {
@@ -85,6 +138,10 @@ type Error struct {
 	// Err is the underlying cause, for errors.Is and the server log; it is
 	// not shown to callers.
 	Err error
+	// Code, if set, is the stable error code of this error, which the body's
+	// "code" member carries instead of the kind's own (the reference
+	// meter's discard reason).
+	Code string
 	// Extension is a service's extra problem member for this error (the
 	// operator API's released quarantine record); the service's
 	// Handler.Body puts it in the response.
@@ -146,4 +203,8 @@ type Details struct {
 	Param string `json:"param,omitempty"`
 	// Instance is the request path.
 	Instance string `json:"instance,omitempty"`
+	// Code is the extension member with the error's stable machine-readable
+	// code, finer than its type (the router's "replay", "signature", ...):
+	// the Error's Code, else its kind's code if it was given one.
+	Code string `json:"code,omitempty"`
 }

@@ -44,5 +44,6 @@ var kinds = []*problem.Kind{ErrInternal, ErrBadRequest, ErrUnauthenticated, ErrF
 // response (media type application/problem+json).
 type Problem = problem.Details
 
-// ProblemTypeBase prefixes the kind name in Problem.Type.
-const ProblemTypeBase = "https://metertrust.org/problems/repository/"
+// ProblemTypeBase prefixes the problem type's name in Problem.Type: the
+// one base of every service's problem types.
+const ProblemTypeBase = problem.TypeBase

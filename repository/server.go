@@ -113,7 +113,7 @@ func New(cfg Config, deps Deps) *Server {
 		s.now = time.Now
 	}
 	s.auth = newAuthenticator(cfg.Operators)
-	s.errs = &problem.Handler{Kinds: kinds, TypeBase: ProblemTypeBase, Realm: "metertrust-repository", Logger: s.log}
+	s.errs = &problem.Handler{Kinds: kinds, Realm: "metertrust-repository", Logger: s.log}
 	s.e = apiserver.NewEcho(s.errs.Handle)
 	s.e.Use(apiserver.LogRequests(s.log, s.now, loggedOperator))
 	s.routes()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/apiserver"
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -87,6 +88,8 @@ type Server struct {
 	cfg ServerConfig
 	log *slog.Logger
 	e   *echo.Echo
+	// problems writes every error as problem+json.
+	problems *problem.Handler
 	// streamsDone is closed by EndStreams, ending the event streams.
 	streamsDone chan struct{}
 	endStreams  sync.Once
@@ -115,9 +118,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("component", "router.api")
+	s.problems = &problem.Handler{Kinds: Kinds(), Logger: s.log}
 	e := apiserver.NewEcho(s.errorHandler)
-	// Before routing, so that no request over the limits reaches a handler,
-	// an unknown route included.
+	// Before routing, so that every request is logged and no request over
+	// the limits reaches a handler, an unknown route included.
+	e.Pre(apiserver.LogRequests(s.log, s.cfg.Router.now, loggedCaller))
 	e.Pre(s.limitRequest)
 	e.GET("/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", OpenAPI) })
 	if cfg.Gatherer != nil {
@@ -291,6 +296,15 @@ func (s *Server) callerOf(req *http.Request) (Caller, error) {
 		return caller, fmt.Errorf("%w: client certificate %X is revoked", ErrUnauthenticated, cert.SerialNumber)
 	}
 	return caller, nil
+}
+
+// loggedCaller names the authenticated caller in the request log.
+func loggedCaller(c echo.Context) []slog.Attr {
+	caller := callerFrom(c)
+	if caller.EUI.IsZero() {
+		return nil
+	}
+	return []slog.Attr{slog.String("caller", caller.String())}
 }
 
 func callerFrom(c echo.Context) Caller {
@@ -623,48 +637,43 @@ func (s *Server) decodeJSON(c echo.Context, v any) error {
 	return nil
 }
 
-// Problem is an RFC 9457 problem details body, with the router's stable
-// error code.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	Code   string `json:"code"`
-}
+// Problem is an RFC 9457 problem details body, the body of every refusal
+// (media type application/problem+json): a type URI of the problem types
+// every service shares (problem.TypeBase + name, such as
+// https://metertrust.org/problems/conflict) and, in its "code" extension
+// member, the router's stable error code (Kind.Code, such as "replay").
+type Problem = problem.Details
 
-// ProblemTypeBase prefixes the type URI of every problem.
-const ProblemTypeBase = "urn:metertrust:router:error:"
+// unavailableDetail is the detail of every 503: what failed is for the
+// server log, not the caller.
+const unavailableDetail = "a dependency failed; nothing was accepted; try again later"
 
-// problemFor maps an error to its problem: the one place error kinds meet
-// HTTP statuses.
-func problemFor(err error) Problem {
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		code := "http-" + strconv.Itoa(he.Code)
-		return Problem{Type: ProblemTypeBase + code, Title: http.StatusText(he.Code), Status: he.Code, Code: code,
-			Detail: fmt.Sprint(he.Message)}
-	}
-	k := KindOf(err)
-	p := Problem{Type: ProblemTypeBase + k.Code(), Title: k.Title(), Status: k.Status(), Code: k.Code(), Detail: err.Error()}
-	if k == ErrUnavailable {
-		p.Detail = "a dependency failed; nothing was accepted; try again later"
-	}
-	return p
-}
-
-// kindError gives an error from echo's router (no route, wrong method) or
-// net/http (a body over its limit) the router's kind for its status; other
-// errors are returned as they are.
-func kindError(err error, c echo.Context) error {
+// problemOf returns err as the router's API error, the one place where the
+// router's errors meet their problem: a refusal keeps its kind, with its
+// text as detail; an error from echo's router (no route, wrong method) or
+// net/http (a body over its limit) gets the router's kind for its status;
+// anything else, an internal failure, is ErrUnavailable.
+func problemOf(err error, c echo.Context) *problem.Error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return fmt.Errorf("%w: request body over %d bytes", ErrTooLarge, mbe.Limit)
+		err = fmt.Errorf("%w: request body over %d bytes", ErrTooLarge, mbe.Limit)
 	}
 	var he *echo.HTTPError
-	if !errors.As(err, &he) {
-		return err
+	if errors.As(err, &he) {
+		err = echoError(he, err, c)
 	}
+	k := KindOf(err)
+	detail := err.Error()
+	if k == ErrUnavailable {
+		detail = unavailableDetail
+	}
+	return &problem.Error{Kind: k, Detail: detail, Err: err}
+}
+
+// echoError gives an error of echo's router or its body limit the router's
+// kind for its status; others are returned as they are (and so are
+// ErrUnavailable).
+func echoError(he *echo.HTTPError, err error, c echo.Context) error {
 	req := c.Request()
 	switch he.Code {
 	case http.StatusNotFound:
@@ -713,28 +722,21 @@ func (s *Server) auditRefusal(c echo.Context, err error) {
 		fmt.Errorf("%s %s: %w", req.Method, clip(req.URL.Path, 128), err))
 }
 
-// errorHandler answers every error as problem+json, and audits every
-// refusal the pipeline (or the consent desk, or the anomaly detector) did
-// not audit already: the API's own, such as a body that is not hex, too
-// large or of the wrong type, a wrong method, or any refused service
-// request.
+// errorHandler answers every error as problem+json through the problem
+// handler every service shares, and audits every refusal the pipeline (or
+// the consent desk, or the anomaly detector) did not audit already: the
+// API's own, such as a body that is not hex, too large or of the wrong
+// type, a wrong method, or any refused service request.
 func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	err = kindError(err, c)
+	pe := problemOf(err, c)
 	if !isAudited(err) {
-		s.auditRefusal(c, err)
+		s.auditRefusal(c, pe.Err)
 	}
-	p := problemFor(err)
-	if p.Status >= 500 {
+	if pe.Kind.Status() >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Path(), "err", err)
 	}
-	b, merr := json.Marshal(p)
-	if merr != nil {
-		b = []byte(`{"type":"` + ProblemTypeBase + `unavailable","title":"internal error","status":500,"code":"unavailable"}`)
-	}
-	if err := c.Blob(p.Status, "application/problem+json", b); err != nil {
-		s.log.WarnContext(c.Request().Context(), "writing problem", "err", err)
-	}
+	s.problems.Handle(pe, c)
 }

@@ -41,8 +41,10 @@
 // backoff, through a Transport: FleetTransport for the in-process reference
 // meters, HTTPTransport for a communications service provider; responses
 // correlated, checked and queued for their caller alone); Server (the HTTP
-// API with mutual TLS, problem+json errors, polling and server-sent events,
-// the user's quarantine, the CIN consent flow, OpenAPI and metrics);
+// API with mutual TLS, problem+json errors (package problem's shared problem
+// types, with the router's error code as their "code" member), polling and
+// server-sent events, the user's quarantine, the CIN consent flow, OpenAPI
+// and metrics);
 // Storage, GroupAdmitter, StoreCertificates and StoreRevocations (the
 // interfaces over package store, with group commit); Registrar and
 // ConsentDesk (device registry and consent records); and Service, which

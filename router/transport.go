@@ -95,7 +95,8 @@ func (t *HTTPTransport) Send(ctx context.Context, target smki.EUI, msg []byte) (
 	return nil, fmt.Errorf("%s answered %s: %s", u.Redacted(), res.Status, snippet(body))
 }
 
-// problemCode reads the code of an RFC 9457 problem body, "" if none.
+// problemCode reads the "code" member of an RFC 9457 problem body (the
+// endpoint's error code, for a discard its reason), "" if none.
 func problemCode(b []byte) string {
 	var p struct {
 		Code string `json:"code"`

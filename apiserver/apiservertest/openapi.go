@@ -1,6 +1,6 @@
 // Package apiservertest checks a service's OpenAPI 3.1 document against the
-// routes its apiserver-built server registers, so that the document and the
-// server cannot drift apart.
+// routes its apiserver-built server registers and the problem types it
+// answers with, so that the document and the server cannot drift apart.
 package apiservertest
 
 import (
@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/metertrust/metertrust/apiserver"
+	"github.com/metertrust/metertrust/problem"
 )
 
 // CheckOpenAPI reads the OpenAPI document at path and checks that it parses
@@ -124,4 +125,46 @@ func resolves(doc map[string]any, ref string) bool {
 		}
 	}
 	return true
+}
+
+// CheckProblemTypes checks that the OpenAPI document at path lists, as the
+// enum of its Problem schema's type member, exactly the type URIs of the
+// problem kinds the service answers with (problem.TypeBase + name), so that
+// a kind added to the service cannot go undocumented.
+func CheckProblemTypes(t testing.TB, path string, kinds []*problem.Kind) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Problem struct {
+					Properties struct {
+						Type struct {
+							Enum []string `yaml:"enum"`
+						} `yaml:"type"`
+					} `yaml:"properties"`
+				} `yaml:"Problem"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("parsing the OpenAPI document %s: %v", path, err)
+	}
+	documented := doc.Components.Schemas.Problem.Properties.Type.Enum
+	served := map[string]bool{}
+	for _, k := range kinds {
+		u := k.Type().URI()
+		served[u] = true
+		if !slices.Contains(documented, u) {
+			t.Errorf("%s: problem type %s (kind %q) is not in the Problem schema's type enum", path, u, k.Code())
+		}
+	}
+	for _, u := range documented {
+		if !served[u] {
+			t.Errorf("%s: problem type %s is documented but no kind has it", path, u)
+		}
+	}
 }
