@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,7 +24,7 @@ import (
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
-	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
@@ -155,7 +154,7 @@ func ServeInstance(ctx context.Context, r io.Reader, w io.Writer) (err error) {
 type service struct {
 	url      string
 	db       *store.DB
-	keys     *ca.Custody
+	keys     *custody.Custody
 	acbKey   *countingKA
 	rec      *recorder
 	registry *prometheus.Registry
@@ -178,20 +177,12 @@ func startService(ctx context.Context, spec InstanceSpec) (_ *service, err error
 		return nil, fmt.Errorf("%w %d: opening the store: %w", ErrInstance, spec.Index, err)
 	}
 	closers = append(closers, s.db.Close)
-	if s.keys, err = ca.OpenCustody(ctx, "", spec.DataDir, rand.Reader); err != nil {
+	if s.keys, err = custody.Open(ctx, "", spec.DataDir, rand.Reader); err != nil {
 		return nil, fmt.Errorf("%w %d: opening the key store: %w", ErrInstance, spec.Index, err)
 	}
 	closers = append(closers, s.keys.Close)
-	signer, err := s.keys.Signer(ctx, spec.ACBKey)
-	if err != nil {
+	if s.acbKey.key, err = s.keys.Agreement(ctx, spec.ACBKey); err != nil {
 		return nil, fmt.Errorf("%w %d: loading the ACB key-agreement key: %w", ErrInstance, spec.Index, err)
-	}
-	k, ok := signer.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%w %d: the key store holds a %T for the ACB, want a software P-256 key", ErrInstance, spec.Index, signer)
-	}
-	if s.acbKey.key, err = commands.NewECDHKeyFromECDSA(k); err != nil {
-		return nil, fmt.Errorf("%w %d: the ACB key-agreement key: %w", ErrInstance, spec.Index, err)
 	}
 	cert, err := tls.LoadX509KeyPair(spec.CertFile, spec.KeyFile)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -68,7 +68,7 @@ type AuditLog interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
 
-// Keys is the key custody the CA uses; *Custody implements it.
+// Keys is the key custody the CA uses; *custody.Custody implements it.
 type Keys interface {
 	CreateKey(ctx context.Context, label string) (string, crypto.Signer, error)
 	Signer(ctx context.Context, keyURI string) (crypto.Signer, error)
@@ -115,7 +115,7 @@ type Authority struct {
 
 	// lintKey is the throwaway key every prepared certificate is signed with
 	// before linting (one per Authority, as Boulder keeps one per issuer).
-	lintKey *ecdsa.PrivateKey
+	lintKey crypto.Signer
 
 	mu      sync.Mutex
 	issuers map[string]*issuer // online issuers (never the roots)
@@ -154,7 +154,7 @@ func New(cfg Config) (*Authority, error) {
 		}
 		a.lint = l
 	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), a.rand)
+	k, err := custody.Generate(a.rand)
 	if err != nil {
 		return nil, fmt.Errorf("ca: throwaway lint key: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -149,7 +150,7 @@ func TestIssueDevicesBulk(t *testing.T) {
 // fake the benchmarks use, so the fake stays faithful to the contract.
 func TestMemStoreFake(t *testing.T) {
 	ctx := context.Background()
-	keys, err := OpenCustody(ctx, "", t.TempDir(), rand.Reader)
+	keys, err := custody.Open(ctx, "", t.TempDir(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -36,7 +37,7 @@ func newBenchFixture(b *testing.B, sqlite, lint bool) *benchFixture {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
-	keys, err := OpenCustody(ctx, "", dir, rand.Reader)
+	keys, err := custody.Open(ctx, "", dir, rand.Reader)
 	if err != nil {
 		b.Fatal(err)
 	}

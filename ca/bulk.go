@@ -3,7 +3,6 @@ package ca
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -211,11 +211,11 @@ func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest,
 }
 
 func (a *Authority) bulkOne(ctx context.Context, iss *issuer, req BulkRequest, eui smki.EUI, u Usage) (store.Certificate, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), a.rand)
+	k, err := custody.Generate(a.rand)
 	if err != nil {
 		return store.Certificate{}, fmt.Errorf("ca: generating device key: %w", err)
 	}
-	t, err := deviceTemplate(&k.PublicKey, req.HWType, eui, u, a.now())
+	t, err := deviceTemplate(k.Public().(*ecdsa.PublicKey), req.HWType, eui, u, a.now())
 	if err != nil {
 		return store.Certificate{}, err
 	}
@@ -224,13 +224,11 @@ func (a *Authority) bulkOne(ctx context.Context, iss *issuer, req BulkRequest, e
 		return store.Certificate{}, err
 	}
 	if req.OutDir != "" {
-		p8, err := x509.MarshalPKCS8PrivateKey(k)
+		buf, err := k.MarshalPEM()
 		if err != nil {
 			return store.Certificate{}, fmt.Errorf("ca: encoding device key: %w", err)
 		}
-		buf := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
 		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.der})...)
-		clear(p8)
 		err = WriteNewFile(filepath.Join(req.OutDir, eui.String()+"-"+string(u)+".pem"), buf, 0o600)
 		clear(buf)
 		if err != nil {

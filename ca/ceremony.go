@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -155,7 +156,7 @@ func (a *Authority) createRoot(ctx context.Context, name, kind string, mk func(c
 	var info CAInfo
 	var key crypto.Signer
 	err := a.step(ctx, "ca.ceremony."+kind, name, nil, func() (map[string]any, error) {
-		uri, k, err := a.keys.CreateKey(ctx, name)
+		uri, k, err := a.createKey(ctx, name)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +198,7 @@ func (a *Authority) createSubCA(ctx context.Context, name, kind string, quota in
 		if kind == store.CAKindDCA {
 			label = "dca-" + name
 		}
-		uri, k, err := a.keys.CreateKey(ctx, label)
+		uri, k, err := a.createKey(ctx, label)
 		if err != nil {
 			return nil, err
 		}
@@ -384,4 +385,14 @@ func (a *Authority) CloseBatch(ctx context.Context, name, reason string) error {
 		}
 		return map[string]any{"state": store.CAStateClosed}, nil
 	})
+}
+
+// createKey creates a CA key in the custody. A key that already exists
+// (custody.ErrExists) is a ceremony that would overwrite: ErrExists.
+func (a *Authority) createKey(ctx context.Context, label string) (string, crypto.Signer, error) {
+	uri, k, err := a.keys.CreateKey(ctx, label)
+	if errors.Is(err, custody.ErrExists) {
+		return "", nil, fmt.Errorf("%w: %w", ErrExists, err)
+	}
+	return uri, k, err
 }

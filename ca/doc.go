@@ -1,7 +1,7 @@
-// Package ca is the issuing side of the metertrust SMKI: key custody through
-// go.step.sm/crypto/kms (software key files or PKCS#11), the ceremonies that
+// Package ca is the issuing side of the metertrust SMKI: the ceremonies that
 // create the Root, Organisation CA (OCA), batch Device CAs (DCA) and the
-// separate DCCKI hierarchy for the router's mutual TLS, issuance of
+// separate DCCKI hierarchy for the router's mutual TLS, with their keys in
+// the key custody of package keys (key files or PKCS#11), issuance of
 // organisation and device certificates from PKCS#10 requests with
 // pre-issuance linting, bulk device issuance for simulations, revocation,
 // CRLs and an OCSP responder.

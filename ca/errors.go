@@ -1,6 +1,10 @@
 package ca
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/metertrust/metertrust/custody"
+)
 
 // Sentinel errors of package ca, usable with errors.Is. Returned errors wrap
 // them with the context of the failing step.
@@ -24,8 +28,10 @@ var (
 	// ErrNotFound is returned for an unknown CA, batch or certificate.
 	ErrNotFound = errors.New("ca: not found")
 	// ErrKey is returned by key custody: a key that cannot be created,
-	// loaded or destroyed, or that is not an ECDSA P-256 key.
-	ErrKey = errors.New("ca: key custody")
+	// loaded or destroyed, or that is not an ECDSA P-256 key, or a CA key
+	// that does not match its certificate. It is custody.ErrKey, so that the
+	// custody's errors are the CA's.
+	ErrKey = custody.ErrKey
 	// ErrReadBack is returned when a freshly signed certificate, CRL or OCSP
 	// response fails to read back or verify: the CA produced something it
 	// would itself refuse, and nothing is stored.

@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -31,7 +32,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer db.Close()
-	keys, err := ca.OpenCustody(ctx, "softkms", dir, rand.Reader)
+	keys, err := custody.Open(ctx, "softkms", dir, rand.Reader)
 	if err != nil {
 		log.Fatal(err)
 	}

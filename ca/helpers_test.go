@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -23,7 +24,7 @@ func (c *fakeClock) Now() time.Time { return c.t }
 type testEnv struct {
 	a     *Authority
 	db    *store.DB
-	keys  *Custody
+	keys  *custody.Custody
 	clock *fakeClock
 	dir   string
 }
@@ -37,7 +38,7 @@ func newTestEnv(t testing.TB, opts ...func(*Config)) *testEnv {
 		t.Fatalf("opening store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	keys, err := OpenCustody(ctx, "", dir, rand.Reader)
+	keys, err := custody.Open(ctx, "", dir, rand.Reader)
 	if err != nil {
 		t.Fatalf("opening custody: %v", err)
 	}
@@ -45,7 +46,7 @@ func newTestEnv(t testing.TB, opts ...func(*Config)) *testEnv {
 	return newEnvWith(t, db, keys, dir, opts...)
 }
 
-func newEnvWith(t testing.TB, db *store.DB, keys *Custody, dir string, opts ...func(*Config)) *testEnv {
+func newEnvWith(t testing.TB, db *store.DB, keys *custody.Custody, dir string, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	cfg := Config{Store: db.SMKI(), Keys: keys, Now: clock.Now, Actor: "test", Logger: slog.New(slog.DiscardHandler)}

@@ -2,14 +2,12 @@ package ca
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/x509"
-	"encoding/pem"
+	"crypto"
 	"errors"
 	"fmt"
 	"net"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -191,7 +189,7 @@ func (a *Authority) IssueTLSClient(ctx context.Context, eui smki.EUI, role smki.
 	if _, err := smki.ParseUserRole(string(role)); err != nil {
 		return TLSIssued{}, fmt.Errorf("%w: %v", ErrRequest, err)
 	}
-	return a.issueTLS(ctx, "ca.issue.tls-client", eui.String()+"/"+string(role), func(k *ecdsa.PrivateKey) (*template, error) {
+	return a.issueTLS(ctx, "ca.issue.tls-client", eui.String()+"/"+string(role), func(k crypto.Signer) (*template, error) {
 		return tlsClientTemplate(k.Public(), eui, role, a.now())
 	})
 }
@@ -200,19 +198,19 @@ func (a *Authority) IssueTLSClient(ctx context.Context, eui smki.EUI, role smki.
 // given DNS names and IP addresses, with a fresh P-256 key.
 func (a *Authority) IssueTLSServer(ctx context.Context, dns []string, ips []net.IP) (TLSIssued, error) {
 	obj := fmt.Sprint(dns, ips)
-	return a.issueTLS(ctx, "ca.issue.tls-server", obj, func(k *ecdsa.PrivateKey) (*template, error) {
+	return a.issueTLS(ctx, "ca.issue.tls-server", obj, func(k crypto.Signer) (*template, error) {
 		return tlsServerTemplate(k.Public(), dns, ips, a.now())
 	})
 }
 
-func (a *Authority) issueTLS(ctx context.Context, action, object string, mk func(*ecdsa.PrivateKey) (*template, error)) (TLSIssued, error) {
+func (a *Authority) issueTLS(ctx context.Context, action, object string, mk func(crypto.Signer) (*template, error)) (TLSIssued, error) {
 	var out TLSIssued
 	err := a.step(ctx, action, object, nil, func() (map[string]any, error) {
 		iss, err := a.onlineIssuer(ctx, NameDCCKITLS)
 		if err != nil {
 			return nil, err
 		}
-		k, err := ecdsa.GenerateKey(elliptic.P256(), a.rand)
+		k, err := custody.Generate(a.rand)
 		if err != nil {
 			return nil, fmt.Errorf("ca: generating TLS key: %w", err)
 		}
@@ -224,12 +222,9 @@ func (a *Authority) issueTLS(ctx context.Context, action, object string, mk func
 		if err != nil {
 			return nil, err
 		}
-		p8, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
+		if out.KeyPEM, err = k.MarshalPEM(); err != nil {
 			return nil, fmt.Errorf("ca: encoding TLS key: %w", err)
 		}
-		out.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
-		clear(p8)
 		return map[string]any{"serial": fmt.Sprintf("%X", out.Record.Serial)}, nil
 	})
 	return out, err

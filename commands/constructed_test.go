@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -128,29 +127,25 @@ func loadConstructed(t testing.TB) []constructedVector {
 	return vs
 }
 
-// key returns the ECDSA private key named name (such as "supplier-ds").
-func (v *constructedVector) key(t *testing.T, name string) *ecdsa.PrivateKey {
+// key returns the private key named name (such as "supplier-ds").
+func (v *constructedVector) key(t *testing.T, name string) *custody.Software {
 	t.Helper()
 	for _, k := range v.Keys {
 		if k.Key != name {
 			continue
 		}
-		blk, _ := pem.Decode([]byte(k.PrivatePEM))
-		if blk == nil {
-			t.Fatalf("key %s: no PEM", name)
-		}
-		p, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		p, err := custody.ParsePEM([]byte(k.PrivatePEM))
 		if err != nil {
 			t.Fatalf("key %s: %v", name, err)
 		}
-		return p.(*ecdsa.PrivateKey)
+		return p
 	}
 	t.Fatalf("vector %s has no key %s", v.Name, name)
 	return nil
 }
 
 // kaKey returns the plain KA key of the party with EUI e.
-func (v *constructedVector) kaKey(t *testing.T, e smki.EUI) *ecdsa.PrivateKey {
+func (v *constructedVector) kaKey(t *testing.T, e smki.EUI) *custody.Software {
 	t.Helper()
 	for _, k := range v.Keys {
 		if k.Usage == "KA" && strings.EqualFold(k.EUI, e.String()) {
@@ -161,13 +156,11 @@ func (v *constructedVector) kaKey(t *testing.T, e smki.EUI) *ecdsa.PrivateKey {
 	return nil
 }
 
-func ecdhKey(t *testing.T, k *ecdsa.PrivateKey) *ECDHKey {
+// ecdhKey returns k for key agreement: a software key of package keys is
+// a KeyAgreement as it is.
+func ecdhKey(t *testing.T, k *custody.Software) custody.Agreement {
 	t.Helper()
-	e, err := NewECDHKeyFromECDSA(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return k
 }
 
 func hexEq(t *testing.T, what string, got []byte, want string) {
@@ -226,7 +219,7 @@ func TestConstructedVectors(t *testing.T) {
 					t.Fatal(err)
 				}
 				hexEq(t, "signed bytes", data, s.SignedBytes)
-				if err := VerifySignature(&v.key(t, s.SignerKey).PublicKey, m); err != nil {
+				if err := VerifySignature(v.key(t, s.SignerKey).Public().(*ecdsa.PublicKey), m); err != nil {
 					t.Errorf("signature: %v", err)
 				}
 			} else if m.Signed() {
@@ -375,7 +368,7 @@ func TestConstructedPreCommandSigning(t *testing.T) {
 			if m.Form() != FormSigned || !bytes.Equal(out[:len(pre)+1], signed[:len(pre)+1]) || len(out) != len(signed) {
 				t.Errorf("signed pre-command %X, want the shape of %X", out, signed)
 			}
-			if err := VerifySignature(&k.PublicKey, m); err != nil {
+			if err := VerifySignature(k.Public().(*ecdsa.PublicKey), m); err != nil {
 				t.Error(err)
 			}
 		})

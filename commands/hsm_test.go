@@ -7,43 +7,36 @@ import (
 	"encoding/hex"
 	"testing"
 
-	"go.step.sm/crypto/kms/apiv1"
-	"go.step.sm/crypto/kms/pkcs11"
-
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/internal/testenv"
 )
 
 // TestSignWithHSM signs a pre-command with a P-256 key held in a PKCS#11
 // token (SoftHSM2 in tests, from METERTRUST_TEST_PKCS11), the way the
-// router's key custody hands out keys: only as a crypto.Signer. The codec
+// key custody (package keys) hands out keys: only as a crypto.Signer. The codec
 // code is the same as for file keys. Skipped when METERTRUST_TEST_PKCS11 and
 // CI are both unset; with CI set it fails instead.
 func TestSignWithHSM(t *testing.T) {
 	uri := testenv.Var(t, "METERTRUST_TEST_PKCS11")
 	ctx := context.Background()
-	km, err := pkcs11.New(ctx, apiv1.Options{Type: apiv1.PKCS11, URI: uri})
+	keys, err := custody.Open(ctx, uri, t.TempDir(), rand.Reader)
 	if err != nil {
 		t.Fatalf("opening the token: %v", err)
 	}
-	t.Cleanup(func() { _ = km.Close() })
+	t.Cleanup(func() { _ = keys.Close() })
 	id := make([]byte, 8)
 	if _, err := rand.Read(id); err != nil {
 		t.Fatal(err)
 	}
-	name := "pkcs11:id=" + hex.EncodeToString(id) + ";object=metertrust-commands-test-" + hex.EncodeToString(id)
-	resp, err := km.CreateKey(&apiv1.CreateKeyRequest{Name: name, SignatureAlgorithm: apiv1.ECDSAWithSHA256})
+	keyURI, signer, err := keys.CreateKey(ctx, "metertrust-commands-test-"+hex.EncodeToString(id))
 	if err != nil {
 		t.Fatalf("creating a P-256 key: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := km.DeleteKey(resp.Name); err != nil {
+		if err := keys.Destroy(ctx, keyURI); err != nil {
 			t.Errorf("deleting the test key: %v", err)
 		}
 	})
-	signer, err := km.CreateSigner(&resp.CreateSignerRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := &Message{CRA: Command, Counter: 1, Originator: testSupplier, Recipient: testDevice, Code: 0x0050, Payload: []byte{0x01}}
 	if err := SignPreCommand(rand.Reader, signer, m); err != nil {
 		t.Fatalf("signing with the HSM key: %v", err)

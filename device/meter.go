@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -362,15 +363,17 @@ func (m *Meter) recordCounter(o smki.EUI, n uint64) {
 	m.counters = append(m.counters, originCounter{eui: o, last: n})
 }
 
-// softwareKeys is the default KeyGenerator: P-256 keys in memory.
+// softwareKeys is the default KeyGenerator: P-256 keys in memory, from the
+// software backend of the key custody (package keys).
 type softwareKeys struct{ rand io.Reader }
 
-// GenerateKey implements KeyGenerator with a fresh in-memory ECDSA P-256 key.
+// GenerateKey implements KeyGenerator with a fresh in-memory P-256 key,
+// which signs and, being a custody.Agreement, does ECDH.
 func (s softwareKeys) GenerateKey(ctx context.Context, usage KeyUsage) (crypto.Signer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), s.rand)
+	k, err := custody.Generate(s.rand)
 	if err != nil {
 		return nil, fmt.Errorf("device: generating %s key: %w", usage, err)
 	}

@@ -48,7 +48,7 @@ func TestServeFleetRefusesBadFlags(t *testing.T) {
 		{"root anchor that is not a root", append([]string{"--batch-dir", devDir, "--root-cert", w.supplier.dsCert}, acb...), "want the SMKI root"},
 		{"unknown kind", append([]string{"--batch-dir", devDir, "--kind", "water"}, acb...), `--kind "water"`},
 		{"empty batch directory", append([]string{"--batch-dir", empty}, acb...), "holds no <EUI>-ds.pem files"},
-		{"device file without its key", append([]string{"--batch-dir", broken}, acb...), "holds no PRIVATE KEY block"},
+		{"device file without its key", append([]string{"--batch-dir", broken}, acb...), "no PRIVATE KEY or EC PRIVATE KEY PEM block"},
 		{"TLS certificate without key", append([]string{"--batch-dir", devDir, "--tls-cert", w.srvCert}, acb...), "--tls-cert and --tls-key go together"},
 		{"client CA without TLS", append([]string{"--batch-dir", devDir, "--client-ca", w.srvCert}, acb...), "--client-ca needs --tls-cert"},
 	}

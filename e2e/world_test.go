@@ -3,7 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
@@ -38,7 +39,7 @@ var backends = storetest.Dialects()
 // party is an organisation: its EUI, keys and certificate files.
 type party struct {
 	eui        smki.EUI
-	ds, ka     *ecdsa.PrivateKey
+	ds, ka     *custody.Software
 	dsCert     string // PEM file
 	kaCert     string
 	dsSerial   string // hex, for "ca revoke"
@@ -199,21 +200,13 @@ func (w *world) newParty(t *testing.T, name, eui, role, userRole string, usages 
 	return p
 }
 
-func readKey(t *testing.T, path string) *ecdsa.PrivateKey {
+func readKey(t *testing.T, path string) *custody.Software {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	k, err := custody.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("%s: no PEM", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.(*ecdsa.PrivateKey)
+	return k
 }
 
 // client is an mTLS client presenting p's DCCKI client certificate.
@@ -335,7 +328,7 @@ func (w *world) preCommand(t *testing.T, r *routerProc, p *party, ref string, ta
 }
 
 // signWith returns msg (re)signed with key.
-func signWith(t *testing.T, raw []byte, key *ecdsa.PrivateKey) []byte {
+func signWith(t *testing.T, raw []byte, key crypto.Signer) []byte {
 	t.Helper()
 	m, err := commands.Parse(raw)
 	if err != nil {

@@ -37,7 +37,7 @@ type Config struct {
 	// StoreDSN is a store DSN (postgres://... or sqlite:PATH); empty for
 	// the embedded store DataDir/metertrust.db.
 	StoreDSN string
-	// KMS is the CA key manager URI (see ca.OpenCustody); empty for key
+	// KMS is the CA key manager URI (see custody.Open); empty for key
 	// files under DataDir/keys.
 	KMS string
 

@@ -22,7 +22,7 @@
 // Close, unless Config.DataDir is given):
 //
 //	metertrust.db          the embedded store (unless Config.StoreDSN)
-//	keys/                  CA keys and the ACB key-agreement key (ca.Custody)
+//	keys/                  CA keys and the ACB key-agreement key (custody.Custody)
 //	parties/               the parties' SMKI keys and certificates, in the
 //	                       layout of package commands/keystore
 //	                       (<EUI>-ds.key, <EUI>-ds.pem, <EUI>-ka.key, ...)

@@ -2,8 +2,6 @@ package inproc
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -12,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/metertrust/metertrust/ca"
-	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/commands/asn"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -200,53 +198,32 @@ func readDevicesDir(dir string, kind device.Kind) ([]device.Provision, error) {
 		if err != nil {
 			return nil, err
 		}
-		ka, err := commands.NewECDHKeyFromECDSA(kaKey)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", kaPath, err)
-		}
-		ps = append(ps, device.Provision{Identity: device.Identity{EUI: eui, Kind: kind, Signer: dsKey, KeyAgreement: ka},
+		ps = append(ps, device.Provision{Identity: device.Identity{EUI: eui, Kind: kind, Signer: dsKey, KeyAgreement: kaKey},
 			DSCertificate: dsCert, KACertificate: kaCert})
 	}
 	return ps, nil
 }
 
-// readKeyAndCert reads a PEM file holding one PKCS#8 EC private key and one
-// certificate. Errors never quote the key.
-func readKeyAndCert(path string) (*ecdsa.PrivateKey, []byte, error) {
+// readKeyAndCert reads a PEM file holding one P-256 private key and one
+// certificate, as "ca issue devices --out" writes them. Errors never quote
+// the key.
+func readKeyAndCert(path string) (*custody.Software, []byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer clear(b)
-	var key *ecdsa.PrivateKey
-	var cert []byte
+	key, err := custody.ParsePEM(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
 	for rest := b; ; {
 		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return nil, nil, fmt.Errorf("%s holds no CERTIFICATE block", path)
 		}
-		switch blk.Type {
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			clear(blk.Bytes)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: private key is not readable PKCS#8", path)
-			}
-			ek, ok := k.(*ecdsa.PrivateKey)
-			if !ok {
-				return nil, nil, fmt.Errorf("%s: private key is a %T, want ECDSA P-256", path, k)
-			}
-			key = ek
-		case "CERTIFICATE":
-			cert = blk.Bytes
+		if blk.Type == "CERTIFICATE" {
+			return key, blk.Bytes, nil
 		}
 	}
-	switch {
-	case key == nil:
-		return nil, nil, fmt.Errorf("%s holds no PRIVATE KEY block", path)
-	case cert == nil:
-		return nil, nil, fmt.Errorf("%s holds no CERTIFICATE block", path)
-	}
-	return key, cert, nil
 }

@@ -3,8 +3,6 @@ package inproc
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -15,6 +13,7 @@ import (
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/commands/keystore"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -54,36 +53,27 @@ func (s *System) tlsDir() string     { return filepath.Join(s.Dir, "tls") }
 // createParty makes a party's keys, has the Organisation CA certify each
 // one from a CSR, issues its DCCKI client certificate, and writes
 // everything to the data directory. The ACB's KA key is created in the key
-// store (ca.Custody) instead of a file, as the router's key.
+// custody (custody.Custody: a file or a token) instead of a party file, as the
+// router's key; the other parties' keys are software keys in files.
 func (s *System) createParty(ctx context.Context, spec PartySpec) (*Party, string, error) {
 	p := &Party{PartySpec: spec, Certificates: map[ca.Usage][]byte{}}
 	var acbKeyURI string
 	for _, u := range spec.Usages {
-		var key *ecdsa.PrivateKey
+		var key custody.Key
 		if spec.Role == smki.RoleAccessControlBroker && u == ca.UsageKA {
-			uri, signer, err := s.Keys.CreateKey(ctx, "acb-ka-"+spec.EUI.String())
+			uri, k, err := s.Keys.CreateAgreement(ctx, "acb-ka-"+spec.EUI.String())
 			if err != nil {
 				return nil, "", fmt.Errorf("creating the ACB key-agreement key: %w", err)
 			}
-			k, ok := signer.(*ecdsa.PrivateKey)
-			if !ok {
-				return nil, "", fmt.Errorf("%w: the key store made a %T for the ACB; key agreement needs a software key (KMS softkms)", ErrConfig, signer)
-			}
 			key, acbKeyURI = k, uri
 		} else {
-			k, err := ecdsa.GenerateKey(elliptic.P256(), s.rand)
+			k, err := custody.Generate(s.rand)
 			if err != nil {
 				return nil, "", fmt.Errorf("generating %s key of %s: %w", u, spec.Name, err)
 			}
 			key = k
-			der, err := x509.MarshalPKCS8PrivateKey(k)
-			if err != nil {
-				return nil, "", fmt.Errorf("encoding %s key of %s: %w", u, spec.Name, err)
-			}
 			path := filepath.Join(s.partiesDir(), spec.EUI.String()+"-"+keystoreUse(u)+".key")
-			err = ca.WriteNewFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-			clear(der)
-			if err != nil {
+			if err := custody.WriteFile(path, k); err != nil {
 				return nil, "", fmt.Errorf("writing %s key of %s: %w", u, spec.Name, err)
 			}
 		}
@@ -105,9 +95,7 @@ func (s *System) createParty(ctx context.Context, spec PartySpec) (*Party, strin
 			return nil, "", fmt.Errorf("writing the %s certificate of %s: %w", u, spec.Name, err)
 		}
 		p.Certificates[u] = rec.DER
-		if err := p.setKey(u, key); err != nil {
-			return nil, "", err
-		}
+		p.setKey(u, key, key)
 	}
 	if spec.UserRole != "" {
 		iss, err := s.CA.IssueTLSClient(ctx, spec.EUI, spec.UserRole)
@@ -145,32 +133,21 @@ func (s *System) loadParty(ctx context.Context, spec PartySpec, acbKeyURI string
 			return nil, fmt.Errorf("%w: %s holds no certificate", ErrManifest, certPath)
 		}
 		p.Certificates[u] = blk.Bytes
-		var key *ecdsa.PrivateKey
 		if spec.Role == smki.RoleAccessControlBroker && u == ca.UsageKA {
-			signer, err := s.Keys.Signer(ctx, acbKeyURI)
+			// Once certified, only the key's agreement is used.
+			ka, err := s.Keys.Agreement(ctx, acbKeyURI)
 			if err != nil {
 				return nil, fmt.Errorf("loading the ACB key-agreement key: %w", err)
 			}
-			k, ok := signer.(*ecdsa.PrivateKey)
-			if !ok {
-				return nil, fmt.Errorf("%w: the key store holds a %T for the ACB; key agreement needs a software key", ErrConfig, signer)
-			}
-			key = k
-		} else {
-			keyPath := filepath.Join(s.partiesDir(), spec.EUI.String()+"-"+keystoreUse(u)+".key")
-			kb, err := os.ReadFile(keyPath)
-			if err != nil {
-				return nil, fmt.Errorf("%w: party %s: %w", ErrManifest, spec.Name, err)
-			}
-			key, err = keystore.ParsePrivateKeyPEM(kb)
-			clear(kb)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrManifest, keyPath, err)
-			}
+			p.setKey(u, nil, ka)
+			continue
 		}
-		if err := p.setKey(u, key); err != nil {
-			return nil, err
+		keyPath := filepath.Join(s.partiesDir(), spec.EUI.String()+"-"+keystoreUse(u)+".key")
+		key, err := custody.ReadFile(keyPath)
+		if err != nil {
+			return nil, fmt.Errorf("%w: party %s: %w", ErrManifest, spec.Name, err)
 		}
+		p.setKey(u, key, key)
 	}
 	if spec.UserRole != "" {
 		p.TLSCertFile, p.TLSKeyFile = filepath.Join(s.tlsDir(), spec.Name+".pem"), filepath.Join(s.tlsDir(), spec.Name+".key")
@@ -181,21 +158,16 @@ func (s *System) loadParty(ctx context.Context, spec PartySpec, acbKeyURI string
 	return p, nil
 }
 
-func (p *Party) setKey(u ca.Usage, key *ecdsa.PrivateKey) error {
-	if u == ca.UsageDS {
-		p.DS = key
-		return nil
-	}
-	ka, err := commands.NewECDHKeyFromECDSA(key)
-	if err != nil {
-		return fmt.Errorf("the %s key of %s: %w", u, p.Name, err)
-	}
-	if u == ca.UsageKA {
+// setKey sets the party's key of usage u: signer for DS, ka otherwise.
+func (p *Party) setKey(u ca.Usage, signer crypto.Signer, ka custody.Agreement) {
+	switch u {
+	case ca.UsageDS:
+		p.DS = signer
+	case ca.UsageKA:
 		p.KA = ka
-	} else {
+	default:
 		p.PPKA = ka
 	}
-	return nil
 }
 
 func (p *Party) loadTLS() error {

@@ -21,6 +21,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/repository"
@@ -44,7 +45,7 @@ type System struct {
 	// DB is the store every service shares, Keys the CA key store and
 	// CA the certificate authorities.
 	DB   *store.DB
-	Keys *ca.Custody
+	Keys *custody.Custody
 	CA   *ca.Authority
 	// Ceremony lists the CAs the init ceremony created; empty when the
 	// ceremony had already run.
@@ -55,7 +56,7 @@ type System struct {
 	PartyList []*Party
 	ACB       *Party
 	// ACBKeyURI names the ACB's key-agreement key in the key store Keys
-	// (ca.Custody): what another router process on the same data directory
+	// (custody.Custody): what another router process on the same data directory
 	// and store loads (package bench's router instances).
 	ACBKeyURI string
 
@@ -167,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
-	if s.Keys, err = ca.OpenCustody(ctx, cfg.KMS, s.Dir, s.rand); err != nil {
+	if s.Keys, err = custody.Open(ctx, cfg.KMS, s.Dir, s.rand); err != nil {
 		return nil, fmt.Errorf("opening the key store: %w", err)
 	}
 	if s.CA, err = ca.New(ca.Config{Store: s.DB.SMKI(), Keys: s.Keys, Now: s.now, Rand: s.rand,

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 	"github.com/metertrust/metertrust/store/storetest"
@@ -63,7 +64,7 @@ func TestIntegration(t *testing.T) {
 func runIntegration(t *testing.T, db *store.DB) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	keys, err := ca.OpenCustody(ctx, "softkms", dir, rand.Reader)
+	keys, err := custody.Open(ctx, "softkms", dir, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

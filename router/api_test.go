@@ -36,6 +36,8 @@ import (
 	"github.com/metertrust/metertrust/apiserver/apiservertest"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -59,7 +61,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	ctx := context.Background()
 	e := &apiEnv{storeEnv: newStoreEnv(t, nil), clients: map[string]*http.Client{}, certs: map[string]ca.TLSIssued{}}
 	dir := t.TempDir()
-	keys, err := ca.OpenCustody(ctx, "", dir, rand.Reader)
+	keys, err := custody.Open(ctx, "", dir, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +300,8 @@ func TestAPICommands(t *testing.T) {
 				// API for what never reached it.
 				e.wantRefusalAudited(t, seq, map[string]party{"supplier": e.supplier, "stranger": e.stranger}[tt.who], "command.refused", tt.wantCode)
 			}
-			if tt.wantCode != "" && (r.problem.Type != ProblemTypeBase+tt.wantCode || r.problem.Status != tt.wantStatus || r.problem.Title == "") {
+			if tt.wantCode != "" && (r.problem.Type != kindByCode(t, tt.wantCode).Type().URI() || r.problem.Status != tt.wantStatus ||
+				r.problem.Title == "" || r.problem.Instance != "/v1/commands") {
 				t.Fatalf("problem %+v", r.problem)
 			}
 			if tt.wantStatus == http.StatusAccepted {
@@ -551,7 +554,8 @@ func TestAPIEvents(t *testing.T) {
 }
 
 // TestOpenAPIDocument checks that the served document is the one in docs/,
-// and that it describes every route and every error code.
+// and that it describes every route, every error code and every problem
+// type.
 func TestOpenAPIDocument(t *testing.T) {
 	docs, err := os.ReadFile("../docs/api/router.json")
 	if err != nil {
@@ -569,6 +573,9 @@ func TestOpenAPIDocument(t *testing.T) {
 						Code struct {
 							Enum []string `json:"enum"`
 						} `json:"code"`
+						Type struct {
+							Enum []string `json:"enum"`
+						} `json:"type"`
 					} `json:"properties"`
 				} `json:"Problem"`
 				ServiceRequest struct {
@@ -606,6 +613,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		if !slices.Contains(doc.Components.Schemas.Problem.Properties.Code.Enum, k.Code()) {
 			t.Errorf("error code %s is not in the OpenAPI document", k.Code())
 		}
+		if !slices.Contains(doc.Components.Schemas.Problem.Properties.Type.Enum, k.Type().URI()) {
+			t.Errorf("problem type %s of code %s is not in the OpenAPI document", k.Type().URI(), k.Code())
+		}
 	}
 	if got := doc.Components.Schemas.ServiceRequest.Properties.Ref.Enum; !slices.Equal(got, SupportedServiceRequests()) {
 		t.Errorf("documented service requests %v, supported %v", got, SupportedServiceRequests())
@@ -613,4 +623,72 @@ func TestOpenAPIDocument(t *testing.T) {
 	// Exactly the routes served, every $ref resolved, and the limits'
 	// refusals documented on every operation.
 	apiservertest.CheckOpenAPI(t, "../docs/api/router.json", apiserver.Routes(s.e), "414", "431")
+	apiservertest.CheckProblemTypes(t, "../docs/api/router.json", Kinds())
+}
+
+// kindByCode returns the router's kind of error code code.
+func kindByCode(t *testing.T, code string) *Kind {
+	t.Helper()
+	for _, k := range Kinds() {
+		if k.Code() == code {
+			return k
+		}
+	}
+	t.Fatalf("no kind of code %q", code)
+	return nil
+}
+
+// TestAPIProblemBodies checks that refusals are problem+json bodies of the
+// problem types every service shares, with the router's error code as the
+// "code" extension member, and that each is audited once with that code.
+func TestAPIProblemBodies(t *testing.T) {
+	e := newAPIEnv(t)
+	signed := command(t, e.supplier, e.device, codeDisable, 10, true)
+	if r, err := e.do(t, "supplier", "POST", "/v1/commands", "application/octet-stream", signed); err != nil || r.status != http.StatusAccepted {
+		t.Fatalf("first submission: %v %d %s", err, r.status, r.body)
+	}
+	for _, tt := range []struct {
+		name, method, path, ctype string
+		body                      []byte
+		action                    string
+		want                      map[string]any
+	}{
+		{"replay", "POST", "/v1/commands", "application/octet-stream", signed, "command.refused", map[string]any{
+			"type": "https://metertrust.org/problems/conflict", "title": "Conflict", "status": 409.0, "code": "replay", "instance": "/v1/commands"}},
+		{"pre-command", "POST", "/v1/commands", "application/octet-stream", command(t, e.supplier, e.device, codeDisable, 13, false), "command.refused", map[string]any{
+			"type": "https://metertrust.org/problems/forbidden", "title": "Not allowed", "status": 403.0, "code": "signature", "instance": "/v1/commands"}},
+		{"not hex", "POST", "/v1/commands", "text/plain", []byte("zz"), "command.refused", map[string]any{
+			"type": "https://metertrust.org/problems/bad-request", "title": "Bad request", "status": 400.0, "code": "malformed", "instance": "/v1/commands"}},
+		{"wrong method", "DELETE", "/v1/responses", "", nil, "api.refused", map[string]any{
+			"type": "https://metertrust.org/problems/method-not-allowed", "title": "Method not allowed", "status": 405.0, "code": "method-not-allowed", "instance": "/v1/responses"}},
+		{"unknown command", "GET", "/v1/commands/nosuch", "", nil, "api.refused", map[string]any{
+			"type": "https://metertrust.org/problems/not-found", "title": "Not found", "status": 404.0, "code": "not-found", "instance": "/v1/commands/nosuch"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			seq := e.auditSeq(t)
+			r, err := e.do(t, "supplier", tt.method, tt.path, tt.ctype, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ct := r.header.Get("Content-Type"); ct != problem.MediaType || r.status != int(tt.want["status"].(float64)) {
+				t.Fatalf("%d %q, want %v as %s", r.status, ct, tt.want["status"], problem.MediaType)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(r.body, &got); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v (%s)", k, got[k], v, r.body)
+				}
+			}
+			if d, _ := got["detail"].(string); d == "" {
+				t.Errorf("no detail: %s", r.body)
+			}
+			if r.header.Get("WWW-Authenticate") != "" {
+				t.Errorf("WWW-Authenticate %q from a TLS-authenticated API", r.header.Get("WWW-Authenticate"))
+			}
+			e.wantRefusalAudited(t, seq, e.supplier, tt.action, tt.want["code"].(string))
+		})
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/commands/dlms"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -136,7 +137,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	e := &e2e{db: db, acb: smki.MustParseEUI("90B3D51F30000004"), supplier: &e2eUser{}, other: &e2eUser{}}
-	keys, err := ca.OpenCustody(ctx, "", t.TempDir(), rand.Reader)
+	keys, err := custody.Open(ctx, "", t.TempDir(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

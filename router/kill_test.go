@@ -26,6 +26,7 @@ import (
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/commands/dlms"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -60,16 +61,7 @@ func TestSIGKILLChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "acb.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acb, err := commands.NewECDHKeyFromECDSA(k.(*ecdsa.PrivateKey))
+	acb, err := custody.ReadFile(filepath.Join(dir, "acb.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +137,7 @@ func testSIGKILL(t *testing.T, dsn string, routers int) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	keys, err := ca.OpenCustody(ctx, "", dir, rand.Reader)
+	keys, err := custody.Open(ctx, "", dir, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -20,7 +21,7 @@ import (
 func TestRegistrar(t *testing.T) {
 	ctx := context.Background()
 	e := newStoreEnv(t, nil)
-	keys, err := ca.OpenCustody(ctx, "", t.TempDir(), rand.Reader)
+	keys, err := custody.Open(ctx, "", t.TempDir(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

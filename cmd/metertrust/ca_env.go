@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -55,7 +56,7 @@ func (f *caFlags) register(c *cobra.Command) {
 // caEnv holds what a CA command wires together.
 type caEnv struct {
 	db   *store.DB
-	keys *ca.Custody
+	keys *custody.Custody
 	auth *ca.Authority
 	cfg  caConfig
 }
@@ -119,7 +120,7 @@ func openCAEnv(ctx context.Context, cmd *cobra.Command, f *caFlags, forInit bool
 	if e.db, err = openStore(ctx, f.data, cfg.Store); err != nil {
 		return nil, err
 	}
-	e.keys, err = ca.OpenCustody(ctx, cfg.KMS, f.data, rand.Reader)
+	e.keys, err = custody.Open(ctx, cfg.KMS, f.data, rand.Reader)
 	if err != nil {
 		e.Close()
 		return nil, err

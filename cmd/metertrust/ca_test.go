@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/internal/testenv"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store/storetest"
@@ -195,7 +196,7 @@ func TestCACommandsOnServices(t *testing.T) {
 	if show.Key != "destroyed" || show.State != "closed" {
 		t.Errorf("batch show: %+v", show)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(data, ca.KeyDirName)); len(entries) != 0 {
+	if entries, _ := os.ReadDir(filepath.Join(data, custody.DirName)); len(entries) != 0 {
 		t.Errorf("key files in the data directory although keys are on the token")
 	}
 	if _, err := os.Stat(filepath.Join(data, "metertrust.db")); err == nil {
@@ -207,10 +208,10 @@ func TestCACommandsOnServices(t *testing.T) {
 // existing key file, and succeeds once the way is clear.
 func TestCAInitRefusesToOverwrite(t *testing.T) {
 	data := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(data, ca.KeyDirName), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(data, custody.DirName), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	squatter := filepath.Join(data, ca.KeyDirName, "root.key")
+	squatter := filepath.Join(data, custody.DirName, "root.key")
 	if err := os.WriteFile(squatter, []byte("not ours"), 0o600); err != nil {
 		t.Fatal(err)
 	}

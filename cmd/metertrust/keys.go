@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/ca"
-	"github.com/metertrust/metertrust/hsm"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -67,17 +65,17 @@ func newKeysNewCmd() *cobra.Command {
 			}
 			if strings.HasPrefix(keyOut, "pkcs11:") {
 				if tmpl.KeyUsage != x509.KeyUsageKeyAgreement {
-					return fmt.Errorf("--key pkcs11:...: only key-agreement keys (--usage ka or pp-ka) are made in a token here; digital-signing keys in an HSM go through the CAs' key custody")
+					return fmt.Errorf("--key pkcs11:...: only key-agreement keys (--usage ka or pp-ka) are made in a token here; digital-signing keys in an HSM go through the CAs' key custody (--kms)")
 				}
 				if err := checkNew(csrOut); err != nil {
 					return err
 				}
-				k, err := hsm.Generate(keyOut)
+				k, err := custody.GenerateToken(keyOut)
 				if err != nil {
 					return fmt.Errorf("--key: %w", err)
 				}
 				defer k.Close()
-				csr, err := smki.CreateCSR(rand.Reader, tmpl, k.Signer())
+				csr, err := smki.CreateCSR(rand.Reader, tmpl, k)
 				if err != nil {
 					return fmt.Errorf("the key was made in the token but its request was not: %w", err)
 				}
@@ -86,7 +84,7 @@ func newKeysNewCmd() *cobra.Command {
 			if err := checkNew(keyOut, csrOut); err != nil {
 				return err
 			}
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			key, err := custody.Generate(rand.Reader)
 			if err != nil {
 				return err
 			}
@@ -94,15 +92,7 @@ func newKeysNewCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p8, err := x509.MarshalPKCS8PrivateKey(key)
-			if err != nil {
-				return err
-			}
-			keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
-			clear(p8)
-			err = ca.WriteNewFile(keyOut, keyPEM, 0o600)
-			clear(keyPEM)
-			if err != nil {
+			if err := custody.WriteFile(keyOut, key); err != nil {
 				return err
 			}
 			return writeRequest(cmd, tmpl, usage, keyOut, csrOut, csr, asJSON)

@@ -2,27 +2,23 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/commands/asn"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -142,47 +138,28 @@ func (f *fleetFlags) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	var tlsConfig *tls.Config
 	if f.tlsCert != "" {
 		kp, err := tls.LoadX509KeyPair(f.path(f.tlsCert), f.path(f.tlsKey))
 		if err != nil {
 			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{kp}}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{kp}}
 		if f.clientCA != "" {
 			pool, err := readCertPool(f.path(f.clientCA))
 			if err != nil {
 				return fmt.Errorf("--client-ca: %w", err)
 			}
-			srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = pool, tls.RequireAndVerifyClientCert
+			tlsConfig.ClientCAs, tlsConfig.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
 	log.InfoContext(ctx, "fleet listening", "component", "serve.fleet", "addr", ln.Addr().String(), "meters", fleet.Len(),
-		"tls", srv.TLSConfig != nil)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	return nil
+		"tls", tlsConfig != nil)
+	return h.Serve(ctx, ln, tlsConfig)
 }
 
 // anchors builds the meters' trust anchors from the certificate flags.
@@ -331,53 +308,32 @@ func loadBatchDir(dir string, kind device.Kind) ([]device.Provision, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--batch-dir: %w", err)
 		}
-		ka, err := commands.NewECDHKeyFromECDSA(kaKey)
-		if err != nil {
-			return nil, fmt.Errorf("--batch-dir: %s: %w", kaPath, err)
-		}
-		ps = append(ps, device.Provision{Identity: device.Identity{EUI: eui, Kind: kind, Signer: dsKey, KeyAgreement: ka},
+		ps = append(ps, device.Provision{Identity: device.Identity{EUI: eui, Kind: kind, Signer: dsKey, KeyAgreement: kaKey},
 			DSCertificate: dsCert, KACertificate: kaCert})
 	}
 	return ps, nil
 }
 
-// readKeyAndCert reads a PEM file holding one PKCS#8 EC private key and one
-// certificate. Errors never quote the key.
-func readKeyAndCert(path string) (*ecdsa.PrivateKey, []byte, error) {
+// readKeyAndCert reads a PEM file holding one P-256 private key and one
+// certificate, as "ca issue devices --out" writes them. Errors never quote
+// the key.
+func readKeyAndCert(path string) (*custody.Software, []byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer clear(b)
-	var key *ecdsa.PrivateKey
-	var cert []byte
+	key, err := custody.ParsePEM(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
 	for rest := b; ; {
 		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return nil, nil, fmt.Errorf("%s holds no CERTIFICATE block", path)
 		}
-		switch blk.Type {
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			clear(blk.Bytes)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: private key is not readable PKCS#8", path)
-			}
-			ek, ok := k.(*ecdsa.PrivateKey)
-			if !ok {
-				return nil, nil, fmt.Errorf("%s: private key is a %T, want ECDSA P-256", path, k)
-			}
-			key = ek
-		case "CERTIFICATE":
-			cert = blk.Bytes
+		if blk.Type == "CERTIFICATE" {
+			return key, blk.Bytes, nil
 		}
 	}
-	switch {
-	case key == nil:
-		return nil, nil, fmt.Errorf("%s holds no PRIVATE KEY block", path)
-	case cert == nil:
-		return nil, nil, fmt.Errorf("%s holds no CERTIFICATE block", path)
-	}
-	return key, cert, nil
 }

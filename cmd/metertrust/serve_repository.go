@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/repository"
 )
 
@@ -105,7 +106,7 @@ routes answer 503.`,
 					}
 				}
 				if kms != "" {
-					keys, err := ca.OpenCustody(ctx, kms, f.data, rand.Reader)
+					keys, err := custody.Open(ctx, kms, f.data, rand.Reader)
 					if err != nil {
 						return err
 					}

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -23,8 +18,7 @@ import (
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
-	"github.com/metertrust/metertrust/commands"
-	"github.com/metertrust/metertrust/hsm"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
@@ -194,64 +188,15 @@ func newServiceLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// loadACBKey opens the ACB key-agreement key named by uri; the caller
-// calls closeKey when done with it.
+// loadACBKey opens the ACB key-agreement key named by uri (a key file or
+// a PKCS#11 URI, see custody.OpenAgreement); the caller calls closeKey when
+// done with it.
 func loadACBKey(dataDir, uri string) (key router.KeyAgreement, closeKey func(), err error) {
-	if strings.HasPrefix(uri, "pkcs11:") {
-		k, err := hsm.Open(uri)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--acb-key: %w", err)
-		}
-		return k, func() { _ = k.Close() }, nil
-	}
-	fk, err := loadACBKeyFile(dataDir, uri)
+	k, closeKey, err := custody.OpenAgreement(uri, dataDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("--acb-key: %w", err)
 	}
-	return fk, func() {}, nil
-}
-
-// loadACBKeyFile reads an ACB key-agreement key from a PEM file.
-func loadACBKeyFile(dataDir, uri string) (*commands.ECDHKey, error) {
-	path := uri
-	switch {
-	case strings.HasPrefix(uri, "softkms:"):
-		path = strings.TrimPrefix(strings.TrimPrefix(uri, "softkms:"), "path=")
-	case strings.Contains(uri, ":") && !filepath.IsAbs(uri):
-		return nil, fmt.Errorf("--acb-key: unsupported key URI scheme in %q", strings.SplitN(uri, ":", 2)[0])
-	}
-	if !filepath.IsAbs(path) && dataDir != "" {
-		path = filepath.Join(dataDir, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--acb-key: %w", err)
-	}
-	defer clear(b)
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("--acb-key: %s holds no PEM block", path)
-	}
-	defer clear(blk.Bytes)
-	var key any
-	switch blk.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("--acb-key: %s holds a %q block, want an EC private key", path, blk.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--acb-key: %s: not a readable private key", path)
-	}
-	switch k := key.(type) {
-	case *ecdsa.PrivateKey:
-		return commands.NewECDHKeyFromECDSA(k)
-	case *ecdh.PrivateKey:
-		return commands.NewECDHKey(k)
-	}
-	return nil, fmt.Errorf("--acb-key: %s is a %T, want a P-256 key", path, key)
+	return k, closeKey, nil
 }
 
 // dcckiRoots returns the pool client certificates must chain to: the PEM

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/internal/certtest"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -101,7 +102,7 @@ func (ca *testCA) orgDS(t *testing.T, eui smki.EUI, pub *ecdsa.PublicKey, noAKI 
 	return ca.create(t, smki.ProfileOrgDS, smki.TemplateRequest{CommonName: "Supplier", Role: smki.RoleSupplier, EUI: eui, PublicKey: pub}, parent, ca.ocaKey)
 }
 
-func readVector(t *testing.T) (*commands.Message, *ecdsa.PrivateKey) {
+func readVector(t *testing.T) (*commands.Message, *custody.Software) {
 	t.Helper()
 	h, err := os.ReadFile(filepath.Join("testdata", "vector-02-ecs43-signed-precommand.hex"))
 	if err != nil {
@@ -143,9 +144,9 @@ func TestDeviatingCertificatesVerify(t *testing.T) {
 		der  []byte
 		want []smki.WarningCode
 	}{
-		{"on profile", ca.orgDS(t, supplier, &key.PublicKey, false), nil},
-		{"no authority key id", ca.orgDS(t, supplier, &key.PublicKey, true), []smki.WarningCode{smki.WarnMissingAuthorityKeyID}},
-		{"NULL signature parameters", certtest.Reissue(t, ca.orgDS(t, supplier, &key.PublicKey, false), ca.ocaKey, func(tbs [][]byte, outer *[]byte) {
+		{"on profile", ca.orgDS(t, supplier, key.Public().(*ecdsa.PublicKey), false), nil},
+		{"no authority key id", ca.orgDS(t, supplier, key.Public().(*ecdsa.PublicKey), true), []smki.WarningCode{smki.WarnMissingAuthorityKeyID}},
+		{"NULL signature parameters", certtest.Reissue(t, ca.orgDS(t, supplier, key.Public().(*ecdsa.PublicKey), false), ca.ocaKey, func(tbs [][]byte, outer *[]byte) {
 			tbs[2], *outer = algECDSASHA256Null, algECDSASHA256Null
 		}), []smki.WarningCode{smki.WarnSignatureAlgorithmParameters, smki.WarnSignatureAlgorithmParameters}},
 	}

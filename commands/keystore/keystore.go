@@ -22,7 +22,8 @@
 // A file that is missing, unreadable or does not hold a usable key gives an
 // error wrapping ErrNoKey (and so commands.ErrNoKey) that names the file and
 // says why: a message whose signer's key cannot be loaded is reported as
-// having no key, never as having an invalid signature.
+// having no key, never as having an invalid signature. Private key files are
+// read by package keys, the key custody.
 package keystore
 
 import (
@@ -42,6 +43,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -122,9 +124,9 @@ func (d *Dir) read(eui smki.EUI, use Use, ext string) ([]byte, string, error) {
 	return nil, "", fmt.Errorf("%w: %s-%s.%s in %s", ErrNotFound, eui, use, ext, d.path)
 }
 
-// PrivateKey returns the private key of eui for use, as an *ecdsa.PrivateKey
-// (a crypto.Signer).
-func (d *Dir) PrivateKey(eui smki.EUI, use Use) (*ecdsa.PrivateKey, error) {
+// PrivateKey returns the private key of eui for use, a software key of
+// package keys (a crypto.Signer and a commands.KeyAgreement).
+func (d *Dir) PrivateKey(eui smki.EUI, use Use) (*custody.Software, error) {
 	b, name, err := d.read(eui, use, "key")
 	if err != nil {
 		return nil, err
@@ -145,7 +147,7 @@ func (d *Dir) KeyAgreement(eui smki.EUI, use Use) (commands.KeyAgreement, error)
 	if err != nil {
 		return nil, err
 	}
-	return commands.NewECDHKeyFromECDSA(k)
+	return k, nil
 }
 
 // PublicKey returns eui's public key for use, from <EUI>-<use>.pem, or, when
@@ -160,7 +162,7 @@ func (d *Dir) PublicKey(eui smki.EUI, use Use) (*ecdsa.PublicKey, error) {
 			}
 			return nil, kerr
 		}
-		return &k.PublicKey, nil
+		return k.Public().(*ecdsa.PublicKey), nil
 	}
 	if err != nil {
 		return nil, err
@@ -181,29 +183,13 @@ func (d *Dir) KeyAgreementPublicKey(eui smki.EUI, use Use) (*ecdh.PublicKey, err
 	return commands.ECDHPublicKey(k)
 }
 
-// ParsePrivateKeyPEM reads a P-256 private key from PKCS#8 or SEC 1 PEM.
-// Errors never include key material.
-func ParsePrivateKeyPEM(b []byte) (*ecdsa.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%w: no PEM block", ErrBadKey)
-	}
-	var key any
-	var err error
-	switch blk.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("%w: PEM block %q, want PRIVATE KEY or EC PRIVATE KEY", ErrBadKey, blk.Type)
-	}
+// ParsePrivateKeyPEM reads a P-256 private key from PKCS#8 or SEC 1 PEM
+// with custody.ParsePEM, the one reader of private keys. Errors wrap ErrBadKey
+// and never include key material.
+func ParsePrivateKeyPEM(b []byte) (*custody.Software, error) {
+	k, err := custody.ParsePEM(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s does not parse", ErrBadKey, blk.Type)
-	}
-	k, ok := key.(*ecdsa.PrivateKey)
-	if !ok || k.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%w: want an ECDSA P-256 key, have %T", ErrBadKey, key)
+		return nil, fmt.Errorf("%w: %w", ErrBadKey, err)
 	}
 	return k, nil
 }

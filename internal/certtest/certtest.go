@@ -6,7 +6,7 @@
 package certtest
 
 import (
-	"crypto/ecdsa"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"testing"
@@ -42,7 +42,7 @@ func NullParameters(tbs [][]byte, outer *[]byte) {
 // Reissue splits der into its TBSCertificate elements, lets edit (when not
 // nil) change them and the outer signatureAlgorithm, and signs the result
 // again with key (ECDSA with SHA-256).
-func Reissue(tb testing.TB, der []byte, key *ecdsa.PrivateKey, edit func(tbs [][]byte, outer *[]byte)) []byte {
+func Reissue(tb testing.TB, der []byte, key crypto.Signer, edit func(tbs [][]byte, outer *[]byte)) []byte {
 	tb.Helper()
 	in := cryptobyte.String(der)
 	var cert, tbs, outer cryptobyte.String
@@ -73,7 +73,7 @@ func Reissue(tb testing.TB, der []byte, key *ecdsa.PrivateKey, edit func(tbs [][
 		tb.Fatal(err)
 	}
 	h := sha256.Sum256(newTBS)
-	sig, err := ecdsa.SignASN1(rand.Reader, key, h[:])
+	sig, err := key.Sign(rand.Reader, h[:], crypto.SHA256)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,93 +2,17 @@ package ca
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/internal/testenv"
 	"github.com/metertrust/metertrust/store"
 	"github.com/metertrust/metertrust/store/storetest"
 )
-
-func checkSigns(t *testing.T, s crypto.Signer) {
-	t.Helper()
-	h := sha256.Sum256([]byte("metertrust"))
-	sig, err := s.Sign(rand.Reader, h[:], crypto.SHA256)
-	if err != nil {
-		t.Fatalf("Sign: %v", err)
-	}
-	if !ecdsa.VerifyASN1(s.Public().(*ecdsa.PublicKey), h[:], sig) {
-		t.Fatal("signature does not verify")
-	}
-}
-
-func TestCustodySoftKMS(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	c, err := OpenCustody(ctx, "softkms", dir, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	uri, s, err := c.CreateKey(ctx, "dca-B1")
-	if err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	if uri != "softkms:path=keys/dca-B1.key" {
-		t.Errorf("key URI %q", uri)
-	}
-	checkSigns(t, s)
-	path := filepath.Join(dir, "keys", "dca-B1.key")
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("key file: %v, mode %v", err, fi.Mode())
-	}
-	b, _ := os.ReadFile(path)
-	if !strings.HasPrefix(string(b), "-----BEGIN PRIVATE KEY-----") {
-		t.Errorf("key file is not PKCS#8 PEM")
-	}
-	loaded, err := c.Signer(ctx, uri)
-	if err != nil {
-		t.Fatalf("Signer: %v", err)
-	}
-	if !loaded.Public().(*ecdsa.PublicKey).Equal(s.Public()) {
-		t.Error("loaded a different key")
-	}
-	if _, _, err := c.CreateKey(ctx, "dca-B1"); !errors.Is(err, ErrExists) {
-		t.Errorf("CreateKey over an existing key: %v, want ErrExists", err)
-	}
-	if err := c.Destroy(ctx, uri); err != nil {
-		t.Fatalf("Destroy: %v", err)
-	}
-	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("key file still there: %v", err)
-	}
-	if _, err := c.Signer(ctx, uri); !errors.Is(err, ErrKey) {
-		t.Errorf("Signer after Destroy: %v, want ErrKey", err)
-	}
-	for _, bad := range []string{"", "../escape", "a/b", strings.Repeat("x", 65)} {
-		if _, _, err := c.CreateKey(ctx, bad); !errors.Is(err, ErrKey) {
-			t.Errorf("CreateKey(%q): %v, want ErrKey", bad, err)
-		}
-	}
-	if _, err := OpenCustody(ctx, "awskms:region=eu", dir, rand.Reader); !errors.Is(err, ErrKey) {
-		t.Errorf("unsupported kms: %v", err)
-	}
-}
-
-func TestRedactPIN(t *testing.T) {
-	got := redactPIN("login failed for pin 98765", "pkcs11:token=x?pin-value=98765")
-	if strings.Contains(got, "98765") {
-		t.Errorf("PIN not redacted: %q", got)
-	}
-}
 
 // TestCeremonyOnSoftHSM runs the whole ceremony, a batch to its quota, and a
 // batch closed by hand, with every CA key on a SoftHSM2 token
@@ -103,7 +27,7 @@ func TestCeremonyOnSoftHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	keys, err := OpenCustody(ctx, kmsURI, dir, rand.Reader)
+	keys, err := custody.Open(ctx, kmsURI, dir, rand.Reader)
 	if err != nil {
 		t.Fatalf("OpenCustody(SoftHSM2): %v", err)
 	}
@@ -126,7 +50,7 @@ func TestCeremonyOnSoftHSM(t *testing.T) {
 			}
 		}
 	}
-	if entries, _ := os.ReadDir(filepath.Join(dir, KeyDirName)); len(entries) != 0 {
+	if entries, _ := os.ReadDir(filepath.Join(dir, custody.DirName)); len(entries) != 0 {
 		t.Errorf("key files written although keys are on the token: %v", entries)
 	}
 }
@@ -141,7 +65,7 @@ func TestCeremonyOnPostgres(t *testing.T) {
 	}
 	defer db.Close()
 	dir := t.TempDir()
-	keys, err := OpenCustody(ctx, "", dir, rand.Reader)
+	keys, err := custody.Open(ctx, "", dir, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,15 @@
-// Package hsm does elliptic-curve key agreement with a P-256 private key
-// held in a PKCS#11 token, so that the access control broker's key-agreement
-// key need never leave its HSM. The key-management library the CAs use
-// (go.step.sm/crypto/kms, over crypto11) signs but does not derive; this
-// package speaks PKCS#11 directly for CKM_ECDH1_DERIVE.
-//
-// Keys are named by PKCS#11 URIs as elsewhere in metertrust:
+package custody
+
+// This file is the PKCS#11 backend for keys that must derive: it speaks
+// PKCS#11 through github.com/miekg/pkcs11 (decision record 003), because
+// go.step.sm/crypto/kms, over crypto11, signs but does not derive. Keys
+// are named by full PKCS#11 URIs:
 //
 //	pkcs11:module-path=/usr/lib/softhsm/libsofthsm2.so;token=dcc;id=%01;object=acb-ka?pin-value=1234
 //
 // The shared secret Z comes back to the caller (the router keeps it in its
 // bounded per-device cache, as it does for file keys); the private key does
 // not.
-package hsm
 
 import (
 	"bytes"
@@ -37,14 +35,13 @@ import (
 // oidP256 is the namedCurve of CKA_EC_PARAMS for P-256.
 var oidP256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
 
-// ErrConfig is wrapped by errors in the key's URI or token set-up.
-var ErrConfig = errors.New("hsm: bad key configuration")
-
-// Key is a P-256 key-agreement private key in a token. It is safe for
-// concurrent use: each call takes one of the key's sessions.
-type Key struct {
+// Token is a P-256 private key in a PKCS#11 token, for key agreement
+// (CKM_ECDH1_DERIVE) and for signing its own certificate request. It is a
+// crypto.Signer and an Agreement, and is safe for concurrent use: each call
+// takes one of the key's sessions.
+type Token struct {
 	ctx      *pkcs11.Ctx
-	owned    bool // this Key initialised the module, so finalises it
+	owned    bool // this Token initialised the module, so finalises it
 	slot     uint
 	pin      string
 	id       []byte
@@ -92,14 +89,14 @@ func open(w where) (p *pkcs11.Ctx, slot uint, owned bool, err error) {
 	if err := p.Initialize(); err != nil {
 		if !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			p.Destroy()
-			return nil, 0, false, fmt.Errorf("hsm: initialising %s: %w", w.module, err)
+			return nil, 0, false, fmt.Errorf("custody: initialising %s: %w", w.module, err)
 		}
 		owned = false
 	}
 	slots, err := p.GetSlotList(true)
 	if err != nil {
 		finish(p, owned)
-		return nil, 0, false, fmt.Errorf("hsm: listing slots: %w", err)
+		return nil, 0, false, fmt.Errorf("custody: listing slots: %w", err)
 	}
 	for _, s := range slots {
 		ti, err := p.GetTokenInfo(s)
@@ -125,7 +122,7 @@ func isCode(err error, code uint) bool {
 
 // newKey opens the token the URI names for the key it names, keeping up to
 // idle sessions open.
-func newKey(rawuri string, idle int) (*Key, error) {
+func newKey(rawuri string, idle int) (*Token, error) {
 	w, err := parse(rawuri)
 	if err != nil {
 		return nil, err
@@ -134,14 +131,14 @@ func newKey(rawuri string, idle int) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{ctx: p, owned: owned, slot: slot, pin: w.pin, id: w.id, label: w.label,
+	return &Token{ctx: p, owned: owned, slot: slot, pin: w.pin, id: w.id, label: w.label,
 		sessions: make(chan pkcs11.SessionHandle, idle)}, nil
 }
 
-// Open finds the key-agreement private key the URI names. The key must be a
+// OpenToken finds the key-agreement private key the URI names. The key must be a
 // P-256 EC private key with CKA_DERIVE set, and its public key must be in the
-// token too (same id or label), as Generate leaves it.
-func Open(rawuri string) (*Key, error) {
+// token too (same id or label), as GenerateToken leaves it.
+func OpenToken(rawuri string) (*Token, error) {
 	k, err := newKey(rawuri, max(2, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return nil, err
@@ -154,7 +151,7 @@ func Open(rawuri string) (*Key, error) {
 }
 
 // load checks the private key and reads the public key.
-func (k *Key) load() error {
+func (k *Token) load() error {
 	s, err := k.session()
 	if err != nil {
 		return err
@@ -168,7 +165,7 @@ func (k *Key) load() error {
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, nil)})
 	if err != nil {
-		return fmt.Errorf("hsm: reading the key's attributes: %w", err)
+		return fmt.Errorf("custody: reading the key's attributes: %w", err)
 	}
 	if !bytes.Equal(attrs[0].Value, ulong(pkcs11.CKK_EC)) {
 		return fmt.Errorf("%w: %s is not an EC key", ErrConfig, k.name())
@@ -186,19 +183,19 @@ func (k *Key) load() error {
 	}
 	pa, err := k.ctx.GetAttributeValue(s, pub, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil)})
 	if err != nil {
-		return fmt.Errorf("hsm: reading the public key of %s: %w", k.name(), err)
+		return fmt.Errorf("custody: reading the public key of %s: %w", k.name(), err)
 	}
 	var point []byte
 	if _, err := asn1.Unmarshal(pa[0].Value, &point); err != nil {
 		point = pa[0].Value // some tokens store the bare point
 	}
 	if k.public, err = ecdh.P256().NewPublicKey(point); err != nil {
-		return fmt.Errorf("hsm: the public key of %s: %w", k.name(), err)
+		return fmt.Errorf("custody: the public key of %s: %w", k.name(), err)
 	}
 	return nil
 }
 
-func (k *Key) name() string {
+func (k *Token) name() string {
 	if k.label != "" {
 		return fmt.Sprintf("key %q", k.label)
 	}
@@ -208,7 +205,7 @@ func (k *Key) name() string {
 // ulong is a CK_ULONG attribute value as the module returns it.
 func ulong(v uint) []byte { return pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, v).Value }
 
-func (k *Key) template(class uint) []*pkcs11.Attribute {
+func (k *Token) template(class uint) []*pkcs11.Attribute {
 	t := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)}
 	if len(k.id) > 0 {
 		t = append(t, pkcs11.NewAttribute(pkcs11.CKA_ID, k.id))
@@ -219,17 +216,45 @@ func (k *Key) template(class uint) []*pkcs11.Attribute {
 	return t
 }
 
+// absent checks that no key object in the token has the URI's id or its
+// label, so that a new key pair can take both.
+func (k *Token) absent(s pkcs11.SessionHandle) error {
+	var attrs []*pkcs11.Attribute
+	if len(k.id) > 0 {
+		attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_ID, k.id))
+	}
+	if k.label != "" {
+		attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_LABEL, k.label))
+	}
+	for _, a := range attrs {
+		if err := k.ctx.FindObjectsInit(s, []*pkcs11.Attribute{a}); err != nil {
+			return fmt.Errorf("custody: searching the token: %w", err)
+		}
+		objs, _, err := k.ctx.FindObjects(s, 1)
+		if ferr := k.ctx.FindObjectsFinal(s); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return fmt.Errorf("custody: searching the token: %w", err)
+		}
+		if len(objs) > 0 {
+			return fmt.Errorf("%w: the token already holds a key with the id or label of %s", ErrExists, k.name())
+		}
+	}
+	return nil
+}
+
 // find returns the one object of class the URI names.
-func (k *Key) find(s pkcs11.SessionHandle, class uint) (pkcs11.ObjectHandle, error) {
+func (k *Token) find(s pkcs11.SessionHandle, class uint) (pkcs11.ObjectHandle, error) {
 	if err := k.ctx.FindObjectsInit(s, k.template(class)); err != nil {
-		return 0, fmt.Errorf("hsm: searching the token: %w", err)
+		return 0, fmt.Errorf("custody: searching the token: %w", err)
 	}
 	objs, _, err := k.ctx.FindObjects(s, 2)
 	if ferr := k.ctx.FindObjectsFinal(s); err == nil {
 		err = ferr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("hsm: searching the token: %w", err)
+		return 0, fmt.Errorf("custody: searching the token: %w", err)
 	}
 	what := "private"
 	if class == pkcs11.CKO_PUBLIC_KEY {
@@ -245,7 +270,7 @@ func (k *Key) find(s pkcs11.SessionHandle, class uint) (pkcs11.ObjectHandle, err
 }
 
 // session takes an idle session or opens a new one, logged in.
-func (k *Key) session() (pkcs11.SessionHandle, error) {
+func (k *Token) session() (pkcs11.SessionHandle, error) {
 	select {
 	case s := <-k.sessions:
 		return s, nil
@@ -254,22 +279,22 @@ func (k *Key) session() (pkcs11.SessionHandle, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
-		return 0, errors.New("hsm: key closed")
+		return 0, errors.New("custody: key closed")
 	}
 	s, err := k.ctx.OpenSession(k.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
-		return 0, fmt.Errorf("hsm: opening a session: %w", err)
+		return 0, fmt.Errorf("custody: opening a session: %w", err)
 	}
 	// The login state is the token's, shared by all sessions of the process.
 	if err := k.ctx.Login(s, pkcs11.CKU_USER, k.pin); err != nil && !isCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
 		_ = k.ctx.CloseSession(s)
-		return 0, fmt.Errorf("hsm: logging in to the token: %w", err)
+		return 0, fmt.Errorf("custody: logging in to the token: %w", err)
 	}
 	return s, nil
 }
 
 // release returns s to the idle sessions, or closes it when enough are idle.
-func (k *Key) release(s pkcs11.SessionHandle) {
+func (k *Token) release(s pkcs11.SessionHandle) {
 	select {
 	case k.sessions <- s:
 	default:
@@ -277,17 +302,17 @@ func (k *Key) release(s pkcs11.SessionHandle) {
 	}
 }
 
-// Public returns the key's public key.
-func (k *Key) Public() *ecdh.PublicKey { return k.public }
+// PublicKey returns the key's public key in ECDH form (Agreement).
+func (k *Token) PublicKey() *ecdh.PublicKey { return k.public }
 
 // ECDH returns the raw shared secret Z (the x coordinate, 32 bytes) of the
 // key and peer, derived in the token with CKM_ECDH1_DERIVE and no KDF.
-func (k *Key) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
+func (k *Token) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if peer == nil || peer.Curve() != ecdh.P256() {
-		return nil, errors.New("hsm: key agreement needs a P-256 peer key")
+		return nil, errors.New("custody: key agreement needs a P-256 peer key")
 	}
 	s, err := k.session()
 	if err != nil {
@@ -303,7 +328,7 @@ func (k *Key) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
 	return z, nil
 }
 
-func (k *Key) derive(s pkcs11.SessionHandle, point []byte) ([]byte, error) {
+func (k *Token) derive(s pkcs11.SessionHandle, point []byte) ([]byte, error) {
 	priv, err := k.find(s, pkcs11.CKO_PRIVATE_KEY)
 	if err != nil {
 		return nil, err
@@ -318,21 +343,21 @@ func (k *Key) derive(s pkcs11.SessionHandle, point []byte) ([]byte, error) {
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("hsm: ECDH with %s: %w", k.name(), err)
+		return nil, fmt.Errorf("custody: ECDH with %s: %w", k.name(), err)
 	}
 	defer func() { _ = k.ctx.DestroyObject(s, h) }()
 	attrs, err := k.ctx.GetAttributeValue(s, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
 	if err != nil {
-		return nil, fmt.Errorf("hsm: reading the shared secret: %w", err)
+		return nil, fmt.Errorf("custody: reading the shared secret: %w", err)
 	}
 	if len(attrs[0].Value) != 32 {
-		return nil, fmt.Errorf("hsm: the token returned a %d-byte shared secret, want 32", len(attrs[0].Value))
+		return nil, fmt.Errorf("custody: the token returned a %d-byte shared secret, want 32", len(attrs[0].Value))
 	}
 	return attrs[0].Value, nil
 }
 
 // Close closes the key's sessions and unloads the module.
-func (k *Key) Close() error {
+func (k *Token) Close() error {
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()
@@ -351,11 +376,11 @@ func (k *Key) Close() error {
 	}
 }
 
-// Generate makes a new P-256 key pair in the token the URI names, with the
+// GenerateToken makes a new P-256 key pair in the token the URI names, with the
 // URI's id and label, for key agreement: the private key may derive (and
 // sign, for its certificate request), is sensitive and never extractable.
-// It returns the key, open as Open would; the caller closes it.
-func Generate(rawuri string) (_ *Key, err error) {
+// It returns the key, open as OpenToken would; the caller closes it.
+func GenerateToken(rawuri string) (_ *Token, err error) {
 	k, err := newKey(rawuri, max(2, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return nil, err
@@ -370,8 +395,8 @@ func Generate(rawuri string) (_ *Key, err error) {
 		return nil, err
 	}
 	defer k.release(s)
-	if _, err := k.find(s, pkcs11.CKO_PRIVATE_KEY); err == nil {
-		return nil, fmt.Errorf("%w: the token already holds %s", ErrConfig, k.name())
+	if err := k.absent(s); err != nil {
+		return nil, err
 	}
 	params, err := asn1.Marshal(oidP256)
 	if err != nil {
@@ -389,7 +414,7 @@ func Generate(rawuri string) (_ *Key, err error) {
 		// possession, as for a file key); the router never signs with it.
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
 	if _, _, err := k.ctx.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pubT, privT); err != nil {
-		return nil, fmt.Errorf("hsm: generating a P-256 key pair: %w", err)
+		return nil, fmt.Errorf("custody: generating a P-256 key pair: %w", err)
 	}
 	if err := k.load(); err != nil {
 		return nil, err
@@ -397,14 +422,9 @@ func Generate(rawuri string) (_ *Key, err error) {
 	return k, nil
 }
 
-// Signer returns the key as a crypto.Signer (ECDSA, ASN.1 signatures over
-// a digest the caller made), for the key's own certificate request.
-func (k *Key) Signer() crypto.Signer { return signer{k} }
-
-type signer struct{ k *Key }
-
-func (s signer) Public() crypto.PublicKey {
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), s.k.public.Bytes())
+// Public returns the key's *ecdsa.PublicKey (crypto.Signer).
+func (k *Token) Public() crypto.PublicKey {
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), k.public.Bytes())
 	if err != nil {
 		return nil
 	}
@@ -412,9 +432,10 @@ func (s signer) Public() crypto.PublicKey {
 }
 
 // Sign signs digest with CKM_ECDSA in the token and returns the signature
-// in ASN.1 form, as crypto/ecdsa does.
-func (s signer) Sign(_ io.Reader, digest []byte, _ crypto.SignerOpts) ([]byte, error) {
-	k := s.k
+// in ASN.1 form, as crypto/ecdsa does (crypto.Signer). The router never
+// signs with its key-agreement key; this is for the key's own certificate
+// request.
+func (k *Token) Sign(_ io.Reader, digest []byte, _ crypto.SignerOpts) ([]byte, error) {
 	sess, err := k.session()
 	if err != nil {
 		return nil, err
@@ -425,14 +446,14 @@ func (s signer) Sign(_ io.Reader, digest []byte, _ crypto.SignerOpts) ([]byte, e
 		return nil, err
 	}
 	if err := k.ctx.SignInit(sess, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}, priv); err != nil {
-		return nil, fmt.Errorf("hsm: signing with %s: %w", k.name(), err)
+		return nil, fmt.Errorf("custody: signing with %s: %w", k.name(), err)
 	}
 	raw, err := k.ctx.Sign(sess, digest)
 	if err != nil {
-		return nil, fmt.Errorf("hsm: signing with %s: %w", k.name(), err)
+		return nil, fmt.Errorf("custody: signing with %s: %w", k.name(), err)
 	}
 	if len(raw) != 64 {
-		return nil, fmt.Errorf("hsm: the token returned a %d-byte signature, want 64", len(raw))
+		return nil, fmt.Errorf("custody: the token returned a %d-byte signature, want 64", len(raw))
 	}
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {

@@ -1,4 +1,4 @@
-package hsm
+package custody
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func testKey(t *testing.T) (token, key, name string) {
 	if _, err := rand.Read(id); err != nil {
 		t.Fatal(err)
 	}
-	attrs := "id=" + hex.EncodeToString(id) + ";object=metertrust-hsm-test-" + hex.EncodeToString(id)
+	attrs := "id=" + hex.EncodeToString(id) + ";object=metertrust-keys-test-" + hex.EncodeToString(id)
 	base, query, _ := strings.Cut(token, "?")
 	key = base + ";" + attrs
 	if query != "" {
@@ -43,22 +43,22 @@ func testKey(t *testing.T) (token, key, name string) {
 // ECDH with its public key, under concurrent use.
 func TestECDHInToken(t *testing.T) {
 	_, u, _ := testKey(t)
-	g, err := Generate(u)
+	g, err := GenerateToken(u)
 	if err != nil {
-		t.Fatalf("Generate: %v", err)
+		t.Fatalf("GenerateToken: %v", err)
 	}
-	pub := g.Public()
+	pub := g.PublicKey()
 	g.Close()
-	if _, err := Generate(u); !errors.Is(err, ErrConfig) {
-		t.Errorf("generating over an existing key: %v, want ErrConfig", err)
+	if _, err := GenerateToken(u); !errors.Is(err, ErrExists) {
+		t.Errorf("generating over an existing key: %v, want ErrExists", err)
 	}
-	k, err := Open(u)
+	k, err := OpenToken(u)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		t.Fatalf("OpenToken: %v", err)
 	}
 	defer k.Close()
-	if !k.Public().Equal(pub) {
-		t.Fatal("Open found another public key than Generate made")
+	if !k.PublicKey().Equal(pub) {
+		t.Fatal("OpenToken found another public key than GenerateToken made")
 	}
 	var wg sync.WaitGroup
 	for range 4 {
@@ -74,7 +74,7 @@ func TestECDHInToken(t *testing.T) {
 					t.Errorf("ECDH in the token: %v", err)
 					return
 				}
-				want, err := peer.ECDH(k.Public())
+				want, err := peer.ECDH(k.PublicKey())
 				if err != nil {
 					t.Error(err)
 					return
@@ -97,7 +97,7 @@ func TestECDHInToken(t *testing.T) {
 // an error that names why.
 func TestOpenRefuses(t *testing.T) {
 	token, u, name := testKey(t)
-	if _, err := Open(u); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "no private key") {
+	if _, err := OpenToken(u); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "no private key") {
 		t.Errorf("a key not in the token: %v", err)
 	}
 	// A signing key, as the CAs' key manager makes them: no CKA_DERIVE.
@@ -109,18 +109,18 @@ func TestOpenRefuses(t *testing.T) {
 		t.Fatalf("creating a signing key: %v", err)
 	}
 	km.Close()
-	if _, err := Open(u); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "CKA_DERIVE") {
+	if _, err := OpenToken(u); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "CKA_DERIVE") {
 		t.Errorf("a signing key: %v, want a refusal naming CKA_DERIVE", err)
 	}
-	if _, err := Open(strings.Replace(u, "pin-value=", "pin-value=wrong", 1)); err == nil || !strings.Contains(err.Error(), "logging in") {
+	if _, err := OpenToken(strings.Replace(u, "pin-value=", "pin-value=wrong", 1)); err == nil || !strings.Contains(err.Error(), "logging in") {
 		t.Errorf("a wrong PIN: %v, want a refusal naming the login", err)
 	}
-	if _, err := Open("pkcs11:%zz;token=x?pin-value=secret"); !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), "secret") {
+	if _, err := OpenToken("pkcs11:%zz;token=x?pin-value=secret"); !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), "secret") {
 		t.Errorf("an unparsable URI: %v, want ErrConfig without the PIN", err)
 	}
 	for _, bad := range []string{"pkcs11:token=x;id=01", "pkcs11:module-path=/nonexistent.so;id=01", "pkcs11:module-path=/x.so;token=x", "file:/tmp/x"} {
-		if _, err := Open(bad); !errors.Is(err, ErrConfig) {
-			t.Errorf("Open(%q) = %v, want ErrConfig", bad, err)
+		if _, err := OpenToken(bad); !errors.Is(err, ErrConfig) {
+			t.Errorf("OpenToken(%q) = %v, want ErrConfig", bad, err)
 		}
 	}
 }
@@ -129,18 +129,27 @@ func TestOpenRefuses(t *testing.T) {
 // request) verify with its public key.
 func TestSignerInToken(t *testing.T) {
 	_, u, _ := testKey(t)
-	k, err := Generate(u)
+	k, err := GenerateToken(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close()
 	digest := sha256.Sum256([]byte("a certificate request"))
-	sig, err := k.Signer().Sign(rand.Reader, digest[:], crypto.SHA256)
+	sig, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, ok := k.Signer().Public().(*ecdsa.PublicKey)
+	pub, ok := k.Public().(*ecdsa.PublicKey)
 	if !ok || !ecdsa.VerifyASN1(pub, digest[:], sig) {
-		t.Fatalf("the token's signature does not verify with the key's public key (%T)", k.Signer().Public())
+		t.Fatalf("the token's signature does not verify with the key's public key (%T)", k.Public())
 	}
+}
+
+func randHex(t *testing.T) string {
+	t.Helper()
+	id := make([]byte, 6)
+	if _, err := rand.Read(id); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(id)
 }
