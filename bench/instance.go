@@ -212,13 +212,13 @@ func startService(ctx context.Context, spec InstanceSpec) (_ *service, err error
 	// the bench process's router does.
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	as := s.db.Anomaly()
-	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log.With("component", "anomaly")})
+	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("%w %d: starting anomaly detection: %w", ErrInstance, spec.Index, err)
 	}
 	svc, err := router.NewService(router.ServiceConfig{DB: s.db, Detector: det, ACB: spec.ACB, ACBKey: s.acbKey, Transport: s.rec,
 		ServerCertificate: cert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS,
-		Logger: log.With("component", "router"), Registry: s.registry})
+		Logger: log, Registry: s.registry})
 	if err != nil {
 		return nil, fmt.Errorf("%w %d: building the router: %w", ErrInstance, spec.Index, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -32,8 +34,9 @@ func TestRun(t *testing.T) {
 		{name: "kept data dir, attack under threshold", meters: StoryMeters, attack: 5, threshold: 20, keep: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			opts := Options{Meters: tc.meters, Attack: tc.attack, Threshold: tc.threshold, Out: &out}
+			var out, logs bytes.Buffer
+			opts := Options{Meters: tc.meters, Attack: tc.attack, Threshold: tc.threshold, Out: &out,
+				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 			if tc.keep {
 				opts.DataDir = filepath.Join(t.TempDir(), "data")
 			}
@@ -41,6 +44,7 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v\n%s", err, out.String())
 			}
+			checkJSONLog(t, logs.Bytes())
 			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party
 			wantAttackAccepted := min(tc.attack, tc.threshold-StoryMeters)
 			want := AttackSummary{Threshold: tc.threshold, Before: StoryMeters, Sent: tc.attack,
@@ -159,4 +163,59 @@ func TestWriteSummary(t *testing.T) {
 	if back.Attack != s.Attack || back.Refused["signature"] != 2 || back.Quarantined != 453 {
 		t.Errorf("JSON round trip: %+v", back)
 	}
+}
+
+// checkJSONLog fails unless every line of log is one JSON object whose keys
+// are not repeated at any level: a repeated key ("component" given by the
+// caller and again by the package) is kept or dropped at the whim of
+// whatever reads the log.
+func checkJSONLog(t *testing.T, log []byte) {
+	t.Helper()
+	lines := bytes.Split(bytes.TrimSpace(log), []byte("\n"))
+	if len(lines) < 10 {
+		t.Fatalf("only %d log lines", len(lines))
+	}
+	for i, line := range lines {
+		if err := uniqueKeys(json.NewDecoder(bytes.NewReader(line))); err != nil {
+			t.Errorf("log line %d: %v: %s", i+1, err, line)
+		}
+	}
+}
+
+// uniqueKeys reads one JSON value from d and reports a key repeated within
+// one of its objects.
+func uniqueKeys(d *json.Decoder) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for d.More() {
+			k, err := d.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := k.(string)
+			if seen[key] {
+				return fmt.Errorf("key %q repeated", key)
+			}
+			seen[key] = true
+			if err := uniqueKeys(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+		return err
+	case json.Delim('['):
+		for d.More() {
+			if err := uniqueKeys(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+		return err
+	}
+	return nil
 }

@@ -172,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, fmt.Errorf("opening the key store: %w", err)
 	}
 	if s.CA, err = ca.New(ca.Config{Store: s.DB.SMKI(), Keys: s.Keys, Now: s.now, Rand: s.rand,
-		Logger: s.log.With("component", "ca"), Actor: "ca"}); err != nil {
+		Logger: s.log, Actor: "ca"}); err != nil {
 		return nil, err
 	}
 
@@ -220,7 +220,7 @@ func (s *System) create(ctx context.Context, cfg Config) error {
 		}
 		s.addParty(p)
 	}
-	s.Fleet = device.NewFleet(device.Config{Now: s.now, Rand: s.rand, Logger: s.log.With("component", "device")})
+	s.Fleet = device.NewFleet(device.Config{Now: s.now, Rand: s.rand, Logger: s.log})
 	if cfg.Meters > 0 && cfg.GenerateMeters {
 		if err := s.generateMeters(ctx, cfg.Meters, cfg.FirstMeter, cfg.MeterKind); err != nil {
 			return err
@@ -269,7 +269,7 @@ func (s *System) reuse(ctx context.Context, m manifest) error {
 		}
 		s.addParty(p)
 	}
-	s.Fleet = device.NewFleet(device.Config{Now: s.now, Rand: s.rand, Logger: s.log.With("component", "device")})
+	s.Fleet = device.NewFleet(device.Config{Now: s.now, Rand: s.rand, Logger: s.log})
 	if _, err := os.Stat(s.devicesDir()); err == nil {
 		if _, err := s.loadMeters(m.MeterKind); err != nil {
 			return err
@@ -362,7 +362,7 @@ func (s *System) loadDCCKI(ctx context.Context) error {
 func (s *System) newDetector(ctx context.Context) error {
 	as := s.DB.Anomaly()
 	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Now: s.now, Rand: s.rand,
-		Logger: s.log.With("component", "anomaly")})
+		Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("starting anomaly detection: %w", err)
 	}
@@ -468,7 +468,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	}
 	s.Router, err = router.NewService(router.ServiceConfig{DB: s.DB, Detector: s.Detector, ACB: s.ACB.EUI, ACBKey: acbKA,
 		Transport: transport, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser,
-		DCCKIIssuer: ca.NameDCCKITLS, Logger: s.log.With("component", "router"), Clock: s.now, Registry: cfg.Registry})
+		DCCKIIssuer: ca.NameDCCKITLS, Logger: s.log, Clock: s.now, Registry: cfg.Registry})
 	if err != nil {
 		return fmt.Errorf("building the router: %w", err)
 	}
@@ -478,7 +478,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	}
 	s.Operator = operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: s.Detector, Thresholds: s.Detector,
 		Usage: s.Detector, Alerts: s.Detector, Releaser: operator.Forwarder(s.Router.Router.ForwardReleased), Audit: s.DB,
-		Logger: s.log.With("component", "operator"), Now: s.now})
+		Logger: s.log, Now: s.now})
 	credBytes, err := os.ReadFile(s.CredentialsFile)
 	if err != nil {
 		return fmt.Errorf("reading operator credentials: %w", err)
