@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-// TestOnlyKeysTouchesPrivateKeys enforces this package's rule: it is the one
+// TestOnlyCustodyTouchesPrivateKeys enforces this package's rule: it is the one
 // key custody. It parses every .go file of the module (testdata and hidden
 // directories aside) and fails if any file outside keys/
 //
@@ -29,7 +29,7 @@ import (
 // fixtures of the formats keys refuses (RSA, P-384, SEC 1 beside PKCS#8)
 // cannot come from keys; it may not parse them nor speak PKCS#11, and reads
 // its key fixtures with custody.ParsePEM or custody.ReadFile.
-func TestOnlyKeysTouchesPrivateKeys(t *testing.T) {
+func TestOnlyCustodyTouchesPrivateKeys(t *testing.T) {
 	forbiddenImports := []string{
 		"github.com/miekg/pkcs11",
 		"github.com/ThalesGroup/crypto11",
