@@ -1,13 +1,11 @@
 package operator
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/internal/jsonconfig"
 )
 
 // Role is what an operator may do. The anomaly roles govern the operator
@@ -267,20 +266,17 @@ func Parse(data []byte) (*Credentials, error) {
 	return NewCredentials(f.Operators)
 }
 
-// ParseFile decodes a credentials File strictly and validates it, for
-// callers that need the entries themselves.
+// ParseFile decodes a credentials File strictly (unknown fields, field
+// names in another case and trailing data are errors) and validates it,
+// for callers that need the entries themselves. It is the one reader of
+// the credentials file: package repository reads it through ParseFile too.
 func ParseFile(data []byte) (File, error) {
 	if len(data) > MaxCredentialsBytes {
 		return File{}, fmt.Errorf("%w: larger than %d bytes", ErrCredentials, MaxCredentialsBytes)
 	}
 	var f File
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := jsonconfig.Decode(data, &f); err != nil {
 		return File{}, fmt.Errorf("%w: %w", ErrCredentials, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return File{}, fmt.Errorf("%w: trailing data after the JSON document", ErrCredentials)
 	}
 	if _, err := NewCredentials(f.Operators); err != nil {
 		return File{}, err

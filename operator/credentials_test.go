@@ -54,6 +54,7 @@ func TestParse(t *testing.T) {
 		{"duplicate name", `{"operators":[{"name":"a","token_sha256":"` + h + `","roles":["viewer"]},{"name":"a","token_sha256":"` + h2 + `","roles":["viewer"]}]}`, 0, "duplicate operator name"},
 		{"shared token", `{"operators":[{"name":"a","token_sha256":"` + h + `","roles":["viewer"]},{"name":"b","token_sha256":"` + strings.ToUpper(h) + `","roles":["viewer"]}]}`, 0, "same token"},
 		{"plain token field", `{"operators":[{"name":"a","token":"s3cret","roles":["viewer"]}]}`, 0, `unknown field "token"`},
+		{"field in another case", `{"operators":[{"name":"a","Token_SHA256":"` + HashToken("t") + `","roles":["viewer"]}]}`, 0, `did you mean "token_sha256"`},
 		{"repository spelling", `{"operators":[{"name":"a","tokenSHA256":"` + h + `","permissions":["publish"]}]}`, 0, `unknown field`},
 		{"trailing data", `{"operators":[]} {}`, 0, "trailing data"},
 		{"not JSON", `operators: []`, 0, "invalid character"},

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/metertrust/metertrust/internal/jsonconfig"
 )
 
 // Limits that apply when the configuration leaves them zero, and the ceiling
@@ -157,7 +159,7 @@ func LoadConfig(path string) (Config, error) {
 // ParseConfig decodes a JSON configuration strictly, like LoadConfig.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
-	if err := decodeStrict(data, &c); err != nil {
+	if err := jsonconfig.Decode(data, &c); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := c.Validate(); err != nil {
@@ -179,14 +181,15 @@ func decodeFile(path string, v any) error {
 	if len(data) > maxConfigBytes {
 		return fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, maxConfigBytes)
 	}
-	if err := decodeStrict(data, v); err != nil {
+	if err := jsonconfig.Decode(data, v); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
 	}
 	return nil
 }
 
 // decodeStrict decodes exactly one JSON value, refusing unknown fields and
-// trailing data.
+// trailing data: for request bodies. Configuration goes through
+// jsonconfig.Decode, which also wants field names in their exact case.
 func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -1,7 +1,10 @@
 package repository
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +35,7 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{name: "unknown field", json: `{"listen":"x","colour":"red"}`, wantErr: `unknown field "colour"`},
 		{name: "trailing data", json: `{} {}`, wantErr: "trailing data"},
+		{name: "field in another case", json: `{"baseUrl":"https://smki.example.org"}`, wantErr: `did you mean "baseURL"`},
 		{name: "not an object", json: `[]`, wantErr: "cannot unmarshal"},
 		{name: "limit too high", json: `{"maxLimit":1001}`, wantErr: "maxLimit 1001"},
 		{name: "default above max", json: `{"defaultLimit":600,"maxLimit":500}`, wantErr: "exceeds maxLimit"},
@@ -44,6 +48,22 @@ func TestParseConfig(t *testing.T) {
 		{name: "operator without permissions", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":[]}]}`, wantErr: "no permissions"},
 		{name: "duplicate operator", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]},{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]}]}`, wantErr: "duplicate"},
 		{name: "one token for two operators", json: `{"operators":[{"name":"a","tokenSHA256":"` + good + `","permissions":["revoke"]},{"name":"b","tokenSHA256":"` + good + `","permissions":["publish"]}]}`, wantErr: "same token"},
+		{name: "operators as credentials", json: `{"operators":[{"name":"alice","token_sha256":"` + good + `","roles":["viewer","revoke"]}]}`,
+			check: func(t *testing.T, c Config) {
+				if len(c.Operators) != 1 || !c.Operators[0].Can(PermRevoke) || c.Operators[0].Can(PermPublish) || LegacySpelling(c.Operators) {
+					t.Errorf("operators %+v", c.Operators)
+				}
+			}},
+		{name: "legacy operators still read", json: `{"operators":[{"name":"alice","tokenSHA256":"` + good + `","permissions":["publish"]}]}`,
+			check: func(t *testing.T, c Config) {
+				if len(c.Operators) != 1 || !c.Operators[0].Can(PermPublish) || !LegacySpelling(c.Operators) {
+					t.Errorf("operators %+v", c.Operators)
+				}
+			}},
+		{name: "credential without repository role", json: `{"operators":[{"name":"a","token_sha256":"` + good + `","roles":["viewer"]}]}`, wantErr: "roles: no permissions"},
+		{name: "credential with unknown role", json: `{"operators":[{"name":"a","token_sha256":"` + good + `","roles":["root"]}]}`, wantErr: "unknown role"},
+		{name: "credential with unknown field", json: `{"operators":[{"name":"a","token_sha256":"` + good + `","roles":["revoke"],"token":"t"}]}`, wantErr: `unknown field "token"`},
+		{name: "credential with bad digest", json: `{"operators":[{"name":"a","token_sha256":"abc","roles":["revoke"]}]}`, wantErr: "token_sha256 must be 64 hex digits"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,7 +116,10 @@ func TestOperators(t *testing.T) {
 		{name: "one token for two operators", json: `{"operators":[{"name":"alice","tokenSHA256":"` + h + `","permissions":["publish"]},{"name":"bob","tokenSHA256":"` + strings.ToUpper(h) + `","permissions":["revoke"]}]}`, wantErr: "same token"},
 		{name: "shared credentials file", json: `{"operators":[{"name":"alice","token_sha256":"` + h + `","roles":["viewer","revoke"]},{"name":"vera","token_sha256":"` + HashToken("v") + `","roles":["viewer"]}]}`, want: 1},
 		{name: "shared file with an unknown role", json: `{"operators":[{"name":"a","token_sha256":"` + h + `","roles":["root"]}]}`, wantErr: "unknown role"},
-		{name: "spellings mixed", json: `{"operators":[{"name":"a","token_sha256":"` + h + `","permissions":["publish"]}]}`, wantErr: `unknown field "permissions"`},
+		{name: "spellings mixed", json: `{"operators":[{"name":"a","token_sha256":"` + h + `","permissions":["publish"]}]}`, wantErr: `unknown field "token_sha256"`},
+		{name: "shared file, short digest", json: `{"operators":[{"name":"a","token_sha256":"abcd","roles":["publish"]}]}`, wantErr: "token_sha256 must be 64 hex digits"},
+		{name: "shared file, duplicate", json: `{"operators":[{"name":"a","token_sha256":"` + h + `","roles":["publish"]},{"name":"a","token_sha256":"` + HashToken("x") + `","roles":["revoke"]}]}`, wantErr: "duplicate"},
+		{name: "shared file, unknown field", json: `{"operators":[{"name":"a","token_sha256":"` + h + `","roles":["publish"],"colour":"red"}]}`, wantErr: `unknown field "colour"`},
 		{name: "none", json: `{"operators":[]}`, want: 0},
 		{name: "short digest", json: `{"operators":[{"name":"a","tokenSHA256":"abcd","permissions":["publish"]}]}`, wantErr: "64 hex digits"},
 		{name: "raw token instead of digest", json: `{"operators":[{"name":"a","tokenSHA256":"` + strings.Repeat("z", 64) + `","permissions":["publish"]}]}`, wantErr: "not hex"},
@@ -119,6 +142,9 @@ func TestOperators(t *testing.T) {
 			}
 			if err != nil || len(ops) != tc.want {
 				t.Fatalf("got %d operators, %v; want %d", len(ops), err, tc.want)
+			}
+			if legacy := strings.Contains(tc.json, "tokenSHA256"); LegacySpelling(ops) != legacy {
+				t.Errorf("LegacySpelling = %t, want %t", !legacy, legacy)
 			}
 		})
 	}
@@ -261,5 +287,46 @@ func TestNegotiate(t *testing.T) {
 				t.Errorf("negotiate(%q, %t) = %d, want %d", tc.accept, tc.allowJSON, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestLegacyOperatorsWarn checks that New logs a deprecation warning for
+// operators in the repository's former spelling, and none for the shared
+// credentials file.
+func TestLegacyOperatorsWarn(t *testing.T) {
+	h := HashToken("t")
+	for _, tc := range []struct {
+		json string
+		warn bool
+	}{
+		{`{"operators":[{"name":"a","tokenSHA256":"` + h + `","permissions":["revoke"]}]}`, true},
+		{`{"operators":[{"name":"a","token_sha256":"` + h + `","roles":["revoke"]}]}`, false},
+	} {
+		ops, err := ParseOperators([]byte(tc.json))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		New(Config{Operators: ops}, Deps{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+		if got := strings.Contains(buf.String(), "deprecated spelling"); got != tc.warn {
+			t.Errorf("%s: warned %t, want %t (log %q)", tc.json, got, tc.warn, buf.String())
+		}
+	}
+}
+
+// TestOperatorMarshal checks that an Operator is written in the shared
+// credentials spelling and reads back the same.
+func TestOperatorMarshal(t *testing.T) {
+	op := Operator{Name: "alice", TokenSHA256: HashToken("t"), Permissions: []Permission{PermPublish}}
+	b, err := json.Marshal(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"name":"alice","token_sha256":"` + op.TokenSHA256 + `","roles":["publish"]}`; string(b) != want {
+		t.Fatalf("Marshal = %s, want %s", b, want)
+	}
+	var back Operator
+	if err := json.Unmarshal(b, &back); err != nil || back.Name != op.Name || !back.Can(PermPublish) || back.legacy {
+		t.Fatalf("Unmarshal = %+v, %v", back, err)
 	}
 }

@@ -10,8 +10,10 @@
 // Reads are open. Writes (publishing a certificate issued elsewhere, and
 // revoking one) need an operator bearer token; the server keeps only the
 // SHA-256 of each token and compares digests in constant time, through
-// package operator's credentials, which every metertrust service shares
-// (LoadOperators also reads operator's credentials file). Every write
+// package operator's credentials, in the one credentials file format every
+// metertrust service shares (LoadOperators reads it with operator.ParseFile;
+// the repository's former spelling is read until the next release, with a
+// warning). Every write
 // is written to the audit log before it is attempted and after it ends, and
 // every refused write is audited.
 //

@@ -41,10 +41,11 @@ func ExampleParseCertQuery() {
 }
 
 // Operators are configured with the SHA-256 of their token, never the
-// token itself.
+// token itself, in package operator's credentials file; the roles publish
+// and revoke are the repository's permissions.
 func ExampleHashToken() {
-	ops, err := repository.ParseOperators([]byte(`{"operators":[{"name":"alice","tokenSHA256":"` +
-		repository.HashToken("correct horse") + `","permissions":["revoke"]}]}`))
+	ops, err := repository.ParseOperators([]byte(`{"operators":[{"name":"alice","token_sha256":"` +
+		repository.HashToken("correct horse") + `","roles":["revoke"]}]}`))
 	fmt.Println(len(ops), ops[0].Name, ops[0].Can(repository.PermRevoke), ops[0].Can(repository.PermPublish), err)
 	// Output:
 	// 1 alice true false <nil>

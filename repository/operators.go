@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/metertrust/metertrust/internal/jsonconfig"
 	"github.com/metertrust/metertrust/operator"
 )
 
 // Operator credentials are package operator's, shared by every metertrust
-// service: this file keeps the repository's own JSON spelling of them
-// (tokenSHA256, permissions) for its configuration file, --operators and
-// METERTRUST_REPOSITORY_OPERATORS, and also reads the shared credentials
-// file (token_sha256, roles).
+// service, in its one spelling ({"name", "token_sha256", "roles"}), in the
+// credentials file (--operators, METERTRUST_REPOSITORY_OPERATORS) and in the
+// operators of the configuration file alike. The repository's former
+// spelling ({"name", "tokenSHA256", "permissions"}) is still read, for one
+// release: New logs a deprecation warning when it was used.
 
 // Permission is a write an operator may perform: one of the operator
 // roles, publish or revoke.
@@ -29,20 +31,96 @@ const (
 
 // Operator is a credential allowed to write to the repository. The bearer
 // token itself is never configured or kept: only its SHA-256 digest, which
-// `printf %s "$TOKEN" | sha256sum` prints.
+// `printf %s "$TOKEN" | sha256sum` prints. In JSON it is an
+// operator.Credential ({"name", "token_sha256", "roles"}), whose roles
+// publish and revoke are its permissions.
 type Operator struct {
 	// Name identifies the operator in the audit log (the actor of every
 	// event it causes).
-	Name string `json:"name"`
+	Name string
 	// TokenSHA256 is the lower- or upper-case hex SHA-256 of the operator's
 	// bearer token (64 hex digits).
-	TokenSHA256 string `json:"tokenSHA256"`
+	TokenSHA256 string
 	// Permissions lists the writes the operator may perform.
+	Permissions []Permission
+
+	// legacy is set when the entry was read in the deprecated spelling.
+	legacy bool
+}
+
+// legacyOperator is the repository's former spelling of an Operator, read
+// for one release.
+type legacyOperator struct {
+	Name        string       `json:"name"`
+	TokenSHA256 string       `json:"tokenSHA256"`
 	Permissions []Permission `json:"permissions"`
 }
 
+// MarshalJSON writes op as an operator.Credential.
+func (op Operator) MarshalJSON() ([]byte, error) {
+	return json.Marshal(op.credential())
+}
+
+// UnmarshalJSON reads op strictly (unknown fields are errors) as an
+// operator.Credential, or in the deprecated spelling {"name",
+// "tokenSHA256", "permissions"}. Every role of a credential must be known
+// (operator.ParseRole); publish and revoke become its permissions.
+func (op *Operator) UnmarshalJSON(b []byte) error {
+	if legacyEntry(b) {
+		var l legacyOperator
+		if err := jsonconfig.Decode(b, &l); err != nil {
+			return err
+		}
+		*op = Operator{Name: l.Name, TokenSHA256: l.TokenSHA256, Permissions: l.Permissions, legacy: true}
+		return nil
+	}
+	var c operator.Credential
+	if err := jsonconfig.Decode(b, &c); err != nil {
+		return err
+	}
+	for i, r := range c.Roles {
+		if _, err := operator.ParseRole(string(r)); err != nil {
+			return fmt.Errorf("operator %q: roles[%d]: %w", c.Name, i, err)
+		}
+	}
+	*op = fromCredential(c)
+	return nil
+}
+
+// fromCredential is c as an Operator: its publish and revoke roles.
+func fromCredential(c operator.Credential) Operator {
+	op := Operator{Name: c.Name, TokenSHA256: c.TokenSHA256}
+	for _, r := range c.Roles {
+		if r == PermPublish || r == PermRevoke {
+			op.Permissions = append(op.Permissions, r)
+		}
+	}
+	return op
+}
+
+// legacyEntry reports whether the JSON object b has a field of the
+// deprecated spelling.
+func legacyEntry(b []byte) bool {
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(b, &probe) != nil {
+		return false
+	}
+	_, t := probe["tokenSHA256"]
+	_, p := probe["permissions"]
+	return t || p
+}
+
+// LegacySpelling reports whether some operator of ops was read in the
+// deprecated spelling {"name", "tokenSHA256", "permissions"}.
+func LegacySpelling(ops []Operator) bool {
+	return slices.ContainsFunc(ops, func(op Operator) bool { return op.legacy })
+}
+
 // OperatorsFile is the JSON document read by LoadOperators and
-// ParseOperators in the repository's own spelling.
+// ParseOperators in the deprecated repository spelling.
+//
+// Deprecated: write package operator's credentials file (operator.File);
+// this spelling is read until the next release.
 type OperatorsFile struct {
 	// Operators lists every operator credential.
 	Operators []Operator `json:"operators"`
@@ -56,18 +134,22 @@ var ErrOperators = errors.New("repository: invalid operators")
 func HashToken(token string) string { return operator.HashToken(token) }
 
 func (op Operator) validate() error {
+	digestField, permField := "token_sha256", "roles"
+	if op.legacy {
+		digestField, permField = "tokenSHA256", "permissions"
+	}
 	if !operator.ValidName(op.Name) {
 		return fmt.Errorf("operator name %q must be 1 to 64 letters, digits or ._@- and start with a letter or digit", op.Name)
 	}
 	if err := operator.CheckDigest(op.TokenSHA256); err != nil {
-		return fmt.Errorf("operator %q: tokenSHA256 %w", op.Name, err)
+		return fmt.Errorf("operator %q: %s %w", op.Name, digestField, err)
 	}
 	if len(op.Permissions) == 0 {
-		return fmt.Errorf("operator %q: no permissions (want %q and/or %q)", op.Name, PermPublish, PermRevoke)
+		return fmt.Errorf("operator %q: %s: no permissions (want %q and/or %q)", op.Name, permField, PermPublish, PermRevoke)
 	}
 	for _, p := range op.Permissions {
 		if p != PermPublish && p != PermRevoke {
-			return fmt.Errorf("operator %q: unknown permission %q (want %q or %q)", op.Name, p, PermPublish, PermRevoke)
+			return fmt.Errorf("operator %q: %s: unknown permission %q (want %q or %q)", op.Name, permField, p, PermPublish, PermRevoke)
 		}
 	}
 	return nil
@@ -82,8 +164,8 @@ func (op Operator) credential() operator.Credential {
 func (op Operator) Can(p Permission) bool { return slices.Contains(op.Permissions, p) }
 
 // LoadOperators reads operator credentials from a file, strictly (unknown
-// fields are errors), in either spelling: the repository's OperatorsFile or
-// the shared credentials file of package operator (see ParseOperators).
+// fields are errors): package operator's credentials file, or, until the
+// next release, the deprecated repository spelling (see ParseOperators).
 func LoadOperators(path string) ([]Operator, error) {
 	var raw json.RawMessage
 	if err := decodeFile(path, &raw); err != nil {
@@ -97,32 +179,29 @@ func LoadOperators(path string) ([]Operator, error) {
 }
 
 // ParseOperators decodes operator credentials from JSON, as found for
-// example in the METERTRUST_REPOSITORY_OPERATORS environment variable: an
-// OperatorsFile, or package operator's shared credentials file
-// ({"operators": [{"name", "token_sha256", "roles"}]}), of whose operators
-// those holding publish or revoke are kept (the others cannot write).
+// example in the METERTRUST_REPOSITORY_OPERATORS environment variable:
+// package operator's credentials file ({"operators": [{"name",
+// "token_sha256", "roles"}]}, read by operator.ParseFile), of whose
+// operators those holding publish or revoke are kept (the others cannot
+// write). A document in the deprecated repository spelling ({"operators":
+// [{"name", "tokenSHA256", "permissions"}]}) is still read until the next
+// release; LegacySpelling then reports it and New logs a warning.
 func ParseOperators(data []byte) ([]Operator, error) {
-	if shared(data) {
+	if !legacyFile(data) {
 		f, err := operator.ParseFile(data)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrOperators, err)
 		}
 		var ops []Operator
 		for _, c := range f.Operators {
-			op := Operator{Name: c.Name, TokenSHA256: c.TokenSHA256}
-			for _, r := range c.Roles {
-				if r == PermPublish || r == PermRevoke {
-					op.Permissions = append(op.Permissions, r)
-				}
-			}
-			if len(op.Permissions) > 0 {
+			if op := fromCredential(c); len(op.Permissions) > 0 {
 				ops = append(ops, op)
 			}
 		}
 		return ops, nil
 	}
 	var f OperatorsFile
-	if err := decodeStrict(data, &f); err != nil {
+	if err := jsonconfig.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrOperators, err)
 	}
 	if err := checkOperators(f.Operators); err != nil {
@@ -131,24 +210,16 @@ func ParseOperators(data []byte) ([]Operator, error) {
 	return f.Operators, nil
 }
 
-// shared reports whether data is in package operator's spelling: some
-// operator entry has a token_sha256 or roles field.
-func shared(data []byte) bool {
+// legacyFile reports whether data is in the deprecated repository
+// spelling: some operator entry has a tokenSHA256 or permissions field.
+func legacyFile(data []byte) bool {
 	var probe struct {
-		Operators []map[string]json.RawMessage `json:"operators"`
+		Operators []json.RawMessage `json:"operators"`
 	}
 	if json.Unmarshal(data, &probe) != nil {
 		return false
 	}
-	for _, e := range probe.Operators {
-		if _, ok := e["token_sha256"]; ok {
-			return true
-		}
-		if _, ok := e["roles"]; ok {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(probe.Operators, func(e json.RawMessage) bool { return legacyEntry(e) })
 }
 
 // checkOperators validates every entry and refuses duplicate names and

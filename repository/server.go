@@ -112,6 +112,10 @@ func New(cfg Config, deps Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if LegacySpelling(cfg.Operators) {
+		s.log.Warn(`operators are in the deprecated spelling {"name", "tokenSHA256", "permissions"}, read until the next release: ` +
+			`write package operator's {"name", "token_sha256", "roles"} instead (metertrust operator token prints it)`)
+	}
 	s.auth = newAuthenticator(cfg.Operators)
 	s.errs = &problem.Handler{Kinds: kinds, Realm: "metertrust-repository", Logger: s.log}
 	s.e = apiserver.NewEcho(s.errs.Handle)

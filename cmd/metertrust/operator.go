@@ -33,9 +33,10 @@ func newOperatorTokenCmd() *cobra.Command {
 		Short: "Mint an operator bearer token and print the credentials-file entry for it",
 		Long: `Mint a random operator bearer token. The token is printed once, for the
 operator alone; the services keep only its SHA-256, in the credentials file
-every service reads:
+every service reads (serve router --operators, serve repository --operators,
+and the "operators" of the repository's --config):
   {"operators": [{"name": "alice", "token_sha256": "<hex>", "roles": ["quarantine-officer"]}]}
-Add the printed entry to its "operators" list.
+Add the printed entry to its "operators" list (deploy/examples/operators.json).
 
 Roles: viewer, quarantine-officer and threshold-admin (the operator API),
 publish and revoke (the certificate repository's writes). Give --role once

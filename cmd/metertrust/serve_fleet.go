@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,19 +22,22 @@ import (
 	"github.com/metertrust/metertrust/smki"
 )
 
-// fleetFlags are the flags of "metertrust serve fleet".
-type fleetFlags struct {
-	data, batchDir, firstEUI, kind, listen, tlsCert, tlsKey, clientCA, logLevel string
-	generate                                                                    int
-	root                                                                        string
-	supplier, supplierTopUp, networkOperator, acb, tcos, wan                    []string
-}
+// fleetFlags are the settings of "metertrust serve fleet": its
+// configuration, from --config and the flags.
+type fleetFlags struct{ device.ServeConfig }
 
 // newServeFleetCmd is "metertrust serve fleet": a fleet of reference meters
 // (package device) behind a communications service provider's HTTP
 // endpoint, the one "metertrust serve router --csp" forwards to.
 func newServeFleetCmd() *cobra.Command {
+	return newServeFleetCmdWith(func(ctx context.Context, cfg device.ServeConfig) error { return (&fleetFlags{cfg}).run(ctx) })
+}
+
+// newServeFleetCmdWith is "serve fleet" running run with the validated
+// configuration (tests give a run that only keeps it).
+func newServeFleetCmdWith(run func(context.Context, device.ServeConfig) error) *cobra.Command {
 	var f fleetFlags
+	var config string
 	c := &cobra.Command{
 		Use:   "fleet",
 		Short: "Run reference meters behind a communications service provider endpoint",
@@ -50,87 +52,122 @@ device certificate), or are generated with fresh keys (--generate N, for
 load tests only: they have no certificates). Their trust anchors are the
 organisation certificates given by --acb-cert, --supplier-cert and the other
 role flags, and the SMKI root by --root-cert; relative paths are resolved
-against --data. Meter state lives as long as the process.`,
+against --data. Meter state lives as long as the process.
+
+--config FILE reads every setting from a strict JSON file (device.ServeConfig;
+deploy/examples/fleet.json); flags given on the command line override it, and
+relative paths in the file are resolved against the file's directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := fleetConfig(cmd, config, f.ServeConfig)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return f.run(ctx)
+			return run(ctx, cfg)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.data, "data", "", "directory relative paths are resolved against")
-	fl.StringVar(&f.batchDir, "batch-dir", "", `directory of device keys and certificates written by "ca issue devices --out"`)
-	fl.IntVar(&f.generate, "generate", 0, "generate N meters with fresh keys instead (load tests)")
-	fl.StringVar(&f.firstEUI, "first-eui", "0012A3FFFE000001", "EUI-64 of the first generated meter")
-	fl.StringVar(&f.kind, "kind", "electricity", "meter kind: electricity (ESME) or gas (GSME)")
-	fl.StringVar(&f.root, "root-cert", "", "SMKI root CA certificate (PEM): the root trust anchor")
-	fl.StringSliceVar(&f.supplier, "supplier-cert", nil, "supplier organisation certificate, DS or KA (PEM, repeatable)")
-	fl.StringSliceVar(&f.supplierTopUp, "supplier-topup-cert", nil, "supplier prepayment top-up KA certificate (PEM)")
-	fl.StringSliceVar(&f.networkOperator, "network-operator-cert", nil, "network operator organisation certificate (PEM, repeatable)")
-	fl.StringSliceVar(&f.acb, "acb-cert", nil, "access control broker organisation certificate (PEM, repeatable; its KA key checks every MAC)")
-	fl.StringSliceVar(&f.tcos, "tcos-cert", nil, "transitional change of supplier organisation certificate (PEM, repeatable)")
-	fl.StringSliceVar(&f.wan, "wan-provider-cert", nil, "WAN provider organisation certificate (PEM, repeatable)")
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:8480", "address to serve on")
-	fl.StringVar(&f.tlsCert, "tls-cert", "", "server certificate chain (PEM); plain HTTP without it")
-	fl.StringVar(&f.tlsKey, "tls-key", "", "the server certificate's private key (PEM)")
-	fl.StringVar(&f.clientCA, "client-ca", "", "CA certificates (PEM) client certificates must chain to; given, a client certificate is required")
-	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&config, "config", "", "JSON config file (strict; see device.ServeConfig); flags given override it")
+	fl.StringVar(&f.Data, "data", "", "directory relative paths are resolved against")
+	fl.StringVar(&f.BatchDir, "batch-dir", "", `directory of device keys and certificates written by "ca issue devices --out"`)
+	fl.IntVar(&f.Generate, "generate", 0, "generate N meters with fresh keys instead (load tests)")
+	fl.StringVar(&f.FirstEUI, "first-eui", device.DefaultFirstEUI, "EUI-64 of the first generated meter")
+	fl.StringVar(&f.Kind, "kind", device.DefaultKind, "meter kind: electricity (ESME) or gas (GSME)")
+	fl.StringVar(&f.RootCert, "root-cert", "", "SMKI root CA certificate (PEM): the root trust anchor")
+	fl.StringSliceVar(&f.SupplierCert, "supplier-cert", nil, "supplier organisation certificate, DS or KA (PEM, repeatable)")
+	fl.StringSliceVar(&f.SupplierTopUpCert, "supplier-topup-cert", nil, "supplier prepayment top-up KA certificate (PEM)")
+	fl.StringSliceVar(&f.NetworkOperatorCert, "network-operator-cert", nil, "network operator organisation certificate (PEM, repeatable)")
+	fl.StringSliceVar(&f.ACBCert, "acb-cert", nil, "access control broker organisation certificate (PEM, repeatable; its KA key checks every MAC)")
+	fl.StringSliceVar(&f.TCoSCert, "tcos-cert", nil, "transitional change of supplier organisation certificate (PEM, repeatable)")
+	fl.StringSliceVar(&f.WANProviderCert, "wan-provider-cert", nil, "WAN provider organisation certificate (PEM, repeatable)")
+	fl.StringVar(&f.Listen, "listen", device.DefaultServeListen, "address to serve on")
+	fl.StringVar(&f.TLSCert, "tls-cert", "", "server certificate chain (PEM); plain HTTP without it")
+	fl.StringVar(&f.TLSKey, "tls-key", "", "the server certificate's private key (PEM)")
+	fl.StringVar(&f.ClientCA, "client-ca", "", "CA certificates (PEM) client certificates must chain to; given, a client certificate is required")
+	fl.StringVar(&f.LogLevel, "log-level", device.DefaultLogLevel, "debug, info, warn or error")
 	return c
 }
 
+// fleetConfig returns the fleet's configuration: the --config file if
+// given, the flags given on the command line over it, the flags' defaults
+// for what neither sets; validated.
+func fleetConfig(cmd *cobra.Command, file string, flags device.ServeConfig) (device.ServeConfig, error) {
+	var cfg device.ServeConfig
+	if file != "" {
+		var err error
+		if cfg, err = device.LoadServeConfig(file); err != nil {
+			return device.ServeConfig{}, err
+		}
+	}
+	overlay(cmd, map[string][2]*string{
+		"data": {&flags.Data, &cfg.Data}, "batch-dir": {&flags.BatchDir, &cfg.BatchDir}, "first-eui": {&flags.FirstEUI, &cfg.FirstEUI},
+		"kind": {&flags.Kind, &cfg.Kind}, "root-cert": {&flags.RootCert, &cfg.RootCert}, "listen": {&flags.Listen, &cfg.Listen},
+		"tls-cert": {&flags.TLSCert, &cfg.TLSCert}, "tls-key": {&flags.TLSKey, &cfg.TLSKey}, "client-ca": {&flags.ClientCA, &cfg.ClientCA},
+		"log-level": {&flags.LogLevel, &cfg.LogLevel},
+	})
+	overlaySlice(cmd, map[string][2]*[]string{
+		"supplier-cert": {&flags.SupplierCert, &cfg.SupplierCert}, "supplier-topup-cert": {&flags.SupplierTopUpCert, &cfg.SupplierTopUpCert},
+		"network-operator-cert": {&flags.NetworkOperatorCert, &cfg.NetworkOperatorCert}, "acb-cert": {&flags.ACBCert, &cfg.ACBCert},
+		"tcos-cert": {&flags.TCoSCert, &cfg.TCoSCert}, "wan-provider-cert": {&flags.WANProviderCert, &cfg.WANProviderCert},
+	})
+	if cmd.Flags().Changed("generate") || cfg.Generate == 0 {
+		cfg.Generate = flags.Generate
+	}
+	// Exactly one source of meters: a source given by flag replaces the
+	// file's other source.
+	if cmd.Flags().Changed("batch-dir") && !cmd.Flags().Changed("generate") {
+		cfg.Generate = 0
+	}
+	if cmd.Flags().Changed("generate") && !cmd.Flags().Changed("batch-dir") {
+		cfg.BatchDir = ""
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		if file != "" {
+			return device.ServeConfig{}, fmt.Errorf("%s: %w", file, err)
+		}
+		return device.ServeConfig{}, err
+	}
+	return cfg, nil
+}
+
 func (f *fleetFlags) path(p string) string {
-	if p == "" || filepath.IsAbs(p) || f.data == "" {
+	if p == "" || filepath.IsAbs(p) || f.Data == "" {
 		return p
 	}
-	return filepath.Join(f.data, p)
+	return filepath.Join(f.Data, p)
 }
 
 func (f *fleetFlags) run(ctx context.Context) error {
-	log, err := newServiceLogger(f.logLevel)
+	log, err := newServiceLogger(f.LogLevel)
 	if err != nil {
 		return err
 	}
-	switch {
-	case (f.batchDir == "") == (f.generate == 0):
-		return errors.New("give exactly one of --batch-dir and --generate")
-	case f.generate < 0:
-		return fmt.Errorf("--generate %d: want a positive number of meters", f.generate)
-	case len(f.acb) == 0:
-		return errors.New("--acb-cert is required: without the ACB's key-agreement anchor no MAC verifies")
-	case (f.tlsCert == "") != (f.tlsKey == ""):
-		return errors.New("--tls-cert and --tls-key go together")
-	case f.clientCA != "" && f.tlsCert == "":
-		return errors.New("--client-ca needs --tls-cert and --tls-key")
-	}
-	var kind device.Kind
-	switch strings.ToLower(f.kind) {
-	case "electricity", "esme":
-		kind = device.Electricity
-	case "gas", "gsme":
-		kind = device.Gas
-	default:
-		return fmt.Errorf("--kind %q: want electricity or gas", f.kind)
+	kind, err := device.ParseKind(f.Kind)
+	if err != nil {
+		return fmt.Errorf("--kind %w", err)
 	}
 	anchors, err := f.anchors()
 	if err != nil {
 		return err
 	}
 	fleet := device.NewFleet(device.Config{Logger: log})
-	if f.batchDir != "" {
-		ps, err := loadBatchDir(f.path(f.batchDir), kind)
+	if f.BatchDir != "" {
+		ps, err := loadBatchDir(f.path(f.BatchDir), kind)
 		if err != nil {
 			return err
 		}
 		if err := fleet.AddBatch(ps, anchors); err != nil {
-			return fmt.Errorf("--batch-dir %s: %w", f.batchDir, err)
+			return fmt.Errorf("--batch-dir %s: %w", f.BatchDir, err)
 		}
 	} else {
-		first, err := smki.ParseEUI(f.firstEUI)
+		first, err := smki.ParseEUI(f.FirstEUI)
 		if err != nil {
 			return fmt.Errorf("--first-eui: %w", err)
 		}
-		if _, err := fleet.Generate(ctx, f.generate, first, kind, anchors); err != nil {
+		if _, err := fleet.Generate(ctx, f.Generate, first, kind, anchors); err != nil {
 			return fmt.Errorf("generating meters: %w", err)
 		}
 	}
@@ -139,21 +176,21 @@ func (f *fleetFlags) run(ctx context.Context) error {
 		return err
 	}
 	var tlsConfig *tls.Config
-	if f.tlsCert != "" {
-		kp, err := tls.LoadX509KeyPair(f.path(f.tlsCert), f.path(f.tlsKey))
+	if f.TLSCert != "" {
+		kp, err := tls.LoadX509KeyPair(f.path(f.TLSCert), f.path(f.TLSKey))
 		if err != nil {
 			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{kp}}
-		if f.clientCA != "" {
-			pool, err := readCertPool(f.path(f.clientCA))
+		if f.ClientCA != "" {
+			pool, err := readCertPool(f.path(f.ClientCA))
 			if err != nil {
 				return fmt.Errorf("--client-ca: %w", err)
 			}
 			tlsConfig.ClientCAs, tlsConfig.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 	}
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
 		return err
 	}
@@ -165,15 +202,15 @@ func (f *fleetFlags) run(ctx context.Context) error {
 // anchors builds the meters' trust anchors from the certificate flags.
 func (f *fleetFlags) anchors() (*device.Anchors, error) {
 	an := device.NewAnchors()
-	if f.root != "" {
-		certs, err := readSMKICerts(f.path(f.root))
+	if f.RootCert != "" {
+		certs, err := readSMKICerts(f.path(f.RootCert))
 		if err != nil {
 			return nil, fmt.Errorf("--root-cert: %w", err)
 		}
 		var cells []*device.Cell
 		for _, c := range certs {
 			if c.Kind != smki.KindRoot {
-				return nil, fmt.Errorf("--root-cert: %s holds a %s certificate, want the SMKI root", f.root, c.Kind)
+				return nil, fmt.Errorf("--root-cert: %s holds a %s certificate, want the SMKI root", f.RootCert, c.Kind)
 			}
 			cell, err := device.NewCell(device.UsageDigitalSignature, asn.CellManagement, c.EUI, c.PublicKey)
 			if err != nil {
@@ -191,11 +228,11 @@ func (f *fleetFlags) anchors() (*device.Anchors, error) {
 		files []string
 		top   []string
 	}{
-		{"--supplier-cert", smki.RoleSupplier, f.supplier, f.supplierTopUp},
-		{"--network-operator-cert", smki.RoleNetworkOperator, f.networkOperator, nil},
-		{"--acb-cert", smki.RoleAccessControlBroker, f.acb, nil},
-		{"--tcos-cert", smki.RoleTransitionalCoS, f.tcos, nil},
-		{"--wan-provider-cert", smki.RoleWANProvider, f.wan, nil},
+		{"--supplier-cert", smki.RoleSupplier, f.SupplierCert, f.SupplierTopUpCert},
+		{"--network-operator-cert", smki.RoleNetworkOperator, f.NetworkOperatorCert, nil},
+		{"--acb-cert", smki.RoleAccessControlBroker, f.ACBCert, nil},
+		{"--tcos-cert", smki.RoleTransitionalCoS, f.TCoSCert, nil},
+		{"--wan-provider-cert", smki.RoleWANProvider, f.WANProviderCert, nil},
 	} {
 		var cells []*device.Cell
 		add := func(file string, usage asn.CellUsage) error {

@@ -37,10 +37,18 @@ usage, kind, serial), CA certificates, the latest CRLs and OCSP; writes
 a bearer token. The API is described in docs/api/repository.yaml.
 
 Operators come from --operators FILE or the METERTRUST_REPOSITORY_OPERATORS
-environment variable, both the JSON document
-  {"operators": [{"name": "alice", "tokenSHA256": "<hex>", "permissions": ["publish", "revoke"]}]}
-holding only the SHA-256 of each token (printf %s "$TOKEN" | sha256sum).
+environment variable, both the credentials file every service reads
+(metertrust operator token prints its entries):
+  {"operators": [{"name": "alice", "token_sha256": "<hex>", "roles": ["publish", "revoke"]}]}
+holding only the SHA-256 of each token (printf %s "$TOKEN" | sha256sum); the
+roles publish and revoke allow the repository's writes, other roles are
+ignored here. The repository's former spelling ("tokenSHA256",
+"permissions") is still read until the next release, with a warning.
 Without operators every write is refused.
+
+--config FILE reads repository.Config from a strict JSON file
+(deploy/examples/repository.json); --listen and --base-url given on the
+command line override it.
 
 OCSP is answered by the online CAs (the OCA and open device CA batches) of the
 CA in --data, whose key manager is read from DATA/config.json (or --kms); the

@@ -44,7 +44,7 @@ func TestServeRepository(t *testing.T) {
 	repoCLI(t, "ca", "issue", "devices", "--data", dir, "--batch", "B9", "--count", "2")
 	const token = "cli-test-operator-token"
 	ops := filepath.Join(dir, "operators.json")
-	opsJSON := fmt.Sprintf(`{"operators":[{"name":"carol","tokenSHA256":%q,"permissions":["revoke"]}]}`, repository.HashToken(token))
+	opsJSON := fmt.Sprintf(`{"operators":[{"name":"carol","token_sha256":%q,"roles":["revoke"]}]}`, repository.HashToken(token))
 	if err := os.WriteFile(ops, []byte(opsJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -28,11 +28,13 @@ import (
 // newServeRouterCmd is "metertrust serve router": the DCC-like router
 // service (package router) on mutual TLS, forwarding to a communications
 // service provider's HTTP endpoint.
-func newServeRouterCmd() *cobra.Command {
-	var f struct {
-		data, dsn, listen, acbKey, acbEUI, tlsCert, tlsKey, clientCA, csp, cspCA, cspCert, cspKey, logLevel string
-		opListen, operators                                                                                 string
-	}
+func newServeRouterCmd() *cobra.Command { return newServeRouterCmdWith(serveRouter) }
+
+// newServeRouterCmdWith is "serve router" running run with the validated
+// configuration (tests give a run that only keeps it).
+func newServeRouterCmdWith(run func(context.Context, router.ServeConfig) error) *cobra.Command {
+	var f router.ServeConfig
+	var config string
 	c := &cobra.Command{
 		Use:   "router",
 		Short: "Run the router: signed GBCS commands in, checked, counted, MAC'd, forwarded",
@@ -40,6 +42,10 @@ func newServeRouterCmd() *cobra.Command {
 (metertrust ca tls-client); the server presents --tls-cert, a DCCKI server
 certificate chain. Commands are forwarded to the communications service
 provider endpoint --csp (POST {csp}/v1/devices/{EUI}/commands).
+
+--config FILE reads every setting from a strict JSON file (router.ServeConfig;
+deploy/examples/router.json); flags given on the command line override it, and
+relative paths in the file are resolved against the file's directory.
 
 The access control broker's key-agreement key (--acb-key) is a PEM EC
 private key file (PKCS#8 or SEC 1), softkms:path=FILE (relative paths are
@@ -50,117 +56,145 @@ each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 --key pkcs11:..." makes such a key in the token, with its certificate request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := routerConfig(cmd, config, f)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log, err := newServiceLogger(f.logLevel)
-			if err != nil {
-				return err
-			}
-			switch {
-			case f.acbEUI == "":
-				return errors.New("--acb-eui is required")
-			case f.acbKey == "":
-				return errors.New("--acb-key is required")
-			case f.tlsCert == "" || f.tlsKey == "":
-				return errors.New("--tls-cert and --tls-key are required")
-			case f.csp == "":
-				return errors.New("--csp is required (the in-process fleet runs under metertrust demo)")
-			case (f.opListen == "") != (f.operators == ""):
-				return errors.New("--operator-listen and --operators go together")
-			}
-			var creds *operator.Credentials
-			if f.operators != "" {
-				if creds, err = operator.Load(f.operators); err != nil {
-					return fmt.Errorf("--operators: %w", err)
-				}
-			}
-			acb, err := smki.ParseEUI(f.acbEUI)
-			if err != nil {
-				return fmt.Errorf("--acb-eui: %w", err)
-			}
-			acbKey, closeKey, err := loadACBKey(f.data, f.acbKey)
-			if err != nil {
-				return err
-			}
-			defer closeKey()
-			serverCert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-			if err != nil {
-				return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-			}
-			db, err := openStore(ctx, f.data, f.dsn)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			clientCAs, err := dcckiRoots(ctx, f.clientCA, func(ctx context.Context, name string) ([]byte, error) {
-				c, err := db.SMKI().CA(ctx, name)
-				return c.CertDER, err
-			})
-			if err != nil {
-				return err
-			}
-			if len(serverCert.Certificate) == 1 {
-				// A certificate written by "ca issue tls-server" is the leaf
-				// alone: send the issuing CA with it so clients holding the
-				// DCCKI root can build the path.
-				if c, err := db.SMKI().CA(ctx, ca.NameDCCKITLS); err == nil {
-					serverCert.Certificate = append(serverCert.Certificate, c.CertDER)
-				}
-			}
-			transport, err := cspTransport(f.csp, f.cspCA, f.cspCert, f.cspKey)
-			if err != nil {
-				return err
-			}
-			as := db.Anomaly()
-			det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log})
-			if err != nil {
-				return err
-			}
-			svc, err := router.NewService(router.ServiceConfig{DB: db, Detector: det, ACB: acb, ACBKey: acbKey, Transport: transport,
-				ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", f.listen)
-			if err != nil {
-				return err
-			}
-			if creds == nil {
-				return svc.Run(ctx, ln)
-			}
-			// The operator API: bearer tokens over TLS with the router's
-			// server certificate, on a listener of its own (operators hold no
-			// DCCKI client certificate).
-			opLn, err := net.Listen("tcp", f.opListen)
-			if err != nil {
-				ln.Close()
-				return fmt.Errorf("--operator-listen: %w", err)
-			}
-			opLn = tls.NewListener(opLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
-			op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
-				Alerts: det, Releaser: operator.Forwarder(svc.Router.ForwardReleased), Audit: db,
-				Logger: log.With("component", "operator")})
-			return runBoth(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
-				func(ctx context.Context) error { return op.Serve(ctx, opLn) })
+			return run(ctx, cfg)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.data, "data", "", "data directory (SQLite store, key files)")
-	fl.StringVar(&f.dsn, "store", "", "store DSN (postgres://... or a SQLite path); default the store in --data")
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address to serve HTTPS on")
-	fl.StringVar(&f.acbKey, "acb-key", "", "the access control broker's key-agreement key: PEM file or softkms:path=FILE")
-	fl.StringVar(&f.acbEUI, "acb-eui", "", "the access control broker's EUI-64")
-	fl.StringVar(&f.tlsCert, "tls-cert", "", "DCCKI server certificate chain (PEM)")
-	fl.StringVar(&f.tlsKey, "tls-key", "", "the server certificate's private key (PEM)")
-	fl.StringVar(&f.clientCA, "client-ca", "", "DCCKI root certificate (PEM); default the store's dccki-root")
-	fl.StringVar(&f.csp, "csp", "", "communications service provider endpoint (https://...)")
-	fl.StringVar(&f.cspCA, "csp-ca", "", "CA certificates (PEM) for the --csp endpoint; default the system pool")
-	fl.StringVar(&f.cspCert, "csp-cert", "", "client certificate chain (PEM) for the --csp endpoint")
-	fl.StringVar(&f.cspKey, "csp-key", "", "its private key (PEM)")
-	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.StringVar(&f.opListen, "operator-listen", "", "address to serve the operator API on (HTTPS, bearer tokens); off when empty")
-	fl.StringVar(&f.operators, "operators", "", "operator credentials file (metertrust operator token)")
+	fl.StringVar(&config, "config", "", "JSON config file (strict; see router.ServeConfig); flags given override it")
+	fl.StringVar(&f.Data, "data", "", "data directory (SQLite store, key files)")
+	fl.StringVar(&f.Store, "store", "", "store DSN (postgres://... or a SQLite path); default the store in --data")
+	fl.StringVar(&f.Listen, "listen", router.DefaultListen, "address to serve HTTPS on")
+	fl.StringVar(&f.ACBKey, "acb-key", "", "the access control broker's key-agreement key: PEM file or softkms:path=FILE")
+	fl.StringVar(&f.ACBEUI, "acb-eui", "", "the access control broker's EUI-64")
+	fl.StringVar(&f.TLSCert, "tls-cert", "", "DCCKI server certificate chain (PEM)")
+	fl.StringVar(&f.TLSKey, "tls-key", "", "the server certificate's private key (PEM)")
+	fl.StringVar(&f.ClientCA, "client-ca", "", "DCCKI root certificate (PEM); default the store's dccki-root")
+	fl.StringVar(&f.CSP, "csp", "", "communications service provider endpoint (https://...)")
+	fl.StringVar(&f.CSPCA, "csp-ca", "", "CA certificates (PEM) for the --csp endpoint; default the system pool")
+	fl.StringVar(&f.CSPCert, "csp-cert", "", "client certificate chain (PEM) for the --csp endpoint")
+	fl.StringVar(&f.CSPKey, "csp-key", "", "its private key (PEM)")
+	fl.StringVar(&f.LogLevel, "log-level", router.DefaultLogLevel, "debug, info, warn or error")
+	fl.StringVar(&f.OperatorListen, "operator-listen", "", "address to serve the operator API on (HTTPS, bearer tokens); off when empty")
+	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token)")
 	return c
+}
+
+// routerConfig returns the router's configuration: the --config file if
+// given, the flags given on the command line over it, the flags' defaults
+// for what neither sets; validated.
+func routerConfig(cmd *cobra.Command, file string, flags router.ServeConfig) (router.ServeConfig, error) {
+	var cfg router.ServeConfig
+	if file != "" {
+		var err error
+		if cfg, err = router.LoadServeConfig(file); err != nil {
+			return router.ServeConfig{}, err
+		}
+	}
+	overlay(cmd, map[string][2]*string{
+		"data": {&flags.Data, &cfg.Data}, "store": {&flags.Store, &cfg.Store}, "listen": {&flags.Listen, &cfg.Listen},
+		"acb-key": {&flags.ACBKey, &cfg.ACBKey}, "acb-eui": {&flags.ACBEUI, &cfg.ACBEUI},
+		"tls-cert": {&flags.TLSCert, &cfg.TLSCert}, "tls-key": {&flags.TLSKey, &cfg.TLSKey}, "client-ca": {&flags.ClientCA, &cfg.ClientCA},
+		"csp": {&flags.CSP, &cfg.CSP}, "csp-ca": {&flags.CSPCA, &cfg.CSPCA}, "csp-cert": {&flags.CSPCert, &cfg.CSPCert},
+		"csp-key": {&flags.CSPKey, &cfg.CSPKey}, "log-level": {&flags.LogLevel, &cfg.LogLevel},
+		"operator-listen": {&flags.OperatorListen, &cfg.OperatorListen}, "operators": {&flags.Operators, &cfg.Operators},
+	})
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		if file != "" {
+			return router.ServeConfig{}, fmt.Errorf("%s: %w", file, err)
+		}
+		return router.ServeConfig{}, err
+	}
+	return cfg, nil
+}
+
+// serveRouter runs the router (and the operator API when configured) with
+// a validated configuration until ctx ends.
+func serveRouter(ctx context.Context, f router.ServeConfig) error {
+	log, err := newServiceLogger(f.LogLevel)
+	if err != nil {
+		return err
+	}
+	var creds *operator.Credentials
+	if f.Operators != "" {
+		if creds, err = operator.Load(f.Operators); err != nil {
+			return fmt.Errorf("--operators: %w", err)
+		}
+	}
+	acb, err := smki.ParseEUI(f.ACBEUI)
+	if err != nil {
+		return fmt.Errorf("--acb-eui: %w", err)
+	}
+	acbKey, closeKey, err := loadACBKey(f.Data, f.ACBKey)
+	if err != nil {
+		return err
+	}
+	defer closeKey()
+	serverCert, err := tls.LoadX509KeyPair(f.TLSCert, f.TLSKey)
+	if err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	db, err := openStore(ctx, f.Data, f.Store)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	clientCAs, err := dcckiRoots(ctx, f.ClientCA, func(ctx context.Context, name string) ([]byte, error) {
+		c, err := db.SMKI().CA(ctx, name)
+		return c.CertDER, err
+	})
+	if err != nil {
+		return err
+	}
+	if len(serverCert.Certificate) == 1 {
+		// A certificate written by "ca issue tls-server" is the leaf
+		// alone: send the issuing CA with it so clients holding the
+		// DCCKI root can build the path.
+		if c, err := db.SMKI().CA(ctx, ca.NameDCCKITLS); err == nil {
+			serverCert.Certificate = append(serverCert.Certificate, c.CertDER)
+		}
+	}
+	transport, err := cspTransport(f.CSP, f.CSPCA, f.CSPCert, f.CSPKey)
+	if err != nil {
+		return err
+	}
+	as := db.Anomaly()
+	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log})
+	if err != nil {
+		return err
+	}
+	svc, err := router.NewService(router.ServiceConfig{DB: db, Detector: det, ACB: acb, ACBKey: acbKey, Transport: transport,
+		ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return err
+	}
+	if creds == nil {
+		return svc.Run(ctx, ln)
+	}
+	// The operator API: bearer tokens over TLS with the router's server
+	// certificate, on a listener of its own (operators hold no DCCKI
+	// client certificate).
+	opLn, err := net.Listen("tcp", f.OperatorListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("--operator-listen: %w", err)
+	}
+	opLn = tls.NewListener(opLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
+	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
+		Alerts: det, Releaser: operator.Forwarder(svc.Router.ForwardReleased), Audit: db,
+		Logger: log})
+	return runBoth(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
+		func(ctx context.Context) error { return op.Serve(ctx, opLn) })
 }
 
 // runBoth runs two services until ctx ends or either fails; the first

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/repository"
+	"github.com/metertrust/metertrust/router"
+)
+
+// routerConfigOf runs "serve router" with args up to its validated
+// configuration, without serving.
+func routerConfigOf(t *testing.T, args ...string) (router.ServeConfig, error) {
+	t.Helper()
+	var got router.ServeConfig
+	c := newServeRouterCmdWith(func(_ context.Context, cfg router.ServeConfig) error { got = cfg; return nil })
+	c.SetArgs(args)
+	c.SetOut(io.Discard)
+	c.SetErr(io.Discard)
+	c.SilenceUsage = true
+	err := c.ExecuteContext(context.Background())
+	return got, err
+}
+
+// fleetConfigOf is routerConfigOf for "serve fleet".
+func fleetConfigOf(t *testing.T, args ...string) (device.ServeConfig, error) {
+	t.Helper()
+	var got device.ServeConfig
+	c := newServeFleetCmdWith(func(_ context.Context, cfg device.ServeConfig) error { got = cfg; return nil })
+	c.SetArgs(args)
+	c.SetOut(io.Discard)
+	c.SetErr(io.Discard)
+	c.SilenceUsage = true
+	err := c.ExecuteContext(context.Background())
+	return got, err
+}
+
+// TestExamples loads every file of deploy/examples through the loader its
+// service uses, so that the examples cannot rot. A file no loader claims
+// fails the test.
+func TestExamples(t *testing.T) {
+	dir := filepath.Join("..", "..", "deploy", "examples")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		seen = append(seen, e.Name())
+		t.Run(e.Name(), func(t *testing.T) {
+			switch e.Name() {
+			case "README.md":
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, other := range entries {
+					if !strings.Contains(string(b), other.Name()) && other.Name() != "README.md" {
+						t.Errorf("README.md does not describe %s", other.Name())
+					}
+				}
+			case "router.json":
+				cfg, err := routerConfigOf(t, "--config", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ops := cfg.Operators; ops != "" {
+					if _, err := operator.Load(ops); err != nil {
+						t.Errorf("its operators file: %v", err)
+					}
+				}
+			case "fleet.json":
+				if _, err := fleetConfigOf(t, "--config", path); err != nil {
+					t.Fatal(err)
+				}
+			case "repository.json":
+				cfg, err := repository.LoadConfig(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if repository.LegacySpelling(cfg.Operators) {
+					t.Error("the example uses the deprecated operator spelling")
+				}
+			case "operators.json":
+				if _, err := operator.LoadFile(path); err != nil {
+					t.Fatal(err)
+				}
+				ops, err := repository.LoadOperators(path)
+				if err != nil || len(ops) == 0 || repository.LegacySpelling(ops) {
+					t.Fatalf("as the repository reads it: %+v, %v", ops, err)
+				}
+			default:
+				t.Fatalf("no loader for %s: add it to TestExamples", e.Name())
+			}
+		})
+	}
+	for _, want := range []string{"README.md", "router.json", "fleet.json", "repository.json", "operators.json"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("deploy/examples has no %s", want)
+		}
+	}
+}
+
+// TestServeRouterConfig checks how "serve router" combines --config and
+// its flags: the file's fields, flags given overriding them, the flags'
+// defaults for what neither sets, validation naming the field, and the
+// file read strictly.
+func TestServeRouterConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "router.json")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"acbEUI":"90B3D51F30000001","acbKey":"acb.key","tlsCert":"tls/r.pem","tlsKey":"tls/r.key","csp":"https://csp.example","listen":"127.0.0.1:9443"}`)
+
+	cfg, err := routerConfigOf(t, "--config", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9443" || cfg.LogLevel != router.DefaultLogLevel || cfg.TLSCert != filepath.Join(dir, "tls/r.pem") ||
+		cfg.ACBKey != filepath.Join(dir, "acb.key") {
+		t.Errorf("from the file: %+v", cfg)
+	}
+
+	cfg, err = routerConfigOf(t, "--config", file, "--listen", "127.0.0.1:7443", "--tls-cert", "other.pem", "--log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7443" || cfg.TLSCert != "other.pem" || cfg.LogLevel != "debug" || cfg.TLSKey != filepath.Join(dir, "tls/r.key") {
+		t.Errorf("flags over the file: %+v", cfg)
+	}
+
+	cfg, err = routerConfigOf(t, "--acb-eui", "90B3D51F30000001", "--acb-key", "k", "--tls-cert", "c", "--tls-key", "k", "--csp", "http://csp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != router.DefaultListen || cfg.TLSCert != "c" {
+		t.Errorf("flags alone: %+v", cfg)
+	}
+
+	for _, tc := range []struct {
+		name string
+		body string
+		args []string
+		want string
+	}{
+		{"flag makes it invalid", "", []string{"--acb-eui", "nonsense"}, "acbEUI: --acb-eui"},
+		{"missing TLS key", `{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","csp":"https://csp"}`, nil, "tlsKey: --tls-key is required"},
+		{"bad listen", `{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","tlsKey":"k","csp":"https://csp","listen":"nowhere"}`, nil, "listen: --listen"},
+		{"unknown log level", `{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","tlsKey":"k","csp":"https://csp","logLevel":"loud"}`, nil, "logLevel: --log-level"},
+		{"unknown field", `{"acbEUI":"90B3D51F30000001","colour":"red"}`, nil, `unknown field "colour"`},
+		{"field in the wrong case", `{"acbEui":"90B3D51F30000001"}`, nil, `did you mean "acbEUI"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.body != "" {
+				write(tc.body)
+			}
+			_, err := routerConfigOf(t, append([]string{"--config", file}, tc.args...)...)
+			if !errors.Is(err, router.ErrServeConfig) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file) {
+				t.Fatalf("err = %v, want ErrServeConfig naming %s and saying %q", err, file, tc.want)
+			}
+		})
+	}
+}
+
+// TestServeFleetConfig is TestServeRouterConfig for "serve fleet": file
+// paths resolved against the file's directory, flag paths against --data,
+// and a source of meters given by flag replacing the file's.
+func TestServeFleetConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fleet.json")
+	if err := os.WriteFile(file, []byte(`{"batchDir":"meters","acbCert":["acb.pem"],"kind":"gas","listen":"127.0.0.1:9480"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := fleetConfigOf(t, "--config", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BatchDir != filepath.Join(dir, "meters") || cfg.ACBCert[0] != filepath.Join(dir, "acb.pem") || cfg.Kind != "gas" ||
+		cfg.Listen != "127.0.0.1:9480" || cfg.FirstEUI != device.DefaultFirstEUI {
+		t.Errorf("from the file: %+v", cfg)
+	}
+	cfg, err = fleetConfigOf(t, "--config", file, "--generate", "5", "--acb-cert", "a1.pem,a2.pem", "--kind", "electricity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Generate != 5 || cfg.BatchDir != "" || !slices.Equal(cfg.ACBCert, []string{"a1.pem", "a2.pem"}) || cfg.Kind != "electricity" {
+		t.Errorf("flags over the file: %+v", cfg)
+	}
+	if _, err := fleetConfigOf(t, "--config", file, "--kind", "water"); !errors.Is(err, device.ErrServeConfig) || !strings.Contains(err.Error(), `--kind "water"`) {
+		t.Errorf("bad kind: %v", err)
+	}
+	if err := os.WriteFile(file, []byte(`{"batchDir":"meters","acbCert":["acb.pem"],"meters":3}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fleetConfigOf(t, "--config", file); !errors.Is(err, device.ErrServeConfig) || !strings.Contains(err.Error(), `unknown field "meters"`) {
+		t.Errorf("unknown field: %v", err)
+	}
+}
