@@ -67,6 +67,9 @@ type world struct {
 	srvKey   string
 	fleet    *proc
 	fleetURL string
+	// fleetArgs starts "serve fleet" on the world's meters, less
+	// --listen and --log-level.
+	fleetArgs []string
 }
 
 // firstMeter is the EUI of the batch's first meter.
@@ -144,9 +147,10 @@ func newWorld(t *testing.T, backend string, n int) *world {
 
 	addr := freeAddr(t)
 	w.fleetURL = "http://" + addr
-	w.fleet = start(t, "fleet", "serve", "fleet", "--batch-dir", devDir, "--listen", addr, "--log-level", "warn",
+	w.fleetArgs = []string{"serve", "fleet", "--batch-dir", devDir,
 		"--root-cert", rootPEM, "--acb-cert", w.acb.kaCert, "--supplier-cert", w.supplier.dsCert, "--supplier-cert", w.supplier.kaCert,
-		"--network-operator-cert", w.netop.dsCert)
+		"--network-operator-cert", w.netop.dsCert}
+	w.fleet = start(t, "fleet", append(w.fleetArgs, "--listen", addr, "--log-level", "warn")...)
 	eventually(t, 20*time.Second, "fleet up", func() error {
 		if w.fleet.exited() {
 			t.Fatalf("fleet exited: %v", w.fleet.err)

@@ -190,6 +190,11 @@ func (f *fleetFlags) run(ctx context.Context) error {
 			tlsConfig.ClientCAs, tlsConfig.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 	}
+	keys := []string{fmt.Sprintf("meters %d (their own digital-signing and key-agreement keys)", fleet.Len())}
+	if tlsConfig != nil {
+		keys = append(keys, "tls-server "+f.path(f.TLSKey))
+	}
+	logKeysLoaded(ctx, log, "fleet", keys...)
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
 		return err

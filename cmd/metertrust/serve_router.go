@@ -140,6 +140,7 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	if err != nil {
 		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
+	logKeysLoaded(ctx, log, "router", "acb-key-agreement "+custody.Redacted(f.ACBKey), "dccki-tls-server "+f.TLSKey)
 	db, err := openStore(ctx, f.Data, f.Store)
 	if err != nil {
 		return err
@@ -214,6 +215,14 @@ func runBoth(ctx context.Context, a, b func(context.Context) error) error {
 }
 
 // newServiceLogger returns a JSON logger on stderr at the given level.
+// logKeysLoaded says, once at start, every private key the service holds
+// (each as "purpose URI-or-file", PINs redacted): the keys it loaded, and by
+// their absence the ones it did not (DESIGN principle 2: each service
+// loads only the keys it needs).
+func logKeysLoaded(ctx context.Context, log *slog.Logger, service string, keys ...string) {
+	log.InfoContext(ctx, "keys loaded", "service", service, "keys", keys)
+}
+
 func newServiceLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
