@@ -2,16 +2,12 @@ package inproc
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands/asn"
-	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -38,7 +34,7 @@ func (s *System) issueMeters(ctx context.Context, n int, first smki.EUI) error {
 // loadMeters reads the batch's meters back and puts them in the fleet, each
 // with the trust anchors of the anchored parties.
 func (s *System) loadMeters(kind device.Kind) ([]device.Provision, error) {
-	ps, err := readDevicesDir(s.devicesDir(), kind)
+	ps, err := device.ReadBatchDir(s.devicesDir(), kind)
 	if err != nil {
 		return nil, err
 	}
@@ -171,59 +167,4 @@ func (s *System) registerDevices(ctx context.Context, devs []store.RouterDevice)
 		}
 	}
 	return nil
-}
-
-// readDevicesDir reads the meters of a directory written by
-// ca.Authority.IssueDevices: for each EUI, <EUI>-ds.pem and <EUI>-ka.pem,
-// each holding the PKCS#8 private key and the device certificate.
-func readDevicesDir(dir string, kind device.Kind) ([]device.Provision, error) {
-	ds, err := filepath.Glob(filepath.Join(dir, "*-ds.pem"))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", dir, err)
-	}
-	slices.Sort(ds)
-	ps := make([]device.Provision, 0, len(ds))
-	for _, dsPath := range ds {
-		name := strings.TrimSuffix(filepath.Base(dsPath), "-ds.pem")
-		eui, err := smki.ParseEUI(name)
-		if err != nil {
-			return nil, fmt.Errorf("%s: file name is not <EUI>-ds.pem: %w", dsPath, err)
-		}
-		dsKey, dsCert, err := readKeyAndCert(dsPath)
-		if err != nil {
-			return nil, err
-		}
-		kaPath := filepath.Join(dir, name+"-ka.pem")
-		kaKey, kaCert, err := readKeyAndCert(kaPath)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, device.Provision{Identity: device.Identity{EUI: eui, Kind: kind, Signer: dsKey, KeyAgreement: kaKey},
-			DSCertificate: dsCert, KACertificate: kaCert})
-	}
-	return ps, nil
-}
-
-// readKeyAndCert reads a PEM file holding one P-256 private key and one
-// certificate, as "ca issue devices --out" writes them. Errors never quote
-// the key.
-func readKeyAndCert(path string) (*custody.Software, []byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer clear(b)
-	key, err := custody.ParsePEM(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for rest := b; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			return nil, nil, fmt.Errorf("%s holds no CERTIFICATE block", path)
-		}
-		if blk.Type == "CERTIFICATE" {
-			return key, blk.Bytes, nil
-		}
-	}
 }

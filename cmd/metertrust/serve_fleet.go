@@ -10,14 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/commands/asn"
-	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -155,9 +152,12 @@ func (f *fleetFlags) run(ctx context.Context) error {
 	}
 	fleet := device.NewFleet(device.Config{Logger: log})
 	if f.BatchDir != "" {
-		ps, err := loadBatchDir(f.path(f.BatchDir), kind)
+		ps, err := device.ReadBatchDir(f.path(f.BatchDir), kind)
 		if err != nil {
-			return err
+			return fmt.Errorf("--batch-dir: %w", err)
+		}
+		if len(ps) == 0 {
+			return fmt.Errorf("--batch-dir: %s holds no <EUI>-ds.pem files", f.BatchDir)
 		}
 		if err := fleet.AddBatch(ps, anchors); err != nil {
 			return fmt.Errorf("--batch-dir %s: %w", f.BatchDir, err)
@@ -319,63 +319,4 @@ func readCertPool(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return pool, nil
-}
-
-// loadBatchDir reads the meters of a directory written by "ca issue devices
-// --out": for each EUI, <EUI>-ds.pem and <EUI>-ka.pem, each holding the
-// PKCS#8 private key and the device certificate. The fleet checks that each
-// certificate names the EUI and certifies the key.
-func loadBatchDir(dir string, kind device.Kind) ([]device.Provision, error) {
-	ds, err := filepath.Glob(filepath.Join(dir, "*-ds.pem"))
-	if err != nil {
-		return nil, fmt.Errorf("--batch-dir: %w", err)
-	}
-	if len(ds) == 0 {
-		return nil, fmt.Errorf("--batch-dir: %s holds no <EUI>-ds.pem files", dir)
-	}
-	slices.Sort(ds)
-	ps := make([]device.Provision, 0, len(ds))
-	for _, dsPath := range ds {
-		name := strings.TrimSuffix(filepath.Base(dsPath), "-ds.pem")
-		eui, err := smki.ParseEUI(name)
-		if err != nil {
-			return nil, fmt.Errorf("--batch-dir: %s: file name is not <EUI>-ds.pem: %w", dsPath, err)
-		}
-		dsKey, dsCert, err := readKeyAndCert(dsPath)
-		if err != nil {
-			return nil, fmt.Errorf("--batch-dir: %w", err)
-		}
-		kaPath := filepath.Join(dir, name+"-ka.pem")
-		kaKey, kaCert, err := readKeyAndCert(kaPath)
-		if err != nil {
-			return nil, fmt.Errorf("--batch-dir: %w", err)
-		}
-		ps = append(ps, device.Provision{Identity: device.Identity{EUI: eui, Kind: kind, Signer: dsKey, KeyAgreement: kaKey},
-			DSCertificate: dsCert, KACertificate: kaCert})
-	}
-	return ps, nil
-}
-
-// readKeyAndCert reads a PEM file holding one P-256 private key and one
-// certificate, as "ca issue devices --out" writes them. Errors never quote
-// the key.
-func readKeyAndCert(path string) (*custody.Software, []byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer clear(b)
-	key, err := custody.ParsePEM(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for rest := b; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			return nil, nil, fmt.Errorf("%s holds no CERTIFICATE block", path)
-		}
-		if blk.Type == "CERTIFICATE" {
-			return key, blk.Bytes, nil
-		}
-	}
 }
