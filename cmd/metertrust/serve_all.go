@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/inproc"
 )
 
@@ -66,6 +67,9 @@ work, then serves until interrupted.`,
 					return err
 				}
 			}
+			logKeysLoaded(ctx, log, "all", "the CAs' keys ("+custody.Redacted(cmp.Or(f.kms, "softkms"))+")",
+				"the access control broker's key-agreement key", "the DCCKI TLS server key",
+				"the parties' and meters' own keys (one process for trying the APIs: never a deployment)")
 			out := cmd.OutOrStdout()
 			if sys.Reused {
 				fmt.Fprintf(out, "metertrust: reusing %s\n\n", sys.Dir)
