@@ -29,11 +29,13 @@ const (
 
 // Store is what the CA needs from persistence (*store.SMKIStore satisfies it),
 // declared here as the consumer's small interfaces: CA records with device
-// quotas, certificates and revocation, CRLs, and the audit log.
+// quotas, certificates and revocation, CRLs, pre-signed OCSP responses, and
+// the audit log.
 type Store interface {
 	CAStore
 	CertStore
 	CRLStore
+	OCSPStore
 	AuditLog
 }
 
@@ -61,6 +63,15 @@ type CRLStore interface {
 	NextCRLNumber(ctx context.Context, ca string) (int64, error)
 	PutCRL(ctx context.Context, c store.CRL) error
 	LatestCRL(ctx context.Context, ca string) (store.CRL, error)
+}
+
+// OCSPStore keeps the pre-signed OCSP responses: one per certificate,
+// replaced by a newer one, and listed by expiry for the refresher, which
+// also asks for the certificates that have none.
+type OCSPStore interface {
+	PutOCSPResponses(ctx context.Context, rs ...store.OCSPResponse) error
+	OCSPResponsesDue(ctx context.Context, before time.Time, limit int) ([]store.OCSPResponse, error)
+	CertificatesWithoutOCSP(ctx context.Context, at time.Time, limit int) ([]store.Certificate, error)
 }
 
 // AuditLog appends audit events.

@@ -60,8 +60,10 @@ type BulkSummary struct {
 
 // IssueDevices issues req.Count simulated devices (two certificates each)
 // from a batch, streaming: each chunk reserves its quota, is signed by a
-// small worker pool, written to the out directory and stored in one
-// transaction before the next starts. Device i always gets EUI FirstEUI+i
+// small worker pool (each certificate with its first OCSP response),
+// written to the out directory and stored (the certificates in one
+// transaction, then their OCSP responses in another) before the next
+// starts. Device i always gets EUI FirstEUI+i
 // and its files, whatever the scheduling. When the batch's quota is used up
 // the batch is closed and its key destroyed. On error the summary says how
 // many devices were completed.
@@ -106,6 +108,7 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 		// store, the next is signed. At most two chunks are in memory.
 		type chunk struct {
 			recs     []store.Certificate
+			resps    []store.OCSPResponse
 			first, n int
 		}
 		toStore := make(chan chunk, 1)
@@ -119,6 +122,11 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 				}
 				if err = a.st.PutCertificates(ctx, c.recs...); err != nil {
 					err = fmt.Errorf("ca: storing devices %d-%d: %w", c.first, c.first+c.n-1, err)
+					failed.Store(true)
+					continue
+				}
+				if err = a.st.PutOCSPResponses(ctx, c.resps...); err != nil {
+					err = fmt.Errorf("ca: storing the OCSP responses of devices %d-%d: %w", c.first, c.first+c.n-1, err)
 					failed.Store(true)
 					continue
 				}
@@ -142,12 +150,12 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 				break
 			}
 			full = iss.rec.Quota > 0 && issued == iss.rec.Quota
-			recs, err := a.bulkChunk(ctx, iss, req, first, n)
+			recs, resps, err := a.bulkChunk(ctx, iss, req, first, n)
 			if err != nil {
 				signErr = err
 				break
 			}
-			toStore <- chunk{recs: recs, first: first, n: n}
+			toStore <- chunk{recs: recs, resps: resps, first: first, n: n}
 			first += n
 		}
 		close(toStore)
@@ -170,9 +178,10 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 }
 
 // bulkChunk signs devices [first, first+n) with the worker pool and returns
-// their records in device order (DS then KA).
-func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest, first, n int) ([]store.Certificate, error) {
+// their records and their first OCSP responses in device order (DS then KA).
+func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest, first, n int) ([]store.Certificate, []store.OCSPResponse, error) {
 	recs := make([]store.Certificate, 2*n)
+	resps := make([]store.OCSPResponse, 2*n)
 	errs := make([]error, n)
 	idx := make(chan int)
 	var wg sync.WaitGroup
@@ -183,12 +192,12 @@ func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest,
 			for i := range idx {
 				eui := euiAdd(req.FirstEUI, uint64(first+i))
 				for j, u := range []Usage{UsageDS, UsageKA} {
-					rec, err := a.bulkOne(ctx, iss, req, eui, u)
+					rec, resp, err := a.bulkOne(ctx, iss, req, eui, u)
 					if err != nil {
 						errs[i] = fmt.Errorf("device %s %s: %w", eui, u, err)
 						break
 					}
-					recs[2*i+j] = rec
+					recs[2*i+j], resps[2*i+j] = rec, resp
 				}
 			}
 		}()
@@ -202,40 +211,44 @@ func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest,
 	close(idx)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return recs, nil
+	return recs, resps, nil
 }
 
-func (a *Authority) bulkOne(ctx context.Context, iss *issuer, req BulkRequest, eui smki.EUI, u Usage) (store.Certificate, error) {
+func (a *Authority) bulkOne(ctx context.Context, iss *issuer, req BulkRequest, eui smki.EUI, u Usage) (store.Certificate, store.OCSPResponse, error) {
 	k, err := custody.Generate(a.rand)
 	if err != nil {
-		return store.Certificate{}, fmt.Errorf("ca: generating device key: %w", err)
+		return store.Certificate{}, store.OCSPResponse{}, fmt.Errorf("ca: generating device key: %w", err)
 	}
 	t, err := deviceTemplate(k.Public().(*ecdsa.PublicKey), req.HWType, eui, u, a.now())
 	if err != nil {
-		return store.Certificate{}, err
+		return store.Certificate{}, store.OCSPResponse{}, err
 	}
 	is, err := a.sign(ctx, iss, nil, t)
 	if err != nil {
-		return store.Certificate{}, err
+		return store.Certificate{}, store.OCSPResponse{}, err
+	}
+	resp, err := a.signOCSP(iss, is.record)
+	if err != nil {
+		return store.Certificate{}, store.OCSPResponse{}, err
 	}
 	if req.OutDir != "" {
 		buf, err := k.MarshalPEM()
 		if err != nil {
-			return store.Certificate{}, fmt.Errorf("ca: encoding device key: %w", err)
+			return store.Certificate{}, store.OCSPResponse{}, fmt.Errorf("ca: encoding device key: %w", err)
 		}
 		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.der})...)
 		err = WriteNewFile(filepath.Join(req.OutDir, eui.String()+"-"+string(u)+".pem"), buf, 0o600)
 		clear(buf)
 		if err != nil {
-			return store.Certificate{}, err
+			return store.Certificate{}, store.OCSPResponse{}, err
 		}
 	}
-	return is.record, nil
+	return is.record, resp, nil
 }
 
 // euiAdd returns e + n, as a 64-bit big-endian number.

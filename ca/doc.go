@@ -4,7 +4,8 @@
 // the key custody of package keys (key files or PKCS#11), issuance of
 // organisation and device certificates from PKCS#10 requests with
 // pre-issuance linting, bulk device issuance for simulations, revocation,
-// CRLs and an OCSP responder.
+// CRLs, and OCSP responses signed ahead of time (at issuance, at revocation
+// and by RefreshOCSP before they expire) for the repository to serve.
 //
 // Certificates follow the SMKI certificate profiles of the GB Smart Metering
 // Key Infrastructure Certificate Policy and GBCS (Great Britain Companion
@@ -29,7 +30,9 @@
 // counts two. When the quota is used up, or when the batch is closed, its
 // private key is destroyed in the key store and the destruction audited,
 // while the CA certificate stays published so device certificates keep
-// validating. A closed batch can no longer sign CRLs or OCSP responses.
+// validating. A closed batch can no longer sign CRLs or OCSP responses: its
+// certificates' responses are served until they expire, then its final CRL
+// is their status.
 //
 // Trust levels: roots sign only in ceremonies (Init, OpenBatch, and a
 // root's CRL); the online issuers are the OCA, open batch DCAs and the DCCKI

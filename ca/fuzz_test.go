@@ -5,59 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"testing"
-
-	"golang.org/x/crypto/ocsp"
 
 	"github.com/metertrust/metertrust/smki"
 )
-
-// FuzzOCSPRespond feeds outside bytes to the OCSP responder: it must never
-// panic, and every answer is either a signed response or an OCSP error
-// response with an error.
-func FuzzOCSPRespond(f *testing.F) {
-	e := newTestEnv(f)
-	e.init(f)
-	ctx := context.Background()
-	if _, err := e.a.OpenBatch(ctx, "F1", 1000); err != nil {
-		f.Fatal(err)
-	}
-	rec, err := e.a.IssueDevice(ctx, "F1", deviceCSR(f, newKey(f), deviceEUI, x509.KeyUsageDigitalSignature))
-	if err != nil {
-		f.Fatal(err)
-	}
-	info, err := e.a.CA(ctx, "F1")
-	if err != nil {
-		f.Fatal(err)
-	}
-	issuer, err := x509.ParseCertificate(info.CertDER)
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, serial := range []*big.Int{new(big.Int).SetBytes(rec.Serial), big.NewInt(1)} {
-		req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, issuer, nil)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(req)
-		f.Add(req[:len(req)/2])
-	}
-	f.Add([]byte{})
-	f.Add([]byte{0x30, 0x00})
-	resp := e.a.OCSPResponder()
-	f.Fuzz(func(t *testing.T, req []byte) {
-		der, err := resp.Respond(ctx, req)
-		if len(der) == 0 {
-			t.Fatalf("no response bytes (err %v)", err)
-		}
-		if err == nil {
-			if _, perr := ocsp.ParseResponse(der, issuer); perr != nil {
-				t.Fatalf("answer does not parse: %v", perr)
-			}
-		}
-	})
-}
 
 // FuzzIssueDeviceCSR feeds outside bytes as a device request: no panic, and
 // a refusal always wraps ErrCSR.

@@ -79,11 +79,17 @@ func (a *Authority) IssueOrg(ctx context.Context, req OrgRequest) (store.Certifi
 	return rec, err
 }
 
-// signAndStore signs t with iss and stores it, drawing a fresh serial if the
-// store reports the serial taken (ErrExists).
+// signAndStore signs t with iss and its first OCSP response ("good"), and
+// stores both, drawing a fresh serial if the store reports the serial taken
+// (ErrExists). Both are signed before anything is stored, so a response
+// that fails its lints fails the issuance.
 func (a *Authority) signAndStore(ctx context.Context, iss *issuer, t *template) (store.Certificate, error) {
 	for range 3 {
 		is, err := a.sign(ctx, iss, nil, t)
+		if err != nil {
+			return store.Certificate{}, err
+		}
+		resp, err := a.signOCSP(iss, is.record)
 		if err != nil {
 			return store.Certificate{}, err
 		}
@@ -93,6 +99,9 @@ func (a *Authority) signAndStore(ctx context.Context, iss *issuer, t *template) 
 		}
 		if err != nil {
 			return store.Certificate{}, fmt.Errorf("ca: storing %s certificate: %w", t.kind, err)
+		}
+		if err := a.st.PutOCSPResponses(ctx, resp); err != nil {
+			return store.Certificate{}, fmt.Errorf("ca: %s certificate %X stored, its OCSP response not: %w", t.kind, is.record.Serial, err)
 		}
 		return is.record, nil
 	}

@@ -223,52 +223,73 @@ func TestCRLAndOCSP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := e.a.OCSPResponder()
-	request := func(serial *big.Int) []byte {
-		leaf := &x509.Certificate{SerialNumber: serial}
-		req, err := ocsp.CreateRequest(leaf, issuer, nil)
+	// Each certificate got its OCSP response at issuance, the revoked one a
+	// new one at revocation; all are signed by the batch.
+	stored := func(t *testing.T, c store.Certificate) *ocsp.Response {
+		t.Helper()
+		r, err := e.db.SMKI().OCSPResponse(ctx, c.CA, c.Serial)
+		if err != nil {
+			t.Fatalf("stored OCSP response of %X: %v", c.Serial, err)
+		}
+		resp, err := ocsp.ParseResponse(r.DER, issuer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return req
+		if resp.SerialNumber.Cmp(new(big.Int).SetBytes(c.Serial)) != 0 || resp.Status != r.Status ||
+			!resp.ThisUpdate.Equal(r.ThisUpdate) || !resp.NextUpdate.Equal(r.NextUpdate) {
+			t.Errorf("stored %+v does not match its DER: serial %X status %d %s-%s", r, resp.SerialNumber, resp.Status, resp.ThisUpdate, resp.NextUpdate)
+		}
+		return resp
 	}
 	tests := []struct {
-		name   string
-		serial *big.Int
-		status int
+		name       string
+		cert       store.Certificate
+		status     int
+		thisUpdate time.Time
 	}{
-		{"revoked", new(big.Int).SetBytes(recs[0].Serial), ocsp.Revoked},
-		{"good", new(big.Int).SetBytes(recs[1].Serial), ocsp.Good},
-		{"unknown", big.NewInt(424242), ocsp.Unknown},
+		{"revoked", recs[0], ocsp.Revoked, e.clock.t},
+		{"good", recs[1], ocsp.Good, e.clock.t.Add(-time.Hour)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			der, err := resp.Respond(ctx, request(tc.serial))
-			if err != nil {
-				t.Fatalf("Respond: %v", err)
+			r := stored(t, tc.cert)
+			if r.Status != tc.status || !r.ThisUpdate.Equal(tc.thisUpdate) || !r.NextUpdate.Equal(tc.thisUpdate.Add(24*time.Hour)) {
+				t.Errorf("status %d, %s to %s", r.Status, r.ThisUpdate, r.NextUpdate)
 			}
-			r, err := ocsp.ParseResponse(der, issuer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Status != tc.status || r.SerialNumber.Cmp(tc.serial) != 0 || !r.NextUpdate.Equal(e.clock.t.Add(24*time.Hour)) {
-				t.Errorf("status %d serial %X nextUpdate %s", r.Status, r.SerialNumber, r.NextUpdate)
-			}
-			if tc.status == ocsp.Revoked && r.RevocationReason != 1 {
-				t.Errorf("reason %d", r.RevocationReason)
+			if tc.status == ocsp.Revoked && (r.RevocationReason != 1 || !r.RevokedAt.Equal(e.clock.t)) {
+				t.Errorf("reason %d at %s", r.RevocationReason, r.RevokedAt)
 			}
 		})
 	}
-	der, err := resp.Respond(ctx, []byte("garbage"))
-	if !errors.Is(err, ErrOCSP) || string(der) != string(ocsp.MalformedRequestErrorResponse) {
-		t.Errorf("malformed request: %v", err)
+
+	// The refresher re-signs those within the margin of expiring: at +13h
+	// with a 12h margin, the two good ones issued at 12:00 (expiring at
+	// +23h from now) but not the revoked one (signed an hour later).
+	if _, err := e.a.RefreshOCSP(ctx, 24*time.Hour); !errors.Is(err, ErrRequest) {
+		t.Errorf("margin of the whole validity: %v, want ErrRequest", err)
 	}
+	e.clock.t = e.clock.t.Add(11*time.Hour + 30*time.Minute)
+	n, err := e.a.RefreshOCSP(ctx, 12*time.Hour)
+	if err != nil || n != 2 {
+		t.Fatalf("RefreshOCSP = %d, %v; want 2", n, err)
+	}
+	if r := stored(t, recs[1]); r.Status != ocsp.Good || !r.ThisUpdate.Equal(e.clock.t) {
+		t.Errorf("refreshed good: status %d from %s", r.Status, r.ThisUpdate)
+	}
+	if r := stored(t, recs[0]); r.Status != ocsp.Revoked || !r.ThisUpdate.Equal(e.clock.t.Add(-11*time.Hour-30*time.Minute)) {
+		t.Errorf("revoked response re-signed too early: %s", r.ThisUpdate)
+	}
+	if n, err := e.a.RefreshOCSP(ctx, 12*time.Hour); err != nil || n != 0 {
+		t.Errorf("second RefreshOCSP = %d, %v; want 0", n, err)
+	}
+
 	if err := e.a.CloseBatch(ctx, "R1", "test"); err != nil {
 		t.Fatal(err)
 	}
-	der, err = resp.Respond(ctx, request(new(big.Int).SetBytes(recs[1].Serial)))
-	if !errors.Is(err, ErrOCSP) || string(der) != string(ocsp.UnauthorizedErrorResponse) {
-		t.Errorf("closed batch: %v", err)
+	// A closed batch cannot sign: its responses are left to expire.
+	e.clock.t = e.clock.t.Add(20 * time.Hour)
+	if n, err := e.a.RefreshOCSP(ctx, 12*time.Hour); err != nil || n != 0 {
+		t.Errorf("RefreshOCSP after closing = %d, %v; want 0", n, err)
 	}
 	if _, err := e.a.CRL(ctx, "R1"); !errors.Is(err, ErrBatchClosed) {
 		t.Errorf("CRL of a closed batch: %v, want ErrBatchClosed", err)
@@ -479,5 +500,39 @@ func TestLintOCSP(t *testing.T) {
 				t.Errorf("got %v, want ErrLint naming %s", err, tc.lint)
 			}
 		})
+	}
+}
+
+// TestRefreshOCSPBackfill checks that the refresher signs a response for a
+// certificate stored without one (published, or from before responses were
+// stored), and none for a root's certificates.
+func TestRefreshOCSPBackfill(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	if _, err := e.a.OpenBatch(ctx, "R2", 10); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.a.IssueDevice(ctx, "R2", deviceCSR(t, newKey(t), deviceEUI, x509.KeyUsageDigitalSignature))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := rec
+	bare.Serial = []byte{0x42}
+	if err := e.db.SMKI().PutCertificates(ctx, bare); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.SMKI().OCSPResponse(ctx, "R2", bare.Serial); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("response before the refresh: %v", err)
+	}
+	if n, err := e.a.RefreshOCSP(ctx, 12*time.Hour); err != nil || n != 1 {
+		t.Fatalf("RefreshOCSP = %d, %v; want 1", n, err)
+	}
+	r, err := e.db.SMKI().OCSPResponse(ctx, "R2", bare.Serial)
+	if err != nil || r.Status != store.OCSPGood {
+		t.Fatalf("backfilled response %+v, %v", r, err)
+	}
+	if n, err := e.a.RefreshOCSP(ctx, 12*time.Hour); err != nil || n != 0 {
+		t.Errorf("second RefreshOCSP = %d, %v; want 0", n, err)
 	}
 }

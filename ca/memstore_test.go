@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -18,12 +19,13 @@ type memStore struct {
 	certs  map[string]store.Certificate // key: ca + "/" + serial
 	crlNum map[string]int64
 	crls   map[string]store.CRL
+	ocsp   map[string]store.OCSPResponse // key: as certs
 	audit  int64
 }
 
 func newMemStore() *memStore {
 	return &memStore{cas: map[string]store.CA{}, certs: map[string]store.Certificate{},
-		crlNum: map[string]int64{}, crls: map[string]store.CRL{}}
+		crlNum: map[string]int64{}, crls: map[string]store.CRL{}, ocsp: map[string]store.OCSPResponse{}}
 }
 
 func certKey(ca string, serial []byte) string { return ca + "/" + string(serial) }
@@ -184,4 +186,56 @@ func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent) (store.Aud
 	m.audit++
 	e.Seq = m.audit
 	return e, nil
+}
+
+func (m *memStore) PutOCSPResponses(_ context.Context, rs ...store.OCSPResponse) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range rs {
+		if _, ok := m.certs[certKey(r.CA, r.Serial)]; !ok {
+			return fmt.Errorf("OCSP response for %s/%X: %w", r.CA, r.Serial, store.ErrNotFound)
+		}
+	}
+	for _, r := range rs {
+		k := certKey(r.CA, r.Serial)
+		if old, ok := m.ocsp[k]; ok && (old.ThisUpdate.After(r.ThisUpdate) || old.Status == store.OCSPRevoked && r.Status != store.OCSPRevoked) {
+			continue
+		}
+		m.ocsp[k] = r
+	}
+	return nil
+}
+
+func (m *memStore) OCSPResponsesDue(_ context.Context, before time.Time, limit int) ([]store.OCSPResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.OCSPResponse
+	for k, r := range m.ocsp {
+		if r.NextUpdate.Before(before) && m.cas[r.CA].State == store.CAStateActive && m.certs[k].NotAfter.After(r.NextUpdate) {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NextUpdate.Before(out[j].NextUpdate) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (m *memStore) CertificatesWithoutOCSP(_ context.Context, at time.Time, limit int) ([]store.Certificate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Certificate
+	for k, c := range m.certs {
+		ca := m.cas[c.CA]
+		if _, ok := m.ocsp[k]; !ok && ca.State == store.CAStateActive && ca.Kind != store.CAKindRoot &&
+			ca.Kind != store.CAKindDCCKIRoot && c.NotAfter.After(at) {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }

@@ -1,9 +1,7 @@
 package ca
 
 import (
-	"bytes"
 	"context"
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -16,125 +14,161 @@ import (
 	"github.com/metertrust/metertrust/store"
 )
 
-// ErrOCSP is returned by OCSPResponder.Respond for a request it answers
-// with an OCSP error status (malformed request, unknown or offline issuer);
-// the returned bytes are then that error response, ready to send.
-var ErrOCSP = errors.New("ca: OCSP request not answered")
+// OCSP responses are signed ahead of time (decision record 010, Boulder's
+// model): the CA signs one per certificate of an online CA (the OCA, open
+// batch Device CAs and the DCCKI TLS CA) when it issues the certificate,
+// when it revokes it, and on a schedule before the last one expires
+// (RefreshOCSP); the store keeps them and the repository serves them as
+// stored, with no key. Responses are signed directly by the issuing CA (no
+// delegated responder certificate), so a relying party needs nothing beyond
+// the path it already has. Certificates issued by the roots (the CA
+// certificates) get none: roots sign only in ceremonies, and those
+// certificates' status is in the roots' CRLs. A closed batch has no key: the
+// responses of its certificates stay until they expire, and from then on
+// its final CRL is the only source of their status.
 
-// OCSPResponder answers RFC 6960 OCSP requests for the online CAs (the OCA,
-// open batch Device CAs and the DCCKI TLS CA) from the store. Responses are
-// signed directly by the issuing CA (no delegated responder certificate), so
-// a relying party needs nothing beyond the path it already has. Roots are
-// offline and closed batches have no key: requests about their
-// certificates get "unauthorized"; their status is in the CRLs.
-type OCSPResponder struct {
-	a *Authority
-}
+// OCSPValidity reports the nextUpdate - thisUpdate of the OCSP responses
+// this Authority signs (Config.OCSPValidity, default one day).
+func (a *Authority) OCSPValidity() time.Duration { return a.ocspTT }
 
-// OCSPResponder returns the responder backed by this Authority.
-func (a *Authority) OCSPResponder() *OCSPResponder { return &OCSPResponder{a: a} }
-
-// Respond parses a DER OCSP request and returns a signed DER response
-// (prepared and linted with the throwaway key first, then signed by the
-// issuing CA and read back):
-// good, revoked (with time and reason) or unknown. For requests it cannot
-// answer it returns an OCSP error response together with an error wrapping
-// ErrOCSP; other errors (the store failing) come with an internalError
-// response.
-func (r *OCSPResponder) Respond(ctx context.Context, req []byte) ([]byte, error) {
-	q, err := ocsp.ParseRequest(req)
-	if err != nil {
-		return ocsp.MalformedRequestErrorResponse, fmt.Errorf("%w: malformed request: %v", ErrOCSP, err)
-	}
-	a := r.a
-	iss, err := r.findIssuer(ctx, q)
-	if err != nil {
-		if errors.Is(err, ErrOCSP) {
-			return ocsp.UnauthorizedErrorResponse, err
-		}
-		return ocsp.InternalErrorErrorResponse, err
-	}
-	tmpl := ocsp.Response{
-		SerialNumber: q.SerialNumber,
-		IssuerHash:   q.HashAlgorithm,
-		Status:       ocsp.Unknown,
-	}
+// signOCSP builds the OCSP response about c (good, or revoked with its time
+// and reason), valid from now for the configured validity; prepares and
+// lints it with the throwaway key; signs it with the issuer's key and reads
+// it back. The CertID names the issuer with SHA-1 hashes (RFC 5019 section
+// 2.2.1), as every pre-signed response does.
+func (a *Authority) signOCSP(iss *issuer, c store.Certificate) (store.OCSPResponse, error) {
+	serial := new(big.Int).SetBytes(c.Serial)
 	now := a.now().UTC().Truncate(time.Second)
-	tmpl.ThisUpdate, tmpl.NextUpdate = now, now.Add(a.ocspTT)
-	c, err := a.st.Certificate(ctx, iss.rec.Name, q.SerialNumber.Bytes())
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return ocsp.InternalErrorErrorResponse, fmt.Errorf("ca: OCSP look-up of %X: %w", q.SerialNumber, err)
-	case !c.RevokedAt.IsZero():
+	tmpl := ocsp.Response{SerialNumber: serial, Status: ocsp.Good, ThisUpdate: now, NextUpdate: now.Add(a.ocspTT)}
+	if !c.RevokedAt.IsZero() {
 		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, c.RevokedAt.UTC().Truncate(time.Second), c.Reason
-	default:
-		tmpl.Status = ocsp.Good
 	}
 	if a.lint != nil {
 		// Step 1: sign with the throwaway key and lint the response.
 		pre, err := ocsp.CreateResponse(iss.lintParent, iss.lintParent, tmpl, a.lintKey)
 		if err != nil {
-			return ocsp.InternalErrorErrorResponse, fmt.Errorf("ca: preparing OCSP response: %w", err)
+			return store.OCSPResponse{}, fmt.Errorf("ca: preparing OCSP response for %s/%X: %w", iss.rec.Name, serial, err)
 		}
-		if err := lintOCSP(pre, iss.lintParent, q.SerialNumber, now); err != nil {
-			return ocsp.InternalErrorErrorResponse, fmt.Errorf("OCSP response for %X: %w", q.SerialNumber, err)
+		if err := lintOCSP(pre, iss.lintParent, serial, now); err != nil {
+			return store.OCSPResponse{}, fmt.Errorf("OCSP response for %s/%X: %w", iss.rec.Name, serial, err)
 		}
 	}
 	// Step 2: sign for real and read back.
-	resp, err := ocsp.CreateResponse(iss.cert, iss.cert, tmpl, iss.key)
+	der, err := ocsp.CreateResponse(iss.cert, iss.cert, tmpl, iss.key)
 	if err != nil {
-		return ocsp.InternalErrorErrorResponse, fmt.Errorf("ca: signing OCSP response: %w", err)
+		return store.OCSPResponse{}, fmt.Errorf("ca: signing OCSP response for %s/%X: %w", iss.rec.Name, serial, err)
 	}
-	back, err := ocsp.ParseResponse(resp, iss.cert)
+	back, err := ocsp.ParseResponse(der, iss.cert)
 	if err != nil {
-		return ocsp.InternalErrorErrorResponse, fmt.Errorf("%w: OCSP response: %v", ErrReadBack, err)
+		return store.OCSPResponse{}, fmt.Errorf("%w: OCSP response for %s/%X: %v", ErrReadBack, iss.rec.Name, serial, err)
 	}
-	if back.Status != tmpl.Status || back.SerialNumber.Cmp(q.SerialNumber) != 0 {
-		return ocsp.InternalErrorErrorResponse, fmt.Errorf("%w: OCSP response reads back as status %d for %X", ErrReadBack, back.Status, back.SerialNumber)
+	if back.Status != tmpl.Status || back.SerialNumber.Cmp(serial) != 0 || !back.ThisUpdate.Equal(tmpl.ThisUpdate) || !back.NextUpdate.Equal(tmpl.NextUpdate) {
+		return store.OCSPResponse{}, fmt.Errorf("%w: OCSP response for %s/%X reads back as status %d for %X, %s to %s",
+			ErrReadBack, iss.rec.Name, serial, back.Status, back.SerialNumber, back.ThisUpdate, back.NextUpdate)
 	}
-	return resp, nil
+	return store.OCSPResponse{CA: iss.rec.Name, Serial: c.Serial, Status: tmpl.Status, ThisUpdate: tmpl.ThisUpdate,
+		NextUpdate: tmpl.NextUpdate, DER: der}, nil
 }
 
-// findIssuer finds the online CA a request names by its key and name hashes.
-func (r *OCSPResponder) findIssuer(ctx context.Context, q *ocsp.Request) (*issuer, error) {
-	cas, err := r.a.st.CAs(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ca: OCSP: listing CAs: %w", err)
+// refreshBatch is how many responses RefreshOCSP signs and stores together,
+// and refreshPasses how many batches one run does at most of each kind (the
+// rest wait for the next run, should a response refuse to leave the due
+// list).
+const (
+	refreshBatch  = 500
+	refreshPasses = 1000
+)
+
+// RefreshOCSP re-signs the stored OCSP responses that expire within margin
+// of now, then signs one for each certificate that has none but could (see
+// store.SMKIStore.CertificatesWithoutOCSP: published by an operator, issued
+// before responses were stored, or whose response failed to store), in
+// batches, and returns how many it stored. It is meant to run on a schedule
+// more often than margin (every hour with margin half the response
+// validity, say), so that no response served goes stale. Responses of
+// closed batches and those already covering their certificate's notAfter
+// are left alone (see store.SMKIStore.OCSPResponsesDue). margin must be
+// positive and shorter than the response validity. A response that cannot
+// be signed stops the run after its batch, with an error naming it.
+func (a *Authority) RefreshOCSP(ctx context.Context, margin time.Duration) (int, error) {
+	if margin <= 0 || margin >= a.ocspTT {
+		return 0, fmt.Errorf("%w: OCSP refresh margin %s must be positive and shorter than the response validity %s", ErrRequest, margin, a.ocspTT)
 	}
-	for _, rec := range cas {
-		c, err := x509.ParseCertificate(rec.CertDER)
+	due := func() ([]store.Certificate, error) {
+		rs, err := a.st.OCSPResponsesDue(ctx, a.now().Add(margin), refreshBatch)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("ca: OCSP responses due: %w", err)
 		}
-		if !matchesIssuer(q, c) {
-			continue
+		certs := make([]store.Certificate, 0, len(rs))
+		for _, r := range rs {
+			c, err := a.st.Certificate(ctx, r.CA, r.Serial)
+			if err != nil {
+				return nil, fmt.Errorf("ca: certificate %s/%X: %w", r.CA, r.Serial, err)
+			}
+			certs = append(certs, c)
 		}
-		iss, err := r.a.onlineIssuer(ctx, rec.Name)
-		if err != nil {
-			return nil, fmt.Errorf("%w: issuer %s cannot sign: %v", ErrOCSP, rec.Name, err)
-		}
-		return iss, nil
+		return certs, nil
 	}
-	return nil, fmt.Errorf("%w: unknown issuer", ErrOCSP)
+	missing := func() ([]store.Certificate, error) {
+		certs, err := a.st.CertificatesWithoutOCSP(ctx, a.now(), refreshBatch)
+		if err != nil {
+			return nil, fmt.Errorf("ca: certificates without OCSP response: %w", err)
+		}
+		return certs, nil
+	}
+	done := 0
+	for _, list := range []func() ([]store.Certificate, error){due, missing} {
+		n, err := a.signOCSPBatches(ctx, list)
+		done += n
+		if err != nil {
+			a.log.WarnContext(ctx, "OCSP refresh incomplete", "signed", done, "err", err)
+			return done, err
+		}
+	}
+	if done > 0 {
+		a.log.InfoContext(ctx, "OCSP responses signed ahead", "count", done, "margin", margin.String())
+	}
+	return done, nil
 }
 
-func matchesIssuer(q *ocsp.Request, c *x509.Certificate) bool {
-	if q.HashAlgorithm != crypto.SHA1 && q.HashAlgorithm != crypto.SHA256 && q.HashAlgorithm != crypto.SHA384 && q.HashAlgorithm != crypto.SHA512 {
-		return false
+// signOCSPBatches signs and stores a response for each certificate list
+// returns, until it returns fewer than a batch.
+func (a *Authority) signOCSPBatches(ctx context.Context, list func() ([]store.Certificate, error)) (int, error) {
+	done := 0
+	for range refreshPasses {
+		certs, err := list()
+		if err != nil {
+			return done, err
+		}
+		out := make([]store.OCSPResponse, 0, len(certs))
+		var errs []error
+		for _, c := range certs {
+			iss, err := a.onlineIssuer(ctx, c.CA)
+			if errors.Is(err, ErrBatchClosed) {
+				continue // closed since the listing: its responses run out
+			}
+			if err == nil {
+				var resp store.OCSPResponse
+				if resp, err = a.signOCSP(iss, c); err == nil {
+					out = append(out, resp)
+					continue
+				}
+			}
+			errs = append(errs, err)
+		}
+		if err := a.st.PutOCSPResponses(ctx, out...); err != nil {
+			return done, fmt.Errorf("ca: storing %d OCSP responses: %w", len(out), err)
+		}
+		done += len(out)
+		if len(errs) > 0 {
+			return done, fmt.Errorf("ca: signing OCSP responses: %d of %d failed, first: %w", len(errs), len(certs), errs[0])
+		}
+		if len(certs) < refreshBatch || len(out) == 0 {
+			return done, nil
+		}
 	}
-	spk, err := subjectPublicKeyBits(c.RawSubjectPublicKeyInfo)
-	if err != nil {
-		return false
-	}
-	h := q.HashAlgorithm.New()
-	h.Write(spk)
-	if !bytes.Equal(h.Sum(nil), q.IssuerKeyHash) {
-		return false
-	}
-	h.Reset()
-	h.Write(c.RawSubject)
-	return bytes.Equal(h.Sum(nil), q.IssuerNameHash)
+	a.log.WarnContext(ctx, "OCSP refresh stopped after its last pass", "signed", done, "passes", refreshPasses)
+	return done, nil
 }
 
 // ocspLints are the rules a response must meet before the CA key signs it
@@ -195,4 +229,26 @@ func lintOCSP(der []byte, lintIssuer *x509.Certificate, serial *big.Int, now tim
 		return fmt.Errorf("%w: %s", ErrLint, strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// RunOCSPRefresher calls RefreshOCSP with margin now and then every
+// interval until ctx ends, logging failures and carrying on (the next run
+// retries); it returns nil when ctx ends. every must be shorter than
+// margin, so that a missed run leaves no response to expire.
+func (a *Authority) RunOCSPRefresher(ctx context.Context, every, margin time.Duration) error {
+	if every <= 0 || every >= margin {
+		return fmt.Errorf("%w: OCSP refresh interval %s must be positive and shorter than the margin %s", ErrRequest, every, margin)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := a.RefreshOCSP(ctx, margin); err != nil && ctx.Err() == nil {
+			a.log.ErrorContext(ctx, "OCSP refresh failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -90,11 +90,39 @@ func (a *Authority) Revoke(ctx context.Context, ca string, serial []byte, reason
 	}
 	at := a.now().UTC()
 	err = a.step(ctx, "ca.revoke", fmt.Sprintf("%s/%X", c.CA, serial), map[string]any{"reason": ReasonName(reason), "eui": c.EUI, "kind": c.Kind}, func() (map[string]any, error) {
+		if !c.RevokedAt.IsZero() {
+			return nil, fmt.Errorf("%w: certificate %X is already revoked", ErrRequest, serial)
+		}
+		// The "revoked" OCSP response is signed before the revocation is
+		// stored, so that a CA that cannot sign it refuses the revocation
+		// rather than leave a stale "good" served. Certificates issued by a
+		// root have no OCSP response (their status is in its CRL).
+		var resp *store.OCSPResponse
+		if rec, err := a.st.CA(ctx, c.CA); err != nil {
+			return nil, fmt.Errorf("ca: revoking %X: %w", serial, err)
+		} else if rec.Kind != store.CAKindRoot && rec.Kind != store.CAKindDCCKIRoot {
+			iss, err := a.onlineIssuer(ctx, c.CA)
+			if err != nil {
+				return nil, err
+			}
+			rc := c
+			rc.RevokedAt, rc.Reason = at, reason
+			r, err := a.signOCSP(iss, rc)
+			if err != nil {
+				return nil, err
+			}
+			resp = &r
+		}
 		if err := a.st.Revoke(ctx, c.CA, serial, reason, at); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil, fmt.Errorf("%w: certificate %X is already revoked", ErrRequest, serial)
 			}
 			return nil, fmt.Errorf("ca: revoking %X: %w", serial, err)
+		}
+		if resp != nil {
+			if err := a.st.PutOCSPResponses(ctx, *resp); err != nil {
+				return nil, fmt.Errorf("ca: certificate %X revoked, its OCSP response not stored (the next refresh signs it): %w", serial, err)
+			}
 		}
 		return nil, nil
 	})

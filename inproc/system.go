@@ -488,7 +488,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		return fmt.Errorf("repository operators: %w", err)
 	}
 	s.Repository = repository.New(repository.Config{Operators: ops}, repository.Deps{Certs: s.DB.SMKI(), CAs: s.DB.SMKI(), CRLs: s.DB.SMKI(),
-		Audit: s.DB, Publisher: s.DB.SMKI(), Revoker: s.CA, OCSP: s.CA.OCSPResponder(), Logger: s.log, Now: s.now})
+		Audit: s.DB, Publisher: s.DB.SMKI(), Revoker: s.CA, OCSP: repository.NewStoredOCSP(s.DB.SMKI(), s.log, s.now), Logger: s.log, Now: s.now})
 
 	listen := func(addr string) (net.Listener, error) {
 		ln, err := net.Listen("tcp", addr)
@@ -532,8 +532,16 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if pln != nil {
 		s.run("repository", func() error { return s.Repository.Serve(svcCtx, pln) })
 	}
+	// The CA re-signs the OCSP responses the repository serves before they
+	// expire: every hour, those within half their validity of expiring.
+	s.run("OCSP refresher", func() error {
+		return s.CA.RunOCSPRefresher(svcCtx, ocspRefreshEvery, s.CA.OCSPValidity()/2)
+	})
 	return nil
 }
+
+// ocspRefreshEvery is how often the CA looks for OCSP responses to re-sign.
+const ocspRefreshEvery = time.Hour
 
 // writePrivate writes a private file (mode 0600), replacing any.
 func writePrivate(path string, data []byte) error {

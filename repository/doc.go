@@ -5,7 +5,9 @@
 // Role, key usage, kind and serial (GBCS section 2; the project's GBCS
 // security notes, sections 1 and 2), fetch CA certificates and the latest
 // CRLs (RFC 5280 section 5), and ask for certificate status by OCSP
-// (RFC 6960, with the caching profile of RFC 5019).
+// (RFC 6960, with the caching profile of RFC 5019). OCSP is answered with the
+// responses the CAs signed ahead of time into the store (StoredOCSP): the
+// repository holds no key for it.
 //
 // Reads are open. Writes (publishing a certificate issued elsewhere, and
 // revoking one) need an operator bearer token; the server keeps only the
@@ -23,6 +25,6 @@
 // 3.1 description of the API is docs/api/repository.yaml in the source tree.
 //
 // The package declares the small interfaces it consumes (CertificateFinder,
-// CAFinder, CRLFinder, Auditor, Publisher, Revoker, Responder); the store
-// and the CA packages satisfy them.
+// CAFinder, CRLFinder, Auditor, Publisher, Revoker, Responder, OCSPSource);
+// the store and the CA packages satisfy them.
 package repository

@@ -2,15 +2,22 @@ package repository
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 )
 
 // FuzzParseCertQuery checks that any query string gives either a query or
@@ -185,6 +192,42 @@ func FuzzServer(f *testing.F) {
 		}
 		if w.Code >= 400 && method != "HEAD" && w.Header().Get("Content-Type") != MediaProblem {
 			t.Fatalf("%s %s: error %d without problem+json", method, target, w.Code)
+		}
+	})
+}
+
+// FuzzStoredOCSP feeds outside bytes to the keyless OCSP answerer: it must
+// never panic, and every answer is the stored response or an OCSP error
+// response with an error.
+func FuzzStoredOCSP(f *testing.F) {
+	p := newTestPKI(f)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	der, err := ocsp.CreateResponse(p.dca.cert, p.dca.cert, ocsp.Response{SerialNumber: big.NewInt(1), Status: ocsp.Good,
+		ThisUpdate: now, NextUpdate: now.Add(time.Hour)}, p.dca.key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	src := &fakeOCSPSource{cas: []store.CA{{Name: "dca", CertDER: p.dca.der}},
+		resps: map[string]store.OCSPResponse{"dca/\x01": {CA: "dca", Serial: []byte{1}, NextUpdate: now.Add(time.Hour), DER: der}}}
+	o := NewStoredOCSP(src, nil, func() time.Time { return now })
+	for _, serial := range []int64{1, 2} {
+		req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: big.NewInt(serial)}, p.dca.cert, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(req)
+		f.Add(req[:len(req)/2])
+	}
+	f.Add([]byte{0x30, 0x00})
+	f.Fuzz(func(t *testing.T, req []byte) {
+		got, err := o.Respond(context.Background(), req)
+		switch {
+		case len(got) == 0:
+			t.Fatalf("no response bytes (err %v)", err)
+		case err == nil && !bytes.Equal(got, der):
+			t.Fatalf("answered %x without an error", got)
+		case err != nil && !errors.Is(err, ErrOCSPNotAnswered):
+			t.Fatalf("error %v does not wrap ErrOCSPNotAnswered", err)
 		}
 	})
 }

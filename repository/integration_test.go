@@ -35,7 +35,8 @@ var (
 	_ Auditor           = (*store.DB)(nil)
 	_ Publisher         = (*store.SMKIStore)(nil)
 	_ Revoker           = (*ca.Authority)(nil)
-	_ Responder         = (*ca.OCSPResponder)(nil)
+	_ Responder         = (*StoredOCSP)(nil)
+	_ OCSPSource        = (*store.SMKIStore)(nil)
 )
 
 // openTestStore opens a fresh store of the named dialect (see
@@ -91,7 +92,7 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Fatal(err)
 	}
 	cfg := Config{Operators: []Operator{{Name: "alice", TokenSHA256: HashToken(adminToken), Permissions: []Permission{PermPublish, PermRevoke}}}}
-	srv := New(cfg, Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Revoker: online, OCSP: online.OCSPResponder()})
+	srv := New(cfg, Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Revoker: online, OCSP: NewStoredOCSP(db.SMKI(), nil, nil)})
 	h := srv.Handler()
 	do := func(method, target, ctype string, body []byte, auth bool) *httptest.ResponseRecorder {
 		t.Helper()
@@ -272,7 +273,7 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Error("the repository loaded the root key")
 	}
 	if batchKey := batch.KeyURI; !loaded.has(batchKey) {
-		t.Error("the batch key was not loaded for OCSP")
+		t.Error("the batch key was not loaded to sign the revoked OCSP response")
 	}
 
 	// The latest CRL, which the CA signs after the revocation, lists it.

@@ -51,7 +51,7 @@ type Revoker interface {
 }
 
 // Responder answers a DER OCSP request (RFC 6960) with a DER OCSP response;
-// *ca.OCSPResponder implements it. When it returns an error together with
+// *StoredOCSP implements it. When it returns an error together with
 // a response, the response is an OCSP error response ready to send.
 type Responder interface {
 	Respond(ctx context.Context, der []byte) ([]byte, error)
@@ -75,7 +75,7 @@ type Deps struct {
 	Publisher Publisher
 	// Revoker revokes certificates (*ca.Authority).
 	Revoker Revoker
-	// OCSP answers OCSP requests (*ca.OCSPResponder).
+	// OCSP answers OCSP requests (*StoredOCSP, over the store: no key).
 	OCSP Responder
 	// Logger receives the service log, with component=repository added;
 	// nil discards it.

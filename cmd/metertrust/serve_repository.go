@@ -26,7 +26,7 @@ const operatorsEnv = "METERTRUST_REPOSITORY_OPERATORS"
 func newServeRepositoryCmd() *cobra.Command {
 	var f struct {
 		data, dsn, listen, operators, config, kms, baseURL, logLevel string
-		noOCSP                                                       bool
+		noOCSP, noRevoke                                             bool
 	}
 	c := &cobra.Command{
 		Use:   "repository",
@@ -50,10 +50,17 @@ Without operators every write is refused.
 (deploy/examples/repository.json); --listen and --base-url given on the
 command line override it.
 
-OCSP is answered by the online CAs (the OCA and open device CA batches) of the
-CA in --data, whose key manager is read from DATA/config.json (or --kms); the
-root key is never loaded. Without a CA there, or with --no-ocsp, the OCSP
-routes answer 503.`,
+OCSP is answered from the store, with the responses the CA signed ahead of
+time (at issuance, at revocation, and on its refresh schedule; see
+docs/operations.md): no key is loaded for OCSP. A certificate with no stored
+response gets "unauthorized", an expired one "tryLater". With --no-ocsp the
+OCSP routes answer 503.
+
+Revocation (POST /v1/revocations) is done by the CA in --data, whose key
+manager is read from DATA/config.json (or --kms): its online keys (the OCA
+and open device CA batches) are loaded to sign the "revoked" OCSP response;
+the root key is never loaded. Without a CA there, or with --no-revoke, no key
+is loaded at all and revocation is disabled.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -98,9 +105,14 @@ routes answer 503.`,
 			}
 			defer db.Close()
 			deps := repository.Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Logger: log}
+			if f.noOCSP {
+				log.Warn("OCSP disabled (--no-ocsp): the OCSP routes answer 503")
+			} else {
+				deps.OCSP = repository.NewStoredOCSP(db.SMKI(), log, nil)
+			}
 
-			if !f.noOCSP {
-				kms := f.kms
+			kms := f.kms
+			if !f.noRevoke {
 				if kms == "" && f.data != "" {
 					recorded, found, err := readCAConfig(f.data)
 					if err != nil {
@@ -123,12 +135,14 @@ routes answer 503.`,
 					if err != nil {
 						return err
 					}
-					deps.OCSP = auth.OCSPResponder()
 					deps.Revoker = auth
 				}
 			}
-			if deps.OCSP == nil {
-				log.Warn("OCSP responder not configured: the OCSP routes answer 503, revocation is disabled")
+			if deps.Revoker == nil {
+				log.Warn("no CA key manager: revocation is disabled")
+				logKeysLoaded(ctx, log, "repository")
+			} else {
+				logKeysLoaded(ctx, log, "repository", "the online CAs' keys, for revocation only ("+custody.Redacted(kms)+"; never the root's)")
 			}
 			if len(cfg.Operators) == 0 {
 				log.Warn("no operators configured: every write is refused")
@@ -148,10 +162,11 @@ routes answer 503.`,
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8444", "address to listen on, host:port")
 	fl.StringVar(&f.operators, "operators", "", "operators JSON file (default: $"+operatorsEnv+")")
 	fl.StringVar(&f.config, "config", "", "repository JSON config file (strict; see repository.Config)")
-	fl.StringVar(&f.kms, "kms", "", "key manager URI for the OCSP signing keys (default: from DATA/config.json)")
+	fl.StringVar(&f.kms, "kms", "", "key manager URI of the CA keys revocation signs with (default: from DATA/config.json)")
 	fl.StringVar(&f.baseURL, "base-url", "", "absolute URL prefix for links in responses")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fl.BoolVar(&f.noOCSP, "no-ocsp", false, "do not load any CA key: OCSP answers 503 and revocation is disabled")
+	fl.BoolVar(&f.noOCSP, "no-ocsp", false, "do not answer OCSP: the OCSP routes answer 503")
+	fl.BoolVar(&f.noRevoke, "no-revoke", false, "do not load any CA key: revocation is disabled (OCSP needs no key)")
 	return c
 }
 

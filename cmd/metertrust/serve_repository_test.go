@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,7 +19,9 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/repository"
+	"github.com/metertrust/metertrust/store"
 )
 
 // repoCLI runs the metertrust command line with args and returns stdout.
@@ -164,6 +168,116 @@ func TestServeRepositoryFlags(t *testing.T) {
 			err := root.Execute()
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// startRepository runs "serve repository" with args until the test ends and
+// returns its base URL.
+func startRepository(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	root := newRootCmd()
+	root.SetOut(pw)
+	root.SetErr(io.Discard)
+	root.SetArgs(append([]string{"serve", "repository", "--listen", "127.0.0.1:0", "--log-level", "error"}, args...))
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx); pw.Close() }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve repository: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("serve repository did not stop")
+		}
+	})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the listen address: %v", err)
+	}
+	go io.Copy(io.Discard, pr)
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "repository listening on ")
+	if !ok {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	return base
+}
+
+// TestServeRepositoryOCSPWithoutKeys answers OCSP for good, revoked and
+// never-issued certificates from a data directory whose keys are gone: the
+// responses were signed ahead of time by the CA, at issuance and at
+// revocation, and the repository loads no key.
+func TestServeRepositoryOCSPWithoutKeys(t *testing.T) {
+	dir := t.TempDir()
+	repoCLI(t, "ca", "init", "--data", dir)
+	repoCLI(t, "ca", "batch", "open", "--data", dir, "--name", "B8", "--quota", "10")
+	repoCLI(t, "ca", "issue", "devices", "--data", dir, "--batch", "B8", "--count", "2")
+	db, err := store.OpenDataDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := db.SMKI().FindCertificates(context.Background(), store.CertQuery{CA: "B8", Usage: store.UsageDS})
+	batch, berr := db.SMKI().CA(context.Background(), "B8")
+	db.Close()
+	if err != nil || berr != nil || len(certs) != 2 {
+		t.Fatalf("certificates of B8: %d, %v, %v", len(certs), err, berr)
+	}
+	repoCLI(t, "ca", "revoke", "--data", dir, "--ca", "B8", "--serial", fmt.Sprintf("%X", certs[0].Serial), "--reason", "keyCompromise")
+	keysDir := filepath.Join(dir, custody.DirName)
+	if keyFiles, err := filepath.Glob(filepath.Join(keysDir, "*.key")); err != nil || len(keyFiles) == 0 {
+		t.Fatalf("no key files in %s to remove: %v", keysDir, err)
+	}
+	if err := os.RemoveAll(keysDir); err != nil {
+		t.Fatal(err)
+	}
+	base := startRepository(t, "--data", dir, "--no-revoke")
+
+	issuer, err := x509.ParseCertificate(batch.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		serial []byte
+		want   int // OCSP status, or -1 for the "unauthorized" error response
+	}{
+		{"revoked", certs[0].Serial, ocsp.Revoked},
+		{"good", certs[1].Serial, ocsp.Good},
+		{"never issued", []byte{0x42}, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: new(big.Int).SetBytes(tc.serial)}, issuer, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.Post(base+"/ocsp", "application/ocsp-request", bytes.NewReader(req))
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r, err := ocsp.ParseResponse(der, issuer)
+			if tc.want < 0 {
+				var re ocsp.ResponseError
+				if !errors.As(err, &re) || re.Status != ocsp.Unauthorized {
+					t.Fatalf("answer %+v, %v; want unauthorized", r, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseResponse: %v", err)
+			}
+			if r.Status != tc.want || r.SerialNumber.Cmp(new(big.Int).SetBytes(tc.serial)) != 0 {
+				t.Errorf("status %d for %X, want %d", r.Status, r.SerialNumber, tc.want)
+			}
+			if tc.want == ocsp.Revoked && r.RevocationReason != ocsp.KeyCompromise {
+				t.Errorf("reason %d", r.RevocationReason)
 			}
 		})
 	}
