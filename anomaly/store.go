@@ -2,6 +2,7 @@ package anomaly
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,7 +75,50 @@ type Quarantine struct {
 	DecidedBy string
 	DecidedAt time.Time
 	Reason    string
+	// Forwarding is what became of a released command's forwarding: the
+	// router's release sweeper, or the process that released it, carries
+	// it through the rest of the pipeline once and records the outcome
+	// here. Zero until released.
+	Forwarding Forwarding
 }
+
+// ForwardState is the state of a released command's forwarding.
+type ForwardState string
+
+// The states of a released command's forwarding. A release leaves it
+// pending; a router claims it for one attempt at a time and records
+// forwarded, failed (given up, with why), or pending again with a later
+// retry. Unknown marks releases made before forwarding was recorded.
+const (
+	ForwardNone      ForwardState = ""
+	ForwardPending   ForwardState = "pending"
+	ForwardForwarded ForwardState = "forwarded"
+	ForwardFailed    ForwardState = "failed"
+	ForwardUnknown   ForwardState = "unknown"
+)
+
+// Forwarding is the durable record of a released command's forwarding.
+type Forwarding struct {
+	// State is pending, forwarded, failed or unknown; empty until
+	// released.
+	State ForwardState
+	// Attempts counts the attempts claimed so far.
+	Attempts int
+	// Next is, while pending, when the next attempt is due, or when the
+	// claim of the attempt under way lapses.
+	Next time.Time
+	// At is when the command was forwarded or given up on.
+	At time.Time
+	// Error is why the last attempt failed; empty once forwarded.
+	Error string
+	// CommandID is the router's ID of the forwarded command.
+	CommandID string
+}
+
+// ErrForwardPending is returned by a releaser that leaves a released
+// command's forwarding to the router's release sweeper (a keyless operator
+// process, or a release another router already claimed).
+var ErrForwardPending = errors.New("anomaly: forwarding of the released command is pending")
 
 // Filter selects quarantine records for listing, newest first.
 type Filter struct {
@@ -199,7 +243,8 @@ type Store interface {
 	Quarantine(ctx context.Context, ref string) (Quarantine, error)
 	// ListQuarantine returns the records f selects, newest first.
 	ListQuarantine(ctx context.Context, f Filter) ([]Quarantine, error)
-	// DecideQuarantine moves the record d.Ref from quarantined to d.To,
+	// DecideQuarantine moves the record d.Ref from quarantined to d.To
+	// (a release leaving its Forwarding pending and due at d.At),
 	// records d.Record if set, appends a to the audit log, all in one
 	// transaction, and returns the updated record. It fails with an error
 	// wrapping ErrNotFound for an unknown reference and ErrConflict when

@@ -38,6 +38,17 @@
 // commands through the router's API (mutual TLS with its DCCKI
 // certificate, role anomaly.RoleUser), not through this one.
 //
+// # Releases
+//
+// A release is recorded by the detector with the record's forwarding
+// pending; the router carries the command on exactly once and records the
+// outcome on the record. Beside the router (serve router
+// --operator-listen, serve all, the demo) the server's Releaser forwards
+// it at once and the answer is 200 with the router's receipt. In a process
+// of its own that holds no key (metertrust serve operator, [ServeConfig])
+// the Releaser is [Deferred]: the answer is 202 Accepted and the router's
+// release sweeper forwards it; a GET of the record shows the outcome.
+//
 // # Audit
 //
 // Package anomaly audits its own decisions (every release, delete and

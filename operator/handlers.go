@@ -258,9 +258,14 @@ func (s *Server) getQuarantine(c echo.Context) error {
 }
 
 // release answers POST /v1/quarantine/{ref}/release: the detector releases
-// the command (and audits it), then the router carries it on. A forwarding
-// failure leaves the command released and is answered 502 with the record,
-// and audited.
+// the command (and audits it), which leaves its forwarding pending in the
+// store. Beside the router, the Releaser then forwards it at once and the
+// answer is 200 with the router's receipt; a forwarding failure is
+// answered 502 with the record (whose forwarding says whether the router
+// retries) and audited. Without the router (Deferred), or when a router's
+// release sweeper took it first, the answer is 202 Accepted with the
+// record, its forwarding pending: the sweeper forwards it and records the
+// outcome.
 func (s *Server) release(c echo.Context) error {
 	const action = "anomaly.release"
 	ctx := c.Request().Context()
@@ -283,14 +288,19 @@ func (s *Server) release(c echo.Context) error {
 	if err != nil {
 		return fromAnomaly(err, "ref") // the detector audited its refusal
 	}
-	view := quarantineView(q, false)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.ForwardTimeout))
 	receipt, ferr := s.deps.Releaser.ForwardReleased(fctx, q)
 	cancel()
+	if errors.Is(ferr, anomaly.ErrForwardPending) {
+		s.log.InfoContext(ctx, "released command left to the router's release sweeper", "ref", ref, "command", q.CommandID, "operator", id.Name)
+		return c.JSON(http.StatusAccepted, ReleaseResult{Quarantine: quarantineView(q, false)})
+	}
+	q = s.reread(ctx, q, id.Actor)
+	view := quarantineView(q, false)
 	const fwd = "operator.quarantine.forward"
 	if ferr != nil {
 		oe := &Error{Kind: ErrForwardFailed, Err: ferr, Extension: &view,
-			Detail: fmt.Sprintf("command %s was released by %s but the router did not accept it for forwarding: %s; nothing was forwarded and the record stays released",
+			Detail: fmt.Sprintf("command %s was released by %s but the router did not accept it for forwarding: %s; nothing was forwarded and the record stays released (its forwarding says whether the router retries)",
 				q.CommandID, id.Name, clipLong(ferr.Error()))}
 		s.log.ErrorContext(ctx, "released command not forwarded", "ref", ref, "command", q.CommandID, "operator", id.Name, "err", ferr)
 		s.audit(ctx, id.Name, fwd, ref, oe)
@@ -298,6 +308,17 @@ func (s *Server) release(c echo.Context) error {
 	}
 	s.appendAudit(ctx, id.Name, fwd, ref, store.OutcomeSuccess, map[string]any{"command": q.CommandID, "user": q.User.String(), "serviceRef": q.ServiceRef})
 	return c.JSON(http.StatusOK, ReleaseResult{Quarantine: view, Forwarded: receipt})
+}
+
+// reread returns the record ref as stored now (with its forwarding's
+// outcome), or q if it cannot be read.
+func (s *Server) reread(ctx context.Context, q anomaly.Quarantine, actor anomaly.Actor) anomaly.Quarantine {
+	cur, err := s.deps.Quarantine.Get(context.WithoutCancel(ctx), q.Ref, actor)
+	if err != nil {
+		s.log.WarnContext(ctx, "re-reading a released record", "ref", q.Ref, "err", err)
+		return q
+	}
+	return cur
 }
 
 // deleteQuarantine answers POST /v1/quarantine/{ref}/delete.

@@ -110,6 +110,7 @@ type fixture struct {
 	det    *anomaly.Detector
 	srv    *Server
 	rel    *fakeReleaser
+	aud    Auditor
 	audits func() []auditRecord
 	seq    int
 }
@@ -162,7 +163,7 @@ func newFixture(t testing.TB, backend string, cfg Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.det = det
+	f.det, f.aud = det, aud
 	f.srv = New(cfg, Deps{
 		Credentials: testCredentials(t), Quarantine: det, Thresholds: det, Usage: det, Alerts: det,
 		Releaser: Forwarder(f.rel.forward), Audit: aud,

@@ -49,10 +49,27 @@ type Alerts interface {
 
 // Releaser carries a released command through the rest of the router's
 // pipeline (the remaining checks, the MAC, the durable record and
-// forwarding) and returns the router's receipt. Wrap
-// (*router.Router).ForwardReleased with Forwarder.
+// forwarding) and returns the router's receipt, or an error wrapping
+// anomaly.ErrForwardPending when the router's release sweeper forwards it
+// instead. In a process with the router, wrap (*router.Releases).Forward
+// with Forwarder (it records the outcome, so the sweeper does not forward
+// the command again); in a process without, use Deferred.
 type Releaser interface {
 	ForwardReleased(ctx context.Context, q anomaly.Quarantine) (any, error)
+}
+
+// Deferred is the Releaser of an operator API that holds no router key
+// (metertrust serve operator): it forwards nothing and returns
+// anomaly.ErrForwardPending, so a release is answered 202 Accepted with the
+// record, its forwarding pending. The detector's release left the record
+// pending in the store; the router's release sweeper forwards it and
+// records the outcome, which a GET of the record shows.
+var Deferred Releaser = deferred{}
+
+type deferred struct{}
+
+func (deferred) ForwardReleased(context.Context, anomaly.Quarantine) (any, error) {
+	return nil, anomaly.ErrForwardPending
 }
 
 // Forwarder adapts a function returning any receipt type, such as the
@@ -88,8 +105,8 @@ type Deps struct {
 	Thresholds Thresholds
 	Usage      Usage
 	Alerts     Alerts
-	// Releaser carries released commands on; usually
-	// Forwarder(router.ForwardReleased).
+	// Releaser carries released commands on: Forwarder(Releases.Forward)
+	// beside the router, Deferred in a process without its key.
 	Releaser Releaser
 	// Audit receives the server's own audit entries (refusals, forwarding
 	// outcomes); usually the *store.DB the detector's store is on.

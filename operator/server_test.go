@@ -570,3 +570,47 @@ func TestConcurrentRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseDeferred checks the keyless process's release: the decision is
+// recorded and audited, nothing is forwarded here, the answer is 202 with
+// the record's forwarding pending, and a GET shows the pending forwarding.
+func TestReleaseDeferred(t *testing.T) {
+	for _, backend := range []string{"memory", "sqlite"} {
+		t.Run(backend, func(t *testing.T) {
+			f := newFixture(t, backend, Config{})
+			f.srv = New(Config{}, Deps{Credentials: testCredentials(t), Quarantine: f.det, Thresholds: f.det, Usage: f.det,
+				Alerts: f.det, Releaser: Deferred, Audit: f.aud})
+			ref := f.quarantine(supplier)
+			st, b, _ := f.do("POST", "/v1/quarantine/"+ref+"/release", officerToken, `{"reason":"supplier confirmed the batch"}`)
+			if st != http.StatusAccepted {
+				t.Fatalf("release = %d, want 202: %s", st, b)
+			}
+			var res ReleaseResult
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatal(err)
+			}
+			v := res.Quarantine
+			if res.Forwarded != nil || v.State != anomaly.StateReleased || v.Forwarding == nil || v.Forwarding.State != anomaly.ForwardPending {
+				t.Errorf("202 body %s", b)
+			}
+			if strings.Contains(string(b), `"forwarded"`) {
+				t.Errorf("202 body has a receipt: %s", b)
+			}
+			if n := len(f.rel.forwarded()); n != 0 {
+				t.Errorf("%d commands forwarded by the keyless process", n)
+			}
+			if !f.audited("olga", "anomaly.release", ref, "success") {
+				t.Errorf("release not audited:\n%s", f.auditDump())
+			}
+			if f.audited("olga", "operator.quarantine.forward", ref, "success") || f.audited("olga", "operator.quarantine.forward", ref, "failure") {
+				t.Errorf("forwarding audited by the keyless process:\n%s", f.auditDump())
+			}
+			var view QuarantineView
+			st, b, _ = f.do("GET", "/v1/quarantine/"+ref, viewerToken, "")
+			if err := json.Unmarshal(b, &view); st != 200 || err != nil || view.Forwarding == nil || view.Forwarding.State != anomaly.ForwardPending ||
+				view.Forwarding.NextAttempt.IsZero() {
+				t.Errorf("GET after release = %d %s", st, b)
+			}
+		})
+	}
+}

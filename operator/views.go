@@ -42,6 +42,27 @@ type QuarantineView struct {
 	DecidedBy string    `json:"decidedBy,omitempty"`
 	DecidedAt time.Time `json:"decidedAt,omitzero"`
 	Reason    string    `json:"reason,omitempty"`
+	// Forwarding is, once released, what became of the command's
+	// forwarding through the router.
+	Forwarding *ForwardingView `json:"forwarding,omitempty"`
+}
+
+// ForwardingView is the JSON form of a released command's forwarding.
+type ForwardingView struct {
+	// State is pending (the router forwards it at NextAttempt), forwarded,
+	// failed (given up, with Error) or unknown (released before outcomes
+	// were recorded).
+	State anomaly.ForwardState `json:"state"`
+	// Attempts is how many attempts the router has made.
+	Attempts int `json:"attempts"`
+	// NextAttempt is, while pending, when the next attempt is due.
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	// At is when the command was forwarded or given up on.
+	At time.Time `json:"at,omitzero"`
+	// Error is why the last attempt failed.
+	Error string `json:"error,omitempty"`
+	// CommandID is the router's ID of the forwarded command.
+	CommandID string `json:"commandId,omitempty"`
 }
 
 func quarantineView(q anomaly.Quarantine, withCommand bool) QuarantineView {
@@ -54,6 +75,12 @@ func quarantineView(q anomaly.Quarantine, withCommand bool) QuarantineView {
 	if withCommand {
 		v.Command = q.Command
 	}
+	if f := q.Forwarding; f.State != anomaly.ForwardNone {
+		v.Forwarding = &ForwardingView{State: f.State, Attempts: f.Attempts, At: f.At, Error: f.Error, CommandID: f.CommandID}
+		if f.State == anomaly.ForwardPending {
+			v.Forwarding.NextAttempt = f.Next
+		}
+	}
 	return v
 }
 
@@ -65,13 +92,16 @@ type QuarantineList struct {
 	Next string `json:"next,omitempty"`
 }
 
-// ReleaseResult is the answer to a release: the released record and the
-// router's receipt for the forwarded command.
+// ReleaseResult is the answer to a release: the released record and, when
+// this process forwarded it (200), the router's receipt for the forwarded
+// command. When the router's release sweeper forwards it (202), Forwarded
+// is absent and the record's forwarding is pending: GET the record for the
+// outcome.
 type ReleaseResult struct {
 	// Quarantine is the record, now released.
 	Quarantine QuarantineView `json:"quarantine"`
 	// Forwarded is the router's receipt for the command carried on.
-	Forwarded any `json:"forwarded"`
+	Forwarded any `json:"forwarded,omitempty"`
 }
 
 // ThresholdList is every threshold the operator may see.

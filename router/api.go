@@ -64,6 +64,10 @@ type ServerConfig struct {
 	// Quarantine, when set, lets callers list, release and delete their
 	// own quarantined commands (package anomaly's Detector).
 	Quarantine quarantineManager
+	// Release, when set, forwards what a caller released (Releases.Forward,
+	// which records the outcome so the release sweeper does not forward it
+	// again); nil for Router.ForwardReleased.
+	Release func(ctx context.Context, q anomaly.Quarantine) (Receipt, error)
 	// Consents, when set, serves the CIN consent flow to other users.
 	Consents *ConsentDesk
 	// Identify reads the caller from a verified DCCKI client certificate

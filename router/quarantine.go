@@ -128,7 +128,15 @@ func (s *Server) decideQuarantine(release bool) echo.HandlerFunc {
 		if err != nil {
 			return decisionErr(err)
 		}
-		rc, err := s.cfg.Router.ForwardReleased(ctx, q)
+		release := s.cfg.Release
+		if release == nil {
+			release = s.cfg.Router.ForwardReleased
+		}
+		rc, err := release(ctx, q)
+		if errors.Is(err, anomaly.ErrForwardPending) {
+			// Another router instance's sweeper holds it: it forwards it.
+			return c.JSON(http.StatusAccepted, quarantineViewOf(q))
+		}
 		if err != nil {
 			// Released, but refused by a later check (a counter overtaken
 			// while it was held, a certificate revoked since): the refusal

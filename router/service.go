@@ -58,6 +58,10 @@ type ServiceConfig struct {
 	// (or the restarted one) sends them again; zero for the forwarder's
 	// default (30s).
 	ForwardLease time.Duration
+	// ReleaseInterval is how often the release sweeper looks for released
+	// quarantined commands to forward (those an operator process without
+	// the key released); zero for DefaultReleaseInterval.
+	ReleaseInterval time.Duration
 }
 
 // Service is the router service: pipeline (recording through a group-commit
@@ -65,14 +69,17 @@ type ServiceConfig struct {
 type Service struct {
 	Router    *Router
 	Forwarder *Forwarder
-	Server    *Server
-	Storage   *Storage
-	Hub       *Hub
-	Admitter  *GroupAdmitter
-	cfg       ServiceConfig
-	tls       *tls.Config
-	metrics   *Metrics
-	log       *slog.Logger
+	// Releases forwards released quarantined commands, whichever process
+	// released them.
+	Releases *Releases
+	Server   *Server
+	Storage  *Storage
+	Hub      *Hub
+	Admitter *GroupAdmitter
+	cfg      ServiceConfig
+	tls      *tls.Config
+	metrics  *Metrics
+	log      *slog.Logger
 }
 
 // NewService wires the router service from cfg.
@@ -121,25 +128,30 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	rel, err := NewReleases(ReleasesConfig{Queue: cfg.DB.Anomaly(), Forward: r.ForwardReleased, Interval: cfg.ReleaseInterval,
+		Lease: cfg.ForwardLease, Logger: cfg.Logger, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
 	rev := NewStoreRevocations(cfg.DB.SMKI(), cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
-	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Consents: NewConsentDesk(r, cfg.DB.Router(), nil), Identify: cfg.Identify,
+	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Release: rel.Forward, Consents: NewConsentDesk(r, cfg.DB.Router(), nil), Identify: cfg.Identify,
 		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Router: r, Forwarder: fwd, Server: srv, Storage: st, Hub: hub, Admitter: admitter, cfg: cfg, metrics: m,
+	return &Service{Router: r, Forwarder: fwd, Releases: rel, Server: srv, Storage: st, Hub: hub, Admitter: admitter, cfg: cfg, metrics: m,
 		tls: TLSConfig(cfg.ClientCAs, cfg.ServerCertificate, rev), log: cfg.Logger.With("component", "router.service")}, nil
 }
 
 // Run serves the API on ln with mutual TLS (apiserver.Serve, with its fixed
-// timeouts and header limit) and runs the forwarder and the anomaly
-// detector's background work until ctx ends, then shuts the server down
-// gracefully.
+// timeouts and header limit) and runs the forwarder, the release sweeper
+// and the anomaly detector's background work until ctx ends, then shuts the
+// server down gracefully.
 func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	run := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -151,6 +163,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	run("forwarder", func() error { return s.Forwarder.Run(ctx) })
+	run("release sweeper", func() error { return s.Releases.Run(ctx) })
 	run("anomaly detector", func() error { return s.cfg.Detector.Run(ctx) })
 	run("quarantine gauge", func() error { return s.watchQuarantine(ctx) })
 	// The API on the shared server set-up: the timeouts and header limit

@@ -544,18 +544,23 @@ func quarantineStatement(q anomaly.Quarantine) (statement, error) {
 }
 
 const quarantineColumns = `ref, command_id, user_eui, user_role, service_ref, target, kind, threshold_id, detail,
-	command, attributes, at, state, created_at, decided_by, decided_at, reason`
+	command, attributes, at, state, created_at, decided_by, decided_at, reason,
+	forward_state, forward_attempts, forward_next, forwarded_at, forward_error, forwarded_command`
 
 func scanQuarantine(r interface{ Scan(...any) error }) (anomaly.Quarantine, error) {
 	var q anomaly.Quarantine
-	var user, role, target, kind, attrs, state string
-	var at, created, decided timeCol
+	var user, role, target, kind, attrs, state, fstate string
+	var at, created, decided, fnext, fat timeCol
+	var attempts int64
 	if err := r.Scan(&q.Ref, &q.CommandID, &user, &role, &q.ServiceRef, &target, &kind, &q.ThresholdID, &q.Detail,
-		&q.Command, &attrs, &at, &state, &created, &q.DecidedBy, &decided, &q.Reason); err != nil {
+		&q.Command, &attrs, &at, &state, &created, &q.DecidedBy, &decided, &q.Reason,
+		&fstate, &attempts, &fnext, &fat, &q.Forwarding.Error, &q.Forwarding.CommandID); err != nil {
 		return q, err
 	}
 	q.UserRole, q.Kind, q.State = smki.UserRole(role), anomaly.Kind(kind), anomaly.State(state)
 	q.At, q.CreatedAt, q.DecidedAt = at.t, created.t, decided.t
+	q.Forwarding.State, q.Forwarding.Attempts = anomaly.ForwardState(fstate), int(attempts)
+	q.Forwarding.Next, q.Forwarding.At = fnext.t, fat.t
 	var err error
 	if q.User, err = parseEUIText(user); err != nil {
 		return q, fmt.Errorf("quarantine %s user: %w", q.Ref, err)
@@ -644,8 +649,14 @@ func (s *AnomalyStore) DecideQuarantine(ctx context.Context, d anomaly.Decide, a
 	}
 	var rec anomaly.Quarantine
 	err := s.db.inTx(ctx, func(tx dbtx) error {
-		n, err := tx.exec(ctx, `UPDATE anomaly_quarantine SET state = $2, decided_by = $3, decided_at = $4, reason = $5
-			WHERE ref = $1 AND state = 'quarantined'`, d.Ref, string(d.To), d.By, d.At, d.Reason)
+		var fstate string
+		var fnext time.Time
+		if d.To == anomaly.StateReleased {
+			fstate, fnext = string(anomaly.ForwardPending), d.At // due at once
+		}
+		n, err := tx.exec(ctx, `UPDATE anomaly_quarantine SET state = $2, decided_by = $3, decided_at = $4, reason = $5,
+			forward_state = $6, forward_next = $7
+			WHERE ref = $1 AND state = 'quarantined'`, d.Ref, string(d.To), d.By, d.At, d.Reason, fstate, dbTime(fnext))
 		if err != nil {
 			return err
 		}
@@ -677,6 +688,107 @@ func (s *AnomalyStore) DecideQuarantine(ctx context.Context, d anomaly.Decide, a
 		return anomaly.Quarantine{}, fmt.Errorf("store: deciding quarantine %s: %w", d.Ref, err)
 	}
 	return rec, nil
+}
+
+// ClaimReleases claims, for one forwarding attempt each, up to limit
+// released records whose forwarding is pending and due at now, oldest due
+// first: each claimed record's Forwarding.Attempts goes up by one and its
+// Forwarding.Next becomes until, the claim's lapse, after which another
+// sweeper may claim it again. The claim is one conditional UPDATE; on
+// PostgreSQL the rows are locked with SKIP LOCKED and the condition is
+// re-checked after any wait, so two routers never claim the same attempt.
+// The records are returned as claimed.
+func (s *AnomalyStore) ClaimReleases(ctx context.Context, now, until time.Time, limit int) ([]anomaly.Quarantine, error) {
+	if limit <= 0 || limit > anomaly.MaxList {
+		limit = anomaly.DefaultList
+	}
+	lock := ""
+	if s.db.pool != nil {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	rs, err := s.db.write().query(ctx, `UPDATE anomaly_quarantine
+		SET forward_attempts = forward_attempts + 1, forward_next = $2
+		WHERE forward_state = 'pending' AND forward_next <= $1 AND ref IN (
+			SELECT ref FROM anomaly_quarantine WHERE forward_state = 'pending' AND forward_next <= $1
+			ORDER BY forward_next, ref LIMIT $3`+lock+`)
+		RETURNING `+quarantineColumns, dbTime(now), dbTime(until), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: claiming released commands: %w", err)
+	}
+	defer rs.Close()
+	var out []anomaly.Quarantine
+	for rs.Next() {
+		q, err := scanQuarantine(rs)
+		if err != nil {
+			return nil, fmt.Errorf("store: claiming released commands: %w", err)
+		}
+		out = append(out, q)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: claiming released commands: %w", err)
+	}
+	slices.SortFunc(out, func(a, b anomaly.Quarantine) int {
+		if c := a.DecidedAt.Compare(b.DecidedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Ref, b.Ref)
+	})
+	return out, nil
+}
+
+// ClaimRelease claims the released record ref for one forwarding attempt,
+// as ClaimReleases does, if its forwarding is pending and due at now. It
+// fails with an error wrapping anomaly.ErrConflict when it is not (another
+// sweeper holds it, or its outcome is recorded) and anomaly.ErrNotFound
+// for an unknown reference.
+func (s *AnomalyStore) ClaimRelease(ctx context.Context, ref string, now, until time.Time) (anomaly.Quarantine, error) {
+	q, err := scanQuarantine(s.db.write().queryRow(ctx, `UPDATE anomaly_quarantine
+		SET forward_attempts = forward_attempts + 1, forward_next = $3
+		WHERE ref = $1 AND forward_state = 'pending' AND forward_next <= $2
+		RETURNING `+quarantineColumns, ref, dbTime(now), dbTime(until)))
+	if errors.Is(err, errNoRows) {
+		cur, err := getQuarantine(ctx, s.db.read(), ref)
+		if err != nil {
+			return anomaly.Quarantine{}, err
+		}
+		return anomaly.Quarantine{}, fmt.Errorf("store: released command %s: forwarding %q, not claimable: %w",
+			ref, cur.Forwarding.State, anomaly.ErrConflict)
+	}
+	if err != nil {
+		return anomaly.Quarantine{}, fmt.Errorf("store: claiming released command %s: %w", ref, err)
+	}
+	return q, nil
+}
+
+// FinishRelease records the outcome f of forwarding attempt number attempt
+// of the released record ref (f.State forwarded or failed, or pending with
+// f.Next the retry's due time) and appends a to the audit log, in one
+// transaction. It fails with an error wrapping anomaly.ErrConflict, changing
+// nothing, when the record is no longer pending on that attempt (the claim
+// lapsed and another sweeper took it).
+func (s *AnomalyStore) FinishRelease(ctx context.Context, ref string, attempt int, f anomaly.Forwarding, a anomaly.AuditEntry) error {
+	switch f.State {
+	case anomaly.ForwardForwarded, anomaly.ForwardFailed, anomaly.ForwardPending:
+	default:
+		return fmt.Errorf("%w: released command %s cannot finish in forwarding state %q", ErrInvalid, ref, f.State)
+	}
+	err := s.db.inTx(ctx, func(tx dbtx) error {
+		n, err := tx.exec(ctx, `UPDATE anomaly_quarantine SET forward_state = $3, forward_next = $4, forwarded_at = $5,
+			forward_error = $6, forwarded_command = $7
+			WHERE ref = $1 AND forward_state = 'pending' AND forward_attempts = $2`,
+			ref, attempt, string(f.State), dbTime(f.Next), dbTime(f.At), f.Error, f.CommandID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("attempt %d no longer holds it: %w", attempt, anomaly.ErrConflict)
+		}
+		return appendAuditTx(ctx, tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("store: recording the forwarding of released command %s: %w", ref, err)
+	}
+	return nil
 }
 
 func auditEvent(a anomaly.AuditEntry) AuditEvent {

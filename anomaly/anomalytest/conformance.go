@@ -266,6 +266,9 @@ func TestStore(t *testing.T, open func(t *testing.T) anomaly.Store) {
 			!bytes.Equal(got.Command, qs[2].Command) {
 			t.Errorf("released record %+v", got)
 		}
+		if f := got.Forwarding; f.State != anomaly.ForwardPending || !f.Next.Equal(dec.At) || f.Attempts != 0 {
+			t.Errorf("released record's forwarding %+v, want pending and due at %v", f, dec.At)
+		}
 		if counts, _ := s.CountEvents(ctx, []anomaly.Counter{{Key: "rel", Since: t0}}); fmt.Sprint(counts) != "[1]" {
 			t.Errorf("release did not record its event: %v", counts)
 		}

@@ -253,6 +253,9 @@ func (s *Store) DecideQuarantine(_ context.Context, d anomaly.Decide, a anomaly.
 		return anomaly.Quarantine{}, fmt.Errorf("quarantine %s is %s: %w", d.Ref, q.State, anomaly.ErrConflict)
 	}
 	q.State, q.DecidedBy, q.DecidedAt, q.Reason = d.To, d.By, d.At, d.Reason
+	if d.To == anomaly.StateReleased {
+		q.Forwarding = anomaly.Forwarding{State: anomaly.ForwardPending, Next: d.At}
+	}
 	s.quarantine[d.Ref] = q
 	if d.Record != nil {
 		s.record(*d.Record)

@@ -30,6 +30,19 @@ func routerConfigOf(t *testing.T, args ...string) (router.ServeConfig, error) {
 	return got, err
 }
 
+// operatorServeConfigOf is routerConfigOf for "serve operator".
+func operatorServeConfigOf(t *testing.T, args ...string) (operator.ServeConfig, error) {
+	t.Helper()
+	var got operator.ServeConfig
+	c := newServeOperatorCmdWith(func(_ context.Context, cfg operator.ServeConfig) error { got = cfg; return nil })
+	c.SetArgs(args)
+	c.SetOut(io.Discard)
+	c.SetErr(io.Discard)
+	c.SilenceUsage = true
+	err := c.ExecuteContext(context.Background())
+	return got, err
+}
+
 // fleetConfigOf is routerConfigOf for "serve fleet".
 func fleetConfigOf(t *testing.T, args ...string) (device.ServeConfig, error) {
 	t.Helper()
@@ -78,6 +91,14 @@ func TestExamples(t *testing.T) {
 						t.Errorf("its operators file: %v", err)
 					}
 				}
+			case "operator.json":
+				cfg, err := operatorServeConfigOf(t, "--config", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := operator.Load(cfg.Operators); err != nil {
+					t.Errorf("its operators file: %v", err)
+				}
 			case "fleet.json":
 				if _, err := fleetConfigOf(t, "--config", path); err != nil {
 					t.Fatal(err)
@@ -103,7 +124,7 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"README.md", "router.json", "fleet.json", "repository.json", "operators.json"} {
+	for _, want := range []string{"README.md", "router.json", "operator.json", "fleet.json", "repository.json", "operators.json"} {
 		if !slices.Contains(seen, want) {
 			t.Errorf("deploy/examples has no %s", want)
 		}
@@ -207,5 +228,55 @@ func TestServeFleetConfig(t *testing.T) {
 	}
 	if _, err := fleetConfigOf(t, "--config", file); !errors.Is(err, device.ErrServeConfig) || !strings.Contains(err.Error(), `unknown field "meters"`) {
 		t.Errorf("unknown field: %v", err)
+	}
+}
+
+// TestServeOperatorConfig checks how "serve operator" combines --config and
+// flags: the file's fields, relative paths resolved against its directory,
+// flags given overriding it, defaults for what neither sets, and refusals
+// naming the field.
+func TestServeOperatorConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "operator.json")
+	if err := os.WriteFile(file, []byte(`{"data": "d", "tlsCert": "c.pem", "tlsKey": "c.key", "operators": "ops.json"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := operatorServeConfigOf(t, "--config", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := operator.ServeConfig{Data: filepath.Join(dir, "d"), Listen: operator.DefaultListen, TLSCert: filepath.Join(dir, "c.pem"),
+		TLSKey: filepath.Join(dir, "c.key"), Operators: filepath.Join(dir, "ops.json"), LogLevel: "info"}
+	if cfg != want {
+		t.Errorf("config = %+v\nwant %+v", cfg, want)
+	}
+	cfg, err = operatorServeConfigOf(t, "--config", file, "--listen", "0.0.0.0:9000", "--store", "postgres://x/y", "--log-level", "debug")
+	if err != nil || cfg.Listen != "0.0.0.0:9000" || cfg.Store != "postgres://x/y" || cfg.LogLevel != "debug" || cfg.TLSKey != want.TLSKey {
+		t.Errorf("flags over the file: %+v, %v", cfg, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		field string
+	}{
+		{"no store", []string{"--tls-cert", "c", "--tls-key", "k", "--operators", "o"}, "store"},
+		{"no cert", []string{"--data", "d", "--tls-key", "k", "--operators", "o"}, "tlsCert"},
+		{"no key", []string{"--data", "d", "--tls-cert", "c", "--operators", "o"}, "tlsKey"},
+		{"no operators", []string{"--data", "d", "--tls-cert", "c", "--tls-key", "k"}, "operators"},
+		{"bad listen", []string{"--data", "d", "--tls-cert", "c", "--tls-key", "k", "--operators", "o", "--listen", "nope"}, "listen"},
+		{"bad level", []string{"--data", "d", "--tls-cert", "c", "--tls-key", "k", "--operators", "o", "--log-level", "loud"}, "logLevel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := operatorServeConfigOf(t, tc.args...)
+			if !errors.Is(err, operator.ErrConfig) || !strings.Contains(err.Error(), tc.field+":") {
+				t.Errorf("error %v, want ErrConfig naming %s", err, tc.field)
+			}
+		})
+	}
+	if err := os.WriteFile(file, []byte(`{"acbKey": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := operatorServeConfigOf(t, "--config", file); !errors.Is(err, operator.ErrConfig) {
+		t.Errorf("a key field in the file: %v, want ErrConfig", err)
 	}
 }

@@ -43,6 +43,12 @@ func newServeRouterCmdWith(run func(context.Context, router.ServeConfig) error) 
 certificate chain. Commands are forwarded to the communications service
 provider endpoint --csp (POST {csp}/v1/devices/{EUI}/commands).
 
+--operator-listen with --operators also serves the operator API in this
+process, beside the key: the single-process option, where a release is
+forwarded at once and answered with the router's receipt. metertrust serve
+operator runs it in a process of its own without the key; this router's
+release sweeper then forwards what it releases.
+
 --config FILE reads every setting from a strict JSON file (router.ServeConfig;
 deploy/examples/router.json); flags given on the command line override it, and
 relative paths in the file are resolved against the file's directory.
@@ -192,7 +198,7 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	}
 	opLn = tls.NewListener(opLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
 	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
-		Alerts: det, Releaser: operator.Forwarder(svc.Router.ForwardReleased), Audit: db,
+		Alerts: det, Releaser: operator.Forwarder(svc.Releases.Forward), Audit: db,
 		Logger: log})
 	return runBoth(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
 		func(ctx context.Context) error { return op.Serve(ctx, opLn) })

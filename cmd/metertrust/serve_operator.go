@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/operator"
+)
+
+// newServeOperatorCmd is "metertrust serve operator": the operator API in a
+// process of its own, holding no key but its TLS server key.
+func newServeOperatorCmd() *cobra.Command { return newServeOperatorCmdWith(serveOperator) }
+
+// newServeOperatorCmdWith is "serve operator" running run with the
+// validated configuration (tests give a run that only keeps it).
+func newServeOperatorCmdWith(run func(context.Context, operator.ServeConfig) error) *cobra.Command {
+	var f operator.ServeConfig
+	var config string
+	c := &cobra.Command{
+		Use:   "operator",
+		Short: "Run the operator API (quarantine, thresholds, usage, events) in its own process, with no key",
+		Long: `Run the DCC operator API on its own: operators authenticate with bearer
+tokens (--operators, minted by metertrust operator token) over HTTPS with the
+server certificate --tls-cert. It serves from the router's store (--data or
+--store) and loads no key but --tls-key: not the access control broker's.
+
+A release is recorded in the store and answered 202 Accepted; the router's
+release sweeper (every serve router sharing the store) forwards the command
+within a second or two and records the outcome, which GET
+/v1/quarantine/{ref} shows. serve router --operator-listen remains the
+single-process option, answering releases with the router's receipt.
+
+--config FILE reads every setting from a strict JSON file
+(operator.ServeConfig; deploy/examples/operator.json); flags given on the
+command line override it, and relative paths in the file are resolved
+against the file's directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := operatorServeConfig(cmd, config, f)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&config, "config", "", "JSON config file (strict; see operator.ServeConfig); flags given override it")
+	fl.StringVar(&f.Data, "data", "", "data directory (SQLite store)")
+	fl.StringVar(&f.Store, "store", "", "store DSN (postgres://... or a SQLite path); default the store in --data")
+	fl.StringVar(&f.Listen, "listen", operator.DefaultListen, "address to serve HTTPS on")
+	fl.StringVar(&f.TLSCert, "tls-cert", "", "server certificate chain (PEM)")
+	fl.StringVar(&f.TLSKey, "tls-key", "", "the server certificate's private key (PEM)")
+	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token)")
+	fl.StringVar(&f.LogLevel, "log-level", operator.DefaultLogLevel, "debug, info, warn or error")
+	return c
+}
+
+// operatorServeConfig returns the operator API's configuration: the
+// --config file if given, the flags given on the command line over it, the
+// flags' defaults for what neither sets; validated.
+func operatorServeConfig(cmd *cobra.Command, file string, flags operator.ServeConfig) (operator.ServeConfig, error) {
+	var cfg operator.ServeConfig
+	if file != "" {
+		var err error
+		if cfg, err = operator.LoadServeConfig(file); err != nil {
+			return operator.ServeConfig{}, err
+		}
+	}
+	overlay(cmd, map[string][2]*string{
+		"data": {&flags.Data, &cfg.Data}, "store": {&flags.Store, &cfg.Store}, "listen": {&flags.Listen, &cfg.Listen},
+		"tls-cert": {&flags.TLSCert, &cfg.TLSCert}, "tls-key": {&flags.TLSKey, &cfg.TLSKey},
+		"operators": {&flags.Operators, &cfg.Operators}, "log-level": {&flags.LogLevel, &cfg.LogLevel},
+	})
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		if file != "" {
+			return operator.ServeConfig{}, fmt.Errorf("%s: %w", file, err)
+		}
+		return operator.ServeConfig{}, err
+	}
+	return cfg, nil
+}
+
+// serveOperator runs the operator API with a validated configuration until
+// ctx ends. It opens the store, the anomaly detector, the credentials and
+// the TLS server key, and no other key: releases are left to the router's
+// release sweeper (operator.Deferred).
+func serveOperator(ctx context.Context, f operator.ServeConfig) error {
+	log, err := newServiceLogger(f.LogLevel)
+	if err != nil {
+		return err
+	}
+	creds, err := operator.Load(f.Operators)
+	if err != nil {
+		return fmt.Errorf("--operators: %w", err)
+	}
+	serverCert, err := tls.LoadX509KeyPair(f.TLSCert, f.TLSKey)
+	if err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	logKeysLoaded(ctx, log, "operator", "operator-tls-server "+f.TLSKey)
+	db, err := openStore(ctx, f.Data, f.Store)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if len(serverCert.Certificate) == 1 {
+		// A certificate written by "ca issue tls-server" is the leaf
+		// alone: send the issuing CA with it, as serve router does.
+		if c, err := db.SMKI().CA(ctx, ca.NameDCCKITLS); err == nil {
+			serverCert.Certificate = append(serverCert.Certificate, c.CertDER)
+		}
+	}
+	as := db.Anomaly()
+	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
+	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
+		Alerts: det, Releaser: operator.Deferred, Audit: db, Logger: log})
+	// The detector's background work: alerts from other processes (LISTEN
+	// on PostgreSQL) for the event stream, and threshold reloads.
+	return runBoth(ctx, det.Run, func(ctx context.Context) error { return op.Serve(ctx, ln) })
+}

@@ -1,0 +1,107 @@
+package operator
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/metertrust/metertrust/internal/jsonconfig"
+)
+
+// Defaults of ServeConfig, which "metertrust serve operator" also gives its
+// flags.
+const (
+	DefaultListen   = "127.0.0.1:8445"
+	DefaultLogLevel = "info"
+)
+
+// ServeConfig is the configuration of "metertrust serve operator", the
+// operator API in a process of its own that holds no key but its TLS
+// server key: one field per flag of the command, read from the file given
+// by --config (strict JSON: unknown fields and trailing data are errors). A
+// flag given on the command line overrides the file's field; a field
+// neither gives takes the flag's default.
+//
+// In a file, relative paths (data, store when it is a SQLite path,
+// tlsCert, tlsKey, operators) are resolved against the directory holding
+// the file; "postgres://..." names no local file.
+type ServeConfig struct {
+	// Data is the data directory holding the SQLite store.
+	Data string `json:"data,omitempty"`
+	// Store is the store DSN (postgres://... or a SQLite path); empty means
+	// the store in Data. It must be the store the router serves from: the
+	// router's release sweeper forwards what this process releases.
+	Store string `json:"store,omitempty"`
+	// Listen is the address to serve HTTPS on, host:port; empty means
+	// DefaultListen.
+	Listen string `json:"listen,omitempty"`
+	// TLSCert is the server certificate chain (PEM) the API presents.
+	// Required: bearer tokens travel only over TLS.
+	TLSCert string `json:"tlsCert,omitempty"`
+	// TLSKey is the server certificate's private key (PEM), the one key
+	// this process holds. Required.
+	TLSKey string `json:"tlsKey,omitempty"`
+	// Operators is the operator credentials file (see Load). Required.
+	Operators string `json:"operators,omitempty"`
+	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// LoadServeConfig reads a ServeConfig from a JSON file, strictly, and
+// resolves its relative paths against the file's directory. It does not
+// validate: the caller applies its flags first, then calls Validate.
+func LoadServeConfig(path string) (ServeConfig, error) {
+	var c ServeConfig
+	dir, err := jsonconfig.Read(path, &c)
+	if err != nil {
+		return ServeConfig{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Operators} {
+		*p = jsonconfig.Resolve(dir, *p)
+	}
+	if !strings.Contains(c.Store, ":") {
+		c.Store = jsonconfig.Resolve(dir, c.Store)
+	}
+	return c, nil
+}
+
+// WithDefaults returns c with empty Listen and LogLevel given their
+// defaults.
+func (c ServeConfig) WithDefaults() ServeConfig {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = DefaultLogLevel
+	}
+	return c
+}
+
+// Validate reports the first thing wrong with c (after WithDefaults),
+// naming the field and then its flag, wrapping ErrConfig. It opens no file.
+func (c ServeConfig) Validate() error {
+	c = c.WithDefaults()
+	bad := func(field, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
+	}
+	var l slog.Level
+	switch {
+	case c.Data == "" && c.Store == "":
+		return bad("store", "--data or --store is required (the router's store)")
+	case c.TLSCert == "":
+		return bad("tlsCert", "--tls-cert is required")
+	case c.TLSKey == "":
+		return bad("tlsKey", "--tls-key is required")
+	case c.Operators == "":
+		return bad("operators", "--operators is required")
+	case l.UnmarshalText([]byte(c.LogLevel)) != nil:
+		return bad("logLevel", "--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen", "--listen %q: want host:port: %v", c.Listen, err)
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		return bad("listen", "--listen %q: bad port: %v", c.Listen, err)
+	}
+	return nil
+}
