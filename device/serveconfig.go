@@ -3,8 +3,6 @@ package device
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"strings"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
@@ -144,7 +142,6 @@ func (c ServeConfig) Validate() error {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrServeConfig, field, fmt.Sprintf(format, a...))
 	}
-	var l slog.Level
 	switch {
 	case c.Generate < 0:
 		return bad("generate", "--generate %d: want a positive number of meters", c.Generate)
@@ -156,8 +153,8 @@ func (c ServeConfig) Validate() error {
 		return bad("tlsCert", "--tls-cert and --tls-key go together (tlsCert and tlsKey in a file)")
 	case c.ClientCA != "" && c.TLSCert == "":
 		return bad("clientCA", "--client-ca needs --tls-cert and --tls-key")
-	case l.UnmarshalText([]byte(c.LogLevel)) != nil:
-		return bad("logLevel", "--log-level %q: want debug, info, warn or error", c.LogLevel)
+	case jsonconfig.CheckLogLevel(c.LogLevel) != nil:
+		return bad("logLevel", "--log-level %v", jsonconfig.CheckLogLevel(c.LogLevel))
 	}
 	if _, err := ParseKind(c.Kind); err != nil {
 		return bad("kind", "--kind %v", err)
@@ -165,10 +162,8 @@ func (c ServeConfig) Validate() error {
 	if _, err := smki.ParseEUI(c.FirstEUI); err != nil {
 		return bad("firstEUI", "--first-eui: %v", err)
 	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		return bad("listen", "--listen %q: want host:port: %v", c.Listen, err)
-	} else if _, err := net.LookupPort("tcp", port); err != nil {
-		return bad("listen", "--listen %q: bad port: %v", c.Listen, err)
+	if err := jsonconfig.CheckListen(c.Listen); err != nil {
+		return bad("listen", "--listen %v", err)
 	}
 	return nil
 }

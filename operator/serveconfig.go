@@ -2,8 +2,6 @@ package operator
 
 import (
 	"fmt"
-	"log/slog"
-	"net"
 	"strings"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
@@ -85,7 +83,6 @@ func (c ServeConfig) Validate() error {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
 	}
-	var l slog.Level
 	switch {
 	case c.Data == "" && c.Store == "":
 		return bad("store", "--data or --store is required (the router's store)")
@@ -95,13 +92,11 @@ func (c ServeConfig) Validate() error {
 		return bad("tlsKey", "--tls-key is required")
 	case c.Operators == "":
 		return bad("operators", "--operators is required")
-	case l.UnmarshalText([]byte(c.LogLevel)) != nil:
-		return bad("logLevel", "--log-level %q: want debug, info, warn or error", c.LogLevel)
+	case jsonconfig.CheckLogLevel(c.LogLevel) != nil:
+		return bad("logLevel", "--log-level %v", jsonconfig.CheckLogLevel(c.LogLevel))
 	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		return bad("listen", "--listen %q: want host:port: %v", c.Listen, err)
-	} else if _, err := net.LookupPort("tcp", port); err != nil {
-		return bad("listen", "--listen %q: bad port: %v", c.Listen, err)
+	if err := jsonconfig.CheckListen(c.Listen); err != nil {
+		return bad("listen", "--listen %v", err)
 	}
 	return nil
 }

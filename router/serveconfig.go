@@ -3,8 +3,6 @@ package router
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 
@@ -120,7 +118,6 @@ func (c ServeConfig) Validate() error {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrServeConfig, field, fmt.Sprintf(format, a...))
 	}
-	var l slog.Level
 	switch {
 	case c.ACBEUI == "":
 		return bad("acbEUI", "--acb-eui is required")
@@ -136,34 +133,22 @@ func (c ServeConfig) Validate() error {
 		return bad("cspCert", "--csp-cert and --csp-key go together (cspCert and cspKey in a file)")
 	case (c.OperatorListen == "") != (c.Operators == ""):
 		return bad("operatorListen", "--operator-listen and --operators go together (operatorListen and operators in a file)")
-	case l.UnmarshalText([]byte(c.LogLevel)) != nil:
-		return bad("logLevel", "--log-level %q: want debug, info, warn or error", c.LogLevel)
+	case jsonconfig.CheckLogLevel(c.LogLevel) != nil:
+		return bad("logLevel", "--log-level %v", jsonconfig.CheckLogLevel(c.LogLevel))
 	}
 	if _, err := smki.ParseEUI(c.ACBEUI); err != nil {
 		return bad("acbEUI", "--acb-eui: %v", err)
 	}
-	if err := checkListen(c.Listen); err != nil {
+	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)
 	}
 	if c.OperatorListen != "" {
-		if err := checkListen(c.OperatorListen); err != nil {
+		if err := jsonconfig.CheckListen(c.OperatorListen); err != nil {
 			return bad("operatorListen", "--operator-listen %v", err)
 		}
 	}
 	if u, err := url.Parse(c.CSP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return bad("csp", "--csp %q: want an absolute http(s) URL", c.CSP)
-	}
-	return nil
-}
-
-// checkListen reports what is wrong with a host:port listen address.
-func checkListen(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q: want host:port: %w", addr, err)
-	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("%q: bad port: %w", addr, err)
 	}
 	return nil
 }

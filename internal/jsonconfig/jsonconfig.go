@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -182,4 +184,27 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// CheckListen reports what is wrong with a host:port listen address, the
+// listen field of every service's configuration.
+func CheckListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port: %w", addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: bad port: %w", addr, err)
+	}
+	return nil
+}
+
+// CheckLogLevel reports a log level that is not one of debug, info, warn
+// and error (in any case, as log/slog reads them).
+func CheckLogLevel(level string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("%q: want debug, info, warn or error", level)
+	}
+	return nil
 }
