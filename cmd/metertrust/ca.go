@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +25,7 @@ func newCACmd() *cobra.Command {
 	issue := &cobra.Command{Use: "issue", Short: "Issue certificates"}
 	issue.AddCommand(newCAIssueOrgCmd(), newCAIssueDeviceCmd(), newCAIssueDevicesCmd(),
 		newCAIssueTLSClientCmd(), newCAIssueTLSServerCmd())
-	c.AddCommand(newCAInitCmd(), batch, issue, newCARevokeCmd(), newCACRLCmd())
+	c.AddCommand(newCAInitCmd(), batch, issue, newCARevokeCmd(), newCACRLCmd(), newCAOCSPCmd())
 	return c
 }
 
@@ -510,5 +511,56 @@ func newCACRLCmd() *cobra.Command {
 	c.Flags().StringVar(&caName, "ca", "", "CA: its name (root, oca, dccki-root, dccki-tls, a batch id) or its common name (ZA, Z1) (required)")
 	c.Flags().StringVar(&out, "out", "", "CRL output, DER")
 	c.MarkFlagRequired("ca")
+	return c
+}
+
+// newCAOCSPCmd is "metertrust ca ocsp": the OCSP responses the CAs sign
+// ahead of time for the repository to serve (decision record 010).
+func newCAOCSPCmd() *cobra.Command {
+	c := &cobra.Command{Use: "ocsp", Short: "OCSP responses signed ahead of time"}
+	c.AddCommand(newCAOCSPRefreshCmd())
+	return c
+}
+
+// newCAOCSPRefreshCmd is "metertrust ca ocsp refresh": one run of the
+// refresher, for a timer where no process holding the online CA keys runs
+// it (serve all and serve repository with its revocation keys do).
+func newCAOCSPRefreshCmd() *cobra.Command {
+	var f caFlags
+	var margin time.Duration
+	c := &cobra.Command{
+		Use:   "refresh",
+		Short: "Re-sign the OCSP responses that expire within --margin, and sign those missing",
+		Long: `Re-sign, with the online CAs' keys (the OCA, open batch Device CAs, the DCCKI TLS
+CA; never the root's), every stored OCSP response that expires within --margin
+(default half the responses' validity), and sign one for every certificate of
+an online CA that has none. The repository serves these responses and holds no
+key for OCSP, so something must run this at least every --margin: serve all
+and serve repository (unless --no-revoke) do it every hour; otherwise run this
+command from a timer (systemd, cron) where the CA keys are.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e, err := openCAEnv(ctx, cmd, &f, false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			if margin == 0 {
+				margin = e.auth.OCSPValidity() / 2
+			}
+			n, err := e.auth.RefreshOCSP(ctx, margin)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"signed": n, "margin": margin.String()})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d OCSP responses signed (margin %s)\n", n, margin)
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().DurationVar(&margin, "margin", 0, "re-sign the responses expiring within this long; default half their validity")
 	return c
 }

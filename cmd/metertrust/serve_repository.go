@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,8 +60,11 @@ OCSP routes answer 503.
 Revocation (POST /v1/revocations) is done by the CA in --data, whose key
 manager is read from DATA/config.json (or --kms): its online keys (the OCA
 and open device CA batches) are loaded to sign the "revoked" OCSP response;
-the root key is never loaded. Without a CA there, or with --no-revoke, no key
-is loaded at all and revocation is disabled.`,
+the root key is never loaded; holding them, the repository also re-signs the
+OCSP responses before they expire (hourly). Without a CA there, or with
+--no-revoke, no key is loaded at all and revocation is disabled: then run
+"metertrust ca ocsp refresh" from a timer where the CA keys are, at least
+every twelve hours, or OCSP answers turn to "tryLater" a day after issuance.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -136,6 +140,11 @@ is loaded at all and revocation is disabled.`,
 						return err
 					}
 					deps.Revoker = auth
+					// Holding the online CA keys anyway, keep their OCSP
+					// responses fresh (with --no-revoke, "ca ocsp refresh"
+					// from a timer must).
+					margin := auth.OCSPValidity() / 2
+					go auth.RunOCSPRefresher(ctx, min(time.Hour, margin/2), margin) //nolint:errcheck // valid arguments; logs its own failures
 				}
 			}
 			if deps.Revoker == nil {
