@@ -10,50 +10,44 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/repository"
 	"github.com/metertrust/metertrust/router"
 )
 
-// routerConfigOf runs "serve router" with args up to its validated
-// configuration, without serving.
+// configOf runs the serve command newCmd makes with args up to its
+// validated configuration, which it returns instead of starting the
+// service.
+func configOf[C any](newCmd func(func(context.Context, C) error) *cobra.Command, args ...string) (C, error) {
+	var got C
+	c := newCmd(func(_ context.Context, cfg C) error { got = cfg; return nil })
+	c.SetArgs(args)
+	c.SetOut(io.Discard)
+	c.SetErr(io.Discard)
+	c.SilenceUsage = true
+	err := c.ExecuteContext(context.Background())
+	return got, err
+}
+
+// routerConfigOf is configOf for "serve router".
 func routerConfigOf(t *testing.T, args ...string) (router.ServeConfig, error) {
 	t.Helper()
-	var got router.ServeConfig
-	c := newServeRouterCmdWith(func(_ context.Context, cfg router.ServeConfig) error { got = cfg; return nil })
-	c.SetArgs(args)
-	c.SetOut(io.Discard)
-	c.SetErr(io.Discard)
-	c.SilenceUsage = true
-	err := c.ExecuteContext(context.Background())
-	return got, err
+	return configOf(newServeRouterCmdWith, args...)
 }
 
-// operatorServeConfigOf is routerConfigOf for "serve operator".
+// operatorServeConfigOf is configOf for "serve operator".
 func operatorServeConfigOf(t *testing.T, args ...string) (operator.ServeConfig, error) {
 	t.Helper()
-	var got operator.ServeConfig
-	c := newServeOperatorCmdWith(func(_ context.Context, cfg operator.ServeConfig) error { got = cfg; return nil })
-	c.SetArgs(args)
-	c.SetOut(io.Discard)
-	c.SetErr(io.Discard)
-	c.SilenceUsage = true
-	err := c.ExecuteContext(context.Background())
-	return got, err
+	return configOf(newServeOperatorCmdWith, args...)
 }
 
-// fleetConfigOf is routerConfigOf for "serve fleet".
+// fleetConfigOf is configOf for "serve fleet".
 func fleetConfigOf(t *testing.T, args ...string) (device.ServeConfig, error) {
 	t.Helper()
-	var got device.ServeConfig
-	c := newServeFleetCmdWith(func(_ context.Context, cfg device.ServeConfig) error { got = cfg; return nil })
-	c.SetArgs(args)
-	c.SetOut(io.Discard)
-	c.SetErr(io.Discard)
-	c.SilenceUsage = true
-	err := c.ExecuteContext(context.Background())
-	return got, err
+	return configOf(newServeFleetCmdWith, args...)
 }
 
 // TestExamples loads every file of deploy/examples through the loader its
