@@ -25,6 +25,9 @@ var (
 	// ErrExists is returned when a ceremony would overwrite an existing CA,
 	// key or output file.
 	ErrExists = errors.New("ca: already exists")
+	// ErrRevoked is returned when revoking a certificate already revoked;
+	// it also matches ErrRequest.
+	ErrRevoked = errors.New("ca: already revoked")
 	// ErrNotFound is returned for an unknown CA, batch or certificate.
 	ErrNotFound = errors.New("ca: not found")
 	// ErrKey is returned by key custody: a key that cannot be created,

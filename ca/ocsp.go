@@ -230,25 +230,3 @@ func lintOCSP(der []byte, lintIssuer *x509.Certificate, serial *big.Int, now tim
 	}
 	return nil
 }
-
-// RunOCSPRefresher calls RefreshOCSP with margin now and then every
-// interval until ctx ends, logging failures and carrying on (the next run
-// retries); it returns nil when ctx ends. every must be shorter than
-// margin, so that a missed run leaves no response to expire.
-func (a *Authority) RunOCSPRefresher(ctx context.Context, every, margin time.Duration) error {
-	if every <= 0 || every >= margin {
-		return fmt.Errorf("%w: OCSP refresh interval %s must be positive and shorter than the margin %s", ErrRequest, every, margin)
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := a.RefreshOCSP(ctx, margin); err != nil && ctx.Err() == nil {
-			a.log.ErrorContext(ctx, "OCSP refresh failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}

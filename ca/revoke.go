@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/metertrust/metertrust/internal/trunc"
 
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
@@ -32,26 +35,47 @@ var reasonCodes = map[string]int{
 }
 
 // ParseReason returns the RFC 5280 CRLReason code for its name (as in the
-// RFC, case-insensitive). certificateHold and removeFromCRL are refused:
-// SMKI revocation is final.
-func ParseReason(name string) (int, error) {
-	for n, c := range reasonCodes {
-		if strings.EqualFold(n, name) {
-			if c == 6 || c == 8 {
-				return 0, fmt.Errorf("%w: reason %s: certificate holds are not supported, revocation is final", ErrRequest, n)
+// RFC, case-insensitive) or its decimal code. certificateHold and
+// removeFromCRL are refused (SMKI revocation is final, and removeFromCRL
+// exists only in delta CRLs), and so is aACompromise (it concerns attribute
+// certificates, which the SMKI does not issue).
+func ParseReason(s string) (int, error) {
+	code := -1
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+		for _, c := range reasonCodes {
+			if c == n {
+				code = n
 			}
-			return c, nil
 		}
 	}
-	names := make([]string, 0, len(reasonCodes))
 	for n, c := range reasonCodes {
-		if c != 6 && c != 8 {
-			names = append(names, n)
+		if strings.EqualFold(n, s) {
+			code = c
 		}
 	}
-	sort.Strings(names)
-	return 0, fmt.Errorf("%w: unknown revocation reason %q (want one of %s)", ErrRequest, name, strings.Join(names, ", "))
+	switch code {
+	case -1:
+		names := make([]string, 0, len(reasonCodes))
+		for n, c := range reasonCodes {
+			if revocable(c) {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		return 0, fmt.Errorf("%w: unknown revocation reason %q (want one of %s, or its RFC 5280 code)", ErrRequest, clip(s), strings.Join(names, ", "))
+	case 6, 8:
+		return 0, fmt.Errorf("%w: reason %s: certificate holds are not supported, revocation is final", ErrRequest, ReasonName(code))
+	case 10:
+		return 0, fmt.Errorf("%w: reason aACompromise concerns attribute certificates, which the SMKI does not issue", ErrRequest)
+	}
+	return code, nil
 }
+
+// revocable reports whether a revocation may give reason code c.
+func revocable(c int) bool { return c != 6 && c != 8 && c != 10 }
+
+// clip shortens s for an error message.
+func clip(s string) string { return trunc.String(s, 64) }
 
 // ReasonName returns the RFC 5280 name of a CRLReason code.
 func ReasonName(code int) string {
@@ -91,7 +115,7 @@ func (a *Authority) Revoke(ctx context.Context, ca string, serial []byte, reason
 	at := a.now().UTC()
 	err = a.step(ctx, "ca.revoke", fmt.Sprintf("%s/%X", c.CA, serial), map[string]any{"reason": ReasonName(reason), "eui": c.EUI, "kind": c.Kind}, func() (map[string]any, error) {
 		if !c.RevokedAt.IsZero() {
-			return nil, fmt.Errorf("%w: certificate %X is already revoked", ErrRequest, serial)
+			return nil, fmt.Errorf("%w: %w: certificate %X", ErrRequest, ErrRevoked, serial)
 		}
 		// The "revoked" OCSP response is signed before the revocation is
 		// stored, so that a CA that cannot sign it refuses the revocation
@@ -115,7 +139,7 @@ func (a *Authority) Revoke(ctx context.Context, ca string, serial []byte, reason
 		}
 		if err := a.st.Revoke(ctx, c.CA, serial, reason, at); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return nil, fmt.Errorf("%w: certificate %X is already revoked", ErrRequest, serial)
+				return nil, fmt.Errorf("%w: %w: certificate %X", ErrRequest, ErrRevoked, serial)
 			}
 			return nil, fmt.Errorf("ca: revoking %X: %w", serial, err)
 		}

@@ -36,11 +36,11 @@ var ErrServeConfig = errors.New("device: invalid fleet configuration")
 type ServeConfig struct {
 	// Data is the directory relative paths given by flags are resolved
 	// against.
-	Data string `json:"data,omitempty"`
+	Data string `json:"data,omitempty" path:"file"`
 	// BatchDir is the directory of device keys and certificates written by
 	// "metertrust ca issue devices --out". Exactly one of BatchDir and
 	// Generate is given.
-	BatchDir string `json:"batchDir,omitempty"`
+	BatchDir string `json:"batchDir,omitempty" path:"file"`
 	// Generate, if positive, generates that many meters with fresh keys
 	// and no certificates, for load tests.
 	Generate int `json:"generate,omitempty"`
@@ -51,34 +51,34 @@ type ServeConfig struct {
 	// means DefaultKind.
 	Kind string `json:"kind,omitempty"`
 	// RootCert is the SMKI root CA certificate (PEM), the root trust anchor.
-	RootCert string `json:"rootCert,omitempty"`
+	RootCert string `json:"rootCert,omitempty" path:"file"`
 	// SupplierCert lists supplier organisation certificates, DS or KA (PEM).
-	SupplierCert []string `json:"supplierCert,omitempty"`
+	SupplierCert []string `json:"supplierCert,omitempty" path:"file"`
 	// SupplierTopUpCert lists supplier prepayment top-up KA certificates
 	// (PEM).
-	SupplierTopUpCert []string `json:"supplierTopUpCert,omitempty"`
+	SupplierTopUpCert []string `json:"supplierTopUpCert,omitempty" path:"file"`
 	// NetworkOperatorCert lists network operator organisation certificates
 	// (PEM).
-	NetworkOperatorCert []string `json:"networkOperatorCert,omitempty"`
+	NetworkOperatorCert []string `json:"networkOperatorCert,omitempty" path:"file"`
 	// ACBCert lists access control broker organisation certificates (PEM);
 	// at least one is required, its KA key checks every MAC.
-	ACBCert []string `json:"acbCert,omitempty"`
+	ACBCert []string `json:"acbCert,omitempty" path:"file"`
 	// TCoSCert lists transitional change of supplier organisation
 	// certificates (PEM).
-	TCoSCert []string `json:"tcosCert,omitempty"`
+	TCoSCert []string `json:"tcosCert,omitempty" path:"file"`
 	// WANProviderCert lists WAN provider organisation certificates (PEM).
-	WANProviderCert []string `json:"wanProviderCert,omitempty"`
+	WANProviderCert []string `json:"wanProviderCert,omitempty" path:"file"`
 	// Listen is the address to serve on, host:port; empty means
 	// DefaultServeListen.
 	Listen string `json:"listen,omitempty"`
 	// TLSCert is the server certificate chain (PEM); plain HTTP without
 	// it. It goes with TLSKey.
-	TLSCert string `json:"tlsCert,omitempty"`
+	TLSCert string `json:"tlsCert,omitempty" path:"file"`
 	// TLSKey is the server certificate's private key (PEM).
-	TLSKey string `json:"tlsKey,omitempty"`
+	TLSKey string `json:"tlsKey,omitempty" path:"file"`
 	// ClientCA holds the CA certificates (PEM) client certificates must
 	// chain to; given, a client certificate is required (and TLSCert).
-	ClientCA string `json:"clientCA,omitempty"`
+	ClientCA string `json:"clientCA,omitempty" path:"file"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
 }
@@ -88,17 +88,8 @@ type ServeConfig struct {
 // validate: the caller applies its flags first, then calls Validate.
 func LoadServeConfig(path string) (ServeConfig, error) {
 	var c ServeConfig
-	dir, err := jsonconfig.Read(path, &c)
-	if err != nil {
+	if _, err := jsonconfig.Read(path, &c); err != nil {
 		return ServeConfig{}, fmt.Errorf("%w: %w", ErrServeConfig, err)
-	}
-	for _, p := range []*string{&c.Data, &c.BatchDir, &c.RootCert, &c.TLSCert, &c.TLSKey, &c.ClientCA} {
-		*p = jsonconfig.Resolve(dir, *p)
-	}
-	for _, l := range [][]string{c.SupplierCert, c.SupplierTopUpCert, c.NetworkOperatorCert, c.ACBCert, c.TCoSCert, c.WANProviderCert} {
-		for i := range l {
-			l[i] = jsonconfig.Resolve(dir, l[i])
-		}
 	}
 	return c, nil
 }

@@ -78,11 +78,11 @@ type Config struct {
 	// (not when it is reused).
 	Thresholds []anomaly.Threshold
 
-	// RouterAddr, OperatorAddr and RepositoryAddr are the addresses the
-	// router (HTTPS, mutual TLS), the operator API and the certificate
-	// repository (HTTP) listen on, such as "127.0.0.1:0"; empty for no
-	// listener.
-	RouterAddr, OperatorAddr, RepositoryAddr string
+	// RouterAddr, OperatorAddr, RepositoryAddr and CAAddr are the
+	// addresses the router (HTTPS, mutual TLS), the operator API and the
+	// certificate repository (HTTP) and the CA service (HTTPS, mutual TLS)
+	// listen on, such as "127.0.0.1:0"; empty for no listener.
+	RouterAddr, OperatorAddr, RepositoryAddr, CAAddr string
 
 	// Logger receives the services' logs; nil discards them.
 	Logger *slog.Logger

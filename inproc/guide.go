@@ -24,6 +24,9 @@ func (s *System) WriteGuide(w io.Writer) error {
 	if s.RepositoryURL != "" {
 		fmt.Fprintf(tw, "certificate repository\t%s\n", s.RepositoryURL)
 	}
+	if s.CAURL != "" {
+		fmt.Fprintf(tw, "CA service (mutual TLS)\t%s\n", s.CAURL)
+	}
 	fmt.Fprintf(tw, "DCCKI root (--cacert)\t%s\n", s.DCCKIRootFile)
 	for _, p := range s.PartyList {
 		if p.TLS == nil {
@@ -33,6 +36,9 @@ func (s *System) WriteGuide(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "parties' SMKI keys (gbcs --keystore)\t%s\n", s.partiesDir())
 	fmt.Fprintf(tw, "operator %s token file\t%s\n", OperatorName, s.OperatorTokenFile)
+	if s.OperatorClientCertFile != "" {
+		fmt.Fprintf(tw, "operator's DCCKI client (CA service)\t--cert %s --key %s\n", s.OperatorClientCertFile, s.OperatorClientKeyFile)
+	}
 	if len(s.Meters) > 0 {
 		fmt.Fprintf(tw, "meters\t%d, %s to %s\n", len(s.Meters), s.Meters[0], s.Meters[len(s.Meters)-1])
 	}
@@ -68,6 +74,15 @@ Try it (as the supplier):
   curl -H "Authorization: Bearer $(cat %[1]s)" %[2]s/v1/quarantine
   curl -H "Authorization: Bearer $(cat %[1]s)" %[2]s/v1/thresholds
 `, q(s.OperatorTokenFile), s.OperatorURL)
+	}
+	if s.CAURL != "" {
+		fmt.Fprintf(w, `
+  # The CA service (the operator's DCCKI client certificate and token): revoke a certificate
+  # (CA and serial as the repository lists them), or sign a CRL now.
+  curl --cacert %[1]s --cert %[2]s --key %[3]s -H "Authorization: Bearer $(cat %[4]s)" \
+    -H 'Content-Type: application/json' -d '{"ca":"CA","serial":"SERIAL","reason":"keyCompromise"}' %[5]s/v1/revocations
+  curl --cacert %[1]s --cert %[2]s --key %[3]s -H "Authorization: Bearer $(cat %[4]s)" -X POST %[5]s/v1/crls/oca
+`, q(s.DCCKIRootFile), q(s.OperatorClientCertFile), q(s.OperatorClientKeyFile), q(s.OperatorTokenFile), s.CAURL)
 	}
 	if s.RepositoryURL != "" {
 		fmt.Fprintf(w, `

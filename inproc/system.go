@@ -24,6 +24,7 @@ import (
 	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/ra"
 	"github.com/metertrust/metertrust/repository"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
@@ -75,6 +76,9 @@ type System struct {
 	Router     *router.Service
 	Operator   *operator.Server
 	Repository *repository.Server
+	// CAService is the CA service's API (serve ca): revocation, CRLs and
+	// issuance for operators over mutual TLS.
+	CAService *ra.Server
 
 	// OperatorToken is the bearer token of the operator credential
 	// OperatorName; OperatorTokenFile and CredentialsFile its files.
@@ -89,10 +93,14 @@ type System struct {
 	// RouterCertFile and RouterKeyFile are the router's DCCKI server
 	// certificate chain and key (issued anew at each Start).
 	RouterCertFile, RouterKeyFile string
+	// OperatorClientCertFile and OperatorClientKeyFile are the DCCKI client
+	// certificate (with its issuing CA) and key the DCC operator's tools
+	// present to the CA service: the ACB's EUI-64, user role OU.
+	OperatorClientCertFile, OperatorClientKeyFile string
 
-	// RouterURL, OperatorURL and RepositoryURL are the listeners' base
-	// URLs; empty when not listening.
-	RouterURL, OperatorURL, RepositoryURL string
+	// RouterURL, OperatorURL, RepositoryURL and CAURL are the listeners'
+	// base URLs; empty when not listening.
+	RouterURL, OperatorURL, RepositoryURL, CAURL string
 
 	dcckiIssuer []byte
 	rand        io.Reader
@@ -403,7 +411,7 @@ const routerCertMinLife = 7 * 24 * time.Hour
 // new one for localhost and the loopback addresses, written there for
 // "metertrust serve router --tls-cert --tls-key" on the same directory.
 func (s *System) routerCertificate(ctx context.Context) (tls.Certificate, error) {
-	if c, err := tls.LoadX509KeyPair(s.RouterCertFile, s.RouterKeyFile); err == nil && s.keepRouterCert(ctx, c) {
+	if c, err := tls.LoadX509KeyPair(s.RouterCertFile, s.RouterKeyFile); err == nil && s.keepDCCKICert(ctx, c) {
 		return c, nil
 	}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
@@ -423,9 +431,33 @@ func (s *System) routerCertificate(ctx context.Context) (tls.Certificate, error)
 	return c, nil
 }
 
-// keepRouterCert reports whether a router certificate found in the data
-// directory may serve again.
-func (s *System) keepRouterCert(ctx context.Context, c tls.Certificate) bool {
+// operatorClientCertificate returns the DCC operator's DCCKI client
+// certificate for the CA service, as routerCertificate does the router's:
+// the one in the data directory while it is good for another week, else a
+// new one written there.
+func (s *System) operatorClientCertificate(ctx context.Context) (tls.Certificate, error) {
+	if c, err := tls.LoadX509KeyPair(s.OperatorClientCertFile, s.OperatorClientKeyFile); err == nil && s.keepDCCKICert(ctx, c) {
+		return c, nil
+	}
+	iss, err := s.CA.IssueTLSClient(ctx, EUIAccessControlBroker, smki.UserOther)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issuing the operator's DCCKI client certificate: %w", err)
+	}
+	defer clear(iss.KeyPEM)
+	chain := append(pemCert(iss.Record.DER), pemCert(s.dcckiIssuer)...)
+	c, err := tls.X509KeyPair(chain, iss.KeyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loading the operator's DCCKI client certificate: %w", err)
+	}
+	if err := errors.Join(os.WriteFile(s.OperatorClientCertFile, chain, 0o644), writePrivate(s.OperatorClientKeyFile, iss.KeyPEM)); err != nil {
+		return tls.Certificate{}, fmt.Errorf("writing the operator's DCCKI client certificate: %w", err)
+	}
+	return c, nil
+}
+
+// keepDCCKICert reports whether a DCCKI certificate found in the data
+// directory (the router's, the operator's client) may serve again.
+func (s *System) keepDCCKICert(ctx context.Context, c tls.Certificate) bool {
 	leaf := c.Leaf
 	if leaf == nil || len(c.Certificate) < 2 || !bytes.Equal(c.Certificate[1], s.dcckiIssuer) {
 		return false
@@ -451,6 +483,10 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	s.RouterCertFile, s.RouterKeyFile = filepath.Join(s.tlsDir(), "router.pem"), filepath.Join(s.tlsDir(), "router.key")
 	serverCert, err := s.routerCertificate(ctx)
 	if err != nil {
+		return err
+	}
+	s.OperatorClientCertFile, s.OperatorClientKeyFile = filepath.Join(s.tlsDir(), "dcc-operator.pem"), filepath.Join(s.tlsDir(), "dcc-operator.key")
+	if _, err := s.operatorClientCertificate(ctx); err != nil {
 		return err
 	}
 	clientCAs := s.DCCKIRoots.Clone()
@@ -488,7 +524,12 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		return fmt.Errorf("repository operators: %w", err)
 	}
 	s.Repository = repository.New(repository.Config{Operators: ops}, repository.Deps{Certs: s.DB.SMKI(), CAs: s.DB.SMKI(), CRLs: s.DB.SMKI(),
-		Audit: s.DB, Publisher: s.DB.SMKI(), Revoker: s.CA, OCSP: repository.NewStoredOCSP(s.DB.SMKI(), s.log, s.now), Logger: s.log, Now: s.now})
+		Audit: s.DB, Publisher: s.DB.SMKI(), OCSP: repository.NewStoredOCSP(s.DB.SMKI(), s.log, s.now), Logger: s.log, Now: s.now})
+
+	if s.CAService, err = ra.New(ra.Deps{Authority: s.CA, Store: s.DB.SMKI(), Audit: s.DB, Credentials: creds,
+		ClientIssuer: ca.NameDCCKITLS, Logger: s.log, Now: s.now}); err != nil {
+		return err
+	}
 
 	listen := func(addr string) (net.Listener, error) {
 		ln, err := net.Listen("tcp", addr)
@@ -497,7 +538,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		}
 		return ln, nil
 	}
-	var rln, oln, pln net.Listener
+	var rln, oln, pln, cln net.Listener
 	if cfg.RouterAddr != "" {
 		if rln, err = listen(cfg.RouterAddr); err != nil {
 			return err
@@ -518,6 +559,13 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		}
 		s.RepositoryURL = "http://" + pln.Addr().String()
 	}
+	if cfg.CAAddr != "" {
+		if cln, err = listen(cfg.CAAddr); err != nil {
+			closeAll(rln, oln, pln)
+			return err
+		}
+		s.CAURL = "https://" + cln.Addr().String()
+	}
 	if rln != nil {
 		s.run("router", func() error { return s.Router.Run(svcCtx, rln) })
 	} else {
@@ -532,16 +580,15 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if pln != nil {
 		s.run("repository", func() error { return s.Repository.Serve(svcCtx, pln) })
 	}
-	// The CA re-signs the OCSP responses the repository serves before they
-	// expire: every hour, those within half their validity of expiring.
-	s.run("OCSP refresher", func() error {
-		return s.CA.RunOCSPRefresher(svcCtx, ocspRefreshEvery, s.CA.OCSPValidity()/2)
-	})
+	if cln != nil {
+		tc := ra.TLSConfig(serverCert, clientCAs)
+		s.run("CA API", func() error { return s.CAService.Serve(svcCtx, cln, tc) })
+	}
+	// The CA re-signs the OCSP responses and CRLs the repository serves
+	// before they expire: every hour, those within half their validity.
+	s.run("OCSP and CRL refresher", func() error { return s.CA.RunRefresher(svcCtx, ra.DefaultRefreshInterval) })
 	return nil
 }
-
-// ocspRefreshEvery is how often the CA looks for OCSP responses to re-sign.
-const ocspRefreshEvery = time.Hour
 
 // writePrivate writes a private file (mode 0600), replacing any.
 func writePrivate(path string, data []byte) error {

@@ -13,15 +13,16 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/metertrust/metertrust/internal/trunc"
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/internal/jsonconfig"
 )
 
 // Role is what an operator may do. The anomaly roles govern the operator
-// API; publish and revoke govern the certificate repository's writes.
+// API; publish governs the certificate repository's writes; revoke and
+// issue govern the CA service's.
 type Role string
 
 // The roles an operator credential may hold.
@@ -37,12 +38,16 @@ const (
 	RoleThresholdAdmin = Role(anomaly.RoleThresholdAdmin)
 	// RolePublish may publish certificates to the SMKI repository.
 	RolePublish Role = "publish"
-	// RoleRevoke may revoke certificates through the SMKI repository.
+	// RoleRevoke may revoke certificates and ask for a CRL through the CA
+	// service (serve ca).
 	RoleRevoke Role = "revoke"
+	// RoleIssue may issue organisation and device certificates from
+	// certificate requests through the CA service (serve ca).
+	RoleIssue Role = "issue"
 )
 
 // Roles lists every role a credential may hold.
-var Roles = []Role{RoleViewer, RoleQuarantineOfficer, RoleThresholdAdmin, RolePublish, RoleRevoke}
+var Roles = []Role{RoleViewer, RoleQuarantineOfficer, RoleThresholdAdmin, RolePublish, RoleRevoke, RoleIssue}
 
 // ParseRole accepts the name of one of Roles.
 func ParseRole(s string) (Role, error) {
@@ -177,18 +182,7 @@ func parseDigest(s string) ([sha256.Size]byte, error) {
 // clip bounds caller-supplied text echoed in errors and audit entries, and
 // makes it printable UTF-8 (no control characters, which a text column of
 // the audit log may refuse).
-func clip(s string) string {
-	const max = 80
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return '\uFFFD'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}
+func clip(s string) string { return trunc.String(s, 80) }
 
 // Identity is an authenticated operator.
 type Identity struct {

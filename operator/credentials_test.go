@@ -246,7 +246,7 @@ func TestClip(t *testing.T) {
 		{"a\x00b\nc", "a\uFFFDb\uFFFDc"},
 		{"\xff\xfe", "\uFFFD"},
 		{strings.Repeat("x", 100), strings.Repeat("x", 80) + "..."},
-		{"x" + strings.Repeat("é", 41), "x" + strings.Repeat("é", 39) + "\uFFFD..."},
+		{"x" + strings.Repeat("é", 41), "x" + strings.Repeat("é", 39) + "..."}, // cut before a rune, never inside
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

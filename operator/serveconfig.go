@@ -2,7 +2,6 @@ package operator
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
 )
@@ -26,22 +25,22 @@ const (
 // the file; "postgres://..." names no local file.
 type ServeConfig struct {
 	// Data is the data directory holding the SQLite store.
-	Data string `json:"data,omitempty"`
+	Data string `json:"data,omitempty" path:"file"`
 	// Store is the store DSN (postgres://... or a SQLite path); empty means
 	// the store in Data. It must be the store the router serves from: the
 	// router's release sweeper forwards what this process releases.
-	Store string `json:"store,omitempty"`
+	Store string `json:"store,omitempty" path:"uri"`
 	// Listen is the address to serve HTTPS on, host:port; empty means
 	// DefaultListen.
 	Listen string `json:"listen,omitempty"`
 	// TLSCert is the server certificate chain (PEM) the API presents.
 	// Required: bearer tokens travel only over TLS.
-	TLSCert string `json:"tlsCert,omitempty"`
+	TLSCert string `json:"tlsCert,omitempty" path:"file"`
 	// TLSKey is the server certificate's private key (PEM), the one key
 	// this process holds. Required.
-	TLSKey string `json:"tlsKey,omitempty"`
+	TLSKey string `json:"tlsKey,omitempty" path:"file"`
 	// Operators is the operator credentials file (see Load). Required.
-	Operators string `json:"operators,omitempty"`
+	Operators string `json:"operators,omitempty" path:"file"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
 }
@@ -51,15 +50,8 @@ type ServeConfig struct {
 // validate: the caller applies its flags first, then calls Validate.
 func LoadServeConfig(path string) (ServeConfig, error) {
 	var c ServeConfig
-	dir, err := jsonconfig.Read(path, &c)
-	if err != nil {
+	if _, err := jsonconfig.Read(path, &c); err != nil {
 		return ServeConfig{}, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Operators} {
-		*p = jsonconfig.Resolve(dir, *p)
-	}
-	if !strings.Contains(c.Store, ":") {
-		c.Store = jsonconfig.Resolve(dir, c.Store)
 	}
 	return c, nil
 }

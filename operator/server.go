@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/metertrust/metertrust/internal/trunc"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/metertrust/metertrust/anomaly"
@@ -283,12 +285,7 @@ func (s *Server) appendAudit(ctx context.Context, actor, action, object, outcome
 // maxAuditDetail bounds refusal text written to the audit log.
 const maxAuditDetail = 512
 
-func clipDetail(s string) string {
-	if len(s) > maxAuditDetail {
-		return s[:maxAuditDetail] + "..."
-	}
-	return s
-}
+func clipDetail(s string) string { return trunc.String(s, maxAuditDetail) }
 
 // loggedActor names the authenticated operator in the request log.
 func loggedActor(c echo.Context) []slog.Attr {
@@ -320,11 +317,5 @@ func fromAnomaly(err error, param string) *Error {
 	return problem.Wrap(ErrInternal, err, "", "internal error")
 }
 
-// clip2 bounds an error text returned to the caller.
-func clipLong(s string) string {
-	const max = 1024
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
-}
+// clipLong bounds an error text returned to the caller.
+func clipLong(s string) string { return trunc.String(s, 1024) }

@@ -48,9 +48,8 @@ type Config struct {
 	// MaxPageSize, which is also its ceiling.
 	MaxLimit int `json:"maxLimit,omitempty"`
 
-	// MaxBodyBytes bounds request bodies (published certificates, revocation
-	// requests, OCSP requests); larger bodies get 413. Zero means
-	// DefaultMaxBodyBytes.
+	// MaxBodyBytes bounds request bodies (published certificates, OCSP
+	// requests); larger bodies get 413. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 
 	// ShutdownTimeout bounds the graceful shutdown, as a Go duration

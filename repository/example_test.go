@@ -41,12 +41,14 @@ func ExampleParseCertQuery() {
 }
 
 // Operators are configured with the SHA-256 of their token, never the
-// token itself, in package operator's credentials file; the roles publish
-// and revoke are the repository's permissions.
+// token itself, in package operator's credentials file; the role publish
+// is the repository's one permission. The role revoke still loads, so that
+// existing files stay valid, but grants nothing here: revocation moved to
+// metertrust serve ca.
 func ExampleHashToken() {
 	ops, err := repository.ParseOperators([]byte(`{"operators":[{"name":"alice","token_sha256":"` +
-		repository.HashToken("correct horse") + `","roles":["revoke"]}]}`))
-	fmt.Println(len(ops), ops[0].Name, ops[0].Can(repository.PermRevoke), ops[0].Can(repository.PermPublish), err)
+		repository.HashToken("correct horse") + `","roles":["publish","revoke"]}]}`))
+	fmt.Println(len(ops), ops[0].Name, ops[0].Can(repository.PermPublish), err)
 	// Output:
-	// 1 alice true false <nil>
+	// 1 alice true <nil>
 }

@@ -372,32 +372,6 @@ func (f *fakeStore) events() []store.AuditEvent {
 	return slices.Clone(f.audit)
 }
 
-// fakeRevoker records revocations in the fake store.
-type fakeRevoker struct {
-	st  *fakeStore
-	now time.Time
-	err error
-}
-
-func (r *fakeRevoker) Revoke(_ context.Context, ca string, serial []byte, reason int) (store.Certificate, error) {
-	if r.err != nil {
-		return store.Certificate{}, r.err
-	}
-	r.st.mu.Lock()
-	defer r.st.mu.Unlock()
-	for i, c := range r.st.certs {
-		if c.CA == ca && bytes.Equal(c.Serial, serial) {
-			if !c.RevokedAt.IsZero() {
-				return store.Certificate{}, store.ErrConflict
-			}
-			r.st.certs[i].RevokedAt = r.now
-			r.st.certs[i].Reason = reason
-			return r.st.certs[i], nil
-		}
-	}
-	return store.Certificate{}, store.ErrNotFound
-}
-
 // fakeResponder answers OCSP requests with a fixed response, or an error.
 type fakeResponder struct {
 	resp []byte

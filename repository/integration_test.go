@@ -3,7 +3,6 @@ package repository
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
@@ -12,9 +11,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,14 +24,13 @@ import (
 	"github.com/metertrust/metertrust/store/storetest"
 )
 
-// The store and the CA must satisfy the interfaces the server consumes.
+// The store must satisfy the interfaces the server consumes.
 var (
 	_ CertificateFinder = (*store.SMKIStore)(nil)
 	_ CAFinder          = (*store.SMKIStore)(nil)
 	_ CRLFinder         = (*store.SMKIStore)(nil)
 	_ Auditor           = (*store.DB)(nil)
 	_ Publisher         = (*store.SMKIStore)(nil)
-	_ Revoker           = (*ca.Authority)(nil)
 	_ Responder         = (*StoredOCSP)(nil)
 	_ OCSPSource        = (*store.SMKIStore)(nil)
 )
@@ -54,8 +50,10 @@ func openTestStore(t *testing.T, dialect string) *store.DB {
 // TestIntegration runs the repository on the real store and CA, on both
 // store backends: the CA's init and batch ceremonies, bulk device issuance,
 // publishing an organisation certificate signed by the OCA's key outside
-// the CA package, search and paging, revocation by an operator, OCSP by
-// POST and GET, the CRL, and the audit chain.
+// the CA package, search and paging, a revocation done by the CA on the
+// same store (the repository has no revocation route and holds no key),
+// OCSP by POST and GET served keylessly from the store, the CRL, and the
+// audit chain.
 func TestIntegration(t *testing.T) {
 	for _, dialect := range storetest.Dialects() {
 		t.Run(dialect, func(t *testing.T) { runIntegration(t, openTestStore(t, dialect)) })
@@ -84,15 +82,11 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Fatalf("issuing devices: %v", err)
 	}
 
-	// The server gets its own Authority, as "serve repository" builds one,
-	// over a key custody that records which keys are loaded.
-	loaded := &keyLog{Keys: keys}
-	online, err := ca.New(ca.Config{Store: db.SMKI(), Keys: loaded, Actor: "repository", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The server, as "serve repository" builds it, gets only the store: no
+	// Authority and no key custody. alice also holds the revoke role, which
+	// grants nothing here.
 	cfg := Config{Operators: []Operator{{Name: "alice", TokenSHA256: HashToken(adminToken), Permissions: []Permission{PermPublish, PermRevoke}}}}
-	srv := New(cfg, Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Revoker: online, OCSP: NewStoredOCSP(db.SMKI(), nil, nil)})
+	srv := New(cfg, Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), OCSP: NewStoredOCSP(db.SMKI(), nil, nil)})
 	h := srv.Handler()
 	do := func(method, target, ctype string, body []byte, auth bool) *httptest.ResponseRecorder {
 		t.Helper()
@@ -183,27 +177,37 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Error("published DER not served back")
 	}
 
-	// Revoke a device certificate.
+	// The repository revokes nothing: POST /v1/revocations is no route,
+	// even for an operator holding the revoke role.
 	victim := devs.Certificates[0]
 	rb := []byte(fmt.Sprintf(`{"ca":"B1","serial":%q,"reason":"keyCompromise"}`, strings.ToLower(victim.Serial)))
-	if w := do("POST", "/v1/revocations", MediaJSON, rb, false); w.Code != 401 {
-		t.Errorf("revoke without token: %d", w.Code)
+	for _, withToken := range []bool{false, true} {
+		if w := do("POST", "/v1/revocations", MediaJSON, rb, withToken); w.Code != 404 && w.Code != 405 {
+			t.Errorf("POST /v1/revocations (token %t): %d %s, want 404 or 405", withToken, w.Code, w.Body)
+		}
 	}
-	w = do("POST", "/v1/revocations", MediaJSON, rb, true)
-	if w.Code != 200 {
-		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	if v := decodeJSON[CertificateView](t, do("GET", victim.Links.Self, "", nil, false)); v.Status != StatusGood {
+		t.Fatalf("certificate %s revoked through the repository: %+v", victim.Serial, v)
 	}
-	if v := decodeJSON[CertificateView](t, w); v.Status != StatusRevoked || v.RevocationReason != "keyCompromise" {
+
+	// The CA service revokes a device certificate on the same store,
+	// signing its revoked OCSP response; the repository shows it.
+	serial, err := ParseSerial(victim.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Revoke(ctx, "B1", serial, 1); err != nil {
+		t.Fatalf("revoking through the CA: %v", err)
+	}
+	if v := decodeJSON[CertificateView](t, do("GET", victim.Links.Self, "", nil, false)); v.Status != StatusRevoked || v.RevocationReason != "keyCompromise" {
 		t.Errorf("revoked view %+v", v)
-	}
-	if w := do("POST", "/v1/revocations", MediaJSON, rb, true); w.Code != 409 {
-		t.Errorf("revoking twice: %d, want 409", w.Code)
 	}
 	if good := list("/v1/certificates?ca=B1&status=good"); len(good.Certificates) != 5 {
 		t.Errorf("status=good lists %d, want 5", len(good.Certificates))
 	}
 
-	// OCSP for the revoked and a good certificate, by POST and by GET.
+	// OCSP for the revoked and a good certificate, by POST and by GET,
+	// answered from the responses the CA signed into the store.
 	batch, err := db.SMKI().CA(ctx, "B1")
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +257,7 @@ func runIntegration(t *testing.T, db *store.DB) {
 	}
 
 	// The OCA's own status is the root's to say, and the root is offline:
-	// unauthorized, and the root key was never loaded.
+	// unauthorized.
 	rootRec, err := db.SMKI().CA(ctx, "root")
 	if err != nil {
 		t.Fatal(err)
@@ -268,12 +272,6 @@ func runIntegration(t *testing.T, db *store.DB) {
 	}
 	if w := do("POST", "/ocsp", MediaOCSPRequest, req, false); !bytes.Equal(w.Body.Bytes(), ocsp.UnauthorizedErrorResponse) {
 		t.Errorf("OCSP for the OCA: %x, want unauthorized", w.Body.Bytes())
-	}
-	if loaded.has(rootRec.KeyURI) {
-		t.Error("the repository loaded the root key")
-	}
-	if batchKey := batch.KeyURI; !loaded.has(batchKey) {
-		t.Error("the batch key was not loaded to sign the revoked OCSP response")
 	}
 
 	// The latest CRL, which the CA signs after the revocation, lists it.
@@ -296,15 +294,13 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Errorf("CRL entries %+v", rl.RevokedCertificateEntries)
 	}
 
-	// The audit log holds the operator's writes and refusals and verifies.
+	// The audit log holds the operator's writes and verifies.
 	events, err := db.AuditEvents(ctx, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []struct{ actor, action, outcome string }{
 		{"alice", ActionPublish, OutcomeAttempt}, {"alice", ActionPublish, OutcomeSuccess}, {"alice", ActionPublish, OutcomeFailure},
-		{ActorAnonymous, ActionRevoke, OutcomeRefused}, {"alice", ActionRevoke, OutcomeAttempt}, {"alice", ActionRevoke, OutcomeSuccess},
-		{"alice", ActionRevoke, OutcomeRefused},
 	} {
 		found := false
 		for _, e := range events {
@@ -317,24 +313,4 @@ func runIntegration(t *testing.T, db *store.DB) {
 	if _, err := db.VerifyAudit(ctx); err != nil {
 		t.Errorf("audit chain: %v", err)
 	}
-}
-
-// keyLog is a ca.Keys that records which keys are loaded for signing.
-type keyLog struct {
-	ca.Keys
-	mu   sync.Mutex
-	uris []string
-}
-
-func (k *keyLog) Signer(ctx context.Context, uri string) (crypto.Signer, error) {
-	k.mu.Lock()
-	k.uris = append(k.uris, uri)
-	k.mu.Unlock()
-	return k.Keys.Signer(ctx, uri)
-}
-
-func (k *keyLog) has(uri string) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return slices.Contains(k.uris, uri)
 }

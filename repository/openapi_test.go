@@ -16,7 +16,7 @@ func TestOpenAPI(t *testing.T) {
 	routes := New(Config{}, Deps{}).Routes()
 	apiservertest.CheckOpenAPI(t, filepath.Join("..", "docs", "api", "repository.yaml"), routes)
 	apiservertest.CheckProblemTypes(t, filepath.Join("..", "docs", "api", "repository.yaml"), kinds)
-	if len(routes) < 11 {
+	if len(routes) < 10 {
 		t.Errorf("only %d routes registered", len(routes))
 	}
 }

@@ -18,14 +18,19 @@ import (
 // release: New logs a deprecation warning when it was used.
 
 // Permission is a write an operator may perform: one of the operator
-// roles, publish or revoke.
+// roles, publish or revoke. Only publish grants anything in the
+// repository; revoke is still read so that existing credentials files
+// holding it stay valid.
 type Permission = operator.Role
 
 // The permissions an operator can hold.
 const (
 	// PermPublish allows POST /v1/certificates.
 	PermPublish = operator.RolePublish
-	// PermRevoke allows POST /v1/revocations.
+	// PermRevoke grants nothing in the repository: revocation moved to
+	// the CA service, metertrust serve ca (POST /v1/revocations there). It
+	// is still accepted, in roles and in the deprecated permissions
+	// spelling alike, so that existing credentials files stay valid.
 	PermRevoke = operator.RoleRevoke
 )
 
@@ -33,7 +38,8 @@ const (
 // token itself is never configured or kept: only its SHA-256 digest, which
 // `printf %s "$TOKEN" | sha256sum` prints. In JSON it is an
 // operator.Credential ({"name", "token_sha256", "roles"}), whose roles
-// publish and revoke are its permissions.
+// publish and revoke are its permissions (revoke granting nothing here:
+// see PermRevoke).
 type Operator struct {
 	// Name identifies the operator in the audit log (the actor of every
 	// event it causes).
@@ -64,7 +70,8 @@ func (op Operator) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads op strictly (unknown fields are errors) as an
 // operator.Credential, or in the deprecated spelling {"name",
 // "tokenSHA256", "permissions"}. Every role of a credential must be known
-// (operator.ParseRole); publish and revoke become its permissions.
+// (operator.ParseRole); publish and revoke become its permissions (revoke
+// is kept for compatibility and grants nothing: see PermRevoke).
 func (op *Operator) UnmarshalJSON(b []byte) error {
 	if legacyEntry(b) {
 		var l legacyOperator
@@ -87,7 +94,8 @@ func (op *Operator) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// fromCredential is c as an Operator: its publish and revoke roles.
+// fromCredential is c as an Operator: its publish and revoke roles (revoke
+// kept so that credentials holding it still load; it grants nothing here).
 func fromCredential(c operator.Credential) Operator {
 	op := Operator{Name: c.Name, TokenSHA256: c.TokenSHA256}
 	for _, r := range c.Roles {
@@ -182,8 +190,11 @@ func LoadOperators(path string) ([]Operator, error) {
 // example in the METERTRUST_REPOSITORY_OPERATORS environment variable:
 // package operator's credentials file ({"operators": [{"name",
 // "token_sha256", "roles"}]}, read by operator.ParseFile), of whose
-// operators those holding publish or revoke are kept (the others cannot
-// write). A document in the deprecated repository spelling ({"operators":
+// operators those holding publish or revoke are kept (the others have no
+// business with the repository; revoke grants nothing here since
+// revocation moved to metertrust serve ca, but an operator holding it
+// still loads and authenticates, and is refused the publish route with
+// 403). A document in the deprecated repository spelling ({"operators":
 // [{"name", "tokenSHA256", "permissions"}]}) is still read until the next
 // release; LegacySpelling then reports it and New logs a warning.
 func ParseOperators(data []byte) ([]Operator, error) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metertrust/metertrust/internal/trunc"
+
 	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -50,13 +52,7 @@ const (
 const maxParamLen = 128
 
 // clip shortens caller input quoted in an error detail or audit record.
-func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
-}
+func clip(s string) string { return trunc.String(s, 64) }
 
 // queryParams lists the parameters GET /v1/certificates accepts.
 var queryParams = []string{"eui", "role", "userRole", "usage", "kind", "serial", "ca", "status", "after", "limit"}

@@ -43,13 +43,6 @@ type Publisher interface {
 	PutCertificates(ctx context.Context, certs ...store.Certificate) error
 }
 
-// Revoker revokes a certificate of one of the CAs with an RFC 5280 CRLReason
-// code and returns it as revoked; *ca.Authority implements it. Unknown
-// certificates give an error wrapping ca.ErrNotFound or store.ErrNotFound.
-type Revoker interface {
-	Revoke(ctx context.Context, ca string, serial []byte, reason int) (store.Certificate, error)
-}
-
 // Responder answers a DER OCSP request (RFC 6960) with a DER OCSP response;
 // *StoredOCSP implements it. When it returns an error together with
 // a response, the response is an OCSP error response ready to send.
@@ -59,7 +52,7 @@ type Responder interface {
 
 // Deps are the services a Server calls. Certs, CAs and CRLs serve reads;
 // a nil one makes its routes answer 503. Audit is required for writes: with
-// no Audit, Publisher or Revoker the write routes answer 503, since no write
+// no Audit or Publisher the publish route answers 503, since no write
 // happens unaudited. OCSP is optional: without it the OCSP routes answer 503
 // "OCSP responder not configured".
 type Deps struct {
@@ -73,8 +66,6 @@ type Deps struct {
 	Audit Auditor
 	// Publisher stores published certificates (the store).
 	Publisher Publisher
-	// Revoker revokes certificates (*ca.Authority).
-	Revoker Revoker
 	// OCSP answers OCSP requests (*StoredOCSP, over the store: no key).
 	OCSP Responder
 	// Logger receives the service log, with component=repository added;
@@ -134,7 +125,6 @@ func (s *Server) routes() {
 	e.GET("/v1/cas/:name", s.getCA)
 	e.GET("/v1/cas/:name/certificate", s.getCACertificate)
 	e.GET("/v1/crl/:ca", s.getCRL)
-	e.POST("/v1/revocations", s.revoke)
 	e.POST("/ocsp", s.ocspPost)
 	e.GET("/ocsp/*", s.ocspGet)
 }

@@ -35,6 +35,7 @@ const (
 
 	adminToken   = "admin-token-not-a-real-secret"
 	publishToken = "publisher-token-not-a-real-secret"
+	revokeToken  = "revoker-token-not-a-real-secret"
 )
 
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -42,7 +43,6 @@ var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 type fixture struct {
 	pki    *testPKI
 	st     *fakeStore
-	rev    *fakeRevoker
 	ocsp   *fakeResponder
 	srv    *Server
 	h      http.Handler
@@ -88,7 +88,6 @@ func buildFixture(t testing.TB, mutate ...func(*Config, *Deps)) *fixture {
 		certRow(t, 4, "oca", p.orgCert(t, p.oca, networkEUI, smki.RoleNetworkOperator, x509.KeyUsageDigitalSignature))}
 	f.st.crls["oca"] = store.CRL{CA: "oca", Number: 7, ThisUpdate: testNow.Add(-time.Hour), NextUpdate: testNow.Add(23 * time.Hour), DER: []byte("crl-der-oca")}
 	f.st.crls["E357"] = store.CRL{CA: "E357", Number: 2, ThisUpdate: testNow.Add(-48 * time.Hour), NextUpdate: testNow.Add(-24 * time.Hour), DER: []byte("crl-der-dca")}
-	f.rev = &fakeRevoker{st: f.st, now: testNow}
 
 	leaf := &x509.Certificate{SerialNumber: new(big.Int).SetBytes(f.orgDS.Serial)}
 	var err error
@@ -108,8 +107,10 @@ func buildFixture(t testing.TB, mutate ...func(*Config, *Deps)) *fixture {
 	cfg := Config{Operators: []Operator{
 		{Name: "alice", TokenSHA256: HashToken(adminToken), Permissions: []Permission{PermPublish, PermRevoke}},
 		{Name: "bob", TokenSHA256: strings.ToUpper(HashToken(publishToken)), Permissions: []Permission{PermPublish}},
+		// carol holds only revoke, which grants nothing in the repository.
+		{Name: "carol", TokenSHA256: HashToken(revokeToken), Permissions: []Permission{PermRevoke}},
 	}}
-	deps := Deps{Certs: f.st, CAs: f.st, CRLs: f.st, Audit: f.st, Publisher: f.st, Revoker: f.rev, OCSP: f.ocsp,
+	deps := Deps{Certs: f.st, CAs: f.st, CRLs: f.st, Audit: f.st, Publisher: f.st, OCSP: f.ocsp,
 		Logger: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    func() time.Time { return testNow }}
 	for _, m := range mutate {
@@ -495,7 +496,6 @@ func TestUnconfigured(t *testing.T) {
 		{method: "GET", target: "/v1/cas/oca"},
 		{method: "GET", target: "/v1/crl/oca"},
 		{method: "POST", target: "/v1/certificates", headers: map[string]string{"Authorization": "Bearer " + adminToken}},
-		{method: "POST", target: "/v1/revocations", headers: map[string]string{"Authorization": "Bearer " + adminToken}},
 		{method: "POST", target: "/ocsp", headers: map[string]string{"Content-Type": MediaOCSPRequest}},
 		{method: "GET", target: "/ocsp/MAA="},
 	}
@@ -600,8 +600,8 @@ func TestOCSPGetSlash(t *testing.T) {
 func TestLogsHoldNoSecrets(t *testing.T) {
 	f := newFixture(t)
 	for _, tok := range []string{adminToken, publishToken, "wrong-token-xyz"} {
-		f.do(t, req{method: "POST", target: "/v1/revocations", headers: map[string]string{"Authorization": "Bearer " + tok, "Content-Type": MediaJSON},
-			body: []byte(`{"ca":"oca","serial":"` + serialOf(f.orgKA) + `","reason":"superseded"}`)})
+		f.do(t, req{method: "POST", target: "/v1/certificates", headers: map[string]string{"Authorization": "Bearer " + tok, "Content-Type": MediaJSON},
+			body: []byte(`{"certificate":"AA=="}`)})
 		f.do(t, req{method: "GET", target: "/v1/certificates?eui=bad", headers: map[string]string{"Authorization": "Bearer " + tok}})
 	}
 	logs := f.logs.String()
@@ -617,7 +617,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{`"component":"repository"`, `"path":"/v1/revocations"`, `"operator":"alice"`, `"status":401`} {
+	for _, want := range []string{`"component":"repository"`, `"path":"/v1/certificates"`, `"operator":"alice"`, `"status":401`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %s: %s", want, logs)
 		}

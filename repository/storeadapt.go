@@ -15,6 +15,10 @@ func revocationTime(c store.Certificate) (time.Time, bool) {
 	return c.RevokedAt, !c.RevokedAt.IsZero()
 }
 
+// reasonName is the RFC 5280 name of a CRLReason code, as package ca
+// names it.
+func reasonName(code int) string { return ca.ReasonName(code) }
+
 // caClosedAt reports when a batch CA was closed, if it was.
 func caClosedAt(c store.CA) (time.Time, bool) {
 	return c.ClosedAt, !c.ClosedAt.IsZero()
@@ -28,12 +32,6 @@ func isNotFound(err error) bool {
 
 // isDuplicate reports a certificate already stored.
 func isDuplicate(err error) bool { return errors.Is(err, store.ErrExists) }
-
-// isConflict reports a change the stored state forbids, such as revoking a
-// revoked certificate, or a request the CA refuses as such.
-func isConflict(err error) bool {
-	return errors.Is(err, store.ErrConflict) || errors.Is(err, ca.ErrRequest)
-}
 
 // isInvalid reports an argument the store refuses as malformed.
 func isInvalid(err error) bool { return errors.Is(err, store.ErrInvalid) }

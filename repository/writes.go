@@ -23,7 +23,6 @@ import (
 // refused write request is audited once.
 const (
 	ActionPublish = "repository.publish"
-	ActionRevoke  = "repository.revoke"
 
 	OutcomeAttempt = "attempt"
 	OutcomeSuccess = "success"
@@ -329,66 +328,4 @@ func findIssuer(sc *smki.Certificate, cas []store.CA) (store.CA, error) {
 		return store.CA{}, problem.Wrap(ErrBadRequest, lastErr, "certificate", "issuer %q is known but its key did not sign this certificate", clip(sc.Issuer.String()))
 	}
 	return store.CA{}, problem.New(ErrBadRequest, "certificate", "issuer %q is not a CA this repository knows", clip(sc.Issuer.String()))
-}
-
-// revoke answers POST /v1/revocations: after checking the certificate is
-// known and not yet revoked, it asks the revoker to revoke it.
-func (s *Server) revoke(c echo.Context) error {
-	if s.deps.Revoker == nil || s.deps.Audit == nil || s.deps.Certs == nil {
-		return problem.New(ErrUnavailable, "", "revocation not configured")
-	}
-	op, err := s.authorize(c, PermRevoke, ActionRevoke)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	object := c.Request().URL.Path
-	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	if err != nil || mt != MediaJSON {
-		return s.refuse(ctx, op, ActionRevoke, object, problem.New(ErrUnsupportedMediaType, "Content-Type", "revocation requests must be sent as %s", MediaJSON))
-	}
-	body, err := s.readBody(c, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return s.refuse(ctx, op, ActionRevoke, object, err)
-	}
-	r, err := parseRevocation(body)
-	if err != nil {
-		return s.refuse(ctx, op, ActionRevoke, object, err)
-	}
-	object = r.ca + "/" + FormatSerial(r.serial)
-	cert, err := s.deps.Certs.Certificate(ctx, r.ca, r.serial)
-	if isNotFound(err) {
-		return s.refuse(ctx, op, ActionRevoke, object, problem.Wrap(ErrNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca))
-	}
-	if err != nil {
-		return s.refuse(ctx, op, ActionRevoke, object, problem.Wrap(ErrInternal, err, "", "reading certificate"))
-	}
-	if _, revoked := revocationTime(cert); revoked {
-		return s.refuse(ctx, op, ActionRevoke, object, problem.New(ErrConflict, "serial", "certificate %s from CA %q is already revoked", FormatSerial(r.serial), r.ca))
-	}
-	details := map[string]any{"reason": reasonName(r.reason), "kind": cert.Kind, "eui": cert.EUI}
-	if err := s.auditStrict(ctx, op.Name, ActionRevoke, object, OutcomeAttempt, details); err != nil {
-		return problem.Wrap(ErrInternal, err, "", "writing audit log")
-	}
-	revoked, err := s.deps.Revoker.Revoke(ctx, r.ca, r.serial, r.reason)
-	if err != nil {
-		s.audit(ctx, op.Name, ActionRevoke, object, OutcomeFailure, withError(details, err))
-		switch {
-		case isNotFound(err):
-			return problem.Wrap(ErrNotFound, err, "serial", "no certificate with serial %s from CA %q", FormatSerial(r.serial), r.ca)
-		case isConflict(err):
-			return problem.Wrap(ErrConflict, err, "serial", "the CA refused to revoke certificate %s: %v", FormatSerial(r.serial), err)
-		}
-		return problem.Wrap(ErrInternal, err, "", "revoking certificate")
-	}
-	s.audit(ctx, op.Name, ActionRevoke, object, OutcomeSuccess, details)
-	s.log.InfoContext(ctx, "certificate revoked", "operator", op.Name, "ca", r.ca, "serial", FormatSerial(r.serial), "reason", reasonName(r.reason))
-	// Answer with the row as stored; the revoker's copy if it cannot be read.
-	if stored, err := s.deps.Certs.Certificate(ctx, r.ca, r.serial); err == nil {
-		revoked = stored
-	} else if revoked.CA == "" {
-		revoked = cert
-		revoked.RevokedAt, revoked.Reason = s.now().UTC(), r.reason
-	}
-	return c.JSON(http.StatusOK, s.certView(revoked))
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -15,7 +14,7 @@ import (
 
 func bearer(tok string) string { return "Bearer " + tok }
 
-// TestAuth covers credential checks on both write routes.
+// TestAuth covers credential checks on the write route.
 func TestAuth(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -26,11 +25,9 @@ func TestAuth(t *testing.T) {
 		refusal   string
 		challenge bool
 	}{
-		{"revoke without token", "/v1/revocations", "", 401, ActorAnonymous, "no operator credential", true},
-		{"revoke with basic auth", "/v1/revocations", "Basic YWxpY2U6cHc=", 401, ActorUnknown, "malformed", true},
-		{"revoke with empty bearer", "/v1/revocations", "Bearer ", 401, ActorUnknown, "malformed", true},
-		{"revoke with wrong token", "/v1/revocations", bearer("not-a-token"), 401, ActorUnknown, "unknown operator credential", true},
-		{"revoke by publisher", "/v1/revocations", bearer(publishToken), 403, "bob", "lacks the revoke permission", false},
+		{"publish with basic auth", "/v1/certificates", "Basic YWxpY2U6cHc=", 401, ActorUnknown, "malformed", true},
+		{"publish with empty bearer", "/v1/certificates", "Bearer ", 401, ActorUnknown, "malformed", true},
+		{"publish by revoker only", "/v1/certificates", bearer(revokeToken), 403, "carol", "lacks the publish permission", false},
 		{"publish without token", "/v1/certificates", "", 401, ActorAnonymous, "no operator credential", true},
 		{"publish with wrong token", "/v1/certificates", bearer(adminToken + "x"), 401, ActorUnknown, "unknown operator credential", true},
 		{"publish with token prefix", "/v1/certificates", bearer(adminToken[:10]), 401, ActorUnknown, "unknown operator credential", true},
@@ -58,128 +55,35 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// TestRevoke covers POST /v1/revocations.
-func TestRevoke(t *testing.T) {
-	type body map[string]any
-	tests := []struct {
-		name     string
-		ctype    string
-		body     any // a body map, or a raw string
-		status   int
-		param    string
-		outcomes []string // audit outcomes by alice, in order
-		revoked  bool
-	}{
-		{name: "by reason name", body: body{"ca": "oca", "serial": "KA", "reason": "keyCompromise"}, status: 200, outcomes: []string{OutcomeAttempt, OutcomeSuccess}, revoked: true},
-		{name: "by reason code", body: body{"ca": "oca", "serial": "KA", "reason": 4}, status: 200, outcomes: []string{OutcomeAttempt, OutcomeSuccess}, revoked: true},
-		{name: "unknown certificate", body: body{"ca": "oca", "serial": "0BADC0DE", "reason": 1}, status: 404, param: "serial", outcomes: []string{OutcomeRefused}},
-		{name: "wrong CA", body: body{"ca": "E357", "serial": "KA", "reason": 1}, status: 404, param: "serial", outcomes: []string{OutcomeRefused}},
-		{name: "already revoked", body: body{"ca": "oca", "serial": "REVOKED", "reason": 1}, status: 409, param: "serial", outcomes: []string{OutcomeRefused}},
-		{name: "certificate hold", body: body{"ca": "oca", "serial": "KA", "reason": "certificateHold"}, status: 400, param: "reason", outcomes: []string{OutcomeRefused}},
-		{name: "reason 7", body: body{"ca": "oca", "serial": "KA", "reason": 7}, status: 400, param: "reason", outcomes: []string{OutcomeRefused}},
-		{name: "reason of wrong type", body: body{"ca": "oca", "serial": "KA", "reason": true}, status: 400, param: "reason", outcomes: []string{OutcomeRefused}},
-		{name: "missing reason", body: body{"ca": "oca", "serial": "KA"}, status: 400, param: "reason", outcomes: []string{OutcomeRefused}},
-		{name: "missing CA", body: body{"serial": "KA", "reason": 1}, status: 400, param: "ca", outcomes: []string{OutcomeRefused}},
-		{name: "bad CA", body: body{"ca": "../x", "serial": "KA", "reason": 1}, status: 400, param: "ca", outcomes: []string{OutcomeRefused}},
-		{name: "missing serial", body: body{"ca": "oca", "reason": 1}, status: 400, param: "serial", outcomes: []string{OutcomeRefused}},
-		{name: "bad serial", body: body{"ca": "oca", "serial": "xyz", "reason": 1}, status: 400, param: "serial", outcomes: []string{OutcomeRefused}},
-		{name: "unknown field", body: body{"ca": "oca", "serial": "KA", "reason": 1, "force": true}, status: 400, param: "body", outcomes: []string{OutcomeRefused}},
-		{name: "trailing data", body: `{"ca":"oca","serial":"01","reason":1} {}`, status: 400, param: "body", outcomes: []string{OutcomeRefused}},
-		{name: "not JSON", body: `ca=oca`, status: 400, param: "body", outcomes: []string{OutcomeRefused}},
-		{name: "wrong media type", ctype: "text/plain", body: body{"ca": "oca", "serial": "KA", "reason": 1}, status: 415, param: "Content-Type", outcomes: []string{OutcomeRefused}},
-		{name: "too large", body: `{"ca":"oca","serial":"01","reason":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`, status: 413, param: "body", outcomes: []string{OutcomeRefused}},
+// TestNoRevocationRoute checks that the repository revokes nothing:
+// revocation moved to metertrust serve ca. POST /v1/revocations is no
+// route, whatever the credential, and nothing is audited or revoked.
+func TestNoRevocationRoute(t *testing.T) {
+	f := newFixture(t)
+	body := []byte(`{"ca":"oca","serial":"` + serialOf(f.orgKA) + `","reason":"keyCompromise"}`)
+	for _, auth := range []string{"", bearer(adminToken), bearer(publishToken)} {
+		h := map[string]string{"Content-Type": MediaJSON}
+		if auth != "" {
+			h["Authorization"] = auth
+		}
+		w := f.do(t, req{method: "POST", target: "/v1/revocations", headers: h, body: body})
+		if w.Code != 404 && w.Code != 405 {
+			t.Errorf("POST /v1/revocations (%q): status %d, want 404 or 405: %s", auth, w.Code, w.Body)
+		}
+		problemOf(t, w)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			f.st.certs[1].RevokedAt = testNow.Add(-time.Hour)
-			f.st.certs[1].Reason = 4
-			revokedSerial := serialOf(f.st.certs[1])
-			target := f.st.certs[3] // a good organisation certificate
-			var raw []byte
-			switch b := tc.body.(type) {
-			case string:
-				raw = []byte(b)
-			case body:
-				// Placeholders stand for serials known only at run time.
-				switch b["serial"] {
-				case "KA":
-					b["serial"] = serialOf(target)
-				case "REVOKED":
-					b["serial"] = revokedSerial
-				}
-				raw, _ = json.Marshal(b)
-			}
-			ctype := tc.ctype
-			if ctype == "" {
-				ctype = MediaJSON + "; charset=utf-8"
-			}
-			w := f.do(t, req{method: "POST", target: "/v1/revocations", headers: map[string]string{"Authorization": bearer(adminToken), "Content-Type": ctype}, body: raw})
-			if w.Code != tc.status {
-				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
-			}
-			if tc.status >= 400 {
-				if p := problemOf(t, w); p.Param != tc.param {
-					t.Errorf("problem names %q, want %q: %+v", p.Param, tc.param, p)
-				}
-			} else {
-				v := decodeJSON[CertificateView](t, w)
-				if v.Status != StatusRevoked || v.RevokedAt == nil || !v.RevokedAt.Equal(testNow) || v.RevocationReason == "" {
-					t.Errorf("view %+v", v)
-				}
-			}
-			var outcomes []string
-			for _, e := range f.st.events() {
-				if e.Actor != "alice" || e.Action != ActionRevoke {
-					t.Errorf("unexpected audit event %+v", e)
-				}
-				outcomes = append(outcomes, e.Outcome)
-			}
-			if strings.Join(outcomes, ",") != strings.Join(tc.outcomes, ",") {
-				t.Errorf("audit outcomes %v, want %v", outcomes, tc.outcomes)
-			}
-			if got := !f.st.certs[3].RevokedAt.IsZero(); got != tc.revoked {
-				t.Errorf("revoked %t, want %t", got, tc.revoked)
-			}
-		})
+	if ev := f.st.events(); len(ev) != 0 {
+		t.Errorf("audit events %+v, want none", ev)
 	}
-}
-
-// TestRevokeFailures covers a revoker or audit log that fails.
-func TestRevokeFailures(t *testing.T) {
-	tests := []struct {
-		name     string
-		setup    func(f *fixture)
-		status   int
-		outcomes []string
-	}{
-		{"revoker fails", func(f *fixture) { f.rev.err = errBoom }, 500, []string{OutcomeAttempt, OutcomeFailure}},
-		{"revoker says not found", func(f *fixture) { f.rev.err = store.ErrNotFound }, 404, []string{OutcomeAttempt, OutcomeFailure}},
-		{"revoker says conflict", func(f *fixture) { f.rev.err = store.ErrConflict }, 409, []string{OutcomeAttempt, OutcomeFailure}},
-		{"audit log down", func(f *fixture) { f.st.auditErr = errBoom }, 500, nil},
-		{"store down", func(f *fixture) { f.st.failWith = errBoom }, 500, []string{OutcomeRefused}},
+	for _, c := range f.st.certs {
+		if !c.RevokedAt.IsZero() {
+			t.Errorf("certificate %s revoked", serialOf(c))
+		}
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			tc.setup(f)
-			b, _ := json.Marshal(map[string]any{"ca": "oca", "serial": serialOf(f.orgKA), "reason": "superseded"})
-			w := f.do(t, req{method: "POST", target: "/v1/revocations", headers: map[string]string{"Authorization": bearer(adminToken), "Content-Type": MediaJSON}, body: b})
-			if w.Code != tc.status {
-				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
-			}
-			problemOf(t, w)
-			var outcomes []string
-			for _, e := range f.st.events() {
-				outcomes = append(outcomes, e.Outcome)
-			}
-			if strings.Join(outcomes, ",") != strings.Join(tc.outcomes, ",") {
-				t.Errorf("audit outcomes %v, want %v", outcomes, tc.outcomes)
-			}
-			if tc.name == "audit log down" && !f.st.certs[1].RevokedAt.IsZero() {
-				t.Error("revoked without an audit record")
-			}
-		})
+	for _, r := range f.srv.Routes() {
+		if strings.Contains(r.Path, "revocation") {
+			t.Errorf("route %v", r)
+		}
 	}
 }
 
@@ -315,7 +219,7 @@ func TestPublish(t *testing.T) {
 // refused.
 func TestNoOperators(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *Deps) { c.Operators = nil })
-	for _, target := range []string{"/v1/certificates", "/v1/revocations"} {
+	for _, target := range []string{"/v1/certificates"} {
 		w := f.do(t, req{method: "POST", target: target, headers: map[string]string{"Authorization": bearer(adminToken), "Content-Type": MediaJSON}, body: []byte(`{}`)})
 		if w.Code != 401 {
 			t.Errorf("%s: status %d, want 401", target, w.Code)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
 	"github.com/metertrust/metertrust/smki"
@@ -35,38 +34,38 @@ var ErrServeConfig = errors.New("router: invalid configuration")
 // "postgres://..." name no local file.
 type ServeConfig struct {
 	// Data is the data directory: the SQLite store and key files.
-	Data string `json:"data,omitempty"`
+	Data string `json:"data,omitempty" path:"file"`
 	// Store is the store DSN (postgres://... or a SQLite path); empty means
 	// the store in Data.
-	Store string `json:"store,omitempty"`
+	Store string `json:"store,omitempty" path:"uri"`
 	// Listen is the address to serve HTTPS on, host:port; empty means
 	// DefaultListen.
 	Listen string `json:"listen,omitempty"`
 	// ACBKey names the access control broker's key-agreement key: a PEM
 	// file, softkms:path=FILE, or a PKCS#11 URI (see custody.OpenAgreement).
 	// Required.
-	ACBKey string `json:"acbKey,omitempty"`
+	ACBKey string `json:"acbKey,omitempty" path:"uri"`
 	// ACBEUI is the access control broker's EUI-64 (16 hex digits).
 	// Required.
 	ACBEUI string `json:"acbEUI,omitempty"`
 	// TLSCert is the DCCKI server certificate chain (PEM). Required.
-	TLSCert string `json:"tlsCert,omitempty"`
+	TLSCert string `json:"tlsCert,omitempty" path:"file"`
 	// TLSKey is the server certificate's private key (PEM). Required.
-	TLSKey string `json:"tlsKey,omitempty"`
+	TLSKey string `json:"tlsKey,omitempty" path:"file"`
 	// ClientCA is the DCCKI root certificate (PEM) client certificates
 	// must chain to; empty means the store's DCCKI root and TLS CA.
-	ClientCA string `json:"clientCA,omitempty"`
+	ClientCA string `json:"clientCA,omitempty" path:"file"`
 	// CSP is the communications service provider's endpoint, an absolute
 	// http(s) URL. Required.
 	CSP string `json:"csp,omitempty"`
 	// CSPCA holds the CA certificates (PEM) for the CSP endpoint; empty
 	// means the system pool.
-	CSPCA string `json:"cspCA,omitempty"`
+	CSPCA string `json:"cspCA,omitempty" path:"file"`
 	// CSPCert is the client certificate chain (PEM) presented to the CSP
 	// endpoint; it goes with CSPKey.
-	CSPCert string `json:"cspCert,omitempty"`
+	CSPCert string `json:"cspCert,omitempty" path:"file"`
 	// CSPKey is CSPCert's private key (PEM).
-	CSPKey string `json:"cspKey,omitempty"`
+	CSPKey string `json:"cspKey,omitempty" path:"file"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
 	// OperatorListen is the address to serve the operator API on (HTTPS,
@@ -74,7 +73,7 @@ type ServeConfig struct {
 	OperatorListen string `json:"operatorListen,omitempty"`
 	// Operators is the operator credentials file (package operator's
 	// format, as "metertrust operator token" prints its entries).
-	Operators string `json:"operators,omitempty"`
+	Operators string `json:"operators,omitempty" path:"file"`
 }
 
 // LoadServeConfig reads a ServeConfig from a JSON file, strictly, and
@@ -82,18 +81,8 @@ type ServeConfig struct {
 // validate: the caller applies its flags first, then calls Validate.
 func LoadServeConfig(path string) (ServeConfig, error) {
 	var c ServeConfig
-	dir, err := jsonconfig.Read(path, &c)
-	if err != nil {
+	if _, err := jsonconfig.Read(path, &c); err != nil {
 		return ServeConfig{}, fmt.Errorf("%w: %w", ErrServeConfig, err)
-	}
-	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.ClientCA, &c.CSPCA, &c.CSPCert, &c.CSPKey, &c.Operators} {
-		*p = jsonconfig.Resolve(dir, *p)
-	}
-	if !strings.Contains(c.Store, ":") {
-		c.Store = jsonconfig.Resolve(dir, c.Store)
-	}
-	if !strings.Contains(c.ACBKey, ":") {
-		c.ACBKey = jsonconfig.Resolve(dir, c.ACBKey)
 	}
 	return c, nil
 }

@@ -3,13 +3,17 @@ package router
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/metertrust/metertrust/smki"
 )
@@ -113,4 +117,34 @@ func snippet(b []byte) string {
 		s = s[:200] + "..."
 	}
 	return strings.TrimSpace(s)
+}
+
+// NewCSPTransport returns the HTTP transport to a communications service
+// provider's endpoint: its CA certificates (PEM file caFile; empty for the
+// system pool) and the client certificate and key the router presents
+// (PEM files, both or neither). Errors name the flag of serve router.
+func NewCSPTransport(endpoint, caFile, certFile, keyFile string) (*HTTPTransport, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--csp-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--csp-ca: %s holds no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--csp-cert and --csp-key go together")
+	}
+	if certFile != "" {
+		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--csp-cert/--csp-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64}}
+	return NewHTTPTransport(endpoint, client)
 }

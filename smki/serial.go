@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/metertrust/metertrust/internal/trunc"
 )
 
 // MaxSerialBytes is the longest serial number RFC 5280 section 4.1.2.2
@@ -59,9 +61,5 @@ func FormatSerial(n *big.Int) string {
 	return strings.ToUpper(hex.EncodeToString(b))
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
+// clip shortens caller input quoted in an error.
+func clip(s string) string { return trunc.String(s, 64) }

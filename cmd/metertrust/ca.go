@@ -535,9 +535,9 @@ func newCAOCSPRefreshCmd() *cobra.Command {
 CA; never the root's), every stored OCSP response that expires within --margin
 (default half the responses' validity), and sign one for every certificate of
 an online CA that has none. The repository serves these responses and holds no
-key for OCSP, so something must run this at least every --margin: serve all
-and serve repository (unless --no-revoke) do it every hour; otherwise run this
-command from a timer (systemd, cron) where the CA keys are.`,
+key at all, so something must run this at least every --margin: serve all
+and serve ca do it every hour; otherwise run this command from a timer
+(systemd, cron) where the CA keys are.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/ra"
 	"github.com/metertrust/metertrust/repository"
 	"github.com/metertrust/metertrust/router"
 )
@@ -93,6 +95,14 @@ func TestExamples(t *testing.T) {
 				if _, err := operator.Load(cfg.Operators); err != nil {
 					t.Errorf("its operators file: %v", err)
 				}
+			case "ca.json":
+				cfg, err := configOf(newServeCACmdWith, "--config", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := operator.LoadFile(cfg.Operators); err != nil {
+					t.Errorf("its operators file: %v", err)
+				}
 			case "fleet.json":
 				if _, err := fleetConfigOf(t, "--config", path); err != nil {
 					t.Fatal(err)
@@ -118,7 +128,7 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"README.md", "router.json", "operator.json", "fleet.json", "repository.json", "operators.json"} {
+	for _, want := range []string{"README.md", "router.json", "operator.json", "ca.json", "fleet.json", "repository.json", "operators.json"} {
 		if !slices.Contains(seen, want) {
 			t.Errorf("deploy/examples has no %s", want)
 		}
@@ -272,5 +282,58 @@ func TestServeOperatorConfig(t *testing.T) {
 	}
 	if _, err := operatorServeConfigOf(t, "--config", file); !errors.Is(err, operator.ErrConfig) {
 		t.Errorf("a key field in the file: %v, want ErrConfig", err)
+	}
+}
+
+// TestServeCAConfig checks how "serve ca" combines --config and flags, as
+// TestServeOperatorConfig does for "serve operator".
+func TestServeCAConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ca.json")
+	if err := os.WriteFile(file, []byte(`{"data": "d", "kms": "softkms", "tlsCert": "c.pem", "tlsKey": "c.key", "operators": "ops.json"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configOf(newServeCACmdWith, "--config", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ra.ServeConfig{Data: filepath.Join(dir, "d"), KMS: "softkms", Listen: ra.DefaultListen, TLSCert: filepath.Join(dir, "c.pem"),
+		TLSKey: filepath.Join(dir, "c.key"), Operators: filepath.Join(dir, "ops.json"), Refresh: "1h0m0s", LogLevel: "info"}
+	if cfg != want {
+		t.Errorf("config = %+v\nwant %+v", cfg, want)
+	}
+	if cfg.RefreshInterval() != time.Hour {
+		t.Errorf("refresh %s", cfg.RefreshInterval())
+	}
+	cfg, err = configOf(newServeCACmdWith, "--config", file, "--listen", "0.0.0.0:9000", "--refresh", "10m", "--log-level", "debug")
+	if err != nil || cfg.Listen != "0.0.0.0:9000" || cfg.RefreshInterval() != 10*time.Minute || cfg.LogLevel != "debug" || cfg.TLSKey != want.TLSKey {
+		t.Errorf("flags over the file: %+v, %v", cfg, err)
+	}
+	ok := []string{"--data", "d", "--tls-cert", "c", "--tls-key", "k", "--operators", "o"}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		field string
+	}{
+		{"no data", []string{"--tls-cert", "c", "--tls-key", "k", "--operators", "o"}, "data"},
+		{"no cert", []string{"--data", "d", "--tls-key", "k", "--operators", "o"}, "tlsCert"},
+		{"no key", []string{"--data", "d", "--tls-cert", "c", "--operators", "o"}, "tlsKey"},
+		{"no operators", []string{"--data", "d", "--tls-cert", "c", "--tls-key", "k"}, "operators"},
+		{"refresh too long", append(slices.Clone(ok), "--refresh", "12h"), "refresh"},
+		{"refresh nonsense", append(slices.Clone(ok), "--refresh", "hourly"), "refresh"},
+		{"bad listen", append(slices.Clone(ok), "--listen", "nope"), "listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := configOf(newServeCACmdWith, tc.args...)
+			if !errors.Is(err, ra.ErrConfig) || !strings.Contains(err.Error(), tc.field+":") {
+				t.Errorf("error %v, want ErrConfig naming %s", err, tc.field)
+			}
+		})
+	}
+	if err := os.WriteFile(file, []byte(`{"acbKey": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := configOf(newServeCACmdWith, "--config", file); !errors.Is(err, ra.ErrConfig) {
+		t.Errorf("an unknown field in the file: %v, want ErrConfig", err)
 	}
 }

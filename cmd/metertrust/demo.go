@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/demo"
+	"github.com/metertrust/metertrust/internal/serving"
 )
 
 // demoSummary is what "metertrust demo --json" prints.
@@ -41,7 +42,7 @@ destroyed; the audit chain verified. --json prints only the summary.`,
 			log := slog.New(slog.DiscardHandler)
 			if f.logLevel != "" {
 				var err error
-				if log, err = newServiceLogger(f.logLevel); err != nil {
+				if log, err = serving.Logger(f.logLevel); err != nil {
 					return err
 				}
 			}

@@ -26,7 +26,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	serve := &cobra.Command{Use: "serve", Short: "Run a metertrust service"}
-	serve.AddCommand(newServeRepositoryCmd(), newServeRouterCmd(), newServeOperatorCmd(), newServeFleetCmd(), newServeAllCmd())
+	serve.AddCommand(newServeRepositoryCmd(), newServeRouterCmd(), newServeOperatorCmd(), newServeCACmd(), newServeFleetCmd(), newServeAllCmd())
 	root.AddCommand(
 		newCACmd(),
 		newKeysCmd(),

@@ -12,18 +12,19 @@ import (
 
 	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/inproc"
+	"github.com/metertrust/metertrust/internal/serving"
 )
 
 // newServeAllCmd is "metertrust serve all": every service in one process
 // (package inproc), for trying the APIs by hand.
 func newServeAllCmd() *cobra.Command {
 	var f struct {
-		data, dsn, kms, router, operator, repository, logLevel string
-		meters                                                 int
+		data, dsn, kms, router, operator, repository, caAddr, logLevel string
+		meters                                                         int
 	}
 	c := &cobra.Command{
 		Use:   "all",
-		Short: "Run every service in one process: router, operator API, certificate repository, CAs, meters",
+		Short: "Run every service in one process: router, operator API, certificate repository, CA service, meters",
 		Long: `Run every metertrust service in one process, for trying the APIs by hand.
 An empty (or new) --data directory gets the SMKI ceremony, the parties'
 certificates and keys, --meters meters and an operator credential; a directory
@@ -36,7 +37,7 @@ work, then serves until interrupted.`,
 			if f.data == "" {
 				return errors.New("--data DIR is required")
 			}
-			log, err := newServiceLogger(f.logLevel)
+			log, err := serving.Logger(f.logLevel)
 			if err != nil {
 				return err
 			}
@@ -55,7 +56,7 @@ work, then serves until interrupted.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			sys, err := inproc.Start(ctx, inproc.Config{DataDir: f.data, StoreDSN: f.dsn, KMS: f.kms, Meters: f.meters,
-				RouterAddr: f.router, OperatorAddr: f.operator, RepositoryAddr: f.repository, Logger: log})
+				RouterAddr: f.router, OperatorAddr: f.operator, RepositoryAddr: f.repository, CAAddr: f.caAddr, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -67,7 +68,7 @@ work, then serves until interrupted.`,
 					return err
 				}
 			}
-			logKeysLoaded(ctx, log, "all", "the CAs' keys ("+custody.Redacted(cmp.Or(f.kms, "softkms"))+")",
+			serving.KeysLoaded(ctx, log, "all", "the CAs' keys ("+custody.Redacted(cmp.Or(f.kms, "softkms"))+")",
 				"the access control broker's key-agreement key", "the DCCKI TLS server key",
 				"the parties' and meters' own keys (one process for trying the APIs: never a deployment)")
 			out := cmd.OutOrStdout()
@@ -93,6 +94,7 @@ work, then serves until interrupted.`,
 	fl.StringVar(&f.router, "router", "127.0.0.1:8443", "router HTTPS (mutual TLS) listen address")
 	fl.StringVar(&f.operator, "operator", "127.0.0.1:8081", "operator API listen address")
 	fl.StringVar(&f.repository, "repository", "127.0.0.1:8082", "certificate repository listen address")
+	fl.StringVar(&f.caAddr, "ca", "127.0.0.1:8446", "CA service HTTPS (mutual TLS) listen address: revocation, CRLs, issuance")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level of the services (JSON on stderr): debug, info, warn or error")
 	return c
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/device"
+	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -125,7 +126,7 @@ func (f *fleetFlags) path(p string) string {
 }
 
 func (f *fleetFlags) run(ctx context.Context) error {
-	log, err := newServiceLogger(f.LogLevel)
+	log, err := serving.Logger(f.LogLevel)
 	if err != nil {
 		return err
 	}
@@ -181,7 +182,7 @@ func (f *fleetFlags) run(ctx context.Context) error {
 	if tlsConfig != nil {
 		keys = append(keys, "tls-server "+f.path(f.TLSKey))
 	}
-	logKeysLoaded(ctx, log, "fleet", keys...)
+	serving.KeysLoaded(ctx, log, "fleet", keys...)
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
 		return err

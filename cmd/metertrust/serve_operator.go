@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/anomaly"
-	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/operator"
 )
 
@@ -84,7 +84,7 @@ func operatorServeConfig(cmd *cobra.Command, file string, flags operator.ServeCo
 // the TLS server key, and no other key: releases are left to the router's
 // release sweeper (operator.Deferred).
 func serveOperator(ctx context.Context, f operator.ServeConfig) error {
-	log, err := newServiceLogger(f.LogLevel)
+	log, err := serving.Logger(f.LogLevel)
 	if err != nil {
 		return err
 	}
@@ -92,23 +92,16 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 	if err != nil {
 		return fmt.Errorf("--operators: %w", err)
 	}
-	serverCert, err := tls.LoadX509KeyPair(f.TLSCert, f.TLSKey)
-	if err != nil {
-		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	logKeysLoaded(ctx, log, "operator", "operator-tls-server "+f.TLSKey)
 	db, err := openStore(ctx, f.Data, f.Store)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if len(serverCert.Certificate) == 1 {
-		// A certificate written by "ca issue tls-server" is the leaf
-		// alone: send the issuing CA with it, as serve router does.
-		if c, err := db.SMKI().CA(ctx, ca.NameDCCKITLS); err == nil {
-			serverCert.Certificate = append(serverCert.Certificate, c.CertDER)
-		}
+	serverCert, err := serving.ServerCertificate(ctx, f.TLSCert, f.TLSKey, db.SMKI())
+	if err != nil {
+		return err
 	}
+	serving.KeysLoaded(ctx, log, "operator", "operator-tls-server "+f.TLSKey)
 	as := db.Anomaly()
 	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log})
 	if err != nil {
@@ -123,5 +116,5 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 		Alerts: det, Releaser: operator.Deferred, Audit: db, Logger: log})
 	// The detector's background work: alerts from other processes (LISTEN
 	// on PostgreSQL) for the event stream, and threshold reloads.
-	return runBoth(ctx, det.Run, func(ctx context.Context) error { return op.Serve(ctx, ln) })
+	return serving.RunAll(ctx, det.Run, func(ctx context.Context) error { return op.Serve(ctx, ln) })
 }

@@ -39,8 +39,11 @@ func repoCLI(t *testing.T, args ...string) string {
 }
 
 // TestServeRepository runs "serve repository" on a CA data directory made
-// by the CLI, talks to it over TCP (search, OCSP, an operator revocation)
-// and stops it as SIGINT would, by cancelling its context.
+// by the CLI and talks to it over TCP: search; no revocation route, even
+// for an operator whose credentials still hold the revoke role; a
+// revocation done by the CA ("ca revoke", on the same store) served as
+// revoked by OCSP, keylessly; no key loaded, as its "keys loaded" log line
+// says. It stops the server as SIGINT would, by cancelling its context.
 func TestServeRepository(t *testing.T) {
 	dir := t.TempDir()
 	repoCLI(t, "ca", "init", "--data", dir)
@@ -48,10 +51,21 @@ func TestServeRepository(t *testing.T) {
 	repoCLI(t, "ca", "issue", "devices", "--data", dir, "--batch", "B9", "--count", "2")
 	const token = "cli-test-operator-token"
 	ops := filepath.Join(dir, "operators.json")
-	opsJSON := fmt.Sprintf(`{"operators":[{"name":"carol","token_sha256":%q,"roles":["revoke"]}]}`, repository.HashToken(token))
+	// An existing credentials file holding the revoke role must still load.
+	opsJSON := fmt.Sprintf(`{"operators":[{"name":"carol","token_sha256":%q,"roles":["publish","revoke"]}]}`, repository.HashToken(token))
 	if err := os.WriteFile(ops, []byte(opsJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
+
+	// The service log goes to os.Stderr: catch it in a file.
+	logFile, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	stderr := os.Stderr
+	os.Stderr = logFile
+	defer func() { os.Stderr = stderr }()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -59,7 +73,7 @@ func TestServeRepository(t *testing.T) {
 	root := newRootCmd()
 	root.SetOut(pw)
 	root.SetErr(io.Discard)
-	root.SetArgs([]string{"serve", "repository", "--data", dir, "--listen", "127.0.0.1:0", "--operators", ops, "--log-level", "error"})
+	root.SetArgs([]string{"serve", "repository", "--data", dir, "--listen", "127.0.0.1:0", "--operators", ops, "--log-level", "info"})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx); pw.Close() }()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -91,6 +105,7 @@ func TestServeRepository(t *testing.T) {
 	}
 	victim := list.Certificates[0]
 
+	// The repository revokes nothing.
 	body := fmt.Sprintf(`{"ca":"B9","serial":%q,"reason":"keyCompromise"}`, victim.Serial)
 	req, _ := http.NewRequest("POST", base+"/v1/revocations", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -100,10 +115,17 @@ func TestServeRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("revoke: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /v1/revocations: %d, want 404 or 405", resp.StatusCode)
 	}
 
+	// The CA revokes, on the same store, and signs the revoked OCSP
+	// response there; the repository serves it.
+	repoCLI(t, "ca", "revoke", "--data", dir, "--ca", "B9", "--serial", victim.Serial, "--reason", "keyCompromise")
+	var view repository.CertificateView
+	if err := json.Unmarshal(get(victim.Links.Self), &view); err != nil || view.Status != repository.StatusRevoked || view.RevocationReason != "keyCompromise" {
+		t.Fatalf("certificate after revocation: %+v, %v", view, err)
+	}
 	issuer, err := x509.ParseCertificate(get("/v1/cas/B9/certificate"))
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +157,31 @@ func TestServeRepository(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve repository did not stop")
+	}
+
+	// The repository held no key: its "keys loaded" line lists none.
+	os.Stderr = stderr
+	logs, err := os.ReadFile(logFile.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keysLines int
+	for _, l := range strings.Split(string(logs), "\n") {
+		var rec struct {
+			Msg     string   `json:"msg"`
+			Service string   `json:"service"`
+			Keys    []string `json:"keys"`
+		}
+		if json.Unmarshal([]byte(l), &rec) != nil || rec.Msg != "keys loaded" {
+			continue
+		}
+		keysLines++
+		if rec.Service != "repository" || len(rec.Keys) != 0 {
+			t.Errorf("keys loaded line %s: want service repository and no key", l)
+		}
+	}
+	if keysLines != 1 {
+		t.Errorf("%d keys loaded lines, want 1: %s", keysLines, logs)
 	}
 }
 
@@ -196,11 +243,16 @@ func startRepository(t *testing.T, args ...string) string {
 			t.Error("serve repository did not stop")
 		}
 	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	// cobra prints the notice of a deprecated flag (--no-revoke) first.
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
+	for err == nil && strings.HasPrefix(line, "Flag --") && strings.Contains(line, "deprecated") {
+		line, err = br.ReadString('\n')
+	}
 	if err != nil {
 		t.Fatalf("reading the listen address: %v", err)
 	}
-	go io.Copy(io.Discard, pr)
+	go io.Copy(io.Discard, br)
 	base, ok := strings.CutPrefix(strings.TrimSpace(line), "repository listening on ")
 	if !ok {
 		t.Fatalf("unexpected first line %q", line)
@@ -211,7 +263,9 @@ func startRepository(t *testing.T, args ...string) string {
 // TestServeRepositoryOCSPWithoutKeys answers OCSP for good, revoked and
 // never-issued certificates from a data directory whose keys are gone: the
 // responses were signed ahead of time by the CA, at issuance and at
-// revocation, and the repository loads no key.
+// revocation, and the repository loads no key. It also passes the
+// deprecated --no-revoke, which existing scripts may still give and which
+// does nothing.
 func TestServeRepositoryOCSPWithoutKeys(t *testing.T) {
 	dir := t.TempDir()
 	repoCLI(t, "ca", "init", "--data", dir)

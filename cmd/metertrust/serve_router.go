@@ -3,26 +3,21 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
-	"github.com/metertrust/metertrust/store"
 )
 
 // newServeRouterCmd is "metertrust serve router": the DCC-like router
@@ -110,7 +105,7 @@ func routerConfig(cmd *cobra.Command, file string, flags router.ServeConfig) (ro
 // serveRouter runs the router (and the operator API when configured) with
 // a validated configuration until ctx ends.
 func serveRouter(ctx context.Context, f router.ServeConfig) error {
-	log, err := newServiceLogger(f.LogLevel)
+	log, err := serving.Logger(f.LogLevel)
 	if err != nil {
 		return err
 	}
@@ -129,32 +124,21 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 		return err
 	}
 	defer closeKey()
-	serverCert, err := tls.LoadX509KeyPair(f.TLSCert, f.TLSKey)
-	if err != nil {
-		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	logKeysLoaded(ctx, log, "router", "acb-key-agreement "+custody.Redacted(f.ACBKey), "dccki-tls-server "+f.TLSKey)
 	db, err := openStore(ctx, f.Data, f.Store)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	clientCAs, err := dcckiRoots(ctx, f.ClientCA, func(ctx context.Context, name string) ([]byte, error) {
-		c, err := db.SMKI().CA(ctx, name)
-		return c.CertDER, err
-	})
+	serverCert, err := serving.ServerCertificate(ctx, f.TLSCert, f.TLSKey, db.SMKI())
 	if err != nil {
 		return err
 	}
-	if len(serverCert.Certificate) == 1 {
-		// A certificate written by "ca issue tls-server" is the leaf
-		// alone: send the issuing CA with it so clients holding the
-		// DCCKI root can build the path.
-		if c, err := db.SMKI().CA(ctx, ca.NameDCCKITLS); err == nil {
-			serverCert.Certificate = append(serverCert.Certificate, c.CertDER)
-		}
+	serving.KeysLoaded(ctx, log, "router", "acb-key-agreement "+custody.Redacted(f.ACBKey), "dccki-tls-server "+f.TLSKey)
+	clientCAs, err := serving.ClientCAs(ctx, f.ClientCA, db.SMKI())
+	if err != nil {
+		return err
 	}
-	transport, err := cspTransport(f.CSP, f.CSPCA, f.CSPCert, f.CSPKey)
+	transport, err := router.NewCSPTransport(f.CSP, f.CSPCA, f.CSPCert, f.CSPKey)
 	if err != nil {
 		return err
 	}
@@ -187,41 +171,8 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
 		Alerts: det, Releaser: operator.Forwarder(svc.Releases.Forward), Audit: db,
 		Logger: log})
-	return runBoth(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
+	return serving.RunAll(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
 		func(ctx context.Context) error { return op.Serve(ctx, opLn) })
-}
-
-// runBoth runs two services until ctx ends or either fails; the first
-// failure stops the other.
-func runBoth(ctx context.Context, a, b func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 2)
-	for _, fn := range []func(context.Context) error{a, b} {
-		go func() {
-			err := fn(ctx)
-			cancel()
-			errs <- err
-		}()
-	}
-	return errors.Join(<-errs, <-errs)
-}
-
-// newServiceLogger returns a JSON logger on stderr at the given level.
-// logKeysLoaded says, once at start, every private key the service holds
-// (each as "purpose URI-or-file", PINs redacted): the keys it loaded, and by
-// their absence the ones it did not (DESIGN principle 2: each service
-// loads only the keys it needs).
-func logKeysLoaded(ctx context.Context, log *slog.Logger, service string, keys ...string) {
-	log.InfoContext(ctx, "keys loaded", "service", service, "keys", keys)
-}
-
-func newServiceLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
 // loadACBKey opens the ACB key-agreement key named by uri (a key file or
@@ -233,180 +184,4 @@ func loadACBKey(dataDir, uri string) (key router.KeyAgreement, closeKey func(), 
 		return nil, nil, fmt.Errorf("--acb-key: %w", err)
 	}
 	return k, closeKey, nil
-}
-
-// dcckiRoots returns the pool client certificates must chain to: the PEM
-// file when given, else the store's DCCKI root and DCCKI TLS issuing CA (the
-// latter so that clients may present their certificate without its chain).
-func dcckiRoots(ctx context.Context, file string, fromStore func(ctx context.Context, name string) ([]byte, error)) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("--client-ca: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("--client-ca: %s holds no PEM certificate", file)
-		}
-		return pool, nil
-	}
-	for _, name := range []string{ca.NameDCCKIRoot, ca.NameDCCKITLS} {
-		der, err := fromStore(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("no --client-ca and no %s CA in the store (run metertrust ca init): %w", name, err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, fmt.Errorf("the store's %s certificate: %w", name, err)
-		}
-		pool.AddCert(c)
-	}
-	return pool, nil
-}
-
-// cspTransport builds the HTTP transport to a communications service
-// provider, with its own CA pool and client certificate when given.
-func cspTransport(endpoint, caFile, certFile, keyFile string) (*router.HTTPTransport, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		b, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--csp-ca: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("--csp-ca: %s holds no PEM certificate", caFile)
-		}
-	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("--csp-cert and --csp-key go together")
-	}
-	if certFile != "" {
-		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--csp-cert/--csp-key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{kp}
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64}}
-	return router.NewHTTPTransport(endpoint, client)
-}
-
-// newRouterCmd is "metertrust router": the router's registry of devices
-// and consents, kept in the store the router serves from. Every change is
-// audited.
-func newRouterCmd() *cobra.Command {
-	c := &cobra.Command{Use: "router", Short: "The router's device registry and consent records"}
-	c.AddCommand(newRouterDeviceCmd(), newRouterConsentCmd())
-	return c
-}
-
-// registrarFlags are the flags every registry command shares.
-type registrarFlags struct{ data, dsn, actor string }
-
-func (f *registrarFlags) register(c *cobra.Command) {
-	c.Flags().StringVar(&f.data, "data", "", "data directory")
-	c.Flags().StringVar(&f.dsn, "store", "", "store DSN; default the store in --data")
-	c.Flags().StringVar(&f.actor, "actor", os.Getenv("USER"), "who makes the change, for the audit log")
-}
-
-func (f *registrarFlags) open(ctx context.Context, run func(*router.Registrar) error) error {
-	if f.actor == "" {
-		return errors.New("--actor is required")
-	}
-	db, err := openStore(ctx, f.data, f.dsn)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return run(router.NewRegistrar(db.Router(), nil))
-}
-
-func newRouterDeviceCmd() *cobra.Command {
-	var f registrarFlags
-	var eui, supplier, no string
-	c := &cobra.Command{
-		Use:   "device-register",
-		Short: "Register a device (keys from its SMKI device certificates) with its supplier and network operator",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var d, s, n smki.EUI
-			var err error
-			if d, err = smki.ParseEUI(eui); err != nil {
-				return fmt.Errorf("--eui: %w", err)
-			}
-			if supplier != "" {
-				if s, err = smki.ParseEUI(supplier); err != nil {
-					return fmt.Errorf("--supplier: %w", err)
-				}
-			}
-			if no != "" {
-				if n, err = smki.ParseEUI(no); err != nil {
-					return fmt.Errorf("--network-operator: %w", err)
-				}
-			}
-			return f.open(cmd.Context(), func(g *router.Registrar) error { return g.RegisterDevice(cmd.Context(), f.actor, d, s, n) })
-		},
-	}
-	f.register(c)
-	c.Flags().StringVar(&eui, "eui", "", "device EUI-64 (required)")
-	c.Flags().StringVar(&supplier, "supplier", "", "EUI-64 of the supplier holding the supplier trust anchor")
-	c.Flags().StringVar(&no, "network-operator", "", "EUI-64 of the network operator")
-	c.MarkFlagRequired("eui")
-	return c
-}
-
-func newRouterConsentCmd() *cobra.Command {
-	c := &cobra.Command{Use: "consent", Short: "Consent records for other users' reads (spec section 11)"}
-	var gf registrarFlags
-	var id, device, user, evidence string
-	var scope []string
-	var valid time.Duration
-	grant := &cobra.Command{
-		Use:   "grant",
-		Short: "Record a consumer's consent for an other user to read their device",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := smki.ParseEUI(device)
-			if err != nil {
-				return fmt.Errorf("--device: %w", err)
-			}
-			u, err := smki.ParseEUI(user)
-			if err != nil {
-				return fmt.Errorf("--user: %w", err)
-			}
-			now := time.Now()
-			return gf.open(cmd.Context(), func(g *router.Registrar) error {
-				return g.GrantConsent(cmd.Context(), gf.actor, store.Consent{ID: id, Device: d.String(), User: u.String(), Scope: scope,
-					NotBefore: now, ExpiresAt: now.Add(valid), Evidence: evidence})
-			})
-		},
-	}
-	gf.register(grant)
-	grant.Flags().StringVar(&id, "id", "", "consent identifier (required)")
-	grant.Flags().StringVar(&device, "device", "", "the consumer's device EUI-64 (required)")
-	grant.Flags().StringVar(&user, "user", "", "the other user's EUI-64 (required)")
-	grant.Flags().StringSliceVar(&scope, "scope", nil, "service reference variants consented to, such as 4.8.1 (required)")
-	grant.Flags().DurationVar(&valid, "valid", 365*24*time.Hour, "how long the consent lasts")
-	grant.Flags().StringVar(&evidence, "evidence", "", "how consent was given, such as the CIN read back (required)")
-	for _, n := range []string{"id", "device", "user", "scope", "evidence"} {
-		grant.MarkFlagRequired(n)
-	}
-	var rf registrarFlags
-	var rid, reason string
-	revoke := &cobra.Command{
-		Use:   "revoke",
-		Short: "End a consent now",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return rf.open(cmd.Context(), func(g *router.Registrar) error { return g.RevokeConsent(cmd.Context(), rf.actor, rid, reason) })
-		},
-	}
-	rf.register(revoke)
-	revoke.Flags().StringVar(&rid, "id", "", "consent identifier (required)")
-	revoke.Flags().StringVar(&reason, "reason", "", "why (required)")
-	revoke.MarkFlagRequired("id")
-	revoke.MarkFlagRequired("reason")
-	c.AddCommand(grant, revoke)
-	return c
 }

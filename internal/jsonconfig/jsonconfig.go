@@ -55,9 +55,14 @@ func Decode(data []byte, v any) error {
 	return nil
 }
 
-// Read reads the file at path and decodes it into v with Decode. It
-// returns the absolute directory of the file, against which Resolve makes
-// the file's relative paths absolute. Errors name the file.
+// Read reads the file at path, decodes it into v (a pointer to a struct)
+// with Decode and resolves its relative paths against the file's directory,
+// so that a configuration may sit beside its certificates: a string or
+// []string field tagged path:"file" is made absolute when relative (an
+// empty value stays empty); one tagged path:"uri" likewise, unless it holds
+// a ":" (a URI such as postgres://..., softkms:path=..., pkcs11:..., which
+// keeps its own rules). It returns the file's absolute directory. Errors
+// name the file.
 func Read(path string, v any) (dir string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -75,7 +80,37 @@ func Read(path string, v any) (dir string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	return filepath.Dir(abs), nil
+	dir = filepath.Dir(abs)
+	resolveTagged(reflect.ValueOf(v), dir)
+	return dir, nil
+}
+
+// resolveTagged resolves the path-tagged fields of the struct v points to.
+func resolveTagged(v reflect.Value, dir string) {
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return
+	}
+	v = v.Elem()
+	for i := range v.NumField() {
+		tag := v.Type().Field(i).Tag.Get("path")
+		if tag != "file" && tag != "uri" {
+			continue
+		}
+		one := func(s string) string {
+			if tag == "uri" && strings.Contains(s, ":") {
+				return s
+			}
+			return Resolve(dir, s)
+		}
+		switch f := v.Field(i); {
+		case f.Kind() == reflect.String:
+			f.SetString(one(f.String()))
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+			for j := range f.Len() {
+				f.Index(j).SetString(one(f.Index(j).String()))
+			}
+		}
+	}
 }
 
 // Resolve returns p made absolute against dir when p is a relative path,

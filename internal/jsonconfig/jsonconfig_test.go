@@ -100,3 +100,31 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestReadResolvesTaggedPaths checks that Read resolves the fields tagged
+// path:"file" and path:"uri" (the latter only when it holds no ":"), and
+// leaves untagged fields as they are.
+func TestReadResolvesTaggedPaths(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(p, []byte(`{"cert": "tls/c.pem", "abs": "/etc/k", "certs": ["a.pem", "/b.pem"],
+		"store": "db.sqlite", "dsn": "postgres://h/db", "plain": "rel", "empty": ""}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Cert  string   `json:"cert" path:"file"`
+		Abs   string   `json:"abs" path:"file"`
+		Certs []string `json:"certs" path:"file"`
+		Store string   `json:"store" path:"uri"`
+		DSN   string   `json:"dsn" path:"uri"`
+		Plain string   `json:"plain"`
+		Empty string   `json:"empty" path:"file"`
+	}
+	if _, err := Read(p, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Cert != filepath.Join(dir, "tls/c.pem") || c.Abs != "/etc/k" || c.Certs[0] != filepath.Join(dir, "a.pem") || c.Certs[1] != "/b.pem" ||
+		c.Store != filepath.Join(dir, "db.sqlite") || c.DSN != "postgres://h/db" || c.Plain != "rel" || c.Empty != "" {
+		t.Errorf("resolved %+v", c)
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/metertrust/metertrust/router"
+	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
+	"github.com/spf13/cobra"
+)
+
+// newRouterCmd is "metertrust router": the router's registry of devices
+// and consents, kept in the store the router serves from. Every change is
+// audited.
+func newRouterCmd() *cobra.Command {
+	c := &cobra.Command{Use: "router", Short: "The router's device registry and consent records"}
+	c.AddCommand(newRouterDeviceCmd(), newRouterConsentCmd())
+	return c
+}
+
+// registrarFlags are the flags every registry command shares.
+type registrarFlags struct{ data, dsn, actor string }
+
+func (f *registrarFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.data, "data", "", "data directory")
+	c.Flags().StringVar(&f.dsn, "store", "", "store DSN; default the store in --data")
+	c.Flags().StringVar(&f.actor, "actor", os.Getenv("USER"), "who makes the change, for the audit log")
+}
+
+func (f *registrarFlags) open(ctx context.Context, run func(*router.Registrar) error) error {
+	if f.actor == "" {
+		return errors.New("--actor is required")
+	}
+	db, err := openStore(ctx, f.data, f.dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return run(router.NewRegistrar(db.Router(), nil))
+}
+
+func newRouterDeviceCmd() *cobra.Command {
+	var f registrarFlags
+	var eui, supplier, no string
+	c := &cobra.Command{
+		Use:   "device-register",
+		Short: "Register a device (keys from its SMKI device certificates) with its supplier and network operator",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var d, s, n smki.EUI
+			var err error
+			if d, err = smki.ParseEUI(eui); err != nil {
+				return fmt.Errorf("--eui: %w", err)
+			}
+			if supplier != "" {
+				if s, err = smki.ParseEUI(supplier); err != nil {
+					return fmt.Errorf("--supplier: %w", err)
+				}
+			}
+			if no != "" {
+				if n, err = smki.ParseEUI(no); err != nil {
+					return fmt.Errorf("--network-operator: %w", err)
+				}
+			}
+			return f.open(cmd.Context(), func(g *router.Registrar) error { return g.RegisterDevice(cmd.Context(), f.actor, d, s, n) })
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&eui, "eui", "", "device EUI-64 (required)")
+	c.Flags().StringVar(&supplier, "supplier", "", "EUI-64 of the supplier holding the supplier trust anchor")
+	c.Flags().StringVar(&no, "network-operator", "", "EUI-64 of the network operator")
+	c.MarkFlagRequired("eui")
+	return c
+}
+
+func newRouterConsentCmd() *cobra.Command {
+	c := &cobra.Command{Use: "consent", Short: "Consent records for other users' reads (spec section 11)"}
+	var gf registrarFlags
+	var id, device, user, evidence string
+	var scope []string
+	var valid time.Duration
+	grant := &cobra.Command{
+		Use:   "grant",
+		Short: "Record a consumer's consent for an other user to read their device",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := smki.ParseEUI(device)
+			if err != nil {
+				return fmt.Errorf("--device: %w", err)
+			}
+			u, err := smki.ParseEUI(user)
+			if err != nil {
+				return fmt.Errorf("--user: %w", err)
+			}
+			now := time.Now()
+			return gf.open(cmd.Context(), func(g *router.Registrar) error {
+				return g.GrantConsent(cmd.Context(), gf.actor, store.Consent{ID: id, Device: d.String(), User: u.String(), Scope: scope,
+					NotBefore: now, ExpiresAt: now.Add(valid), Evidence: evidence})
+			})
+		},
+	}
+	gf.register(grant)
+	grant.Flags().StringVar(&id, "id", "", "consent identifier (required)")
+	grant.Flags().StringVar(&device, "device", "", "the consumer's device EUI-64 (required)")
+	grant.Flags().StringVar(&user, "user", "", "the other user's EUI-64 (required)")
+	grant.Flags().StringSliceVar(&scope, "scope", nil, "service reference variants consented to, such as 4.8.1 (required)")
+	grant.Flags().DurationVar(&valid, "valid", 365*24*time.Hour, "how long the consent lasts")
+	grant.Flags().StringVar(&evidence, "evidence", "", "how consent was given, such as the CIN read back (required)")
+	for _, n := range []string{"id", "device", "user", "scope", "evidence"} {
+		grant.MarkFlagRequired(n)
+	}
+	var rf registrarFlags
+	var rid, reason string
+	revoke := &cobra.Command{
+		Use:   "revoke",
+		Short: "End a consent now",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return rf.open(cmd.Context(), func(g *router.Registrar) error { return g.RevokeConsent(cmd.Context(), rf.actor, rid, reason) })
+		},
+	}
+	rf.register(revoke)
+	revoke.Flags().StringVar(&rid, "id", "", "consent identifier (required)")
+	revoke.Flags().StringVar(&reason, "reason", "", "why (required)")
+	revoke.MarkFlagRequired("id")
+	revoke.MarkFlagRequired("reason")
+	c.AddCommand(grant, revoke)
+	return c
+}
