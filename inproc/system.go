@@ -526,7 +526,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	s.Repository = repository.New(repository.Config{Operators: ops}, repository.Deps{Certs: s.DB.SMKI(), CAs: s.DB.SMKI(), CRLs: s.DB.SMKI(),
 		Audit: s.DB, Publisher: s.DB.SMKI(), OCSP: repository.NewStoredOCSP(s.DB.SMKI(), s.log, s.now), Logger: s.log, Now: s.now})
 
-	if s.CAService, err = ra.New(ra.Deps{Authority: s.CA, Store: s.DB.SMKI(), Audit: s.DB, Credentials: creds,
+	if s.CAService, err = ra.New(ra.Deps{Authority: s.CA, Store: s.DB.SMKI(), Registry: s.DB.SMKI(), Audit: s.DB, Credentials: creds,
 		ClientIssuer: ca.NameDCCKITLS, Logger: s.log, Now: s.now}); err != nil {
 		return err
 	}

@@ -41,13 +41,16 @@ const (
 	// RoleRevoke may revoke certificates and ask for a CRL through the CA
 	// service (serve ca).
 	RoleRevoke Role = "revoke"
-	// RoleIssue may issue organisation and device certificates from
-	// certificate requests through the CA service (serve ca).
+	// RoleIssue may approve or reject organisations' certificate requests
+	// and issue device certificates through the CA service (serve ca).
 	RoleIssue Role = "issue"
+	// RoleRegister may register organisations with the CA service's
+	// registration authority: their EUI-64, name, roles, manufacturer flag.
+	RoleRegister Role = "register"
 )
 
 // Roles lists every role a credential may hold.
-var Roles = []Role{RoleViewer, RoleQuarantineOfficer, RoleThresholdAdmin, RolePublish, RoleRevoke, RoleIssue}
+var Roles = []Role{RoleViewer, RoleQuarantineOfficer, RoleThresholdAdmin, RolePublish, RoleRevoke, RoleIssue, RoleRegister}
 
 // ParseRole accepts the name of one of Roles.
 func ParseRole(s string) (Role, error) {

@@ -57,25 +57,6 @@ type DeviceRequest struct {
 	CSR string `json:"csr"`
 }
 
-// OrganisationRequest is the body of POST /v1/certificates/organisation.
-// The role, EUI-64 and name come from the organisation's registration; the
-// CSR proves possession of the key, and its subject, when present, must
-// agree with them.
-type OrganisationRequest struct {
-	// Role is the Remote Party Role: supplier, networkOperator,
-	// accessControlBroker, wanProvider, transitionalCoS, other...
-	Role string `json:"role"`
-	// EUI is the organisation's EUI-64, 16 hex digits.
-	EUI string `json:"eui"`
-	// Name is the certificate's common name; optional.
-	Name string `json:"name,omitempty"`
-	// Usage is ds (digital signing), ka (key agreement) or pp-ka (a
-	// supplier's prepayment top-up key agreement).
-	Usage string `json:"usage"`
-	// CSR is the PKCS#10 request, PEM or base64 DER.
-	CSR string `json:"csr"`
-}
-
 // CertificateView is a certificate as the API answers it.
 type CertificateView struct {
 	CA               string `json:"ca"`
@@ -166,7 +147,7 @@ func (s *Server) refuse(ctx context.Context, who caller, action, object string, 
 			detail = pe.Param + ": " + detail
 		}
 	}
-	s.audit(ctx, who.operator, action, object, OutcomeRefused, map[string]any{"refusal": auditDetail(detail), "client": who.client})
+	s.audit(ctx, who.actor(), action, object, OutcomeRefused, map[string]any{"refusal": auditDetail(detail), "client": who.client})
 	return err
 }
 
@@ -181,7 +162,7 @@ func (s *Server) do(ctx context.Context, who caller, action, object string, deta
 		details = map[string]any{}
 	}
 	details["client"] = who.client
-	if err := s.auditStrict(ctx, who.operator, action, object, OutcomeAttempt, details); err != nil {
+	if err := s.auditStrict(ctx, who.actor(), action, object, OutcomeAttempt, details); err != nil {
 		return problem.Wrap(ErrInternal, err, "", "writing audit log")
 	}
 	if err := fn(); err != nil {
@@ -190,10 +171,10 @@ func (s *Server) do(ctx context.Context, who caller, action, object string, deta
 			d[k] = v
 		}
 		d["error"] = auditDetail(err.Error())
-		s.audit(ctx, who.operator, action, object, OutcomeFailure, d)
+		s.audit(ctx, who.actor(), action, object, OutcomeFailure, d)
 		return fromCA(err)
 	}
-	s.audit(ctx, who.operator, action, object, OutcomeSuccess, details)
+	s.audit(ctx, who.actor(), action, object, OutcomeSuccess, details)
 	return nil
 }
 
@@ -397,45 +378,6 @@ func (s *Server) issueDevice(c echo.Context) error {
 			s.log.WarnContext(ctx, "certificate issued, batch not closed at its quota", "batch", r.Batch, "err", err)
 			return nil
 		}
-		return err
-	}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, certView(out))
-}
-
-// issueOrg answers POST /v1/certificates/organisation.
-func (s *Server) issueOrg(c echo.Context) error {
-	who, err := s.authorize(c, operator.RoleIssue, ActionIssueOrg)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	object := c.Request().URL.Path
-	var r OrganisationRequest
-	if err := readJSON(c, &r, "{role, eui, name, usage, csr}"); err != nil {
-		return s.refuse(ctx, who, ActionIssueOrg, object, err)
-	}
-	role, err := smki.ParseRole(r.Role)
-	if err != nil {
-		return s.refuse(ctx, who, ActionIssueOrg, object, problem.Wrap(ErrBadRequest, err, "role", "%s", clipDetail(err.Error())))
-	}
-	eui, err := smkiEUI("eui", r.EUI)
-	if err != nil {
-		return s.refuse(ctx, who, ActionIssueOrg, object, err)
-	}
-	usage, err := ca.ParseUsage(r.Usage)
-	if err != nil {
-		return s.refuse(ctx, who, ActionIssueOrg, object, problem.Wrap(ErrBadRequest, err, "usage", "%s", clipDetail(err.Error())))
-	}
-	csr, err := csrBytes(r.CSR)
-	if err != nil {
-		return s.refuse(ctx, who, ActionIssueOrg, object, err)
-	}
-	object = eui.String()
-	var out store.Certificate
-	if err := s.do(ctx, who, ActionIssueOrg, object, map[string]any{"role": role.String(), "usage": string(usage)}, func() error {
-		out, err = s.deps.Authority.IssueOrg(ctx, ca.OrgRequest{CSR: csr, Role: role, EUI: eui, Name: r.Name, Usage: usage})
 		return err
 	}); err != nil {
 		return err

@@ -46,7 +46,9 @@ type Auditor interface {
 type Deps struct {
 	Authority Authority
 	Store     Store
-	Audit     Auditor
+	// Registry keeps organisations and certificate requests (the store).
+	Registry Registry
+	Audit    Auditor
 	// Credentials authenticates operators' bearer tokens.
 	Credentials *operator.Credentials
 	// ClientIssuer names the CA (in Store) whose revocations client
@@ -70,8 +72,8 @@ type Server struct {
 
 // New returns the API over deps.
 func New(deps Deps) (*Server, error) {
-	if deps.Authority == nil || deps.Store == nil || deps.Audit == nil || deps.Credentials == nil || deps.ClientIssuer == "" {
-		return nil, errors.New("ra: Authority, Store, Audit, Credentials and ClientIssuer are required")
+	if deps.Authority == nil || deps.Store == nil || deps.Registry == nil || deps.Audit == nil || deps.Credentials == nil || deps.ClientIssuer == "" {
+		return nil, errors.New("ra: Authority, Store, Registry, Audit, Credentials and ClientIssuer are required")
 	}
 	s := &Server{deps: deps, log: deps.Logger, now: deps.Now}
 	if s.log == nil {
@@ -89,7 +91,14 @@ func New(deps Deps) (*Server, error) {
 	s.e.POST("/v1/revocations", s.revoke)
 	s.e.POST("/v1/crls/:ca", s.crl)
 	s.e.POST("/v1/certificates/device", s.issueDevice)
-	s.e.POST("/v1/certificates/organisation", s.issueOrg)
+	s.e.GET("/v1/organisations", s.listOrganisations)
+	s.e.GET("/v1/organisations/:eui", s.getOrganisation)
+	s.e.PUT("/v1/organisations/:eui", s.putOrganisation)
+	s.e.POST("/v1/requests", s.submitRequest)
+	s.e.GET("/v1/requests", s.listRequests)
+	s.e.GET("/v1/requests/:id", s.getRequest)
+	s.e.POST("/v1/requests/:id/approve", s.approveRequest)
+	s.e.POST("/v1/requests/:id/reject", s.rejectRequest)
 	return s, nil
 }
 
@@ -147,10 +156,21 @@ func loggedCaller(c echo.Context) []slog.Attr {
 	return a
 }
 
-// caller is an authenticated request's client certificate and operator.
+// caller is an authenticated request's client certificate and, for an
+// operator's request, the operator.
 type caller struct {
-	client   string // the client certificate: "EUI/role" or its subject, and serial
+	client   string   // the client certificate: "EUI/role" or its subject, and serial
+	eui      smki.EUI // the DCCKI user the certificate names; zero if none
 	operator string
+}
+
+// actor is who the audit log records: the operator, or for an
+// organisation's own request its client certificate.
+func (w caller) actor() string {
+	if w.operator != "" {
+		return w.operator
+	}
+	return w.client
 }
 
 // Audit outcomes, as the repository and operator APIs write them.
@@ -167,10 +187,10 @@ const (
 	ActorUnknown   = "unknown-credential"
 )
 
-// authorize establishes the caller: a verified client certificate that is
-// not revoked, and an operator bearer token holding role. Every refusal is
-// audited under action.
-func (s *Server) authorize(c echo.Context, role operator.Role, action string) (caller, error) {
+// client establishes the caller from its client certificate alone: one
+// verified by the handshake and not revoked. Refusals are audited under
+// action.
+func (s *Server) client(c echo.Context, action string) (caller, error) {
 	req := c.Request()
 	ctx := req.Context()
 	object := req.URL.Path
@@ -181,6 +201,9 @@ func (s *Server) authorize(c echo.Context, role operator.Role, action string) (c
 	}
 	cert := req.TLS.PeerCertificates[0]
 	who.client = clientName(cert)
+	if eui, _, err := ca.TLSUser(cert); err == nil {
+		who.eui = eui
+	}
 	c.Set(clientKey, who.client)
 	if revoked, err := s.clientRevoked(ctx, cert); err != nil {
 		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, map[string]any{"refusal": "client certificate revocation unknown: " + auditDetail(err.Error()), "client": who.client})
@@ -189,6 +212,20 @@ func (s *Server) authorize(c echo.Context, role operator.Role, action string) (c
 		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, map[string]any{"refusal": "client certificate revoked", "client": who.client})
 		return who, problem.New(ErrUnauthenticated, "", "client certificate %X is revoked", cert.SerialNumber)
 	}
+	return who, nil
+}
+
+// authorize establishes an operator's request: the client certificate
+// (client) and an operator bearer token holding role ("" for any operator).
+// Every refusal is audited under action.
+func (s *Server) authorize(c echo.Context, role operator.Role, action string) (caller, error) {
+	who, err := s.client(c, action)
+	if err != nil {
+		return who, err
+	}
+	req := c.Request()
+	ctx := req.Context()
+	object := req.URL.Path
 	token, present, ok := operator.BearerToken(req.Header.Get(echo.HeaderAuthorization))
 	if !present || !ok {
 		refusal := "no operator credential"
@@ -205,7 +242,7 @@ func (s *Server) authorize(c echo.Context, role operator.Role, action string) (c
 	}
 	who.operator = id.Name
 	c.Set(operatorKey, id.Name)
-	if !id.Has(role) {
+	if role != "" && !id.Has(role) {
 		s.audit(ctx, id.Name, action, object, OutcomeRefused, map[string]any{"refusal": fmt.Sprintf("operator lacks the %s role", role), "client": who.client})
 		return who, problem.New(ErrForbidden, "", "operator %q does not hold the %s role", id.Name, role)
 	}

@@ -75,6 +75,7 @@ func newWorld(t *testing.T) *world {
 	for name, roles := range map[string][]operator.Role{
 		"alice": {operator.RoleRevoke, operator.RoleIssue},
 		"bob":   {operator.RoleViewer},
+		"carol": {operator.RoleRegister, operator.RoleIssue},
 	} {
 		tok, c, err := operator.Mint(rand.Reader, name, roles)
 		if err != nil {
@@ -87,7 +88,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.srv, err = ra.New(ra.Deps{Authority: w.auth, Store: w.db.SMKI(), Audit: w.db, Credentials: cs,
+	if w.srv, err = ra.New(ra.Deps{Authority: w.auth, Store: w.db.SMKI(), Registry: w.db.SMKI(), Audit: w.db, Credentials: cs,
 		ClientIssuer: ca.NameDCCKITLS, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
@@ -320,37 +321,6 @@ func TestIssueRevokeCRL(t *testing.T) {
 	}
 }
 
-// TestOrganisationCertificate issues a supplier's digital-signing
-// certificate and refuses a request whose CSR subject contradicts the
-// registration.
-func TestOrganisationCertificate(t *testing.T) {
-	w := newWorld(t)
-	eui := smki.MustParseEUI("90B3D51F30010000")
-	key := newKey(t)
-	der, err := smki.CreateCSR(rand.Reader, &smki.CSRTemplate{Kind: smki.KindOrganisation, CommonName: "Supplier A",
-		Role: smki.RoleSupplier, EUI: eui, KeyUsage: x509.KeyUsageDigitalSignature}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := ra.OrganisationRequest{Role: "supplier", EUI: eui.String(), Name: "Supplier A", Usage: "ds",
-		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))}
-	var cert ra.CertificateView
-	if code, p := w.call(w.client, "POST", "/v1/certificates/organisation", "alice", req, &cert); code != http.StatusCreated {
-		t.Fatalf("issue: %d %+v", code, p)
-	}
-	if cert.CA != ca.NameOCA || cert.Kind != "org" || cert.Usage != "ds" || cert.Role != smki.RoleSupplier.String() || cert.EUI != eui.String() {
-		t.Errorf("issued %+v", cert)
-	}
-	sc, err := smki.ParseCertificate(pemDER(t, cert.Certificate))
-	if err != nil || !sc.PublicKey.Equal(&key.PublicKey) {
-		t.Errorf("issued certificate: %v", err)
-	}
-	req.EUI = "90B3D51F30010001" // not the CSR's
-	if code, p := w.call(w.client, "POST", "/v1/certificates/organisation", "alice", req, nil); code != http.StatusBadRequest {
-		t.Errorf("mismatched EUI: %d %+v", code, p)
-	}
-}
-
 func pemDER(t *testing.T, s string) []byte {
 	b, _ := pem.Decode([]byte(s))
 	if b == nil {
@@ -395,7 +365,10 @@ func TestRefusals(t *testing.T) {
 		{"no CSR", "POST", "/v1/certificates/device", "alice", ra.DeviceRequest{Batch: batch}, "", 400, "csr"},
 		{"unknown batch", "POST", "/v1/certificates/device", "alice", ra.DeviceRequest{Batch: "B9", CSR: deviceCSR(t, smki.MustParseEUI("F000000000000003"))}, "", 404, ""},
 		{"too large", "POST", "/v1/certificates/device", "alice", big, "", 413, ""},
-		{"bad role", "POST", "/v1/certificates/organisation", "alice", ra.OrganisationRequest{Role: "king", EUI: "90B3D51F30010000", Usage: "ds", CSR: "x"}, "", 400, "role"},
+		{"bad role", "PUT", "/v1/organisations/90B3D51F30010000", "carol", ra.OrganisationRecord{Name: "X", Roles: []string{"king"}}, "", 400, "roles"},
+		{"no register role", "PUT", "/v1/organisations/90B3D51F30010000", "alice", ra.OrganisationRecord{Name: "X", Roles: []string{"supplier"}}, "", 403, ""},
+		{"unregistered submits", "POST", "/v1/requests", "", ra.SubmitRequest{Role: "supplier", Usage: "ds", CSR: "x"}, "", 403, ""},
+		{"approve unknown", "POST", "/v1/requests/req-nope0000/approve", "alice", nil, "", 404, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seq := w.lastSeq()
@@ -500,7 +473,7 @@ func TestNoKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := w.newAuthority() // nothing loaded yet
-	srv, err := ra.New(ra.Deps{Authority: fresh, Store: w.db.SMKI(), Audit: w.db, Credentials: mustCreds(t, w), ClientIssuer: ca.NameDCCKITLS})
+	srv, err := ra.New(ra.Deps{Authority: fresh, Store: w.db.SMKI(), Registry: w.db.SMKI(), Audit: w.db, Credentials: mustCreds(t, w), ClientIssuer: ca.NameDCCKITLS})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func serveCA(ctx context.Context, cfg ra.ServeConfig) error {
 		held = append(held, "online-ca "+k.CA+" "+custody.Redacted(k.KeyURI))
 	}
 	serving.KeysLoaded(ctx, log, "ca", held...)
-	srv, err := ra.New(ra.Deps{Authority: auth, Store: db.SMKI(), Audit: db, Credentials: creds, ClientIssuer: ca.NameDCCKITLS, Logger: log})
+	srv, err := ra.New(ra.Deps{Authority: auth, Store: db.SMKI(), Registry: db.SMKI(), Audit: db, Credentials: creds, ClientIssuer: ca.NameDCCKITLS, Logger: log})
 	if err != nil {
 		return err
 	}
