@@ -183,3 +183,75 @@ func pemDER(t *testing.T, b []byte) []byte {
 	}
 	return blk.Bytes
 }
+
+// TestRegistrationCLI runs the registration authority end to end with the
+// command line: an operator registers the supplier (ca org register); the
+// supplier makes a key and request (keys new) and submits it with its own
+// DCCKI certificate (ca request submit); an operator sees it queued and
+// approves it (ca request list, approve); the supplier reads its issued
+// certificate (ca request show), which chains to the OCA.
+func TestRegistrationCLI(t *testing.T) {
+	needBinary(t)
+	w := newWorld(t, "sqlite", 1)
+	dir := t.TempDir()
+	const token = "e2e-registrar-token-0123456789abcdef"
+	sum := sha256.Sum256([]byte(token))
+	ops, tokFile := filepath.Join(dir, "operators.json"), filepath.Join(dir, "token")
+	if err := os.WriteFile(ops, fmt.Appendf(nil, `{"operators": [{"name": "reg", "token_sha256": %q, "roles": ["register", "issue"]}]}`,
+		hex.EncodeToString(sum[:])), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opCert, opKey := filepath.Join(dir, "operator.pem"), filepath.Join(dir, "operator.key")
+	cli(t, "ca", "issue", "tls-client", "--data", w.data, "--actor", "e2e", "--eui", "90B3D51F30000004", "--user-role", "OU",
+		"--key-out", opKey, "--out", opCert)
+	rootPEM := filepath.Join(dir, "dccki-root.pem")
+	rc, err := w.db.SMKI().CA(context.Background(), ca.NameDCCKIRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rootPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rc.CertDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	caProc := start(t, "ca", "serve", "ca", "--data", w.data, "--listen", addr, "--tls-cert", w.srvCert, "--tls-key", w.srvKey,
+		"--operators", ops, "--log-level", "info")
+	keysLoaded(t, caProc) // up
+	url := "https://" + addr
+	asOperator := []string{"--ca-url", url, "--cert", opCert, "--key", opKey, "--cacert", rootPEM, "--token-file", tokFile}
+	asSupplier := []string{"--ca-url", url, "--cert", w.supplier.tlsCert, "--key", w.supplier.tlsKey, "--cacert", rootPEM}
+
+	eventually(t, 20*time.Second, "CA service answers", func() error {
+		_, err := cliErr(t, append([]string{"ca", "org", "list"}, asOperator...)...)
+		return err
+	})
+	cli(t, append([]string{"ca", "org", "register", w.supplier.eui.String(), "--name", "Supplier A", "--role", "supplier"}, asOperator...)...)
+	key, csr := filepath.Join(dir, "new-ds.key"), filepath.Join(dir, "new-ds.csr")
+	cli(t, "keys", "new", "--usage", "ds", "--key", key, "--csr", csr, "--eui", w.supplier.eui.String(), "--role", "supplier", "--name", "supplier")
+	out := cli(t, append([]string{"ca", "request", "submit", "--role", "supplier", "--usage", "ds", "--csr", csr, "--json"}, asSupplier...)...)
+	var req struct{ ID, State string }
+	if err := json.Unmarshal([]byte(out), &req); err != nil || req.State != "pending" {
+		t.Fatalf("submit: %q, %v", out, err)
+	}
+	if out := cli(t, append([]string{"ca", "request", "list"}, asOperator...)...); !strings.Contains(out, req.ID) {
+		t.Errorf("the pending queue lacks %s:\n%s", req.ID, out)
+	}
+	if _, err := cliErr(t, append([]string{"ca", "request", "approve", req.ID}, asSupplier...)...); err == nil {
+		t.Error("the supplier approved its own request (no operator token)")
+	}
+	cli(t, append([]string{"ca", "request", "approve", req.ID, "--reason", "registration checked"}, asOperator...)...)
+	out = cli(t, append([]string{"ca", "request", "show", req.ID, "--json"}, asSupplier...)...)
+	var shown struct {
+		State       string
+		Certificate struct{ CA, Certificate string }
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.State != "issued" || shown.Certificate.CA != ca.NameOCA {
+		t.Fatalf("show: %q, %v", out, err)
+	}
+	sc, err := smki.ParseCertificate(pemDER(t, []byte(shown.Certificate.Certificate)))
+	if err != nil || sc.EUI != w.supplier.eui || sc.Role != smki.RoleSupplier {
+		t.Errorf("issued certificate: %v, %+v", err, sc)
+	}
+}

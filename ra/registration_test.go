@@ -1,9 +1,12 @@
 package ra_test
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -153,3 +156,52 @@ func TestRegistration(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestClient drives the registration through Client, as the ca request
+// commands do: register, submit, list, approve, revoke; and a refusal comes
+// back as an *Error with its status.
+func TestClient(t *testing.T) {
+	w := newWorld(t)
+	supplier := smki.MustParseEUI("90B3D51F30010000")
+	tc := func(cert tls.Certificate) *tls.Config {
+		return &tls.Config{RootCAs: w.roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	carol, err := ra.NewClient(w.url, tc(w.caller), w.tokens["carol"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := ra.NewClient(w.url, tc(w.caller), w.tokens["alice"])
+	org, _ := ra.NewClient(w.url, tc(w.clientCert(supplier)), "")
+	ctx := context.Background()
+	if _, err := carol.RegisterOrganisation(ctx, supplier, ra.OrganisationRecord{Name: "Supplier A", Roles: []string{"supplier"}}); err != nil {
+		t.Fatal(err)
+	}
+	if orgs, err := alice.Organisations(ctx); err != nil || len(orgs) != 1 {
+		t.Errorf("Organisations = %+v, %v", orgs, err)
+	}
+	req, err := org.Submit(ctx, ra.SubmitRequest{Role: "supplier", Usage: "ds", CSR: orgCSR(t, smki.RoleSupplier, supplier, x509.KeyUsageDigitalSignature)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := alice.Requests(ctx, "", smki.EUI{}); err != nil || len(list) != 1 || list[0].ID != req.ID {
+		t.Errorf("Requests = %+v, %v", list, err)
+	}
+	if _, err := org.Approve(ctx, req.ID, ""); !ra.IsStatus(err, http.StatusUnauthorized) {
+		t.Errorf("an organisation approves: %v", err)
+	}
+	done, err := alice.Approve(ctx, req.ID, "ok")
+	if err != nil || done.Certificate == nil {
+		t.Fatalf("Approve = %+v, %v", done, err)
+	}
+	if got, err := org.Request(ctx, req.ID); err != nil || got.State != store.RequestIssued {
+		t.Errorf("Request = %+v, %v", got, err)
+	}
+	rv, err := alice.Revoke(ctx, done.Certificate.CA, done.Certificate.Serial, "superseded")
+	if err != nil || rv.Certificate.RevocationReason != "superseded" || rv.CRL == nil {
+		t.Errorf("Revoke = %+v, %v", rv, err)
+	}
+	var e *ra.Error
+	if _, err := alice.Revoke(ctx, done.Certificate.CA, done.Certificate.Serial, "superseded"); !errors.As(err, &e) || e.Status != http.StatusConflict || e.Problem.Param != "serial" {
+		t.Errorf("second Revoke: %v", err)
+	}
+}
