@@ -193,3 +193,12 @@ func IsStatus(err error, status int) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == status
 }
+
+// SubmitDevice has a device certificate issued at once from batch for a
+// device CSR (PEM or base64 DER): the calling organisation must be a
+// registered manufacturer.
+func (c *Client) SubmitDevice(ctx context.Context, batch, csr string) (CertificateView, error) {
+	var out CertificateView
+	err := c.do(ctx, http.MethodPost, "/v1/requests/device", DeviceRequest{Batch: batch, CSR: csr}, &out)
+	return out, err
+}

@@ -31,7 +31,6 @@ const (
 	ActionRevoke   = "ca-api.revoke"
 	ActionCRL      = "ca-api.crl"
 	ActionIssueDev = "ca-api.issue.device"
-	ActionIssueOrg = "ca-api.issue.organisation"
 	mediaJSON      = "application/json"
 	timeFormat     = time.RFC3339
 	maxAuditDetail = 512

@@ -50,7 +50,7 @@ func TestOpenAPI(t *testing.T) {
 	routes := srv.Routes()
 	apiservertest.CheckOpenAPI(t, doc, routes, "401", "403")
 	apiservertest.CheckProblemTypes(t, doc, kinds)
-	if len(routes) != 12 {
-		t.Errorf("%d routes served, want 12", len(routes))
+	if len(routes) != 13 {
+		t.Errorf("%d routes served, want 13", len(routes))
 	}
 }

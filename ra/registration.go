@@ -1,13 +1,17 @@
 package ra
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base32"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +45,10 @@ const (
 	ActionApprove  = "ca-api.request.approve"
 	ActionReject   = "ca-api.request.reject"
 	ActionIssueReq = "ca-api.request.issue"
+	ActionDevice   = "ca-api.request.device"
+	// The reads, audited only when refused.
+	actionReadOrg = "ca-api.organisation.read"
+	actionReadReq = "ca-api.request.read"
 )
 
 // dccRoles are the DCC's own Remote Party Roles: a certificate for one of
@@ -139,6 +147,8 @@ func (s *Server) requestView(ctx context.Context, r store.CertRequest) RequestVi
 		if c, err := s.deps.Store.Certificate(ctx, r.CertCA, r.CertSerial); err == nil {
 			cv := certView(c)
 			v.Certificate = &cv
+		} else {
+			s.log.ErrorContext(ctx, "issued certificate of a request unreadable", "request", r.ID, "ca", r.CertCA, "err", err)
 		}
 	}
 	return v
@@ -210,7 +220,7 @@ func (s *Server) putOrganisation(c echo.Context) error {
 
 // getOrganisation answers GET /v1/organisations/{eui}.
 func (s *Server) getOrganisation(c echo.Context) error {
-	if _, err := s.authorize(c, "", "ca-api.organisation.read"); err != nil {
+	if _, err := s.authorize(c, "", actionReadOrg); err != nil {
 		return err
 	}
 	eui, err := smkiEUI("eui", c.Param("eui"))
@@ -226,7 +236,7 @@ func (s *Server) getOrganisation(c echo.Context) error {
 
 // listOrganisations answers GET /v1/organisations.
 func (s *Server) listOrganisations(c echo.Context) error {
-	if _, err := s.authorize(c, "", "ca-api.organisation.read"); err != nil {
+	if _, err := s.authorize(c, "", actionReadOrg); err != nil {
 		return err
 	}
 	all, err := s.deps.Registry.Organisations(c.Request().Context())
@@ -288,6 +298,9 @@ func (s *Server) submitRequest(c echo.Context) error {
 	usage, err := ca.ParseUsage(r.Usage)
 	if err != nil {
 		return s.refuse(ctx, who, ActionSubmit, object, problem.Wrap(ErrBadRequest, err, "usage", "%s", clipDetail(err.Error())))
+	}
+	if usage == ca.UsagePPKA && role != smki.RoleSupplier {
+		return s.refuse(ctx, who, ActionSubmit, object, problem.New(ErrBadRequest, "usage", "a prepayment top-up key-agreement certificate is for suppliers only"))
 	}
 	if len(r.Name) > 128 {
 		return s.refuse(ctx, who, ActionSubmit, object, problem.New(ErrBadRequest, "name", "at most 128 characters"))
@@ -354,9 +367,9 @@ func (s *Server) getRequest(c echo.Context) error {
 	var who caller
 	var err error
 	if c.Request().Header.Get(echo.HeaderAuthorization) != "" {
-		who, err = s.authorize(c, "", "ca-api.request.read")
+		who, err = s.authorize(c, "", actionReadReq)
 	} else {
-		who, err = s.client(c, "ca-api.request.read")
+		who, err = s.client(c, actionReadReq)
 	}
 	if err != nil {
 		return err
@@ -374,7 +387,7 @@ func (s *Server) getRequest(c echo.Context) error {
 // listRequests answers GET /v1/requests?state=&organisation=&limit=, for
 // operators: by default the pending queue, oldest first.
 func (s *Server) listRequests(c echo.Context) error {
-	if _, err := s.authorize(c, "", "ca-api.request.read"); err != nil {
+	if _, err := s.authorize(c, "", actionReadReq); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -392,6 +405,13 @@ func (s *Server) listRequests(c echo.Context) error {
 			return err
 		}
 		q.OrgEUI = eui.String()
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return problem.New(ErrBadRequest, "limit", "want 1 to 1000")
+		}
+		q.Limit = n
 	}
 	rs, err := s.deps.Registry.Requests(ctx, q)
 	if err != nil {
@@ -415,10 +435,18 @@ func (s *Server) approveRequest(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	var d Decision
-	if c.Request().ContentLength != 0 {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return s.refuse(ctx, who, ActionApprove, id, problem.Wrap(ErrTooLarge, err, "body", "reading the request body: %v", err))
+	}
+	if len(bytes.TrimSpace(body)) > 0 { // the body is optional
+		c.Request().Body = io.NopCloser(bytes.NewReader(body))
 		if err := readJSON(c, &d, "{reason}"); err != nil {
 			return s.refuse(ctx, who, ActionApprove, id, err)
 		}
+	}
+	if len(d.Reason) > 512 {
+		return s.refuse(ctx, who, ActionApprove, id, problem.New(ErrBadRequest, "reason", "at most 512 characters"))
 	}
 	var r store.CertRequest
 	if err := s.do(ctx, who, ActionApprove, id, map[string]any{"reason": clipDetail(d.Reason)}, func() error {
@@ -436,6 +464,8 @@ func (s *Server) approveRequest(c echo.Context) error {
 // issueRequest issues the certificate of a request claimed for issuance and
 // records the outcome on the request.
 func (s *Server) issueRequest(ctx context.Context, who caller, r store.CertRequest) store.CertRequest {
+	// Claimed: finish it whatever the client does now.
+	ctx = context.WithoutCancel(ctx)
 	var cert store.Certificate
 	err := s.do(ctx, who, ActionIssueReq, r.ID, map[string]any{"organisation": r.OrgEUI, "role": smki.Role(r.Role).String(),
 		"usage": r.Usage, "approvals": strings.Join(r.Approvals, ",")}, func() error {
@@ -443,15 +473,23 @@ func (s *Server) issueRequest(ctx context.Context, who caller, r store.CertReque
 		if err != nil {
 			return err
 		}
+		// The registration may have changed since the submission.
+		org, err := s.deps.Registry.Organisation(ctx, r.OrgEUI)
+		if err != nil {
+			return err
+		}
+		if role := smki.Role(r.Role).String(); org.State != store.OrgActive || !slices.Contains(org.Roles, role) {
+			return fmt.Errorf("%w: organisation %s is %s with roles %s since the request: no %s certificate", ca.ErrRequest, r.OrgEUI, org.State, strings.Join(org.Roles, ","), role)
+		}
 		cert, err = s.deps.Authority.IssueOrg(ctx, ca.OrgRequest{CSR: r.CSR, Role: smki.Role(r.Role), EUI: eui, Name: r.Name, Usage: ca.Usage(r.Usage)})
 		return err
 	})
 	var done store.CertRequest
 	var ferr error
 	if err != nil {
-		done, ferr = s.deps.Registry.FinishRequest(context.WithoutCancel(ctx), r.ID, "", nil, clipDetail(err.Error()))
+		done, ferr = s.deps.Registry.FinishRequest(ctx, r.ID, "", nil, clipDetail(err.Error()))
 	} else {
-		done, ferr = s.deps.Registry.FinishRequest(context.WithoutCancel(ctx), r.ID, cert.CA, cert.Serial, "")
+		done, ferr = s.deps.Registry.FinishRequest(ctx, r.ID, cert.CA, cert.Serial, "")
 	}
 	if ferr != nil {
 		s.log.ErrorContext(ctx, "request outcome not recorded", "request", r.ID, "issued", err == nil, "err", ferr)
@@ -492,4 +530,63 @@ func storeConflict(err error) error {
 		return problem.Wrap(ErrConflict, err, "id", "%s", clipDetail(err.Error()))
 	}
 	return err
+}
+
+// submitDevice answers POST /v1/requests/device: a registered manufacturer,
+// identified by its DCCKI client certificate alone, has a device
+// certificate issued at once from an open batch for one device CSR (a file
+// of many goes through the provisioning import).
+func (s *Server) submitDevice(c echo.Context) error {
+	who, err := s.client(c, ActionDevice)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	object := c.Request().URL.Path
+	var r DeviceRequest
+	if err := readJSON(c, &r, "{batch, csr}"); err != nil {
+		return s.refuse(ctx, who, ActionDevice, object, err)
+	}
+	if err := s.manufacturer(ctx, who); err != nil {
+		return s.refuse(ctx, who, ActionDevice, object, err)
+	}
+	if err := checkCAName("batch", r.Batch); err != nil {
+		return s.refuse(ctx, who, ActionDevice, object, err)
+	}
+	csr, err := csrBytes(r.CSR)
+	if err != nil {
+		return s.refuse(ctx, who, ActionDevice, object, err)
+	}
+	var out store.Certificate
+	if err := s.do(ctx, who, ActionDevice, r.Batch, nil, func() error {
+		out, err = s.deps.Authority.IssueDevice(context.WithoutCancel(ctx), r.Batch, csr)
+		if err != nil && len(out.DER) > 0 {
+			s.log.WarnContext(ctx, "certificate issued, batch not closed at its quota", "batch", r.Batch, "err", err)
+			return nil
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, certView(out))
+}
+
+// manufacturer checks that the caller is a registered, active
+// manufacturer.
+func (s *Server) manufacturer(ctx context.Context, who caller) error {
+	if who.eui.IsZero() {
+		return problem.New(ErrForbidden, "", "the client certificate names no DCCKI user (EUI-64 and role)")
+	}
+	org, err := s.deps.Registry.Organisation(ctx, who.eui.String())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return problem.New(ErrForbidden, "", "organisation %s is not registered with the SMKI registration authority", who.eui)
+	case err != nil:
+		return problem.Wrap(ErrInternal, err, "", "reading the registration")
+	case org.State != store.OrgActive:
+		return problem.New(ErrForbidden, "", "organisation %s is %s", who.eui, org.State)
+	case !org.Manufacturer:
+		return problem.New(ErrForbidden, "", "organisation %s is not registered as a manufacturer", who.eui)
+	}
+	return nil
 }

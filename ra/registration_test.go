@@ -205,3 +205,28 @@ func TestClient(t *testing.T) {
 		t.Errorf("second Revoke: %v", err)
 	}
 }
+
+// TestManufacturerDevice checks that a registered manufacturer has a device
+// certificate issued at once, and that an organisation not registered as a
+// manufacturer is refused.
+func TestManufacturerDevice(t *testing.T) {
+	w := newWorld(t)
+	maker, other := smki.MustParseEUI("90B3D51F3003000A"), smki.MustParseEUI("90B3D51F30010000")
+	for eui, rec := range map[smki.EUI]ra.OrganisationRecord{
+		maker: {Name: "Meters Ltd", Manufacturer: true},
+		other: {Name: "Supplier A", Roles: []string{"supplier"}},
+	} {
+		if code, p := w.call(w.client, "PUT", "/v1/organisations/"+eui.String(), "carol", rec, nil); code != http.StatusCreated {
+			t.Fatalf("register %s: %d %+v", eui, code, p)
+		}
+	}
+	var cert ra.CertificateView
+	body := ra.DeviceRequest{Batch: batch, CSR: deviceCSR(t, smki.MustParseEUI("F000000000000042"))}
+	if code, p := w.call(w.httpClient(ptr(w.clientCert(maker))), "POST", "/v1/requests/device", "", body, &cert); code != http.StatusCreated ||
+		cert.CA != batch || cert.EUI != "F000000000000042" {
+		t.Fatalf("manufacturer: %d %+v %+v", code, p, cert)
+	}
+	if code, p := w.call(w.httpClient(ptr(w.clientCert(other))), "POST", "/v1/requests/device", "", body, nil); code != http.StatusForbidden {
+		t.Errorf("a supplier submits a device request: %d %+v", code, p)
+	}
+}

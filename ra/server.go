@@ -95,6 +95,7 @@ func New(deps Deps) (*Server, error) {
 	s.e.GET("/v1/organisations/:eui", s.getOrganisation)
 	s.e.PUT("/v1/organisations/:eui", s.putOrganisation)
 	s.e.POST("/v1/requests", s.submitRequest)
+	s.e.POST("/v1/requests/device", s.submitDevice)
 	s.e.GET("/v1/requests", s.listRequests)
 	s.e.GET("/v1/requests/:id", s.getRequest)
 	s.e.POST("/v1/requests/:id/approve", s.approveRequest)

@@ -36,7 +36,7 @@ import (
 // world is a CA service on SQLite and softkms in a TempDir, served over
 // mutual TLS, with DCCKI client certificates and operator tokens.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	db     *store.DB
 	keys   *custody.Custody
@@ -51,7 +51,7 @@ type world struct {
 
 const batch = "B1"
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{t: t, dir: t.TempDir(), tokens: map[string]string{}}

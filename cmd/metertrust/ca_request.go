@@ -113,7 +113,7 @@ command presents a DCCKI client certificate (--cert, --key) and trusts
 $` + tokenEnv + `). An organisation submits with its own certificate alone
 and reads its own requests; operators list, approve (two different operators
 for the DCC's own roles) and reject them, revoke, and ask for a CRL.`}
-	c.AddCommand(newCARequestSubmitCmd(), newCARequestShowCmd(), newCARequestListCmd(), newCARequestDecideCmd("approve"),
+	c.AddCommand(newCARequestSubmitCmd(), newCARequestDeviceCmd(), newCARequestShowCmd(), newCARequestListCmd(), newCARequestDecideCmd("approve"),
 		newCARequestDecideCmd("reject"), newCARequestRevokeCmd(), newCARequestCRLCmd())
 	return c
 }
@@ -151,6 +151,45 @@ func newCARequestSubmitCmd() *cobra.Command {
 	for _, n := range []string{"role", "usage", "csr"} {
 		c.MarkFlagRequired(n)
 	}
+	return c
+}
+
+func newCARequestDeviceCmd() *cobra.Command {
+	var f caAPIFlags
+	var batchName, csrFile, out string
+	c := &cobra.Command{
+		Use:   "device",
+		Short: "As a registered manufacturer, have one device certificate issued at once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := os.ReadFile(csrFile)
+			if err != nil {
+				return fmt.Errorf("--csr: %w", err)
+			}
+			cl, err := f.client(false)
+			if err != nil {
+				return err
+			}
+			v, err := cl.SubmitDevice(cmd.Context(), batchName, string(b))
+			if err != nil {
+				return err
+			}
+			if out != "" {
+				if err := os.WriteFile(out, []byte(v.Certificate), 0o644); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+			}
+			return f.print(cmd, v, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "issued\t%s/%s for %s (%s)\n", v.CA, v.Serial, v.EUI, v.Usage)
+			})
+		},
+	}
+	f.register(c, false)
+	c.Flags().StringVar(&batchName, "batch", "", "the open batch Device CA (required)")
+	c.Flags().StringVar(&csrFile, "csr", "", "the device's PKCS#10 request, PEM or DER (required)")
+	c.Flags().StringVar(&out, "out", "", "write the certificate (PEM) here")
+	c.MarkFlagRequired("batch")
+	c.MarkFlagRequired("csr")
 	return c
 }
 

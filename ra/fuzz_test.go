@@ -1,0 +1,66 @@
+package ra_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// FuzzServer sends arbitrary requests, as an authenticated DCCKI client
+// with or without an operator's token, through the whole API: no input may
+// make it fail with a 5xx or answer an error without a problem document.
+func FuzzServer(f *testing.F) {
+	for _, seed := range []struct{ method, target, ct, op, body string }{
+		{"POST", "/v1/revocations", "application/json", "alice", `{"ca":"B1","serial":"01","reason":"keyCompromise"}`},
+		{"POST", "/v1/revocations", "application/json", "alice", `{"ca":"B1","serial":"01","reason":1e400}`},
+		{"POST", "/v1/crls/oca", "", "alice", ""},
+		{"POST", "/v1/certificates/device", "application/json", "alice", `{"batch":"B1","csr":"MIIB"}`},
+		{"PUT", "/v1/organisations/90B3D51F30010000", "application/json", "carol", `{"name":"A","roles":["supplier"]}`},
+		{"POST", "/v1/requests", "application/json", "", `{"role":"supplier","usage":"ds","csr":"-----BEGIN CERTIFICATE REQUEST-----\nAA==\n-----END CERTIFICATE REQUEST-----"}`},
+		{"GET", "/v1/requests?state=all&organisation=90B3D51F30010000", "", "bob", ""},
+		{"POST", "/v1/requests/req-00000000/approve", "application/json", "alice", `{"reason":"x"}`},
+		{"POST", "/v1/requests/req-00000000/reject", "application/json", "carol", `{}`},
+		{"GET", "/v1/requests/req-00000000", "", "", ""},
+	} {
+		f.Add(seed.method, seed.target, seed.ct, seed.op, []byte(seed.body))
+	}
+	w := newWorld(f)
+	leaf, err := x509.ParseCertificate(w.caller.Certificate[0])
+	if err != nil {
+		f.Fatal(err)
+	}
+	state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf}}}
+	f.Fuzz(func(t *testing.T, method, target, ct, op string, body []byte) {
+		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\t#") {
+			return
+		}
+		switch method {
+		case "GET", "POST", "PUT", "DELETE":
+		default:
+			return
+		}
+		if _, err := url.ParseRequestURI(target); err != nil {
+			return
+		}
+		r := httptest.NewRequest(method, target, bytes.NewReader(body))
+		r.TLS = state
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		if tok, ok := w.tokens[op]; ok {
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
+		rec := httptest.NewRecorder()
+		w.srv.Handler().ServeHTTP(rec, r)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s: status %d: %s", method, target, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 && !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/problem+json") {
+			t.Fatalf("%s %s: error %d without problem+json", method, target, rec.Code)
+		}
+	})
+}
