@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"strings"
@@ -131,7 +133,7 @@ func newCARequestSubmitCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--csr: %w", err)
 			}
-			r.CSR = string(b)
+			r.CSR = csrField(b)
 			cl, err := f.client(false)
 			if err != nil {
 				return err
@@ -170,7 +172,7 @@ func newCARequestDeviceCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := cl.SubmitDevice(cmd.Context(), batchName, string(b))
+			v, err := cl.SubmitDevice(cmd.Context(), batchName, csrField(b))
 			if err != nil {
 				return err
 			}
@@ -411,4 +413,13 @@ func newCAOrgCmd() *cobra.Command {
 	lf.register(list, true)
 	c.AddCommand(register, list)
 	return c
+}
+
+// csrField is a CSR file's contents as the API's csr field: PEM as it is,
+// DER as base64.
+func csrField(b []byte) string {
+	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
+		return string(b)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
