@@ -2,30 +2,44 @@ package main
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// overlay applies a command's flags over the configuration read from
-// --config: for each flag named in fields, a flag given on the command line
-// (Changed) replaces the file's value, and a field the file left empty takes
-// the flag's value (its default when not given). fields maps a flag's name
-// to the pair (flag variable, file field).
-func overlay(cmd *cobra.Command, fields map[string][2]*string) {
-	for name, p := range fields {
-		if cmd.Flags().Changed(name) || *p[1] == "" {
-			*p[1] = *p[0]
+// overlay lays a command's flags over the configuration read from --config.
+// The flags are bound to the fields of flags, a value of the configuration's
+// own type; each flag names its field by the field's JSON name with the
+// dashes dropped, in any case ("tls-cert" is tlsCert, "acb-eui" acbEUI). A
+// flag given on the command line (Changed) replaces the file's value, and a
+// field the file left empty takes the flag's value (its default when not
+// given). Flags without a field (--config) are left alone.
+func overlay[C any](cmd *cobra.Command, flags, cfg *C) {
+	from, to := reflect.ValueOf(flags).Elem(), reflect.ValueOf(cfg).Elem()
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		i, ok := flagField(to.Type(), fl.Name)
+		if !ok {
+			return
 		}
-	}
+		if fl.Changed || to.Field(i).IsZero() {
+			to.Field(i).Set(from.Field(i))
+		}
+	})
 }
 
-// overlaySlice is overlay for repeatable flags.
-func overlaySlice(cmd *cobra.Command, fields map[string][2]*[]string) {
-	for name, p := range fields {
-		if cmd.Flags().Changed(name) || len(*p[1]) == 0 {
-			*p[1] = *p[0]
+// flagField returns the index of the field of struct type t whose JSON name
+// is the flag's name without dashes, in any case.
+func flagField(t reflect.Type, flag string) (int, bool) {
+	want := strings.ReplaceAll(flag, "-", "")
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && strings.EqualFold(name, want) {
+			return i, true
 		}
 	}
+	return 0, false
 }
 
 // serveConfig is a service's configuration struct (router.ServeConfig,

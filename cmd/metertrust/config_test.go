@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/operator"
@@ -335,5 +337,27 @@ func TestServeCAConfig(t *testing.T) {
 	}
 	if _, err := configOf(newServeCACmdWith, "--config", file); !errors.Is(err, ra.ErrConfig) {
 		t.Errorf("an unknown field in the file: %v, want ErrConfig", err)
+	}
+}
+
+// TestServeFlagsHaveFields checks that every flag of every serve command
+// that reads --config names a field of its configuration (overlay finds
+// fields by name): a flag without one would be silently ignored under
+// --config.
+func TestServeFlagsHaveFields(t *testing.T) {
+	for _, tc := range []struct {
+		cmd *cobra.Command
+		typ reflect.Type
+	}{
+		{newServeRouterCmd(), reflect.TypeFor[router.ServeConfig]()},
+		{newServeOperatorCmd(), reflect.TypeFor[operator.ServeConfig]()},
+		{newServeCACmd(), reflect.TypeFor[ra.ServeConfig]()},
+		{newServeFleetCmd(), reflect.TypeFor[device.ServeConfig]()},
+	} {
+		tc.cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+			if _, ok := flagField(tc.typ, fl.Name); !ok && fl.Name != "config" {
+				t.Errorf("serve %s --%s names no field of %s", tc.cmd.Name(), fl.Name, tc.typ)
+			}
+		})
 	}
 }

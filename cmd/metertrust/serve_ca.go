@@ -55,14 +55,7 @@ flags given on the command line override it, and relative paths in the file
 are resolved against the file's directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadServeConfig(config, ra.LoadServeConfig, func(cfg *ra.ServeConfig) {
-				overlay(cmd, map[string][2]*string{
-					"data": {&f.Data, &cfg.Data}, "store": {&f.Store, &cfg.Store}, "kms": {&f.KMS, &cfg.KMS},
-					"listen": {&f.Listen, &cfg.Listen}, "tls-cert": {&f.TLSCert, &cfg.TLSCert}, "tls-key": {&f.TLSKey, &cfg.TLSKey},
-					"client-ca": {&f.ClientCA, &cfg.ClientCA}, "operators": {&f.Operators, &cfg.Operators},
-					"refresh": {&f.Refresh, &cfg.Refresh}, "log-level": {&f.LogLevel, &cfg.LogLevel},
-				})
-			})
+			cfg, err := loadServeConfig(config, ra.LoadServeConfig, func(cfg *ra.ServeConfig) { overlay(cmd, &f, cfg) })
 			if err != nil {
 				return err
 			}

@@ -93,20 +93,7 @@ relative paths in the file are resolved against the file's directory.`,
 // for what neither sets; validated.
 func fleetConfig(cmd *cobra.Command, file string, flags device.ServeConfig) (device.ServeConfig, error) {
 	return loadServeConfig(file, device.LoadServeConfig, func(cfg *device.ServeConfig) {
-		overlay(cmd, map[string][2]*string{
-			"data": {&flags.Data, &cfg.Data}, "batch-dir": {&flags.BatchDir, &cfg.BatchDir}, "first-eui": {&flags.FirstEUI, &cfg.FirstEUI},
-			"kind": {&flags.Kind, &cfg.Kind}, "root-cert": {&flags.RootCert, &cfg.RootCert}, "listen": {&flags.Listen, &cfg.Listen},
-			"tls-cert": {&flags.TLSCert, &cfg.TLSCert}, "tls-key": {&flags.TLSKey, &cfg.TLSKey}, "client-ca": {&flags.ClientCA, &cfg.ClientCA},
-			"log-level": {&flags.LogLevel, &cfg.LogLevel},
-		})
-		overlaySlice(cmd, map[string][2]*[]string{
-			"supplier-cert": {&flags.SupplierCert, &cfg.SupplierCert}, "supplier-topup-cert": {&flags.SupplierTopUpCert, &cfg.SupplierTopUpCert},
-			"network-operator-cert": {&flags.NetworkOperatorCert, &cfg.NetworkOperatorCert}, "acb-cert": {&flags.ACBCert, &cfg.ACBCert},
-			"tcos-cert": {&flags.TCoSCert, &cfg.TCoSCert}, "wan-provider-cert": {&flags.WANProviderCert, &cfg.WANProviderCert},
-		})
-		if cmd.Flags().Changed("generate") || cfg.Generate == 0 {
-			cfg.Generate = flags.Generate
-		}
+		overlay(cmd, &flags, cfg)
 		// Exactly one source of meters: a source given by flag replaces the
 		// file's other source.
 		if cmd.Flags().Changed("batch-dir") && !cmd.Flags().Changed("generate") {

@@ -70,13 +70,7 @@ against the file's directory.`,
 // --config file if given, the flags given on the command line over it, the
 // flags' defaults for what neither sets; validated.
 func operatorServeConfig(cmd *cobra.Command, file string, flags operator.ServeConfig) (operator.ServeConfig, error) {
-	return loadServeConfig(file, operator.LoadServeConfig, func(cfg *operator.ServeConfig) {
-		overlay(cmd, map[string][2]*string{
-			"data": {&flags.Data, &cfg.Data}, "store": {&flags.Store, &cfg.Store}, "listen": {&flags.Listen, &cfg.Listen},
-			"tls-cert": {&flags.TLSCert, &cfg.TLSCert}, "tls-key": {&flags.TLSKey, &cfg.TLSKey},
-			"operators": {&flags.Operators, &cfg.Operators}, "log-level": {&flags.LogLevel, &cfg.LogLevel},
-		})
-	})
+	return loadServeConfig(file, operator.LoadServeConfig, func(cfg *operator.ServeConfig) { overlay(cmd, &flags, cfg) })
 }
 
 // serveOperator runs the operator API with a validated configuration until

@@ -90,16 +90,7 @@ each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 // given, the flags given on the command line over it, the flags' defaults
 // for what neither sets; validated.
 func routerConfig(cmd *cobra.Command, file string, flags router.ServeConfig) (router.ServeConfig, error) {
-	return loadServeConfig(file, router.LoadServeConfig, func(cfg *router.ServeConfig) {
-		overlay(cmd, map[string][2]*string{
-			"data": {&flags.Data, &cfg.Data}, "store": {&flags.Store, &cfg.Store}, "listen": {&flags.Listen, &cfg.Listen},
-			"acb-key": {&flags.ACBKey, &cfg.ACBKey}, "acb-eui": {&flags.ACBEUI, &cfg.ACBEUI},
-			"tls-cert": {&flags.TLSCert, &cfg.TLSCert}, "tls-key": {&flags.TLSKey, &cfg.TLSKey}, "client-ca": {&flags.ClientCA, &cfg.ClientCA},
-			"csp": {&flags.CSP, &cfg.CSP}, "csp-ca": {&flags.CSPCA, &cfg.CSPCA}, "csp-cert": {&flags.CSPCert, &cfg.CSPCert},
-			"csp-key": {&flags.CSPKey, &cfg.CSPKey}, "log-level": {&flags.LogLevel, &cfg.LogLevel},
-			"operator-listen": {&flags.OperatorListen, &cfg.OperatorListen}, "operators": {&flags.Operators, &cfg.Operators},
-		})
-	})
+	return loadServeConfig(file, router.LoadServeConfig, func(cfg *router.ServeConfig) { overlay(cmd, &flags, cfg) })
 }
 
 // serveRouter runs the router (and the operator API when configured) with
