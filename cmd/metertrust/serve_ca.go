@@ -14,6 +14,7 @@ import (
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/internal/dccki"
 	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/ra"
@@ -101,11 +102,11 @@ func serveCA(ctx context.Context, cfg ra.ServeConfig) error {
 		return err
 	}
 	defer db.Close()
-	serverCert, err := serving.ServerCertificate(ctx, cfg.TLSCert, cfg.TLSKey, db.SMKI())
+	serverCert, err := dccki.ServerCertificate(ctx, cfg.TLSCert, cfg.TLSKey, db.SMKI())
 	if err != nil {
 		return err
 	}
-	clientCAs, err := serving.ClientCAs(ctx, cfg.ClientCA, db.SMKI())
+	clientCAs, err := dccki.ClientCAs(ctx, cfg.ClientCA, db.SMKI())
 	if err != nil {
 		return err
 	}

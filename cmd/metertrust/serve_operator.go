@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/internal/dccki"
 	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/operator"
 )
@@ -91,7 +92,7 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 		return err
 	}
 	defer db.Close()
-	serverCert, err := serving.ServerCertificate(ctx, f.TLSCert, f.TLSKey, db.SMKI())
+	serverCert, err := dccki.ServerCertificate(ctx, f.TLSCert, f.TLSKey, db.SMKI())
 	if err != nil {
 		return err
 	}

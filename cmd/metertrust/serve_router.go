@@ -14,6 +14,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/internal/dccki"
 	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/router"
@@ -120,12 +121,12 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 		return err
 	}
 	defer db.Close()
-	serverCert, err := serving.ServerCertificate(ctx, f.TLSCert, f.TLSKey, db.SMKI())
+	serverCert, err := dccki.ServerCertificate(ctx, f.TLSCert, f.TLSKey, db.SMKI())
 	if err != nil {
 		return err
 	}
 	serving.KeysLoaded(ctx, log, "router", "acb-key-agreement "+custody.Redacted(f.ACBKey), "dccki-tls-server "+f.TLSKey)
-	clientCAs, err := serving.ClientCAs(ctx, f.ClientCA, db.SMKI())
+	clientCAs, err := dccki.ClientCAs(ctx, f.ClientCA, db.SMKI())
 	if err != nil {
 		return err
 	}
