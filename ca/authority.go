@@ -36,6 +36,7 @@ type Store interface {
 	CertStore
 	CRLStore
 	OCSPStore
+	ResponderStore
 	AuditLog
 }
 
@@ -72,6 +73,14 @@ type OCSPStore interface {
 	PutOCSPResponses(ctx context.Context, rs ...store.OCSPResponse) error
 	OCSPResponsesDue(ctx context.Context, before time.Time, limit int) ([]store.OCSPResponse, error)
 	CertificatesWithoutOCSP(ctx context.Context, at time.Time, limit int) ([]store.Certificate, error)
+}
+
+// ResponderStore keeps the delegated OCSP responders that batches certify
+// as they close (decision record 013), at most one per batch.
+type ResponderStore interface {
+	PutOCSPResponder(ctx context.Context, r store.OCSPResponder) error
+	OCSPResponder(ctx context.Context, ca string) (store.OCSPResponder, error)
+	OCSPResponders(ctx context.Context) ([]store.OCSPResponder, error)
 }
 
 // AuditLog appends audit events.
@@ -128,8 +137,9 @@ type Authority struct {
 	// before linting (one per Authority, as Boulder keeps one per issuer).
 	lintKey crypto.Signer
 
-	mu      sync.Mutex
-	issuers map[string]*issuer // online issuers (never the roots)
+	mu         sync.Mutex
+	issuers    map[string]*issuer     // online issuers (never the roots)
+	responders map[string]*ocspSigner // delegated OCSP responders of closed batches
 }
 
 // New returns an Authority.
@@ -138,7 +148,8 @@ func New(cfg Config) (*Authority, error) {
 		return nil, fmt.Errorf("%w: Store and Keys are required", ErrRequest)
 	}
 	a := &Authority{st: cfg.Store, keys: cfg.Keys, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger,
-		actor: cfg.Actor, crlTTL: cfg.CRLValidity, ocspTT: cfg.OCSPValidity, issuers: map[string]*issuer{}}
+		actor: cfg.Actor, crlTTL: cfg.CRLValidity, ocspTT: cfg.OCSPValidity, issuers: map[string]*issuer{},
+		responders: map[string]*ocspSigner{}}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -406,6 +417,8 @@ func storeKind(k Kind) string {
 		return store.KindTLSClient
 	case KindTLSServer:
 		return store.KindTLSServer
+	case KindOCSPResponder:
+		return store.KindOCSPResponder
 	}
 	return store.KindCA
 }
@@ -413,8 +426,8 @@ func storeKind(k Kind) string {
 // readBack checks a freshly signed certificate: its TBS must equal the one
 // that was linted; SMKI certificates must read through smki.ParseCertificate
 // (which applies the profile check), match the intended profile and verify
-// under the issuer's key; DCCKI certificates must read through crypto/x509
-// and verify likewise.
+// under the issuer's key; DCCKI and OCSP responder certificates (of no SMKI
+// profile) must read through crypto/x509 and verify likewise.
 func (a *Authority) readBack(iss *issuer, t *template, der, lintTBS []byte, out *issued) error {
 	tbs, err := tbsOf(der)
 	if err != nil {
@@ -424,7 +437,7 @@ func (a *Authority) readBack(iss *issuer, t *template, der, lintTBS []byte, out 
 		return fmt.Errorf("%w: %s certificate differs from the one linted", ErrReadBack, t.kind)
 	}
 	switch t.kind {
-	case KindTLSRoot, KindTLSCA, KindTLSClient, KindTLSServer:
+	case KindTLSRoot, KindTLSCA, KindTLSClient, KindTLSServer, KindOCSPResponder:
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return fmt.Errorf("%w: %s certificate: %v", ErrReadBack, t.kind, err)

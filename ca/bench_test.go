@@ -217,7 +217,7 @@ func BenchmarkSignOCSP(b *testing.B) {
 			}
 			rec := store.Certificate{CA: "BENCH", Serial: []byte{0x42}}
 			for b.Loop() {
-				if _, err := f.a.signOCSP(iss, rec); err != nil {
+				if _, err := f.a.signOCSP(iss.ocspSigner(), rec); err != nil {
 					b.Fatal(err)
 				}
 			}

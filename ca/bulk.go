@@ -232,7 +232,7 @@ func (a *Authority) bulkOne(ctx context.Context, iss *issuer, req BulkRequest, e
 	if err != nil {
 		return store.Certificate{}, store.OCSPResponse{}, err
 	}
-	resp, err := a.signOCSP(iss, is.record)
+	resp, err := a.signOCSP(iss.ocspSigner(), is.record)
 	if err != nil {
 		return store.Certificate{}, store.OCSPResponse{}, err
 	}

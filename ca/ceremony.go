@@ -321,10 +321,14 @@ func (a *Authority) CA(ctx context.Context, name string) (CAInfo, error) {
 	return caInfo(rec, nil, key), nil
 }
 
-// CloseBatch closes a batch Device CA: its key signs a final CRL (nextUpdate
-// 99991231235959Z) and is then destroyed in the key store (and checked to
-// no longer load), the destruction audited, and the CA marked closed. Its certificate stays published. Closing a closed batch
-// fails with ErrBatchClosed.
+// CloseBatch closes a batch Device CA: its key certifies the batch's
+// delegated OCSP responder (decision record 013: a new key in the key
+// custody, labelled "<batch>-ocsp-responder", which signs the OCSP responses
+// about the batch's certificates from then on), signs a final CRL
+// (nextUpdate 99991231235959Z) and is then destroyed in the key store (and
+// checked to no longer load), each step audited, and the CA marked closed.
+// Its certificate stays published. Closing a closed batch fails with
+// ErrBatchClosed.
 func (a *Authority) CloseBatch(ctx context.Context, name, reason string) error {
 	if reason == "" {
 		reason = "closed by operator"
@@ -349,6 +353,9 @@ func (a *Authority) CloseBatch(ctx context.Context, name, reason string) error {
 		defer iss.inflight.Unlock()
 	}
 	return a.step(ctx, "ca.batch.close", name, map[string]any{"reason": reason, "issued": rec.Issued, "quota": rec.Quota}, func() (map[string]any, error) {
+		if err := a.certifyResponder(ctx, rec); err != nil {
+			return nil, err
+		}
 		var final int64
 		err := a.step(ctx, "ca.batch.key-destroy", name, map[string]any{"key_uri": rec.KeyURI}, func() (map[string]any, error) {
 			key, err := a.keys.Signer(ctx, rec.KeyURI)

@@ -30,9 +30,14 @@
 // counts two. When the quota is used up, or when the batch is closed, its
 // private key is destroyed in the key store and the destruction audited,
 // while the CA certificate stays published so device certificates keep
-// validating. A closed batch can no longer sign CRLs or OCSP responses: its
-// certificates' responses are served until they expire, then its final CRL
-// is their status.
+// validating. Before its key is destroyed the batch certifies a delegated
+// OCSP responder (RFC 6960 section 4.2.2.2, decision record 013), whose key
+// signs the OCSP responses about the batch's certificates from then on: a
+// closed batch's certificates can still be revoked (by OCSP alone: its
+// final CRL does not change) and their responses are refreshed. A batch
+// closed before responders existed can sign nothing: its certificates'
+// responses are served until they expire, then its final CRL is their
+// status.
 //
 // Trust levels: roots sign only in ceremonies (Init, OpenBatch, and a
 // root's CRL); the online issuers are the OCA, open batch DCAs and the DCCKI

@@ -89,7 +89,7 @@ func (a *Authority) signAndStore(ctx context.Context, iss *issuer, t *template) 
 		if err != nil {
 			return store.Certificate{}, err
 		}
-		resp, err := a.signOCSP(iss, is.record)
+		resp, err := a.signOCSP(iss.ocspSigner(), is.record)
 		if err != nil {
 			return store.Certificate{}, err
 		}

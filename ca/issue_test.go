@@ -286,10 +286,11 @@ func TestCRLAndOCSP(t *testing.T) {
 	if err := e.a.CloseBatch(ctx, "R1", "test"); err != nil {
 		t.Fatal(err)
 	}
-	// A closed batch cannot sign: its responses are left to expire.
+	// A closed batch cannot sign, but its delegated OCSP responder re-signs
+	// its responses (decision record 013; responder_test.go has the rest).
 	e.clock.t = e.clock.t.Add(20 * time.Hour)
-	if n, err := e.a.RefreshOCSP(ctx, 12*time.Hour); err != nil || n != 0 {
-		t.Errorf("RefreshOCSP after closing = %d, %v; want 0", n, err)
+	if n, err := e.a.RefreshOCSP(ctx, 12*time.Hour); err != nil || n != 3 {
+		t.Errorf("RefreshOCSP after closing = %d, %v; want 3 (by the responder)", n, err)
 	}
 	if _, err := e.a.CRL(ctx, "R1"); !errors.Is(err, ErrBatchClosed) {
 		t.Errorf("CRL of a closed batch: %v, want ErrBatchClosed", err)
@@ -307,8 +308,13 @@ func TestCRLAndOCSP(t *testing.T) {
 	if err := frl.CheckSignatureFrom(issuer); err != nil {
 		t.Errorf("final CRL signature: %v", err)
 	}
-	if _, err := e.a.Revoke(ctx, "R1", recs[2].Serial, 1); !errors.Is(err, ErrBatchClosed) {
-		t.Errorf("revoking from a closed batch: %v, want ErrBatchClosed", err)
+	// Revoking from the closed batch goes through its responder; the final
+	// CRL stays as it was.
+	if _, err := e.a.Revoke(ctx, "R1", recs[2].Serial, 1); err != nil {
+		t.Errorf("revoking from a closed batch: %v", err)
+	}
+	if after, err := e.a.LatestCRL(ctx, "R1"); err != nil || after.Number != final.Number {
+		t.Errorf("final CRL after a revocation: %d, %v; want %d unchanged", after.Number, err, final.Number)
 	}
 }
 

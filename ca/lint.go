@@ -298,10 +298,10 @@ func standInPolicies(exts []pkix.Extension) []pkix.Extension {
 // smkiLint reads an SMKI certificate signed with the throwaway key through
 // smki.ParseCertificate, which applies the SMKI profile check (smki.Profile:
 // the one definition of "on profile"), and requires the profile intended.
-// DCCKI certificates are not SMKI and are skipped.
+// DCCKI and OCSP responder certificates are not SMKI and are skipped.
 func smkiLint(der []byte, t *template) error {
 	switch t.kind {
-	case KindTLSRoot, KindTLSCA, KindTLSClient, KindTLSServer:
+	case KindTLSRoot, KindTLSCA, KindTLSClient, KindTLSServer, KindOCSPResponder:
 		return nil
 	}
 	sc, err := smki.ParseCertificateStrict(der)

@@ -19,13 +19,15 @@ type memStore struct {
 	certs  map[string]store.Certificate // key: ca + "/" + serial
 	crlNum map[string]int64
 	crls   map[string]store.CRL
-	ocsp   map[string]store.OCSPResponse // key: as certs
+	ocsp   map[string]store.OCSPResponse  // key: as certs
+	resp   map[string]store.OCSPResponder // key: CA name
 	audit  int64
 }
 
 func newMemStore() *memStore {
 	return &memStore{cas: map[string]store.CA{}, certs: map[string]store.Certificate{},
-		crlNum: map[string]int64{}, crls: map[string]store.CRL{}, ocsp: map[string]store.OCSPResponse{}}
+		crlNum: map[string]int64{}, crls: map[string]store.CRL{}, ocsp: map[string]store.OCSPResponse{},
+		resp: map[string]store.OCSPResponder{}}
 }
 
 func certKey(ca string, serial []byte) string { return ca + "/" + string(serial) }
@@ -211,7 +213,7 @@ func (m *memStore) OCSPResponsesDue(_ context.Context, before time.Time, limit i
 	defer m.mu.Unlock()
 	var out []store.OCSPResponse
 	for k, r := range m.ocsp {
-		if r.NextUpdate.Before(before) && m.cas[r.CA].State == store.CAStateActive && m.certs[k].NotAfter.After(r.NextUpdate) {
+		if r.NextUpdate.Before(before) && m.signs(r.CA) && m.certs[k].NotAfter.After(r.NextUpdate) {
 			out = append(out, r)
 		}
 	}
@@ -228,8 +230,8 @@ func (m *memStore) CertificatesWithoutOCSP(_ context.Context, at time.Time, limi
 	var out []store.Certificate
 	for k, c := range m.certs {
 		ca := m.cas[c.CA]
-		if _, ok := m.ocsp[k]; !ok && ca.State == store.CAStateActive && ca.Kind != store.CAKindRoot &&
-			ca.Kind != store.CAKindDCCKIRoot && c.NotAfter.After(at) {
+		if _, ok := m.ocsp[k]; !ok && m.signs(c.CA) && ca.Kind != store.CAKindRoot &&
+			ca.Kind != store.CAKindDCCKIRoot && c.Kind != store.KindOCSPResponder && c.NotAfter.After(at) {
 			out = append(out, c)
 		}
 	}
@@ -237,5 +239,46 @@ func (m *memStore) CertificatesWithoutOCSP(_ context.Context, at time.Time, limi
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
+	return out, nil
+}
+
+// signs reports whether OCSP responses about the CA's certificates can be
+// signed: it is active, or closed with a delegated responder.
+func (m *memStore) signs(ca string) bool {
+	_, ok := m.resp[ca]
+	return m.cas[ca].State == store.CAStateActive || ok
+}
+
+func (m *memStore) PutOCSPResponder(_ context.Context, r store.OCSPResponder) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.certs[certKey(r.CA, r.Serial)]; !ok {
+		return fmt.Errorf("OCSP responder of %s: %w", r.CA, store.ErrNotFound)
+	}
+	if _, ok := m.resp[r.CA]; ok {
+		return fmt.Errorf("OCSP responder of %s: %w", r.CA, store.ErrExists)
+	}
+	m.resp[r.CA] = r
+	return nil
+}
+
+func (m *memStore) OCSPResponder(_ context.Context, ca string) (store.OCSPResponder, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.resp[ca]
+	if !ok {
+		return r, fmt.Errorf("OCSP responder of %s: %w", ca, store.ErrNotFound)
+	}
+	return r, nil
+}
+
+func (m *memStore) OCSPResponders(context.Context) ([]store.OCSPResponder, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.OCSPResponder
+	for _, r := range m.resp {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CA < out[j].CA })
 	return out, nil
 }

@@ -19,13 +19,16 @@ import (
 // batch Device CAs and the DCCKI TLS CA) when it issues the certificate,
 // when it revokes it, and on a schedule before the last one expires
 // (RefreshOCSP); the store keeps them and the repository serves them as
-// stored, with no key. Responses are signed directly by the issuing CA (no
-// delegated responder certificate), so a relying party needs nothing beyond
-// the path it already has. Certificates issued by the roots (the CA
-// certificates) get none: roots sign only in ceremonies, and those
-// certificates' status is in the roots' CRLs. A closed batch has no key: the
-// responses of its certificates stay until they expire, and from then on
-// its final CRL is the only source of their status.
+// stored, with no key. Online CAs sign their responses directly, so a
+// relying party needs nothing beyond the path it already has. A batch that
+// closes certifies a delegated OCSP responder first (decision record 013,
+// responder.go): from then on that responder signs the responses about the
+// batch's certificates, revoked ones included, and each response carries
+// the responder's certificate. A batch closed before responders existed has
+// no key left: the responses of its certificates run out, and from then on
+// its final CRL is the only source of their status. Certificates issued by
+// the roots (the CA certificates) get none: roots sign only in ceremonies,
+// and those certificates' status is in the roots' CRLs.
 
 // OCSPValidity reports the nextUpdate - thisUpdate of the OCSP responses
 // this Authority signs (Config.OCSPValidity, default one day).
@@ -33,10 +36,12 @@ func (a *Authority) OCSPValidity() time.Duration { return a.ocspTT }
 
 // signOCSP builds the OCSP response about c (good, or revoked with its time
 // and reason), valid from now for the configured validity; prepares and
-// lints it with the throwaway key; signs it with the issuer's key and reads
-// it back. The CertID names the issuer with SHA-1 hashes (RFC 5019 section
-// 2.2.1), as every pre-signed response does.
-func (a *Authority) signOCSP(iss *issuer, c store.Certificate) (store.OCSPResponse, error) {
+// lints it with the throwaway key; signs it with the CA's key, or with a
+// closed batch's delegated responder (the response then carries the
+// responder's certificate, RFC 6960 section 4.2.2.2), and reads it back.
+// The CertID names the issuer with SHA-1 hashes (RFC 5019 section 2.2.1),
+// as every pre-signed response does.
+func (a *Authority) signOCSP(s *ocspSigner, c store.Certificate) (store.OCSPResponse, error) {
 	serial := new(big.Int).SetBytes(c.Serial)
 	now := a.now().UTC().Truncate(time.Second)
 	tmpl := ocsp.Response{SerialNumber: serial, Status: ocsp.Good, ThisUpdate: now, NextUpdate: now.Add(a.ocspTT)}
@@ -45,28 +50,35 @@ func (a *Authority) signOCSP(iss *issuer, c store.Certificate) (store.OCSPRespon
 	}
 	if a.lint != nil {
 		// Step 1: sign with the throwaway key and lint the response.
-		pre, err := ocsp.CreateResponse(iss.lintParent, iss.lintParent, tmpl, a.lintKey)
+		pre, err := ocsp.CreateResponse(s.lintIssuer, s.lintIssuer, tmpl, a.lintKey)
 		if err != nil {
-			return store.OCSPResponse{}, fmt.Errorf("ca: preparing OCSP response for %s/%X: %w", iss.rec.Name, serial, err)
+			return store.OCSPResponse{}, fmt.Errorf("ca: preparing OCSP response for %s/%X: %w", s.ca, serial, err)
 		}
-		if err := lintOCSP(pre, iss.lintParent, serial, now); err != nil {
-			return store.OCSPResponse{}, fmt.Errorf("OCSP response for %s/%X: %w", iss.rec.Name, serial, err)
+		if err := lintOCSP(pre, s.lintIssuer, serial, now); err != nil {
+			return store.OCSPResponse{}, fmt.Errorf("OCSP response for %s/%X: %w", s.ca, serial, err)
 		}
 	}
 	// Step 2: sign for real and read back.
-	der, err := ocsp.CreateResponse(iss.cert, iss.cert, tmpl, iss.key)
-	if err != nil {
-		return store.OCSPResponse{}, fmt.Errorf("ca: signing OCSP response for %s/%X: %w", iss.rec.Name, serial, err)
+	signer := s.issuer
+	if s.responder != nil {
+		signer, tmpl.Certificate = s.responder, s.responder
 	}
-	back, err := ocsp.ParseResponse(der, iss.cert)
+	der, err := ocsp.CreateResponse(s.issuer, signer, tmpl, s.key)
 	if err != nil {
-		return store.OCSPResponse{}, fmt.Errorf("%w: OCSP response for %s/%X: %v", ErrReadBack, iss.rec.Name, serial, err)
+		return store.OCSPResponse{}, fmt.Errorf("ca: signing OCSP response for %s/%X: %w", s.ca, serial, err)
+	}
+	back, err := ocsp.ParseResponse(der, s.issuer)
+	if err != nil {
+		return store.OCSPResponse{}, fmt.Errorf("%w: OCSP response for %s/%X: %v", ErrReadBack, s.ca, serial, err)
 	}
 	if back.Status != tmpl.Status || back.SerialNumber.Cmp(serial) != 0 || !back.ThisUpdate.Equal(tmpl.ThisUpdate) || !back.NextUpdate.Equal(tmpl.NextUpdate) {
 		return store.OCSPResponse{}, fmt.Errorf("%w: OCSP response for %s/%X reads back as status %d for %X, %s to %s",
-			ErrReadBack, iss.rec.Name, serial, back.Status, back.SerialNumber, back.ThisUpdate, back.NextUpdate)
+			ErrReadBack, s.ca, serial, back.Status, back.SerialNumber, back.ThisUpdate, back.NextUpdate)
 	}
-	return store.OCSPResponse{CA: iss.rec.Name, Serial: c.Serial, Status: tmpl.Status, ThisUpdate: tmpl.ThisUpdate,
+	if s.responder != nil && (back.Certificate == nil || !back.Certificate.Equal(s.responder)) {
+		return store.OCSPResponse{}, fmt.Errorf("%w: OCSP response for %s/%X does not carry its responder's certificate", ErrReadBack, s.ca, serial)
+	}
+	return store.OCSPResponse{CA: s.ca, Serial: c.Serial, Status: tmpl.Status, ThisUpdate: tmpl.ThisUpdate,
 		NextUpdate: tmpl.NextUpdate, DER: der}, nil
 }
 
@@ -85,9 +97,10 @@ const (
 // before responses were stored, or whose response failed to store), in
 // batches, and returns how many it stored. It is meant to run on a schedule
 // more often than margin (every hour with margin half the response
-// validity, say), so that no response served goes stale. Responses of
-// closed batches and those already covering their certificate's notAfter
-// are left alone (see store.SMKIStore.OCSPResponsesDue). margin must be
+// validity, say), so that no response served goes stale. A closed batch's
+// responses are re-signed by its delegated responder; those of batches
+// closed without one and those already covering their certificate's
+// notAfter are left alone (see store.SMKIStore.OCSPResponsesDue). margin must be
 // positive and shorter than the response validity. A response that cannot
 // be signed stops the run after its batch, with an error naming it.
 func (a *Authority) RefreshOCSP(ctx context.Context, margin time.Duration) (int, error) {
@@ -143,13 +156,13 @@ func (a *Authority) signOCSPBatches(ctx context.Context, list func() ([]store.Ce
 		out := make([]store.OCSPResponse, 0, len(certs))
 		var errs []error
 		for _, c := range certs {
-			iss, err := a.onlineIssuer(ctx, c.CA)
+			s, err := a.ocspSignerFor(ctx, c.CA)
 			if errors.Is(err, ErrBatchClosed) {
-				continue // closed since the listing: its responses run out
+				continue // closed without a responder since the listing: its responses run out
 			}
 			if err == nil {
 				var resp store.OCSPResponse
-				if resp, err = a.signOCSP(iss, c); err == nil {
+				if resp, err = a.signOCSP(s, c); err == nil {
 					out = append(out, resp)
 					continue
 				}

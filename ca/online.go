@@ -16,15 +16,27 @@ func online(rec store.CA) bool {
 		rec.State == store.CAStateActive && rec.KeyURI != ""
 }
 
-// LoadedKey is an online CA whose key LoadOnlineKeys loaded.
+// Purposes of a LoadedKey.
+const (
+	// PurposeOnlineCA is an online CA's own key.
+	PurposeOnlineCA = "online-ca"
+	// PurposeOCSPResponder is a closed batch's delegated OCSP responder key
+	// (decision record 013).
+	PurposeOCSPResponder = "ocsp-responder"
+)
+
+// LoadedKey is a key LoadOnlineKeys loaded.
 type LoadedKey struct {
 	// CA is the CA's name.
 	CA string
 	// KeyURI is where its key is, as the store records it.
 	KeyURI string
+	// Purpose is PurposeOnlineCA or PurposeOCSPResponder.
+	Purpose string
 }
 
-// LoadOnlineKeys loads the key of every online CA (never a root's) so that
+// LoadOnlineKeys loads the key of every online CA (never a root's) and the
+// delegated OCSP responder key of every closed batch that has one, so that
 // a service holding them finds a missing key at start rather than at its
 // first request, and returns those loaded. A key that cannot be loaded is
 // reported in the error, wrapping ErrKey, and the others are still loaded:
@@ -37,6 +49,18 @@ func (a *Authority) LoadOnlineKeys(ctx context.Context) ([]LoadedKey, error) {
 	var loaded []LoadedKey
 	var errs []error
 	for _, rec := range cas {
+		if rec.Kind == store.CAKindDCA && rec.State == store.CAStateClosed {
+			s, err := a.responder(ctx, rec.Name)
+			switch {
+			case errors.Is(err, ErrBatchClosed):
+				// Closed without a responder: nothing to load.
+			case err != nil:
+				errs = append(errs, err)
+			default:
+				loaded = append(loaded, LoadedKey{CA: rec.Name, KeyURI: s.keyURI, Purpose: PurposeOCSPResponder})
+			}
+			continue
+		}
 		if !online(rec) {
 			continue
 		}
@@ -44,7 +68,7 @@ func (a *Authority) LoadOnlineKeys(ctx context.Context) ([]LoadedKey, error) {
 			errs = append(errs, err)
 			continue
 		}
-		loaded = append(loaded, LoadedKey{CA: rec.Name, KeyURI: rec.KeyURI})
+		loaded = append(loaded, LoadedKey{CA: rec.Name, KeyURI: rec.KeyURI, Purpose: PurposeOnlineCA})
 	}
 	return loaded, errors.Join(errs...)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/smki"
+	"github.com/metertrust/metertrust/store"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -34,6 +35,9 @@ const (
 	KindTLSCA     Kind = "dccki-tls"  // DCCKI TLS issuing CA
 	KindTLSClient Kind = "tls-client" // DCCKI client certificate of a DCC user
 	KindTLSServer Kind = "tls-server" // DCCKI server certificate of a service
+	// KindOCSPResponder is a batch's delegated OCSP responder (RFC 6960
+	// section 4.2.2.2), certified as the batch closes (decision record 013).
+	KindOCSPResponder Kind = "ocsp-responder"
 )
 
 // Usage is the key usage of an end-entity SMKI certificate.
@@ -438,4 +442,30 @@ func tlsServerTemplate(pub crypto.PublicKey, dns []string, ips []net.IP, now tim
 	t.cert.DNSNames = dns
 	t.cert.IPAddresses = ips
 	return t, t.addPolicies(OIDDCCKIPolicy)
+}
+
+// oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960 section 4.2.2.2.1).
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+
+// responderTemplate: the delegated OCSP responder of batch name (RFC 6960
+// section 4.2.2.2), issued by the batch itself: CN="<name> OCSP responder",
+// digitalSignature, id-kp-OCSPSigning only, id-pkix-ocsp-nocheck (its status
+// is not checked: it could only be answered by itself), and notAfter
+// 99991231235959Z like the device certificates whose status it signs
+// (decision record 013: once the batch key is destroyed nobody can certify
+// another).
+func responderTemplate(pub crypto.PublicKey, name string, now time.Time) (*template, error) {
+	subj, err := caSubject(nil, name+" OCSP responder")
+	if err != nil {
+		return nil, err
+	}
+	t, err := newTemplate(KindOCSPResponder, pub, now, deviceNotAfter, subj)
+	if err != nil {
+		return nil, err
+	}
+	t.usage = store.UsageOCSP
+	t.cert.KeyUsage = x509.KeyUsageDigitalSignature
+	t.cert.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}
+	t.extraExts = append(t.extraExts, pkix.Extension{Id: oidOCSPNoCheck, Value: asn1.NullBytes})
+	return t, nil
 }

@@ -89,7 +89,14 @@ func ReasonName(code int) string {
 
 // Revoke revokes the certificate with the given serial number. ca names
 // the issuing CA and may be empty when the serial is unique across CAs (it
-// is, with 128-bit random serials, unless someone forged a collision).
+// is, with 128-bit random serials, unless someone forged a collision). A
+// certificate of a closed batch is revoked by OCSP alone: the batch's
+// delegated responder signs the "revoked" response, and the batch's final
+// CRL does not change (OCSP is authoritative for closed batches, decision
+// record 013). A batch closed without a responder refuses with
+// ErrBatchClosed; an OCSP responder's own certificate is refused with
+// ErrRequest (its status is never checked: revoke the batch's certificate
+// at the root).
 func (a *Authority) Revoke(ctx context.Context, ca string, serial []byte, reason int) (store.Certificate, error) {
 	if len(serial) == 0 {
 		return store.Certificate{}, fmt.Errorf("%w: serial number is required", ErrRequest)
@@ -107,10 +114,15 @@ func (a *Authority) Revoke(ctx context.Context, ca string, serial []byte, reason
 		return store.Certificate{}, fmt.Errorf("%w: serial %X is used by more than one CA; name the CA", ErrRequest, serial)
 	}
 	c := found[0]
+	if c.Kind == store.KindOCSPResponder {
+		return store.Certificate{}, fmt.Errorf("%w: %X is the OCSP responder of %s, whose status relying parties never check "+
+			"(id-pkix-ocsp-nocheck); to withdraw it, revoke the batch's own certificate at the root (ca revoke --ca %s --serial <DCA serial>)",
+			ErrRequest, serial, c.CA, NameRoot)
+	}
 	if rec, err := a.st.CA(ctx, c.CA); err == nil && rec.Kind == store.CAKindDCA && rec.State != store.CAStateActive {
-		return store.Certificate{}, fmt.Errorf("%w: %s: its key is destroyed and its final CRL cannot change; "+
-			"revoke the batch's own certificate at the root instead (ca revoke --ca %s --serial <DCA serial>, then ca crl --ca %s)",
-			ErrBatchClosed, c.CA, NameRoot, NameRoot)
+		if _, err := a.responder(ctx, c.CA); err != nil {
+			return store.Certificate{}, err
+		}
 	}
 	at := a.now().UTC()
 	err = a.step(ctx, "ca.revoke", fmt.Sprintf("%s/%X", c.CA, serial), map[string]any{"reason": ReasonName(reason), "eui": c.EUI, "kind": c.Kind}, func() (map[string]any, error) {
@@ -125,13 +137,13 @@ func (a *Authority) Revoke(ctx context.Context, ca string, serial []byte, reason
 		if rec, err := a.st.CA(ctx, c.CA); err != nil {
 			return nil, fmt.Errorf("ca: revoking %X: %w", serial, err)
 		} else if rec.Kind != store.CAKindRoot && rec.Kind != store.CAKindDCCKIRoot {
-			iss, err := a.onlineIssuer(ctx, c.CA)
+			s, err := a.ocspSignerFor(ctx, c.CA)
 			if err != nil {
 				return nil, err
 			}
 			rc := c
 			rc.RevokedAt, rc.Reason = at, reason
-			r, err := a.signOCSP(iss, rc)
+			r, err := a.signOCSP(s, rc)
 			if err != nil {
 				return nil, err
 			}

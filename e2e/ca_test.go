@@ -63,8 +63,10 @@ func TestCAServiceRevokes(t *testing.T) {
 				t.Fatal(err)
 			}
 			caProc := start(t, "ca", "serve", "ca", "--config", cfgFile)
-			// batch-1 issued its whole quota and is closed: its key is gone.
-			want := []string{"ca-tls-server " + w.srvKey, "online-ca oca softkms:path=keys/oca.key", "online-ca dccki-tls softkms:path=keys/dccki-tls.key"}
+			// batch-1 issued its whole quota and is closed: its key is gone,
+			// and its delegated OCSP responder's key is held (decision 013).
+			want := []string{"ca-tls-server " + w.srvKey, "online-ca oca softkms:path=keys/oca.key", "online-ca dccki-tls softkms:path=keys/dccki-tls.key",
+				"ocsp-responder batch-1 softkms:path=keys/batch-1-ocsp-responder.key"}
 			if keys := keysLoaded(t, caProc); !slices.Equal(keys, want) {
 				t.Errorf("CA service holds %q, want %q (never a root's key)", keys, want)
 			}

@@ -255,7 +255,7 @@ func (s *Server) revoke(c echo.Context) error {
 	case issuer.Kind == store.CAKindRoot || issuer.Kind == store.CAKindDCCKIRoot:
 		out.CRLPending = fmt.Sprintf("%s is a root: sign its CRL in a ceremony where its key is (metertrust ca crl --ca %s)", r.CA, r.CA)
 	case issuer.State != store.CAStateActive:
-		out.CRLPending = fmt.Sprintf("%s is closed: its final CRL cannot change", r.CA)
+		out.CRLPending = fmt.Sprintf("%s is closed: its final CRL cannot change; its OCSP responder's answer is authoritative", r.CA)
 	default:
 		crl, err := s.deps.Authority.CRL(ctx, r.CA)
 		if err != nil {

@@ -294,6 +294,40 @@ func runIntegration(t *testing.T, db *store.DB) {
 		t.Errorf("CRL entries %+v", rl.RevokedCertificateEntries)
 	}
 
+	// Once the batch is closed, its delegated OCSP responder (decision
+	// record 013) signs the status of its certificates: a revocation after
+	// closing is served, carrying the responder's certificate, which is
+	// published with the batch's certificates.
+	if err := auth.CloseBatch(ctx, "B1", "test"); err != nil {
+		t.Fatalf("closing the batch: %v", err)
+	}
+	responders := list("/v1/certificates?ca=B1&kind=ocsp-responder")
+	if len(responders.Certificates) != 1 || responders.Certificates[0].Usage != store.UsageOCSP {
+		t.Fatalf("responder certificates %+v, want one", responders.Certificates)
+	}
+	late := devs.Certificates[2]
+	if serial, err = ParseSerial(late.Serial); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Revoke(ctx, "B1", serial, 4); err != nil {
+		t.Fatalf("revoking from the closed batch: %v", err)
+	}
+	leaf, err = x509.ParseCertificate(do("GET", late.Links.DER, "", nil, false).Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req, err = ocsp.CreateRequest(leaf, issuer, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ocsp.ParseResponseForCert(do("POST", "/ocsp", MediaOCSPRequest, req, false).Body.Bytes(), leaf, issuer)
+	if err != nil {
+		t.Fatalf("OCSP response after closing: %v", err)
+	}
+	responderDER := do("GET", responders.Certificates[0].Links.DER, "", nil, false).Body.Bytes()
+	if resp.Status != ocsp.Revoked || resp.RevocationReason != 4 || resp.Certificate == nil || !bytes.Equal(resp.Certificate.Raw, responderDER) {
+		t.Errorf("OCSP after closing: status %d reason %d, signed by the published responder: %v", resp.Status, resp.RevocationReason, resp.Certificate != nil)
+	}
+
 	// The audit log holds the operator's writes and verifies.
 	events, err := db.AuditEvents(ctx, 0, 1000)
 	if err != nil {

@@ -27,11 +27,12 @@ var usageNames = map[string]string{
 	"prepaymentkeyagreement": store.UsagePPKA,
 	"ca":                     store.UsageCA,
 	"tls":                    store.UsageTLS,
+	"ocsp":                   store.UsageOCSP,
 }
 
 // kindNames maps the certificate kinds a search may name to the store's
-// tokens: org (SMKI organisation), device, ca, and the DCCKI tls-client and
-// tls-server.
+// tokens: org (SMKI organisation), device, ca, the DCCKI tls-client and
+// tls-server, and ocsp-responder.
 var kindNames = map[string]string{
 	"org":          store.KindOrg,
 	"organisation": store.KindOrg,
@@ -40,6 +41,8 @@ var kindNames = map[string]string{
 	"ca":           store.KindCA,
 	"tls-client":   store.KindTLSClient,
 	"tls-server":   store.KindTLSServer,
+	// A closed batch's delegated OCSP responder (decision record 013).
+	"ocsp-responder": store.KindOCSPResponder,
 }
 
 // Values of the status search parameter.
@@ -60,8 +63,8 @@ var queryParams = []string{"eui", "role", "userRole", "usage", "kind", "serial",
 // ParseCertQuery reads the query parameters of a certificate search:
 // eui (16 hex digits, optionally hyphen-grouped), role (a Remote Party Role
 // name or code), userRole (a DCC User Role), usage (ds, ka, pp-ka, ca, tls,
-// or digitalSignature, keyAgreement), kind (org, device, ca, tls-client,
-// tls-server), serial (hex), ca (a CA name), status (all, the default, or
+// ocsp, or digitalSignature, keyAgreement), kind (org, device, ca, tls-client,
+// tls-server, ocsp-responder), serial (hex), ca (a CA name), status (all, the default, or
 // good to leave revoked certificates out), after (a paging cursor) and limit
 // (1 to maxLimit, defaultLimit when absent). Unknown or repeated
 // parameters are errors. Every error is a *Error of ErrBadRequest naming the
@@ -113,14 +116,14 @@ func ParseCertQuery(v url.Values, defaultLimit, maxLimit int) (store.CertQuery, 
 	if s := v.Get("usage"); s != "" {
 		u, ok := usageNames[strings.ToLower(s)]
 		if !ok {
-			return store.CertQuery{}, problem.New(ErrBadRequest, "usage", "%q is not a key usage (want ds, ka, pp-ka, ca or tls)", s)
+			return store.CertQuery{}, problem.New(ErrBadRequest, "usage", "%q is not a key usage (want ds, ka, pp-ka, ca, tls or ocsp)", s)
 		}
 		q.Usage = u
 	}
 	if s := v.Get("kind"); s != "" {
 		k, ok := kindNames[strings.ToLower(s)]
 		if !ok {
-			return store.CertQuery{}, problem.New(ErrBadRequest, "kind", "%q is not a certificate kind (want org, device, ca, tls-client or tls-server)", s)
+			return store.CertQuery{}, problem.New(ErrBadRequest, "kind", "%q is not a certificate kind (want org, device, ca, tls-client, tls-server or ocsp-responder)", s)
 		}
 		q.Kind = k
 	}

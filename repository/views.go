@@ -59,7 +59,8 @@ type CertificateView struct {
 	// CA names the issuing certificate authority.
 	CA string `json:"ca"`
 	// Kind is org, device or ca for SMKI certificates, tls-client or
-	// tls-server for DCCKI ones.
+	// tls-server for DCCKI ones, ocsp-responder for a closed batch's
+	// delegated OCSP responder.
 	Kind string `json:"kind"`
 	// EUI is the subject's EUI-64 (16 upper-case hex digits), if it has one.
 	EUI string `json:"eui,omitempty"`
@@ -68,7 +69,8 @@ type CertificateView struct {
 	// UserRole is the DCC User Role of a DCCKI client certificate.
 	UserRole string `json:"userRole,omitempty"`
 	// Usage is the key usage: ds (digitalSignature), ka (keyAgreement),
-	// pp-ka (a supplier's prepayment top-up keyAgreement), ca or tls.
+	// pp-ka (a supplier's prepayment top-up keyAgreement), ca, tls or
+	// ocsp (an OCSP responder).
 	Usage string `json:"usage,omitempty"`
 	// NotBefore and NotAfter bound the validity period.
 	NotBefore time.Time `json:"notBefore"`

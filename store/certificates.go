@@ -18,12 +18,18 @@ const (
 	KindCA        = "ca"         // a CA certificate
 	KindTLSClient = "tls-client" // a DCCKI client certificate
 	KindTLSServer = "tls-server" // a DCCKI server certificate
+	// KindOCSPResponder is a closed batch's delegated OCSP responder
+	// certificate (RFC 6960 section 4.2.2.2): not an SMKI profile, so
+	// smki.ParseCertificate reads it as KindUnknown; read it with
+	// crypto/x509.
+	KindOCSPResponder = "ocsp-responder"
 
 	UsageDS   = "ds"    // digitalSignature
 	UsageKA   = "ka"    // keyAgreement (management)
 	UsagePPKA = "pp-ka" // keyAgreement for prepayment top-up
 	UsageCA   = "ca"    // keyCertSign, cRLSign
 	UsageTLS  = "tls"   // DCCKI TLS
+	UsageOCSP = "ocsp"  // digitalSignature with id-kp-OCSPSigning: an OCSP responder
 )
 
 // userRoles are the DCC user roles of GBCS section 1.
@@ -38,11 +44,11 @@ type Certificate struct {
 	ID        int64     // store-assigned, increasing; for paging
 	CA        string    // issuing CA name
 	Serial    []byte    // big-endian bytes as in the certificate
-	Kind      string    // "org", "device", "ca", "tls-client", "tls-server"
+	Kind      string    // "org", "device", "ca", "tls-client", "tls-server", "ocsp-responder"
 	EUI       string    // 16 upper-case hex digits, "" when none
 	Role      int       // GBCS remote party role code, -1 when none
 	UserRole  string    // DCC user role (IS, ES, GS, ED, GT, OU, RSA) for DCCKI client certificates, else ""
-	Usage     string    // "ds", "ka", "pp-ka", "ca", "tls"
+	Usage     string    // "ds", "ka", "pp-ka", "ca", "tls", "ocsp"
 	NotBefore time.Time // stored UTC, microsecond precision
 	NotAfter  time.Time
 	DER       []byte

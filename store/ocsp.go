@@ -148,9 +148,10 @@ func (s *SMKIStore) OCSPResponse(ctx context.Context, ca string, serial []byte) 
 // OCSPResponsesDue returns, soonest first and at most limit of them (0 means
 // DefaultLimit, capped at MaxLimit), the stored responses whose nextUpdate is
 // before the given time and that a refresh can and should replace: their CA
-// is active (a closed batch has no key left to sign with) and their
-// certificate is still valid when the response expires (once a response
-// covers the certificate's notAfter, no other is needed).
+// is active, or is a closed batch with a delegated OCSP responder (see
+// OCSPResponder; a batch closed without one has no key left to sign with),
+// and their certificate is still valid when the response expires (once a
+// response covers the certificate's notAfter, no other is needed).
 func (s *SMKIStore) OCSPResponsesDue(ctx context.Context, before time.Time, limit int) ([]OCSPResponse, error) {
 	limit, err := pageLimit(limit)
 	if err != nil {
@@ -162,7 +163,8 @@ func (s *SMKIStore) OCSPResponsesDue(ctx context.Context, before time.Time, limi
 	rs, err := s.db.read().query(ctx, `SELECT `+ocspColumns+` FROM ocsp_responses r
 		JOIN cas ON cas.name = r.ca
 		JOIN certificates c ON c.ca = r.ca AND c.serial = r.serial
-		WHERE r.next_update < $1 AND cas.state = 'active' AND c.not_after > r.next_update
+		WHERE r.next_update < $1 AND c.not_after > r.next_update
+			AND (cas.state = 'active' OR EXISTS (SELECT 1 FROM ocsp_responders o WHERE o.ca = r.ca))
 		ORDER BY r.next_update LIMIT $2`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing OCSP responses due: %w", err)
@@ -184,8 +186,10 @@ func (s *SMKIStore) OCSPResponsesDue(ctx context.Context, before time.Time, limi
 
 // CertificatesWithoutOCSP returns, in ID order and at most limit of them (0
 // means DefaultLimit, capped at MaxLimit), the certificates that have no
-// stored OCSP response but could get one: issued by an active CA that is not
-// a root, and not expired at the given time. They are certificates
+// stored OCSP response but could get one: issued by a CA that is not a root
+// and is active or a closed batch with a delegated OCSP responder, not
+// expired at the given time, and not themselves an OCSP responder's
+// certificate (id-pkix-ocsp-nocheck: no status to give). They are certificates
 // published by an operator, issued before responses were stored, or whose
 // response failed to store; the refresher signs theirs.
 func (s *SMKIStore) CertificatesWithoutOCSP(ctx context.Context, at time.Time, limit int) ([]Certificate, error) {
@@ -199,7 +203,8 @@ func (s *SMKIStore) CertificatesWithoutOCSP(ctx context.Context, at time.Time, l
 	}
 	return db.listCerts(ctx, db.read(), `SELECT c.`+strings.ReplaceAll(certColumns, ", ", ", c.")+` FROM certificates c
 		JOIN cas ON cas.name = c.ca
-		WHERE cas.state = 'active' AND cas.kind NOT IN ('root', 'dccki-root') AND c.not_after > $1
+		WHERE cas.kind NOT IN ('root', 'dccki-root') AND c.kind <> 'ocsp-responder' AND c.not_after > $1
+			AND (cas.state = 'active' OR EXISTS (SELECT 1 FROM ocsp_responders o WHERE o.ca = c.ca))
 			AND NOT EXISTS (SELECT 1 FROM ocsp_responses r WHERE r.ca = c.ca AND r.serial = c.serial)
 		ORDER BY c.id LIMIT $2`, at, limit)
 }

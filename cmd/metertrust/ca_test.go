@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +146,26 @@ func TestCACommandsEndToEnd(t *testing.T) {
 	out, err = run(t, "smki", "verify", "--data", data, p("sup-ds2.pem"), p("sup-ka.pem"))
 	if exitCode(err) != 1 || !strings.Contains(out, "revoked") || !strings.Contains(out, "sup-ka.pem: OK") {
 		t.Errorf("verify with a revoked certificate: err %v\n%s", err, out)
+	}
+	// A device certificate of the closed batch E357 is revoked through the
+	// batch's delegated OCSP responder (its final CRL does not change), and
+	// validation refuses it by the stored OCSP response.
+	mPEM, err := os.ReadFile(p("m.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := pem.Decode(mPEM)
+	if mb == nil {
+		t.Fatal("m.pem: no PEM block")
+	}
+	mc, err := x509.ParseCertificate(mb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "ca", "revoke", "--data", data, "--ca", "E357", "--serial", fmt.Sprintf("%X", mc.SerialNumber), "--reason", "keyCompromise")
+	out, err = run(t, "smki", "verify", "--data", data, p("m.pem"))
+	if exitCode(err) != 1 || !strings.Contains(out, "revoked") || !strings.Contains(out, "OCSP") {
+		t.Errorf("verify a revoked device certificate of a closed batch: err %v\n%s", err, out)
 	}
 
 	// Before the certificates existed, nothing validates.

@@ -125,7 +125,7 @@ func serveCA(ctx context.Context, cfg ra.ServeConfig) error {
 	}
 	held := []string{"ca-tls-server " + cfg.TLSKey}
 	for _, k := range loaded {
-		held = append(held, "online-ca "+k.CA+" "+custody.Redacted(k.KeyURI))
+		held = append(held, k.Purpose+" "+k.CA+" "+custody.Redacted(k.KeyURI))
 	}
 	serving.KeysLoaded(ctx, log, "ca", held...)
 	srv, err := ra.New(ra.Deps{Authority: auth, Store: db.SMKI(), Registry: db.SMKI(), Audit: db, Credentials: creds, ClientIssuer: ca.NameDCCKITLS, Logger: log})
