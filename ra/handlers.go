@@ -368,17 +368,8 @@ func (s *Server) issueDevice(c echo.Context) error {
 	if err != nil {
 		return s.refuse(ctx, who, ActionIssueDev, r.Batch, err)
 	}
-	var out store.Certificate
-	if err := s.do(ctx, who, ActionIssueDev, r.Batch, nil, func() error {
-		out, err = s.deps.Authority.IssueDevice(ctx, r.Batch, csr)
-		if err != nil && len(out.DER) > 0 {
-			// Issued and stored; only closing the batch at its quota
-			// failed, which the CA logs and a later request retries.
-			s.log.WarnContext(ctx, "certificate issued, batch not closed at its quota", "batch", r.Batch, "err", err)
-			return nil
-		}
-		return err
-	}); err != nil {
+	out, err := s.issueDeviceAs(ctx, who, ActionIssueDev, r.Batch, csr)
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, certView(out))
@@ -402,4 +393,23 @@ func csrBytes(s string) ([]byte, error) {
 		return nil, problem.New(ErrBadRequest, "csr", "neither a PEM CERTIFICATE REQUEST nor base64 DER")
 	}
 	return der, nil
+}
+
+// issueDeviceAs issues one device certificate from batch for who, audited
+// under action. Once the CA is asked, the issuance finishes whatever the
+// client does. A certificate issued and stored whose batch then failed to
+// close at its quota is a success (the CA logs it; a later request closes
+// the batch).
+func (s *Server) issueDeviceAs(ctx context.Context, who caller, action, batch string, csr []byte) (store.Certificate, error) {
+	var out store.Certificate
+	err := s.do(ctx, who, action, batch, nil, func() error {
+		var err error
+		out, err = s.deps.Authority.IssueDevice(context.WithoutCancel(ctx), batch, csr)
+		if err != nil && len(out.DER) > 0 {
+			s.log.WarnContext(ctx, "certificate issued, batch not closed at its quota", "batch", batch, "err", err)
+			return nil
+		}
+		return err
+	})
+	return out, err
 }

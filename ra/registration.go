@@ -557,15 +557,8 @@ func (s *Server) submitDevice(c echo.Context) error {
 	if err != nil {
 		return s.refuse(ctx, who, ActionDevice, object, err)
 	}
-	var out store.Certificate
-	if err := s.do(ctx, who, ActionDevice, r.Batch, nil, func() error {
-		out, err = s.deps.Authority.IssueDevice(context.WithoutCancel(ctx), r.Batch, csr)
-		if err != nil && len(out.DER) > 0 {
-			s.log.WarnContext(ctx, "certificate issued, batch not closed at its quota", "batch", r.Batch, "err", err)
-			return nil
-		}
-		return err
-	}); err != nil {
+	out, err := s.issueDeviceAs(ctx, who, ActionDevice, r.Batch, csr)
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, certView(out))
