@@ -71,6 +71,7 @@ type CRLStore interface {
 // also asks for the certificates that have none.
 type OCSPStore interface {
 	PutOCSPResponses(ctx context.Context, rs ...store.OCSPResponse) error
+	OCSPResponse(ctx context.Context, ca string, serial []byte) (store.OCSPResponse, error)
 	OCSPResponsesDue(ctx context.Context, before time.Time, limit int) ([]store.OCSPResponse, error)
 	CertificatesWithoutOCSP(ctx context.Context, at time.Time, limit int) ([]store.Certificate, error)
 }

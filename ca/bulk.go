@@ -104,62 +104,22 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 	sum.FirstEUI = req.FirstEUI.String()
 	var full bool
 	err = a.step(ctx, "ca.issue.devices", req.Batch, map[string]any{"count": req.Count, "first_eui": sum.FirstEUI}, func() (map[string]any, error) {
-		// Signing and storing overlap: while one chunk is written to the
-		// store, the next is signed. At most two chunks are in memory.
-		type chunk struct {
-			recs     []store.Certificate
-			resps    []store.OCSPResponse
-			first, n int
-		}
-		toStore := make(chan chunk, 1)
-		stored := make(chan error, 1)
-		var failed atomic.Bool
-		go func() {
-			var err error
-			for c := range toStore {
-				if err != nil {
-					continue
-				}
-				if err = a.st.PutCertificates(ctx, c.recs...); err != nil {
-					err = fmt.Errorf("ca: storing devices %d-%d: %w", c.first, c.first+c.n-1, err)
-					failed.Store(true)
-					continue
-				}
-				if err = a.st.PutOCSPResponses(ctx, c.resps...); err != nil {
-					err = fmt.Errorf("ca: storing the OCSP responses of devices %d-%d: %w", c.first, c.first+c.n-1, err)
-					failed.Store(true)
-					continue
-				}
-				done := c.first + c.n
+		var err error
+		full, err = a.chunked(ctx, iss, req.Count, req.Chunk,
+			func(_, n int) int64 { return int64(2 * n) },
+			func(first, n int) ([]store.Certificate, []store.OCSPResponse, error) {
+				return a.bulkChunk(ctx, iss, req, first, n)
+			},
+			func(first, n int, _ []store.Certificate) error {
+				done := first + n
 				sum.Devices, sum.Certificates = done, 2*done
 				sum.LastEUI = euiAdd(req.FirstEUI, uint64(done-1)).String()
 				if req.Progress != nil {
 					req.Progress(done, req.Count)
 				}
-			}
-			stored <- err
-		}()
-		var signErr error
-		iss.inflight.RLock()
-		defer iss.inflight.RUnlock()
-		for first := 0; first < req.Count && !failed.Load(); {
-			n := min(req.Chunk, req.Count-first)
-			issued, err := a.reserve(ctx, iss, int64(2*n))
-			if err != nil {
-				signErr = err
-				break
-			}
-			full = iss.rec.Quota > 0 && issued == iss.rec.Quota
-			recs, resps, err := a.bulkChunk(ctx, iss, req, first, n)
-			if err != nil {
-				signErr = err
-				break
-			}
-			toStore <- chunk{recs: recs, resps: resps, first: first, n: n}
-			first += n
-		}
-		close(toStore)
-		if err := errors.Join(signErr, <-stored); err != nil {
+				return nil
+			})
+		if err != nil {
 			return nil, err
 		}
 		return map[string]any{"devices": sum.Devices, "certificates": sum.Certificates, "last_eui": sum.LastEUI}, nil
@@ -177,28 +137,83 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 	return sum, nil
 }
 
-// bulkChunk signs devices [first, first+n) with the worker pool and returns
-// their records and their first OCSP responses in device order (DS then KA).
-func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest, first, n int) ([]store.Certificate, []store.OCSPResponse, error) {
-	recs := make([]store.Certificate, 2*n)
-	resps := make([]store.OCSPResponse, 2*n)
+// chunked is the streaming pipeline of the bulk paths. Units (devices)
+// [0, total) go in chunks of size: for each chunk in turn it reserves the
+// chunk's certificates (certs) from the batch's quota, signs them (sign),
+// and hands them to a goroutine that stores the certificates in one
+// transaction and their OCSP responses in another, then calls stored.
+// Storing one chunk overlaps signing the next, so at most two chunks are in
+// memory. It reports whether the last reservation used up the quota.
+func (a *Authority) chunked(ctx context.Context, iss *issuer, total, size int,
+	certs func(first, n int) int64,
+	sign func(first, n int) ([]store.Certificate, []store.OCSPResponse, error),
+	stored func(first, n int, recs []store.Certificate) error) (bool, error) {
+	type chunk struct {
+		recs     []store.Certificate
+		resps    []store.OCSPResponse
+		first, n int
+	}
+	toStore := make(chan chunk, 1)
+	done := make(chan error, 1)
+	var failed atomic.Bool
+	go func() {
+		var err error
+		for c := range toStore {
+			if err != nil {
+				continue
+			}
+			if err = a.st.PutCertificates(ctx, c.recs...); err != nil {
+				err = fmt.Errorf("ca: storing devices %d-%d: %w", c.first, c.first+c.n-1, err)
+				failed.Store(true)
+				continue
+			}
+			if err = a.st.PutOCSPResponses(ctx, c.resps...); err != nil {
+				err = fmt.Errorf("ca: storing the OCSP responses of devices %d-%d: %w", c.first, c.first+c.n-1, err)
+				failed.Store(true)
+				continue
+			}
+			if err = stored(c.first, c.n, c.recs); err != nil {
+				failed.Store(true)
+			}
+		}
+		done <- err
+	}()
+	var full bool
+	var signErr error
+	iss.inflight.RLock()
+	defer iss.inflight.RUnlock()
+	for first := 0; first < total && !failed.Load(); {
+		n := min(size, total-first)
+		issued, err := a.reserve(ctx, iss, certs(first, n))
+		if err != nil {
+			signErr = err
+			break
+		}
+		full = iss.rec.Quota > 0 && issued == iss.rec.Quota
+		recs, resps, err := sign(first, n)
+		if err != nil {
+			signErr = err
+			break
+		}
+		toStore <- chunk{recs: recs, resps: resps, first: first, n: n}
+		first += n
+	}
+	close(toStore)
+	return full, errors.Join(signErr, <-done)
+}
+
+// parallel runs fn(0), ..., fn(n-1) on up to workers goroutines and returns
+// the context's error or the errors of fn, joined.
+func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
 	errs := make([]error, n)
 	idx := make(chan int)
 	var wg sync.WaitGroup
-	for range min(req.Workers, n) {
+	for range min(workers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range idx {
-				eui := euiAdd(req.FirstEUI, uint64(first+i))
-				for j, u := range []Usage{UsageDS, UsageKA} {
-					rec, resp, err := a.bulkOne(ctx, iss, req, eui, u)
-					if err != nil {
-						errs[i] = fmt.Errorf("device %s %s: %w", eui, u, err)
-						break
-					}
-					recs[2*i+j], resps[2*i+j] = rec, resp
-				}
+				errs[i] = fn(i)
 			}
 		}()
 	}
@@ -211,9 +226,28 @@ func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest,
 	close(idx)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return err
 	}
-	if err := errors.Join(errs...); err != nil {
+	return errors.Join(errs...)
+}
+
+// bulkChunk signs devices [first, first+n) with the worker pool and returns
+// their records and their first OCSP responses in device order (DS then KA).
+func (a *Authority) bulkChunk(ctx context.Context, iss *issuer, req BulkRequest, first, n int) ([]store.Certificate, []store.OCSPResponse, error) {
+	recs := make([]store.Certificate, 2*n)
+	resps := make([]store.OCSPResponse, 2*n)
+	err := parallel(ctx, req.Workers, n, func(i int) error {
+		eui := euiAdd(req.FirstEUI, uint64(first+i))
+		for j, u := range []Usage{UsageDS, UsageKA} {
+			rec, resp, err := a.bulkOne(ctx, iss, req, eui, u)
+			if err != nil {
+				return fmt.Errorf("device %s %s: %w", eui, u, err)
+			}
+			recs[2*i+j], resps[2*i+j] = rec, resp
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return recs, resps, nil

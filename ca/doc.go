@@ -3,7 +3,8 @@
 // separate DCCKI hierarchy for the router's mutual TLS, with their keys in
 // the key custody of package keys (key files or PKCS#11), issuance of
 // organisation and device certificates from PKCS#10 requests with
-// pre-issuance linting, bulk device issuance for simulations, revocation,
+// pre-issuance linting, bulk device issuance for simulations and from
+// manufacturers' provisioning files (ImportDevices), revocation,
 // CRLs, and OCSP responses signed ahead of time (at issuance, at revocation
 // and by RefreshOCSP before they expire) for the repository to serve.
 //

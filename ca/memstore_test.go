@@ -208,6 +208,16 @@ func (m *memStore) PutOCSPResponses(_ context.Context, rs ...store.OCSPResponse)
 	return nil
 }
 
+func (m *memStore) OCSPResponse(_ context.Context, ca string, serial []byte) (store.OCSPResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.ocsp[certKey(ca, serial)]
+	if !ok {
+		return store.OCSPResponse{}, fmt.Errorf("OCSP response for %s/%X: %w", ca, serial, store.ErrNotFound)
+	}
+	return r, nil
+}
+
 func (m *memStore) OCSPResponsesDue(_ context.Context, before time.Time, limit int) ([]store.OCSPResponse, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

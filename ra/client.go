@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +35,8 @@ func NewClient(baseURL string, tc *tls.Config, token string) (*Client, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("ra: CA service URL %q: want https://host:port", baseURL)
 	}
-	return &Client{base: u, token: token, http: &http.Client{Timeout: 60 * time.Second,
+	// An import may take minutes; every other call returns in seconds.
+	return &Client{base: u, token: token, http: &http.Client{Timeout: importTime + time.Minute,
 		Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}}}, nil
 }
 
@@ -61,12 +63,17 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 // doQuery is do with a query string.
 func (c *Client) doQuery(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	header := map[string]string{}
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		r, header = bytes.NewReader(b.data), b.header
+	default:
+		j, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		r = bytes.NewReader(b)
+		r, header["Content-Type"] = bytes.NewReader(j), mediaJSON
 	}
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
@@ -74,8 +81,8 @@ func (c *Client) doQuery(ctx context.Context, method, path string, query url.Val
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", mediaJSON)
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -200,5 +207,25 @@ func IsStatus(err error, status int) bool {
 func (c *Client) SubmitDevice(ctx context.Context, batch, csr string) (CertificateView, error) {
 	var out CertificateView
 	err := c.do(ctx, http.MethodPost, "/v1/requests/device", DeviceRequest{Batch: batch, CSR: csr}, &out)
+	return out, err
+}
+
+// rawBody is a request body sent as it is, with its headers.
+type rawBody struct {
+	data   []byte
+	header map[string]string
+}
+
+// Import sends the calling manufacturer's signed provisioning file (its
+// exact bytes and detached signature) to be issued under batch; skipBad
+// issues the good devices and lists the others.
+func (c *Client) Import(ctx context.Context, batch string, file, sig []byte, skipBad bool) (ImportView, error) {
+	var out ImportView
+	q := url.Values{"batch": {batch}}
+	if skipBad {
+		q.Set("skipBad", "true")
+	}
+	err := c.doQuery(ctx, http.MethodPost, "/v1/imports", q, rawBody{data: file, header: map[string]string{
+		"Content-Type": MediaProvisioning, SignatureHeader: base64.StdEncoding.EncodeToString(sig)}}, &out)
 	return out, err
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/metertrust/metertrust/apiserver/apiservertest"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -20,6 +21,12 @@ func (stubDeps) Revoke(context.Context, string, []byte, int) (store.Certificate,
 }
 func (stubDeps) CRL(context.Context, string) (store.CRL, error) {
 	return store.CRL{}, store.ErrNotFound
+}
+func (stubDeps) ImportDevices(context.Context, ca.ImportRequest) (ca.ImportSummary, error) {
+	return ca.ImportSummary{}, nil
+}
+func (stubDeps) SignerCertificate(context.Context, []byte, smki.EUI) (*smki.Certificate, error) {
+	return nil, nil
 }
 func (stubDeps) IssueDevice(context.Context, string, []byte) (store.Certificate, error) {
 	return store.Certificate{}, store.ErrNotFound
@@ -50,7 +57,7 @@ func TestOpenAPI(t *testing.T) {
 	routes := srv.Routes()
 	apiservertest.CheckOpenAPI(t, doc, routes, "401", "403")
 	apiservertest.CheckProblemTypes(t, doc, kinds)
-	if len(routes) != 13 {
-		t.Errorf("%d routes served, want 13", len(routes))
+	if len(routes) != 14 {
+		t.Errorf("%d routes served, want 14", len(routes))
 	}
 }

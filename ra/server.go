@@ -28,6 +28,8 @@ type Authority interface {
 	CRL(ctx context.Context, caName string) (store.CRL, error)
 	IssueDevice(ctx context.Context, batch string, csr []byte) (store.Certificate, error)
 	IssueOrg(ctx context.Context, req ca.OrgRequest) (store.Certificate, error)
+	ImportDevices(ctx context.Context, req ca.ImportRequest) (ca.ImportSummary, error)
+	SignerCertificate(ctx context.Context, der []byte, eui smki.EUI) (*smki.Certificate, error)
 }
 
 // Store is what the API reads; *store.SMKIStore implements it.
@@ -96,6 +98,7 @@ func New(deps Deps) (*Server, error) {
 	s.e.PUT("/v1/organisations/:eui", s.putOrganisation)
 	s.e.POST("/v1/requests", s.submitRequest)
 	s.e.POST("/v1/requests/device", s.submitDevice)
+	s.e.POST("/v1/imports", s.importFile)
 	s.e.GET("/v1/requests", s.listRequests)
 	s.e.GET("/v1/requests/:id", s.getRequest)
 	s.e.POST("/v1/requests/:id/approve", s.approveRequest)
@@ -135,7 +138,11 @@ func (s *Server) healthz(c echo.Context) error {
 // bodyLimit refuses bodies over maxBody before a handler reads them.
 func (s *Server) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, maxBody)
+		limit := int64(maxBody)
+		if n, ok := importBody(c.Request().URL.Path); ok {
+			limit = n
+		}
+		c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, limit)
 		return next(c)
 	}
 }

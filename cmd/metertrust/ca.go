@@ -25,7 +25,7 @@ func newCACmd() *cobra.Command {
 	issue := &cobra.Command{Use: "issue", Short: "Issue certificates"}
 	issue.AddCommand(newCAIssueOrgCmd(), newCAIssueDeviceCmd(), newCAIssueDevicesCmd(),
 		newCAIssueTLSClientCmd(), newCAIssueTLSServerCmd())
-	c.AddCommand(newCAInitCmd(), batch, issue, newCARevokeCmd(), newCACRLCmd(), newCAOCSPCmd(), newCARequestCmd(), newCAOrgCmd())
+	c.AddCommand(newCAInitCmd(), batch, issue, newCAImportCmd(), newCARevokeCmd(), newCACRLCmd(), newCAOCSPCmd(), newCARequestCmd(), newCAOrgCmd())
 	return c
 }
 

@@ -115,7 +115,7 @@ command presents a DCCKI client certificate (--cert, --key) and trusts
 $` + tokenEnv + `). An organisation submits with its own certificate alone
 and reads its own requests; operators list, approve (two different operators
 for the DCC's own roles) and reject them, revoke, and ask for a CRL.`}
-	c.AddCommand(newCARequestSubmitCmd(), newCARequestDeviceCmd(), newCARequestShowCmd(), newCARequestListCmd(), newCARequestDecideCmd("approve"),
+	c.AddCommand(newCARequestSubmitCmd(), newCARequestDeviceCmd(), newCARequestImportCmd(), newCARequestShowCmd(), newCARequestListCmd(), newCARequestDecideCmd("approve"),
 		newCARequestDecideCmd("reject"), newCARequestRevokeCmd(), newCARequestCRLCmd())
 	return c
 }
@@ -192,6 +192,65 @@ func newCARequestDeviceCmd() *cobra.Command {
 	c.Flags().StringVar(&out, "out", "", "write the certificate (PEM) here")
 	c.MarkFlagRequired("batch")
 	c.MarkFlagRequired("csr")
+	return c
+}
+
+func newCARequestImportCmd() *cobra.Command {
+	var f caAPIFlags
+	var batchName, file, sigFile string
+	var skipBad bool
+	c := &cobra.Command{
+		Use:   "import",
+		Short: "As a registered manufacturer, send a signed provisioning file: every device is issued under the batch",
+		Long: `Send a provisioning file (docs/provisioning.md) and its detached signature to
+the CA service as the manufacturer whose DCCKI certificate you present; the
+service checks the signature against your digital-signing certificate, every
+entry, the inventory and the batch's quota, and issues the whole file before
+it answers. For files over 64 MiB or 50,000 devices, the CA's operators run
+metertrust ca import on its data directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sigFile == "" {
+				sigFile = file + ".sig"
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("--file: %w", err)
+			}
+			sigText, err := os.ReadFile(sigFile)
+			if err != nil {
+				return fmt.Errorf("--sig: %w", err)
+			}
+			sig, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(sigText)), ""))
+			if err != nil {
+				return fmt.Errorf("--sig: %s is not base64: %w", sigFile, err)
+			}
+			cl, err := f.client(false)
+			if err != nil {
+				return err
+			}
+			v, err := cl.Import(cmd.Context(), batchName, data, sig, skipBad)
+			if err != nil {
+				return err
+			}
+			return f.print(cmd, v, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "imported\t%d devices (%d certificates) from batch %s, EUIs %s to %s\n", v.Devices, v.Certificates, v.Batch, v.FirstEUI, v.LastEUI)
+				for _, r := range v.Refused {
+					fmt.Fprintf(w, "refused\tline %d (%s): %s\n", r.Line, r.EUI, r.Reason)
+				}
+				for _, s := range v.Skipped {
+					fmt.Fprintf(w, "skipped\tline %d (%s): %s\n", s.Line, s.EUI, s.Reason)
+				}
+			})
+		},
+	}
+	f.register(c, false)
+	c.Flags().StringVar(&batchName, "batch", "", "the open batch Device CA (required)")
+	c.Flags().StringVar(&file, "file", "", "the provisioning file (required)")
+	c.Flags().StringVar(&sigFile, "sig", "", "its detached signature, base64 (default FILE.sig)")
+	c.Flags().BoolVar(&skipBad, "skip-bad", false, "issue the good devices and list the others instead of refusing the file")
+	c.MarkFlagRequired("batch")
+	c.MarkFlagRequired("file")
 	return c
 }
 
