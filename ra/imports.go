@@ -79,9 +79,11 @@ func (s *Server) importFile(c echo.Context) error {
 	if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || mt != MediaProvisioning {
 		return s.refuse(ctx, who, ActionImport, object, problem.New(ErrUnsupportedMediaType, "Content-Type", "send the provisioning file as %s", MediaProvisioning))
 	}
-	sig, err := base64.StdEncoding.DecodeString(c.Request().Header.Get(SignatureHeader))
-	if err != nil || len(sig) == 0 || len(sig) > 256 {
-		return s.refuse(ctx, who, ActionImport, object, problem.New(ErrBadRequest, SignatureHeader, "want the file's detached signature, base64 of the DER ECDSA signature"))
+	// The header is the signature file's text: base64 of the DER
+	// ECDSA-Sig-Value, which provision.Open decodes and checks.
+	sig := []byte(c.Request().Header.Get(SignatureHeader))
+	if der, err := base64.StdEncoding.DecodeString(string(sig)); err != nil || len(der) == 0 || len(der) > 80 {
+		return s.refuse(ctx, who, ActionImport, object, problem.New(ErrBadRequest, SignatureHeader, "want the file's detached signature, base64 of the DER ECDSA P-256 signature"))
 	}
 	data, err := io.ReadAll(c.Request().Body)
 	if err != nil {

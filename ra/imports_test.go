@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -53,7 +54,11 @@ func TestImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := provision.Sign(rand.Reader, file, key)
+	sigText, err := provision.Sign(rand.Reader, file, key) // the .sig file: base64
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(sigText)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +103,14 @@ func TestImport(t *testing.T) {
 	tampered := bytes.Replace(file, []byte(`"ESME"`), []byte(`"GSME"`), 1)
 	if code, body := post(tampered, sig); code != http.StatusBadRequest || json.Unmarshal(body, &p) != nil || p.Param != ra.SignatureHeader {
 		t.Errorf("a tampered file: %d %s", code, body)
+	}
+	// Through the client, as "ca request import" sends it.
+	cl, err := ra.NewClient(w.url, &tls.Config{RootCAs: w.roots, Certificates: []tls.Certificate{w.clientCert(maker)}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Import(ctx, batch, file, sig, false); !ra.IsStatus(err, http.StatusConflict) {
+		t.Errorf("the same file again through the client: %v", err)
 	}
 	if code, _ := w.call(w.client, "POST", "/v1/imports?batch="+batch, "", "{}", nil); code != http.StatusForbidden {
 		t.Errorf("a non-manufacturer imports: %d", code)
