@@ -452,8 +452,11 @@ func newCARevokeCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"certificate": o, "reason": ca.ReasonName(reason),
 					"revoked_at": rec.RevokedAt.UTC().Format("2006-01-02T15:04:05Z")})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s certificate %X of %s (%s); publish a new CRL with: metertrust ca crl --ca %s\n",
-				rec.Kind, rec.Serial, rec.CA, ca.ReasonName(reason), rec.CA)
+			next := "publish a new CRL with: metertrust ca crl --ca " + rec.CA
+			if info, err := e.auth.CA(ctx, rec.CA); err == nil && info.State == store.CAStateClosed {
+				next = "the batch is closed: its final CRL cannot change, its OCSP responder answers \"revoked\""
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s certificate %X of %s (%s); %s\n", rec.Kind, rec.Serial, rec.CA, ca.ReasonName(reason), next)
 			return nil
 		},
 	}
