@@ -13,6 +13,15 @@ import (
 // dir when dir is not empty. The caller calls closeKey when done with the
 // key.
 func OpenAgreement(uri, dir string) (key Agreement, closeKey func(), err error) {
+	return OpenKey(uri, dir)
+}
+
+// OpenKey opens the key named in full by uri, as OpenAgreement does, for
+// signing as well as key agreement: a user's digital-signing or
+// key-agreement key, from a key file, "softkms:path=FILE" or a PKCS#11 URI
+// (the key then never leaves the token). The caller calls closeKey when
+// done with the key.
+func OpenKey(uri, dir string) (key Key, closeKey func(), err error) {
 	if strings.HasPrefix(uri, "pkcs11:") {
 		t, err := OpenToken(uri)
 		if err != nil {

@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newSMKICmd(),
 		newAuditCmd(),
 		newGBCSCmd(),
+		newUserCmd(),
 		newDemoCmd(),
 		newRouterCmd(),
 		newOperatorCmd(),
