@@ -3,6 +3,9 @@ package ca
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -201,6 +204,51 @@ func (a *Authority) IssueTLSClient(ctx context.Context, eui smki.EUI, role smki.
 	return a.issueTLS(ctx, "ca.issue.tls-client", eui.String()+"/"+string(role), func(k crypto.Signer) (*template, error) {
 		return tlsClientTemplate(k.Public(), eui, role, a.now())
 	})
+}
+
+// IssueTLSClientCSR issues a DCCKI client certificate for a DCC user's own
+// key, from its PKCS#10 request (DER or PEM; any subject, which the CA
+// replaces with the user's: O=metertrust DCCKI users, OU=<user role>,
+// CN=<EUI>, and the URI SAN urn:metertrust:user:<EUI>:<role>). The request's
+// self-signature must verify and its key be ECDSA P-256: the private key
+// never leaves the user.
+func (a *Authority) IssueTLSClientCSR(ctx context.Context, csr []byte, eui smki.EUI, role smki.UserRole) (store.Certificate, error) {
+	if eui.IsZero() {
+		return store.Certificate{}, fmt.Errorf("%w: user EUI-64 is required", ErrRequest)
+	}
+	if _, err := smki.ParseUserRole(string(role)); err != nil {
+		return store.Certificate{}, fmt.Errorf("%w: %v", ErrRequest, err)
+	}
+	der, err := DecodePEMOrDER(csr, "CERTIFICATE REQUEST")
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("%w: %v", ErrCSR, err)
+	}
+	r, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return store.Certificate{}, fmt.Errorf("%w: %v", ErrCSR, err)
+	}
+	if err := r.CheckSignature(); err != nil {
+		return store.Certificate{}, fmt.Errorf("%w: self-signature: %v", ErrCSR, err)
+	}
+	if k, ok := r.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		return store.Certificate{}, fmt.Errorf("%w: the key is %T, want ECDSA P-256", ErrCSR, r.PublicKey)
+	}
+	var out store.Certificate
+	err = a.step(ctx, "ca.issue.tls-client", eui.String()+"/"+string(role), map[string]any{"key": "user's own"}, func() (map[string]any, error) {
+		iss, err := a.onlineIssuer(ctx, NameDCCKITLS)
+		if err != nil {
+			return nil, err
+		}
+		t, err := tlsClientTemplate(r.PublicKey, eui, role, a.now())
+		if err != nil {
+			return nil, err
+		}
+		if out, err = a.signAndStore(ctx, iss, t); err != nil {
+			return nil, err
+		}
+		return map[string]any{"serial": fmt.Sprintf("%X", out.Serial)}, nil
+	})
+	return out, err
 }
 
 // IssueTLSServer issues a DCCKI server certificate for a service with the

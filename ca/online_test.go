@@ -2,9 +2,17 @@ package ca
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/smki"
 )
 
 // TestRefreshCRLs checks that the refresher signs a CRL for each online CA
@@ -88,5 +96,42 @@ func TestParseReasonCodes(t *testing.T) {
 		if _, err := ParseReason(in); !errors.Is(err, ErrRequest) {
 			t.Errorf("ParseReason(%q) = %v, want ErrRequest", in, err)
 		}
+	}
+}
+
+// TestIssueTLSClientCSR issues a DCCKI client certificate for the user's
+// own key from an ordinary PKCS#10 request, and refuses one with a bad
+// self-signature or a key that is not P-256.
+func TestIssueTLSClientCSR(t *testing.T) {
+	e := newTestEnv(t)
+	e.init(t)
+	ctx := context.Background()
+	k := newKey(t)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "anything"}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eui := smki.MustParseEUI("90B3D51F30010000")
+	rec, err := e.a.IssueTLSClientCSR(ctx, der, eui, smki.UserImportSupplier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotEUI, role, err := TLSUser(c)
+	if err != nil || gotEUI != eui || role != smki.UserImportSupplier || !k.PublicKey.Equal(c.PublicKey) {
+		t.Errorf("certificate for %s/%s (%v), key matches: %v", gotEUI, role, err, k.PublicKey.Equal(c.PublicKey))
+	}
+	bad := slices.Clone(der)
+	bad[len(bad)-5] ^= 1
+	if _, err := e.a.IssueTLSClientCSR(ctx, bad, eui, smki.UserImportSupplier); !errors.Is(err, ErrCSR) {
+		t.Errorf("a tampered request: %v, want ErrCSR", err)
+	}
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der384, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, p384)
+	if _, err := e.a.IssueTLSClientCSR(ctx, der384, eui, smki.UserImportSupplier); !errors.Is(err, ErrCSR) {
+		t.Errorf("a P-384 key: %v, want ErrCSR", err)
 	}
 }

@@ -317,11 +317,16 @@ func newCAIssueDeviceCmd() *cobra.Command {
 
 func newCAIssueTLSClientCmd() *cobra.Command {
 	var f caFlags
-	var eui, userRole, keyOut, out string
+	var eui, userRole, keyOut, out, csr string
 	c := &cobra.Command{
 		Use:   "tls-client",
-		Short: "Issue a DCCKI client certificate (and key) for a DCC user's mutual TLS to the router",
-		Args:  cobra.NoArgs,
+		Short: "Issue a DCCKI client certificate for a DCC user's mutual TLS: for its own key (--csr), or with a new key (--key-out)",
+		Long: `Issue a DCCKI client certificate for a DCC user. With --csr, the user keeps
+its private key: the request (PKCS#10, PEM or DER, any subject, e.g. from
+"openssl req -new -key user.key -subj /CN=user") is checked and its key
+certified under the user's EUI-64 and role. Without it the CA makes a key and
+writes it to --key-out.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e64, err := smki.ParseEUI(eui)
 			if err != nil {
@@ -330,6 +335,19 @@ func newCAIssueTLSClientCmd() *cobra.Command {
 			ur, err := smki.ParseUserRole(userRole)
 			if err != nil {
 				return err
+			}
+			if (csr == "") == (keyOut == "") {
+				return fmt.Errorf("give exactly one of --csr (the user's own key) and --key-out (a key made here)")
+			}
+			if csr != "" {
+				req, err := os.ReadFile(csr)
+				if err != nil {
+					return fmt.Errorf("--csr: %w", err)
+				}
+				return issueCert(cmd, &f, out, "", func(ctx context.Context, a *ca.Authority) (store.Certificate, []byte, error) {
+					rec, err := a.IssueTLSClientCSR(ctx, req, e64, ur)
+					return rec, nil, err
+				})
 			}
 			return issueCert(cmd, &f, out, keyOut, func(ctx context.Context, a *ca.Authority) (store.Certificate, []byte, error) {
 				is, err := a.IssueTLSClient(ctx, e64, ur)
@@ -340,9 +358,10 @@ func newCAIssueTLSClientCmd() *cobra.Command {
 	f.register(c)
 	c.Flags().StringVar(&eui, "eui", "", "the DCC user's EUI-64 (required)")
 	c.Flags().StringVar(&userRole, "user-role", "", "DCC user role: IS, ES, GS, ED, GT, OU or RSA (required)")
-	c.Flags().StringVar(&keyOut, "key-out", "", "private key output, PKCS#8 PEM, mode 0600 (required)")
+	c.Flags().StringVar(&keyOut, "key-out", "", "private key output, PKCS#8 PEM, mode 0600 (without --csr)")
+	c.Flags().StringVar(&csr, "csr", "", "the user's PKCS#10 request for its own key")
 	c.Flags().StringVar(&out, "out", "", "certificate output, PEM (required)")
-	for _, n := range []string{"eui", "user-role", "key-out", "out"} {
+	for _, n := range []string{"eui", "user-role", "out"} {
 		c.MarkFlagRequired(n)
 	}
 	return c
