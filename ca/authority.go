@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/internal/groupcommit"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -38,6 +40,7 @@ type Store interface {
 	OCSPStore
 	ResponderStore
 	AuditLog
+	IssuanceLog
 }
 
 // CAStore keeps CA records and batch quotas.
@@ -82,6 +85,13 @@ type ResponderStore interface {
 	PutOCSPResponder(ctx context.Context, r store.OCSPResponder) error
 	OCSPResponder(ctx context.Context, ca string) (store.OCSPResponder, error)
 	OCSPResponders(ctx context.Context) ([]store.OCSPResponder, error)
+}
+
+// IssuanceLog records issuances, each with its quota reservation, OCSP
+// response and audit events, many in one transaction (see
+// store.SMKIStore.RecordIssuances).
+type IssuanceLog interface {
+	RecordIssuances(ctx context.Context, is []*store.Issuance) error
 }
 
 // AuditLog appends audit events.
@@ -134,6 +144,10 @@ type Authority struct {
 	crlTTL time.Duration
 	ocspTT time.Duration
 
+	// slowSign makes sign build every certificate with crypto/x509 (the
+	// fast path's tests compare the two).
+	slowSign bool
+
 	// lintKey is the throwaway key every prepared certificate is signed with
 	// before linting (one per Authority, as Boulder keeps one per issuer).
 	lintKey crypto.Signer
@@ -141,7 +155,13 @@ type Authority struct {
 	mu         sync.Mutex
 	issuers    map[string]*issuer     // online issuers (never the roots)
 	responders map[string]*ocspSigner // delegated OCSP responders of closed batches
+
+	// group commits concurrent issuances together (IssueDevice, IssueOrg).
+	group groupcommit.Group[*store.Issuance]
 }
+
+// maxGroup bounds the issuances of one group commit.
+const maxGroup = 512
 
 // New returns an Authority.
 func New(cfg Config) (*Authority, error) {
@@ -182,6 +202,10 @@ func New(cfg Config) (*Authority, error) {
 		return nil, fmt.Errorf("ca: throwaway lint key: %w", err)
 	}
 	a.lintKey = k
+	a.group.Max = maxGroup
+	a.group.Commit = func(ctx context.Context, is []*store.Issuance) error {
+		return a.st.RecordIssuances(ctx, is)
+	}
 	return a, nil
 }
 
@@ -198,6 +222,14 @@ type issuer struct {
 	// destroys the key, so a batch key is never destroyed under a signer
 	// that reserved quota.
 	inflight sync.RWMutex
+
+	// goodOCSPLinted is set once a "good" OCSP response of this issuer
+	// has been prepared and linted with the throwaway key (signOCSP).
+	goodOCSPLinted atomic.Bool
+
+	// tbs holds the TBSCertificate templates of the fast sign path
+	// (tbs.go), by profile.
+	tbs tbsCache
 }
 
 func (a *Authority) newIssuer(rec store.CA, key crypto.Signer) (*issuer, error) {
@@ -345,6 +377,15 @@ func (a *Authority) sign(ctx context.Context, iss *issuer, selfKey crypto.Signer
 		return nil, err
 	}
 	now := a.now()
+	if iss != nil && fastKind(t.kind) && !a.slowSign {
+		tt, err := a.tbsFor(iss, t, sn, now)
+		if err != nil {
+			return nil, err
+		}
+		if tt != nil {
+			return a.signFast(ctx, iss, t, tt, sn, now)
+		}
+	}
 	tmpl := *t.cert
 	tmpl.SerialNumber = sn
 	tmpl.ExtraExtensions = t.extraExts

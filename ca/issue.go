@@ -63,23 +63,16 @@ func (a *Authority) IssueOrg(ctx context.Context, req OrgRequest) (store.Certifi
 	if req.Name == "" {
 		req.Name = r.CommonName
 	}
-	var rec store.Certificate
-	err = a.step(ctx, "ca.issue.org", req.EUI.String(), map[string]any{"role": req.Role.OU(), "usage": string(req.Usage), "name": req.Name}, func() (map[string]any, error) {
-		iss, err := a.onlineIssuer(ctx, NameOCA)
-		if err != nil {
-			return nil, err
-		}
-		t, err := orgTemplate(r.PublicKey, req.Name, req.Role, req.EUI, req.Usage, a.now())
-		if err != nil {
-			return nil, err
-		}
-		rec, err = a.signAndStore(ctx, iss, t)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"serial": fmt.Sprintf("%X", rec.Serial)}, nil
-	})
-	return rec, err
+	rec, err := a.issue(ctx, "ca.issue.org", req.EUI.String(), map[string]any{"role": req.Role.OU(), "usage": string(req.Usage), "name": req.Name}, false,
+		func() (*issuer, *template, error) {
+			iss, err := a.onlineIssuer(ctx, NameOCA)
+			if err != nil {
+				return nil, nil, err
+			}
+			t, err := orgTemplate(r.PublicKey, req.Name, req.Role, req.EUI, req.Usage, a.now())
+			return iss, t, err
+		})
+	return rec.Certificate, err
 }
 
 // signAndStore signs t with iss and its first OCSP response ("good"), and
@@ -129,42 +122,100 @@ func (a *Authority) IssueDevice(ctx context.Context, batch string, csr []byte) (
 		return store.Certificate{}, fmt.Errorf("%w: not a device request (the subject must be empty)", ErrCSR)
 	}
 	u := usageOf(r.KeyUsage)
-	var rec store.Certificate
-	var full bool
-	err = a.step(ctx, "ca.issue.device", r.EUI.String(), map[string]any{"batch": batch, "usage": string(u)}, func() (map[string]any, error) {
-		iss, err := a.onlineIssuer(ctx, batch)
-		if err != nil {
-			return nil, err
-		}
-		if iss.rec.Kind != store.CAKindDCA {
-			return nil, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, batch)
-		}
-		iss.inflight.RLock()
-		defer iss.inflight.RUnlock()
-		n, err := a.reserve(ctx, iss, 1)
-		if err != nil {
-			return nil, err
-		}
-		full = n == iss.rec.Quota
-		t, err := deviceTemplate(r.PublicKey, r.HWType, r.EUI, u, a.now())
-		if err != nil {
-			return nil, err
-		}
-		rec, err = a.signAndStore(ctx, iss, t)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"serial": fmt.Sprintf("%X", rec.Serial), "issued": n}, nil
-	})
+	rec, err := a.issue(ctx, "ca.issue.device", r.EUI.String(), map[string]any{"batch": batch, "usage": string(u)}, true,
+		func() (*issuer, *template, error) {
+			iss, err := a.onlineIssuer(ctx, batch)
+			if err != nil {
+				return nil, nil, err
+			}
+			if iss.rec.Kind != store.CAKindDCA {
+				return nil, nil, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, batch)
+			}
+			t, err := deviceTemplate(r.PublicKey, r.HWType, r.EUI, u, a.now())
+			return iss, t, err
+		})
 	if err != nil {
 		return store.Certificate{}, err
 	}
-	if full {
+	if rec.full {
 		if err := a.CloseBatch(ctx, batch, "quota reached"); err != nil && !errors.Is(err, ErrBatchClosed) {
-			return rec, fmt.Errorf("ca: closing batch %s at its quota: %w", batch, err)
+			return rec.Certificate, fmt.Errorf("ca: closing batch %s at its quota: %w", batch, err)
 		}
 	}
-	return rec, nil
+	return rec.Certificate, nil
+}
+
+// recorded is a certificate issue stored, and whether it used up its
+// batch's quota.
+type recorded struct {
+	store.Certificate
+	full bool
+}
+
+// issue signs the certificate prepare describes, with the issuer it
+// returns, and its first OCSP response ("good"), then records both, with a
+// unit of the batch's quota if reserve and the audit events "attempt" and
+// "success" (or "failure"), in one transaction shared with the other
+// issuances arriving meanwhile (a.group: one commit, one fsync, per group).
+// The caller gets success only once that transaction has committed. A
+// serial the store reports taken is drawn again. Signing comes before the
+// reservation, so a certificate signed for a batch that the same
+// transaction finds closed or used up is discarded, never stored or
+// returned; the batch key is not destroyed under a signer (iss.inflight).
+func (a *Authority) issue(ctx context.Context, action, object string, details map[string]any, reserve bool, prepare func() (*issuer, *template, error)) (recorded, error) {
+	attempt := store.AuditEvent{Time: a.now().UTC(), Actor: a.actor, Action: action, Object: object,
+		Outcome: store.OutcomeAttempt, Details: details}
+	a.log.InfoContext(ctx, "attempt", "action", action, "object", object)
+	fail := func(err error) (recorded, error) {
+		a.log.WarnContext(ctx, "failure", "action", action, "object", object, "err", err)
+		if aerr := a.group.Do(ctx, &store.Issuance{Attempt: attempt, Failed: err}); aerr != nil {
+			return recorded{}, errors.Join(err, fmt.Errorf("ca: auditing %s %s failure: %w", action, object, aerr))
+		}
+		return recorded{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	iss, t, err := prepare()
+	if err != nil {
+		return fail(err)
+	}
+	iss.inflight.RLock()
+	defer iss.inflight.RUnlock()
+	for range 3 {
+		is, err := a.sign(ctx, iss, nil, t)
+		if err != nil {
+			return fail(err)
+		}
+		resp, err := a.signOCSP(iss.ocspSigner(), is.record)
+		if err != nil {
+			return fail(err)
+		}
+		it := &store.Issuance{Cert: is.record, OCSP: resp, Attempt: attempt,
+			Success: store.AuditEvent{Time: a.now().UTC(), Actor: a.actor, Action: action, Object: object,
+				Outcome: store.OutcomeSuccess, Details: map[string]any{"serial": fmt.Sprintf("%X", is.record.Serial)}}}
+		if reserve {
+			it.Reserve = iss.rec.Name
+		}
+		if err := a.group.Do(ctx, it); err != nil {
+			return fail(fmt.Errorf("ca: recording %s certificate: %w", t.kind, err))
+		}
+		switch {
+		case it.Err == nil:
+			a.log.InfoContext(ctx, "success", "action", action, "object", object)
+			return recorded{Certificate: is.record, full: reserve && it.Issued == iss.rec.Quota}, nil
+		case errors.Is(it.Err, store.ErrExists):
+			continue // its attempt and failure are audited; draw a new serial
+		case errors.Is(it.Err, store.ErrClosed):
+			a.forget(iss.rec.Name)
+			return recorded{}, fmt.Errorf("%w: %s: %v", ErrBatchClosed, iss.rec.Name, it.Err)
+		case errors.Is(it.Err, store.ErrQuotaExhausted):
+			return recorded{}, fmt.Errorf("%w: %s: quota of %d used up: %v", ErrBatchClosed, iss.rec.Name, iss.rec.Quota, it.Err)
+		default:
+			return recorded{}, fmt.Errorf("ca: storing %s certificate: %w", t.kind, it.Err)
+		}
+	}
+	return fail(fmt.Errorf("ca: storing %s certificate: serial collided three times: %w", t.kind, store.ErrExists))
 }
 
 // reserve reserves n units of a batch's quota, mapping the store's closed

@@ -292,3 +292,37 @@ func (m *memStore) OCSPResponders(context.Context) ([]store.OCSPResponder, error
 	sort.Slice(out, func(i, j int) bool { return out[i].CA < out[j].CA })
 	return out, nil
 }
+
+func (m *memStore) RecordIssuances(ctx context.Context, is []*store.Issuance) error {
+	for _, it := range is {
+		it.Issued, it.Err = 0, it.Failed
+		m.mu.Lock()
+		m.audit += 2
+		m.mu.Unlock()
+		if it.Err != nil {
+			continue
+		}
+		if it.Reserve != "" {
+			if it.Issued, it.Err = m.ReserveDevices(ctx, it.Reserve, 1); it.Err != nil {
+				continue
+			}
+		}
+		if it.Err = m.PutCertificates(ctx, it.Cert); it.Err != nil {
+			if it.Reserve != "" {
+				m.mu.Lock()
+				c := m.cas[it.Reserve]
+				c.Issued--
+				m.cas[it.Reserve] = c
+				m.mu.Unlock()
+			}
+			it.Issued = 0
+			continue
+		}
+		if len(it.OCSP.DER) > 0 {
+			if err := m.PutOCSPResponses(ctx, it.OCSP); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -255,6 +255,12 @@ type template struct {
 	userRole  string
 	cert      *x509.Certificate
 	extraExts []pkix.Extension
+
+	// name and hwType are the organisation certificate's CN and the
+	// device certificate's hwType, kept so that the fast sign path
+	// (tbs.go) can rebuild the profile's template with placeholders.
+	name   string
+	hwType x509.OID
 }
 
 func newTemplate(kind Kind, pub crypto.PublicKey, notBefore, notAfter time.Time, rawSubject []byte) (*template, error) {
@@ -346,7 +352,7 @@ func orgTemplate(pub crypto.PublicKey, name string, role smki.Role, eui smki.EUI
 	if err != nil {
 		return nil, err
 	}
-	t.usage, t.eui, t.hasEUI, t.role = string(usage), eui, true, int(role)
+	t.usage, t.eui, t.hasEUI, t.role, t.name = string(usage), eui, true, int(role), name
 	t.cert.KeyUsage = usage.keyUsage()
 	return t, t.addPolicies(smki.OIDPolicyOrganisation)
 }
@@ -362,7 +368,7 @@ func deviceTemplate(pub crypto.PublicKey, hwType x509.OID, eui smki.EUI, usage U
 	if err != nil {
 		return nil, err
 	}
-	t.usage, t.eui, t.hasEUI = string(usage), eui, true
+	t.usage, t.eui, t.hasEUI, t.hwType = string(usage), eui, true, hwType
 	t.cert.KeyUsage = usage.keyUsage()
 	t.extraExts = append(t.extraExts, san)
 	return t, t.addPolicies(smki.OIDPolicyDevice)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/metertrust/metertrust/store"
 )
@@ -27,10 +28,13 @@ type ocspSigner struct {
 	responder  *x509.Certificate // the delegated responder; nil when the CA signs
 	key        crypto.Signer     // the CA's key, or the responder's
 	keyURI     string            // the responder key's URI ("" when the CA signs)
+	// goodLinted is set once a "good" response of this signer passed the
+	// full lints (see signOCSP); shared by every ocspSigner of one issuer.
+	goodLinted *atomic.Bool
 }
 
 func (iss *issuer) ocspSigner() *ocspSigner {
-	return &ocspSigner{ca: iss.rec.Name, issuer: iss.cert, lintIssuer: iss.lintParent, key: iss.key}
+	return &ocspSigner{ca: iss.rec.Name, issuer: iss.cert, lintIssuer: iss.lintParent, key: iss.key, goodLinted: &iss.goodOCSPLinted}
 }
 
 // ocspSignerFor returns the signer of the OCSP responses about the named
@@ -92,7 +96,7 @@ func (a *Authority) responder(ctx context.Context, name string) (*ocspSigner, er
 	}
 	lp := *caCert
 	lp.PublicKey = a.lintKey.Public()
-	s = &ocspSigner{ca: name, issuer: caCert, lintIssuer: &lp, responder: rc, key: key, keyURI: r.KeyURI}
+	s = &ocspSigner{ca: name, issuer: caCert, lintIssuer: &lp, responder: rc, key: key, keyURI: r.KeyURI, goodLinted: new(atomic.Bool)}
 	a.mu.Lock()
 	a.responders[name] = s
 	a.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // Software is a P-256 private key held in memory: the software backend of
@@ -19,7 +20,25 @@ import (
 // It is a crypto.Signer and an Agreement.
 type Software struct {
 	sig *ecdsa.PrivateKey
-	agr *ecdh.PrivateKey
+
+	// agr is the key in ECDH form, made on first use for a generated key
+	// (converting costs a scalar multiplication, as much as generating,
+	// and most generated keys only sign), at once for a key read.
+	agrOnce sync.Once
+	agr     *ecdh.PrivateKey
+	agrErr  error
+}
+
+// agreement returns the key in ECDH form.
+func (k *Software) agreement() (*ecdh.PrivateKey, error) {
+	k.agrOnce.Do(func() {
+		if k.agr == nil {
+			if k.agr, k.agrErr = k.sig.ECDH(); k.agrErr != nil {
+				k.agrErr = fmt.Errorf("%w: %v", ErrKey, k.agrErr)
+			}
+		}
+	})
+	return k.agr, k.agrErr
 }
 
 func newSoftware(k *ecdsa.PrivateKey) (*Software, error) {
@@ -39,7 +58,7 @@ func Generate(rand io.Reader) (*Software, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: generating a P-256 key: %v", ErrKey, err)
 	}
-	return newSoftware(k)
+	return &Software{sig: k}, nil
 }
 
 // Public returns the key's *ecdsa.PublicKey (crypto.Signer).
@@ -52,7 +71,13 @@ func (k *Software) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) (
 }
 
 // PublicKey returns the key's public key in ECDH form (Agreement).
-func (k *Software) PublicKey() *ecdh.PublicKey { return k.agr.PublicKey() }
+func (k *Software) PublicKey() *ecdh.PublicKey {
+	agr, err := k.agreement()
+	if err != nil {
+		return nil // not for a P-256 key, which every Software holds
+	}
+	return agr.PublicKey()
+}
 
 // ECDH returns the shared secret Z of the key and peer (Agreement).
 func (k *Software) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
@@ -62,7 +87,11 @@ func (k *Software) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, erro
 	if peer == nil || peer.Curve() != ecdh.P256() {
 		return nil, fmt.Errorf("%w: key agreement needs a P-256 peer key", ErrKey)
 	}
-	z, err := k.agr.ECDH(peer)
+	agr, err := k.agreement()
+	if err != nil {
+		return nil, err
+	}
+	z, err := agr.ECDH(peer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKey, err)
 	}

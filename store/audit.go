@@ -103,17 +103,46 @@ func validOutcome(o string) bool {
 // goroutines and several processes sharing one PostgreSQL database may
 // append at once: the one-row chain head is locked by the same transaction
 // that appends. There is deliberately no way to change or delete an entry.
+//
+// Concurrent appends are group-committed: the events that arrive while a
+// transaction commits go together in the next one (one commit, one fsync,
+// for the group), and each caller returns once its event is durable.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
-	var out AuditEvent
-	err := db.inTx(ctx, func(tx dbtx) error {
-		var err error
-		out, err = appendAuditIn(ctx, tx, e)
-		return err
-	})
-	if err != nil {
+	// Checked before queueing, so that no event fails its group.
+	if _, err := checkAuditEvent(e); err != nil {
 		return AuditEvent{}, err
 	}
-	return out, nil
+	p := &pendingAudit{ev: e}
+	if err := db.audits.Do(ctx, p); err != nil {
+		return AuditEvent{}, err
+	}
+	return p.ev, nil
+}
+
+// pendingAudit is one event of an audit group commit; once committed, ev
+// is the event as stored.
+type pendingAudit struct{ ev AuditEvent }
+
+// maxAuditGroup bounds the events of one audit group commit.
+const maxAuditGroup = 512
+
+// appendAuditGroup is db.audits' Commit: the group's events appended in
+// one transaction.
+func (db *DB) appendAuditGroup(ctx context.Context, ps []*pendingAudit) error {
+	es := make([]AuditEvent, len(ps))
+	for i, p := range ps {
+		es[i] = p.ev
+	}
+	return db.inTx(ctx, func(tx dbtx) error {
+		out, err := appendAuditsIn(ctx, tx, es)
+		if err != nil {
+			return err
+		}
+		for i, p := range ps {
+			p.ev = out[i]
+		}
+		return nil
+	})
 }
 
 // appendAuditIn appends e inside the caller's transaction tx, so that a

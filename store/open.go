@@ -67,7 +67,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
-	return &DB{dialect: DialectSQLite, writer: newSQLiteDB(writer), reader: newSQLiteDB(reader)}, nil
+	return newDB(&DB{dialect: DialectSQLite, writer: newSQLiteDB(writer), reader: newSQLiteDB(reader)}), nil
 }
 
 // openPostgres opens a pgx pool on the PostgreSQL URL.
@@ -86,5 +86,5 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("store: connecting to PostgreSQL %s@%s:%d/%s: %w",
 			cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	return &DB{dialect: DialectPostgres, pool: pool}, nil
+	return newDB(&DB{dialect: DialectPostgres, pool: pool}), nil
 }

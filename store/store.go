@@ -37,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/metertrust/metertrust/internal/groupcommit"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -88,6 +89,15 @@ type DB struct {
 
 	// PostgreSQL.
 	pool *pgxpool.Pool
+
+	// audits group-commits AppendAudit.
+	audits groupcommit.Group[*pendingAudit]
+}
+
+// newDB finishes a DB opened on either backend.
+func newDB(db *DB) *DB {
+	db.audits.Commit, db.audits.Max = db.appendAuditGroup, maxAuditGroup
+	return db
 }
 
 // Open opens the store named by dsn and applies any pending migrations.
