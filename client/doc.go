@@ -36,4 +36,15 @@
 // Open checks a device response as its user must (the device's signature,
 // or the MAC under the user's key) and decrypts what is encrypted to the
 // user: the router cannot read it.
+//
+// # Consent and thresholds
+//
+// An other user obtains a consumer's consent with the customer
+// identification number flow (RequestCIN, then ClaimConsent with the number
+// the consumer read back from the meter), lists, shows and revokes the
+// consents it holds (Consents, Consent, RevokeConsent), and reads under
+// them with Send; the router refuses a read reaching back more than 13
+// months (ErrConsentPeriod). Every user may set anomaly thresholds of its
+// own, stricter than the DCC's (Thresholds, SetThreshold, DeleteThreshold;
+// ErrNotStricter).
 package client

@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -46,6 +47,7 @@ var (
 	ErrNotEligible     = &Error{Code: "role-not-eligible"}
 	ErrUnknownDevice   = &Error{Code: "unknown-device"}
 	ErrNotOwner        = &Error{Code: "not-owner"}
+	ErrConsentPeriod   = &Error{Code: "consent-period"}
 	ErrCertPath        = &Error{Code: "certificate-path"}
 	ErrSignature       = &Error{Code: "signature"}
 	ErrReplay          = &Error{Code: "replay"}
@@ -54,6 +56,7 @@ var (
 	ErrNotFound        = &Error{Code: "not-found"}
 	ErrBadRequest      = &Error{Code: "bad-request"}
 	ErrConflict        = &Error{Code: "conflict"}
+	ErrNotStricter     = &Error{Code: "not-stricter"}
 	ErrUnavailable     = &Error{Code: "unavailable"}
 )
 
@@ -74,3 +77,5 @@ func errorOf(status int, body []byte) error {
 	e.Title, e.Detail = http.StatusText(status), strings.TrimSpace(string(body[:min(len(body), 200)]))
 	return e
 }
+
+var errNoThresholdID = errors.New("client: a threshold needs an ID")

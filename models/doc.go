@@ -127,4 +127,160 @@
 // faults than the budgets are not checked. Responses, their correlation and
 // delivery to callers, signatures, MACs, the anomaly thresholds and the
 // bounds on how far a counter may jump are not modelled.
+//
+// # The change-of-supplier model
+//
+// changeofsupplier.pml models the router's change-of-supplier state machine
+// (DUIS 6.23: the DCC's transitional change-of-supplier party signs a CS02b
+// supplierByTransCoS, 0x0107, that puts the new supplier's keys in the
+// meter's supplier cells) and, on the same path, a supplier replacing its
+// own key (SR 6.15.1, CS02b supplierBySupplier, 0x0102), as
+// docs/decisions/014-change-of-supplier.md designs them:
+//
+//   - The router keeps, per meter, an ownership record in its store: the
+//     settled supplier key (and so the owner), and at most one change: its
+//     kind, its target key, an episode number that correlates the meter's
+//     answers with it (in the design, the CS02b's and CS02a's transaction
+//     ids), the authorising party's sequence number, and whether it is
+//     pending (the CS02b may be on its way and its answer is awaited) or
+//     unsettled (its outcome is unknown). A change request is recorded,
+//     pending, in one transaction before anything is sent; a request while
+//     another change is pending or unsettled is refused as change-pending,
+//     a rotation by a supplier that is not the owner as not-owner.
+//   - The CS02b's answer settles the change: executed, the record moves to
+//     the target key; executed and refused (the meter's resourcesBusy),
+//     the record stays as it was and the requester is told "refused". A
+//     copy the meter discards as a replay says nothing of the outcome: the
+//     change becomes unsettled. No answer in time (nothing on its way any
+//     more, or a timeout firing while the command or its answer is still on
+//     the link) makes it unsettled too.
+//   - An unsettled change is settled by reading the meter's supplier cells
+//     with a CS02a: the record takes the key the meter holds, and the
+//     requester is told "applied" or "not applied". A read with no answer
+//     in time is sent again. A late CS02b answer of the same change, coming
+//     after the timeout, settles it as well; answers of earlier changes are
+//     ignored.
+//   - While a change is pending or unsettled, critical commands of both
+//     suppliers for the meter are refused (ownership-unsettled); once
+//     settled, those of the owner are forwarded and the other's refused as
+//     not-owner.
+//   - The router may crash and restart between any two of its steps; its
+//     memory (where it is in the change's exchange) is lost, and a change
+//     found pending or unsettled in the store is unsettled and read back.
+//   - The link loses and duplicates commands and loses answers; commands to
+//     the meter arrive in the order sent (but with -DOVERTAKE), answers in
+//     the order given.
+//   - The meter holds one supplier key (the supplier cells as one) and, per
+//     authorising party (TCoS, supplier), the last sequence number; it
+//     executes a CS02b only with a greater one (advanced whether the
+//     replacement then succeeds or is refused, so a copy of a refused CS02b
+//     is discarded too), a supplierBySupplier only if signed with the key
+//     it holds, and a critical command only from the supplier whose key it
+//     holds. It answers CS02a with its cells.
+//
+// Two suppliers and one meter. OLD, trusted at first with key KA, asks
+// once to rotate to KA2 (again if told change-pending); NEW asks for the
+// change until it is applied, at most twice; each sends one critical
+// command through the router at any time, and OLD one straight to the
+// meter ("sent another way"). Each run has at most 1 crash, 1 lost message,
+// 1 duplicated command, 1 early timeout and 1 CS02b refused by the meter;
+// the budgets are macros, and larger ones are checked the same way, more
+// slowly (docs/decisions/014-change-of-supplier.md has the figures).
+//
+// # Properties of the change of supplier
+//
+// Checked after every step of the router and the meter, in every run:
+//
+//   - (a) Settled means agreed: when no change is pending or unsettled, the
+//     router's key, and so its owner, is the one the meter holds.
+//   - (b) The router admits critical commands only of the supplier whose key
+//     the meter holds: so never of both suppliers, and never of one the
+//     meter would refuse; and a critical command the router forwarded is
+//     never refused by the meter as coming from a supplier it does not
+//     trust (checked when the meter takes it). A supplier is refused as
+//     not-owner only when the change is settled and the other one owns the
+//     meter.
+//   - (d) The meter applies a CS02b only of the change the router records
+//     as pending or unsettled, with that change's episode: never one of a
+//     second change, never one the router has already settled. A read finds
+//     the old key or the change's target, nothing else.
+//
+// Checked when a run ends (both suppliers finished, nothing under way),
+// which every run does: the router's key is the meter's, and every change
+// request has its final answer. With -DLIVENESS, the LTL property (c)
+// "every change settles", [] (pending or unsettled -> <> settled), holds
+// with no fairness assumption, the budgets making every run finite, as in
+// the anti-replay model.
+//
+// Every statement of the model is reached (but the meter's end), and seven
+// witness runs (-DWITNESS=1..7) show the paths are taken: a change whose
+// answer is lost, settled as applied through the CS02a read; the rotation
+// racing the change (NEW told change-pending, then both done, in turn); a
+// change the meter refuses, ownership staying with OLD; a late CS02b answer
+// settling a change after the timeout; OLD refused after the change both by
+// the router (not-owner) and by the meter (its command sent another way); a
+// critical command refused while the change is unsettled; a restart finding
+// the change pending, settled as applied by the read.
+//
+// # Wrong variants of the change of supplier
+//
+// Each is refuted by spin with a short counterexample (breadth first unless
+// stated):
+//
+//   - changeofsupplier_broken.pml moves ownership when the router sends the
+//     CS02b, not on the meter's confirmation: (a) fails at once (13 steps:
+//     the router's owner is NEW, the meter still trusts OLD). With -DATREST,
+//     which checks (a) and (b) only when nothing is on its way, the
+//     counterexample is the lasting one: the link loses the CS02b, the
+//     router has settled on NEW, the meter trusts OLD; NEW's commands are
+//     forwarded and refused by the meter, OLD's refused by the router and
+//     executed by the meter when sent another way.
+//   - -DNOBLOCK keeps admitting the recorded owner's critical commands while
+//     the change is pending or unsettled: (b) fails (15 steps: the meter
+//     applies the CS02b while the router still forwards OLD's commands).
+//   - -DNOEXCL starts a second change in place of one not settled: (d) fails
+//     (22 steps: OLD's rotation is sent, NEW's change recorded over it, and
+//     the meter applies the rotation, which the router no longer awaits).
+//   - -DUNCORRELATED settles from any CS02a answer, not only one of the
+//     current change: (a) fails (depth first, 104 steps: OLD's rotation is
+//     refused by the meter, the timeout fires early and a CS02a goes out,
+//     and the late CS02b answer settles the rotation as refused; the read's
+//     answer, still on its way, then settles NEW's change as not applied
+//     after a restart, while the meter holds KB).
+//   - -DREPLAYMEANSNO takes the meter's replay refusal of a CS02b copy for
+//     "not applied": (a) fails (31 steps: the link duplicates the CS02b, the
+//     first copy is applied and its answer lost, the second is discarded as
+//     a replay, and the router settles on OLD while the meter holds KB).
+//   - -DOVERTAKE lets a command overtake the CS02b on its way to the meter:
+//     (d) fails (38 steps: the timeout fires early, the CS02a overtakes the
+//     CS02b and reads KA, the router settles the change as not applied, and
+//     the meter then applies the CS02b). The design depends on commands to
+//     one meter arriving in the order sent; see what the model does not
+//     prove.
+//   - -DNORETRY does not read again when a CS02a or its answer is lost: (c)
+//     fails (an acceptance cycle: after a restart the read's answer is lost
+//     and the change stays unsettled for ever, both suppliers refused).
+//
+// # What the change-of-supplier model does not prove
+//
+// The model is of the design, not of the Go code. The meter's supplier
+// cells are one key: the three cells (DS, KA, prepayment KA) are replaced
+// together or not at all, and a partly applied CS02b (some cells replaced,
+// some refused) is not modelled (the design treats it as unsettled and
+// reads). Signatures, MACs, certificate checks of the new supplier's
+// certificates, the TCoS key in the key store, the CS02b's encoding,
+// future-dated CS02b (executionDateTime) and their cancellation, the
+// recovery and contingency modes (which change anchors without the
+// router), other roles' anchors and the network operator are not
+// modelled. Critical commands are delivered straight from the router's
+// admission, in order with the CS02b: the design must keep that order
+// (the CS02b goes to the meter after the critical commands accepted before
+// the change was recorded), which the outbox does not do by itself, its
+// order being per (originator, target) pair. Commands to one meter are
+// assumed to arrive in the order sent, or not at all: -DOVERTAKE shows the
+// settling read is unsound otherwise. Non-critical commands, the new
+// supplier's own later rotations, more than two suppliers, and the
+// originator counters of critical commands (the anti-replay model's
+// business) are left out; runs with more faults than the budgets are not
+// checked.
 package models

@@ -23,8 +23,9 @@ type check struct {
 	// liveness compiles pan with cycle checks and runs it with -a (the
 	// model's LTL property); otherwise pan checks safety only (-DSAFETY).
 	liveness bool
-	// refuted is the part of pan's "assertion violated" line that must
-	// appear; "" means pan must find no error at all.
+	// refuted is the part of pan's error line ("assertion violated ...",
+	// "acceptance cycle") that must appear; "" means pan must find no
+	// error at all.
 	refuted string
 	// shortest searches breadth first, for the shortest counterexample.
 	shortest bool
@@ -63,28 +64,91 @@ func TestAntiReplay(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			start := time.Now()
-			r := verify(t, spin, gcc, c)
-			t.Logf("%s %v: %d errors, %.0f states stored, %.0f transitions, depth %d, pan %.2fs, %s in all",
-				c.model, c.defs, r.errors, r.stored, r.transitions, r.depth, r.elapsed, time.Since(start).Round(10*time.Millisecond))
-			if c.refuted == "" {
-				if r.errors != 0 {
-					t.Fatalf("pan found %d errors; trail:\n%s\npan:\n%s", r.errors, r.trail, r.out)
-				}
-				if c.reachAll && (len(r.unreached) != 1 || !strings.HasPrefix(r.unreached[0], "Meter ") || !strings.HasSuffix(r.unreached[0], `"-end-"`)) {
-					t.Fatalf("statements never reached, want only the meter's end: %q", r.unreached)
-				}
-				return
-			}
-			if r.errors == 0 {
-				t.Fatalf("pan found no error, want %q refuted:\n%s", c.refuted, r.out)
-			}
-			if !strings.Contains(r.violated, c.refuted) {
-				t.Fatalf("pan refuted %q, want %q:\n%s", r.violated, c.refuted, r.out)
-			}
-			t.Logf("counterexample (%d steps):\n%s", r.depth, r.trail)
+			expect(t, spin, gcc, c)
 		})
 	}
+}
+
+// TestChangeOfSupplier model-checks the router's change-of-supplier state
+// machine (CS02b supplierByTransCoS), racing the old supplier's own key
+// rotation, with the CS02a read that settles a change of unknown outcome, a
+// lossy, duplicating and late link, and crashes (see the package
+// documentation): the model must hold and every change settle, its wrong
+// variants must be refuted, and its witness situations must be reachable.
+func TestChangeOfSupplier(t *testing.T) {
+	spin := testenv.LookPath(t, "spin")
+	gcc := testenv.LookPath(t, "gcc")
+	const (
+		m = "changeofsupplier.pml"
+		// The properties, as pan prints them once cpp has expanded the
+		// model's macros: (a) settled means the meter holds the
+		// router's key; (b) the router admits only the supplier the
+		// meter trusts (here: OLD while the meter trusts NEW); (d) the
+		// meter applies only the change the router awaits.
+		a = "||(db_key==m_key))"
+		b = "||(( ((m_key==3)) ? (2) : (1) )==1))"
+		d = "((db_state!=0)&&(e==db_ep))"
+	)
+	for _, c := range []check{
+		{name: "holds", model: m, reachAll: true},
+		{name: "every change settles", model: m, defs: []string{"LIVENESS"}, liveness: true, reachAll: true},
+		// Ownership moved when the CS02b is sent: refuted at once, and,
+		// checked only when nothing is on its way, after a lost CS02b.
+		{name: "broken", model: "changeofsupplier_broken.pml", refuted: a, shortest: true},
+		{name: "broken, at rest", model: "changeofsupplier_broken.pml", defs: []string{"ATREST"}, refuted: a, shortest: true},
+		// The old owner's critical commands still admitted while the
+		// change is pending or unsettled.
+		{name: "not blocking", model: m, defs: []string{"NOBLOCK"}, refuted: b, shortest: true},
+		// A second change started while one is under way.
+		{name: "two changes at once", model: m, defs: []string{"NOEXCL"}, refuted: d, shortest: true},
+		// Settling from a CS02a answer of an earlier change.
+		{name: "uncorrelated read", model: m, defs: []string{"UNCORRELATED"}, refuted: a},
+		// A CS02b copy the meter discards as a replay taken for "not
+		// applied".
+		{name: "replay taken as refusal", model: m, defs: []string{"REPLAYMEANSNO"}, refuted: a, shortest: true},
+		// The design's assumption: the CS02a does not overtake the CS02b.
+		{name: "read overtakes the change", model: m, defs: []string{"OVERTAKE"}, refuted: d, shortest: true},
+		// No second read when the first is lost: a change that never
+		// settles.
+		{name: "no read again", model: m, defs: []string{"LIVENESS", "NORETRY"}, liveness: true, refuted: "acceptance cycle"},
+		{name: "witness read after a lost answer", model: m, defs: []string{"WITNESS=1"}, refuted: "answer_lost&&read_settled"},
+		{name: "witness rotation races the change", model: m, defs: []string{"WITNESS=2"}, refuted: "cos_waited&&(rot_told==6)"},
+		{name: "witness refused change", model: m, defs: []string{"WITNESS=3"}, refuted: "cos_told==7"},
+		{name: "witness late answer", model: m, defs: []string{"WITNESS=4"}, refuted: "late_answer"},
+		{name: "witness old supplier refused twice", model: m, defs: []string{"WITNESS=5"}, refuted: "old_notowner&&(mrefused[1]>0)", shortest: true},
+		{name: "witness refused while unsettled", model: m, defs: []string{"WITNESS=6"}, refuted: "unsettled_refused"},
+		{name: "witness restart with the change pending", model: m, defs: []string{"WITNESS=7"}, refuted: "crash_unsettled&&read_settled"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			expect(t, spin, gcc, c)
+		})
+	}
+}
+
+// expect runs c and fails t when pan's verdict is not the one c expects.
+func expect(t *testing.T, spin, gcc string, c check) {
+	t.Helper()
+	start := time.Now()
+	r := verify(t, spin, gcc, c)
+	t.Logf("%s %v: %d errors, %.0f states stored, %.0f transitions, depth %d, pan %.2fs, %s in all",
+		c.model, c.defs, r.errors, r.stored, r.transitions, r.depth, r.elapsed, time.Since(start).Round(10*time.Millisecond))
+	if c.refuted == "" {
+		if r.errors != 0 {
+			t.Fatalf("pan found %d errors; trail:\n%s\npan:\n%s", r.errors, r.trail, r.out)
+		}
+		if c.reachAll && (len(r.unreached) != 1 || !strings.HasPrefix(r.unreached[0], "Meter ") || !strings.HasSuffix(r.unreached[0], `"-end-"`)) {
+			t.Fatalf("statements never reached, want only the meter's end: %q", r.unreached)
+		}
+		return
+	}
+	if r.errors == 0 {
+		t.Fatalf("pan found no error, want %q refuted:\n%s", c.refuted, r.out)
+	}
+	if !strings.Contains(r.violated, c.refuted) {
+		t.Fatalf("pan refuted %q, want %q:\n%s", r.violated, c.refuted, r.out)
+	}
+	t.Logf("counterexample (%d steps):\n%s", r.depth, r.trail)
 }
 
 // result is what pan reported.
@@ -92,7 +156,7 @@ type result struct {
 	errors, depth       int
 	stored, transitions float64
 	elapsed             float64 // seconds, pan's own count
-	violated            string  // the assertion pan reports violated
+	violated            string  // pan's first error: "assertion violated ...", "acceptance cycle"
 	// unreached lists the statements no run reached, as "Proc "stmt"".
 	unreached []string
 	out       string // pan's output
@@ -105,7 +169,7 @@ var (
 	reStored      = regexp.MustCompile(`([0-9.e+]+) states, stored`)
 	reTransitions = regexp.MustCompile(`([0-9.e+]+) transitions`)
 	reElapsed     = regexp.MustCompile(`elapsed time ([0-9.e+-]+) seconds`)
-	reViolated    = regexp.MustCompile(`pan:1: assertion violated (.*?)(?: \(at depth \d+\))?\n`)
+	reViolated    = regexp.MustCompile(`pan:1: (.*?)(?: \(at depth \d+\))?\n`)
 	reUnreached   = regexp.MustCompile(`^\s+\S+\.pml:\d+, state \d+, (".*")$`)
 )
 

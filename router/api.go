@@ -68,8 +68,13 @@ type ServerConfig struct {
 	// which records the outcome so the release sweeper does not forward it
 	// again); nil for Router.ForwardReleased.
 	Release func(ctx context.Context, q anomaly.Quarantine) (Receipt, error)
-	// Consents, when set, serves the CIN consent flow to other users.
+	// Consents, when set, serves the CIN consent flow to other users and
+	// their consent records.
 	Consents *ConsentDesk
+	// Thresholds, when set, lets callers read the anomaly thresholds that
+	// apply to them and set and delete their own (package anomaly's
+	// Detector).
+	Thresholds thresholdManager
 	// Identify reads the caller from a verified DCCKI client certificate
 	// (package ca's TLSUser).
 	Identify func(*x509.Certificate) (smki.EUI, smki.UserRole, error)
@@ -145,6 +150,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Consents != nil {
 		e.POST("/v1/cin", s.postCIN, auth)
 		e.POST("/v1/consents", s.postConsent, auth)
+		e.GET("/v1/consents", s.getConsents, auth)
+		e.GET("/v1/consents/:id", s.getConsent, auth)
+		e.POST("/v1/consents/:id/revoke", s.revokeConsent, auth)
+	}
+	if cfg.Thresholds != nil {
+		e.GET("/v1/thresholds", s.getThresholds, auth)
+		e.PUT("/v1/thresholds/:id", s.putThreshold, auth)
+		e.DELETE("/v1/thresholds/:id", s.deleteThreshold, auth)
 	}
 	if cfg.Quarantine != nil {
 		e.GET("/v1/quarantine", s.getQuarantine, auth)
@@ -701,6 +714,12 @@ var refusalActions = map[string]string{
 	"POST /v1/service-requests":        "service-request.refused",
 	"POST /v1/cin":                     "consent.refused",
 	"POST /v1/consents":                "consent.refused",
+	"GET /v1/consents":                 "consent.refused",
+	"GET /v1/consents/:id":             "consent.refused",
+	"POST /v1/consents/:id/revoke":     "consent.refused",
+	"GET /v1/thresholds":               "threshold.refused",
+	"PUT /v1/thresholds/:id":           "threshold.refused",
+	"DELETE /v1/thresholds/:id":        "threshold.refused",
 	"POST /v1/quarantine/:ref/release": "quarantine.refused",
 	"POST /v1/quarantine/:ref/delete":  "quarantine.refused",
 }

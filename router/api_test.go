@@ -104,7 +104,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	e.router.cfg.Metrics = m
 	rev := NewStoreRevocations(e.db.SMKI(), ca.NameDCCKITLS, time.Nanosecond, nil)
 	s, err := NewServer(ServerConfig{Router: e.router, Commands: e.st, Hub: e.hub, Identify: ca.TLSUser, Revocations: rev,
-		Gatherer: e.reg, Poll: 50 * time.Millisecond, Heartbeat: time.Second})
+		Consents: NewConsentDesk(e.router, e.db.Router(), nil), Thresholds: e.anomaly, Gatherer: e.reg, Poll: 50 * time.Millisecond, Heartbeat: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +596,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := NewServer(ServerConfig{Router: &Router{cfg: Config{MaxMessageBytes: 1}}, Commands: &Storage{}, Hub: NewHub(),
-		Quarantine: det, Consents: &ConsentDesk{}, Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
+		Quarantine: det, Thresholds: det, Consents: &ConsentDesk{}, Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,6 +29,8 @@ type cinStore interface {
 	registryStore
 	PutCINChallenge(ctx context.Context, device, user smki.EUI, hash []byte, commandID string, at, expires time.Time) error
 	ConsumeCINChallenge(ctx context.Context, device, user smki.EUI, match func(hash []byte, commandID string) bool, now time.Time) error
+	Consent(ctx context.Context, id string) (store.Consent, error)
+	Consents(ctx context.Context, f store.ConsentFilter) ([]store.Consent, error)
 }
 
 // Consent limits (our rules, spec section 11).
@@ -211,14 +215,177 @@ func (d *ConsentDesk) ConfirmCIN(ctx context.Context, caller Caller, in ConsentR
 	return c, nil
 }
 
+// The states of a consent record as the API shows them.
+const (
+	ConsentLive    = "live"    // started, not expired, not revoked
+	ConsentPending = "pending" // not started yet
+	ConsentExpired = "expired"
+	ConsentRevoked = "revoked"
+)
+
+// consentState returns c's state at now.
+func consentState(c store.Consent, now time.Time) string {
+	switch {
+	case !c.RevokedAt.IsZero():
+		return ConsentRevoked
+	case !now.Before(c.ExpiresAt):
+		return ConsentExpired
+	case now.Before(c.NotBefore):
+		return ConsentPending
+	}
+	return ConsentLive
+}
+
 // consentView is a consent record as the API shows it.
 type consentView struct {
-	ID        string    `json:"id"`
-	Device    string    `json:"device"`
-	Scope     []string  `json:"scope"`
-	DataFrom  time.Time `json:"dataFrom"`
-	NotBefore time.Time `json:"notBefore"`
-	Expires   time.Time `json:"expires"`
+	ID     string   `json:"id"`
+	Device string   `json:"device"`
+	User   string   `json:"user"`
+	Scope  []string `json:"scope"`
+	State  string   `json:"state"`
+	// DataFrom is the oldest data the record itself allows; every read is
+	// also bounded by DataPeriodStart (13 months back from the read).
+	DataFrom     time.Time `json:"dataFrom,omitzero"`
+	NotBefore    time.Time `json:"notBefore"`
+	Expires      time.Time `json:"expires"`
+	Evidence     string    `json:"evidence"`
+	Created      time.Time `json:"created"`
+	RevokedAt    time.Time `json:"revokedAt,omitzero"`
+	RevokedBy    string    `json:"revokedBy,omitempty"`
+	RevokeReason string    `json:"revokeReason,omitempty"`
+}
+
+func consentViewOf(c store.Consent, now time.Time) consentView {
+	return consentView{ID: c.ID, Device: c.Device, User: c.User, Scope: c.Scope, State: consentState(c, now), DataFrom: c.DataFrom,
+		NotBefore: c.NotBefore, Expires: c.ExpiresAt, Evidence: c.Evidence, Created: c.CreatedAt, RevokedAt: c.RevokedAt,
+		RevokedBy: c.RevokedBy, RevokeReason: c.RevokeReason}
+}
+
+// Consents lists the consent records the calling other user holds (f's
+// User is the caller's, whatever f says), oldest first. Only other users
+// hold consents; an operator lists anyone's through Registrar.Consents.
+func (d *ConsentDesk) Consents(ctx context.Context, caller Caller, f store.ConsentFilter) ([]store.Consent, error) {
+	if caller.Role != smki.UserOther {
+		return nil, fmt.Errorf("%w: only other users (OU) hold consents", ErrNotEligible)
+	}
+	f.User = caller.EUI
+	cs, err := d.db.Consents(ctx, f)
+	if errors.Is(err, store.ErrInvalid) {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing consents: %w", ErrUnavailable, err)
+	}
+	return cs, nil
+}
+
+// Consent returns the consent record id if the calling other user holds
+// it; another user's is reported as absent.
+func (d *ConsentDesk) Consent(ctx context.Context, caller Caller, id string) (store.Consent, error) {
+	if caller.Role != smki.UserOther {
+		return store.Consent{}, fmt.Errorf("%w: only other users (OU) hold consents", ErrNotEligible)
+	}
+	c, err := d.db.Consent(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.User != caller.EUI.String()) {
+		return store.Consent{}, fmt.Errorf("%w: no consent %q of yours", ErrNotFound, clip(id, 64))
+	}
+	if err != nil {
+		return store.Consent{}, fmt.Errorf("%w: reading consent: %w", ErrUnavailable, err)
+	}
+	return c, nil
+}
+
+// RevokeConsent ends the consent id that the calling other user holds, now,
+// for reason (required): the third party giving up a consent, or passing
+// on the consumer's withdrawal. The revocation is audited with the caller
+// and the reason, and recorded in the consent record; a refused one
+// (already revoked) is audited by the registrar.
+func (d *ConsentDesk) RevokeConsent(ctx context.Context, caller Caller, id, reason string) (store.Consent, error) {
+	if strings.TrimSpace(reason) == "" || len(reason) > store.MaxRevokeReason {
+		return store.Consent{}, fmt.Errorf("%w: a reason of 1-%d bytes is required", ErrBadRequest, store.MaxRevokeReason)
+	}
+	c, err := d.Consent(ctx, caller, id)
+	if err != nil {
+		return store.Consent{}, err
+	}
+	err = d.registrar.RevokeConsent(ctx, caller.String(), id, reason)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return store.Consent{}, audited(fmt.Errorf("%w: consent %s is already revoked", ErrConflict, id))
+	case errors.Is(err, store.ErrNotFound):
+		return store.Consent{}, audited(fmt.Errorf("%w: no consent %q of yours", ErrNotFound, id))
+	case errors.Is(err, store.ErrInvalid):
+		return store.Consent{}, audited(fmt.Errorf("%w: %w", ErrBadRequest, err))
+	case err != nil:
+		return store.Consent{}, fmt.Errorf("%w: revoking consent: %w", ErrUnavailable, err)
+	}
+	c.RevokedAt, c.RevokedBy, c.RevokeReason = d.router.now().UTC().Truncate(time.Microsecond), caller.String(), reason
+	return c, nil
+}
+
+// getConsents: GET /v1/consents?device=EUI&state=live&limit=N lists the
+// calling other user's consents, oldest first.
+func (s *Server) getConsents(c echo.Context) error {
+	f := store.ConsentFilter{Limit: 100}
+	if d := c.QueryParam("device"); d != "" {
+		eui, err := smki.ParseEUI(d)
+		if err != nil {
+			return fmt.Errorf("%w: device: %w", ErrBadRequest, err)
+		}
+		f.Device = eui
+		c.Set(targetKey, eui)
+	}
+	now := s.cfg.Router.now()
+	switch st := c.QueryParam("state"); st {
+	case "", "all":
+	case ConsentLive:
+		f.LiveAt = now
+	default:
+		return fmt.Errorf("%w: state %q (want live or all)", ErrBadRequest, clip(st, 32))
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%w: limit %q must be 1 to 1000", ErrBadRequest, clip(l, 32))
+		}
+		f.Limit = n
+	}
+	cs, err := s.cfg.Consents.Consents(c.Request().Context(), callerFrom(c), f)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Consents []consentView `json:"consents"`
+	}{Consents: []consentView{}}
+	for _, cs := range cs {
+		out.Consents = append(out.Consents, consentViewOf(cs, now))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getConsent: GET /v1/consents/{id} shows one of the caller's consents.
+func (s *Server) getConsent(c echo.Context) error {
+	cs, err := s.cfg.Consents.Consent(c.Request().Context(), callerFrom(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, consentViewOf(cs, s.cfg.Router.now()))
+}
+
+// revokeConsent: POST /v1/consents/{id}/revoke {"reason": "..."} ends one
+// of the caller's consents now.
+func (s *Server) revokeConsent(c echo.Context) error {
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := s.decodeJSON(c, &in); err != nil {
+		return err
+	}
+	cs, err := s.cfg.Consents.RevokeConsent(c.Request().Context(), callerFrom(c), c.Param("id"), in.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, consentViewOf(cs, s.cfg.Router.now()))
 }
 
 // postCIN: POST /v1/cin {"target": EUI, "fuel": ...} has the meter display
@@ -253,6 +420,6 @@ func (s *Server) postConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, consentView{ID: cs.ID, Device: cs.Device, Scope: cs.Scope, DataFrom: cs.DataFrom,
-		NotBefore: cs.NotBefore, Expires: cs.ExpiresAt})
+	c.Response().Header().Set("Location", "/v1/consents/"+cs.ID)
+	return c.JSON(http.StatusCreated, consentViewOf(cs, s.cfg.Router.now()))
 }

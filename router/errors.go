@@ -46,6 +46,11 @@ var (
 	// ErrNotOwner: the caller is not the supplier or network operator of
 	// the target device for its role, or an other user has no live consent.
 	ErrNotOwner = kind("not-owner", problem.Forbidden, "caller does not own the target device for its role")
+	// ErrConsentPeriod: an other user's read under consent asks for data
+	// from before the consent's data period, which reaches back
+	// ConsentDataMonths (13) months from the time of the read (spec
+	// section 11), or its period cannot be read from the command.
+	ErrConsentPeriod = kind("consent-period", problem.Forbidden, "read reaches back before the consented data period")
 	// ErrCertPath: the caller's organisation certificate is missing, does
 	// not chain to the SMKI root, or is revoked.
 	ErrCertPath = kind("certificate-path", problem.Forbidden, "organisation certificate path or revocation check failed")
@@ -74,6 +79,9 @@ var (
 	// ErrConflict: the request contradicts the current state, such as
 	// releasing a quarantined command already released or deleted.
 	ErrConflict = kind("conflict", problem.Conflict, "conflicting state")
+	// ErrNotStricter: a user's own anomaly threshold is not stricter than
+	// the DCC's for the same scope (package anomaly's ErrNotStricter).
+	ErrNotStricter = kind("not-stricter", problem.Conflict, "user threshold not stricter than the DCC's")
 	// ErrUnavailable: a dependency (store, key store, detector) failed; the
 	// command was not accepted and may be resubmitted.
 	ErrUnavailable = kind("unavailable", problem.Unavailable, "service temporarily unavailable")

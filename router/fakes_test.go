@@ -9,12 +9,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/metertrust/metertrust/anomaly"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/metertrust/metertrust/anomaly"
+
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -375,10 +377,42 @@ func signRaw(t testing.TB, key *ecdsa.PrivateKey, data []byte) []byte {
 
 // urpCommand builds an other user's command: ACB as originator, the user
 // as unknown remote party.
+// A profile read (codeProfile) asks for the three hours before w.now.
 func (w *world) urpCommand(t testing.TB, p party, target smki.EUI, code commands.MessageCode, counter uint64) []byte {
+	payload := []byte{0x01}
+	if code == codeProfile {
+		payload = profileRead(t, w.now.Add(-3*time.Hour), w.now)
+	}
 	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: w.acb, Recipient: target, Code: code,
-		URP: &commands.UnknownRemoteParty{EUI: p.eui, Counter: counter}, Payload: []byte{0x01}}
+		URP: &commands.UnknownRemoteParty{EUI: p.eui, Counter: counter}, Payload: payload}
 	return marshal(t, m, nil, false)
+}
+
+// urpRead is the other user's profile read of the entries from from to to.
+func urpRead(t testing.TB, w *world, from, to time.Time, counter uint64) []byte {
+	t.Helper()
+	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: w.acb, Recipient: w.device, Code: codeProfile,
+		URP: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: counter}, Payload: profileRead(t, from, to)}
+	return marshal(t, m, nil, false)
+}
+
+// profileRead is the payload of an ECS22b half-hour profile read of the
+// entries from from to to.
+func profileRead(t testing.TB, from, to time.Time) []byte {
+	t.Helper()
+	f, err := dlms.NewDateTime(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := dlms.NewDateTime(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dlms.HalfHourProfileRequest(1, f, tt, dlms.NewProtectionParameters(1, smki.EUI{}, smki.EUI{})).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // fleetTransport carries commands to an in-process device.Fleet in the

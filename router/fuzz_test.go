@@ -8,6 +8,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/gbz"
 )
 
 // FuzzSubmit puts arbitrary bytes through the pipeline as the supplier: it
@@ -104,6 +108,28 @@ func FuzzServiceRequest(f *testing.F) {
 			if _, err := hex.DecodeString(pc.Message); err != nil || pc.Message == "" {
 				t.Fatalf("pre-command %+v", pc)
 			}
+		}
+	})
+}
+
+// FuzzReadStart reads the data period of arbitrary payloads of the four
+// read use cases an other user sends under consent: it never panics, and a
+// refusal is malformed or consent-period.
+func FuzzReadStart(f *testing.F) {
+	w := newWorld(f)
+	f.Add(uint8(0), profileRead(f, w.now.Add(-time.Hour), w.now))
+	gas, err := gbz.NewReadProfile(gbz.GetProfile{Channel: gbz.ChannelConsumptionDelivered, Periods: 48}).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint8(2), gas)
+	f.Add(uint8(3), []byte{0x01, 0x09})
+	codes := []uint16{codeECS22b, codeECS66, codeGCS17, codeGCS61}
+	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
+		m := &commands.Message{Code: commands.MessageCode(codes[int(which)%len(codes)]), Payload: payload}
+		_, _, err := readStart(m, w.now)
+		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrConsentPeriod) {
+			t.Fatalf("readStart: %v, want malformed or consent-period", err)
 		}
 	})
 }

@@ -368,6 +368,11 @@ func (r *Router) ownership(ctx context.Context, s *submission) error {
 		if !ok {
 			return fmt.Errorf("%w: no live consent for %s to send %s to device %s", ErrNotOwner, s.caller.EUI, s.sr.Ref, d.EUI)
 		}
+		// The consented data period: read from the payload, no store
+		// round trip (period.go).
+		if err := checkDataPeriod(s.msg, s.received); err != nil {
+			return err
+		}
 	}
 	return nil
 }

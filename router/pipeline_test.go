@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/metertrust/metertrust/anomaly"
 	"maps"
 	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/anomaly"
 
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/smki"
@@ -34,6 +35,7 @@ func TestSubmitAccepts(t *testing.T) {
 		{"non-critical unsigned by the supplier", w.supplier.caller(), command(t, w.supplier, w.device, codeRead, 11, false), w.supplier.eui, 11},
 		{"non-critical by the network operator", w.distributor.caller(), command(t, w.distributor, w.device, codeRead, 5, false), w.distributor.eui, 5},
 		{"other user read under consent", w.other.caller(), w.urpCommand(t, w.other, w.device, codeProfile, 7), w.acb, 7},
+		{"other user read back to the start of the 13-month data period", w.other.caller(), urpRead(t, w, w.now.AddDate(0, -13, 0), w.now, 8), w.acb, 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,9 +140,15 @@ func refusalCases(t *testing.T, w *world) []refusalCase {
 		{"signed non-critical without certificate", w.stranger.caller(), command(t, w.stranger, w.device3, codeRead, 1, true), ErrCertPath},
 		{"other user carrying a bogus key-agreement certificate", w.other.caller(), func() []byte {
 			m := &commands.Message{CRA: commands.Command, Counter: 9, Originator: w.acb, Recipient: w.device, Code: codeProfile,
-				URP: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: 9, KACertificate: []byte{0x30, 0x0A, 0x02, 0x01, 0x01, 0x04, 0x05, 0, 0, 0, 0, 0}}, Payload: []byte{0x01}}
+				URP: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: 9, KACertificate: []byte{0x30, 0x0A, 0x02, 0x01, 0x01, 0x04, 0x05, 0, 0, 0, 0, 0}}, Payload: profileRead(t, w.now.Add(-time.Hour), w.now)}
 			return marshal(t, m, nil, false)
 		}(), ErrCertPath},
+		{"other user reading before the 13-month data period", w.other.caller(), urpRead(t, w, w.now.AddDate(0, -13, 0).Add(-time.Minute), w.now, 10), ErrConsentPeriod},
+		{"other user reading a malformed profile request", w.other.caller(), func() []byte {
+			m := &commands.Message{CRA: commands.Command, Counter: 11, Originator: w.acb, Recipient: w.device, Code: codeProfile,
+				URP: &commands.UnknownRemoteParty{EUI: w.other.eui, Counter: 11}, Payload: []byte{0x01}}
+			return marshal(t, m, nil, false)
+		}(), ErrMalformed},
 		{"pre-command (unsigned critical)", w.supplier.caller(), preCommand, ErrSignature},
 		{"wrong-role key signature", w.supplier.caller(), command(t, wrongKey, w.device, codeDisable, 202, true), ErrSignature},
 		{"payload changed after signing", w.supplier.caller(), tamper(valid, len(valid)-66), ErrSignature},

@@ -16,7 +16,9 @@ type registryStore interface {
 	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
 	PutRouterDevices(ctx context.Context, devices ...store.RouterDevice) error
 	PutConsent(ctx context.Context, c store.Consent) error
-	RevokeConsent(ctx context.Context, id string, at time.Time) error
+	RevokeConsent(ctx context.Context, id, by, reason string, at time.Time) error
+	Consent(ctx context.Context, id string) (store.Consent, error)
+	Consents(ctx context.Context, f store.ConsentFilter) ([]store.Consent, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
 
@@ -97,10 +99,46 @@ func (g *Registrar) GrantConsent(ctx context.Context, actor string, c store.Cons
 	}, func() error { return g.db.PutConsent(ctx, c) })
 }
 
-// RevokeConsent ends a consent now.
+// RevokeConsent ends a consent now, recording actor and reason in the
+// record and in the audit log: the other user holding it (through the
+// router's API), or an operator acting on the consumer's request (through
+// metertrust router consent revoke). A reason is required.
 func (g *Registrar) RevokeConsent(ctx context.Context, actor, id, reason string) error {
 	return g.audited(ctx, actor, "router.consent.revoke", id, map[string]any{"reason": reason},
-		func() error { return g.db.RevokeConsent(ctx, id, g.now()) })
+		func() error { return g.db.RevokeConsent(ctx, id, actor, reason, g.now()) })
+}
+
+// Consents lists the consent records f selects for an operator (metertrust
+// router consent list), auditing the reading: consent records are the
+// consumers' personal data.
+func (g *Registrar) Consents(ctx context.Context, actor string, f store.ConsentFilter) ([]store.Consent, error) {
+	details := map[string]any{}
+	if !f.User.IsZero() {
+		details["user"] = f.User.String()
+	}
+	if !f.Device.IsZero() {
+		details["device"] = f.Device.String()
+	}
+	if !f.LiveAt.IsZero() {
+		details["liveAt"] = f.LiveAt
+	}
+	var out []store.Consent
+	err := g.audited(ctx, actor, "router.consent.list", "", details, func() (err error) {
+		out, err = g.db.Consents(ctx, f)
+		return err
+	})
+	return out, err
+}
+
+// Consent returns the consent record id for an operator (metertrust router
+// consent show), auditing the reading.
+func (g *Registrar) Consent(ctx context.Context, actor, id string) (store.Consent, error) {
+	var c store.Consent
+	err := g.audited(ctx, actor, "router.consent.show", id, nil, func() (err error) {
+		c, err = g.db.Consent(ctx, id)
+		return err
+	})
+	return c, err
 }
 
 // audited writes an attempt entry, runs fn, and writes its outcome.

@@ -71,6 +71,37 @@ func TestRegistrar(t *testing.T) {
 			t.Fatalf("registered %+v", d)
 		}
 	})
+	t.Run("change of supplier keeps the consumer's consents", func(t *testing.T) {
+		c := store.Consent{ID: "C-COS", Device: meter.String(), User: e.other.eui.String(), Scope: []string{"4.8.1"},
+			NotBefore: e.now().Add(-time.Minute), ExpiresAt: e.now().Add(time.Hour), Evidence: "CIN read back by the consumer"}
+		if err := g.GrantConsent(ctx, "consumer-portal", c); err != nil {
+			t.Fatal(err)
+		}
+		read := func(counter uint64) error {
+			_, err := e.router.Submit(ctx, e.other.caller(), e.urpCommand(t, e.other, meter, codeProfile, counter))
+			return err
+		}
+		if err := read(100); err != nil {
+			t.Fatalf("under consent: %v", err)
+		}
+		// The meter moves to another supplier: its registry entry is
+		// replaced, its consents stay.
+		if err := g.RegisterDevice(ctx, "op", meter, e.gasSupplier.eui, e.distributor.eui); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := e.st.Device(ctx, meter); err != nil || d.Supplier != e.gasSupplier.eui {
+			t.Fatalf("after the change of supplier: %+v, %v", d, err)
+		}
+		if got, err := g.Consent(ctx, "op", "C-COS"); err != nil || !got.Live(e.now()) {
+			t.Fatalf("consent after the change of supplier: %+v, %v", got, err)
+		}
+		if err := read(101); err != nil {
+			t.Fatalf("under consent after the change of supplier: %v", err)
+		}
+		if cs, err := g.Consents(ctx, "op", store.ConsentFilter{Device: meter}); err != nil || len(cs) != 1 || cs[0].ID != "C-COS" {
+			t.Fatalf("Consents = %+v, %v", cs, err)
+		}
+	})
 	t.Run("refusals", func(t *testing.T) {
 		if err := g.RegisterDevice(ctx, "op", smki.MustParseEUI("0012A3FFFE00AA02"), e.supplier.eui, smki.EUI{}); !errors.Is(err, ErrRegistry) {
 			t.Fatalf("device without certificates: %v", err)
@@ -101,8 +132,14 @@ func TestRegistrar(t *testing.T) {
 		if err := read(2); err != nil {
 			t.Fatalf("under consent: %v", err)
 		}
+		if err := g.RevokeConsent(ctx, "consumer-portal", "C-1", ""); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("revocation without a reason: %v", err)
+		}
 		if err := g.RevokeConsent(ctx, "consumer-portal", "C-1", "consumer withdrew"); err != nil {
 			t.Fatal(err)
+		}
+		if got, err := g.Consent(ctx, "op", "C-1"); err != nil || got.RevokedBy != "consumer-portal" || got.RevokeReason != "consumer withdrew" {
+			t.Fatalf("revoked consent = %+v, %v", got, err)
 		}
 		if err := read(3); !errors.Is(err, ErrNotOwner) {
 			t.Fatalf("after revocation: %v", err)
@@ -122,7 +159,8 @@ func TestRegistrar(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"router.device.register/attempt", "router.device.register/success", "router.device.register/refused",
-		"router.consent.grant/success", "router.consent.revoke/success", "router.consent.revoke/refused"} {
+		"router.consent.grant/success", "router.consent.revoke/success", "router.consent.revoke/refused",
+		"router.consent.list/success", "router.consent.show/success"} {
 		if seen[want] == 0 {
 			t.Errorf("no %s audit entry (have %v)", want, seen)
 		}

@@ -300,6 +300,11 @@ func (r *Router) BuildServiceRequest(ctx context.Context, caller Caller, in Serv
 	m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: originator, Recipient: in.Target,
 		Code: commands.MessageCode(code), Payload: payload}
 	if caller.Role == smki.UserOther {
+		// Refused now rather than when submitted: the consented data
+		// period (period.go).
+		if err := checkDataPeriod(m, now); err != nil {
+			return PreCommand{}, err
+		}
 		m.URP = &commands.UnknownRemoteParty{EUI: caller.EUI, Counter: counter}
 		if u, _ := commands.LookupCode(commands.MessageCode(code)); u.Sensitive {
 			// The device encrypts the response to this certificate's key,

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/metertrust/metertrust/smki"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/metertrust/metertrust/smki"
 )
 
 // This file holds the router's persistence: the device registry, consent
@@ -113,6 +114,15 @@ type Consent struct {
 	CreatedBy string
 	CreatedAt time.Time
 	RevokedAt time.Time // zero while live
+	// RevokedBy names who revoked the consent (the other user holding it,
+	// or the operator acting on the consumer's request), RevokeReason why;
+	// empty while live.
+	RevokedBy, RevokeReason string
+}
+
+// Live reports whether c is live at: started, not expired, not revoked.
+func (c *Consent) Live(at time.Time) bool {
+	return c.RevokedAt.IsZero() && !at.Before(c.NotBefore) && at.Before(c.ExpiresAt)
 }
 
 func (c *Consent) validate() error {
@@ -158,10 +168,20 @@ func (s *RouterStore) PutConsent(ctx context.Context, c Consent) error {
 	return nil
 }
 
-// RevokeConsent ends a consent record at the given time. An unknown ID gives
-// ErrNotFound, an already revoked one ErrConflict.
-func (s *RouterStore) RevokeConsent(ctx context.Context, id string, at time.Time) error {
+// MaxRevokeReason bounds the reason a consent is revoked for, in bytes.
+const MaxRevokeReason = 1024
+
+// RevokeConsent ends a consent record at the given time, recording who
+// revoked it (by) and why (reason, 1 to MaxRevokeReason bytes). An unknown
+// ID gives ErrNotFound, an already revoked one ErrConflict.
+func (s *RouterStore) RevokeConsent(ctx context.Context, id, by, reason string, at time.Time) error {
 	db := s.db
+	switch {
+	case strings.TrimSpace(by) == "":
+		return fmt.Errorf("%w: revoking consent %s: who revokes it is required", ErrInvalid, id)
+	case strings.TrimSpace(reason) == "" || len(reason) > MaxRevokeReason:
+		return fmt.Errorf("%w: revoking consent %s: a reason of 1-%d bytes is required", ErrInvalid, id, MaxRevokeReason)
+	}
 	return db.inTx(ctx, func(tx dbtx) error {
 		var revoked timeCol
 		err := tx.queryRow(ctx, `SELECT revoked_at FROM router_consents WHERE id = $1`, id).Scan(&revoked)
@@ -174,11 +194,105 @@ func (s *RouterStore) RevokeConsent(ctx context.Context, id string, at time.Time
 		if !revoked.t.IsZero() {
 			return fmt.Errorf("consent %s already revoked: %w", id, ErrConflict)
 		}
-		if _, err := tx.exec(ctx, `UPDATE router_consents SET revoked_at = $1 WHERE id = $2`, at, id); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE router_consents SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 WHERE id = $4`,
+			at, by, reason, id); err != nil {
 			return fmt.Errorf("store: revoking consent %s: %w", id, err)
 		}
 		return nil
 	})
+}
+
+// consentColumns are the columns scanConsent reads, in order.
+const consentColumns = `id, device, user_eui, scope, data_from, not_before, expires_at, evidence, created_by, created_at,
+	revoked_at, revoked_by, revoke_reason`
+
+// scanConsent reads a row of consentColumns.
+func scanConsent(r interface{ Scan(dest ...any) error }) (Consent, error) {
+	var c Consent
+	var scope string
+	var from, nb, exp, created, revoked timeCol
+	if err := r.Scan(&c.ID, &c.Device, &c.User, &scope, &from, &nb, &exp, &c.Evidence, &c.CreatedBy, &created,
+		&revoked, &c.RevokedBy, &c.RevokeReason); err != nil {
+		return Consent{}, err
+	}
+	c.Scope = strings.Fields(scope)
+	c.DataFrom, c.NotBefore, c.ExpiresAt, c.CreatedAt, c.RevokedAt = from.t, nb.t, exp.t, created.t, revoked.t
+	return c, nil
+}
+
+// Consent returns the consent record id, or an error wrapping ErrNotFound.
+func (s *RouterStore) Consent(ctx context.Context, id string) (Consent, error) {
+	c, err := scanConsent(s.db.read().queryRow(ctx, `SELECT `+consentColumns+` FROM router_consents WHERE id = $1`, id))
+	if errors.Is(err, errNoRows) {
+		return Consent{}, fmt.Errorf("consent %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Consent{}, fmt.Errorf("store: reading consent %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// ConsentFilter selects consent records; zero fields select all.
+type ConsentFilter struct {
+	// User and Device select the records of one other user, one device.
+	User, Device smki.EUI
+	// LiveAt, when set, selects the records live then (started, not
+	// expired, not revoked).
+	LiveAt time.Time
+	// Limit bounds the records returned, 1 to MaxLimit; zero means
+	// DefaultLimit.
+	Limit int
+}
+
+// Consents returns the consent records f selects, oldest first.
+func (s *RouterStore) Consents(ctx context.Context, f ConsentFilter) ([]Consent, error) {
+	limit := f.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 0 || limit > MaxLimit:
+		return nil, fmt.Errorf("%w: consent list limit %d must be 1 to %d", ErrInvalid, limit, MaxLimit)
+	}
+	var where []string
+	var args []any
+	arg := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if !f.User.IsZero() {
+		arg("user_eui = $%d", f.User.String())
+	}
+	if !f.Device.IsZero() {
+		arg("device = $%d", f.Device.String())
+	}
+	if !f.LiveAt.IsZero() {
+		where = append(where, "revoked_at IS NULL")
+		arg("not_before <= $%d", f.LiveAt)
+		arg("expires_at > $%d", f.LiveAt)
+	}
+	q := `SELECT ` + consentColumns + ` FROM router_consents`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(` ORDER BY created_at, id LIMIT $%d`, len(args))
+	rs, err := s.db.read().query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: listing consents: %w", err)
+	}
+	defer rs.Close()
+	out := []Consent{}
+	for rs.Next() {
+		c, err := scanConsent(rs)
+		if err != nil {
+			return nil, fmt.Errorf("store: listing consents: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: listing consents: %w", err)
+	}
+	return out, nil
 }
 
 // LiveConsent returns a consent record for device and user that covers the

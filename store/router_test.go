@@ -7,12 +7,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/metertrust/metertrust/anomaly"
-	"github.com/metertrust/metertrust/smki"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/smki"
 )
 
 var (
@@ -112,21 +113,103 @@ func TestConsents(t *testing.T) {
 					}
 				})
 			}
-			if err := db.Router().RevokeConsent(ctx, "c1", rtT0.Add(2*time.Hour)); err != nil {
+			if err := db.Router().RevokeConsent(ctx, "c1", "", "why", rtT0); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("revocation by nobody: %v", err)
+			}
+			if err := db.Router().RevokeConsent(ctx, "c1", "op", " ", rtT0); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("revocation without a reason: %v", err)
+			}
+			if err := db.Router().RevokeConsent(ctx, "c1", "operator alice", "consumer asked by phone", rtT0.Add(2*time.Hour)); err != nil {
 				t.Fatal(err)
+			}
+			if got, err := db.Router().Consent(ctx, "c1"); err != nil || !got.RevokedAt.Equal(rtT0.Add(2*time.Hour)) ||
+				got.RevokedBy != "operator alice" || got.RevokeReason != "consumer asked by phone" || got.Live(rtT0.Add(3*time.Hour)) ||
+				!slices.Equal(got.Scope, c.Scope) || got.Evidence != c.Evidence {
+				t.Fatalf("revoked consent = %+v, %v", got, err)
+			}
+			if _, err := db.Router().Consent(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown consent: %v", err)
 			}
 			if _, ok, _ := db.Router().LiveConsent(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(c.User), "4.17", rtT0.Add(3*time.Hour)); ok {
 				t.Fatal("revoked consent still live")
 			}
-			if err := db.Router().RevokeConsent(ctx, "c1", rtT0); !errors.Is(err, ErrConflict) {
+			if err := db.Router().RevokeConsent(ctx, "c1", "op", "again", rtT0); !errors.Is(err, ErrConflict) {
 				t.Fatalf("second revocation: %v", err)
 			}
-			if err := db.Router().RevokeConsent(ctx, "nope", rtT0); !errors.Is(err, ErrNotFound) {
+			if err := db.Router().RevokeConsent(ctx, "nope", "op", "why", rtT0); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("unknown consent: %v", err)
 			}
 			if err := db.Router().PutConsent(ctx, Consent{ID: "c2", Device: rtDevice, User: c.User, Scope: []string{"4.17"},
 				NotBefore: rtT0, ExpiresAt: rtT0.Add(time.Hour), CreatedBy: "x", CreatedAt: rtT0}); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("consent without evidence: %v", err)
+			}
+		})
+	}
+}
+
+// TestConsentList lists consents by user, device and liveness, and checks
+// that a change of supplier (the device's row replaced) keeps the
+// consumer's consents: they belong to the consumer, not the supplier.
+func TestConsentList(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.newOpener(t)(t)
+			ctx := context.Background()
+			ou, ou2, dev2 := "4444444444444444", "5555555555555555", "BBBBBBBBBBBBBBBB"
+			if err := db.Router().PutRouterDevices(ctx, RouterDevice{EUI: rtDevice, KAPublic: rtKey(t), Supplier: rtSupplier, UpdatedAt: rtT0}); err != nil {
+				t.Fatal(err)
+			}
+			put := func(id, device, user string, created time.Time, valid time.Duration) {
+				t.Helper()
+				if err := db.Router().PutConsent(ctx, Consent{ID: id, Device: device, User: user, Scope: []string{"4.8.1"},
+					NotBefore: created, ExpiresAt: created.Add(valid), Evidence: "CIN read back", CreatedBy: user, CreatedAt: created}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			put("a", rtDevice, ou, rtT0, 24*time.Hour)
+			put("b", dev2, ou, rtT0.Add(time.Minute), time.Hour)
+			put("c", rtDevice, ou2, rtT0.Add(2*time.Minute), 24*time.Hour)
+			put("d", rtDevice, ou, rtT0.Add(3*time.Minute), 24*time.Hour)
+			if err := db.Router().RevokeConsent(ctx, "d", ou, "no longer needed", rtT0.Add(4*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			// The change of supplier.
+			if err := db.Router().PutRouterDevices(ctx, RouterDevice{EUI: rtDevice, KAPublic: rtKey(t), Supplier: "2222222222222222", UpdatedAt: rtT0.Add(5 * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+			ids := func(f ConsentFilter) []string {
+				t.Helper()
+				cs, err := db.Router().Consents(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for _, c := range cs {
+					out = append(out, c.ID)
+				}
+				return out
+			}
+			tests := []struct {
+				name string
+				f    ConsentFilter
+				want []string
+			}{
+				{"all", ConsentFilter{}, []string{"a", "b", "c", "d"}},
+				{"one user", ConsentFilter{User: smki.MustParseEUI(ou)}, []string{"a", "b", "d"}},
+				{"one user, one device", ConsentFilter{User: smki.MustParseEUI(ou), Device: smki.MustParseEUI(rtDevice)}, []string{"a", "d"}},
+				{"live", ConsentFilter{User: smki.MustParseEUI(ou), LiveAt: rtT0.Add(2 * time.Hour)}, []string{"a"}},
+				{"limit", ConsentFilter{Limit: 2}, []string{"a", "b"}},
+			}
+			for _, tt := range tests {
+				if got := ids(tt.f); !slices.Equal(got, tt.want) {
+					t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+				}
+			}
+			if _, err := db.Router().Consents(ctx, ConsentFilter{Limit: MaxLimit + 1}); !errors.Is(err, ErrInvalid) {
+				t.Errorf("limit over MaxLimit: %v", err)
+			}
+			if _, ok, err := db.Router().LiveConsent(ctx, smki.MustParseEUI(rtDevice), smki.MustParseEUI(ou), "4.8.1", rtT0.Add(time.Hour)); !ok || err != nil {
+				t.Errorf("consent after the change of supplier: %t, %v", ok, err)
 			}
 		})
 	}

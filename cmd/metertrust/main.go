@@ -34,6 +34,7 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(),
 		newGBCSCmd(),
 		newUserCmd(),
+		newThirdPartyCmd(),
 		newDemoCmd(),
 		newRouterCmd(),
 		newOperatorCmd(),

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/metertrust/metertrust/router"
@@ -123,11 +126,109 @@ func newRouterConsentCmd() *cobra.Command {
 			return rf.open(cmd.Context(), func(g *router.Registrar) error { return g.RevokeConsent(cmd.Context(), rf.actor, rid, reason) })
 		},
 	}
+	revoke.Long = `End a consent now, for an operator acting on the consumer's request: --actor
+and --reason are recorded in the consent record and in the audit log. An
+other user ends its own through the router's API (metertrust thirdparty
+consent-revoke).`
 	rf.register(revoke)
 	revoke.Flags().StringVar(&rid, "id", "", "consent identifier (required)")
-	revoke.Flags().StringVar(&reason, "reason", "", "why (required)")
+	revoke.Flags().StringVar(&reason, "reason", "", "why, such as the consumer's request and its reference (required)")
 	revoke.MarkFlagRequired("id")
 	revoke.MarkFlagRequired("reason")
-	c.AddCommand(grant, revoke)
+
+	var lf registrarFlags
+	var ldevice, luser string
+	var live, asJSON bool
+	var limit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List consent records, any user's (the reading is audited)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := store.ConsentFilter{Limit: limit}
+			var err error
+			if ldevice != "" {
+				if f.Device, err = smki.ParseEUI(ldevice); err != nil {
+					return fmt.Errorf("--device: %w", err)
+				}
+			}
+			if luser != "" {
+				if f.User, err = smki.ParseEUI(luser); err != nil {
+					return fmt.Errorf("--user: %w", err)
+				}
+			}
+			if live {
+				f.LiveAt = time.Now()
+			}
+			return lf.open(cmd.Context(), func(g *router.Registrar) error {
+				cs, err := g.Consents(cmd.Context(), lf.actor, f)
+				if err != nil {
+					return err
+				}
+				return printStoreConsents(cmd.OutOrStdout(), asJSON, cs)
+			})
+		},
+	}
+	lf.register(list)
+	list.Flags().StringVar(&ldevice, "device", "", "only this device's")
+	list.Flags().StringVar(&luser, "user", "", "only this other user's")
+	list.Flags().BoolVar(&live, "live", false, "only those live now")
+	list.Flags().IntVar(&limit, "limit", 0, "at most this many (default 1000)")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	var sf registrarFlags
+	var sid string
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Show one consent record (the reading is audited)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return sf.open(cmd.Context(), func(g *router.Registrar) error {
+				c, err := g.Consent(cmd.Context(), sf.actor, sid)
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), consentJSON(c))
+			})
+		},
+	}
+	sf.register(show)
+	show.Flags().StringVar(&sid, "id", "", "consent identifier (required)")
+	show.MarkFlagRequired("id")
+	c.AddCommand(grant, revoke, list, show)
 	return c
+}
+
+// consentJSON is a consent record as the CLI prints it.
+func consentJSON(c store.Consent) map[string]any {
+	out := map[string]any{"id": c.ID, "device": c.Device, "user": c.User, "scope": c.Scope, "notBefore": c.NotBefore,
+		"expires": c.ExpiresAt, "evidence": c.Evidence, "createdBy": c.CreatedBy, "created": c.CreatedAt, "live": c.Live(time.Now())}
+	if !c.DataFrom.IsZero() {
+		out["dataFrom"] = c.DataFrom
+	}
+	if !c.RevokedAt.IsZero() {
+		out["revokedAt"], out["revokedBy"], out["revokeReason"] = c.RevokedAt, c.RevokedBy, c.RevokeReason
+	}
+	return out
+}
+
+// printStoreConsents prints consent records: JSON, or a table.
+func printStoreConsents(w io.Writer, asJSON bool, cs []store.Consent) error {
+	if asJSON {
+		out := []map[string]any{}
+		for _, c := range cs {
+			out = append(out, consentJSON(c))
+		}
+		return printJSON(w, out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDEVICE\tUSER\tSCOPE\tEXPIRES\tREVOKED")
+	for _, c := range cs {
+		revoked := ""
+		if !c.RevokedAt.IsZero() {
+			revoked = c.RevokedAt.Format(time.RFC3339) + " by " + c.RevokedBy + ": " + c.RevokeReason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Device, c.User, strings.Join(c.Scope, ","), c.ExpiresAt.Format(time.RFC3339), revoked)
+	}
+	return tw.Flush()
 }

@@ -98,7 +98,7 @@ func (f *userFlags) client() (c *client.Client, done func(), err error) {
 // built on package client.
 func newUserCmd() *cobra.Command {
 	c := &cobra.Command{Use: "user", Short: "A DCC user's service requests, commands, responses and alerts (package client)"}
-	c.AddCommand(newUserSendCmd(), newUserWatchCmd())
+	c.AddCommand(newUserSendCmd(), newUserWatchCmd(), newUserThresholdsCmd())
 	return c
 }
 
