@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/signal"
 	"reflect"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -70,4 +74,26 @@ func loadServeConfig[C serveConfig[C]](file string, load func(string) (C, error)
 		return zero, err
 	}
 	return cfg, nil
+}
+
+// serveRunE is the RunE of a "serve" command whose flags are bound to
+// flags and --config to *config: it reads the configuration (the file's,
+// then the flags given over it by overlay, then extra when not nil, then
+// defaults, validated) and runs run until SIGINT or SIGTERM.
+func serveRunE[C serveConfig[C]](flags *C, config *string, load func(string) (C, error), extra func(cmd *cobra.Command, cfg *C),
+	run func(context.Context, C) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		cfg, err := loadServeConfig(*config, load, func(cfg *C) {
+			overlay(cmd, flags, cfg)
+			if extra != nil {
+				extra(cmd, cfg)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, cfg)
+	}
 }

@@ -6,9 +6,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -55,15 +52,7 @@ setting from a strict JSON file (ra.ServeConfig; deploy/examples/ca.json);
 flags given on the command line override it, and relative paths in the file
 are resolved against the file's directory.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadServeConfig(config, ra.LoadServeConfig, func(cfg *ra.ServeConfig) { overlay(cmd, &f, cfg) })
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
-		},
+		RunE: serveRunE(&f, &config, ra.LoadServeConfig, nil, run),
 	}
 	fl := c.Flags()
 	fl.StringVar(&config, "config", "", "JSON config file (strict; see ra.ServeConfig); flags given override it")

@@ -2,18 +2,11 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/device"
 )
-
-// fleetFlags are the settings of "metertrust serve fleet": its
-// configuration, from --config and the flags.
-type fleetFlags struct{ device.ServeConfig }
 
 // newServeFleetCmd is "metertrust serve fleet": a fleet of reference meters
 // (package device) behind a communications service provider's HTTP
@@ -25,7 +18,7 @@ func newServeFleetCmd() *cobra.Command {
 // newServeFleetCmdWith is "serve fleet" running run with the validated
 // configuration (tests give a run that only keeps it).
 func newServeFleetCmdWith(run func(context.Context, device.ServeConfig) error) *cobra.Command {
-	var f fleetFlags
+	var f device.ServeConfig
 	var config string
 	c := &cobra.Command{
 		Use:   "fleet",
@@ -47,15 +40,7 @@ against --data. Meter state lives as long as the process.
 deploy/examples/fleet.json); flags given on the command line override it, and
 relative paths in the file are resolved against the file's directory.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := fleetConfig(cmd, config, f.ServeConfig)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
-		},
+		RunE: serveRunE(&f, &config, device.LoadServeConfig, oneMeterSource, run),
 	}
 	fl := c.Flags()
 	fl.StringVar(&config, "config", "", "JSON config file (strict; see device.ServeConfig); flags given override it")
@@ -79,19 +64,13 @@ relative paths in the file are resolved against the file's directory.`,
 	return c
 }
 
-// fleetConfig returns the fleet's configuration: the --config file if
-// given, the flags given on the command line over it, the flags' defaults
-// for what neither sets; validated.
-func fleetConfig(cmd *cobra.Command, file string, flags device.ServeConfig) (device.ServeConfig, error) {
-	return loadServeConfig(file, device.LoadServeConfig, func(cfg *device.ServeConfig) {
-		overlay(cmd, &flags, cfg)
-		// Exactly one source of meters: a source given by flag replaces the
-		// file's other source.
-		if cmd.Flags().Changed("batch-dir") && !cmd.Flags().Changed("generate") {
-			cfg.Generate = 0
-		}
-		if cmd.Flags().Changed("generate") && !cmd.Flags().Changed("batch-dir") {
-			cfg.BatchDir = ""
-		}
-	})
+// oneMeterSource keeps exactly one source of meters: a source given by
+// flag replaces the file's other source.
+func oneMeterSource(cmd *cobra.Command, cfg *device.ServeConfig) {
+	if cmd.Flags().Changed("batch-dir") && !cmd.Flags().Changed("generate") {
+		cfg.Generate = 0
+	}
+	if cmd.Flags().Changed("generate") && !cmd.Flags().Changed("batch-dir") {
+		cfg.BatchDir = ""
+	}
 }

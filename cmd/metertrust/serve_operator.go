@@ -5,9 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -45,15 +42,7 @@ single-process option, answering releases with the router's receipt.
 command line override it, and relative paths in the file are resolved
 against the file's directory.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := operatorServeConfig(cmd, config, f)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
-		},
+		RunE: serveRunE(&f, &config, operator.LoadServeConfig, nil, run),
 	}
 	fl := c.Flags()
 	fl.StringVar(&config, "config", "", "JSON config file (strict; see operator.ServeConfig); flags given override it")
@@ -65,13 +54,6 @@ against the file's directory.`,
 	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token)")
 	fl.StringVar(&f.LogLevel, "log-level", operator.DefaultLogLevel, "debug, info, warn or error")
 	return c
-}
-
-// operatorServeConfig returns the operator API's configuration: the
-// --config file if given, the flags given on the command line over it, the
-// flags' defaults for what neither sets; validated.
-func operatorServeConfig(cmd *cobra.Command, file string, flags operator.ServeConfig) (operator.ServeConfig, error) {
-	return loadServeConfig(file, operator.LoadServeConfig, func(cfg *operator.ServeConfig) { overlay(cmd, &flags, cfg) })
 }
 
 // serveOperator runs the operator API with a validated configuration until

@@ -5,9 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -57,15 +54,7 @@ pin-source=FILE); the key then never leaves the token, and the router derives
 each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 --key pkcs11:..." makes such a key in the token, with its certificate request.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := routerConfig(cmd, config, f)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
-		},
+		RunE: serveRunE(&f, &config, router.LoadServeConfig, nil, run),
 	}
 	fl := c.Flags()
 	fl.StringVar(&config, "config", "", "JSON config file (strict; see router.ServeConfig); flags given override it")
@@ -85,13 +74,6 @@ each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 	fl.StringVar(&f.OperatorListen, "operator-listen", "", "address to serve the operator API on (HTTPS, bearer tokens); off when empty")
 	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token)")
 	return c
-}
-
-// routerConfig returns the router's configuration: the --config file if
-// given, the flags given on the command line over it, the flags' defaults
-// for what neither sets; validated.
-func routerConfig(cmd *cobra.Command, file string, flags router.ServeConfig) (router.ServeConfig, error) {
-	return loadServeConfig(file, router.LoadServeConfig, func(cfg *router.ServeConfig) { overlay(cmd, &flags, cfg) })
 }
 
 // serveRouter runs the router (and the operator API when configured) with
