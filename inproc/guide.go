@@ -68,6 +68,16 @@ Try it (as the supplier):
   curl %[1]s %[3]s/v1/responses
   curl -N %[1]s %[3]s/v1/events
 `, auth, target, s.RouterURL, q(s.partiesDir()), sup.EUI)
+	if s.RepositoryURL != "" {
+		keys := filepath.Join(s.partiesDir(), sup.EUI.String())
+		fmt.Fprintf(w, `
+  # The same with the users' client (package client): the two steps, the signature when critical,
+  # the response checked (MAC, device certificates from the repository) and decrypted:
+  metertrust user send 4.1.1 %[1]s --router %[2]s %[3]s --repository %[4]s --decrypt %[5]s --wait 30s
+  metertrust user send 7.2 %[1]s --router %[2]s %[3]s --signer %[6]s
+  metertrust user watch --router %[2]s %[3]s --repository %[4]s --decrypt %[5]s
+`, target, s.RouterURL, auth, s.RepositoryURL, q(keys+"-ka.key"), q(keys+"-ds.key"))
+	}
 	if s.OperatorURL != "" {
 		fmt.Fprintf(w, `
   # The operator API, with the operator's bearer token:
