@@ -64,6 +64,9 @@ type CAInfo struct {
 	Key       string    `json:"key"` // "present" or "destroyed"
 	CreatedAt time.Time `json:"created_at"`
 	ClosedAt  time.Time `json:"closed_at,omitzero"`
+	// Responder is a closed batch's delegated OCSP responder (decision
+	// 013): its certificate's serial and whether its key is present.
+	Responder *ResponderInfo `json:"ocsp_responder,omitempty"`
 	CertDER   []byte    `json:"-"`
 }
 
@@ -302,7 +305,21 @@ func (a *Authority) Batch(ctx context.Context, name string) (CAInfo, error) {
 			key = "missing"
 		}
 	}
-	return caInfo(rec, nil, key), nil
+	info := caInfo(rec, nil, key)
+	if r, err := a.st.OCSPResponder(ctx, name); err == nil {
+		ri := &ResponderInfo{Serial: fmt.Sprintf("%X", r.Serial), Key: "present"}
+		if _, err := a.keys.Signer(ctx, r.KeyURI); err != nil {
+			ri.Key = "missing"
+		}
+		info.Responder = ri
+	}
+	return info, nil
+}
+
+// ResponderInfo describes a closed batch's delegated OCSP responder.
+type ResponderInfo struct {
+	Serial string `json:"serial"`
+	Key    string `json:"key"` // "present" or "missing"
 }
 
 // CA returns the record of the named CA.

@@ -147,6 +147,9 @@ func newCABatchShowCmd() *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "batch   %s\nsubject %s\nserial  %s\nquota   %d\nissued  %d\nstate   %s\nkey     %s\n",
 				info.Name, info.Subject, info.Serial, info.Quota, info.Issued, info.State, info.Key)
+			if r := info.Responder; r != nil {
+				fmt.Fprintf(w, "OCSP    delegated responder, certificate %s, key %s\n", r.Serial, r.Key)
+			}
 			return nil
 		},
 	}
