@@ -167,6 +167,11 @@ type PreCommand struct {
 	// Counter is the originator counter in it; Target its device.
 	Counter uint64
 	Target  smki.EUI
+
+	// askedRef and askedTarget are what the user asked ServiceRequest
+	// for, which Sign checks the command against (not the router's word).
+	askedRef    string
+	askedTarget smki.EUI
 }
 
 // ServiceRequest asks the router to build the command of service request
@@ -196,29 +201,53 @@ func (c *Client) ServiceRequest(ctx context.Context, ref string, target smki.EUI
 	if err != nil {
 		return nil, fmt.Errorf("client: service request %s: the router's message is not hex: %w", ref, err)
 	}
-	return &PreCommand{Message: raw, Code: out.Code, Ref: out.Ref, Critical: out.Critical, Counter: out.Counter, Target: out.Target}, nil
+	return &PreCommand{Message: raw, Code: out.Code, Ref: out.Ref, Critical: out.Critical, Counter: out.Counter, Target: out.Target,
+		askedRef: ref, askedTarget: target}, nil
 }
 
 // Sign signs a pre-command with the user's digital-signing key and returns
-// the signed command. It checks first that the command is what the user
-// asked for: its originator is the user, its target and counter those the
-// router announced.
+// the signed command. It signs only what the user asked ServiceRequest for,
+// whatever the router says of it: the command must be from the user, to
+// the target asked for, with the counter announced, and of a use case that
+// serves the service request asked for. A compromised router cannot have
+// the user sign another command.
 func (c *Client) Sign(pc *PreCommand) ([]byte, error) {
 	if c.cfg.Signer == nil {
-		return nil, errors.New("client: no Config.Signer: critical commands need the user's digital-signing key")
+		return nil, errors.New("client: no Config.Signer: critical commands need the user's digital-signing key (--signer)")
 	}
 	m, err := commands.Parse(pc.Message)
 	if err != nil {
 		return nil, fmt.Errorf("client: reading the pre-command: %w", err)
 	}
-	if m.Originator != c.eui || m.Recipient != pc.Target || m.Counter != pc.Counter {
+	want := pc.askedTarget
+	if want.IsZero() {
+		return nil, errors.New("client: a pre-command not from ServiceRequest: nothing to check it against, not signed")
+	}
+	if m.Originator != c.eui || m.Recipient != want || m.Counter != pc.Counter {
 		return nil, fmt.Errorf("client: the router's command is from %s to %s counter %d, not the user's %s to %s counter %d: not signed",
-			m.Originator, m.Recipient, m.Counter, c.eui, pc.Target, pc.Counter)
+			m.Originator, m.Recipient, m.Counter, c.eui, want, pc.Counter)
+	}
+	if !serves(m.Code, pc.askedRef) {
+		return nil, fmt.Errorf("client: the router's command is GBCS %04X, which does not serve service request %s: not signed", uint16(m.Code), pc.askedRef)
 	}
 	if err := commands.SignPreCommand(rand.Reader, c.cfg.Signer, m); err != nil {
 		return nil, fmt.Errorf("client: signing: %w", err)
 	}
 	return m.Marshal()
+}
+
+// serves reports whether the use case of code serves service request ref.
+func serves(code commands.MessageCode, ref string) bool {
+	u, ok := commands.LookupCode(code)
+	if !ok {
+		return false
+	}
+	for _, s := range u.ServiceRequests() {
+		if s.Variant == ref || strings.HasPrefix(s.Variant, ref+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // Receipt is the router's acknowledgement of a command it accepted: it is

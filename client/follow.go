@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -135,9 +136,12 @@ type Event struct {
 // Watch follows the user's event stream, calling fn with each event in
 // order, until ctx ends (it then returns ctx's error) or fn returns an
 // error (returned). since is the ID of the last event already handled (""
-// for all). When the connection breaks, Watch reconnects after a pause
-// growing to 30 s and resumes after the last event fn handled, so nothing
-// is missed or repeated; a refusal by the router (an *Error) ends it.
+// for all). When the connection breaks, goes silent for longer than
+// StreamIdle (the router sends a heartbeat well within it) or the router
+// answers 429 or 5xx (a restart), Watch reconnects after a pause growing to
+// 30 s and resumes after the last event fn handled, so nothing is missed or
+// repeated. Another refusal (an *Error: the certificate refused, ...) or an
+// event it cannot read ends it.
 func (c *Client) Watch(ctx context.Context, since string, fn func(Event) error) error {
 	pause := time.Second
 	for {
@@ -149,7 +153,9 @@ func (c *Client) Watch(ctx context.Context, since string, fn func(Event) error) 
 			return ctx.Err()
 		case errors.As(err, &ferr):
 			return ferr.err
-		case errors.As(err, &rerr):
+		case errors.As(err, &rerr) && rerr.Status != http.StatusTooManyRequests && rerr.Status < 500:
+			return err
+		case errors.Is(err, errBadEvent):
 			return err
 		}
 		select {
@@ -161,6 +167,15 @@ func (c *Client) Watch(ctx context.Context, since string, fn func(Event) error) 
 	}
 }
 
+// StreamIdle is how long Watch waits for anything on the stream (an event
+// or the router's heartbeat) before it takes the connection for dead and
+// reconnects.
+const StreamIdle = 2 * time.Minute
+
+// errBadEvent marks an event Watch cannot read: reconnecting would read it
+// again.
+var errBadEvent = errors.New("client: unreadable event")
+
 // fnError carries an error of Watch's callback out of the stream.
 type fnError struct{ err error }
 
@@ -168,6 +183,11 @@ func (e fnError) Error() string { return e.err.Error() }
 
 // watchOnce reads one connection of the stream.
 func (c *Client) watchOnce(ctx context.Context, since *string, fn func(Event) error, connected func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A connection silent for StreamIdle is dead: cancel it.
+	idle := time.AfterFunc(StreamIdle, cancel)
+	defer idle.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.router.JoinPath("/v1/events").String(), nil)
 	if err != nil {
 		return err
@@ -182,9 +202,8 @@ func (c *Client) watchOnce(ctx context.Context, since *string, fn func(Event) er
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		b := make([]byte, 4096)
-		n, _ := res.Body.Read(b)
-		return errorOf(res.StatusCode, b[:n])
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		return errorOf(res.StatusCode, b)
 	}
 	connected()
 	sc := bufio.NewScanner(res.Body)
@@ -192,10 +211,12 @@ func (c *Client) watchOnce(ctx context.Context, since *string, fn func(Event) er
 	var id, kind string
 	var data strings.Builder
 	for sc.Scan() {
+		idle.Reset(StreamIdle)
 		line := sc.Text()
 		switch {
 		case line == "":
 			if data.Len() == 0 {
+				id, kind = "", ""
 				continue
 			}
 			ev := Event{ID: id, Kind: kind}
@@ -204,7 +225,7 @@ func (c *Client) watchOnce(ctx context.Context, since *string, fn func(Event) er
 			} else {
 				var d Delivery
 				if err := json.Unmarshal([]byte(data.String()), &d); err != nil {
-					return fmt.Errorf("client: event %s: %w", id, err)
+					return fmt.Errorf("%w %s: %w", errBadEvent, id, err)
 				}
 				ev.Delivery = &d
 			}
@@ -222,6 +243,9 @@ func (c *Client) watchOnce(ctx context.Context, since *string, fn func(Event) er
 		case strings.HasPrefix(line, "event:"):
 			kind = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		case strings.HasPrefix(line, "data:"):
+			if data.Len()+len(line) > maxAnswer {
+				return fmt.Errorf("%w: an event over %d bytes", errBadEvent, maxAnswer)
+			}
 			if data.Len() > 0 {
 				data.WriteByte('\n')
 			}

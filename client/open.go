@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/smki"
@@ -23,17 +24,24 @@ type DeviceKeys struct {
 	EUI smki.EUI
 	DS  *ecdsa.PublicKey
 	KA  *ecdh.PublicKey
+
+	fetched time.Time
 }
 
+// DeviceKeysTTL is how long DeviceKeys keeps a device's keys before it asks
+// the repository again.
+const DeviceKeysTTL = 10 * time.Minute
+
 // DeviceKeys looks a device's certificates up in the repository (cached
-// for the client's life): one unrevoked device certificate per usage,
+// for DeviceKeysTTL, so that a revocation reaches the client within it):
+// one unrevoked device certificate per usage,
 // naming the device, signed by its issuing CA, whose certificate is signed
 // by Config.SMKIRoot when one is given.
 func (c *Client) DeviceKeys(ctx context.Context, eui smki.EUI) (DeviceKeys, error) {
 	c.mu.Lock()
 	k, ok := c.devices[eui]
 	c.mu.Unlock()
-	if ok {
+	if ok && time.Since(k.fetched) < DeviceKeysTTL {
 		return k, nil
 	}
 	if c.cfg.Repository == "" {
@@ -47,7 +55,7 @@ func (c *Client) DeviceKeys(ctx context.Context, eui smki.EUI) (DeviceKeys, erro
 	if err != nil {
 		return DeviceKeys{}, err
 	}
-	k = DeviceKeys{EUI: eui, DS: ds.PublicKey}
+	k = DeviceKeys{EUI: eui, DS: ds.PublicKey, fetched: time.Now()}
 	if k.KA, err = commands.ECDHPublicKey(ka.PublicKey); err != nil {
 		return DeviceKeys{}, fmt.Errorf("client: the key-agreement key of %s: %w", eui, err)
 	}
@@ -137,8 +145,10 @@ type Response struct {
 	Plaintexts [][]byte
 	// OnBehalf says the message was MAC'd for the access control broker,
 	// which sent the command on the user's behalf: the user cannot check
-	// that MAC; what it reads is the encrypted content, which the AES-GCM
-	// tag under its own key authenticates.
+	// that MAC, so Message and Payload are as received, unauthenticated;
+	// only Plaintexts are, by the AES-GCM tag under the user's own key.
+	// Open refuses such a message when nothing in it is encrypted to the
+	// user.
 	OnBehalf bool
 }
 
@@ -156,14 +166,23 @@ func (c *Client) Open(ctx context.Context, body []byte) (*Response, error) {
 		return nil, err
 	}
 	r := &Response{Message: m}
+	u, _ := commands.LookupCode(m.Code)
 	switch {
 	case m.Signed():
+		if m.Recipient != c.eui {
+			return nil, fmt.Errorf("client: a message to %s, not to %s", m.Recipient, c.eui)
+		}
 		if err := commands.VerifySignature(keys.DS, m); err != nil {
 			return nil, fmt.Errorf("client: the device's signature: %w", err)
 		}
 	case m.HasMAC() && m.Recipient != c.eui:
 		if m.URP == nil || m.URP.EUI != c.eui {
 			return nil, fmt.Errorf("client: a message MAC'd for %s, neither to nor on behalf of %s", m.Recipient, c.eui)
+		}
+		if !u.Sensitive {
+			// Nothing in it is the user's to check: the MAC is the ACB's
+			// and nothing is encrypted to the user.
+			return nil, fmt.Errorf("client: a message MAC'd for %s on behalf of %s with nothing encrypted to it: the user cannot authenticate it", m.Recipient, c.eui)
 		}
 		r.OnBehalf = true
 	case m.HasMAC():
@@ -180,7 +199,7 @@ func (c *Client) Open(ctx context.Context, body []byte) (*Response, error) {
 	if !r.Payload.Decoded {
 		return nil, fmt.Errorf("client: reading the payload (%s): %s", r.Payload.Structure, r.Payload.Error)
 	}
-	if u, _ := commands.LookupCode(m.Code); u.Sensitive {
+	if u.Sensitive {
 		if c.cfg.KeyAgreement == nil {
 			return nil, errors.New("client: no Config.KeyAgreement: a sensitive payload is encrypted to the user's key")
 		}
