@@ -3,6 +3,7 @@ package inproc
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -502,8 +503,18 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 			return fmt.Errorf("making the device transport: %w", err)
 		}
 	}
+	// The transitional change-of-supplier party's signing key, when the
+	// parties have one, signs the CS02b of changes of supplier.
+	var tcos smki.EUI
+	var tcosKey crypto.Signer
+	for _, p := range s.PartyList {
+		if p.Role == smki.RoleTransitionalCoS && p.DS != nil {
+			tcos, tcosKey = p.EUI, p.DS
+			break
+		}
+	}
 	s.Router, err = router.NewService(router.ServiceConfig{DB: s.DB, Detector: s.Detector, ACB: s.ACB.EUI, ACBKey: acbKA,
-		Transport: transport, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser,
+		TCoS: tcos, TCoSKey: tcosKey, Transport: transport, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser,
 		DCCKIIssuer: ca.NameDCCKITLS, Logger: s.log, Clock: s.now, Registry: cfg.Registry})
 	if err != nil {
 		return fmt.Errorf("building the router: %w", err)
@@ -573,6 +584,9 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		// still run, for in-process submissions.
 		s.run("forwarder", func() error { return s.Router.Forwarder.Run(svcCtx) })
 		s.run("anomaly detector", func() error { return s.Detector.Run(svcCtx) })
+		if s.Router.Changes != nil {
+			s.run("change-of-supplier sweeper", func() error { return s.Router.Changes.Run(svcCtx) })
+		}
 	}
 	if oln != nil {
 		s.run("operator API", func() error { return s.Operator.Serve(svcCtx, oln) })

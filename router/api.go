@@ -71,6 +71,9 @@ type ServerConfig struct {
 	// Consents, when set, serves the CIN consent flow to other users and
 	// their consent records.
 	Consents *ConsentDesk
+	// Changes, when set, serves suppliers' changes of supplier (service
+	// request 6.23, decision 014).
+	Changes *ChangeDesk
 	// Thresholds, when set, lets callers read the anomaly thresholds that
 	// apply to them and set and delete their own (package anomaly's
 	// Detector).
@@ -153,6 +156,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		e.GET("/v1/consents", s.getConsents, auth)
 		e.GET("/v1/consents/:id", s.getConsent, auth)
 		e.POST("/v1/consents/:id/revoke", s.revokeConsent, auth)
+	}
+	if cfg.Changes != nil {
+		e.POST("/v1/changes-of-supplier", s.postChange, auth)
+		e.GET("/v1/changes-of-supplier/:id", s.getChange, auth)
 	}
 	if cfg.Thresholds != nil {
 		e.GET("/v1/thresholds", s.getThresholds, auth)
@@ -713,6 +720,8 @@ var refusalActions = map[string]string{
 	"POST /v1/commands":                "command.refused",
 	"POST /v1/service-requests":        "service-request.refused",
 	"POST /v1/cin":                     "consent.refused",
+	"POST /v1/changes-of-supplier":     "change-of-supplier.refused",
+	"GET /v1/changes-of-supplier/:id":  "change-of-supplier.refused",
 	"POST /v1/consents":                "consent.refused",
 	"GET /v1/consents":                 "consent.refused",
 	"GET /v1/consents/:id":             "consent.refused",
@@ -745,6 +754,10 @@ func (s *Server) auditRefusal(c echo.Context, err error) {
 		fmt.Errorf("%s %s: %w", req.Method, clip(req.URL.Path, 128), err))
 }
 
+// ownershipRetryAfter is the Retry-After, in seconds, of an
+// ownership-unsettled refusal.
+const ownershipRetryAfter = 30
+
 // errorHandler answers every error as problem+json through the problem
 // handler every service shares, and audits every refusal the pipeline (or
 // the consent desk, or the anomaly detector) did not audit already: the
@@ -760,6 +773,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	if pe.Kind.Status() >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Path(), "err", err)
+	}
+	if pe.Kind == ErrOwnershipUnsettled {
+		// A change of supplier settles within a round trip to the meter,
+		// or a read of its anchors (decision 014).
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ownershipRetryAfter))
 	}
 	s.problems.Handle(pe, c)
 }

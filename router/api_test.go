@@ -596,7 +596,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := NewServer(ServerConfig{Router: &Router{cfg: Config{MaxMessageBytes: 1}}, Commands: &Storage{}, Hub: NewHub(),
-		Quarantine: det, Thresholds: det, Consents: &ConsentDesk{}, Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
+		Quarantine: det, Thresholds: det, Consents: &ConsentDesk{}, Changes: &ChangeDesk{}, Identify: ca.TLSUser, Revocations: NewStoreRevocations(nil, "", 0, nil), Gatherer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

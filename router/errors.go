@@ -46,6 +46,15 @@ var (
 	// ErrNotOwner: the caller is not the supplier or network operator of
 	// the target device for its role, or an other user has no live consent.
 	ErrNotOwner = kind("not-owner", problem.Forbidden, "caller does not own the target device for its role")
+	// ErrOwnershipUnsettled: a critical command from a supplier for a
+	// device whose change of supplier is pending or unsettled (decision
+	// 014): until the meter's answer, or a read of its anchors, settles
+	// who owns it, no supplier's critical command is forwarded. Retry
+	// later.
+	ErrOwnershipUnsettled = kind("ownership-unsettled", problem.Conflict, "the device's change of supplier is not settled")
+	// ErrChangePending: a change of supplier requested for a device with
+	// a change pending or unsettled (decision 014).
+	ErrChangePending = kind("change-pending", problem.Conflict, "a change of supplier is already under way for the device")
 	// ErrConsentPeriod: an other user's read under consent asks for data
 	// from before the consent's data period, which reaches back
 	// ConsentDataMonths (13) months from the time of the read (spec

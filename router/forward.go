@@ -221,6 +221,28 @@ type Forwarder struct {
 	sem     chan struct{}
 	mu      sync.Mutex
 	running context.Context
+	// changes is told the outcomes of CS02b supplierByTransCoS commands.
+	changes CredentialsObserver
+}
+
+// CredentialsObserver is told what became of each CS02b supplierByTransCoS
+// (0x0107) the forwarder sent: its response, once the device's signature
+// on it is checked (a late one too), or that its outcome cannot be known
+// from the transport (it failed for good, or the device discarded a copy
+// as a replay). The ChangeDesk implements it (decision 014).
+type CredentialsObserver interface {
+	CredentialsAnswered(ctx context.Context, rec Record, resp []byte)
+	CredentialsUnknown(ctx context.Context, rec Record, reason string)
+}
+
+// SetCredentialsObserver sets the observer of CS02b outcomes. Call it
+// before Run.
+func (f *Forwarder) SetCredentialsObserver(o CredentialsObserver) { f.changes = o }
+
+// observesCredentials reports whether rec is a CS02b whose outcome the
+// observer follows.
+func (f *Forwarder) observesCredentials(rec Record) bool {
+	return f.changes != nil && (rec.Code == codeCS02bByTCoS || rec.Code == codeCS02a)
 }
 
 // NewForwarder checks cfg and returns a Forwarder.
@@ -382,6 +404,9 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 		// executed it. It reached the device; its response is lost.
 		f.cfg.Metrics.forward("delivered")
 		f.forwarded(ctx, rec, "the device had already executed this command; its response was lost: "+err.Error())
+		if f.observesCredentials(rec) {
+			f.changes.CredentialsUnknown(ctx, rec, "the device discarded the CS02b as a replay: "+err.Error())
+		}
 	case errors.Is(err, ErrDeviceRefused) || it.Attempts+1 >= f.cfg.MaxAttempts:
 		f.cfg.Metrics.forward("failed")
 		reason := fmt.Sprintf("forwarding failed after %d attempts: %v", it.Attempts+1, err)
@@ -445,6 +470,9 @@ func (f *Forwarder) fail(ctx context.Context, rec Record, reason string, before 
 		return
 	}
 	f.publish(d)
+	if f.observesCredentials(rec) {
+		f.changes.CredentialsUnknown(ctx, rec, reason)
+	}
 }
 
 // Response takes a device response that arrived asynchronously (from a
@@ -506,6 +534,10 @@ func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOn
 	if errors.Is(err, ErrAlreadyComplete) {
 		f.auditApart(ctx, before)
 		f.log.InfoContext(ctx, "duplicate response ignored", "id", rec.ID)
+		if f.observesCredentials(rec) {
+			// A late answer still settles its change (decision 014).
+			f.changes.CredentialsAnswered(ctx, rec, resp)
+		}
 		return nil
 	}
 	if err != nil {
@@ -513,6 +545,9 @@ func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOn
 		return fmt.Errorf("storing response to %s: %w", rec.ID, err)
 	}
 	f.publish(d)
+	if f.observesCredentials(rec) {
+		f.changes.CredentialsAnswered(ctx, rec, resp)
+	}
 	return nil
 }
 

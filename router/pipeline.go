@@ -347,6 +347,11 @@ func (r *Router) ownership(ctx context.Context, s *submission) error {
 	s.device = d
 	switch s.caller.Role.RemoteParty() {
 	case smki.RoleSupplier:
+		if d.ChangeState != "" && s.sr.Critical {
+			// Decision 014: while the meter's supplier anchors may be
+			// changing, no supplier's critical command goes to it.
+			return fmt.Errorf("%w: device %s has a change of supplier %s; retry once it settles", ErrOwnershipUnsettled, d.EUI, d.ChangeState)
+		}
 		if d.Supplier != s.caller.EUI {
 			return fmt.Errorf("%w: %s is not the supplier of device %s", ErrNotOwner, s.caller.EUI, d.EUI)
 		}

@@ -15,6 +15,7 @@ import (
 type registryStore interface {
 	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
 	PutRouterDevices(ctx context.Context, devices ...store.RouterDevice) error
+	PutSupplyRegistration(ctx context.Context, r store.SupplyRegistration) error
 	PutConsent(ctx context.Context, c store.Consent) error
 	RevokeConsent(ctx context.Context, id, by, reason string, at time.Time) error
 	Consent(ctx context.Context, id string) (store.Consent, error)
@@ -87,6 +88,23 @@ func (g *Registrar) RegisterDevice(ctx context.Context, actor string, eui, suppl
 			return fmt.Errorf("%w: device %s has no unrevoked key-agreement certificate in the repository", ErrRegistry, eui)
 		}
 		return g.db.PutRouterDevices(ctx, d)
+	})
+}
+
+// RegisterSupply records the registration data of a change of supplier:
+// from effective on, supplier is the supplier registered for the device,
+// the only one whose change of supplier (service request 6.23) the router
+// accepts for it (decision 014). Operators set it (metertrust router
+// supply-register), audited as router.supply.register.
+func (g *Registrar) RegisterSupply(ctx context.Context, actor string, device, supplier smki.EUI, effective time.Time) error {
+	return g.audited(ctx, actor, "router.supply.register", device.String(), map[string]any{
+		"supplier": supplier.String(), "effectiveFrom": effective.UTC(),
+	}, func() error {
+		if device.IsZero() || supplier.IsZero() || effective.IsZero() {
+			return fmt.Errorf("%w: a device, a supplier and an effective time are required", ErrRegistry)
+		}
+		return g.db.PutSupplyRegistration(ctx, store.SupplyRegistration{Device: device.String(), IncomingSupplier: supplier.String(),
+			EffectiveFrom: effective, CreatedBy: actor, CreatedAt: g.now()})
 	})
 }
 

@@ -52,6 +52,11 @@ type Device struct {
 	Supplier smki.EUI
 	// NetworkOperator is the EUI of the network operator.
 	NetworkOperator smki.EUI
+	// ChangeState is the state of the device's open change of supplier,
+	// "pending" or "unsettled" (decision 014); "" when none is open. It
+	// comes with the registry entry, so the ownership stage pays no extra
+	// look-up for it.
+	ChangeState string
 }
 
 // Consent is the query for a live consent record: an other user reading a

@@ -48,6 +48,14 @@ type ServeConfig struct {
 	// ACBEUI is the access control broker's EUI-64 (16 hex digits).
 	// Required.
 	ACBEUI string `json:"acbEUI,omitempty"`
+	// TCoSKey names the transitional change-of-supplier party's
+	// digital-signing key, which signs the CS02b of a change of supplier
+	// (decision 014): a PEM file, softkms:path=FILE, or a PKCS#11 URI (see
+	// custody.OpenKey). Optional; it goes with TCoSEUI. Without it the
+	// router refuses changes of supplier.
+	TCoSKey string `json:"tcosKey,omitempty" path:"uri"`
+	// TCoSEUI is the transitional change-of-supplier party's EUI-64.
+	TCoSEUI string `json:"tcosEUI,omitempty"`
 	// TLSCert is the DCCKI server certificate chain (PEM). Required.
 	TLSCert string `json:"tlsCert,omitempty" path:"file"`
 	// TLSKey is the server certificate's private key (PEM). Required.
@@ -112,6 +120,8 @@ func (c ServeConfig) Validate() error {
 		return bad("acbEUI", "--acb-eui is required")
 	case c.ACBKey == "":
 		return bad("acbKey", "--acb-key is required")
+	case (c.TCoSKey == "") != (c.TCoSEUI == ""):
+		return bad("tcosKey", "--tcos-key and --tcos-eui go together (tcosKey and tcosEUI in a file)")
 	case c.TLSCert == "":
 		return bad("tlsCert", "--tls-cert is required")
 	case c.TLSKey == "":
@@ -127,6 +137,11 @@ func (c ServeConfig) Validate() error {
 	}
 	if _, err := smki.ParseEUI(c.ACBEUI); err != nil {
 		return bad("acbEUI", "--acb-eui: %v", err)
+	}
+	if c.TCoSEUI != "" {
+		if _, err := smki.ParseEUI(c.TCoSEUI); err != nil {
+			return bad("tcosEUI", "--tcos-eui: %v", err)
+		}
 	}
 	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)

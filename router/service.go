@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -34,6 +35,12 @@ type ServiceConfig struct {
 	// key from the key store.
 	ACB    smki.EUI
 	ACBKey KeyAgreement
+	// TCoS is the transitional change-of-supplier party's EUI and TCoSKey
+	// its digital-signing key from the key store, which signs the CS02b of
+	// every change of supplier (decision 014). Optional: without them the
+	// router refuses changes of supplier.
+	TCoS    smki.EUI
+	TCoSKey crypto.Signer
 	// Transport carries commands to devices.
 	Transport Transport
 	// ServerCertificate is the router's DCCKI server certificate chain and
@@ -76,10 +83,12 @@ type Service struct {
 	Storage  *Storage
 	Hub      *Hub
 	Admitter *GroupAdmitter
-	cfg      ServiceConfig
-	tls      *tls.Config
-	metrics  *Metrics
-	log      *slog.Logger
+	// Changes runs changes of supplier; nil without a TCoS key.
+	Changes *ChangeDesk
+	cfg     ServiceConfig
+	tls     *tls.Config
+	metrics *Metrics
+	log     *slog.Logger
 }
 
 // NewService wires the router service from cfg.
@@ -133,25 +142,32 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var changes *ChangeDesk
+	if cfg.TCoSKey != nil {
+		if changes, err = NewChangeDesk(r, ChangeDeskConfig{Store: cfg.DB.Router(), CAs: cfg.DB.SMKI(), TCoS: cfg.TCoS, TCoSKey: cfg.TCoSKey}); err != nil {
+			return nil, err
+		}
+		fwd.SetCredentialsObserver(changes)
+	}
 	rev := NewStoreRevocations(cfg.DB.SMKI(), cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
-	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Thresholds: cfg.Detector, Release: rel.Forward, Consents: NewConsentDesk(r, cfg.DB.Router(), nil), Identify: cfg.Identify,
+	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Thresholds: cfg.Detector, Release: rel.Forward, Consents: NewConsentDesk(r, cfg.DB.Router(), nil), Changes: changes, Identify: cfg.Identify,
 		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Router: r, Forwarder: fwd, Releases: rel, Server: srv, Storage: st, Hub: hub, Admitter: admitter, cfg: cfg, metrics: m,
+	return &Service{Router: r, Forwarder: fwd, Releases: rel, Server: srv, Storage: st, Hub: hub, Admitter: admitter, Changes: changes, cfg: cfg, metrics: m,
 		tls: TLSConfig(cfg.ClientCAs, cfg.ServerCertificate, rev), log: cfg.Logger.With("component", "router.service")}, nil
 }
 
 // Run serves the API on ln with mutual TLS (apiserver.Serve, with its fixed
-// timeouts and header limit) and runs the forwarder, the release sweeper
-// and the anomaly detector's background work until ctx ends, then shuts the
+// timeouts and header limit) and runs the forwarder, the release sweeper,
+// the change-of-supplier sweeper and the anomaly detector's background work until ctx ends, then shuts the
 // server down gracefully.
 func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, 6)
 	run := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -166,6 +182,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	run("release sweeper", func() error { return s.Releases.Run(ctx) })
 	run("anomaly detector", func() error { return s.cfg.Detector.Run(ctx) })
 	run("quarantine gauge", func() error { return s.watchQuarantine(ctx) })
+	if s.Changes != nil {
+		run("change-of-supplier sweeper", func() error { return s.Changes.Run(ctx) })
+	}
 	// The API on the shared server set-up: the timeouts and header limit
 	// of the operator and repository APIs, with the router's mutual TLS. It
 	// shuts down gracefully once ctx ends, ending the event streams first.

@@ -242,6 +242,9 @@ func (r *Router) BuildServiceRequest(ctx context.Context, caller Caller, in Serv
 		return PreCommand{}, err
 	}
 	b, ok := serviceRequests[in.Ref]
+	if !ok && in.Ref == refChangeSupply {
+		return PreCommand{}, fmt.Errorf("%w: service request 6.23 (change of supplier) is made with POST /v1/changes-of-supplier: the DCC's TCoS signs its command", ErrBadRequest)
+	}
 	if !ok {
 		return PreCommand{}, fmt.Errorf("%w: service request %q is not supported (supported: %s)", ErrBadRequest, in.Ref, strings.Join(SupportedServiceRequests(), ", "))
 	}

@@ -52,7 +52,7 @@ func (s *Storage) Device(ctx context.Context, eui smki.EUI) (Device, error) {
 	if err != nil {
 		return Device{}, err
 	}
-	out := Device{EUI: eui}
+	out := Device{EUI: eui, ChangeState: d.ChangeState}
 	if out.KeyAgreement, err = ecdh.P256().NewPublicKey(d.KAPublic); err != nil {
 		return Device{}, fmt.Errorf("device %s: stored key-agreement key: %w", eui, err)
 	}

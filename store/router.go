@@ -34,6 +34,10 @@ type RouterDevice struct {
 	// trust anchors the device holds; "" when none.
 	Supplier, NetworkOperator string
 	UpdatedAt                 time.Time
+	// ChangeState is the state of the device's open ownership change
+	// (ChangePending or ChangeUnsettled), "" when none is open. Set only by
+	// the ownership-change methods; PutRouterDevices leaves it as it is.
+	ChangeState string
 }
 
 func (d *RouterDevice) validate() error {
@@ -83,8 +87,8 @@ func (s *RouterStore) RouterDevice(ctx context.Context, device smki.EUI) (Router
 	db, eui := s.db, device.String()
 	var d RouterDevice
 	var at timeCol
-	err := db.read().queryRow(ctx, `SELECT eui, ka_public, ds_public, supplier, network_operator, updated_at
-		FROM router_devices WHERE eui = $1`, eui).Scan(&d.EUI, &d.KAPublic, &d.DSPublic, &d.Supplier, &d.NetworkOperator, &at)
+	err := db.read().queryRow(ctx, `SELECT eui, ka_public, ds_public, supplier, network_operator, updated_at, change_state
+		FROM router_devices WHERE eui = $1`, eui).Scan(&d.EUI, &d.KAPublic, &d.DSPublic, &d.Supplier, &d.NetworkOperator, &at, &d.ChangeState)
 	if errors.Is(err, errNoRows) {
 		return RouterDevice{}, fmt.Errorf("device %s: %w", eui, ErrNotFound)
 	}

@@ -20,8 +20,8 @@ import (
 // and consents, kept in the store the router serves from. Every change is
 // audited.
 func newRouterCmd() *cobra.Command {
-	c := &cobra.Command{Use: "router", Short: "The router's device registry and consent records"}
-	c.AddCommand(newRouterDeviceCmd(), newRouterConsentCmd())
+	c := &cobra.Command{Use: "router", Short: "The router's device registry, registration data and consent records"}
+	c.AddCommand(newRouterDeviceCmd(), newRouterSupplyCmd(), newRouterConsentCmd())
 	return c
 }
 
@@ -77,6 +77,43 @@ func newRouterDeviceCmd() *cobra.Command {
 	c.Flags().StringVar(&supplier, "supplier", "", "EUI-64 of the supplier holding the supplier trust anchor")
 	c.Flags().StringVar(&no, "network-operator", "", "EUI-64 of the network operator")
 	c.MarkFlagRequired("eui")
+	return c
+}
+
+// newRouterSupplyCmd is "metertrust router supply-register": the
+// registration data naming the incoming supplier of a device from a date,
+// the only supplier whose change of supplier the router then accepts.
+func newRouterSupplyCmd() *cobra.Command {
+	var f registrarFlags
+	var device, supplier, from string
+	c := &cobra.Command{
+		Use:   "supply-register",
+		Short: "Record the registration data of a change of supplier: the incoming supplier of a device from a date",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := smki.ParseEUI(device)
+			if err != nil {
+				return fmt.Errorf("--device: %w", err)
+			}
+			s, err := smki.ParseEUI(supplier)
+			if err != nil {
+				return fmt.Errorf("--supplier: %w", err)
+			}
+			at := time.Now()
+			if from != "" {
+				if at, err = time.Parse(time.RFC3339, from); err != nil {
+					return fmt.Errorf("--from: want an RFC 3339 time: %w", err)
+				}
+			}
+			return f.open(cmd.Context(), func(g *router.Registrar) error { return g.RegisterSupply(cmd.Context(), f.actor, d, s, at) })
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&device, "device", "", "device EUI-64 (required)")
+	c.Flags().StringVar(&supplier, "supplier", "", "EUI-64 of the incoming supplier (required)")
+	c.Flags().StringVar(&from, "from", "", "when the registration takes effect, RFC 3339; default now")
+	c.MarkFlagRequired("device")
+	c.MarkFlagRequired("supplier")
 	return c
 }
 

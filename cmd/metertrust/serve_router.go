@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -63,6 +64,8 @@ each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 	fl.StringVar(&f.Listen, "listen", router.DefaultListen, "address to serve HTTPS on")
 	fl.StringVar(&f.ACBKey, "acb-key", "", "the access control broker's key-agreement key: PEM file or softkms:path=FILE")
 	fl.StringVar(&f.ACBEUI, "acb-eui", "", "the access control broker's EUI-64")
+	fl.StringVar(&f.TCoSKey, "tcos-key", "", "the transitional change-of-supplier party's digital-signing key: PEM file, softkms:path=FILE or PKCS#11 URI; optional")
+	fl.StringVar(&f.TCoSEUI, "tcos-eui", "", "the transitional change-of-supplier party's EUI-64; goes with --tcos-key")
 	fl.StringVar(&f.TLSCert, "tls-cert", "", "DCCKI server certificate chain (PEM)")
 	fl.StringVar(&f.TLSKey, "tls-key", "", "the server certificate's private key (PEM)")
 	fl.StringVar(&f.ClientCA, "client-ca", "", "DCCKI root certificate (PEM); default the store's dccki-root")
@@ -98,6 +101,19 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 		return err
 	}
 	defer closeKey()
+	var tcos smki.EUI
+	var tcosKey crypto.Signer
+	if f.TCoSKey != "" {
+		if tcos, err = smki.ParseEUI(f.TCoSEUI); err != nil {
+			return fmt.Errorf("--tcos-eui: %w", err)
+		}
+		k, closeTCoS, err := custody.OpenKey(f.TCoSKey, f.Data)
+		if err != nil {
+			return fmt.Errorf("--tcos-key: %w", err)
+		}
+		defer closeTCoS()
+		tcosKey = k
+	}
 	db, err := openStore(ctx, f.Data, f.Store)
 	if err != nil {
 		return err
@@ -107,7 +123,11 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	if err != nil {
 		return err
 	}
-	serving.KeysLoaded(ctx, log, "router", "acb-key-agreement "+custody.Redacted(f.ACBKey), "dccki-tls-server "+f.TLSKey)
+	loaded := []string{"acb-key-agreement " + custody.Redacted(f.ACBKey), "dccki-tls-server " + f.TLSKey}
+	if f.TCoSKey != "" {
+		loaded = append(loaded, "tcos-digital-signing "+custody.Redacted(f.TCoSKey))
+	}
+	serving.KeysLoaded(ctx, log, "router", loaded...)
 	clientCAs, err := dccki.ClientCAs(ctx, f.ClientCA, db.SMKI())
 	if err != nil {
 		return err
@@ -121,7 +141,7 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	if err != nil {
 		return err
 	}
-	svc, err := router.NewService(router.ServiceConfig{DB: db, Detector: det, ACB: acb, ACBKey: acbKey, Transport: transport,
+	svc, err := router.NewService(router.ServiceConfig{DB: db, Detector: det, ACB: acb, ACBKey: acbKey, TCoS: tcos, TCoSKey: tcosKey, Transport: transport,
 		ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
 	if err != nil {
 		return err

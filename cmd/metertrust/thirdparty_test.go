@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/inproc"
+	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -85,5 +86,27 @@ func TestRouterConsentCommands(t *testing.T) {
 	}
 	if out := mustRun(t, append([]string{"router", "consent", "list", "--live", "--json"}, op...)...); strings.TrimSpace(out) != "[]" {
 		t.Fatalf("live consents after revocation: %s", out)
+	}
+}
+
+// TestRouterSupplyRegister records the registration data of a change of
+// supplier as an operator does on the store, audited.
+func TestRouterSupplyRegister(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "router", "supply-register", "--data", dir, "--actor", "alice", "--device", "AAAAAAAAAAAAAAAA",
+		"--supplier", "90B3D51F30040000", "--from", "2026-12-01T00:00:00Z")
+	ctx := context.Background()
+	db, err := openStore(ctx, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := db.Router().RegisteredSupplier(ctx, smki.MustParseEUI("AAAAAAAAAAAAAAAA"), time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
+	if err != nil || r.IncomingSupplier != "90B3D51F30040000" || r.CreatedBy != "alice" {
+		t.Fatalf("registration %+v, %v", r, err)
+	}
+	if _, err := run(t, "router", "supply-register", "--data", dir, "--actor", "alice", "--device", "AAAAAAAAAAAAAAAA",
+		"--supplier", "90B3D51F30040000", "--from", "2026-12-01T00:00:00Z"); err == nil {
+		t.Error("the same registration twice was accepted")
 	}
 }
