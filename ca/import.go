@@ -321,3 +321,23 @@ func (a *Authority) SignerCertificate(ctx context.Context, der []byte, eui smki.
 	}
 	return c, nil
 }
+
+// CheckNewDevice refuses, with ErrExists, a device CSR whose device already
+// holds an unrevoked device certificate of the usage it asks for: the
+// inventory check of ImportDevices, for single requests from manufacturers,
+// so that no one certifies a second key for a device in service.
+func (a *Authority) CheckNewDevice(ctx context.Context, csr []byte) error {
+	der, err := DecodePEMOrDER(csr, "CERTIFICATE REQUEST")
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCSR, err)
+	}
+	r, err := parseCSR(der)
+	if err != nil {
+		return err
+	}
+	if r.Kind != smki.KindDevice {
+		return fmt.Errorf("%w: not a device request (the subject must be empty)", ErrCSR)
+	}
+	_, _, err = a.notInInventory(ctx, []ImportDevice{{EUI: r.EUI, CSRs: []*smki.CSR{r}}}, false)
+	return err
+}

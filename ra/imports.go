@@ -15,6 +15,7 @@ import (
 
 	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/ca"
+	"github.com/metertrust/metertrust/internal/trunc"
 	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/provision"
 )
@@ -60,11 +61,20 @@ func (s *Server) importFile(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	object := c.Request().URL.Path
-	if err := apiserver.ExtendDeadlines(c.Response(), importTime); err != nil {
-		return problem.Wrap(ErrInternal, err, "", "extending the connection's deadlines")
-	}
 	if err := s.manufacturer(ctx, who); err != nil {
 		return s.refuse(ctx, who, ActionImport, object, err)
+	}
+	// One import at a time: each holds its file and signs on the shared
+	// cores; a second waits no longer than to be told to come back.
+	select {
+	case s.importing <- struct{}{}:
+		defer func() { <-s.importing }()
+	default:
+		c.Response().Header().Set("Retry-After", "60")
+		return s.refuse(ctx, who, ActionImport, object, problem.New(ErrUnavailable, "", "another import is running: try again later"))
+	}
+	if err := apiserver.ExtendDeadlines(c.Response(), importTime); err != nil {
+		return problem.Wrap(ErrInternal, err, "", "extending the connection's deadlines")
 	}
 	batch := c.QueryParam("batch")
 	if err := checkCAName("batch", batch); err != nil {
@@ -94,16 +104,24 @@ func (s *Server) importFile(c echo.Context) error {
 		return s.refuse(ctx, who, ActionImport, object, problem.Wrap(ErrBadRequest, err, "body", "reading the file: %v", err))
 	}
 	signer, err := s.deps.Authority.SignerCertificate(ctx, nil, who.eui)
-	if err != nil {
+	switch {
+	case errors.Is(err, ca.ErrNotFound), errors.Is(err, ca.ErrRequest):
 		return s.refuse(ctx, who, ActionImport, object, problem.Wrap(ErrForbidden, err, "", "no usable digital-signing certificate of manufacturer %s: %s", who.eui, clipDetail(err.Error())))
+	case err != nil:
+		return s.refuse(ctx, who, ActionImport, object, fromCA(err))
 	}
 	pf, err := provision.Open(data, sig, signer, provision.Options{SkipBad: skipBad, MaxBytes: MaxImportBytes, MaxDevices: MaxImportDevices})
 	if err != nil {
-		param := "body"
-		if errors.Is(err, provision.ErrSignature) {
+		kind, param := ErrBadRequest, "body"
+		switch {
+		case errors.Is(err, provision.ErrSignature):
 			param = SignatureHeader
+		case errors.Is(err, provision.ErrLimit):
+			kind = ErrTooLarge
+		case errors.Is(err, provision.ErrCertificate):
+			kind, param = ErrForbidden, ""
 		}
-		return s.refuse(ctx, who, ActionImport, object, problem.Wrap(ErrBadRequest, err, param, "%s", clipDetail(err.Error())))
+		return s.refuse(ctx, who, ActionImport, object, problem.Wrap(kind, err, param, "%s", clipDetail(err.Error())))
 	}
 	req := ca.ImportRequest{Batch: batch, Manufacturer: pf.Header.Manufacturer, FileSHA256: hex.EncodeToString(pf.SHA256[:]), SkipBad: skipBad}
 	for _, en := range pf.Entries {
@@ -113,7 +131,14 @@ func (s *Server) importFile(c echo.Context) error {
 	if err := s.do(ctx, who, ActionImport, batch, map[string]any{"file_sha256": req.FileSHA256, "devices": len(req.Devices),
 		"refused": len(pf.Refused)}, func() error {
 		sum, err = s.deps.Authority.ImportDevices(context.WithoutCancel(ctx), req)
-		if errors.Is(err, ca.ErrExists) {
+		switch {
+		case err == nil:
+		case sum.Devices > 0:
+			// Part of the file was issued: say how far, so that the
+			// manufacturer can resend the rest (skipBad skips what is in).
+			return problem.Wrap(ErrUnavailable, err, "", "stopped after %d devices (%d certificates, last %s): %s; resend with skipBad=true for the rest",
+				sum.Devices, sum.Certificates, sum.LastEUI, clipDetail(err.Error()))
+		case errors.Is(err, ca.ErrExists):
 			return problem.Wrap(ErrConflict, err, "body", "%s", clipDetail(err.Error()))
 		}
 		return err
@@ -122,7 +147,7 @@ func (s *Server) importFile(c echo.Context) error {
 	}
 	v := ImportView{ImportSummary: sum}
 	for _, r := range pf.Refused {
-		v.Refused = append(v.Refused, ca.ImportSkip{Line: r.Line, EUI: r.EUI, Reason: r.Err.Error()})
+		v.Refused = append(v.Refused, ca.ImportSkip{Line: r.Line, EUI: clip(r.EUI), Reason: trunc.String(r.Err.Error(), 256)})
 	}
 	return c.JSON(http.StatusCreated, v)
 }

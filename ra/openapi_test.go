@@ -28,6 +28,7 @@ func (stubDeps) ImportDevices(context.Context, ca.ImportRequest) (ca.ImportSumma
 func (stubDeps) SignerCertificate(context.Context, []byte, smki.EUI) (*smki.Certificate, error) {
 	return nil, nil
 }
+func (stubDeps) CheckNewDevice(context.Context, []byte) error { return nil }
 func (stubDeps) IssueDevice(context.Context, string, []byte) (store.Certificate, error) {
 	return store.Certificate{}, store.ErrNotFound
 }

@@ -557,6 +557,10 @@ func (s *Server) submitDevice(c echo.Context) error {
 	if err != nil {
 		return s.refuse(ctx, who, ActionDevice, object, err)
 	}
+	// No second key for a device in service: the import's inventory check.
+	if err := s.deps.Authority.CheckNewDevice(ctx, csr); err != nil {
+		return s.refuse(ctx, who, ActionDevice, object, fromCA(err))
+	}
 	out, err := s.issueDeviceAs(ctx, who, ActionDevice, r.Batch, csr)
 	if err != nil {
 		return err

@@ -230,3 +230,26 @@ func TestManufacturerDevice(t *testing.T) {
 		t.Errorf("a supplier submits a device request: %d %+v", code, p)
 	}
 }
+
+// TestManufacturerNoSecondKey checks that a manufacturer cannot have a
+// second key certified for a device that holds an unrevoked certificate of
+// the same usage (the import's inventory check, on single requests too).
+func TestManufacturerNoSecondKey(t *testing.T) {
+	w := newWorld(t)
+	maker := smki.MustParseEUI("90B3D51F3003000A")
+	if code, p := w.call(w.client, "PUT", "/v1/organisations/"+maker.String(), "carol", ra.OrganisationRecord{Name: "Meters Ltd", Manufacturer: true}, nil); code != http.StatusCreated {
+		t.Fatalf("register: %d %+v", code, p)
+	}
+	mc := w.httpClient(ptr(w.clientCert(maker)))
+	eui := smki.MustParseEUI("F000000000000077")
+	if code, p := w.call(mc, "POST", "/v1/requests/device", "", ra.DeviceRequest{Batch: batch, CSR: deviceCSR(t, eui)}, nil); code != http.StatusCreated {
+		t.Fatalf("first: %d %+v", code, p)
+	}
+	before, _ := w.db.SMKI().CA(context.Background(), batch)
+	if code, p := w.call(mc, "POST", "/v1/requests/device", "", ra.DeviceRequest{Batch: batch, CSR: deviceCSR(t, eui)}, nil); code != http.StatusConflict {
+		t.Errorf("a second DS key for the same device: %d %+v", code, p)
+	}
+	if after, _ := w.db.SMKI().CA(context.Background(), batch); after.Issued != before.Issued {
+		t.Errorf("the refusal used quota: %d -> %d", before.Issued, after.Issued)
+	}
+}

@@ -30,6 +30,7 @@ type Authority interface {
 	IssueOrg(ctx context.Context, req ca.OrgRequest) (store.Certificate, error)
 	ImportDevices(ctx context.Context, req ca.ImportRequest) (ca.ImportSummary, error)
 	SignerCertificate(ctx context.Context, der []byte, eui smki.EUI) (*smki.Certificate, error)
+	CheckNewDevice(ctx context.Context, csr []byte) error
 }
 
 // Store is what the API reads; *store.SMKIStore implements it.
@@ -70,6 +71,8 @@ type Server struct {
 	now  func() time.Time
 	e    *echo.Echo
 	errs *problem.Handler
+	// importing holds a token while a provisioning import runs.
+	importing chan struct{}
 }
 
 // New returns the API over deps.
@@ -77,7 +80,7 @@ func New(deps Deps) (*Server, error) {
 	if deps.Authority == nil || deps.Store == nil || deps.Registry == nil || deps.Audit == nil || deps.Credentials == nil || deps.ClientIssuer == "" {
 		return nil, errors.New("ra: Authority, Store, Registry, Audit, Credentials and ClientIssuer are required")
 	}
-	s := &Server{deps: deps, log: deps.Logger, now: deps.Now}
+	s := &Server{deps: deps, log: deps.Logger, now: deps.Now, importing: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -287,28 +287,34 @@ func (s *SMKIStore) ApproveRequest(ctx context.Context, id, operator string, at 
 	}
 	var out CertRequest
 	err := s.db.inTx(ctx, func(tx dbtx) error {
-		n, err := tx.exec(ctx, `UPDATE smki_requests SET
-				approvals = CASE WHEN approvals = '' THEN $2 ELSE approvals || ',' || $2 END,
-				approved = approved + 1,
-				state = CASE WHEN approved + 1 >= approvals_needed THEN 'issuing' ELSE 'pending' END,
-				decided_by = CASE WHEN approved + 1 >= approvals_needed THEN $2 ELSE decided_by END,
-				decided_at = CASE WHEN approved + 1 >= approvals_needed THEN $3 ELSE decided_at END
-			WHERE id = $1 AND state = 'pending' AND (',' || approvals || ',') NOT LIKE ('%,' || $2 || ',%')`, id, operator, at)
-		if err != nil {
-			return fmt.Errorf("store: approving request %s: %w", id, err)
-		}
 		r, err := getRequest(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			if slices.Contains(r.Approvals, operator) {
-				return fmt.Errorf("request %s: %s already approved it: %w", id, operator, ErrConflict)
-			}
+		switch {
+		case r.State != RequestPending:
 			return fmt.Errorf("request %s is %s, not pending: %w", id, r.State, ErrConflict)
+		case slices.Contains(r.Approvals, operator):
+			return fmt.Errorf("request %s: %s already approved it: %w", id, operator, ErrConflict)
 		}
-		out = r
-		return nil
+		approvals := strings.Join(append(slices.Clone(r.Approvals), operator), ",")
+		// Conditional on the approvals read: a concurrent approval makes
+		// this one a conflict, and exactly one approval claims the request.
+		n, err := tx.exec(ctx, `UPDATE smki_requests SET
+				approvals = $2,
+				approved = approved + 1,
+				state = CASE WHEN approved + 1 >= approvals_needed THEN 'issuing' ELSE 'pending' END,
+				decided_by = CASE WHEN approved + 1 >= approvals_needed THEN $3 ELSE decided_by END,
+				decided_at = CASE WHEN approved + 1 >= approvals_needed THEN $4 ELSE decided_at END
+			WHERE id = $1 AND state = 'pending' AND approvals = $5`, id, approvals, operator, at, strings.Join(r.Approvals, ","))
+		if err != nil {
+			return fmt.Errorf("store: approving request %s: %w", id, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("request %s changed while %s approved it; try again: %w", id, operator, ErrConflict)
+		}
+		out, err = getRequest(ctx, tx, id)
+		return err
 	})
 	return out, err
 }
