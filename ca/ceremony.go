@@ -67,7 +67,7 @@ type CAInfo struct {
 	// Responder is a closed batch's delegated OCSP responder (decision
 	// 013): its certificate's serial and whether its key is present.
 	Responder *ResponderInfo `json:"ocsp_responder,omitempty"`
-	CertDER   []byte    `json:"-"`
+	CertDER   []byte         `json:"-"`
 }
 
 var batchNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
