@@ -10,8 +10,6 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"runtime"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/zmap/zlint/v3"
 
 	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/internal/cputime"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -204,7 +203,7 @@ func BenchmarkBulkDevices(b *testing.B) {
 			var peak uint64
 			var ms runtime.MemStats
 			b.ResetTimer()
-			cpu := cpuTime()
+			cpu := cputime.Now()
 			if _, err := f.a.IssueDevices(context.Background(), BulkRequest{Batch: "BENCH", Count: n, Progress: func(done, total int) {
 				runtime.ReadMemStats(&ms)
 				peak = max(peak, ms.HeapInuse)
@@ -212,7 +211,7 @@ func BenchmarkBulkDevices(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
-			cpu = cpuTime() - cpu
+			cpu = cputime.Now() - cpu
 			after := measureBulkFloor(f.key)
 			fl := (before.total() + after.total()) / 2
 			flOCSP := fl + (before.sign+after.sign+before.verify+after.verify)/2
@@ -243,37 +242,10 @@ func measureBulkFloor(k *ecdsa.PrivateKey) bulkFloor {
 	h := sha256.Sum256([]byte("floor"))
 	sig, _ := k.Sign(rand.Reader, h[:], crypto.SHA256)
 	return bulkFloor{
-		keygen: perOp(500, func() { ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }),
-		sign:   perOp(500, func() { k.Sign(rand.Reader, h[:], crypto.SHA256) }),
-		verify: perOp(500, func() { ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) }),
+		keygen: cputime.PerOp(500, func() { ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }),
+		sign:   cputime.PerOp(500, func() { k.Sign(rand.Reader, h[:], crypto.SHA256) }),
+		verify: cputime.PerOp(500, func() { ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) }),
 	}
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// perOp is the CPU time of one op, run n times on each core.
-func perOp(n int, op func()) time.Duration {
-	p := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	start := cpuTime()
-	for range p {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n {
-				op()
-			}
-		}()
-	}
-	wg.Wait()
-	return (cpuTime() - start) / time.Duration(n*p)
 }
 
 // BenchmarkSignOCSP measures signing one pre-signed OCSP response (what
@@ -318,14 +290,14 @@ func BenchmarkIssueDeviceParallel(b *testing.B) {
 		b.Fatal(err)
 	}
 	measure := func() (csr, sign, verify time.Duration) {
-		return perOp(500, func() { smki.ParseCSR(f.csr) }),
-			perOp(500, func() { f.key.Sign(rand.Reader, h[:], crypto.SHA256) }),
-			perOp(500, func() { ecdsa.VerifyASN1(&f.key.PublicKey, h[:], sig) })
+		return cputime.PerOp(500, func() { smki.ParseCSR(f.csr) }),
+			cputime.PerOp(500, func() { f.key.Sign(rand.Reader, h[:], crypto.SHA256) }),
+			cputime.PerOp(500, func() { ecdsa.VerifyASN1(&f.key.PublicKey, h[:], sig) })
 	}
 	c0, s0, v0 := measure()
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := cputime.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := f.a.IssueDevice(ctx, "BENCH", f.csr); err != nil {
@@ -335,7 +307,7 @@ func BenchmarkIssueDeviceParallel(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	cpu = cpuTime() - cpu
+	cpu = cputime.Now() - cpu
 	c1, s1, v1 := measure()
 	fl := (c0 + s0 + v0 + c1 + s1 + v1) / 2
 	flOCSP := fl + (s0+v0+s1+v1)/2

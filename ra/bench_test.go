@@ -12,11 +12,10 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/metertrust/metertrust/internal/cputime"
 	"github.com/metertrust/metertrust/ra"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -64,41 +63,12 @@ func (f *floorOps) verify() {
 	}
 }
 
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// perOp is the CPU time of one op, run n times on each core (GOMAXPROCS
-// goroutines, so that the cores contend as in the benchmark beside it). CPU
-// time, not wall time, so that other work on the machine does not count.
-func perOp(n int, op func()) time.Duration {
-	p := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	start := cpuTime()
-	for range p {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n {
-				op()
-			}
-		}()
-	}
-	wg.Wait()
-	return (cpuTime() - start) / time.Duration(n*p)
-}
-
 // floor is the CPU time of each floor operation, measured beside the
 // benchmark.
 type floor struct{ csr, sign, verify time.Duration }
 
 func measureFloor(f *floorOps) floor {
-	return floor{csr: perOp(1000, f.csr), sign: perOp(1000, f.sign), verify: perOp(1000, f.verify)}
+	return floor{csr: cputime.PerOp(1000, f.csr), sign: cputime.PerOp(1000, f.sign), verify: cputime.PerOp(1000, f.verify)}
 }
 
 // issue is the floor of one certificate; withOCSP adds the signature and
@@ -162,7 +132,7 @@ func benchIssueAPI(b *testing.B, clients int) {
 	ops := newFloorOps(b, der)
 	before := measureFloor(ops)
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := cputime.Now()
 	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := ra.NewClient(w.url, w.httpClient(&w.caller).Transport.(*http.Transport).TLSClientConfig, w.tokens["alice"])
@@ -180,6 +150,6 @@ func benchIssueAPI(b *testing.B, clients int) {
 		}
 	})
 	b.StopTimer()
-	cpu = cpuTime() - cpu
+	cpu = cputime.Now() - cpu
 	reportFloor(b, b.N, b.Elapsed(), cpu, before, measureFloor(ops))
 }

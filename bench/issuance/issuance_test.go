@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"math/big"
 	"runtime"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/internal/cputime"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -94,7 +93,7 @@ func run(b *testing.B, csrDER []byte, issue func() error) {
 	before := measureFloor(csrDER)
 	b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := cputime.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := issue(); err != nil {
@@ -104,7 +103,7 @@ func run(b *testing.B, csrDER []byte, issue func() error) {
 		}
 	})
 	b.StopTimer()
-	cpu = cpuTime() - cpu
+	cpu = cputime.Now() - cpu
 	fl := (before + measureFloor(csrDER)) / 2
 	perCert := cpu / time.Duration(b.N)
 	rate := float64(b.N) / b.Elapsed().Seconds()
@@ -121,36 +120,11 @@ func measureFloor(csrDER []byte) time.Duration {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	h := sha256.Sum256(csrDER)
 	sig, _ := k.Sign(rand.Reader, h[:], crypto.SHA256)
-	return perOp(500, func() {
+	return cputime.PerOp(500, func() {
 		r, _ := x509.ParseCertificateRequest(csrDER)
 		r.CheckSignature()
-	}) + perOp(500, func() { k.Sign(rand.Reader, h[:], crypto.SHA256) }) +
-		perOp(500, func() { ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) })
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func perOp(n int, op func()) time.Duration {
-	p := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	start := cpuTime()
-	for range p {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n {
-				op()
-			}
-		}()
-	}
-	wg.Wait()
-	return (cpuTime() - start) / time.Duration(n*p)
+	}) + cputime.PerOp(500, func() { k.Sign(rand.Reader, h[:], crypto.SHA256) }) +
+		cputime.PerOp(500, func() { ecdsa.VerifyASN1(&k.PublicKey, h[:], sig) })
 }
 
 // newHierarchy makes a P-256 root and intermediate for step-ca and cfssl.
