@@ -58,6 +58,11 @@ var (
 	ErrConflict        = &Error{Code: "conflict"}
 	ErrNotStricter     = &Error{Code: "not-stricter"}
 	ErrUnavailable     = &Error{Code: "unavailable"}
+	// ErrOwnershipUnsettled: a change of supplier for the device is under
+	// way; critical commands wait until it settles.
+	ErrOwnershipUnsettled = &Error{Code: "ownership-unsettled"}
+	// ErrChangePending: a second change of supplier while one is open.
+	ErrChangePending = &Error{Code: "change-pending"}
 )
 
 // errorOf reads a refusal's problem document.

@@ -98,7 +98,7 @@ func (f *userFlags) client() (c *client.Client, done func(), err error) {
 // built on package client.
 func newUserCmd() *cobra.Command {
 	c := &cobra.Command{Use: "user", Short: "A DCC user's service requests, commands, responses and alerts (package client)"}
-	c.AddCommand(newUserSendCmd(), newUserWatchCmd(), newUserThresholdsCmd())
+	c.AddCommand(newUserSendCmd(), newUserWatchCmd(), newUserChangeSupplierCmd(), newUserThresholdsCmd())
 	return c
 }
 
@@ -274,5 +274,58 @@ from the last event; --since ID starts after that event.`,
 	}
 	f.register(c, false)
 	c.Flags().StringVar(&since, "since", "", "start after this event ID")
+	return c
+}
+
+func newUserChangeSupplierCmd() *cobra.Command {
+	var f userFlags
+	var ds, ka, ppka string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "change-supplier TARGET --ds SERIAL --ka SERIAL --pp-ka SERIAL",
+		Short: "As the incoming supplier, take a meter (SR 6.23): the router has its supplier cells replaced with your certificates",
+		Long: `Ask for the change of supplier of the meter TARGET (DUIS 6.23). The router checks
+that the registration data name you for the meter, and that the three
+certificates (by serial number, hex, as the SMKI repository lists them: your
+digital-signing, key-agreement and prepayment top-up key-agreement
+organisation certificates) are yours and valid; the transitional change of
+supplier party then replaces the meter's supplier cells. Ownership moves only
+when the meter confirms; while it runs, both suppliers' critical commands for
+the meter are refused (ownership-unsettled). Prints the change; with --wait,
+waits for its outcome (applied, refused, not-applied or diverged).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, err := smki.ParseEUI(args[0])
+			if err != nil {
+				return fmt.Errorf("TARGET: %w", err)
+			}
+			c, done, err := f.client()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			ch, err := c.ChangeSupplier(ctx, target, ds, ka, ppka)
+			if err != nil {
+				return err
+			}
+			if wait > 0 {
+				wctx, cancel := context.WithTimeout(ctx, wait)
+				defer cancel()
+				if ch, err = c.WaitChange(wctx, ch.ID); err != nil {
+					return err
+				}
+			}
+			return printJSON(cmd.OutOrStdout(), ch)
+		},
+	}
+	f.register(c, false)
+	c.Flags().StringVar(&ds, "ds", "", "serial (hex) of your digital-signing certificate (required)")
+	c.Flags().StringVar(&ka, "ka", "", "serial (hex) of your key-agreement certificate (required)")
+	c.Flags().StringVar(&ppka, "pp-ka", "", "serial (hex) of your prepayment top-up key-agreement certificate (required)")
+	c.Flags().DurationVar(&wait, "wait", 0, "wait this long for the outcome")
+	for _, n := range []string{"ds", "ka", "pp-ka"} {
+		c.MarkFlagRequired(n)
+	}
 	return c
 }
