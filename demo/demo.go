@@ -6,7 +6,9 @@
 // a third party's consented profile read encrypted to its own key, the
 // common refusals, a compromised supplier's flood of signed disconnections
 // stopped by anomaly detection and cleared by an operator through the
-// operator API, the batch CA key's destruction, and the audit chain.
+// operator API, a consumer's change of supplier (ownership moved on the
+// meter's confirmation; the old supplier then refused by the router and by
+// the meter), the batch CA key's destruction, and the audit chain.
 //
 // It follows the GB security model as the project's GBCS security notes
 // summarise it: the DUIS two-step for critical commands (section 4), the
@@ -122,6 +124,8 @@ type Summary struct {
 	UseCases map[string]int `json:"useCases"`
 	// Attack is the compromised supplier's flood.
 	Attack AttackSummary `json:"attack"`
+	// Switch is the consumer's change of supplier.
+	Switch SwitchSummary `json:"switch"`
 	// BatchKey is the batch Device CA key's state at the end ("destroyed").
 	BatchKey string `json:"batchKey"`
 	// AuditEntries is the length of the verified audit chain.
@@ -209,7 +213,8 @@ func (r *run) story(ctx context.Context) error {
 	r.say("Starting metertrust in one process: store, CAs, %d meters, router, operator API, repository", r.opts.Meters)
 	sys, err := inproc.Start(ctx, inproc.Config{DataDir: r.opts.DataDir, Meters: r.opts.Meters, Logger: r.opts.Logger,
 		Thresholds: []anomaly.Threshold{{Scope: anomaly.ScopeUserService, ServiceRef: "7.2", Limit: int64(r.opts.Threshold), Window: 24 * time.Hour}},
-		RouterAddr: "127.0.0.1:0", OperatorAddr: "127.0.0.1:0", RepositoryAddr: "127.0.0.1:0"})
+		RouterAddr: "127.0.0.1:0", OperatorAddr: "127.0.0.1:0", RepositoryAddr: "127.0.0.1:0",
+		Parties: append(inproc.DefaultParties(), SwitchSupplier)})
 	if err != nil {
 		return err
 	}
@@ -240,6 +245,9 @@ func (r *run) story(ctx context.Context) error {
 		return err
 	}
 	if err := r.actOperator(ctx); err != nil {
+		return err
+	}
+	if err := r.actSwitch(ctx); err != nil {
 		return err
 	}
 	return r.actClose(ctx)
@@ -894,6 +902,8 @@ func WriteTable(w io.Writer, s Summary) error {
 	add("attack: threshold (already used)", fmt.Sprintf("%d (%d)", s.Attack.Threshold, s.Attack.Before))
 	add("attack: accepted", s.Attack.Accepted)
 	add("attack: quarantined", s.Attack.Quarantined)
+	add("change of supplier", fmt.Sprintf("%s, %s -> %s", s.Switch.Outcome, s.Switch.From, s.Switch.To))
+	add("  old supplier refused by router, meter", fmt.Sprintf("%v, %v", s.Switch.RefusedByRouter, s.Switch.RefusedByMeter))
 	add("batch CA key", s.BatchKey)
 	add("audit entries, chain verified", fmt.Sprintf("%d, %v", s.AuditEntries, s.AuditChainIntact))
 	add("seconds", fmt.Sprintf("%.1f", s.Seconds))

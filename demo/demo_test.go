@@ -45,7 +45,7 @@ func TestRun(t *testing.T) {
 				t.Fatalf("Run: %v\n%s", err, out.String())
 			}
 			checkJSONLog(t, logs.Bytes())
-			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party
+			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party, CS02b and the new supplier's disconnection
 			wantAttackAccepted := min(tc.attack, tc.threshold-StoryMeters)
 			want := AttackSummary{Threshold: tc.threshold, Before: StoryMeters, Sent: tc.attack,
 				Accepted: wantAttackAccepted, Quarantined: tc.attack - wantAttackAccepted}
@@ -61,12 +61,16 @@ func TestRun(t *testing.T) {
 			if want.Quarantined > 0 && sum.Alerts < 1 {
 				t.Errorf("no alert reached the supplier's event stream")
 			}
-			wantRefused := map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 1, "not-owner": 1}
+			if sw := sum.Switch; sw.Outcome != "applied" || !sw.RefusedByRouter || !sw.RefusedByMeter || !sw.NewSupplierExecuted ||
+				sw.To != SwitchSupplier.EUI.String() {
+				t.Errorf("change of supplier %+v", sw)
+			}
+			wantRefused := map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 1, "not-owner": 2}
 			if !maps.Equal(sum.Refused, wantRefused) {
 				t.Errorf("refused %v, want %v", sum.Refused, wantRefused)
 			}
 			orgs := 0
-			for _, p := range inproc.DefaultParties() {
+			for _, p := range append(inproc.DefaultParties(), SwitchSupplier) {
 				orgs += len(p.Usages)
 			}
 			if len(sum.OrgCertificates) != orgs || sum.DeviceCerts != 2*tc.meters || sum.Meters != tc.meters {

@@ -35,8 +35,11 @@ CRL and OCSP; the supplier's reads, disconnections and reconnections over the
 router's mutual-TLS API; one refusal of each common kind; a third party's
 consented read encrypted to its own key; a compromised supplier's flood of
 signed disconnections (--attack) stopped by the DCC threshold (--threshold)
-and deleted by an operator through the operator API; the batch CA key
-destroyed; the audit chain verified. --json prints only the summary.`,
+and deleted by an operator through the operator API; a consumer switching
+supplier (the transitional change-of-supplier party's CS02b, ownership moved
+on the meter's confirmation, the old supplier's next disconnection refused by
+the router and, sent directly, by the meter); the batch CA key destroyed; the
+audit chain verified. --json prints only the summary.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.DiscardHandler)

@@ -50,12 +50,15 @@ func TestDemoCommand(t *testing.T) {
 			}
 			// 13 allowed, 3 used by the supplier before: 10 of the 40 pass.
 			if s.Attack.Accepted != 10 || s.Attack.Quarantined != 30 || s.QuarantineDeleted != 30 ||
-				s.Accepted != 13+10 || s.Executed != 23 || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact {
+				s.Accepted != 15+10 || s.Executed != 25 || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact ||
+				s.Switch.Outcome != "applied" || !s.Switch.RefusedByRouter || !s.Switch.RefusedByMeter {
 				t.Errorf("summary %+v", s)
 			}
-			for _, code := range []string{"replay", "role-not-eligible", "signature", "not-owner"} {
-				if s.Refused[code] != 1 {
-					t.Errorf("refused %q %d times, want once", code, s.Refused[code])
+			// not-owner twice: the network operator's disconnection, and the
+			// old supplier's after the change of supplier.
+			for code, n := range map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 1, "not-owner": 2} {
+				if s.Refused[code] != n {
+					t.Errorf("refused %q %d times, want %d", code, s.Refused[code], n)
 				}
 			}
 		})
