@@ -269,6 +269,10 @@ func parseCertificate(der []byte) (*Certificate, error) {
 		if !tbs.ReadASN1(&v, cbasn1.Tag(0).Constructed().ContextSpecific()) || !v.ReadASN1Integer(&n) || !v.Empty() || n < 0 || n > 2 {
 			return nil, derErr("version")
 		}
+		if n == 0 {
+			// v1 is the DEFAULT: DER leaves it out (X.690 11.5).
+			return nil, derErr("version: v1 encoded explicitly")
+		}
 		c.Version = int(n) + 1
 	}
 	c.SerialNumber = new(big.Int)
@@ -331,6 +335,9 @@ func parseCertificate(der []byte) (*Certificate, error) {
 		}
 	}
 	if tbs.PeekASN1Tag(cbasn1.Tag(3).Constructed().ContextSpecific()) {
+		if c.Version != 3 {
+			return nil, derErr("extensions: in a v" + strconv.Itoa(c.Version) + " certificate (RFC 5280 4.1.2.9: v3 only)")
+		}
 		var exts cryptobyte.String
 		if !tbs.ReadASN1(&exts, cbasn1.Tag(3).Constructed().ContextSpecific()) || !exts.ReadASN1(&exts, cbasn1.SEQUENCE) {
 			return nil, derErr("extensions")
