@@ -8,7 +8,8 @@
 // stopped by anomaly detection and cleared by an operator through the
 // operator API, a consumer's change of supplier (ownership moved on the
 // meter's confirmation; the old supplier then refused by the router and by
-// the meter), the batch CA key's destruction, and the audit chain.
+// the meter), a stolen meter's keys opening that meter and no other, the
+// batch CA key's destruction, and the audit chain.
 //
 // It follows the GB security model as the project's GBCS security notes
 // summarise it: the DUIS two-step for critical commands (section 4), the
@@ -126,6 +127,10 @@ type Summary struct {
 	Attack AttackSummary `json:"attack"`
 	// Switch is the consumer's change of supplier.
 	Switch SwitchSummary `json:"switch"`
+	// Stolen is the stolen meter's keys: they open that meter, no other.
+	// Executed counts the forged read it executed, which the router
+	// never saw.
+	Stolen StolenSummary `json:"stolenMeter"`
 	// BatchKey is the batch Device CA key's state at the end ("destroyed").
 	BatchKey string `json:"batchKey"`
 	// AuditEntries is the length of the verified audit chain.
@@ -248,6 +253,9 @@ func (r *run) story(ctx context.Context) error {
 		return err
 	}
 	if err := r.actSwitch(ctx); err != nil {
+		return err
+	}
+	if err := r.actStolen(ctx); err != nil {
 		return err
 	}
 	return r.actClose(ctx)
@@ -904,6 +912,7 @@ func WriteTable(w io.Writer, s Summary) error {
 	add("attack: quarantined", s.Attack.Quarantined)
 	add("change of supplier", fmt.Sprintf("%s, %s -> %s", s.Switch.Outcome, s.Switch.From, s.Switch.To))
 	add("  old supplier refused by router, meter", fmt.Sprintf("%v, %v", s.Switch.RefusedByRouter, s.Switch.RefusedByMeter))
+	add("stolen meter's key opens it, not another", fmt.Sprintf("%v, %v", s.Stolen.OpenedOwn, s.Stolen.RefusedOther))
 	add("batch CA key", s.BatchKey)
 	add("audit entries, chain verified", fmt.Sprintf("%d, %v", s.AuditEntries, s.AuditChainIntact))
 	add("seconds", fmt.Sprintf("%.1f", s.Seconds))

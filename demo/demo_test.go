@@ -52,7 +52,7 @@ func TestRun(t *testing.T) {
 			if sum.Attack != want {
 				t.Errorf("attack %+v, want %+v", sum.Attack, want)
 			}
-			if sum.Failed != 0 || sum.Accepted != storyCommands+want.Accepted || sum.Forwarded != sum.Accepted || sum.Executed != uint64(sum.Accepted) {
+			if sum.Failed != 0 || sum.Accepted != storyCommands+want.Accepted || sum.Forwarded != sum.Accepted || sum.Executed != uint64(sum.Accepted)+1 {
 				t.Errorf("accepted %d, forwarded %d, executed %d, failed %d; want %d each, none failed", sum.Accepted, sum.Forwarded, sum.Executed, sum.Failed, storyCommands+want.Accepted)
 			}
 			if sum.Quarantined != want.Quarantined || sum.QuarantineDeleted != want.Quarantined {
@@ -60,6 +60,11 @@ func TestRun(t *testing.T) {
 			}
 			if want.Quarantined > 0 && sum.Alerts < 1 {
 				t.Errorf("no alert reached the supplier's event stream")
+			}
+			// The meters executed one command more than the router accepted:
+			// the thief's forged read on the stolen meter.
+			if st := sum.Stolen; !st.OpenedOwn || !st.RefusedOther {
+				t.Errorf("stolen meter %+v", st)
 			}
 			if sw := sum.Switch; sw.Outcome != "applied" || !sw.RefusedByRouter || !sw.RefusedByMeter || !sw.NewSupplierExecuted ||
 				sw.To != SwitchSupplier.EUI.String() {

@@ -168,3 +168,11 @@ func (s *System) registerDevices(ctx context.Context, devs []store.RouterDevice)
 	}
 	return nil
 }
+
+// MeterKeyFile is the file holding an issued meter's private key and
+// certificate of usage "ds" or "ka" (PKCS#8 PEM and the certificate, as
+// "ca issue devices --out" writes them): what a thief of that meter would
+// extract from it. Generated meters have none.
+func (s *System) MeterKeyFile(eui smki.EUI, usage string) string {
+	return filepath.Join(s.devicesDir(), eui.String()+"-"+usage+".pem")
+}

@@ -38,8 +38,9 @@ signed disconnections (--attack) stopped by the DCC threshold (--threshold)
 and deleted by an operator through the operator API; a consumer switching
 supplier (the transitional change-of-supplier party's CS02b, ownership moved
 on the meter's confirmation, the old supplier's next disconnection refused by
-the router and, sent directly, by the meter); the batch CA key destroyed; the
-audit chain verified. --json prints only the summary.`,
+the router and, sent directly, by the meter); a stolen meter's key opening
+that meter and no other; the batch CA key destroyed; the audit chain
+verified. --json prints only the summary.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.DiscardHandler)

@@ -50,7 +50,7 @@ func TestDemoCommand(t *testing.T) {
 			}
 			// 13 allowed, 3 used by the supplier before: 10 of the 40 pass.
 			if s.Attack.Accepted != 10 || s.Attack.Quarantined != 30 || s.QuarantineDeleted != 30 ||
-				s.Accepted != 15+10 || s.Executed != 25 || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact ||
+				s.Accepted != 15+10 || s.Executed != 26 || !s.Stolen.OpenedOwn || !s.Stolen.RefusedOther || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact ||
 				s.Switch.Outcome != "applied" || !s.Switch.RefusedByRouter || !s.Switch.RefusedByMeter {
 				t.Errorf("summary %+v", s)
 			}
