@@ -50,10 +50,6 @@ devices' certificates. The router refuses a read without live consent
 (not-owner) and one reaching back more than 13 months (consent-period).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target, err := smki.ParseEUI(args[1])
-			if err != nil {
-				return fmt.Errorf("TARGET: %w", err)
-			}
 			tf, err := parseDate("from", from)
 			if err != nil {
 				return err
@@ -65,24 +61,21 @@ devices' certificates. The router refuses a read without live consent
 			if !tf.Before(tt) {
 				return fmt.Errorf("--from %s is not before --to %s", from, to)
 			}
-			c, done, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx := cmd.Context()
-			params := map[string]any{"from": tf.UTC().Format(time.RFC3339), "to": tt.UTC().Format(time.RFC3339)}
-			rc, err := c.Send(ctx, args[0], target, params)
-			if err != nil {
-				return err
-			}
-			wctx, cancel := context.WithTimeout(ctx, wait)
-			defer cancel()
-			d, err := c.Wait(wctx, rc.ID, 0)
-			if err != nil {
-				return fmt.Errorf("waiting for the response to %s: %w", rc.ID, err)
-			}
-			return printDelivery(cmd.OutOrStdout(), ctx, c, d, f.json)
+			return f.withDevice("TARGET", args[1], func(c *client.Client, target smki.EUI) error {
+				ctx := cmd.Context()
+				params := map[string]any{"from": tf.UTC().Format(time.RFC3339), "to": tt.UTC().Format(time.RFC3339)}
+				rc, err := c.Send(ctx, args[0], target, params)
+				if err != nil {
+					return err
+				}
+				wctx, cancel := context.WithTimeout(ctx, wait)
+				defer cancel()
+				d, err := c.Wait(wctx, rc.ID, 0)
+				if err != nil {
+					return fmt.Errorf("waiting for the response to %s: %w", rc.ID, err)
+				}
+				return printDelivery(cmd.OutOrStdout(), ctx, c, d, f.json)
+			})
 		},
 	}
 	f.register(c, false)
@@ -106,36 +99,29 @@ control broker for the other user). The consumer reads it back to the other
 user, which claims consent with "metertrust thirdparty consent-claim".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target, err := smki.ParseEUI(args[0])
-			if err != nil {
-				return fmt.Errorf("TARGET: %w", err)
-			}
-			c, done, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx := cmd.Context()
-			rc, err := c.RequestCIN(ctx, target, fuel)
-			if err != nil {
-				return err
-			}
-			if wait > 0 {
-				wctx, cancel := context.WithTimeout(ctx, wait)
-				defer cancel()
-				d, err := c.Wait(wctx, rc.ID, 0)
+			return f.withDevice("TARGET", args[0], func(c *client.Client, target smki.EUI) error {
+				ctx := cmd.Context()
+				rc, err := c.RequestCIN(ctx, target, fuel)
 				if err != nil {
-					return fmt.Errorf("waiting for the meter: %w", err)
+					return err
 				}
-				if d.Kind != client.KindResponse {
-					return fmt.Errorf("the meter did not display the CIN: %s %s", d.Kind, d.Detail)
+				if wait > 0 {
+					wctx, cancel := context.WithTimeout(ctx, wait)
+					defer cancel()
+					d, err := c.Wait(wctx, rc.ID, 0)
+					if err != nil {
+						return fmt.Errorf("waiting for the meter: %w", err)
+					}
+					if d.Kind != client.KindResponse {
+						return fmt.Errorf("the meter did not display the CIN: %s %s", d.Kind, d.Detail)
+					}
 				}
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), rc)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), rc.ID)
-			return nil
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), rc)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), rc.ID)
+				return nil
+			})
 		},
 	}
 	f.register(c, false)
@@ -153,20 +139,13 @@ func newThirdPartyClaimCmd() *cobra.Command {
 		Short: "Claim the consumer's consent with the CIN they read back",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			device, err := smki.ParseEUI(args[0])
-			if err != nil {
-				return fmt.Errorf("DEVICE: %w", err)
-			}
-			c, done, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			cs, err := c.ClaimConsent(cmd.Context(), device, args[1], scope, days)
-			if err != nil {
-				return err
-			}
-			return printConsents(cmd.OutOrStdout(), f.json, cs)
+			return f.withDevice("DEVICE", args[0], func(c *client.Client, device smki.EUI) error {
+				cs, err := c.ClaimConsent(cmd.Context(), device, args[1], scope, days)
+				if err != nil {
+					return err
+				}
+				return printConsents(cmd.OutOrStdout(), f.json, cs)
+			})
 		},
 	}
 	f.register(c, false)

@@ -94,6 +94,21 @@ func (f *userFlags) client() (c *client.Client, done func(), err error) {
 	return c, done, nil
 }
 
+// withDevice reads the device EUI-64 arg (named name in errors), opens the
+// user's client and keys, and runs fn with both, closing the keys after.
+func (f *userFlags) withDevice(name, arg string, fn func(c *client.Client, device smki.EUI) error) error {
+	eui, err := smki.ParseEUI(arg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	c, done, err := f.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(c, eui)
+}
+
 // newUserCmd is "metertrust user": a DCC user's commands to the router,
 // built on package client.
 func newUserCmd() *cobra.Command {
@@ -118,38 +133,31 @@ MAC) and decrypted with --decrypt, which needs --repository for the device's
 certificates.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target, err := smki.ParseEUI(args[1])
-			if err != nil {
-				return fmt.Errorf("TARGET: %w", err)
-			}
 			params, err := userParams(paramsFile, args[2:])
 			if err != nil {
 				return err
 			}
-			c, done, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx := cmd.Context()
-			rc, err := c.Send(ctx, args[0], target, params)
-			if err != nil {
-				return err
-			}
-			if wait == 0 {
-				if f.json {
-					return printJSON(cmd.OutOrStdout(), rc)
+			return f.withDevice("TARGET", args[1], func(c *client.Client, target smki.EUI) error {
+				ctx := cmd.Context()
+				rc, err := c.Send(ctx, args[0], target, params)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), rc.ID)
-				return nil
-			}
-			wctx, cancel := context.WithTimeout(ctx, wait)
-			defer cancel()
-			d, err := c.Wait(wctx, rc.ID, 0)
-			if err != nil {
-				return err
-			}
-			return printDelivery(cmd.OutOrStdout(), ctx, c, d, f.json)
+				if wait == 0 {
+					if f.json {
+						return printJSON(cmd.OutOrStdout(), rc)
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), rc.ID)
+					return nil
+				}
+				wctx, cancel := context.WithTimeout(ctx, wait)
+				defer cancel()
+				d, err := c.Wait(wctx, rc.ID, 0)
+				if err != nil {
+					return err
+				}
+				return printDelivery(cmd.OutOrStdout(), ctx, c, d, f.json)
+			})
 		},
 	}
 	f.register(c, true)
@@ -295,28 +303,21 @@ the meter are refused (ownership-unsettled). Prints the change; with --wait,
 waits for its outcome (applied, refused, not-applied or diverged).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target, err := smki.ParseEUI(args[0])
-			if err != nil {
-				return fmt.Errorf("TARGET: %w", err)
-			}
-			c, done, err := f.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx := cmd.Context()
-			ch, err := c.ChangeSupplier(ctx, target, ds, ka, ppka)
-			if err != nil {
-				return err
-			}
-			if wait > 0 {
-				wctx, cancel := context.WithTimeout(ctx, wait)
-				defer cancel()
-				if ch, err = c.WaitChange(wctx, ch.ID); err != nil {
+			return f.withDevice("TARGET", args[0], func(c *client.Client, target smki.EUI) error {
+				ctx := cmd.Context()
+				ch, err := c.ChangeSupplier(ctx, target, ds, ka, ppka)
+				if err != nil {
 					return err
 				}
-			}
-			return printJSON(cmd.OutOrStdout(), ch)
+				if wait > 0 {
+					wctx, cancel := context.WithTimeout(ctx, wait)
+					defer cancel()
+					if ch, err = c.WaitChange(wctx, ch.ID); err != nil {
+						return err
+					}
+				}
+				return printJSON(cmd.OutOrStdout(), ch)
+			})
 		},
 	}
 	f.register(c, false)
