@@ -64,7 +64,10 @@ type Client struct {
 }
 
 // New returns a client. It reads the user's EUI-64 and role from the DCCKI
-// client certificate in cfg.TLS.
+// client certificate in cfg.TLS, and calls nothing: it fails, with a plain
+// error, only on a Router that is not an https URL or a certificate that
+// is missing, not parsed (Leaf nil) or names no DCC user. The router's
+// opinion of the certificate comes with the first call (ErrUnauthenticated).
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.Router)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -176,7 +179,12 @@ type PreCommand struct {
 
 // ServiceRequest asks the router to build the command of service request
 // ref (such as "4.1.1") for target, with its parameters (a value that
-// encodes to the JSON object the service request takes; nil for none).
+// encodes to the JSON object the service request takes; nil for none): the
+// first of the two steps. The router refuses, as an *Error, a service
+// request it does not support or bad parameters (ErrBadRequest), one the
+// user's role may not send (ErrNotEligible), and an other user's read
+// reaching back more than 13 months (ErrConsentPeriod); ownership,
+// consent and the rest are checked by Submit.
 func (c *Client) ServiceRequest(ctx context.Context, ref string, target smki.EUI, params any) (*PreCommand, error) {
 	in := map[string]any{"serviceReference": ref, "target": target.String()}
 	if params != nil {
@@ -210,7 +218,8 @@ func (c *Client) ServiceRequest(ctx context.Context, ref string, target smki.EUI
 // whatever the router says of it: the command must be from the user, to
 // the target asked for, with the counter announced, and of a use case that
 // serves the service request asked for. A compromised router cannot have
-// the user sign another command.
+// the user sign another command. It calls nothing: its errors (no
+// Config.Signer, a command it will not sign) are plain errors, not *Error.
 func (c *Client) Sign(pc *PreCommand) ([]byte, error) {
 	if c.cfg.Signer == nil {
 		return nil, errors.New("client: no Config.Signer: critical commands need the user's digital-signing key (--signer)")
@@ -261,7 +270,14 @@ type Receipt struct {
 	Accepted time.Time `json:"accepted"`
 }
 
-// Submit hands a GBCS command to the router.
+// Submit hands a GBCS command to the router, the second step, and returns
+// its Receipt once the router has recorded it durably (it then forwards
+// it; the response comes as a Delivery). A refusal is an *Error with the
+// code of the pipeline stage that refused it: ErrUnauthenticated,
+// ErrMalformed, ErrOriginator, ErrNotEligible, ErrUnknownDevice,
+// ErrNotOwner, ErrOwnershipUnsettled, ErrConsentPeriod, ErrCertPath,
+// ErrSignature, ErrReplay, ErrCounterAhead, ErrQuarantined or
+// ErrUnavailable; nothing was forwarded.
 func (c *Client) Submit(ctx context.Context, command []byte) (Receipt, error) {
 	var r Receipt
 	err := c.call(ctx, http.MethodPost, "/v1/commands", nil, "application/octet-stream", command, &r)
@@ -269,7 +285,8 @@ func (c *Client) Submit(ctx context.Context, command []byte) (Receipt, error) {
 }
 
 // Send runs the two steps: the service request, the user's signature when
-// the command is critical, the submission.
+// the command is critical (with Config.Signer), the submission. It returns
+// the refusals of ServiceRequest, Sign and Submit as they are.
 func (c *Client) Send(ctx context.Context, ref string, target smki.EUI, params any) (Receipt, error) {
 	pc, err := c.ServiceRequest(ctx, ref, target, params)
 	if err != nil {

@@ -20,7 +20,10 @@ import (
 // identification number for the user (SR 9.1, sent by the router's access
 // control broker); fuel is "electricity" (or "") or "gas". The consumer
 // reads the CIN to the user, which presents it with ClaimConsent. Wait on
-// the receipt's ID for the meter's answer.
+// the receipt's ID for the meter's answer. Only an other user may ask
+// (ErrNotEligible); a fuel other than those is ErrBadRequest; the command
+// goes through the router's pipeline, whose refusals (ErrUnknownDevice,
+// ErrQuarantined, ...) Submit lists.
 func (c *Client) RequestCIN(ctx context.Context, target smki.EUI, fuel string) (Receipt, error) {
 	in := map[string]string{"target": target.String()}
 	if fuel != "" {
@@ -61,7 +64,10 @@ type Consent struct {
 // ClaimConsent presents the CIN the consumer read back (four digits) for
 // device and gets a consent record for the service requests in scope
 // (such as "4.8.1", "4.17") for days days (1 to 395). A wrong CIN is
-// ErrNotOwner; each CIN allows a few attempts.
+// ErrNotOwner; each CIN allows a few attempts and lasts 30 minutes, and is
+// good for one consent: with no live CIN challenge for the device (never
+// asked, expired, used up or already claimed) the claim is ErrNotFound.
+// Bad scope or days are ErrBadRequest.
 func (c *Client) ClaimConsent(ctx context.Context, device smki.EUI, cin string, scope []string, days int) (Consent, error) {
 	body, err := json.Marshal(map[string]any{"device": device.String(), "cin": cin, "scope": scope, "days": days})
 	if err != nil {
@@ -83,7 +89,8 @@ type ConsentQuery struct {
 	Limit int
 }
 
-// Consents lists the consent records the user holds, oldest first.
+// Consents lists the consent records the user holds, oldest first. Only
+// an other user holds consents: another role is ErrNotEligible.
 func (c *Client) Consents(ctx context.Context, q ConsentQuery) ([]Consent, error) {
 	v := url.Values{}
 	if !q.Device.IsZero() {
@@ -104,8 +111,9 @@ func (c *Client) Consents(ctx context.Context, q ConsentQuery) ([]Consent, error
 	return out.Consents, nil
 }
 
-// Consent returns one of the user's consent records; another user's is
-// ErrNotFound.
+// Consent returns one of the user's consent records; another user's, or
+// none, is ErrNotFound, and a caller that is not an other user
+// ErrNotEligible.
 func (c *Client) Consent(ctx context.Context, id string) (Consent, error) {
 	var out Consent
 	err := c.call(ctx, http.MethodGet, "/v1/consents/"+url.PathEscape(id), nil, "", nil, &out)
@@ -116,7 +124,9 @@ func (c *Client) Consent(ctx context.Context, id string) (Consent, error) {
 // the consumer withdrew, the service ended, ...), and returns the record
 // as revoked. The router records the user and the reason in the record and
 // in its audit log. A consumer who asks the DCC instead has an operator
-// revoke it (metertrust router consent revoke).
+// revoke it (metertrust router consent revoke). A consent already revoked
+// is ErrConflict; another user's is ErrNotFound; an empty reason is refused
+// by the client with a plain error.
 func (c *Client) RevokeConsent(ctx context.Context, id, reason string) (Consent, error) {
 	if reason == "" {
 		return Consent{}, fmt.Errorf("client: revoking consent %s: a reason is required", id)

@@ -43,6 +43,14 @@ func (c ChangeOfSupplier) Settled() bool { return c.State != "pending" && c.Stat
 // moves only when the meter confirms; follow the change with
 // ChangeOfSupplier. While it runs both suppliers' critical commands for the
 // meter are refused (ErrOwnershipUnsettled).
+//
+// The router refuses, as an *Error: a caller the registration data do not
+// name for the meter (ErrNotOwner), a role that may not ask
+// (ErrNotEligible), a meter not in its registry (ErrUnknownDevice), a
+// meter the caller already supplies (ErrConflict), a meter with a change
+// already open (ErrChangePending), a serial that is not hex
+// (ErrBadRequest), and a certificate not in the repository, revoked, of
+// another organisation or role, or of the wrong key usage (ErrCertPath).
 func (c *Client) ChangeSupplier(ctx context.Context, target smki.EUI, ds, ka, prepaymentKA string) (ChangeOfSupplier, error) {
 	body, err := json.Marshal(map[string]string{"target": target.String(), "ds": ds, "ka": ka, "prepaymentKa": prepaymentKA})
 	if err != nil {
@@ -53,14 +61,17 @@ func (c *Client) ChangeSupplier(ctx context.Context, target smki.EUI, ds, ka, pr
 	return out, err
 }
 
-// ChangeOfSupplier returns one of the caller's changes of supplier.
+// ChangeOfSupplier returns one of the caller's changes of supplier;
+// another's, or none, is ErrNotFound.
 func (c *Client) ChangeOfSupplier(ctx context.Context, id string) (ChangeOfSupplier, error) {
 	var out ChangeOfSupplier
 	err := c.call(ctx, http.MethodGet, "/v1/changes-of-supplier/"+url.PathEscape(id), nil, "", nil, &out)
 	return out, err
 }
 
-// WaitChange polls a change of supplier until it settles or ctx ends.
+// WaitChange polls a change of supplier until it settles (Settled) or ctx
+// ends, and returns it as last read; when ctx ends first the error is
+// ctx's. A refusal of the polling is returned as it is.
 func (c *Client) WaitChange(ctx context.Context, id string) (ChangeOfSupplier, error) {
 	for {
 		ch, err := c.ChangeOfSupplier(ctx, id)

@@ -38,6 +38,7 @@ type Delivery struct {
 	At     time.Time
 }
 
+// UnmarshalJSON reads a delivery as the router sends it, its body in hex.
 func (d *Delivery) UnmarshalJSON(b []byte) error {
 	var v struct {
 		Seq       int64     `json:"seq"`
@@ -60,6 +61,7 @@ func (d *Delivery) UnmarshalJSON(b []byte) error {
 
 // Responses returns up to limit (1 to 1000) of the user's deliveries after
 // cursor (0 for the first), oldest first, and the cursor to ask from next.
+// A limit out of range is ErrBadRequest.
 func (c *Client) Responses(ctx context.Context, after int64, limit int) ([]Delivery, int64, error) {
 	var page struct {
 		Deliveries []Delivery `json:"deliveries"`
@@ -89,7 +91,8 @@ type Command struct {
 	Error    string    `json:"error,omitempty"`
 }
 
-// Command returns the router's record of one of the user's commands.
+// Command returns the router's record of one of the user's commands;
+// another user's, or none, is ErrNotFound.
 func (c *Client) Command(ctx context.Context, id string) (Command, error) {
 	var out Command
 	err := c.call(ctx, http.MethodGet, "/v1/commands/"+url.PathEscape(id), nil, "", nil, &out)
@@ -97,7 +100,9 @@ func (c *Client) Command(ctx context.Context, id string) (Command, error) {
 }
 
 // Wait waits for the delivery of command id (its response, or its failure)
-// among the deliveries after cursor, polling until ctx ends.
+// among the deliveries after cursor, polling until ctx ends; it then
+// returns an error wrapping ctx's. A refusal of the polling is returned as
+// it is (an *Error).
 func (c *Client) Wait(ctx context.Context, id string, after int64) (Delivery, error) {
 	for {
 		ds, next, err := c.Responses(ctx, after, 1000)

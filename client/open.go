@@ -36,7 +36,9 @@ const DeviceKeysTTL = 10 * time.Minute
 // for DeviceKeysTTL, so that a revocation reaches the client within it):
 // one unrevoked device certificate per usage,
 // naming the device, signed by its issuing CA, whose certificate is signed
-// by Config.SMKIRoot when one is given.
+// by Config.SMKIRoot when one is given. A device without exactly one such
+// certificate per usage, or one that does not check, is a plain error; a
+// refusal by the repository is wrapped as an *Error.
 func (c *Client) DeviceKeys(ctx context.Context, eui smki.EUI) (DeviceKeys, error) {
 	c.mu.Lock()
 	k, ok := c.devices[eui]
@@ -155,7 +157,11 @@ type Response struct {
 // Open checks a device response or alert as its user must: the device's
 // signature when it is signed, else the MAC under the user's key-agreement
 // key and the device's; it reads the payload, and decrypts its ciphered
-// blocks when the use case is sensitive.
+// blocks when the use case is sensitive. A message that does not check (a
+// bad signature or MAC, a message for another user, one on the user's
+// behalf with nothing encrypted to it, a payload that does not read or
+// decrypt) is refused with a plain error and no Response: the client's
+// verdict, not the router's.
 func (c *Client) Open(ctx context.Context, body []byte) (*Response, error) {
 	m, err := commands.Parse(body)
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 
 // Thresholds returns the anomaly detection thresholds that apply to the
 // user (GBCS section 10): its own, which it sets, and the DCC's, which its
-// own must be stricter than.
+// own must be stricter than. It is refused only as any call may be
+// (ErrUnauthenticated, ErrUnavailable).
 func (c *Client) Thresholds(ctx context.Context) (own, dcc []anomaly.Threshold, err error) {
 	var out struct {
 		Own []anomaly.Threshold `json:"own"`
@@ -26,8 +27,10 @@ func (c *Client) Thresholds(ctx context.Context) (own, dcc []anomaly.Threshold, 
 // SetThreshold creates or replaces the user's own threshold t.ID (scope
 // user-srv, user-total or attribute; t.User may be left zero) and returns
 // it as set. It must be stricter than the DCC's threshold for the same
-// scope: ErrNotStricter otherwise. Commands over it are quarantined, as
-// over the DCC's.
+// scope: ErrNotStricter otherwise; a threshold that is not valid (scope,
+// window, limit) is ErrBadRequest, and one without an ID is refused by the
+// client. Commands over it are quarantined (ErrQuarantined), as over the
+// DCC's.
 func (c *Client) SetThreshold(ctx context.Context, t anomaly.Threshold) (anomaly.Threshold, error) {
 	if t.ID == "" {
 		return anomaly.Threshold{}, errNoThresholdID
@@ -42,7 +45,8 @@ func (c *Client) SetThreshold(ctx context.Context, t anomaly.Threshold) (anomaly
 }
 
 // DeleteThreshold deletes the user's own threshold id; reason, for the
-// audit log, may be empty.
+// audit log, may be empty. A threshold the user does not have is
+// ErrNotFound.
 func (c *Client) DeleteThreshold(ctx context.Context, id, reason string) error {
 	var q url.Values
 	if reason != "" {

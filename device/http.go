@@ -84,6 +84,15 @@ type FleetStats struct {
 	Devices map[string]MeterStats `json:"devices"`
 }
 
+// Display is what a meter's display shows the consumer, as GET
+// /v1/devices/{EUI}/display answers it: a reference meter's stand-in for
+// the screen a consumer reads the customer identification number from.
+type Display struct {
+	// CIN is the customer identification number the meter displays (SR
+	// 9.1, ECS50 or GCS36); empty when it has received none.
+	CIN string `json:"cin,omitempty"`
+}
+
 // DefaultAlertLimit is how many alerts GET /v1/alerts lists when the
 // request gives no limit, and the most it lists.
 const DefaultAlertLimit = 1000
@@ -150,6 +159,9 @@ var httpKinds = []*problem.Kind{errNotFound, errMethodNotAllowed, errBadQuery, e
 //	GET  /v1/stats[?executions=true]  FleetStats as JSON, with each
 //	                                  meter's recent executions when asked
 //	GET  /v1/devices/{EUI}/stats      one meter's MeterStats as JSON
+//	GET  /v1/devices/{EUI}/display    Display as JSON: what the meter's
+//	                                  display shows the consumer (the
+//	                                  CIN of SR 9.1)
 //	GET  /v1/alerts[?since=N&limit=M] AlertList as JSON: the alerts the
 //	                                  fleet's meters raised from index N on
 //	                                  (0 when absent), at most M (1000 when
@@ -200,6 +212,7 @@ func NewHTTPHandler(f *Fleet, cfg HTTPConfig) (*HTTPHandler, error) {
 	e.Pre(apiserver.LogRequests(h.log, cfg.Now, nil))
 	e.POST("/v1/devices/:eui/commands", h.postCommand)
 	e.GET("/v1/devices/:eui/stats", h.getDeviceStats)
+	e.GET("/v1/devices/:eui/display", h.getDisplay)
 	e.GET("/v1/stats", h.getStats)
 	e.GET("/v1/alerts", h.getAlerts)
 	h.e = e
@@ -356,6 +369,19 @@ func (h *HTTPHandler) getDeviceStats(c echo.Context) error {
 		return problem.New(errNoMeter, "eui", "%v: %s", ErrNoMeter, eui)
 	}
 	return h.json(c, h.meterStats(eui, m))
+}
+
+func (h *HTTPHandler) getDisplay(c echo.Context) error {
+	eui, err := smki.ParseEUI(c.Param("eui"))
+	if err != nil {
+		return problem.New(errBadEUI, "eui", "device EUI in the path: %v", err)
+	}
+	m, ok := h.fleet.Meter(eui)
+	if !ok {
+		return problem.New(errNoMeter, "eui", "%v: %s", ErrNoMeter, eui)
+	}
+	cin, _ := m.CIN()
+	return h.json(c, Display{CIN: cin})
 }
 
 func (h *HTTPHandler) getAlerts(c echo.Context) error {

@@ -394,3 +394,29 @@ func TestOpenAPI(t *testing.T) {
 	apiservertest.CheckOpenAPI(t, doc, h.Routes(), "405")
 	apiservertest.CheckProblemTypes(t, doc, httpKinds)
 }
+
+// TestHTTPHandlerDisplay: GET /v1/devices/{EUI}/display shows the CIN a
+// meter displays, nothing before it has one, and refuses an unknown meter
+// or a bad EUI with the endpoint's codes.
+func TestHTTPHandlerDisplay(t *testing.T) {
+	hf := newHTTPFleet(t, HTTPConfig{})
+	path := "/v1/devices/" + hf.euis[0].String() + "/display"
+	if st, b, _ := hf.do(t, http.MethodGet, path, "", nil); st != http.StatusOK || strings.TrimSpace(string(b)) != "{}" {
+		t.Errorf("display before any CIN: %d %s, want 200 {}", st, b)
+	}
+	m, _ := hf.fleet.Meter(hf.euis[0])
+	m.mu.Lock()
+	m.cin = []byte("4721") // as ECS50 sets it (TestConformance's vector 07 sends it)
+	m.mu.Unlock()
+	var d Display
+	st, b, _ := hf.do(t, http.MethodGet, path, "", nil)
+	if err := json.Unmarshal(b, &d); st != http.StatusOK || err != nil || d.CIN != "4721" {
+		t.Errorf("display: %d %s (%v), want the CIN 4721", st, b, err)
+	}
+	if st, _, p := hf.do(t, http.MethodGet, "/v1/devices/0012A3FFFE2000FF/display", "", nil); st != http.StatusNotFound || p.Code != "no-meter" {
+		t.Errorf("unknown meter: %d %q, want 404 no-meter", st, p.Code)
+	}
+	if st, _, p := hf.do(t, http.MethodGet, "/v1/devices/nope/display", "", nil); st != http.StatusBadRequest || p.Code != "bad-eui" {
+		t.Errorf("bad EUI: %d %q, want 400 bad-eui", st, p.Code)
+	}
+}

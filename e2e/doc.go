@@ -11,7 +11,12 @@
 // its meter (GBCS counter check); two router processes on one PostgreSQL
 // count a burst exactly against the anomaly thresholds (spec section 10);
 // malformed and hostile commands are refused with their problem code and
-// leave nothing in the store.
+// leave nothing in the store. The users' journeys (journeys_test.go) are
+// driven through the CLI as a user would: a third party's consent by the
+// CIN read off the meter's display, reads under it and their refusals; a
+// change of supplier with every refusal of its request; a user's own
+// anomaly thresholds; each refusal checked by the router's stable code as
+// the CLI prints it.
 //
 // Set METERTRUST_E2E_BINARY to test a binary built elsewhere instead of
 // building one.
