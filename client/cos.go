@@ -25,10 +25,16 @@ type ChangeOfSupplier struct {
 	NewOwner smki.EUI `json:"newOwner"`
 	// CommandID is the CS02b the transitional change-of-supplier party
 	// sent; its response is delivered to the requester.
-	CommandID string    `json:"commandId"`
-	Detail    string    `json:"detail,omitempty"`
-	Created   time.Time `json:"created"`
-	Updated   time.Time `json:"updated"`
+	CommandID string `json:"commandId"`
+	Detail    string `json:"detail,omitempty"`
+	// Kind is the CS02b's mode (supplierByTransCoS, supplierBySupplier,
+	// networkOperatorByNetworkOperator); DSKeyID the new digital-signing
+	// key identifier (hex); ExecuteAt when a future-dated CS02b executes.
+	Kind      string     `json:"kind,omitempty"`
+	DSKeyID   string     `json:"dsKeyId,omitempty"`
+	ExecuteAt *time.Time `json:"executeAt,omitempty"`
+	Created   time.Time  `json:"created"`
+	Updated   time.Time  `json:"updated"`
 }
 
 // Settled reports whether the change has its outcome.

@@ -131,6 +131,8 @@ type Summary struct {
 	// Executed counts the forged read it executed, which the router
 	// never saw.
 	Stolen StolenSummary `json:"stolenMeter"`
+	// Rotate is the supplier's rotation of its keys on a meter.
+	Rotate RotateSummary `json:"rotation"`
 	// BatchKey is the batch Device CA key's state at the end ("destroyed").
 	BatchKey string `json:"batchKey"`
 	// AuditEntries is the length of the verified audit chain.
@@ -256,6 +258,9 @@ func (r *run) story(ctx context.Context) error {
 		return err
 	}
 	if err := r.actStolen(ctx); err != nil {
+		return err
+	}
+	if err := r.actRotate(ctx); err != nil {
 		return err
 	}
 	return r.actClose(ctx)
@@ -913,6 +918,7 @@ func WriteTable(w io.Writer, s Summary) error {
 	add("change of supplier", fmt.Sprintf("%s, %s -> %s", s.Switch.Outcome, s.Switch.From, s.Switch.To))
 	add("  old supplier refused by router, meter", fmt.Sprintf("%v, %v", s.Switch.RefusedByRouter, s.Switch.RefusedByMeter))
 	add("stolen meter's key opens it, not another", fmt.Sprintf("%v, %v", s.Stolen.OpenedOwn, s.Stolen.RefusedOther))
+	add("key rotation; new key executed, old refused", fmt.Sprintf("%s, %v, %v", s.Rotate.Outcome, s.Rotate.NewKeyExecuted, s.Rotate.OldKeyRefused))
 	add("batch CA key", s.BatchKey)
 	add("audit entries, chain verified", fmt.Sprintf("%d, %v", s.AuditEntries, s.AuditChainIntact))
 	add("seconds", fmt.Sprintf("%.1f", s.Seconds))

@@ -45,7 +45,7 @@ func TestRun(t *testing.T) {
 				t.Fatalf("Run: %v\n%s", err, out.String())
 			}
 			checkJSONLog(t, logs.Bytes())
-			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party, CS02b and the new supplier's disconnection
+			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 + 2 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party, CS02b and the new supplier's disconnection, the rotation's CS02b and the disconnection signed with the new key
 			wantAttackAccepted := min(tc.attack, tc.threshold-StoryMeters)
 			want := AttackSummary{Threshold: tc.threshold, Before: StoryMeters, Sent: tc.attack,
 				Accepted: wantAttackAccepted, Quarantined: tc.attack - wantAttackAccepted}
@@ -70,7 +70,10 @@ func TestRun(t *testing.T) {
 				sw.To != SwitchSupplier.EUI.String() {
 				t.Errorf("change of supplier %+v", sw)
 			}
-			wantRefused := map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 1, "not-owner": 2}
+			if rt := sum.Rotate; rt.Outcome != "applied" || !rt.NewKeyExecuted || !rt.OldKeyRefused || rt.NewKeyID == "" || rt.NewKeyID == rt.OldKeyID {
+				t.Errorf("key rotation %+v", rt)
+			}
+			wantRefused := map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 2, "not-owner": 2}
 			if !maps.Equal(sum.Refused, wantRefused) {
 				t.Errorf("refused %v, want %v", sum.Refused, wantRefused)
 			}

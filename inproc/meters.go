@@ -137,14 +137,23 @@ func (s *System) registerMeters(ctx context.Context, ps []device.Provision) erro
 // anchored supplier and network operator, in chunks, with one audit entry
 // per chunk naming the devices.
 func (s *System) registerDevices(ctx context.Context, devs []store.RouterDevice) error {
-	var supplier, no string
+	var supplier, no, supplierKey, noKey string
+	// The anchors the meters are made with hold the parties' DS keys: the
+	// registry records their key ids (decision 016).
+	keyID := func(p *Party) string {
+		c, err := smki.ParseCertificate(p.Certificates[ca.UsageDS])
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprintf("%X", c.SubjectKeyID)
+	}
 	for _, p := range s.PartyList {
 		switch {
 		case !p.Anchor:
 		case p.Role == smki.RoleSupplier && supplier == "":
-			supplier = p.EUI.String()
+			supplier, supplierKey = p.EUI.String(), keyID(p)
 		case p.Role == smki.RoleNetworkOperator && no == "":
-			no = p.EUI.String()
+			no, noKey = p.EUI.String(), keyID(p)
 		}
 	}
 	if supplier == "" && no == "" {
@@ -155,6 +164,7 @@ func (s *System) registerDevices(ctx context.Context, devs []store.RouterDevice)
 		euis := make([]string, 0, len(chunk))
 		for i := range chunk {
 			chunk[i].Supplier, chunk[i].NetworkOperator, chunk[i].UpdatedAt = supplier, no, now
+			chunk[i].SupplierDSKeyID, chunk[i].NetworkOperatorDSKeyID = supplierKey, noKey
 			euis = append(euis, chunk[i].EUI)
 		}
 		if err := s.DB.Router().PutRouterDevices(ctx, chunk...); err != nil {

@@ -160,6 +160,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Changes != nil {
 		e.POST("/v1/changes-of-supplier", s.postChange, auth)
 		e.GET("/v1/changes-of-supplier/:id", s.getChange, auth)
+		e.POST("/v1/key-rotations", s.postRotation, auth)
+		e.GET("/v1/key-rotations/:id", s.getRotation, auth)
 	}
 	if cfg.Thresholds != nil {
 		e.GET("/v1/thresholds", s.getThresholds, auth)
@@ -722,6 +724,8 @@ var refusalActions = map[string]string{
 	"POST /v1/cin":                     "consent.refused",
 	"POST /v1/changes-of-supplier":     "change-of-supplier.refused",
 	"GET /v1/changes-of-supplier/:id":  "change-of-supplier.refused",
+	"POST /v1/key-rotations":           "key-rotation.refused",
+	"GET /v1/key-rotations/:id":        "key-rotation.refused",
 	"POST /v1/consents":                "consent.refused",
 	"GET /v1/consents":                 "consent.refused",
 	"GET /v1/consents/:id":             "consent.refused",

@@ -50,6 +50,7 @@ type changeStore interface {
 	RecordOwnershipRead(ctx context.Context, id, readCommandID string, at time.Time) error
 	OpenOwnershipChanges(ctx context.Context) ([]store.OwnershipChange, error)
 	RouterCommand(ctx context.Context, id string) (store.RouterCommand, error)
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
 
 // Defaults of ChangeDeskConfig's timing (decision 014, steps 4 and 5).
@@ -58,7 +59,13 @@ const (
 	DefaultChangeReadTimeout   = 2 * time.Minute
 	DefaultChangeReadMaxWait   = time.Hour
 	DefaultChangeSweep         = 10 * time.Second
+	// DefaultChangeReadAlertAfter is how many reads of an unsettled
+	// change go unanswered before an operator is alerted.
+	DefaultChangeReadAlertAfter = 5
 )
+
+// operatorAlertAction is the audit action of an operator alert.
+const operatorAlertAction = "router.operator.alert"
 
 // caLister lists the CAs of the SMKI repository (*store.SMKIStore), for
 // the certification path a CS02b carries.
@@ -86,9 +93,14 @@ type ChangeDeskConfig struct {
 	// again, doubling with each read up to ReadMaxWait; Sweep how often
 	// Run looks. Zero for the defaults.
 	AnswerTimeout, ReadTimeout, ReadMaxWait, Sweep time.Duration
+	// ReadAlertAfter is how many reads of an unsettled change may go
+	// unanswered before an operator alert (audit, error log, metric);
+	// zero for DefaultChangeReadAlertAfter.
+	ReadAlertAfter int
 }
 
-// ChangeDesk runs changes of supplier through the router (decision 014).
+// ChangeDesk runs changes of supplier and owners' rotations of their keys
+// through the router (decisions 014 and 016).
 type ChangeDesk struct {
 	router *Router
 	cfg    ChangeDeskConfig
@@ -96,8 +108,8 @@ type ChangeDesk struct {
 
 // NewChangeDesk returns a desk sending through r.
 func NewChangeDesk(r *Router, cfg ChangeDeskConfig) (*ChangeDesk, error) {
-	if cfg.Store == nil || cfg.TCoSKey == nil || cfg.TCoS.IsZero() {
-		return nil, fmt.Errorf("%w: the change desk needs a store and the TCoS EUI and key", ErrConfig)
+	if cfg.Store == nil || (cfg.TCoSKey == nil) != cfg.TCoS.IsZero() {
+		return nil, fmt.Errorf("%w: the change desk needs a store, and the TCoS EUI and key together (neither for rotations only)", ErrConfig)
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
@@ -111,7 +123,13 @@ func NewChangeDesk(r *Router, cfg ChangeDeskConfig) (*ChangeDesk, error) {
 	def(&cfg.ReadTimeout, DefaultChangeReadTimeout)
 	def(&cfg.ReadMaxWait, DefaultChangeReadMaxWait)
 	def(&cfg.Sweep, DefaultChangeSweep)
-	return &ChangeDesk{router: r, cfg: cfg}, nil
+	if cfg.ReadAlertAfter <= 0 {
+		cfg.ReadAlertAfter = DefaultChangeReadAlertAfter
+	}
+	d := &ChangeDesk{router: r, cfg: cfg}
+	// The pipeline hands an owner's CS02b to the desk (rotate.go).
+	r.desk = d
+	return d, nil
 }
 
 // ChangeRequest is a new supplier's request for a device (DUIS 6.23): the
@@ -125,6 +143,10 @@ type ChangeRequest struct {
 	DS           string `json:"ds"`
 	KA           string `json:"ka"`
 	PrepaymentKA string `json:"prepaymentKa"`
+	// ExecuteAt, when set, dates the CS02b: the meter executes it then (at
+	// most MaxExecuteDelay ahead) and raises alert 0x00CB; the change stays
+	// pending until then.
+	ExecuteAt *time.Time `json:"executeAt,omitempty"`
 }
 
 // ChangeStatus is a change of supplier as its requester sees it.
@@ -139,14 +161,26 @@ type ChangeStatus struct {
 	NewOwner smki.EUI `json:"newOwner"`
 	// CommandID is the CS02b's command, whose response is delivered to the
 	// requester.
-	CommandID string    `json:"commandId"`
-	Detail    string    `json:"detail,omitempty"`
-	Created   time.Time `json:"created"`
-	Updated   time.Time `json:"updated"`
+	CommandID string `json:"commandId"`
+	Detail    string `json:"detail,omitempty"`
+	// Kind is the CS02b's replacement mode (supplierByTransCoS,
+	// supplierBySupplier, networkOperatorByNetworkOperator); DSKeyID the
+	// target digital-signing key identifier, in hex.
+	Kind    string `json:"kind"`
+	DSKeyID string `json:"dsKeyId,omitempty"`
+	// ExecuteAt is when the meter executes a future-dated CS02b.
+	ExecuteAt *time.Time `json:"executeAt,omitempty"`
+	Created   time.Time  `json:"created"`
+	Updated   time.Time  `json:"updated"`
 }
 
 func statusOf(c store.OwnershipChange) ChangeStatus {
-	st := ChangeStatus{ID: c.ID, State: c.State, CommandID: c.CommandID, Detail: c.Detail, Created: c.CreatedAt, Updated: c.UpdatedAt}
+	st := ChangeStatus{ID: c.ID, State: c.State, CommandID: c.CommandID, Detail: c.Detail, Kind: c.Kind, DSKeyID: c.DSKeyID,
+		Created: c.CreatedAt, Updated: c.UpdatedAt}
+	if !c.ExecuteAt.IsZero() {
+		t := c.ExecuteAt
+		st.ExecuteAt = &t
+	}
 	if c.State == store.ChangeSettled {
 		st.State = c.Outcome
 	}
@@ -189,11 +223,18 @@ func (d *ChangeDesk) requestChange(ctx context.Context, caller Caller, in Change
 	if err := r.authenticate(ctx, &submission{caller: caller}); err != nil {
 		return ChangeStatus{}, err
 	}
+	if d.cfg.TCoSKey == nil {
+		return ChangeStatus{}, fmt.Errorf("%w: this router has no TCoS key: changes of supplier are not run", ErrUnavailable)
+	}
 	if sr, ok := commands.LookupServiceRequest(refChangeSupply); !ok || !sr.Eligible(caller.Role) {
 		return ChangeStatus{}, fmt.Errorf("%w: role %s may not request a change of supplier (%s)", ErrNotEligible, caller.Role, refChangeSupply)
 	}
 	if in.Target.IsZero() {
 		return ChangeStatus{}, fmt.Errorf("%w: target device is required", ErrBadRequest)
+	}
+	at, err := checkExecuteAt(in.ExecuteAt, now)
+	if err != nil {
+		return ChangeStatus{}, err
 	}
 	reg, err := d.cfg.Store.RegisteredSupplier(ctx, in.Target, now)
 	switch {
@@ -225,7 +266,7 @@ func (d *ChangeDesk) requestChange(ctx context.Context, caller Caller, in Change
 			cell: asn.Cell(asn.RoleSupplier, asn.KeyAgreement, asn.CellPrePaymentTopUp)},
 	}
 	for _, t := range targets {
-		if err := d.checkCertificate(ctx, caller, t, now); err != nil {
+		if err := d.checkCertificate(ctx, caller, smki.RoleSupplier, t, now); err != nil {
 			return ChangeStatus{}, err
 		}
 	}
@@ -253,6 +294,7 @@ func (d *ChangeDesk) requestChange(ctx context.Context, caller Caller, in Change
 		AuthorisingRemotePartyControl: asn.AuthorisingRemotePartyControl{CredentialsReplacementMode: asn.SupplierByTransCoS,
 			AuthorisingRemotePartySeqNumber: asn.SeqNumber(counter), NewRemotePartyFloorSeqNumber: &floor},
 		CertificationPathCertificates: path,
+		ExecutionDateTime:             at,
 	}
 	for _, t := range targets {
 		cmd.Replacements = append(cmd.Replacements, asn.TrustAnchorReplacement{
@@ -261,6 +303,10 @@ func (d *ChangeDesk) requestChange(ctx context.Context, caller Caller, in Change
 	payload, err := cmd.Marshal()
 	if err != nil {
 		return ChangeStatus{}, fmt.Errorf("%w: encoding the CS02b: %w", ErrUnavailable, err)
+	}
+	var executeAt time.Time
+	if at != nil {
+		executeAt = at.Time()
 	}
 	changeID, err := r.newID()
 	if err != nil {
@@ -272,7 +318,8 @@ func (d *ChangeDesk) requestChange(ctx context.Context, caller Caller, in Change
 	}
 	ch := store.OwnershipChange{ID: changeID, Device: in.Target.String(), Kind: asn.SupplierByTransCoS.String(),
 		Requester: caller.EUI.String(), OldOwner: euiText(dev.Supplier), NewOwner: caller.EUI.String(),
-		State: store.ChangePending, CommandID: commandID, Counter: counter, Sequence: int64(counter), CreatedAt: now, UpdatedAt: now}
+		State: store.ChangePending, CommandID: commandID, Counter: counter, Sequence: int64(counter), CreatedAt: now, UpdatedAt: now,
+		AnchorRole: store.AnchorSupplier, DSKeyID: fmt.Sprintf("%X", targets[0].cert.SubjectKeyID), ExecuteAt: executeAt}
 	attempt := store.AuditEvent{Time: now, Actor: caller.String(), Action: changeAuditEvent, Object: in.Target.String(),
 		Outcome: store.OutcomeAttempt, Details: map[string]any{"change": changeID, "oldOwner": ch.OldOwner, "newOwner": ch.NewOwner,
 			"commandId": commandID, "sequence": counter, "ds": in.DS, "ka": in.KA, "prepaymentKa": in.PrepaymentKA}}
@@ -295,8 +342,8 @@ func (d *ChangeDesk) requestChange(ctx context.Context, caller Caller, in Change
 
 // checkCertificate finds t's certificate in the repository by serial
 // (unrevoked) and checks it: an organisation certificate of the caller in
-// the supplier role with t's key usage and a valid path.
-func (d *ChangeDesk) checkCertificate(ctx context.Context, caller Caller, t *targetCert, now time.Time) error {
+// role with t's key usage and a valid path.
+func (d *ChangeDesk) checkCertificate(ctx context.Context, caller Caller, role smki.Role, t *targetCert, now time.Time) error {
 	serial, err := hex.DecodeString(strings.TrimSpace(t.serial))
 	if err != nil || len(serial) == 0 {
 		return fmt.Errorf("%w: %s: %q is not a certificate serial number in hex", ErrBadRequest, t.name, t.serial)
@@ -313,8 +360,8 @@ func (d *ChangeDesk) checkCertificate(ctx context.Context, caller Caller, t *tar
 		return fmt.Errorf("%w: %s: %w", ErrCertPath, t.name, err)
 	}
 	switch {
-	case c.Kind != smki.KindOrganisation || c.Role != smki.RoleSupplier:
-		return fmt.Errorf("%w: %s: a %s certificate of role %s, want an organisation certificate of role supplier", ErrCertPath, t.name, c.Kind, c.Role)
+	case c.Kind != smki.KindOrganisation || c.Role != role:
+		return fmt.Errorf("%w: %s: a %s certificate of role %s, want an organisation certificate of role %s", ErrCertPath, t.name, c.Kind, c.Role, role)
 	case c.EUI != caller.EUI:
 		return fmt.Errorf("%w: %s: certificate of %s, not of the caller %s", ErrCertPath, t.name, c.EUI, caller.EUI)
 	case c.KeyUsage != t.usage:
@@ -427,6 +474,14 @@ func (d *ChangeDesk) CredentialsAnswered(ctx context.Context, rec Record, resp [
 		return
 	}
 	outcome, detail := answerOutcome(rec, resp)
+	if outcome == "" && !ch.ExecuteAt.IsZero() && acknowledged(resp) {
+		// A future-dated CS02b is answered at once with commandAccepted
+		// alone: the change stays pending until alert 0x00CB settles it
+		// (CredentialsAlerted), or the sweep after ExecuteAt.
+		d.router.log.InfoContext(ctx, "future-dated CS02b acknowledged", "change", ch.ID, "device", ch.Device,
+			"executeAt", ch.ExecuteAt.UTC().Format(time.RFC3339))
+		return
+	}
 	switch outcome {
 	case store.OutcomeApplied:
 		d.settle(ctx, ch, outcome, ch.NewOwner, detail, store.OutcomeSuccess)
@@ -457,7 +512,7 @@ func (d *ChangeDesk) CredentialsUnknown(ctx context.Context, rec Record, reason 
 func (d *ChangeDesk) openChange(ctx context.Context, rec Record) (store.OwnershipChange, bool) {
 	ch, err := d.cfg.Store.OwnershipChangeByCommand(ctx, rec.ID)
 	if err != nil {
-		if rec.Code == codeCS02bByTCoS {
+		if isCS02b(rec.Code) {
 			d.router.log.WarnContext(ctx, "CS02b answer matches no change", "command", rec.ID, "err", err)
 		}
 		return store.OwnershipChange{}, false
@@ -470,16 +525,19 @@ func (d *ChangeDesk) openChange(ctx context.Context, rec Record) (store.Ownershi
 	return ch, true
 }
 
-func (d *ChangeDesk) settle(ctx context.Context, ch store.OwnershipChange, outcome, supplier, detail, auditOutcome string) {
+func (d *ChangeDesk) settle(ctx context.Context, ch store.OwnershipChange, outcome, supplier, detail, auditOutcome string) bool {
 	now := d.router.now()
 	e := store.AuditEvent{Time: now, Actor: "router", Action: changeAuditEvent, Object: ch.Device, Outcome: auditOutcome,
-		Details: map[string]any{"change": ch.ID, "outcome": outcome, "oldOwner": ch.OldOwner, "newOwner": ch.NewOwner,
-			"owner": supplier, "detail": clip(detail, maxRefusalDetail)}}
+		Details: map[string]any{"change": ch.ID, "kind": ch.Kind, "outcome": outcome, "oldOwner": ch.OldOwner, "newOwner": ch.NewOwner,
+			"owner": supplier, "dsKeyId": ch.DSKeyID, "detail": clip(detail, maxRefusalDetail)}}
 	if err := d.cfg.Store.SettleOwnershipChange(ctx, ch.ID, outcome, supplier, detail, now, e); err != nil {
-		d.router.log.ErrorContext(ctx, "settling change of supplier", "change", ch.ID, "outcome", outcome, "err", err)
-		return
+		if !errors.Is(err, store.ErrConflict) {
+			d.router.log.ErrorContext(ctx, "settling change of supplier", "change", ch.ID, "outcome", outcome, "err", err)
+		}
+		return false
 	}
-	d.router.log.InfoContext(ctx, "change of supplier settled", "change", ch.ID, "device", ch.Device, "outcome", outcome, "owner", supplier)
+	d.router.log.InfoContext(ctx, "change of supplier settled", "change", ch.ID, "kind", ch.Kind, "device", ch.Device, "outcome", outcome, "owner", supplier)
+	return true
 }
 
 // unsettle makes a pending change unsettled, persisted before any read;
@@ -637,7 +695,7 @@ func (d *ChangeDesk) Sweep(ctx context.Context, restart bool) error {
 				if !d.unsettle(ctx, ch, "the router restarted with the change pending") {
 					continue
 				}
-			case !now.Before(ch.CreatedAt.Add(d.cfg.AnswerTimeout)):
+			case !now.Before(answerFrom(ch).Add(d.cfg.AnswerTimeout)):
 				if !d.unsettle(ctx, ch, fmt.Sprintf("no answer to the CS02b in %s", d.cfg.AnswerTimeout)) {
 					continue
 				}
@@ -648,6 +706,9 @@ func (d *ChangeDesk) Sweep(ctx context.Context, restart bool) error {
 		}
 		if ch.Reads > 0 && now.Before(ch.ReadAt.Add(d.readWait(ch.Reads))) {
 			continue
+		}
+		if ch.Reads > 0 && ch.Reads%d.cfg.ReadAlertAfter == 0 {
+			d.operatorAlert(ctx, ch, "reads", fmt.Sprintf("%d reads of the meter's anchors unanswered", ch.Reads))
 		}
 		if err := d.readAnchors(ctx, ch); err != nil {
 			d.router.log.ErrorContext(ctx, "reading the meter's anchors", "change", ch.ID, "err", err)
@@ -699,7 +760,7 @@ func (d *ChangeDesk) readAnchors(ctx context.Context, ch store.OwnershipChange) 
 	counter := pickCounter(last, known, now)
 	payload, err := (&asn.ProvideSecurityCredentialDetailsCommand{
 		AuthorisingRemotePartyTACellIdentifier: asn.Cell(asn.RoleAccessControlBroker, asn.KeyAgreement, asn.CellManagement),
-		RemotePartyRolesCredentialsRequired:    []asn.RemotePartyRole{asn.RoleSupplier}}).Marshal()
+		RemotePartyRolesCredentialsRequired:    []asn.RemotePartyRole{anchorRoleOf(ch)}}).Marshal()
 	if err != nil {
 		return err
 	}
@@ -725,7 +786,7 @@ func (d *ChangeDesk) readAnchors(ctx context.Context, ch store.OwnershipChange) 
 	rec := Record{ID: id, Caller: caller, Originator: r.cfg.ACB, Target: target, Counter: counter, Code: codeCS02a,
 		Ref: refChangeSupply, Accepted: now}
 	accepted := AuditEvent{Action: "command.accepted", Caller: caller, Target: target, Counter: counter, Code: codeCS02a, CommandID: id,
-		Detail: fmt.Sprintf("CS02a read of the supplier anchor for unsettled change %s (read %d)", ch.ID, ch.Reads+1), At: now}
+		Detail: fmt.Sprintf("CS02a read of the %s anchor for unsettled change %s (read %d)", ch.AnchorRole, ch.ID, ch.Reads+1), At: now}
 	if _, err := r.cfg.Admitter.Admit(ctx, Admission{Released: true, Record: rec, Audit: accepted,
 		Seal: func() ([]byte, error) { return r.seal(s) }}); err != nil {
 		return fmt.Errorf("admitting the CS02a: %w", err)
@@ -733,51 +794,121 @@ func (d *ChangeDesk) readAnchors(ctx context.Context, ch store.OwnershipChange) 
 	if r.cfg.Notify != nil {
 		r.cfg.Notify()
 	}
-	r.log.InfoContext(ctx, "reading the meter's supplier anchor", "change", ch.ID, "command", id, "device", ch.Device)
+	r.log.InfoContext(ctx, "reading the meter's anchor", "change", ch.ID, "role", ch.AnchorRole, "command", id, "device", ch.Device)
 	return nil
 }
 
 // settleFromRead settles an unsettled change to what the meter's answer
 // to its latest read says it holds (decision 014, step 5): the new
-// owner's cells, applied; the old owner's, not applied; anything else
-// diverged, to whoever's digital-signing cell it holds, with an operator
-// alert. An answer whose broker MAC does not verify settles nothing.
+// owner's cells (and, when the change names it, the target DS key),
+// applied; the old owner's (with another DS key), not applied; anything
+// else diverged, to whoever's digital-signing cell it holds, with an
+// operator alert. An answer whose broker MAC does not verify settles
+// nothing.
 func (d *ChangeDesk) settleFromRead(ctx context.Context, ch store.OwnershipChange, rec Record, resp []byte) {
 	r := d.router
-	subjects, err := d.readSupplierCells(ctx, rec, resp)
+	cells, err := d.readAnchorCells(ctx, ch, rec, resp)
 	if err != nil {
 		r.audit(ctx, AuditEvent{Action: "change-of-supplier.read-refused", Caller: rec.Caller, Target: rec.Target, Code: rec.Code,
 			CommandID: rec.ID, Detail: clip(err.Error(), maxRefusalDetail), At: r.now()})
 		return
 	}
+	var subjects []string
 	all := func(owner string) bool {
-		for _, s := range subjects {
-			if s != owner {
+		for _, c := range cells {
+			if c.subject != owner {
 				return false
 			}
 		}
-		return len(subjects) > 0
+		return len(cells) > 0
 	}
-	detail := "the meter's supplier cells hold " + strings.Join(subjects, ", ")
+	dsKey := ""
+	for _, c := range cells {
+		subjects = append(subjects, c.subject)
+		if c.ds {
+			dsKey = c.keyID
+		}
+	}
+	newKey := ch.DSKeyID == "" || dsKey == ch.DSKeyID
+	detail := fmt.Sprintf("the meter's %s cells hold %s (DS key %s)", ch.AnchorRole, strings.Join(subjects, ", "), dsKey)
 	switch {
-	case all(ch.NewOwner):
+	case all(ch.NewOwner) && newKey:
 		d.settle(ctx, ch, store.OutcomeApplied, ch.NewOwner, detail, store.OutcomeSuccess)
-	case all(ch.OldOwner):
+	case all(ch.OldOwner) && (ch.OldOwner != ch.NewOwner || !newKey):
+		if grace := ch.ExecuteAt.Add(d.cfg.ReadMaxWait); !ch.ExecuteAt.IsZero() && r.now().Before(grace) {
+			// A future-dated CS02b the meter accepted waits on the meter
+			// until its time (by the meter's clock): the old cells prove
+			// nothing before then. Read again until the grace ends
+			// (decision 016).
+			r.audit(ctx, AuditEvent{Action: "change-of-supplier.read-early", Caller: rec.Caller, Target: rec.Target, Code: rec.Code,
+				CommandID: rec.ID, Detail: clip(detail+"; the future-dated CS02b may still execute until "+grace.UTC().Format(time.RFC3339), maxRefusalDetail),
+				At: r.now()})
+			return
+		}
 		d.settle(ctx, ch, store.OutcomeNotApplied, ch.OldOwner, detail, store.OutcomeRefused)
 	default:
 		owner := ""
 		if len(subjects) > 0 {
 			owner = subjects[0]
 		}
-		r.log.ErrorContext(ctx, "change of supplier diverged: operator action needed", "change", ch.ID, "device", ch.Device, "cells", subjects)
-		d.settle(ctx, ch, store.OutcomeDiverged, owner, detail, store.OutcomeFailure)
+		if d.settle(ctx, ch, store.OutcomeDiverged, owner, detail, store.OutcomeFailure) {
+			d.operatorAlert(ctx, ch, "diverged", detail)
+		}
 	}
 }
 
-// readSupplierCells checks a CS02a answer's broker MAC and returns the
-// subjects of the meter's supplier cells, the digital-signing management
-// cell first.
-func (d *ChangeDesk) readSupplierCells(ctx context.Context, rec Record, resp []byte) ([]string, error) {
+// operatorAlert tells an operator that a change needs them: an audit
+// entry (router.operator.alert, failure, naming the change), an error log
+// line and the operator alert metric.
+func (d *ChangeDesk) operatorAlert(ctx context.Context, ch store.OwnershipChange, reason, detail string) {
+	r := d.router
+	e := store.AuditEvent{Time: r.now(), Actor: "router", Action: operatorAlertAction, Object: ch.Device, Outcome: store.OutcomeFailure,
+		Details: map[string]any{"change": ch.ID, "reason": reason, "kind": ch.Kind, "requester": ch.Requester, "reads": ch.Reads,
+			"detail": clip(detail, maxRefusalDetail)}}
+	if _, err := d.cfg.Store.AppendAudit(ctx, e); err != nil {
+		r.log.ErrorContext(ctx, "audit write failed", "action", operatorAlertAction, "err", err)
+	}
+	r.cfg.Metrics.operatorAlerted(reason)
+	r.log.ErrorContext(ctx, "change of anchors needs an operator", "change", ch.ID, "device", ch.Device, "reason", reason, "detail", detail)
+}
+
+// anchorRoleOf is the remote party role whose anchor ch replaces.
+func anchorRoleOf(ch store.OwnershipChange) asn.RemotePartyRole {
+	if ch.AnchorRole == store.AnchorNetworkOperator {
+		return asn.RoleNetworkOperator
+	}
+	return asn.RoleSupplier
+}
+
+// answerFrom is when a change's CS02b answer is awaited from: its
+// creation, or its execution time when future-dated.
+func answerFrom(ch store.OwnershipChange) time.Time {
+	if ch.ExecuteAt.After(ch.CreatedAt) {
+		return ch.ExecuteAt
+	}
+	return ch.CreatedAt
+}
+
+// acknowledged reports whether resp is a CS02b response of commandAccepted
+// alone, as a future-dated CS02b is answered.
+func acknowledged(resp []byte) bool {
+	m, err := commands.Parse(resp)
+	if err != nil {
+		return false
+	}
+	r, err := asn.Parse[asn.UpdateSecurityCredentialsResponse](m.Payload)
+	return err == nil && r.ExecutionOutcome == nil
+}
+
+// anchorCell is one cell a CS02a answer lists.
+type anchorCell struct {
+	subject, keyID string
+	ds             bool
+}
+
+// readAnchorCells checks a CS02a answer's broker MAC and returns the
+// cells of the change's anchor role.
+func (d *ChangeDesk) readAnchorCells(ctx context.Context, ch store.OwnershipChange, rec Record, resp []byte) ([]anchorCell, error) {
 	r := d.router
 	m, err := commands.Parse(resp)
 	if err != nil {
@@ -797,23 +928,25 @@ func (d *ChangeDesk) readSupplierCells(ctx context.Context, rec Record, resp []b
 	if err != nil {
 		return nil, err
 	}
+	role := anchorRoleOf(ch)
 	for _, rp := range p.RemotePartyDetails {
-		if rp.RemotePartyRole != asn.RoleSupplier {
+		if rp.RemotePartyRole != role {
 			continue
 		}
 		if rp.StatusCode != asn.StatusSuccess {
-			return []string{}, nil // no supplier anchor: diverged
+			return []anchorCell{}, nil // no anchor: diverged
 		}
-		var out []string
+		var out []anchorCell
 		for _, c := range rp.TrustAnchorCellDetails {
-			s := smki.EUI(c.SubjectUniqueID).String()
-			if c.KeyUsage.Only(asn.DigitalSignature) && c.CellUsage == asn.CellManagement {
-				out = append([]string{s}, out...)
+			ac := anchorCell{subject: smki.EUI(c.SubjectUniqueID).String(), keyID: fmt.Sprintf("%X", c.SubjectKeyIdentifier[:]),
+				ds: c.KeyUsage.Only(asn.DigitalSignature) && c.CellUsage == asn.CellManagement}
+			if ac.ds {
+				out = append([]anchorCell{ac}, out...)
 			} else {
-				out = append(out, s)
+				out = append(out, ac)
 			}
 		}
 		return out, nil
 	}
-	return nil, errors.New("the CS02a answer lists no supplier anchor")
+	return nil, fmt.Errorf("the CS02a answer lists no %s anchor", ch.AnchorRole)
 }

@@ -20,7 +20,7 @@ import (
 // cosCommand returns a CS02b supplierByTransCoS replacing the supplier's
 // DS and KA cells with new organisation certificates of supplier issued
 // in db's repository, with authorising sequence number seq.
-func cosCommand(t *testing.T, db *store.DB, supplier smki.EUI, seq int64) *asn.UpdateSecurityCredentialsCommand {
+func cosCommand(t testing.TB, db *store.DB, supplier smki.EUI, seq int64) *asn.UpdateSecurityCredentialsCommand {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := custody.Open(ctx, "", t.TempDir(), rand.Reader)

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,10 @@ type e2e struct {
 	supplier *e2eUser
 	other    *e2eUser
 	acb      smki.EUI
+	// meterClock offsets the meters' clock (nanoseconds ahead of now);
+	// alerts receives the alerts they raise.
+	meterClock atomic.Int64
+	alerts     chan device.Alert
 }
 
 // e2eUser is a DCC user with its SMKI keys and its mutual-TLS client.
@@ -136,7 +141,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	e := &e2e{db: db, acb: smki.MustParseEUI("90B3D51F30000004"), supplier: &e2eUser{}, other: &e2eUser{}}
+	e := &e2e{db: db, acb: smki.MustParseEUI("90B3D51F30000004"), supplier: &e2eUser{}, other: &e2eUser{}, alerts: make(chan device.Alert, 16)}
 	keys, err := custody.Open(ctx, "", t.TempDir(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -186,8 +191,34 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 		cell(device.UsageKeyAgreement, e.supplier.eui, e.supplier.ka)); err != nil {
 		t.Fatal(err)
 	}
-	e.fleet = device.NewFleet(device.Config{})
+	// And the SMKI root, which replacement certificates must chain to.
+	rootCA, err := db.SMKI().CA(ctx, ca.NameRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := smki.ParseCertificate(rootCA.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootCell, err := device.NewCell(device.UsageDigitalSignature, asn.CellManagement, root.EUI, root.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anchors, err = anchors.With(smki.RoleRoot, 1, rootCell); err != nil {
+		t.Fatal(err)
+	}
+	e.fleet = device.NewFleet(device.Config{Now: func() time.Time { return time.Now().Add(time.Duration(e.meterClock.Load())) },
+		Alerts: func(_ context.Context, a device.Alert) {
+			select {
+			case e.alerts <- a:
+			default:
+			}
+		}})
 	if e.meters, err = e.fleet.Generate(ctx, 3, smki.MustParseEUI("0012A3FFFE000001"), device.Electricity, anchors); err != nil {
+		t.Fatal(err)
+	}
+	supplierDS, err := smki.ParseCertificate(e.supplier.dsCert.DER)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var devs []store.RouterDevice
@@ -198,7 +229,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 			t.Fatal(err)
 		}
 		devs = append(devs, store.RouterDevice{EUI: eui.String(), KAPublic: m.AgreementPublicKey().Bytes(), DSPublic: ds,
-			Supplier: e.supplier.eui.String(), UpdatedAt: time.Now()})
+			Supplier: e.supplier.eui.String(), SupplierDSKeyID: fmt.Sprintf("%X", supplierDS.SubjectKeyID), UpdatedAt: time.Now()})
 	}
 	if err := db.Router().PutRouterDevices(ctx, devs...); err != nil {
 		t.Fatal(err)

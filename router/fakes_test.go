@@ -69,7 +69,7 @@ type fakeCerts struct {
 	verifies int
 }
 
-func (f *fakeCerts) SigningCertificate(_ context.Context, eui smki.EUI, _ smki.Role) ([]byte, error) {
+func (f *fakeCerts) SigningCertificate(_ context.Context, eui smki.EUI, _ smki.Role, _ []byte) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.ders[eui]

@@ -225,8 +225,8 @@ type Forwarder struct {
 	changes CredentialsObserver
 }
 
-// CredentialsObserver is told what became of each CS02b supplierByTransCoS
-// (0x0107) the forwarder sent: its response, once the device's signature
+// CredentialsObserver is told what became of each CS02b (supplierByTransCoS
+// 0x0107, or an owner's rotation 0x0102, 0x0103) the forwarder sent: its response, once the device's signature
 // on it is checked (a late one too), or that its outcome cannot be known
 // from the transport (it failed for good, or the device discarded a copy
 // as a replay). The ChangeDesk implements it (decision 014).
@@ -242,7 +242,7 @@ func (f *Forwarder) SetCredentialsObserver(o CredentialsObserver) { f.changes = 
 // observesCredentials reports whether rec is a CS02b whose outcome the
 // observer follows.
 func (f *Forwarder) observesCredentials(rec Record) bool {
-	return f.changes != nil && (rec.Code == codeCS02bByTCoS || rec.Code == codeCS02a)
+	return f.changes != nil && (isCS02b(rec.Code) || rec.Code == codeCS02a)
 }
 
 // NewForwarder checks cfg and returns a Forwarder.

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/commands/gbz"
+	"github.com/metertrust/metertrust/store"
 )
 
 // FuzzSubmit puts arbitrary bytes through the pipeline as the supplier: it
@@ -130,6 +133,62 @@ func FuzzReadStart(f *testing.F) {
 		_, _, err := readStart(m, w.now)
 		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrConsentPeriod) {
 			t.Fatalf("readStart: %v, want malformed or consent-period", err)
+		}
+	})
+}
+
+// FuzzRotation submits CS02b supplierBySupplier commands with arbitrary
+// payloads, signed by the device's supplier, through a router with a
+// change desk: it never panics, a refusal wraps exactly one error kind
+// and stores nothing, and nothing is accepted without a change recorded.
+func FuzzRotation(f *testing.F) {
+	w := newWorld(f)
+	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(f.TempDir(), "router.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { db.Close() })
+	cmd := cosCommand(f, db, w.supplier.eui, 7)
+	cmd.AuthorisingRemotePartyControl.CredentialsReplacementMode = asn.SupplierBySupplier
+	var valid []byte
+	valid, err = cmd.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add([]byte{0x30, 0x00})
+	f.Add([]byte{})
+	r := w.router(f)
+	if _, err := NewChangeDesk(r, ChangeDeskConfig{Store: db.Router()}); err != nil {
+		f.Fatal(err)
+	}
+	ctx := context.Background()
+	counter := uint64(0)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		counter++
+		m := &commands.Message{CRA: commands.Command, Counter: counter, Originator: w.supplier.eui, Recipient: w.device,
+			Code: codeCS02bBySupplier, Payload: payload}
+		if _, err := m.Marshal(); err != nil {
+			return // too long for a message
+		}
+		msg := marshal(t, m, w.supplier.ds, true)
+		n0, _ := w.ledger.state()
+		_, err = r.Submit(ctx, w.supplier.caller(), msg)
+		n, _ := w.ledger.state()
+		if err == nil {
+			if chs, _ := db.Router().OpenOwnershipChanges(ctx); len(chs) == 0 {
+				t.Fatal("a CS02b accepted without a change recorded")
+			}
+			return
+		}
+		matched := 0
+		for _, k := range Kinds() {
+			if errors.Is(err, k) {
+				matched++
+			}
+		}
+		if matched != 1 || n != n0 {
+			t.Fatalf("refusal %v matches %d kinds, stored %d", err, matched, n-n0)
 		}
 	})
 }

@@ -15,6 +15,7 @@ type Metrics struct {
 	forwarded     *prometheus.CounterVec
 	outboxDepth   prometheus.Gauge
 	quarantine    prometheus.Gauge
+	operatorAlert *prometheus.CounterVec
 }
 
 // NewMetrics creates the router's metrics and registers them with reg.
@@ -41,8 +42,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "metertrust", Subsystem: "router", Name: "quarantine_size",
 			Help: "Commands held in quarantine, as last reported by the detector.",
 		}),
+		operatorAlert: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "metertrust", Subsystem: "router", Name: "operator_alerts_total",
+			Help: "Operator alerts raised by the change desk, by reason (diverged, reads).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.stageTotal, m.stageDuration, m.forwarded, m.outboxDepth, m.quarantine} {
+	for _, c := range []prometheus.Collector{m.stageTotal, m.stageDuration, m.forwarded, m.outboxDepth, m.quarantine, m.operatorAlert} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -60,6 +65,12 @@ func (m *Metrics) observeStage(stage string, err error, d time.Duration) {
 	}
 	m.stageTotal.WithLabelValues(stage, outcome).Inc()
 	m.stageDuration.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+func (m *Metrics) operatorAlerted(reason string) {
+	if m != nil {
+		m.operatorAlert.WithLabelValues(reason).Inc()
+	}
 }
 
 func (m *Metrics) forward(outcome string) {

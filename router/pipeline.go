@@ -73,6 +73,9 @@ type Router struct {
 	now    func() time.Time
 	zcache *lru[smki.EUI, zEntry]
 	paths  *lru[[32]byte, pathEntry]
+	// desk runs the owners' rotations submitted as commands; nil refuses
+	// every CS02b (set by NewChangeDesk, before the router serves).
+	desk *ChangeDesk
 }
 
 type zEntry struct {
@@ -154,25 +157,32 @@ var Stages = []string{StageAuthenticate, StageParse, StageOriginator, StageEligi
 
 // submission carries one command through the stages.
 type submission struct {
-	caller   Caller
-	raw      []byte
-	msg      *commands.Message
-	sr       ServiceRequest
-	device   Device
-	origin   smki.EUI // business originator
-	counter  uint64   // the business originator's counter
-	signer   *ecdsa.PublicKey
-	z        []byte // Z with the device, for the broker's MAC
-	record   Record
-	attrs    map[string]int64
-	received time.Time
-	id       string
+	caller  Caller
+	raw     []byte
+	msg     *commands.Message
+	sr      ServiceRequest
+	device  Device
+	origin  smki.EUI // business originator
+	counter uint64   // the business originator's counter
+	signer  *ecdsa.PublicKey
+	// anchorKey is the key id of the caller's anchor on the device, nil
+	// when unknown (certPath).
+	anchorKey []byte
+	z         []byte // Z with the device, for the broker's MAC
+	record    Record
+	attrs     map[string]int64
+	received  time.Time
+	id        string
 	// skipAnomaly is set for a command released from quarantine: it was
 	// screened (and counted) once already.
 	skipAnomaly bool
 	// cinRequest is set for the router's own SR 9.1 command of the consent
 	// flow: the other user needs no consent for it.
 	cinRequest bool
+	// rotation is set for an owner's CS02b (rotate.go), changeID once its
+	// change is recorded.
+	rotation *rotation
+	changeID string
 }
 
 // Submit puts one GBCS command through the pipeline. On success the command
@@ -217,7 +227,12 @@ func (r *Router) run(ctx context.Context, s *submission) (Receipt, error) {
 		{StageKeyAgreement, r.keyAgreement},
 		{StageAdmit, r.admit},
 	}
-	for _, st := range stages {
+	for i, st := range stages {
+		if i == 2 && isCS02b(s.msg.Code) {
+			// Decision 014: a CS02b never goes straight through the
+			// pipeline; an owner's rotation goes through the change desk.
+			stages[3].run, stages[4].run, stages[9].run = r.rotationEligibility, r.rotationOwnership, r.rotationAdmit
+		}
 		start := time.Now()
 		err := st.run(ctx, s)
 		r.cfg.Metrics.observeStage(st.name, err, time.Since(start))
@@ -235,7 +250,7 @@ func (r *Router) run(ctx context.Context, s *submission) (Receipt, error) {
 	r.log.InfoContext(ctx, "command accepted", "id", s.record.ID, "caller", caller.String(),
 		"target", s.record.Target.String(), "counter", s.counter, "ref", s.sr.Ref)
 	return Receipt{ID: s.record.ID, Status: "accepted", Target: s.record.Target, Counter: s.counter,
-		Ref: s.sr.Ref, Accepted: s.record.Accepted}, nil
+		Ref: s.sr.Ref, Accepted: s.record.Accepted, Change: s.changeID}, nil
 }
 
 func (r *Router) refused(ctx context.Context, s *submission, stage string, err error) {
@@ -393,7 +408,11 @@ func (s *submission) needsSignature() bool { return s.sr.Critical || s.msg.Signe
 // the broker's MAC vouches for it, so the router must).
 func (r *Router) certPath(ctx context.Context, s *submission) error {
 	if s.needsSignature() {
-		der, err := r.cfg.Certificates.SigningCertificate(ctx, s.caller.EUI, s.caller.Role.RemoteParty())
+		// The key the meter holds for the caller's role (decision 016):
+		// after a rotation some meters hold the new one, others the old.
+		role := s.caller.Role.RemoteParty()
+		s.anchorKey = s.device.anchorKeyID(role)
+		der, err := r.cfg.Certificates.SigningCertificate(ctx, s.caller.EUI, role, s.anchorKey)
 		if err != nil {
 			return fmt.Errorf("%w: digital-signing certificate of %s: %w", ErrCertPath, s.caller.EUI, err)
 		}
@@ -446,6 +465,10 @@ func (r *Router) signature(_ context.Context, s *submission) error {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if err := commands.VerifyData(s.signer, data, s.msg.Signature); err != nil {
+		if s.anchorKey != nil {
+			return fmt.Errorf("%w: signature does not verify with the key device %s holds for %s (key id %X): %w",
+				ErrSignature, s.msg.Recipient, s.caller.EUI, s.anchorKey, err)
+		}
 		return fmt.Errorf("%w: signature does not verify with the digital-signing certificate of %s: %w", ErrSignature, s.caller.EUI, err)
 	}
 	return nil

@@ -87,8 +87,51 @@ func (g *Registrar) RegisterDevice(ctx context.Context, actor string, eui, suppl
 		if d.KAPublic == nil {
 			return fmt.Errorf("%w: device %s has no unrevoked key-agreement certificate in the repository", ErrRegistry, eui)
 		}
+		// The device is installed with its parties' current anchors: the
+		// key ids of their newest digital-signing certificates (decision
+		// 016), so that a later rotation on other devices does not change
+		// the key this one is checked with.
+		if d.SupplierDSKeyID, err = g.currentKeyID(ctx, supplier, smki.RoleSupplier); err != nil {
+			return err
+		}
+		if d.NetworkOperatorDSKeyID, err = g.currentKeyID(ctx, networkOperator, smki.RoleNetworkOperator); err != nil {
+			return err
+		}
 		return g.db.PutRouterDevices(ctx, d)
 	})
+}
+
+// currentKeyID returns the subject key identifier (hex) of the newest
+// current unrevoked digital-signing certificate of eui in role, "" when it
+// has none or eui is zero.
+func (g *Registrar) currentKeyID(ctx context.Context, eui smki.EUI, role smki.Role) (string, error) {
+	if eui.IsZero() {
+		return "", nil
+	}
+	r := int(role)
+	certs, err := g.db.FindCertificates(ctx, store.CertQuery{EUI: eui.String(), Role: &r, Usage: "ds", Kind: store.KindOrg})
+	if err != nil {
+		return "", fmt.Errorf("looking up the digital-signing certificates of %s: %w", eui, err)
+	}
+	now := g.now()
+	var best *store.Certificate
+	for i := range certs {
+		c := &certs[i]
+		if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
+			continue
+		}
+		if best == nil || c.NotBefore.After(best.NotBefore) {
+			best = c
+		}
+	}
+	if best == nil {
+		return "", nil
+	}
+	c, err := smki.ParseCertificate(best.DER)
+	if err != nil {
+		return "", fmt.Errorf("%w: certificate %X of %s: %w", ErrRegistry, best.Serial, eui, err)
+	}
+	return fmt.Sprintf("%X", c.SubjectKeyID), nil
 }
 
 // RegisterSupply records the registration data of a change of supplier:

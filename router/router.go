@@ -57,6 +57,23 @@ type Device struct {
 	// comes with the registry entry, so the ownership stage pays no extra
 	// look-up for it.
 	ChangeState string
+	// SupplierKeyID and NetworkOperatorKeyID are the subject key
+	// identifiers of the digital-signing anchors the device holds for its
+	// supplier and network operator, nil when unknown: the key the router
+	// checks that party's signatures with (decision 016).
+	SupplierKeyID, NetworkOperatorKeyID []byte
+}
+
+// anchorKeyID returns the key identifier of the digital-signing anchor
+// the device holds for the remote party role, nil when unknown.
+func (d Device) anchorKeyID(role smki.Role) []byte {
+	switch role {
+	case smki.RoleSupplier:
+		return d.SupplierKeyID
+	case smki.RoleNetworkOperator:
+		return d.NetworkOperatorKeyID
+	}
+	return nil
 }
 
 // Consent is the query for a live consent record: an other user reading a
@@ -130,6 +147,9 @@ type Receipt struct {
 	Ref string `json:"serviceReference"`
 	// Accepted is when the command became durable.
 	Accepted time.Time `json:"accepted"`
+	// Change is the change of the device's anchors a CS02b rotation
+	// opened (GET /v1/key-rotations/{id}); "" for other commands.
+	Change string `json:"change,omitempty"`
 }
 
 // Catalogue maps message codes to the service request variants they serve
@@ -151,8 +171,10 @@ type Registry interface {
 // their path to the SMKI root with revocation.
 type Certificates interface {
 	// SigningCertificate returns the user's current digital-signing
-	// organisation certificate for the remote party role, DER-encoded.
-	SigningCertificate(ctx context.Context, eui smki.EUI, role smki.Role) ([]byte, error)
+	// organisation certificate for the remote party role, DER-encoded:
+	// the one whose subject key identifier is keyID (the key a device
+	// holds), or the newest when keyID is nil.
+	SigningCertificate(ctx context.Context, eui smki.EUI, role smki.Role, keyID []byte) ([]byte, error)
 	// KeyAgreementCertificate returns the user's current key-agreement
 	// organisation certificate for the role, DER-encoded.
 	KeyAgreementCertificate(ctx context.Context, eui smki.EUI, role smki.Role) ([]byte, error)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
 	"github.com/metertrust/metertrust/smki"
@@ -82,6 +83,76 @@ type ServeConfig struct {
 	// Operators is the operator credentials file (package operator's
 	// format, as "metertrust operator token" prints its entries).
 	Operators string `json:"operators,omitempty" path:"file"`
+	// CredentialChange times the change desk (decision 014): changes of
+	// supplier and key rotations. File only (no flags); absent or empty
+	// fields take the defaults.
+	CredentialChange CredentialChangeConfig `json:"credentialChange,omitzero"`
+}
+
+// CredentialChangeConfig times the change desk (ChangeDeskConfig), each
+// duration a Go duration string ("2m", "90s"); "" for the default.
+type CredentialChangeConfig struct {
+	// AnswerTimeout is how long a CS02b's answer is awaited (from its
+	// execution time when future-dated) before the change is unsettled
+	// and read; default 2m, from 1s to 24h.
+	AnswerTimeout string `json:"answerTimeout,omitempty"`
+	// ReadTimeout is how long the first read's answer is awaited, doubled
+	// with each read up to ReadMaxWait; default 2m, from 1s to 24h.
+	ReadTimeout string `json:"readTimeout,omitempty"`
+	// ReadMaxWait bounds the wait between reads; default 1h, at least
+	// ReadTimeout, at most 24h.
+	ReadMaxWait string `json:"readMaxWait,omitempty"`
+	// ReadAlertAfter is the number of unanswered reads after which (and
+	// after each such number more) an operator is alerted; default 5, from
+	// 1 to 1000.
+	ReadAlertAfter int `json:"readAlertAfter,omitempty"`
+	// Sweep is how often the desk looks for overdue changes; default 10s,
+	// from 100ms to 10m.
+	Sweep string `json:"sweep,omitempty"`
+}
+
+// Desk returns the timing of c as ChangeDeskConfig takes it (zero for a
+// default), or the first error, naming the field.
+func (c CredentialChangeConfig) Desk() (ChangeDeskConfig, error) {
+	var out ChangeDeskConfig
+	for _, f := range []struct {
+		name     string
+		v        string
+		dst      *time.Duration
+		min, max time.Duration
+	}{
+		{"answerTimeout", c.AnswerTimeout, &out.AnswerTimeout, time.Second, 24 * time.Hour},
+		{"readTimeout", c.ReadTimeout, &out.ReadTimeout, time.Second, 24 * time.Hour},
+		{"readMaxWait", c.ReadMaxWait, &out.ReadMaxWait, time.Second, 24 * time.Hour},
+		{"sweep", c.Sweep, &out.Sweep, 100 * time.Millisecond, 10 * time.Minute},
+	} {
+		if f.v == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.v)
+		if err != nil {
+			return ChangeDeskConfig{}, fmt.Errorf("credentialChange.%s: %w", f.name, err)
+		}
+		if d < f.min || d > f.max {
+			return ChangeDeskConfig{}, fmt.Errorf("credentialChange.%s: %s is outside %s to %s", f.name, d, f.min, f.max)
+		}
+		*f.dst = d
+	}
+	rt, mw := out.ReadTimeout, out.ReadMaxWait
+	if rt == 0 {
+		rt = DefaultChangeReadTimeout
+	}
+	if mw == 0 {
+		mw = DefaultChangeReadMaxWait
+	}
+	if mw < rt {
+		return ChangeDeskConfig{}, fmt.Errorf("credentialChange.readMaxWait: %s is below the read timeout %s", mw, rt)
+	}
+	if c.ReadAlertAfter < 0 || c.ReadAlertAfter > 1000 {
+		return ChangeDeskConfig{}, fmt.Errorf("credentialChange.readAlertAfter: %d is outside 1 to 1000", c.ReadAlertAfter)
+	}
+	out.ReadAlertAfter = c.ReadAlertAfter
+	return out, nil
 }
 
 // LoadServeConfig reads a ServeConfig from a JSON file, strictly, and
@@ -150,6 +221,9 @@ func (c ServeConfig) Validate() error {
 		if err := jsonconfig.CheckListen(c.OperatorListen); err != nil {
 			return bad("operatorListen", "--operator-listen %v", err)
 		}
+	}
+	if _, err := c.CredentialChange.Desk(); err != nil {
+		return fmt.Errorf("%w: %w", ErrServeConfig, err)
 	}
 	if u, err := url.Parse(c.CSP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return bad("csp", "--csp %q: want an absolute http(s) URL", c.CSP)

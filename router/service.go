@@ -69,6 +69,9 @@ type ServiceConfig struct {
 	// quarantined commands to forward (those an operator process without
 	// the key released); zero for DefaultReleaseInterval.
 	ReleaseInterval time.Duration
+	// ChangeDesk times the change desk (its AnswerTimeout, ReadTimeout,
+	// ReadMaxWait, ReadAlertAfter and Sweep; the rest is set here).
+	ChangeDesk ChangeDeskConfig
 }
 
 // Service is the router service: pipeline (recording through a group-commit
@@ -143,8 +146,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	var changes *ChangeDesk
-	if cfg.TCoSKey != nil {
-		if changes, err = NewChangeDesk(r, ChangeDeskConfig{Store: cfg.DB.Router(), CAs: cfg.DB.SMKI(), TCoS: cfg.TCoS, TCoSKey: cfg.TCoSKey}); err != nil {
+	{
+		// Without a TCoS key the desk runs owners' rotations only.
+		dc := cfg.ChangeDesk
+		dc.Store, dc.CAs, dc.TCoS, dc.TCoSKey = cfg.DB.Router(), cfg.DB.SMKI(), cfg.TCoS, cfg.TCoSKey
+		if changes, err = NewChangeDesk(r, dc); err != nil {
 			return nil, err
 		}
 		fwd.SetCredentialsObserver(changes)

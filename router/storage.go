@@ -1,10 +1,12 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -53,6 +55,18 @@ func (s *Storage) Device(ctx context.Context, eui smki.EUI) (Device, error) {
 		return Device{}, err
 	}
 	out := Device{EUI: eui, ChangeState: d.ChangeState}
+	if out.SupplierKeyID, err = hex.DecodeString(d.SupplierDSKeyID); err != nil {
+		return Device{}, fmt.Errorf("device %s: supplier anchor key id: %w", eui, err)
+	}
+	if out.NetworkOperatorKeyID, err = hex.DecodeString(d.NetworkOperatorDSKeyID); err != nil {
+		return Device{}, fmt.Errorf("device %s: network operator anchor key id: %w", eui, err)
+	}
+	if len(out.SupplierKeyID) == 0 {
+		out.SupplierKeyID = nil
+	}
+	if len(out.NetworkOperatorKeyID) == 0 {
+		out.NetworkOperatorKeyID = nil
+	}
 	if out.KeyAgreement, err = ecdh.P256().NewPublicKey(d.KAPublic); err != nil {
 		return Device{}, fmt.Errorf("device %s: stored key-agreement key: %w", eui, err)
 	}
@@ -344,6 +358,10 @@ type StoreCertificates struct {
 	mu     sync.Mutex
 	loaded time.Time
 	opts   smki.VerifyOptions
+	// skis caches certificates' subject key identifiers by CA and serial
+	// (certificates do not change), so that picking a device's anchor key
+	// parses each certificate once.
+	skis sync.Map
 }
 
 // NewStoreCertificates returns a Certificates over db, reloading roots,
@@ -358,10 +376,41 @@ func NewStoreCertificates(db certStore, refresh time.Duration, now func() time.T
 	return &StoreCertificates{db: db, refresh: refresh, now: now}
 }
 
-// SigningCertificate implements Certificates: the newest unrevoked, current
-// digital-signing organisation certificate of eui in role.
-func (c *StoreCertificates) SigningCertificate(ctx context.Context, eui smki.EUI, role smki.Role) ([]byte, error) {
-	return c.current(ctx, eui, role, "ds")
+// SigningCertificate implements Certificates: the unrevoked, current
+// digital-signing organisation certificate of eui in role whose subject key
+// identifier is keyID, or the newest when keyID is nil. It is the same one
+// look-up either way (revocation takes effect with the next command).
+func (c *StoreCertificates) SigningCertificate(ctx context.Context, eui smki.EUI, role smki.Role, keyID []byte) ([]byte, error) {
+	if keyID == nil {
+		return c.current(ctx, eui, role, "ds")
+	}
+	r := int(role)
+	certs, err := c.db.FindCertificates(ctx, store.CertQuery{EUI: eui.String(), Role: &r, Usage: "ds", Kind: store.KindOrg})
+	if err != nil {
+		return nil, fmt.Errorf("looking up certificates: %w", err)
+	}
+	now := c.now()
+	for i := range certs {
+		ct := &certs[i]
+		if now.Before(ct.NotBefore) || !now.Before(ct.NotAfter) || !bytes.Equal(c.subjectKeyID(ct), keyID) {
+			continue
+		}
+		return ct.DER, nil
+	}
+	return nil, fmt.Errorf("no current unrevoked ds certificate for %s as %s with key id %X", eui, role, keyID)
+}
+
+func (c *StoreCertificates) subjectKeyID(ct *store.Certificate) []byte {
+	k := ct.CA + "/" + string(ct.Serial)
+	if v, ok := c.skis.Load(k); ok {
+		return v.([]byte)
+	}
+	p, err := smki.ParseCertificate(ct.DER)
+	if err != nil {
+		return nil
+	}
+	c.skis.Store(k, p.SubjectKeyID)
+	return p.SubjectKeyID
 }
 
 // KeyAgreementCertificate implements Certificates: the newest unrevoked,

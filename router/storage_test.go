@@ -32,7 +32,7 @@ func TestRevokedSignerOtherInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 			other := NewStoreCertificates(db2.SMKI(), time.Minute, nil)
-			if _, err := other.SigningCertificate(ctx, eui, smki.RoleSupplier); err != nil {
+			if _, err := other.SigningCertificate(ctx, eui, smki.RoleSupplier, nil); err != nil {
 				t.Fatal(err)
 			}
 			revoked := time.Now()
@@ -40,7 +40,7 @@ func TestRevokedSignerOtherInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 			for {
-				_, err := other.SigningCertificate(ctx, eui, smki.RoleSupplier)
+				_, err := other.SigningCertificate(ctx, eui, smki.RoleSupplier, nil)
 				if err != nil {
 					t.Logf("refused %s after the revocation: %v", time.Since(revoked).Round(time.Millisecond), err)
 					break

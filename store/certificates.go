@@ -38,6 +38,9 @@ var userRoles = map[string]bool{"IS": true, "ES": true, "GS": true, "ED": true, 
 // euiPattern is the canonical form of an EUI-64: 16 upper-case hex digits.
 var euiPattern = regexp.MustCompile(`^[0-9A-F]{16}$`)
 
+// keyIDPattern matches a subject key identifier in upper-case hex, or "".
+var keyIDPattern = regexp.MustCompile(`^([0-9A-F]{2}){0,20}$`)
+
 // Certificate is one issued certificate with the attributes the repository
 // is searched by.
 type Certificate struct {

@@ -87,8 +87,19 @@ const (
 type OwnershipChange struct {
 	ID     string
 	Device string
-	// Kind is the CS02b replacement mode: "supplierByTransCoS".
-	Kind      string
+	// Kind is the CS02b replacement mode: "supplierByTransCoS",
+	// "supplierBySupplier" or "networkOperatorByNetworkOperator".
+	Kind string
+	// AnchorRole is the role whose cells the change replaces: AnchorSupplier
+	// (the default) or AnchorNetworkOperator. Settling sets that party and
+	// its digital-signing key identifier on the device.
+	AnchorRole string
+	// DSKeyID is the target digital-signing certificate's subject key
+	// identifier (upper-case hex), the device's anchor key once applied.
+	DSKeyID string
+	// ExecuteAt is when the meter is to execute a future-dated CS02b; zero
+	// for one executed at once.
+	ExecuteAt time.Time
 	Requester string
 	// OldOwner is the settled supplier when the change was recorded;
 	// NewOwner the one the change hands the device to.
@@ -114,18 +125,24 @@ type OwnershipChange struct {
 	CreatedAt, UpdatedAt time.Time
 }
 
+// The roles whose anchors an ownership change replaces.
+const (
+	AnchorSupplier        = "supplier"
+	AnchorNetworkOperator = "networkOperator"
+)
+
 const ownershipChangeColumns = `id, device, kind, requester, old_owner, new_owner, state, outcome, command_id, counter, tcos_seq,
-	read_command_id, reads, read_at, detail, created_at, updated_at`
+	read_command_id, reads, read_at, detail, created_at, updated_at, anchor_role, ds_key_id, execute_at`
 
 func scanOwnershipChange(r interface{ Scan(dest ...any) error }) (OwnershipChange, error) {
 	var c OwnershipChange
 	var counter int64
-	var created, updated, read timeCol
+	var created, updated, read, execute timeCol
 	if err := r.Scan(&c.ID, &c.Device, &c.Kind, &c.Requester, &c.OldOwner, &c.NewOwner, &c.State, &c.Outcome, &c.CommandID,
-		&counter, &c.Sequence, &c.ReadCommandID, &c.Reads, &read, &c.Detail, &created, &updated); err != nil {
+		&counter, &c.Sequence, &c.ReadCommandID, &c.Reads, &read, &c.Detail, &created, &updated, &c.AnchorRole, &c.DSKeyID, &execute); err != nil {
 		return OwnershipChange{}, err
 	}
-	c.Counter, c.CreatedAt, c.UpdatedAt, c.ReadAt = uint64(counter), created.t, updated.t, read.t
+	c.Counter, c.CreatedAt, c.UpdatedAt, c.ReadAt, c.ExecuteAt = uint64(counter), created.t, updated.t, read.t, execute.t
 	return c, nil
 }
 
@@ -142,6 +159,19 @@ func (s *RouterStore) OpenOwnershipChange(ctx context.Context, c OwnershipChange
 		return fmt.Errorf("%w: ownership change %s: device and new owner must be EUIs", ErrInvalid, c.ID)
 	case c.CreatedAt.IsZero():
 		return fmt.Errorf("%w: ownership change %s: no creation time", ErrInvalid, c.ID)
+	case !keyIDPattern.MatchString(c.DSKeyID):
+		return fmt.Errorf("%w: ownership change %s: key identifier %q is not upper-case hex", ErrInvalid, c.ID, c.DSKeyID)
+	}
+	switch c.AnchorRole {
+	case "":
+		c.AnchorRole = AnchorSupplier
+	case AnchorSupplier, AnchorNetworkOperator:
+	default:
+		return fmt.Errorf("%w: ownership change %s: anchor role %q", ErrInvalid, c.ID, c.AnchorRole)
+	}
+	var executeAt any
+	if !c.ExecuteAt.IsZero() {
+		executeAt = c.ExecuteAt
 	}
 	return s.db.inTx(ctx, func(tx dbtx) error {
 		n, err := tx.exec(ctx, `UPDATE router_devices SET change_state = $1 WHERE eui = $2 AND change_state = ''`, ChangePending, c.Device)
@@ -160,9 +190,9 @@ func (s *RouterStore) OpenOwnershipChange(ctx context.Context, c OwnershipChange
 			return fmt.Errorf("device %s has a change %s: %w", c.Device, state, ErrConflict)
 		}
 		if _, err := tx.exec(ctx, `INSERT INTO router_ownership_changes (`+ownershipChangeColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, '', 0, NULL, '', $11, $11)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, '', 0, NULL, '', $11, $11, $12, $13, $14)`,
 			c.ID, c.Device, c.Kind, c.Requester, c.OldOwner, c.NewOwner, ChangePending, c.CommandID, int64(c.Counter), c.Sequence,
-			c.CreatedAt); err != nil {
+			c.CreatedAt, c.AnchorRole, c.DSKeyID, executeAt); err != nil {
 			if errors.Is(classify(err), errUnique) {
 				return fmt.Errorf("ownership change of %s: %w", c.Device, ErrConflict)
 			}
@@ -259,32 +289,48 @@ func (s *RouterStore) RecordOwnershipRead(ctx context.Context, id, readCommandID
 }
 
 // SettleOwnershipChange ends an open change with outcome, in one
-// transaction with the audit entries es: the device's supplier becomes
-// supplier (the new owner when applied, the old one otherwise, whoever the
-// meter holds when diverged) and its registry row is no longer marked. A
-// change already settled gives ErrConflict, and nothing changes.
-func (s *RouterStore) SettleOwnershipChange(ctx context.Context, id, outcome, supplier, detail string, at time.Time, es ...AuditEvent) error {
+// transaction with the audit entries es: the device's party of the
+// change's anchor role (its supplier or network operator) becomes owner
+// (the new one when applied, the old one otherwise, whoever the meter
+// holds when diverged), and its registry row is no longer marked. The
+// party's digital-signing anchor key identifier on the device becomes the
+// change's target when applied, unknown when diverged, and stays as it was
+// otherwise (decision 016). A change already settled gives ErrConflict,
+// and nothing changes.
+func (s *RouterStore) SettleOwnershipChange(ctx context.Context, id, outcome, owner, detail string, at time.Time, es ...AuditEvent) error {
 	switch outcome {
 	case OutcomeApplied, OutcomeRefusedCoS, OutcomeNotApplied, OutcomeDiverged:
 	default:
 		return fmt.Errorf("%w: ownership change %s: outcome %q", ErrInvalid, id, outcome)
 	}
-	if supplier != "" && !euiPattern.MatchString(supplier) {
-		return fmt.Errorf("%w: ownership change %s: supplier EUI %q", ErrInvalid, id, supplier)
+	if owner != "" && !euiPattern.MatchString(owner) {
+		return fmt.Errorf("%w: ownership change %s: owner EUI %q", ErrInvalid, id, owner)
 	}
 	return s.db.inTx(ctx, func(tx dbtx) error {
-		var device string
+		var device, role, keyID string
 		err := tx.queryRow(ctx, `UPDATE router_ownership_changes SET state = $1, outcome = $2, detail = $3, updated_at = $4
-			WHERE id = $5 AND state IN ($6, $7) RETURNING device`, ChangeSettled, outcome, truncate(detail, 1000), at, id,
-			ChangePending, ChangeUnsettled).Scan(&device)
+			WHERE id = $5 AND state IN ($6, $7) RETURNING device, anchor_role, ds_key_id`, ChangeSettled, outcome, truncate(detail, 1000), at, id,
+			ChangePending, ChangeUnsettled).Scan(&device, &role, &keyID)
 		if errors.Is(err, errNoRows) {
 			return s.changeConflict(ctx, tx, id, "open")
 		}
 		if err != nil {
 			return fmt.Errorf("store: settling ownership change %s: %w", id, err)
 		}
-		if _, err := tx.exec(ctx, `UPDATE router_devices SET change_state = '', supplier = $1, updated_at = $2 WHERE eui = $3`,
-			supplier, at, device); err != nil {
+		party, keyCol := "supplier", "supplier_ds_key_id"
+		if role == AnchorNetworkOperator {
+			party, keyCol = "network_operator", "network_operator_ds_key_id"
+		}
+		set := keyCol + ` = ` + keyCol
+		args := []any{owner, at, device}
+		switch outcome {
+		case OutcomeApplied:
+			set, args = keyCol+` = $4`, append(args, keyID)
+		case OutcomeDiverged:
+			set = keyCol + ` = ''`
+		}
+		if _, err := tx.exec(ctx, `UPDATE router_devices SET change_state = '', `+party+` = $1, `+set+`, updated_at = $2 WHERE eui = $3`,
+			args...); err != nil {
 			return fmt.Errorf("store: settling ownership change %s: %w", id, err)
 		}
 		_, err = appendAuditsIn(ctx, tx, es)

@@ -149,3 +149,76 @@ func TestOwnershipChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestAnchorKeyIDs: the device's anchor key ids (decision 016) are kept
+// when the row is put again for the same party, set by an applied
+// rotation of its role (network operator here, supplier untouched), kept
+// by one not applied, cleared by a diverged one; a change remembers its
+// role, target key id and execution time.
+func TestAnchorKeyIDs(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			st := b.newOpener(t)(t).Router()
+			ctx := context.Background()
+			dev := smki.MustParseEUI(rtDevice)
+			const no = "3333333333333333"
+			put := func(supKey, noKey string) {
+				t.Helper()
+				if err := st.PutRouterDevices(ctx, RouterDevice{EUI: rtDevice, KAPublic: rtKey(t), Supplier: rtSupplier, NetworkOperator: no,
+					SupplierDSKeyID: supKey, NetworkOperatorDSKeyID: noKey, UpdatedAt: rtT0}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			keys := func(wantSup, wantNO string) {
+				t.Helper()
+				d, err := st.RouterDevice(ctx, dev)
+				if err != nil || d.SupplierDSKeyID != wantSup || d.NetworkOperatorDSKeyID != wantNO {
+					t.Fatalf("key ids %q %q, %v, want %q %q", d.SupplierDSKeyID, d.NetworkOperatorDSKeyID, err, wantSup, wantNO)
+				}
+			}
+			put("AA01", "BB01")
+			put("", "")
+			keys("AA01", "BB01")
+			if err := st.PutRouterDevices(ctx, RouterDevice{EUI: rtDevice, KAPublic: rtKey(t), Supplier: "2222222222222222",
+				NetworkOperator: no, UpdatedAt: rtT0}); err != nil {
+				t.Fatal(err)
+			}
+			keys("", "BB01") // another supplier: its key is not the old one's
+			put("AA01", "")
+			if err := st.PutRouterDevices(ctx, RouterDevice{EUI: rtDevice, KAPublic: rtKey(t), Supplier: rtSupplier, UpdatedAt: rtT0,
+				SupplierDSKeyID: "not hex"}); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("key id not hex: %v, want ErrInvalid", err)
+			}
+			exec := rtT0.Add(time.Hour)
+			rot := func(id string) OwnershipChange {
+				return OwnershipChange{ID: id, Device: rtDevice, Kind: "networkOperatorByNetworkOperator", AnchorRole: AnchorNetworkOperator,
+					Requester: no, OldOwner: no, NewOwner: no, CommandID: "cmd-" + id, Counter: 9, Sequence: 9, DSKeyID: "BB02",
+					ExecuteAt: exec, CreatedAt: rtT0}
+			}
+			for _, tt := range []struct {
+				id, outcome, want string
+			}{{"r1", OutcomeNotApplied, "BB01"}, {"r2", OutcomeApplied, "BB02"}, {"r3", OutcomeDiverged, ""}} {
+				if err := st.OpenOwnershipChange(ctx, rot(tt.id)); err != nil {
+					t.Fatal(err)
+				}
+				c, err := st.OwnershipChange(ctx, tt.id)
+				if err != nil || c.AnchorRole != AnchorNetworkOperator || c.DSKeyID != "BB02" || !c.ExecuteAt.Equal(exec) {
+					t.Fatalf("change %+v, %v", c, err)
+				}
+				if err := st.SettleOwnershipChange(ctx, tt.id, tt.outcome, no, "", rtT0); err != nil {
+					t.Fatal(err)
+				}
+				keys("AA01", tt.want)
+				d, _ := st.RouterDevice(ctx, dev)
+				if d.NetworkOperator != no || d.Supplier != rtSupplier {
+					t.Fatalf("owners after %s: %+v", tt.outcome, d)
+				}
+			}
+			bad := rot("r4")
+			bad.AnchorRole = "root"
+			if err := st.OpenOwnershipChange(ctx, bad); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("anchor role root: %v, want ErrInvalid", err)
+			}
+		})
+	}
+}

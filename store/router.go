@@ -38,6 +38,11 @@ type RouterDevice struct {
 	// (ChangePending or ChangeUnsettled), "" when none is open. Set only by
 	// the ownership-change methods; PutRouterDevices leaves it as it is.
 	ChangeState string
+	// SupplierDSKeyID and NetworkOperatorDSKeyID are the subject key
+	// identifiers (hex) of the digital-signing anchors the device holds for
+	// its supplier and network operator, "" when unknown (decision 016).
+	// PutRouterDevices keeps a known one when given "" for the same party.
+	SupplierDSKeyID, NetworkOperatorDSKeyID string
 }
 
 func (d *RouterDevice) validate() error {
@@ -54,6 +59,8 @@ func (d *RouterDevice) validate() error {
 		return fmt.Errorf("%w: device %s: network operator EUI %q is not 16 upper-case hex digits", ErrInvalid, d.EUI, d.NetworkOperator)
 	case d.UpdatedAt.IsZero():
 		return fmt.Errorf("%w: device %s: no update time", ErrInvalid, d.EUI)
+	case !keyIDPattern.MatchString(d.SupplierDSKeyID) || !keyIDPattern.MatchString(d.NetworkOperatorDSKeyID):
+		return fmt.Errorf("%w: device %s: anchor key identifiers must be upper-case hex", ErrInvalid, d.EUI)
 	}
 	return nil
 }
@@ -69,11 +76,19 @@ func (s *RouterStore) PutRouterDevices(ctx context.Context, devices ...RouterDev
 	}
 	return db.inTx(ctx, func(tx dbtx) error {
 		for _, d := range devices {
-			if _, err := tx.exec(ctx, `INSERT INTO router_devices (eui, ka_public, ds_public, supplier, network_operator, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6)
+			// A known anchor key id stays when the row is put again for the
+			// same party without one.
+			if _, err := tx.exec(ctx, `INSERT INTO router_devices (eui, ka_public, ds_public, supplier, network_operator, updated_at,
+					supplier_ds_key_id, network_operator_ds_key_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 				ON CONFLICT (eui) DO UPDATE SET ka_public = excluded.ka_public, ds_public = excluded.ds_public,
+					supplier_ds_key_id = CASE WHEN excluded.supplier_ds_key_id <> '' OR excluded.supplier <> router_devices.supplier
+						THEN excluded.supplier_ds_key_id ELSE router_devices.supplier_ds_key_id END,
+					network_operator_ds_key_id = CASE WHEN excluded.network_operator_ds_key_id <> ''
+						OR excluded.network_operator <> router_devices.network_operator
+						THEN excluded.network_operator_ds_key_id ELSE router_devices.network_operator_ds_key_id END,
 					supplier = excluded.supplier, network_operator = excluded.network_operator, updated_at = excluded.updated_at`,
-				d.EUI, d.KAPublic, d.DSPublic, d.Supplier, d.NetworkOperator, d.UpdatedAt); err != nil {
+				d.EUI, d.KAPublic, d.DSPublic, d.Supplier, d.NetworkOperator, d.UpdatedAt, d.SupplierDSKeyID, d.NetworkOperatorDSKeyID); err != nil {
 				return fmt.Errorf("store: putting device %s: %w", d.EUI, err)
 			}
 		}
@@ -87,8 +102,10 @@ func (s *RouterStore) RouterDevice(ctx context.Context, device smki.EUI) (Router
 	db, eui := s.db, device.String()
 	var d RouterDevice
 	var at timeCol
-	err := db.read().queryRow(ctx, `SELECT eui, ka_public, ds_public, supplier, network_operator, updated_at, change_state
-		FROM router_devices WHERE eui = $1`, eui).Scan(&d.EUI, &d.KAPublic, &d.DSPublic, &d.Supplier, &d.NetworkOperator, &at, &d.ChangeState)
+	err := db.read().queryRow(ctx, `SELECT eui, ka_public, ds_public, supplier, network_operator, updated_at, change_state,
+		supplier_ds_key_id, network_operator_ds_key_id
+		FROM router_devices WHERE eui = $1`, eui).Scan(&d.EUI, &d.KAPublic, &d.DSPublic, &d.Supplier, &d.NetworkOperator, &at, &d.ChangeState,
+		&d.SupplierDSKeyID, &d.NetworkOperatorDSKeyID)
 	if errors.Is(err, errNoRows) {
 		return RouterDevice{}, fmt.Errorf("device %s: %w", eui, ErrNotFound)
 	}

@@ -141,7 +141,11 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	if err != nil {
 		return err
 	}
-	svc, err := router.NewService(router.ServiceConfig{DB: db, Detector: det, ACB: acb, ACBKey: acbKey, TCoS: tcos, TCoSKey: tcosKey, Transport: transport,
+	desk, err := f.CredentialChange.Desk()
+	if err != nil {
+		return err
+	}
+	svc, err := router.NewService(router.ServiceConfig{ChangeDesk: desk, DB: db, Detector: det, ACB: acb, ACBKey: acbKey, TCoS: tcos, TCoSKey: tcosKey, Transport: transport,
 		ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
 	if err != nil {
 		return err

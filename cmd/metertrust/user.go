@@ -113,7 +113,7 @@ func (f *userFlags) withDevice(name, arg string, fn func(c *client.Client, devic
 // built on package client.
 func newUserCmd() *cobra.Command {
 	c := &cobra.Command{Use: "user", Short: "A DCC user's service requests, commands, responses and alerts (package client)"}
-	c.AddCommand(newUserSendCmd(), newUserWatchCmd(), newUserChangeSupplierCmd(), newUserThresholdsCmd())
+	c.AddCommand(newUserSendCmd(), newUserWatchCmd(), newUserChangeSupplierCmd(), newUserRotateKeysCmd(), newUserThresholdsCmd())
 	return c
 }
 
@@ -326,6 +326,67 @@ waits for its outcome (applied, refused, not-applied or diverged).`,
 	c.Flags().StringVar(&ppka, "pp-ka", "", "serial (hex) of your prepayment top-up key-agreement certificate (required)")
 	c.Flags().DurationVar(&wait, "wait", 0, "wait this long for the outcome")
 	for _, n := range []string{"ds", "ka", "pp-ka"} {
+		c.MarkFlagRequired(n)
+	}
+	return c
+}
+
+func newUserRotateKeysCmd() *cobra.Command {
+	var f userFlags
+	var r client.RotateRequest
+	var executeAt string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "rotate-keys TARGET --signer KEYURI --ds SERIAL --ka SERIAL [--prepayment-ka SERIAL]",
+		Short: "As the meter's supplier or network operator, replace your keys on it (SR 6.15.1)",
+		Long: `Replace your own trust anchors on the meter TARGET (DUIS 6.15.1): the router
+builds a CS02b (supplierBySupplier for a supplier, networkOperatorByNetworkOperator
+for a network operator) installing the certificates given by serial number
+(hex, as the SMKI repository lists them: digital-signing, key-agreement and,
+for a supplier, prepayment top-up key-agreement), this command checks it and
+signs it with --signer, your CURRENT digital-signing key (the one the meter
+holds), and the router records the change before it sends it. While it runs
+your critical commands for the meter are refused (ownership-unsettled); once
+applied, sign with the new key. --execute-at (RFC 3339, at most 24 hours ahead)
+dates the CS02b. Prints the change; with --wait, waits for its outcome
+(applied, refused, not-applied or diverged).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if executeAt != "" {
+				t, err := time.Parse(time.RFC3339, executeAt)
+				if err != nil {
+					return fmt.Errorf("--execute-at: %w", err)
+				}
+				r.ExecuteAt = t
+			}
+			return f.withDevice("TARGET", args[0], func(c *client.Client, target smki.EUI) error {
+				ctx := cmd.Context()
+				ch, err := c.RotateKeys(ctx, target, r)
+				if err != nil {
+					return err
+				}
+				if wait > 0 {
+					wctx, cancel := context.WithTimeout(ctx, wait)
+					defer cancel()
+					if ch, err = c.WaitRotation(wctx, ch.CommandID); err != nil {
+						return err
+					}
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), ch)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "rotation %s of %s on %s: %s (new DS key %s)\n", ch.CommandID, ch.NewOwner, ch.Target, ch.State, ch.DSKeyID)
+				return err
+			})
+		},
+	}
+	f.register(c, true)
+	c.Flags().StringVar(&r.DS, "ds", "", "serial (hex) of your new digital-signing certificate (required)")
+	c.Flags().StringVar(&r.KA, "ka", "", "serial (hex) of your new key-agreement certificate (required)")
+	c.Flags().StringVar(&r.PrepaymentKA, "prepayment-ka", "", "serial (hex) of your new prepayment top-up key-agreement certificate (suppliers)")
+	c.Flags().StringVar(&executeAt, "execute-at", "", "date the CS02b: the meter replaces the keys at this time (RFC 3339)")
+	c.Flags().DurationVar(&wait, "wait", 0, "wait this long for the outcome")
+	for _, n := range []string{"ds", "ka", "signer"} {
 		c.MarkFlagRequired(n)
 	}
 	return c
