@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/metertrust/metertrust/smki"
 )
 
 // The kinds of delivery.
@@ -36,17 +38,33 @@ type Delivery struct {
 	Body   []byte
 	Detail string
 	At     time.Time
+	// Alert is set on a device alert (Kind KindAlert): the router's reading
+	// of its header. OpenAlert checks it against the device's signature.
+	Alert *AlertInfo
+}
+
+// AlertInfo is what the router says of a device alert it delivers: the
+// device, the alert's message code and the device's own counter, the header
+// recipient, and whether the router rerouted it to the user, the device's
+// current supplier, because the recipient no longer is (decision 018).
+type AlertInfo struct {
+	Device    smki.EUI `json:"device"`
+	Code      string   `json:"messageCode"`
+	Counter   uint64   `json:"counter"`
+	Recipient smki.EUI `json:"recipient"`
+	Rerouted  bool     `json:"rerouted"`
 }
 
 // UnmarshalJSON reads a delivery as the router sends it, its body in hex.
 func (d *Delivery) UnmarshalJSON(b []byte) error {
 	var v struct {
-		Seq       int64     `json:"seq"`
-		CommandID string    `json:"commandId"`
-		Kind      string    `json:"kind"`
-		Body      string    `json:"body"`
-		Detail    string    `json:"detail"`
-		At        time.Time `json:"at"`
+		Seq       int64      `json:"seq"`
+		CommandID string     `json:"commandId"`
+		Kind      string     `json:"kind"`
+		Body      string     `json:"body"`
+		Detail    string     `json:"detail"`
+		At        time.Time  `json:"at"`
+		Alert     *AlertInfo `json:"alert"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
@@ -55,7 +73,7 @@ func (d *Delivery) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("client: delivery %d: body is not hex: %w", v.Seq, err)
 	}
-	*d = Delivery{Seq: v.Seq, CommandID: v.CommandID, Kind: v.Kind, Body: body, Detail: v.Detail, At: v.At}
+	*d = Delivery{Seq: v.Seq, CommandID: v.CommandID, Kind: v.Kind, Body: body, Detail: v.Detail, At: v.At, Alert: v.Alert}
 	return nil
 }
 

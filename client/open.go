@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -167,6 +168,80 @@ func (c *Client) Open(ctx context.Context, body []byte) (*Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: reading the message: %w", err)
 	}
+	return c.open(ctx, m, false)
+}
+
+// ErrNotAlert is returned by OpenAlert for a delivery that is not a device
+// alert.
+var ErrNotAlert = errors.New("client: not a device alert")
+
+// Alert is a device alert, checked and read.
+type Alert struct {
+	*Response
+	// Rerouted is set when the alert was addressed to another user, the
+	// device's supplier before the user: the router delivered it to the
+	// user, the device's current supplier, instead (decision 018). Its
+	// signature is the device's all the same.
+	Rerouted bool
+	// UseCase is the alert's typed reading where its layout is GB's: for
+	// 0x00CC a dlms.FutureDatedAlert, for 0x00CD a *gbz.Alert with its
+	// FutureDated outcome, for 0x00CB the *asn.UpdateSecurityCredentialsAlert
+	// (the codecs of packages dlms, gbz and asn); nil otherwise.
+	UseCase any
+}
+
+// OpenAlert checks and reads a device alert delivered to the user (a
+// Delivery of kind KindAlert), as Open does a response: the device's
+// signature (or the MAC under the user's key) over the alert, a CRA flag
+// of alert, and the router's account of it (Delivery.Alert) matching the
+// bytes. A signed alert rerouted to the user (addressed to the device's
+// former supplier) is accepted when the router says so; a MAC'd one never
+// is.
+func (c *Client) OpenAlert(ctx context.Context, d Delivery) (*Alert, error) {
+	if d.Kind != KindAlert {
+		return nil, fmt.Errorf("%w: a delivery of kind %q", ErrNotAlert, d.Kind)
+	}
+	m, err := commands.Parse(d.Body)
+	if err != nil {
+		return nil, fmt.Errorf("client: reading the alert: %w", err)
+	}
+	if m.CRA != commands.Alert {
+		return nil, fmt.Errorf("%w: CRA flag %s", ErrNotAlert, m.CRA)
+	}
+	if i := d.Alert; i != nil && (i.Device != m.Originator || i.Counter != m.Counter || i.Recipient != m.Recipient || i.Code != m.Code.String()) {
+		return nil, fmt.Errorf("client: the router's account of alert %d does not match its bytes", d.Seq)
+	}
+	rerouted := m.Recipient != c.eui
+	if rerouted && (d.Alert == nil || !d.Alert.Rerouted) {
+		return nil, fmt.Errorf("client: an alert to %s, not to %s, and not rerouted", m.Recipient, c.eui)
+	}
+	r, err := c.open(ctx, m, rerouted)
+	if err != nil {
+		return nil, err
+	}
+	return &Alert{Response: r, Rerouted: rerouted, UseCase: alertUseCase(r.Payload)}, nil
+}
+
+// alertUseCase is the typed reading of an alert's payload: the DLMS use
+// case's typed value (dlms.FutureDatedAlert, dlms.BillingDataLogAlert, ...),
+// the GBZ alert (*gbz.Alert, with its FutureDated outcome for 0x00CD), or
+// the ASN.1 value (for 0x00CB the asn.UpdateSecurityCredentialsAlert).
+func alertUseCase(p commands.Payload) any {
+	switch {
+	case p.Structure == commands.StructureDLMS:
+		if d, ok := p.UseCase.(dlms.Description); ok {
+			return d.Value
+		}
+		return nil
+	case p.Structure == commands.StructureGBZAlert || p.Structure == commands.StructureASN1:
+		return p.Tree
+	}
+	return p.UseCase
+}
+
+// open checks and reads m; rerouted accepts a signed message to another
+// recipient.
+func (c *Client) open(ctx context.Context, m *commands.Message, rerouted bool) (*Response, error) {
 	keys, err := c.DeviceKeys(ctx, m.Originator)
 	if err != nil {
 		return nil, err
@@ -175,12 +250,14 @@ func (c *Client) Open(ctx context.Context, body []byte) (*Response, error) {
 	u, _ := commands.LookupCode(m.Code)
 	switch {
 	case m.Signed():
-		if m.Recipient != c.eui {
+		if m.Recipient != c.eui && !rerouted {
 			return nil, fmt.Errorf("client: a message to %s, not to %s", m.Recipient, c.eui)
 		}
 		if err := commands.VerifySignature(keys.DS, m); err != nil {
 			return nil, fmt.Errorf("client: the device's signature: %w", err)
 		}
+	case m.HasMAC() && m.Recipient != c.eui && rerouted:
+		return nil, fmt.Errorf("client: a MAC'd alert to %s rerouted to %s: the user cannot check it", m.Recipient, c.eui)
 	case m.HasMAC() && m.Recipient != c.eui:
 		if m.URP == nil || m.URP.EUI != c.eui {
 			return nil, fmt.Errorf("client: a message MAC'd for %s, neither to nor on behalf of %s", m.Recipient, c.eui)

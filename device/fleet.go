@@ -5,12 +5,14 @@ import (
 	"cmp"
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/metertrust/metertrust/smki"
 )
@@ -34,6 +36,9 @@ type Fleet struct {
 	alertMu sync.Mutex
 	alerts  []FleetAlert // the most recent, oldest first
 	next    uint64       // index of the next alert
+	// log names this fleet's alert log: indexes start again at 0 in a new
+	// fleet (a restarted process), and a collector keeps its cursor per log.
+	log string
 }
 
 // FleetAlertLog is how many alerts a fleet keeps: older ones are dropped
@@ -51,7 +56,7 @@ type FleetAlert struct {
 // the alerts its meters raise (see Alerts) and also hands each to
 // cfg.Alerts when set.
 func NewFleet(cfg Config) *Fleet {
-	f := &Fleet{meters: make(map[smki.EUI]*Meter)}
+	f := &Fleet{meters: make(map[smki.EUI]*Meter), log: rand.Text()}
 	sink := cfg.Alerts
 	cfg.Alerts = func(ctx context.Context, a Alert) {
 		f.keep(a)
@@ -75,6 +80,11 @@ func (f *Fleet) keep(a Alert) {
 	}
 }
 
+// AlertLog names the fleet's alert log: a random text drawn when the fleet
+// is made, so that a collector tells a new log (whose indexes start again
+// at 0) from the one it was reading.
+func (f *Fleet) AlertLog() string { return f.log }
+
 // Alerts returns up to limit of the alerts the fleet keeps whose index is
 // since or more, oldest first, and the index to ask from next time. When
 // alerts from since on were dropped (the log holds FleetAlertLog), the list
@@ -92,6 +102,23 @@ func (f *Fleet) Alerts(since uint64, limit int) ([]FleetAlert, uint64) {
 		next = out[len(out)-1].Index + 1
 	}
 	return slices.Clone(out), max(next, since)
+}
+
+// Run ticks the fleet (Tick) every interval until ctx ends, as the meters'
+// own clocks would: a future-dated command executes, and its outcome alert
+// is raised, at its time and not only when the meter next hears from the
+// network.
+func (f *Fleet) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.Tick(ctx)
+		}
+	}
 }
 
 // Tick executes the future-dated commands that have fallen due on every

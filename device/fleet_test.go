@@ -199,3 +199,22 @@ func heap() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// TestFleetAlertLog: each fleet names its alert log afresh, so a collector
+// tells a restarted fleet (indexes from 0 again) from the one it read; Run
+// ticks until its context ends.
+func TestFleetAlertLog(t *testing.T) {
+	a, b := NewFleet(Config{}), NewFleet(Config{})
+	if a.AlertLog() == "" || a.AlertLog() == b.AlertLog() {
+		t.Fatalf("alert logs %q and %q", a.AlertLog(), b.AlertLog())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { a.Run(ctx, time.Millisecond); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not end with its context")
+	}
+}

@@ -117,6 +117,9 @@ type AlertEntry struct {
 // AlertList is the body of GET /v1/alerts.
 type AlertList struct {
 	Alerts []AlertEntry `json:"alerts"`
+	// Log names the fleet's alert log (Fleet.AlertLog): indexes count from
+	// 0 again in a new log.
+	Log string `json:"log"`
 	// Next is the since to ask with next time.
 	Next uint64 `json:"next"`
 }
@@ -402,7 +405,7 @@ func (h *HTTPHandler) getAlerts(c echo.Context) error {
 		limit = n
 	}
 	alerts, next := h.fleet.Alerts(since, limit)
-	out := AlertList{Alerts: make([]AlertEntry, len(alerts)), Next: next}
+	out := AlertList{Alerts: make([]AlertEntry, len(alerts)), Log: h.fleet.AlertLog(), Next: next}
 	for i, a := range alerts {
 		out.Alerts[i] = AlertEntry{Index: a.Index, Device: a.Device, Recipient: a.Recipient, Code: commands.MessageCode(a.Code).String(),
 			Counter: a.Counter, At: a.At.UTC(), Message: hex.EncodeToString(a.Message)}

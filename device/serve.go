@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/internal/serving"
@@ -93,6 +94,7 @@ func (f ServeConfig) Serve(ctx context.Context) error {
 	}
 	log.InfoContext(ctx, "fleet listening", "component", "serve.fleet", "addr", ln.Addr().String(), "meters", fleet.Len(),
 		"tls", tlsConfig != nil)
+	go fleet.Run(ctx, time.Second)
 	return h.Serve(ctx, ln, tlsConfig)
 }
 

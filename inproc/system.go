@@ -587,7 +587,12 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		if s.Router.Changes != nil {
 			s.run("change-of-supplier sweeper", func() error { return s.Router.Changes.Run(svcCtx) })
 		}
+		if s.Router.Alerts != nil {
+			s.run("alert intake", func() error { return s.Router.Alerts.Run(svcCtx) })
+		}
 	}
+	// The meters' clocks: future-dated commands execute at their time.
+	s.run("meter clock", func() error { s.Fleet.Run(svcCtx, time.Second); return nil })
 	if oln != nil {
 		s.run("operator API", func() error { return s.Operator.Serve(svcCtx, oln) })
 	}

@@ -43,3 +43,24 @@ func (t *FleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) 
 	}
 	return resp, nil
 }
+
+// alertLog is what FleetTransport reads alerts from (device.Fleet).
+type alertLog interface {
+	Alerts(since uint64, limit int) ([]device.FleetAlert, uint64)
+	AlertLog() string
+}
+
+// Alerts implements router.AlertSource over the fleet's alert log, when
+// the fleet keeps one (a *device.Fleet does).
+func (t *FleetTransport) Alerts(_ context.Context, since uint64, limit int) (router.AlertPage, error) {
+	l, ok := t.fleet.(alertLog)
+	if !ok {
+		return router.AlertPage{Next: since}, nil
+	}
+	as, next := l.Alerts(since, limit)
+	p := router.AlertPage{Log: l.AlertLog(), Next: next, Alerts: make([]router.RawAlert, len(as))}
+	for i, a := range as {
+		p.Alerts[i] = router.RawAlert{Index: a.Index, Device: a.Device, At: a.At, Message: a.Message}
+	}
+	return p, nil
+}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/apiserver"
+	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -478,10 +479,31 @@ type deliveryView struct {
 	Body      HexBytes  `json:"body,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
 	At        time.Time `json:"at"`
+	// Alert is set on a device alert.
+	Alert *alertView `json:"alert,omitempty"`
+}
+
+// alertView is the header facts of a device alert delivered to d.Caller,
+// read from its bytes (the intake checked them).
+type alertView struct {
+	Device    smki.EUI `json:"device"`
+	Code      string   `json:"messageCode"`
+	Counter   uint64   `json:"counter"`
+	Recipient smki.EUI `json:"recipient"`
+	// Rerouted is set when the recipient is not the caller: the device
+	// changed supplier (decision 018).
+	Rerouted bool `json:"rerouted"`
 }
 
 func viewOf(d Delivery) deliveryView {
-	return deliveryView{Seq: d.Seq, CommandID: d.CommandID, Kind: d.Kind, Body: d.Body, Detail: d.Detail, At: d.At}
+	v := deliveryView{Seq: d.Seq, CommandID: d.CommandID, Kind: d.Kind, Body: d.Body, Detail: d.Detail, At: d.At}
+	if d.Kind == DeliveryAlert {
+		if m, err := commands.Parse(d.Body); err == nil && m.CRA == commands.Alert {
+			v.Alert = &alertView{Device: m.Originator, Code: m.Code.String(), Counter: m.Counter, Recipient: m.Recipient,
+				Rerouted: m.Recipient != d.Caller}
+		}
+	}
+	return v
 }
 
 func parseCursor(s string) (int64, error) {
@@ -528,7 +550,8 @@ func (s *Server) getResponses(c echo.Context) error {
 const streamSlack = 10 * time.Second
 
 // getEvents: GET /v1/events streams the caller's deliveries (event types
-// response, failure) and anomaly alerts (event type alert) as server-sent
+// response, failure, and alert for a device alert, with its seq as id) and
+// anomaly alerts (event type alert without id) as server-sent
 // events. Deliveries carry their seq as the event id, so a client resumes
 // with Last-Event-ID.
 func (s *Server) getEvents(c echo.Context) error {

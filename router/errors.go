@@ -76,6 +76,15 @@ var (
 	// the clock in milliseconds. Forwarded, it would leave the device
 	// refusing every later command from the originator.
 	ErrCounterAhead = kind("counter-ahead", problem.Conflict, "counter too far ahead of the last forwarded or the clock")
+	// ErrStaleAlert: a device alert whose counter is not above the last
+	// alert recorded from the device (decision 018), and not one already
+	// recorded (a duplicate, dropped without refusal).
+	ErrStaleAlert = kind("stale-alert", problem.Conflict, "alert counter not above the last from the device")
+	// ErrNoRecipient: a verified device alert with nobody to deliver it
+	// to: its recipient holds no role for the device and the device has no
+	// supplier, or it is MAC'd for a recipient who no longer holds the
+	// role (the owner could not check it).
+	ErrNoRecipient = kind("no-recipient", problem.Conflict, "nobody to deliver the device alert to")
 	// ErrQuarantined: the command breached an anomaly detection threshold
 	// and was quarantined, not forwarded.
 	ErrQuarantined = kind("quarantined", problem.Quarantined, "command quarantined by anomaly detection")

@@ -16,6 +16,7 @@ type Metrics struct {
 	outboxDepth   prometheus.Gauge
 	quarantine    prometheus.Gauge
 	operatorAlert *prometheus.CounterVec
+	alerts        *prometheus.CounterVec
 }
 
 // NewMetrics creates the router's metrics and registers them with reg.
@@ -46,8 +47,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "metertrust", Subsystem: "router", Name: "operator_alerts_total",
 			Help: "Operator alerts raised by the change desk, by reason (diverged, reads).",
 		}, []string{"reason"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "metertrust", Subsystem: "router", Name: "alerts_total",
+			Help: "Device alerts read from the device transports, by outcome (received, duplicate, or the refusal code).",
+		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.stageTotal, m.stageDuration, m.forwarded, m.outboxDepth, m.quarantine, m.operatorAlert} {
+	for _, c := range []prometheus.Collector{m.stageTotal, m.stageDuration, m.forwarded, m.outboxDepth, m.quarantine, m.operatorAlert, m.alerts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -90,5 +95,11 @@ func (m *Metrics) SetOutboxDepth(n int) {
 func (m *Metrics) SetQuarantineSize(n int) {
 	if m != nil {
 		m.quarantine.Set(float64(n))
+	}
+}
+
+func (m *Metrics) alert(outcome string) {
+	if m != nil {
+		m.alerts.WithLabelValues(outcome).Inc()
 	}
 }

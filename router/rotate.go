@@ -445,7 +445,7 @@ func (d *ChangeDesk) CredentialsAlerted(ctx context.Context, device smki.EUI, m 
 	ignore := func(detail string) {
 		r.audit(ctx, AuditEvent{Action: "change-of-supplier.stale-alert", Target: device, Code: m.Code, Detail: clip(detail, maxRefusalDetail), At: now})
 	}
-	if m.CRA != commands.Alert || m.Code != codeCS02bAlert || m.Originator != device {
+	if m.CRA != commands.Alert || m.Code != CodeCS02bAlert || m.Originator != device {
 		ignore(fmt.Sprintf("not a CS02b alert of device %s: %s %s from %s", device, m.CRA, m.Code, m.Originator))
 		return
 	}
@@ -501,6 +501,3 @@ func (d *ChangeDesk) CredentialsAlerted(ctx context.Context, device smki.EUI, m 
 		}
 	}
 }
-
-// codeCS02bAlert is the CS02b future-dated execution alert.
-const codeCS02bAlert commands.MessageCode = 0x00CB

@@ -237,7 +237,7 @@ func TestRotationWithMeter(t *testing.T) {
 				t.Fatal("no alert from the meter")
 			}
 			am, err := commands.Parse(alert.Message)
-			if err != nil || am.Code != codeCS02bAlert {
+			if err != nil || am.Code != CodeCS02bAlert {
 				t.Fatalf("alert %+v: %v", alert, err)
 			}
 			if err := commands.VerifySignature(mtr2.SignaturePublicKey(), am); err != nil {

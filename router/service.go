@@ -72,6 +72,15 @@ type ServiceConfig struct {
 	// ChangeDesk times the change desk (its AnswerTimeout, ReadTimeout,
 	// ReadMaxWait, ReadAlertAfter and Sweep; the rest is set here).
 	ChangeDesk ChangeDeskConfig
+	// AlertSource names the device transport as an alert source, keying
+	// the alert intake's cursor; "" for "devices". When Transport is an
+	// AlertSource (HTTPTransport, the in-process fleet's), the service
+	// collects the alerts devices raise from it (decision 018).
+	AlertSource string
+	// AlertObserver, when set, is told about the verified CS02b outcome
+	// alerts (0x00CB) to the DCC's own parties. Optional: when nil, the
+	// service's ChangeDesk is told, if it is an AlertObserver.
+	AlertObserver AlertObserver
 }
 
 // Service is the router service: pipeline (recording through a group-commit
@@ -88,6 +97,9 @@ type Service struct {
 	Admitter *GroupAdmitter
 	// Changes runs changes of supplier; nil without a TCoS key.
 	Changes *ChangeDesk
+	// Alerts collects device alerts from the transport; nil when the
+	// transport is no AlertSource.
+	Alerts  *AlertIntake
 	cfg     ServiceConfig
 	tls     *tls.Config
 	metrics *Metrics
@@ -155,25 +167,41 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		}
 		fwd.SetCredentialsObserver(changes)
 	}
+	var intake *AlertIntake
+	observer := cfg.AlertObserver
+	if observer == nil && changes != nil {
+		observer = changes
+	}
+	if src, ok := cfg.Transport.(AlertSource); ok {
+		name := cfg.AlertSource
+		if name == "" {
+			name = "devices"
+		}
+		if intake, err = NewAlertIntake(IntakeConfig{Sources: map[string]AlertSource{name: src}, Store: cfg.DB.Router(), Registry: st,
+			ACB: cfg.ACB, ACBKey: cfg.ACBKey, TCoS: cfg.TCoS, Observer: observer, Publisher: hub, Metrics: m,
+			Logger: cfg.Logger, Clock: cfg.Clock}); err != nil {
+			return nil, err
+		}
+	}
 	rev := NewStoreRevocations(cfg.DB.SMKI(), cfg.DCCKIIssuer, 10*time.Second, cfg.Clock)
 	srv, err := NewServer(ServerConfig{Router: r, Commands: st, Hub: hub, Alerts: cfg.Detector.Broker(), Quarantine: cfg.Detector, Thresholds: cfg.Detector, Release: rel.Forward, Consents: NewConsentDesk(r, cfg.DB.Router(), nil), Changes: changes, Identify: cfg.Identify,
 		Revocations: rev, Gatherer: cfg.Registry, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Router: r, Forwarder: fwd, Releases: rel, Server: srv, Storage: st, Hub: hub, Admitter: admitter, Changes: changes, cfg: cfg, metrics: m,
+	return &Service{Router: r, Forwarder: fwd, Releases: rel, Server: srv, Storage: st, Hub: hub, Admitter: admitter, Changes: changes, Alerts: intake, cfg: cfg, metrics: m,
 		tls: TLSConfig(cfg.ClientCAs, cfg.ServerCertificate, rev), log: cfg.Logger.With("component", "router.service")}, nil
 }
 
 // Run serves the API on ln with mutual TLS (apiserver.Serve, with its fixed
 // timeouts and header limit) and runs the forwarder, the release sweeper,
-// the change-of-supplier sweeper and the anomaly detector's background work until ctx ends, then shuts the
+// the change-of-supplier sweeper, the alert intake and the anomaly detector's background work until ctx ends, then shuts the
 // server down gracefully.
 func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 7)
 	run := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -190,6 +218,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	run("quarantine gauge", func() error { return s.watchQuarantine(ctx) })
 	if s.Changes != nil {
 		run("change-of-supplier sweeper", func() error { return s.Changes.Run(ctx) })
+	}
+	if s.Alerts != nil {
+		run("alert intake", func() error { return s.Alerts.Run(ctx) })
 	}
 	// The API on the shared server set-up: the timeouts and header limit
 	// of the operator and repository APIs, with the router's mutual TLS. It

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"time"
 
 	"github.com/metertrust/metertrust/commands/dlms"
 )
@@ -18,6 +19,11 @@ type tariffParams struct {
 	Tariff                   *dlms.Tariff `json:"tariff,omitempty"`
 	StandingChargeMilliPence *int64       `json:"standingChargeMilliPence,omitempty"`
 	Rates                    []tariffRate `json:"rates,omitempty"`
+	// Activation, in the simple form, is when the tariff comes into force:
+	// absent for now, or a time to come, which makes the command
+	// future-dated (the meter then raises a future-dated outcome alert,
+	// 0x00CC, for each activation attribute when it applies it).
+	Activation *time.Time `json:"activation,omitempty"`
 }
 
 type tariffRate struct {
@@ -49,8 +55,8 @@ func tariffPayload(c payloadContext, params json.RawMessage) ([]byte, error) {
 	}
 	t := q.Tariff
 	switch {
-	case t != nil && (q.StandingChargeMilliPence != nil || q.Rates != nil):
-		return nil, fmt.Errorf("%w: parameters: give a tariff or the simple form (standingChargeMilliPence, rates), not both", ErrBadRequest)
+	case t != nil && (q.StandingChargeMilliPence != nil || q.Rates != nil || q.Activation != nil):
+		return nil, fmt.Errorf("%w: parameters: give a tariff or the simple form (standingChargeMilliPence, rates, activation), not both", ErrBadRequest)
 	case t == nil:
 		var err error
 		if t, err = simpleTariff(q); err != nil {
@@ -103,6 +109,12 @@ func simpleTariff(q tariffParams) (*dlms.Tariff, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: parameters: rates: %w", ErrBadRequest, err)
 	}
+	activation := dlms.Now
+	if q.Activation != nil {
+		if activation, err = dlms.NewDateTime(q.Activation.UTC()); err != nil {
+			return nil, fmt.Errorf("%w: parameters: activation: %w", ErrBadRequest, err)
+		}
+	}
 	return &dlms.Tariff{
 		Seasons:        []dlms.Season{{Name: dlms.HexBytes{1}, Start: dlms.Now, Week: dlms.HexBytes{1}}},
 		Weeks:          []dlms.WeekProfile{{Name: dlms.HexBytes{1}, Days: [7]uint8{1, 1, 1, 1, 1, 1, 1}}},
@@ -110,7 +122,7 @@ func simpleTariff(q tariffParams) (*dlms.Tariff, error) {
 		SpecialDays:    []dlms.SpecialDay{},
 		StandingCharge: standing,
 		Prices:         matrix,
-		Activation:     dlms.Now,
+		Activation:     activation,
 	}, nil
 }
 

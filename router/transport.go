@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,4 +149,66 @@ func NewCSPTransport(endpoint, caFile, certFile, keyFile string) (*HTTPTransport
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64}}
 	return NewHTTPTransport(endpoint, client)
+}
+
+// MaxAlertPageBytes bounds one page of alerts read from an HTTP transport.
+const MaxAlertPageBytes = 8 << 20
+
+// Alerts implements AlertSource: GET {base}/v1/alerts?since=N&limit=M of
+// the endpoint (docs/device.md), the alerts its devices raised with the
+// whole GBCS messages in hex.
+func (t *HTTPTransport) Alerts(ctx context.Context, since uint64, limit int) (AlertPage, error) {
+	u := t.base.JoinPath("v1", "alerts")
+	u.RawQuery = url.Values{"since": {strconv.FormatUint(since, 10)}, "limit": {strconv.Itoa(limit)}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return AlertPage{}, fmt.Errorf("building request to %s: %w", u.Redacted(), err)
+	}
+	req.Header.Set("Accept", "application/json")
+	res, err := t.client.Do(req)
+	if err != nil {
+		return AlertPage{}, fmt.Errorf("reading %s: %w", u.Redacted(), err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxAlertPageBytes+1))
+	if err != nil {
+		return AlertPage{}, fmt.Errorf("reading %s: %w", u.Redacted(), err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return AlertPage{}, fmt.Errorf("%s answered %s: %s", u.Redacted(), res.Status, snippet(body))
+	}
+	if len(body) > MaxAlertPageBytes {
+		return AlertPage{}, fmt.Errorf("%s: a page of alerts over %d bytes", u.Redacted(), MaxAlertPageBytes)
+	}
+	return parseAlertPage(body)
+}
+
+// parseAlertPage reads the body of GET /v1/alerts.
+func parseAlertPage(body []byte) (AlertPage, error) {
+	var list struct {
+		Log    string `json:"log"`
+		Next   uint64 `json:"next"`
+		Alerts []struct {
+			Index   uint64    `json:"index"`
+			Device  string    `json:"device"`
+			At      time.Time `json:"at"`
+			Message string    `json:"message"`
+		} `json:"alerts"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return AlertPage{}, fmt.Errorf("%w: alert list: %w", ErrMalformed, err)
+	}
+	p := AlertPage{Log: list.Log, Next: list.Next, Alerts: make([]RawAlert, 0, len(list.Alerts))}
+	for _, a := range list.Alerts {
+		dev, err := smki.ParseEUI(a.Device)
+		if err != nil {
+			return AlertPage{}, fmt.Errorf("%w: alert %d: device: %w", ErrMalformed, a.Index, err)
+		}
+		msg, err := hex.DecodeString(a.Message)
+		if err != nil {
+			return AlertPage{}, fmt.Errorf("%w: alert %d: message: %w", ErrMalformed, a.Index, err)
+		}
+		p.Alerts = append(p.Alerts, RawAlert{Index: a.Index, Device: dev, At: a.At, Message: msg})
+	}
+	return p, nil
 }

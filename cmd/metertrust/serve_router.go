@@ -146,7 +146,7 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 		return err
 	}
 	svc, err := router.NewService(router.ServiceConfig{ChangeDesk: desk, DB: db, Detector: det, ACB: acb, ACBKey: acbKey, TCoS: tcos, TCoSKey: tcosKey, Transport: transport,
-		ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
+		AlertSource: "csp " + f.CSP, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -212,6 +212,9 @@ func printDelivery(w io.Writer, ctx context.Context, c *client.Client, d client.
 	if d.Detail != "" {
 		out["detail"] = d.Detail
 	}
+	if d.Kind == client.KindAlert && len(d.Body) > 0 {
+		return printAlert(w, ctx, c, d, out, asJSON)
+	}
 	if len(d.Body) > 0 {
 		r, err := c.Open(ctx, d.Body)
 		if err != nil {
@@ -231,6 +234,32 @@ func printDelivery(w io.Writer, ctx context.Context, c *client.Client, d client.
 			}
 		}
 	}
+	return writeDelivery(w, out, asJSON)
+}
+
+// printAlert prints a device alert checked (the device's signature) and
+// decoded (its use case's typed reading), with the router's account of it.
+func printAlert(w io.Writer, ctx context.Context, c *client.Client, d client.Delivery, out map[string]any, asJSON bool) error {
+	out["kind"] = "device-alert"
+	if i := d.Alert; i != nil {
+		out["device"], out["messageCode"], out["counter"], out["recipient"], out["rerouted"] = i.Device.String(), i.Code, i.Counter, i.Recipient.String(), i.Rerouted
+	}
+	a, err := c.OpenAlert(ctx, d)
+	if err != nil {
+		out["verified"], out["body"], out["openError"] = false, hex.EncodeToString(d.Body), err.Error()
+		return writeDelivery(w, out, asJSON)
+	}
+	m := a.Message
+	out["verified"], out["from"], out["messageCode"], out["counter"] = true, m.Originator.String(), m.Code.String(), m.Counter
+	out["recipient"], out["rerouted"], out["payload"] = m.Recipient.String(), a.Rerouted, a.Payload
+	if a.UseCase != nil {
+		out["alert"] = a.UseCase
+	}
+	return writeDelivery(w, out, asJSON)
+}
+
+// writeDelivery writes out as one JSON line (asJSON) or indented.
+func writeDelivery(w io.Writer, out map[string]any, asJSON bool) error {
 	if asJSON {
 		b, err := json.Marshal(out)
 		if err != nil {
