@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -344,9 +343,9 @@ func (d *ChangeDesk) requestChange(ctx context.Context, caller Caller, in Change
 // (unrevoked) and checks it: an organisation certificate of the caller in
 // role with t's key usage and a valid path.
 func (d *ChangeDesk) checkCertificate(ctx context.Context, caller Caller, role smki.Role, t *targetCert, now time.Time) error {
-	serial, err := hex.DecodeString(strings.TrimSpace(t.serial))
-	if err != nil || len(serial) == 0 {
-		return fmt.Errorf("%w: %s: %q is not a certificate serial number in hex", ErrBadRequest, t.name, t.serial)
+	serial, err := smki.ParseSerial(t.serial)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBadRequest, t.name, err)
 	}
 	certs, err := d.cfg.Store.FindCertificates(ctx, store.CertQuery{EUI: caller.EUI.String(), Kind: store.KindOrg, Serial: serial})
 	if err != nil {
