@@ -89,6 +89,9 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 	if iss.rec.Kind != store.CAKindDCA {
 		return sum, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, req.Batch)
 	}
+	if iss.rec.Purpose != PurposeNew {
+		return sum, fmt.Errorf("%w: batch %s is opened for %s certificates, not new devices", ErrRequest, req.Batch, iss.rec.Purpose)
+	}
 	if req.FirstEUI.IsZero() {
 		rec, err := a.st.CA(ctx, req.Batch)
 		if err != nil {

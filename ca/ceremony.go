@@ -67,7 +67,10 @@ type CAInfo struct {
 	// Responder is a closed batch's delegated OCSP responder (decision
 	// 013): its certificate's serial and whether its key is present.
 	Responder *ResponderInfo `json:"ocsp_responder,omitempty"`
-	CertDER   []byte         `json:"-"`
+	// Purpose is a batch's purpose: "" for new devices, "rekey" for
+	// device re-keys (decision 017).
+	Purpose string `json:"purpose,omitempty"`
+	CertDER []byte `json:"-"`
 }
 
 var batchNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
@@ -108,7 +111,7 @@ func (a *Authority) Init(ctx context.Context, req InitRequest) ([]CAInfo, error)
 			return nil, err
 		}
 		out = append(out, root)
-		oca, err := a.createSubCA(ctx, NameOCA, store.CAKindOCA, 0, NameRoot, rootKey, func(pub crypto.PublicKey) (*template, error) {
+		oca, err := a.createSubCA(ctx, NameOCA, store.CAKindOCA, "", 0, NameRoot, rootKey, func(pub crypto.PublicKey) (*template, error) {
 			return ocaTemplate(pub, req.OCAName, now)
 		})
 		if err != nil {
@@ -123,7 +126,7 @@ func (a *Authority) Init(ctx context.Context, req InitRequest) ([]CAInfo, error)
 			return nil, err
 		}
 		out = append(out, troot)
-		tca, err := a.createSubCA(ctx, NameDCCKITLS, store.CAKindDCCKITLS, 0, NameDCCKIRoot, trootKey, func(pub crypto.PublicKey) (*template, error) {
+		tca, err := a.createSubCA(ctx, NameDCCKITLS, store.CAKindDCCKITLS, "", 0, NameDCCKIRoot, trootKey, func(pub crypto.PublicKey) (*template, error) {
 			return tlsCATemplate(KindTLSCA, pub, req.DCCKITLSName, now)
 		})
 		if err != nil {
@@ -186,9 +189,9 @@ func (a *Authority) createRoot(ctx context.Context, name, kind string, mk func(c
 	return info, key, err
 }
 
-func (a *Authority) createSubCA(ctx context.Context, name, kind string, quota int64, parent string, parentKey crypto.Signer, mk func(crypto.PublicKey) (*template, error)) (CAInfo, error) {
+func (a *Authority) createSubCA(ctx context.Context, name, kind, purpose string, quota int64, parent string, parentKey crypto.Signer, mk func(crypto.PublicKey) (*template, error)) (CAInfo, error) {
 	var info CAInfo
-	err := a.step(ctx, "ca.ceremony."+kind, name, map[string]any{"parent": parent, "quota": quota}, func() (map[string]any, error) {
+	err := a.step(ctx, "ca.ceremony."+kind, name, map[string]any{"parent": parent, "quota": quota, "purpose": purpose}, func() (map[string]any, error) {
 		prec, err := a.st.CA(ctx, parent)
 		if err != nil {
 			return nil, fmt.Errorf("ca: loading parent %s: %w", parent, err)
@@ -214,7 +217,7 @@ func (a *Authority) createSubCA(ctx context.Context, name, kind string, quota in
 			return nil, err
 		}
 		rec := store.CA{Name: name, Kind: kind, Parent: parent, CertDER: is.der, KeyURI: uri, Quota: quota,
-			State: store.CAStateActive, CreatedAt: a.now().UTC()}
+			Purpose: purpose, State: store.CAStateActive, CreatedAt: a.now().UTC()}
 		if err := a.st.CreateCA(ctx, rec); err != nil {
 			if errors.Is(err, store.ErrExists) {
 				return nil, fmt.Errorf("%w: CA %s", ErrExists, name)
@@ -241,7 +244,7 @@ func (a *Authority) createSubCA(ctx context.Context, name, kind string, quota in
 
 func caInfo(rec store.CA, c *x509.Certificate, key string) CAInfo {
 	info := CAInfo{Name: rec.Name, Kind: rec.Kind, Parent: rec.Parent, Quota: rec.Quota, Issued: rec.Issued,
-		State: rec.State, Key: key, CreatedAt: rec.CreatedAt, ClosedAt: rec.ClosedAt, CertDER: rec.CertDER}
+		State: rec.State, Key: key, CreatedAt: rec.CreatedAt, ClosedAt: rec.ClosedAt, CertDER: rec.CertDER, Purpose: rec.Purpose}
 	if c == nil {
 		c, _ = x509.ParseCertificate(rec.CertDER)
 	}
@@ -254,10 +257,26 @@ func caInfo(rec store.CA, c *x509.Certificate, key string) CAInfo {
 }
 
 // OpenBatch runs the batch ceremony: a new Device CA named name (CN=name),
-// signed by the root, allowed to issue quota device certificates. It loads
-// the root key for this ceremony only.
+// signed by the root, allowed to issue quota device certificates for new
+// devices. It loads the root key for this ceremony only.
 func (a *Authority) OpenBatch(ctx context.Context, name string, quota int64) (CAInfo, error) {
+	return a.OpenBatchFor(ctx, name, quota, "")
+}
+
+// Batch purposes, as OpenBatchFor takes them.
+const (
+	PurposeNew   = ""
+	PurposeRekey = store.CAPurposeRekey
+)
+
+// OpenBatchFor is OpenBatch for a purpose: PurposeNew (new devices: the
+// manufacturers' requests and provisioning imports) or PurposeRekey (the
+// re-key certificates of devices already in the inventory, IssueRekey).
+// A batch issues for its own purpose only (decision 017).
+func (a *Authority) OpenBatchFor(ctx context.Context, name string, quota int64, purpose string) (CAInfo, error) {
 	switch {
+	case purpose != PurposeNew && purpose != PurposeRekey:
+		return CAInfo{}, fmt.Errorf("%w: batch purpose %q: want %q or none", ErrRequest, purpose, PurposeRekey)
 	case !batchNameRE.MatchString(name):
 		return CAInfo{}, fmt.Errorf("%w: batch name %q: want 1-32 letters, digits, '_' or '-'", ErrRequest, name)
 	case name == NameRoot || name == NameOCA || name == NameDCCKIRoot || name == NameDCCKITLS:
@@ -279,7 +298,7 @@ func (a *Authority) OpenBatch(ctx context.Context, name string, quota int64) (CA
 		return CAInfo{}, fmt.Errorf("ca: loading the root key for the batch ceremony: %w", err)
 	}
 	now := a.now()
-	return a.createSubCA(ctx, name, store.CAKindDCA, quota, NameRoot, rootKey, func(pub crypto.PublicKey) (*template, error) {
+	return a.createSubCA(ctx, name, store.CAKindDCA, purpose, quota, NameRoot, rootKey, func(pub crypto.PublicKey) (*template, error) {
 		return dcaTemplate(pub, name, now)
 	})
 }

@@ -98,6 +98,9 @@ func (a *Authority) ImportDevices(ctx context.Context, req ImportRequest) (Impor
 	if iss.rec.Kind != store.CAKindDCA {
 		return sum, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, req.Batch)
 	}
+	if iss.rec.Purpose != PurposeNew {
+		return sum, fmt.Errorf("%w: batch %s is opened for %s certificates, not new devices", ErrRequest, req.Batch, iss.rec.Purpose)
+	}
 	details := map[string]any{"file_sha256": req.FileSHA256, "manufacturer": sum.Manufacturer,
 		"devices": len(req.Devices), "certificates": countCSRs(req.Devices), "skip_bad": req.SkipBad}
 	var full bool

@@ -131,6 +131,9 @@ func (a *Authority) IssueDevice(ctx context.Context, batch string, csr []byte) (
 			if iss.rec.Kind != store.CAKindDCA {
 				return nil, nil, fmt.Errorf("%w: %s is not a batch Device CA", ErrRequest, batch)
 			}
+			if iss.rec.Purpose != PurposeNew {
+				return nil, nil, fmt.Errorf("%w: batch %s is opened for %s certificates, not new devices", ErrRequest, batch, iss.rec.Purpose)
+			}
 			t, err := deviceTemplate(r.PublicKey, r.HWType, r.EUI, u, a.now())
 			return iss, t, err
 		})

@@ -318,6 +318,17 @@ func parseSecuritySeen(s string) (map[CRA][]Form, error) {
 	return out, nil
 }
 
+// gbcsServiceRefs are the DUIS service references of use cases usecases.tsv
+// catalogues "See GBCS", where GBCS itself names them: the device re-key
+// commands CS02c (Issue Security Credentials, 6.17), CS02d (Update Security
+// Credentials (Device), 6.15.2) and CS02e (Retrieve Device Security
+// Credentials (Device), 6.24.2) (decision 017).
+var gbcsServiceRefs = map[MessageCode][]string{
+	0x000A: {"6.17"},
+	0x000B: {"6.15.2"},
+	0x000C: {"6.24.2"},
+}
+
 func loadCatalogue(uc, sr string) (*catalogue, error) {
 	c := &catalogue{byCode: map[MessageCode]int{}, byVar: map[string]int{}}
 	header := false
@@ -346,6 +357,9 @@ func loadCatalogue(uc, sr string) (*catalogue, error) {
 			if ref != "" && (ref[0] >= '0' && ref[0] <= '9') {
 				u.ServiceRefs = append(u.ServiceRefs, ref)
 			}
+		}
+		if len(u.ServiceRefs) == 0 && strings.TrimSpace(f[3]) == "See GBCS" {
+			u.ServiceRefs = gbcsServiceRefs[u.Code]
 		}
 		if j, dup := c.byCode[u.Code]; dup {
 			// The published table repeats some rows verbatim; a repeat that

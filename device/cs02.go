@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -15,8 +16,8 @@ import (
 
 // This file executes the CS02 family (gbcs-payloads.md 3.3 to 3.5;
 // gbcs-security.md 9), read and built with package asn: CS02a lists the
-// trust anchors, CS02b replaces them, CS02c makes a new device key pair and
-// CS02d installs its certificate.
+// trust anchors, CS02b replaces them, CS02c makes a new device key pair,
+// CS02d installs its certificate and CS02e reads a device certificate back.
 
 // replacementMode is a CS02b replacement mode as the meter enforces it: who
 // authorises it (the authorising party: the signer, or for
@@ -525,4 +526,34 @@ func (m *Meter) execInstallCertificate(ctx context.Context, x *exchange) ([]byte
 		m.env.log.InfoContext(ctx, "device certificate installed", "eui", m.eui, "key_usage", usage.String())
 	})
 	return code(0)
+}
+
+// execProvideCertificate is CS02e (3.5): the device certificate the meter
+// holds for the asked key usage, the one it signs or agrees keys with now
+// (after a CS02d, the new one). A key usage other than exactly
+// digitalSignature or keyAgreement is answered invalidKeyUsage (1); a
+// usage the meter holds no certificate for, noCertificateHeld (2).
+func (m *Meter) execProvideCertificate(_ context.Context, x *exchange) ([]byte, error) {
+	c, err := asn.Parse[asn.ProvideDeviceCertificateCommand](x.msg.Payload)
+	if err != nil {
+		return nil, malformed(x.uc.name, err)
+	}
+	fail := func(code asn.ProvideResponseCode) ([]byte, error) {
+		return encodeASN(x.uc.name, &asn.ProvideDeviceCertificateResponse{ResponseCode: &code})
+	}
+	usage, ok := keyUsageOfASN(c.KeyUsage)
+	if !ok {
+		return fail(1) // invalidKeyUsage
+	}
+	var der []byte
+	if m.certs != nil {
+		der = m.certs.ds
+		if usage == UsageKeyAgreement {
+			der = m.certs.ka
+		}
+	}
+	if len(der) == 0 {
+		return fail(2) // noCertificateHeld
+	}
+	return encodeASN(x.uc.name, &asn.ProvideDeviceCertificateResponse{Certificate: &asn.Certificate{Raw: bytes.Clone(der)}})
 }

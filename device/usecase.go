@@ -15,6 +15,7 @@ const (
 	CodeCS02a  uint16 = 0x0008 // Provide Security Credentials Details
 	CodeCS02c  uint16 = 0x000A // Issue Security Credentials (device re-key)
 	CodeCS02d  uint16 = 0x000B // Update Device Certificates on Device
+	CodeCS02e  uint16 = 0x000C // Provide Device Certificates from Device
 	CodeECS01a uint16 = 0x0019 // Set Tariff and Price on ESME
 	CodeECS17b uint16 = 0x0027 // Read ESME Energy Registers (Import Energy)
 	CodeECS22b uint16 = 0x0037 // Read Electricity Half Hour Profile Data (active import)
@@ -131,6 +132,7 @@ func init() {
 		CodeCS02a:  {name: "CS02a", kind: anyKind, roles: nil, exec: (*Meter).execProvideCredentials},                      // SR 6.24.1 through the ACB, or a DS anchor
 		CodeCS02c:  {name: "CS02c", kind: anyKind, roles: supplierOnly, exec: (*Meter).execIssueCredentials},               // SR 6.17: IS, GS
 		CodeCS02d:  {name: "CS02d", kind: anyKind, roles: supplierOnly, exec: (*Meter).execInstallCertificate},             // SR 6.15.2: IS, GS
+		CodeCS02e:  {name: "CS02e", kind: anyKind, roles: supplierOnly, exec: (*Meter).execProvideCertificate},             // SR 6.24.2: IS, GS
 	}
 	for code := CodeCS02bFirst; code <= CodeCS02bLast; code++ {
 		if mode, ok := replacementModes[code]; ok {

@@ -15,6 +15,12 @@
 // outcome is audited, errors are RFC 9457 problem documents (package
 // problem), and the API is described in docs/api/ca.yaml.
 //
+// Organisations' own routes need no token, the client certificate being the
+// organisation: a registered manufacturer's device requests and provisioning
+// imports, and a device owner's re-key (POST /v1/requests/device-rekey and
+// its confirmation), whose evidence is the device's own signed CS02c answer
+// and CS02e read-back addressed to the requester (decision record 017).
+//
 // The repository, internet-facing, holds no key: it serves the CRLs and
 // pre-signed OCSP responses this service stores.
 package ra

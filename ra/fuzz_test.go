@@ -2,12 +2,16 @@ package ra_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/metertrust/metertrust/store"
 )
 
 // FuzzServer sends arbitrary requests, as an authenticated DCCKI client
@@ -25,10 +29,19 @@ func FuzzServer(f *testing.F) {
 		{"POST", "/v1/requests/req-00000000/approve", "application/json", "alice", `{"reason":"x"}`},
 		{"POST", "/v1/requests/req-00000000/reject", "application/json", "carol", `{}`},
 		{"GET", "/v1/requests/req-00000000", "", "", ""},
+		{"POST", "/v1/requests/device-rekey", "application/json", "", `{"batch":"B1","response":"DF090200000000000000010800000000000000010890B3D51F30000004000002000A0430040302"}`},
+		{"POST", "/v1/requests/device-rekey/confirm", "application/json", "", `{"response":"3082"}`},
 	} {
 		f.Add(seed.method, seed.target, seed.ct, seed.op, []byte(seed.body))
 	}
 	w := newWorld(f)
+	// The caller is a registered supplier, so that the re-key routes read
+	// what they are given (the device's response) rather than refuse it
+	// at once.
+	if err := w.db.SMKI().PutOrganisation(context.Background(), store.Organisation{EUI: "90B3D51F30000004", Name: "Fuzz Supplier",
+		Roles: []string{"supplier"}, RegisteredBy: "fuzz", RegisteredAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		f.Fatal(err)
+	}
 	leaf, err := x509.ParseCertificate(w.caller.Certificate[0])
 	if err != nil {
 		f.Fatal(err)

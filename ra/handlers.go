@@ -191,7 +191,7 @@ func fromCA(err error) error {
 	switch {
 	case errors.Is(err, ca.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return problem.Wrap(ErrNotFound, err, "", "%s", detail)
-	case errors.Is(err, ca.ErrBatchClosed), errors.Is(err, ca.ErrRevoked), errors.Is(err, ca.ErrExists):
+	case errors.Is(err, ca.ErrBatchClosed), errors.Is(err, ca.ErrRevoked), errors.Is(err, ca.ErrExists), errors.Is(err, ca.ErrRekey):
 		return problem.Wrap(ErrConflict, err, "", "%s", detail)
 	case errors.Is(err, ca.ErrKey):
 		return problem.Wrap(ErrUnavailable, err, "", "no key: %s", detail)

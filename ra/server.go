@@ -31,12 +31,14 @@ type Authority interface {
 	ImportDevices(ctx context.Context, req ca.ImportRequest) (ca.ImportSummary, error)
 	SignerCertificate(ctx context.Context, der []byte, eui smki.EUI) (*smki.Certificate, error)
 	CheckNewDevice(ctx context.Context, csr []byte) error
+	IssueRekey(ctx context.Context, batch string, device smki.EUI, csr []byte) (store.Certificate, error)
 }
 
 // Store is what the API reads; *store.SMKIStore implements it.
 type Store interface {
 	CA(ctx context.Context, name string) (store.CA, error)
 	Certificate(ctx context.Context, ca string, serial []byte) (store.Certificate, error)
+	FindCertificates(ctx context.Context, q store.CertQuery) ([]store.Certificate, error)
 }
 
 // Auditor appends events to the audit log; *store.DB implements it.
@@ -101,6 +103,8 @@ func New(deps Deps) (*Server, error) {
 	s.e.PUT("/v1/organisations/:eui", s.putOrganisation)
 	s.e.POST("/v1/requests", s.submitRequest)
 	s.e.POST("/v1/requests/device", s.submitDevice)
+	s.e.POST("/v1/requests/device-rekey", s.submitRekey)
+	s.e.POST("/v1/requests/device-rekey/confirm", s.confirmRekey)
 	s.e.POST("/v1/imports", s.importFile)
 	s.e.GET("/v1/requests", s.listRequests)
 	s.e.GET("/v1/requests/:id", s.getRequest)

@@ -52,6 +52,10 @@ var (
 	// who owns it, no supplier's critical command is forwarded. Retry
 	// later.
 	ErrOwnershipUnsettled = kind("ownership-unsettled", problem.Conflict, "the device's change of supplier is not settled")
+	// ErrDeviceCertificate: a CS02d (6.15.2) whose certificate is not an
+	// unrevoked device certificate the SMKI repository holds for the
+	// target device (decision 017), refused before it is recorded.
+	ErrDeviceCertificate = kind("device-certificate", problem.Forbidden, "the certificate is not the target device's in the SMKI repository")
 	// ErrChangePending: a change of supplier requested for a device with
 	// a change pending or unsettled (decision 014).
 	ErrChangePending = kind("change-pending", problem.Conflict, "a change of supplier is already under way for the device")

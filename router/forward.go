@@ -223,7 +223,13 @@ type Forwarder struct {
 	running context.Context
 	// changes is told the outcomes of CS02b supplierByTransCoS commands.
 	changes CredentialsObserver
+	// rekeys is told the answers to CS02d and CS02e (decision 017).
+	rekeys *RekeyDesk
 }
+
+// SetRekeyDesk sets the desk that switches the registry to a device's new
+// key once the device confirms it. Call it before Run.
+func (f *Forwarder) SetRekeyDesk(k *RekeyDesk) { f.rekeys = k }
 
 // CredentialsObserver is told what became of each CS02b (supplierByTransCoS
 // 0x0107, or an owner's rotation 0x0102, 0x0103) the forwarder sent: its response, once the device's signature
@@ -538,11 +544,19 @@ func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOn
 			// A late answer still settles its change (decision 014).
 			f.changes.CredentialsAnswered(ctx, rec, resp)
 		}
+		if f.rekeys.observes(rec) {
+			f.rekeys.Answered(ctx, rec, resp)
+		}
 		return nil
 	}
 	if err != nil {
 		f.auditApart(ctx, before)
 		return fmt.Errorf("storing response to %s: %w", rec.ID, err)
+	}
+	if f.rekeys.observes(rec) {
+		// Before the caller hears of it: the caller's next command finds
+		// the registry holding the new key.
+		f.rekeys.Answered(ctx, rec, resp)
 	}
 	f.publish(d)
 	if f.observesCredentials(rec) {
@@ -583,6 +597,12 @@ func (f *Forwarder) checkResponse(ctx context.Context, rec Record, resp []byte) 
 		return fmt.Errorf("%w: device %s has no digital-signing key in the registry", ErrSignature, rec.Target)
 	}
 	if err := commands.VerifySignature(d.Signing, m); err != nil {
+		// A CS02e read-back after a DS re-key whose answer was lost comes
+		// signed with the new key, which the certificate it carries
+		// certifies (decision 017).
+		if k := f.rekeys.readBackKey(ctx, rec, m); k != nil && commands.VerifySignature(k, m) == nil {
+			return nil
+		}
 		return fmt.Errorf("%w: response to critical command: %w", ErrSignature, err)
 	}
 	return nil

@@ -36,6 +36,10 @@ type Config struct {
 	Catalogue    Catalogue
 	Registry     Registry
 	Certificates Certificates
+	// DeviceCertificates finds device certificates in the SMKI
+	// repository, to check the certificate of a CS02d; nil refuses every
+	// CS02d as unavailable.
+	DeviceCertificates DeviceCertificates
 	// Ledger gives the last counters; Admitter decides the anomaly
 	// thresholds and records what passes, MAC'd, in one step.
 	Ledger   Ledger
@@ -394,7 +398,9 @@ func (r *Router) ownership(ctx context.Context, s *submission) error {
 			return err
 		}
 	}
-	return nil
+	// A CS02d goes to its device only with that device's certificate from
+	// the repository (decision 017).
+	return r.checkDeviceCertificate(ctx, s)
 }
 
 // needsSignature reports whether the command's signature must be checked:

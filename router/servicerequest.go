@@ -216,6 +216,11 @@ var serviceRequests = map[string]srBuilder{
 		}
 		return encoded(dlms.ResetBalanceRequest(c.invokeID()).MarshalBinary())
 	}},
+	// The device re-key (decision 017): the same CS02 use case on either
+	// fuel's meter.
+	refIssueCredentials:  {elec: uint16(codeCS02c), gas: uint16(codeCS02c), payload: issueCredentialsPayload},
+	refUpdateDeviceCerts: {elec: uint16(codeCS02d), gas: uint16(codeCS02d), payload: updateDeviceCertsPayload},
+	refRetrieveDevice:    {elec: uint16(codeCS02e), gas: uint16(codeCS02e), payload: issueCredentialsPayload},
 }
 
 // SupportedServiceRequests lists the service reference variants

@@ -34,7 +34,14 @@ type CA struct {
 	State     string    // "active" or "closed"; CreateCA takes "" as "active"
 	CreatedAt time.Time // stored UTC, microsecond precision
 	ClosedAt  time.Time // zero while active
+	// Purpose is a batch Device CA's purpose: "" for new devices, or
+	// CAPurposeRekey for the re-key certificates of devices already in the
+	// inventory (decision 017).
+	Purpose string
 }
+
+// CAPurposeRekey marks a batch Device CA opened for device re-keys.
+const CAPurposeRekey = "rekey"
 
 // token is the shape of kinds, usages and names: short, lower-case ASCII.
 var token = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,31}$`)
@@ -64,6 +71,8 @@ func (c *CA) validate() error {
 		return fmt.Errorf("%w: CA %s: no creation time", ErrInvalid, c.Name)
 	case c.State == CAStateClosed && c.ClosedAt.IsZero():
 		return fmt.Errorf("%w: CA %s: closed without a closing time", ErrInvalid, c.Name)
+	case c.Purpose != "" && (c.Purpose != CAPurposeRekey || c.Kind != CAKindDCA):
+		return fmt.Errorf("%w: CA %s: purpose %q (only a %s CA may have purpose %q)", ErrInvalid, c.Name, c.Purpose, CAKindDCA, CAPurposeRekey)
 	case c.State == CAStateActive && !c.ClosedAt.IsZero():
 		return fmt.Errorf("%w: CA %s: active with a closing time", ErrInvalid, c.Name)
 	}
@@ -81,9 +90,9 @@ func (s *SMKIStore) CreateCA(ctx context.Context, c CA) error {
 		return err
 	}
 	_, err := db.write().exec(ctx, `INSERT INTO cas
-		(name, kind, parent, cert_der, key_uri, quota, issued, state, created_at, closed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		c.Name, c.Kind, c.Parent, c.CertDER, c.KeyURI, c.Quota, c.Issued, c.State, c.CreatedAt, c.ClosedAt)
+		(name, kind, parent, cert_der, key_uri, quota, issued, state, created_at, closed_at, purpose)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		c.Name, c.Kind, c.Parent, c.CertDER, c.KeyURI, c.Quota, c.Issued, c.State, c.CreatedAt, c.ClosedAt, c.Purpose)
 	if err = classify(err); errors.Is(err, errUnique) {
 		return fmt.Errorf("creating CA %s: %w", c.Name, ErrExists)
 	} else if err != nil {
@@ -92,12 +101,12 @@ func (s *SMKIStore) CreateCA(ctx context.Context, c CA) error {
 	return nil
 }
 
-const caColumns = `name, kind, parent, cert_der, key_uri, quota, issued, state, created_at, closed_at`
+const caColumns = `name, kind, parent, cert_der, key_uri, quota, issued, state, created_at, closed_at, purpose`
 
 func scanCA(r interface{ Scan(...any) error }) (CA, error) {
 	var c CA
 	var created, closed timeCol
-	err := r.Scan(&c.Name, &c.Kind, &c.Parent, &c.CertDER, &c.KeyURI, &c.Quota, &c.Issued, &c.State, &created, &closed)
+	err := r.Scan(&c.Name, &c.Kind, &c.Parent, &c.CertDER, &c.KeyURI, &c.Quota, &c.Issued, &c.State, &created, &closed, &c.Purpose)
 	c.CreatedAt, c.ClosedAt = created.t, closed.t
 	return c, err
 }

@@ -765,3 +765,54 @@ func TestRouterMigration0050(t *testing.T) {
 		})
 	}
 }
+
+// TestRekeyRouterDevice switches a device's keys as a confirmed re-key
+// does: only from the key the caller read, with its audit entry in the
+// same transaction; a repeat is a no-op, a stale old key a conflict.
+func TestRekeyRouterDevice(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.newOpener(t)(t)
+			ctx := context.Background()
+			eui := smki.MustParseEUI(rtDevice)
+			ka, ds := rtKey(t), rtKey(t)
+			if err := db.Router().PutRouterDevices(ctx, RouterDevice{EUI: rtDevice, KAPublic: ka, DSPublic: ds, Supplier: rtSupplier, UpdatedAt: rtT0}); err != nil {
+				t.Fatal(err)
+			}
+			audit := func() AuditEvent {
+				return AuditEvent{Actor: rtSupplier, Action: "device.rekeyed", Object: rtDevice, Outcome: OutcomeSuccess, Time: rtT0}
+			}
+			before, _ := db.AuditEvents(ctx, 0, 1000)
+			newDS, newKA := rtKey(t), rtKey(t)
+			if changed, err := db.Router().RekeyRouterDevice(ctx, eui, RekeyDS, ds, newDS, rtT0.Add(time.Hour), audit()); err != nil || !changed {
+				t.Fatalf("DS re-key: %v, %v", changed, err)
+			}
+			if changed, err := db.Router().RekeyRouterDevice(ctx, eui, RekeyDS, ds, newDS, rtT0.Add(time.Hour), audit()); err != nil || changed {
+				t.Fatalf("the same DS re-key again: %v, %v: want a no-op", changed, err)
+			}
+			if _, err := db.Router().RekeyRouterDevice(ctx, eui, RekeyKA, rtKey(t), newKA, rtT0, audit()); !errors.Is(err, ErrConflict) {
+				t.Fatalf("KA re-key from a key the registry does not hold: %v, want ErrConflict", err)
+			}
+			if changed, err := db.Router().RekeyRouterDevice(ctx, eui, RekeyKA, ka, newKA, rtT0.Add(time.Hour), audit()); err != nil || !changed {
+				t.Fatalf("KA re-key: %v, %v", changed, err)
+			}
+			got, _ := db.Router().RouterDevice(ctx, eui)
+			if !bytes.Equal(got.DSPublic, newDS) || !bytes.Equal(got.KAPublic, newKA) || got.Supplier != rtSupplier {
+				t.Errorf("after the re-keys: %+v", got)
+			}
+			after, _ := db.AuditEvents(ctx, 0, 1000)
+			if len(after)-len(before) != 2 {
+				t.Errorf("%d audit entries appended, want 2 (one per switch)", len(after)-len(before))
+			}
+			if _, err := db.Router().RekeyRouterDevice(ctx, smki.MustParseEUI("0000000000000001"), RekeyDS, ds, newDS, rtT0); !errors.Is(err, ErrNotFound) {
+				t.Errorf("unknown device: %v", err)
+			}
+			if _, err := db.Router().RekeyRouterDevice(ctx, eui, "pp-ka", ka, newKA, rtT0); !errors.Is(err, ErrInvalid) {
+				t.Errorf("usage pp-ka: %v", err)
+			}
+			if _, err := db.Router().RekeyRouterDevice(ctx, eui, RekeyKA, newKA, []byte{4, 1}, rtT0); !errors.Is(err, ErrInvalid) {
+				t.Errorf("a short key: %v", err)
+			}
+		})
+	}
+}

@@ -172,6 +172,9 @@ func TestCA(t *testing.T) {
 				{"bad state", func() CA { c := testCA("x5", CAKindDCA, 1); c.State = "open"; return c }(), ErrInvalid},
 				{"no time", func() CA { c := testCA("x6", CAKindDCA, 1); c.CreatedAt = time.Time{}; return c }(), ErrInvalid},
 				{"closed without time", func() CA { c := testCA("x7", CAKindDCA, 1); c.State = CAStateClosed; return c }(), ErrInvalid},
+				{"rekey purpose on an OCA", func() CA { c := testCA("x9", CAKindOCA, 0); c.Purpose = CAPurposeRekey; return c }(), ErrInvalid},
+				{"unknown purpose", func() CA { c := testCA("x10", CAKindDCA, 1); c.Purpose = "spare"; return c }(), ErrInvalid},
+				{"rekey batch", func() CA { c := testCA("x11", CAKindDCA, 1); c.Purpose = CAPurposeRekey; return c }(), nil},
 				{"closed", func() CA {
 					c := testCA("x8", CAKindDCA, 1)
 					c.State, c.ClosedAt, c.KeyURI = CAStateClosed, t0.Add(time.Hour), ""
@@ -197,6 +200,9 @@ func TestCA(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("CA(E357) = %+v, want %+v", got, want)
 			}
+			if rk, err := db.SMKI().CA(ctx, "x11"); err != nil || rk.Purpose != CAPurposeRekey {
+				t.Errorf("CA(x11) = %+v, %v: want purpose %q", rk, err, CAPurposeRekey)
+			}
 			if _, err := db.SMKI().CA(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("CA(nope) error = %v, want ErrNotFound", err)
 			}
@@ -211,11 +217,11 @@ func TestCA(t *testing.T) {
 			for _, c := range cas {
 				names = append(names, c.Name)
 			}
-			if want := []string{"root", "oca", "E357", "x8"}; !reflect.DeepEqual(names, want) {
+			if want := []string{"root", "oca", "E357", "x11", "x8"}; !reflect.DeepEqual(names, want) {
 				t.Errorf("CAs names = %v, want %v", names, want)
 			}
-			if cas[0].Parent != "" || cas[3].State != CAStateClosed || !cas[3].ClosedAt.Equal(dbTime(t0.Add(time.Hour))) {
-				t.Errorf("CAs lost fields: %+v / %+v", cas[0], cas[3])
+			if cas[0].Parent != "" || cas[4].State != CAStateClosed || !cas[4].ClosedAt.Equal(dbTime(t0.Add(time.Hour))) || cas[3].Purpose != CAPurposeRekey {
+				t.Errorf("CAs lost fields: %+v / %+v / %+v", cas[0], cas[3], cas[4])
 			}
 		})
 	})

@@ -92,7 +92,7 @@ func newCAInitCmd() *cobra.Command {
 
 func newCABatchOpenCmd() *cobra.Command {
 	var f caFlags
-	var name string
+	var name, purpose string
 	var quota int64
 	c := &cobra.Command{
 		Use:   "open",
@@ -105,7 +105,10 @@ func newCABatchOpenCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			info, err := e.auth.OpenBatch(ctx, name, quota)
+			if purpose == "new" {
+				purpose = ca.PurposeNew
+			}
+			info, err := e.auth.OpenBatchFor(ctx, name, quota, purpose)
 			if err != nil {
 				return err
 			}
@@ -119,6 +122,7 @@ func newCABatchOpenCmd() *cobra.Command {
 	f.register(c)
 	c.Flags().StringVar(&name, "name", "", "batch name, also the Device CA's CN and the batch id (required)")
 	c.Flags().Int64Var(&quota, "quota", 0, "device certificates the batch may issue (required)")
+	c.Flags().StringVar(&purpose, "purpose", "new", "what the batch issues: new (new devices: manufacturers, imports) or rekey (device re-keys through the registration service, decision 017)")
 	c.MarkFlagRequired("name")
 	c.MarkFlagRequired("quota")
 	return c

@@ -113,7 +113,7 @@ func (f *userFlags) withDevice(name, arg string, fn func(c *client.Client, devic
 // built on package client.
 func newUserCmd() *cobra.Command {
 	c := &cobra.Command{Use: "user", Short: "A DCC user's service requests, commands, responses and alerts (package client)"}
-	c.AddCommand(newUserSendCmd(), newUserWatchCmd(), newUserChangeSupplierCmd(), newUserRotateKeysCmd(), newUserThresholdsCmd())
+	c.AddCommand(newUserSendCmd(), newUserWatchCmd(), newUserChangeSupplierCmd(), newUserRotateKeysCmd(), newUserRekeyDeviceCmd(), newUserThresholdsCmd())
 	return c
 }
 
