@@ -177,18 +177,52 @@ type PreCommand struct {
 	askedTarget smki.EUI
 }
 
+// Fuels of Request.Fuel: which of a service request's use cases the router
+// builds, the electricity meter's (ESME, DLMS) or the gas meter's (GSME,
+// GBZ). The router does not know a device's fuel: the user says it.
+const (
+	Electricity = "electricity"
+	Gas         = "gas"
+)
+
+// Request is a service request: the service reference variant Ref (such
+// as "4.8.1") for the device Target, with Params (a value that encodes to
+// the JSON object the service request takes; nil for none).
+type Request struct {
+	Ref    string
+	Target smki.EUI
+	// Fuel is Electricity (or "") for an electricity meter, Gas for a gas
+	// meter.
+	Fuel   string
+	Params any
+}
+
 // ServiceRequest asks the router to build the command of service request
-// ref (such as "4.1.1") for target, with its parameters (a value that
-// encodes to the JSON object the service request takes; nil for none): the
-// first of the two steps. The router refuses, as an *Error, a service
-// request it does not support or bad parameters (ErrBadRequest), one the
-// user's role may not send (ErrNotEligible), and an other user's read
-// reaching back more than 13 months (ErrConsentPeriod); ownership,
-// consent and the rest are checked by Submit.
+// ref (such as "4.1.1") for the electricity meter target, with its
+// parameters (a value that encodes to the JSON object the service request
+// takes; nil for none): the first of the two steps. Prepare does it for
+// either fuel. The router refuses, as an *Error, a service request it does
+// not support or bad parameters (ErrBadRequest), one the user's role may
+// not send (ErrNotEligible), and an other user's read reaching back more
+// than 13 months (ErrConsentPeriod); ownership, consent and the rest are
+// checked by Submit.
 func (c *Client) ServiceRequest(ctx context.Context, ref string, target smki.EUI, params any) (*PreCommand, error) {
+	return c.Prepare(ctx, Request{Ref: ref, Target: target, Params: params})
+}
+
+// Prepare asks the router to build the command of the service request q.
+func (c *Client) Prepare(ctx context.Context, q Request) (*PreCommand, error) {
+	ref, target := q.Ref, q.Target
 	in := map[string]any{"serviceReference": ref, "target": target.String()}
-	if params != nil {
-		in["parameters"] = params
+	switch q.Fuel {
+	case "", Electricity:
+	case Gas:
+		in["fuel"] = Gas
+	default:
+		return nil, fmt.Errorf("client: service request %s: fuel %q (want %s or %s)", ref, q.Fuel, Electricity, Gas)
+	}
+	if q.Params != nil {
+		in["parameters"] = q.Params
 	}
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -284,11 +318,18 @@ func (c *Client) Submit(ctx context.Context, command []byte) (Receipt, error) {
 	return r, err
 }
 
-// Send runs the two steps: the service request, the user's signature when
-// the command is critical (with Config.Signer), the submission. It returns
-// the refusals of ServiceRequest, Sign and Submit as they are.
+// Send runs the two steps for an electricity meter: the service request,
+// the user's signature when the command is critical (with Config.Signer),
+// the submission. It returns the refusals of ServiceRequest, Sign and
+// Submit as they are. Do does it for either fuel.
 func (c *Client) Send(ctx context.Context, ref string, target smki.EUI, params any) (Receipt, error) {
-	pc, err := c.ServiceRequest(ctx, ref, target, params)
+	return c.Do(ctx, Request{Ref: ref, Target: target, Params: params})
+}
+
+// Do runs the two steps for the service request q: the command built by
+// the router, signed by the user when it is critical, submitted.
+func (c *Client) Do(ctx context.Context, q Request) (Receipt, error) {
+	pc, err := c.Prepare(ctx, q)
 	if err != nil {
 		return Receipt{}, err
 	}

@@ -123,6 +123,8 @@ type Summary struct {
 	// UseCases counts the device responses the users received by GBCS use
 	// case and message code ("ECS17b 0x0027"): every one a real GB payload.
 	UseCases map[string]int `json:"useCases"`
+	// History is the third party's 13 months of half-hourly data.
+	History HistorySummary `json:"thirdPartyHistory"`
 	// Attack is the compromised supplier's flood.
 	Attack AttackSummary `json:"attack"`
 	// Switch is the consumer's change of supplier.
@@ -246,6 +248,9 @@ func (r *run) story(ctx context.Context) error {
 		return err
 	}
 	if err := r.actThirdParty(ctx); err != nil {
+		return err
+	}
+	if err := r.actHistory(ctx); err != nil {
 		return err
 	}
 	if err := r.actAttack(ctx); err != nil {
@@ -911,6 +916,7 @@ func WriteTable(w io.Writer, s Summary) error {
 	for _, c := range codes {
 		add("  "+c, s.Refused[c])
 	}
+	add("third party's 13 months: reads, half hours", fmt.Sprintf("%d, %d", s.History.Requests, s.History.Intervals))
 	add("attack: sent", s.Attack.Sent)
 	add("attack: threshold (already used)", fmt.Sprintf("%d (%d)", s.Attack.Threshold, s.Attack.Before))
 	add("attack: accepted", s.Attack.Accepted)

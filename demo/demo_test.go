@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metertrust/metertrust/inproc"
 )
@@ -45,7 +46,7 @@ func TestRun(t *testing.T) {
 				t.Fatalf("Run: %v\n%s", err, out.String())
 			}
 			checkJSONLog(t, logs.Bytes())
-			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 + 2 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party, CS02b and the new supplier's disconnection, the rotation's CS02b and the disconnection signed with the new key
+			const storyCommands = 3 + 1 + 3 + 3 + 1 + 2 + 3 + 2 + 2 // reads, profile, disconnects, reconnects, replayed reconnect, CIN, third party, its 13 months, CS02b and the new supplier's disconnection, the rotation's CS02b and the disconnection signed with the new key
 			wantAttackAccepted := min(tc.attack, tc.threshold-StoryMeters)
 			want := AttackSummary{Threshold: tc.threshold, Before: StoryMeters, Sent: tc.attack,
 				Accepted: wantAttackAccepted, Quarantined: tc.attack - wantAttackAccepted}
@@ -73,7 +74,14 @@ func TestRun(t *testing.T) {
 			if rt := sum.Rotate; rt.Outcome != "applied" || !rt.NewKeyExecuted || !rt.OldKeyRefused || rt.NewKeyID == "" || rt.NewKeyID == rt.OldKeyID {
 				t.Errorf("key rotation %+v", rt)
 			}
-			wantRefused := map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 2, "not-owner": 2}
+			// 13 months of half hours less the one in progress: three reads
+			// of at most 168 days, in order, the third party's alone.
+			if h := sum.History; h.Requests != 3 || h.Intervals != int(h.To.Sub(h.From)/(30*time.Minute)) || h.Intervals < 18900 ||
+				h.From.Before(h.To.AddDate(0, -13, 0)) || h.Largest > 0xFFFF || !h.RefusedEarlier ||
+				!h.RouterCannotRead || !h.SupplierCannotRead || !h.StoredWithoutPlaintext || h.Bytes < 8*h.Intervals {
+				t.Errorf("third party's history %+v", h)
+			}
+			wantRefused := map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 2, "not-owner": 2, "consent-period": 1}
 			if !maps.Equal(sum.Refused, wantRefused) {
 				t.Errorf("refused %v, want %v", sum.Refused, wantRefused)
 			}

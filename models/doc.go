@@ -275,10 +275,17 @@
 // modelled. Critical commands are delivered straight from the router's
 // admission, in order with the CS02b: the design must keep that order
 // (the CS02b goes to the meter after the critical commands accepted before
-// the change was recorded), which the outbox does not do by itself, its
-// order being per (originator, target) pair. Commands to one meter are
-// assumed to arrive in the order sent, or not at all: -DOVERTAKE shows the
-// settling read is unsound otherwise. Non-critical commands, the new
+// the change was recorded). The outbox keeps it with per-target barriers
+// (decision 019): the CS02b and the CS02a are claimed only when every
+// command for the meter admitted before them has left the outbox, and
+// nothing admitted after them for the meter is claimed while they are in
+// it (admitted before: committed before the barrier's admission began;
+// commands admitted concurrently with it have no order, as in the model,
+// where the change's recording and a command's admission are atomic steps).
+// Commands to one meter are assumed to arrive in the order sent, or not at
+// all: -DOVERTAKE shows the settling read is unsound otherwise, and the
+// router cannot ensure it past its own outbox (a WAN that retries on its
+// own). Non-critical commands, the new
 // supplier's own later rotations, more than two suppliers, and the
 // originator counters of critical commands (the anti-replay model's
 // business) are left out; runs with more faults than the budgets are not

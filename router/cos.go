@@ -422,8 +422,11 @@ func (d *ChangeDesk) send(ctx context.Context, caller Caller, dev Device, id str
 	if err := r.keyAgreement(ctx, s); err != nil {
 		return err
 	}
+	// A barrier: it reaches the meter only after every command admitted
+	// for it before the change was recorded has left the outbox, and
+	// nothing admitted after overtakes it (decision 014 step 2).
 	s.record = Record{ID: id, Caller: caller, Originator: d.cfg.TCoS, Target: dev.EUI, Counter: counter, Code: codeCS02bByTCoS,
-		Ref: refChangeSupply, Critical: true, Accepted: now}
+		Ref: refChangeSupply, Critical: true, Barrier: true, Accepted: now}
 	accepted := AuditEvent{Action: "command.accepted", Caller: caller, Target: dev.EUI, Counter: counter, Code: codeCS02bByTCoS,
 		CommandID: id, Detail: "service request 6.23: CS02b supplierByTransCoS signed by the TCoS " + d.cfg.TCoS.String(), At: now}
 	_, err = r.cfg.Admitter.Admit(ctx, Admission{Released: true, Record: s.record, Audit: accepted,
@@ -737,7 +740,11 @@ func (d *ChangeDesk) readAnchors(ctx context.Context, ch store.OwnershipChange) 
 	if c, err := d.cfg.Store.RouterCommand(ctx, ch.CommandID); err != nil {
 		return fmt.Errorf("reading the CS02b %s: %w", ch.CommandID, err)
 	} else if c.State == store.CommandAccepted {
-		return nil // the CS02b may still be sent: read once its attempt has ended
+		// The CS02a is a barrier, which the outbox holds behind the CS02b
+		// whatever happens here; not recording reads while the CS02b waits
+		// (retries back off for long) keeps them from piling up behind it
+		// and starts each read's answer timeout when it can be sent.
+		return nil
 	}
 	target, err := smki.ParseEUI(ch.Device)
 	if err != nil {
@@ -782,8 +789,10 @@ func (d *ChangeDesk) readAnchors(ctx context.Context, ch store.OwnershipChange) 
 	if err := r.keyAgreement(ctx, s); err != nil {
 		return err
 	}
+	// A barrier too: the outbox holds it until the CS02b's attempt has
+	// ended (and anything else admitted for the meter before it).
 	rec := Record{ID: id, Caller: caller, Originator: r.cfg.ACB, Target: target, Counter: counter, Code: codeCS02a,
-		Ref: refChangeSupply, Accepted: now}
+		Ref: refChangeSupply, Barrier: true, Accepted: now}
 	accepted := AuditEvent{Action: "command.accepted", Caller: caller, Target: target, Counter: counter, Code: codeCS02a, CommandID: id,
 		Detail: fmt.Sprintf("CS02a read of the %s anchor for unsettled change %s (read %d)", ch.AnchorRole, ch.ID, ch.Reads+1), At: now}
 	if _, err := r.cfg.Admitter.Admit(ctx, Admission{Released: true, Record: rec, Audit: accepted,

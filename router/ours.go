@@ -33,21 +33,21 @@ func oursPayload(c payloadContext, params json.RawMessage) ([]byte, error) {
 		q := gbz.GetSnapshot{EarliestStartTime: 0, LatestEndTime: 0xFFFFFFFF, Offset: 0, Cause: 1}
 		return encoded(gbz.NewReadConsumptionRegister(q).Marshal())
 	case codeECS66, codeGCS61:
-		days, err := dailyLogDays(params)
+		from, to, err := dailyLogRange(params, c.now)
 		if err != nil {
 			return nil, err
 		}
-		// The completed UTC days before today.
-		to := c.now.UTC().Truncate(24 * time.Hour)
-		from := to.AddDate(0, 0, -days)
 		if c.code == codeGCS61 {
-			return encoded(gbz.NewReadProfile(gbz.GetProfile{Channel: gbz.ChannelConsumptionDelivered, EndTime: utc(to), Periods: uint8(days)}).Marshal())
+			days := uint8(to.Sub(from) / (24 * time.Hour))
+			return encoded(gbz.NewReadProfile(gbz.GetProfile{Channel: gbz.ChannelConsumptionDelivered, EndTime: utc(to), Periods: days}).Marshal())
 		}
+		// The days whose start lies in [from, to]: to less a second ends
+		// before the day starting at to.
 		f, err := dlms.NewDateTime(from)
 		if err != nil {
 			return nil, fmt.Errorf("%w: parameters: %w", ErrBadRequest, err)
 		}
-		t, err := dlms.NewDateTime(to)
+		t, err := dlms.NewDateTime(to.Add(-time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("%w: parameters: %w", ErrBadRequest, err)
 		}
@@ -86,19 +86,45 @@ func oursPayload(c payloadContext, params json.RawMessage) ([]byte, error) {
 	return nil, fmt.Errorf("%w: message code 0x%04X has no payload builder", ErrBadRequest, c.code)
 }
 
-// dailyLogDays reads the parameters of service request 4.17: how many
-// completed days, 1 to 31.
-func dailyLogDays(params json.RawMessage) (int, error) {
+// dailyLogRange reads the parameters of service request 4.17 and returns
+// the completed UTC days they ask for, as the midnights that start the first
+// and end the last, 1 to 31 days: either {"days": N}, the N days before
+// today, or {"from": T1, "to": T2} (RFC 3339), the days lying wholly in
+// [T1, T2) and before today.
+func dailyLogRange(params json.RawMessage, now time.Time) (from, to time.Time, err error) {
 	var q struct {
-		Days int `json:"days"`
+		Days int       `json:"days"`
+		From time.Time `json:"from"`
+		To   time.Time `json:"to"`
 	}
 	if err := strictJSON(params, &q); err != nil {
-		return 0, err
+		return time.Time{}, time.Time{}, err
 	}
-	if q.Days < 1 || q.Days > 31 {
-		return 0, fmt.Errorf("%w: parameters: days must be 1 to 31, not %d", ErrBadRequest, q.Days)
+	const day = 24 * time.Hour
+	today := now.UTC().Truncate(day)
+	switch {
+	case q.Days != 0 && (!q.From.IsZero() || !q.To.IsZero()):
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: parameters: days or from and to, not both", ErrBadRequest)
+	case q.Days != 0:
+		if q.Days < 1 || q.Days > 31 {
+			return time.Time{}, time.Time{}, fmt.Errorf("%w: parameters: days must be 1 to 31, not %d", ErrBadRequest, q.Days)
+		}
+		return today.AddDate(0, 0, -q.Days), today, nil
+	case q.From.IsZero() || q.To.IsZero() || !q.From.Before(q.To):
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: parameters: want days (1 to 31), or from before to, both RFC 3339 times", ErrBadRequest)
 	}
-	return q.Days, nil
+	from = q.From.UTC().Truncate(day)
+	if from.Before(q.From) {
+		from = from.Add(day)
+	}
+	if to = q.To.UTC().Truncate(day); to.After(today) {
+		to = today
+	}
+	if n := to.Sub(from) / day; n < 1 || n > 31 {
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: parameters: from %s to %s holds %d completed days; a daily log read takes 1 to 31",
+			ErrBadRequest, q.From.Format(time.RFC3339), q.To.Format(time.RFC3339), max(n, 0))
+	}
+	return from, to, nil
 }
 
 // gasTariff expands the simple tariff form into the GCS01a tariff of our

@@ -129,8 +129,13 @@ type Record struct {
 	Code       commands.MessageCode
 	Ref        string
 	Critical   bool
-	Message    []byte // the MAC'd command as forwarded
-	Accepted   time.Time
+	// Barrier orders the target's outbox (decision 014 step 2): the
+	// command goes only after every command for the target admitted
+	// before it has left the outbox, and none admitted after it goes
+	// first. The change of supplier's CS02b and CS02a are barriers.
+	Barrier  bool
+	Message  []byte // the MAC'd command as forwarded
+	Accepted time.Time
 }
 
 // Receipt is what Submit returns for an accepted command.

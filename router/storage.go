@@ -154,7 +154,7 @@ func commandOf(c store.RouterCommand) (Command, error) {
 
 func toRecord(c store.RouterCommand) (Record, error) {
 	r := Record{ID: c.ID, Counter: c.Counter, Code: commands.MessageCode(c.Code), Ref: c.ServiceRef, Critical: c.Critical,
-		Message: c.Message, Accepted: c.AcceptedAt, Caller: Caller{Role: smki.UserRole(c.CallerRole)}}
+		Barrier: c.Barrier, Message: c.Message, Accepted: c.AcceptedAt, Caller: Caller{Role: smki.UserRole(c.CallerRole)}}
 	var err error
 	if r.Caller.EUI, err = smki.ParseEUI(c.Caller); err != nil {
 		return Record{}, fmt.Errorf("stored command %s: %w", c.ID, err)
@@ -556,5 +556,5 @@ func (r *StoreRevocations) Revoked(ctx context.Context, cert *x509.Certificate) 
 func toStoreCommand(r Record) store.RouterCommand {
 	return store.RouterCommand{ID: r.ID, Caller: r.Caller.EUI.String(), CallerRole: string(r.Caller.Role),
 		Originator: r.Originator.String(), Target: r.Target.String(), Counter: r.Counter, Code: uint16(r.Code),
-		ServiceRef: r.Ref, Critical: r.Critical, Message: r.Message, AcceptedAt: r.Accepted}
+		ServiceRef: r.Ref, Critical: r.Critical, Barrier: r.Barrier, Message: r.Message, AcceptedAt: r.Accepted}
 }

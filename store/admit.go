@@ -211,12 +211,16 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 	args = append(args, targets...)
 	rs, err := tx.query(ctx, `SELECT 'id', id, '', 0 FROM router_commands WHERE id IN (`+idList+`)
 		UNION ALL SELECT 'counter', originator, target, last FROM router_counters WHERE (originator, target) IN (`+strings.Join(pairRows, ", ")+`)
-		UNION ALL SELECT 'busy', originator, target, 0 FROM router_commands
+		UNION ALL SELECT 'busy', originator, target, CAST(barrier AS INTEGER) FROM router_commands
 			WHERE target IN (`+targetList+`) AND state = 'accepted'`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: admitting commands: reading IDs, counters and outbox: %w", err)
 	}
 	stored, busy, last := map[string]bool{}, map[string]bool{}, map[string]int64{}
+	// The targets with a command, and those with a barrier, in the outbox:
+	// a command is handed off only where ClaimOutbox would claim it
+	// (barrierClause).
+	targetBusy, targetBarrier := map[string]bool{}, map[string]bool{}
 	for rs.Next() {
 		var kind, a, b string
 		var n int64
@@ -230,7 +234,10 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		case "counter":
 			last[a+"/"+b] = n
 		case "busy":
-			busy[a+"/"+b] = true
+			busy[a+"/"+b], targetBusy[b] = true, true
+			if n != 0 {
+				targetBarrier[b] = true
+			}
 		}
 	}
 	rs.Close()
@@ -307,11 +314,21 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		}
 		results[i].Message = msg
 		var lease any
-		if a.Handoff && !busy[c.Originator+"/"+c.Target] {
+		free := !busy[c.Originator+"/"+c.Target] && !targetBarrier[c.Target]
+		if c.Barrier {
+			free = !targetBusy[c.Target]
+		}
+		if a.Handoff && free {
 			lease, results[i].Handoff = a.Lease, true
 		}
+		// Later commands of the group queue behind this one as behind one
+		// already in the outbox.
+		targetBusy[c.Target] = true
+		if c.Barrier {
+			targetBarrier[c.Target] = true
+		}
 		cmdRows = append(cmdRows, []any{c.ID, c.Caller, c.CallerRole, c.Originator, c.Target, int64(c.Counter), int64(c.Code),
-			c.ServiceRef, c.Critical, c.Message, CommandAccepted, c.AcceptedAt, lease})
+			c.ServiceRef, c.Critical, c.Message, CommandAccepted, c.AcceptedAt, lease, c.Barrier})
 		ctrRows = append(ctrRows, []any{c.Originator, c.Target, int64(c.Counter)})
 	}
 	var ss []statement
@@ -335,8 +352,8 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 	// at once, leased when handed to this process's forwarder.
 	return rowStatements(ss, pg, `INSERT INTO router_commands
 		(id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state, accepted_at, updated_at,
-		next_attempt, lease_until)
-		VALUES `, `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12, $13)`, ``, cmdRows)
+		next_attempt, lease_until, barrier)
+		VALUES `, `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12, $13, $14)`, ``, cmdRows)
 }
 
 // breach fills r from g.Breach for item i.

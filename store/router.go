@@ -378,12 +378,17 @@ type RouterCommand struct {
 	Code               uint16
 	ServiceRef         string
 	Critical           bool
-	Message            []byte // as forwarded, MAC'd
-	State              string
-	AcceptedAt         time.Time
-	UpdatedAt          time.Time
-	Response           []byte // the device's response, once received
-	Error              string // why it failed, for CommandFailed
+	// Barrier orders the target's outbox (decision 014 step 2): the
+	// command goes to the device only after every command for the target
+	// admitted before it has left the outbox (forwarded, or failed for
+	// good), and no command admitted after it goes before it has.
+	Barrier    bool
+	Message    []byte // as forwarded, MAC'd
+	State      string
+	AcceptedAt time.Time
+	UpdatedAt  time.Time
+	Response   []byte // the device's response, once received
+	Error      string // why it failed, for CommandFailed
 }
 
 // RecordCommand stores an accepted command in the outbox (state accepted), advances the
@@ -419,14 +424,14 @@ func validateRouterCommand(c *RouterCommand) error {
 }
 
 const routerCommandColumns = `id, caller, caller_role, originator, target, counter, code, service_ref, critical, message, state,
-	accepted_at, updated_at, response, error`
+	accepted_at, updated_at, response, error, barrier`
 
 func scanRouterCommand(r interface{ Scan(...any) error }, extra ...any) (RouterCommand, error) {
 	var c RouterCommand
 	var counter, code int64
 	var acc, upd timeCol
 	err := r.Scan(append([]any{&c.ID, &c.Caller, &c.CallerRole, &c.Originator, &c.Target, &counter, &code, &c.ServiceRef, &c.Critical,
-		&c.Message, &c.State, &acc, &upd, &c.Response, &c.Error}, extra...)...)
+		&c.Message, &c.State, &acc, &upd, &c.Response, &c.Error, &c.Barrier}, extra...)...)
 	c.Counter, c.Code, c.AcceptedAt, c.UpdatedAt = uint64(counter), uint16(code), acc.t, upd.t
 	return c, err
 }
@@ -456,9 +461,19 @@ type OutboxItem struct {
 // command up (at-least-once). Only the oldest undelivered command of each
 // (originator, target) pair is ever claimed, so a device receives a pair's
 // commands in counter order, and a later one never overtakes one in flight
-// or waiting for a retry. On PostgreSQL concurrent claimers skip each
+// or waiting for a retry. A barrier (RouterCommand.Barrier) orders its
+// target's commands across pairs: it is claimed only when no command for
+// its target admitted before it is still in the outbox, and no command for
+// its target admitted after it is claimed while it is in the outbox
+// (decision 014 step 2). On PostgreSQL concurrent claimers skip each
 // other's rows.
 func (s *RouterStore) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
+	return s.claimOutbox(ctx, now, lease, limit, barrierClause(s.db.dialect))
+}
+
+// claimOutbox is ClaimOutbox with the barrier condition given (its
+// benchmark compares it with none).
+func (s *RouterStore) claimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int, barriers string) ([]OutboxItem, error) {
 	db := s.db
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("%w: outbox claim needs a positive limit and lease", ErrInvalid)
@@ -481,6 +496,7 @@ func (s *RouterStore) ClaimOutbox(ctx context.Context, now time.Time, lease time
 			WHERE c.state = 'accepted' AND c.next_attempt <= $1 AND (c.lease_until IS NULL OR c.lease_until <= $1)
 			AND NOT EXISTS (SELECT 1 FROM router_commands c2 WHERE c2.state = 'accepted'
 				AND c2.target = c.target AND c2.originator = c.originator AND c2.counter < c.counter)
+			`+barriers+`
 			ORDER BY c.next_attempt LIMIT $2`+skip, now, limit)
 		if err != nil {
 			return fmt.Errorf("store: claiming outbox: %w", err)
@@ -514,6 +530,25 @@ func (s *RouterStore) ClaimOutbox(ctx context.Context, now time.Time, lease time
 		return nil, err
 	}
 	return out, nil
+}
+
+// barrierClause is ClaimOutbox's per-target barrier condition on the
+// candidate c (decision 014 step 2): no barrier of c's target admitted
+// before c is still in the outbox (one probe of the barriers' partial
+// index, empty but for changes of supplier in flight), and, when c is a
+// barrier, no command of its target admitted before it is. Admission order
+// is SQLite's rowid (its one writer assigns it in commit order) and
+// PostgreSQL's seq (drawn inside the admitting transaction).
+func barrierClause(dialect string) string {
+	seq, yes := "rowid", "1"
+	if dialect == DialectPostgres {
+		seq, yes = "seq", "TRUE"
+	}
+	return `AND (NOT EXISTS (SELECT 1 FROM router_commands x WHERE x.state = 'accepted' AND x.barrier = ` + yes + `)
+			OR (NOT EXISTS (SELECT 1 FROM router_commands b WHERE b.state = 'accepted' AND b.barrier = ` + yes + `
+				AND b.target = c.target AND b.` + seq + ` < c.` + seq + `)
+			AND (c.barrier <> ` + yes + ` OR NOT EXISTS (SELECT 1 FROM router_commands e WHERE e.state = 'accepted'
+				AND e.target = c.target AND e.` + seq + ` < c.` + seq + `))))`
 }
 
 // placeholders returns "$first, $first+1, ..." for n parameters.

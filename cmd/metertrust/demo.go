@@ -33,7 +33,9 @@ unless --data is given) and tell its story: the SMKI ceremony and the parties'
 certificates; a batch of meters (--meters) with a revoked certificate, its
 CRL and OCSP; the supplier's reads, disconnections and reconnections over the
 router's mutual-TLS API; one refusal of each common kind; a third party's
-consented read encrypted to its own key; a compromised supplier's flood of
+consented read encrypted to its own key, then the 13 months of half-hourly
+data its consent's data period allows, in as few reads as one-message
+responses allow; a compromised supplier's flood of
 signed disconnections (--attack) stopped by the DCC threshold (--threshold)
 and deleted by an operator through the operator API; a consumer switching
 supplier (the transitional change-of-supplier party's CS02b, ownership moved

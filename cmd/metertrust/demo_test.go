@@ -50,15 +50,17 @@ func TestDemoCommand(t *testing.T) {
 			}
 			// 13 allowed, 3 used by the supplier before: 10 of the 40 pass.
 			if s.Attack.Accepted != 10 || s.Attack.Quarantined != 30 || s.QuarantineDeleted != 30 ||
-				s.Accepted != 17+10 || s.Executed != 28 || !s.Stolen.OpenedOwn || !s.Stolen.RefusedOther || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact ||
+				s.Accepted != 20+10 || s.Executed != 31 || s.History.Requests != 3 || !s.History.RouterCannotRead || !s.Stolen.OpenedOwn || !s.Stolen.RefusedOther || s.Meters != 5 || s.BatchKey != "destroyed" || !s.AuditChainIntact ||
 				s.Switch.Outcome != "applied" || !s.Switch.RefusedByRouter || !s.Switch.RefusedByMeter ||
 				s.Rotate.Outcome != "applied" || !s.Rotate.NewKeyExecuted || !s.Rotate.OldKeyRefused {
 				t.Errorf("summary %+v", s)
 			}
 			// not-owner twice: the network operator's disconnection, and the
 			// old supplier's after the change of supplier; signature twice:
-			// the revoked key's, and the key replaced by the rotation.
-			for code, n := range map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 2, "not-owner": 2} {
+			// the revoked key's, and the key replaced by the rotation;
+			// consent-period once: the third party's read one half hour
+			// before its 13 months.
+			for code, n := range map[string]int{"replay": 1, "role-not-eligible": 1, "signature": 2, "not-owner": 2, "consent-period": 1} {
 				if s.Refused[code] != n {
 					t.Errorf("refused %q %d times, want %d", code, s.Refused[code], n)
 				}

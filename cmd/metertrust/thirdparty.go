@@ -37,17 +37,22 @@ func parseDate(flag, s string) (time.Time, error) {
 
 func newThirdPartyReadCmd() *cobra.Command {
 	var f userFlags
-	var from, to string
+	var from, to, fuel string
 	var wait time.Duration
 	c := &cobra.Command{
-		Use:   "read SRV TARGET --from DATE --to DATE",
+		Use:   "read SRV TARGET --from DATE --to DATE [--fuel gas]",
 		Short: "Read a consumer's data under consent, wait for the response and print it decrypted",
-		Long: `Send the read SRV (such as 4.8.1, the half-hour profile) for the device TARGET
-(EUI-64) with the period --from to --to (RFC 3339 times or dates, UTC), wait
-for the meter's response and print it checked (MAC) and decrypted with
---decrypt, the other user's key-agreement key; --repository gives the
-devices' certificates. The router refuses a read without live consent
-(not-owner) and one reaching back more than 13 months (consent-period).`,
+		Long: `Send the read SRV (4.8.1, the half-hour profile, or 4.17, the daily
+consumption log) for the device TARGET (EUI-64), an electricity meter or with
+--fuel gas a gas meter, for the period --from to --to (RFC 3339 times or
+dates, UTC; the intervals starting in it), wait for the meter's response and
+print it checked (MAC) and decrypted with --decrypt, the other user's
+key-agreement key, with its intervals; --repository gives the devices'
+certificates. A profile period longer than one response carries (255 half
+hours from a gas meter, 168 days from an electricity meter) is read in as
+many requests, one response printed for each. The router refuses a read
+without live consent (not-owner) and one reaching back more than 13 months
+(consent-period).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tf, err := parseDate("from", from)
@@ -61,27 +66,43 @@ devices' certificates. The router refuses a read without live consent
 			if !tf.Before(tt) {
 				return fmt.Errorf("--from %s is not before --to %s", from, to)
 			}
+			if fuel != "" && fuel != client.Electricity && fuel != client.Gas {
+				return fmt.Errorf("--fuel %q: want %s or %s", fuel, client.Electricity, client.Gas)
+			}
+			ref := args[0]
+			reads := []map[string]any{{"from": tf.UTC().Format(time.RFC3339), "to": tt.UTC().Format(time.RFC3339)}}
+			if ref == "4.8.1" {
+				reads = reads[:0]
+				for _, s := range client.ProfileSpans(fuel, tf, tt) {
+					reads = append(reads, s.ProfileParams(fuel))
+				}
+			}
 			return f.withDevice("TARGET", args[1], func(c *client.Client, target smki.EUI) error {
 				ctx := cmd.Context()
-				params := map[string]any{"from": tf.UTC().Format(time.RFC3339), "to": tt.UTC().Format(time.RFC3339)}
-				rc, err := c.Send(ctx, args[0], target, params)
-				if err != nil {
-					return err
+				for _, params := range reads {
+					rc, err := c.Do(ctx, client.Request{Ref: ref, Target: target, Fuel: fuel, Params: params})
+					if err != nil {
+						return err
+					}
+					wctx, cancel := context.WithTimeout(ctx, wait)
+					d, err := c.Wait(wctx, rc.ID, 0)
+					cancel()
+					if err != nil {
+						return fmt.Errorf("waiting for the response to %s: %w", rc.ID, err)
+					}
+					if err := printDelivery(cmd.OutOrStdout(), ctx, c, d, f.json); err != nil {
+						return err
+					}
 				}
-				wctx, cancel := context.WithTimeout(ctx, wait)
-				defer cancel()
-				d, err := c.Wait(wctx, rc.ID, 0)
-				if err != nil {
-					return fmt.Errorf("waiting for the response to %s: %w", rc.ID, err)
-				}
-				return printDelivery(cmd.OutOrStdout(), ctx, c, d, f.json)
+				return nil
 			})
 		},
 	}
 	f.register(c, false)
 	c.Flags().StringVar(&from, "from", "", "start of the period (required)")
 	c.Flags().StringVar(&to, "to", "", "end of the period (required)")
-	c.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for the response")
+	c.Flags().StringVar(&fuel, "fuel", "", "electricity (default) or gas: the meter's fuel, which selects the use case")
+	c.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for each response")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
 	return c

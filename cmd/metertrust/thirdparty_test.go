@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metertrust/metertrust/device"
 	"github.com/metertrust/metertrust/inproc"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -108,5 +109,70 @@ func TestRouterSupplyRegister(t *testing.T) {
 	if _, err := run(t, "router", "supply-register", "--data", dir, "--actor", "alice", "--device", "AAAAAAAAAAAAAAAA",
 		"--supplier", "90B3D51F30040000", "--from", "2026-12-01T00:00:00Z"); err == nil {
 		t.Error("the same registration twice was accepted")
+	}
+}
+
+// TestThirdPartyGasRead reads a gas meter under consent with metertrust
+// thirdparty read --fuel gas: six days of half hours, more than one GCS17
+// response carries, in two reads whose decrypted intervals follow each
+// other; then the daily log (GCS61) by dates.
+func TestThirdPartyGasRead(t *testing.T) {
+	ctx := context.Background()
+	sys, err := inproc.Start(ctx, inproc.Config{Meters: 1, MeterKind: device.Gas, RouterAddr: "127.0.0.1:0", RepositoryAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	tp := sys.Party(inproc.PartyThirdParty)
+	meter := sys.Meters[0]
+	now := time.Now().UTC()
+	if err := sys.DB.Router().PutConsent(ctx, store.Consent{ID: "C-gas", Device: meter.String(), User: tp.EUI.String(),
+		Scope: []string{"4.8.1", "4.17"}, NotBefore: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour), Evidence: "CIN read back (test)",
+		CreatedBy: "test", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	ka := filepath.Join(sys.Dir, "parties", tp.EUI.String()+"-ka.key")
+	read := func(args ...string) []map[string]any {
+		t.Helper()
+		args = append(append([]string{"thirdparty", "read"}, args...), "--fuel", "gas", "--decrypt", ka, "--repository", sys.RepositoryURL, "--json",
+			"--router", sys.RouterURL, "--cert", tp.TLSCertFile, "--key", tp.TLSKeyFile, "--cacert", sys.DCCKIRootFile)
+		out := mustRun(t, args...)
+		var ds []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var d map[string]any
+			if err := json.Unmarshal([]byte(line), &d); err != nil || d["kind"] != "response" || d["decrypted"] == nil {
+				t.Fatalf("thirdparty read printed %s (%v)", out, err)
+			}
+			ds = append(ds, d)
+		}
+		return ds
+	}
+	to := now.Truncate(30 * time.Minute)
+	from := to.AddDate(0, 0, -6)
+	ds := read("4.8.1", meter.String(), "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339))
+	if len(ds) != 2 {
+		t.Fatalf("%d reads for 288 half hours, want 2 (255 and 33)", len(ds))
+	}
+	next := from
+	for _, d := range ds {
+		rd := d["readings"].(map[string]any)
+		if rd["useCase"] != "GCS17" || rd["period"] != "30m0s" {
+			t.Fatalf("readings %v", rd)
+		}
+		for _, iv := range rd["intervals"].([]any) {
+			at, _ := time.Parse(time.RFC3339, iv.(map[string]any)["start"].(string))
+			if !at.Equal(next) {
+				t.Fatalf("interval at %s, want %s", at, next)
+			}
+			next = next.Add(30 * time.Minute)
+		}
+	}
+	if !next.Equal(to) {
+		t.Fatalf("the half hours end at %s, want %s", next, to)
+	}
+	today := now.Truncate(24 * time.Hour)
+	ds = read("4.17", meter.String(), "--from", today.AddDate(0, 0, -2).Format(time.DateOnly), "--to", today.Format(time.DateOnly))
+	if rd := ds[0]["readings"].(map[string]any); rd["useCase"] != "GCS61" || len(rd["intervals"].([]any)) != 2 {
+		t.Fatalf("daily log readings %v", rd)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/client"
-	"github.com/metertrust/metertrust/commands/dlms"
 	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
 )
@@ -221,16 +220,11 @@ func printDelivery(w io.Writer, ctx context.Context, c *client.Client, d client.
 			out["body"], out["openError"] = hex.EncodeToString(d.Body), err.Error()
 		} else {
 			out["from"], out["messageCode"], out["payload"] = r.Message.Originator.String(), fmt.Sprintf("%04X", uint16(r.Message.Code)), r.Payload
-			var plain []any
-			for _, p := range r.Plaintexts {
-				if data, err := dlms.ParseData(p); err == nil {
-					plain = append(plain, data)
-				} else {
-					plain = append(plain, hex.EncodeToString(p))
-				}
-			}
-			if plain != nil {
+			if plain := r.Decrypted(); plain != nil {
 				out["decrypted"] = plain
+			}
+			if rd, err := r.Readings(); err == nil {
+				out["readings"] = rd
 			}
 		}
 	}
