@@ -84,9 +84,15 @@ type Credential struct {
 	// causes. 1 to 64 letters, digits or ._@-, starting with a letter or
 	// digit.
 	Name string `json:"name"`
-	// TokenSHA256 is the hex SHA-256 of the operator's bearer token, 64
-	// hex digits in either case.
-	TokenSHA256 string `json:"token_sha256"`
+	// TokenSHA256 is the hex SHA-256 of the operator's bearer token for
+	// the APIs, 64 hex digits in either case; empty for an operator who
+	// only logs in to the dashboard.
+	TokenSHA256 string `json:"token_sha256,omitempty"`
+	// PasswordArgon2id is the argon2id hash (PHC string) of the
+	// operator's dashboard password, as HashPassword makes it and
+	// "metertrust operator passwd" sets it; empty for an operator who
+	// does not log in to the dashboard. At least one of the two is set.
+	PasswordArgon2id string `json:"password_argon2id,omitempty"`
 	// Roles are what the operator may do; at least one, no repeats.
 	Roles []Role `json:"roles"`
 }
@@ -139,8 +145,18 @@ func (c Credential) Validate() error {
 	if !ValidName(c.Name) {
 		return fmt.Errorf("%w: name %q must be 1 to 64 letters, digits or ._@- starting with a letter or digit", ErrCredentials, clip(c.Name))
 	}
-	if _, err := c.digest(); err != nil {
-		return fmt.Errorf("%w: operator %q: %w", ErrCredentials, c.Name, err)
+	switch {
+	case c.TokenSHA256 == "" && c.PasswordArgon2id == "":
+		return fmt.Errorf("%w: operator %q: token_sha256 or password_argon2id is needed", ErrCredentials, c.Name)
+	case c.TokenSHA256 != "":
+		if _, err := c.digest(); err != nil {
+			return fmt.Errorf("%w: operator %q: %w", ErrCredentials, c.Name, err)
+		}
+	}
+	if c.PasswordArgon2id != "" {
+		if _, err := parseArgon2id(c.PasswordArgon2id); err != nil {
+			return fmt.Errorf("%w: operator %q: password_argon2id %w", ErrCredentials, c.Name, err)
+		}
 	}
 	if len(c.Roles) == 0 {
 		return fmt.Errorf("%w: operator %q: roles: at least one of %s is needed", ErrCredentials, c.Name, roleList())
@@ -227,6 +243,8 @@ func (id Identity) Permits(action anomaly.Action) bool {
 type Credentials struct {
 	ids     []Identity
 	digests [][sha256.Size]byte
+	tokens  []bool      // whether ids[i] has a token (digests[i] is set)
+	hashes  []argonHash // ids[i]'s password hash; a zero key for none
 }
 
 // NewCredentials returns the Credentials for cs after validating each entry and
@@ -239,16 +257,28 @@ func NewCredentials(cs []Credential) (*Credentials, error) {
 		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("operators[%d]: %w", i, err)
 		}
-		d, _ := c.digest()
+		var d [sha256.Size]byte
+		if c.TokenSHA256 != "" {
+			d, _ = c.digest()
+		}
 		switch {
 		case names[c.Name]:
 			return nil, fmt.Errorf("%w: operators[%d]: duplicate operator name %q", ErrCredentials, i, c.Name)
-		case digests[d]:
+		case c.TokenSHA256 != "" && digests[d]:
 			return nil, fmt.Errorf("%w: operators[%d]: operator %q has the same token as an earlier operator", ErrCredentials, i, c.Name)
 		}
-		names[c.Name], digests[d] = true, true
+		names[c.Name] = true
+		if c.TokenSHA256 != "" {
+			digests[d] = true
+		}
+		var h argonHash
+		if c.PasswordArgon2id != "" {
+			h, _ = parseArgon2id(c.PasswordArgon2id)
+		}
 		out.ids = append(out.ids, Identity{Name: c.Name, Roles: slices.Clone(c.Roles)})
 		out.digests = append(out.digests, d)
+		out.tokens = append(out.tokens, c.TokenSHA256 != "")
+		out.hashes = append(out.hashes, h)
 	}
 	return out, nil
 }
@@ -339,7 +369,7 @@ func (c *Credentials) Authenticate(token string) (Identity, bool) {
 	h := sha256.Sum256([]byte(token))
 	match := -1
 	for i := range c.digests {
-		if subtle.ConstantTimeCompare(h[:], c.digests[i][:]) == 1 {
+		if subtle.ConstantTimeCompare(h[:], c.digests[i][:]) == 1 && c.tokens[i] {
 			match = i
 		}
 	}
@@ -347,6 +377,43 @@ func (c *Credentials) Authenticate(token string) (Identity, bool) {
 		return Identity{}, false
 	}
 	id := c.ids[match]
+	id.Roles = slices.Clone(id.Roles)
+	return id, true
+}
+
+// Login returns the operator named name if password is its dashboard
+// password. A name that is unknown or has no password costs the same
+// argon2id computation as one that has, so the time taken does not tell
+// which operators exist. The password is never logged or kept.
+func (c *Credentials) Login(name, password string) (Identity, bool) {
+	if c == nil || len(password) > MaxPasswordLen {
+		return Identity{}, false
+	}
+	i := slices.IndexFunc(c.ids, func(id Identity) bool { return id.Name == name })
+	if i < 0 || c.hashes[i].key == nil {
+		dummyHash.check(password)
+		return Identity{}, false
+	}
+	if !c.hashes[i].check(password) {
+		return Identity{}, false
+	}
+	id := c.ids[i]
+	id.Roles = slices.Clone(id.Roles)
+	return id, true
+}
+
+// Identity returns the operator named name, for a session that outlives
+// a reload of the credentials: one removed since is no longer found, and
+// one whose roles changed has its new ones.
+func (c *Credentials) Identity(name string) (Identity, bool) {
+	if c == nil {
+		return Identity{}, false
+	}
+	i := slices.IndexFunc(c.ids, func(id Identity) bool { return id.Name == name })
+	if i < 0 {
+		return Identity{}, false
+	}
+	id := c.ids[i]
 	id.Roles = slices.Clone(id.Roles)
 	return id, true
 }

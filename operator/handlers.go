@@ -283,31 +283,61 @@ func (s *Server) release(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, ref, err)
 	}
-	id := who(c)
-	q, err := s.deps.Quarantine.Release(ctx, ref, id.Actor, reason)
+	p := who(c)
+	res, err := s.releaseAs(ctx, p.Name, p.Actor, ref, reason)
+	switch {
+	case errors.Is(err, anomaly.ErrForwardPending):
+		return c.JSON(http.StatusAccepted, res)
+	case err != nil:
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// Release releases the quarantined command ref as the operator id, with
+// reason, and carries it on as the API's release does: the detector
+// releases it (and audits that, or its refusal); the Releaser then
+// forwards it, and the outcome is audited. The result is the record as it
+// stands after. An error wrapping anomaly.ErrForwardPending comes with the
+// result when the router's release sweeper forwards it instead (the API's
+// 202); any other error is an *Error (the API's problem), the record in
+// its Extension when the release was made but the router did not accept
+// the command. For the dashboard, which authenticates operators itself.
+func (s *Server) Release(ctx context.Context, id Identity, ref, reason string) (ReleaseResult, error) {
+	if !keyRE.MatchString(ref) {
+		return ReleaseResult{}, problem.New(ErrBadRequest, "ref", "%q is not a quarantine reference", clip(ref))
+	}
+	return s.releaseAs(ctx, id.Name, id.Actor(), ref, reason)
+}
+
+func (s *Server) releaseAs(ctx context.Context, name string, actor anomaly.Actor, ref, reason string) (ReleaseResult, error) {
+	if s.deps.Quarantine == nil || s.deps.Releaser == nil {
+		return ReleaseResult{}, unavailable("anomaly detector or router to release commands to")
+	}
+	q, err := s.deps.Quarantine.Release(ctx, ref, actor, reason)
 	if err != nil {
-		return fromAnomaly(err, "ref") // the detector audited its refusal
+		return ReleaseResult{}, fromAnomaly(err, "ref") // the detector audited its refusal
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.ForwardTimeout))
 	receipt, ferr := s.deps.Releaser.ForwardReleased(fctx, q)
 	cancel()
 	if errors.Is(ferr, anomaly.ErrForwardPending) {
-		s.log.InfoContext(ctx, "released command left to the router's release sweeper", "ref", ref, "command", q.CommandID, "operator", id.Name)
-		return c.JSON(http.StatusAccepted, ReleaseResult{Quarantine: quarantineView(q, false)})
+		s.log.InfoContext(ctx, "released command left to the router's release sweeper", "ref", ref, "command", q.CommandID, "operator", name)
+		return ReleaseResult{Quarantine: quarantineView(q, false)}, ferr
 	}
-	q = s.reread(ctx, q, id.Actor)
+	q = s.reread(ctx, q, actor)
 	view := quarantineView(q, false)
 	const fwd = "operator.quarantine.forward"
 	if ferr != nil {
 		oe := &Error{Kind: ErrForwardFailed, Err: ferr, Extension: &view,
 			Detail: fmt.Sprintf("command %s was released by %s but the router did not accept it for forwarding: %s; nothing was forwarded and the record stays released (its forwarding says whether the router retries)",
-				q.CommandID, id.Name, clipLong(ferr.Error()))}
-		s.log.ErrorContext(ctx, "released command not forwarded", "ref", ref, "command", q.CommandID, "operator", id.Name, "err", ferr)
-		s.audit(ctx, id.Name, fwd, ref, oe)
-		return oe
+				q.CommandID, name, clipLong(ferr.Error()))}
+		s.log.ErrorContext(ctx, "released command not forwarded", "ref", ref, "command", q.CommandID, "operator", name, "err", ferr)
+		s.audit(ctx, name, fwd, ref, oe)
+		return ReleaseResult{Quarantine: view}, oe
 	}
-	s.appendAudit(ctx, id.Name, fwd, ref, store.OutcomeSuccess, map[string]any{"command": q.CommandID, "user": q.User.String(), "serviceRef": q.ServiceRef})
-	return c.JSON(http.StatusOK, ReleaseResult{Quarantine: view, Forwarded: receipt})
+	s.appendAudit(ctx, name, fwd, ref, store.OutcomeSuccess, map[string]any{"command": q.CommandID, "user": q.User.String(), "serviceRef": q.ServiceRef})
+	return ReleaseResult{Quarantine: view, Forwarded: receipt}, nil
 }
 
 // reread returns the record ref as stored now (with its forwarding's
@@ -343,6 +373,23 @@ func (s *Server) deleteQuarantine(c echo.Context) error {
 		return fromAnomaly(err, "ref") // the detector audited its refusal
 	}
 	return c.JSON(http.StatusOK, quarantineView(q, false))
+}
+
+// Delete deletes the quarantined command ref as the operator id, with
+// reason (the detector audits it, or its refusal), for the dashboard; an
+// error is an *Error.
+func (s *Server) Delete(ctx context.Context, id Identity, ref, reason string) (QuarantineView, error) {
+	if !keyRE.MatchString(ref) {
+		return QuarantineView{}, problem.New(ErrBadRequest, "ref", "%q is not a quarantine reference", clip(ref))
+	}
+	if s.deps.Quarantine == nil {
+		return QuarantineView{}, unavailable("anomaly detector")
+	}
+	q, err := s.deps.Quarantine.Delete(ctx, ref, id.Actor(), reason)
+	if err != nil {
+		return QuarantineView{}, fromAnomaly(err, "ref")
+	}
+	return quarantineView(q, false), nil
 }
 
 // listThresholds answers GET /v1/thresholds.

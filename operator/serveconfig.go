@@ -2,6 +2,7 @@ package operator
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
 )
@@ -43,6 +44,19 @@ type ServeConfig struct {
 	Operators string `json:"operators,omitempty" path:"file"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
+	// SessionIdle ends a dashboard session unused for this long, and
+	// SessionMax any session this long after its login: Go durations
+	// ("30m", "12h"); empty for the dashboard's defaults (30m, 12h).
+	SessionIdle string `json:"sessionIdle,omitempty"`
+	SessionMax  string `json:"sessionMax,omitempty"`
+}
+
+// Sessions returns the dashboard's session durations (zero for the
+// defaults); Validate has checked them.
+func (c ServeConfig) Sessions() (idle, max time.Duration) {
+	idle, _ = time.ParseDuration(c.SessionIdle)
+	max, _ = time.ParseDuration(c.SessionMax)
+	return idle, max
 }
 
 // LoadServeConfig reads a ServeConfig from a JSON file, strictly, and
@@ -89,6 +103,14 @@ func (c ServeConfig) Validate() error {
 	}
 	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)
+	}
+	for _, d := range []struct{ field, flag, v string }{{"sessionIdle", "session-idle", c.SessionIdle}, {"sessionMax", "session-max", c.SessionMax}} {
+		if d.v == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d.v); err != nil || v < time.Minute || v > 7*24*time.Hour {
+			return bad(d.field, "--%s %q: want a duration from 1m to 168h, such as 30m", d.flag, d.v)
+		}
 	}
 	return nil
 }

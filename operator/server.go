@@ -113,6 +113,9 @@ type Deps struct {
 	// Audit receives the server's own audit entries (refusals, forwarding
 	// outcomes); usually the *store.DB the detector's store is on.
 	Audit Auditor
+	// UI, when set, serves every path but /v1/ and /healthz: the
+	// dashboard (package web), beside the API on one listener.
+	UI http.Handler
 	// Logger is the logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil for time.Now.
@@ -167,8 +170,18 @@ func (s *Server) routes() {
 	e.GET("/v1/events", s.authed(anomaly.ActionView, "operator.events", s.events))
 }
 
-// Handler returns the HTTP handler serving every route.
-func (s *Server) Handler() http.Handler { return s.e }
+// Handler returns the HTTP handler serving every route: the API, and the
+// UI beside it when Deps.UI is set.
+func (s *Server) Handler() http.Handler {
+	if s.deps.UI == nil {
+		return s.e
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", s.e)
+	mux.Handle("/healthz", s.e)
+	mux.Handle("/", s.deps.UI)
+	return mux
+}
 
 // Route is a method and path pattern the server answers, with path
 // parameters written {name} as in OpenAPI.
@@ -183,7 +196,7 @@ func (s *Server) Routes() []Route { return apiserver.Routes(s.e) }
 // ShutdownTimeout to finish. It returns nil after a clean shutdown. A
 // Server serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return apiserver.Serve(ctx, ln, s.e, apiserver.Options{
+	return apiserver.Serve(ctx, ln, s.Handler(), apiserver.Options{
 		Service: "operator", Name: "operator API", Logger: s.log,
 		ShutdownTimeout: time.Duration(s.cfg.ShutdownTimeout),
 		BeforeShutdown:  func() { s.stopStreams.Do(func() { close(s.streamsDone) }) },

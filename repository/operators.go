@@ -205,6 +205,9 @@ func ParseOperators(data []byte) ([]Operator, error) {
 		}
 		var ops []Operator
 		for _, c := range f.Operators {
+			if c.TokenSHA256 == "" {
+				continue // a dashboard login only: no bearer token to check here
+			}
 			if op := fromCredential(c); len(op.Permissions) > 0 {
 				ops = append(ops, op)
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -293,8 +294,13 @@ type rawAudit struct {
 }
 
 func rawAuditPage(ctx context.Context, q dbtx, afterSeq int64, limit int) ([]rawAudit, error) {
-	rs, err := q.query(ctx, `SELECT seq, at, actor, action, object, outcome, details, prev_hash, hash
-		FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
+	return rawAuditQuery(ctx, q, `WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
+}
+
+// rawAuditQuery reads the audit rows that where (a WHERE, ORDER and LIMIT
+// clause) selects.
+func rawAuditQuery(ctx context.Context, q dbtx, where string, args ...any) ([]rawAudit, error) {
+	rs, err := q.query(ctx, `SELECT seq, at, actor, action, object, outcome, details, prev_hash, hash FROM audit_log `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading audit log: %w", err)
 	}
@@ -328,6 +334,11 @@ func (db *DB) AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]Aud
 	if err != nil {
 		return nil, err
 	}
+	return decodeAudit(raw)
+}
+
+// decodeAudit decodes the details of raw rows.
+func decodeAudit(raw []rawAudit) ([]AuditEvent, error) {
 	out := make([]AuditEvent, len(raw))
 	for i, r := range raw {
 		d := json.NewDecoder(bytes.NewReader(r.details))
@@ -341,6 +352,75 @@ func (db *DB) AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]Aud
 		out[i] = r.AuditEvent
 	}
 	return out, nil
+}
+
+// AuditQuery selects audit entries for SearchAudit; its zero fields match
+// everything.
+type AuditQuery struct {
+	// Actor matches an actor equal to it or beginning with it and " ("
+	// ("olga" matches "olga (quarantine-officer)", as the anomaly
+	// detector records operators); Object matches exactly; Action matches
+	// an action equal to it or beginning with it and a dot ("anomaly"
+	// matches "anomaly.release").
+	Actor, Action, Object string
+	// From and To bound the entries' time: From <= at < To.
+	From, To time.Time
+	// Before, when positive, keeps entries with Seq below it: the next
+	// page after a result's last entry.
+	Before int64
+	// Limit bounds the result (0 means DefaultLimit; at most MaxLimit).
+	Limit int
+}
+
+// SearchAudit returns the entries q selects, newest first. It does not
+// verify the chain (VerifyAudit does). The audit log has no index but its
+// sequence: a search reads back from the newest entry (or from Before)
+// until it has Limit entries, which is quick for what operators look for
+// (recent entries, or a From bound) and a scan of the log otherwise.
+func (db *DB) SearchAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	where, args := []string{"1 = 1"}, []any{}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	if q.Actor != "" {
+		// An operator's actions are recorded under "name (roles)" by the
+		// detector and "name" by the services: either matches the name.
+		add("(actor = ?", q.Actor)
+		add("substr(actor, 1, "+strconv.Itoa(len(q.Actor)+2)+") = ?)", q.Actor+" (")
+		where[len(where)-2] += " OR " + where[len(where)-1]
+		where = where[:len(where)-1]
+	}
+	if q.Action != "" {
+		add("(action = ?", q.Action)
+		// A prefix match without LIKE's wildcards: substr is in both
+		// dialects, and the prefix is compared as given.
+		add("substr(action, 1, "+strconv.Itoa(len(q.Action)+1)+") = ?)", q.Action+".")
+		where[len(where)-2] += " OR " + where[len(where)-1]
+		where = where[:len(where)-1]
+	}
+	if q.Object != "" {
+		add("object = ?", q.Object)
+	}
+	if !q.From.IsZero() {
+		add("at >= ?", dbTime(q.From))
+	}
+	if !q.To.IsZero() {
+		add("at < ?", dbTime(q.To))
+	}
+	if q.Before > 0 {
+		add("seq < ?", q.Before)
+	}
+	args = append(args, limit)
+	raw, err := rawAuditQuery(ctx, db.read(), "WHERE "+strings.Join(where, " AND ")+fmt.Sprintf(" ORDER BY seq DESC LIMIT $%d", len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAudit(raw)
 }
 
 // VerifyAudit recomputes the whole hash chain, in one consistent snapshot,

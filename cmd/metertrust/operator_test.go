@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,5 +72,75 @@ func TestOperatorToken(t *testing.T) {
 	}
 	if err != nil || json.Unmarshal([]byte(out), &j) != nil || j.Credential.TokenSHA256 != operator.HashToken(j.Token) {
 		t.Errorf("--json = %q, %v", out, err)
+	}
+}
+
+func TestOperatorPasswd(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "operators.json")
+	run := func(stdin string, args ...string) error {
+		t.Helper()
+		c := newOperatorCmd()
+		var out bytes.Buffer
+		c.SetOut(&out)
+		c.SetErr(&out)
+		c.SetIn(strings.NewReader(stdin))
+		c.SetArgs(append([]string{"passwd", "--operators", file}, args...))
+		return c.ExecuteContext(context.Background())
+	}
+	// A new operator needs roles; a short password is refused; the file
+	// is made with mode 0600.
+	if err := run("long enough password\n", "--name", "olga", "--password-stdin"); err == nil || !strings.Contains(err.Error(), "--role") {
+		t.Errorf("new operator without --role: %v", err)
+	}
+	if err := run("short\n", "--name", "olga", "--role", "quarantine-officer", "--password-stdin"); err == nil || !strings.Contains(err.Error(), "at least 12") {
+		t.Errorf("short password: %v", err)
+	}
+	if err := run("long enough password\n", "--name", "olga", "--role", "quarantine-officer", "--password-stdin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("long enough password\n", "--name", "olga"); err == nil || !strings.Contains(err.Error(), "--password-stdin") {
+		t.Errorf("no terminal and no --password-stdin: %v", err)
+	}
+	// A token entry beside it is kept; its password is then set too.
+	_, cred, err := operator.Mint(nil, "tina", []operator.Role{operator.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := operator.LoadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Operators = append(f.Operators, cred)
+	b, _ := json.Marshal(f)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("tina's new password\r\n", "--name", "tina", "--password-stdin"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(file)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %v, %v", st.Mode(), err)
+	}
+	creds, err := operator.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := creds.Login("olga", "long enough password"); !ok || !id.Has(operator.RoleQuarantineOfficer) {
+		t.Errorf("olga's login: %+v %v", id, ok)
+	}
+	if _, ok := creds.Login("olga", "long enough passwor"); ok {
+		t.Error("a wrong password logs in")
+	}
+	if _, ok := creds.Login("tina", "tina's new password"); !ok {
+		t.Error("tina's password")
+	}
+	f, err = operator.LoadFile(file)
+	if err != nil || len(f.Operators) != 2 || f.Operators[1].TokenSHA256 != cred.TokenSHA256 {
+		t.Errorf("tina's token digest after passwd: %+v, %v", f.Operators, err)
+	}
+	raw, _ := os.ReadFile(file)
+	if strings.Contains(string(raw), "long enough password") {
+		t.Error("the password is in the file")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/metertrust/metertrust/internal/dccki"
 	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/web"
 )
 
 // newServeOperatorCmd is "metertrust serve operator": the operator API in a
@@ -25,10 +27,11 @@ func newServeOperatorCmdWith(run func(context.Context, operator.ServeConfig) err
 	var config string
 	c := &cobra.Command{
 		Use:   "operator",
-		Short: "Run the operator API (quarantine, thresholds, usage, events) in its own process, with no key",
-		Long: `Run the DCC operator API on its own: operators authenticate with bearer
-tokens (--operators, minted by metertrust operator token) over HTTPS with the
-server certificate --tls-cert. It serves from the router's store (--data or
+		Short: "Run the operator dashboard and API (quarantine, thresholds, usage, audit) in its own process, with no key",
+		Long: `Run the DCC operators' dashboard and API on their own, over HTTPS with the
+server certificate --tls-cert: the dashboard at / for operators who log in
+with their name and password (metertrust operator passwd), the API under /v1/
+for bearer tokens (metertrust operator token); both from --operators. It serves from the router's store (--data or
 --store) and loads no key but --tls-key: not the access control broker's.
 
 A release is recorded in the store and answered 202 Accepted; the router's
@@ -53,8 +56,14 @@ against the file's directory.`,
 	fl.StringVar(&f.TLSKey, "tls-key", "", "the server certificate's private key (PEM)")
 	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token)")
 	fl.StringVar(&f.LogLevel, "log-level", operator.DefaultLogLevel, "debug, info, warn or error")
+	fl.StringVar(&f.SessionIdle, "session-idle", "", "end a dashboard session unused for this long (default 30m)")
+	fl.StringVar(&f.SessionMax, "session-max", "", "end any dashboard session this long after login (default 12h)")
 	return c
 }
+
+// uiHandler is the dashboard, set once built: the dashboard needs the
+// operator API (its releases) and the API serves the dashboard.
+type uiHandler struct{ http.Handler }
 
 // serveOperator runs the operator API with a validated configuration until
 // ctx ends. It opens the store, the anomaly detector, the credentials and
@@ -89,9 +98,18 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
+	ui := &uiHandler{}
 	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
-		Alerts: det, Releaser: operator.Deferred, Audit: db, Logger: log})
+		Alerts: det, Releaser: operator.Deferred, Audit: db, Logger: log, UI: ui})
+	idle, max := f.Sessions()
+	dash, err := web.New(web.Config{SessionIdle: idle, SessionMax: max},
+		web.Deps{Credentials: creds, Sessions: db.Operator(), Quarantine: det, Thresholds: det, Usage: det, Decider: op, Audit: db, Logger: log})
+	if err != nil {
+		return err
+	}
+	ui.Handler = dash.Handler()
 	// The detector's background work: alerts from other processes (LISTEN
-	// on PostgreSQL) for the event stream, and threshold reloads.
-	return serving.RunAll(ctx, det.Run, func(ctx context.Context) error { return op.Serve(ctx, ln) })
+	// on PostgreSQL) for the event stream, and threshold reloads; the
+	// dashboard's sampling of live counts for its charts.
+	return serving.RunAll(ctx, det.Run, dash.Run, func(ctx context.Context) error { return op.Serve(ctx, ln) })
 }
