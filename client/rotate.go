@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
@@ -92,22 +91,48 @@ func (c *Client) signRotation(raw []byte, target smki.EUI, r RotateRequest) ([]b
 	if err != nil {
 		return nil, fmt.Errorf("client: reading the rotation's CS02b: %w", err)
 	}
-	asked := map[string]bool{}
-	for _, s := range []string{r.DS, r.KA, r.PrepaymentKA} {
-		if s != "" {
-			asked[strings.TrimLeft(strings.ToUpper(s), "0")] = true
-		}
+	if err := cmd.CheckOwnRotation(); err != nil {
+		return nil, fmt.Errorf("client: the router's CS02b is more than a rotation: %w: not signed", err)
 	}
-	if len(cmd.Replacements) != len(asked) {
-		return nil, fmt.Errorf("client: the router's CS02b replaces %d cells, %d certificates asked: not signed", len(cmd.Replacements), len(asked))
+	switch at := cmd.ExecutionDateTime; {
+	case at == nil && !r.ExecuteAt.IsZero(), at != nil && !at.Time().Equal(r.ExecuteAt.UTC().Truncate(time.Second)):
+		return nil, fmt.Errorf("client: the router's CS02b executes at %v, not at the time asked (%v): not signed", at, r.ExecuteAt)
+	}
+	// Each certificate asked, by serial (read as the router reads it), goes
+	// to its own cell.
+	role := asn.RoleSupplier
+	if m.Code == 0x0103 {
+		role = asn.RoleNetworkOperator
+	}
+	want := map[string]asn.TrustAnchorCellIdentifier{}
+	for _, a := range []struct {
+		serial string
+		cell   asn.TrustAnchorCellIdentifier
+	}{{r.DS, asn.Cell(role, asn.DigitalSignature, asn.CellManagement)}, {r.KA, asn.Cell(role, asn.KeyAgreement, asn.CellManagement)},
+		{r.PrepaymentKA, asn.Cell(role, asn.KeyAgreement, asn.CellPrePaymentTopUp)}} {
+		if a.serial == "" {
+			continue
+		}
+		b, err := smki.ParseSerial(a.serial)
+		if err != nil {
+			return nil, fmt.Errorf("client: rotation: %w", err)
+		}
+		want[string(b)] = a.cell
+	}
+	if len(cmd.Replacements) != len(want) {
+		return nil, fmt.Errorf("client: the router's CS02b replaces %d cells, %d certificates asked: not signed", len(cmd.Replacements), len(want))
 	}
 	for _, rep := range cmd.Replacements {
 		cert, err := smki.ParseCertificate(rep.ReplacementCertificate.Raw)
 		if err != nil {
 			return nil, fmt.Errorf("client: the rotation's certificate: %w", err)
 		}
-		if cert.EUI != c.eui || !asked[strings.TrimLeft(fmt.Sprintf("%X", cert.SerialNumber.Bytes()), "0")] {
+		cell, ok := want[string(cert.SerialNumber.Bytes())]
+		switch {
+		case cert.EUI != c.eui || !ok:
 			return nil, fmt.Errorf("client: the router's CS02b installs certificate %X of %s, not one asked for: not signed", cert.SerialNumber.Bytes(), cert.EUI)
+		case !rep.TargetTrustAnchorCell.Same(cell):
+			return nil, fmt.Errorf("client: the router's CS02b puts certificate %X in cell %s, not %s: not signed", cert.SerialNumber.Bytes(), rep.TargetTrustAnchorCell, cell)
 		}
 	}
 	if err := commands.SignPreCommand(rand.Reader, c.cfg.Signer, m); err != nil {

@@ -60,11 +60,16 @@ func TestNoCentralTableOfSecrets(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if bytes.Contains(b, []byte("PRIVATE KEY-----")) {
+		rel, _ := filepath.Rel(dir, path)
+		top, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+		isKey := bytes.Contains(b, []byte("PRIVATE KEY-----"))
+		switch {
+		case isKey && keyDirs[top]:
 			keyFiles = append(keyFiles, path)
 			return nil
+		case isKey:
+			t.Errorf("a private key outside the key directories: %s", rel)
 		}
-		rel, _ := filepath.Rel(dir, path)
 		hay[rel] = b
 		return nil
 	}); err != nil {
@@ -135,6 +140,12 @@ func TestNoCentralTableOfSecrets(t *testing.T) {
 	}
 	t.Logf("scanned %d places (%d bytes) for %d secrets", len(hay), total(hay), len(secrets))
 }
+
+// keyDirs are the data directory's key stores: the DCC's keys (keys/),
+// the parties' own (parties/, tls/, standing for their systems) and the
+// meters' (devices/, standing for their hardware). A private key anywhere
+// else is a leak.
+var keyDirs = map[string]bool{"keys": true, "parties": true, "tls": true, "devices": true}
 
 // scan returns where a secret is found, as "secret in place (encoding)".
 // Every encoding of every secret goes into a set by length, and each

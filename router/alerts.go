@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -254,7 +255,8 @@ func (in *AlertIntake) handle(ctx context.Context, source string, a RawAlert) er
 	}
 	ev := AuditEvent{Action: "alert.received", Target: m.Originator, Counter: m.Counter, Code: m.Code, At: at, Detail: r.detail()}
 	step.Alert = &store.DeviceAlert{Device: m.Originator.String(), Counter: m.Counter, Code: uint16(m.Code), Recipient: m.Recipient.String(),
-		Rerouted: r.rerouted, Source: source, Message: a.Message, RaisedAt: raisedAt(a, at), ReceivedAt: at}
+		Rerouted: r.rerouted, Source: source, Message: a.Message, RaisedAt: raisedAt(a, at), ReceivedAt: at,
+		Unverified: !m.Signed() && m.Recipient != in.cfg.ACB}
 	if !r.to.IsZero() {
 		step.Alert.DeliveredTo = r.to.String()
 		step.Delivery = &store.Delivery{Caller: r.to.String(), Kind: store.DeliveryAlert, Body: a.Message, Detail: r.detail(), At: at}
@@ -281,7 +283,10 @@ func (in *AlertIntake) handle(ctx context.Context, source string, a RawAlert) er
 			in.cfg.Publisher.Publish(d)
 		}
 	}
-	if r.to.IsZero() && m.Code == CodeCS02bAlert && in.cfg.Observer != nil {
+	// A CS02b's outcome alert goes to its originator: the TCoS for a
+	// change of supplier, the owner itself for a rotation. Either way,
+	// signed by the device, it settles the change it names.
+	if m.Code == CodeCS02bAlert && m.Signed() && in.cfg.Observer != nil {
 		in.cfg.Observer.CredentialsAlerted(ctx, m.Originator, m)
 	}
 	return nil
@@ -332,6 +337,8 @@ func (in *AlertIntake) verify(ctx context.Context, a RawAlert) (*commands.Messag
 		return m, Device{}, fmt.Errorf("%w: the source names device %s, the alert %s", ErrMalformed, a.Device, m.Originator)
 	case m.Signed() && m.HasMAC():
 		return m, Device{}, fmt.Errorf("%w: an alert is signed or MAC'd, never both", ErrMalformed)
+	case m.Counter > math.MaxInt64:
+		return m, Device{}, fmt.Errorf("%w: alert counter %d above 2^63-1", ErrMalformed, m.Counter)
 	}
 	d, err := in.cfg.Registry.Device(ctx, m.Originator)
 	if err != nil {

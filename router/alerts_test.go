@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -250,9 +251,12 @@ func TestAlertIntakeRoutes(t *testing.T) {
 	e.src.add(e.device, deviceAlert(t, e.devDS, e.device, e.acb, CodeCS02bAlert, 2002))
 	// Another alert to the ACB: consumed, the observer not told.
 	e.src.add(e.device, deviceAlert(t, e.devDS, e.device, e.acb, 0x00CC, 2003))
+	// A CS02b outcome to the supplier (its own rotation, future-dated):
+	// delivered, and the observer told too.
+	e.src.add(e.device, deviceAlert(t, e.devDS, e.device, e.supplier.eui, CodeCS02bAlert, 2004))
 	e.poll(t)
 	ds := e.deliveries(t, e.supplier.eui)
-	if len(ds) != 1 {
+	if len(ds) != 2 {
 		t.Fatalf("supplier's deliveries = %+v", ds)
 	}
 	if v := viewOf(ds[0]); v.Alert == nil || !v.Alert.Rerouted || v.Alert.Recipient != e.stranger.eui || ds[0].Detail == "" {
@@ -264,14 +268,14 @@ func TestAlertIntakeRoutes(t *testing.T) {
 	if ds := e.deliveries(t, e.distributor.eui); len(ds) != 1 || viewOf(ds[0]).Alert.Rerouted {
 		t.Fatalf("network operator's deliveries = %+v", ds)
 	}
-	if len(e.obs.seen) != 1 || e.obs.seen[0] != 2002 {
-		t.Fatalf("observer saw %v, want [2002]", e.obs.seen)
+	if !slices.Equal(e.obs.seen, []uint64{2002, 2004}) {
+		t.Fatalf("observer saw %v, want [2002 2004]", e.obs.seen)
 	}
 	as, err := e.db.Router().DeviceAlerts(ctx, e.device, 0)
-	if err != nil || len(as) != 4 || !as[0].Rerouted || as[2].DeliveredTo != "" || as[2].DeliverySeq != 0 {
+	if err != nil || len(as) != 5 || !as[0].Rerouted || as[2].DeliveredTo != "" || as[2].DeliverySeq != 0 {
 		t.Fatalf("recorded = %+v, %v", as, err)
 	}
-	if got := e.audits(t); len(got) != 4 {
+	if got := e.audits(t); len(got) != 5 {
 		t.Fatalf("audits = %v", got)
 	}
 }
@@ -467,5 +471,35 @@ func TestHTTPTransportAlerts(t *testing.T) {
 				t.Fatalf("page = %+v", p)
 			}
 		})
+	}
+}
+
+// TestAlertIntakeForgedMAC: an alert MAC'd to a user cannot be checked by
+// the router, so it goes to its recipient (who checks the MAC) without
+// becoming the device's last alert: a forgery with a huge counter does not
+// silence the device's later genuine alerts, and one above 2^63-1 is
+// refused without stopping the source.
+func TestAlertIntakeForgedMAC(t *testing.T) {
+	e := newAlertEnv(t)
+	forged := func(counter uint64) []byte {
+		m := &commands.Message{CRA: commands.Alert, Counter: counter, Originator: e.device, Recipient: e.supplier.eui, Code: 0x1001,
+			Payload: []byte{0x0F, 0x20, 0x00, 0x00, 0x01, 0x00, 0x02, 0x02, 0x12, 0x81, 0x0E, 0x09, 0x00}, EmptySignatureField: true,
+			MAC: make([]byte, 12)}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	e.src.add(e.device, forged(1<<63-1))
+	e.src.add(e.device, forged(1<<63))
+	e.src.add(e.device, deviceAlert(t, e.devDS, e.device, e.supplier.eui, 0x00CC, 2000))
+	e.poll(t)
+	want := []string{"router.alert.received", "router.alert.refused/malformed", "router.alert.received"}
+	if got := e.audits(t); !slices.Equal(got, want) {
+		t.Fatalf("audits = %v, want %v", got, want)
+	}
+	if ds := e.deliveries(t, e.supplier.eui); len(ds) != 2 || viewOf(ds[1]).Alert.Counter != 2000 {
+		t.Fatalf("deliveries = %+v: the genuine alert after the forgery must be delivered", ds)
 	}
 }

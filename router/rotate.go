@@ -302,6 +302,9 @@ func (r *Router) rotationOwnership(ctx context.Context, s *submission) error {
 	if err := cmd.CheckMessageCode(uint16(s.msg.Code)); err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	if err := cmd.CheckOwnRotation(); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
 	ctl := &cmd.AuthorisingRemotePartyControl
 	want := asn.Cell(asn.RemotePartyRole(rot.mode.role), asn.DigitalSignature, asn.CellManagement)
 	if c := ctl.AuthorisingRemotePartyTACellIdentifier; c != nil && !c.Same(want) {

@@ -158,6 +158,24 @@ func TestRotationWithMeter(t *testing.T) {
 				t.Errorf("rotation of the DS cell alone: %d %+v", st, p)
 			}
 
+			// A rotation signed by the owner may not touch other roles'
+			// floors: raising the TCoS's would refuse every later change
+			// of supplier away from it.
+			for name, edit := range map[string]func(*asn.UpdateSecurityCredentialsCommand){
+				"[6] raising the TCoS's floor": func(c *asn.UpdateSecurityCredentialsCommand) {
+					c.AuthorisingRemotePartyControl.OtherRemotePartySeqNumberChanges = []asn.RemotePartySeqNumberChange{
+						{RemotePartyRole: asn.RoleTransitionalCoS, FloorSeqNumber: 1<<63 - 1}}
+				},
+				"[4] a floor of its own": func(c *asn.UpdateSecurityCredentialsCommand) {
+					f := asn.SeqNumber(1 << 40)
+					c.AuthorisingRemotePartyControl.NewRemotePartyFloorSeqNumber = &f
+				},
+			} {
+				if _, st, p := e.rotate(t, req, e.supplier.ds, edit); st != http.StatusBadRequest || p.Code != "malformed" {
+					t.Errorf("rotation with %s: %d %+v, want malformed", name, st, p)
+				}
+			}
+
 			// Applied on m0.
 			rc, st, p := e.rotate(t, req, e.supplier.ds, nil)
 			if st != http.StatusAccepted || rc.Change == "" {

@@ -36,6 +36,12 @@ type DeviceAlert struct {
 	// RaisedAt is when the source says the device raised it; ReceivedAt
 	// when the router recorded it.
 	RaisedAt, ReceivedAt time.Time
+	// Unverified marks an alert the router could not check (MAC'd under
+	// its recipient's key): it must be above the device's last verified
+	// alert, but it is not recorded as the device's own and does not move
+	// that mark, so a forgery cannot silence the device's later alerts.
+	// Only its delivery is written; its recipient checks the MAC.
+	Unverified bool
 }
 
 // ErrStaleAlert means an alert's counter is not above the highest recorded
@@ -100,6 +106,25 @@ func insertDeviceAlert(ctx context.Context, tx dbtx, in *AlertIntake, a *DeviceA
 		return fmt.Errorf("%w: alert without its message or times", ErrInvalid)
 	case (in.Delivery != nil) != (a.DeliveredTo != ""):
 		return fmt.Errorf("%w: an alert delivered to %q needs exactly its delivery", ErrInvalid, a.DeliveredTo)
+	}
+	if a.Unverified {
+		var one int
+		err := tx.queryRow(ctx, `SELECT 1 FROM router_device_alerts WHERE device = $1 AND counter >= $2 LIMIT 1`,
+			a.Device, int64(a.Counter)).Scan(&one)
+		switch {
+		case err == nil:
+			return fmt.Errorf("alert %s/%d: %w", a.Device, a.Counter, ErrStaleAlert)
+		case !errors.Is(err, errNoRows):
+			return fmt.Errorf("store: reading alerts of %s: %w", a.Device, err)
+		case in.Delivery == nil || in.Delivery.Caller != a.DeliveredTo || in.Delivery.Kind != DeliveryAlert:
+			return fmt.Errorf("%w: an unverified alert is delivered to its recipient as an alert", ErrInvalid)
+		}
+		d, err := addDelivery(ctx, tx, *in.Delivery)
+		if err != nil {
+			return err
+		}
+		*in.Delivery, a.DeliverySeq = d, d.Seq
+		return nil
 	}
 	// Recorded only if its counter is above every one recorded for the
 	// device: an alert's counter rises (decision 018).

@@ -531,10 +531,10 @@ func (s *Server) auditSearch(c echo.Context) error {
 			return err
 		}
 	}
-	checked, verr := s.deps.Audit.VerifyAudit(ctx)
-	chain := fmt.Sprintf("The hash chain of all %d entries verifies.", checked)
+	checked, at, verr := s.chain(ctx)
+	chain := fmt.Sprintf("The hash chain of all %d entries verifies (checked at %s).", checked, at.UTC().Format("15:04:05Z"))
 	if verr != nil {
-		chain = fmt.Sprintf("The hash chain is BROKEN after %d good entries: %v", checked, verr)
+		chain = fmt.Sprintf("The hash chain is BROKEN after %d good entries (checked at %s): %v", checked, at.UTC().Format("15:04:05Z"), verr)
 		s.log.ErrorContext(ctx, "audit chain broken", "checked", checked, "err", verr)
 	}
 	next := ""

@@ -22,6 +22,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/internal/trunc"
 	"github.com/metertrust/metertrust/operator"
@@ -153,6 +154,28 @@ type Server struct {
 	failures map[string]*failure // by operator name
 
 	hist history
+
+	chainMu  sync.Mutex
+	chainAt  time.Time // when the chain was last verified
+	chainN   int64
+	chainErr error
+}
+
+// chainEvery is how long the result of verifying the audit chain is
+// shown before it is verified again: the whole log is read each time.
+const chainEvery = time.Minute
+
+// chain verifies the audit log's hash chain, at most once per chainEvery
+// (operators reloading the audit page do not each re-read the log).
+func (s *Server) chain(ctx context.Context) (int64, time.Time, error) {
+	s.chainMu.Lock()
+	defer s.chainMu.Unlock()
+	now := s.now()
+	if s.chainAt.IsZero() || now.Sub(s.chainAt) >= chainEvery || now.Before(s.chainAt) {
+		s.chainN, s.chainErr = s.deps.Audit.VerifyAudit(ctx)
+		s.chainAt = now
+	}
+	return s.chainN, s.chainAt, s.chainErr
 }
 
 // failure counts a name's failed logins in a row.
@@ -295,6 +318,11 @@ func (s *Server) authed(h echo.HandlerFunc) echo.HandlerFunc {
 				return &pageError{status: http.StatusForbidden, msg: "This form could not be checked (" + err.Error() + "): reload the page and try again."}
 			}
 		}
+		if !o.id.Permits(anomaly.ActionView) {
+			s.audit(ctx, o.id.Name, "operator.dashboard.view", req.URL.Path, store.OutcomeRefused,
+				map[string]any{"refusal": fmt.Sprintf("roles %v do not include viewer, quarantine-officer or threshold-admin", o.id.Roles)})
+			return &pageError{status: http.StatusForbidden, msg: "Your roles do not include the dashboard's (viewer, quarantine-officer, threshold-admin)."}
+		}
 		c.Set(operatorKey, o)
 		return h(c)
 	}
@@ -387,9 +415,12 @@ func (s *Server) renderLogin(c echo.Context, status int, msg, next string) error
 }
 
 // safeNext keeps a post-login destination only when it is a path of this
-// site (not "//host" nor a scheme).
+// site: it starts with one slash, not "//" nor "/\" (which browsers read
+// as another host), and holds no control character (browsers drop tabs and
+// newlines from a Location, which could turn "/<TAB>/host" into "//host").
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "/"
 	}
 	return next
@@ -415,14 +446,13 @@ func (s *Server) login(c echo.Context) error {
 		return s.renderLogin(c, http.StatusForbidden, "The login form had expired: try again.", next)
 	}
 	now := s.now()
-	if until, locked := s.locked(name, now); locked {
+	if until, ok := s.attempt(name, now); !ok {
 		s.audit(ctx, auditName(name), "operator.login", auditName(name), store.OutcomeRefused,
 			map[string]any{"refusal": fmt.Sprintf("locked after %d failed logins until %s", LockoutFailures, until.UTC().Format(time.RFC3339))})
 		return s.renderLogin(c, http.StatusTooManyRequests, "Too many failed logins: wait a few minutes.", next)
 	}
 	id, ok := s.deps.Credentials.Login(name, password)
 	if !ok {
-		s.failed(name, now)
 		s.audit(ctx, auditName(name), "operator.login", auditName(name), store.OutcomeRefused, map[string]any{"refusal": "unknown name or wrong password"})
 		return s.renderLogin(c, http.StatusUnauthorized, "Unknown name or wrong password.", next)
 	}
@@ -461,33 +491,46 @@ func auditName(name string) string {
 	return name
 }
 
-func (s *Server) locked(name string, now time.Time) (time.Time, bool) {
+// attempt counts a login attempt for name before its password is checked,
+// so that parallel guesses cannot all pass before one failure is counted:
+// it reports false, with the time the lock ends, when the name has had
+// LockoutFailures attempts in a row without a success. succeeded clears
+// the count.
+func (s *Server) attempt(name string, now time.Time) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.failures[name]
-	if f == nil || f.n < LockoutFailures {
-		return time.Time{}, false
+	if f != nil && f.n >= LockoutFailures {
+		if now.Before(f.until) {
+			return f.until, false
+		}
+		f.n = 0 // the lock is over: a fresh count
 	}
-	if now.Before(f.until) {
-		return f.until, true
-	}
-	delete(s.failures, name)
-	return time.Time{}, false
-}
-
-func (s *Server) failed(name string, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.failures) > 10000 { // bound the memory a flood of made-up names takes
-		clear(s.failures)
-	}
-	f := s.failures[name]
 	if f == nil {
+		if len(s.failures) >= maxFailures {
+			s.forgetUnlocked(now)
+		}
 		f = &failure{}
 		s.failures[name] = f
 	}
 	if f.n++; f.n >= LockoutFailures {
 		f.until = now.Add(s.cfg.Lockout)
+	}
+	return time.Time{}, true
+}
+
+// maxFailures bounds the names whose failures are remembered; past it,
+// the names not locked are forgotten first, so a flood of made-up names
+// cannot unlock a name under attack.
+const maxFailures = 10000
+
+// forgetUnlocked drops the counts of names not locked now. The caller
+// holds s.mu.
+func (s *Server) forgetUnlocked(now time.Time) {
+	for name, f := range s.failures {
+		if f.n < LockoutFailures || !now.Before(f.until) {
+			delete(s.failures, name)
+		}
 	}
 }
 

@@ -410,6 +410,33 @@ func dashboard(t *testing.T, backend string) {
 	}
 }
 
+// TestDashboardNeedsAViewingRole: an operator holding only roles of other
+// services (publish, revoke) logs in but sees no page, audited.
+func TestDashboardNeedsAViewingRole(t *testing.T) {
+	f := newFixture(t, storetest.SQLite)
+	hash, err := operator.HashPassword(nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.web.deps.Credentials, err = operator.NewCredentials([]operator.Credential{{Name: "pete", PasswordArgon2id: hash,
+		Roles: []operator.Role{operator.RolePublish, operator.RoleRevoke}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser()
+	if code, _, _ := b.login("pete", password); code != http.StatusSeeOther {
+		t.Fatalf("login: %d", code)
+	}
+	for _, page := range []string{"/", "/audit", "/quarantine"} {
+		if code, _, _ := b.get(page); code != http.StatusForbidden {
+			t.Errorf("%s for a publisher: %d, want 403", page, code)
+		}
+	}
+	if !f.audited("pete", "operator.dashboard.view", store.OutcomeRefused) {
+		t.Error("refusal not audited")
+	}
+}
+
 func TestLoginLockout(t *testing.T) {
 	f := newFixture(t, storetest.SQLite)
 	b := f.browser()
@@ -419,6 +446,13 @@ func TestLoginLockout(t *testing.T) {
 	if code, body, _ := b.login("olga", password); code != http.StatusTooManyRequests || !strings.Contains(body, "Too many failed logins") {
 		t.Errorf("locked out: %d", code)
 	}
+	// A flood of made-up names does not unlock it.
+	for i := range maxFailures + 10 {
+		f.web.attempt(fmt.Sprintf("nobody-%d", i), f.clock.now())
+	}
+	if code, _, _ := b.login("olga", password); code != http.StatusTooManyRequests {
+		t.Errorf("after a flood of other names: %d, want still locked", code)
+	}
 	f.clock.add(DefaultLockout)
 	if code, _, _ := b.login("olga", password); code != http.StatusSeeOther {
 		t.Errorf("after the lockout: %d", code)
@@ -427,7 +461,8 @@ func TestLoginLockout(t *testing.T) {
 
 func TestSafeNext(t *testing.T) {
 	for in, want := range map[string]string{"/quarantine?x=1": "/quarantine?x=1", "//evil.example/": "/", "https://evil.example": "/",
-		"/\\evil.example": "/", "": "/", "/login?next=/": "/"} {
+		"/\\evil.example": "/", "": "/", "/login?next=/": "/",
+		"/\t/evil.example": "/", "/\n/evil.example": "/", "/quarantine\x7f": "/"} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}

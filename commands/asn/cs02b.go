@@ -728,3 +728,39 @@ func (a *UpdateSecurityCredentialsAlert) Marshal() ([]byte, error) {
 	})
 	return e.finish()
 }
+
+// CheckOwnRotation reports an error wrapping ErrInvalid when c is not a
+// plain replacement of its signer's own cells (modes supplierBySupplier
+// and networkOperatorByNetworkOperator): it may carry no other party's
+// floor sequence numbers ([6]: only the transitional change of supplier,
+// recovery and load-controller-by-supplier modes change another role's,
+// gbcs-payloads.md 3.3), no plaintext symmetric key, a new floor [4] of
+// zero if any, and for a supplier at most the prepayment top-up floor of
+// zero ([5]). Otherwise a supplier signing its own rotation could raise
+// the TCoS's floor and so refuse every change of supplier away from it,
+// and a router building the CS02b could slip such a floor into what the
+// owner signs.
+func (c *UpdateSecurityCredentialsCommand) CheckOwnRotation() error {
+	ctl := &c.AuthorisingRemotePartyControl
+	switch ctl.CredentialsReplacementMode {
+	case SupplierBySupplier, NetworkOperatorByNetworkOperator:
+	default:
+		return invalid("credentialsReplacementMode", "%v is not a rotation of the signer's own cells", ctl.CredentialsReplacementMode)
+	}
+	switch {
+	case len(ctl.OtherRemotePartySeqNumberChanges) > 0:
+		return invalid("otherRemotePartySeqNumberChanges", "%d changes of other roles' floors in a rotation of the signer's own cells",
+			len(ctl.OtherRemotePartySeqNumberChanges))
+	case len(ctl.PlaintextSymmetricKey) > 0:
+		return invalid("plaintextSymmetricKey", "present in a rotation")
+	case ctl.NewRemotePartyFloorSeqNumber != nil && *ctl.NewRemotePartyFloorSeqNumber != 0:
+		return invalid("newRemotePartyFloorSeqNumber", "%d, want 0: the rotated role starts afresh", *ctl.NewRemotePartyFloorSeqNumber)
+	}
+	for _, f := range ctl.NewRemotePartySpecialistFloorSeqNumber {
+		if ctl.CredentialsReplacementMode != SupplierBySupplier || f.SeqNumberUsage != SeqNumberPrepaymentTopUp || f.SeqNumber != 0 {
+			return invalid("newRemotePartySpecialistFloorSeqNumber", "usage %d floor %d in mode %v; only a supplier's prepayment top-up floor of 0",
+				f.SeqNumberUsage, f.SeqNumber, ctl.CredentialsReplacementMode)
+		}
+	}
+	return nil
+}
