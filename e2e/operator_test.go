@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,7 +90,8 @@ func TestOperatorProcessReleases(t *testing.T) {
 			// The first disconnect of the hour passes; the second, to the
 			// other meter, is quarantined.
 			base := uint64(time.Now().UnixMilli())
-			if st, _, pr, err := r.submit(w.supplier, w.preCommand(t, r, w.supplier, "7.2", w.meters[0], base)); err != nil || st != http.StatusAccepted {
+			first := w.preCommand(t, r, w.supplier, "7.2", w.meters[0], base)
+			if st, _, pr, err := r.submit(w.supplier, first); err != nil || st != http.StatusAccepted {
 				t.Fatalf("first disconnect: %d %+v %v", st, pr, err)
 			}
 			held := w.preCommand(t, r, w.supplier, "7.2", w.meters[1], base+1)
@@ -146,6 +148,28 @@ func TestOperatorProcessReleases(t *testing.T) {
 			if rec, err := w.db.Anomaly().Quarantine(ctx, ref); err != nil || rec.Forwarding.Attempts != 1 {
 				t.Errorf("record after more sweeps: %+v, %v", rec.Forwarding, err)
 			}
+
+			// The dashboard of the operator process counts the router's
+			// decisions from the shared store: two accepted (the first
+			// disconnect and the released one), one quarantined, and a
+			// replay of the first refused at the counter stage.
+			if st, _, pr, err := r.submit(w.supplier, first); err != nil || st != http.StatusConflict || pr.Code != "replay" {
+				t.Fatalf("replay: %d %+v %v, want 409 replay", st, pr, err)
+			}
+			eventually(t, 30*time.Second, "command rates rolled up", func() error {
+				rs, err := w.db.Operator().CommandRates(ctx, time.Now().Add(-time.Hour))
+				if err != nil {
+					return err
+				}
+				got := map[string]int64{}
+				for _, x := range rs {
+					got[x.Outcome+"/"+x.Stage+"/"+x.Reason] += x.Count
+				}
+				if want := map[string]int64{"accepted/admit/": 2, "quarantined/admit/quarantined": 1, "refused/counter/replay": 1}; !maps.Equal(got, want) {
+					return fmt.Errorf("command rates %v, want %v", got, want)
+				}
+				return nil
+			})
 		})
 	}
 }

@@ -284,6 +284,9 @@ func TestAPICommands(t *testing.T) {
 		{"pre-command", "supplier", "application/octet-stream", command(t, e.supplier, e.device, codeDisable, 13, false), http.StatusForbidden, "signature"},
 		{"unknown device", "supplier", "application/octet-stream", command(t, e.supplier, smki.MustParseEUI("0102030405060708"), codeDisable, 13, true), http.StatusNotFound, "unknown-device"},
 	}
+	stages := map[string]string{"replay": StageCounter, "truncated": StageParse,
+		"counter 2^64-1 to a pair with a last counter": StageCounter, "counter two days ahead of the clock, far above the last": StageCounter,
+		"someone else's command": StageOriginator, "not the owner": StageOwnership, "pre-command": StageSignature, "unknown device": StageOwnership}
 	var firstID string
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,7 +301,12 @@ func TestAPICommands(t *testing.T) {
 			if tt.wantCode != "" {
 				// Every refusal is audited once: by the pipeline, or by the
 				// API for what never reached it.
-				e.wantRefusalAudited(t, seq, map[string]party{"supplier": e.supplier, "stranger": e.stranger}[tt.who], "command.refused", tt.wantCode)
+				a := e.wantRefusalAudited(t, seq, map[string]party{"supplier": e.supplier, "stranger": e.stranger}[tt.who], "command.refused", tt.wantCode)
+				// The pipeline's refusals name the stage that refused (the
+				// dashboard's rates by stage); the API layer's name none.
+				if want := stages[tt.name]; a.Details["stage"] != want && (want != "" || a.Details["stage"] != nil) {
+					t.Errorf("refusal audited at stage %v, want %q", a.Details["stage"], want)
+				}
 			}
 			if tt.wantCode != "" && (r.problem.Type != kindByCode(t, tt.wantCode).Type().URI() || r.problem.Status != tt.wantStatus ||
 				r.problem.Title == "" || r.problem.Instance != "/v1/commands") {

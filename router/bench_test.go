@@ -16,7 +16,15 @@ import (
 // then one group commit deciding the anomaly thresholds (on the store),
 // sealing with a cached Z and recording with the outbox row and the audit
 // entry. Commands are signed before the clock starts.
-func BenchmarkSubmit(b *testing.B) {
+func BenchmarkSubmit(b *testing.B) { benchSubmit(b, 0) }
+
+// BenchmarkSubmitWithRollup is BenchmarkSubmit while a dashboard rolls up
+// the audit log's command rates every 100 ms (serve operator does every
+// 10 s), to show what the rollup's reads and its short write cost the
+// admission path.
+func BenchmarkSubmitWithRollup(b *testing.B) { benchSubmit(b, 100*time.Millisecond) }
+
+func benchSubmit(b *testing.B, rollup time.Duration) {
 	ctx := context.Background()
 	e := newStoreEnv(b, nil)
 	det, err := anomaly.New(ctx, anomaly.Config{Store: e.db.Anomaly(), Now: e.now})
@@ -40,7 +48,29 @@ func BenchmarkSubmit(b *testing.B) {
 	for i := range msgs {
 		msgs[i] = command(b, e.supplier, targets[i%len(targets)], codeDisable, uint64(i+1), true)
 	}
-	var next atomic.Int64
+	var next, rolled atomic.Int64
+	if rollup > 0 {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t := time.NewTicker(rollup)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					n, err := e.db.Operator().RollUpCommandRates(ctx, e.now())
+					if err != nil {
+						b.Error(err)
+					}
+					rolled.Add(n)
+				}
+			}
+		}()
+		defer func() { close(stop); <-done }()
+	}
 	b.ResetTimer()
 	b.SetParallelism(16) // many callers at once, as over the API
 	b.RunParallel(func(pb *testing.PB) {
@@ -52,6 +82,9 @@ func BenchmarkSubmit(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	if rollup > 0 {
+		b.ReportMetric(float64(rolled.Load())/float64(b.N), "rolled-up/op")
+	}
 	// Report the mean time per stage, to show where the time goes.
 	mfs, _ := reg.Gather()
 	for _, mf := range mfs {

@@ -148,7 +148,7 @@ func TestSubmitBoundsCounter(t *testing.T) {
 			if last != before || nowKnown != known {
 				t.Fatalf("a refused counter moved the pair's counter: %d (%v) -> %d (%v)", before, known, last, nowKnown)
 			}
-			if a := w.audit.last(); a.Action != "command.refused" || a.Kind != "counter-ahead" || a.Counter != st.counter ||
+			if a := w.audit.last(); a.Action != "command.refused" || a.Kind != "counter-ahead" || a.Stage != StageCounter || a.Counter != st.counter ||
 				!strings.Contains(a.Detail, strconv.FormatUint(st.counter, 10)) {
 				t.Fatalf("audit entry %+v", a)
 			}

@@ -259,7 +259,7 @@ func (r *Router) run(ctx context.Context, s *submission) (Receipt, error) {
 
 func (r *Router) refused(ctx context.Context, s *submission, stage string, err error) {
 	k := KindOf(err)
-	e := AuditEvent{Action: "command.refused", Caller: s.caller, Kind: k.Code(), Detail: err.Error(), At: r.now()}
+	e := AuditEvent{Action: "command.refused", Caller: s.caller, Kind: k.Code(), Stage: stage, Detail: err.Error(), At: r.now()}
 	if k == ErrQuarantined {
 		e.Action = "command.quarantined"
 	}

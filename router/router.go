@@ -220,6 +220,9 @@ type AuditEvent struct {
 	Code commands.MessageCode
 	// Kind is the refusal kind's code, for refusals.
 	Kind string
+	// Stage is the pipeline stage that refused the command (Stages), for
+	// the pipeline's refusals.
+	Stage string
 	// Detail says what happened, without secrets.
 	Detail string
 	// CommandID names the command, once recorded.

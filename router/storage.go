@@ -323,6 +323,9 @@ func toStoreAudit(e AuditEvent) store.AuditEvent {
 	if e.Kind != "" {
 		details["kind"] = e.Kind
 	}
+	if e.Stage != "" {
+		details["stage"] = e.Stage
+	}
 	if e.Detail != "" {
 		details["detail"] = truncate(e.Detail, 2000)
 	}

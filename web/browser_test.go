@@ -38,6 +38,11 @@ func TestBrowser(t *testing.T) {
 	}
 	// The officer also edits thresholds here.
 	f.web.deps.Credentials = officerAdmin(t)
+	// An SMKI with two batches, one closed, and a revoked certificate for
+	// the PKI page; an hour of the router's decisions for the overview's
+	// rate charts.
+	pki := f.issuePKI(t)
+	f.routerHour(t)
 
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
@@ -168,6 +173,17 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("chain: %q", got)
 	}
 	shot("audit")
+
+	// The PKI page: the closed batch with its key destroyed, the
+	// revocation.
+	do("pki", chromedp.Navigate(f.srv.URL+"/pki"), chromedp.WaitVisible(chromedp.CSS("#batches")))
+	if got := text(`tr[data-batch="E357"]`); !strings.Contains(got, "destroyed") || !strings.Contains(got, "2 of 3") {
+		t.Errorf("batch E357 row: %q", got)
+	}
+	if got := text("#revoked"); !strings.Contains(got, pki.revoked) || !strings.Contains(got, "keyCompromise") {
+		t.Errorf("revocations: %q", got)
+	}
+	shot("pki")
 
 	// The store agrees with what the pages said.
 	for ref, want := range map[string]anomaly.State{refs[0]: anomaly.StateReleased, refs[1]: anomaly.StateDeleted, refs[2]: anomaly.StateQuarantined} {

@@ -101,7 +101,8 @@ func (h *history) charts(n int) []chart {
 
 // Run reads the live counts against every count threshold (the DCC's and
 // each user's) every Config.Sample until ctx ends, for the overview's
-// charts over time.
+// charts over time, and rolls up the router's commands per minute from the
+// audit log (Deps.Rates).
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Sample)
 	defer t.Stop()
@@ -115,8 +116,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// sample reads the counts once.
+// sample reads the counts once, and rolls up the router's commands per
+// minute.
 func (s *Server) sample(ctx context.Context) {
+	s.rollUp(ctx)
 	if s.deps.Usage == nil || s.deps.Thresholds == nil {
 		return
 	}

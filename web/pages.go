@@ -26,7 +26,7 @@ import (
 
 // The pages, each a template file defining "title" and "content", rendered
 // inside layout.html; login and error stand alone.
-var pageNames = []string{"overview", "quarantine", "quarantine_detail", "thresholds", "audit", "login", "error"}
+var pageNames = []string{"overview", "quarantine", "quarantine_detail", "thresholds", "audit", "login", "error", "pki"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -176,6 +176,9 @@ type liveData struct {
 	Charts   []chart
 	Recent   []store.AuditEvent
 	Problems []string
+	// Rates are the commands per minute by stage and refusal reason; nil
+	// when the instance has no rollup.
+	Rates *rateData
 }
 
 type kindCount struct {
@@ -227,6 +230,11 @@ func (s *Server) liveData(c echo.Context) (liveData, error) {
 		}
 	}
 	d.Charts = s.hist.charts(12)
+	if r, err := s.rates(ctx); err != nil {
+		d.Problems = append(d.Problems, "command rates: "+err.Error())
+	} else {
+		d.Rates = r
+	}
 	if s.deps.Audit != nil {
 		es, err := s.deps.Audit.SearchAudit(ctx, store.AuditQuery{Limit: 10})
 		if err != nil {

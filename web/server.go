@@ -130,6 +130,11 @@ type Deps struct {
 	// Decider is the operator API's *operator.Server.
 	Decider Decider
 	Audit   AuditLog
+	// PKI is the SMKI repository, for the PKI page (*store.SMKIStore).
+	PKI PKI
+	// Rates is the rollup of the router's commands per minute, for the
+	// overview (*store.OperatorStore); Run keeps it up to date.
+	Rates Rates
 	// Logger is the logger; nil discards. Now is the clock; nil for
 	// time.Now. Rand is the randomness of session ids and tokens; nil for
 	// crypto/rand.
@@ -235,6 +240,7 @@ func (s *Server) routes() {
 	e.POST("/thresholds", s.authed(s.thresholdSet))
 	e.POST("/thresholds/:id/delete", s.authed(s.thresholdDelete))
 	e.GET("/audit", s.authed(s.auditSearch))
+	e.GET("/pki", s.authed(s.pki))
 }
 
 // staticHandler serves the embedded assets, cacheable for an hour.

@@ -87,7 +87,7 @@ func newFixture(t *testing.T, backend string) *fixture {
 		Releaser: operator.Forwarder(func(_ context.Context, q anomaly.Quarantine) (string, error) { f.fwd <- q; return q.CommandID, nil }),
 		Audit:    db, Now: clk.now})
 	f.web, err = New(Config{}, Deps{Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), Credentials: creds, Sessions: db.Operator(), Quarantine: det, Thresholds: det, Usage: det,
-		Decider: api, Audit: db, Now: clk.now})
+		Decider: api, Audit: db, PKI: db.SMKI(), Rates: db.Operator(), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,8 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 		Alerts: det, Releaser: operator.Deferred, Audit: db, Logger: log, UI: ui})
 	idle, max := f.Sessions()
 	dash, err := web.New(web.Config{SessionIdle: idle, SessionMax: max},
-		web.Deps{Credentials: creds, Sessions: db.Operator(), Quarantine: det, Thresholds: det, Usage: det, Decider: op, Audit: db, Logger: log})
+		web.Deps{Credentials: creds, Sessions: db.Operator(), Quarantine: det, Thresholds: det, Usage: det, Decider: op, Audit: db,
+			PKI: db.SMKI(), Rates: db.Operator(), Logger: log})
 	if err != nil {
 		return err
 	}
