@@ -166,6 +166,13 @@ type recorded struct {
 // transaction finds closed or used up is discarded, never stored or
 // returned; the batch key is not destroyed under a signer (iss.inflight).
 func (a *Authority) issue(ctx context.Context, action, object string, details map[string]any, reserve bool, prepare func() (*issuer, *template, error)) (recorded, error) {
+	return a.issueGuarded(ctx, action, object, details, reserve, nil, prepare)
+}
+
+// issueGuarded is issue with, for a device re-key, the guard the store
+// checks in the recording transaction (store.RekeyGuard): refused, the
+// issuance gives ErrRekey, its attempt and failure audited.
+func (a *Authority) issueGuarded(ctx context.Context, action, object string, details map[string]any, reserve bool, guard *store.RekeyGuard, prepare func() (*issuer, *template, error)) (recorded, error) {
 	attempt := store.AuditEvent{Time: a.now().UTC(), Actor: a.actor, Action: action, Object: object,
 		Outcome: store.OutcomeAttempt, Details: details}
 	a.log.InfoContext(ctx, "attempt", "action", action, "object", object)
@@ -194,7 +201,7 @@ func (a *Authority) issue(ctx context.Context, action, object string, details ma
 		if err != nil {
 			return fail(err)
 		}
-		it := &store.Issuance{Cert: is.record, OCSP: resp, Attempt: attempt,
+		it := &store.Issuance{Cert: is.record, OCSP: resp, Attempt: attempt, Rekey: guard,
 			Success: store.AuditEvent{Time: a.now().UTC(), Actor: a.actor, Action: action, Object: object,
 				Outcome: store.OutcomeSuccess, Details: map[string]any{"serial": fmt.Sprintf("%X", is.record.Serial)}}}
 		if reserve {
@@ -209,6 +216,9 @@ func (a *Authority) issue(ctx context.Context, action, object string, details ma
 			return recorded{Certificate: is.record, full: reserve && it.Issued == iss.rec.Quota}, nil
 		case errors.Is(it.Err, store.ErrExists):
 			continue // its attempt and failure are audited; draw a new serial
+		case errors.Is(it.Err, store.ErrRekeyRefused):
+			a.log.WarnContext(ctx, "failure", "action", action, "object", object, "err", it.Err)
+			return recorded{}, fmt.Errorf("%w: %v", ErrRekey, it.Err)
 		case errors.Is(it.Err, store.ErrClosed):
 			a.forget(iss.rec.Name)
 			return recorded{}, fmt.Errorf("%w: %s: %v", ErrBatchClosed, iss.rec.Name, it.Err)

@@ -45,7 +45,12 @@ func (a *Authority) IssueRekey(ctx context.Context, batch string, device smki.EU
 	if err := a.checkRekey(ctx, device, u, r.RawPublicKey); err != nil {
 		return store.Certificate{}, err
 	}
-	rec, err := a.issue(ctx, "ca.issue.device-rekey", device.String(), map[string]any{"batch": batch, "usage": string(u)}, true,
+	// checkRekey reads outside the transaction that records the
+	// certificate, for early and precise refusals; the guard checks again
+	// inside it, so that two concurrent re-keys of the device cannot both
+	// be issued (decision 017).
+	guard := &store.RekeyGuard{EUI: device.String(), Usage: string(u)}
+	rec, err := a.issueGuarded(ctx, "ca.issue.device-rekey", device.String(), map[string]any{"batch": batch, "usage": string(u)}, true, guard,
 		func() (*issuer, *template, error) {
 			iss, err := a.onlineIssuer(ctx, batch)
 			if err != nil {
@@ -70,14 +75,18 @@ func (a *Authority) IssueRekey(ctx context.Context, batch string, device smki.EU
 
 // checkRekey refuses a re-key of device for usage u to the key raw (an
 // uncompressed P-256 point) unless the device holds an unrevoked device
-// certificate of that usage and no certificate of the device, revoked or
-// not, of either usage certifies raw.
+// certificate of that usage (it is in the inventory) and no certificate of
+// the device, revoked or not, of either usage certifies raw. That a re-key
+// of the usage is not already in flight is checked by the store, in the
+// transaction that records the certificate (store.RekeyGuard), where two
+// concurrent requests cannot both pass it; the refusal is audited with the
+// issuance's attempt.
 func (a *Authority) checkRekey(ctx context.Context, device smki.EUI, u Usage, raw []byte) error {
 	have, err := a.st.FindCertificates(ctx, store.CertQuery{EUI: device.String(), Kind: store.KindDevice, IncludeRevoked: true})
 	if err != nil {
 		return fmt.Errorf("ca: looking up device %s in the inventory: %w", device, err)
 	}
-	current := false
+	current := 0
 	for _, h := range have {
 		c, err := smki.ParseCertificate(h.DER)
 		if err != nil {
@@ -87,10 +96,10 @@ func (a *Authority) checkRekey(ctx context.Context, device smki.EUI, u Usage, ra
 			return fmt.Errorf("%w: device %s: the key is already certified (%s serial %X): a re-key needs a new key pair", ErrRekey, device, h.CA, h.Serial)
 		}
 		if h.Usage == string(u) && h.RevokedAt.IsZero() {
-			current = true
+			current++
 		}
 	}
-	if !current {
+	if current == 0 {
 		return fmt.Errorf("%w: device %s holds no %s device certificate: it is not in the inventory (a new device's certificate comes from its manufacturer)", ErrRekey, device, u)
 	}
 	return nil

@@ -18,7 +18,8 @@ type deliverer interface {
 // FleetTransport is the router's transport to the in-process reference-meter
 // fleet (package device). A meter's discard (which a real meter signals by
 // silence) and an unknown meter are final refusals; a discard as a replay is
-// reported as the router's ErrDeviceReplay. It lives here, where the router
+// reported as the router's ErrDeviceReplay, one for a bad MAC as its
+// ErrDeviceMAC. It lives here, where the router
 // and the meters are assembled, so that the router does not import the
 // reference meter.
 type FleetTransport struct {
@@ -35,6 +36,9 @@ func (t *FleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) 
 		var d *device.DiscardError
 		if errors.Is(err, device.ErrReplay) {
 			return nil, fmt.Errorf("%w: %w: %w", router.ErrDeviceRefused, router.ErrDeviceReplay, err)
+		}
+		if errors.Is(err, device.ErrBadMAC) {
+			return nil, fmt.Errorf("%w: %w: %w", router.ErrDeviceRefused, router.ErrDeviceMAC, err)
 		}
 		if errors.As(err, &d) || errors.Is(err, device.ErrNoMeter) {
 			return nil, fmt.Errorf("%w: %w", router.ErrDeviceRefused, err)

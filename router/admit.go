@@ -169,8 +169,8 @@ func (g *GroupAdmitter) RecordForwarded(ctx context.Context, fs []Forward) ([]er
 
 // Complete implements Completer: the command's end, its delivery and
 // audit entries go in the next group's transaction.
-func (g *GroupAdmitter) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error) {
-	c := completion(id, failed, response, reason, d, es)
+func (g *GroupAdmitter) Complete(ctx context.Context, e Ending, es ...AuditEvent) (Delivery, error) {
+	c := completion(e, es)
 	if err := g.group.Do(ctx, admitItem{done: c}); err != nil {
 		return Delivery{}, err
 	}
@@ -227,7 +227,7 @@ func (g *GroupAdmitter) commit(ctx context.Context, items []admitItem) error {
 	for _, m := range marks {
 		for _, f := range m.fs {
 			a := toStoreAudit(f.Audit)
-			sg.Forwarded = append(sg.Forwarded, store.ForwardedCommand{ID: f.ID, At: f.At, Audit: &a})
+			sg.Forwarded = append(sg.Forwarded, store.ForwardedCommand{ID: f.ID, At: f.At, Audit: &a, Scrub: f.Scrub})
 		}
 	}
 	sg.Seal = func(i int) ([]byte, error) { return group[i].a.Seal() }

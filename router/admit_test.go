@@ -232,8 +232,8 @@ func TestGroupAdmitterComplete(t *testing.T) {
 			seqs := make([]int64, len(ids))
 			for i, id := range ids {
 				wg.Go(func() {
-					d, err := g.Complete(ctx, id, false, []byte{0xDD, byte(i)}, "",
-						Delivery{Caller: e.supplier.eui, Kind: DeliveryResponse, Body: []byte{0xDD, byte(i)}, At: e.now()},
+					d, err := g.Complete(ctx, Ending{ID: id, Response: []byte{0xDD, byte(i)},
+						Delivery: Delivery{Caller: e.supplier.eui, Kind: DeliveryResponse, Body: []byte{0xDD, byte(i)}, At: e.now()}},
 						AuditEvent{Action: "command.forwarded", Caller: e.supplier.caller(), CommandID: id, At: e.now()},
 						AuditEvent{Action: "response.received", Caller: e.supplier.caller(), CommandID: id, At: e.now()})
 					if err != nil {
@@ -249,11 +249,11 @@ func TestGroupAdmitterComplete(t *testing.T) {
 					t.Fatalf("delivery sequence numbers %v, want 1..%d", seqs, len(ids))
 				}
 			}
-			if _, err := g.Complete(ctx, ids[0], true, nil, "late", Delivery{Caller: e.supplier.eui, Kind: DeliveryFailure, At: e.now()},
+			if _, err := g.Complete(ctx, Ending{ID: ids[0], Failed: true, Reason: "late", Delivery: Delivery{Caller: e.supplier.eui, Kind: DeliveryFailure, At: e.now()}},
 				AuditEvent{Action: "command.failed", Caller: e.supplier.caller(), CommandID: ids[0], At: e.now()}); !errors.Is(err, ErrAlreadyComplete) {
 				t.Fatalf("second completion: %v, want ErrAlreadyComplete", err)
 			}
-			if _, err := g.Complete(ctx, "no-such-command", true, nil, "x", Delivery{Caller: e.supplier.eui, Kind: DeliveryFailure, At: e.now()}); !errors.Is(err, store.ErrNotFound) {
+			if _, err := g.Complete(ctx, Ending{ID: "no-such-command", Failed: true, Reason: "x", Delivery: Delivery{Caller: e.supplier.eui, Kind: DeliveryFailure, At: e.now()}}); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("unknown command: %v, want ErrNotFound", err)
 			}
 			for _, id := range ids {

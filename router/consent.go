@@ -46,9 +46,18 @@ const (
 // ConsentDesk runs the customer identification number flow by which an
 // other user (OU) obtains a consumer's consent (spec section 11): the router
 // has the meter display a random CIN (SR 9.1, sent by the access control
-// broker for the OU) and keeps only its hash; the consumer reads the CIN to
-// the OU, which presents it to get a consent record for the reads it asks.
-// The OU never sees the CIN through the router.
+// broker for the OU); the consumer reads the CIN to the OU, which presents
+// it to get a consent record for the reads it asks. The OU never sees the
+// CIN through the router.
+//
+// What the router keeps of the CIN (decision 015): the challenge holds its
+// hash, bound to the command that displayed it, for CINValidity. The
+// command itself carries the CIN in clear in its payload, and is stored
+// whole (router_commands.message) only while it waits in the outbox: the
+// transaction that records the transport took it, or its response or
+// failure, cuts the stored message to its header (Forwarder.scrub). The
+// response, the deliveries, the audit entries and the logs never carry
+// it.
 type ConsentDesk struct {
 	router    *Router
 	db        cinStore
@@ -68,7 +77,8 @@ func NewConsentDesk(r *Router, db cinStore, rnd io.Reader) *ConsentDesk {
 // RequestCIN has target display a fresh CIN for the calling other user:
 // the command goes through the whole pipeline (eligibility for 9.1 is the
 // OU's alone; no consent is needed for this one request) and the CIN's hash
-// is kept for CINValidity.
+// is kept for CINValidity; the command's stored copy loses its payload
+// once the transport has taken it.
 func (d *ConsentDesk) RequestCIN(ctx context.Context, caller Caller, target smki.EUI, fuel string) (Receipt, error) {
 	if caller.Role != smki.UserOther {
 		return Receipt{}, fmt.Errorf("%w: only other users (OU) request a CIN", ErrNotEligible)

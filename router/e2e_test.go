@@ -127,6 +127,24 @@ type e2e struct {
 	// alerts receives the alerts they raise.
 	meterClock atomic.Int64
 	alerts     chan device.Alert
+	// loseAnswers, when not zero, is a message code whose answers the
+	// transport loses: the meter executes the command, the router hears a
+	// transport error.
+	loseAnswers atomic.Uint32
+}
+
+// e2eTransport is the router's transport to the e2e fleet, losing the
+// answers e.loseAnswers names.
+type e2eTransport struct{ e *e2e }
+
+func (t e2eTransport) Send(ctx context.Context, target smki.EUI, msg []byte) ([]byte, error) {
+	resp, err := fleetTransport{t.e.fleet}.Send(ctx, target, msg)
+	if code := t.e.loseAnswers.Load(); err == nil && code != 0 {
+		if m, perr := commands.Parse(msg); perr == nil && uint32(m.Code) == code {
+			return nil, fmt.Errorf("the answer to %s was lost on the way back", m.Code)
+		}
+	}
+	return resp, err
 }
 
 // e2eUser is a DCC user with its SMKI keys and its mutual-TLS client.
@@ -289,7 +307,7 @@ func newE2E(t *testing.T, db *store.DB) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc, err = NewService(ServiceConfig{DB: db, Detector: det, ACB: e.acb, ACBKey: acb, Transport: fleetTransport{e.fleet},
+	e.svc, err = NewService(ServiceConfig{DB: db, Detector: det, ACB: e.acb, ACBKey: acb, Transport: e2eTransport{e},
 		ServerCertificate: pair(srvIss), ClientCAs: roots, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -429,6 +429,8 @@ func (t fleetTransport) Send(ctx context.Context, target smki.EUI, msg []byte) (
 		return resp, nil
 	case errors.Is(err, device.ErrReplay):
 		return nil, fmt.Errorf("%w: %w: %w", ErrDeviceRefused, ErrDeviceReplay, err)
+	case errors.Is(err, device.ErrBadMAC):
+		return nil, fmt.Errorf("%w: %w: %w", ErrDeviceRefused, ErrDeviceMAC, err)
 	case errors.As(err, &d), errors.Is(err, device.ErrNoMeter):
 		return nil, fmt.Errorf("%w: %w", ErrDeviceRefused, err)
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,11 +51,12 @@ type Outbox interface {
 	// Retry releases the lease and schedules the next attempt.
 	Retry(ctx context.Context, id string, next time.Time, reason string) error
 	// Complete ends the command (responded with the response, or failed
-	// with the reason), queues d for its caller and appends the audit
-	// entries es, in one transaction, returning d with its Seq. A command
-	// already completed gives an error wrapping ErrAlreadyComplete (and
-	// appends nothing).
-	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error)
+	// with the reason), scrubs its stored message when asked, queues the
+	// delivery for its caller and appends the audit entries es, in one
+	// transaction, returning the delivery with its Seq. A command already
+	// completed gives an error wrapping ErrAlreadyComplete (and appends
+	// nothing).
+	Complete(ctx context.Context, e Ending, es ...AuditEvent) (Delivery, error)
 	// Correlate finds the command a response answers: to target, from
 	// originator, with counter.
 	Correlate(ctx context.Context, target, originator smki.EUI, counter uint64) (Record, error)
@@ -68,6 +70,26 @@ type Forward struct {
 	At time.Time
 	// Audit is the command's "command.forwarded" entry.
 	Audit AuditEvent
+	// Scrub, when not nil, replaces the command's stored message in the
+	// same transaction (see Ending.Scrub).
+	Scrub []byte
+}
+
+// Ending is how a command ends, for Outbox.Complete.
+type Ending struct {
+	ID string
+	// Failed ends the command failed with Reason; else responded with
+	// Response.
+	Failed   bool
+	Response []byte
+	Reason   string
+	// Delivery is queued for the command's caller.
+	Delivery Delivery
+	// Scrub, when not nil, replaces the command's stored message: the
+	// router's own SR 9.1 command keeps its header alone once the
+	// transport has taken it, its payload being the consumer's CIN
+	// (decision 015).
+	Scrub []byte
 }
 
 // ForwardRecorder is implemented by an Outbox that can record commands the
@@ -145,7 +167,7 @@ func (g *forwardGroup) commit(ctx context.Context, batch []*pendingForward) erro
 
 // Completer ends commands, as Outbox.Complete.
 type Completer interface {
-	Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error)
+	Complete(ctx context.Context, e Ending, es ...AuditEvent) (Delivery, error)
 }
 
 // ErrAlreadyComplete is wrapped by Outbox.Complete for a command that
@@ -385,30 +407,54 @@ func (f *Forwarder) Drain(ctx context.Context) (int, error) {
 // attempt sends one command once and records the outcome.
 func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 	rec := it.Record
+	f.rekeys.Installing(ctx, rec)
 	sctx, cancel := context.WithTimeout(ctx, f.cfg.Lease)
 	resp, err := f.cfg.Transport.Send(sctx, rec.Target, rec.Message)
 	cancel()
+	// before are audit entries that commit with the attempt's outcome.
+	var before []AuditEvent
+	var pending *ecdh.PublicKey
+	if errors.Is(err, ErrDeviceMAC) {
+		// A CS02e read-back after a key-agreement re-key whose answer was
+		// lost: the meter may hold the pending key (decision 017).
+		if msg, key := f.rekeys.Reseal(ctx, rec); msg != nil {
+			before = append(before, f.event("command.resealed", rec, "the device refused the MAC under the registry's key-agreement key ("+err.Error()+
+				"); sent again MAC'd with the key of its unsettled key-agreement re-key"))
+			sctx, cancel := context.WithTimeout(ctx, f.cfg.Lease)
+			resp, err = f.cfg.Transport.Send(sctx, rec.Target, msg)
+			cancel()
+			pending = key
+		}
+	}
 	switch {
 	case err == nil && resp != nil:
 		// The "forwarded" entry commits with the response or the failure,
 		// in one transaction.
 		f.cfg.Metrics.forward("delivered")
-		sent := f.event("command.forwarded", rec, "")
+		sent := append(before, f.event("command.forwarded", rec, ""))
 		if resp, err = reassembled(resp); err != nil {
-			f.fail(ctx, rec, "response refused: "+err.Error(), sent)
+			f.fail(ctx, rec, "response refused: "+err.Error(), sent...)
 			f.log.WarnContext(ctx, "response refused", "id", rec.ID, "err", err)
 			break
 		}
-		if err := f.respond(ctx, rec, resp, true, sent); err != nil {
+		if pending != nil && f.checkResponse(ctx, rec, resp) == nil {
+			// The device's signed answer to a command it executed only
+			// because the pending key's MAC verified: the registry follows,
+			// before the caller is told.
+			f.rekeys.SettlePending(ctx, rec, pending)
+		}
+		if err := f.respond(ctx, rec, resp, true, sent...); err != nil {
 			f.log.WarnContext(ctx, "response refused", "id", rec.ID, "err", err)
 		}
 	case err == nil:
 		f.cfg.Metrics.forward("delivered")
+		f.auditApart(ctx, before)
 		f.forwarded(ctx, rec, "awaiting response")
 	case errors.Is(err, ErrDeviceReplay):
 		// Sent again after a crash or a lost answer: the device had
 		// executed it. It reached the device; its response is lost.
 		f.cfg.Metrics.forward("delivered")
+		f.auditApart(ctx, before)
 		f.forwarded(ctx, rec, "the device had already executed this command; its response was lost: "+err.Error())
 		if f.observesCredentials(rec) {
 			f.changes.CredentialsUnknown(ctx, rec, "the device discarded the CS02b as a replay: "+err.Error())
@@ -416,9 +462,10 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 	case errors.Is(err, ErrDeviceRefused) || it.Attempts+1 >= f.cfg.MaxAttempts:
 		f.cfg.Metrics.forward("failed")
 		reason := fmt.Sprintf("forwarding failed after %d attempts: %v", it.Attempts+1, err)
-		f.fail(ctx, rec, reason)
+		f.fail(ctx, rec, reason, before...)
 	default:
 		f.cfg.Metrics.forward("retry")
+		f.auditApart(ctx, before)
 		next := f.now().Add(f.backoff(it.Attempts))
 		f.log.InfoContext(ctx, "forwarding failed, will retry", "id", rec.ID, "attempt", it.Attempts+1, "next", next, "err", err)
 		if err := f.cfg.Outbox.Retry(ctx, rec.ID, next, err.Error()); err != nil {
@@ -433,7 +480,7 @@ func (f *Forwarder) attempt(ctx context.Context, it Pending) {
 // If that transaction fails, they are written apart as without one.
 func (f *Forwarder) forwarded(ctx context.Context, rec Record, detail string) {
 	if f.fwds != nil {
-		own, group := f.fwds.record(ctx, Forward{ID: rec.ID, At: f.now(), Audit: f.event("command.forwarded", rec, detail)})
+		own, group := f.fwds.record(ctx, Forward{ID: rec.ID, At: f.now(), Audit: f.event("command.forwarded", rec, detail), Scrub: f.scrub(rec)})
 		if group == nil {
 			if own != nil {
 				f.log.ErrorContext(ctx, "marking forwarded", "id", rec.ID, "err", own)
@@ -467,8 +514,8 @@ func (f *Forwarder) backoff(n int) time.Duration {
 // fail ends rec as failed, appending the audit entries before (the
 // attempt's "forwarded", if any) and its "failed" entry with it.
 func (f *Forwarder) fail(ctx context.Context, rec Record, reason string, before ...AuditEvent) {
-	d, err := f.cfg.Completer.Complete(ctx, rec.ID, true, nil, reason,
-		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryFailure, Detail: reason, At: f.now()},
+	d, err := f.cfg.Completer.Complete(ctx, Ending{ID: rec.ID, Failed: true, Reason: reason, Scrub: f.scrub(rec),
+		Delivery: Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryFailure, Detail: reason, At: f.now()}},
 		append(before, f.event("command.failed", rec, reason))...)
 	if err != nil {
 		f.auditApart(ctx, before)
@@ -534,8 +581,8 @@ func (f *Forwarder) respond(ctx context.Context, rec Record, resp []byte, failOn
 		}
 		return err
 	}
-	d, err := f.cfg.Completer.Complete(ctx, rec.ID, false, resp, "",
-		Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryResponse, Body: resp, At: f.now()},
+	d, err := f.cfg.Completer.Complete(ctx, Ending{ID: rec.ID, Response: resp, Scrub: f.scrub(rec),
+		Delivery: Delivery{Caller: rec.Caller.EUI, CommandID: rec.ID, Kind: DeliveryResponse, Body: resp, At: f.now()}},
 		append(before, f.event("response.received", rec, ""))...)
 	if errors.Is(err, ErrAlreadyComplete) {
 		f.auditApart(ctx, before)
@@ -606,6 +653,48 @@ func (f *Forwarder) checkResponse(ctx context.Context, rec Record, resp []byte) 
 		return fmt.Errorf("%w: response to critical command: %w", ErrSignature, err)
 	}
 	return nil
+}
+
+// scrub returns what to keep of rec's stored message once the transport
+// has taken it, or nil to keep it whole: the router's own CIN display
+// command (SR 9.1, ECS50 or GCS36, originated by the access control broker
+// for the consent desk) keeps its header alone, its payload and MAC
+// zeroed out, so that the consumer's CIN is not kept in clear after the
+// command left the outbox (decision 015). The header is all that checking
+// a late response needs.
+func (f *Forwarder) scrub(rec Record) []byte {
+	if !isCINCommand(rec, f.cfg.ACB) {
+		return nil
+	}
+	return headerOnly(rec.Message)
+}
+
+// isCINCommand reports whether rec is the consent desk's CIN display
+// command.
+func isCINCommand(rec Record, acb smki.EUI) bool {
+	return (rec.Code == codeECS50 || rec.Code == codeGCS36) && !acb.IsZero() && rec.Originator == acb
+}
+
+// headerOnly returns msg with an empty payload and, if it has them, a
+// zero MAC and signature: its header alone. A message that does not parse
+// gives an empty slice (nothing of it is kept).
+func headerOnly(msg []byte) []byte {
+	m, err := commands.Parse(msg)
+	if err != nil {
+		return []byte{}
+	}
+	m.Payload = nil
+	if m.MAC != nil {
+		m.MAC = make([]byte, len(m.MAC))
+	}
+	if m.Signature != nil {
+		m.Signature = make([]byte, len(m.Signature))
+	}
+	out, err := m.Marshal()
+	if err != nil {
+		return []byte{}
+	}
+	return out
 }
 
 func (f *Forwarder) publish(d Delivery) {

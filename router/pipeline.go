@@ -542,9 +542,16 @@ func (r *Router) admit(ctx context.Context, s *submission) error {
 	if s.skipAnomaly {
 		accepted.Detail += ", released from quarantine"
 	}
+	screened := s.raw
+	if s.cinRequest {
+		// A quarantined CIN request keeps its header alone: its payload is
+		// the consumer's CIN (decision 015). Released, it is refused: the
+		// challenge was never recorded, so the other user asks again.
+		screened = headerOnly(s.raw)
+	}
 	v, err := r.cfg.Admitter.Admit(ctx, Admission{
 		Screening: Screening{ID: s.id, Caller: s.caller, Target: s.msg.Recipient, Ref: s.sr.Ref, Code: s.msg.Code,
-			Counter: s.counter, Attributes: s.attrs, Message: s.raw, At: s.received},
+			Counter: s.counter, Attributes: s.attrs, Message: screened, At: s.received},
 		Released: s.skipAnomaly, Record: s.record, Audit: accepted,
 		Seal: func() ([]byte, error) { return r.seal(s) },
 	})

@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -143,6 +144,9 @@ func (r *Router) checkDeviceCertificate(ctx context.Context, s *submission) erro
 // RekeyStore is what the RekeyDesk needs of *store.RouterStore.
 type RekeyStore interface {
 	RekeyRouterDevice(ctx context.Context, device smki.EUI, usage string, old, next []byte, at time.Time, es ...store.AuditEvent) (bool, error)
+	SetRouterDeviceKAPending(ctx context.Context, device smki.EUI, key []byte, es ...store.AuditEvent) (bool, error)
+	ClearRouterDeviceKAPending(ctx context.Context, device smki.EUI, key []byte, es ...store.AuditEvent) (bool, error)
+	RouterDeviceKAPending(ctx context.Context, device smki.EUI) ([]byte, error)
 }
 
 // RekeyDesk switches the registry to a device's new key once the device
@@ -151,24 +155,34 @@ type RekeyStore interface {
 // whose certificate, one the repository holds for the device, differs
 // from the registry's (the settlement of a CS02d whose answer was lost).
 // Each switch is one transaction with its audit entry.
+//
+// While a key-agreement re-key is unsettled (its CS02d sent, the meter's
+// answer not seen), the desk keeps the CS02d's key on the device record as
+// its pending key; when the meter refuses the MAC of a CS02e read-back
+// under the registry's key, the forwarder sends it again MAC'd with the
+// pending key (Reseal), and the meter's signed answer settles the
+// registry (decision 017, "A lost answer").
 type RekeyDesk struct {
 	db    RekeyStore
 	reg   Registry
 	certs DeviceCertificates
+	acb   KeyAgreement
 	log   *slog.Logger
 	now   func() time.Time
 }
 
 // NewRekeyDesk returns a RekeyDesk over db (the router's tables), reg (the
-// registry as the Forwarder reads it) and certs (the SMKI repository).
-func NewRekeyDesk(db RekeyStore, reg Registry, certs DeviceCertificates, log *slog.Logger, now func() time.Time) *RekeyDesk {
+// registry as the Forwarder reads it), certs (the SMKI repository) and acb
+// (the access control broker's key-agreement key, to MAC a read-back with
+// a pending key; nil: no such retry).
+func NewRekeyDesk(db RekeyStore, reg Registry, certs DeviceCertificates, acb KeyAgreement, log *slog.Logger, now func() time.Time) *RekeyDesk {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &RekeyDesk{db: db, reg: reg, certs: certs, log: log.With("component", "router.rekey"), now: now}
+	return &RekeyDesk{db: db, reg: reg, certs: certs, acb: acb, log: log.With("component", "router.rekey"), now: now}
 }
 
 // observes reports whether rec's answer may re-key its device.
@@ -180,7 +194,7 @@ func (k *RekeyDesk) observes(rec Record) bool {
 // and switches the registry when it confirms a new key. Failures are
 // logged: the next CS02e read-back settles what this one could not.
 func (k *RekeyDesk) Answered(ctx context.Context, rec Record, resp []byte) {
-	der, how, err := k.confirmed(rec, resp)
+	der, how, err := k.confirmed(ctx, rec, resp)
 	if err != nil || der == nil {
 		if err != nil {
 			k.log.WarnContext(ctx, "re-key answer unreadable", "id", rec.ID, "device", rec.Target.String(), "err", err)
@@ -195,7 +209,7 @@ func (k *RekeyDesk) Answered(ctx context.Context, rec Record, resp []byte) {
 // confirmed returns the certificate rec's answer confirms the device holds:
 // a CS02d's certificate when the answer is success (0), a CS02e's
 // certificate; nil when the answer confirms none.
-func (k *RekeyDesk) confirmed(rec Record, resp []byte) ([]byte, string, error) {
+func (k *RekeyDesk) confirmed(ctx context.Context, rec Record, resp []byte) ([]byte, string, error) {
 	m, err := commands.Parse(resp)
 	if err != nil {
 		return nil, "", err
@@ -206,9 +220,6 @@ func (k *RekeyDesk) confirmed(rec Record, resp []byte) ([]byte, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		if *code != 0 {
-			return nil, "", nil
-		}
 		cmd, err := commands.Parse(rec.Message)
 		if err != nil {
 			return nil, "", err
@@ -216,6 +227,10 @@ func (k *RekeyDesk) confirmed(rec Record, resp []byte) ([]byte, string, error) {
 		p, err := asn.Parse[asn.UpdateDeviceCertificateCommand](cmd.Payload)
 		if err != nil {
 			return nil, "", err
+		}
+		if *code != 0 {
+			k.refused(ctx, rec, p.Raw, int64(*code))
+			return nil, "", nil
 		}
 		return p.Raw, "CS02d answered success", nil
 	case codeCS02e:
@@ -290,4 +305,127 @@ func (k *RekeyDesk) readBackKey(ctx context.Context, rec Record, m *commands.Mes
 		return nil
 	}
 	return c.PublicKey
+}
+
+// kaCertificate returns the key-agreement key of der when it is a
+// key-agreement device certificate the repository holds for rec's device,
+// with the certificate; nil otherwise.
+func (k *RekeyDesk) kaCertificate(ctx context.Context, rec Record, der []byte) ([]byte, *smki.Certificate) {
+	c, err := k.certs.DeviceCertificate(ctx, rec.Target, der)
+	if err != nil || c.EUI != rec.Target || c.KeyUsage != x509.KeyUsageKeyAgreement {
+		return nil, nil
+	}
+	pub, err := c.PublicKey.ECDH()
+	if err != nil {
+		return nil, nil
+	}
+	return pub.Bytes(), c
+}
+
+// Installing is told of a CS02d about to be sent (each attempt): when it
+// carries a key-agreement certificate whose key the registry does not
+// hold, that key becomes the device's pending key, audited
+// (router.device.rekey-pending), until the meter's answer or a read-back
+// settles it. Failures are logged: the CS02d goes all the same, and its
+// success answer switches the registry without the pending key.
+func (k *RekeyDesk) Installing(ctx context.Context, rec Record) {
+	if k == nil || rec.Code != codeCS02d {
+		return
+	}
+	cmd, err := commands.Parse(rec.Message)
+	if err != nil {
+		return
+	}
+	p, err := asn.Parse[asn.UpdateDeviceCertificateCommand](cmd.Payload)
+	if err != nil {
+		return
+	}
+	key, c := k.kaCertificate(ctx, rec, p.Raw)
+	if key == nil {
+		return
+	}
+	if d, err := k.reg.Device(ctx, rec.Target); err == nil && d.KeyAgreement != nil && bytes.Equal(d.KeyAgreement.Bytes(), key) {
+		return
+	}
+	e := AuditEvent{Action: "device.rekey-pending", Caller: rec.Caller, Target: rec.Target, Counter: rec.Counter, Code: rec.Code,
+		CommandID: rec.ID, At: k.now(), Detail: fmt.Sprintf("CS02d installs key-agreement certificate %X on %s: its key is pending until the meter's signed answer or a CS02e read-back settles which key the meter holds",
+			c.SerialNumber, rec.Target)}
+	if _, err := k.db.SetRouterDeviceKAPending(ctx, rec.Target, key, toStoreAudit(e)); err != nil {
+		k.log.ErrorContext(ctx, "pending key-agreement key not recorded", "id", rec.ID, "device", rec.Target.String(), "err", err)
+	}
+}
+
+// refused forgets the pending key of a CS02d the meter answered with a
+// failure code: the meter kept its key.
+func (k *RekeyDesk) refused(ctx context.Context, rec Record, der []byte, code int64) {
+	key, c := k.kaCertificate(ctx, rec, der)
+	if key == nil {
+		return
+	}
+	e := AuditEvent{Action: "device.rekey-pending", Caller: rec.Caller, Target: rec.Target, Counter: rec.Counter, Code: rec.Code,
+		CommandID: rec.ID, At: k.now(), Detail: fmt.Sprintf("CS02d answered %d: the meter keeps its key-agreement key; certificate %X's key is no longer pending", code, c.SerialNumber)}
+	if _, err := k.db.ClearRouterDeviceKAPending(ctx, rec.Target, key, toStoreAudit(e)); err != nil {
+		k.log.ErrorContext(ctx, "pending key-agreement key not cleared", "id", rec.ID, "device", rec.Target.String(), "err", err)
+	}
+}
+
+// Reseal returns rec, a CS02e read-back the device discarded for a bad MAC,
+// MAC'd instead with its pending key-agreement key, and that key; nil when
+// rec is no CS02e, the device has no pending key, or the MAC cannot be
+// computed. Only the read-back is sent so: its answer, signed by the
+// device and carrying the certificate it holds, is what settles the
+// registry (decision 017).
+func (k *RekeyDesk) Reseal(ctx context.Context, rec Record) ([]byte, *ecdh.PublicKey) {
+	if k == nil || k.acb == nil || rec.Code != codeCS02e {
+		return nil, nil
+	}
+	raw, err := k.db.RouterDeviceKAPending(ctx, rec.Target)
+	if err != nil || raw == nil {
+		return nil, nil
+	}
+	pending, err := ecdh.P256().NewPublicKey(raw)
+	if err != nil {
+		return nil, nil
+	}
+	m, err := commands.Parse(rec.Message)
+	if err != nil || m.MAC == nil {
+		return nil, nil
+	}
+	z, err := k.acb.ECDH(ctx, pending)
+	if err != nil {
+		k.log.ErrorContext(ctx, "key agreement with a pending key", "id", rec.ID, "device", rec.Target.String(), "err", err)
+		return nil, nil
+	}
+	defer clear(z)
+	if m.MAC, err = acbMAC(m, z); err != nil {
+		return nil, nil
+	}
+	out, err := m.Marshal()
+	if err != nil {
+		return nil, nil
+	}
+	return out, pending
+}
+
+// SettlePending switches the registry's key-agreement key to pending, the
+// key rec (a CS02e resealed by Reseal) was MAC'd with: the device executed
+// it and answered, its signature checked, which it does only when that MAC
+// verifies under the key it holds.
+func (k *RekeyDesk) SettlePending(ctx context.Context, rec Record, pending *ecdh.PublicKey) {
+	d, err := k.reg.Device(ctx, rec.Target)
+	if err != nil || d.KeyAgreement == nil {
+		k.log.ErrorContext(ctx, "re-key not recorded", "id", rec.ID, "device", rec.Target.String(), "err", err)
+		return
+	}
+	at := k.now()
+	e := AuditEvent{Action: "device.rekeyed", Caller: rec.Caller, Target: rec.Target, Counter: rec.Counter, Code: rec.Code,
+		CommandID: rec.ID, At: at, Detail: fmt.Sprintf("CS02e read-back answered under the pending key-agreement key's MAC: the registry's ka key of %s is now the pending key", rec.Target)}
+	changed, err := k.db.RekeyRouterDevice(ctx, rec.Target, store.RekeyKA, d.KeyAgreement.Bytes(), pending.Bytes(), at, toStoreAudit(e))
+	if err != nil {
+		k.log.ErrorContext(ctx, "re-key not recorded", "id", rec.ID, "device", rec.Target.String(), "err", err)
+		return
+	}
+	if changed {
+		k.log.InfoContext(ctx, "device re-keyed", "device", rec.Target.String(), "usage", store.RekeyKA, "id", rec.ID, "how", "pending key")
+	}
 }

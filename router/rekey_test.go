@@ -144,10 +144,13 @@ func TestCS02dCertificateChecked(t *testing.T) {
 	}
 }
 
-// fakeRekeyStore records the switches asked of it.
+// fakeRekeyStore records the switches asked of it, and keeps a pending
+// key.
 type fakeRekeyStore struct {
-	calls []rekeyCall
-	err   error
+	calls   []rekeyCall
+	err     error
+	pending []byte
+	audits  []store.AuditEvent
 }
 
 type rekeyCall struct {
@@ -156,8 +159,33 @@ type rekeyCall struct {
 	audit     []store.AuditEvent
 }
 
+func (f *fakeRekeyStore) SetRouterDeviceKAPending(_ context.Context, _ smki.EUI, key []byte, es ...store.AuditEvent) (bool, error) {
+	if string(f.pending) == string(key) {
+		return false, nil
+	}
+	f.pending = key
+	f.audits = append(f.audits, es...)
+	return true, nil
+}
+
+func (f *fakeRekeyStore) ClearRouterDeviceKAPending(_ context.Context, _ smki.EUI, key []byte, es ...store.AuditEvent) (bool, error) {
+	if f.pending == nil || string(f.pending) != string(key) {
+		return false, nil
+	}
+	f.pending = nil
+	f.audits = append(f.audits, es...)
+	return true, nil
+}
+
+func (f *fakeRekeyStore) RouterDeviceKAPending(context.Context, smki.EUI) ([]byte, error) {
+	return f.pending, nil
+}
+
 func (f *fakeRekeyStore) RekeyRouterDevice(_ context.Context, _ smki.EUI, usage string, old, next []byte, _ time.Time, es ...store.AuditEvent) (bool, error) {
 	f.calls = append(f.calls, rekeyCall{usage, old, next, es})
+	if f.err == nil && usage == store.RekeyKA {
+		f.pending = nil
+	}
 	return f.err == nil, f.err
 }
 
@@ -175,7 +203,7 @@ func TestRekeyDesk(t *testing.T) {
 	kaDER, kaCert := deviceCertFor(w.device, x509.KeyUsageKeyAgreement, &newKA.PublicKey, 2)
 	repo := &fakeDeviceCerts{certs: map[string]*smki.Certificate{string(dsDER): dsCert, string(kaDER): kaCert}}
 	st := &fakeRekeyStore{}
-	k := NewRekeyDesk(st, w.reg, repo, nil, func() time.Time { return w.now })
+	k := NewRekeyDesk(st, w.reg, repo, nil, nil, func() time.Time { return w.now })
 
 	record := func(code commands.MessageCode, payload []byte) Record {
 		m := &commands.Message{CRA: commands.Command, Counter: 7, Originator: w.supplier.eui, Recipient: w.device, Code: code, Payload: payload}
@@ -236,5 +264,87 @@ func TestRekeyDesk(t *testing.T) {
 	rec = record(codeDisable, []byte{0xD9, 0x20, 0x00, 0x00, 0x01, 0x00})
 	if err := f.checkResponse(ctx, rec, response(codeDisable, p, newDS)); !errors.Is(err, ErrSignature) {
 		t.Errorf("another command's response signed with the new key before the switch: %v", err)
+	}
+}
+
+// TestRekeyDeskPending: a CS02d carrying a key-agreement certificate makes
+// its key the device's pending key (audited), one carrying a
+// digital-signing certificate does not; a CS02d the meter answered with a
+// failure code clears it; Reseal MACs a CS02e, and only a CS02e, with the
+// pending key; SettlePending switches the registry to it.
+func TestRekeyDeskPending(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	newDS, newKA := mustKey(t), mustKey(t)
+	dsDER, dsCert := deviceCertFor(w.device, x509.KeyUsageDigitalSignature, &newDS.PublicKey, 1)
+	kaDER, kaCert := deviceCertFor(w.device, x509.KeyUsageKeyAgreement, &newKA.PublicKey, 2)
+	repo := &fakeDeviceCerts{certs: map[string]*smki.Certificate{string(dsDER): dsCert, string(kaDER): kaCert}}
+	st := &fakeRekeyStore{}
+	k := NewRekeyDesk(st, w.reg, repo, w.acbKA, nil, func() time.Time { return w.now })
+	record := func(code commands.MessageCode, payload []byte) Record {
+		m := &commands.Message{CRA: commands.Command, Counter: 7, Originator: w.supplier.eui, Recipient: w.device, Code: code, Payload: payload,
+			MAC: make([]byte, 12)}
+		return Record{ID: "c1", Caller: w.supplier.caller(), Target: w.device, Counter: 7, Code: code, Critical: true, Message: marshal(t, m, w.supplier.ds, true)}
+	}
+	newKAECDH, err := newKA.PublicKey.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	k.Installing(ctx, record(codeCS02d, dsDER))
+	if st.pending != nil {
+		t.Fatal("a DS certificate became a pending key-agreement key")
+	}
+	k.Installing(ctx, record(codeCS02d, kaDER))
+	if string(st.pending) != string(newKAECDH.Bytes()) || len(st.audits) != 1 || st.audits[0].Action != "router.device.rekey-pending" {
+		t.Fatalf("after Installing: pending %x, audits %+v", st.pending, st.audits)
+	}
+	k.Installing(ctx, record(codeCS02d, kaDER))
+	if len(st.audits) != 1 {
+		t.Errorf("the same CS02d again audited again: %+v", st.audits)
+	}
+
+	// Reseal: a CS02e only, MAC'd under Z with the pending key.
+	if msg, _ := k.Reseal(ctx, record(codeDisable, []byte{0xD9, 0x20, 0x00, 0x00, 0x01, 0x00})); msg != nil {
+		t.Error("Reseal resealed a command that is no CS02e")
+	}
+	cs02e := record(codeCS02e, []byte{0x30, 0x04, 0x03, 0x02, 0x03, 0x08})
+	msg, key := k.Reseal(ctx, cs02e)
+	if msg == nil || !key.Equal(newKAECDH) {
+		t.Fatalf("Reseal: %x, %v", msg, key)
+	}
+	m, err := commands.Parse(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := w.acbKA.key.ECDH(newKAECDH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := commands.VerifyMAC(commands.DeriveKey(z, m.MACInfo()), m); err != nil {
+		t.Errorf("the resealed MAC does not verify under the pending key: %v", err)
+	}
+	if zOld, _ := w.acbKA.key.ECDH(w.deviceKA.PublicKey()); commands.VerifyMAC(commands.DeriveKey(zOld, m.MACInfo()), m) == nil {
+		t.Error("the resealed MAC verifies under the registry's key")
+	}
+
+	// SettlePending switches the registry's KA key to the pending key.
+	k.SettlePending(ctx, cs02e, key)
+	if len(st.calls) != 1 || st.calls[0].usage != store.RekeyKA || string(st.calls[0].next) != string(newKAECDH.Bytes()) ||
+		string(st.calls[0].old) != string(w.deviceKA.PublicKey().Bytes()) || st.pending != nil {
+		t.Fatalf("after SettlePending: %+v, pending %x", st.calls, st.pending)
+	}
+	if msg, _ := k.Reseal(ctx, cs02e); msg != nil {
+		t.Error("Reseal without a pending key")
+	}
+
+	// A CS02d answered wrongPublicKey (5): the meter keeps its key.
+	k.Installing(ctx, record(codeCS02d, kaDER))
+	r := asn.UpdateDeviceCertificateResponse(5)
+	p, _ := r.Marshal()
+	resp := marshal(t, &commands.Message{CRA: commands.Response, Counter: 7, Originator: w.device, Recipient: w.supplier.eui, Code: codeCS02d, Payload: p}, w.supplier.ds, true)
+	k.Answered(ctx, record(codeCS02d, kaDER), resp)
+	if st.pending != nil {
+		t.Errorf("pending key %x after the meter refused the CS02d", st.pending)
 	}
 }

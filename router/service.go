@@ -147,7 +147,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	admitter.SetForwarder(fwd.Dispatch, fwd.Notify)
 	certs := NewStoreCertificates(cfg.DB.SMKI(), time.Minute, cfg.Clock)
-	fwd.SetRekeyDesk(NewRekeyDesk(cfg.DB.Router(), st, certs, cfg.Logger, cfg.Clock))
+	fwd.SetRekeyDesk(NewRekeyDesk(cfg.DB.Router(), st, certs, cfg.ACBKey, cfg.Logger, cfg.Clock))
 	r, err := New(Config{ACB: cfg.ACB, ACBKey: cfg.ACBKey, Catalogue: GBCSCatalogue{}, Registry: st,
 		Certificates: certs, DeviceCertificates: certs, Ledger: st, Admitter: admitter,
 		Auditor: st, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock})

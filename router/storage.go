@@ -28,7 +28,7 @@ type routerStore interface {
 	MarkForwarded(ctx context.Context, id string, at time.Time) error
 	MarkForwardedAll(ctx context.Context, fs []store.ForwardedCommand) ([]error, error)
 	RetryOutbox(ctx context.Context, id string, next time.Time, reason string) error
-	CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d store.Delivery, audits ...store.AuditEvent) (store.Delivery, error)
+	Complete(ctx context.Context, c *store.Completion) error
 	FindForwardedCommand(ctx context.Context, target, originator smki.EUI, counter uint64) (store.RouterCommand, error)
 	OutboxDepth(ctx context.Context) (int64, error)
 	Deliveries(ctx context.Context, caller smki.EUI, after int64, limit int) ([]store.Delivery, error)
@@ -196,7 +196,7 @@ func (s *Storage) RecordForwarded(ctx context.Context, fs []Forward) ([]error, e
 	cs := make([]store.ForwardedCommand, len(fs))
 	for i, f := range fs {
 		a := toStoreAudit(f.Audit)
-		cs[i] = store.ForwardedCommand{ID: f.ID, At: f.At, Audit: &a}
+		cs[i] = store.ForwardedCommand{ID: f.ID, At: f.At, Audit: &a, Scrub: f.Scrub}
 	}
 	return s.db.MarkForwardedAll(ctx, cs)
 }
@@ -207,15 +207,15 @@ func (s *Storage) Retry(ctx context.Context, id string, next time.Time, reason s
 }
 
 // Complete implements Outbox.
-func (s *Storage) Complete(ctx context.Context, id string, failed bool, response []byte, reason string, d Delivery, es ...AuditEvent) (Delivery, error) {
-	c := completion(id, failed, response, reason, d, es)
-	sd, err := s.db.CompleteCommand(ctx, c.ID, c.State, c.Response, c.Error, c.Delivery, c.Audits...)
-	c.Delivery, c.Err = sd, err
+func (s *Storage) Complete(ctx context.Context, e Ending, es ...AuditEvent) (Delivery, error) {
+	c := completion(e, es)
+	s.db.Complete(ctx, c) //nolint:errcheck // in c.Err
 	return completed(c)
 }
 
 // completion is the store's form of a command's end.
-func completion(id string, failed bool, response []byte, reason string, d Delivery, es []AuditEvent) *store.Completion {
+func completion(e Ending, es []AuditEvent) *store.Completion {
+	id, failed, response, reason, d := e.ID, e.Failed, e.Response, e.Reason, e.Delivery
 	state := store.CommandResponded
 	if failed {
 		state = store.CommandFailed
@@ -224,7 +224,7 @@ func completion(id string, failed bool, response []byte, reason string, d Delive
 	for i, e := range es {
 		as[i] = toStoreAudit(e)
 	}
-	return &store.Completion{ID: id, State: state, Response: response, Error: reason, Audits: as,
+	return &store.Completion{ID: id, State: state, Response: response, Error: reason, Audits: as, Scrub: e.Scrub,
 		Delivery: store.Delivery{Caller: d.Caller.String(), Kind: d.Kind, Body: d.Body, Detail: d.Detail, At: d.At}}
 }
 

@@ -39,6 +39,15 @@ var ErrDeviceRefused = errors.New("router: device refused the command")
 // answer this means the device executed it the first time.
 var ErrDeviceReplay = errors.New("router: device reports a replay")
 
+// ErrDeviceMAC is wrapped (with ErrDeviceRefused) when the device, or the
+// communications service provider for it, reports that it discarded the
+// command because the access control broker's MAC did not verify: the
+// device holds another key-agreement key than the registry's. The
+// forwarder then tries a pending re-key's key for a CS02e read-back
+// (decision 017). A real meter discards in silence; an endpoint that
+// reports the discard lets the router act on it.
+var ErrDeviceMAC = errors.New("router: device reports a bad MAC")
+
 // MaxResponseBytes bounds a device response read from an HTTP transport.
 const MaxResponseBytes = 1 << 20
 
@@ -95,6 +104,8 @@ func (t *HTTPTransport) Send(ctx context.Context, target smki.EUI, msg []byte) (
 		return nil, nil
 	case res.StatusCode == http.StatusUnprocessableEntity && problemCode(body) == "replay":
 		return nil, fmt.Errorf("%w: %w: %s answered %s: %s", ErrDeviceRefused, ErrDeviceReplay, u.Redacted(), res.Status, snippet(body))
+	case res.StatusCode == http.StatusUnprocessableEntity && problemCode(body) == "bad-mac":
+		return nil, fmt.Errorf("%w: %w: %s answered %s: %s", ErrDeviceRefused, ErrDeviceMAC, u.Redacted(), res.Status, snippet(body))
 	case res.StatusCode >= 400 && res.StatusCode < 500 && res.StatusCode != http.StatusRequestTimeout && res.StatusCode != http.StatusTooManyRequests:
 		return nil, fmt.Errorf("%w: %s answered %s: %s", ErrDeviceRefused, u.Redacted(), res.Status, snippet(body))
 	}

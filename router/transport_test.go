@@ -22,16 +22,19 @@ func TestHTTPTransport(t *testing.T) {
 		wantResp  []byte
 		wantFinal bool // ErrDeviceRefused
 		wantErr   bool
+		// wantKind, when set, is also wrapped (ErrDeviceReplay, ErrDeviceMAC).
+		wantKind error
 	}{
-		{"synchronous response", http.StatusOK, []byte{0xDD, 0x02}, []byte{0xDD, 0x02}, false, false},
-		{"accepted, response later", http.StatusAccepted, nil, nil, false, false},
-		{"refused by the provider", http.StatusUnprocessableEntity, []byte("bad MAC"), nil, true, true},
-		{"replay reported", http.StatusUnprocessableEntity, []byte(`{"code":"replay","status":422}`), nil, true, true},
-		{"unknown device", http.StatusNotFound, nil, nil, true, true},
-		{"overloaded: retry", http.StatusTooManyRequests, nil, nil, false, true},
-		{"timeout: retry", http.StatusRequestTimeout, nil, nil, false, true},
-		{"server error: retry", http.StatusServiceUnavailable, nil, nil, false, true},
-		{"oversized response", http.StatusOK, make([]byte, MaxResponseBytes+1), nil, true, true},
+		{"synchronous response", http.StatusOK, []byte{0xDD, 0x02}, []byte{0xDD, 0x02}, false, false, nil},
+		{"accepted, response later", http.StatusAccepted, nil, nil, false, false, nil},
+		{"refused by the provider", http.StatusUnprocessableEntity, []byte("bad MAC"), nil, true, true, nil},
+		{"replay reported", http.StatusUnprocessableEntity, []byte(`{"code":"replay","status":422}`), nil, true, true, ErrDeviceReplay},
+		{"bad MAC reported", http.StatusUnprocessableEntity, []byte(`{"code":"bad-mac","status":422}`), nil, true, true, ErrDeviceMAC},
+		{"unknown device", http.StatusNotFound, nil, nil, true, true, nil},
+		{"overloaded: retry", http.StatusTooManyRequests, nil, nil, false, true, nil},
+		{"timeout: retry", http.StatusRequestTimeout, nil, nil, false, true, nil},
+		{"server error: retry", http.StatusServiceUnavailable, nil, nil, false, true, nil},
+		{"oversized response", http.StatusOK, make([]byte, MaxResponseBytes+1), nil, true, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +56,11 @@ func TestHTTPTransport(t *testing.T) {
 			resp, err := tr.Send(context.Background(), target, msg)
 			if (err != nil) != tt.wantErr || errors.Is(err, ErrDeviceRefused) != tt.wantFinal {
 				t.Fatalf("Send: %v; want error %t, final %t", err, tt.wantErr, tt.wantFinal)
+			}
+			for _, k := range []error{ErrDeviceReplay, ErrDeviceMAC} {
+				if errors.Is(err, k) != (tt.wantKind == k) {
+					t.Errorf("Send: %v; wraps %v: %t", err, k, errors.Is(err, k))
+				}
 			}
 			if !bytes.Equal(resp, tt.wantResp) {
 				t.Fatalf("response %x, want %x", resp, tt.wantResp)

@@ -148,6 +148,9 @@ func (s *RouterStore) Admit(ctx context.Context, g AdmitGroup) (results []AdmitR
 				return c.Err
 			}
 		}
+		if err := scrubForwardedIn(ctx, tx, g.Forwarded); err != nil {
+			return err
+		}
 		if ptx, ok := tx.(pgTx); ok {
 			var err error
 			markErrs, err = writePostgres(ctx, ptx, writes, g.Forwarded, es)

@@ -30,6 +30,11 @@ type Issuance struct {
 	// Failed, if not nil, is why the issuance failed before the store: only
 	// Attempt and its failure are written.
 	Failed error
+	// Rekey, if not nil, makes the issuance a device re-key: it is refused
+	// (Err wrapping ErrRekeyRefused) unless, inside the transaction, the
+	// device holds exactly one unrevoked device certificate of the usage
+	// (decision 017).
+	Rekey *RekeyGuard
 
 	// Issued is set by RecordIssuances: the CA's issued count after the
 	// reservation (0 without Reserve).
@@ -39,6 +44,54 @@ type Issuance struct {
 	// serial is taken: sign again with a new one) or ErrInvalid; nothing
 	// of it but its audit events is stored. It is Failed when that is set.
 	Err error
+}
+
+// RekeyGuard names the device and usage of a re-key issuance.
+type RekeyGuard struct {
+	EUI   string // 16 upper-case hex digits
+	Usage string // UsageDS or UsageKA
+}
+
+// ErrRekeyRefused is wrapped by the Err of an issuance whose RekeyGuard
+// refused it: the device is not in the inventory (no unrevoked device
+// certificate of the usage), or a re-key of that usage is already in
+// flight (two: the installed one and one issued but not yet confirmed).
+var ErrRekeyRefused = errors.New("store: device re-key refused")
+
+// checkRekey is RekeyGuard's check inside tx. On PostgreSQL it first locks
+// the device's unrevoked certificates of the usage, so that two re-keys of
+// one device in concurrent transactions are serialised: the second waits
+// for the first to commit, then counts its certificate (READ COMMITTED
+// takes a new snapshot per statement). SQLite has one writer: its
+// transactions are serial already. Two re-keys in one group transaction
+// see each other's insert.
+func checkRekey(ctx context.Context, tx dbtx, g *RekeyGuard) error {
+	const where = ` FROM certificates WHERE eui = $1 AND kind = $2 AND key_usage = $3 AND revoked_at IS NULL`
+	if _, ok := tx.(pgTx); ok {
+		rs, err := tx.query(ctx, `SELECT id`+where+` FOR UPDATE`, g.EUI, KindDevice, g.Usage)
+		if err != nil {
+			return fmt.Errorf("locking the %s certificates of device %s: %w", g.Usage, g.EUI, err)
+		}
+		for rs.Next() {
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return fmt.Errorf("locking the %s certificates of device %s: %w", g.Usage, g.EUI, err)
+		}
+	}
+	var n int
+	if err := tx.queryRow(ctx, `SELECT COUNT(*)`+where, g.EUI, KindDevice, g.Usage).Scan(&n); err != nil {
+		return fmt.Errorf("counting the %s certificates of device %s: %w", g.Usage, g.EUI, err)
+	}
+	switch {
+	case n == 0:
+		return fmt.Errorf("%w: device %s holds no unrevoked %s device certificate: it is not in the inventory", ErrRekeyRefused, g.EUI, g.Usage)
+	case n > 1:
+		return fmt.Errorf("%w: device %s: a re-key of its %s key is already in flight (%d unrevoked %s certificates): install and confirm it, or confirm a read-back to abandon it, before another",
+			ErrRekeyRefused, g.EUI, g.Usage, n, g.Usage)
+	}
+	return nil
 }
 
 // certInsertNew inserts a certificate unless its (CA, serial) is taken, so
@@ -111,6 +164,15 @@ func (s *SMKIStore) RecordIssuances(ctx context.Context, is []*Issuance) error {
 // it.Err (and undoes its reservation), a returned error fails the group.
 func recordIssuance(ctx context.Context, tx dbtx, it *Issuance) error {
 	c := &it.Cert
+	if it.Rekey != nil {
+		if err := checkRekey(ctx, tx, it.Rekey); err != nil {
+			if !errors.Is(err, ErrRekeyRefused) {
+				return err
+			}
+			it.Err = err
+			return nil
+		}
+	}
 	if it.Reserve != "" {
 		err := tx.queryRow(ctx, `UPDATE cas SET issued = issued + 1
 			WHERE name = $1 AND state = 'active' AND (quota = 0 OR issued + 1 <= quota)

@@ -87,7 +87,8 @@ func (s *RouterStore) PutRouterDevices(ctx context.Context, devices ...RouterDev
 					network_operator_ds_key_id = CASE WHEN excluded.network_operator_ds_key_id <> ''
 						OR excluded.network_operator <> router_devices.network_operator
 						THEN excluded.network_operator_ds_key_id ELSE router_devices.network_operator_ds_key_id END,
-					supplier = excluded.supplier, network_operator = excluded.network_operator, updated_at = excluded.updated_at`,
+					supplier = excluded.supplier, network_operator = excluded.network_operator, updated_at = excluded.updated_at,
+					ka_pending = NULL`,
 				d.EUI, d.KAPublic, d.DSPublic, d.Supplier, d.NetworkOperator, d.UpdatedAt, d.SupplierDSKeyID, d.NetworkOperatorDSKeyID); err != nil {
 				return fmt.Errorf("store: putting device %s: %w", d.EUI, err)
 			}
@@ -587,6 +588,9 @@ type ForwardedCommand struct {
 	ID    string
 	At    time.Time
 	Audit *AuditEvent
+	// Scrub, when not nil, replaces the command's stored message in the
+	// same transaction (see Completion.Scrub).
+	Scrub []byte
 }
 
 // MarkForwardedAll records, in one transaction, that the transport took
@@ -604,6 +608,9 @@ func (s *RouterStore) MarkForwardedAll(ctx context.Context, fs []ForwardedComman
 		if errs, err = markForwardedIn(ctx, tx, db.dialect, fs); err != nil {
 			return err
 		}
+		if err := scrubForwardedIn(ctx, tx, fs); err != nil {
+			return err
+		}
 		var es []AuditEvent
 		for _, f := range fs {
 			if f.Audit != nil {
@@ -619,6 +626,29 @@ func (s *RouterStore) MarkForwardedAll(ctx context.Context, fs []ForwardedComman
 		return nil, err
 	}
 	return errs, nil
+}
+
+// scrubForwardedIn replaces the stored message of each command of fs that
+// carries a Scrub, inside tx.
+func scrubForwardedIn(ctx context.Context, tx dbtx, fs []ForwardedCommand) error {
+	for _, f := range fs {
+		if f.Scrub == nil {
+			continue
+		}
+		if err := scrubIn(ctx, tx, f.ID, f.Scrub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scrubIn replaces command id's stored message by keep (its header alone)
+// and marks it scrubbed (decision 015).
+func scrubIn(ctx context.Context, tx dbtx, id string, keep []byte) error {
+	if _, err := tx.exec(ctx, `UPDATE router_commands SET message = $1, message_scrubbed = 1 WHERE id = $2`, keep, id); err != nil {
+		return fmt.Errorf("store: scrubbing the message of command %s: %w", id, err)
+	}
+	return nil
 }
 
 // markForwardedIn marks the commands of fs forwarded (out of the outbox),
@@ -732,16 +762,23 @@ type Delivery struct {
 // its assigned Seq is returned. A command already responded or failed gives
 // ErrConflict and changes nothing, so a duplicate response is delivered once.
 func (s *RouterStore) CompleteCommand(ctx context.Context, id, state string, response []byte, errText string, d Delivery, audits ...AuditEvent) (Delivery, error) {
-	db := s.db
 	c := Completion{ID: id, State: state, Response: response, Error: errText, Delivery: d, Audits: audits}
-	err := db.inTx(ctx, func(tx dbtx) error {
-		if err := completeIn(ctx, tx, &c); err != nil {
+	err := s.Complete(ctx, &c)
+	return c.Delivery, err
+}
+
+// Complete ends c.ID as CompleteCommand does, scrubbing its stored message
+// when c.Scrub is set, in one transaction with c's delivery and audit
+// entries; c.Delivery gets its Seq. The error is also set in c.Err.
+func (s *RouterStore) Complete(ctx context.Context, c *Completion) error {
+	c.Err = s.db.inTx(ctx, func(tx dbtx) error {
+		if err := completeIn(ctx, tx, c); err != nil {
 			return err
 		}
-		_, err := appendAuditsIn(ctx, tx, audits)
+		_, err := appendAuditsIn(ctx, tx, c.Audits)
 		return err
 	})
-	return c.Delivery, err
+	return c.Err
 }
 
 // Completion is one command's end for CompleteCommand or AdmitGroup: its
@@ -755,6 +792,11 @@ type Completion struct {
 	Error    string
 	Delivery Delivery
 	Audits   []AuditEvent
+	// Scrub, when not nil, replaces the command's stored message in the
+	// same transaction and marks it scrubbed: the router's own SR 9.1
+	// command, whose payload is a consumer's CIN, keeps its header alone
+	// once its outcome is known (decision 015).
+	Scrub []byte
 	// Err is the completion's own outcome in an AdmitGroup.
 	Err error
 }
@@ -776,6 +818,11 @@ func completeIn(ctx context.Context, tx dbtx, c *Completion) error {
 			return err
 		}
 		return fmt.Errorf("command %s already completed: %w", c.ID, ErrConflict)
+	}
+	if c.Scrub != nil {
+		if err := scrubIn(ctx, tx, c.ID, c.Scrub); err != nil {
+			return err
+		}
 	}
 	c.Delivery.CommandID = c.ID
 	c.Delivery, err = addDelivery(ctx, tx, c.Delivery)

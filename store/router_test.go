@@ -489,7 +489,7 @@ func TestAdmit(t *testing.T) {
 			t.Fatal(err)
 		}
 		marks := []ForwardedCommand{{ID: "to-forward", At: rtT0, Audit: &AuditEvent{Time: rtT0, Actor: "router",
-			Action: "router.command.forwarded", Object: "to-forward", Outcome: OutcomeSuccess}}, {ID: "gone", At: rtT0}}
+			Action: "router.command.forwarded", Object: "to-forward", Outcome: OutcomeSuccess}, Scrub: []byte{0xDD, 0xAA}}, {ID: "gone", At: rtT0}}
 		res, markErrs, err := db.Router().Admit(ctx, AdmitGroup{Items: cs, Forwarded: marks,
 			Seal: func(i int) ([]byte, error) {
 				if cs[i].Command.ID == "unsealed" {
@@ -518,6 +518,9 @@ func TestAdmit(t *testing.T) {
 		}
 		if markErrs[0] != nil || !errors.Is(markErrs[1], ErrNotFound) {
 			t.Fatalf("marks: %v", markErrs)
+		}
+		if c, err := db.Router().RouterCommand(ctx, "to-forward"); err != nil || !bytes.Equal(c.Message, []byte{0xDD, 0xAA}) {
+			t.Fatalf("the forwarded command's message %x, %v; want it scrubbed in the group", c.Message, err)
 		}
 		if _, ok, _ := db.Router().LastCounter(ctx, smki.MustParseEUI(rtSupplier), smki.MustParseEUI("CCCCCCCCCCCCCCCC")); ok {
 			t.Fatal("a quarantined command advanced its counter")
