@@ -95,6 +95,20 @@ func (f ServeConfig) Serve(ctx context.Context) error {
 	log.InfoContext(ctx, "fleet listening", "component", "serve.fleet", "addr", ln.Addr().String(), "meters", fleet.Len(),
 		"tls", tlsConfig != nil)
 	go fleet.Run(ctx, time.Second)
+	if f.GFIListen != "" {
+		gln, err := net.Listen("tcp", f.GFIListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--gfi-listen: %w", err)
+		}
+		log.InfoContext(ctx, "fleet GFI listening", "component", "serve.fleet", "addr", gln.Addr().String())
+		gfi := &GFIServer{Fleet: fleet, Logger: log}
+		go func() {
+			if err := gfi.Serve(ctx, gln); err != nil {
+				log.ErrorContext(ctx, "GFI server stopped", "component", "serve.fleet", "err", err)
+			}
+		}()
+	}
 	return h.Serve(ctx, ln, tlsConfig)
 }
 

@@ -71,6 +71,10 @@ type ServeConfig struct {
 	// Listen is the address to serve on, host:port; empty means
 	// DefaultServeListen.
 	Listen string `json:"listen,omitempty"`
+	// GFIListen, when set, is a second address, host:port, on which the
+	// fleet speaks the GFI text framing of gbcs-security.md section 12
+	// over TCP (GFIServer); plain TCP, for test tools on a test network.
+	GFIListen string `json:"gfiListen,omitempty"`
 	// TLSCert is the server certificate chain (PEM); plain HTTP without
 	// it. It goes with TLSKey.
 	TLSCert string `json:"tlsCert,omitempty" path:"file"`
@@ -155,6 +159,11 @@ func (c ServeConfig) Validate() error {
 	}
 	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)
+	}
+	if c.GFIListen != "" {
+		if err := jsonconfig.CheckListen(c.GFIListen); err != nil {
+			return bad("gfiListen", "--gfi-listen %v", err)
+		}
 	}
 	return nil
 }

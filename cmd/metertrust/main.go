@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newRouterCmd(),
 		newOperatorCmd(),
 		newBenchCmd(),
+		newConformanceCmd(),
 		serve,
 	)
 	return root

@@ -57,6 +57,7 @@ relative paths in the file are resolved against the file's directory.`,
 	fl.StringSliceVar(&f.TCoSCert, "tcos-cert", nil, "transitional change of supplier organisation certificate (PEM, repeatable)")
 	fl.StringSliceVar(&f.WANProviderCert, "wan-provider-cert", nil, "WAN provider organisation certificate (PEM, repeatable)")
 	fl.StringVar(&f.Listen, "listen", device.DefaultServeListen, "address to serve on")
+	fl.StringVar(&f.GFIListen, "gfi-listen", "", "also serve the GFI text framing (gbcs-security.md section 12) over TCP on this address")
 	fl.StringVar(&f.TLSCert, "tls-cert", "", "server certificate chain (PEM); plain HTTP without it")
 	fl.StringVar(&f.TLSKey, "tls-key", "", "the server certificate's private key (PEM)")
 	fl.StringVar(&f.ClientCA, "client-ca", "", "CA certificates (PEM) client certificates must chain to; given, a client certificate is required")
