@@ -21,4 +21,38 @@ var (
 	// quarantined state (released or deleted already), and by a Store asked
 	// to add a quarantine record under a reference already used.
 	ErrConflict = errors.New("anomaly: conflicting state")
+	// ErrTwoPerson is returned when a change needs a second operator's
+	// approval (decision 023): loosening or deleting a DCC threshold. The
+	// error is a *TwoPersonError saying what and why; the caller proposes
+	// the change (package proposal), and on approval applies it with
+	// SetThresholdApproved or DeleteThresholdApproved.
+	ErrTwoPerson = errors.New("anomaly: needs a second operator's approval")
 )
+
+// TwoPersonError is the ErrTwoPerson refusal of a threshold change: the
+// threshold as it stands, the change asked for, and why it needs a second
+// operator.
+type TwoPersonError struct {
+	// Current is the threshold as it stands.
+	Current Threshold
+	// Next is the threshold asked for; zero for a deletion.
+	Next Threshold
+	// Why says what loosens.
+	Why string
+}
+
+func (e *TwoPersonError) Error() string {
+	return ErrTwoPerson.Error() + ": " + e.Current.ID + ": " + e.Why
+}
+
+// Unwrap makes errors.Is(err, ErrTwoPerson) hold.
+func (e *TwoPersonError) Unwrap() error { return ErrTwoPerson }
+
+// Approval names the two operators behind a change made on approval of a
+// proposal (package proposal): it goes into the change's audit entry.
+type Approval struct {
+	// Proposal is the proposal's ID.
+	Proposal string
+	// Proposer and Approver name the two operators.
+	Proposer, Approver string
+}

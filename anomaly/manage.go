@@ -161,9 +161,26 @@ func (d *Detector) Thresholds(ctx context.Context, actor Actor) ([]Threshold, er
 //
 // Lowering a DCC threshold below a user's own leaves the user's in place:
 // both apply, so the stricter one governs.
+//
+// Loosening a DCC threshold (see Loosens) needs a second operator: it is
+// refused with a *TwoPersonError (ErrTwoPerson), audited, and applied only
+// by SetThresholdApproved once a proposal is approved (decision 023).
+// Creating a DCC threshold or tightening one stays one-person.
 func (d *Detector) SetThreshold(ctx context.Context, actor Actor, t Threshold) (Threshold, error) {
+	return d.setThreshold(ctx, actor, t, nil)
+}
+
+// SetThresholdApproved is SetThreshold for a change a second operator
+// approved: the actor is the approver, and a loosening is applied. The
+// audit entry names the proposal and both operators.
+func (d *Detector) SetThresholdApproved(ctx context.Context, actor Actor, t Threshold, a Approval) (Threshold, error) {
+	return d.setThreshold(ctx, actor, t, &a)
+}
+
+func (d *Detector) setThreshold(ctx context.Context, actor Actor, t Threshold, approval *Approval) (Threshold, error) {
 	entry := AuditEntry{Actor: actor.String(), Action: "anomaly.threshold.set", Object: t.ID,
 		Details: map[string]string{"threshold": t.String()}}
+	approval.into(entry.Details)
 	sc, err := actor.authorize(ActionSetThreshold)
 	if err != nil {
 		return Threshold{}, d.refuse(ctx, entry, err)
@@ -183,6 +200,9 @@ func (d *Detector) SetThreshold(ctx context.Context, actor Actor, t Threshold) (
 		if o.ID == t.ID {
 			if !sc.may(o.User) {
 				return Threshold{}, d.refuse(ctx, entry, fmt.Errorf("%w: threshold %s is not user %s's", ErrForbidden, o.ID, sc.user))
+			}
+			if loose, why := Loosens(o, t); loose && o.IsDCC() && approval == nil {
+				return Threshold{}, d.refuse(ctx, entry, &TwoPersonError{Current: o, Next: t, Why: why})
 			}
 			continue
 		}
@@ -204,6 +224,7 @@ func (d *Detector) SetThreshold(ctx context.Context, actor Actor, t Threshold) (
 	t.SetAt = d.now().UTC().Truncate(time.Microsecond)
 	entry.Object, entry.Time, entry.Outcome = t.ID, t.SetAt, OutcomeSuccess
 	entry.Details = map[string]string{"threshold": t.String()}
+	approval.into(entry.Details)
 	if err := d.store.PutThreshold(ctx, t, entry); err != nil {
 		return Threshold{}, fmt.Errorf("anomaly: storing threshold %s: %w", t.ID, err)
 	}
@@ -216,10 +237,24 @@ func (d *Detector) SetThreshold(ctx context.Context, actor Actor, t Threshold) (
 
 // DeleteThreshold deletes the threshold id. A RoleUser actor may delete
 // only its own thresholds. The change, or the refusal, is audited with
-// reason.
+// reason. Deleting a DCC threshold needs a second operator: it is refused
+// with a *TwoPersonError (ErrTwoPerson) and done by DeleteThresholdApproved
+// once a proposal is approved (decision 023).
 func (d *Detector) DeleteThreshold(ctx context.Context, id string, actor Actor, reason string) error {
+	return d.deleteThreshold(ctx, id, actor, reason, nil)
+}
+
+// DeleteThresholdApproved is DeleteThreshold for a deletion a second
+// operator approved: the actor is the approver. The audit entry names the
+// proposal and both operators.
+func (d *Detector) DeleteThresholdApproved(ctx context.Context, id string, actor Actor, reason string, a Approval) error {
+	return d.deleteThreshold(ctx, id, actor, reason, &a)
+}
+
+func (d *Detector) deleteThreshold(ctx context.Context, id string, actor Actor, reason string, approval *Approval) error {
 	entry := AuditEntry{Actor: actor.String(), Action: "anomaly.threshold.delete", Object: id,
 		Details: map[string]string{"reason": reason}}
+	approval.into(entry.Details)
 	sc, err := actor.authorize(ActionSetThreshold)
 	if err != nil {
 		return d.refuse(ctx, entry, err)
@@ -239,6 +274,9 @@ func (d *Detector) DeleteThreshold(ctx context.Context, id string, actor Actor, 
 	}
 	if found == nil || !sc.may(found.User) {
 		return d.refuse(ctx, entry, fmt.Errorf("anomaly: threshold %q: %w", id, ErrNotFound))
+	}
+	if found.IsDCC() && approval == nil {
+		return d.refuse(ctx, entry, &TwoPersonError{Current: *found, Why: "deleting a DCC threshold"})
 	}
 	entry.Time, entry.Outcome = d.now().UTC(), OutcomeSuccess
 	entry.Details["threshold"] = found.String()
@@ -320,4 +358,12 @@ func (d *Detector) Subscribe(ctx context.Context, actor Actor, f AlertFilter) (<
 		f.User = sc.user
 	}
 	return d.broker.Subscribe(ctx, f), nil
+}
+
+// into adds the approval's names to audit details; nil adds nothing.
+func (a *Approval) into(details map[string]string) {
+	if a == nil {
+		return
+	}
+	details["proposal"], details["proposer"], details["approver"] = a.Proposal, a.Proposer, a.Approver
 }

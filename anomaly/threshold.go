@@ -339,3 +339,45 @@ func ParseThreshold(b []byte) (Threshold, error) {
 	}
 	return t, nil
 }
+
+// Loosens reports whether replacing the DCC threshold cur by next lets
+// through some traffic cur refuses, and says why; a change that is not a
+// loosening is as strict or stricter (decision 023). Changing what the
+// threshold covers (scope, user, service reference, attribute) is a
+// loosening, since the old scope loses its rule. For counts the order is
+// CheckStricter's: a higher limit, a shorter window, a sliding window made
+// fixed, or a fixed window made a fixed window that is not a whole multiple
+// of the old one loosens; a lower limit, a longer window, a fixed window
+// made sliding (of the same or a longer length) tightens. (A longer window
+// with the same limit allows fewer commands, so it is a tightening, not a
+// loosening.) For attribute limits, a range reaching outside the old one
+// loosens.
+func Loosens(cur, next Threshold) (bool, string) {
+	switch {
+	case cur.Scope != next.Scope:
+		return true, fmt.Sprintf("scope changes from %s to %s", cur.Scope, next.Scope)
+	case cur.User != next.User:
+		return true, "the threshold changes user"
+	case cur.ServiceRef != next.ServiceRef:
+		return true, fmt.Sprintf("service reference changes from %q to %q", cur.ServiceRef, next.ServiceRef)
+	case cur.Attribute != next.Attribute:
+		return true, fmt.Sprintf("attribute changes from %q to %q", cur.Attribute, next.Attribute)
+	}
+	if cur.Scope == ScopeAttribute {
+		if next.Min < cur.Min || next.Max > cur.Max {
+			return true, fmt.Sprintf("range [%d, %d] reaches outside [%d, %d]", next.Min, next.Max, cur.Min, cur.Max)
+		}
+		return false, ""
+	}
+	switch {
+	case next.Limit > cur.Limit:
+		return true, fmt.Sprintf("limit rises from %d to %d", cur.Limit, next.Limit)
+	case next.Window < cur.Window:
+		return true, fmt.Sprintf("window shortens from %s to %s", cur.Window, next.Window)
+	case next.Fixed && !cur.Fixed:
+		return true, "a sliding window becomes fixed, letting twice the limit through across a boundary"
+	case next.Fixed && cur.Fixed && next.Window%cur.Window != 0:
+		return true, fmt.Sprintf("fixed window %s is not a whole multiple of %s", next.Window, cur.Window)
+	}
+	return false, ""
+}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +123,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Actor is the name recorded in audit events (default "ca").
 	Actor string
+	// Officers are the ceremony officers who each confirmed the ceremony
+	// with their own credential (decision 023): recorded, with Actor, in
+	// every audit event of this Authority. The caller confirms them
+	// (operator.ConfirmOfficers) before building the Authority.
+	Officers []string
 	// DisableLint skips pre-issuance linting (for the benchmark
 	// comparison only); read-back checks still run.
 	DisableLint bool
@@ -134,15 +141,17 @@ type Config struct {
 // Authority runs the ceremonies and issues certificates. It is safe for
 // concurrent use.
 type Authority struct {
-	st     Store
-	keys   Keys
-	now    func() time.Time
-	rand   io.Reader
-	log    *slog.Logger
-	actor  string
-	lint   *linter
-	crlTTL time.Duration
-	ocspTT time.Duration
+	st    Store
+	keys  Keys
+	now   func() time.Time
+	rand  io.Reader
+	log   *slog.Logger
+	actor string
+	// officers are the confirmed ceremony officers, for the audit log.
+	officers []string
+	lint     *linter
+	crlTTL   time.Duration
+	ocspTT   time.Duration
 
 	// slowSign makes sign build every certificate with crypto/x509 (the
 	// fast path's tests compare the two).
@@ -169,7 +178,7 @@ func New(cfg Config) (*Authority, error) {
 		return nil, fmt.Errorf("%w: Store and Keys are required", ErrRequest)
 	}
 	a := &Authority{st: cfg.Store, keys: cfg.Keys, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger,
-		actor: cfg.Actor, crlTTL: cfg.CRLValidity, ocspTT: cfg.OCSPValidity, issuers: map[string]*issuer{},
+		actor: cfg.Actor, officers: slices.Clone(cfg.Officers), crlTTL: cfg.CRLValidity, ocspTT: cfg.OCSPValidity, issuers: map[string]*issuer{},
 		responders: map[string]*ocspSigner{}}
 	if a.now == nil {
 		a.now = time.Now
@@ -317,6 +326,14 @@ func (a *Authority) forget(name string) *issuer {
 // audit appends an audit event; the audit log is part of the ceremony, so a
 // failure to audit fails the operation.
 func (a *Authority) audit(ctx context.Context, action, object, outcome string, details map[string]any) error {
+	if len(a.officers) > 0 {
+		d := make(map[string]any, len(details)+1)
+		for k, v := range details {
+			d[k] = v
+		}
+		d["officers"] = strings.Join(a.officers, ",")
+		details = d
+	}
 	_, err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: a.actor, Action: action,
 		Object: object, Outcome: outcome, Details: details})
 	if err != nil {

@@ -525,7 +525,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	}
 	s.Operator = operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: s.Detector, Thresholds: s.Detector,
 		Usage: s.Detector, Alerts: s.Detector, Releaser: operator.Forwarder(s.Router.Releases.Forward), Audit: s.DB,
-		Logger: s.log, Now: s.now})
+		Proposals: s.DB.Proposals(), Logger: s.log, Now: s.now})
 	credBytes, err := os.ReadFile(s.CredentialsFile)
 	if err != nil {
 		return fmt.Errorf("reading operator credentials: %w", err)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/metertrust/metertrust/proposal"
 )
 
 // Defaults for the zero Config.
@@ -37,6 +39,11 @@ type Config struct {
 	// ShutdownTimeout bounds Serve's graceful shutdown; zero means
 	// DefaultShutdown.
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+	// ProposalTTL is how long a proposal of two-person control (bulk
+	// release or delete, loosening or deleting a DCC threshold) waits for
+	// a second operator's approval before it expires; zero means
+	// proposal.DefaultTTL (24h). Between 1m and 720h (decision 023).
+	ProposalTTL Duration `json:"proposalTTL,omitempty"`
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string
@@ -74,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: forwardTimeout %s is negative", ErrConfig, time.Duration(c.ForwardTimeout))
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: shutdownTimeout %s is negative", ErrConfig, time.Duration(c.ShutdownTimeout))
+	case c.ProposalTTL != 0 && (time.Duration(c.ProposalTTL) < time.Minute || time.Duration(c.ProposalTTL) > proposal.MaxTTL):
+		return fmt.Errorf("%w: proposalTTL %s must be between 1m and %s", ErrConfig, time.Duration(c.ProposalTTL), proposal.MaxTTL)
 	}
 	return nil
 }
@@ -90,6 +99,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = Duration(DefaultShutdown)
+	}
+	if d := time.Duration(c.ProposalTTL); d < time.Minute || d > proposal.MaxTTL {
+		c.ProposalTTL = Duration(proposal.DefaultTTL)
 	}
 	return c
 }

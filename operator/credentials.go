@@ -47,10 +47,15 @@ const (
 	// RoleRegister may register organisations with the CA service's
 	// registration authority: their EUI-64, name, roles, manufacturer flag.
 	RoleRegister Role = "register"
+	// RoleCeremony is a key-ceremony officer: one of the two named
+	// officers each confirming, with their own password, the offline
+	// ceremonies that use a root key (ca init, ca batch open; decision
+	// 023).
+	RoleCeremony Role = "ceremony"
 )
 
 // Roles lists every role a credential may hold.
-var Roles = []Role{RoleViewer, RoleQuarantineOfficer, RoleThresholdAdmin, RolePublish, RoleRevoke, RoleIssue, RoleRegister}
+var Roles = []Role{RoleViewer, RoleQuarantineOfficer, RoleThresholdAdmin, RolePublish, RoleRevoke, RoleIssue, RoleRegister, RoleCeremony}
 
 // ParseRole accepts the name of one of Roles.
 func ParseRole(s string) (Role, error) {

@@ -49,6 +49,17 @@
 // the Releaser is [Deferred]: the answer is 202 Accepted and the router's
 // release sweeper forwards it; a GET of the record shows the outcome.
 //
+// # Two-person control
+//
+// Releasing or deleting several commands at once (POST
+// /v1/quarantine/bulk-release, bulk-delete), loosening a DCC threshold and
+// deleting one are not done but proposed (package proposal, decision 023):
+// the answer is 202 Accepted with the proposal, which a different operator
+// with the same role approves under /v1/proposals before it expires
+// ([Config.ProposalTTL], 24 hours by default); the approval runs the
+// action as the approver. [ConfirmOfficers] checks the two officers of a
+// root ceremony (ca init, ca batch open) against their passwords.
+//
 // # Audit
 //
 // Package anomaly audits its own decisions (every release, delete and

@@ -38,13 +38,19 @@ var (
 	// revoked since, the store unreachable): nothing was forwarded, and the
 	// record stays released.
 	ErrForwardFailed = problem.NewKind("operator", "released command not forwarded", problem.ForwardFailed)
+	// ErrSelfApproval is an operator approving its own proposal: two-person
+	// control needs a second, different operator (code self-approval).
+	ErrSelfApproval = problem.NewCodedKind("operator", "self-approval", "the proposer may not approve its own proposal", problem.Forbidden)
+	// ErrProposalExpired is a proposal whose time for approval has passed
+	// (code proposal-expired).
+	ErrProposalExpired = problem.NewCodedKind("operator", "proposal-expired", "proposal expired", problem.Conflict)
 	// ErrUnavailable is a dependency this instance was not given.
 	ErrUnavailable = problem.NewKind("operator", "not configured", problem.Unavailable)
 )
 
 // kinds lists the operator API's kinds for its error handler.
 var kinds = []*problem.Kind{ErrInternal, ErrBadRequest, ErrUnauthenticated, ErrForbidden, ErrNotFound, ErrConflict,
-	ErrTooLarge, ErrUnsupportedMediaType, ErrMethodNotAllowed, ErrForwardFailed, ErrUnavailable}
+	ErrTooLarge, ErrUnsupportedMediaType, ErrMethodNotAllowed, ErrForwardFailed, ErrUnavailable, ErrSelfApproval, ErrProposalExpired}
 
 // Problem is an RFC 9457 problem details object, the body of every error
 // response (media type application/problem+json).

@@ -82,7 +82,7 @@ func FuzzThresholdBody(f *testing.F) {
 		rec := httptest.NewRecorder()
 		fx.srv.Handler().ServeHTTP(rec, req)
 		switch rec.Code {
-		case http.StatusOK:
+		case http.StatusOK, http.StatusAccepted: // 202: a loosening, proposed
 		case http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge:
 			p := decodeProblem(t, rec.Body.Bytes())
 			if p.Detail == "" || (rec.Code == 400 && p.Param == "") {
@@ -116,6 +116,43 @@ func FuzzParse(f *testing.F) {
 		}
 		if _, ok := c.Authenticate(""); ok {
 			t.Error("the empty token authenticated")
+		}
+	})
+}
+
+// FuzzBulkBody sends arbitrary bodies to POST /v1/quarantine/bulk-release
+// and to a proposal's approval: never a server error; a 400 names the
+// field; nothing is released without a second operator.
+func FuzzBulkBody(f *testing.F) {
+	for _, s := range []string{
+		`{"refs":["Q-1","Q-2"],"reason":"storm"}`, `{"refs":["Q-1"],"reason":"one"}`, `{"refs":[],"reason":"x"}`,
+		`{"refs":["Q-1","Q-1"],"reason":"x"}`, `{"refs":["../x","Q-2"],"reason":"x"}`, `{"refs":"Q-1","reason":"x"}`,
+		`{"refs":[1,2],"reason":"x"}`, `{"reason":"x"}`, `{"refs":["Q-1","Q-2"]}`, `{"refs":["Q-1","Q-2"],"reason":"x","extra":1}`,
+		`{}`, `[]`, `null`, `{"refs":null,"reason":""}`,
+	} {
+		f.Add(s)
+	}
+	fx := newFixture(f, "memory", Config{})
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, path := range []string{"/v1/quarantine/bulk-release", "/v1/proposals/P-FUZZ/approve"} {
+			req := httptest.NewRequest("POST", path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+officerToken)
+			rec := httptest.NewRecorder()
+			fx.srv.Handler().ServeHTTP(rec, req)
+			switch rec.Code {
+			case http.StatusAccepted:
+			case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusForbidden, http.StatusRequestEntityTooLarge:
+				p := decodeProblem(t, rec.Body.Bytes())
+				if p.Detail == "" || (rec.Code == 400 && p.Param == "") {
+					t.Errorf("problem %+v for %q", p, body)
+				}
+			default:
+				t.Fatalf("POST %s: status %d for %q: %s", path, rec.Code, body, rec.Body)
+			}
+		}
+		if n := len(fx.rel.forwarded()); n != 0 {
+			t.Fatalf("%d commands forwarded by a proposal alone", n)
 		}
 	})
 }

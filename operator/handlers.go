@@ -438,7 +438,8 @@ func (s *Server) getThreshold(c echo.Context) error {
 
 // putThreshold answers PUT /v1/thresholds/{id}: it creates or replaces the
 // threshold id. The body is the threshold's wire form; an id in it must
-// equal the path's.
+// equal the path's. Loosening a DCC threshold is not applied but proposed:
+// 202 Accepted with the proposal (decision 023).
 func (s *Server) putThreshold(c echo.Context) error {
 	const action = "anomaly.threshold.set"
 	id, err := pathKey(c, "id")
@@ -455,9 +456,12 @@ func (s *Server) putThreshold(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, id, err)
 	}
-	out, err := s.deps.Thresholds.SetThreshold(c.Request().Context(), who(c).Actor, t)
-	if err != nil {
-		return fromAnomaly(err, "body") // the detector audited its refusal
+	out, p, err := s.SetThreshold(c.Request().Context(), identityOf(c), t)
+	switch {
+	case err != nil:
+		return err // the detector or the desk audited its refusal
+	case p != nil:
+		return c.JSON(http.StatusAccepted, p) // loosening: a second operator approves
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -537,7 +541,8 @@ func thresholdParam(msg string) string {
 	return "body"
 }
 
-// deleteThreshold answers DELETE /v1/thresholds/{id} with a reason.
+// deleteThreshold answers DELETE /v1/thresholds/{id} with a reason: 204,
+// or for a DCC threshold 202 Accepted with the proposal of its deletion.
 func (s *Server) deleteThreshold(c echo.Context) error {
 	const action = "anomaly.threshold.delete"
 	id, err := pathKey(c, "id")
@@ -554,8 +559,12 @@ func (s *Server) deleteThreshold(c echo.Context) error {
 	if err != nil {
 		return s.refuse(c, action, id, err)
 	}
-	if err := s.deps.Thresholds.DeleteThreshold(c.Request().Context(), id, who(c).Actor, reason); err != nil {
-		return fromAnomaly(err, "id") // the detector audited its refusal
+	p, err := s.DeleteThreshold(c.Request().Context(), identityOf(c), id, reason)
+	switch {
+	case err != nil:
+		return err // the detector or the desk audited its refusal
+	case p != nil:
+		return c.JSON(http.StatusAccepted, p) // a DCC threshold: a second operator approves
 	}
 	return c.NoContent(http.StatusNoContent)
 }

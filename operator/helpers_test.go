@@ -19,6 +19,8 @@ import (
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/anomaly/anomalytest"
+	"github.com/metertrust/metertrust/proposal"
+	"github.com/metertrust/metertrust/proposal/proposaltest"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 	"github.com/metertrust/metertrust/store/storetest"
@@ -30,6 +32,8 @@ const (
 	officerToken   = "token-officer"
 	adminToken     = "token-admin"
 	publisherToken = "token-publisher"
+	officer2Token  = "token-officer-2"
+	admin2Token    = "token-admin-2"
 )
 
 var (
@@ -45,6 +49,8 @@ func testCredentials(t testing.TB) *Credentials {
 		{Name: "olga", TokenSHA256: HashToken(officerToken), Roles: []Role{RoleQuarantineOfficer}},
 		{Name: "adam", TokenSHA256: HashToken(adminToken), Roles: []Role{RoleThresholdAdmin}},
 		{Name: "pete", TokenSHA256: HashToken(publisherToken), Roles: []Role{RolePublish, RoleRevoke}},
+		{Name: "otis", TokenSHA256: HashToken(officer2Token), Roles: []Role{RoleQuarantineOfficer}},
+		{Name: "abe", TokenSHA256: HashToken(admin2Token), Roles: []Role{RoleThresholdAdmin}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +119,26 @@ type fixture struct {
 	aud    Auditor
 	audits func() []auditRecord
 	seq    int
+	clock  *testClock
+}
+
+// testClock is the server's clock: the real time, plus a skew tests
+// advance to expire proposals.
+type testClock struct {
+	mu   sync.Mutex
+	skew time.Duration
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.skew)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.skew += d
+	c.mu.Unlock()
 }
 
 // backend opens a detector store and an auditor: "memory" (anomalytest),
@@ -120,14 +146,16 @@ type fixture struct {
 func newFixture(t testing.TB, backend string, cfg Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{t: t, rel: &fakeReleaser{}}
+	f := &fixture{t: t, rel: &fakeReleaser{}, clock: &testClock{}}
 	var st anomaly.Store
 	var aud Auditor
+	var ps proposal.Store
 	switch backend {
 	case "memory":
 		mem := &anomalytest.Store{}
 		ma := &memAuditor{}
-		st, aud = mem, ma
+		mp := &proposaltest.Store{}
+		st, aud, ps = mem, ma, mp
 		f.audits = func() []auditRecord {
 			var out []auditRecord
 			for _, e := range mem.Audit() {
@@ -136,6 +164,9 @@ func newFixture(t testing.TB, backend string, cfg Config) *fixture {
 					d[k] = v
 				}
 				out = append(out, auditRecord{e.Actor, e.Action, e.Object, e.Outcome, d})
+			}
+			for _, e := range mp.Audit() {
+				out = append(out, auditRecord{e.Actor, e.Action, e.Object, e.Outcome, e.Details})
 			}
 			ma.mu.Lock()
 			defer ma.mu.Unlock()
@@ -146,7 +177,7 @@ func newFixture(t testing.TB, backend string, cfg Config) *fixture {
 		}
 	default:
 		db := openTestStore(t, backend)
-		st, aud = db.Anomaly(), db
+		st, aud, ps = db.Anomaly(), db, db.Proposals()
 		f.audits = func() []auditRecord {
 			es, err := db.AuditEvents(ctx, 0, 10000)
 			if err != nil {
@@ -166,7 +197,7 @@ func newFixture(t testing.TB, backend string, cfg Config) *fixture {
 	f.det, f.aud = det, aud
 	f.srv = New(cfg, Deps{
 		Credentials: testCredentials(t), Quarantine: det, Thresholds: det, Usage: det, Alerts: det,
-		Releaser: Forwarder(f.rel.forward), Audit: aud,
+		Releaser: Forwarder(f.rel.forward), Audit: aud, Proposals: ps, Now: f.clock.now,
 	})
 	// One DCC threshold: one command of service 11.1 per user per hour.
 	admin := anomaly.Actor{ID: "setup", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}

@@ -16,7 +16,7 @@ func TestOpenAPI(t *testing.T) {
 	routes := New(Config{}, Deps{}).Routes()
 	apiservertest.CheckOpenAPI(t, filepath.Join("..", "docs", "api", "operator.yaml"), routes, "401", "403")
 	apiservertest.CheckProblemTypes(t, filepath.Join("..", "docs", "api", "operator.yaml"), kinds)
-	if len(routes) != 11 {
-		t.Errorf("%d routes served, want 11", len(routes))
+	if len(routes) != 17 {
+		t.Errorf("%d routes served, want 17", len(routes))
 	}
 }

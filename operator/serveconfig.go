@@ -49,6 +49,18 @@ type ServeConfig struct {
 	// ("30m", "12h"); empty for the dashboard's defaults (30m, 12h).
 	SessionIdle string `json:"sessionIdle,omitempty"`
 	SessionMax  string `json:"sessionMax,omitempty"`
+	// ProposalTTL is how long a two-person proposal (bulk release or
+	// delete, loosening or deleting a DCC threshold) waits for a second
+	// operator's approval: a Go duration from 1m to 720h; empty for 24h
+	// (decision 023).
+	ProposalTTL string `json:"proposalTTL,omitempty"`
+}
+
+// TTL returns the proposals' TTL (zero for the default); Validate has
+// checked it.
+func (c ServeConfig) TTL() time.Duration {
+	d, _ := time.ParseDuration(c.ProposalTTL)
+	return d
 }
 
 // Sessions returns the dashboard's session durations (zero for the
@@ -110,6 +122,11 @@ func (c ServeConfig) Validate() error {
 		}
 		if v, err := time.ParseDuration(d.v); err != nil || v < time.Minute || v > 7*24*time.Hour {
 			return bad(d.field, "--%s %q: want a duration from 1m to 168h, such as 30m", d.flag, d.v)
+		}
+	}
+	if c.ProposalTTL != "" {
+		if v, err := time.ParseDuration(c.ProposalTTL); err != nil || v < time.Minute || v > 720*time.Hour {
+			return bad("proposalTTL", "--proposal-ttl %q: want a duration from 1m to 720h, such as 24h", c.ProposalTTL)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/problem"
+	"github.com/metertrust/metertrust/proposal"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -36,6 +38,8 @@ type Thresholds interface {
 	Thresholds(ctx context.Context, actor anomaly.Actor) ([]anomaly.Threshold, error)
 	SetThreshold(ctx context.Context, actor anomaly.Actor, t anomaly.Threshold) (anomaly.Threshold, error)
 	DeleteThreshold(ctx context.Context, id string, actor anomaly.Actor, reason string) error
+	SetThresholdApproved(ctx context.Context, actor anomaly.Actor, t anomaly.Threshold, a anomaly.Approval) (anomaly.Threshold, error)
+	DeleteThresholdApproved(ctx context.Context, id string, actor anomaly.Actor, reason string, a anomaly.Approval) error
 }
 
 // Usage reads live counts against the thresholds. *anomaly.Detector
@@ -113,6 +117,10 @@ type Deps struct {
 	// Audit receives the server's own audit entries (refusals, forwarding
 	// outcomes); usually the *store.DB the detector's store is on.
 	Audit Auditor
+	// Proposals keeps the proposals of two-person control (decision 023):
+	// usually the (*store.DB).Proposals of the detector's store. Without
+	// it, bulk decisions and loosening threshold changes answer 503.
+	Proposals proposal.Store
 	// UI, when set, serves every path but /v1/ and /healthz: the
 	// dashboard (package web), beside the API on one listener.
 	UI http.Handler
@@ -130,6 +138,7 @@ type Server struct {
 	now  func() time.Time
 	e    *echo.Echo
 	errs *problem.Handler
+	desk *proposal.Desk
 	// streamsDone is closed when Serve shuts down, ending event streams
 	// (which would otherwise hold the graceful shutdown for its whole
 	// timeout) while other requests finish.
@@ -151,6 +160,14 @@ func New(cfg Config, deps Deps) *Server {
 	s.errs = &problem.Handler{Kinds: kinds, Realm: "metertrust-operator", Logger: s.log, Body: problemBody}
 	s.e = apiserver.NewEcho(s.errs.Handle)
 	s.e.Use(apiserver.LogRequests(s.log, s.now, loggedActor))
+	if deps.Proposals != nil {
+		desk, err := proposal.New(proposal.Config{Store: deps.Proposals, Rules: s.proposalRules(),
+			TTL: time.Duration(s.cfg.ProposalTTL), Now: s.now, Logger: s.log})
+		if err != nil {
+			panic(fmt.Sprintf("operator: building the proposal desk: %v", err)) // the rules and TTL are ours
+		}
+		s.desk = desk
+	}
 	s.routes()
 	return s
 }
@@ -166,6 +183,12 @@ func (s *Server) routes() {
 	e.GET("/v1/thresholds/:id", s.authed(anomaly.ActionView, "operator.threshold.get", s.getThreshold))
 	e.PUT("/v1/thresholds/:id", s.authed(anomaly.ActionSetThreshold, "anomaly.threshold.set", s.putThreshold))
 	e.DELETE("/v1/thresholds/:id", s.authed(anomaly.ActionSetThreshold, "anomaly.threshold.delete", s.deleteThreshold))
+	e.POST("/v1/quarantine/bulk-release", s.authed(anomaly.ActionRelease, "proposal.create", s.bulkRelease))
+	e.POST("/v1/quarantine/bulk-delete", s.authed(anomaly.ActionDelete, "proposal.create", s.bulkDelete))
+	e.GET("/v1/proposals", s.authed(anomaly.ActionView, "operator.proposal.list", s.listProposals))
+	e.GET("/v1/proposals/:id", s.authed(anomaly.ActionView, "operator.proposal.get", s.getProposal))
+	e.POST("/v1/proposals/:id/approve", s.authed(anomaly.ActionView, "proposal.approve", s.approveProposal))
+	e.POST("/v1/proposals/:id/reject", s.authed(anomaly.ActionView, "proposal.reject", s.rejectProposal))
 	e.GET("/v1/usage", s.authed(anomaly.ActionView, "operator.usage", s.usage))
 	e.GET("/v1/events", s.authed(anomaly.ActionView, "operator.events", s.events))
 }
@@ -213,6 +236,8 @@ type principal struct {
 	Name string
 	// Actor is the operator as the detector sees it.
 	Actor anomaly.Actor
+	// ID is the operator with its roles.
+	ID Identity
 }
 
 func who(c echo.Context) principal {
@@ -256,7 +281,7 @@ func (s *Server) authed(action anomaly.Action, auditAction string, h echo.Handle
 			case !id.Permits(action):
 				actor, err = id.Name, problem.New(ErrForbidden, "", "operator %q (roles %v) may not %s", id.Name, id.Roles, action)
 			default:
-				c.Set(principalKey, principal{Name: id.Name, Actor: id.Actor()})
+				c.Set(principalKey, principal{Name: id.Name, Actor: id.Actor(), ID: id})
 				return h(c)
 			}
 		}

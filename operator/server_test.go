@@ -33,7 +33,7 @@ func routesFor(ref string) []route {
 		{"list thresholds", "GET", "/v1/thresholds", "", anomaly.ActionView, "operator.threshold.list", 200},
 		{"get threshold", "GET", "/v1/thresholds/T-srv", "", anomaly.ActionView, "operator.threshold.get", 200},
 		{"put threshold", "PUT", "/v1/thresholds/T-total", `{"scope":"user-total","limit":100,"window":"24h"}`, anomaly.ActionSetThreshold, "anomaly.threshold.set", 200},
-		{"delete threshold", "DELETE", "/v1/thresholds/T-srv", `{"reason":"superseded"}`, anomaly.ActionSetThreshold, "anomaly.threshold.delete", 204},
+		{"delete threshold", "DELETE", "/v1/thresholds/T-srv", `{"reason":"superseded"}`, anomaly.ActionSetThreshold, "anomaly.threshold.delete", 202},
 		{"usage", "GET", "/v1/usage?user=" + supplier.String(), "", anomaly.ActionView, "operator.usage", 200},
 		{"events", "GET", "/v1/events", "", anomaly.ActionView, "operator.events", 200},
 	}
@@ -94,7 +94,11 @@ func TestRoles(t *testing.T) {
 				case want == http.StatusUnauthorized:
 				case r.action == anomaly.ActionRelease || r.action == anomaly.ActionDelete || r.action == anomaly.ActionSetThreshold:
 					// Changes are audited, by the detector, on success.
-					if want < 400 && !f.audited(caller.actor, r.auditAction, "", "success") {
+					success := r.auditAction
+					if want == http.StatusAccepted {
+						success = "proposal.create" // a DCC threshold's deletion is proposed
+					}
+					if want < 400 && !f.audited(caller.actor, success, "", "success") {
 						t.Errorf("no %s success audit entry:\n%s", r.auditAction, f.auditDump())
 					}
 				}
@@ -445,8 +449,10 @@ func TestThresholds(t *testing.T) {
 		{"a user's threshold not stricter", "PUT", "/v1/thresholds/T-lax", `{"scope":"user-srv","user":"` + supplier.String() + `","serviceRef":"11.1","limit":50,"window":"1h"}`, 409},
 		{"an attribute limit", "PUT", "/v1/thresholds/T-price", `{"scope":"attribute","attribute":"price","min":0,"max":100000}`, 200},
 		{"read one", "GET", "/v1/thresholds/T-total", "", 200},
-		{"delete one", "DELETE", "/v1/thresholds/T-price", `{"reason":"tariff checks moved"}`, 204},
-		{"deleted is gone", "GET", "/v1/thresholds/T-price", "", 404},
+		{"deleting a DCC one is proposed", "DELETE", "/v1/thresholds/T-price", `{"reason":"tariff checks moved"}`, 202},
+		{"still there until approved", "GET", "/v1/thresholds/T-price", "", 200},
+		{"delete a user's own", "DELETE", "/v1/thresholds/T-user", `{"reason":"supplier asked"}`, 204},
+		{"deleted is gone", "GET", "/v1/thresholds/T-user", "", 404},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -469,7 +475,8 @@ func TestThresholds(t *testing.T) {
 	if err := json.Unmarshal(b, &l); st != 200 || err != nil || len(l.Items) != 3 {
 		t.Fatalf("list = %d %s", st, b)
 	}
-	if !f.audited("adam", "anomaly.threshold.set", "T-lax", "refused") || !f.audited("adam", "anomaly.threshold.delete", "T-price", "success") {
+	if !f.audited("adam", "anomaly.threshold.set", "T-lax", "refused") || !f.audited("adam", "anomaly.threshold.delete", "T-user", "success") ||
+		!f.audited("adam", "proposal.create", "", "success") {
 		t.Errorf("threshold changes not audited:\n%s", f.auditDump())
 	}
 }

@@ -22,7 +22,8 @@ import (
 // TestBrowser drives the dashboard in a real headless Chromium (Debian's,
 // METERTRUST_TEST_CHROMIUM) as an operator would: log in, watch a
 // quarantine appear on the overview during a burst (the page's own script
-// refreshing it), release one command and delete another, edit a
+// refreshing it), release one command and delete another, propose a bulk
+// release that a second officer approves (two-person control), edit a
 // threshold, and find those decisions in the audit trail. With
 // METERTRUST_SCREENSHOTS=DIR it saves a screenshot of each page there
 // (docs/screenshots holds the ones the docs show).
@@ -148,6 +149,53 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("state after delete: %q", got)
 	}
 
+	// Two-person control: olga ticks two commands and proposes releasing
+	// them; nothing is released until otto, a second officer, approves.
+	d, err := f.det.Check(t.Context(), anomaly.Request{ID: "burst-4", User: user1, UserRole: smki.UserImportSupplier,
+		ServiceRef: "11.1", Target: meter, Command: gbcsCommand(t, 4)})
+	if err != nil || !d.Quarantined {
+		t.Fatalf("a fourth quarantine: %+v, %v", d, err)
+	}
+	refs = append(refs, d.Ref)
+	do("propose a bulk release", chromedp.Navigate(f.srv.URL+"/quarantine"), chromedp.WaitVisible(chromedp.CSS("#propose-release")),
+		chromedp.Click(chromedp.CSS(`input[name="ref"][value="`+refs[2]+`"]`)),
+		chromedp.Click(chromedp.CSS(`input[name="ref"][value="`+refs[3]+`"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#bulk textarea[name="reason"]`), "the supplier's tariff push, confirmed"),
+		chromedp.Click(chromedp.CSS("#propose-release")), chromedp.WaitVisible(chromedp.CSS("#pending-proposals")))
+	if got := text("#pending-proposals"); !strings.Contains(got, "release 2 quarantined commands") || !strings.Contains(got, "another quarantine-officer approves") {
+		t.Errorf("pending proposals as the proposer: %q", got)
+	}
+	shot("proposals")
+	select {
+	case q := <-f.fwd:
+		t.Fatalf("%s forwarded before approval", q.Ref)
+	default:
+	}
+	do("log out", chromedp.Click(chromedp.CSS("form.who button")), chromedp.WaitVisible(chromedp.CSS("#login")))
+	do("log in as otto", chromedp.Navigate(f.srv.URL+"/proposals"), chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "otto"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password), chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#pending-proposals")))
+	do("approve", chromedp.SendKeys(chromedp.CSS(`#pending-proposals input[name="reason"]`), "checked the push with the supplier"),
+		chromedp.Click(chromedp.CSS("#pending-proposals button.approve")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := text("#proposal-history"); !strings.Contains(got, "executed") || !strings.Contains(got, "otto") {
+		t.Errorf("history after approval: %q", got)
+	}
+	for range 2 {
+		select {
+		case q := <-f.fwd:
+			if q.Ref != refs[2] && q.Ref != refs[3] {
+				t.Errorf("forwarded %s", q.Ref)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("an approved command was not forwarded")
+		}
+	}
+	do("log out", chromedp.Click(chromedp.CSS("form.who button")), chromedp.WaitVisible(chromedp.CSS("#login")))
+	do("log in as olga", chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "olga"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password), chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#live")))
+
 	// Edit a threshold: tighten the DCC's disconnections to 150 a day.
 	do("thresholds", chromedp.Navigate(f.srv.URL+"/thresholds"), chromedp.WaitVisible(chromedp.CSS("#save-threshold")),
 		chromedp.SetValue(chromedp.CSS(`input[name="id"]`), "T-disconnect"),
@@ -186,7 +234,8 @@ func TestBrowser(t *testing.T) {
 	shot("pki")
 
 	// The store agrees with what the pages said.
-	for ref, want := range map[string]anomaly.State{refs[0]: anomaly.StateReleased, refs[1]: anomaly.StateDeleted, refs[2]: anomaly.StateQuarantined} {
+	for ref, want := range map[string]anomaly.State{refs[0]: anomaly.StateReleased, refs[1]: anomaly.StateDeleted,
+		refs[2]: anomaly.StateReleased, refs[3]: anomaly.StateReleased} {
 		if q, err := f.det.Get(t.Context(), ref, admin); err != nil || q.State != want {
 			t.Errorf("%s: %s, %v; want %s", ref, q.State, err, want)
 		}
@@ -197,7 +246,8 @@ func TestBrowser(t *testing.T) {
 }
 
 // officerAdmin is the credentials of olga holding both the quarantine
-// officer's and the threshold admin's roles.
+// officer's and the threshold admin's roles, and of otto, a second
+// quarantine officer who approves her proposals.
 func officerAdmin(t *testing.T) *operator.Credentials {
 	t.Helper()
 	hash, err := operator.HashPassword(nil, password)
@@ -205,7 +255,8 @@ func officerAdmin(t *testing.T) *operator.Credentials {
 		t.Fatal(err)
 	}
 	c, err := operator.NewCredentials([]operator.Credential{{Name: "olga", PasswordArgon2id: hash,
-		Roles: []operator.Role{operator.RoleQuarantineOfficer, operator.RoleThresholdAdmin}}})
+		Roles: []operator.Role{operator.RoleQuarantineOfficer, operator.RoleThresholdAdmin}},
+		{Name: "otto", PasswordArgon2id: hash, Roles: []operator.Role{operator.RoleQuarantineOfficer}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,13 +20,14 @@ import (
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/problem"
+	"github.com/metertrust/metertrust/proposal"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
 
 // The pages, each a template file defining "title" and "content", rendered
 // inside layout.html; login and error stand alone.
-var pageNames = []string{"overview", "quarantine", "quarantine_detail", "thresholds", "audit", "login", "error", "pki"}
+var pageNames = []string{"overview", "quarantine", "quarantine_detail", "thresholds", "proposals", "audit", "login", "error", "pki"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -145,6 +146,9 @@ var flashes = map[string]string{
 	"deleted":           "Deleted: the command will not be sent.",
 	"threshold-set":     "Threshold saved.",
 	"threshold-deleted": "Threshold deleted.",
+	"proposed":          "Proposed: a second operator with the same role must approve it before it expires.",
+	"approved":          "Approved: the action has run; see its outcome below.",
+	"rejected":          "Rejected: the action will not run.",
 }
 
 // overview is the home page: the quarantine queue by breach kind, live
@@ -381,6 +385,116 @@ func (s *Server) quarantineDecide(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/quarantine/"+url.PathEscape(ref)+"?done="+done)
 }
 
+// quarantineBulk proposes releasing or deleting the commands ticked on
+// the quarantine list: a second quarantine officer approves it on the
+// proposals page (decision 023).
+func (s *Server) quarantineBulk(c echo.Context) error {
+	if s.deps.Decider == nil {
+		return &pageError{status: http.StatusServiceUnavailable, msg: "This instance cannot release or delete commands."}
+	}
+	form, err := c.FormParams()
+	if err != nil {
+		return &pageError{status: http.StatusBadRequest, msg: "The form does not parse."}
+	}
+	to := anomaly.StateReleased
+	switch form.Get("action") {
+	case "release":
+	case "delete":
+		to = anomaly.StateDeleted
+	default:
+		return &pageError{status: http.StatusBadRequest, msg: "Choose release or delete."}
+	}
+	reason := strings.TrimSpace(form.Get("reason"))
+	if reason == "" || len(reason) > operator.MaxReason {
+		return &pageError{status: http.StatusUnprocessableEntity, msg: fmt.Sprintf("Give a reason (1 to %d characters): it goes in the audit log.", operator.MaxReason)}
+	}
+	if _, err := s.deps.Decider.ProposeBulk(c.Request().Context(), who(c).id, to, form["ref"], reason); err != nil {
+		return fromOperator(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/proposals?done=proposed")
+}
+
+// proposalRow is a proposal on the proposals page, with whether the
+// operator may decide it.
+type proposalRow struct {
+	P proposal.Proposal
+	// Role is the role its kind needs; CanApprove and CanReject say what
+	// the operator may do.
+	Role                  string
+	CanApprove, CanReject bool
+}
+
+// proposalList shows the pending proposals, with approve and reject
+// forms, and the history.
+func (s *Server) proposalList(c echo.Context) error {
+	if s.deps.Decider == nil {
+		return &pageError{status: http.StatusServiceUnavailable, msg: "This instance has no proposals."}
+	}
+	return s.renderProposals(c, http.StatusOK, "")
+}
+
+func (s *Server) renderProposals(c echo.Context, status int, problem string) error {
+	ctx := c.Request().Context()
+	pending, err := s.deps.Decider.Proposals(ctx, proposal.Filter{State: proposal.StatePending})
+	if err != nil {
+		return fromOperator(err)
+	}
+	all, err := s.deps.Decider.Proposals(ctx, proposal.Filter{Limit: 100})
+	if err != nil {
+		return fromOperator(err)
+	}
+	o := who(c)
+	row := func(p proposal.Proposal) proposalRow {
+		r := proposalRow{P: p}
+		if role, ok := s.deps.Decider.ProposalRole(p.Kind); ok {
+			r.Role = string(role)
+			has := o.id.Has(role)
+			r.CanApprove = has && p.Proposer != o.id.Name
+			r.CanReject = has
+		}
+		return r
+	}
+	var open, history []proposalRow
+	for _, p := range pending {
+		open = append(open, row(p))
+	}
+	for _, p := range all {
+		if p.State != proposal.StatePending {
+			history = append(history, row(p))
+		}
+	}
+	return s.render(c, status, "proposals", map[string]any{"Pending": open, "History": history, "Problem": problem})
+}
+
+// proposalDecide approves or rejects a proposal, with a reason; approval
+// runs the action as this operator.
+func (s *Server) proposalDecide(c echo.Context) error {
+	if s.deps.Decider == nil {
+		return &pageError{status: http.StatusServiceUnavailable, msg: "This instance has no proposals."}
+	}
+	ctx := c.Request().Context()
+	approve := strings.HasSuffix(c.Path(), "/approve")
+	reason := strings.TrimSpace(c.FormValue("reason"))
+	if reason == "" || len(reason) > operator.MaxReason {
+		return s.renderProposals(c, http.StatusUnprocessableEntity, fmt.Sprintf("Give a reason (1 to %d characters): it goes in the audit log.", operator.MaxReason))
+	}
+	var err error
+	done := "rejected"
+	if approve {
+		_, err = s.deps.Decider.ApproveProposal(ctx, who(c).id, c.Param("id"), reason)
+		done = "approved"
+	} else {
+		_, err = s.deps.Decider.RejectProposal(ctx, who(c).id, c.Param("id"), reason)
+	}
+	if err != nil {
+		if pe := fromOperator(err); pe.cause == nil {
+			return s.renderProposals(c, pe.status, pe.msg)
+		}
+		return fromOperator(err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/proposals?done="+done)
+}
+
 // thresholdList shows the DCC's thresholds and the users' own, with the
 // form to set one.
 func (s *Server) thresholdList(c echo.Context) error {
@@ -427,11 +541,18 @@ func (s *Server) thresholdSet(c echo.Context) error {
 	if s.deps.Thresholds == nil {
 		return &pageError{status: http.StatusServiceUnavailable, msg: "This instance has no anomaly detector."}
 	}
-	if _, err := s.deps.Thresholds.SetThreshold(c.Request().Context(), who(c).id.Actor(), t); err != nil {
+	if s.deps.Decider == nil {
+		return &pageError{status: http.StatusServiceUnavailable, msg: "This instance cannot change thresholds."}
+	}
+	_, p, err := s.deps.Decider.SetThreshold(c.Request().Context(), who(c).id, t)
+	if err != nil {
 		if pe := fromOperator(err); pe.cause == nil {
 			return s.renderThresholds(c, pe.status, f, pe.msg)
 		}
 		return fromOperator(err)
+	}
+	if p != nil { // loosening a DCC threshold: a second admin approves
+		return c.Redirect(http.StatusSeeOther, "/proposals?done=proposed")
 	}
 	return c.Redirect(http.StatusSeeOther, "/thresholds?done=threshold-set")
 }
@@ -486,11 +607,18 @@ func (s *Server) thresholdDelete(c echo.Context) error {
 	if s.deps.Thresholds == nil {
 		return &pageError{status: http.StatusServiceUnavailable, msg: "This instance has no anomaly detector."}
 	}
-	if err := s.deps.Thresholds.DeleteThreshold(c.Request().Context(), c.Param("id"), who(c).id.Actor(), reason); err != nil {
+	if s.deps.Decider == nil {
+		return &pageError{status: http.StatusServiceUnavailable, msg: "This instance cannot change thresholds."}
+	}
+	p, err := s.deps.Decider.DeleteThreshold(c.Request().Context(), who(c).id, c.Param("id"), reason)
+	if err != nil {
 		if pe := fromOperator(err); pe.cause == nil {
 			return s.renderThresholds(c, pe.status, form, pe.msg)
 		}
 		return fromOperator(err)
+	}
+	if p != nil { // a DCC threshold: a second admin approves
+		return c.Redirect(http.StatusSeeOther, "/proposals?done=proposed")
 	}
 	return c.Redirect(http.StatusSeeOther, "/thresholds?done=threshold-deleted")
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/internal/trunc"
 	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/proposal"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -105,6 +106,16 @@ type Sessions interface {
 type Decider interface {
 	Release(ctx context.Context, id operator.Identity, ref, reason string) (operator.ReleaseResult, error)
 	Delete(ctx context.Context, id operator.Identity, ref, reason string) (operator.QuarantineView, error)
+	// Threshold changes, proposed instead of applied when they loosen a
+	// DCC threshold or delete one, and the proposals of two-person
+	// control (decision 023).
+	SetThreshold(ctx context.Context, id operator.Identity, t anomaly.Threshold) (anomaly.Threshold, *proposal.Proposal, error)
+	DeleteThreshold(ctx context.Context, id operator.Identity, tid, reason string) (*proposal.Proposal, error)
+	ProposeBulk(ctx context.Context, id operator.Identity, to anomaly.State, refs []string, reason string) (proposal.Proposal, error)
+	Proposals(ctx context.Context, f proposal.Filter) ([]proposal.Proposal, error)
+	ApproveProposal(ctx context.Context, id operator.Identity, pid, reason string) (proposal.Proposal, error)
+	RejectProposal(ctx context.Context, id operator.Identity, pid, reason string) (proposal.Proposal, error)
+	ProposalRole(k proposal.Kind) (operator.Role, bool)
 }
 
 // AuditLog is the audit log as the dashboard reads and writes it;
@@ -236,6 +247,10 @@ func (s *Server) routes() {
 	e.GET("/quarantine/:ref", s.authed(s.quarantineDetail))
 	e.POST("/quarantine/:ref/release", s.authed(s.quarantineDecide))
 	e.POST("/quarantine/:ref/delete", s.authed(s.quarantineDecide))
+	e.POST("/quarantine/bulk", s.authed(s.quarantineBulk))
+	e.GET("/proposals", s.authed(s.proposalList))
+	e.POST("/proposals/:id/approve", s.authed(s.proposalDecide))
+	e.POST("/proposals/:id/reject", s.authed(s.proposalDecide))
 	e.GET("/thresholds", s.authed(s.thresholdList))
 	e.POST("/thresholds", s.authed(s.thresholdSet))
 	e.POST("/thresholds/:id/delete", s.authed(s.thresholdDelete))

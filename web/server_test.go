@@ -19,6 +19,7 @@ import (
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/operator"
+	"github.com/metertrust/metertrust/proposal"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 	"github.com/metertrust/metertrust/store/storetest"
@@ -77,6 +78,8 @@ func newFixture(t *testing.T, backend string) *fixture {
 		{Name: "vera", PasswordArgon2id: hash, Roles: []operator.Role{operator.RoleViewer}},
 		{Name: "olga", PasswordArgon2id: hash, Roles: []operator.Role{operator.RoleQuarantineOfficer}},
 		{Name: "adam", PasswordArgon2id: hash, Roles: []operator.Role{operator.RoleThresholdAdmin}},
+		{Name: "otis", PasswordArgon2id: hash, Roles: []operator.Role{operator.RoleQuarantineOfficer}},
+		{Name: "abe", PasswordArgon2id: hash, Roles: []operator.Role{operator.RoleThresholdAdmin}},
 		{Name: "tina", TokenSHA256: operator.HashToken("api-only"), Roles: []operator.Role{operator.RoleViewer}},
 	})
 	if err != nil {
@@ -85,7 +88,7 @@ func newFixture(t *testing.T, backend string) *fixture {
 	f := &fixture{t: t, db: db, det: det, clock: clk, fwd: make(chan anomaly.Quarantine, 10)}
 	api := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
 		Releaser: operator.Forwarder(func(_ context.Context, q anomaly.Quarantine) (string, error) { f.fwd <- q; return q.CommandID, nil }),
-		Audit:    db, Now: clk.now})
+		Audit:    db, Proposals: db.Proposals(), Now: clk.now})
 	f.web, err = New(Config{}, Deps{Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), Credentials: creds, Sessions: db.Operator(), Quarantine: det, Thresholds: det, Usage: det,
 		Decider: api, Audit: db, PKI: db.SMKI(), Rates: db.Operator(), Now: clk.now})
 	if err != nil {
@@ -510,4 +513,95 @@ func gbcsCommand(t testing.TB, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDashboardProposals checks two-person control through the pages on
+// both backends: a bulk proposal from the quarantine list, refused to its
+// proposer and to a viewer, approved by a second officer; a loosening of a
+// DCC threshold proposed, not applied, and applied on a second admin's
+// approval.
+func TestDashboardProposals(t *testing.T) {
+	for _, backend := range storetest.Dialects() {
+		t.Run(backend, func(t *testing.T) {
+			f := newFixture(t, backend)
+			refs := []string{f.quarantine(), f.quarantine()}
+			olga, otis, vera, adam, abe := f.browser(), f.browser(), f.browser(), f.browser(), f.browser()
+			for name, b := range map[string]*browser{"olga": olga, "otis": otis, "vera": vera, "adam": adam, "abe": abe} {
+				if st, _, _ := b.login(name, password); st != http.StatusSeeOther {
+					t.Fatalf("login %s: %d", name, st)
+				}
+			}
+			_, page, _ := olga.get("/quarantine")
+			if !strings.Contains(page, `id="propose-release"`) || !strings.Contains(page, `value="`+refs[0]+`"`) {
+				t.Fatalf("quarantine list lacks the bulk form: %s", page)
+			}
+			if _, page, _ := vera.get("/quarantine"); strings.Contains(page, `id="propose-release"`) {
+				t.Error("a viewer sees the bulk form")
+			}
+			csrf := olga.csrf("/quarantine")
+			if st, _, _ := olga.post("/quarantine/bulk", url.Values{"csrf": {csrf}, "action": {"release"}, "ref": {refs[0]}, "reason": {"one"}}, ""); st != http.StatusBadRequest {
+				t.Errorf("bulk of one: %d, want 400", st)
+			}
+			st, _, h := olga.post("/quarantine/bulk", url.Values{"csrf": {csrf}, "action": {"release"}, "ref": refs, "reason": {"tariff push"}}, "")
+			if st != http.StatusSeeOther || h.Get("Location") != "/proposals?done=proposed" {
+				t.Fatalf("bulk proposal: %d %s", st, h.Get("Location"))
+			}
+			ps, err := f.db.Proposals().Proposals(t.Context(), proposal.Filter{State: proposal.StatePending})
+			if err != nil || len(ps) != 1 {
+				t.Fatalf("pending proposals: %v, %v", ps, err)
+			}
+			id := ps[0].ID
+			_, page, _ = olga.get("/proposals")
+			if strings.Contains(page, "/proposals/"+id+"/approve") || !strings.Contains(page, "Withdraw") {
+				t.Error("the proposer is offered the approval")
+			}
+			st, page, _ = olga.post("/proposals/"+id+"/approve", url.Values{"csrf": {olga.csrf("/proposals")}, "reason": {"me"}}, "")
+			if st != http.StatusForbidden || !strings.Contains(page, "may not approve its own") {
+				t.Errorf("self-approval: %d", st)
+			}
+			if st, _, _ := vera.post("/proposals/"+id+"/approve", url.Values{"csrf": {vera.csrf("/proposals")}, "reason": {"ok"}}, ""); st != http.StatusForbidden {
+				t.Errorf("a viewer approving: %d", st)
+			}
+			_, page, _ = otis.get("/proposals")
+			if !strings.Contains(page, "/proposals/"+id+"/approve") {
+				t.Error("the second officer is not offered the approval")
+			}
+			st, _, h = otis.post("/proposals/"+id+"/approve", url.Values{"csrf": {otis.csrf("/proposals")}, "reason": {"checked"}}, "")
+			if st != http.StatusSeeOther || h.Get("Location") != "/proposals?done=approved" {
+				t.Fatalf("approval: %d %s", st, h.Get("Location"))
+			}
+			for range refs {
+				select {
+				case <-f.fwd:
+				case <-time.After(5 * time.Second):
+					t.Fatal("an approved command was not forwarded")
+				}
+			}
+			if _, page, _ := otis.get("/proposals"); !strings.Contains(page, "executed") {
+				t.Error("history lacks the executed proposal")
+			}
+
+			// Loosening T-srv (1 an hour) is proposed, then approved by abe.
+			form := url.Values{"csrf": {adam.csrf("/thresholds")}, "id": {"T-srv"}, "scope": {"user-srv"}, "serviceRef": {"11.1"},
+				"limit": {"5"}, "window": {"1h"}}
+			st, _, h = adam.post("/thresholds", form, "")
+			if st != http.StatusSeeOther || h.Get("Location") != "/proposals?done=proposed" {
+				t.Fatalf("loosening: %d %s", st, h.Get("Location"))
+			}
+			ps, _ = f.db.Proposals().Proposals(t.Context(), proposal.Filter{State: proposal.StatePending, Kind: proposal.KindThresholdLoosen})
+			if len(ps) != 1 {
+				t.Fatalf("pending loosenings: %v", ps)
+			}
+			if _, page, _ := adam.get("/thresholds"); !strings.Contains(page, "T-srv") || strings.Contains(page, "<td>5</td>") {
+				t.Error("the loosening was applied before approval")
+			}
+			if st, _, _ := abe.post("/proposals/"+ps[0].ID+"/approve", url.Values{"csrf": {abe.csrf("/proposals")}, "reason": {"launch"}}, ""); st != http.StatusSeeOther {
+				t.Fatalf("admin approval: %d", st)
+			}
+			ts, err := f.det.Thresholds(t.Context(), anomaly.Actor{ID: "t", Roles: []anomaly.Role{anomaly.RoleViewer}})
+			if err != nil || len(ts) != 1 || ts[0].Limit != 5 {
+				t.Errorf("thresholds after approval: %v, %v", ts, err)
+			}
+		})
+	}
 }

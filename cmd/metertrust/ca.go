@@ -35,7 +35,7 @@ func newCAInitCmd() *cobra.Command {
 	var configPath string
 	c := &cobra.Command{
 		Use:   "init",
-		Short: "Init ceremony: SMKI root and OCA, DCCKI root and TLS CA",
+		Short: "Init ceremony: SMKI root and OCA, DCCKI root and TLS CA; two officers (--officer twice) confirm with their passwords",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -82,6 +82,7 @@ func newCAInitCmd() *cobra.Command {
 		},
 	}
 	f.register(c)
+	f.registerCeremony(c)
 	c.Flags().StringVar(&req.RootName, "root-name", "ZA", "CN of the SMKI Root CA")
 	c.Flags().StringVar(&req.OCAName, "oca-name", "Z1", "CN of the Organisation CA")
 	c.Flags().StringVar(&req.DCCKIRootName, "dccki-root-name", "metertrust DCCKI root", "CN of the DCCKI root")
@@ -96,7 +97,7 @@ func newCABatchOpenCmd() *cobra.Command {
 	var quota int64
 	c := &cobra.Command{
 		Use:   "open",
-		Short: "Batch ceremony: open a Device CA for a quota of device certificates; prints the batch id",
+		Short: "Batch ceremony: open a Device CA for a quota of device certificates (two officers confirm); prints the batch id",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -120,6 +121,7 @@ func newCABatchOpenCmd() *cobra.Command {
 		},
 	}
 	f.register(c)
+	f.registerCeremony(c)
 	c.Flags().StringVar(&name, "name", "", "batch name, also the Device CA's CN and the batch id (required)")
 	c.Flags().Int64Var(&quota, "quota", 0, "device certificates the batch may issue (required)")
 	c.Flags().StringVar(&purpose, "purpose", "new", "what the batch issues: new (new devices: manufacturers, imports) or rekey (device re-keys through the registration service, decision 017)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -11,11 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/custody"
+	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/store"
 )
 
@@ -41,6 +45,61 @@ type caFlags struct {
 	noLint    bool
 	actor     string
 	verbosity bool
+	// officers and operators are a ceremony's two officers (--officer,
+	// twice) and the operators file holding their password hashes; see
+	// registerCeremony.
+	officers  []string
+	operators string
+	ceremony  bool
+}
+
+// registerCeremony adds the flags of a ceremony that uses a root key (ca
+// init, ca batch open): two officers, each confirming with their password
+// at the console (decision 023).
+func (f *caFlags) registerCeremony(c *cobra.Command) {
+	f.ceremony = true
+	c.Flags().StringArrayVar(&f.officers, "officer", nil, "a ceremony officer (an operator with the ceremony role); give two, each then types their password")
+	c.Flags().StringVar(&f.operators, "operators", "", "operators file holding the officers' password hashes (metertrust operator passwd) (required)")
+}
+
+// confirmOfficers has each officer type their password (without echo on a
+// terminal, else one line each from stdin) and checks them against the
+// operators file; a refusal is audited. It runs before any key is made.
+func (e *caEnv) confirmOfficers(ctx context.Context, cmd *cobra.Command, f *caFlags) ([]string, error) {
+	refuse := func(err error) ([]string, error) {
+		if _, aerr := e.db.AppendAudit(ctx, store.AuditEvent{Time: time.Now().UTC(), Actor: cmp.Or(f.actor, os.Getenv("USER"), "operator"),
+			Action: "ca.ceremony.officers", Object: cmd.CommandPath(), Outcome: store.OutcomeRefused,
+			Details: map[string]any{"officers": strings.Join(f.officers, ","), "refusal": err.Error()}}); aerr != nil {
+			return nil, errors.Join(err, aerr)
+		}
+		return nil, err
+	}
+	if f.operators == "" {
+		return refuse(fmt.Errorf("%w: --operators FILE is required: the officers confirm with their passwords from it", operator.ErrOfficers))
+	}
+	creds, err := operator.Load(f.operators)
+	if err != nil {
+		return refuse(fmt.Errorf("--operators: %w", err))
+	}
+	if len(f.officers) != operator.CeremonyOfficers {
+		return refuse(fmt.Errorf("%w: give --officer NAME %d times, got %d", operator.ErrOfficers, operator.CeremonyOfficers, len(f.officers)))
+	}
+	var secret func() (string, error)
+	if in, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(in.Fd())) {
+		secret = func() (string, error) {
+			b, err := term.ReadPassword(int(in.Fd()))
+			return string(b), err
+		}
+	}
+	confirms, err := operator.ReadConfirms(cmd.InOrStdin(), cmd.ErrOrStderr(), f.officers, secret)
+	if err != nil {
+		return refuse(err)
+	}
+	names, err := operator.ConfirmOfficers(creds, confirms)
+	if err != nil {
+		return refuse(err)
+	}
+	return names, nil
 }
 
 func (f *caFlags) register(c *cobra.Command) {
@@ -136,7 +195,14 @@ func openCAEnv(ctx context.Context, cmd *cobra.Command, f *caFlags, forInit bool
 	if actor == "" {
 		actor = "operator"
 	}
-	e.auth, err = ca.New(ca.Config{Store: e.db.SMKI(), Keys: e.keys, Logger: logger, Actor: actor, DisableLint: f.noLint})
+	var officers []string
+	if f.ceremony {
+		if officers, err = e.confirmOfficers(ctx, cmd, f); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	e.auth, err = ca.New(ca.Config{Store: e.db.SMKI(), Keys: e.keys, Logger: logger, Actor: actor, Officers: officers, DisableLint: f.noLint})
 	if err != nil {
 		e.Close()
 		return nil, err

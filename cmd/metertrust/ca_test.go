@@ -24,8 +24,17 @@ import (
 // run executes the metertrust command line in-process and returns stdout.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	args, stdin := withOfficers(t, args)
+	return runIn(t, stdin, args...)
+}
+
+// runIn runs the command with stdin (the officers' passwords of a
+// ceremony).
+func runIn(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
 	root := newRootCmd()
 	var out, errOut bytes.Buffer
+	root.SetIn(strings.NewReader(stdin))
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs(args)

@@ -58,6 +58,7 @@ against the file's directory.`,
 	fl.StringVar(&f.LogLevel, "log-level", operator.DefaultLogLevel, "debug, info, warn or error")
 	fl.StringVar(&f.SessionIdle, "session-idle", "", "end a dashboard session unused for this long (default 30m)")
 	fl.StringVar(&f.SessionMax, "session-max", "", "end any dashboard session this long after login (default 12h)")
+	fl.StringVar(&f.ProposalTTL, "proposal-ttl", "", "how long a two-person proposal waits for a second operator's approval (default 24h)")
 	return c
 }
 
@@ -99,8 +100,8 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 	}
 	ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
 	ui := &uiHandler{}
-	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
-		Alerts: det, Releaser: operator.Deferred, Audit: db, Logger: log, UI: ui})
+	op := operator.New(operator.Config{ProposalTTL: operator.Duration(f.TTL())}, operator.Deps{Credentials: creds, Quarantine: det,
+		Thresholds: det, Usage: det, Alerts: det, Releaser: operator.Deferred, Audit: db, Proposals: db.Proposals(), Logger: log, UI: ui})
 	idle, max := f.Sessions()
 	dash, err := web.New(web.Config{SessionIdle: idle, SessionMax: max},
 		web.Deps{Credentials: creds, Sessions: db.Operator(), Quarantine: det, Thresholds: det, Usage: det, Decider: op, Audit: db,

@@ -28,7 +28,9 @@ import (
 func repoCLI(t *testing.T, args ...string) string {
 	t.Helper()
 	var out bytes.Buffer
+	args, stdin := withOfficers(t, args)
 	root := newRootCmd()
+	root.SetIn(strings.NewReader(stdin))
 	root.SetOut(&out)
 	root.SetErr(io.Discard)
 	root.SetArgs(args)

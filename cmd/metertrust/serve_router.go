@@ -167,7 +167,7 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	}
 	opLn = tls.NewListener(opLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
 	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
-		Alerts: det, Releaser: operator.Forwarder(svc.Releases.Forward), Audit: db,
+		Alerts: det, Releaser: operator.Forwarder(svc.Releases.Forward), Audit: db, Proposals: db.Proposals(),
 		Logger: log})
 	return serving.RunAll(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
 		func(ctx context.Context) error { return op.Serve(ctx, opLn) })
