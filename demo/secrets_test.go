@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
-	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/metertrust/metertrust/commands"
+	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/inproc"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
@@ -81,12 +81,13 @@ func TestNoCentralTableOfSecrets(t *testing.T) {
 
 	// The secrets.
 	secrets := map[string][]byte{}
-	var kas []*ecdh.PrivateKey
+	var kas []*custody.Software
 	for _, path := range keyFiles {
-		priv := readPrivateKey(t, path)
+		k, forms := readPrivateKey(t, path)
 		rel, _ := filepath.Rel(dir, path)
-		secrets["private key "+rel] = priv.Bytes()
-		kas = append(kas, priv)
+		secrets["private key "+rel] = forms[0]
+		secrets["PKCS#8 of "+rel] = forms[1]
+		kas = append(kas, k)
 	}
 	db, err := store.OpenDataDir(context.Background(), dir)
 	if err != nil {
@@ -100,7 +101,7 @@ func TestNoCentralTableOfSecrets(t *testing.T) {
 	for _, c := range certs {
 		pub := certECDH(t, c.DER)
 		for i, k := range kas {
-			z, err := k.ECDH(pub)
+			z, err := k.ECDH(context.Background(), pub)
 			if err != nil {
 				continue
 			}
@@ -134,7 +135,8 @@ func TestNoCentralTableOfSecrets(t *testing.T) {
 		t.Errorf("secret found: %s", f)
 	}
 	// The scan finds what is there: a key planted in a copy of the store.
-	planted := map[string][]byte{"planted": append(bytes.Clone(hay["metertrust.db"]), []byte(hex.EncodeToString(kas[0].Bytes()))...)}
+	_, forms := readPrivateKey(t, keyFiles[0])
+	planted := map[string][]byte{"planted": append(bytes.Clone(hay["metertrust.db"]), []byte(hex.EncodeToString(forms[0]))...)}
 	if len(scan(planted, secrets)) == 0 {
 		t.Error("the scan missed a private key planted in hex")
 	}
@@ -189,31 +191,29 @@ func total(hay map[string][]byte) int {
 	return n
 }
 
-// readPrivateKey reads a PKCS#8 P-256 key file as an ECDH key (a DS key
-// too: its scalar is as secret).
-func readPrivateKey(t *testing.T, path string) *ecdh.PrivateKey {
+// readPrivateKey reads a key file through package custody (the one
+// package that parses private keys) and returns the key, for ECDH, and its
+// secret forms: the private scalar, read out of the PKCS#8 encoding
+// (ECPrivateKey's "02 01 01 04 20" then the 32 bytes), and that encoding.
+func readPrivateKey(t *testing.T, path string) (*custody.Software, [][]byte) {
 	t.Helper()
-	b, _ := os.ReadFile(path)
-	blk, _ := pem.Decode(b)
+	k, err := custody.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	p, err := k.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(p)
 	if blk == nil {
 		t.Fatalf("%s: no PEM", path)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+	i := bytes.Index(blk.Bytes, []byte{0x02, 0x01, 0x01, 0x04, 0x20})
+	if i < 0 || i+5+32 > len(blk.Bytes) {
+		t.Fatalf("%s: no P-256 scalar in its PKCS#8", path)
 	}
-	type ecdher interface {
-		ECDH() (*ecdh.PrivateKey, error)
-	}
-	e, ok := k.(ecdher)
-	if !ok {
-		t.Fatalf("%s: a %T, not an EC key", path, k)
-	}
-	priv, err := e.ECDH()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return priv
+	return k, [][]byte{blk.Bytes[i+5 : i+5+32], blk.Bytes}
 }
 
 // certECDH returns a key-agreement certificate's public key. The SMKI's

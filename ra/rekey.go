@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -304,10 +305,25 @@ func (s *Server) readBack(ctx context.Context, requester smki.EUI, text string) 
 	}
 	held := have[i]
 	var others []store.Certificate
+	newest := held
 	for _, h := range have {
 		if h.Usage == held.Usage && !bytes.Equal(h.DER, held.DER) {
 			others = append(others, h)
+			if h.ID > newest.ID { // the store's IDs rise with each certificate stored
+				newest = h
+			}
 		}
+	}
+	// A read-back showing an older certificate than the newest would revoke
+	// the newest (a re-key the meter never installed): it must then be
+	// fresh, its command sent after the newest was issued. Command counters
+	// are the sender's clock in milliseconds (GBCS section 7, the router's
+	// pickCounter), so a response replayed from before the re-key, the old
+	// certificate in it, cannot undo the re-key.
+	if !bytes.Equal(newest.DER, held.DER) && m.Counter < uint64(max(newest.NotBefore.UnixMilli(), 0)) {
+		return store.Certificate{}, nil, problem.New(ErrConflict, "response",
+			"the read-back (counter %d) is older than device %s's newest %s certificate %X (issued %s): read the device again",
+			m.Counter, device, held.Usage, newest.Serial, newest.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return held, others, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/metertrust/metertrust/ca"
@@ -114,6 +115,27 @@ func TestRekey(t *testing.T) {
 			newDER = g.DER
 		}
 	}
+	// A read-back from before the re-key (a small counter: sent before the
+	// new certificate was issued), the old certificate in it, signed with
+	// the old key, would revoke the new certificate: refused.
+	var oldDER []byte
+	for _, g := range good {
+		if g.CA != rekeyBatch {
+			oldDER = g.DER
+		}
+	}
+	po, err := (&asn.ProvideDeviceCertificateResponse{Certificate: &asn.Certificate{Raw: oldDER}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := ra.RekeyConfirmation{Response: f.response(t, f.device, f.supplier, 0x000C, po, f.ds)}
+	if code, pd := f.call(f.sc, "POST", "/v1/requests/device-rekey/confirm", "", stale, nil); code != http.StatusConflict || !strings.Contains(pd.Detail, "older than") {
+		t.Errorf("a stale read-back of the old certificate: %d %+v", code, pd)
+	}
+	if again, _ := f.db.SMKI().FindCertificates(ctx, store.CertQuery{EUI: f.device.String(), Kind: store.KindDevice, Usage: "ds"}); len(again) != 2 {
+		t.Fatalf("after the stale read-back: %d good DS certificates, want both", len(again))
+	}
+
 	// The read-back, signed with the new key, supersedes the old.
 	p, err := (&asn.ProvideDeviceCertificateResponse{Certificate: &asn.Certificate{Raw: newDER}}).Marshal()
 	if err != nil {

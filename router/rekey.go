@@ -46,6 +46,10 @@ type DeviceCertificates interface {
 	// unrevoked device certificate the repository holds for device, and
 	// an error otherwise.
 	DeviceCertificate(ctx context.Context, device smki.EUI, der []byte) (*smki.Certificate, error)
+	// NewestDeviceCertificate returns the newest (the last stored)
+	// unrevoked device certificate of device with usage ("ds" or "ka"):
+	// after a re-key, the one the SMKI issued for it.
+	NewestDeviceCertificate(ctx context.Context, device smki.EUI, usage string) ([]byte, error)
 }
 
 // DeviceCertificate implements DeviceCertificates.
@@ -60,6 +64,25 @@ func (c *StoreCertificates) DeviceCertificate(ctx context.Context, device smki.E
 		}
 	}
 	return nil, fmt.Errorf("not an unrevoked device certificate of %s in the SMKI repository", device)
+}
+
+// NewestDeviceCertificate implements DeviceCertificates.
+func (c *StoreCertificates) NewestDeviceCertificate(ctx context.Context, device smki.EUI, usage string) ([]byte, error) {
+	certs, err := c.db.FindCertificates(ctx, store.CertQuery{EUI: device.String(), Kind: store.KindDevice, Usage: usage})
+	if err != nil {
+		return nil, fmt.Errorf("%w: looking up device certificates: %w", ErrUnavailable, err)
+	}
+	var best *store.Certificate
+	for i := range certs {
+		sc := &certs[i]
+		if best == nil || sc.ID > best.ID { // the store's IDs rise with each certificate stored
+			best = sc
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no unrevoked %s device certificate of %s in the SMKI repository", usage, device)
+	}
+	return best.DER, nil
 }
 
 // keyUsageParams are the parameters of 6.17 and 6.24.2.
@@ -289,9 +312,12 @@ func (k *RekeyDesk) switchTo(ctx context.Context, rec Record, der []byte, how st
 }
 
 // readBackKey returns the digital-signing key of the certificate a CS02e
-// response carries, when it is a digital-signing certificate the
+// response carries, when it is the newest digital-signing certificate the
 // repository holds for the device: the key a device re-keyed by a CS02d
-// whose answer was lost signs with (decision 017).
+// whose answer was lost signs with (decision 017). Only the newest: an
+// older certificate still unrevoked (before the re-key is confirmed) would
+// let whoever holds the old key answer a read-back and switch the registry
+// back to it.
 func (k *RekeyDesk) readBackKey(ctx context.Context, rec Record, m *commands.Message) *ecdsa.PublicKey {
 	if k == nil || rec.Code != codeCS02e {
 		return nil
@@ -302,6 +328,11 @@ func (k *RekeyDesk) readBackKey(ctx context.Context, rec Record, m *commands.Mes
 	}
 	c, err := k.certs.DeviceCertificate(ctx, rec.Target, p.Certificate.Raw)
 	if err != nil || c.EUI != rec.Target || c.KeyUsage != x509.KeyUsageDigitalSignature {
+		return nil
+	}
+	if newest, err := k.certs.NewestDeviceCertificate(ctx, rec.Target, "ds"); err != nil || !bytes.Equal(newest, p.Certificate.Raw) {
+		k.log.WarnContext(ctx, "read-back of a digital-signing certificate that is not the device's newest: not taken as its key",
+			"id", rec.ID, "device", rec.Target.String(), "err", err)
 		return nil
 	}
 	return c.PublicKey

@@ -19,8 +19,9 @@ import (
 
 // fakeDeviceCerts is a repository of device certificates by DER.
 type fakeDeviceCerts struct {
-	certs map[string]*smki.Certificate
-	err   error
+	certs  map[string]*smki.Certificate
+	newest []byte // NewestDeviceCertificate's answer, when set
+	err    error
 }
 
 func (f *fakeDeviceCerts) DeviceCertificate(_ context.Context, device smki.EUI, der []byte) (*smki.Certificate, error) {
@@ -32,6 +33,21 @@ func (f *fakeDeviceCerts) DeviceCertificate(_ context.Context, device smki.EUI, 
 		return nil, errors.New("not in the repository for the device")
 	}
 	return c, nil
+}
+
+func (f *fakeDeviceCerts) NewestDeviceCertificate(_ context.Context, device smki.EUI, usage string) ([]byte, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	if f.newest != nil {
+		return f.newest, nil
+	}
+	for der, c := range f.certs {
+		if c.EUI == device && (usage == "ds") == (c.KeyUsage == x509.KeyUsageDigitalSignature) {
+			return []byte(der), nil
+		}
+	}
+	return nil, errors.New("none")
 }
 
 // deviceCertFor is a device certificate of eui for key (only the fields the
@@ -261,6 +277,14 @@ func TestRekeyDesk(t *testing.T) {
 	if err := f.checkResponse(ctx, rec, response(codeCS02e, p, mustKey(t))); !errors.Is(err, ErrSignature) {
 		t.Errorf("a CS02e read-back signed with another key: %v", err)
 	}
+	// A read-back carrying an older certificate, still unrevoked, signed
+	// with its key (whoever holds the old key, answering for the meter)
+	// is not taken: the registry would go back to the old key.
+	repo.newest = kaDER // stands for "a newer DS certificate exists"
+	if err := f.checkResponse(ctx, rec, response(codeCS02e, p, newDS)); !errors.Is(err, ErrSignature) {
+		t.Errorf("a read-back of a DS certificate that is not the newest: %v", err)
+	}
+	repo.newest = nil
 	rec = record(codeDisable, []byte{0xD9, 0x20, 0x00, 0x00, 0x01, 0x00})
 	if err := f.checkResponse(ctx, rec, response(codeDisable, p, newDS)); !errors.Is(err, ErrSignature) {
 		t.Errorf("another command's response signed with the new key before the switch: %v", err)
