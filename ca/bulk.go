@@ -128,7 +128,9 @@ func (a *Authority) IssueDevices(ctx context.Context, req BulkRequest) (BulkSumm
 		return map[string]any{"devices": sum.Devices, "certificates": sum.Certificates, "last_eui": sum.LastEUI}, nil
 	})
 	sum.Elapsed = time.Since(start)
+	a.metrics.issued("ca.issue.devices", "issued", sum.Certificates)
 	if err != nil {
+		a.metrics.issued("ca.issue.devices", issueOutcome(err), 1)
 		return sum, err
 	}
 	if full {

@@ -165,13 +165,14 @@ type recorded struct {
 // reservation, so a certificate signed for a batch that the same
 // transaction finds closed or used up is discarded, never stored or
 // returned; the batch key is not destroyed under a signer (iss.inflight).
-func (a *Authority) issue(ctx context.Context, action, object string, details map[string]any, reserve bool, prepare func() (*issuer, *template, error)) (recorded, error) {
+func (a *Authority) issueUncounted(ctx context.Context, action, object string, details map[string]any, reserve bool, prepare func() (*issuer, *template, error)) (recorded, error) {
 	return a.issueGuarded(ctx, action, object, details, reserve, nil, prepare)
 }
 
-// issueGuarded is issue with, for a device re-key, the guard the store
-// checks in the recording transaction (store.RekeyGuard): refused, the
-// issuance gives ErrRekey, its attempt and failure audited.
+// issueGuarded is issueUncounted with, for a device re-key, the guard the
+// store checks in the recording transaction (store.RekeyGuard): refused,
+// the issuance gives ErrRekey, its attempt and failure audited. It is not
+// counted: its callers count it (issue, IssueRekey).
 func (a *Authority) issueGuarded(ctx context.Context, action, object string, details map[string]any, reserve bool, guard *store.RekeyGuard, prepare func() (*issuer, *template, error)) (recorded, error) {
 	attempt := store.AuditEvent{Time: a.now().UTC(), Actor: a.actor, Action: action, Object: object,
 		Outcome: store.OutcomeAttempt, Details: details}

@@ -41,7 +41,7 @@ func (a *Authority) OCSPValidity() time.Duration { return a.ocspTT }
 // responder's certificate, RFC 6960 section 4.2.2.2), and reads it back.
 // The CertID names the issuer with SHA-1 hashes (RFC 5019 section 2.2.1),
 // as every pre-signed response does.
-func (a *Authority) signOCSP(s *ocspSigner, c store.Certificate) (store.OCSPResponse, error) {
+func (a *Authority) signOCSPUntimed(s *ocspSigner, c store.Certificate) (store.OCSPResponse, error) {
 	serial := new(big.Int).SetBytes(c.Serial)
 	now := a.now().UTC().Truncate(time.Second)
 	tmpl := ocsp.Response{SerialNumber: serial, Status: ocsp.Good, ThisUpdate: now, NextUpdate: now.Add(a.ocspTT)}

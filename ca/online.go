@@ -120,7 +120,9 @@ func (a *Authority) RefreshCRLs(ctx context.Context, margin time.Duration) (int,
 func (a *Authority) Refresh(ctx context.Context) (ocsp, crls int, err error) {
 	ocsp, oerr := a.RefreshOCSP(ctx, a.ocspTT/2)
 	crls, cerr := a.RefreshCRLs(ctx, a.crlTTL/2)
-	return ocsp, crls, errors.Join(oerr, cerr)
+	err = errors.Join(oerr, cerr)
+	a.metrics.refreshDone(ocsp, crls, err, a.now())
+	return ocsp, crls, err
 }
 
 // RunRefresher calls Refresh now and then every interval until ctx ends,

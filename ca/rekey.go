@@ -62,6 +62,7 @@ func (a *Authority) IssueRekey(ctx context.Context, batch string, device smki.EU
 			t, err := deviceTemplate(r.PublicKey, r.HWType, r.EUI, u, a.now())
 			return iss, t, err
 		})
+	a.metrics.issued("ca.issue.device-rekey", issueOutcome(err), 1)
 	if err != nil {
 		return store.Certificate{}, err
 	}

@@ -226,7 +226,7 @@ const finalCRL time.Duration = -1
 
 // signCRL builds, lints (throwaway key first), signs, reads back and stores
 // the issuer's next CRL.
-func (a *Authority) signCRL(ctx context.Context, iss *issuer, ttl time.Duration) (store.CRL, error) {
+func (a *Authority) signCRLUntimed(ctx context.Context, iss *issuer, ttl time.Duration) (store.CRL, error) {
 	name := iss.rec.Name
 	revoked, err := a.st.Revoked(ctx, name)
 	if err != nil {

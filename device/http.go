@@ -44,6 +44,9 @@ type HTTPConfig struct {
 	// discard (at debug level) and per internal error; nothing is logged
 	// when nil. No key material reaches it.
 	Logger *slog.Logger
+	// Metrics counts and times the requests (apiserver.HTTPMetrics); nil
+	// records nothing.
+	Metrics *apiserver.HTTPMetrics
 	// Now stamps journal entries and times requests; time.Now when nil.
 	Now func() time.Time
 }
@@ -213,6 +216,7 @@ func NewHTTPHandler(f *Fleet, cfg HTTPConfig) (*HTTPHandler, error) {
 	errs := &problem.Handler{Kinds: httpKinds, Logger: h.log}
 	e := apiserver.NewEcho(errs.Handle)
 	e.Pre(apiserver.LogRequests(h.log, cfg.Now, nil))
+	e.Use(cfg.Metrics.Middleware())
 	e.POST("/v1/devices/:eui/commands", h.postCommand)
 	e.GET("/v1/devices/:eui/stats", h.getDeviceStats)
 	e.GET("/v1/devices/:eui/display", h.getDisplay)

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/commands/asn"
 	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/smki"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Path resolves a path given by flag against Data, as "serve fleet" reads
@@ -64,7 +66,23 @@ func (f ServeConfig) Serve(ctx context.Context) error {
 			return fmt.Errorf("generating meters: %w", err)
 		}
 	}
-	h, err := NewHTTPHandler(fleet, HTTPConfig{Logger: log})
+	reg := serving.NewRegistry()
+	hm, err := apiserver.NewHTTPMetrics(reg, "fleet")
+	if err != nil {
+		return err
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "metertrust", Subsystem: "fleet", Name: "meters",
+		Help: "Meters the fleet serves.",
+	}, func() float64 { return float64(fleet.Len()) }))
+	mln, err := serving.ListenMetrics(f.MetricsListen)
+	if err != nil {
+		return err
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
+	h, err := NewHTTPHandler(fleet, HTTPConfig{Logger: log, Metrics: hm})
 	if err != nil {
 		return err
 	}
@@ -109,7 +127,8 @@ func (f ServeConfig) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	return h.Serve(ctx, ln, tlsConfig)
+	return serving.RunAll(ctx, func(ctx context.Context) error { return h.Serve(ctx, ln, tlsConfig) },
+		func(ctx context.Context) error { return serving.ServeMetrics(ctx, mln, reg, log) })
 }
 
 // anchors builds the meters' trust anchors from the certificate flags.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
+	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -16,6 +17,8 @@ const (
 	DefaultFirstEUI    = "0012A3FFFE000001"
 	DefaultKind        = "electricity"
 	DefaultLogLevel    = "info"
+	// DefaultMetricsListen is where the metrics listener binds by default.
+	DefaultMetricsListen = serving.DefaultFleetMetrics
 )
 
 // ErrServeConfig is wrapped by every error ServeConfig.Validate and
@@ -85,6 +88,10 @@ type ServeConfig struct {
 	ClientCA string `json:"clientCA,omitempty" path:"file"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
+	// MetricsListen is the address of the plain-HTTP Prometheus listener
+	// (GET /metrics only, no client certificate), host:port; empty means
+	// DefaultMetricsListen, "off" turns it off (decision 024).
+	MetricsListen string `json:"metricsListen,omitempty"`
 }
 
 // LoadServeConfig reads a ServeConfig from a JSON file, strictly, and
@@ -112,6 +119,9 @@ func (c ServeConfig) WithDefaults() ServeConfig {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
+	}
+	if c.MetricsListen == "" {
+		c.MetricsListen = DefaultMetricsListen
 	}
 	return c
 }
@@ -156,6 +166,11 @@ func (c ServeConfig) Validate() error {
 	}
 	if _, err := smki.ParseEUI(c.FirstEUI); err != nil {
 		return bad("firstEUI", "--first-eui: %v", err)
+	}
+	if c.MetricsListen != serving.MetricsOff {
+		if err := jsonconfig.CheckListen(c.MetricsListen); err != nil {
+			return bad("metricsListen", "--metrics-listen %v (or \"off\")", err)
+		}
 	}
 	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)

@@ -115,7 +115,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(binary, args...)
+	c := exec.Command(binary, withMetricsListen(args)...)
 	c.Stdout, c.Stderr = lf, lf
 	if err := c.Start(); err != nil {
 		lf.Close()
@@ -204,4 +204,19 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// withMetricsListen gives a "serve" command that names no metrics listener
+// one on a port of the kernel's choosing, so that the services of a test
+// (and of tests running at once) do not all reach for their default ports.
+func withMetricsListen(args []string) []string {
+	if len(args) == 0 || args[0] != "serve" {
+		return args
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--metrics-listen") {
+			return args
+		}
+	}
+	return append(args[:len(args):len(args)], "--metrics-listen", "127.0.0.1:0")
 }

@@ -67,6 +67,8 @@ type world struct {
 	srvKey   string
 	fleet    *proc
 	fleetURL string
+	// fleetMetrics is the fleet's metrics listener, host:port.
+	fleetMetrics string
 	// fleetArgs starts "serve fleet" on the world's meters, less
 	// --listen and --log-level.
 	fleetArgs []string
@@ -150,7 +152,8 @@ func newWorld(t *testing.T, backend string, n int) *world {
 	w.fleetArgs = []string{"serve", "fleet", "--batch-dir", devDir,
 		"--root-cert", rootPEM, "--acb-cert", w.acb.kaCert, "--supplier-cert", w.supplier.dsCert, "--supplier-cert", w.supplier.kaCert,
 		"--network-operator-cert", w.netop.dsCert}
-	w.fleet = start(t, "fleet", append(w.fleetArgs, "--listen", addr, "--log-level", "warn")...)
+	w.fleetMetrics = freeAddr(t)
+	w.fleet = start(t, "fleet", append(w.fleetArgs, "--listen", addr, "--metrics-listen", w.fleetMetrics, "--log-level", "warn")...)
 	eventually(t, 20*time.Second, "fleet up", func() error {
 		if w.fleet.exited() {
 			t.Fatalf("fleet exited: %v", w.fleet.err)

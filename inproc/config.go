@@ -64,7 +64,9 @@ type Config struct {
 	// WrapACBKey, when set, wraps the ACB key-agreement key the router is
 	// given (a benchmark counting ECDH operations).
 	WrapACBKey func(router.KeyAgreement) router.KeyAgreement
-	// Registry receives the router's metrics; nil for a new registry.
+	// Registry receives the metrics of every service (the router's, the
+	// store's, the CA's and the APIs'); nil for none but the router's, in
+	// a registry of its own.
 	Registry *prometheus.Registry
 	// Batch names the batch Device CA (default "BATCH1"). Its quota is
 	// two certificates per meter plus two spare, so the batch stays open

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/commands"
 	"github.com/metertrust/metertrust/custody"
@@ -30,6 +31,7 @@ import (
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // OperatorName is the name of the operator credential a System creates,
@@ -38,6 +40,12 @@ const OperatorName = "dcc-operator"
 
 // System is the whole of metertrust in one process.
 type System struct {
+	// metrics are the services' metrics when Config.Registry is set.
+	metrics struct {
+		ca              *ca.Metrics
+		operator, caAPI *apiserver.HTTPMetrics
+		repository      *repository.Metrics
+	}
 	// Dir is the data directory; Temporary says Close removes it.
 	Dir       string
 	Temporary bool
@@ -177,11 +185,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
+	if cfg.Registry != nil {
+		if err := s.instrument(cfg.Registry); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	if s.Keys, err = custody.Open(ctx, cfg.KMS, s.Dir, s.rand); err != nil {
 		return nil, fmt.Errorf("opening the key store: %w", err)
 	}
 	if s.CA, err = ca.New(ca.Config{Store: s.DB.SMKI(), Keys: s.Keys, Now: s.now, Rand: s.rand,
-		Logger: s.log, Actor: "ca"}); err != nil {
+		Logger: s.log, Actor: "ca", Metrics: s.metrics.ca}); err != nil {
 		return nil, err
 	}
 
@@ -525,7 +538,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	}
 	s.Operator = operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: s.Detector, Thresholds: s.Detector,
 		Usage: s.Detector, Alerts: s.Detector, Releaser: operator.Forwarder(s.Router.Releases.Forward), Audit: s.DB,
-		Proposals: s.DB.Proposals(), Logger: s.log, Now: s.now})
+		Proposals: s.DB.Proposals(), Logger: s.log, Now: s.now, Metrics: s.metrics.operator})
 	credBytes, err := os.ReadFile(s.CredentialsFile)
 	if err != nil {
 		return fmt.Errorf("reading operator credentials: %w", err)
@@ -535,10 +548,11 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		return fmt.Errorf("repository operators: %w", err)
 	}
 	s.Repository = repository.New(repository.Config{Operators: ops}, repository.Deps{Certs: s.DB.SMKI(), CAs: s.DB.SMKI(), CRLs: s.DB.SMKI(),
-		Audit: s.DB, Publisher: s.DB.SMKI(), OCSP: repository.NewStoredOCSP(s.DB.SMKI(), s.log, s.now), Logger: s.log, Now: s.now})
+		Audit: s.DB, Publisher: s.DB.SMKI(), OCSP: repository.NewStoredOCSP(s.DB.SMKI(), s.log, s.now), Logger: s.log, Now: s.now,
+		Metrics: s.metrics.repository})
 
 	if s.CAService, err = ra.New(ra.Deps{Authority: s.CA, Store: s.DB.SMKI(), Registry: s.DB.SMKI(), Audit: s.DB, Credentials: creds,
-		ClientIssuer: ca.NameDCCKITLS, Logger: s.log, Now: s.now}); err != nil {
+		ClientIssuer: ca.NameDCCKITLS, Logger: s.log, Now: s.now, Metrics: s.metrics.caAPI}); err != nil {
 		return err
 	}
 
@@ -689,4 +703,25 @@ func (s *System) Close() error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// instrument registers the store's, the CA's and the APIs' metrics with
+// reg (the router registers its own when it starts): one registry for the
+// whole process, each service under its own metric names.
+func (s *System) instrument(reg *prometheus.Registry) error {
+	if err := s.DB.Instrument(reg); err != nil {
+		return err
+	}
+	var err error
+	if s.metrics.ca, err = ca.NewMetrics(reg); err != nil {
+		return err
+	}
+	if s.metrics.operator, err = apiserver.NewHTTPMetrics(reg, "operator"); err != nil {
+		return err
+	}
+	if s.metrics.caAPI, err = apiserver.NewHTTPMetrics(reg, "ca"); err != nil {
+		return err
+	}
+	s.metrics.repository, err = repository.NewMetrics(reg)
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
+	"github.com/metertrust/metertrust/internal/serving"
 )
 
 // Defaults of ServeConfig, which "metertrust serve operator" also gives its
@@ -12,6 +13,8 @@ import (
 const (
 	DefaultListen   = "127.0.0.1:8445"
 	DefaultLogLevel = "info"
+	// DefaultMetricsListen is where the metrics listener binds by default.
+	DefaultMetricsListen = serving.DefaultOperatorMetrics
 )
 
 // ServeConfig is the configuration of "metertrust serve operator", the
@@ -44,6 +47,10 @@ type ServeConfig struct {
 	Operators string `json:"operators,omitempty" path:"file"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
+	// MetricsListen is the address of the plain-HTTP Prometheus listener
+	// (GET /metrics only, no client certificate), host:port; empty means
+	// DefaultMetricsListen, "off" turns it off (decision 024).
+	MetricsListen string `json:"metricsListen,omitempty"`
 	// SessionIdle ends a dashboard session unused for this long, and
 	// SessionMax any session this long after its login: Go durations
 	// ("30m", "12h"); empty for the dashboard's defaults (30m, 12h).
@@ -91,6 +98,9 @@ func (c ServeConfig) WithDefaults() ServeConfig {
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
 	}
+	if c.MetricsListen == "" {
+		c.MetricsListen = DefaultMetricsListen
+	}
 	return c
 }
 
@@ -115,6 +125,11 @@ func (c ServeConfig) Validate() error {
 	}
 	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)
+	}
+	if c.MetricsListen != serving.MetricsOff {
+		if err := jsonconfig.CheckListen(c.MetricsListen); err != nil {
+			return bad("metricsListen", "--metrics-listen %v (or \"off\")", err)
+		}
 	}
 	for _, d := range []struct{ field, flag, v string }{{"sessionIdle", "session-idle", c.SessionIdle}, {"sessionMax", "session-max", c.SessionMax}} {
 		if d.v == "" {

@@ -124,6 +124,9 @@ type Deps struct {
 	// UI, when set, serves every path but /v1/ and /healthz: the
 	// dashboard (package web), beside the API on one listener.
 	UI http.Handler
+	// Metrics counts and times the requests (apiserver.HTTPMetrics); nil
+	// records nothing.
+	Metrics *apiserver.HTTPMetrics
 	// Logger is the logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil for time.Now.
@@ -168,6 +171,7 @@ func New(cfg Config, deps Deps) *Server {
 		}
 		s.desk = desk
 	}
+	s.e.Use(deps.Metrics.Middleware())
 	s.routes()
 	return s
 }

@@ -6,12 +6,15 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
+	"github.com/metertrust/metertrust/internal/serving"
 )
 
 // Defaults of ServeConfig, which "metertrust serve ca" also gives its flags.
 const (
 	DefaultListen   = "127.0.0.1:8446"
 	DefaultLogLevel = "info"
+	// DefaultMetricsListen is where the metrics listener binds by default.
+	DefaultMetricsListen = serving.DefaultCAMetrics
 	// DefaultRefreshInterval is how often the service looks for OCSP
 	// responses and CRLs to re-sign.
 	DefaultRefreshInterval = time.Hour
@@ -65,6 +68,10 @@ type ServeConfig struct {
 	Refresh string `json:"refresh,omitempty"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
+	// MetricsListen is the address of the plain-HTTP Prometheus listener
+	// (GET /metrics only, no client certificate), host:port; empty means
+	// DefaultMetricsListen, "off" turns it off (decision 024).
+	MetricsListen string `json:"metricsListen,omitempty"`
 }
 
 // LoadServeConfig reads a ServeConfig from a JSON file, strictly, and
@@ -89,6 +96,9 @@ func (c ServeConfig) WithDefaults() ServeConfig {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
+	}
+	if c.MetricsListen == "" {
+		c.MetricsListen = DefaultMetricsListen
 	}
 	return c
 }
@@ -129,6 +139,11 @@ func (c ServeConfig) Validate() error {
 	d, err := time.ParseDuration(c.Refresh)
 	if err != nil || d <= 0 || d >= maxRefresh {
 		return bad("refresh", "--refresh %q: want a duration above zero and under %s, such as 1h", c.Refresh, maxRefresh)
+	}
+	if c.MetricsListen != serving.MetricsOff {
+		if err := jsonconfig.CheckListen(c.MetricsListen); err != nil {
+			return bad("metricsListen", "--metrics-listen %v (or \"off\")", err)
+		}
 	}
 	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)

@@ -59,8 +59,11 @@ type Deps struct {
 	// ClientIssuer names the CA (in Store) whose revocations client
 	// certificates are checked against, ca.NameDCCKITLS.
 	ClientIssuer string
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Metrics counts and times the requests (apiserver.HTTPMetrics); nil
+	// records nothing.
+	Metrics *apiserver.HTTPMetrics
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // maxBody bounds request bodies: a certificate request and a few fields.
@@ -93,6 +96,7 @@ func New(deps Deps) (*Server, error) {
 	s.errs = &problem.Handler{Kinds: kinds, Realm: "metertrust-ca", Logger: s.log}
 	s.e = apiserver.NewEcho(s.errs.Handle)
 	s.e.Use(apiserver.LogRequests(s.log, s.now, loggedCaller))
+	s.e.Use(deps.Metrics.Middleware())
 	s.e.Use(s.bodyLimit)
 	s.e.GET("/healthz", s.healthz)
 	s.e.POST("/v1/revocations", s.revoke)

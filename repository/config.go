@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
+	"github.com/metertrust/metertrust/internal/serving"
 )
 
 // Limits that apply when the configuration leaves them zero, and the ceiling
@@ -34,6 +35,12 @@ type Config struct {
 	// Listen is the TCP address the service listens on, host:port. It is
 	// used by the command that runs the server, not by the handler.
 	Listen string `json:"listen,omitempty"`
+
+	// MetricsListen is the address of the plain-HTTP Prometheus listener
+	// (GET /metrics only), host:port; "off" turns it off; empty means the
+	// command's default (serving.DefaultRepositoryMetrics). Used by the
+	// command, not by the handler (decision 024).
+	MetricsListen string `json:"metricsListen,omitempty"`
 
 	// BaseURL, if set, is the absolute URL under which the service is
 	// reachable ("https://smki.example.org"); links in responses are then
@@ -119,6 +126,11 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("%w: shutdownTimeout %s is negative", ErrConfig, time.Duration(c.ShutdownTimeout))
+	}
+	if c.MetricsListen != "" && c.MetricsListen != serving.MetricsOff {
+		if err := jsonconfig.CheckListen(c.MetricsListen); err != nil {
+			return fmt.Errorf("%w: metricsListen %v (or \"off\")", ErrConfig, err)
+		}
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -45,6 +46,7 @@ func (s *Server) ocspGet(c echo.Context) error {
 	}
 	der, ok := decodeOCSPPath(c.Request().URL)
 	if !ok {
+		s.deps.Metrics.ocspAnswer(ocspMalformed)
 		return c.Blob(http.StatusOK, MediaOCSPResponse, ocsp.MalformedRequestErrorResponse)
 	}
 	return s.answerOCSP(c, der, true)
@@ -76,6 +78,7 @@ func (s *Server) answerOCSP(c echo.Context, der []byte, cacheable bool) error {
 	ctx := c.Request().Context()
 	if _, err := ocsp.ParseRequest(der); err != nil {
 		s.log.DebugContext(ctx, "malformed OCSP request", "err", err)
+		s.deps.Metrics.ocspAnswer(ocspMalformed)
 		return c.Blob(http.StatusOK, MediaOCSPResponse, ocsp.MalformedRequestErrorResponse)
 	}
 	resp, err := s.deps.OCSP.Respond(ctx, der)
@@ -91,8 +94,14 @@ func (s *Server) answerOCSP(c echo.Context, der []byte, cacheable bool) error {
 			}
 		}
 		s.log.InfoContext(ctx, "OCSP request not answered", "err", err)
+		if bytes.Equal(resp, ocsp.UnauthorizedErrorResponse) {
+			s.deps.Metrics.ocspAnswer(ocspUnauthorized)
+		} else {
+			s.deps.Metrics.ocspAnswer(ocspError)
+		}
 		return c.Blob(http.StatusOK, MediaOCSPResponse, resp)
 	}
+	s.deps.Metrics.ocspAnswer(ocspAnswered)
 	h := c.Response().Header()
 	if cacheable {
 		if parsed, err := ocsp.ParseResponse(resp, nil); err == nil {

@@ -68,6 +68,9 @@ type Deps struct {
 	Publisher Publisher
 	// OCSP answers OCSP requests (*StoredOCSP, over the store: no key).
 	OCSP Responder
+	// Metrics counts and times the requests and counts OCSP answers; nil
+	// records nothing.
+	Metrics *Metrics
 	// Logger receives the service log, with component=repository added;
 	// nil discards it.
 	Logger *slog.Logger
@@ -111,6 +114,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.errs = &problem.Handler{Kinds: kinds, Realm: "metertrust-repository", Logger: s.log}
 	s.e = apiserver.NewEcho(s.errs.Handle)
 	s.e.Use(apiserver.LogRequests(s.log, s.now, loggedOperator))
+	s.e.Use(deps.Metrics.httpMetrics().Middleware())
 	s.routes()
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
+	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/smki"
 )
 
@@ -15,6 +16,8 @@ import (
 const (
 	DefaultListen   = "127.0.0.1:8443"
 	DefaultLogLevel = "info"
+	// DefaultMetricsListen is where the metrics listener binds by default.
+	DefaultMetricsListen = serving.DefaultRouterMetrics
 )
 
 // ErrServeConfig is wrapped by every error ServeConfig.Validate and
@@ -77,6 +80,10 @@ type ServeConfig struct {
 	CSPKey string `json:"cspKey,omitempty" path:"file"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
+	// MetricsListen is the address of the plain-HTTP Prometheus listener
+	// (GET /metrics only, no client certificate), host:port; empty means
+	// DefaultMetricsListen, "off" turns it off (decision 024).
+	MetricsListen string `json:"metricsListen,omitempty"`
 	// OperatorListen is the address to serve the operator API on (HTTPS,
 	// bearer tokens); empty turns it off. It goes with Operators.
 	OperatorListen string `json:"operatorListen,omitempty"`
@@ -175,6 +182,9 @@ func (c ServeConfig) WithDefaults() ServeConfig {
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
 	}
+	if c.MetricsListen == "" {
+		c.MetricsListen = DefaultMetricsListen
+	}
 	return c
 }
 
@@ -216,6 +226,11 @@ func (c ServeConfig) Validate() error {
 	}
 	if err := jsonconfig.CheckListen(c.Listen); err != nil {
 		return bad("listen", "--listen %v", err)
+	}
+	if c.MetricsListen != serving.MetricsOff {
+		if err := jsonconfig.CheckListen(c.MetricsListen); err != nil {
+			return bad("metricsListen", "--metrics-listen %v (or \"off\")", err)
+		}
 	}
 	if c.OperatorListen != "" {
 		if err := jsonconfig.CheckListen(c.OperatorListen); err != nil {

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/apiserver"
+	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -123,8 +123,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Registry = serving.NewRegistry()
 	}
 	m, err := NewMetrics(cfg.Registry)
 	if err != nil {
@@ -146,6 +145,15 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	admitter.SetForwarder(fwd.Dispatch, fwd.Notify)
+	admitter.group.Observe = m.observeGroup(groupAdmit)
+	depths := map[string]func() int{"admit": admitter.group.Queued, "forward_attempts": func() int { return len(fwd.sem) }}
+	if fwd.fwds != nil {
+		fwd.fwds.group.Observe = m.observeGroup(groupForward)
+		depths["forward"] = fwd.fwds.group.Queued
+	}
+	if err := m.watchQueues(depths); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
 	certs := NewStoreCertificates(cfg.DB.SMKI(), time.Minute, cfg.Clock)
 	fwd.SetRekeyDesk(NewRekeyDesk(cfg.DB.Router(), st, certs, cfg.ACBKey, cfg.Logger, cfg.Clock))
 	r, err := New(Config{ACB: cfg.ACB, ACBKey: cfg.ACBKey, Catalogue: GBCSCatalogue{}, Registry: st,

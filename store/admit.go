@@ -151,7 +151,7 @@ func (s *RouterStore) Admit(ctx context.Context, g AdmitGroup) (results []AdmitR
 		if err := scrubForwardedIn(ctx, tx, g.Forwarded); err != nil {
 			return err
 		}
-		if ptx, ok := tx.(pgTx); ok {
+		if ptx, ok := asPG(tx); ok {
 			var err error
 			markErrs, err = writePostgres(ctx, ptx, writes, g.Forwarded, es)
 			return err
@@ -280,7 +280,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 		}
 	}
 	if len(checks) > 0 {
-		if ptx, ok := tx.(pgTx); ok {
+		if ptx, ok := asPG(tx); ok {
 			err = decidePostgres(ctx, ptx, checks)
 		} else {
 			err = decideSQLite(ctx, tx, checks)
@@ -346,7 +346,7 @@ func (db *DB) admit(ctx context.Context, tx dbtx, g AdmitGroup, live []int, resu
 	}
 	// The pairs' locks (PostgreSQL) or the single writer (SQLite) make the
 	// read counters current: each was checked above.
-	_, pg := tx.(pgTx)
+	_, pg := asPG(tx)
 	if ss, err = rowStatements(ss, pg, `INSERT INTO router_counters (originator, target, last) VALUES `, `($1, $2, $3)`,
 		` ON CONFLICT (originator, target) DO UPDATE SET last = excluded.last`, ctrRows); err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metertrust/metertrust/anomaly"
 	"github.com/metertrust/metertrust/internal/groupcommit"
@@ -76,6 +77,7 @@ var (
 func (db *DB) Anomaly() *AnomalyStore {
 	s := &AnomalyStore{db: db}
 	s.checks.Commit, s.checks.Max = s.decideGroup, maxCheckGroup
+	s.checks.Observe = db.observeGroup(func(m *dbMetrics) (prometheus.Observer, prometheus.Observer) { return m.groupAnomaly, m.sizeAnomaly })
 	return s
 }
 
@@ -146,7 +148,7 @@ func (s *AnomalyStore) CheckAndRecord(ctx context.Context, ev anomaly.Event, cou
 // committed by the previous holder of a lock, in any process.
 func (s *AnomalyStore) decideGroup(ctx context.Context, batch []*pendingCheck) error {
 	return s.db.inTx(ctx, func(tx dbtx) error {
-		if ptx, ok := tx.(pgTx); ok {
+		if ptx, ok := asPG(tx); ok {
 			return decidePostgres(ctx, ptx, batch)
 		}
 		return decideSQLite(ctx, tx, batch)

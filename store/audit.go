@@ -211,7 +211,7 @@ func writeAudits(ctx context.Context, tx dbtx, out []AuditEvent, details [][]byt
 		e.Hash = auditHash(e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, details[i], e.PrevHash)
 		prev = e.Hash
 	}
-	_, pg := tx.(pgTx)
+	_, pg := asPG(tx)
 	for start := 0; start < len(out); start += auditRowsPerInsert {
 		chunk := out[start:min(start+auditRowsPerInsert, len(out))]
 		rows := make([][]any, len(chunk))

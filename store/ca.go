@@ -219,7 +219,7 @@ func (s *SMKIStore) CloseCA(ctx context.Context, name string, at time.Time) erro
 // transaction.
 func (db *DB) write() dbtx {
 	if db.pool != nil {
-		return pgTx{db.pool}
+		return db.withTiming(pgTx{db.pool})
 	}
-	return sqliteTx{db.writer}
+	return db.withTiming(sqliteTx{db.writer})
 }

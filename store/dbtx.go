@@ -197,9 +197,9 @@ func (r pgRow) Scan(dest ...any) error {
 // read returns the handle for queries outside a transaction.
 func (db *DB) read() dbtx {
 	if db.pool != nil {
-		return pgTx{db.pool}
+		return db.withTiming(pgTx{db.pool})
 	}
-	return sqliteTx{db.reader}
+	return db.withTiming(sqliteTx{db.reader})
 }
 
 // inTx runs fn in one transaction, committing if it returns nil and rolling
@@ -207,7 +207,9 @@ func (db *DB) read() dbtx {
 // the single writer connection, so it holds the write lock from the start.
 // fn must do all its work through tx: on SQLite, db.write() inside fn waits
 // for the connection fn itself holds, forever.
-func (db *DB) inTx(ctx context.Context, fn func(tx dbtx) error) error {
+func (db *DB) inTx(ctx context.Context, fn func(tx dbtx) error) (err error) {
+	start := time.Now()
+	defer func() { db.observeTx(false, start, err == nil) }()
 	if db.pool != nil {
 		tx, err := db.pool.Begin(ctx)
 		if err != nil {
@@ -242,6 +244,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx dbtx) error) error {
 // transaction on SQLite), so a long read is not confused by concurrent
 // writers.
 func (db *DB) inSnapshot(ctx context.Context, fn func(tx dbtx) error) error {
+	defer db.observeTx(true, time.Now(), true)
 	if db.pool != nil {
 		tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {

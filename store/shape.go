@@ -34,7 +34,7 @@ func inList(first int, vals []any) (string, []any) {
 // are $1..$len(rows[i])), and then tail (an ON CONFLICT clause, or empty).
 // Every row must have the same number of values.
 func insertRows(ctx context.Context, tx dbtx, head, row, tail string, rows [][]any) error {
-	_, pg := tx.(pgTx)
+	_, pg := asPG(tx)
 	ss, err := rowStatements(nil, pg, head, row, tail, rows)
 	if err != nil {
 		return err

@@ -38,6 +38,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/metertrust/metertrust/internal/groupcommit"
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -92,11 +93,15 @@ type DB struct {
 
 	// audits group-commits AppendAudit.
 	audits groupcommit.Group[*pendingAudit]
+
+	// metrics, set by Instrument, times transactions and statements.
+	metrics metricsHolder
 }
 
 // newDB finishes a DB opened on either backend.
 func newDB(db *DB) *DB {
 	db.audits.Commit, db.audits.Max = db.appendAuditGroup, maxAuditGroup
+	db.audits.Observe = db.observeGroup(func(m *dbMetrics) (prometheus.Observer, prometheus.Observer) { return m.groupAudit, m.sizeAudit })
 	return db
 }
 

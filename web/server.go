@@ -146,6 +146,9 @@ type Deps struct {
 	// Rates is the rollup of the router's commands per minute, for the
 	// overview (*store.OperatorStore); Run keeps it up to date.
 	Rates Rates
+	// Metrics counts and times the pages' requests, beside the operator
+	// API's (apiserver.HTTPMetrics); nil records nothing.
+	Metrics *apiserver.HTTPMetrics
 	// Logger is the logger; nil discards. Now is the clock; nil for
 	// time.Now. Rand is the randomness of session ids and tokens; nil for
 	// crypto/rand.
@@ -218,6 +221,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.e = apiserver.NewEcho(s.handleError)
 	s.e.Use(securityHeaders)
+	s.e.Use(deps.Metrics.Middleware())
 	s.e.Use(apiserver.LogRequests(s.log, s.now, func(c echo.Context) []slog.Attr {
 		if o, ok := c.Get(operatorKey).(*session); ok {
 			return []slog.Attr{slog.String("actor", o.id.Name)}

@@ -173,7 +173,7 @@ func TestServeRouterConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != router.DefaultListen || cfg.TLSCert != "c" {
+	if cfg.Listen != router.DefaultListen || cfg.TLSCert != "c" || cfg.MetricsListen != router.DefaultMetricsListen {
 		t.Errorf("flags alone: %+v", cfg)
 	}
 
@@ -187,6 +187,7 @@ func TestServeRouterConfig(t *testing.T) {
 		{"missing TLS key", `{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","csp":"https://csp"}`, nil, "tlsKey: --tls-key is required"},
 		{"bad listen", `{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","tlsKey":"k","csp":"https://csp","listen":"nowhere"}`, nil, "listen: --listen"},
 		{"unknown log level", `{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","tlsKey":"k","csp":"https://csp","logLevel":"loud"}`, nil, "logLevel: --log-level"},
+		{"bad metrics listen", `{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","tlsKey":"k","csp":"https://csp","metricsListen":"9101"}`, nil, "metricsListen: --metrics-listen"},
 		{"unknown field", `{"acbEUI":"90B3D51F30000001","colour":"red"}`, nil, `unknown field "colour"`},
 		{"field in the wrong case", `{"acbEui":"90B3D51F30000001"}`, nil, `did you mean "acbEUI"`},
 	} {
@@ -252,7 +253,8 @@ func TestServeOperatorConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := operator.ServeConfig{Data: filepath.Join(dir, "d"), Listen: operator.DefaultListen, TLSCert: filepath.Join(dir, "c.pem"),
-		TLSKey: filepath.Join(dir, "c.key"), Operators: filepath.Join(dir, "ops.json"), LogLevel: "info"}
+		TLSKey: filepath.Join(dir, "c.key"), Operators: filepath.Join(dir, "ops.json"), LogLevel: "info",
+		MetricsListen: operator.DefaultMetricsListen}
 	if cfg != want {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
 	}
@@ -300,7 +302,8 @@ func TestServeCAConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ra.ServeConfig{Data: filepath.Join(dir, "d"), KMS: "softkms", Listen: ra.DefaultListen, TLSCert: filepath.Join(dir, "c.pem"),
-		TLSKey: filepath.Join(dir, "c.key"), Operators: filepath.Join(dir, "ops.json"), Refresh: "1h0m0s", LogLevel: "info"}
+		TLSKey: filepath.Join(dir, "c.key"), Operators: filepath.Join(dir, "ops.json"), Refresh: "1h0m0s", LogLevel: "info",
+		MetricsListen: ra.DefaultMetricsListen}
 	if cfg != want {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
 	}
@@ -359,5 +362,67 @@ func TestServeFlagsHaveFields(t *testing.T) {
 				t.Errorf("serve %s --%s names no field of %s", tc.cmd.Name(), fl.Name, tc.typ)
 			}
 		})
+	}
+}
+
+// TestMetricsListenConfig checks every service's metrics listener setting:
+// its default, "off", a file's value and a flag over it, and a bad
+// address refused naming the field.
+func TestMetricsListenConfig(t *testing.T) {
+	dir := t.TempDir()
+	routerArgs := []string{"--acb-eui", "90B3D51F30000001", "--acb-key", "k", "--tls-cert", "c", "--tls-key", "k", "--csp", "http://csp"}
+	operatorArgs := []string{"--data", dir, "--tls-cert", "c", "--tls-key", "k", "--operators", "o"}
+	caArgs := []string{"--data", dir, "--tls-cert", "c", "--tls-key", "k", "--operators", "o"}
+	fleetArgs := []string{"--generate", "1", "--acb-cert", "a.pem"}
+	metricsOf := map[string]func(args ...string) (string, error){
+		"router": func(args ...string) (string, error) {
+			c, err := configOf(newServeRouterCmdWith, append(routerArgs, args...)...)
+			return c.MetricsListen, err
+		},
+		"operator": func(args ...string) (string, error) {
+			c, err := configOf(newServeOperatorCmdWith, append(operatorArgs, args...)...)
+			return c.MetricsListen, err
+		},
+		"ca": func(args ...string) (string, error) {
+			c, err := configOf(newServeCACmdWith, append(caArgs, args...)...)
+			return c.MetricsListen, err
+		},
+		"fleet": func(args ...string) (string, error) {
+			c, err := configOf(newServeFleetCmdWith, append(fleetArgs, args...)...)
+			return c.MetricsListen, err
+		},
+	}
+	defaults := map[string]string{"router": router.DefaultMetricsListen, "operator": operator.DefaultMetricsListen,
+		"ca": ra.DefaultMetricsListen, "fleet": device.DefaultMetricsListen}
+	seen := map[string]bool{}
+	for svc, of := range metricsOf {
+		t.Run(svc, func(t *testing.T) {
+			if got, err := of(); err != nil || got != defaults[svc] {
+				t.Errorf("default: %q, %v; want %q", got, err, defaults[svc])
+			}
+			if seen[defaults[svc]] {
+				t.Errorf("default %s shared with another service", defaults[svc])
+			}
+			seen[defaults[svc]] = true
+			if got, err := of("--metrics-listen", "off"); err != nil || got != "off" {
+				t.Errorf("off: %q, %v", got, err)
+			}
+			if got, err := of("--metrics-listen", "0.0.0.0:9999"); err != nil || got != "0.0.0.0:9999" {
+				t.Errorf("an address: %q, %v", got, err)
+			}
+			if _, err := of("--metrics-listen", "nowhere"); err == nil || !strings.Contains(err.Error(), "metricsListen: --metrics-listen") {
+				t.Errorf("a bad address: %v", err)
+			}
+		})
+	}
+	file := filepath.Join(dir, "router.json")
+	if err := os.WriteFile(file, []byte(`{"acbEUI":"90B3D51F30000001","acbKey":"k","tlsCert":"c","tlsKey":"k","csp":"https://csp","metricsListen":"127.0.0.1:19101"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := routerConfigOf(t, "--config", file); err != nil || cfg.MetricsListen != "127.0.0.1:19101" {
+		t.Errorf("from a file: %q, %v", cfg.MetricsListen, err)
+	}
+	if cfg, err := routerConfigOf(t, "--config", file, "--metrics-listen", "off"); err != nil || cfg.MetricsListen != "off" {
+		t.Errorf("a flag over the file: %q, %v", cfg.MetricsListen, err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/metertrust/metertrust/internal/promtest"
 )
 
 // TestDemoCommand runs "metertrust demo" on a small batch: --json prints
@@ -105,7 +107,7 @@ func TestServeAll(t *testing.T) {
 			c.SetOut(out)
 			c.SetErr(io.Discard)
 			c.SetArgs([]string{"--data", dir, "--meters", "3", "--router", "127.0.0.1:0", "--operator", "127.0.0.1:0",
-				"--repository", "127.0.0.1:0", "--log-level", "error"})
+				"--repository", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level", "error"})
 			done := make(chan error, 1)
 			go func() { done <- c.ExecuteContext(ctx) }()
 			deadline := time.Now().Add(60 * time.Second)
@@ -191,6 +193,24 @@ func TestServeAll(t *testing.T) {
 			}
 			if strings.Contains(guide, string(tok)) {
 				t.Error("the guide prints the operator token itself")
+			}
+
+			// One metrics listener for the whole process: the router's, the
+			// store's and the operator API's metrics in one registry.
+			metricsURL := field(`Metrics: (http://\S+/metrics)`)[1]
+			fams, err := promtest.Scrape(metricsURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"metertrust_store_operation_duration_seconds", "metertrust_operator_http_requests_total", "go_goroutines"} {
+				if promtest.Total(fams[name]) == 0 {
+					t.Errorf("serve all's metrics: %s missing or zero", name)
+				}
+			}
+			for _, name := range []string{"metertrust_router_stage_total", "metertrust_ca_issuance_total", "metertrust_repository_ocsp_responses_total"} {
+				if fams[name] == nil {
+					t.Errorf("serve all's metrics lack %s", name)
+				}
 			}
 
 			cancel()

@@ -4,23 +4,26 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/inproc"
 	"github.com/metertrust/metertrust/internal/serving"
+	"github.com/metertrust/metertrust/store"
 )
 
 // newServeAllCmd is "metertrust serve all": every service in one process
 // (package inproc), for trying the APIs by hand.
 func newServeAllCmd() *cobra.Command {
 	var f struct {
-		data, dsn, kms, router, operator, repository, caAddr, logLevel string
-		meters                                                         int
+		data, dsn, kms, router, operator, repository, caAddr, logLevel, metricsListen string
+		meters                                                                        int
 	}
 	c := &cobra.Command{
 		Use:   "all",
@@ -55,8 +58,14 @@ work, then serves until interrupted.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// One registry for every service of the process.
+			reg, mln, err := openMetrics(f.metricsListen, nil)
+			if err != nil {
+				return err
+			}
+			defer closeListener(mln)
 			sys, err := inproc.Start(ctx, inproc.Config{DataDir: f.data, StoreDSN: f.dsn, KMS: f.kms, Meters: f.meters,
-				RouterAddr: f.router, OperatorAddr: f.operator, RepositoryAddr: f.repository, CAAddr: f.caAddr, Logger: log})
+				RouterAddr: f.router, OperatorAddr: f.operator, RepositoryAddr: f.repository, CAAddr: f.caAddr, Logger: log, Registry: reg})
 			if err != nil {
 				return err
 			}
@@ -81,9 +90,12 @@ work, then serves until interrupted.`,
 				sys.Close()
 				return err
 			}
+			if mln != nil {
+				fmt.Fprintf(out, "\nMetrics: http://%s/metrics\n", mln.Addr())
+			}
 			fmt.Fprintln(out, "\nServing; interrupt to stop.")
-			<-ctx.Done()
-			return sys.Close()
+			merr := serving.ServeMetrics(ctx, mln, reg, log)
+			return errors.Join(merr, sys.Close())
 		},
 	}
 	fl := c.Flags()
@@ -95,6 +107,32 @@ work, then serves until interrupted.`,
 	fl.StringVar(&f.operator, "operator", "127.0.0.1:8081", "operator API listen address")
 	fl.StringVar(&f.repository, "repository", "127.0.0.1:8082", "certificate repository listen address")
 	fl.StringVar(&f.caAddr, "ca", "127.0.0.1:8446", "CA service HTTPS (mutual TLS) listen address: revocation, CRLs, issuance")
+	fl.StringVar(&f.metricsListen, "metrics-listen", serving.DefaultAllMetrics, `address of the plain-HTTP Prometheus listener (GET /metrics) of every service; "off" for none`)
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level of the services (JSON on stderr): debug, info, warn or error")
 	return c
+}
+
+// openMetrics makes a service's metrics registry (Go runtime and process
+// collectors included), instruments db with it when db is not nil, and
+// opens the metrics listener on addr (nil when addr turns it off). The
+// caller closes the listener when it does not get to serve it.
+func openMetrics(addr string, db *store.DB) (*prometheus.Registry, net.Listener, error) {
+	reg := serving.NewRegistry()
+	if db != nil {
+		if err := db.Instrument(reg); err != nil {
+			return nil, nil, fmt.Errorf("store metrics: %w", err)
+		}
+	}
+	ln, err := serving.ListenMetrics(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, ln, nil
+}
+
+// closeListener closes ln if it is not nil.
+func closeListener(ln net.Listener) {
+	if ln != nil {
+		ln.Close()
+	}
 }

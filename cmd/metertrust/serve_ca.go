@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/internal/dccki"
@@ -66,6 +67,7 @@ are resolved against the file's directory.`,
 	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token); roles revoke and issue")
 	fl.StringVar(&f.Refresh, "refresh", ra.DefaultRefreshInterval.String(), "how often to re-sign OCSP responses and CRLs close to expiry")
 	fl.StringVar(&f.LogLevel, "log-level", ra.DefaultLogLevel, "debug, info, warn or error")
+	fl.StringVar(&f.MetricsListen, "metrics-listen", ra.DefaultMetricsListen, `address of the plain-HTTP Prometheus listener (GET /metrics); "off" for none`)
 	return c
 }
 
@@ -99,12 +101,25 @@ func serveCA(ctx context.Context, cfg ra.ServeConfig) error {
 	if err != nil {
 		return err
 	}
+	reg, mln, err := openMetrics(cfg.MetricsListen, db)
+	if err != nil {
+		return err
+	}
+	defer closeListener(mln)
+	cam, err := ca.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	hm, err := apiserver.NewHTTPMetrics(reg, "ca")
+	if err != nil {
+		return err
+	}
 	keys, err := custody.Open(ctx, kms, cfg.Data, rand.Reader)
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
-	auth, err := ca.New(ca.Config{Store: db.SMKI(), Keys: keys, Logger: log, Actor: "ca"})
+	auth, err := ca.New(ca.Config{Store: db.SMKI(), Keys: keys, Logger: log, Actor: "ca", Metrics: cam})
 	if err != nil {
 		return err
 	}
@@ -117,7 +132,7 @@ func serveCA(ctx context.Context, cfg ra.ServeConfig) error {
 		held = append(held, k.Purpose+" "+k.CA+" "+custody.Redacted(k.KeyURI))
 	}
 	serving.KeysLoaded(ctx, log, "ca", held...)
-	srv, err := ra.New(ra.Deps{Authority: auth, Store: db.SMKI(), Registry: db.SMKI(), Audit: db, Credentials: creds, ClientIssuer: ca.NameDCCKITLS, Logger: log})
+	srv, err := ra.New(ra.Deps{Authority: auth, Store: db.SMKI(), Registry: db.SMKI(), Audit: db, Credentials: creds, ClientIssuer: ca.NameDCCKITLS, Metrics: hm, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -128,5 +143,6 @@ func serveCA(ctx context.Context, cfg ra.ServeConfig) error {
 	tc := ra.TLSConfig(serverCert, clientCAs)
 	return serving.RunAll(ctx,
 		func(ctx context.Context) error { return srv.Serve(ctx, ln, tc) },
-		func(ctx context.Context) error { return auth.RunRefresher(ctx, cfg.RefreshInterval()) })
+		func(ctx context.Context) error { return auth.RunRefresher(ctx, cfg.RefreshInterval()) },
+		func(ctx context.Context) error { return serving.ServeMetrics(ctx, mln, reg, log) })
 }

@@ -62,6 +62,7 @@ relative paths in the file are resolved against the file's directory.`,
 	fl.StringVar(&f.TLSKey, "tls-key", "", "the server certificate's private key (PEM)")
 	fl.StringVar(&f.ClientCA, "client-ca", "", "CA certificates (PEM) client certificates must chain to; given, a client certificate is required")
 	fl.StringVar(&f.LogLevel, "log-level", device.DefaultLogLevel, "debug, info, warn or error")
+	fl.StringVar(&f.MetricsListen, "metrics-listen", device.DefaultMetricsListen, `address of the plain-HTTP Prometheus listener (GET /metrics); "off" for none`)
 	return c
 }
 

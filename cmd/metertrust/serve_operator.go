@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/internal/dccki"
 	"github.com/metertrust/metertrust/internal/serving"
 	"github.com/metertrust/metertrust/operator"
@@ -57,6 +58,7 @@ against the file's directory.`,
 	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token)")
 	fl.StringVar(&f.LogLevel, "log-level", operator.DefaultLogLevel, "debug, info, warn or error")
 	fl.StringVar(&f.SessionIdle, "session-idle", "", "end a dashboard session unused for this long (default 30m)")
+	fl.StringVar(&f.MetricsListen, "metrics-listen", operator.DefaultMetricsListen, `address of the plain-HTTP Prometheus listener (GET /metrics); "off" for none`)
 	fl.StringVar(&f.SessionMax, "session-max", "", "end any dashboard session this long after login (default 12h)")
 	fl.StringVar(&f.ProposalTTL, "proposal-ttl", "", "how long a two-person proposal waits for a second operator's approval (default 24h)")
 	return c
@@ -88,6 +90,15 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 	if err != nil {
 		return err
 	}
+	reg, mln, err := openMetrics(f.MetricsListen, db)
+	if err != nil {
+		return err
+	}
+	defer closeListener(mln)
+	hm, err := apiserver.NewHTTPMetrics(reg, "operator")
+	if err != nil {
+		return err
+	}
 	serving.KeysLoaded(ctx, log, "operator", "operator-tls-server "+f.TLSKey)
 	as := db.Anomaly()
 	det, err := anomaly.New(ctx, anomaly.Config{Store: as, Notifier: as.Notifier(), Logger: log})
@@ -101,11 +112,11 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 	ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
 	ui := &uiHandler{}
 	op := operator.New(operator.Config{ProposalTTL: operator.Duration(f.TTL())}, operator.Deps{Credentials: creds, Quarantine: det,
-		Thresholds: det, Usage: det, Alerts: det, Releaser: operator.Deferred, Audit: db, Proposals: db.Proposals(), Logger: log, UI: ui})
+		Thresholds: det, Usage: det, Alerts: det, Releaser: operator.Deferred, Audit: db, Proposals: db.Proposals(), Logger: log, UI: ui, Metrics: hm})
 	idle, max := f.Sessions()
 	dash, err := web.New(web.Config{SessionIdle: idle, SessionMax: max},
 		web.Deps{Credentials: creds, Sessions: db.Operator(), Quarantine: det, Thresholds: det, Usage: det, Decider: op, Audit: db,
-			PKI: db.SMKI(), Rates: db.Operator(), Logger: log})
+			PKI: db.SMKI(), Rates: db.Operator(), Logger: log, Metrics: hm})
 	if err != nil {
 		return err
 	}
@@ -113,5 +124,6 @@ func serveOperator(ctx context.Context, f operator.ServeConfig) error {
 	// The detector's background work: alerts from other processes (LISTEN
 	// on PostgreSQL) for the event stream, and threshold reloads; the
 	// dashboard's sampling of live counts for its charts.
-	return serving.RunAll(ctx, det.Run, dash.Run, func(ctx context.Context) error { return op.Serve(ctx, ln) })
+	return serving.RunAll(ctx, det.Run, dash.Run, func(ctx context.Context) error { return op.Serve(ctx, ln) },
+		func(ctx context.Context) error { return serving.ServeMetrics(ctx, mln, reg, log) })
 }

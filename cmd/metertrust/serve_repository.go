@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -23,8 +24,8 @@ const operatorsEnv = "METERTRUST_REPOSITORY_OPERATORS"
 // internet-facing and loads no key: revocation is "serve ca"'s.
 func newServeRepositoryCmd() *cobra.Command {
 	var f struct {
-		data, dsn, listen, operators, config, baseURL, logLevel string
-		noOCSP, noRevoke                                        bool
+		data, dsn, listen, operators, config, baseURL, logLevel, metricsListen string
+		noOCSP, noRevoke                                                       bool
 	}
 	c := &cobra.Command{
 		Use:   "repository",
@@ -47,7 +48,7 @@ still read until the next release, with a warning. Without operators every
 write is refused.
 
 --config FILE reads repository.Config from a strict JSON file
-(deploy/examples/repository.json); --listen and --base-url given on the
+(deploy/examples/repository.json); --listen, --metrics-listen and --base-url given on the
 command line override it.
 
 OCSP is answered from the store, with the responses the CA signed ahead of
@@ -82,6 +83,9 @@ without either, OCSP answers turn to "tryLater" a day after issuance.
 			if cmd.Flags().Changed("listen") || cfg.Listen == "" {
 				cfg.Listen = f.listen
 			}
+			if cmd.Flags().Changed("metrics-listen") || cfg.MetricsListen == "" {
+				cfg.MetricsListen = f.metricsListen
+			}
 			if f.baseURL != "" {
 				cfg.BaseURL = f.baseURL
 			}
@@ -107,7 +111,16 @@ without either, OCSP answers turn to "tryLater" a day after issuance.
 				return err
 			}
 			defer db.Close()
-			deps := repository.Deps{Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Logger: log}
+			reg, mln, err := openMetrics(cfg.MetricsListen, db)
+			if err != nil {
+				return err
+			}
+			defer closeListener(mln)
+			rm, err := repository.NewMetrics(reg)
+			if err != nil {
+				return err
+			}
+			deps := repository.Deps{Metrics: rm, Certs: db.SMKI(), CAs: db.SMKI(), CRLs: db.SMKI(), Audit: db, Publisher: db.SMKI(), Logger: log}
 			if f.noOCSP {
 				log.Warn("OCSP disabled (--no-ocsp): the OCSP routes answer 503")
 			} else {
@@ -123,7 +136,9 @@ without either, OCSP answers turn to "tryLater" a day after issuance.
 				return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "repository listening on http://%s\n", ln.Addr())
-			return repository.New(cfg, deps).Serve(ctx, ln)
+			srv := repository.New(cfg, deps)
+			return serving.RunAll(ctx, func(ctx context.Context) error { return srv.Serve(ctx, ln) },
+				func(ctx context.Context) error { return serving.ServeMetrics(ctx, mln, reg, log) })
 		},
 	}
 	fl := c.Flags()
@@ -132,6 +147,7 @@ without either, OCSP answers turn to "tryLater" a day after issuance.
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8444", "address to listen on, host:port")
 	fl.StringVar(&f.operators, "operators", "", "operators JSON file (default: $"+operatorsEnv+")")
 	fl.StringVar(&f.config, "config", "", "repository JSON config file (strict; see repository.Config)")
+	fl.StringVar(&f.metricsListen, "metrics-listen", serving.DefaultRepositoryMetrics, `address of the plain-HTTP Prometheus listener (GET /metrics); "off" for none`)
 	fl.StringVar(&f.baseURL, "base-url", "", "absolute URL prefix for links in responses")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.BoolVar(&f.noOCSP, "no-ocsp", false, "do not answer OCSP: the OCSP routes answer 503")

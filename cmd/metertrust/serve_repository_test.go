@@ -75,7 +75,7 @@ func TestServeRepository(t *testing.T) {
 	root := newRootCmd()
 	root.SetOut(pw)
 	root.SetErr(io.Discard)
-	root.SetArgs([]string{"serve", "repository", "--data", dir, "--listen", "127.0.0.1:0", "--operators", ops, "--log-level", "info"})
+	root.SetArgs([]string{"serve", "repository", "--data", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--operators", ops, "--log-level", "info"})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx); pw.Close() }()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -231,7 +231,7 @@ func startRepository(t *testing.T, args ...string) string {
 	root := newRootCmd()
 	root.SetOut(pw)
 	root.SetErr(io.Discard)
-	root.SetArgs(append([]string{"serve", "repository", "--listen", "127.0.0.1:0", "--log-level", "error"}, args...))
+	root.SetArgs(append([]string{"serve", "repository", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level", "error"}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx); pw.Close() }()
 	t.Cleanup(func() {

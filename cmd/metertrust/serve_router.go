@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/apiserver"
 	"github.com/metertrust/metertrust/ca"
 	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/internal/dccki"
@@ -76,6 +77,7 @@ each device's Z there (CKM_ECDH1_DERIVE). "metertrust keys new --usage ka
 	fl.StringVar(&f.LogLevel, "log-level", router.DefaultLogLevel, "debug, info, warn or error")
 	fl.StringVar(&f.OperatorListen, "operator-listen", "", "address to serve the operator API on (HTTPS, bearer tokens); off when empty")
 	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token)")
+	fl.StringVar(&f.MetricsListen, "metrics-listen", router.DefaultMetricsListen, `address of the plain-HTTP Prometheus listener (GET /metrics); "off" for none`)
 	return c
 }
 
@@ -127,6 +129,11 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	if f.TCoSKey != "" {
 		loaded = append(loaded, "tcos-digital-signing "+custody.Redacted(f.TCoSKey))
 	}
+	reg, mln, err := openMetrics(f.MetricsListen, db)
+	if err != nil {
+		return err
+	}
+	defer closeListener(mln)
 	serving.KeysLoaded(ctx, log, "router", loaded...)
 	clientCAs, err := dccki.ClientCAs(ctx, f.ClientCA, db.SMKI())
 	if err != nil {
@@ -146,7 +153,7 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 		return err
 	}
 	svc, err := router.NewService(router.ServiceConfig{ChangeDesk: desk, DB: db, Detector: det, ACB: acb, ACBKey: acbKey, TCoS: tcos, TCoSKey: tcosKey, Transport: transport,
-		AlertSource: "csp " + f.CSP, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
+		AlertSource: "csp " + f.CSP, Registry: reg, ServerCertificate: serverCert, ClientCAs: clientCAs, Identify: ca.TLSUser, DCCKIIssuer: ca.NameDCCKITLS, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -154,8 +161,9 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 	if err != nil {
 		return err
 	}
+	metrics := func(ctx context.Context) error { return serving.ServeMetrics(ctx, mln, reg, log) }
 	if creds == nil {
-		return svc.Run(ctx, ln)
+		return serving.RunAll(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) }, metrics)
 	}
 	// The operator API: bearer tokens over TLS with the router's server
 	// certificate, on a listener of its own (operators hold no DCCKI
@@ -165,12 +173,18 @@ func serveRouter(ctx context.Context, f router.ServeConfig) error {
 		ln.Close()
 		return fmt.Errorf("--operator-listen: %w", err)
 	}
+	opm, err := apiserver.NewHTTPMetrics(reg, "operator")
+	if err != nil {
+		ln.Close()
+		opLn.Close()
+		return err
+	}
 	opLn = tls.NewListener(opLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}})
 	op := operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: det, Thresholds: det, Usage: det,
 		Alerts: det, Releaser: operator.Forwarder(svc.Releases.Forward), Audit: db, Proposals: db.Proposals(),
-		Logger: log})
+		Logger: log, Metrics: opm})
 	return serving.RunAll(ctx, func(ctx context.Context) error { return svc.Run(ctx, ln) },
-		func(ctx context.Context) error { return op.Serve(ctx, opLn) })
+		func(ctx context.Context) error { return op.Serve(ctx, opLn) }, metrics)
 }
 
 // loadACBKey opens the ACB key-agreement key named by uri (a key file or

@@ -13,6 +13,7 @@ package groupcommit
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Group commits items in groups. A caller of Do queues its item; if fewer
@@ -54,6 +55,11 @@ type Group[T any] struct {
 
 	// Leaders bounds the groups committing at once; 0 means 1.
 	Leaders int
+
+	// Observe, if not nil, is called by the leader after each Commit with
+	// the group's size and how long Commit took (for metrics). It must not
+	// block.
+	Observe func(size int, took time.Duration)
 
 	mu    sync.Mutex
 	busy  int // groups committing
@@ -121,7 +127,14 @@ func (g *Group[T]) commit(ctx context.Context, group []*waiter[T]) {
 	for i, w := range group {
 		items[i] = w.item
 	}
+	var start time.Time
+	if g.Observe != nil {
+		start = time.Now()
+	}
 	err := g.Commit(ctx, items)
+	if g.Observe != nil {
+		g.Observe(len(items), time.Since(start))
+	}
 	for _, w := range group {
 		w.err = err
 		close(w.done)
@@ -129,4 +142,12 @@ func (g *Group[T]) commit(ctx context.Context, group []*waiter[T]) {
 	if g.After != nil {
 		g.After(ctx, items)
 	}
+}
+
+// Queued returns the number of items waiting for a group (not those of
+// the groups committing): the queue depth, for metrics.
+func (g *Group[T]) Queued() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
 }

@@ -48,11 +48,7 @@ func (r *recorder) recorded() [][]int {
 }
 
 // queued returns the number of items waiting in g's queue.
-func queued[T any](g *Group[T]) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.queue)
-}
+func queued[T any](g *Group[T]) int { return g.Queued() }
 
 // waitQueued waits until g's queue holds n items.
 func waitQueued[T any](t *testing.T, g *Group[T], n int) {
@@ -398,5 +394,47 @@ func TestAfter(t *testing.T) {
 	}
 	if want := [][]int{{0}, {1, 2}, {3}}; !slices.EqualFunc(after, want, slices.Equal) {
 		t.Errorf("After saw %v, want %v", after, want)
+	}
+}
+
+// TestObserve checks that Observe is told of every group, after its
+// Commit, with the group's size, and that Queued counts the items waiting
+// for the next group, not those of the group committing.
+func TestObserve(t *testing.T) {
+	r := &recorder{hold: make(chan struct{}), started: make(chan []int, 4)}
+	var mu sync.Mutex
+	var sizes []int
+	var took []time.Duration
+	g := &Group[int]{Commit: r.commit, Observe: func(n int, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes, took = append(sizes, n), append(took, d)
+	}}
+	first := submit(g, 1)
+	<-r.started // 1 commits alone, held
+	if n := g.Queued(); n != 0 {
+		t.Errorf("Queued = %d while the first group commits, want 0", n)
+	}
+	rest := []chan error{submit(g, 2), submit(g, 3)}
+	waitQueued(t, g, 2)
+	time.Sleep(5 * time.Millisecond) // so the first commit's time is measurable
+	r.hold <- struct{}{}
+	<-r.started // 2 and 3 together
+	r.hold <- struct{}{}
+	for _, c := range append(rest, first) {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(sizes, []int{1, 2}) {
+		t.Errorf("observed sizes %v, want [1 2]", sizes)
+	}
+	if len(took) != 2 || took[0] < 5*time.Millisecond {
+		t.Errorf("observed durations %v, want the first at least 5ms (it was held)", took)
+	}
+	if n := g.Queued(); n != 0 {
+		t.Errorf("Queued = %d once idle", n)
 	}
 }
