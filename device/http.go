@@ -217,6 +217,7 @@ func NewHTTPHandler(f *Fleet, cfg HTTPConfig) (*HTTPHandler, error) {
 	e := apiserver.NewEcho(errs.Handle)
 	e.Pre(apiserver.LogRequests(h.log, cfg.Now, nil))
 	e.Use(cfg.Metrics.Middleware())
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.POST("/v1/devices/:eui/commands", h.postCommand)
 	e.GET("/v1/devices/:eui/stats", h.getDeviceStats)
 	e.GET("/v1/devices/:eui/display", h.getDisplay)

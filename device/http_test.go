@@ -395,6 +395,20 @@ func TestOpenAPI(t *testing.T) {
 	apiservertest.CheckProblemTypes(t, doc, httpKinds)
 }
 
+// TestHTTPHandlerHealthz: GET /healthz answers 200 without touching a
+// meter, for orchestrators' probes.
+func TestHTTPHandlerHealthz(t *testing.T) {
+	h, err := NewHTTPHandler(NewFleet(Config{}), HTTPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"status":"ok"}` {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
+
 // TestHTTPHandlerDisplay: GET /v1/devices/{EUI}/display shows the CIN a
 // meter displays, nothing before it has one, and refuses an unknown meter
 // or a bad EUI with the endpoint's codes.

@@ -138,6 +138,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	e.Pre(apiserver.LogRequests(s.log, s.cfg.Router.now, loggedCaller))
 	e.Pre(s.limitRequest)
 	e.GET("/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", OpenAPI) })
+	// Liveness for orchestrators and systemd watchdogs: no store access, so
+	// that a slow database does not get the process restarted.
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
 	}

@@ -404,6 +404,12 @@ func TestAPICommands(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+	t.Run("healthz", func(t *testing.T) {
+		r, _ := e.do(t, "supplier", "GET", "/healthz", "", nil)
+		if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"status":"ok"}` {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
 	t.Run("openapi", func(t *testing.T) {
 		r, _ := e.do(t, "supplier", "GET", "/openapi.json", "", nil)
 		var doc map[string]any
