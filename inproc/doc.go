@@ -30,8 +30,10 @@
 //	                       router.key, and <party>.pem / <party>.key client
 //	                       certificates for curl
 //	devices/<batch>/       the meters' keys and device certificates
-//	operators.json         operator credentials (token digests only)
+//	operators.json         operator credentials (token digests and
+//	                       password hashes only)
 //	operator.token         the operator's bearer token (mode 0600)
+//	operator.password      the operator's dashboard password (mode 0600)
 //	inproc.json            the manifest that lets a later Start reuse all this
 //
 // A directory holding an inproc.json is reused: no ceremony runs again, the

@@ -36,6 +36,9 @@ func (s *System) WriteGuide(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "parties' SMKI keys (gbcs --keystore)\t%s\n", s.partiesDir())
 	fmt.Fprintf(tw, "operator %s token file\t%s\n", OperatorName, s.OperatorTokenFile)
+	if s.OperatorURL != "" && s.OperatorPasswordFile != "" {
+		fmt.Fprintf(tw, "operators' dashboard\t%s/ (log in as %s, password in %s)\n", s.OperatorURL, OperatorName, s.OperatorPasswordFile)
+	}
 	if s.OperatorClientCertFile != "" {
 		fmt.Fprintf(tw, "operator's DCCKI client (CA service)\t--cert %s --key %s\n", s.OperatorClientCertFile, s.OperatorClientKeyFile)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/metertrust/metertrust/router"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
+	"github.com/metertrust/metertrust/web"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -94,6 +96,13 @@ type System struct {
 	OperatorToken     string
 	OperatorTokenFile string
 	CredentialsFile   string
+	// OperatorPasswordFile holds the operator's dashboard password (mode
+	// 0600), made with the credentials; "" for a directory set up before
+	// the dashboard, whose operator has no password.
+	OperatorPasswordFile string
+	// Dashboard is the operators' dashboard, served on the operator
+	// listener beside the API.
+	Dashboard *web.Server
 
 	// DCCKIRoots holds the DCCKI root the router's server certificate
 	// chains to; DCCKIRootFile is it in PEM, for curl --cacert.
@@ -306,7 +315,19 @@ func (s *System) reuse(ctx context.Context, m manifest) error {
 		return fmt.Errorf("%w: %w", ErrManifest, err)
 	}
 	s.OperatorToken = string(tok)
+	if pw := filepath.Join(s.Dir, operatorPasswordFile); fileExists(pw) {
+		s.OperatorPasswordFile = pw
+	}
 	return nil
+}
+
+// operatorPasswordFile is the operator's dashboard password, beside its
+// token.
+const operatorPasswordFile = "operator.password"
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func readManifest(dir string) (manifest, bool, error) {
@@ -392,14 +413,28 @@ func (s *System) newDetector(ctx context.Context) error {
 	return nil
 }
 
-// createOperator mints the operator's bearer token and writes the shared
-// credentials file (token digest only) and the token file (mode 0600).
+// createOperator mints the operator's bearer token and dashboard password
+// and writes the shared credentials file (the token's digest and the
+// password's argon2id hash only), the token file and the password file
+// (mode 0600).
 func (s *System) createOperator() error {
 	tok, err := operator.NewToken(s.rand)
 	if err != nil {
 		return fmt.Errorf("minting the operator token: %w", err)
 	}
-	f := operator.File{Operators: []operator.Credential{{Name: OperatorName, TokenSHA256: operator.HashToken(tok), Roles: operator.Roles}}}
+	// 18 random bytes: 24 characters of base64url, within the password
+	// rules of operator.CheckNewPassword.
+	pwBytes := make([]byte, 18)
+	if _, err := io.ReadFull(s.rand, pwBytes); err != nil {
+		return fmt.Errorf("making the operator's password: %w", err)
+	}
+	pw := base64.RawURLEncoding.EncodeToString(pwBytes)
+	hash, err := operator.HashPassword(s.rand, pw)
+	if err != nil {
+		return fmt.Errorf("hashing the operator's password: %w", err)
+	}
+	f := operator.File{Operators: []operator.Credential{{Name: OperatorName, TokenSHA256: operator.HashToken(tok),
+		PasswordArgon2id: hash, Roles: operator.Roles}}}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the operator credentials: %w", err)
@@ -410,6 +445,10 @@ func (s *System) createOperator() error {
 	}
 	if err := ca.WriteNewFile(s.OperatorTokenFile, []byte(tok), 0o600); err != nil {
 		return fmt.Errorf("writing the operator token: %w", err)
+	}
+	s.OperatorPasswordFile = filepath.Join(s.Dir, operatorPasswordFile)
+	if err := ca.WriteNewFile(s.OperatorPasswordFile, []byte(pw), 0o600); err != nil {
+		return fmt.Errorf("writing the operator's password: %w", err)
 	}
 	s.OperatorToken = tok
 	return nil
@@ -536,9 +575,16 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("loading operator credentials: %w", err)
 	}
+	ui := &uiHandler{}
 	s.Operator = operator.New(operator.Config{}, operator.Deps{Credentials: creds, Quarantine: s.Detector, Thresholds: s.Detector,
 		Usage: s.Detector, Alerts: s.Detector, Releaser: operator.Forwarder(s.Router.Releases.Forward), Audit: s.DB,
-		Proposals: s.DB.Proposals(), Logger: s.log, Now: s.now, Metrics: s.metrics.operator})
+		Proposals: s.DB.Proposals(), Logger: s.log, Now: s.now, Metrics: s.metrics.operator, UI: ui})
+	if s.Dashboard, err = web.New(web.Config{}, web.Deps{Credentials: creds, Sessions: s.DB.Operator(), Quarantine: s.Detector,
+		Thresholds: s.Detector, Usage: s.Detector, Decider: s.Operator, Audit: s.DB, PKI: s.DB.SMKI(), Rates: s.DB.Operator(),
+		Logger: s.log, Now: s.now, Metrics: s.metrics.operator}); err != nil {
+		return fmt.Errorf("building the dashboard: %w", err)
+	}
+	ui.Handler = s.Dashboard.Handler()
 	credBytes, err := os.ReadFile(s.CredentialsFile)
 	if err != nil {
 		return fmt.Errorf("reading operator credentials: %w", err)
@@ -609,6 +655,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 	s.run("meter clock", func() error { s.Fleet.Run(svcCtx, time.Second); return nil })
 	if oln != nil {
 		s.run("operator API", func() error { return s.Operator.Serve(svcCtx, oln) })
+		s.run("dashboard", func() error { return s.Dashboard.Run(svcCtx) })
 	}
 	if pln != nil {
 		s.run("repository", func() error { return s.Repository.Serve(svcCtx, pln) })
@@ -725,3 +772,7 @@ func (s *System) instrument(reg *prometheus.Registry) error {
 	s.metrics.repository, err = repository.NewMetrics(reg)
 	return err
 }
+
+// uiHandler is the dashboard, set once built: the dashboard needs the
+// operator API (its releases) and the API serves the dashboard.
+type uiHandler struct{ http.Handler }
