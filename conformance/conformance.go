@@ -14,8 +14,11 @@
 // package device) or over TCP with the GFI text framing (section 12), acting
 // as the access control broker, the supplier, the network operator, the
 // transitional change-of-supplier party and an unknown remote party with the
-// keys of a Keystore. It talks to a router through its API (package client)
-// as a DCC user.
+// keys of a Keystore; the device is an electricity meter (ESME) or a gas
+// meter (GSME), and the cases send its own use cases (DLMS or GBZ payloads).
+// It talks to a router through its API (package client) as a DCC user (a
+// supplier) and, for the consent, unknown-remote-party and change of
+// supplier cases, as a third party and an incoming supplier.
 //
 // Vectors writes deterministic test vectors for implementers in other
 // languages.

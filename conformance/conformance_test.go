@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,15 @@ import (
 // it describes, as "serve fleet --config fleet.json" would.
 func referenceFleet(t *testing.T) (*Keystore, *device.Fleet) {
 	t.Helper()
+	return referenceFleetKind(t, "electricity")
+}
+
+// referenceFleetKind is referenceFleet for a meter of kind (electricity or
+// gas).
+func referenceFleetKind(t *testing.T, kind string) (*Keystore, *device.Fleet) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ks")
-	if err := GenerateKeystore(dir, time.Now()); err != nil {
+	if err := GenerateKeystoreKind(dir, time.Now(), kind); err != nil {
 		t.Fatal(err)
 	}
 	ks, err := LoadKeystore(dir)
@@ -39,7 +47,11 @@ func referenceFleet(t *testing.T) (*Keystore, *device.Fleet) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := device.ReadBatchDir(cfg.Path(cfg.BatchDir), device.Electricity)
+	k, err := device.ParseKind(cfg.Kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := device.ReadBatchDir(cfg.Path(cfg.BatchDir), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +127,35 @@ func TestReferenceMeterHTTP(t *testing.T) {
 	}
 }
 
+// TestReferenceGasMeter runs the suite against a reference gas meter
+// (GSME) behind its HTTP endpoint: the cases send GCS33 and GCS39 with GBZ
+// payloads, and every case passes but URP-01, not covered for gas.
+func TestReferenceGasMeter(t *testing.T) {
+	ks, f := referenceFleetKind(t, "gas")
+	h, err := device.NewHTTPHandler(f, device.HTTPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	rep := runDevice(t, ks, &HTTPTransport{URL: srv.URL})
+	if len(rep.Results) != len(deviceSteps) {
+		t.Errorf("%d results, want %d", len(rep.Results), len(deviceSteps))
+	}
+	for _, res := range rep.Results {
+		switch {
+		case res.ID == "URP-01" && res.Status == StatusSkip, res.ID == "CTR-04" && res.Status == StatusWarn, res.Status == StatusPass:
+		default:
+			t.Errorf("%s: %s: %s", res.ID, res.Status, res.Detail)
+		}
+	}
+	for _, id := range []string{"MAC-01", "SIG-01"} {
+		if res, _ := rep.Result(id); !strings.Contains(res.Detail, "GCS") {
+			t.Errorf("%s did not send a gas use case: %s", id, res.Detail)
+		}
+	}
+}
+
 // TestReferenceMeterGFI runs the suite against the reference meter behind
 // the GFI server: every case passes.
 func TestReferenceMeterGFI(t *testing.T) {
@@ -139,26 +180,31 @@ func TestReferenceMeterGFI(t *testing.T) {
 // TestBrokenMeters runs the suite against deliberately broken meters and
 // checks that each fails on the cases that catch its flaw.
 func TestBrokenMeters(t *testing.T) {
+	// acceptsReplays answers a replayed counter with the last response.
+	acceptsReplays := func(ks *Keystore, f *device.Fleet) meterEndpoint {
+		var last []byte
+		return func(ctx context.Context, msg []byte) ([]byte, error) {
+			resp, err := f.Deliver(ctx, ks.Manifest.Device.EUI, msg)
+			if errors.Is(err, device.ErrReplay) && last != nil {
+				return last, nil
+			}
+			if err == nil {
+				last = resp
+			}
+			return resp, err
+		}
+	}
 	tests := []struct {
 		name string
+		// kind is the meter's kind; electricity when empty.
+		kind string
 		// wrap returns the broken device around the fleet's meter.
 		wrap func(ks *Keystore, f *device.Fleet) meterEndpoint
 		want []string
 	}{
-		{"accepts replays: answers a replayed counter with its last response", func(ks *Keystore, f *device.Fleet) meterEndpoint {
-			var last []byte
-			return func(ctx context.Context, msg []byte) ([]byte, error) {
-				resp, err := f.Deliver(ctx, ks.Manifest.Device.EUI, msg)
-				if errors.Is(err, device.ErrReplay) && last != nil {
-					return last, nil
-				}
-				if err == nil {
-					last = resp
-				}
-				return resp, err
-			}
-		}, []string{"CTR-01", "CTR-02", "CTR-03"}},
-		{"skips the MAC: executes whatever its MAC", func(ks *Keystore, f *device.Fleet) meterEndpoint {
+		{"accepts replays: answers a replayed counter with its last response", "", acceptsReplays, []string{"CTR-01", "CTR-02", "CTR-03"}},
+		{"gas meter accepting replays", "gas", acceptsReplays, []string{"CTR-01", "CTR-02", "CTR-03"}},
+		{"skips the MAC: executes whatever its MAC", "", func(ks *Keystore, f *device.Fleet) meterEndpoint {
 			return func(ctx context.Context, msg []byte) ([]byte, error) {
 				resp, err := f.Deliver(ctx, ks.Manifest.Device.EUI, msg)
 				if !errors.Is(err, device.ErrBadMAC) {
@@ -177,7 +223,7 @@ func TestBrokenMeters(t *testing.T) {
 				return f.Deliver(ctx, ks.Manifest.Device.EUI, b)
 			}
 		}, []string{"MAC-02", "MAC-03"}},
-		{"accepts the old supplier's signature after change of supplier", func(ks *Keystore, f *device.Fleet) meterEndpoint {
+		{"accepts the old supplier's signature after change of supplier", "", func(ks *Keystore, f *device.Fleet) meterEndpoint {
 			var last []byte
 			return func(ctx context.Context, msg []byte) ([]byte, error) {
 				resp, err := f.Deliver(ctx, ks.Manifest.Device.EUI, msg)
@@ -200,7 +246,11 @@ func TestBrokenMeters(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ks, f := referenceFleet(t)
+			kind := tc.kind
+			if kind == "" {
+				kind = "electricity"
+			}
+			ks, f := referenceFleetKind(t, kind)
 			srv := httptest.NewServer(tc.wrap(ks, f))
 			defer srv.Close()
 			rep := runDevice(t, ks, &HTTPTransport{URL: srv.URL})

@@ -199,6 +199,15 @@ const FleetConfigName = "fleet.json"
 // network operator and TCoS of the keystore). The keys are fresh; it is a
 // test PKI, never to be trusted by a production device.
 func GenerateKeystore(dir string, now time.Time) error {
+	return GenerateKeystoreKind(dir, now, "electricity")
+}
+
+// GenerateKeystoreKind is GenerateKeystore for a reference meter of kind
+// "electricity" (an ESME) or "gas" (a GSME).
+func GenerateKeystoreKind(dir string, now time.Time, kind string) error {
+	if kind != "electricity" && kind != "gas" {
+		return fmt.Errorf("conformance: device kind %q: want electricity or gas", kind)
+	}
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("conformance: %s is not empty: not overwriting", dir)
 	}
@@ -224,7 +233,7 @@ func GenerateKeystore(dir string, now time.Time) error {
 		return err
 	}
 	var m Manifest
-	m.Device.EUI, m.Device.Kind = exampleDevice, "electricity"
+	m.Device.EUI, m.Device.Kind = exampleDevice, kind
 	m.ACB, m.Supplier = exampleACB, exampleSupplier
 	netop, tcos, ns, other := exampleNetop, exampleTCoS, exampleNewSupplier, exampleOther
 	m.NetworkOperator, m.TCoS, m.NewSupplier, m.OtherUser = &netop, &tcos, &ns, &other
@@ -234,7 +243,7 @@ func GenerateKeystore(dir string, now time.Time) error {
 	cert := func(e smki.EUI, use keystore.Use) string { return fmt.Sprintf("%s-%s.pem", e, use) }
 	fleet := map[string]any{
 		"batchDir":            "fleet",
-		"kind":                "electricity",
+		"kind":                kind,
 		"rootCert":            "root.pem",
 		"acbCert":             []string{cert(exampleACB, keystore.DS), cert(exampleACB, keystore.KA)},
 		"supplierCert":        []string{cert(exampleSupplier, keystore.DS), cert(exampleSupplier, keystore.KA)},

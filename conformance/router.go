@@ -32,10 +32,36 @@ type RouterConfig struct {
 	// expects every signed command refused. Without it, RTR-REV-01 is
 	// skipped.
 	SignerRevoked bool
+	// ThirdParty is an other user's (OU) client of the router, with its
+	// key-agreement key (client.Config.KeyAgreement) and the repository
+	// (client.Config.Repository), for the consent and unknown-remote-party
+	// cases (RTR-CON-*, RTR-URP-01). Nil: those cases are skipped.
+	ThirdParty *client.Client
+	// ReadCIN returns the customer identification number Target displays
+	// once the third party asked for one: the consumer reading it back
+	// (a person at a test meter, or the test meter's own display). Nil:
+	// RTR-URP-01, which needs a consent, is skipped.
+	ReadCIN func(ctx context.Context) (string, error)
+	// NewSupplier is the incoming supplier of the change of supplier
+	// cases (RTR-COS-*), which run last: the registration data must name
+	// it as Target's supplier, effective before the run. Nil: those cases
+	// are skipped. They leave Target supplied by it.
+	NewSupplier *IncomingSupplier
 	// Only, when not nil, selects the cases to run by id (Select).
 	Only func(id string) bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+}
+
+// IncomingSupplier is the supplier a change of supplier hands Target to.
+type IncomingSupplier struct {
+	// Client is its client of the router, with its digital-signing key
+	// (client.Config.Signer). Required.
+	Client *client.Client
+	// DS, KA and PrepaymentKA are the serial numbers (hex) of its
+	// organisation certificates in the repository, the ones service
+	// request 6.23 installs on the meter. Required.
+	DS, KA, PrepaymentKA string
 }
 
 // revokedCase is the case that runs, alone, when the signer is revoked.
@@ -58,6 +84,9 @@ func RunRouter(ctx context.Context, cfg RouterConfig) (*Report, error) {
 		only = func(id string) bool { return id == revokedCase && (cfg.Only == nil || cfg.Only(id)) }
 	}
 	runSteps(ctx, rep, routerSteps, env, only, cfg.Now)
+	for _, f := range env.cleanup {
+		f(context.WithoutCancel(ctx))
+	}
 	rep.Duration = cfg.Now().Sub(rep.Started)
 	return rep, nil
 }
@@ -66,6 +95,14 @@ type routerEnv struct {
 	cfg RouterConfig
 	// accepted is the signed command RTR-01 had accepted, for the replay.
 	accepted []byte
+	// consent is the consent RTR-URP-01 obtained ("" for none).
+	consent string
+	// change is the change of supplier RTR-COS-02 opened ("" for none);
+	// applied is set once RTR-COS-04 saw it applied.
+	change  string
+	applied bool
+	// cleanup runs after the cases: what they must not leave behind.
+	cleanup []func(context.Context)
 }
 
 // criticalRef is the critical service request the router cases send:
@@ -91,19 +128,12 @@ func (e *routerEnv) preCommand(ctx context.Context) (*client.PreCommand, *comman
 
 // refused submits b, which the router must refuse; want, when not nil,
 // is the refusal expected (any refusal passes, a different one is noted).
-func (e *routerEnv) refused(ctx context.Context, b []byte, what string, want error) (string, error) {
+func (e *routerEnv) refused(ctx context.Context, b []byte, what string, want *client.Error) (string, error) {
 	rc, err := e.cfg.Client.Submit(ctx, b)
 	if err == nil {
 		return "", failf("the router accepted %s (receipt %s): it must refuse it before forwarding anything", what, rc.ID)
 	}
-	var ce *client.Error
-	if !errors.As(err, &ce) {
-		return "", err
-	}
-	if want != nil && !errors.Is(err, want) {
-		return fmt.Sprintf("refused %s with %d %s (expected code %s)", what, ce.Status, ce.Code, want.(*client.Error).Code), nil
-	}
-	return fmt.Sprintf("refused %s: %d %s", what, ce.Status, ce.Code), nil
+	return refusal(err, what, want)
 }
 
 func rstep(id, section, title string, sev Severity, run func(context.Context, *routerEnv) (string, error)) step[*routerEnv] {
@@ -253,6 +283,14 @@ var routerSteps = []step[*routerEnv]{
 			}
 			return "", failf("three Enable Supply commands accepted under a threshold of one an hour: none quarantined")
 		}),
+	rstep("RTR-CON-01", "gbcs-security 11; decision 015", "a third party's read (4.8.1) without the consumer's consent is refused (not-owner)", SeverityError, conNoConsent),
+	rstep("RTR-URP-01", "gbcs-security 6, 8, 11", "a third party's read under consent (CIN shown on the meter, claimed) is answered with the response encrypted to the third party's key: it decrypts it, another key does not", SeverityError, urpRead),
+	rstep("RTR-CON-02", "gbcs-security 11; decision 015", "a third party's read reaching back more than 13 months is refused (consent-period)", SeverityError, conPeriod),
+	rstep("RTR-COS-01", "gbcs-security 9; decision 014", "a change of supplier (6.23) requested by a supplier the registration data do not name is refused (not-owner)", SeverityError, cosNotOwner),
+	rstep("RTR-COS-02", "gbcs-security 9; decision 014", "the change of supplier requested by the incoming supplier the registration data name is accepted", SeverityError, cosAccepted),
+	rstep("RTR-COS-03", "gbcs-security 9; decision 014", "a second change of supplier while one is open is refused (change-pending)", SeverityError, cosPending),
+	rstep("RTR-COS-04", "gbcs-security 9; decision 014", "once the change is applied, the old supplier's critical command is refused (not-owner)", SeverityError, cosOldSupplier),
+	rstep("RTR-COS-05", "gbcs-security 9; decision 014", "once the change is applied, the new supplier's critical command is forwarded and answered by the meter", SeverityError, cosNewSupplier),
 	rstep(revokedCase, "gbcs-security 2, 4", "once the user's DS certificate is revoked, its signed critical command is refused (run with the signer revoked)", SeverityError,
 		func(ctx context.Context, e *routerEnv) (string, error) {
 			if !e.cfg.SignerRevoked {

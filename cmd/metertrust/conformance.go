@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metertrust/metertrust/client"
 	"github.com/metertrust/metertrust/conformance"
 	"github.com/metertrust/metertrust/custody"
 	"github.com/metertrust/metertrust/smki"
@@ -30,6 +31,7 @@ func newConformanceRunCmd() *cobra.Command {
 		timeout                                         time.Duration
 		revoked                                         bool
 		uf                                              userFlags
+		rf                                              routerPartyFlags
 	)
 	c := &cobra.Command{
 		Use:   "run",
@@ -41,7 +43,10 @@ case of severity error fails.
   --target device --transport http --url http://host:port --keystore DIR
   --target device --transport gfi  --url host:port        --keystore DIR
   --target router --router https://host:port --cert C --key K --cacert CA
-                  --signer KEY --device EUI`,
+                  --signer KEY --device EUI [--repository URL]
+                  [--third-party-cert C --third-party-key K --third-party-decrypt KEY --cin-prompt]
+                  [--new-supplier-cert C --new-supplier-key K --new-supplier-signer KEY
+                   --new-supplier-serials DS,KA,PPKA]`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -51,7 +56,7 @@ case of severity error fails.
 			case "device":
 				rep, err = runDeviceConformance(ctx, transport, url, ks, timeout, only)
 			case "router":
-				rep, err = runRouterConformance(ctx, &uf, device, revoked, only)
+				rep, err = runRouterConformance(ctx, cmd, &uf, &rf, device, revoked, only)
 			default:
 				return fmt.Errorf("--target %q: want device or router", target)
 			}
@@ -94,7 +99,24 @@ case of severity error fails.
 	fl.StringVar(&uf.cacert, "cacert", "", "router: the DCCKI root (PEM) the router's certificate chains to")
 	fl.BoolVar(&revoked, "signer-revoked", false, "router: the user's DS certificate has been revoked for this second run: run RTR-REV-01 alone")
 	fl.StringVar(&uf.signer, "signer", "", "router: the user's digital-signing key: a key file, softkms:path=FILE or pkcs11:...")
+	fl.StringVar(&uf.repository, "repository", envOr("METERTRUST_REPOSITORY_URL", ""), "router: the SMKI repository (the meter's certificates, to check and decrypt its responses)")
+	fl.StringVar(&rf.thirdParty.cert, "third-party-cert", "", "router: an other user's DCCKI client certificate (PEM), for RTR-CON and RTR-URP")
+	fl.StringVar(&rf.thirdParty.key, "third-party-key", "", "router: its private key (PEM)")
+	fl.StringVar(&rf.thirdParty.decrypt, "third-party-decrypt", "", "router: its key-agreement key (a key file, softkms:path=FILE or pkcs11:...)")
+	fl.BoolVar(&rf.cinPrompt, "cin-prompt", false, "router: RTR-URP-01 asks on the terminal for the CIN the meter displays")
+	fl.StringVar(&rf.newSupplier.cert, "new-supplier-cert", "", "router: the incoming supplier's DCCKI client certificate (PEM), for RTR-COS")
+	fl.StringVar(&rf.newSupplier.key, "new-supplier-key", "", "router: its private key (PEM)")
+	fl.StringVar(&rf.newSupplier.signer, "new-supplier-signer", "", "router: its digital-signing key")
+	fl.StringSliceVar(&rf.serials, "new-supplier-serials", nil, "router: its DS, KA and prepayment KA certificate serial numbers (hex), as the repository lists them")
 	return c
+}
+
+// routerPartyFlags are the second users of a router run: a third party
+// and an incoming supplier.
+type routerPartyFlags struct {
+	thirdParty, newSupplier userFlags
+	cinPrompt               bool
+	serials                 []string
 }
 
 func runDeviceConformance(ctx context.Context, transport, url, dir string, timeout time.Duration, only []string) (*conformance.Report, error) {
@@ -120,7 +142,8 @@ func runDeviceConformance(ctx context.Context, transport, url, dir string, timeo
 		Only: conformance.Select(only)})
 }
 
-func runRouterConformance(ctx context.Context, uf *userFlags, device string, revoked bool, only []string) (*conformance.Report, error) {
+func runRouterConformance(ctx context.Context, cmd *cobra.Command, uf *userFlags, rf *routerPartyFlags, device string, revoked bool,
+	only []string) (*conformance.Report, error) {
 	if uf.cert == "" || uf.key == "" || uf.cacert == "" || uf.signer == "" || device == "" {
 		return nil, errors.New("--target router needs --router, --cert, --key, --cacert, --signer and --device")
 	}
@@ -138,8 +161,52 @@ func runRouterConformance(ctx context.Context, uf *userFlags, device string, rev
 		return nil, fmt.Errorf("--signer: %w", err)
 	}
 	defer closeKey()
-	return conformance.RunRouter(ctx, conformance.RouterConfig{Client: c, Signer: signer, Target: eui, Name: uf.router,
-		SignerRevoked: revoked, Only: conformance.Select(only)})
+	cfg := conformance.RouterConfig{Client: c, Signer: signer, Target: eui, Name: uf.router,
+		SignerRevoked: revoked, Only: conformance.Select(only)}
+	// other is a second user's client: the main user's router, roots and
+	// repository, its own certificate and keys (closed when the run ends).
+	var closers []func()
+	defer func() {
+		for _, f := range closers {
+			f()
+		}
+	}()
+	other := func(f *userFlags, what string) (*client.Client, error) {
+		f.router, f.cacert, f.repository = uf.router, uf.cacert, uf.repository
+		if f.cert == "" || f.key == "" {
+			return nil, fmt.Errorf("--%s-cert and --%s-key go together", what, what)
+		}
+		c, done, err := f.client()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		closers = append(closers, done)
+		return c, nil
+	}
+	if rf.thirdParty.cert != "" || rf.thirdParty.key != "" {
+		if cfg.ThirdParty, err = other(&rf.thirdParty, "third-party"); err != nil {
+			return nil, err
+		}
+		if rf.cinPrompt {
+			cfg.ReadCIN = func(context.Context) (string, error) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "CIN the meter %s displays: ", eui)
+				var cin string
+				_, err := fmt.Fscanln(cmd.InOrStdin(), &cin)
+				return cin, err
+			}
+		}
+	}
+	if rf.newSupplier.cert != "" || rf.newSupplier.key != "" {
+		if len(rf.serials) != 3 {
+			return nil, errors.New("--new-supplier-serials: want the DS, KA and prepayment KA serial numbers")
+		}
+		ns, err := other(&rf.newSupplier, "new-supplier")
+		if err != nil {
+			return nil, err
+		}
+		cfg.NewSupplier = &conformance.IncomingSupplier{Client: ns, DS: rf.serials[0], KA: rf.serials[1], PrepaymentKA: rf.serials[2]}
+	}
+	return conformance.RunRouter(ctx, cfg)
 }
 
 func writeFileWith(path string, write func(io.Writer) error) error {
@@ -176,7 +243,7 @@ func newConformanceVectorsCmd() *cobra.Command {
 }
 
 func newConformanceKeystoreCmd() *cobra.Command {
-	var out string
+	var out, kind string
 	c := &cobra.Command{
 		Use:   "keystore",
 		Short: "Write an example keystore and the reference meter it describes",
@@ -191,7 +258,7 @@ the meter's keys under fleet/ and fleet.json. Then:
 			if out == "" {
 				return errors.New("--out is required")
 			}
-			if err := conformance.GenerateKeystore(out, time.Now()); err != nil {
+			if err := conformance.GenerateKeystoreKind(out, time.Now(), kind); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "keystore written to %s\n", out)
@@ -199,6 +266,7 @@ the meter's keys under fleet/ and fleet.json. Then:
 		},
 	}
 	c.Flags().StringVar(&out, "out", "", "directory to write (created; must be empty)")
+	c.Flags().StringVar(&kind, "kind", "electricity", "the reference meter's kind: electricity (ESME) or gas (GSME)")
 	return c
 }
 

@@ -123,3 +123,43 @@ func TestConformanceCommands(t *testing.T) {
 		t.Errorf("list:\n%s", out)
 	}
 }
+
+// TestConformanceGasKeystore writes a keystore for a gas meter and runs the
+// MAC and signature cases against it through the command line: they send
+// the GSME's use cases and pass.
+func TestConformanceGasKeystore(t *testing.T) {
+	ks := filepath.Join(t.TempDir(), "ks")
+	mustRun(t, "conformance", "keystore", "--out", ks, "--kind", "gas")
+	if _, err := run(t, "conformance", "keystore", "--out", filepath.Join(t.TempDir(), "x"), "--kind", "water"); err == nil {
+		t.Error("keystore for a water meter")
+	}
+	cfg, err := device.LoadServeConfig(filepath.Join(ks, "fleet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kind != "gas" {
+		t.Fatalf("fleet.json kind %q, want gas", cfg.Kind)
+	}
+	anchors, err := cfg.Anchors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := device.ReadBatchDir(cfg.Path(cfg.BatchDir), device.Gas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := device.NewFleet(device.Config{})
+	if err := f.AddBatch(ps, anchors); err != nil {
+		t.Fatal(err)
+	}
+	h, err := device.NewHTTPHandler(f, device.HTTPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	out := mustRun(t, "conformance", "run", "--transport", "http", "--url", srv.URL, "--keystore", ks, "--case", "MAC,SIG-01")
+	if !strings.Contains(out, "6 cases: 6 passed") {
+		t.Errorf("gas run:\n%s", out)
+	}
+}
