@@ -274,15 +274,8 @@ const (
 // re-key certificates of devices already in the inventory, IssueRekey).
 // A batch issues for its own purpose only (decision 017).
 func (a *Authority) OpenBatchFor(ctx context.Context, name string, quota int64, purpose string) (CAInfo, error) {
-	switch {
-	case purpose != PurposeNew && purpose != PurposeRekey:
-		return CAInfo{}, fmt.Errorf("%w: batch purpose %q: want %q or none", ErrRequest, purpose, PurposeRekey)
-	case !batchNameRE.MatchString(name):
-		return CAInfo{}, fmt.Errorf("%w: batch name %q: want 1-32 letters, digits, '_' or '-'", ErrRequest, name)
-	case name == NameRoot || name == NameOCA || name == NameDCCKIRoot || name == NameDCCKITLS:
-		return CAInfo{}, fmt.Errorf("%w: batch name %q is reserved", ErrRequest, name)
-	case quota <= 0:
-		return CAInfo{}, fmt.Errorf("%w: batch quota %d: must be positive", ErrRequest, quota)
+	if err := checkBatch(name, quota, purpose); err != nil {
+		return CAInfo{}, err
 	}
 	if _, err := a.st.CA(ctx, name); err == nil {
 		return CAInfo{}, fmt.Errorf("%w: CA %s", ErrExists, name)
@@ -301,6 +294,54 @@ func (a *Authority) OpenBatchFor(ctx context.Context, name string, quota int64, 
 	return a.createSubCA(ctx, name, store.CAKindDCA, purpose, quota, NameRoot, rootKey, func(pub crypto.PublicKey) (*template, error) {
 		return dcaTemplate(pub, name, now)
 	})
+}
+
+func checkBatch(name string, quota int64, purpose string) error {
+	switch {
+	case purpose != PurposeNew && purpose != PurposeRekey:
+		return fmt.Errorf("%w: batch purpose %q: want %q or none", ErrRequest, purpose, PurposeRekey)
+	case !batchNameRE.MatchString(name):
+		return fmt.Errorf("%w: batch name %q: want 1-32 letters, digits, '_' or '-'", ErrRequest, name)
+	case name == NameRoot || name == NameOCA || name == NameDCCKIRoot || name == NameDCCKITLS:
+		return fmt.Errorf("%w: batch name %q is reserved", ErrRequest, name)
+	case quota <= 0:
+		return fmt.Errorf("%w: batch quota %d: must be positive", ErrRequest, quota)
+	}
+	return nil
+}
+
+// BatchProposal is the action of a batch-open proposal (two-person
+// control, decision 023): the batch the offline ceremony (ca batch open
+// --proposal) opens once a second operator approved it in the CA service.
+type BatchProposal struct {
+	// Name is the batch name, also the Device CA's CN.
+	Name string `json:"name"`
+	// Quota is the device certificates the batch may issue.
+	Quota int64 `json:"quota"`
+	// Purpose is "new" (new devices) or "rekey" (device re-keys), as the
+	// CLI's --purpose takes it.
+	Purpose string `json:"purpose"`
+}
+
+// BatchPurpose maps a purpose as the CLI and BatchProposal write it ("new"
+// or "rekey"; "" for new) to OpenBatchFor's.
+func BatchPurpose(s string) (string, error) {
+	switch s {
+	case "", "new":
+		return PurposeNew, nil
+	case PurposeRekey:
+		return PurposeRekey, nil
+	}
+	return "", fmt.Errorf("%w: batch purpose %q: want new or rekey", ErrRequest, s)
+}
+
+// Check validates b as OpenBatchFor would, without opening anything.
+func (b BatchProposal) Check() error {
+	purpose, err := BatchPurpose(b.Purpose)
+	if err != nil {
+		return err
+	}
+	return checkBatch(b.Name, b.Quota, purpose)
 }
 
 // Batch reports a batch Device CA: quota, issued, state and whether its key

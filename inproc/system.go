@@ -598,7 +598,7 @@ func (s *System) startServices(ctx, svcCtx context.Context, cfg Config) error {
 		Metrics: s.metrics.repository})
 
 	if s.CAService, err = ra.New(ra.Deps{Authority: s.CA, Store: s.DB.SMKI(), Registry: s.DB.SMKI(), Audit: s.DB, Credentials: creds,
-		ClientIssuer: ca.NameDCCKITLS, Logger: s.log, Now: s.now, Metrics: s.metrics.caAPI}); err != nil {
+		ClientIssuer: ca.NameDCCKITLS, Proposals: s.DB.Proposals(), Logger: s.log, Now: s.now, Metrics: s.metrics.caAPI}); err != nil {
 		return err
 	}
 

@@ -50,8 +50,14 @@ type Executor func(ctx context.Context, p Proposal, approver Operator) (json.Raw
 type Rule struct {
 	// Role is the role both the proposer and the approver need.
 	Role string
-	// Execute carries out the action on approval.
+	// Execute carries out the action on approval. It is nil for an
+	// Offline kind.
 	Execute Executor
+	// Offline marks a kind executed elsewhere than the service that
+	// approves it (batch-open: approved in serve ca, executed at the
+	// offline ceremony that holds the root key, decision 023). Approval
+	// leaves the proposal approved, awaiting Complete.
+	Offline bool
 }
 
 // Config configures a Desk.
@@ -96,8 +102,8 @@ func New(cfg Config) (*Desk, error) {
 		if _, err := ParseKind(string(k)); err != nil {
 			return nil, err
 		}
-		if r.Role == "" || r.Execute == nil {
-			return nil, fmt.Errorf("%w: the rule for %s needs a role and an executor", ErrInvalid, k)
+		if r.Role == "" || (r.Execute == nil) != r.Offline {
+			return nil, fmt.Errorf("%w: the rule for %s needs a role and either an executor or Offline", ErrInvalid, k)
 		}
 	}
 	d := &Desk{store: cfg.Store, rules: cfg.Rules, ttl: cfg.TTL, now: cfg.Now, rand: cfg.Random, log: cfg.Logger}
@@ -280,7 +286,8 @@ func (d *Desk) Expire(ctx context.Context) (int, error) {
 // pending (ErrConflict: another operator decided first; of two approvals
 // at once exactly one wins). The returned proposal is executed, with the
 // executor's result, or failed, with the error as result; an execution
-// error is not returned as an error, the proposal's state says it.
+// error is not returned as an error, the proposal's state says it. A
+// proposal of an Offline kind is returned approved: Complete executes it.
 func (d *Desk) Approve(ctx context.Context, id string, op Operator, reason string) (Proposal, error) {
 	return d.decide(ctx, id, op, reason, StateApproved)
 }
@@ -335,8 +342,8 @@ func (d *Desk) decide(ctx context.Context, id string, op Operator, reason string
 		return Proposal{}, fmt.Errorf("proposal: deciding %s: %w", id, err)
 	}
 	d.log.InfoContext(ctx, "proposal "+string(to), "id", id, "kind", p.Kind, "proposer", p.Proposer, "by", op.Name)
-	if to == StateRejected {
-		return p, nil
+	if to == StateRejected || rule.Offline {
+		return p, nil // an offline kind stays approved, awaiting Complete
 	}
 	return d.execute(ctx, p, op, rule)
 }
@@ -377,4 +384,77 @@ func runExecutor(ctx context.Context, x Executor, p Proposal, op Operator) (res 
 		return nil, fmt.Errorf("proposal: executor returned invalid JSON")
 	}
 	return res, err
+}
+
+// Complete executes the approved proposal id of the Offline kind with run,
+// as the operators in by (the officers of an offline ceremony), and marks it
+// executed with run's result, in the same run: the second half of an
+// offline kind's two-person control. It is refused, audited and with the
+// proposal unchanged, when the proposal is unknown (ErrNotFound), of
+// another kind or a kind this Desk does not take offline (ErrInvalid),
+// lapsed before anyone approved it (ErrExpired), or not approved: still
+// pending, rejected, executed or failed already (ErrConflict). run checks
+// the action against what the caller was asked to do and carries it out;
+// an error from run is returned and audited as a failure, and leaves the
+// proposal approved, so the ceremony can be run again once the cause is
+// fixed (an action that took effect cannot take effect twice: a batch name
+// opens one batch).
+func (d *Desk) Complete(ctx context.Context, id string, kind Kind, by []string, run func(Proposal) (json.RawMessage, error)) (Proposal, error) {
+	const action = "proposal.execute"
+	actor := strings.Join(by, ",")
+	details := map[string]any{"kind": string(kind), "officers": actor}
+	rule, ok := d.rules[kind]
+	if !ok || !rule.Offline {
+		return Proposal{}, d.refuse(ctx, actor, action, clip(id, 80), details, fmt.Errorf("%w: %s proposals are not executed offline here", ErrInvalid, kind))
+	}
+	if len(by) == 0 || actor == "" {
+		return Proposal{}, d.refuse(ctx, actor, action, clip(id, 80), details, fmt.Errorf("%w: an offline execution needs the names of who runs it", ErrForbidden))
+	}
+	p, err := d.Get(ctx, id)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+			return Proposal{}, d.refuse(ctx, actor, action, clip(id, 80), details, err)
+		}
+		return Proposal{}, err
+	}
+	details["proposer"], details["approver"], details["summary"] = p.Proposer, p.DecidedBy, p.Summary
+	switch {
+	case p.Kind != kind:
+		return Proposal{}, d.refuse(ctx, actor, action, id, details, fmt.Errorf("%w: proposal %s is a %s proposal, not %s", ErrInvalid, id, p.Kind, kind))
+	case p.State == StateExpired:
+		return Proposal{}, d.refuse(ctx, actor, action, id, details,
+			fmt.Errorf("%w: proposal %s lapsed at %s without approval", ErrExpired, id, p.ExpiresAt.Format(time.RFC3339)))
+	case p.State != StateApproved:
+		return Proposal{}, d.refuse(ctx, actor, action, id, details, fmt.Errorf("%w: proposal %s is %s, not approved", ErrConflict, id, p.State))
+	}
+	result, xerr := func() (res json.RawMessage, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("proposal: offline execution panicked: %v", r)
+			}
+		}()
+		return run(p)
+	}()
+	if xerr == nil && len(result) > 0 && !json.Valid(result) {
+		xerr = errors.New("proposal: offline execution returned invalid JSON")
+	}
+	if xerr != nil {
+		details["error"] = clip(xerr.Error(), 512)
+		a := AuditEntry{Time: d.clock(), Actor: actor, Action: action, Object: id, Outcome: OutcomeFailure, Details: details}
+		if aerr := d.store.AppendProposalAudit(context.WithoutCancel(ctx), a); aerr != nil {
+			return Proposal{}, errors.Join(xerr, aerr)
+		}
+		return Proposal{}, xerr
+	}
+	if len(result) > 0 {
+		details["result"] = clip(string(result), 2048)
+	}
+	now := d.clock()
+	a := AuditEntry{Time: now, Actor: actor, Action: action, Object: id, Outcome: OutcomeSuccess, Details: details}
+	out, err := d.store.FinishProposal(context.WithoutCancel(ctx), id, StateExecuted, result, now, a)
+	if err != nil {
+		return Proposal{}, fmt.Errorf("proposal: recording the execution of %s: %w", id, err)
+	}
+	d.log.InfoContext(ctx, "offline proposal executed", "id", id, "kind", kind, "by", actor)
+	return out, nil
 }

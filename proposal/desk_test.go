@@ -115,3 +115,87 @@ func TestParse(t *testing.T) {
 		t.Errorf("ParseState(done): %v", err)
 	}
 }
+
+// TestOfflineKind checks an Offline kind: approval leaves the proposal
+// approved, and Complete executes it once, refusing one not approved.
+func TestOfflineKind(t *testing.T) {
+	st := &proposaltest.Store{}
+	now := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	d, err := proposal.New(proposal.Config{Store: st, Now: func() time.Time { return now },
+		Rules: map[proposal.Kind]proposal.Rule{proposal.KindBatchOpen: {Role: "issue", Offline: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proposal.New(proposal.Config{Store: st,
+		Rules: map[proposal.Kind]proposal.Rule{proposal.KindBatchOpen: {Role: "issue"}}}); !errors.Is(err, proposal.ErrInvalid) {
+		t.Errorf("a rule neither executed nor offline: %v", err)
+	}
+	ctx := t.Context()
+	iss1 := proposal.Operator{Name: "ivy", Roles: []string{"issue"}}
+	iss2 := proposal.Operator{Name: "ian", Roles: []string{"issue"}}
+	officers := []string{"alice", "bob"}
+	runs := 0
+	run := func(p proposal.Proposal) (json.RawMessage, error) {
+		runs++
+		return json.RawMessage(`{"batch":"B1"}`), nil
+	}
+	p, err := d.Propose(ctx, iss1, proposal.KindBatchOpen, map[string]any{"name": "B1", "quota": 5}, "open B1", "new meters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Complete(ctx, p.ID, proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrConflict) {
+		t.Errorf("completing a pending proposal: %v", err)
+	}
+	got, err := d.Approve(ctx, p.ID, iss2, "agreed")
+	if err != nil || got.State != proposal.StateApproved || got.DecidedBy != "ian" {
+		t.Fatalf("Approve = %+v, %v", got, err)
+	}
+	if _, err := d.Complete(ctx, p.ID, proposal.KindBulkDelete, officers, run); !errors.Is(err, proposal.ErrInvalid) {
+		t.Errorf("completing as another kind: %v", err)
+	}
+	if _, err := d.Complete(ctx, p.ID, proposal.KindBatchOpen, nil, run); !errors.Is(err, proposal.ErrForbidden) {
+		t.Errorf("completing without officers: %v", err)
+	}
+	boom := errors.New("HSM unreachable")
+	if _, err := d.Complete(ctx, p.ID, proposal.KindBatchOpen, officers, func(proposal.Proposal) (json.RawMessage, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Errorf("a failing execution: %v", err)
+	}
+	if g, _ := d.Get(ctx, p.ID); g.State != proposal.StateApproved {
+		t.Errorf("after a failed execution the proposal is %s, want approved (to run again)", g.State)
+	}
+	got, err = d.Complete(ctx, p.ID, proposal.KindBatchOpen, officers, run)
+	if err != nil || got.State != proposal.StateExecuted || string(got.Result) != `{"batch":"B1"}` || runs != 1 {
+		t.Fatalf("Complete = %+v, %v (runs %d)", got, err, runs)
+	}
+	if _, err := d.Complete(ctx, p.ID, proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrConflict) || runs != 1 {
+		t.Errorf("completing twice: %v (runs %d)", err, runs)
+	}
+	// One that lapsed unapproved, and one rejected.
+	q, _ := d.Propose(ctx, iss1, proposal.KindBatchOpen, map[string]any{"name": "B2"}, "open B2", "more meters")
+	r, _ := d.Propose(ctx, iss1, proposal.KindBatchOpen, map[string]any{"name": "B3"}, "open B3", "more meters")
+	if _, err := d.Reject(ctx, r.ID, iss2, "not now"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Complete(ctx, r.ID, proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrConflict) {
+		t.Errorf("completing a rejected proposal: %v", err)
+	}
+	now = now.Add(proposal.DefaultTTL)
+	if _, err := d.Complete(ctx, q.ID, proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrExpired) {
+		t.Errorf("completing an expired proposal: %v", err)
+	}
+	if _, err := d.Complete(ctx, "P-NOPE", proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrNotFound) {
+		t.Errorf("completing an unknown proposal: %v", err)
+	}
+	if runs != 1 {
+		t.Errorf("runs = %d, want 1", runs)
+	}
+	var last proposal.AuditEntry
+	for _, a := range st.Audit() {
+		if a.Action == "proposal.execute" && a.Outcome == proposal.OutcomeSuccess {
+			last = a
+		}
+	}
+	if last.Actor != "alice,bob" || last.Details["proposer"] != "ivy" || last.Details["approver"] != "ian" {
+		t.Errorf("execution audit = %+v", last)
+	}
+}

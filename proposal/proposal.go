@@ -43,7 +43,9 @@ const (
 	KindThresholdLoosen Kind = "threshold-loosen"
 	// KindThresholdDelete deletes a DCC threshold.
 	KindThresholdDelete Kind = "threshold-delete"
-	// KindBatchOpen opens a device-CA issuance batch in the CA service.
+	// KindBatchOpen opens a device-CA issuance batch: proposed and approved
+	// in the CA service (serve ca), executed offline at the batch ceremony
+	// (ca batch open --proposal), which alone holds the root key.
 	KindBatchOpen Kind = "batch-open"
 )
 
@@ -67,9 +69,10 @@ type State string
 
 // The states. A proposal is created pending; approval moves it to approved
 // (in one conditional update: one approval wins), and the execution of its
-// action then to executed or failed. A proposal stays approved only if the
-// process stopped while executing it: its outcome is then in the audit log
-// of the action.
+// action then to executed or failed. A proposal of an Offline kind
+// (batch-open) stays approved until the offline ceremony executes it;
+// another stays approved only if the process stopped while executing it:
+// its outcome is then in the audit log of the action.
 const (
 	StatePending  State = "pending"
 	StateApproved State = "approved"

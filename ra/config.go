@@ -7,6 +7,7 @@ import (
 
 	"github.com/metertrust/metertrust/internal/jsonconfig"
 	"github.com/metertrust/metertrust/internal/serving"
+	"github.com/metertrust/metertrust/proposal"
 )
 
 // Defaults of ServeConfig, which "metertrust serve ca" also gives its flags.
@@ -68,6 +69,10 @@ type ServeConfig struct {
 	Refresh string `json:"refresh,omitempty"`
 	// LogLevel is debug, info, warn or error; empty means DefaultLogLevel.
 	LogLevel string `json:"logLevel,omitempty"`
+	// ProposalTTL is how long a batch-open proposal waits for a second
+	// operator's approval, a Go duration such as "24h"; empty means
+	// proposal.DefaultTTL (24h). Between 1m and 720h (decision 023).
+	ProposalTTL string `json:"proposalTTL,omitempty"`
 	// MetricsListen is the address of the plain-HTTP Prometheus listener
 	// (GET /metrics only, no client certificate), host:port; empty means
 	// DefaultMetricsListen, "off" turns it off (decision 024).
@@ -112,6 +117,13 @@ func (c ServeConfig) RefreshInterval() time.Duration {
 	return d
 }
 
+// ProposalTTLDuration returns ProposalTTL as a duration (after Validate);
+// zero for the default.
+func (c ServeConfig) ProposalTTLDuration() time.Duration {
+	d, _ := time.ParseDuration(c.ProposalTTL)
+	return d
+}
+
 // maxRefresh bounds Refresh: under half the default OCSP validity (a
 // day), so that a response re-signed when within half its validity of
 // expiry never expires between two runs.
@@ -139,6 +151,11 @@ func (c ServeConfig) Validate() error {
 	d, err := time.ParseDuration(c.Refresh)
 	if err != nil || d <= 0 || d >= maxRefresh {
 		return bad("refresh", "--refresh %q: want a duration above zero and under %s, such as 1h", c.Refresh, maxRefresh)
+	}
+	if c.ProposalTTL != "" {
+		if d, err := time.ParseDuration(c.ProposalTTL); err != nil || d < time.Minute || d > proposal.MaxTTL {
+			return bad("proposalTTL", "--proposal-ttl %q: want a duration from 1m to %s, such as 24h", c.ProposalTTL, proposal.MaxTTL)
+		}
 	}
 	if c.MetricsListen != serving.MetricsOff {
 		if err := jsonconfig.CheckListen(c.MetricsListen); err != nil {

@@ -21,6 +21,14 @@
 // its confirmation), whose evidence is the device's own signed CS02c answer
 // and CS02e read-back addressed to the requester (decision record 017).
 //
+// Opening a device CA batch is under two-person control (package proposal,
+// decision 023): an operator with the issue role proposes it (POST
+// /v1/proposals), a different one approves or rejects it before it expires.
+// Approval signs nothing, this service holding no root key: the proposal
+// stays approved until the offline ceremony ("metertrust ca batch open
+// --proposal ID", two officers) opens exactly that batch and marks it
+// executed.
+//
 // The repository, internet-facing, holds no key: it serves the CRLs and
 // pre-signed OCSP responses this service stores.
 package ra

@@ -26,10 +26,16 @@ var (
 	ErrUnsupportedMediaType = problem.NewKind("ca", "unsupported media type", problem.UnsupportedMediaType)
 	// ErrMethodNotAllowed is a known route called with the wrong method.
 	ErrMethodNotAllowed = problem.NewKind("ca", "method not allowed", problem.MethodNotAllowed)
+	// ErrSelfApproval is an operator approving its own proposal: two-person
+	// control needs a second operator (code self-approval, 403).
+	ErrSelfApproval = problem.NewCodedKind("ca", "self-approval", "the proposer may not approve its own proposal", problem.Forbidden)
+	// ErrProposalExpired is a proposal whose time for approval has passed
+	// (code proposal-expired, 409).
+	ErrProposalExpired = problem.NewCodedKind("ca", "proposal-expired", "proposal expired", problem.Conflict)
 	// ErrUnavailable is a key the CA cannot load (no key, not an invalid
 	// request) or a dependency that is down.
 	ErrUnavailable = problem.NewKind("ca", "unavailable", problem.Unavailable)
 )
 
 var kinds = []*problem.Kind{ErrInternal, ErrBadRequest, ErrUnauthenticated, ErrForbidden, ErrNotFound, ErrConflict,
-	ErrTooLarge, ErrUnsupportedMediaType, ErrMethodNotAllowed, ErrUnavailable}
+	ErrTooLarge, ErrUnsupportedMediaType, ErrMethodNotAllowed, ErrUnavailable, ErrSelfApproval, ErrProposalExpired}

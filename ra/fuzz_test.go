@@ -31,6 +31,11 @@ func FuzzServer(f *testing.F) {
 		{"GET", "/v1/requests/req-00000000", "", "", ""},
 		{"POST", "/v1/requests/device-rekey", "application/json", "", `{"batch":"B1","response":"DF090200000000000000010800000000000000010890B3D51F30000004000002000A0430040302"}`},
 		{"POST", "/v1/requests/device-rekey/confirm", "application/json", "", `{"response":"3082"}`},
+		{"POST", "/v1/proposals", "application/json", "carol", `{"kind":"batch-open","name":"B2","quota":5,"purpose":"rekey","reason":"r"}`},
+		{"GET", "/v1/proposals?state=pending&kind=batch-open&limit=3", "", "alice", ""},
+		{"GET", "/v1/proposals/P-AAAAAAAAAAAAAAAA", "", "carol", ""},
+		{"POST", "/v1/proposals/P-AAAAAAAAAAAAAAAA/approve", "application/json", "dave", `{"reason":"ok"}`},
+		{"POST", "/v1/proposals/P-AAAAAAAAAAAAAAAA/reject", "application/json", "bob", `{"reason":"no"}`},
 	} {
 		f.Add(seed.method, seed.target, seed.ct, seed.op, []byte(seed.body))
 	}

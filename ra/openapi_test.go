@@ -64,7 +64,7 @@ func TestOpenAPI(t *testing.T) {
 	routes := srv.Routes()
 	apiservertest.CheckOpenAPI(t, doc, routes, "401", "403")
 	apiservertest.CheckProblemTypes(t, doc, kinds)
-	if len(routes) != 16 {
-		t.Errorf("%d routes served, want 16", len(routes))
+	if len(routes) != 21 {
+		t.Errorf("%d routes served, want 21", len(routes))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/metertrust/metertrust/internal/trunc"
 	"github.com/metertrust/metertrust/operator"
 	"github.com/metertrust/metertrust/problem"
+	"github.com/metertrust/metertrust/proposal"
 	"github.com/metertrust/metertrust/smki"
 	"github.com/metertrust/metertrust/store"
 )
@@ -59,6 +60,12 @@ type Deps struct {
 	// ClientIssuer names the CA (in Store) whose revocations client
 	// certificates are checked against, ca.NameDCCKITLS.
 	ClientIssuer string
+	// Proposals keeps the batch-open proposals of two-person control
+	// (decision 023); nil answers the /v1/proposals routes 503.
+	Proposals proposal.Store
+	// ProposalTTL is how long a proposal waits for a second operator;
+	// zero for proposal.DefaultTTL.
+	ProposalTTL time.Duration
 	// Metrics counts and times the requests (apiserver.HTTPMetrics); nil
 	// records nothing.
 	Metrics *apiserver.HTTPMetrics
@@ -78,6 +85,8 @@ type Server struct {
 	errs *problem.Handler
 	// importing holds a token while a provisioning import runs.
 	importing chan struct{}
+	// desk takes batch-open proposals; nil without Deps.Proposals.
+	desk *proposal.Desk
 }
 
 // New returns the API over deps.
@@ -92,6 +101,14 @@ func New(deps Deps) (*Server, error) {
 	s.log = s.log.With("component", "ca-api")
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if deps.Proposals != nil {
+		d, err := proposal.New(proposal.Config{Store: deps.Proposals, TTL: deps.ProposalTTL, Now: s.now, Logger: s.log,
+			Rules: map[proposal.Kind]proposal.Rule{proposal.KindBatchOpen: {Role: string(operator.RoleIssue), Offline: true}}})
+		if err != nil {
+			return nil, fmt.Errorf("ra: %w", err)
+		}
+		s.desk = d
 	}
 	s.errs = &problem.Handler{Kinds: kinds, Realm: "metertrust-ca", Logger: s.log}
 	s.e = apiserver.NewEcho(s.errs.Handle)
@@ -114,6 +131,11 @@ func New(deps Deps) (*Server, error) {
 	s.e.GET("/v1/requests/:id", s.getRequest)
 	s.e.POST("/v1/requests/:id/approve", s.approveRequest)
 	s.e.POST("/v1/requests/:id/reject", s.rejectRequest)
+	s.e.POST("/v1/proposals", s.proposeBatch)
+	s.e.GET("/v1/proposals", s.listProposals)
+	s.e.GET("/v1/proposals/:id", s.getProposal)
+	s.e.POST("/v1/proposals/:id/approve", s.approveProposal)
+	s.e.POST("/v1/proposals/:id/reject", s.rejectProposal)
 	return s, nil
 }
 
@@ -181,6 +203,7 @@ type caller struct {
 	client   string   // the client certificate: "EUI/role" or its subject, and serial
 	eui      smki.EUI // the DCCKI user the certificate names; zero if none
 	operator string
+	roles    []operator.Role // the operator's roles
 }
 
 // actor is who the audit log records: the operator, or for an
@@ -259,7 +282,7 @@ func (s *Server) authorize(c echo.Context, role operator.Role, action string) (c
 		s.audit(ctx, ActorUnknown, action, object, OutcomeRefused, map[string]any{"refusal": "unknown operator credential", "client": who.client})
 		return who, problem.New(ErrUnauthenticated, "Authorization", "operator token not recognised")
 	}
-	who.operator = id.Name
+	who.operator, who.roles = id.Name, id.Roles
 	c.Set(operatorKey, id.Name)
 	if role != "" && !id.Has(role) {
 		s.audit(ctx, id.Name, action, object, OutcomeRefused, map[string]any{"refusal": fmt.Sprintf("operator lacks the %s role", role), "client": who.client})

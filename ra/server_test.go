@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ type world struct {
 	client *http.Client // a good DCCKI client certificate
 	caller tls.Certificate
 	tokens map[string]string // operator name -> token
+	// skew moves the service's clock forward (nanoseconds), for the
+	// proposals' expiry.
+	skew atomic.Int64
 }
 
 const batch = "B1"
@@ -76,6 +80,7 @@ func newWorld(t testing.TB) *world {
 		"alice": {operator.RoleRevoke, operator.RoleIssue},
 		"bob":   {operator.RoleViewer},
 		"carol": {operator.RoleRegister, operator.RoleIssue},
+		"dave":  {operator.RoleIssue},
 	} {
 		tok, c, err := operator.Mint(rand.Reader, name, roles)
 		if err != nil {
@@ -89,7 +94,8 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	if w.srv, err = ra.New(ra.Deps{Authority: w.auth, Store: w.db.SMKI(), Registry: w.db.SMKI(), Audit: w.db, Credentials: cs,
-		ClientIssuer: ca.NameDCCKITLS, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		ClientIssuer: ca.NameDCCKITLS, Logger: slog.New(slog.DiscardHandler), Proposals: w.db.Proposals(),
+		Now: func() time.Time { return time.Now().Add(time.Duration(w.skew.Load())) }}); err != nil {
 		t.Fatal(err)
 	}
 	serverCert := w.tlsPair(w.issueTLS(func() (ca.TLSIssued, error) {

@@ -193,3 +193,102 @@ func TestProposals(t *testing.T) {
 		}
 	})
 }
+
+// TestOfflineProposals drives a batch-open proposal (an Offline kind)
+// through a proposal.Desk on the real store: approval leaves it approved,
+// two completions racing execute it once, and a completion of one not
+// approved, expired or rejected is refused with the row unchanged.
+func TestOfflineProposals(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		clock := &proposalClock{t: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+		desk, err := proposal.New(proposal.Config{Store: db.Proposals(), Now: clock.now, TTL: time.Hour,
+			Rules: map[proposal.Kind]proposal.Rule{proposal.KindBatchOpen: {Role: "issue", Offline: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ivy := proposal.Operator{Name: "ivy", Roles: []string{"issue"}}
+		ian := proposal.Operator{Name: "ian", Roles: []string{"issue"}}
+		officers := []string{"alice", "bob"}
+		var runs atomic.Int32
+		run := func(proposal.Proposal) (json.RawMessage, error) {
+			runs.Add(1)
+			return json.RawMessage(`{"batch":"B7"}`), nil
+		}
+		p, err := desk.Propose(ctx, ivy, proposal.KindBatchOpen, map[string]any{"name": "B7", "quota": 9, "purpose": "new"}, "open B7", "roll-out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := desk.Complete(ctx, p.ID, proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrConflict) {
+			t.Errorf("completing a pending proposal: %v", err)
+		}
+		if _, err := desk.Approve(ctx, p.ID, ivy, "mine"); !errors.Is(err, proposal.ErrSelfApproval) {
+			t.Errorf("self-approval: %v", err)
+		}
+		got, err := desk.Approve(ctx, p.ID, ian, "agreed")
+		if err != nil || got.State != proposal.StateApproved || got.DecidedBy != "ian" || !got.FinishedAt.IsZero() {
+			t.Fatalf("Approve = %+v, %v", got, err)
+		}
+		if stored, err := db.Proposals().Proposal(ctx, p.ID); err != nil || stored.State != proposal.StateApproved {
+			t.Fatalf("stored after approval: %+v, %v", stored, err)
+		}
+		// Two ceremonies at once: the store's conditional update lets one
+		// finish it.
+		var wg sync.WaitGroup
+		var ok, conflict atomic.Int32
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := desk.Complete(ctx, p.ID, proposal.KindBatchOpen, officers, run)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, proposal.ErrConflict):
+					conflict.Add(1)
+				default:
+					t.Errorf("racing completion: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() != 1 || conflict.Load() != 1 {
+			t.Errorf("racing completions: %d succeeded, %d conflicted", ok.Load(), conflict.Load())
+		}
+		done, err := db.Proposals().Proposal(ctx, p.ID)
+		if err != nil || done.State != proposal.StateExecuted || string(done.Result) != `{"batch":"B7"}` || done.FinishedAt.IsZero() {
+			t.Errorf("stored after execution: %+v, %v", done, err)
+		}
+		q, _ := desk.Propose(ctx, ivy, proposal.KindBatchOpen, map[string]any{"name": "B8"}, "open B8", "roll-out")
+		r, _ := desk.Propose(ctx, ivy, proposal.KindBatchOpen, map[string]any{"name": "B9"}, "open B9", "roll-out")
+		if _, err := desk.Reject(ctx, r.ID, ian, "no"); err != nil {
+			t.Fatal(err)
+		}
+		clock.add(2 * time.Hour)
+		if _, err := desk.Complete(ctx, q.ID, proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrExpired) {
+			t.Errorf("completing an expired proposal: %v", err)
+		}
+		if _, err := desk.Complete(ctx, r.ID, proposal.KindBatchOpen, officers, run); !errors.Is(err, proposal.ErrConflict) {
+			t.Errorf("completing a rejected proposal: %v", err)
+		}
+		for id, want := range map[string]proposal.State{q.ID: proposal.StatePending, r.ID: proposal.StateRejected} {
+			if s, err := db.Proposals().Proposal(ctx, id); err != nil || s.State != want {
+				t.Errorf("%s: %s, %v; want %s", id, s.State, err, want)
+			}
+		}
+		ev, err := db.AuditEvents(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range ev {
+			if e.Action == "proposal.execute" && e.Outcome == OutcomeSuccess && e.Object == p.ID && e.Actor == "alice,bob" &&
+				e.Details["proposer"] == "ivy" && e.Details["approver"] == "ian" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d execution audit entries naming everyone, want 1", n)
+		}
+	})
+}

@@ -93,23 +93,46 @@ func newCAInitCmd() *cobra.Command {
 
 func newCABatchOpenCmd() *cobra.Command {
 	var f caFlags
-	var name, purpose string
+	var name, purpose, proposalID, noProposal string
 	var quota int64
 	c := &cobra.Command{
 		Use:   "open",
-		Short: "Batch ceremony: open a Device CA for a quota of device certificates (two officers confirm); prints the batch id",
-		Args:  cobra.NoArgs,
+		Short: "Batch ceremony: open the Device CA of an approved batch-open proposal (two officers confirm); prints the batch id",
+		Long: `Opens a batch Device CA, signed by the SMKI root, for a quota of device certificates.
+
+Two-person control (decision 023): an operator with the issue role proposes the batch in the CA
+service (POST /v1/proposals), a different one approves it there, and this ceremony, with two
+officers, opens exactly the approved batch (--proposal ID: name, quota and purpose come from the
+proposal; --name, --quota and --purpose, if given, must agree) and marks the proposal executed.
+A proposal not approved, expired, rejected or executed already is refused.
+
+--no-proposal REASON opens a batch from the flags without a proposal: meant for the very first
+batch, before the CA service runs; the reason is audited (ca.batch.open.unproposed).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			noProposal = strings.TrimSpace(noProposal)
+			switch {
+			case proposalID != "" && cmd.Flags().Changed("no-proposal"):
+				return fmt.Errorf("--proposal and --no-proposal: give one")
+			case proposalID == "" && noProposal == "":
+				return fmt.Errorf("opening a batch needs an approved proposal (--proposal ID, proposed and approved in serve ca) or, for the very first batch, --no-proposal REASON (decision 023)")
+			case proposalID == "" && (name == "" || !cmd.Flags().Changed("quota")):
+				return fmt.Errorf("--no-proposal: --name and --quota are required")
+			}
 			e, err := openCAEnv(ctx, cmd, &f, false)
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			if purpose == "new" {
-				purpose = ca.PurposeNew
+			var info ca.CAInfo
+			if proposalID != "" {
+				given := batchFlags{name: name, quota: quota, purpose: purpose, quotaSet: cmd.Flags().Changed("quota"),
+					purposeSet: cmd.Flags().Changed("purpose")}
+				info, err = openProposedBatch(ctx, e, proposalID, given)
+			} else {
+				info, err = openUnproposedBatch(ctx, e, name, quota, purpose, noProposal)
 			}
-			info, err := e.auth.OpenBatchFor(ctx, name, quota, purpose)
 			if err != nil {
 				return err
 			}
@@ -122,11 +145,11 @@ func newCABatchOpenCmd() *cobra.Command {
 	}
 	f.register(c)
 	f.registerCeremony(c)
-	c.Flags().StringVar(&name, "name", "", "batch name, also the Device CA's CN and the batch id (required)")
-	c.Flags().Int64Var(&quota, "quota", 0, "device certificates the batch may issue (required)")
+	c.Flags().StringVar(&proposalID, "proposal", "", "the approved batch-open proposal to execute (approved in serve ca: POST /v1/proposals/{id}/approve)")
+	c.Flags().StringVar(&noProposal, "no-proposal", "", "open without a proposal, saying why (the very first batch, before serve ca runs); audited")
+	c.Flags().StringVar(&name, "name", "", "batch name, also the Device CA's CN and the batch id (from the proposal with --proposal)")
+	c.Flags().Int64Var(&quota, "quota", 0, "device certificates the batch may issue (from the proposal with --proposal)")
 	c.Flags().StringVar(&purpose, "purpose", "new", "what the batch issues: new (new devices: manufacturers, imports) or rekey (device re-keys through the registration service, decision 017)")
-	c.MarkFlagRequired("name")
-	c.MarkFlagRequired("quota")
 	return c
 }
 

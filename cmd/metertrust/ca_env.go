@@ -118,6 +118,9 @@ type caEnv struct {
 	keys *custody.Custody
 	auth *ca.Authority
 	cfg  caConfig
+	// officers are the ceremony's two confirmed officers; nil outside a
+	// ceremony.
+	officers []string
 }
 
 func (e *caEnv) Close() {
@@ -202,6 +205,7 @@ func openCAEnv(ctx context.Context, cmd *cobra.Command, f *caFlags, forInit bool
 			return nil, err
 		}
 	}
+	e.officers = officers
 	e.auth, err = ca.New(ca.Config{Store: e.db.SMKI(), Keys: e.keys, Logger: logger, Actor: actor, Officers: officers, DisableLint: f.noLint})
 	if err != nil {
 		e.Close()

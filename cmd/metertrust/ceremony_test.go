@@ -55,12 +55,26 @@ func isCeremony(args []string) bool {
 
 // withOfficers adds alice and bob, and their passwords on stdin, to a
 // ceremony's arguments that name no officer: the tests' two officers.
+//
+// A batch opening that names no proposal gets --no-proposal: these tests
+// open batches without the CA service (TestBatchOpenProposal drives one).
 func withOfficers(t *testing.T, args []string) ([]string, string) {
+	args = withoutProposal(args)
 	if !isCeremony(args) || slices.Contains(args, "--officer") {
 		return args, ""
 	}
 	args = append(slices.Clip(args), "--operators", officersFile(t), "--officer", "alice", "--officer", "bob")
 	return args, officerPassword + "\n" + officerPassword + "\n"
+}
+
+// withoutProposal adds --no-proposal to a batch opening naming neither
+// --proposal nor --no-proposal.
+func withoutProposal(args []string) []string {
+	if len(args) < 3 || args[0] != "ca" || args[1] != "batch" || args[2] != "open" ||
+		slices.Contains(args, "--proposal") || slices.Contains(args, "--no-proposal") {
+		return args
+	}
+	return append(slices.Clip(args), "--no-proposal", "test without the CA service")
 }
 
 // TestCeremonyOfficers checks that ca init and ca batch open need two
@@ -99,11 +113,11 @@ func TestCeremonyOfficers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := runIn(t, pw+"nope\n", "ca", "batch", "open", "--data", data, "--name", "B1", "--quota", "5",
-		"--operators", ops, "--officer", "bob", "--officer", "alice"); !errors.Is(err, operator.ErrOfficers) {
+		"--operators", ops, "--officer", "bob", "--officer", "alice", "--no-proposal", "the first batch"); !errors.Is(err, operator.ErrOfficers) {
 		t.Fatalf("batch open with a wrong password: %v", err)
 	}
 	if _, err := runIn(t, pw+pw, "ca", "batch", "open", "--data", data, "--name", "B1", "--quota", "5",
-		"--operators", ops, "--officer", "bob", "--officer", "alice"); err != nil {
+		"--operators", ops, "--officer", "bob", "--officer", "alice", "--no-proposal", "the first batch"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -314,6 +314,9 @@ func TestServeCAConfig(t *testing.T) {
 	if err != nil || cfg.Listen != "0.0.0.0:9000" || cfg.RefreshInterval() != 10*time.Minute || cfg.LogLevel != "debug" || cfg.TLSKey != want.TLSKey {
 		t.Errorf("flags over the file: %+v, %v", cfg, err)
 	}
+	if cfg, err := configOf(newServeCACmdWith, "--config", file, "--proposal-ttl", "48h"); err != nil || cfg.ProposalTTLDuration() != 48*time.Hour {
+		t.Errorf("--proposal-ttl 48h: %+v, %v", cfg, err)
+	}
 	ok := []string{"--data", "d", "--tls-cert", "c", "--tls-key", "k", "--operators", "o"}
 	for _, tc := range []struct {
 		name  string
@@ -327,6 +330,8 @@ func TestServeCAConfig(t *testing.T) {
 		{"refresh too long", append(slices.Clone(ok), "--refresh", "12h"), "refresh"},
 		{"refresh nonsense", append(slices.Clone(ok), "--refresh", "hourly"), "refresh"},
 		{"bad listen", append(slices.Clone(ok), "--listen", "nope"), "listen"},
+		{"proposal TTL too short", append(slices.Clone(ok), "--proposal-ttl", "10s"), "proposalTTL"},
+		{"proposal TTL nonsense", append(slices.Clone(ok), "--proposal-ttl", "a day"), "proposalTTL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := configOf(newServeCACmdWith, tc.args...)

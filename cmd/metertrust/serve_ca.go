@@ -39,7 +39,10 @@ Callers present a DCCKI client certificate (chaining to --client-ca, by
 default the store's DCCKI root and TLS CA, and not revoked) and an operator's
 bearer token (--operators; metertrust operator token): the role revoke allows
 POST /v1/revocations and POST /v1/crls/{ca}, the role issue POST
-/v1/certificates/device and /v1/certificates/organisation. Every request,
+/v1/certificates/device and /v1/certificates/organisation, and proposing,
+approving (another operator) or rejecting the opening of a device CA batch
+(POST /v1/proposals; the offline ceremony "ca batch open --proposal ID" then
+opens it, decision 023). Every request,
 refusal and outcome is audited. The API is described in docs/api/ca.yaml.
 
 A revocation signs the certificate's "revoked" OCSP response before it is
@@ -67,6 +70,7 @@ are resolved against the file's directory.`,
 	fl.StringVar(&f.Operators, "operators", "", "operator credentials file (metertrust operator token); roles revoke and issue")
 	fl.StringVar(&f.Refresh, "refresh", ra.DefaultRefreshInterval.String(), "how often to re-sign OCSP responses and CRLs close to expiry")
 	fl.StringVar(&f.LogLevel, "log-level", ra.DefaultLogLevel, "debug, info, warn or error")
+	fl.StringVar(&f.ProposalTTL, "proposal-ttl", "", "how long a batch-open proposal waits for a second operator's approval (default 24h)")
 	fl.StringVar(&f.MetricsListen, "metrics-listen", ra.DefaultMetricsListen, `address of the plain-HTTP Prometheus listener (GET /metrics); "off" for none`)
 	return c
 }
@@ -132,7 +136,8 @@ func serveCA(ctx context.Context, cfg ra.ServeConfig) error {
 		held = append(held, k.Purpose+" "+k.CA+" "+custody.Redacted(k.KeyURI))
 	}
 	serving.KeysLoaded(ctx, log, "ca", held...)
-	srv, err := ra.New(ra.Deps{Authority: auth, Store: db.SMKI(), Registry: db.SMKI(), Audit: db, Credentials: creds, ClientIssuer: ca.NameDCCKITLS, Metrics: hm, Logger: log})
+	srv, err := ra.New(ra.Deps{Authority: auth, Store: db.SMKI(), Registry: db.SMKI(), Audit: db, Credentials: creds, ClientIssuer: ca.NameDCCKITLS,
+		Proposals: db.Proposals(), ProposalTTL: cfg.ProposalTTLDuration(), Metrics: hm, Logger: log})
 	if err != nil {
 		return err
 	}
