@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/metertrust/metertrust/commands"
@@ -189,16 +190,49 @@ func (s *GFIServer) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		mu.Unlock()
 	})
-	defer stop()
-	defer wg.Wait()
+	defer func() {
+		stop()
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	// At most MaxGFIConns connections at once (each may hold a few MB of
+	// line buffer): the next waits for one to end.
+	slots := make(chan struct{}, MaxGFIConns)
+	backoff := 5 * time.Millisecond
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		c, err := ln.Accept()
 		if err != nil {
+			<-slots
 			if ctx.Err() != nil {
 				return nil
 			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+				errors.Is(err, syscall.ECONNABORTED) {
+				// Out of descriptors, or a connection gone before it was
+				// taken: wait and accept again, as net/http does.
+				log.WarnContext(ctx, "GFI accept", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return nil
+				}
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
 			return fmt.Errorf("device: GFI accept: %w", err)
 		}
+		backoff = 5 * time.Millisecond
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()
@@ -210,11 +244,15 @@ func (s *GFIServer) Serve(ctx context.Context, ln net.Listener) error {
 				delete(conns, c)
 				mu.Unlock()
 				c.Close()
+				<-slots
 			}()
 			s.serveConn(ctx, log, c, idle)
 		}()
 	}
 }
+
+// MaxGFIConns bounds the GFI server's connections at once.
+const MaxGFIConns = 256
 
 func (s *GFIServer) serveConn(ctx context.Context, log *slog.Logger, c net.Conn, idle time.Duration) {
 	log.DebugContext(ctx, "GFI connection", "remote", c.RemoteAddr().String())
@@ -235,6 +273,9 @@ func (s *GFIServer) serveConn(ctx context.Context, log *slog.Logger, c net.Conn,
 		default:
 			out = s.deliver(ctx, log, f.Message)
 		}
+		// A peer that sends but does not read its answers is dropped
+		// once its answer cannot be written in the idle time.
+		_ = c.SetWriteDeadline(time.Now().Add(idle))
 		if _, err := w.Write(out); err != nil {
 			return
 		}

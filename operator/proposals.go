@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/metertrust/metertrust/anomaly"
+	"github.com/metertrust/metertrust/internal/trunc"
 	"github.com/metertrust/metertrust/problem"
 	"github.com/metertrust/metertrust/proposal"
 )
@@ -171,11 +172,9 @@ func (s *Server) ProposeBulk(ctx context.Context, id Identity, to anomaly.State,
 // approvalReason is the reason recorded on each command or threshold an
 // approved proposal changes: the proposer's, with both names.
 func approvalReason(p proposal.Proposal) string {
-	r := fmt.Sprintf("proposal %s by %s, approved by %s: %s", p.ID, p.Proposer, p.DecidedBy, p.Reason)
-	if len(r) > MaxReason {
-		r = r[:MaxReason]
-	}
-	return r
+	// Cut on a character boundary: a reason cut inside a UTF-8 sequence
+	// is refused by PostgreSQL's text columns (not by SQLite's).
+	return trunc.String(fmt.Sprintf("proposal %s by %s, approved by %s: %s", p.ID, p.Proposer, p.DecidedBy, p.Reason), MaxReason-len("..."))
 }
 
 // executeBulk releases or deletes each command of an approved bulk
@@ -270,10 +269,9 @@ func (s *Server) proposeThreshold(ctx context.Context, id Identity, kind proposa
 	pl := ThresholdPayload{ID: tp.Current.ID, Current: tp.Current, Next: next}
 	summary := fmt.Sprintf("delete %s", tp.Current)
 	if next != nil {
-		summary = fmt.Sprintf("loosen %s to %d per %s (%s)", tp.Current.ID, next.Limit, next.Window, tp.Why)
-		if next.Scope == anomaly.ScopeAttribute {
-			summary = fmt.Sprintf("loosen %s to [%d, %d] (%s)", tp.Current.ID, next.Min, next.Max, tp.Why)
-		}
+		// The whole change, not only the first loosening found: the
+		// approver sees every field that moves.
+		summary = fmt.Sprintf("loosen %s (%s): from %s to %s", tp.Current.ID, tp.Why, tp.Current, next)
 		if reason == "" {
 			reason = "loosen: " + tp.Why
 		}
