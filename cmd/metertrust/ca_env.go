@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +100,20 @@ func (e *caEnv) confirmOfficers(ctx context.Context, cmd *cobra.Command, f *caFl
 	names, err := operator.ConfirmOfficers(creds, confirms)
 	if err != nil {
 		return refuse(err)
+	}
+	// The officers' confirmation is audited with the digest of the file
+	// their passwords were checked against, so that an auditor can compare
+	// it with the operators file the services are given: a file of the
+	// console user's own making shows as a different digest.
+	raw, err := os.ReadFile(f.operators)
+	if err != nil {
+		return refuse(fmt.Errorf("--operators: %w", err))
+	}
+	sum := sha256.Sum256(raw)
+	if _, err := e.db.AppendAudit(ctx, store.AuditEvent{Time: time.Now().UTC(), Actor: strings.Join(names, "+"),
+		Action: "ca.ceremony.officers", Object: cmd.CommandPath(), Outcome: store.OutcomeSuccess,
+		Details: map[string]any{"officers": names, "operators_file": f.operators, "operators_file_sha256": hex.EncodeToString(sum[:])}}); err != nil {
+		return nil, fmt.Errorf("auditing the officers' confirmation: %w", err)
 	}
 	return names, nil
 }

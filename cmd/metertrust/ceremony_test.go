@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -131,8 +133,18 @@ func TestCeremonyOfficers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refused, rootBy, batchBy string
+	opsRaw, _ := os.ReadFile(ops)
+	opsSum := sha256.Sum256(opsRaw)
+	confirmed := 0
 	for _, e := range events {
 		switch {
+		case e.Action == "ca.ceremony.officers" && e.Outcome == store.OutcomeSuccess:
+			// The digest of the file the passwords were checked against,
+			// for an auditor to compare with the services' own.
+			if e.Details["operators_file_sha256"] != hex.EncodeToString(opsSum[:]) {
+				t.Errorf("officers' confirmation %v: want the operators file's digest", e.Details)
+			}
+			confirmed++
 		case e.Action == "ca.ceremony.officers" && e.Outcome == store.OutcomeRefused:
 			refused += "|" + e.Details["refusal"].(string)
 		case strings.HasPrefix(e.Action, "ca.init") && e.Outcome == store.OutcomeSuccess && rootBy == "":
@@ -140,6 +152,9 @@ func TestCeremonyOfficers(t *testing.T) {
 		case strings.HasPrefix(e.Action, "ca.ceremony.") && e.Object == "B1" && e.Outcome == store.OutcomeSuccess && batchBy == "":
 			batchBy, _ = e.Details["officers"].(string)
 		}
+	}
+	if confirmed != 2 {
+		t.Errorf("%d officers' confirmations audited, want 2 (init, batch)", confirmed)
 	}
 	if rootBy != "alice,bob" || batchBy != "bob,alice" {
 		t.Errorf("ceremony officers in the audit log: init %q, batch %q\n%v", rootBy, batchBy, events)
