@@ -55,4 +55,9 @@ type Approval struct {
 	Proposal string
 	// Proposer and Approver name the two operators.
 	Proposer, Approver string
+	// Current, when set, is the threshold as it stood when the change was
+	// proposed: the approved change applies only if it still stands so
+	// (ErrConflict otherwise), so that a change made meanwhile is not
+	// overwritten.
+	Current *Threshold
 }

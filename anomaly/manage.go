@@ -204,6 +204,9 @@ func (d *Detector) setThreshold(ctx context.Context, actor Actor, t Threshold, a
 			if loose, why := Loosens(o, t); loose && o.IsDCC() && approval == nil {
 				return Threshold{}, d.refuse(ctx, entry, &TwoPersonError{Current: o, Next: t, Why: why})
 			}
+			if approval != nil && approval.Current != nil && o.String() != approval.Current.String() {
+				return Threshold{}, d.refuse(ctx, entry, fmt.Errorf("%w: threshold %s changed since the change was proposed (now %s)", ErrConflict, o.ID, o))
+			}
 			continue
 		}
 		if o.IsDCC() {
@@ -277,6 +280,9 @@ func (d *Detector) deleteThreshold(ctx context.Context, id string, actor Actor, 
 	}
 	if found.IsDCC() && approval == nil {
 		return d.refuse(ctx, entry, &TwoPersonError{Current: *found, Why: "deleting a DCC threshold"})
+	}
+	if approval != nil && approval.Current != nil && found.String() != approval.Current.String() {
+		return d.refuse(ctx, entry, fmt.Errorf("%w: threshold %s changed since its deletion was proposed (now %s)", ErrConflict, id, found))
 	}
 	entry.Time, entry.Outcome = d.now().UTC(), OutcomeSuccess
 	entry.Details["threshold"] = found.String()

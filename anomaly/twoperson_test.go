@@ -64,6 +64,16 @@ func TestThresholdTwoPerson(t *testing.T) {
 	}
 	ap := anomaly.Approval{Proposal: "P-1", Proposer: "ada", Approver: "abe"}
 	abe := anomaly.Actor{ID: "abe", Roles: []anomaly.Role{anomaly.RoleThresholdAdmin}}
+	// Proposed against the 200 of before the tightening: the tightening
+	// made since is not overwritten.
+	stale := ap
+	stale.Current = &dcc
+	if _, err := e.d.SetThresholdApproved(ctx, abe, looser, stale); !errors.Is(err, anomaly.ErrConflict) {
+		t.Errorf("approved loosening of a threshold changed since: %v, want ErrConflict", err)
+	}
+	if err := e.d.DeleteThresholdApproved(ctx, "dcc-72", abe, "not needed", stale); !errors.Is(err, anomaly.ErrConflict) {
+		t.Errorf("approved deletion of a threshold changed since: %v, want ErrConflict", err)
+	}
 	got, err := e.d.SetThresholdApproved(ctx, abe, looser, ap)
 	if err != nil || got.Limit != 500 {
 		t.Fatalf("approved loosening: %+v, %v", got, err)

@@ -305,7 +305,9 @@ func (s *Server) executeThreshold(ctx context.Context, p proposal.Proposal, by p
 	if cur := ts[i]; cur.String() != pl.Current.String() {
 		return nil, fmt.Errorf("operator: threshold %s changed since it was proposed (now %s)", pl.ID, cur)
 	}
-	ap := anomaly.Approval{Proposal: p.ID, Proposer: p.Proposer, Approver: by.Name}
+	// The detector compares again as it writes: the check above is early
+	// and precise; Current closes the window between the two.
+	ap := anomaly.Approval{Proposal: p.ID, Proposer: p.Proposer, Approver: by.Name, Current: &pl.Current}
 	if p.Kind == proposal.KindThresholdDelete {
 		if err := s.deps.Thresholds.DeleteThresholdApproved(ctx, pl.ID, actor, approvalReason(p), ap); err != nil {
 			return nil, err
