@@ -189,6 +189,15 @@ func (e *deviceEnv) accepted(ctx context.Context, m *commands.Message, b []byte,
 	return r, nil
 }
 
+// seal adds the ACB's MAC to m, altered after it was built, and returns
+// its bytes.
+func (e *deviceEnv) seal(ctx context.Context, m *commands.Message) ([]byte, error) {
+	if err := commands.AddMAC(ctx, e.ks.acb.ka, e.ks.DeviceKA, m); err != nil {
+		return nil, err
+	}
+	return m.Marshal()
+}
+
 func (e *deviceEnv) partyOf(eui smki.EUI) *party {
 	for _, p := range []*party{e.ks.acb, e.ks.supplier, e.ks.netop, e.ks.tcos, e.ks.newSupplier, e.ks.other} {
 		if p != nil && p.eui == eui {
@@ -421,10 +430,7 @@ var deviceSteps = []step[*deviceEnv]{
 			n := elliptic.P256().Params().N
 			s := new(big.Int).SetBytes(m.Signature[32:])
 			new(big.Int).Sub(n, s).FillBytes(m.Signature[32:])
-			if err := commands.AddMAC(ctx, e.ks.acb.ka, e.ks.DeviceKA, m); err != nil {
-				return "", err
-			}
-			b, err := m.Marshal()
+			b, err := e.seal(ctx, m)
 			if err != nil {
 				return "", err
 			}
@@ -440,10 +446,7 @@ var deviceSteps = []step[*deviceEnv]{
 				return "", err
 			}
 			m.Signature[63] ^= 0x01
-			if err := commands.AddMAC(ctx, e.ks.acb.ka, e.ks.DeviceKA, m); err != nil {
-				return "", err
-			}
-			b, err := m.Marshal()
+			b, err := e.seal(ctx, m)
 			if err != nil {
 				return "", err
 			}
@@ -497,10 +500,7 @@ var deviceSteps = []step[*deviceEnv]{
 			if err := commands.SignPreCommand(rand.Reader, e.ks.supplier.ds, m); err != nil {
 				return "", err
 			}
-			if err := commands.AddMAC(ctx, e.ks.acb.ka, e.ks.DeviceKA, m); err != nil {
-				return "", err
-			}
-			b, err := m.Marshal()
+			b, err := e.seal(ctx, m)
 			if err != nil {
 				return "", err
 			}
@@ -558,10 +558,7 @@ var deviceSteps = []step[*deviceEnv]{
 			m := &commands.Message{CRA: commands.Command, Counter: e.next(e.ks.supplier.eui), Originator: e.ks.supplier.eui,
 				Recipient: e.ks.Manifest.Device.EUI, Code: commands.MessageCode(e.readCode()), Payload: e.readPayload(),
 				Lengths: commands.Lengths{MACHeader: 2, Content: 2}}
-			if err := commands.AddMAC(ctx, e.ks.acb.ka, e.ks.DeviceKA, m); err != nil {
-				return "", err
-			}
-			b, err := m.Marshal()
+			b, err := e.seal(ctx, m)
 			if err != nil {
 				return "", err
 			}

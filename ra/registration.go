@@ -568,21 +568,32 @@ func (s *Server) submitDevice(c echo.Context) error {
 	return c.JSON(http.StatusCreated, certView(out))
 }
 
-// manufacturer checks that the caller is a registered, active
-// manufacturer.
-func (s *Server) manufacturer(ctx context.Context, who caller) error {
+// activeOrganisation returns the caller's registration when it is a
+// registered, active organisation, and a refusal (403) otherwise.
+func (s *Server) activeOrganisation(ctx context.Context, who caller) (store.Organisation, error) {
 	if who.eui.IsZero() {
-		return problem.New(ErrForbidden, "", "the client certificate names no DCCKI user (EUI-64 and role)")
+		return store.Organisation{}, problem.New(ErrForbidden, "", "the client certificate names no DCCKI user (EUI-64 and role)")
 	}
 	org, err := s.deps.Registry.Organisation(ctx, who.eui.String())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return problem.New(ErrForbidden, "", "organisation %s is not registered with the SMKI registration authority", who.eui)
+		return org, problem.New(ErrForbidden, "", "organisation %s is not registered with the SMKI registration authority", who.eui)
 	case err != nil:
-		return problem.Wrap(ErrInternal, err, "", "reading the registration")
+		return org, problem.Wrap(ErrInternal, err, "", "reading the registration")
 	case org.State != store.OrgActive:
-		return problem.New(ErrForbidden, "", "organisation %s is %s", who.eui, org.State)
-	case !org.Manufacturer:
+		return org, problem.New(ErrForbidden, "", "organisation %s is %s", who.eui, org.State)
+	}
+	return org, nil
+}
+
+// manufacturer checks that the caller is a registered, active
+// manufacturer.
+func (s *Server) manufacturer(ctx context.Context, who caller) error {
+	org, err := s.activeOrganisation(ctx, who)
+	if err != nil {
+		return err
+	}
+	if !org.Manufacturer {
 		return problem.New(ErrForbidden, "", "organisation %s is not registered as a manufacturer", who.eui)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -90,17 +89,9 @@ func (s *Server) submitRekey(c echo.Context) error {
 // owner checks that the caller is a registered, active organisation with
 // a supplier or network operator role.
 func (s *Server) owner(ctx context.Context, who caller) error {
-	if who.eui.IsZero() {
-		return problem.New(ErrForbidden, "", "the client certificate names no DCCKI user (EUI-64 and role)")
-	}
-	org, err := s.deps.Registry.Organisation(ctx, who.eui.String())
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return problem.New(ErrForbidden, "", "organisation %s is not registered with the SMKI registration authority", who.eui)
-	case err != nil:
-		return problem.Wrap(ErrInternal, err, "", "reading the registration")
-	case org.State != store.OrgActive:
-		return problem.New(ErrForbidden, "", "organisation %s is %s", who.eui, org.State)
+	org, err := s.activeOrganisation(ctx, who)
+	if err != nil {
+		return err
 	}
 	for _, r := range rekeyRoles {
 		if slices.Contains(org.Roles, r.String()) {
